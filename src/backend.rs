@@ -1,0 +1,47 @@
+//! A backend server: where it is, how much it weighs, whether it is up, and what it is doing now.
+
+use std::net::SocketAddr;
+
+/// Index of a backend in the pool; stable for the life of the process.
+pub type BackendId = usize;
+
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    /// The address as the operator wrote it, for logs and the status page.
+    pub label: String,
+    pub weight: u32,
+    /// False while the health checks hold it down.
+    pub up: bool,
+    /// Open connections (TCP mode) or requests in flight (HTTP mode) right now.
+    pub active: u32,
+    /// Moving average of response time in microseconds; `None` until the first sample.
+    pub ewma_us: Option<f64>,
+    /// Idle keep-alive connections to this backend, by slab token, most recent last.
+    pub idle: Vec<usize>,
+}
+
+/// How much one new sample moves the response-time average.
+const EWMA_ALPHA: f64 = 0.3;
+
+impl Backend {
+    pub fn new(addr: SocketAddr, label: String, weight: u32) -> Self {
+        Backend {
+            addr,
+            label,
+            weight,
+            up: true,
+            active: 0,
+            ewma_us: None,
+            idle: Vec::new(),
+        }
+    }
+
+    pub fn record_response_time(&mut self, micros: u64) {
+        let sample = micros as f64;
+        self.ewma_us = Some(match self.ewma_us {
+            None => sample,
+            Some(avg) => avg + EWMA_ALPHA * (sample - avg),
+        });
+    }
+}

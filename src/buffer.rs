@@ -1,0 +1,252 @@
+//! Fixed-size byte buffers, lent by a pool so that the hot path never allocates
+//! and an idle connection holds none.
+
+use std::io::{self, Read, Write};
+
+/// What one attempt to fill or drain a buffer through a socket gave.
+#[derive(Debug)]
+pub enum Io {
+    /// Moved this many bytes; a short count means the socket is drained (or full) for now.
+    Moved(usize),
+    WouldBlock,
+    /// The peer closed its side (reads only).
+    Eof,
+    Failed(io::Error),
+}
+
+/// A byte buffer with a consumed prefix: `bytes[start..end]` is pending data.
+pub struct Buffer {
+    bytes: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Buffer {
+    fn new(size: usize) -> Self {
+        Buffer {
+            bytes: vec![0; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Room left at the end, after moving pending data to the front if that helps.
+    pub fn room(&mut self) -> usize {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.bytes.len() && self.start > 0 {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.bytes.len() - self.end
+    }
+
+    pub fn is_full(&mut self) -> bool {
+        self.room() == 0
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Appends all of `src` or nothing.
+    pub fn push(&mut self, src: &[u8]) -> bool {
+        if self.room() < src.len() {
+            return false;
+        }
+        self.bytes[self.end..self.end + src.len()].copy_from_slice(src);
+        self.end += src.len();
+        true
+    }
+
+    /// Appends as much of `src` as fits and says how much that was.
+    pub fn push_some(&mut self, src: &[u8]) -> usize {
+        let n = self.room().min(src.len());
+        self.bytes[self.end..self.end + n].copy_from_slice(&src[..n]);
+        self.end += n;
+        n
+    }
+
+    /// Reads once from `src` into the free space.
+    pub fn read_from<R: Read>(&mut self, src: &mut R) -> Io {
+        let room = self.room();
+        if room == 0 {
+            return Io::Moved(0);
+        }
+        loop {
+            match src.read(&mut self.bytes[self.end..]) {
+                Ok(0) => return Io::Eof,
+                Ok(n) => {
+                    self.end += n;
+                    return Io::Moved(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::WouldBlock,
+                Err(e) => return Io::Failed(e),
+            }
+        }
+    }
+
+    /// Writes pending data to `dst` once; what was written is consumed.
+    pub fn write_to<W: Write>(&mut self, dst: &mut W) -> Io {
+        if self.is_empty() {
+            return Io::Moved(0);
+        }
+        loop {
+            match dst.write(self.data()) {
+                Ok(n) => {
+                    self.consume(n);
+                    return Io::Moved(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Io::WouldBlock,
+                Err(e) => return Io::Failed(e),
+            }
+        }
+    }
+
+    /// Pending data that stays readable after it was written: the start of a request
+    /// that may have to be sent again on another connection.
+    pub fn rewind_to(&mut self, start: usize) {
+        self.start = start.min(self.end);
+    }
+
+    pub fn start(&self) -> usize {
+        self.start
+    }
+}
+
+/// Formatting straight into the buffer (numbers, addresses) without a String.
+impl std::fmt::Write for Buffer {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.push(s.as_bytes()) {
+            Ok(())
+        } else {
+            Err(std::fmt::Error)
+        }
+    }
+}
+
+/// Buffers are lent out and given back; at most `max_free` are kept for reuse.
+pub struct BufferPool {
+    free: Vec<Buffer>,
+    size: usize,
+    max_free: usize,
+}
+
+impl BufferPool {
+    pub fn new(size: usize, max_free: usize) -> Self {
+        BufferPool {
+            free: Vec::new(),
+            size,
+            max_free,
+        }
+    }
+
+    pub fn get(&mut self) -> Buffer {
+        self.free.pop().unwrap_or_else(|| Buffer::new(self.size))
+    }
+
+    pub fn put(&mut self, mut buf: Buffer) {
+        if self.free.len() < self.max_free && buf.capacity() == self.size {
+            buf.clear();
+            self.free.push(buf);
+        }
+    }
+
+    /// Gives back the buffer in `slot` if it holds no pending data.
+    pub fn release_if_empty(&mut self, slot: &mut Option<Buffer>) {
+        if slot.as_ref().is_some_and(Buffer::is_empty) {
+            if let Some(buf) = slot.take() {
+                self.put(buf);
+            }
+        }
+    }
+
+    /// Gives back the buffer in `slot`, whatever it holds.
+    pub fn release(&mut self, slot: &mut Option<Buffer>) {
+        if let Some(buf) = slot.take() {
+            self.put(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_consume_and_compact() {
+        let mut pool = BufferPool::new(8, 4);
+        let mut b = pool.get();
+        assert!(b.push(b"abcdef"));
+        assert!(!b.push(b"xyz"));
+        assert_eq!(b.push_some(b"xyz"), 2);
+        assert_eq!(b.data(), b"abcdefxy");
+        b.consume(6);
+        assert_eq!(b.room(), 6);
+        assert_eq!(b.data(), b"xy");
+        assert!(b.push(b"123456"));
+        assert_eq!(b.data(), b"xy123456");
+        pool.put(b);
+        assert_eq!(pool.get().len(), 0);
+    }
+
+    #[test]
+    fn read_and_write_through_io() {
+        let mut pool = BufferPool::new(4, 1);
+        let mut b = pool.get();
+        let mut src: &[u8] = b"hello";
+        assert!(matches!(b.read_from(&mut src), Io::Moved(4)));
+        assert!(matches!(b.read_from(&mut src), Io::Moved(0)));
+        let mut out = Vec::new();
+        assert!(matches!(b.write_to(&mut out), Io::Moved(4)));
+        assert!(matches!(b.read_from(&mut src), Io::Moved(1)));
+        assert!(matches!(b.read_from(&mut src), Io::Eof));
+        assert_eq!(out, b"hell");
+    }
+
+    #[test]
+    fn release_only_when_empty() {
+        let mut pool = BufferPool::new(4, 1);
+        let mut slot = Some(pool.get());
+        if let Some(b) = slot.as_mut() {
+            b.push(b"x");
+        }
+        pool.release_if_empty(&mut slot);
+        assert!(slot.is_some());
+        if let Some(b) = slot.as_mut() {
+            b.consume(1);
+        }
+        pool.release_if_empty(&mut slot);
+        assert!(slot.is_none());
+    }
+}

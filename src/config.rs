@@ -1,0 +1,336 @@
+//! Command-line flags → `Config`. Durations are written `250ms`, `10s`, `1m`; sizes `64k`, `1m`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::strategy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub addr: SocketAddr,
+    /// As the operator wrote it, without the scheme.
+    pub label: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub backends: Vec<BackendSpec>,
+    pub mode: Mode,
+    pub strategy: String,
+    pub connect_timeout: Duration,
+    pub client_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub server_timeout: Duration,
+    pub retries: u32,
+    pub max_body: u64,
+    pub max_connections: usize,
+    pub pool_size: usize,
+    pub log_level: log::LevelFilter,
+}
+
+pub enum Command {
+    Run(Box<Config>),
+    Help(String),
+    Version,
+}
+
+/// The most connect retries one request may make; bounds the per-request list of tried backends.
+pub const MAX_RETRIES: u32 = 7;
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt("l", "listen", "address to accept clients on (default 127.0.0.1:8080)", "ADDR");
+    o.optmulti(
+        "b",
+        "backend",
+        "a backend, host:port or http://host:port, optional weight (repeatable)",
+        "ADDR[,weight=N]",
+    );
+    o.optopt("f", "backends-file", "file with one backend per line, # comments", "FILE");
+    o.optopt("m", "mode", "http (L7) or tcp (L4 pass-through) (default http)", "MODE");
+    let names = strategy::NAMES.join(", ");
+    o.optopt(
+        "s",
+        "strategy",
+        &format!("backend selection: {names} (default round-robin)"),
+        "NAME",
+    );
+    o.optopt("", "connect-timeout", "backend connect timeout (default 3s)", "DUR");
+    o.optopt("", "client-timeout", "time to receive a request head, then 408 (default 10s)", "DUR");
+    o.optopt("", "idle-timeout", "idle keep-alive connection timeout (default 60s)", "DUR");
+    o.optopt("", "server-timeout", "backend inactivity timeout, then 504 (default 30s)", "DUR");
+    o.optopt(
+        "",
+        "retries",
+        &format!("connect failures retried on another backend (default 2, at most {MAX_RETRIES})"),
+        "N",
+    );
+    o.optopt("", "max-body", "largest body that is buffered, else 413 (default 1m)", "BYTES");
+    o.optopt("", "max-connections", "open client connections at most (default 10000)", "N");
+    o.optopt("", "pool-size", "idle keep-alive connections kept per backend (default 128)", "N");
+    o.optflagmulti("v", "verbose", "more logging (repeat for more)");
+    o.optflag("q", "quiet", "log errors only");
+    o.optflag("V", "version", "print the version and exit");
+    o.optflag("h", "help", "print this help and exit");
+    o
+}
+
+pub fn usage() -> String {
+    options().usage("Usage: lb [options] -b ADDR [-b ADDR ...]")
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad duration '{s}' (write 250ms, 10s or 1m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("bad duration '{s}' (write 250ms, 10s or 1m)")),
+    }
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let lower = s.to_ascii_lowercase();
+    let (num, mult) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 1024),
+        Some(b'm') => (&lower[..lower.len() - 1], 1024 * 1024),
+        Some(b'g') => (&lower[..lower.len() - 1], 1024 * 1024 * 1024),
+        _ => (lower.as_str(), 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("bad size '{s}' (write 1048576, 64k or 1m)"))
+}
+
+/// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`. Host names are resolved now.
+pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
+    let mut parts = s.trim().split(',');
+    let addr_part = parts.next().unwrap_or("").trim();
+    let mut weight = 1;
+    for opt in parts {
+        match opt.trim().split_once('=') {
+            Some(("weight", w)) => {
+                weight = w
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|w| *w > 0 && *w <= 1000)
+                    .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?;
+            }
+            _ => return Err(format!("bad option '{opt}' in backend '{s}' (only weight=N)")),
+        }
+    }
+    let label = addr_part
+        .strip_prefix("http://")
+        .unwrap_or(addr_part)
+        .trim_end_matches('/');
+    if label.is_empty() || label.contains('/') || label.contains("://") {
+        return Err(format!("bad backend '{s}' (write host:port or http://host:port)"));
+    }
+    let addr = label
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve backend '{label}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("backend '{label}' resolves to no address"))?;
+    Ok(BackendSpec {
+        addr,
+        label: label.to_string(),
+        weight,
+    })
+}
+
+fn parse_backends_file(path: &str) -> Result<Vec<BackendSpec>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read backends file {path}: {e}"))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i, line.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(i, line)| parse_backend(line).map_err(|e| format!("{path}:{}: {e}", i + 1)))
+        .collect()
+}
+
+fn opt<T>(
+    m: &getopts::Matches,
+    name: &str,
+    default: T,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, String> {
+    match m.opt_str(name) {
+        None => Ok(default),
+        Some(v) => parse(&v).map_err(|e| format!("--{name}: {e}")),
+    }
+}
+
+fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a whole number"))
+}
+
+pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    let m = options().parse(args).map_err(|e| e.to_string())?;
+    if m.opt_present("help") {
+        return Ok(Command::Help(usage()));
+    }
+    if m.opt_present("version") {
+        return Ok(Command::Version);
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(format!("unexpected argument '{extra}'"));
+    }
+    let listen = opt(&m, "listen", "127.0.0.1:8080".parse().map_err(|_| "bad default")?, |s| {
+        s.to_socket_addrs()
+            .map_err(|e| format!("bad address '{s}': {e}"))?
+            .next()
+            .ok_or_else(|| format!("'{s}' resolves to no address"))
+    })?;
+    let mut backends = m
+        .opt_strs("backend")
+        .iter()
+        .map(|b| parse_backend(b).map_err(|e| format!("--backend: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(path) = m.opt_str("backends-file") {
+        backends.extend(parse_backends_file(&path)?);
+    }
+    if backends.is_empty() {
+        return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
+    }
+    let mode = opt(&m, "mode", Mode::Http, |s| match s {
+        "http" => Ok(Mode::Http),
+        "tcp" => Ok(Mode::Tcp),
+        _ => Err(format!("'{s}' is not a mode (http or tcp)")),
+    })?;
+    let strategy = m.opt_str("strategy").unwrap_or_else(|| "round-robin".into());
+    if !strategy::NAMES.contains(&strategy.as_str()) {
+        return Err(format!(
+            "--strategy: unknown strategy '{strategy}' (one of: {})",
+            strategy::NAMES.join(", ")
+        ));
+    }
+    let retries = opt(&m, "retries", 2, number::<u32>)?;
+    if retries > MAX_RETRIES {
+        return Err(format!("--retries: at most {MAX_RETRIES}"));
+    }
+    let verbose = m.opt_count("verbose");
+    let log_level = if m.opt_present("quiet") {
+        log::LevelFilter::Error
+    } else {
+        match verbose {
+            0 => log::LevelFilter::Info,
+            1 => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        }
+    };
+    let positive = |name: &str, n: usize| {
+        if n == 0 {
+            Err(format!("--{name}: must be at least 1"))
+        } else {
+            Ok(n)
+        }
+    };
+    Ok(Command::Run(Box::new(Config {
+        listen,
+        backends,
+        mode,
+        strategy,
+        connect_timeout: opt(&m, "connect-timeout", Duration::from_secs(3), parse_duration)?,
+        client_timeout: opt(&m, "client-timeout", Duration::from_secs(10), parse_duration)?,
+        idle_timeout: opt(&m, "idle-timeout", Duration::from_secs(60), parse_duration)?,
+        server_timeout: opt(&m, "server-timeout", Duration::from_secs(30), parse_duration)?,
+        retries,
+        max_body: opt(&m, "max-body", 1024 * 1024, parse_size)?,
+        max_connections: positive(
+            "max-connections",
+            opt(&m, "max-connections", 10_000, number::<usize>)?,
+        )?,
+        pool_size: opt(&m, "pool-size", 128, number::<usize>)?,
+        log_level,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run(s: &str) -> Result<Config, String> {
+        match parse_args(&args(s))? {
+            Command::Run(c) => Ok(*c),
+            _ => Err("not a run".into()),
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("-1").is_err());
+    }
+
+    #[test]
+    fn backends_in_both_forms_with_weights() {
+        let b = parse_backend("http://127.0.0.1:9001/").unwrap();
+        assert_eq!(b.label, "127.0.0.1:9001");
+        assert_eq!(b.weight, 1);
+        let b = parse_backend("127.0.0.1:9002,weight=3").unwrap();
+        assert_eq!(b.weight, 3);
+        assert!(parse_backend("127.0.0.1:9002,weight=0").is_err());
+        assert!(parse_backend("127.0.0.1:9002,color=red").is_err());
+        assert!(parse_backend("127.0.0.1").is_err());
+        assert!(parse_backend("ftp://127.0.0.1:21").is_err());
+        assert_eq!(parse_backend("localhost:9001").unwrap().addr.port(), 9001);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = run("-b 127.0.0.1:9001").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.mode, Mode::Http);
+        assert_eq!(c.retries, 2);
+        assert_eq!(c.max_body, 1 << 20);
+        assert_eq!(c.client_timeout, Duration::from_secs(10));
+        assert!(run("").unwrap_err().contains("no backends"));
+        assert!(run("-b 127.0.0.1:1 --bogus").is_err());
+        assert!(run("-b 127.0.0.1:1 -s nope").unwrap_err().contains("unknown strategy"));
+        assert!(run("-b 127.0.0.1:1 -m udp").is_err());
+        assert!(run("-b 127.0.0.1:1 --retries 99").is_err());
+        assert!(run("-b 127.0.0.1:1 --idle-timeout soon").unwrap_err().contains("--idle-timeout"));
+        assert!(matches!(parse_args(&args("-h")), Ok(Command::Help(_))));
+    }
+
+    #[test]
+    fn backends_file_with_comments() {
+        let path = std::env::temp_dir().join(format!("lb-servers-{}.txt", std::process::id()));
+        std::fs::write(&path, "# servers\nhttp://127.0.0.1:9001\n\n127.0.0.1:9002 # two\n").unwrap();
+        let c = run(&format!("-f {}", path.display())).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.backends[1].addr.port(), 9002);
+    }
+}

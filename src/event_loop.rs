@@ -1,0 +1,226 @@
+//! The poll loop: one `mio::Poll`, one slab of connections, one timer wheel.
+//! A token is a slab key; the loop hands each event to the module that owns that
+//! kind of connection, then fires due timers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Registry, Token};
+use slab::Slab;
+
+use crate::backend::Backend;
+use crate::buffer::BufferPool;
+use crate::config::Config;
+use crate::http;
+use crate::http::client::ClientConn;
+use crate::http::head::RequestId;
+use crate::http::upstream::UpstreamConn;
+use crate::strategy::{self, Strategy};
+use crate::timer::{TimerId, TimerWheel};
+
+const LISTENER: Token = Token(usize::MAX);
+
+/// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
+/// owns two sockets in one entry, so no session needs to be shared between entries.
+pub fn token(key: usize, side: usize) -> Token {
+    Token(key << 1 | side)
+}
+/// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
+pub const BUFFER_SIZE: usize = 32 * 1024;
+const TIMER_TICK: Duration = Duration::from_millis(10);
+const TIMER_SLOTS: usize = 512;
+
+/// Every socket the loop owns, by slab key.
+pub enum Conn {
+    Client(ClientConn),
+    Upstream(UpstreamConn),
+}
+
+/// A timer names a slab entry; `serial` tells a reused slab key from the entry that set it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timer {
+    pub key: usize,
+    pub serial: u32,
+}
+
+/// Everything the connection handlers share, apart from the slab itself.
+pub struct Core {
+    pub cfg: Config,
+    pub backends: Vec<Backend>,
+    pub strategy: Box<dyn Strategy>,
+    pub buffers: BufferPool,
+    pub timers: TimerWheel<Timer>,
+    pub registry: Registry,
+    /// The time the loop last woke; handlers read this instead of the clock.
+    pub now: Instant,
+    pub clients_open: usize,
+    /// The Host header for HTTP/1.0 requests that carry none.
+    pub default_host: String,
+    serial: u32,
+    request_ids: u64,
+}
+
+impl Core {
+    pub fn next_serial(&mut self) -> u32 {
+        self.serial = self.serial.wrapping_add(1);
+        self.serial
+    }
+
+    pub fn fresh_request_id(&mut self) -> RequestId {
+        self.request_ids = self.request_ids.wrapping_add(1);
+        RequestId::generate(self.request_ids)
+    }
+
+    /// Replaces whatever timer `slot` held with one firing `after` from now.
+    pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
+        self.disarm(slot);
+        *slot = Some(self.timers.insert(self.now + after, Timer { key, serial }));
+    }
+
+    pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
+        if let Some(id) = slot.take() {
+            self.timers.cancel(id);
+        }
+    }
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    listener: TcpListener,
+    conns: Slab<Conn>,
+    core: Core,
+    /// Accepting stopped at --max-connections; new clients wait in the backlog.
+    accept_paused: bool,
+}
+
+impl EventLoop {
+    pub fn bind(cfg: Config) -> Result<Self, String> {
+        let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
+        let mut listener = TcpListener::bind(cfg.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| format!("cannot register listener: {e}"))?;
+        let backends: Vec<Backend> = cfg
+            .backends
+            .iter()
+            .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
+            .collect();
+        let strategy = strategy::by_name(&cfg.strategy, &backends)?;
+        let registry = poll
+            .registry()
+            .try_clone()
+            .map_err(|e| format!("cannot clone registry: {e}"))?;
+        let now = Instant::now();
+        let default_host = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| cfg.listen.to_string());
+        let core = Core {
+            backends,
+            strategy,
+            buffers: BufferPool::new(BUFFER_SIZE, 1024),
+            timers: TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now),
+            registry,
+            now,
+            clients_open: 0,
+            default_host,
+            serial: 0,
+            request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
+            cfg,
+        };
+        Ok(EventLoop {
+            poll,
+            listener,
+            conns: Slab::with_capacity(1024),
+            core,
+            accept_paused: false,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut fired = Vec::new();
+        loop {
+            let timeout = self.core.timers.next_timeout(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            self.core.now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    Token(t) => self.ready(t >> 1, event),
+                }
+            }
+            self.core.timers.expire(self.core.now, &mut fired);
+            for timer in fired.drain(..) {
+                self.timer_fired(timer);
+            }
+            if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
+                self.accept_paused = false;
+                self.accept();
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            if self.core.clients_open >= self.core.cfg.max_connections {
+                if !self.accept_paused {
+                    info!(
+                        "{} client connections open (--max-connections): new ones wait",
+                        self.core.clients_open
+                    );
+                }
+                self.accept_paused = true;
+                return;
+            }
+            match self.listener.accept() {
+                Ok((sock, peer)) => http::proxy::accept(&mut self.conns, &mut self.core, sock, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors or a client that reset before accept: log, go on.
+                    error!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn ready(&mut self, key: usize, event: &mio::event::Event) {
+        match self.conns.get_mut(key) {
+            Some(Conn::Client(c)) => {
+                c.io.on_event(event);
+                http::proxy::client_ready(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::Upstream(u)) => {
+                u.io.on_event(event);
+                http::proxy::upstream_ready(&mut self.conns, &mut self.core, key);
+            }
+            None => debug!("event for closed token {key}"),
+        }
+    }
+
+    fn timer_fired(&mut self, timer: Timer) {
+        let serial = match self.conns.get(timer.key) {
+            Some(Conn::Client(c)) => c.serial,
+            Some(Conn::Upstream(u)) => u.serial,
+            None => return,
+        };
+        if serial == timer.serial {
+            http::proxy::timer_fired(&mut self.conns, &mut self.core, timer.key);
+        }
+    }
+}

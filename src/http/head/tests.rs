@@ -1,0 +1,197 @@
+use super::*;
+use crate::buffer::BufferPool;
+use std::net::Ipv4Addr;
+
+fn info() -> ForwardInfo<'static> {
+    ForwardInfo {
+        client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+        fresh_id: RequestId::generate(0xabc),
+        default_host: "lb.local",
+    }
+}
+
+fn request(raw: &[u8]) -> Result<Option<(RequestHead, String)>, Reject> {
+    let mut pool = BufferPool::new(64 * 1024, 1);
+    let mut out = pool.get();
+    parse_request(raw, &info(), &mut out)
+        .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
+}
+
+fn status_of(raw: &[u8]) -> u16 {
+    match request(raw) {
+        Err(r) => r.status,
+        Ok(Some(_)) => 200,
+        Ok(None) => 0,
+    }
+}
+
+#[test]
+fn forwards_headers_and_adds_proxy_fields() {
+    let raw = b"GET /a?b HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nAccept: */*\r\nX-Forwarded-Proto: https\r\nKeep-Alive: 5\r\n\r\nrest";
+    let (head, out) = request(raw).unwrap().unwrap();
+    assert_eq!(head.len, raw.len() - 4);
+    assert_eq!(head.method, Method::Get);
+    assert!(head.keep_alive);
+    assert_eq!(&raw[head.path.0..head.path.1], b"/a?b");
+    assert_eq!(
+        out,
+        "GET /a?b HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.7\r\n\
+         X-Forwarded-Proto: http\r\nX-Request-Id: 0000000000000abc\r\n\r\n"
+    );
+    assert_eq!(head.request_id.as_str(), "0000000000000abc");
+}
+
+#[test]
+fn appends_to_existing_forwarded_for_and_keeps_request_id() {
+    let raw = b"POST / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: x\r\nX-Request-Id: abc-1\r\nContent-Length: 3\r\n\r\nabc";
+    let (head, out) = request(raw).unwrap().unwrap();
+    assert_eq!(head.framing, Framing::Length(3));
+    assert_eq!(head.request_id.as_str(), "abc-1");
+    assert_eq!(
+        out,
+        "POST / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1, 10.0.0.7\r\nHost: x\r\nX-Request-Id: abc-1\r\n\
+         Content-Length: 3\r\nX-Forwarded-Proto: http\r\n\r\n"
+    );
+}
+
+#[test]
+fn http10_is_forwarded_as_11_with_a_host() {
+    let (head, out) = request(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+    assert!(!head.keep_alive);
+    assert!(out.starts_with("GET / HTTP/1.1\r\n"));
+    assert!(out.contains("Host: lb.local\r\n"));
+    let (head, _) = request(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert!(head.keep_alive);
+}
+
+#[test]
+fn partial_heads_wait() {
+    assert_eq!(status_of(b"GET / HTTP/1.1\r\nHost: x\r\n"), 0);
+    assert_eq!(status_of(b"GE"), 0);
+}
+
+#[test]
+fn ambiguous_framing_is_refused() {
+    for raw in [
+        &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n",
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\n\n",
+        b"GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        b"G T / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        assert_eq!(status_of(raw), 400, "{}", String::from_utf8_lossy(raw));
+    }
+}
+
+#[test]
+fn limits_have_their_own_statuses() {
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    assert_eq!(status_of(long_line.as_bytes()), 414);
+    let partial_long_line = format!("GET /{}", "a".repeat(9000));
+    assert_eq!(status_of(partial_long_line.as_bytes()), 414);
+    let big_block = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(17000));
+    assert_eq!(status_of(big_block.as_bytes()), 431);
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..101 {
+        many.push_str(&format!("X-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(status_of(many.as_bytes()), 431);
+    let long_id = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {}\r\n\r\n", "i".repeat(65));
+    assert_eq!(status_of(long_id.as_bytes()), 400);
+}
+
+fn response(raw: &[u8], client: ClientSide) -> Result<Option<(ResponseHead, String)>, &'static str> {
+    let mut pool = BufferPool::new(64 * 1024, 1);
+    let mut out = pool.get();
+    parse_response(raw, client, &RequestId::generate(1), &mut out)
+        .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
+}
+
+const GET11: ClientSide = ClientSide {
+    method: Method::Get,
+    version: 1,
+    keep_alive: true,
+};
+
+#[test]
+fn response_framing_and_rewrite() {
+    let (head, out) = response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\r\nhello",
+        GET11,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(head.framing, Framing::Length(5));
+    assert!(head.reusable && !head.close_client);
+    assert_eq!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-Request-Id: 0000000000000001\r\n\r\n"
+    );
+
+    let (head, out) = response(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", GET11)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.framing, Framing::UntilClose);
+    assert!(!head.reusable && head.close_client);
+    assert!(out.contains("Connection: close\r\n"));
+
+    let head_req = ClientSide {
+        method: Method::Head,
+        ..GET11
+    };
+    let (head, _) = response(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", head_req)
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.framing, Framing::Done);
+    for status in ["204 No Content", "304 Not Modified", "100 Continue"] {
+        let raw = format!("HTTP/1.1 {status}\r\nContent-Length: 9\r\n\r\n");
+        let (head, _) = response(raw.as_bytes(), GET11).unwrap().unwrap();
+        assert_eq!(head.framing, Framing::Done, "{status}");
+    }
+}
+
+#[test]
+fn chunked_response_is_dechunked_for_http10_clients() {
+    let client = ClientSide {
+        method: Method::Get,
+        version: 0,
+        keep_alive: true,
+    };
+    let (head, out) = response(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-Id: z\r\n\r\n",
+        client,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(head.dechunk && head.close_client);
+    assert_eq!(out, "HTTP/1.1 200 OK\r\nX-Request-Id: z\r\nConnection: close\r\n\r\n");
+}
+
+#[test]
+fn broken_responses_are_refused() {
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+    ] {
+        assert!(response(raw, GET11).is_err(), "{}", String::from_utf8_lossy(raw));
+    }
+    assert!(response(b"HTTP/1.1 200 OK\r\n", GET11).unwrap().is_none());
+}

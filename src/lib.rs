@@ -1,0 +1,10 @@
+//! `lb`: a single-threaded event-loop load balancer for HTTP/1.1 and raw TCP.
+
+pub mod backend;
+pub mod buffer;
+pub mod config;
+pub mod conn;
+pub mod event_loop;
+pub mod http;
+pub mod strategy;
+pub mod timer;

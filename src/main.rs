@@ -1,0 +1,47 @@
+use std::process::ExitCode;
+
+use lb::config::{self, Command};
+use lb::event_loop::EventLoop;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match config::parse_args(&args) {
+        Ok(Command::Run(cfg)) => *cfg,
+        Ok(Command::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("lb {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("lb: {e} (see lb --help)");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = simple_logger::SimpleLogger::new()
+        .with_level(cfg.log_level)
+        .init()
+    {
+        eprintln!("lb: cannot start logging: {e}");
+    }
+    let mut event_loop = match EventLoop::bind(cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match event_loop.local_addr() {
+        Ok(addr) => log::info!("lb {} listening on {addr}", env!("CARGO_PKG_VERSION")),
+        Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
+    }
+    match event_loop.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
