@@ -33,6 +33,11 @@ pub struct Config {
     pub max_body: u64,
     pub max_connections: usize,
     pub pool_size: usize,
+    pub health_interval: Duration,
+    pub health_timeout: Duration,
+    pub health_path: String,
+    pub rise: u32,
+    pub fall: u32,
     pub log_level: log::LevelFilter,
 }
 
@@ -76,6 +81,11 @@ fn options() -> getopts::Options {
     o.optopt("", "max-body", "largest body that is buffered, else 413 (default 1m)", "BYTES");
     o.optopt("", "max-connections", "open client connections at most (default 10000)", "N");
     o.optopt("", "pool-size", "idle keep-alive connections kept per backend (default 128)", "N");
+    o.optopt("", "health-interval", "time between active health checks, 0 turns them off (default 2s)", "DUR");
+    o.optopt("", "health-timeout", "health check timeout (default 1s)", "DUR");
+    o.optopt("", "health-path", "path that HTTP health checks GET (default /)", "PATH");
+    o.optopt("", "rise", "passed checks in a row that bring a backend up (default 2)", "N");
+    o.optopt("", "fall", "failures in a row that take a backend down (default 3)", "N");
     o.optflagmulti("v", "verbose", "more logging (repeat for more)");
     o.optflag("q", "quiet", "log errors only");
     o.optflag("V", "version", "print the version and exit");
@@ -261,6 +271,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             opt(&m, "max-connections", 10_000, number::<usize>)?,
         )?,
         pool_size: opt(&m, "pool-size", 128, number::<usize>)?,
+        health_interval: opt(&m, "health-interval", Duration::from_secs(2), parse_duration)?,
+        health_timeout: opt(&m, "health-timeout", Duration::from_secs(1), parse_duration)?,
+        health_path: opt(&m, "health-path", "/".to_string(), |s| {
+            if s.starts_with('/') && !s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+                Ok(s.to_string())
+            } else {
+                Err(format!("'{s}' is not a path (it starts with /, no spaces)"))
+            }
+        })?,
+        rise: positive("rise", opt(&m, "rise", 2, number::<usize>)?)? as u32,
+        fall: positive("fall", opt(&m, "fall", 3, number::<usize>)?)? as u32,
         log_level,
     })))
 }

@@ -11,13 +11,14 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::http;
 use crate::http::client::ClientConn;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
+use crate::probe::{self, HealthMonitor, Probe};
 use crate::strategy::{self, Strategy};
 use crate::timer::{TimerId, TimerWheel};
 
@@ -37,13 +38,16 @@ const TIMER_SLOTS: usize = 512;
 pub enum Conn {
     Client(ClientConn),
     Upstream(UpstreamConn),
+    Probe(Probe),
 }
 
-/// A timer names a slab entry; `serial` tells a reused slab key from the entry that set it.
+/// What a timer is for once it fires.
 #[derive(Debug, Clone, Copy)]
-pub struct Timer {
-    pub key: usize,
-    pub serial: u32,
+pub enum Timer {
+    /// A connection's own timeout; `serial` tells a reused slab key from the entry that set it.
+    Conn { key: usize, serial: u32 },
+    /// Time for the next health check of a backend.
+    Check(BackendId),
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -52,6 +56,7 @@ pub struct Core {
     pub backends: Vec<Backend>,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
+    pub health: HealthMonitor,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -77,7 +82,7 @@ impl Core {
     /// Replaces whatever timer `slot` held with one firing `after` from now.
     pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
         self.disarm(slot);
-        *slot = Some(self.timers.insert(self.now + after, Timer { key, serial }));
+        *slot = Some(self.timers.insert(self.now + after, Timer::Conn { key, serial }));
     }
 
     pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
@@ -110,6 +115,7 @@ impl EventLoop {
             .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
             .collect();
         let strategy = strategy::by_name(&cfg.strategy, &backends)?;
+        let health = HealthMonitor::new(&cfg, &backends);
         let registry = poll
             .registry()
             .try_clone()
@@ -119,11 +125,18 @@ impl EventLoop {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| cfg.listen.to_string());
+        let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
+        if health.enabled() {
+            for id in 0..backends.len() {
+                timers.insert(now + health.first_delay(id, backends.len()), Timer::Check(id));
+            }
+        }
         let core = Core {
+            health,
             backends,
             strategy,
             buffers: BufferPool::new(BUFFER_SIZE, 1024),
-            timers: TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now),
+            timers,
             registry,
             now,
             clients_open: 0,
@@ -209,18 +222,27 @@ impl EventLoop {
                 u.io.on_event(event);
                 http::proxy::upstream_ready(&mut self.conns, &mut self.core, key);
             }
+            Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
             None => debug!("event for closed token {key}"),
         }
     }
 
     fn timer_fired(&mut self, timer: Timer) {
-        let serial = match self.conns.get(timer.key) {
-            Some(Conn::Client(c)) => c.serial,
-            Some(Conn::Upstream(u)) => u.serial,
-            None => return,
+        let (key, serial) = match timer {
+            Timer::Conn { key, serial } => (key, serial),
+            Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
         };
-        if serial == timer.serial {
-            http::proxy::timer_fired(&mut self.conns, &mut self.core, timer.key);
+        match self.conns.get(key) {
+            Some(Conn::Client(c)) if c.serial == serial => {
+                http::proxy::timer_fired(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::Upstream(u)) if u.serial == serial => {
+                http::proxy::timer_fired(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::Probe(p)) if p.serial == serial => {
+                probe::probe_timed_out(&mut self.conns, &mut self.core, key);
+            }
+            _ => {}
         }
     }
 }

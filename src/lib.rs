@@ -5,6 +5,8 @@ pub mod buffer;
 pub mod config;
 pub mod conn;
 pub mod event_loop;
+pub mod health;
 pub mod http;
+pub mod probe;
 pub mod strategy;
 pub mod timer;

@@ -374,6 +374,7 @@ fn connect(
         Ok(s) => s,
         Err(e) => {
             warn!("connect to backend {} failed: {e}", core.backends[backend].label);
+            observe(core, backend, false, &e.to_string());
             return Err(forward);
         }
     };
@@ -513,6 +514,7 @@ fn proxy_step(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Excha
                 "backend {} failed request {:?}: {why}",
                 core.backends[backend].label, ex.request_id
             );
+            observe(core, backend, false, why);
             fail_exchange(conns, core, key, ex, 502, "the backend failed to answer");
             Step::Again
         }
@@ -522,6 +524,7 @@ fn proxy_step(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Excha
                 core.backends[ex.backend].label, ex.request_id
             );
             let backend = ex.backend;
+            observe(core, backend, false, why);
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
             close_upstream(conns, core, ukey);
             fail_exchange(conns, core, key, ex, 502, "the backend sent a broken response");
@@ -688,6 +691,8 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
                         if let (Some(len), Some(buf)) = (ex.replayable_head.take(), c.io.input.as_mut()) {
                             buf.consume(len);
                         }
+                        let failed = resp.status >= 500;
+                        observe(core, ex.backend, !failed, if failed { "5xx answer" } else { "" });
                         let elapsed = core.now.saturating_duration_since(ex.started);
                         core.backends[ex.backend].record_response_time(elapsed.as_micros() as u64);
                         ex.response = if resp.framing.is_done() {
@@ -791,6 +796,11 @@ fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
     core.arm(&mut u.timer, core.cfg.server_timeout, ukey, u.serial);
 }
 
+/// Feeds a result of real traffic to the passive health check.
+fn observe(core: &mut Core, backend: BackendId, passed: bool, why: &str) {
+    core.health.observed(&mut core.backends, backend, passed, why);
+}
+
 pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     let Some(u) = upstream_mut(conns, ukey) else {
         return;
@@ -849,6 +859,7 @@ fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, client: usize, ukey: 
     let forward = u.io.output.take();
     close_upstream(conns, core, ukey);
     warn!("connect to backend {} failed: {why}", core.backends[backend].label);
+    observe(core, backend, false, why);
     core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
     let Some(c) = client_mut(conns, client) else {
         if let Some(f) = forward {
@@ -888,6 +899,7 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 UpstreamState::Busy { client } => {
                     let backend = u.backend;
                     warn!("backend {} timed out", core.backends[backend].label);
+                    observe(core, backend, false, "response timed out");
                     let Some(c) = client_mut(conns, client) else {
                         close_upstream(conns, core, key);
                         return;
@@ -904,6 +916,6 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 UpstreamState::Idle => close_upstream(conns, core, key),
             }
         }
-        None => {}
+        Some(Conn::Probe(_)) | None => {}
     }
 }

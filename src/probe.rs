@@ -1,0 +1,282 @@
+//! Active health checks, run from the event loop: every `--health-interval` each backend
+//! gets a non-blocking `GET --health-path` (HTTP mode) or a bare connect (TCP mode).
+//! Results from checks and from real traffic feed one `HealthState` per backend.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use log::{debug, info, warn};
+use mio::Interest;
+use mio::net::TcpStream;
+use slab::Slab;
+
+use crate::backend::{Backend, BackendId};
+use crate::config::{Config, Mode};
+use crate::event_loop::{Conn, Core, Timer, token};
+use crate::health::{HealthState, Transition};
+use crate::timer::TimerId;
+
+/// Health of every backend, and what a check sends.
+pub struct HealthMonitor {
+    states: Vec<HealthState>,
+    /// The check request for each backend, written once at start.
+    requests: Vec<Vec<u8>>,
+    interval: Duration,
+    rise: u32,
+    fall: u32,
+    /// Last check results, for the status page and metrics.
+    pub last_check: Vec<Option<bool>>,
+    pub checks_passed: Vec<u64>,
+    pub checks_failed: Vec<u64>,
+}
+
+impl HealthMonitor {
+    pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
+        let requests = backends
+            .iter()
+            .map(|b| match cfg.mode {
+                Mode::Http => format!(
+                    "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
+                    cfg.health_path, b.label
+                )
+                .into_bytes(),
+                Mode::Tcp => Vec::new(),
+            })
+            .collect();
+        HealthMonitor {
+            states: backends.iter().map(|_| HealthState::new()).collect(),
+            requests,
+            interval: cfg.health_interval,
+            rise: cfg.rise,
+            fall: cfg.fall,
+            last_check: vec![None; backends.len()],
+            checks_passed: vec![0; backends.len()],
+            checks_failed: vec![0; backends.len()],
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    /// First checks are spread over one interval so that they do not all fire at once.
+    pub fn first_delay(&self, id: BackendId, count: usize) -> Duration {
+        self.interval.mul_f64(id as f64 / count.max(1) as f64)
+    }
+
+    /// An active check result; logs a transition once, with its reason.
+    pub fn checked(&mut self, backends: &mut [Backend], id: BackendId, passed: bool, why: &str) {
+        self.last_check[id] = Some(passed);
+        if passed {
+            self.checks_passed[id] += 1;
+        } else {
+            self.checks_failed[id] += 1;
+            debug!("health check of {} failed: {why}", backends[id].label);
+        }
+        match self.states[id].record(passed, self.rise, self.fall) {
+            Some(Transition::WentDown) => warn!(
+                "backend {} DOWN after {} failed checks: {why}",
+                backends[id].label, self.fall
+            ),
+            Some(Transition::CameUp) => info!(
+                "backend {} UP after {} passed checks",
+                backends[id].label, self.rise
+            ),
+            None => {}
+        }
+        backends[id].up = self.states[id].is_up();
+    }
+
+    /// A result from real traffic. Only failures move a backend (down, at `--fall` in a
+    /// row); bringing it back is left to the active checks, so passive tracking is off
+    /// when they are.
+    pub fn observed(&mut self, backends: &mut [Backend], id: BackendId, passed: bool, why: &str) {
+        if !self.enabled() || !self.states[id].is_up() {
+            return;
+        }
+        if let Some(Transition::WentDown) = self.states[id].record(passed, self.rise, self.fall) {
+            warn!(
+                "backend {} DOWN after {} failed requests: {why}",
+                backends[id].label, self.fall
+            );
+            backends[id].up = false;
+        }
+    }
+
+    pub fn is_up(&self, id: BackendId) -> bool {
+        self.states[id].is_up()
+    }
+
+    fn request(&self, id: BackendId) -> &[u8] {
+        &self.requests[id]
+    }
+}
+
+/// One check in flight.
+pub struct Probe {
+    sock: TcpStream,
+    pub backend: BackendId,
+    pub serial: u32,
+    pub timer: Option<TimerId>,
+    state: ProbeState,
+}
+
+enum ProbeState {
+    Connecting,
+    /// Sending the check request; this many bytes went out.
+    Sending(usize),
+    /// Waiting for the status line.
+    Reading { got: [u8; 16], len: usize },
+}
+
+/// Starts a check of `id`; the result comes through `probe_ready` or `probe_timed_out`.
+pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
+    let addr = core.backends[id].addr;
+    let mut sock = match TcpStream::connect(addr) {
+        Ok(s) => s,
+        Err(e) => {
+            finish_check(core, id, false, &e.to_string());
+            return;
+        }
+    };
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    if let Err(e) = core
+        .registry
+        .register(&mut sock, token(key, 0), Interest::READABLE | Interest::WRITABLE)
+    {
+        finish_check(core, id, false, &e.to_string());
+        return;
+    }
+    let serial = core.next_serial();
+    let mut probe = Probe {
+        sock,
+        backend: id,
+        serial,
+        timer: None,
+        state: ProbeState::Connecting,
+    };
+    core.arm(&mut probe.timer, core.cfg.health_timeout, key, serial);
+    entry.insert(Conn::Probe(probe));
+}
+
+/// Records a result and schedules the next check of `id`.
+fn finish_check(core: &mut Core, id: BackendId, passed: bool, why: &str) {
+    core.health.checked(&mut core.backends, id, passed, why);
+    let at = core.now + core.cfg.health_interval;
+    core.timers.insert(at, Timer::Check(id));
+}
+
+fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why: &str) {
+    if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
+        core.disarm(&mut p.timer);
+        let _ = core.registry.deregister(&mut p.sock);
+        finish_check(core, p.backend, passed, why);
+    }
+}
+
+pub fn probe_timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    if let Some(Conn::Probe(p)) = conns.get_mut(key) {
+        p.timer = None;
+        let why = match p.state {
+            ProbeState::Connecting => "connect timed out",
+            _ => "no answer in time",
+        };
+        close(conns, core, key, false, why);
+    }
+}
+
+/// Steps check `key` after a readiness event.
+pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(Conn::Probe(p)) = conns.get_mut(key) else {
+        return;
+    };
+    match step(p, core.health.request(p.backend)) {
+        Ok(None) => {}
+        Ok(Some(status)) if status < 500 => close(conns, core, key, true, ""),
+        Ok(Some(status)) => {
+            let why = format!("status {status}");
+            close(conns, core, key, false, &why);
+        }
+        Err(e) => {
+            let why = e.to_string();
+            close(conns, core, key, false, &why);
+        }
+    }
+}
+
+/// Advances a check as far as the socket allows. `Ok(Some(status))` when it is decided;
+/// a TCP-mode check passes with status 0 as soon as it connects.
+fn step(p: &mut Probe, request: &[u8]) -> io::Result<Option<u16>> {
+    loop {
+        match &mut p.state {
+            ProbeState::Connecting => {
+                if let Some(e) = p.sock.take_error()? {
+                    return Err(e);
+                }
+                match p.sock.peer_addr() {
+                    Ok(_) if request.is_empty() => return Ok(Some(0)),
+                    Ok(_) => p.state = ProbeState::Sending(0),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            ProbeState::Sending(sent) => match p.sock.write(&request[*sent..]) {
+                Ok(n) => {
+                    *sent += n;
+                    if *sent == request.len() {
+                        p.state = ProbeState::Reading {
+                            got: [0; 16],
+                            len: 0,
+                        };
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            },
+            ProbeState::Reading { got, len } => {
+                if *len >= 12 {
+                    return parse_status(&got[..*len]).map(Some);
+                }
+                match p.sock.read(&mut got[*len..]) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "closed without answering",
+                        ));
+                    }
+                    Ok(n) => *len += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// The status code of "HTTP/1.x NNN".
+fn parse_status(line: &[u8]) -> io::Result<u16> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "not an HTTP status line");
+    if !line.starts_with(b"HTTP/1.") || line[8] != b' ' {
+        return Err(bad());
+    }
+    std::str::from_utf8(&line[9..12])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_status;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status(b"HTTP/1.1 200 OK").unwrap(), 200);
+        assert_eq!(parse_status(b"HTTP/1.0 503 X").unwrap(), 503);
+        assert!(parse_status(b"SSH-2.0-Open").is_err());
+        assert!(parse_status(b"HTTP/1.1 2x0 O").is_err());
+    }
+}
