@@ -52,15 +52,30 @@ pub const MAX_RETRIES: u32 = 7;
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optopt("l", "listen", "address to accept clients on (default 127.0.0.1:8080)", "ADDR");
+    o.optopt(
+        "l",
+        "listen",
+        "address to accept clients on (default 127.0.0.1:8080)",
+        "ADDR",
+    );
     o.optmulti(
         "b",
         "backend",
         "a backend, host:port or http://host:port, optional weight (repeatable)",
         "ADDR[,weight=N]",
     );
-    o.optopt("f", "backends-file", "file with one backend per line, # comments", "FILE");
-    o.optopt("m", "mode", "http (L7) or tcp (L4 pass-through) (default http)", "MODE");
+    o.optopt(
+        "f",
+        "backends-file",
+        "file with one backend per line, # comments",
+        "FILE",
+    );
+    o.optopt(
+        "m",
+        "mode",
+        "http (L7) or tcp (L4 pass-through) (default http)",
+        "MODE",
+    );
     let names = strategy::NAMES.join(", ");
     o.optopt(
         "s",
@@ -68,24 +83,84 @@ fn options() -> getopts::Options {
         &format!("backend selection: {names} (default round-robin)"),
         "NAME",
     );
-    o.optopt("", "connect-timeout", "backend connect timeout (default 3s)", "DUR");
-    o.optopt("", "client-timeout", "time to receive a request head, then 408 (default 10s)", "DUR");
-    o.optopt("", "idle-timeout", "idle keep-alive connection timeout (default 60s)", "DUR");
-    o.optopt("", "server-timeout", "backend inactivity timeout, then 504 (default 30s)", "DUR");
+    o.optopt(
+        "",
+        "connect-timeout",
+        "backend connect timeout (default 3s)",
+        "DUR",
+    );
+    o.optopt(
+        "",
+        "client-timeout",
+        "time to receive a request head, then 408 (default 10s)",
+        "DUR",
+    );
+    o.optopt(
+        "",
+        "idle-timeout",
+        "idle keep-alive connection timeout (default 60s)",
+        "DUR",
+    );
+    o.optopt(
+        "",
+        "server-timeout",
+        "backend inactivity timeout, then 504 (default 30s)",
+        "DUR",
+    );
     o.optopt(
         "",
         "retries",
         &format!("connect failures retried on another backend (default 2, at most {MAX_RETRIES})"),
         "N",
     );
-    o.optopt("", "max-body", "largest body that is buffered, else 413 (default 1m)", "BYTES");
-    o.optopt("", "max-connections", "open client connections at most (default 10000)", "N");
-    o.optopt("", "pool-size", "idle keep-alive connections kept per backend (default 128)", "N");
-    o.optopt("", "health-interval", "time between active health checks, 0 turns them off (default 2s)", "DUR");
-    o.optopt("", "health-timeout", "health check timeout (default 1s)", "DUR");
-    o.optopt("", "health-path", "path that HTTP health checks GET (default /)", "PATH");
-    o.optopt("", "rise", "passed checks in a row that bring a backend up (default 2)", "N");
-    o.optopt("", "fall", "failures in a row that take a backend down (default 3)", "N");
+    o.optopt(
+        "",
+        "max-body",
+        "largest body that is buffered, else 413 (default 1m)",
+        "BYTES",
+    );
+    o.optopt(
+        "",
+        "max-connections",
+        "open client connections at most (default 10000)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "pool-size",
+        "idle keep-alive connections kept per backend (default 128)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "health-interval",
+        "time between active health checks, 0 turns them off (default 2s)",
+        "DUR",
+    );
+    o.optopt(
+        "",
+        "health-timeout",
+        "health check timeout (default 1s)",
+        "DUR",
+    );
+    o.optopt(
+        "",
+        "health-path",
+        "path that HTTP health checks GET (default /)",
+        "PATH",
+    );
+    o.optopt(
+        "",
+        "rise",
+        "passed checks in a row that bring a backend up (default 2)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "fall",
+        "failures in a row that take a backend down (default 3)",
+        "N",
+    );
     o.optflagmulti("v", "verbose", "more logging (repeat for more)");
     o.optflag("q", "quiet", "log errors only");
     o.optflag("V", "version", "print the version and exit");
@@ -143,7 +218,11 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
                     .filter(|w| *w > 0 && *w <= 1000)
                     .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?;
             }
-            _ => return Err(format!("bad option '{opt}' in backend '{s}' (only weight=N)")),
+            _ => {
+                return Err(format!(
+                    "bad option '{opt}' in backend '{s}' (only weight=N)"
+                ));
+            }
         }
     }
     let label = addr_part
@@ -151,7 +230,9 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
         .unwrap_or(addr_part)
         .trim_end_matches('/');
     if label.is_empty() || label.contains('/') || label.contains("://") {
-        return Err(format!("bad backend '{s}' (write host:port or http://host:port)"));
+        return Err(format!(
+            "bad backend '{s}' (write host:port or http://host:port)"
+        ));
     }
     let addr = label
         .to_socket_addrs()
@@ -166,8 +247,8 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
 }
 
 fn parse_backends_file(path: &str) -> Result<Vec<BackendSpec>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read backends file {path}: {e}"))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read backends file {path}: {e}"))?;
     text.lines()
         .enumerate()
         .map(|(i, line)| (i, line.split('#').next().unwrap_or("").trim()))
@@ -205,12 +286,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     if let Some(extra) = m.free.first() {
         return Err(format!("unexpected argument '{extra}'"));
     }
-    let listen = opt(&m, "listen", "127.0.0.1:8080".parse().map_err(|_| "bad default")?, |s| {
-        s.to_socket_addrs()
-            .map_err(|e| format!("bad address '{s}': {e}"))?
-            .next()
-            .ok_or_else(|| format!("'{s}' resolves to no address"))
-    })?;
+    let listen = opt(
+        &m,
+        "listen",
+        "127.0.0.1:8080".parse().map_err(|_| "bad default")?,
+        |s| {
+            s.to_socket_addrs()
+                .map_err(|e| format!("bad address '{s}': {e}"))?
+                .next()
+                .ok_or_else(|| format!("'{s}' resolves to no address"))
+        },
+    )?;
     let mut backends = m
         .opt_strs("backend")
         .iter()
@@ -227,7 +313,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         "tcp" => Ok(Mode::Tcp),
         _ => Err(format!("'{s}' is not a mode (http or tcp)")),
     })?;
-    let strategy = m.opt_str("strategy").unwrap_or_else(|| "round-robin".into());
+    let strategy = m
+        .opt_str("strategy")
+        .unwrap_or_else(|| "round-robin".into());
     if !strategy::NAMES.contains(&strategy.as_str()) {
         return Err(format!(
             "--strategy: unknown strategy '{strategy}' (one of: {})",
@@ -260,10 +348,25 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         backends,
         mode,
         strategy,
-        connect_timeout: opt(&m, "connect-timeout", Duration::from_secs(3), parse_duration)?,
-        client_timeout: opt(&m, "client-timeout", Duration::from_secs(10), parse_duration)?,
+        connect_timeout: opt(
+            &m,
+            "connect-timeout",
+            Duration::from_secs(3),
+            parse_duration,
+        )?,
+        client_timeout: opt(
+            &m,
+            "client-timeout",
+            Duration::from_secs(10),
+            parse_duration,
+        )?,
         idle_timeout: opt(&m, "idle-timeout", Duration::from_secs(60), parse_duration)?,
-        server_timeout: opt(&m, "server-timeout", Duration::from_secs(30), parse_duration)?,
+        server_timeout: opt(
+            &m,
+            "server-timeout",
+            Duration::from_secs(30),
+            parse_duration,
+        )?,
         retries,
         max_body: opt(&m, "max-body", 1024 * 1024, parse_size)?,
         max_connections: positive(
@@ -271,10 +374,19 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             opt(&m, "max-connections", 10_000, number::<usize>)?,
         )?,
         pool_size: opt(&m, "pool-size", 128, number::<usize>)?,
-        health_interval: opt(&m, "health-interval", Duration::from_secs(2), parse_duration)?,
+        health_interval: opt(
+            &m,
+            "health-interval",
+            Duration::from_secs(2),
+            parse_duration,
+        )?,
         health_timeout: opt(&m, "health-timeout", Duration::from_secs(1), parse_duration)?,
         health_path: opt(&m, "health-path", "/".to_string(), |s| {
-            if s.starts_with('/') && !s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            if s.starts_with('/')
+                && !s
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            {
                 Ok(s.to_string())
             } else {
                 Err(format!("'{s}' is not a path (it starts with /, no spaces)"))
@@ -338,17 +450,29 @@ mod tests {
         assert_eq!(c.client_timeout, Duration::from_secs(10));
         assert!(run("").unwrap_err().contains("no backends"));
         assert!(run("-b 127.0.0.1:1 --bogus").is_err());
-        assert!(run("-b 127.0.0.1:1 -s nope").unwrap_err().contains("unknown strategy"));
+        assert!(
+            run("-b 127.0.0.1:1 -s nope")
+                .unwrap_err()
+                .contains("unknown strategy")
+        );
         assert!(run("-b 127.0.0.1:1 -m udp").is_err());
         assert!(run("-b 127.0.0.1:1 --retries 99").is_err());
-        assert!(run("-b 127.0.0.1:1 --idle-timeout soon").unwrap_err().contains("--idle-timeout"));
+        assert!(
+            run("-b 127.0.0.1:1 --idle-timeout soon")
+                .unwrap_err()
+                .contains("--idle-timeout")
+        );
         assert!(matches!(parse_args(&args("-h")), Ok(Command::Help(_))));
     }
 
     #[test]
     fn backends_file_with_comments() {
         let path = std::env::temp_dir().join(format!("lb-servers-{}.txt", std::process::id()));
-        std::fs::write(&path, "# servers\nhttp://127.0.0.1:9001\n\n127.0.0.1:9002 # two\n").unwrap();
+        std::fs::write(
+            &path,
+            "# servers\nhttp://127.0.0.1:9001\n\n127.0.0.1:9002 # two\n",
+        )
+        .unwrap();
         let c = run(&format!("-f {}", path.display())).unwrap();
         std::fs::remove_file(&path).ok();
         assert_eq!(c.backends.len(), 2);

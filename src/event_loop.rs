@@ -18,6 +18,7 @@ use crate::http;
 use crate::http::client::ClientConn;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
+use crate::metrics::Metrics;
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::strategy::{self, Strategy};
 use crate::timer::{TimerId, TimerWheel};
@@ -57,6 +58,7 @@ pub struct Core {
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
     pub health: HealthMonitor,
+    pub metrics: Metrics,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -82,7 +84,10 @@ impl Core {
     /// Replaces whatever timer `slot` held with one firing `after` from now.
     pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
         self.disarm(slot);
-        *slot = Some(self.timers.insert(self.now + after, Timer::Conn { key, serial }));
+        *slot = Some(
+            self.timers
+                .insert(self.now + after, Timer::Conn { key, serial }),
+        );
     }
 
     pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
@@ -128,10 +133,14 @@ impl EventLoop {
         let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
         if health.enabled() {
             for id in 0..backends.len() {
-                timers.insert(now + health.first_delay(id, backends.len()), Timer::Check(id));
+                timers.insert(
+                    now + health.first_delay(id, backends.len()),
+                    Timer::Check(id),
+                );
             }
         }
         let core = Core {
+            metrics: Metrics::new(backends.len(), now),
             health,
             backends,
             strategy,
@@ -200,7 +209,9 @@ impl EventLoop {
                 return;
             }
             match self.listener.accept() {
-                Ok((sock, peer)) => http::proxy::accept(&mut self.conns, &mut self.core, sock, peer),
+                Ok((sock, peer)) => {
+                    http::proxy::accept(&mut self.conns, &mut self.core, sock, peer)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod event_loop;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod probe;
 pub mod strategy;
 pub mod timer;

@@ -126,7 +126,10 @@ enum ProbeState {
     /// Sending the check request; this many bytes went out.
     Sending(usize),
     /// Waiting for the status line.
-    Reading { got: [u8; 16], len: usize },
+    Reading {
+        got: [u8; 16],
+        len: usize,
+    },
 }
 
 /// Starts a check of `id`; the result comes through `probe_ready` or `probe_timed_out`.
@@ -141,10 +144,11 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core
-        .registry
-        .register(&mut sock, token(key, 0), Interest::READABLE | Interest::WRITABLE)
-    {
+    if let Err(e) = core.registry.register(
+        &mut sock,
+        token(key, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
         finish_check(core, id, false, &e.to_string());
         return;
     }

@@ -31,18 +31,35 @@ const MAX_TRAILERS: u32 = 16 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chunked {
     /// Reading hex digits of a chunk size; `digits` so far.
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// In a chunk extension, up to its CRLF.
-    Extension { size: u64, seen: u32 },
+    Extension {
+        size: u64,
+        seen: u32,
+    },
     /// After the CR that ends a size line.
-    SizeLf { size: u64 },
-    Data { left: u64 },
+    SizeLf {
+        size: u64,
+    },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     /// At the start of a trailer line, or the final CRLF.
-    TrailerStart { seen: u32 },
-    TrailerLine { seen: u32 },
-    TrailerLf { seen: u32, empty: bool },
+    TrailerStart {
+        seen: u32,
+    },
+    TrailerLine {
+        seen: u32,
+    },
+    TrailerLf {
+        seen: u32,
+        empty: bool,
+    },
     /// The final CRLF was read.
     End,
 }
@@ -220,7 +237,8 @@ mod tests {
 
     #[test]
     fn chunked_whole_and_byte_by_byte() {
-        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let body =
+            b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
         let mut f = Framing::chunked();
         let (used, out) = decode(&mut f, body).unwrap();
         assert_eq!(out, b"Wikipedia in\r\n\r\nchunks.");
@@ -231,7 +249,9 @@ mod tests {
         let mut out = Vec::new();
         let mut used = 0;
         for i in 0..body.len() {
-            used += f.walk(&body[i..i + 1], |d| out.extend_from_slice(d)).unwrap();
+            used += f
+                .walk(&body[i..i + 1], |d| out.extend_from_slice(d))
+                .unwrap();
         }
         assert_eq!(out, b"Wikipedia in\r\n\r\nchunks.");
         assert_eq!(used, body.len() - 4);
@@ -250,7 +270,11 @@ mod tests {
             b"4 \x01\r\n",
         ] {
             let mut f = Framing::chunked();
-            assert!(decode(&mut f, bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                decode(&mut f, bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 use super::body::Framing;
 use super::head::{ClientSide, RequestId};
 use crate::backend::BackendId;
-use crate::conn::Socket;
 use crate::config::MAX_RETRIES;
+use crate::conn::Socket;
 use crate::timer::TimerId;
 
 pub struct ClientConn {

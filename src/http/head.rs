@@ -125,9 +125,16 @@ fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Hop-by-hop headers (RFC 9110 7.6.1) that never cross the proxy, plus ones we set ourselves.
 fn is_hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "trailer",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// True when a header is named as hop-by-hop by one of the Connection headers.
@@ -162,7 +169,10 @@ fn map_parse_error(e: httparse::Error) -> Reject {
 
 /// Refuses a partial head that is already too long to become a good one.
 fn check_partial(buf: &[u8]) -> Result<(), Reject> {
-    let line_end = buf.iter().take(MAX_REQUEST_LINE + 2).position(|&b| b == b'\n');
+    let line_end = buf
+        .iter()
+        .take(MAX_REQUEST_LINE + 2)
+        .position(|&b| b == b'\n');
     if line_end.is_none() && buf.len() > MAX_REQUEST_LINE + 1 {
         return Err(Reject {
             status: 414,
@@ -466,8 +476,10 @@ pub fn parse_response(
     if chunked && content_length.is_some() {
         return Err("both Content-Length and Transfer-Encoding");
     }
-    let bodiless =
-        client.method == Method::Head || (100..200).contains(&status) || status == 204 || status == 304;
+    let bodiless = client.method == Method::Head
+        || (100..200).contains(&status)
+        || status == 204
+        || status == 304;
     let framing = match (bodiless, chunked, content_length) {
         (true, _, _) => Framing::Done,
         (false, true, _) => Framing::chunked(),

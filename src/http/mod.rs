@@ -1,7 +1,7 @@
 //! HTTP/1.x proxying: heads, body framing, and the client and backend state machines.
 
 pub mod body;
-pub mod head;
 pub mod client;
+pub mod head;
 pub mod proxy;
 pub mod upstream;

@@ -8,8 +8,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use log::{debug, warn};
-use mio::net::TcpStream;
 use mio::Interest;
+use mio::net::TcpStream;
 use slab::Slab;
 
 use super::body::Segment;
@@ -20,6 +20,7 @@ use crate::backend::BackendId;
 use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, token};
+use crate::metrics::Failure;
 use crate::strategy::PickContext;
 
 /// How long a closing client may keep sending before we stop reading and close.
@@ -38,7 +39,10 @@ enum Step {
 /// What one pump of an exchange ended with.
 enum Pump {
     Wait,
-    Done { reusable: bool, close_client: bool },
+    Done {
+        reusable: bool,
+        close_client: bool,
+    },
     /// The backend failed before it answered anything.
     UpstreamFailed(&'static str),
     /// The backend failed or misbehaved after the response began, or sent garbage.
@@ -50,10 +54,11 @@ enum Pump {
 pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core
-        .registry
-        .register(&mut sock, token(key, 0), Interest::READABLE | Interest::WRITABLE)
-    {
+    if let Err(e) = core.registry.register(
+        &mut sock,
+        token(key, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
         warn!("cannot register client {peer}: {e}");
         return;
     }
@@ -69,6 +74,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
     core.arm(&mut client.timer, core.cfg.client_timeout, key, serial);
     entry.insert(Conn::Client(client));
     core.clients_open += 1;
+    core.metrics.client_connections_total += 1;
 }
 
 fn client_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut ClientConn> {
@@ -150,6 +156,7 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         Err(reject) => {
             core.buffers.put(forward);
             debug!("{}: {} {}", c.peer, reject.status, reject.reason);
+            core.metrics.local_response(reject.status);
             answer(c, core, key, reject.status, reject.reason, None, true);
             Step::Again
         }
@@ -272,10 +279,17 @@ fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         if u.state == UpstreamState::Idle {
             core.backends[u.backend].idle.retain(|&k| k != key);
         }
+        core.metrics.backends[u.backend].connections -= 1;
     }
 }
 
-fn dispatch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, head: RequestHead, forward: Buffer) {
+fn dispatch(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    head: RequestHead,
+    forward: Buffer,
+) {
     let Some(c) = client_mut(conns, key) else {
         core.buffers.put(forward);
         return;
@@ -313,7 +327,16 @@ fn dispatch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, head: RequestHe
     let Some(backend) = pick else {
         core.buffers.put(forward);
         let close = !replayable || !head.keep_alive;
-        answer(c, core, key, 503, "no backend is available", Some(&head.request_id), close);
+        core.metrics.local_response(503);
+        answer(
+            c,
+            core,
+            key,
+            503,
+            "no backend is available",
+            Some(&head.request_id),
+            close,
+        );
         if let Some(buf) = c.io.input.as_mut().filter(|_| replayable) {
             buf.consume(head.len);
         }
@@ -373,17 +396,21 @@ fn connect(
     let mut sock = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
-            warn!("connect to backend {} failed: {e}", core.backends[backend].label);
-            observe(core, backend, false, &e.to_string());
+            warn!(
+                "connect to backend {} failed: {e}",
+                core.backends[backend].label
+            );
+            observe(core, backend, Some(Failure::Connect), &e.to_string());
             return Err(forward);
         }
     };
     let entry = conns.vacant_entry();
     let ukey = entry.key();
-    if let Err(e) = core
-        .registry
-        .register(&mut sock, token(ukey, 0), Interest::READABLE | Interest::WRITABLE)
-    {
+    if let Err(e) = core.registry.register(
+        &mut sock,
+        token(ukey, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
         warn!("cannot register backend connection: {e}");
         return Err(forward);
     }
@@ -402,6 +429,7 @@ fn connect(
     };
     core.arm(&mut u.timer, core.cfg.connect_timeout, ukey, serial);
     entry.insert(Conn::Upstream(u));
+    core.metrics.backends[backend].connections += 1;
     Ok(ukey)
 }
 
@@ -443,7 +471,14 @@ fn retry_elsewhere(
     if let Some(buf) = forward {
         core.buffers.put(buf);
     }
-    fail_exchange(conns, core, key, ex, 502, "the backend could not be reached");
+    fail_exchange(
+        conns,
+        core,
+        key,
+        ex,
+        502,
+        "the backend could not be reached",
+    );
 }
 
 /// Ends an exchange that produced no response with an error of our own.
@@ -455,6 +490,13 @@ fn fail_exchange(
     status: u16,
     text: &str,
 ) {
+    if ex.tried.count() > 0 {
+        let took = core.now.saturating_duration_since(ex.started);
+        core.metrics
+            .request(ex.backend, ex.client.method, status, took);
+    } else {
+        core.metrics.local_response(status);
+    }
     let Some(c) = client_mut(conns, key) else {
         return;
     };
@@ -514,7 +556,7 @@ fn proxy_step(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Excha
                 "backend {} failed request {:?}: {why}",
                 core.backends[backend].label, ex.request_id
             );
-            observe(core, backend, false, why);
+            observe(core, backend, Some(Failure::Reset), why);
             fail_exchange(conns, core, key, ex, 502, "the backend failed to answer");
             Step::Again
         }
@@ -524,10 +566,17 @@ fn proxy_step(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Excha
                 core.backends[ex.backend].label, ex.request_id
             );
             let backend = ex.backend;
-            observe(core, backend, false, why);
+            observe(core, backend, Some(Failure::BadResponse), why);
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
             close_upstream(conns, core, ukey);
-            fail_exchange(conns, core, key, ex, 502, "the backend sent a broken response");
+            fail_exchange(
+                conns,
+                core,
+                key,
+                ex,
+                502,
+                "the backend sent a broken response",
+            );
             Step::Again
         }
         Pump::BadRequest(why) => {
@@ -621,6 +670,7 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
                 if used > 0 {
                     out.push(&input.data()[..used]);
                     input.consume(used);
+                    core.metrics.backends[ex.backend].bytes_sent += used as u64;
                     progress = true;
                 }
                 core.buffers.release_if_empty(&mut c.io.input);
@@ -682,18 +732,32 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
                     if let Some(buf) = u.io.input.as_mut() {
                         buf.consume(resp.len);
                     }
+                    core.metrics.backends[ex.backend].bytes_received += resp.len as u64;
                     if resp.is_interim() {
                         if ex.client.version == 0 {
                             out.clear();
                         }
                     } else {
                         ex.responded = true;
-                        if let (Some(len), Some(buf)) = (ex.replayable_head.take(), c.io.input.as_mut()) {
+                        if let (Some(len), Some(buf)) =
+                            (ex.replayable_head.take(), c.io.input.as_mut())
+                        {
                             buf.consume(len);
                         }
-                        let failed = resp.status >= 500;
-                        observe(core, ex.backend, !failed, if failed { "5xx answer" } else { "" });
                         let elapsed = core.now.saturating_duration_since(ex.started);
+                        core.metrics
+                            .request(ex.backend, ex.client.method, resp.status, elapsed);
+                        if resp.status >= 500 {
+                            core.health.observed(
+                                &mut core.backends,
+                                ex.backend,
+                                false,
+                                "5xx answer",
+                            );
+                        } else {
+                            core.health
+                                .observed(&mut core.backends, ex.backend, true, "");
+                        }
                         core.backends[ex.backend].record_response_time(elapsed.as_micros() as u64);
                         ex.response = if resp.framing.is_done() {
                             ResponsePhase::Done {
@@ -745,6 +809,7 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
                     }
                 }
                 input.consume(used);
+                core.metrics.backends[ex.backend].bytes_received += used as u64;
                 progress |= used > 0;
                 core.buffers.release_if_empty(&mut u.io.input);
                 ex.response = if framing.is_done() {
@@ -785,7 +850,8 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
         }
         // The server timeout measures inactivity: bytes that flow push it back, but only
         // once per half-period, so that a busy exchange does not churn the wheel.
-        if connected && core.now.saturating_duration_since(u.armed_at) > core.cfg.server_timeout / 2 {
+        if connected && core.now.saturating_duration_since(u.armed_at) > core.cfg.server_timeout / 2
+        {
             arm_server_timer(core, u, ex.upstream);
         }
     }
@@ -796,9 +862,13 @@ fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
     core.arm(&mut u.timer, core.cfg.server_timeout, ukey, u.serial);
 }
 
-/// Feeds a result of real traffic to the passive health check.
-fn observe(core: &mut Core, backend: BackendId, passed: bool, why: &str) {
-    core.health.observed(&mut core.backends, backend, passed, why);
+/// Counts a failure of real traffic and feeds it to the passive health check.
+fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
+    if let Some(f) = failure {
+        core.metrics.failure(backend, f);
+    }
+    core.health
+        .observed(&mut core.backends, backend, failure.is_none(), why);
 }
 
 pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
@@ -858,8 +928,16 @@ fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, client: usize, ukey: 
     let backend = u.backend;
     let forward = u.io.output.take();
     close_upstream(conns, core, ukey);
-    warn!("connect to backend {} failed: {why}", core.backends[backend].label);
-    observe(core, backend, false, why);
+    warn!(
+        "connect to backend {} failed: {why}",
+        core.backends[backend].label
+    );
+    let reason = if why.contains("timed out") {
+        Failure::Timeout
+    } else {
+        Failure::Connect
+    };
+    observe(core, backend, Some(reason), why);
     core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
     let Some(c) = client_mut(conns, client) else {
         if let Some(f) = forward {
@@ -872,7 +950,14 @@ fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, client: usize, ukey: 
     };
     match forward {
         Some(f) => retry_elsewhere(conns, core, client, ex, f, "connect failed"),
-        None => fail_exchange(conns, core, client, ex, 502, "the backend could not be reached"),
+        None => fail_exchange(
+            conns,
+            core,
+            client,
+            ex,
+            502,
+            "the backend could not be reached",
+        ),
     }
     drive(conns, core, client);
 }
@@ -884,7 +969,15 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             match c.state {
                 ClientState::ReadingHead => {
                     core.buffers.release(&mut c.io.input);
-                    answer(c, core, key, 408, "timed out reading the request head", None, true);
+                    answer(
+                        c,
+                        core,
+                        key,
+                        408,
+                        "timed out reading the request head",
+                        None,
+                        true,
+                    );
                     drive(conns, core, key);
                 }
                 _ => close_client(conns, core, key),
@@ -899,18 +992,26 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 UpstreamState::Busy { client } => {
                     let backend = u.backend;
                     warn!("backend {} timed out", core.backends[backend].label);
-                    observe(core, backend, false, "response timed out");
+                    observe(core, backend, Some(Failure::Timeout), "response timed out");
                     let Some(c) = client_mut(conns, client) else {
                         close_upstream(conns, core, key);
                         return;
                     };
-                    let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle)
+                    let ClientState::Proxying(ex) =
+                        std::mem::replace(&mut c.state, ClientState::Idle)
                     else {
                         return;
                     };
                     core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
                     close_upstream(conns, core, key);
-                    fail_exchange(conns, core, client, ex, 504, "the backend did not answer in time");
+                    fail_exchange(
+                        conns,
+                        core,
+                        client,
+                        ex,
+                        504,
+                        "the backend did not answer in time",
+                    );
                     drive(conns, core, client);
                 }
                 UpstreamState::Idle => close_upstream(conns, core, key),

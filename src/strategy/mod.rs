@@ -4,9 +4,28 @@ use std::net::IpAddr;
 
 use crate::backend::{Backend, BackendId};
 
+mod hash_source;
+mod hash_uri;
+mod least_connections;
+mod least_response_time;
+mod n_to_one;
+mod power_of_two;
+mod random;
+mod ring;
 mod round_robin;
+#[cfg(test)]
+mod testutil;
+mod weighted_round_robin;
 
+pub use hash_source::HashSource;
+pub use hash_uri::HashUri;
+pub use least_connections::LeastConnections;
+pub use least_response_time::LeastResponseTime;
+pub use n_to_one::NToOne;
+pub use power_of_two::PowerOfTwo;
+pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use weighted_round_robin::WeightedRoundRobin;
 
 /// What a strategy may look at besides the backends themselves.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,20 +47,146 @@ pub trait Strategy {
 }
 
 /// The names `-s` accepts, default first.
-pub const NAMES: &[&str] = &["round-robin"];
+pub const NAMES: &[&str] = &[
+    "round-robin",
+    "n-to-1",
+    "least-connections",
+    "least-response-time",
+    "random",
+    "weighted-round-robin",
+    "power-of-two",
+    "hash-source",
+    "hash-uri",
+];
 
 /// Builds the strategy called `name` for this backend list.
-pub fn by_name(name: &str, _backends: &[Backend]) -> Result<Box<dyn Strategy>, String> {
-    match name {
-        "round-robin" => Ok(Box::new(RoundRobin::default())),
-        _ => Err(format!(
-            "unknown strategy '{name}' (one of: {})",
-            NAMES.join(", ")
-        )),
-    }
+pub fn by_name(name: &str, backends: &[Backend]) -> Result<Box<dyn Strategy>, String> {
+    Ok(match name {
+        "round-robin" => Box::new(RoundRobin::default()),
+        "n-to-1" => Box::new(NToOne),
+        "least-connections" => Box::new(LeastConnections::default()),
+        "least-response-time" => Box::new(LeastResponseTime::default()),
+        "random" => Box::new(Random::new(rand::make_rng())),
+        "weighted-round-robin" => Box::new(WeightedRoundRobin::new(backends)),
+        "power-of-two" => Box::new(PowerOfTwo::new(rand::make_rng())),
+        "hash-source" => Box::new(HashSource::new(backends)),
+        "hash-uri" => Box::new(HashUri::new(backends)),
+        _ => {
+            return Err(format!(
+                "unknown strategy '{name}' (one of: {})",
+                NAMES.join(", ")
+            ));
+        }
+    })
+}
+
+/// False for strategies that need an HTTP request to decide, which TCP mode never parses.
+pub fn tcp_compatible(name: &str) -> bool {
+    name != "hash-uri"
 }
 
 /// True when backend `id` may be picked at all.
-pub(crate) fn eligible(backends: &[Backend], id: BackendId, accept: &dyn Fn(BackendId) -> bool) -> bool {
+pub(crate) fn eligible(
+    backends: &[Backend],
+    id: BackendId,
+    accept: &dyn Fn(BackendId) -> bool,
+) -> bool {
     backends[id].up && accept(id)
+}
+
+/// The eligible backend with the smallest `key`. The scan starts at `start` (wrapping), so
+/// among equals the first one after `start` wins: moving `start` past each pick shares ties.
+pub(crate) fn least_from<K: PartialOrd>(
+    backends: &[Backend],
+    accept: &dyn Fn(BackendId) -> bool,
+    start: usize,
+    key: impl Fn(&Backend) -> K,
+) -> Option<BackendId> {
+    let n = backends.len();
+    if n == 0 {
+        return None;
+    }
+    let start = start % n;
+    let mut best: Option<(BackendId, K)> = None;
+    for id in (start..n).chain(0..start) {
+        let b = &backends[id];
+        if !b.up {
+            continue;
+        }
+        let k = key(b);
+        // `accept` is an indirect call: ask it only about backends that would win.
+        if best.as_ref().is_none_or(|(_, best)| k < *best) && accept(id) {
+            best = Some((id, k));
+        }
+    }
+    best.map(|(id, _)| id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{any, pool};
+    use super::*;
+
+    #[test]
+    fn by_name_builds_every_listed_strategy() {
+        let backends = pool(3);
+        for name in NAMES {
+            let mut s = by_name(name, &backends).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(s.pick(&backends, &PickContext::default(), &any).is_some());
+        }
+        assert_eq!(NAMES[0], "round-robin");
+    }
+
+    #[test]
+    fn by_name_rejects_unknown_names_and_lists_the_valid_ones() {
+        let err = by_name("fastest", &pool(1)).err().unwrap();
+        assert!(err.starts_with("unknown strategy 'fastest' (one of: round-robin, n-to-1,"));
+        assert!(err.ends_with("hash-uri)"));
+    }
+
+    #[test]
+    fn only_hash_uri_needs_http() {
+        for name in NAMES {
+            assert_eq!(tcp_compatible(name), *name != "hash-uri");
+        }
+    }
+
+    #[test]
+    fn every_strategy_returns_none_without_backends() {
+        for name in NAMES {
+            let mut s = by_name(name, &[]).unwrap();
+            assert_eq!(s.pick(&[], &PickContext::default(), &any), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_strategy_returns_none_when_all_are_down_or_refused() {
+        let mut backends = pool(4);
+        for name in NAMES {
+            let mut s = by_name(name, &backends).unwrap();
+            assert_eq!(s.pick(&backends, &PickContext::default(), &|_| false), None);
+        }
+        for b in &mut backends {
+            b.up = false;
+        }
+        for name in NAMES {
+            let mut s = by_name(name, &backends).unwrap();
+            assert_eq!(
+                s.pick(&backends, &PickContext::default(), &any),
+                None,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn least_from_breaks_ties_by_scan_order_from_start() {
+        let backends = pool(4);
+        assert_eq!(least_from(&backends, &any, 2, |b| b.active), Some(2));
+        assert_eq!(least_from(&backends, &any, 6, |b| b.active), Some(2));
+        assert_eq!(
+            least_from(&backends, &|id| id != 2, 2, |b| b.active),
+            Some(3)
+        );
+    }
 }

@@ -25,3 +25,38 @@ impl Strategy for RoundRobin {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{any, picks, pool};
+    use super::*;
+
+    #[test]
+    fn rotates_in_order() {
+        let backends = pool(3);
+        assert_eq!(
+            picks(&mut RoundRobin::default(), &backends, 7),
+            [0, 1, 2, 0, 1, 2, 0]
+        );
+    }
+
+    #[test]
+    fn skips_backends_that_are_down() {
+        let mut backends = pool(4);
+        backends[1].up = false;
+        assert_eq!(
+            picks(&mut RoundRobin::default(), &backends, 6),
+            [0, 2, 3, 0, 2, 3]
+        );
+    }
+
+    #[test]
+    fn skips_backends_that_accept_refuses() {
+        let backends = pool(3);
+        let mut s = RoundRobin::default();
+        let ctx = PickContext::default();
+        assert_eq!(s.pick(&backends, &ctx, &|id| id != 0), Some(1));
+        assert_eq!(s.pick(&backends, &ctx, &|id| id != 2), Some(0));
+        assert_eq!(s.pick(&backends, &ctx, &any), Some(1));
+    }
+}

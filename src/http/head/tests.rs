@@ -102,7 +102,10 @@ fn limits_have_their_own_statuses() {
     assert_eq!(status_of(long_line.as_bytes()), 414);
     let partial_long_line = format!("GET /{}", "a".repeat(9000));
     assert_eq!(status_of(partial_long_line.as_bytes()), 414);
-    let big_block = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(17000));
+    let big_block = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(17000)
+    );
     assert_eq!(status_of(big_block.as_bytes()), 431);
     let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
     for i in 0..101 {
@@ -110,11 +113,17 @@ fn limits_have_their_own_statuses() {
     }
     many.push_str("\r\n");
     assert_eq!(status_of(many.as_bytes()), 431);
-    let long_id = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {}\r\n\r\n", "i".repeat(65));
+    let long_id = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {}\r\n\r\n",
+        "i".repeat(65)
+    );
     assert_eq!(status_of(long_id.as_bytes()), 400);
 }
 
-fn response(raw: &[u8], client: ClientSide) -> Result<Option<(ResponseHead, String)>, &'static str> {
+fn response(
+    raw: &[u8],
+    client: ClientSide,
+) -> Result<Option<(ResponseHead, String)>, &'static str> {
     let mut pool = BufferPool::new(64 * 1024, 1);
     let mut out = pool.get();
     parse_response(raw, client, &RequestId::generate(1), &mut out)
@@ -178,7 +187,10 @@ fn chunked_response_is_dechunked_for_http10_clients() {
     .unwrap()
     .unwrap();
     assert!(head.dechunk && head.close_client);
-    assert_eq!(out, "HTTP/1.1 200 OK\r\nX-Request-Id: z\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        out,
+        "HTTP/1.1 200 OK\r\nX-Request-Id: z\r\nConnection: close\r\n\r\n"
+    );
 }
 
 #[test]
@@ -191,7 +203,11 @@ fn broken_responses_are_refused() {
         b"SSH-2.0-OpenSSH\r\n\r\n",
         b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
     ] {
-        assert!(response(raw, GET11).is_err(), "{}", String::from_utf8_lossy(raw));
+        assert!(
+            response(raw, GET11).is_err(),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
     }
     assert!(response(b"HTTP/1.1 200 OK\r\n", GET11).unwrap().is_none());
 }

@@ -1,0 +1,150 @@
+//! Counters kept by the event loop. Plain integers in plain structs: one thread owns
+//! them, so recording costs no lock and no allocation.
+
+use std::time::{Duration, Instant};
+
+use crate::http::head::Method;
+
+/// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
+pub const LATENCY_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
+    /// Not cumulative: `buckets[i]` counts samples in (bound[i-1], bound[i]]; the last is +Inf.
+    pub buckets: [u64; LATENCY_BOUNDS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BOUNDS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[i] += 1;
+        self.sum_seconds += s;
+        self.count += 1;
+    }
+}
+
+/// Method classes in metric labels.
+pub const METHOD_CLASSES: [&str; 4] = ["GET", "HEAD", "POST", "other"];
+/// Failure reasons in metric labels.
+pub const FAILURE_REASONS: [&str; 4] = ["connect", "timeout", "reset", "bad_response"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Connect = 0,
+    Timeout = 1,
+    Reset = 2,
+    BadResponse = 3,
+}
+
+pub fn method_class(m: Method) -> usize {
+    match m {
+        Method::Get => 0,
+        Method::Head => 1,
+        Method::Post => 2,
+        Method::Other => 3,
+    }
+}
+
+/// 0 for 1xx … 4 for 5xx.
+pub fn status_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct BackendMetrics {
+    /// By method class, then status class.
+    pub requests: [[u64; 5]; 4],
+    pub failures: [u64; 4],
+    /// Bytes sent to the backend and received from it (TCP mode too).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub latency: Histogram,
+    /// Connections to this backend open now.
+    pub connections: u64,
+    pub fanout_sent: u64,
+    pub fanout_succeeded: u64,
+    pub fanout_retried: u64,
+    pub fanout_spent: u64,
+}
+
+impl BackendMetrics {
+    pub fn requests_total(&self) -> u64 {
+        self.requests.iter().flatten().sum()
+    }
+
+    pub fn errors_total(&self) -> u64 {
+        self.requests
+            .iter()
+            .map(|by_status| by_status[4])
+            .sum::<u64>()
+            + self.failures.iter().sum::<u64>()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub started: Instant,
+    pub backends: Vec<BackendMetrics>,
+    /// Responses lb made itself without a backend (400, 408, 413, 414, 431, 503), by status class.
+    pub local_responses: [u64; 5],
+    pub client_connections_total: u64,
+}
+
+impl Metrics {
+    pub fn new(backends: usize, started: Instant) -> Self {
+        Metrics {
+            started,
+            backends: vec![BackendMetrics::default(); backends],
+            local_responses: [0; 5],
+            client_connections_total: 0,
+        }
+    }
+
+    /// A backend answered (or lb answered for it with 502/504).
+    pub fn request(&mut self, backend: usize, method: Method, status: u16, took: Duration) {
+        let b = &mut self.backends[backend];
+        b.requests[method_class(method)][status_class(status)] += 1;
+        b.latency.observe(took);
+    }
+
+    pub fn failure(&mut self, backend: usize, why: Failure) {
+        self.backends[backend].failures[why as usize] += 1;
+    }
+
+    pub fn local_response(&mut self, status: u16) {
+        self.local_responses[status_class(status)] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets() {
+        let mut h = Histogram::default();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        assert_eq!(h.buckets[0], 1);
+        assert_eq!(h.buckets[3], 1);
+        assert_eq!(h.buckets[LATENCY_BOUNDS.len()], 1);
+        assert_eq!(h.count, 3);
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(status_class(101), 0);
+        assert_eq!(status_class(204), 1);
+        assert_eq!(status_class(503), 4);
+        assert_eq!(method_class(Method::Post), 2);
+    }
+}

@@ -1,0 +1,110 @@
+use rand::RngExt;
+use rand::rngs::SmallRng;
+
+use super::{PickContext, Strategy, eligible};
+use crate::backend::{Backend, BackendId};
+
+/// Uniform among the eligible backends.
+#[derive(Debug)]
+pub struct Random {
+    rng: SmallRng,
+}
+
+impl Random {
+    pub fn new(rng: SmallRng) -> Self {
+        Random { rng }
+    }
+}
+
+impl Strategy for Random {
+    fn pick(
+        &mut self,
+        backends: &[Backend],
+        _ctx: &PickContext,
+        accept: &dyn Fn(BackendId) -> bool,
+    ) -> Option<BackendId> {
+        sample(&mut self.rng, backends, accept, None)
+    }
+}
+
+/// Random probes before falling back to a scan: with most backends up, the first one hits.
+const PROBES: usize = 4;
+
+/// A uniformly random eligible backend other than `skip`, without allocating.
+///
+/// A uniform probe that lands on an eligible backend is uniform among the eligible ones, and
+/// so is the fallback (count them, then take the k-th), so the mix of the two is too.
+pub(super) fn sample(
+    rng: &mut SmallRng,
+    backends: &[Backend],
+    accept: &dyn Fn(BackendId) -> bool,
+    skip: Option<BackendId>,
+) -> Option<BackendId> {
+    let n = backends.len();
+    if n == 0 {
+        return None;
+    }
+    let ok = |id: BackendId| Some(id) != skip && eligible(backends, id, accept);
+    for _ in 0..PROBES {
+        let id = rng.random_range(0..n);
+        if ok(id) {
+            return Some(id);
+        }
+    }
+    let count = (0..n).filter(|&id| ok(id)).count();
+    if count == 0 {
+        return None;
+    }
+    let k = rng.random_range(0..count);
+    (0..n).filter(|&id| ok(id)).nth(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::super::testutil::{counts, pool};
+    use super::*;
+
+    fn seeded() -> Random {
+        Random::new(SmallRng::seed_from_u64(7))
+    }
+
+    #[test]
+    fn spreads_evenly_over_those_up() {
+        let mut backends = pool(4);
+        backends[2].up = false;
+        let c = counts(&mut seeded(), &backends, 10_000);
+        assert_eq!(c[2], 0);
+        for id in [0, 1, 3] {
+            assert!((3_000..=3_667).contains(&c[id]), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn stays_uniform_when_most_are_down() {
+        let mut backends = pool(100);
+        for b in &mut backends {
+            b.up = false;
+        }
+        backends[17].up = true;
+        backends[80].up = true;
+        let c = counts(&mut seeded(), &backends, 10_000);
+        assert_eq!(c[17] + c[80], 10_000);
+        assert!((4_500..=5_500).contains(&c[17]), "{}", c[17]);
+    }
+
+    #[test]
+    fn skips_backends_that_accept_refuses() {
+        let backends = pool(3);
+        let mut s = seeded();
+        for _ in 0..100 {
+            let id = s.pick(&backends, &PickContext::default(), &|id| id != 1);
+            assert_ne!(id, Some(1));
+        }
+        assert_eq!(
+            s.pick(&backends, &PickContext::default(), &|id| id == 1),
+            Some(1)
+        );
+    }
+}

@@ -1,0 +1,103 @@
+use super::{PickContext, Strategy, eligible};
+use crate::backend::{Backend, BackendId};
+
+/// nginx's smooth weighted round-robin: each pick adds every eligible backend's weight to its
+/// running score, takes the highest, and charges the winner the total. Heavier backends win
+/// more often but their turns are interleaved with the others' rather than bunched.
+#[derive(Debug)]
+pub struct WeightedRoundRobin {
+    /// Running score per backend, indexed like the backend list.
+    current: Vec<i64>,
+}
+
+impl WeightedRoundRobin {
+    pub fn new(backends: &[Backend]) -> Self {
+        WeightedRoundRobin {
+            current: vec![0; backends.len()],
+        }
+    }
+}
+
+impl Strategy for WeightedRoundRobin {
+    fn pick(
+        &mut self,
+        backends: &[Backend],
+        _ctx: &PickContext,
+        accept: &dyn Fn(BackendId) -> bool,
+    ) -> Option<BackendId> {
+        debug_assert_eq!(self.current.len(), backends.len());
+        let mut total = 0;
+        let mut best: Option<(BackendId, i64)> = None;
+        for (id, (b, cur)) in backends.iter().zip(&mut self.current).enumerate() {
+            if !eligible(backends, id, accept) {
+                continue;
+            }
+            let w = i64::from(b.weight);
+            *cur += w;
+            total += w;
+            // Strictly greater: the earlier backend wins a tie, as in nginx.
+            if best.is_none_or(|(_, score)| *cur > score) {
+                best = Some((id, *cur));
+            }
+        }
+        let (id, _) = best?;
+        self.current[id] -= total;
+        Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{any, counts, picks, pool};
+    use super::*;
+
+    fn weighted(weights: &[u32]) -> Vec<Backend> {
+        let mut backends = pool(weights.len());
+        for (b, &w) in backends.iter_mut().zip(weights) {
+            b.weight = w;
+        }
+        backends
+    }
+
+    #[test]
+    fn three_to_one_interleaves() {
+        let backends = weighted(&[3, 1]);
+        let mut s = WeightedRoundRobin::new(&backends);
+        assert_eq!(picks(&mut s, &backends, 8), [0, 0, 1, 0, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn five_one_one_has_no_bursts() {
+        let backends = weighted(&[5, 1, 1]);
+        let mut s = WeightedRoundRobin::new(&backends);
+        let seq = picks(&mut s, &backends, 70);
+        assert_eq!(seq[..7], [0, 0, 1, 0, 2, 0, 0]);
+        // Every cycle of 7 is the same, so the heavy backend never runs more than 4 in a row
+        // (2 at the end of one cycle, 2 at the start of the next), never 5.
+        assert!(seq.chunks(7).all(|c| c == &seq[..7]));
+        let longest = seq
+            .chunk_by(|a, b| a == b)
+            .map(|run| run.len())
+            .max()
+            .unwrap();
+        assert!(longest <= 4, "{seq:?}");
+    }
+
+    #[test]
+    fn shares_follow_weights() {
+        let backends = weighted(&[4, 2, 1]);
+        let mut s = WeightedRoundRobin::new(&backends);
+        assert_eq!(counts(&mut s, &backends, 700), [400, 200, 100]);
+    }
+
+    #[test]
+    fn skips_down_and_refused() {
+        let mut backends = weighted(&[3, 2, 1]);
+        backends[0].up = false;
+        let mut s = WeightedRoundRobin::new(&backends);
+        assert_eq!(picks(&mut s, &backends, 3), [1, 2, 1]);
+        let ctx = PickContext::default();
+        assert_eq!(s.pick(&backends, &ctx, &|id| id != 1), Some(2));
+        assert_eq!(s.pick(&backends, &ctx, &any), Some(1));
+    }
+}
