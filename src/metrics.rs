@@ -96,6 +96,8 @@ pub struct Metrics {
     /// Responses lb made itself without a backend (400, 408, 413, 414, 431, 503), by status class.
     pub local_responses: [u64; 5],
     pub client_connections_total: u64,
+    /// POST copies waiting for a retry (maintained by the fan-out code).
+    pub pending_retries: u64,
 }
 
 impl Metrics {
@@ -105,6 +107,7 @@ impl Metrics {
             backends: vec![BackendMetrics::default(); backends],
             local_responses: [0; 5],
             client_connections_total: 0,
+            pending_retries: 0,
         }
     }
 
