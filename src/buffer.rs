@@ -184,10 +184,10 @@ impl BufferPool {
 
     /// Gives back the buffer in `slot` if it holds no pending data.
     pub fn release_if_empty(&mut self, slot: &mut Option<Buffer>) {
-        if slot.as_ref().is_some_and(Buffer::is_empty) {
-            if let Some(buf) = slot.take() {
-                self.put(buf);
-            }
+        if slot.as_ref().is_some_and(Buffer::is_empty)
+            && let Some(buf) = slot.take()
+        {
+            self.put(buf);
         }
     }
 

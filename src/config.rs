@@ -322,6 +322,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             strategy::NAMES.join(", ")
         ));
     }
+    if mode == Mode::Tcp && !strategy::tcp_compatible(&strategy) {
+        return Err(format!(
+            "--strategy: {strategy} needs HTTP requests and cannot be used with -m tcp"
+        ));
+    }
     let retries = opt(&m, "retries", 2, number::<u32>)?;
     if retries > MAX_RETRIES {
         return Err(format!("--retries: at most {MAX_RETRIES}"));
@@ -456,6 +461,12 @@ mod tests {
                 .contains("unknown strategy")
         );
         assert!(run("-b 127.0.0.1:1 -m udp").is_err());
+        assert!(
+            run("-b 127.0.0.1:1 -m tcp -s hash-uri")
+                .unwrap_err()
+                .contains("-m tcp")
+        );
+        assert!(run("-b 127.0.0.1:1 -m tcp -s hash-source").is_ok());
         assert!(run("-b 127.0.0.1:1 --retries 99").is_err());
         assert!(
             run("-b 127.0.0.1:1 --idle-timeout soon")

@@ -14,6 +14,10 @@ pub enum Filled {
     Failed,
 }
 
+/// A write failed: the peer reset or closed the connection.
+#[derive(Debug)]
+pub struct PeerGone;
+
 /// A non-blocking socket with its readiness and its input and output buffers.
 pub struct Socket {
     pub sock: TcpStream,
@@ -89,8 +93,8 @@ impl Socket {
         got
     }
 
-    /// Writes pending output until it is gone or the socket is full. `Err` when the peer is gone.
-    pub fn flush(&mut self, pool: &mut BufferPool) -> Result<bool, ()> {
+    /// Writes pending output until it is gone or the socket is full; says whether it wrote.
+    pub fn flush(&mut self, pool: &mut BufferPool) -> Result<bool, PeerGone> {
         let mut wrote = false;
         while self.writable {
             let Some(buf) = self.output.as_mut() else {
@@ -108,7 +112,7 @@ impl Socket {
                     }
                 }
                 Io::WouldBlock => self.writable = false,
-                Io::Eof | Io::Failed(_) => return Err(()),
+                Io::Eof | Io::Failed(_) => return Err(PeerGone),
             }
         }
         pool.release_if_empty(&mut self.output);

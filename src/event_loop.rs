@@ -35,7 +35,9 @@ pub const BUFFER_SIZE: usize = 32 * 1024;
 const TIMER_TICK: Duration = Duration::from_millis(10);
 const TIMER_SLOTS: usize = 512;
 
-/// Every socket the loop owns, by slab key.
+/// Every socket the loop owns, by slab key. Entries live inline in the slab, so the
+/// client (the largest) sets the slot size; boxing would cost an allocation per connection.
+#[allow(clippy::large_enum_variant)]
 pub enum Conn {
     Client(ClientConn),
     Upstream(UpstreamConn),

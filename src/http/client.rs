@@ -18,6 +18,7 @@ pub struct ClientConn {
     pub timer: Option<TimerId>,
 }
 
+#[allow(clippy::large_enum_variant)] // inline, so that a request allocates nothing
 pub enum ClientState {
     /// Keep-alive, between requests: no buffers held.
     Idle,

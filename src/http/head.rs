@@ -344,10 +344,10 @@ pub fn parse_request(
         } else {
             run_start.get_or_insert(start);
         }
-        if i + 1 == headers.len() {
-            if let Some(s) = run_start.take() {
-                put(out, &buf[s..end])?;
-            }
+        if i + 1 == headers.len()
+            && let Some(s) = run_start.take()
+        {
+            put(out, &buf[s..end])?;
         }
     }
     if last_xff.is_none() {
@@ -516,10 +516,10 @@ pub fn parse_response(
         } else {
             run_start.get_or_insert(start);
         }
-        if i + 1 == headers.len() {
-            if let Some(s) = run_start.take() {
-                put(out, &buf[s..end])?;
-            }
+        if i + 1 == headers.len()
+            && let Some(s) = run_start.take()
+        {
+            put(out, &buf[s..end])?;
         }
     }
     if !(100..200).contains(&status) {

@@ -18,7 +18,7 @@ use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
 use super::upstream::{UpstreamConn, UpstreamState};
 use crate::backend::BackendId;
 use crate::buffer::Buffer;
-use crate::conn::{Filled, Socket};
+use crate::conn::{Filled, PeerGone, Socket};
 use crate::event_loop::{Conn, Core, token};
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
@@ -680,7 +680,7 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
         if connected && u.io.output_len() > 0 {
             match u.io.flush(&mut core.buffers) {
                 Ok(wrote) => progress |= wrote,
-                Err(()) => {
+                Err(PeerGone) => {
                     return if ex.responded {
                         Pump::BadResponse("connection lost")
                     } else {
@@ -783,67 +783,65 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
             reusable,
             close_client,
         } = ex.response
+            && u.io.input_len() > 0
         {
-            if u.io.input_len() > 0 {
-                let out = c.io.output.get_or_insert_with(|| core.buffers.get());
-                let Some(input) = u.io.input.as_mut() else {
-                    return Pump::BadResponse("lost input");
-                };
-                let room = out.room().min(input.len());
-                let data = &input.data()[..room];
-                let mut used = 0;
-                loop {
-                    match framing.next(&data[used..]) {
-                        Ok(Some(Segment::Data(n))) => {
+            let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+            let Some(input) = u.io.input.as_mut() else {
+                return Pump::BadResponse("lost input");
+            };
+            let room = out.room().min(input.len());
+            let data = &input.data()[..room];
+            let mut used = 0;
+            loop {
+                match framing.next(&data[used..]) {
+                    Ok(Some(Segment::Data(n))) => {
+                        out.push(&data[used..used + n]);
+                        used += n;
+                    }
+                    Ok(Some(Segment::Framing(n))) => {
+                        if !dechunk {
                             out.push(&data[used..used + n]);
-                            used += n;
                         }
-                        Ok(Some(Segment::Framing(n))) => {
-                            if !dechunk {
-                                out.push(&data[used..used + n]);
-                            }
-                            used += n;
-                        }
-                        Ok(None) => break,
-                        Err(e) => return Pump::BadResponse(e.0),
+                        used += n;
                     }
+                    Ok(None) => break,
+                    Err(e) => return Pump::BadResponse(e.0),
                 }
-                input.consume(used);
-                core.metrics.backends[ex.backend].bytes_received += used as u64;
-                progress |= used > 0;
-                core.buffers.release_if_empty(&mut u.io.input);
-                ex.response = if framing.is_done() {
-                    ResponsePhase::Done {
-                        reusable,
-                        close_client,
-                    }
-                } else {
-                    ResponsePhase::Body {
-                        framing,
-                        dechunk,
-                        reusable,
-                        close_client,
-                    }
-                };
             }
+            input.consume(used);
+            core.metrics.backends[ex.backend].bytes_received += used as u64;
+            progress |= used > 0;
+            core.buffers.release_if_empty(&mut u.io.input);
+            ex.response = if framing.is_done() {
+                ResponsePhase::Done {
+                    reusable,
+                    close_client,
+                }
+            } else {
+                ResponsePhase::Body {
+                    framing,
+                    dechunk,
+                    reusable,
+                    close_client,
+                }
+            };
         }
 
         match c.io.flush(&mut core.buffers) {
             Ok(wrote) => progress |= wrote,
-            Err(()) => return Pump::ClientGone,
+            Err(PeerGone) => return Pump::ClientGone,
         }
 
         if let ResponsePhase::Done {
             reusable,
             close_client,
         } = ex.response
+            && c.io.output_len() == 0
         {
-            if c.io.output_len() == 0 {
-                return Pump::Done {
-                    reusable,
-                    close_client,
-                };
-            }
+            return Pump::Done {
+                reusable,
+                close_client,
+            };
         }
         if !progress {
             return Pump::Wait;
