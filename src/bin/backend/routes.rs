@@ -1,0 +1,364 @@
+//! The routes and the state behind them: users, answered request ids, π, counters.
+
+use std::collections::{HashMap, VecDeque};
+
+use rand::RngExt;
+use rand::rngs::ThreadRng;
+
+use crate::http::{Framing, Method, Reply, push_hex};
+use crate::pi;
+use crate::stream::Stream;
+
+/// How many answered write ids are remembered for idempotent replays.
+const MAX_ANSWERED: usize = 100_000;
+/// Longest stream a request may ask for (1 TiB): the length must fit a Content-Length.
+const MAX_STREAM: u64 = 1 << 40;
+
+pub enum Route {
+    Hello,
+    Ping,
+    Login,
+    Pi(usize),
+    Conns,
+    /// Carries a copy of the raw request head, filled in by the connection.
+    Headers(Vec<u8>),
+    Bytes(u64),
+    Chunked(u64),
+    Eof(u64),
+    Echo,
+    Sink,
+    /// The query string; form fields may also come from the body.
+    Register(String),
+    ChangePassword(String),
+    User(String),
+    /// Known to fail before the body is read.
+    Error { status: u16, message: &'static str, allow: Option<&'static str> },
+}
+
+#[derive(Clone, Copy)]
+enum Allow {
+    Get,
+    Post,
+    PostPut,
+}
+
+impl Route {
+    pub fn parse(method: Method, target: &str) -> Route {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let (route, allow) = match path {
+            "/" => (Route::Hello, Allow::Get),
+            "/ping" => (Route::Ping, Allow::Get),
+            "/login" => (Route::Login, Allow::Get),
+            "/conns" => (Route::Conns, Allow::Get),
+            "/headers" => (Route::Headers(Vec::new()), Allow::Get),
+            "/echo" => (Route::Echo, Allow::PostPut),
+            "/sink" => (Route::Sink, Allow::PostPut),
+            "/register" => (Route::Register(query.to_owned()), Allow::Post),
+            "/changePassword" => (Route::ChangePassword(query.to_owned()), Allow::Post),
+            _ => match Self::parse_param(path) {
+                Some(route) => (route, Allow::Get),
+                None => return Route::error(404, "not found\n"),
+            },
+        };
+        let permitted = match allow {
+            Allow::Get => matches!(method, Method::Get | Method::Head),
+            Allow::Post => method == Method::Post,
+            Allow::PostPut => matches!(method, Method::Post | Method::Put),
+        };
+        if permitted {
+            return route;
+        }
+        Route::Error {
+            status: 405,
+            message: "method not allowed\n",
+            allow: Some(match allow {
+                Allow::Get => "GET, HEAD",
+                Allow::Post => "POST",
+                Allow::PostPut => "POST, PUT",
+            }),
+        }
+    }
+
+    /// The GET routes with a parameter in the path: /N, /users/NAME, /bytes/N, ...
+    fn parse_param(path: &str) -> Option<Route> {
+        if let Some(name) = path.strip_prefix("/users/") {
+            let name = String::from_utf8_lossy(&percent_decode(name.as_bytes(), false)).into_owned();
+            return Some(Route::User(name));
+        }
+        let streams: [(&str, fn(u64) -> Route); 3] =
+            [("/bytes/", Route::Bytes), ("/chunked/", Route::Chunked), ("/eof/", Route::Eof)];
+        for (prefix, make) in streams {
+            if let Some(n) = path.strip_prefix(prefix) {
+                return Some(match parse_count(n) {
+                    Some(n) if n <= MAX_STREAM => make(n),
+                    _ => Route::error(400, "length must be a number up to 2^40\n"),
+                });
+            }
+        }
+        let n = parse_count(path.strip_prefix('/')?)?;
+        Some(match usize::try_from(n) {
+            Ok(n) if n <= pi::MAX_DIGITS => Route::Pi(n),
+            _ => Route::error(400, "at most 10000 digits\n"),
+        })
+    }
+
+    pub fn error(status: u16, message: &'static str) -> Route {
+        Route::Error { status, message, allow: None }
+    }
+
+    /// Whether the handler needs the request body (otherwise it is only counted).
+    pub fn keeps_body(&self) -> bool {
+        matches!(self, Route::Echo | Route::Register(_) | Route::ChangePassword(_))
+    }
+}
+
+fn parse_count(digits: &str) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A request whose head and body have been read.
+pub struct Request {
+    pub route: Route,
+    pub request_id: Option<Vec<u8>>,
+    pub chunked: bool,
+    pub form: bool,
+    /// The body, for routes that keep it.
+    pub body: Vec<u8>,
+    /// Body bytes received, kept or not.
+    pub received: u64,
+    pub keep_alive: bool,
+    pub http10: bool,
+    /// A HEAD request: answer as for GET, without the body.
+    pub head_only: bool,
+}
+
+#[derive(Default)]
+struct User {
+    password: String,
+    registered: u64,
+    changed: u64,
+}
+
+pub struct App {
+    name: String,
+    hello: String,
+    only_user: Option<String>,
+    fail_rate: f64,
+    rng: ThreadRng,
+    users: HashMap<String, User>,
+    /// Answers to writes by X-Request-Id, oldest first in `answered_order`.
+    answered: HashMap<Vec<u8>, (u16, String)>,
+    answered_order: VecDeque<Vec<u8>>,
+    /// Digits of π, computed on first use.
+    pi: Option<String>,
+    /// TCP connections accepted since start.
+    pub accepted: u64,
+}
+
+impl App {
+    pub fn new(name: &str, only_user: Option<String>, fail_rate: f64) -> App {
+        App {
+            name: name.to_owned(),
+            hello: format!("Hello from {name}\n"),
+            only_user,
+            fail_rate,
+            rng: rand::rng(),
+            users: HashMap::new(),
+            answered: HashMap::new(),
+            answered_order: VecDeque::new(),
+            pi: None,
+            accepted: 0,
+        }
+    }
+
+    /// Writes the answer to `req`; a returned stream supplies the rest of the body.
+    pub fn handle(&mut self, req: &Request, reply: &mut Reply) -> Option<Stream> {
+        if self.fail_rate > 0.0 && self.rng.random::<f64>() < self.fail_rate {
+            reply.send(500, &[], &[b"simulated failure\n"]);
+            return None;
+        }
+        let (framing, stream) = match req.route {
+            Route::Bytes(n) => (Framing::Length(n), Stream::plain(n)),
+            Route::Chunked(n) => (Framing::Chunked, Stream::chunked(n)),
+            Route::Eof(n) => (Framing::UntilClose, Stream::plain(n)),
+            _ => {
+                self.answer(req, reply);
+                return None;
+            }
+        };
+        reply.head(200, &[], framing);
+        (!reply.head_only).then_some(stream)
+    }
+
+    /// The routes whose whole answer is written at once.
+    fn answer(&mut self, req: &Request, reply: &mut Reply) {
+        match req.route {
+            Route::Hello => reply.send(200, &[], &[self.hello.as_bytes()]),
+            Route::Ping => reply.send(200, &[], &[b"pong\n"]),
+            Route::Login => {
+                let body = format!("login page of {}\n", self.name);
+                reply.send(200, &[], &[body.as_bytes()]);
+            }
+            Route::Pi(n) => {
+                let digits = self.pi.get_or_insert_with(pi::digits);
+                // "3" alone for zero places, not "3.".
+                let end = if n == 0 { 1 } else { 2 + n };
+                reply.send(200, &[], &[&digits.as_bytes()[..end], b"\n"]);
+            }
+            Route::Conns => reply.send(200, &[], &[format!("{}\n", self.accepted).as_bytes()]),
+            Route::Headers(ref raw) => reply.send(200, &[], &[raw]),
+            Route::Sink => reply.send(200, &[], &[format!("{}\n", req.received).as_bytes()]),
+            Route::Echo if req.chunked => {
+                reply.head(200, &[], Framing::Chunked);
+                if !reply.head_only {
+                    if !req.body.is_empty() {
+                        push_hex(reply.out, req.body.len());
+                        reply.out.extend_from_slice(b"\r\n");
+                        reply.out.extend_from_slice(&req.body);
+                        reply.out.extend_from_slice(b"\r\n");
+                    }
+                    reply.out.extend_from_slice(b"0\r\n\r\n");
+                }
+            }
+            Route::Echo => reply.send(200, &[], &[&req.body]),
+            Route::Register(ref query) => self.write(req, query, true, reply),
+            Route::ChangePassword(ref query) => self.write(req, query, false, reply),
+            Route::User(ref name) => self.show_user(name, reply),
+            Route::Error { status, message, allow } => {
+                let extra = allow.map(|methods| ("Allow", methods));
+                reply.send(status, extra.as_slice(), &[message.as_bytes()]);
+            }
+            // Streams are started by `handle`.
+            Route::Bytes(_) | Route::Chunked(_) | Route::Eof(_) => {}
+        }
+    }
+
+    /// POST /register and /changePassword, answered once per X-Request-Id.
+    fn write(&mut self, req: &Request, query: &str, register: bool, reply: &mut Reply) {
+        if let Some(id) = &req.request_id
+            && let Some((status, body)) = self.answered.get(id)
+        {
+            reply.send(*status, &[("X-Idempotent-Replay", "true")], &[body.as_bytes()]);
+            return;
+        }
+        let (status, body) = self.apply(req, query, register);
+        reply.send(status, &[], &[body.as_bytes()]);
+        if let Some(id) = &req.request_id {
+            if self.answered_order.len() >= MAX_ANSWERED
+                && let Some(oldest) = self.answered_order.pop_front()
+            {
+                self.answered.remove(&oldest);
+            }
+            self.answered_order.push_back(id.clone());
+            self.answered.insert(id.clone(), (status, body));
+        }
+    }
+
+    fn apply(&mut self, req: &Request, query: &str, register: bool) -> (u16, String) {
+        // A form body wins over the query string.
+        let field = |key: &str| {
+            req.form
+                .then(|| form_value(&req.body, key))
+                .flatten()
+                .or_else(|| form_value(query.as_bytes(), key))
+        };
+        let Some(user) = field("username").filter(|u| !u.is_empty()) else {
+            return (400, "missing username\n".to_owned());
+        };
+        let name = &self.name;
+        if self.only_user.as_ref().is_some_and(|only| *only != user) {
+            return (404, format!("user {user} is not served by {name}\n"));
+        }
+        let password = field("password").unwrap_or_default();
+        if register {
+            let record = self.users.entry(user.clone()).or_default();
+            record.password = password;
+            record.registered += 1;
+            return (201, format!("registered {user} on {name}\n"));
+        }
+        match self.users.get_mut(&user) {
+            Some(record) => {
+                record.password = password;
+                record.changed += 1;
+                (201, format!("changed password of {user} on {name}\n"))
+            }
+            None => (404, format!("no user {user} on {name}\n")),
+        }
+    }
+
+    fn show_user(&self, name: &str, reply: &mut Reply) {
+        match self.users.get(name) {
+            Some(u) => {
+                let body = format!(
+                    "{name} registered {} changed {} password {}\n",
+                    u.registered, u.changed, u.password
+                );
+                reply.send(200, &[], &[body.as_bytes()]);
+            }
+            None => reply.send(404, &[], &[format!("no user {name}\n").as_bytes()]),
+        }
+    }
+}
+
+/// The value of `key` in an `application/x-www-form-urlencoded` string, decoded.
+fn form_value(form: &[u8], key: &str) -> Option<String> {
+    form.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        (percent_decode(k, true) == key.as_bytes())
+            .then(|| String::from_utf8_lossy(&percent_decode(v, true)).into_owned())
+    })
+}
+
+/// Decodes %XX escapes (a malformed one is kept as is) and, in forms, '+' as a space.
+fn percent_decode(s: &[u8], plus_as_space: bool) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let escaped = match s.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h << 4 | l),
+            _ => None,
+        };
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(if plus_as_space && s[i] == b'+' { b' ' } else { s[i] });
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let form = b"a=1&username=j%C3%A4ck+o%27neil&bad=%zz&password";
+        assert_eq!(form_value(form, "username").as_deref(), Some("jäck o'neil"));
+        assert_eq!(form_value(form, "bad").as_deref(), Some("%zz"));
+        assert_eq!(form_value(form, "password").as_deref(), Some(""));
+        assert_eq!(form_value(form, "missing"), None);
+    }
+
+    #[test]
+    fn routes() {
+        assert!(matches!(Route::parse(Method::Get, "/123?x"), Route::Pi(123)));
+        assert!(matches!(Route::parse(Method::Get, "/10001"), Route::Error { status: 400, .. }));
+        assert!(matches!(Route::parse(Method::Post, "/"), Route::Error { status: 405, .. }));
+        assert!(matches!(Route::parse(Method::Get, "/nope"), Route::Error { status: 404, .. }));
+        assert!(matches!(Route::parse(Method::Head, "/bytes/5"), Route::Bytes(5)));
+        assert!(matches!(Route::parse(Method::Get, "/users/a%20b"), Route::User(ref n) if n == "a b"));
+    }
+}

@@ -1,0 +1,344 @@
+//! Shared helpers for the integration tests: start the real `lb` and `backend` binaries
+//! on loopback ports they choose themselves, and speak HTTP/1.1 over plain sockets.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A child process that is killed when the test lets go of it.
+pub struct Proc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `bin` with `args` and waits for the stderr line "... listening on ADDR".
+pub fn spawn(bin: &str, args: &[&str]) -> Proc {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(addr) = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                {
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+            if let Ok(mut l) = sink.lock() {
+                l.push(line);
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            let text = log.lock().map(|l| l.join("\n")).unwrap_or_default();
+            panic!("{bin} {args:?} did not start listening:\n{text}");
+        }
+    };
+    Proc { child, addr, log }
+}
+
+/// A port that was free a moment ago, for a backend that must come back on the same port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn backend(name: &str, extra: &[&str]) -> Proc {
+    backend_on(name, "127.0.0.1:0", extra)
+}
+
+pub fn backend_on(name: &str, listen: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["--listen", listen, "--name", name];
+    args.extend_from_slice(extra);
+    spawn(env!("CARGO_BIN_EXE_backend"), &args)
+}
+
+/// Starts lb on a free port in front of `backends`, with `extra` flags.
+pub fn lb(backends: &[&Proc], extra: &[&str]) -> Proc {
+    let addrs: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+    lb_addrs(&addrs.iter().map(String::as_str).collect::<Vec<_>>(), extra)
+}
+
+pub fn lb_addrs(backends: &[&str], extra: &[&str]) -> Proc {
+    let mut args = vec!["-l", "127.0.0.1:0"];
+    for b in backends {
+        args.push("-b");
+        args.push(b);
+    }
+    args.extend_from_slice(extra);
+    spawn(env!("CARGO_BIN_EXE_lb"), &args)
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub chunked: bool,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// One HTTP connection with its own read-ahead, for keep-alive and pipelining.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Self {
+        Client {
+            stream: connect(addr),
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.stream.write_all(raw).expect("send request");
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.read_response(false).expect("read a response").expect("a response before close")
+    }
+
+    fn fill(&mut self) -> std::io::Result<usize> {
+        let mut chunk = [0u8; 16384];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    fn take_line(&mut self) -> std::io::Result<Option<String>> {
+        loop {
+            if let Some(p) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..p]).into_owned();
+                self.buf.drain(..p + 2);
+                return Ok(Some(line));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn take_exact(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if self.fill()? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "body cut short",
+                ));
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    /// Reads one response; `None` when the connection closed before a status line.
+    /// Interim 1xx responses are skipped.
+    pub fn read_response(&mut self, head_request: bool) -> std::io::Result<Option<Response>> {
+        loop {
+            let Some(status_line) = self.take_line()? else {
+                return Ok(None);
+            };
+            let status: u16 = status_line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+            let mut headers = Vec::new();
+            loop {
+                let line = self
+                    .take_line()?
+                    .ok_or_else(|| std::io::Error::other("eof in head"))?;
+                if line.is_empty() {
+                    break;
+                }
+                if let Some((n, v)) = line.split_once(':') {
+                    headers.push((n.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            if (100..200).contains(&status) {
+                continue;
+            }
+            let mut resp = Response {
+                status,
+                headers,
+                body: Vec::new(),
+                chunked: false,
+            };
+            if head_request || status == 204 || status == 304 {
+                return Ok(Some(resp));
+            }
+            if resp
+                .header("transfer-encoding")
+                .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+            {
+                resp.chunked = true;
+                loop {
+                    let size_line = self
+                        .take_line()?
+                        .ok_or_else(|| std::io::Error::other("eof in chunk"))?;
+                    let size =
+                        usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                            .map_err(|_| {
+                                std::io::Error::other(format!("bad chunk size {size_line:?}"))
+                            })?;
+                    if size == 0 {
+                        while self.take_line()?.is_some_and(|l| !l.is_empty()) {}
+                        break;
+                    }
+                    let data = self.take_exact(size)?;
+                    resp.body.extend_from_slice(&data);
+                    self.take_exact(2)?;
+                }
+            } else if let Some(len) = resp.header("content-length") {
+                let len: usize = len
+                    .parse()
+                    .map_err(|_| std::io::Error::other("bad length"))?;
+                resp.body = self.take_exact(len)?;
+            } else {
+                while self.fill()? > 0 {}
+                resp.body = std::mem::take(&mut self.buf);
+            }
+            return Ok(Some(resp));
+        }
+    }
+
+    /// True when the peer has closed: a read returns end of file (or a reset) within `within`.
+    pub fn closed_within(&mut self, within: Duration) -> bool {
+        let _ = self.stream.set_read_timeout(Some(within));
+        let mut b = [0u8; 1024];
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut c = Client::new(addr);
+    c.send(raw);
+    c.read_response(raw.starts_with(b"HEAD "))
+        .expect("read response")
+        .expect("a response before close")
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Polls `check` until it holds or `within` passes.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
