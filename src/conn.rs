@@ -26,6 +26,9 @@ pub struct Socket {
     /// Set by a writable event, cleared once a write finds the socket full.
     pub writable: bool,
     pub read_closed: bool,
+    /// The peer hung up or the socket failed: its end of file or error must still be read,
+    /// even after a short read, since no further edge will announce it.
+    hung_up: bool,
     pub input: Option<Buffer>,
     pub output: Option<Buffer>,
 }
@@ -37,6 +40,7 @@ impl Socket {
             readable: false,
             writable: false,
             read_closed: false,
+            hung_up: false,
             input: None,
             output: None,
         }
@@ -45,6 +49,7 @@ impl Socket {
     pub fn on_event(&mut self, event: &mio::event::Event) {
         // An error or hang-up surfaces through the next read or write, so both are retried.
         let broken = event.is_error() || event.is_read_closed() || event.is_write_closed();
+        self.hung_up |= broken;
         self.readable |= event.is_readable() || broken;
         self.writable |= event.is_writable() || broken;
     }
@@ -74,7 +79,7 @@ impl Socket {
         let got = match buf.read_from(&mut self.sock) {
             // A short read drained the socket: epoll reports the next arrival as a new edge.
             Io::Moved(n) => {
-                if n < room {
+                if n < room && !self.hung_up {
                     self.readable = false;
                 }
                 Filled::Got

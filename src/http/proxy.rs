@@ -12,7 +12,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::body::Segment;
+use super::body::{Framing, Segment};
 use super::client::{ClientConn, ClientState, Exchange, ResponsePhase, Tried};
 use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
 use super::upstream::{UpstreamConn, UpstreamState};
@@ -695,24 +695,14 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
             match u.io.fill(&mut core.buffers) {
                 Filled::Got => progress = true,
                 Filled::Nothing => {}
+                // The end of a read-until-close body; what is buffered still goes out.
+                Filled::Eof if until_close(&ex.response) => progress = true,
                 Filled::Failed | Filled::Eof => {
-                    if let ResponsePhase::Body {
-                        framing: super::body::Framing::UntilClose,
-                        close_client,
-                        ..
-                    } = ex.response
-                    {
-                        ex.response = ResponsePhase::Done {
-                            reusable: false,
-                            close_client,
-                        };
-                        progress = true;
-                    } else if u.io.input_len() == 0 || ex.responded {
-                        return if ex.responded || ex.response != ResponsePhase::Head {
-                            Pump::BadResponse("connection closed mid-response")
-                        } else {
-                            Pump::UpstreamFailed("connection closed before answering")
-                        };
+                    if ex.responded {
+                        return Pump::BadResponse("connection closed mid-response");
+                    }
+                    if u.io.input_len() == 0 {
+                        return Pump::UpstreamFailed("connection closed before answering");
                     }
                 }
             }
@@ -827,6 +817,18 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
             };
         }
 
+        if let ResponsePhase::Body { close_client, .. } = ex.response
+            && until_close(&ex.response)
+            && u.io.read_closed
+            && u.io.input_len() == 0
+        {
+            ex.response = ResponsePhase::Done {
+                reusable: false,
+                close_client,
+            };
+            progress = true;
+        }
+
         match c.io.flush(&mut core.buffers) {
             Ok(wrote) => progress |= wrote,
             Err(PeerGone) => return Pump::ClientGone,
@@ -858,6 +860,16 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
 fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
     u.armed_at = core.now;
     core.arm(&mut u.timer, core.cfg.server_timeout, ukey, u.serial);
+}
+
+fn until_close(phase: &ResponsePhase) -> bool {
+    matches!(
+        phase,
+        ResponsePhase::Body {
+            framing: Framing::UntilClose,
+            ..
+        }
+    )
 }
 
 /// Counts a failure of real traffic and feeds it to the passive health check.

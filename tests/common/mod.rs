@@ -187,7 +187,9 @@ impl Client {
 
     pub fn get(&mut self, path: &str) -> Response {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
-        self.read_response(false).expect("read a response").expect("a response before close")
+        self.read_response(false)
+            .expect("read a response")
+            .expect("a response before close")
     }
 
     fn fill(&mut self) -> std::io::Result<usize> {
