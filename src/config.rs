@@ -38,7 +38,66 @@ pub struct Config {
     pub health_path: String,
     pub rise: u32,
     pub fall: u32,
+    pub fanout: usize,
+    pub success_status: u16,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub retry_jitter: Duration,
+    pub retry_attempts: u32,
+    pub retry_on: RetryOn,
+    pub fanout_timeout: Duration,
+    pub max_pending: usize,
     pub log_level: log::LevelFilter,
+}
+
+/// Which failed POST copies are sent again (`--retry-on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOn {
+    /// Could not connect, or the connection was lost before an answer.
+    pub connect_failure: bool,
+    /// No answer within --server-timeout.
+    pub timeout: bool,
+    /// A 5xx answer, or a broken one.
+    pub server_error: bool,
+    pub client_error: bool,
+    /// Any other status that is not --success-status.
+    pub other: bool,
+}
+
+impl RetryOn {
+    pub const ALL: RetryOn = RetryOn {
+        connect_failure: true,
+        timeout: true,
+        server_error: true,
+        client_error: true,
+        other: true,
+    };
+
+    fn parse(list: &str) -> Result<RetryOn, String> {
+        let mut r = RetryOn {
+            connect_failure: false,
+            timeout: false,
+            server_error: false,
+            client_error: false,
+            other: false,
+        };
+        for item in list.split(',').map(str::trim) {
+            match item {
+                "connect-failure" => r.connect_failure = true,
+                "timeout" => r.timeout = true,
+                "5xx" => r.server_error = true,
+                "4xx" => r.client_error = true,
+                "other" => r.other = true,
+                "all" => r = RetryOn::ALL,
+                _ => {
+                    return Err(format!(
+                        "unknown '{item}' (a list of 5xx, 4xx, connect-failure, timeout, other, all)"
+                    ));
+                }
+            }
+        }
+        Ok(r)
+    }
 }
 
 pub enum Command {
@@ -50,9 +109,11 @@ pub enum Command {
 /// The most connect retries one request may make; bounds the per-request list of tried backends.
 pub const MAX_RETRIES: u32 = 7;
 
+/// Every single-value flag may be repeated: the last one wins, so that a wrapper
+/// script's defaults can be overridden by arguments passed after them.
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optopt(
+    o.optmulti(
         "l",
         "listen",
         "address to accept clients on (default 127.0.0.1:8080)",
@@ -64,101 +125,155 @@ fn options() -> getopts::Options {
         "a backend, host:port or http://host:port, optional weight (repeatable)",
         "ADDR[,weight=N]",
     );
-    o.optopt(
+    o.optmulti(
         "f",
         "backends-file",
         "file with one backend per line, # comments",
         "FILE",
     );
-    o.optopt(
+    o.optmulti(
         "m",
         "mode",
         "http (L7) or tcp (L4 pass-through) (default http)",
         "MODE",
     );
     let names = strategy::NAMES.join(", ");
-    o.optopt(
+    o.optmulti(
         "s",
         "strategy",
         &format!("backend selection: {names} (default round-robin)"),
         "NAME",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "connect-timeout",
         "backend connect timeout (default 3s)",
         "DUR",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "client-timeout",
         "time to receive a request head, then 408 (default 10s)",
         "DUR",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "idle-timeout",
         "idle keep-alive connection timeout (default 60s)",
         "DUR",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "server-timeout",
         "backend inactivity timeout, then 504 (default 30s)",
         "DUR",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "retries",
         &format!("connect failures retried on another backend (default 2, at most {MAX_RETRIES})"),
         "N",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "max-body",
         "largest body that is buffered, else 413 (default 1m)",
         "BYTES",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "max-connections",
         "open client connections at most (default 10000)",
         "N",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "pool-size",
         "idle keep-alive connections kept per backend (default 128)",
         "N",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "health-interval",
         "time between active health checks, 0 turns them off (default 2s)",
         "DUR",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "health-timeout",
         "health check timeout (default 1s)",
         "DUR",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "health-path",
         "path that HTTP health checks GET (default /)",
         "PATH",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "rise",
         "passed checks in a row that bring a backend up (default 2)",
         "N",
     );
-    o.optopt(
+    o.optmulti(
         "",
         "fall",
         "failures in a row that take a backend down (default 3)",
+        "N",
+    );
+    o.optmulti(
+        "",
+        "fanout",
+        "backends each POST goes to, 0 means all (default 0)",
+        "N",
+    );
+    o.optmulti(
+        "",
+        "success-status",
+        "status that counts as a delivered POST (default 201)",
+        "CODE",
+    );
+    o.optmulti(
+        "",
+        "retry-base",
+        "first delay before a failed POST copy is sent again (default 1s)",
+        "DUR",
+    );
+    o.optmulti(
+        "",
+        "retry-max",
+        "longest delay between POST retries (default 64s)",
+        "DUR",
+    );
+    o.optmulti(
+        "",
+        "retry-jitter",
+        "random delay added to each retry, at most (default 100ms)",
+        "DUR",
+    );
+    o.optmulti(
+        "",
+        "retry-attempts",
+        "tries per POST copy before it is given up (default 100)",
+        "N",
+    );
+    o.optmulti(
+        "",
+        "retry-on",
+        "failures retried: 5xx,4xx,connect-failure,timeout,other (default all)",
+        "LIST",
+    );
+    o.optmulti(
+        "",
+        "fanout-timeout",
+        "wait for a first success, then 504 (default 60s)",
+        "DUR",
+    );
+    o.optmulti(
+        "",
+        "max-pending",
+        "POSTs still being delivered at most, then 503 (default 10000)",
         "N",
     );
     o.optflagmulti("v", "verbose", "more logging (repeat for more)");
@@ -263,7 +378,7 @@ fn opt<T>(
     default: T,
     parse: impl Fn(&str) -> Result<T, String>,
 ) -> Result<T, String> {
-    match m.opt_str(name) {
+    match m.opt_strs(name).pop() {
         None => Ok(default),
         Some(v) => parse(&v).map_err(|e| format!("--{name}: {e}")),
     }
@@ -302,7 +417,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         .iter()
         .map(|b| parse_backend(b).map_err(|e| format!("--backend: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = m.opt_str("backends-file") {
+    if let Some(path) = m.opt_strs("backends-file").pop() {
         backends.extend(parse_backends_file(&path)?);
     }
     if backends.is_empty() {
@@ -314,7 +429,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         _ => Err(format!("'{s}' is not a mode (http or tcp)")),
     })?;
     let strategy = m
-        .opt_str("strategy")
+        .opt_strs("strategy")
+        .pop()
         .unwrap_or_else(|| "round-robin".into());
     if !strategy::NAMES.contains(&strategy.as_str()) {
         return Err(format!(
@@ -397,6 +513,39 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 Err(format!("'{s}' is not a path (it starts with /, no spaces)"))
             }
         })?,
+        fanout: opt(&m, "fanout", 0, number::<usize>)?,
+        success_status: opt(&m, "success-status", 201, |s| {
+            number::<u16>(s).and_then(|n| {
+                if (200..300).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err(format!("{n} is not a 2xx status"))
+                }
+            })
+        })?,
+        retry_base: opt(&m, "retry-base", Duration::from_secs(1), parse_duration)?,
+        retry_max: opt(&m, "retry-max", Duration::from_secs(64), parse_duration)?,
+        retry_jitter: opt(
+            &m,
+            "retry-jitter",
+            Duration::from_millis(100),
+            parse_duration,
+        )?,
+        retry_attempts: positive(
+            "retry-attempts",
+            opt(&m, "retry-attempts", 100, number::<usize>)?,
+        )? as u32,
+        retry_on: opt(&m, "retry-on", RetryOn::ALL, RetryOn::parse)?,
+        fanout_timeout: opt(
+            &m,
+            "fanout-timeout",
+            Duration::from_secs(60),
+            parse_duration,
+        )?,
+        max_pending: positive(
+            "max-pending",
+            opt(&m, "max-pending", 10_000, number::<usize>)?,
+        )?,
         rise: positive("rise", opt(&m, "rise", 2, number::<usize>)?)? as u32,
         fall: positive("fall", opt(&m, "fall", 3, number::<usize>)?)? as u32,
         log_level,
@@ -474,6 +623,14 @@ mod tests {
                 .contains("--idle-timeout")
         );
         assert!(matches!(parse_args(&args("-h")), Ok(Command::Help(_))));
+        let c = run("-b 127.0.0.1:1 -l 127.0.0.1:1 -l 127.0.0.1:2").unwrap();
+        assert_eq!(c.listen.port(), 2, "the last of a repeated flag wins");
+        let c = run("-b 127.0.0.1:1 --retry-on 5xx,timeout --fanout 2").unwrap();
+        assert!(c.retry_on.server_error && c.retry_on.timeout && !c.retry_on.client_error);
+        assert_eq!(c.fanout, 2);
+        assert!(!c.retry_on.other);
+        assert!(run("-b 127.0.0.1:1 --retry-on 6xx").is_err());
+        assert!(run("-b 127.0.0.1:1 --success-status 404").is_err());
     }
 
     #[test]

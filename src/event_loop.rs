@@ -14,6 +14,7 @@ use slab::Slab;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::Config;
+use crate::fanout;
 use crate::http;
 use crate::http::client::ClientConn;
 use crate::http::head::RequestId;
@@ -51,6 +52,14 @@ pub enum Timer {
     Conn { key: usize, serial: u32 },
     /// Time for the next health check of a backend.
     Check(BackendId),
+    /// A failed POST copy is due to be sent again.
+    Retry {
+        job: usize,
+        copy: usize,
+        serial: u32,
+    },
+    /// A POST has waited --fanout-timeout for a first success.
+    FanoutDeadline { job: usize, serial: u32 },
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -61,6 +70,7 @@ pub struct Core {
     pub buffers: BufferPool,
     pub health: HealthMonitor,
     pub metrics: Metrics,
+    pub fanout: fanout::Jobs,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -143,6 +153,7 @@ impl EventLoop {
         }
         let core = Core {
             metrics: Metrics::new(backends.len(), now),
+            fanout: fanout::Jobs::new(backends.len()),
             health,
             backends,
             strategy,
@@ -212,7 +223,7 @@ impl EventLoop {
             }
             match self.listener.accept() {
                 Ok((sock, peer)) => {
-                    http::proxy::accept(&mut self.conns, &mut self.core, sock, peer)
+                    http::client::accept(&mut self.conns, &mut self.core, sock, peer)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -229,11 +240,11 @@ impl EventLoop {
         match self.conns.get_mut(key) {
             Some(Conn::Client(c)) => {
                 c.io.on_event(event);
-                http::proxy::client_ready(&mut self.conns, &mut self.core, key);
+                http::client::client_ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Upstream(u)) => {
                 u.io.on_event(event);
-                http::proxy::upstream_ready(&mut self.conns, &mut self.core, key);
+                http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
             None => debug!("event for closed token {key}"),
@@ -244,13 +255,19 @@ impl EventLoop {
         let (key, serial) = match timer {
             Timer::Conn { key, serial } => (key, serial),
             Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
+            Timer::Retry { job, copy, serial } => {
+                return fanout::retry_due(&mut self.conns, &mut self.core, job, copy, serial);
+            }
+            Timer::FanoutDeadline { job, serial } => {
+                return fanout::deadline_passed(&mut self.conns, &mut self.core, job, serial);
+            }
         };
         match self.conns.get(key) {
             Some(Conn::Client(c)) if c.serial == serial => {
-                http::proxy::timer_fired(&mut self.conns, &mut self.core, key);
+                http::client::client_timer(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Upstream(u)) if u.serial == serial => {
-                http::proxy::timer_fired(&mut self.conns, &mut self.core, key);
+                http::upstream::upstream_timer(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Probe(p)) if p.serial == serial => {
                 probe::probe_timed_out(&mut self.conns, &mut self.core, key);

@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod config;
 pub mod conn;
 pub mod event_loop;
+pub mod fanout;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -13,6 +13,7 @@ use slab::Slab;
 use crate::backend::{Backend, BackendId};
 use crate::config::{Config, Mode};
 use crate::event_loop::{Conn, Core, Timer, token};
+use crate::fanout;
 use crate::health::{HealthState, Transition};
 use crate::timer::TimerId;
 
@@ -64,8 +65,14 @@ impl HealthMonitor {
         self.interval.mul_f64(id as f64 / count.max(1) as f64)
     }
 
-    /// An active check result; logs a transition once, with its reason.
-    pub fn checked(&mut self, backends: &mut [Backend], id: BackendId, passed: bool, why: &str) {
+    /// An active check result; logs a transition once, with its reason, and returns it.
+    pub fn checked(
+        &mut self,
+        backends: &mut [Backend],
+        id: BackendId,
+        passed: bool,
+        why: &str,
+    ) -> Option<Transition> {
         self.last_check[id] = Some(passed);
         if passed {
             self.checks_passed[id] += 1;
@@ -73,7 +80,8 @@ impl HealthMonitor {
             self.checks_failed[id] += 1;
             debug!("health check of {} failed: {why}", backends[id].label);
         }
-        match self.states[id].record(passed, self.rise, self.fall) {
+        let transition = self.states[id].record(passed, self.rise, self.fall);
+        match transition {
             Some(Transition::WentDown) => warn!(
                 "backend {} DOWN after {} failed checks: {why}",
                 backends[id].label, self.fall
@@ -85,6 +93,7 @@ impl HealthMonitor {
             None => {}
         }
         backends[id].up = self.states[id].is_up();
+        transition
     }
 
     /// A result from real traffic. Only failures move a backend (down, at `--fall` in a
@@ -138,7 +147,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     let mut sock = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
-            finish_check(core, id, false, &e.to_string());
+            finish_check(conns, core, id, false, &e.to_string());
             return;
         }
     };
@@ -149,7 +158,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
         token(key, 0),
         Interest::READABLE | Interest::WRITABLE,
     ) {
-        finish_check(core, id, false, &e.to_string());
+        finish_check(conns, core, id, false, &e.to_string());
         return;
     }
     let serial = core.next_serial();
@@ -164,18 +173,22 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     entry.insert(Conn::Probe(probe));
 }
 
-/// Records a result and schedules the next check of `id`.
-fn finish_check(core: &mut Core, id: BackendId, passed: bool, why: &str) {
-    core.health.checked(&mut core.backends, id, passed, why);
+/// Records a result and schedules the next check of `id`; a backend that came up gets
+/// the POST copies that waited for it.
+fn finish_check(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, passed: bool, why: &str) {
+    let transition = core.health.checked(&mut core.backends, id, passed, why);
     let at = core.now + core.cfg.health_interval;
     core.timers.insert(at, Timer::Check(id));
+    if transition == Some(Transition::CameUp) {
+        fanout::backend_up(conns, core, id);
+    }
 }
 
 fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why: &str) {
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
         let _ = core.registry.deregister(&mut p.sock);
-        finish_check(core, p.backend, passed, why);
+        finish_check(conns, core, p.backend, passed, why);
     }
 }
 

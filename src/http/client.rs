@@ -1,13 +1,24 @@
-//! The client side of an HTTP connection: its states and the exchange it may be in.
+//! The client side of an HTTP connection: its states, and the driver that steps them.
+//! A step returns what the driver must do next; the exchange with a backend is in
+//! `exchange.rs`, the backend connections in `upstream.rs`.
 
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
 
-use super::body::Framing;
-use super::head::{ClientSide, RequestId};
-use crate::backend::BackendId;
-use crate::config::MAX_RETRIES;
-use crate::conn::Socket;
+use log::{debug, warn};
+use mio::Interest;
+use mio::net::TcpStream;
+use slab::Slab;
+
+use super::exchange::{Exchange, dispatch, proxy_step};
+use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
+use super::upstream::close_upstream;
+use crate::buffer::Buffer;
+use crate::conn::{Filled, Socket};
+use crate::event_loop::{Conn, Core, token};
+use crate::fanout::{self, PendingPost};
 use crate::timer::TimerId;
 
 pub struct ClientConn {
@@ -28,65 +39,318 @@ pub enum ClientState {
     Proxying(Exchange),
     /// Sending a response of our own (an error); then close, or read the next request.
     Answering { close: bool },
+    /// A POST body is arriving; it is buffered whole so that it can be sent to several backends.
+    Buffering(Box<PendingPost>),
+    /// A POST went out to its backends; waiting for the first success.
+    AwaitingFanout { job: usize },
+    /// Writing the answer a fan-out copy brought back.
+    Replying {
+        reply: Vec<u8>,
+        sent: usize,
+        close: bool,
+    },
     /// Answered and half-closed: reading what the client still sends until it closes,
     /// so that its unread bytes do not turn our close into a reset.
     Lingering,
 }
 
-/// One request and its response, from dispatch until the response is written.
-pub struct Exchange {
-    /// Slab key of the backend connection serving it.
-    pub upstream: usize,
-    pub backend: BackendId,
-    pub client: ClientSide,
-    pub request_id: RequestId,
-    /// What is left of the request body to forward.
-    pub request_body: Framing,
-    /// Head length still at the front of the client's input: a bodiless request stays
-    /// there until its response starts, so that it can be sent again on a new connection.
-    pub replayable_head: Option<usize>,
-    pub response: ResponsePhase,
-    /// Any byte of a final response went to the client.
-    pub responded: bool,
-    pub started: Instant,
-    pub tried: Tried,
+/// How long a closing client may keep sending before we stop reading and close.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What the driver does after one step of a client.
+pub enum Step {
+    /// Nothing more until the next event.
+    Wait,
+    /// The state changed: step again.
+    Again,
+    Close,
+    Dispatch(RequestHead, Buffer),
+    /// A whole POST is buffered: fan it out.
+    Launch(Box<PendingPost>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponsePhase {
-    Head,
-    Body {
-        framing: Framing,
-        dechunk: bool,
-        reusable: bool,
-        close_client: bool,
-    },
-    Done {
-        reusable: bool,
-        close_client: bool,
-    },
+pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    if let Err(e) = core.registry.register(
+        &mut sock,
+        token(key, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
+        warn!("cannot register client {peer}: {e}");
+        return;
+    }
+    let _ = sock.set_nodelay(true);
+    let serial = core.next_serial();
+    let mut client = ClientConn {
+        io: Socket::new(sock),
+        peer,
+        serial,
+        state: ClientState::Idle,
+        timer: None,
+    };
+    core.arm(&mut client.timer, core.cfg.client_timeout, key, serial);
+    entry.insert(Conn::Client(client));
+    core.clients_open += 1;
+    core.metrics.client_connections_total += 1;
 }
 
-/// The backends one request has been sent to, so that a retry goes elsewhere.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tried {
-    ids: [BackendId; MAX_RETRIES as usize + 1],
-    len: usize,
+pub(crate) fn client_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut ClientConn> {
+    match conns.get_mut(key) {
+        Some(Conn::Client(c)) => Some(c),
+        _ => None,
+    }
 }
 
-impl Tried {
-    pub fn add(&mut self, id: BackendId) {
-        if self.len < self.ids.len() {
-            self.ids[self.len] = id;
-            self.len += 1;
+pub fn client_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    drive(conns, core, key);
+}
+
+/// Steps client `key` until it waits for an event or is closed.
+pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    loop {
+        let Some(c) = client_mut(conns, key) else {
+            return;
+        };
+        let state = std::mem::replace(&mut c.state, ClientState::Idle);
+        let step = match state {
+            ClientState::Idle => read_request(c, core, key, true),
+            ClientState::ReadingHead => read_request(c, core, key, false),
+            ClientState::Answering { close } => answering(c, core, key, close),
+            ClientState::Lingering => linger(c),
+            ClientState::Proxying(ex) => proxy_step(conns, core, key, ex),
+            ClientState::Buffering(p) => fanout::buffer_body(c, core, key, p),
+            ClientState::AwaitingFanout { job } => {
+                c.state = ClientState::AwaitingFanout { job };
+                Step::Wait
+            }
+            ClientState::Replying { reply, sent, close } => {
+                replying(c, core, key, reply, sent, close)
+            }
+        };
+        match step {
+            Step::Wait => return,
+            Step::Again => continue,
+            Step::Close => {
+                close_client(conns, core, key);
+                return;
+            }
+            Step::Dispatch(head, forward) if head.method == Method::Post => {
+                if let Some(c) = client_mut(conns, key) {
+                    core.disarm(&mut c.timer);
+                    fanout::begin(c, core, key, head, forward);
+                }
+            }
+            Step::Dispatch(head, forward) => dispatch(conns, core, key, head, forward),
+            Step::Launch(post) => fanout::launch(conns, core, key, *post),
         }
     }
+}
 
-    pub fn contains(&self, id: BackendId) -> bool {
-        self.ids[..self.len].contains(&id)
+fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> Step {
+    match c.io.fill(&mut core.buffers) {
+        Filled::Failed => return Step::Close,
+        Filled::Eof if c.io.input_len() == 0 => return Step::Close,
+        // A client that closes halfway through a head gets no answer: there is no one to read it.
+        Filled::Eof => return Step::Close,
+        Filled::Got | Filled::Nothing => {}
     }
+    if c.io.input_len() == 0 {
+        c.state = ClientState::Idle;
+        return Step::Wait;
+    }
+    if idle {
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
+    let mut forward = core.buffers.get();
+    let info = ForwardInfo {
+        client_ip: c.peer.ip(),
+        fresh_id: core.fresh_request_id(),
+        default_host: &core.default_host,
+    };
+    match head::parse_request(c.io.input_data(), &info, &mut forward) {
+        Ok(Some(head)) => Step::Dispatch(head, forward),
+        Ok(None) => {
+            core.buffers.put(forward);
+            c.state = ClientState::ReadingHead;
+            if c.io.readable {
+                Step::Again
+            } else {
+                Step::Wait
+            }
+        }
+        Err(reject) => {
+            core.buffers.put(forward);
+            debug!("{}: {} {}", c.peer, reject.status, reject.reason);
+            core.metrics.local_response(reject.status);
+            answer(c, core, key, reject.status, reject.reason, None, true);
+            Step::Again
+        }
+    }
+}
 
-    pub fn count(&self) -> usize {
-        self.len
+/// Writes a response of our own and moves to `Answering`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn answer(
+    c: &mut ClientConn,
+    core: &mut Core,
+    key: usize,
+    status: u16,
+    text: &str,
+    id: Option<&RequestId>,
+    close: bool,
+) {
+    let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
+        reason_phrase(status),
+        text.len() + 1
+    );
+    if status == 503 {
+        let _ = out.write_str("Retry-After: 1\r\n");
+    }
+    if let Some(id) = id {
+        let _ = write!(out, "X-Request-Id: {}\r\n", id.as_str());
+    }
+    if close {
+        let _ = out.write_str("Connection: close\r\n");
+    }
+    let _ = write!(out, "\r\n{text}\n");
+    c.state = ClientState::Answering { close };
+    core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+fn answering(c: &mut ClientConn, core: &mut Core, key: usize, close: bool) -> Step {
+    c.state = ClientState::Answering { close };
+    if c.io.flush(&mut core.buffers).is_err() {
+        return Step::Close;
+    }
+    if c.io.output_len() > 0 {
+        return Step::Wait;
+    }
+    if close {
+        // Close gently: a client still sending would otherwise get a reset that can
+        // destroy the answer before it reads it.
+        let _ = c.io.sock.shutdown(Shutdown::Write);
+        core.buffers.release(&mut c.io.input);
+        core.arm(&mut c.timer, LINGER, key, c.serial);
+        c.state = ClientState::Lingering;
+        return Step::Again;
+    }
+    become_idle(c, core, key);
+    Step::Again
+}
+
+/// Between requests: either the next pipelined head is already here, or wait idle.
+pub(crate) fn become_idle(c: &mut ClientConn, core: &mut Core, key: usize) {
+    if c.io.input_len() > 0 {
+        c.state = ClientState::ReadingHead;
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    } else {
+        c.state = ClientState::Idle;
+        core.buffers.release(&mut c.io.input);
+        core.arm(&mut c.timer, core.cfg.idle_timeout, key, c.serial);
+    }
+}
+
+/// Writes a fan-out answer straight from its own buffer.
+fn replying(
+    c: &mut ClientConn,
+    core: &mut Core,
+    key: usize,
+    reply: Vec<u8>,
+    mut sent: usize,
+    close: bool,
+) -> Step {
+    while sent < reply.len() && c.io.writable {
+        match io::Write::write(&mut c.io.sock, &reply[sent..]) {
+            Ok(n) => {
+                if n < reply.len() - sent {
+                    c.io.writable = false;
+                }
+                sent += n;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.io.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Step::Close,
+        }
+    }
+    if sent < reply.len() {
+        c.state = ClientState::Replying { reply, sent, close };
+        return Step::Wait;
+    }
+    c.state = ClientState::Answering { close };
+    core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    Step::Again
+}
+
+fn linger(c: &mut ClientConn) -> Step {
+    c.state = ClientState::Lingering;
+    let mut sink = [0u8; 4096];
+    while c.io.readable {
+        match c.io.sock.read(&mut sink) {
+            Ok(0) => return Step::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.io.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Step::Close,
+        }
+    }
+    Step::Wait
+}
+
+pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    if let Some(Conn::Client(mut c)) = conns.try_remove(key) {
+        core.disarm(&mut c.timer);
+        c.io.release_buffers(&mut core.buffers);
+        let _ = core.registry.deregister(&mut c.io.sock);
+        core.clients_open -= 1;
+        if let ClientState::AwaitingFanout { job } = c.state {
+            fanout::client_gone(core, job);
+        }
+        if let ClientState::Proxying(ex) = c.state {
+            core.backends[ex.backend].active = core.backends[ex.backend].active.saturating_sub(1);
+            close_upstream(conns, core, ex.upstream);
+        }
+    }
+}
+
+/// The client's own timer: a slow head gets 408, an idle or lingering connection closes.
+pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(c) = client_mut(conns, key) else {
+        return;
+    };
+    c.timer = None;
+    match c.state {
+        ClientState::ReadingHead => {
+            core.buffers.release(&mut c.io.input);
+            answer(
+                c,
+                core,
+                key,
+                408,
+                "timed out reading the request head",
+                None,
+                true,
+            );
+            drive(conns, core, key);
+        }
+        _ => close_client(conns, core, key),
     }
 }

@@ -2,6 +2,6 @@
 
 pub mod body;
 pub mod client;
+pub mod exchange;
 pub mod head;
-pub mod proxy;
 pub mod upstream;

@@ -1,9 +1,21 @@
-//! The backend side of an HTTP exchange: a connection and its states.
+//! Backend connections: connecting, the keep-alive pool, and their timers. A connection
+//! serves whoever owns it now: a client's exchange or a fan-out copy.
 
+use std::io::{self, Read};
 use std::time::Instant;
 
+use log::warn;
+use mio::Interest;
+use mio::net::TcpStream;
+use slab::Slab;
+
+use super::client::{ClientState, client_mut, drive};
+use super::exchange::{fail_exchange, observe, retry_elsewhere};
 use crate::backend::BackendId;
 use crate::conn::Socket;
+use crate::event_loop::{Conn, Core, token};
+use crate::fanout;
+use crate::metrics::Failure;
 use crate::timer::TimerId;
 
 pub struct UpstreamConn {
@@ -21,10 +33,256 @@ pub struct UpstreamConn {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamState {
-    /// Non-blocking connect under way for client `client`.
-    Connecting { client: usize },
-    /// Carrying an exchange for client `client`.
-    Busy { client: usize },
+    /// Non-blocking connect under way.
+    Connecting(Owner),
+    /// Carrying a request.
+    Busy(Owner),
     /// In its backend's keep-alive pool.
     Idle,
+}
+
+/// Whose request a backend connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The exchange of client `key`.
+    Client(usize),
+    /// Copy `copy` of POST fan-out job `job`.
+    Copy { job: usize, copy: usize },
+}
+
+pub(crate) fn upstream_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut UpstreamConn> {
+    match conns.get_mut(key) {
+        Some(Conn::Upstream(u)) => Some(u),
+        _ => None,
+    }
+}
+
+pub(crate) fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    if let Some(Conn::Upstream(mut u)) = conns.try_remove(key) {
+        core.disarm(&mut u.timer);
+        u.io.release_buffers(&mut core.buffers);
+        let _ = core.registry.deregister(&mut u.io.sock);
+        if u.state == UpstreamState::Idle {
+            core.backends[u.backend].idle.retain(|&k| k != key);
+        }
+        core.metrics.backends[u.backend].connections -= 1;
+    }
+}
+
+/// Starts a non-blocking connect to `backend` for `owner`; the connection reports to
+/// its owner once connected, or through `connect_failed`.
+pub(crate) fn connect(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    owner: Owner,
+    backend: BackendId,
+) -> io::Result<usize> {
+    let mut sock = TcpStream::connect(core.backends[backend].addr)?;
+    let entry = conns.vacant_entry();
+    let ukey = entry.key();
+    core.registry.register(
+        &mut sock,
+        token(ukey, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    )?;
+    let _ = sock.set_nodelay(true);
+    let serial = core.next_serial();
+    let mut u = UpstreamConn {
+        io: Socket::new(sock),
+        backend,
+        serial,
+        state: UpstreamState::Connecting(owner),
+        timer: None,
+        armed_at: core.now,
+        reused: false,
+    };
+    core.arm(&mut u.timer, core.cfg.connect_timeout, ukey, serial);
+    entry.insert(Conn::Upstream(u));
+    core.metrics.backends[backend].connections += 1;
+    Ok(ukey)
+}
+
+/// Puts a backend connection back in its pool, or closes it.
+pub(crate) fn release_upstream(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    ukey: usize,
+    reusable: bool,
+) {
+    let Some(u) = upstream_mut(conns, ukey) else {
+        return;
+    };
+    let backend = u.backend;
+    if !reusable || core.backends[backend].idle.len() >= core.cfg.pool_size {
+        close_upstream(conns, core, ukey);
+        return;
+    }
+    u.state = UpstreamState::Idle;
+    u.reused = true;
+    core.disarm(&mut u.timer);
+    u.io.release_buffers(&mut core.buffers);
+    core.backends[backend].idle.push(ukey);
+}
+
+pub(crate) fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
+    u.armed_at = core.now;
+    core.arm(&mut u.timer, core.cfg.server_timeout, ukey, u.serial);
+}
+
+pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
+    let Some(u) = upstream_mut(conns, ukey) else {
+        return;
+    };
+    match u.state {
+        UpstreamState::Idle => {
+            if u.io.readable && !pooled_conn_alive(u) {
+                close_upstream(conns, core, ukey);
+            }
+        }
+        UpstreamState::Connecting(owner) => {
+            if !(u.io.writable || u.io.readable) {
+                return;
+            }
+            let connected = match u.io.sock.take_error() {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => u.io.sock.peer_addr().map(|_| ()),
+            };
+            match connected {
+                Ok(()) => {
+                    u.state = UpstreamState::Busy(owner);
+                    arm_server_timer(core, u, ukey);
+                    step_owner(conns, core, owner, ukey);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) => connect_failed(conns, core, owner, ukey, &e.to_string()),
+            }
+        }
+        UpstreamState::Busy(owner) => step_owner(conns, core, owner, ukey),
+    }
+}
+
+fn step_owner(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize) {
+    match owner {
+        Owner::Client(client) => drive(conns, core, client),
+        Owner::Copy { .. } => fanout::copy_ready(conns, core, ukey),
+    }
+}
+
+/// An idle pooled connection became readable: the backend closed it or sent junk.
+fn pooled_conn_alive(u: &mut UpstreamConn) -> bool {
+    let mut probe = [0u8; 64];
+    loop {
+        match u.io.sock.read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                u.io.readable = false;
+                return true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
+}
+
+/// A connect failed or timed out: the owner retries elsewhere or later.
+fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize, why: &str) {
+    let Some(u) = upstream_mut(conns, ukey) else {
+        return;
+    };
+    let backend = u.backend;
+    let forward = u.io.output.take();
+    close_upstream(conns, core, ukey);
+    warn!(
+        "connect to backend {} failed: {why}",
+        core.backends[backend].label
+    );
+    let reason = if why.contains("timed out") {
+        Failure::Timeout
+    } else {
+        Failure::Connect
+    };
+    let client = match owner {
+        Owner::Client(client) => client,
+        Owner::Copy { job, copy } => {
+            return fanout::copy_failed(
+                conns,
+                core,
+                job,
+                copy,
+                fanout::CopyFailure::Connect(reason),
+                why,
+            );
+        }
+    };
+    observe(core, backend, Some(reason), why);
+    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+    let Some(c) = client_mut(conns, client) else {
+        if let Some(f) = forward {
+            core.buffers.put(f);
+        }
+        return;
+    };
+    let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle) else {
+        return;
+    };
+    match forward {
+        Some(f) => retry_elsewhere(conns, core, client, ex, f, "connect failed"),
+        None => fail_exchange(
+            conns,
+            core,
+            client,
+            ex,
+            502,
+            "the backend could not be reached",
+        ),
+    }
+    drive(conns, core, client);
+}
+
+/// A backend connection's timer: connect timeout, or response (inactivity) timeout.
+pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(u) = upstream_mut(conns, key) else {
+        return;
+    };
+    u.timer = None;
+    match u.state {
+        UpstreamState::Connecting(owner) => {
+            connect_failed(conns, core, owner, key, "connect timed out");
+        }
+        UpstreamState::Busy(Owner::Copy { job, copy }) => {
+            close_upstream(conns, core, key);
+            fanout::copy_failed(
+                conns,
+                core,
+                job,
+                copy,
+                fanout::CopyFailure::Timeout,
+                "no answer in time",
+            );
+        }
+        UpstreamState::Busy(Owner::Client(client)) => {
+            let backend = u.backend;
+            warn!("backend {} timed out", core.backends[backend].label);
+            observe(core, backend, Some(Failure::Timeout), "response timed out");
+            let Some(c) = client_mut(conns, client) else {
+                close_upstream(conns, core, key);
+                return;
+            };
+            let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle)
+            else {
+                return;
+            };
+            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            close_upstream(conns, core, key);
+            fail_exchange(
+                conns,
+                core,
+                client,
+                ex,
+                504,
+                "the backend did not answer in time",
+            );
+            drive(conns, core, client);
+        }
+        UpstreamState::Idle => close_upstream(conns, core, key),
+    }
 }

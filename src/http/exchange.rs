@@ -1,39 +1,83 @@
-//! The HTTP engine: reads requests, dispatches them to backend connections, and moves
-//! bytes both ways until the response is written. Every function here takes the slab
-//! and the shared `Core`; a step returns what the driver must do next.
+//! One request and its response: dispatch to a backend, connect-failure retries, and
+//! the pump that moves bytes both ways until the response is written.
 
-use std::fmt::Write as _;
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
-use std::time::Duration;
+use std::net::Shutdown;
+use std::time::Instant;
 
 use log::{debug, warn};
-use mio::Interest;
-use mio::net::TcpStream;
 use slab::Slab;
 
 use super::body::{Framing, Segment};
-use super::client::{ClientConn, ClientState, Exchange, ResponsePhase, Tried};
+use super::client::{ClientConn, ClientState, Step, answer, become_idle, client_mut};
 use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
-use super::upstream::{UpstreamConn, UpstreamState};
+use super::upstream::{
+    Owner, UpstreamConn, UpstreamState, arm_server_timer, close_upstream, connect,
+    release_upstream, upstream_mut,
+};
 use crate::backend::BackendId;
 use crate::buffer::Buffer;
-use crate::conn::{Filled, PeerGone, Socket};
-use crate::event_loop::{Conn, Core, token};
+use crate::config::MAX_RETRIES;
+use crate::conn::{Filled, PeerGone};
+use crate::event_loop::{Conn, Core};
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
 
-/// How long a closing client may keep sending before we stop reading and close.
-const LINGER: Duration = Duration::from_secs(2);
+/// One request and its response, from dispatch until the response is written.
+pub struct Exchange {
+    /// Slab key of the backend connection serving it.
+    pub upstream: usize,
+    pub backend: BackendId,
+    pub client: ClientSide,
+    pub request_id: RequestId,
+    /// What is left of the request body to forward.
+    pub request_body: Framing,
+    /// Head length still at the front of the client's input: a bodiless request stays
+    /// there until its response starts, so that it can be sent again on a new connection.
+    pub replayable_head: Option<usize>,
+    pub response: ResponsePhase,
+    /// Any byte of a final response went to the client.
+    pub responded: bool,
+    pub started: Instant,
+    pub tried: Tried,
+}
 
-/// What the driver does after one step of a client.
-enum Step {
-    /// Nothing more until the next event.
-    Wait,
-    /// The state changed: step again.
-    Again,
-    Close,
-    Dispatch(RequestHead, Buffer),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponsePhase {
+    Head,
+    Body {
+        framing: Framing,
+        dechunk: bool,
+        reusable: bool,
+        close_client: bool,
+    },
+    Done {
+        reusable: bool,
+        close_client: bool,
+    },
+}
+
+/// The backends one request has been sent to, so that a retry goes elsewhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tried {
+    ids: [BackendId; MAX_RETRIES as usize + 1],
+    len: usize,
+}
+
+impl Tried {
+    pub fn add(&mut self, id: BackendId) {
+        if self.len < self.ids.len() {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+    }
+
+    pub fn contains(&self, id: BackendId) -> bool {
+        self.ids[..self.len].contains(&id)
+    }
+
+    pub fn count(&self) -> usize {
+        self.len
+    }
 }
 
 /// What one pump of an exchange ended with.
@@ -51,239 +95,7 @@ enum Pump {
     BadRequest(&'static str),
 }
 
-pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
-    let entry = conns.vacant_entry();
-    let key = entry.key();
-    if let Err(e) = core.registry.register(
-        &mut sock,
-        token(key, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
-        warn!("cannot register client {peer}: {e}");
-        return;
-    }
-    let _ = sock.set_nodelay(true);
-    let serial = core.next_serial();
-    let mut client = ClientConn {
-        io: Socket::new(sock),
-        peer,
-        serial,
-        state: ClientState::Idle,
-        timer: None,
-    };
-    core.arm(&mut client.timer, core.cfg.client_timeout, key, serial);
-    entry.insert(Conn::Client(client));
-    core.clients_open += 1;
-    core.metrics.client_connections_total += 1;
-}
-
-fn client_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut ClientConn> {
-    match conns.get_mut(key) {
-        Some(Conn::Client(c)) => Some(c),
-        _ => None,
-    }
-}
-
-fn upstream_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut UpstreamConn> {
-    match conns.get_mut(key) {
-        Some(Conn::Upstream(u)) => Some(u),
-        _ => None,
-    }
-}
-
-pub fn client_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    drive(conns, core, key);
-}
-
-/// Steps client `key` until it waits for an event or is closed.
-fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    loop {
-        let Some(c) = client_mut(conns, key) else {
-            return;
-        };
-        let state = std::mem::replace(&mut c.state, ClientState::Idle);
-        let step = match state {
-            ClientState::Idle => read_request(c, core, key, true),
-            ClientState::ReadingHead => read_request(c, core, key, false),
-            ClientState::Answering { close } => answering(c, core, key, close),
-            ClientState::Lingering => linger(c),
-            ClientState::Proxying(ex) => proxy_step(conns, core, key, ex),
-        };
-        match step {
-            Step::Wait => return,
-            Step::Again => continue,
-            Step::Close => {
-                close_client(conns, core, key);
-                return;
-            }
-            Step::Dispatch(head, forward) => dispatch(conns, core, key, head, forward),
-        }
-    }
-}
-
-fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> Step {
-    match c.io.fill(&mut core.buffers) {
-        Filled::Failed => return Step::Close,
-        Filled::Eof if c.io.input_len() == 0 => return Step::Close,
-        // A client that closes halfway through a head gets no answer: there is no one to read it.
-        Filled::Eof => return Step::Close,
-        Filled::Got | Filled::Nothing => {}
-    }
-    if c.io.input_len() == 0 {
-        c.state = ClientState::Idle;
-        return Step::Wait;
-    }
-    if idle {
-        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
-    }
-    let mut forward = core.buffers.get();
-    let info = ForwardInfo {
-        client_ip: c.peer.ip(),
-        fresh_id: core.fresh_request_id(),
-        default_host: &core.default_host,
-    };
-    match head::parse_request(c.io.input_data(), &info, &mut forward) {
-        Ok(Some(head)) => Step::Dispatch(head, forward),
-        Ok(None) => {
-            core.buffers.put(forward);
-            c.state = ClientState::ReadingHead;
-            if c.io.readable {
-                Step::Again
-            } else {
-                Step::Wait
-            }
-        }
-        Err(reject) => {
-            core.buffers.put(forward);
-            debug!("{}: {} {}", c.peer, reject.status, reject.reason);
-            core.metrics.local_response(reject.status);
-            answer(c, core, key, reject.status, reject.reason, None, true);
-            Step::Again
-        }
-    }
-}
-
-/// Writes a response of our own and moves to `Answering`.
-#[allow(clippy::too_many_arguments)]
-fn answer(
-    c: &mut ClientConn,
-    core: &mut Core,
-    key: usize,
-    status: u16,
-    text: &str,
-    id: Option<&RequestId>,
-    close: bool,
-) {
-    let out = c.io.output.get_or_insert_with(|| core.buffers.get());
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n",
-        reason_phrase(status),
-        text.len() + 1
-    );
-    if status == 503 {
-        let _ = out.write_str("Retry-After: 1\r\n");
-    }
-    if let Some(id) = id {
-        let _ = write!(out, "X-Request-Id: {}\r\n", id.as_str());
-    }
-    if close {
-        let _ = out.write_str("Connection: close\r\n");
-    }
-    let _ = write!(out, "\r\n{text}\n");
-    c.state = ClientState::Answering { close };
-    core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
-}
-
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    }
-}
-
-fn answering(c: &mut ClientConn, core: &mut Core, key: usize, close: bool) -> Step {
-    c.state = ClientState::Answering { close };
-    if c.io.flush(&mut core.buffers).is_err() {
-        return Step::Close;
-    }
-    if c.io.output_len() > 0 {
-        return Step::Wait;
-    }
-    if close {
-        // Close gently: a client still sending would otherwise get a reset that can
-        // destroy the answer before it reads it.
-        let _ = c.io.sock.shutdown(Shutdown::Write);
-        core.buffers.release(&mut c.io.input);
-        core.arm(&mut c.timer, LINGER, key, c.serial);
-        c.state = ClientState::Lingering;
-        return Step::Again;
-    }
-    become_idle(c, core, key);
-    Step::Again
-}
-
-/// Between requests: either the next pipelined head is already here, or wait idle.
-fn become_idle(c: &mut ClientConn, core: &mut Core, key: usize) {
-    if c.io.input_len() > 0 {
-        c.state = ClientState::ReadingHead;
-        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
-    } else {
-        c.state = ClientState::Idle;
-        core.buffers.release(&mut c.io.input);
-        core.arm(&mut c.timer, core.cfg.idle_timeout, key, c.serial);
-    }
-}
-
-fn linger(c: &mut ClientConn) -> Step {
-    c.state = ClientState::Lingering;
-    let mut sink = [0u8; 4096];
-    while c.io.readable {
-        match c.io.sock.read(&mut sink) {
-            Ok(0) => return Step::Close,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.io.readable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Step::Close,
-        }
-    }
-    Step::Wait
-}
-
-fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    if let Some(Conn::Client(mut c)) = conns.try_remove(key) {
-        core.disarm(&mut c.timer);
-        c.io.release_buffers(&mut core.buffers);
-        let _ = core.registry.deregister(&mut c.io.sock);
-        core.clients_open -= 1;
-        if let ClientState::Proxying(ex) = c.state {
-            core.backends[ex.backend].active = core.backends[ex.backend].active.saturating_sub(1);
-            close_upstream(conns, core, ex.upstream);
-        }
-    }
-}
-
-fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    if let Some(Conn::Upstream(mut u)) = conns.try_remove(key) {
-        core.disarm(&mut u.timer);
-        u.io.release_buffers(&mut core.buffers);
-        let _ = core.registry.deregister(&mut u.io.sock);
-        if u.state == UpstreamState::Idle {
-            core.backends[u.backend].idle.retain(|&k| k != key);
-        }
-        core.metrics.backends[u.backend].connections -= 1;
-    }
-}
-
-fn dispatch(
+pub(super) fn dispatch(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
@@ -371,7 +183,7 @@ fn attach(
     ex.backend = backend;
     while let Some(ukey) = core.backends[backend].idle.pop() {
         if let Some(u) = upstream_mut(conns, ukey) {
-            u.state = UpstreamState::Busy { client };
+            u.state = UpstreamState::Busy(Owner::Client(client));
             u.io.output = Some(forward);
             arm_server_timer(core, u, ukey);
             ex.upstream = ukey;
@@ -379,22 +191,8 @@ fn attach(
             return Ok(());
         }
     }
-    let ukey = connect(conns, core, client, backend, forward)?;
-    ex.upstream = ukey;
-    core.backends[backend].active += 1;
-    Ok(())
-}
-
-fn connect(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    client: usize,
-    backend: BackendId,
-    forward: Buffer,
-) -> Result<usize, Buffer> {
-    let addr = core.backends[backend].addr;
-    let mut sock = match TcpStream::connect(addr) {
-        Ok(s) => s,
+    let ukey = match connect(conns, core, Owner::Client(client), backend) {
+        Ok(ukey) => ukey,
         Err(e) => {
             warn!(
                 "connect to backend {} failed: {e}",
@@ -404,37 +202,16 @@ fn connect(
             return Err(forward);
         }
     };
-    let entry = conns.vacant_entry();
-    let ukey = entry.key();
-    if let Err(e) = core.registry.register(
-        &mut sock,
-        token(ukey, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
-        warn!("cannot register backend connection: {e}");
-        return Err(forward);
+    if let Some(u) = upstream_mut(conns, ukey) {
+        u.io.output = Some(forward);
     }
-    let _ = sock.set_nodelay(true);
-    let serial = core.next_serial();
-    let mut io = Socket::new(sock);
-    io.output = Some(forward);
-    let mut u = UpstreamConn {
-        io,
-        backend,
-        serial,
-        state: UpstreamState::Connecting { client },
-        timer: None,
-        armed_at: core.now,
-        reused: false,
-    };
-    core.arm(&mut u.timer, core.cfg.connect_timeout, ukey, serial);
-    entry.insert(Conn::Upstream(u));
-    core.metrics.backends[backend].connections += 1;
-    Ok(ukey)
+    ex.upstream = ukey;
+    core.backends[backend].active += 1;
+    Ok(())
 }
 
 /// The request never reached backend `ex.backend`: send it to another one, or answer 502/503.
-fn retry_elsewhere(
+pub(super) fn retry_elsewhere(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
@@ -482,7 +259,7 @@ fn retry_elsewhere(
 }
 
 /// Ends an exchange that produced no response with an error of our own.
-fn fail_exchange(
+pub(super) fn fail_exchange(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
@@ -515,7 +292,12 @@ fn fail_exchange(
     answer(c, core, key, status, text, Some(&ex.request_id), close);
 }
 
-fn proxy_step(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Exchange) -> Step {
+pub(super) fn proxy_step(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    mut ex: Exchange,
+) -> Step {
     let ukey = ex.upstream;
     let Some((Conn::Client(c), Conn::Upstream(u))) = conns.get2_mut(key, ukey) else {
         return Step::Close;
@@ -606,15 +388,21 @@ fn replay(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Exchange)
         default_host: &core.default_host,
     };
     match head::parse_request(c.io.input_data(), &info, &mut forward) {
-        Ok(Some(_)) => match connect(conns, core, key, ex.backend, forward) {
+        Ok(Some(_)) => match connect(conns, core, Owner::Client(key), ex.backend) {
             Ok(ukey) => {
+                if let Some(u) = upstream_mut(conns, ukey) {
+                    u.io.output = Some(forward);
+                }
                 ex.upstream = ukey;
                 core.backends[ex.backend].active += 1;
                 if let Some(c) = client_mut(conns, key) {
                     c.state = ClientState::Proxying(ex);
                 }
             }
-            Err(forward) => retry_elsewhere(conns, core, key, ex, forward, "reconnect failed"),
+            Err(e) => {
+                observe(core, ex.backend, Some(Failure::Connect), &e.to_string());
+                retry_elsewhere(conns, core, key, ex, forward, "reconnect failed");
+            }
         },
         _ => {
             core.buffers.put(forward);
@@ -624,26 +412,9 @@ fn replay(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Exchange)
     Step::Again
 }
 
-/// Puts a backend connection back in its pool, or closes it.
-fn release_upstream(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize, reusable: bool) {
-    let Some(u) = upstream_mut(conns, ukey) else {
-        return;
-    };
-    let backend = u.backend;
-    if !reusable || core.backends[backend].idle.len() >= core.cfg.pool_size {
-        close_upstream(conns, core, ukey);
-        return;
-    }
-    u.state = UpstreamState::Idle;
-    u.reused = true;
-    core.disarm(&mut u.timer);
-    u.io.release_buffers(&mut core.buffers);
-    core.backends[backend].idle.push(ukey);
-}
-
 /// Moves bytes both ways until nothing more can move now.
 fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut Core) -> Pump {
-    let connected = matches!(u.state, UpstreamState::Busy { .. });
+    let connected = matches!(u.state, UpstreamState::Busy(_));
     loop {
         let mut progress = false;
 
@@ -857,11 +628,6 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
     }
 }
 
-fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
-    u.armed_at = core.now;
-    core.arm(&mut u.timer, core.cfg.server_timeout, ukey, u.serial);
-}
-
 fn until_close(phase: &ResponsePhase) -> bool {
     matches!(
         phase,
@@ -873,160 +639,10 @@ fn until_close(phase: &ResponsePhase) -> bool {
 }
 
 /// Counts a failure of real traffic and feeds it to the passive health check.
-fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
+pub(super) fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
     if let Some(f) = failure {
         core.metrics.failure(backend, f);
     }
     core.health
         .observed(&mut core.backends, backend, failure.is_none(), why);
-}
-
-pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
-    let Some(u) = upstream_mut(conns, ukey) else {
-        return;
-    };
-    match u.state {
-        UpstreamState::Idle => {
-            if u.io.readable && !pooled_conn_alive(u) {
-                close_upstream(conns, core, ukey);
-            }
-        }
-        UpstreamState::Connecting { client } => {
-            if !(u.io.writable || u.io.readable) {
-                return;
-            }
-            match u.io.sock.take_error() {
-                Ok(None) => {}
-                Ok(Some(e)) | Err(e) => {
-                    connect_failed(conns, core, client, ukey, &e.to_string());
-                    return;
-                }
-            }
-            match u.io.sock.peer_addr() {
-                Ok(_) => {
-                    u.state = UpstreamState::Busy { client };
-                    arm_server_timer(core, u, ukey);
-                    drive(conns, core, client);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                Err(e) => connect_failed(conns, core, client, ukey, &e.to_string()),
-            }
-        }
-        UpstreamState::Busy { client } => drive(conns, core, client),
-    }
-}
-
-/// An idle pooled connection became readable: the backend closed it or sent junk.
-fn pooled_conn_alive(u: &mut UpstreamConn) -> bool {
-    let mut probe = [0u8; 64];
-    loop {
-        match u.io.sock.read(&mut probe) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                u.io.readable = false;
-                return true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            _ => return false,
-        }
-    }
-}
-
-fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, client: usize, ukey: usize, why: &str) {
-    let Some(u) = upstream_mut(conns, ukey) else {
-        return;
-    };
-    let backend = u.backend;
-    let forward = u.io.output.take();
-    close_upstream(conns, core, ukey);
-    warn!(
-        "connect to backend {} failed: {why}",
-        core.backends[backend].label
-    );
-    let reason = if why.contains("timed out") {
-        Failure::Timeout
-    } else {
-        Failure::Connect
-    };
-    observe(core, backend, Some(reason), why);
-    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
-    let Some(c) = client_mut(conns, client) else {
-        if let Some(f) = forward {
-            core.buffers.put(f);
-        }
-        return;
-    };
-    let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle) else {
-        return;
-    };
-    match forward {
-        Some(f) => retry_elsewhere(conns, core, client, ex, f, "connect failed"),
-        None => fail_exchange(
-            conns,
-            core,
-            client,
-            ex,
-            502,
-            "the backend could not be reached",
-        ),
-    }
-    drive(conns, core, client);
-}
-
-pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    match conns.get_mut(key) {
-        Some(Conn::Client(c)) => {
-            c.timer = None;
-            match c.state {
-                ClientState::ReadingHead => {
-                    core.buffers.release(&mut c.io.input);
-                    answer(
-                        c,
-                        core,
-                        key,
-                        408,
-                        "timed out reading the request head",
-                        None,
-                        true,
-                    );
-                    drive(conns, core, key);
-                }
-                _ => close_client(conns, core, key),
-            }
-        }
-        Some(Conn::Upstream(u)) => {
-            u.timer = None;
-            match u.state {
-                UpstreamState::Connecting { client } => {
-                    connect_failed(conns, core, client, key, "connect timed out");
-                }
-                UpstreamState::Busy { client } => {
-                    let backend = u.backend;
-                    warn!("backend {} timed out", core.backends[backend].label);
-                    observe(core, backend, Some(Failure::Timeout), "response timed out");
-                    let Some(c) = client_mut(conns, client) else {
-                        close_upstream(conns, core, key);
-                        return;
-                    };
-                    let ClientState::Proxying(ex) =
-                        std::mem::replace(&mut c.state, ClientState::Idle)
-                    else {
-                        return;
-                    };
-                    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
-                    close_upstream(conns, core, key);
-                    fail_exchange(
-                        conns,
-                        core,
-                        client,
-                        ex,
-                        504,
-                        "the backend did not answer in time",
-                    );
-                    drive(conns, core, client);
-                }
-                UpstreamState::Idle => close_upstream(conns, core, key),
-            }
-        }
-        Some(Conn::Probe(_)) | None => {}
-    }
 }

@@ -1,0 +1,781 @@
+//! POST fan-out. The body is read whole, then the request goes to every chosen backend;
+//! the first success answers the client, and every copy that failed is sent again
+//! after an exponential backoff with jitter, on the timer wheel, until it succeeds or
+//! its attempts are spent. A job holds the one copy of the request that all its
+//! copies share; a waiting retry costs one timer entry.
+
+use std::time::Duration;
+
+use log::{error, warn};
+use slab::Slab;
+
+use crate::backend::BackendId;
+use crate::buffer::Buffer;
+use crate::conn::Filled;
+use crate::event_loop::{Conn, Core, Timer};
+use crate::http::body::{Framing, Segment};
+use crate::http::client::{self, ClientState, Step};
+use crate::http::head::{self, ClientSide, RequestHead, RequestId};
+use crate::http::upstream::{
+    Owner, UpstreamState, arm_server_timer, close_upstream, connect, release_upstream, upstream_mut,
+};
+use crate::metrics::Failure;
+use crate::strategy::PickContext;
+use crate::timer::TimerId;
+
+/// delay(n) = min(base × 2^n, max) + jitter × `unit`, with `unit` uniform in [0, 1).
+pub fn backoff(base: Duration, max: Duration, jitter: Duration, n: u32, unit: f64) -> Duration {
+    let exp = base.saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX));
+    exp.min(max) + jitter.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// A POST whose body is still arriving.
+pub struct PendingPost {
+    /// The forwarded head, then the body bytes as they came.
+    request: Vec<u8>,
+    framing: Framing,
+    body_len: u64,
+    client: ClientSide,
+    request_id: RequestId,
+}
+
+/// Every POST still being delivered, and the copies waiting for their backend to come up.
+pub struct Jobs {
+    jobs: Slab<Job>,
+    parked: Vec<Vec<(usize, usize, u32)>>,
+    serial: u32,
+}
+
+impl Jobs {
+    pub fn new(backends: usize) -> Self {
+        Jobs {
+            jobs: Slab::new(),
+            parked: vec![Vec::new(); backends],
+            serial: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+struct Job {
+    serial: u32,
+    request: Box<[u8]>,
+    request_id: RequestId,
+    client_side: ClientSide,
+    /// The client still waiting for the first success: slab key and serial.
+    client: Option<(usize, u32)>,
+    copies: Vec<Copy>,
+    answered: bool,
+    deadline: Option<TimerId>,
+    /// Copies not yet succeeded, refused or spent.
+    open: usize,
+}
+
+struct Copy {
+    backend: BackendId,
+    attempts: u32,
+    phase: Phase,
+}
+
+enum Phase {
+    /// On a backend connection (which knows its job and copy): `sent` bytes are out.
+    InFlight {
+        sent: usize,
+        response: Option<Response>,
+    },
+    /// Waiting for its retry timer.
+    Backoff,
+    /// Due, but its backend is down: sent when the backend comes up.
+    Parked,
+    Succeeded,
+    /// Failed in a way --retry-on does not retry.
+    Refused,
+    /// Failed --retry-attempts times.
+    Spent,
+}
+
+struct Response {
+    status: u16,
+    framing: Framing,
+    dechunk: bool,
+    reusable: bool,
+    /// The answer for the client, when this copy is the first success and someone waits.
+    capture: Option<Vec<u8>>,
+    close_client: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum CopyFailure {
+    Connect(Failure),
+    Timeout,
+    /// Lost after the request went out, before a whole answer came.
+    Reset,
+    BadResponse,
+    Status(u16),
+}
+
+/// Starts reading the body of a POST (or refuses it at once); it goes out once complete.
+pub fn begin(
+    c: &mut client::ClientConn,
+    core: &mut Core,
+    key: usize,
+    head: RequestHead,
+    forward: Buffer,
+) {
+    let id = head.request_id;
+    if let Some(input) = c.io.input.as_mut() {
+        input.consume(head.len);
+    }
+    let too_big = matches!(head.framing, Framing::Length(n) if n > core.cfg.max_body);
+    let refusal = if core.fanout.len() >= core.cfg.max_pending {
+        Some((503, "too many writes are still being delivered"))
+    } else if too_big {
+        Some((413, "the body is larger than --max-body"))
+    } else {
+        None
+    };
+    if let Some((status, text)) = refusal {
+        core.buffers.put(forward);
+        core.metrics.local_response(status);
+        let close = !head.framing.is_done() || !head.keep_alive;
+        client::answer(c, core, key, status, text, Some(&id), close);
+        return;
+    }
+    if head.expect_continue && head.version == 1 && !head.framing.is_done() {
+        let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+        out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let pending = PendingPost {
+        request: forward.data().to_vec(),
+        framing: head.framing,
+        body_len: 0,
+        client: ClientSide {
+            method: head.method,
+            version: head.version,
+            keep_alive: head.keep_alive,
+        },
+        request_id: id,
+    };
+    core.buffers.put(forward);
+    c.state = ClientState::Buffering(Box::new(pending));
+}
+
+/// Reads more of a POST body; `Step::Launch` once it is all here.
+pub fn buffer_body(
+    c: &mut client::ClientConn,
+    core: &mut Core,
+    key: usize,
+    mut p: Box<PendingPost>,
+) -> Step {
+    if c.io.flush(&mut core.buffers).is_err() {
+        return Step::Close;
+    }
+    loop {
+        if let Some(input) = c.io.input.as_mut() {
+            let mut used = 0;
+            let mut payload = 0;
+            loop {
+                match p.framing.next(&input.data()[used..]) {
+                    Ok(Some(Segment::Data(n))) => {
+                        used += n;
+                        payload += n as u64;
+                    }
+                    Ok(Some(Segment::Framing(n))) => used += n,
+                    Ok(None) => break,
+                    Err(e) => {
+                        client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
+                        return Step::Again;
+                    }
+                }
+            }
+            p.body_len += payload;
+            if p.body_len > core.cfg.max_body {
+                core.metrics.local_response(413);
+                let text = "the body is larger than --max-body";
+                client::answer(c, core, key, 413, text, Some(&p.request_id), true);
+                return Step::Again;
+            }
+            p.request.extend_from_slice(&input.data()[..used]);
+            input.consume(used);
+        }
+        core.buffers.release_if_empty(&mut c.io.input);
+        if p.framing.is_done() {
+            return Step::Launch(p);
+        }
+        match c.io.fill(&mut core.buffers) {
+            Filled::Got => {}
+            Filled::Nothing => {
+                c.state = ClientState::Buffering(p);
+                return Step::Wait;
+            }
+            Filled::Eof | Filled::Failed => return Step::Close,
+        }
+    }
+}
+
+/// Sends a complete POST to its backends, and leaves the client waiting for the first success.
+pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPost) {
+    let targets = choose_targets(conns, core, key);
+    let Some(c) = client::client_mut(conns, key) else {
+        return;
+    };
+    if targets.is_empty() {
+        core.metrics.local_response(503);
+        let text = "no backend is available";
+        client::answer(
+            c,
+            core,
+            key,
+            503,
+            text,
+            Some(&p.request_id),
+            !p.client.keep_alive,
+        );
+        return;
+    }
+    core.fanout.serial = core.fanout.serial.wrapping_add(1);
+    let serial = core.fanout.serial;
+    let job = Job {
+        serial,
+        request: p.request.into_boxed_slice(),
+        request_id: p.request_id,
+        client_side: p.client,
+        client: Some((key, c.serial)),
+        copies: targets
+            .iter()
+            .map(|&backend| Copy {
+                backend,
+                attempts: 0,
+                phase: Phase::Parked,
+            })
+            .collect(),
+        answered: false,
+        deadline: None,
+        open: targets.len(),
+    };
+    let id = core.fanout.jobs.insert(job);
+    c.state = ClientState::AwaitingFanout { job: id };
+    let deadline = core.timers.insert(
+        core.now + core.cfg.fanout_timeout,
+        Timer::FanoutDeadline { job: id, serial },
+    );
+    core.fanout.jobs[id].deadline = Some(deadline);
+    for copy in 0..targets.len() {
+        dispatch_copy(conns, core, id, copy);
+    }
+}
+
+/// The backends a new POST goes to: all of them (--fanout 0), or N distinct ones that are up.
+fn choose_targets(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Vec<BackendId> {
+    let n = core.backends.len();
+    if core.cfg.fanout == 0 || core.cfg.fanout >= n {
+        return (0..n).collect();
+    }
+    let ctx = PickContext {
+        client_ip: client::client_mut(conns, key).map(|c| c.peer.ip()),
+        path: b"",
+    };
+    let mut chosen = Vec::with_capacity(core.cfg.fanout);
+    while chosen.len() < core.cfg.fanout {
+        let taken = &chosen;
+        match core
+            .strategy
+            .pick(&core.backends, &ctx, &|id| !taken.contains(&id))
+        {
+            Some(id) => chosen.push(id),
+            None => break,
+        }
+    }
+    chosen
+}
+
+/// Sends copy `copy` now if its backend is up, else parks it until the backend comes up.
+fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    let backend = j.copies[copy].backend;
+    if !core.backends[backend].up {
+        j.copies[copy].phase = Phase::Parked;
+        let serial = j.serial;
+        core.fanout.parked[backend].push((job, copy, serial));
+        core.metrics.pending_retries += 1;
+        return;
+    }
+    j.copies[copy].attempts += 1;
+    core.metrics.backends[backend].fanout_sent += 1;
+    core.backends[backend].active += 1;
+    let owner = Owner::Copy { job, copy };
+    let mut pooled = None;
+    while let Some(ukey) = core.backends[backend].idle.pop() {
+        if let Some(u) = upstream_mut(conns, ukey) {
+            u.state = UpstreamState::Busy(owner);
+            arm_server_timer(core, u, ukey);
+            pooled = Some(ukey);
+            break;
+        }
+    }
+    let conn = match pooled {
+        Some(ukey) => ukey,
+        None => match connect(conns, core, owner, backend) {
+            Ok(ukey) => ukey,
+            Err(e) => {
+                let why = e.to_string();
+                return copy_failed(
+                    conns,
+                    core,
+                    job,
+                    copy,
+                    CopyFailure::Connect(Failure::Connect),
+                    &why,
+                );
+            }
+        },
+    };
+    if let Some(j) = core.fanout.jobs.get_mut(job) {
+        j.copies[copy].phase = Phase::InFlight {
+            sent: 0,
+            response: None,
+        };
+    }
+    if pooled.is_some() {
+        copy_ready(conns, core, conn);
+    }
+}
+
+enum CopyStep {
+    Wait,
+    Answered,
+    Failed(CopyFailure, &'static str),
+}
+
+/// Steps the copy carried by backend connection `ukey`.
+pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
+    let Some(u) = upstream_mut(conns, ukey) else {
+        return;
+    };
+    let UpstreamState::Busy(Owner::Copy { job, copy }) = u.state else {
+        return;
+    };
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        close_upstream(conns, core, ukey);
+        return;
+    };
+    let step = step_copy(
+        u,
+        j,
+        copy,
+        &mut core.buffers,
+        core.cfg.success_status,
+        core.cfg.max_body,
+    );
+    match step {
+        CopyStep::Wait => {}
+        CopyStep::Answered => {
+            let Phase::InFlight {
+                response: Some(r), ..
+            } = std::mem::replace(&mut j.copies[copy].phase, Phase::Succeeded)
+            else {
+                return;
+            };
+            let reusable = r.reusable && u.io.input_len() == 0;
+            release_upstream(conns, core, ukey, reusable);
+            settle(conns, core, job, copy, r);
+        }
+        CopyStep::Failed(why, text) => {
+            close_upstream(conns, core, ukey);
+            copy_failed(conns, core, job, copy, why, text);
+        }
+    }
+}
+
+/// Moves the request out and the answer in, as far as the socket allows.
+fn step_copy(
+    u: &mut crate::http::upstream::UpstreamConn,
+    j: &mut Job,
+    copy: usize,
+    buffers: &mut crate::buffer::BufferPool,
+    success: u16,
+    max_body: u64,
+) -> CopyStep {
+    let Phase::InFlight { sent, response, .. } = &mut j.copies[copy].phase else {
+        return CopyStep::Failed(CopyFailure::Reset, "copy is not in flight");
+    };
+    loop {
+        let mut progress = false;
+        while *sent < j.request.len() && u.io.writable {
+            match std::io::Write::write(&mut u.io.sock, &j.request[*sent..]) {
+                Ok(n) => {
+                    if n < j.request.len() - *sent {
+                        u.io.writable = false;
+                    }
+                    *sent += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => u.io.writable = false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return CopyStep::Failed(CopyFailure::Reset, "connection lost while sending");
+                }
+            }
+        }
+        match u.io.fill(buffers) {
+            Filled::Got => progress = true,
+            Filled::Nothing => {}
+            Filled::Eof if matches!(response, Some(r) if r.framing == Framing::UntilClose) => {
+                if u.io.input_len() == 0 {
+                    return CopyStep::Answered;
+                }
+            }
+            Filled::Eof | Filled::Failed => {
+                if u.io.input_len() == 0 || response.is_some() {
+                    return CopyStep::Failed(
+                        CopyFailure::Reset,
+                        "connection closed before a whole answer",
+                    );
+                }
+            }
+        }
+        if response.is_none() && u.io.input_len() > 0 {
+            let mut out = buffers.get();
+            let parsed =
+                head::parse_response(u.io.input_data(), j.client_side, &j.request_id, &mut out);
+            match parsed {
+                Ok(None) => {
+                    buffers.put(out);
+                    if u.io.read_closed {
+                        return CopyStep::Failed(
+                            CopyFailure::BadResponse,
+                            "connection closed mid-head",
+                        );
+                    }
+                }
+                Err(why) => {
+                    buffers.put(out);
+                    return CopyStep::Failed(CopyFailure::BadResponse, why);
+                }
+                Ok(Some(resp)) => {
+                    progress = true;
+                    if let Some(input) = u.io.input.as_mut() {
+                        input.consume(resp.len);
+                    }
+                    if !resp.is_interim() {
+                        let wanted = resp.status == success && !j.answered && j.client.is_some();
+                        *response = Some(Response {
+                            status: resp.status,
+                            framing: resp.framing,
+                            dechunk: resp.dechunk,
+                            reusable: resp.reusable,
+                            capture: wanted.then(|| out.data().to_vec()),
+                            close_client: resp.close_client,
+                        });
+                    }
+                    buffers.put(out);
+                }
+            }
+        }
+        if let Some(r) = response.as_mut() {
+            if let Some(input) = u.io.input.as_mut() {
+                let mut used = 0;
+                loop {
+                    let data = &input.data()[used..];
+                    match r.framing.next(data) {
+                        Ok(Some(seg)) => {
+                            let (n, keep) = match seg {
+                                Segment::Data(n) => (n, true),
+                                Segment::Framing(n) => (n, !r.dechunk),
+                            };
+                            if keep && let Some(cap) = r.capture.as_mut() {
+                                cap.extend_from_slice(&data[..n]);
+                                if cap.len() as u64 > max_body {
+                                    r.capture = None;
+                                }
+                            }
+                            used += n;
+                        }
+                        Ok(None) => break,
+                        Err(e) => return CopyStep::Failed(CopyFailure::BadResponse, e.0),
+                    }
+                }
+                input.consume(used);
+                progress |= used > 0;
+            }
+            buffers.release_if_empty(&mut u.io.input);
+            if r.framing.is_done() {
+                return if r.status == success {
+                    CopyStep::Answered
+                } else {
+                    CopyStep::Failed(CopyFailure::Status(r.status), "status is not a success")
+                };
+            }
+        }
+        if !progress {
+            return CopyStep::Wait;
+        }
+    }
+}
+
+/// A copy succeeded: the first success answers a waiting client.
+fn settle(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, r: Response) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    let backend = j.copies[copy].backend;
+    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+    core.metrics.backends[backend].fanout_succeeded += 1;
+    core.health.observed(&mut core.backends, backend, true, "");
+    if let (Some(reply), false, Some((key, serial))) = (r.capture, j.answered, j.client) {
+        j.answered = true;
+        j.client = None;
+        if let Some(t) = j.deadline.take() {
+            core.timers.cancel(t);
+        }
+        reply_to(conns, core, key, serial, job, reply, r.close_client);
+    }
+    copy_closed(conns, core, job);
+}
+
+/// Hands the first successful answer to the client that waits for it.
+fn reply_to(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    serial: u32,
+    job: usize,
+    reply: Vec<u8>,
+    close: bool,
+) {
+    let Some(c) = client::client_mut(conns, key) else {
+        return;
+    };
+    if c.serial != serial || !matches!(c.state, ClientState::AwaitingFanout { job: j } if j == job)
+    {
+        return;
+    }
+    c.state = ClientState::Replying {
+        reply,
+        sent: 0,
+        close,
+    };
+    client::drive(conns, core, key);
+}
+
+/// A copy failed: retried after a backoff if --retry-on allows and attempts remain.
+pub fn copy_failed(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    job: usize,
+    copy: usize,
+    why: CopyFailure,
+    text: &str,
+) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    let c = &mut j.copies[copy];
+    let backend = c.backend;
+    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+    let retry_on = core.cfg.retry_on;
+    let (retried, health_failure) = match why {
+        CopyFailure::Connect(f) => {
+            core.metrics.failure(backend, f);
+            (retry_on.connect_failure, true)
+        }
+        CopyFailure::Reset => {
+            core.metrics.failure(backend, Failure::Reset);
+            (retry_on.connect_failure, true)
+        }
+        CopyFailure::Timeout => {
+            core.metrics.failure(backend, Failure::Timeout);
+            (retry_on.timeout, true)
+        }
+        CopyFailure::BadResponse => {
+            core.metrics.failure(backend, Failure::BadResponse);
+            (retry_on.server_error, true)
+        }
+        CopyFailure::Status(s) if s >= 500 => (retry_on.server_error, true),
+        CopyFailure::Status(s) if s >= 400 => (retry_on.client_error, false),
+        CopyFailure::Status(_) => (retry_on.other, false),
+    };
+    if let CopyFailure::Status(status) = why {
+        let took = Duration::ZERO;
+        core.metrics
+            .request(backend, head::Method::Post, status, took);
+    }
+    if health_failure {
+        core.health
+            .observed(&mut core.backends, backend, false, text);
+    }
+    let label = &core.backends[backend].label;
+    if !retried {
+        warn!(
+            "write {:?} to {label} not retried ({why:?}): {text}",
+            j.request_id
+        );
+        c.phase = Phase::Refused;
+        return copy_closed(conns, core, job);
+    }
+    if c.attempts >= core.cfg.retry_attempts {
+        error!(
+            "write {:?} to {label} given up after {} attempts: {why:?} {text}",
+            j.request_id, c.attempts
+        );
+        core.metrics.backends[backend].fanout_spent += 1;
+        c.phase = Phase::Spent;
+        return copy_closed(conns, core, job);
+    }
+    let cfg = &core.cfg;
+    let delay = backoff(
+        cfg.retry_base,
+        cfg.retry_max,
+        cfg.retry_jitter,
+        c.attempts - 1,
+        rand::random(),
+    );
+    c.phase = Phase::Backoff;
+    core.metrics.backends[backend].fanout_retried += 1;
+    core.metrics.pending_retries += 1;
+    let serial = j.serial;
+    core.timers
+        .insert(core.now + delay, Timer::Retry { job, copy, serial });
+}
+
+/// A copy reached its end (success, refusal, spent): the job ends with its last copy.
+fn copy_closed(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    j.open -= 1;
+    if j.open > 0 {
+        return;
+    }
+    let j = core.fanout.jobs.remove(job);
+    if let Some(t) = j.deadline {
+        core.timers.cancel(t);
+    }
+    if let Some((key, serial)) = j.client.filter(|_| !j.answered) {
+        answer_waiting(
+            conns,
+            core,
+            key,
+            serial,
+            job,
+            502,
+            "no backend accepted the write",
+            &j.request_id,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer_waiting(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    serial: u32,
+    job: usize,
+    status: u16,
+    text: &str,
+    id: &RequestId,
+) {
+    let Some(c) = client::client_mut(conns, key) else {
+        return;
+    };
+    if c.serial != serial || !matches!(c.state, ClientState::AwaitingFanout { job: j } if j == job)
+    {
+        return;
+    }
+    core.metrics.local_response(status);
+    client::answer(c, core, key, status, text, Some(id), false);
+    client::drive(conns, core, key);
+}
+
+/// A retry is due: send it, or park it while its backend is down.
+pub fn retry_due(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, serial: u32) {
+    if core.fanout.jobs.get(job).is_none_or(|j| j.serial != serial) {
+        return;
+    }
+    core.metrics.pending_retries = core.metrics.pending_retries.saturating_sub(1);
+    dispatch_copy(conns, core, job, copy);
+}
+
+/// Backend `id` came up: its parked copies go out now, spending no attempt while they waited.
+pub fn backend_up(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
+    for (job, copy, serial) in std::mem::take(&mut core.fanout.parked[id]) {
+        let parked =
+            core.fanout.jobs.get(job).is_some_and(|j| {
+                j.serial == serial && matches!(j.copies[copy].phase, Phase::Parked)
+            });
+        if parked {
+            core.metrics.pending_retries = core.metrics.pending_retries.saturating_sub(1);
+            dispatch_copy(conns, core, job, copy);
+        }
+    }
+}
+
+/// No copy succeeded in --fanout-timeout: the client gets 504, the copies go on.
+pub fn deadline_passed(conns: &mut Slab<Conn>, core: &mut Core, job: usize, serial: u32) {
+    let Some(j) = core.fanout.jobs.get_mut(job).filter(|j| j.serial == serial) else {
+        return;
+    };
+    j.deadline = None;
+    let Some((key, client_serial)) = j.client.take() else {
+        return;
+    };
+    let id = j.request_id;
+    let text = format!(
+        "no backend has confirmed the write yet; it is still being retried (X-Request-Id {})",
+        id.as_str()
+    );
+    answer_waiting(conns, core, key, client_serial, job, 504, &text, &id);
+}
+
+/// The waiting client went away: the copies go on without it.
+pub fn client_gone(core: &mut Core, job: usize) {
+    if let Some(j) = core.fanout.jobs.get_mut(job) {
+        j.client = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn backoff_doubles_then_caps() {
+        let (base, max, jitter) = (1000 * MS, 64_000 * MS, 100 * MS);
+        let delays: Vec<u128> = (0..9)
+            .map(|n| backoff(base, max, jitter, n, 0.0).as_millis())
+            .collect();
+        assert_eq!(
+            delays,
+            [1000, 2000, 4000, 8000, 16000, 32000, 64000, 64000, 64000]
+        );
+        assert_eq!(
+            backoff(base, max, jitter, 200, 0.0),
+            max,
+            "huge n saturates"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let (base, max, jitter) = (10 * MS, 50 * MS, 100 * MS);
+        assert_eq!(backoff(base, max, jitter, 0, 0.5), 60 * MS);
+        assert_eq!(backoff(base, max, jitter, 9, 0.999_999).as_millis(), 149);
+        for _ in 0..1000 {
+            let d = backoff(base, max, jitter, 3, rand::random());
+            assert!(d >= 50 * MS && d < 150 * MS, "{d:?}");
+        }
+        assert_eq!(backoff(base, max, Duration::ZERO, 1, 0.7), 20 * MS);
+    }
+}

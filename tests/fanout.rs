@@ -1,0 +1,238 @@
+//! POST fan-out over real sockets: lb and demo backends on loopback, small retry flags.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Flags that keep retries and health checks fast enough for a test.
+const FAST: &[&str] = &[
+    "--retry-base",
+    "50ms",
+    "--retry-max",
+    "400ms",
+    "--retry-jitter",
+    "20ms",
+    "--health-interval",
+    "100ms",
+    "--rise",
+    "1",
+    "--fall",
+    "1",
+];
+
+fn flags(extra: &[&'static str]) -> Vec<&'static str> {
+    FAST.iter().chain(extra).copied().collect()
+}
+
+fn post(addr: std::net::SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+/// How many times `user` was registered on backend `b` (0 when unknown or unreachable).
+fn registered(b: &Proc, user: &str) -> u32 {
+    if std::net::TcpStream::connect(b.addr).is_err() {
+        return 0;
+    }
+    let mut c = Client::new(b.addr);
+    c.send(
+        format!("GET /users/{user} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    match c.read_response(false) {
+        Ok(Some(r)) if r.status == 200 => r
+            .text()
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[test]
+fn every_backend_gets_each_write_exactly_once_despite_failures() {
+    let b1 = backend("server1", &[]);
+    let b2 = backend("server2", &[]);
+    let flaky = backend("server3", &["--fail-rate", "0.5"]);
+    // Passive health must not take the flaky one out: it would only delay it.
+    let lb = lb(&[&b1, &b2, &flaky], &flags(&["--health-interval", "0"]));
+    for i in 0..10 {
+        let started = Instant::now();
+        let r = post(lb.addr, &format!("/register?username=user{i}&password=p"));
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the first success answers at once"
+        );
+        assert!(r.header("x-request-id").is_some());
+    }
+    for b in [&b1, &b2, &flaky] {
+        for i in 0..10 {
+            let user = format!("user{i}");
+            assert!(
+                eventually(Duration::from_secs(10), || registered(b, &user) == 1),
+                "{user} on {} registered {} times",
+                b.addr,
+                registered(b, &user)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_backend_started_late_still_gets_the_write() {
+    let b1 = backend("server1", &[]);
+    let late_port = free_port();
+    let late_addr = format!("127.0.0.1:{late_port}");
+    let b1_addr = b1.addr.to_string();
+    let lb = lb_addrs(&[&b1_addr, &late_addr], &flags(&[]));
+    let r = post(lb.addr, "/register?username=jack&password=x");
+    assert_eq!(r.status, 201);
+    std::thread::sleep(Duration::from_secs(2));
+    let late = backend_on("late", &late_addr, &[]);
+    assert!(eventually(Duration::from_secs(10), || registered(
+        &late, "jack"
+    ) == 1));
+    assert_eq!(registered(&b1, "jack"), 1);
+}
+
+#[test]
+fn only_the_backend_that_knows_the_user_answers_201() {
+    let b1 = backend("server1", &["--username", "tom"]);
+    let b2 = backend("server2", &["--username", "jack"]);
+    let b3 = backend("server3", &["--username", "rob"]);
+    let lb = lb(
+        &[&b1, &b2, &b3],
+        &flags(&["--retry-on", "5xx,connect-failure,timeout"]),
+    );
+    let r = post(lb.addr, "/register?username=jack&password=x");
+    assert_eq!(r.status, 201);
+    assert!(r.text().contains("server2"), "{}", r.text());
+    assert_eq!(registered(&b2, "jack"), 1);
+}
+
+#[test]
+fn all_down_gives_504_and_the_write_arrives_later() {
+    let ports = [free_port(), free_port(), free_port()];
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let lb = lb_addrs(&refs, &flags(&["--fanout-timeout", "500ms"]));
+    let started = Instant::now();
+    let r = post(lb.addr, "/register?username=ann&password=x");
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    assert!(r.text().contains("still being retried"), "{}", r.text());
+    let id = r.header("x-request-id").expect("request id").to_string();
+    assert!(r.text().contains(&id));
+    let backends: Vec<Proc> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| backend_on(&format!("s{i}"), a, &[]))
+        .collect();
+    for b in &backends {
+        assert!(eventually(Duration::from_secs(10), || registered(b, "ann") == 1));
+    }
+}
+
+#[test]
+fn fanout_two_sends_exactly_two_copies() {
+    let bs = [backend("a", &[]), backend("b", &[]), backend("c", &[])];
+    let lb = lb(&[&bs[0], &bs[1], &bs[2]], &flags(&["--fanout", "2"]));
+    for i in 0..6 {
+        assert_eq!(
+            post(lb.addr, &format!("/register?username=u{i}&password=p")).status,
+            201
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..6 {
+        let copies: u32 = bs.iter().map(|b| registered(b, &format!("u{i}"))).sum();
+        assert_eq!(copies, 2, "u{i}");
+    }
+}
+
+#[test]
+fn chunked_post_body_and_expect_continue_are_buffered_then_fanned_out() {
+    let b1 = backend("a", &[]);
+    let b2 = backend("b", &[]);
+    let lb = lb(&[&b1, &b2], &flags(&[]));
+    let mut c = Client::new(lb.addr);
+    c.send(
+        b"POST /register HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let mut interim = [0u8; 25];
+    std::io::Read::read_exact(&mut c.stream, &mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    c.send(b"9\r\nusername=\r\nb\r\nzoe&passwor\r\n3\r\nd=1\r\n0\r\n\r\n");
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!(r.status, 201);
+    assert!(eventually(Duration::from_secs(5), || registered(
+        &b1, "zoe"
+    ) == 1
+        && registered(&b2, "zoe") == 1));
+    assert_eq!(c.get("/").status, 200, "the connection stays usable");
+}
+
+#[test]
+fn oversized_post_gets_413() {
+    let b = backend("a", &[]);
+    let lb = lb(&[&b], &flags(&["--max-body", "1k"]));
+    let body = "x".repeat(2000);
+    let r = request(
+        lb.addr,
+        format!(
+            "POST /register HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 413);
+    let mut c = Client::new(lb.addr);
+    c.send(b"POST /register HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for _ in 0..3 {
+        c.send(format!("1f4\r\n{}\r\n", "y".repeat(500)).as_bytes());
+    }
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!(r.status, 413);
+    assert!(c.closed_within(Duration::from_secs(3)));
+}
+
+#[test]
+fn too_many_pending_writes_get_503_and_nothing_is_dropped() {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let lb = lb_addrs(
+        &[&dead],
+        &flags(&[
+            "--max-pending",
+            "2",
+            "--fanout-timeout",
+            "200ms",
+            "--health-interval",
+            "0",
+        ]),
+    );
+    assert_eq!(post(lb.addr, "/register?username=a&password=1").status, 504);
+    assert_eq!(post(lb.addr, "/register?username=b&password=1").status, 504);
+    let r = post(lb.addr, "/register?username=c&password=1");
+    assert_eq!(r.status, 503);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(
+        get(lb.addr, "/").status,
+        502,
+        "GETs still flow while writes wait"
+    );
+    let late = backend_on("late", &dead, &[]);
+    assert!(eventually(Duration::from_secs(10), || registered(
+        &late, "a"
+    ) == 1
+        && registered(&late, "b") == 1));
+    assert_eq!(registered(&late, "c"), 0);
+}
