@@ -9,7 +9,7 @@ use slab::Slab;
 
 use super::body::{Framing, Segment};
 use super::client::{ClientConn, ClientState, Step, answer, become_idle, client_mut};
-use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
+use super::head::{self, ClientSide, ForwardInfo, Method, RequestHead, RequestId};
 use super::upstream::{
     Owner, UpstreamConn, UpstreamState, arm_server_timer, close_upstream, connect,
     release_upstream, upstream_mut,
@@ -328,17 +328,22 @@ pub(super) fn proxy_step(
         Pump::UpstreamFailed(why) => {
             let backend = ex.backend;
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
-            let stale = u.reused && ex.replayable_head.is_some();
+            let replayable = ex.replayable_head.is_some();
+            let stale = u.reused && replayable;
             close_upstream(conns, core, ukey);
             if stale {
                 // A pooled connection the backend had closed: send the request again, fresh.
-                return replay(conns, core, key, ex);
+                return replay(conns, core, key, ex, Replay::SameBackend);
             }
             warn!(
                 "backend {} failed request {:?}: {why}",
                 core.backends[backend].label, ex.request_id
             );
             observe(core, backend, Some(Failure::Reset), why);
+            if replayable && matches!(ex.client.method, Method::Get | Method::Head) {
+                // Nothing came back, and a GET or HEAD may be sent twice (RFC 9110 9.2.2).
+                return replay(conns, core, key, ex, Replay::Elsewhere);
+            }
             fail_exchange(conns, core, key, ex, 502, "the backend failed to answer");
             Step::Again
         }
@@ -377,7 +382,21 @@ pub(super) fn proxy_step(
 }
 
 /// Sends a bodiless request again on a fresh connection to the same backend.
-fn replay(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Exchange) -> Step {
+/// Where a request whose head is still in the client's input is sent again.
+enum Replay {
+    /// On a fresh connection to the same backend: its pooled connection had gone stale.
+    SameBackend,
+    /// On another backend, within --retries: this one failed.
+    Elsewhere,
+}
+
+fn replay(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    mut ex: Exchange,
+    how: Replay,
+) -> Step {
     let Some(c) = client_mut(conns, key) else {
         return Step::Close;
     };
@@ -388,6 +407,9 @@ fn replay(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Exchange)
         default_host: &core.default_host,
     };
     match head::parse_request(c.io.input_data(), &info, &mut forward) {
+        Ok(Some(_)) if matches!(how, Replay::Elsewhere) => {
+            retry_elsewhere(conns, core, key, ex, forward, "failed before answering");
+        }
         Ok(Some(_)) => match connect(conns, core, Owner::Client(key), ex.backend) {
             Ok(ukey) => {
                 if let Some(u) = upstream_mut(conns, ukey) {

@@ -343,3 +343,74 @@ pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A connection from a chosen loopback source address (any 127.x.y.z is local on Linux),
+/// so that tests can look like many clients.
+pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket failed");
+        let stream = TcpStream::from_raw_fd(fd);
+        let sockaddr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let local = sockaddr(source, 0);
+        let rc = libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(
+            rc,
+            0,
+            "bind to {source}: {}",
+            std::io::Error::last_os_error()
+        );
+        let SocketAddr::V4(v4) = addr else {
+            panic!("IPv4 only");
+        };
+        let remote = sockaddr(*v4.ip(), v4.port());
+        let rc = libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(
+            rc,
+            0,
+            "connect to {addr}: {}",
+            std::io::Error::last_os_error()
+        );
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream
+    }
+}
+
+impl Client {
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// The name in a demo backend's "Hello from NAME".
+pub fn served_by(r: &Response) -> String {
+    r.text()
+        .trim()
+        .trim_start_matches("Hello from ")
+        .to_string()
+}
+
+/// Sends `n` GET / on fresh connections and counts answers by backend name.
+pub fn tally(addr: SocketAddr, n: usize) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for _ in 0..n {
+        let r = get(addr, "/");
+        assert_eq!(r.status, 200, "{}", r.text());
+        *counts.entry(served_by(&r)).or_insert(0) += 1;
+    }
+    counts
+}
