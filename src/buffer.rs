@@ -14,15 +14,20 @@ pub enum Io {
     Failed(io::Error),
 }
 
-/// A byte buffer with a consumed prefix: `bytes[start..end]` is pending data.
+/// A byte buffer with a consumed prefix: `bytes[start..end]` is pending data. Offsets are
+/// `u32` to keep the handle small: every connection holds two (buffers are far below 4 GiB).
 pub struct Buffer {
     bytes: Box<[u8]>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl Buffer {
     fn new(size: usize) -> Self {
+        assert!(
+            u32::try_from(size).is_ok(),
+            "buffers are smaller than 4 GiB"
+        );
         Buffer {
             bytes: vec![0; size].into_boxed_slice(),
             start: 0,
@@ -30,12 +35,23 @@ impl Buffer {
         }
     }
 
+    fn span(&self) -> (usize, usize) {
+        (self.start as usize, self.end as usize)
+    }
+
+    fn set(&mut self, start: usize, end: usize) {
+        // Both are at most `bytes.len()`, which `new` keeps below 4 GiB.
+        self.start = start as u32;
+        self.end = end as u32;
+    }
+
     pub fn data(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
+        let (start, end) = self.span();
+        &self.bytes[start..end]
     }
 
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -48,16 +64,14 @@ impl Buffer {
 
     /// Room left at the end, after moving pending data to the front if that helps.
     pub fn room(&mut self) -> usize {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+        let (start, end) = self.span();
+        if start == end {
+            self.set(0, 0);
+        } else if end == self.bytes.len() && start > 0 {
+            self.bytes.copy_within(start..end, 0);
+            self.set(0, end - start);
         }
-        if self.end == self.bytes.len() && self.start > 0 {
-            self.bytes.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        self.bytes.len() - self.end
+        self.bytes.len() - self.end as usize
     }
 
     pub fn is_full(&mut self) -> bool {
@@ -65,16 +79,17 @@ impl Buffer {
     }
 
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+        let (start, end) = self.span();
+        let start = (start + n).min(end);
+        if start == end {
+            self.set(0, 0);
+        } else {
+            self.set(start, end);
         }
     }
 
     pub fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
+        self.set(0, 0);
     }
 
     /// Appends all of `src` or nothing.
@@ -82,30 +97,30 @@ impl Buffer {
         if self.room() < src.len() {
             return false;
         }
-        self.bytes[self.end..self.end + src.len()].copy_from_slice(src);
-        self.end += src.len();
+        self.push_some(src);
         true
     }
 
     /// Appends as much of `src` as fits and says how much that was.
     pub fn push_some(&mut self, src: &[u8]) -> usize {
         let n = self.room().min(src.len());
-        self.bytes[self.end..self.end + n].copy_from_slice(&src[..n]);
-        self.end += n;
+        let (start, end) = self.span();
+        self.bytes[end..end + n].copy_from_slice(&src[..n]);
+        self.set(start, end + n);
         n
     }
 
     /// Reads once from `src` into the free space.
     pub fn read_from<R: Read>(&mut self, src: &mut R) -> Io {
-        let room = self.room();
-        if room == 0 {
+        if self.room() == 0 {
             return Io::Moved(0);
         }
+        let (start, end) = self.span();
         loop {
-            match src.read(&mut self.bytes[self.end..]) {
+            match src.read(&mut self.bytes[end..]) {
                 Ok(0) => return Io::Eof,
                 Ok(n) => {
-                    self.end += n;
+                    self.set(start, end + n);
                     return Io::Moved(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -131,16 +146,6 @@ impl Buffer {
                 Err(e) => return Io::Failed(e),
             }
         }
-    }
-
-    /// Pending data that stays readable after it was written: the start of a request
-    /// that may have to be sent again on another connection.
-    pub fn rewind_to(&mut self, start: usize) {
-        self.start = start.min(self.end);
-    }
-
-    pub fn start(&self) -> usize {
-        self.start
     }
 }
 

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::fanout;
 use crate::http;
 use crate::http::client::ClientConn;
+use crate::http::exchange::ExchangePool;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ pub fn token(key: usize, side: usize) -> Token {
 }
 /// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
 pub const BUFFER_SIZE: usize = 32 * 1024;
+/// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
+const FREE_BUFFERS: usize = 64;
 const TIMER_TICK: Duration = Duration::from_millis(10);
 const TIMER_SLOTS: usize = 512;
 
@@ -71,6 +74,7 @@ pub struct Core {
     pub health: HealthMonitor,
     pub metrics: Metrics,
     pub fanout: fanout::Jobs,
+    pub exchanges: ExchangePool,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -151,13 +155,15 @@ impl EventLoop {
                 );
             }
         }
+        let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
         let core = Core {
             metrics: Metrics::new(backends.len(), now),
             fanout: fanout::Jobs::new(backends.len()),
+            exchanges: ExchangePool::default(),
             health,
             backends,
             strategy,
-            buffers: BufferPool::new(BUFFER_SIZE, 1024),
+            buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
             timers,
             registry,
             now,
@@ -170,7 +176,9 @@ impl EventLoop {
         Ok(EventLoop {
             poll,
             listener,
-            conns: Slab::with_capacity(1024),
+            // Room for every client and a backend connection each, reserved up front: the
+            // slab never moves, and slots never used never become resident memory.
+            conns: Slab::with_capacity(slab_capacity),
             core,
             accept_paused: false,
         })
@@ -274,5 +282,19 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The slab slot is what an idle keep-alive connection costs; keep it well under the
+    /// 512 bytes an idle client may use in all.
+    #[test]
+    fn connection_slots_stay_small() {
+        assert!(
+            std::mem::size_of::<super::Conn>() <= 192,
+            "{}",
+            std::mem::size_of::<super::Conn>()
+        );
     }
 }

@@ -24,21 +24,24 @@ pub struct TimerWheel<T> {
     tick_nanos: u128,
     /// Last tick already expired: every entry still in a slot has a later tick.
     current: u64,
-    next_generation: u64,
+    next_generation: u32,
 }
 
-/// Handle to a pending timer; goes stale once the timer fires or is cancelled.
+/// Handle to a pending timer; goes stale once the timer fires or is cancelled. Kept to
+/// eight bytes because every connection holds one; a 32-bit generation repeats only
+/// after four billion timers, and then only a handle that old for the same slab key
+/// could be mistaken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerId {
-    key: usize,
-    generation: u64,
+    key: u32,
+    generation: u32,
 }
 
 struct Entry<T> {
     data: T,
     /// Absolute tick (since `start`) at which the entry becomes due.
     tick: u64,
-    generation: u64,
+    generation: u32,
     prev: usize,
     next: usize,
 }
@@ -68,7 +71,7 @@ impl<T> TimerWheel<T> {
         let nanos = deadline.saturating_duration_since(self.start).as_nanos();
         let tick = u64::try_from(nanos.div_ceil(self.tick_nanos)).unwrap_or(u64::MAX);
         let generation = self.next_generation;
-        self.next_generation += 1;
+        self.next_generation = self.next_generation.wrapping_add(1);
         let list = self.list_of(tick);
         let head = self.heads[list];
         let key = self.entries.insert(Entry {
@@ -84,15 +87,19 @@ impl<T> TimerWheel<T> {
             self.entries[head].prev = key;
         }
         self.heads[list] = key;
-        TimerId { key, generation }
+        TimerId {
+            key: key as u32,
+            generation,
+        }
     }
 
     /// Cancels a pending timer, returning its data; `None` if it already fired or was cancelled.
     pub fn cancel(&mut self, id: TimerId) -> Option<T> {
-        if self.entries.get(id.key)?.generation != id.generation {
+        let key = id.key as usize;
+        if self.entries.get(key)?.generation != id.generation {
             return None;
         }
-        Some(self.remove(id.key))
+        Some(self.remove(key))
     }
 
     /// Pushes onto `out` every timer whose deadline is at or before `now`, rounded to the

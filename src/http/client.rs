@@ -36,7 +36,7 @@ pub enum ClientState {
     /// Part of a request head has arrived.
     ReadingHead,
     /// A request is being served by a backend connection.
-    Proxying(Exchange),
+    Proxying(Box<Exchange>),
     /// Sending a response of our own (an error); then close, or read the next request.
     Answering { close: bool },
     /// A POST body is arriving; it is buffered whole so that it can be sent to several backends.
@@ -325,8 +325,10 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
             fanout::client_gone(core, job);
         }
         if let ClientState::Proxying(ex) = c.state {
-            core.backends[ex.backend].active = core.backends[ex.backend].active.saturating_sub(1);
-            close_upstream(conns, core, ex.upstream);
+            let (backend, upstream) = (ex.backend, ex.upstream);
+            core.exchanges.put(ex);
+            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            close_upstream(conns, core, upstream);
         }
     }
 }

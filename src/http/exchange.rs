@@ -22,6 +22,31 @@ use crate::event_loop::{Conn, Core};
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
 
+/// Exchanges live in boxes, so that an idle client's slab slot stays small, and the boxes
+/// are reused, so that a request allocates nothing.
+#[derive(Default)]
+pub struct ExchangePool {
+    free: Vec<Box<Exchange>>,
+}
+
+impl ExchangePool {
+    pub fn get(&mut self, ex: Exchange) -> Box<Exchange> {
+        match self.free.pop() {
+            Some(mut boxed) => {
+                *boxed = ex;
+                boxed
+            }
+            None => Box::new(ex),
+        }
+    }
+
+    pub fn put(&mut self, ex: Box<Exchange>) {
+        if self.free.len() < 1024 {
+            self.free.push(ex);
+        }
+    }
+}
+
 /// One request and its response, from dispatch until the response is written.
 pub struct Exchange {
     /// Slab key of the backend connection serving it.
@@ -108,7 +133,7 @@ pub(super) fn dispatch(
     };
     core.disarm(&mut c.timer);
     let replayable = head.framing.is_done();
-    let mut ex = Exchange {
+    let mut ex = core.exchanges.get(Exchange {
         upstream: usize::MAX,
         backend: 0,
         client: ClientSide {
@@ -123,7 +148,7 @@ pub(super) fn dispatch(
         responded: false,
         started: core.now,
         tried: Tried::default(),
-    };
+    });
     let ip = c.peer.ip();
     let pick = {
         let input = c.io.input_data();
@@ -215,7 +240,7 @@ pub(super) fn retry_elsewhere(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    mut ex: Exchange,
+    mut ex: Box<Exchange>,
     forward: Buffer,
     why: &str,
 ) {
@@ -263,7 +288,7 @@ pub(super) fn fail_exchange(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    ex: Exchange,
+    ex: Box<Exchange>,
     status: u16,
     text: &str,
 ) {
@@ -275,12 +300,12 @@ pub(super) fn fail_exchange(
         core.metrics.local_response(status);
     }
     let Some(c) = client_mut(conns, key) else {
-        return;
+        return core.exchanges.put(ex);
     };
     if ex.responded {
         c.state = ClientState::Answering { close: true };
         let _ = c.io.sock.shutdown(Shutdown::Both);
-        return;
+        return core.exchanges.put(ex);
     }
     let close = !ex.request_body.is_done() || !ex.client.keep_alive;
     if let (Some(len), Some(buf)) = (ex.replayable_head, c.io.input.as_mut()) {
@@ -290,13 +315,14 @@ pub(super) fn fail_exchange(
         out.clear();
     }
     answer(c, core, key, status, text, Some(&ex.request_id), close);
+    core.exchanges.put(ex);
 }
 
 pub(super) fn proxy_step(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    mut ex: Exchange,
+    mut ex: Box<Exchange>,
 ) -> Step {
     let ukey = ex.upstream;
     let Some((Conn::Client(c), Conn::Upstream(u))) = conns.get2_mut(key, ukey) else {
@@ -314,12 +340,14 @@ pub(super) fn proxy_step(
         } => {
             let backend = ex.backend;
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
-            let reusable = reusable && ex.request_body.is_done() && u.io.input_len() == 0;
+            let body_done = ex.request_body.is_done();
+            core.exchanges.put(ex);
+            let reusable = reusable && body_done && u.io.input_len() == 0;
             release_upstream(conns, core, ukey, reusable);
             let Some(c) = client_mut(conns, key) else {
                 return Step::Close;
             };
-            if close_client || !ex.request_body.is_done() || c.io.read_closed {
+            if close_client || !body_done || c.io.read_closed {
                 return Step::Close;
             }
             become_idle(c, core, key);
@@ -394,7 +422,7 @@ fn replay(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    mut ex: Exchange,
+    mut ex: Box<Exchange>,
     how: Replay,
 ) -> Step {
     let Some(c) = client_mut(conns, key) else {
