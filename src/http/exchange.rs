@@ -26,6 +26,7 @@ use crate::strategy::PickContext;
 /// are reused, so that a request allocates nothing.
 #[derive(Default)]
 pub struct ExchangePool {
+    #[allow(clippy::vec_box)] // the boxes themselves are what is reused
     free: Vec<Box<Exchange>>,
 }
 
