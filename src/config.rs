@@ -38,6 +38,10 @@ pub struct Config {
     pub health_path: String,
     pub rise: u32,
     pub fall: u32,
+    /// Where /metrics, /stats and /healthz are served; `None` with `--admin off`.
+    pub admin: Option<SocketAddr>,
+    /// One info line per request; off by default so that the hot path stays lean.
+    pub access_log: bool,
     pub log_level: log::LevelFilter,
 }
 
@@ -161,6 +165,17 @@ fn options() -> getopts::Options {
         "failures in a row that take a backend down (default 3)",
         "N",
     );
+    o.optopt(
+        "",
+        "admin",
+        "address for /metrics, /stats and /healthz, or off (default 127.0.0.1:8081)",
+        "ADDR|off",
+    );
+    o.optflag(
+        "",
+        "access-log",
+        "log one line per request at info level (default off)",
+    );
     o.optflagmulti("v", "verbose", "more logging (repeat for more)");
     o.optflag("q", "quiet", "log errors only");
     o.optflag("V", "version", "print the version and exit");
@@ -269,6 +284,13 @@ fn opt<T>(
     }
 }
 
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.to_socket_addrs()
+        .map_err(|e| format!("bad address '{s}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
 fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.trim()
         .parse()
@@ -290,11 +312,15 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         &m,
         "listen",
         "127.0.0.1:8080".parse().map_err(|_| "bad default")?,
-        |s| {
-            s.to_socket_addrs()
-                .map_err(|e| format!("bad address '{s}': {e}"))?
-                .next()
-                .ok_or_else(|| format!("'{s}' resolves to no address"))
+        parse_addr,
+    )?;
+    let admin = opt(
+        &m,
+        "admin",
+        Some("127.0.0.1:8081".parse().map_err(|_| "bad default")?),
+        |s| match s {
+            "off" => Ok(None),
+            _ => parse_addr(s).map(Some),
         },
     )?;
     let mut backends = m
@@ -399,6 +425,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         })?,
         rise: positive("rise", opt(&m, "rise", 2, number::<usize>)?)? as u32,
         fall: positive("fall", opt(&m, "fall", 3, number::<usize>)?)? as u32,
+        admin,
+        access_log: m.opt_present("access-log"),
         log_level,
     })))
 }
@@ -474,6 +502,25 @@ mod tests {
                 .contains("--idle-timeout")
         );
         assert!(matches!(parse_args(&args("-h")), Ok(Command::Help(_))));
+    }
+
+    #[test]
+    fn admin_address_or_off_and_access_log() {
+        let c = run("-b 127.0.0.1:9001").unwrap();
+        assert_eq!(c.admin, Some("127.0.0.1:8081".parse().unwrap()));
+        assert!(!c.access_log);
+        let c = run("-b 127.0.0.1:9001 --admin off --access-log").unwrap();
+        assert_eq!(c.admin, None);
+        assert!(c.access_log);
+        let c = run("-b 127.0.0.1:9001 --admin 127.0.0.1:0").unwrap();
+        assert_eq!(c.admin.map(|a| a.port()), Some(0));
+        assert!(
+            run("-b 127.0.0.1:9001 --admin nowhere")
+                .unwrap_err()
+                .starts_with("--admin: ")
+        );
+        assert!(usage().contains("--admin ADDR|off"));
+        assert!(usage().contains("--access-log"));
     }
 
     #[test]
