@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::body::Framing;
 use super::head::{ClientSide, RequestId};
+use crate::access_log::AccessLog;
 use crate::backend::BackendId;
 use crate::config::MAX_RETRIES;
 use crate::conn::Socket;
@@ -50,6 +51,7 @@ pub struct Exchange {
     pub responded: bool,
     pub started: Instant,
     pub tried: Tried,
+    pub log: AccessLog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

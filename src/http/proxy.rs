@@ -16,6 +16,7 @@ use super::body::Segment;
 use super::client::{ClientConn, ClientState, Exchange, ResponsePhase, Tried};
 use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
 use super::upstream::{UpstreamConn, UpstreamState};
+use crate::access_log::AccessLog;
 use crate::backend::BackendId;
 use crate::buffer::Buffer;
 use crate::conn::{Filled, PeerGone, Socket};
@@ -265,6 +266,9 @@ fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         let _ = core.registry.deregister(&mut c.io.sock);
         core.clients_open -= 1;
         if let ClientState::Proxying(ex) = c.state {
+            let took = core.now.saturating_duration_since(ex.started);
+            let backend = Some(core.backends[ex.backend].label.as_str());
+            ex.log.finish(c.peer, backend, None, &ex.request_id, took);
             core.backends[ex.backend].active = core.backends[ex.backend].active.saturating_sub(1);
             close_upstream(conns, core, ex.upstream);
         }
@@ -311,6 +315,7 @@ fn dispatch(
         responded: false,
         started: core.now,
         tried: Tried::default(),
+        log: AccessLog::start(core.cfg.access_log, &c.io.input_data()[..head.path.1]),
     };
     let ip = c.peer.ip();
     let pick = {
@@ -337,6 +342,8 @@ fn dispatch(
             Some(&head.request_id),
             close,
         );
+        ex.log
+            .finish(c.peer, None, Some(503), &head.request_id, Duration::ZERO);
         if let Some(buf) = c.io.input.as_mut().filter(|_| replayable) {
             buf.consume(head.len);
         }
@@ -490,8 +497,8 @@ fn fail_exchange(
     status: u16,
     text: &str,
 ) {
+    let took = core.now.saturating_duration_since(ex.started);
     if ex.tried.count() > 0 {
-        let took = core.now.saturating_duration_since(ex.started);
         core.metrics
             .request(ex.backend, ex.client.method, status, took);
     } else {
@@ -500,6 +507,9 @@ fn fail_exchange(
     let Some(c) = client_mut(conns, key) else {
         return;
     };
+    let backend = (ex.tried.count() > 0).then(|| core.backends[ex.backend].label.as_str());
+    ex.log
+        .finish(c.peer, backend, Some(status), &ex.request_id, took);
     if ex.responded {
         c.state = ClientState::Answering { close: true };
         let _ = c.io.sock.shutdown(Shutdown::Both);
@@ -531,6 +541,9 @@ fn proxy_step(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut ex: Excha
             close_client,
         } => {
             let backend = ex.backend;
+            let took = core.now.saturating_duration_since(ex.started);
+            let label = Some(core.backends[backend].label.as_str());
+            ex.log.finish(c.peer, label, None, &ex.request_id, took);
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
             let reusable = reusable && ex.request_body.is_done() && u.io.input_len() == 0;
             release_upstream(conns, core, ukey, reusable);
@@ -733,12 +746,14 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
                         buf.consume(resp.len);
                     }
                     core.metrics.backends[ex.backend].bytes_received += resp.len as u64;
+                    ex.log.response_bytes(resp.len);
                     if resp.is_interim() {
                         if ex.client.version == 0 {
                             out.clear();
                         }
                     } else {
                         ex.responded = true;
+                        ex.log.response_head(resp.status);
                         if let (Some(len), Some(buf)) =
                             (ex.replayable_head.take(), c.io.input.as_mut())
                         {
@@ -810,6 +825,7 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
             }
             input.consume(used);
             core.metrics.backends[ex.backend].bytes_received += used as u64;
+            ex.log.response_bytes(used);
             progress |= used > 0;
             core.buffers.release_if_empty(&mut u.io.input);
             ex.response = if framing.is_done() {
