@@ -379,6 +379,7 @@ fn attach(
     while let Some(ukey) = core.backends[backend].idle.pop() {
         if let Some(u) = upstream_mut(conns, ukey) {
             u.state = UpstreamState::Busy { client };
+            core.metrics.backends[backend].bytes_sent += forward.len() as u64;
             u.io.output = Some(forward);
             arm_server_timer(core, u, ukey);
             ex.upstream = ukey;
@@ -424,6 +425,7 @@ fn connect(
     let _ = sock.set_nodelay(true);
     let serial = core.next_serial();
     let mut io = Socket::new(sock);
+    core.metrics.backends[backend].bytes_sent += forward.len() as u64;
     io.output = Some(forward);
     let mut u = UpstreamConn {
         io,
