@@ -32,6 +32,8 @@ const MAX_OPEN: usize = 64;
 /// What the admin pages show, borrowed from the loop's state.
 pub struct View<'a> {
     pub cfg: &'a Config,
+    /// The traffic listener's bound address (`--listen` may have asked for port 0).
+    pub listen: &'a str,
     pub backends: &'a [Backend],
     pub metrics: &'a Metrics,
     pub health: &'a HealthMonitor,
@@ -43,6 +45,7 @@ impl<'a> View<'a> {
     pub fn of(core: &'a Core) -> Self {
         View {
             cfg: &core.cfg,
+            listen: &core.default_host,
             backends: &core.backends,
             metrics: &core.metrics,
             health: &core.health,
@@ -259,6 +262,7 @@ pub(crate) mod tests {
         pub fn view(&self) -> View<'_> {
             View {
                 cfg: &self.cfg,
+                listen: "127.0.0.1:8080",
                 backends: &self.backends,
                 metrics: &self.metrics,
                 health: &self.health,

@@ -45,8 +45,8 @@ table,tbody,tr,td{display:block}
 table{border:0;background:none}
 tr{background:#fff;border:1px solid var(--line);border-radius:8px;margin-bottom:10px;overflow:hidden}
 tr.down{border:2px solid var(--down)}
-td{display:flex;justify-content:space-between;gap:12px;padding:5px 12px;text-align:right}
-td::before{content:attr(data-label);color:var(--muted);font-size:12px;text-align:left;padding-top:2px;flex:none}
+td{padding:5px 12px;text-align:right}
+td::before{content:attr(data-label);float:left;margin-right:12px;color:var(--muted);font-size:12px;padding-top:2px}
 td.name{display:block;text-align:left;font-size:16px;background:#f8f9fb}
 td.name::before{content:none}
 tr.down td.name{box-shadow:none;background:var(--down);color:#fff}
@@ -187,7 +187,7 @@ pub fn render(v: &View, out: &mut String) {
          <header><h1>lb <small>{}</small></h1>\
          <p>{mode} on {} · {} · up {}</p></header>\n<main>\n",
         env!("CARGO_PKG_VERSION"),
-        v.cfg.listen,
+        Html(v.listen),
         Html(&v.cfg.strategy),
         Uptime(v.uptime().as_secs()),
     );
