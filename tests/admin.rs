@@ -81,6 +81,12 @@ fn bad<T>(n: usize, line: &str, why: &str) -> T {
     panic!("/metrics line {n}: {why}: {line:?}")
 }
 
+fn ensure(ok: bool, n: usize, line: &str, why: &str) {
+    if !ok {
+        bad::<()>(n, line, why);
+    }
+}
+
 /// Parses a scrape strictly: every line is a HELP, a TYPE or a sample; each family has HELP
 /// and TYPE before its samples, which come together; counters end in `_total`; no series
 /// appears twice; histogram buckets are cumulative and end with `+Inf` equal to `_count`.
@@ -97,20 +103,15 @@ fn parse_scrape(text: &str) -> Scrape {
             let words: Vec<&str> = comment.trim_start().splitn(3, ' ').collect();
             match words.as_slice() {
                 ["HELP", name, doc] if is_name(name) && !doc.trim().is_empty() => {
-                    if !help.insert(name.to_string()) {
-                        bad::<()>(n + 1, line, "second HELP");
-                    }
+                    ensure(help.insert(name.to_string()), n + 1, line, "second HELP");
                 }
                 ["TYPE", name, kind] if is_name(name) => {
-                    if !["counter", "gauge", "histogram", "summary", "untyped"].contains(kind) {
-                        bad::<()>(n + 1, line, "unknown type");
-                    }
-                    if *kind == "counter" && !name.ends_with("_total") {
-                        bad::<()>(n + 1, line, "a counter's name ends in _total");
-                    }
-                    if types.insert(name.to_string(), kind.to_string()).is_some() {
-                        bad::<()>(n + 1, line, "second TYPE");
-                    }
+                    let known = ["counter", "gauge", "histogram", "summary", "untyped"];
+                    ensure(known.contains(kind), n + 1, line, "unknown type");
+                    let named = *kind != "counter" || name.ends_with("_total");
+                    ensure(named, n + 1, line, "a counter's name ends in _total");
+                    let first = types.insert(name.to_string(), kind.to_string()).is_none();
+                    ensure(first, n + 1, line, "second TYPE");
                 }
                 ["HELP" | "TYPE", ..] => bad(n + 1, line, "malformed HELP or TYPE"),
                 _ => {}
@@ -122,9 +123,7 @@ fn parse_scrape(text: &str) -> Scrape {
         }
         let name_end = line.find(['{', ' ']).unwrap_or(line.len());
         let name = &line[..name_end];
-        if !is_name(name) {
-            bad::<()>(n + 1, line, "bad metric name");
-        }
+        ensure(is_name(name), n + 1, line, "bad metric name");
         let (labels, rest) = if line[name_end..].starts_with('{') {
             parse_labels(&line[name_end..]).unwrap_or_else(|e| bad(n + 1, line, &e))
         } else {
@@ -136,14 +135,9 @@ fn parse_scrape(text: &str) -> Scrape {
             .split(' ');
         let value =
             parse_value(fields.next().unwrap_or("")).unwrap_or_else(|e| bad(n + 1, line, &e));
-        if let Some(ts) = fields.next()
-            && ts.parse::<i64>().is_err()
-        {
-            bad::<()>(n + 1, line, "bad timestamp");
-        }
-        if fields.next().is_some() {
-            bad::<()>(n + 1, line, "trailing fields");
-        }
+        let timestamp_ok = fields.next().is_none_or(|ts| ts.parse::<i64>().is_ok());
+        ensure(timestamp_ok, n + 1, line, "bad timestamp");
+        ensure(fields.next().is_none(), n + 1, line, "trailing fields");
         let family = if types.contains_key(name) {
             name.to_string()
         } else {
@@ -154,20 +148,16 @@ fn parse_scrape(text: &str) -> Scrape {
                 .map(str::to_string)
                 .unwrap_or_else(|| bad(n + 1, line, "sample without a TYPE"))
         };
-        if !help.contains(&family) {
-            bad::<()>(n + 1, line, "sample without a HELP");
-        }
+        ensure(help.contains(&family), n + 1, line, "sample without a HELP");
         if current.as_ref() != Some(&family) {
             if let Some(prev) = current.replace(family.clone()) {
                 finished_families.insert(prev);
             }
-            if finished_families.contains(&family) {
-                bad::<()>(n + 1, line, "family split in two places");
-            }
+            let together = !finished_families.contains(&family);
+            ensure(together, n + 1, line, "family split in two places");
         }
-        if !seen_series.insert(format!("{name}{labels:?}")) {
-            bad::<()>(n + 1, line, "series twice");
-        }
+        let new = seen_series.insert(format!("{name}{labels:?}"));
+        ensure(new, n + 1, line, "series twice");
         samples.push(Sample {
             name: name.to_string(),
             labels,
