@@ -78,16 +78,15 @@ pub fn spawn(bin: &str, args: &[&str]) -> Proc {
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(addr) = line
+            if !sent
+                && let Some(addr) = line
                     .split("listening on ")
                     .nth(1)
                     .and_then(|a| a.split_whitespace().next())
                     .and_then(|a| a.parse::<SocketAddr>().ok())
-                {
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
+            {
+                let _ = tx.send(addr);
+                sent = true;
             }
             if let Ok(mut l) = sink.lock() {
                 l.push(line);

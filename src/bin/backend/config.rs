@@ -43,12 +43,36 @@ A write repeated with an X-Request-Id already answered gets the same answer, app
 
 fn options() -> Options {
     let mut o = Options::new();
-    o.optopt("", "listen", "address to listen on, e.g. 127.0.0.1:9001 (port 0: any)", "ADDR");
+    o.optopt(
+        "",
+        "listen",
+        "address to listen on, e.g. 127.0.0.1:9001 (port 0: any)",
+        "ADDR",
+    );
     o.optopt("", "name", "server name shown in answers", "NAME");
-    o.optopt("", "username", "only this user may register or change password", "U");
-    o.optopt("", "fail-rate", "share of requests answered 500, 0.0 to 1.0", "P");
-    o.optopt("", "delay", "wait this long before each answer, e.g. 250ms, 2s, 1m", "DUR");
-    o.optflag("", "one-at-a-time", "serve one request at a time across all connections");
+    o.optopt(
+        "",
+        "username",
+        "only this user may register or change password",
+        "U",
+    );
+    o.optopt(
+        "",
+        "fail-rate",
+        "share of requests answered 500, 0.0 to 1.0",
+        "P",
+    );
+    o.optopt(
+        "",
+        "delay",
+        "wait this long before each answer, e.g. 250ms, 2s, 1m",
+        "DUR",
+    );
+    o.optflag(
+        "",
+        "one-at-a-time",
+        "serve one request at a time across all connections",
+    );
     o.optflag("v", "verbose", "log every request");
     o.optflag("h", "help", "print this help");
     o
@@ -82,7 +106,9 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
     };
     let delay = match m.opt_str("delay") {
         None => None,
-        Some(d) => Some(parse_duration(&d).ok_or(format!("invalid --delay '{d}' (e.g. 250ms, 2s, 1m)"))?),
+        Some(d) => {
+            Some(parse_duration(&d).ok_or(format!("invalid --delay '{d}' (e.g. 250ms, 2s, 1m)"))?)
+        }
     };
     Ok(Cli::Run(Config {
         listen,

@@ -65,7 +65,9 @@ impl Pool {
     }
 
     fn take_output(&mut self) -> Vec<u8> {
-        self.outputs.pop().unwrap_or_else(|| Vec::with_capacity(OUT_BUF))
+        self.outputs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(OUT_BUF))
     }
 
     fn put(&mut self, input: Vec<u8>, mut output: Vec<u8>) {
@@ -73,7 +75,10 @@ impl Pool {
             self.inputs.push(input);
         }
         // A buffer grown by a large echo goes back to the allocator.
-        if output.capacity() >= OUT_BUF && output.capacity() <= 4 * OUT_HIGH && self.outputs.len() < POOL_MAX {
+        if output.capacity() >= OUT_BUF
+            && output.capacity() <= 4 * OUT_HIGH
+            && self.outputs.len() < POOL_MAX
+        {
             output.clear();
             self.outputs.push(output);
         }
@@ -190,7 +195,10 @@ impl Conn {
     /// Gives back what the connection holds in `ctx`; call once, when it is removed.
     pub fn release(&mut self, ctx: &mut Ctx) {
         self.release_slot(ctx);
-        ctx.pool.put(std::mem::take(&mut self.input), std::mem::take(&mut self.out));
+        ctx.pool.put(
+            std::mem::take(&mut self.input),
+            std::mem::take(&mut self.out),
+        );
     }
 
     /// Does all the work the socket's readiness allows.
@@ -316,7 +324,8 @@ impl Conn {
                     match new_request(head, raw) {
                         Ok((req, body, expect_continue)) => {
                             if expect_continue {
-                                self.output(ctx).extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                                self.output(ctx)
+                                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                             }
                             self.state = State::Body(req, body);
                         }
@@ -382,7 +391,11 @@ impl Conn {
             http10: false,
             head_only: false,
         };
-        reply.send(status, &[], &[reason.to_ascii_lowercase().as_bytes(), b"\n"]);
+        reply.send(
+            status,
+            &[],
+            &[reason.to_ascii_lowercase().as_bytes(), b"\n"],
+        );
     }
 
     /// The request is fully read: serve it now, or queue it for the one-at-a-time slot.

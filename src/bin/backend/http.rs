@@ -108,7 +108,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Reject> {
         } else if name.eq_ignore_ascii_case("x-request-id") {
             head.request_id = Some(h.value);
         } else if name.eq_ignore_ascii_case("content-type") {
-            let mime = h.value.split(|&b| b == b';').next().map(<[u8]>::trim_ascii).unwrap_or_default();
+            let mime = h
+                .value
+                .split(|&b| b == b';')
+                .next()
+                .map(<[u8]>::trim_ascii)
+                .unwrap_or_default();
             head.form = mime.eq_ignore_ascii_case(b"application/x-www-form-urlencoded");
         }
     }
@@ -176,7 +181,10 @@ pub enum Chunked {
 
 impl BodyReader {
     pub fn is_done(&self) -> bool {
-        matches!(self, BodyReader::Length(0) | BodyReader::Chunked(Chunked::Done))
+        matches!(
+            self,
+            BodyReader::Length(0) | BodyReader::Chunked(Chunked::Done)
+        )
     }
 
     /// Consumes body bytes from `input`, passing decoded data to `sink`; returns how many
@@ -184,7 +192,9 @@ impl BodyReader {
     pub fn feed(&mut self, input: &[u8], mut sink: impl FnMut(&[u8])) -> Result<usize, Reject> {
         match self {
             BodyReader::Length(left) => {
-                let n = input.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let n = input
+                    .len()
+                    .min(usize::try_from(*left).unwrap_or(usize::MAX));
                 sink(&input[..n]);
                 *left -= n as u64;
                 Ok(n)
@@ -206,7 +216,11 @@ fn feed_chunked(
             Chunked::Size => match httparse::parse_chunk_size(rest) {
                 Ok(httparse::Status::Complete((used, size))) => {
                     pos += used;
-                    *state = if size == 0 { Chunked::Trailer } else { Chunked::Data(size) };
+                    *state = if size == 0 {
+                        Chunked::Trailer
+                    } else {
+                        Chunked::Data(size)
+                    };
                 }
                 Ok(httparse::Status::Partial) if rest.len() < MAX_CHUNK_LINE => return Ok(pos),
                 _ => return Err(Reject(400)),
@@ -234,7 +248,11 @@ fn feed_chunked(
             Chunked::Trailer => {
                 // Trailer fields are read and ignored; the section ends with an empty line.
                 let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-                    return if rest.len() < MAX_CHUNK_LINE { Ok(pos) } else { Err(Reject(400)) };
+                    return if rest.len() < MAX_CHUNK_LINE {
+                        Ok(pos)
+                    } else {
+                        Err(Reject(400))
+                    };
                 };
                 if end == 0 || rest[end - 1] != b'\r' {
                     return Err(Reject(400));
@@ -365,13 +383,18 @@ pub struct DateCache {
 
 impl DateCache {
     pub fn new() -> Self {
-        let mut cache = DateCache { secs: u64::MAX, text: [b' '; 29] };
+        let mut cache = DateCache {
+            secs: u64::MAX,
+            text: [b' '; 29],
+        };
         cache.refresh();
         cache
     }
 
     pub fn refresh(&mut self) {
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if secs != self.secs {
             self.secs = secs;
             self.text = imf_fixdate(secs);
@@ -445,7 +468,10 @@ mod tests {
     #[test]
     fn chunked_bodies() {
         let whole = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nX-T: 1\r\n\r\nNEXT";
-        assert_eq!(decode(whole), Ok((b"Wikipedia".to_vec(), whole.len() - 4, true)));
+        assert_eq!(
+            decode(whole),
+            Ok((b"Wikipedia".to_vec(), whole.len() - 4, true))
+        );
         // Every prefix decodes what it can and waits for the rest.
         for cut in 0..whole.len() - 4 {
             let (data, used, done) = decode(&whole[..cut]).expect("prefix is valid");
@@ -462,12 +488,21 @@ mod tests {
             .expect("valid")
             .expect("complete");
         assert_eq!((h.target, h.keep_alive, h.http10), ("/a?b", true, true));
-        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None)));
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n"),
+            Ok(None)
+        ));
         let reject = |raw: &[u8]| parse_head(raw).err();
         assert_eq!(reject(b"GET / HTTP/1.1\r\n\r\n"), Some(Reject(400)));
-        assert_eq!(reject(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), Some(Reject(505)));
+        assert_eq!(
+            reject(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+            Some(Reject(505))
+        );
         let both = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(reject(both), Some(Reject(400)));
-        assert_eq!(reject(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"), Some(Reject(400)));
+        assert_eq!(
+            reject(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"),
+            Some(Reject(400))
+        );
     }
 }

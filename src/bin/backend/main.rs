@@ -48,7 +48,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = if cfg.verbose { LevelFilter::Debug } else { LevelFilter::Warn };
+    let level = if cfg.verbose {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Warn
+    };
     if let Err(e) = simple_logger::SimpleLogger::new().with_level(level).init() {
         eprintln!("backend: cannot start logging: {e}");
     }
@@ -79,9 +83,14 @@ struct Server {
 impl Server {
     fn new(mut listener: TcpListener, cfg: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         // Printed only once bound: tests wait for this line and read the port from it.
-        eprintln!("backend {} listening on {}", cfg.name, listener.local_addr()?);
+        eprintln!(
+            "backend {} listening on {}",
+            cfg.name,
+            listener.local_addr()?
+        );
         let ctx = Ctx {
             app: App::new(&cfg.name, cfg.username, cfg.fail_rate),
             date: DateCache::new(),
@@ -90,7 +99,13 @@ impl Server {
             timers: BinaryHeap::new(),
             pool: Pool::default(),
         };
-        Ok(Server { poll, listener, conns: Slab::new(), ctx, accept_retry: None })
+        Ok(Server {
+            poll,
+            listener,
+            conns: Slab::new(),
+            ctx,
+            accept_retry: None,
+        })
     }
 
     fn run(mut self) -> io::Result<()> {

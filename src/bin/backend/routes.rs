@@ -32,7 +32,11 @@ pub enum Route {
     ChangePassword(String),
     User(String),
     /// Known to fail before the body is read.
-    Error { status: u16, message: &'static str, allow: Option<&'static str> },
+    Error {
+        status: u16,
+        message: &'static str,
+        allow: Option<&'static str>,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -41,6 +45,9 @@ enum Allow {
     Post,
     PostPut,
 }
+
+/// Builds a streaming route from its length.
+type MakeRoute = fn(u64) -> Route;
 
 impl Route {
     pub fn parse(method: Method, target: &str) -> Route {
@@ -82,11 +89,15 @@ impl Route {
     /// The GET routes with a parameter in the path: /N, /users/NAME, /bytes/N, ...
     fn parse_param(path: &str) -> Option<Route> {
         if let Some(name) = path.strip_prefix("/users/") {
-            let name = String::from_utf8_lossy(&percent_decode(name.as_bytes(), false)).into_owned();
+            let name =
+                String::from_utf8_lossy(&percent_decode(name.as_bytes(), false)).into_owned();
             return Some(Route::User(name));
         }
-        let streams: [(&str, fn(u64) -> Route); 3] =
-            [("/bytes/", Route::Bytes), ("/chunked/", Route::Chunked), ("/eof/", Route::Eof)];
+        let streams: [(&str, MakeRoute); 3] = [
+            ("/bytes/", Route::Bytes),
+            ("/chunked/", Route::Chunked),
+            ("/eof/", Route::Eof),
+        ];
         for (prefix, make) in streams {
             if let Some(n) = path.strip_prefix(prefix) {
                 return Some(match parse_count(n) {
@@ -103,12 +114,19 @@ impl Route {
     }
 
     pub fn error(status: u16, message: &'static str) -> Route {
-        Route::Error { status, message, allow: None }
+        Route::Error {
+            status,
+            message,
+            allow: None,
+        }
     }
 
     /// Whether the handler needs the request body (otherwise it is only counted).
     pub fn keeps_body(&self) -> bool {
-        matches!(self, Route::Echo | Route::Register(_) | Route::ChangePassword(_))
+        matches!(
+            self,
+            Route::Echo | Route::Register(_) | Route::ChangePassword(_)
+        )
     }
 }
 
@@ -227,7 +245,11 @@ impl App {
             Route::Register(ref query) => self.write(req, query, true, reply),
             Route::ChangePassword(ref query) => self.write(req, query, false, reply),
             Route::User(ref name) => self.show_user(name, reply),
-            Route::Error { status, message, allow } => {
+            Route::Error {
+                status,
+                message,
+                allow,
+            } => {
                 let extra = allow.map(|methods| ("Allow", methods));
                 reply.send(status, extra.as_slice(), &[message.as_bytes()]);
             }
@@ -241,7 +263,11 @@ impl App {
         if let Some(id) = &req.request_id
             && let Some((status, body)) = self.answered.get(id)
         {
-            reply.send(*status, &[("X-Idempotent-Replay", "true")], &[body.as_bytes()]);
+            reply.send(
+                *status,
+                &[("X-Idempotent-Replay", "true")],
+                &[body.as_bytes()],
+            );
             return;
         }
         let (status, body) = self.apply(req, query, register);
@@ -331,7 +357,11 @@ fn percent_decode(s: &[u8], plus_as_space: bool) -> Vec<u8> {
                 i += 3;
             }
             None => {
-                out.push(if plus_as_space && s[i] == b'+' { b' ' } else { s[i] });
+                out.push(if plus_as_space && s[i] == b'+' {
+                    b' '
+                } else {
+                    s[i]
+                });
                 i += 1;
             }
         }
@@ -354,11 +384,28 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert!(matches!(Route::parse(Method::Get, "/123?x"), Route::Pi(123)));
-        assert!(matches!(Route::parse(Method::Get, "/10001"), Route::Error { status: 400, .. }));
-        assert!(matches!(Route::parse(Method::Post, "/"), Route::Error { status: 405, .. }));
-        assert!(matches!(Route::parse(Method::Get, "/nope"), Route::Error { status: 404, .. }));
-        assert!(matches!(Route::parse(Method::Head, "/bytes/5"), Route::Bytes(5)));
-        assert!(matches!(Route::parse(Method::Get, "/users/a%20b"), Route::User(ref n) if n == "a b"));
+        assert!(matches!(
+            Route::parse(Method::Get, "/123?x"),
+            Route::Pi(123)
+        ));
+        assert!(matches!(
+            Route::parse(Method::Get, "/10001"),
+            Route::Error { status: 400, .. }
+        ));
+        assert!(matches!(
+            Route::parse(Method::Post, "/"),
+            Route::Error { status: 405, .. }
+        ));
+        assert!(matches!(
+            Route::parse(Method::Get, "/nope"),
+            Route::Error { status: 404, .. }
+        ));
+        assert!(matches!(
+            Route::parse(Method::Head, "/bytes/5"),
+            Route::Bytes(5)
+        ));
+        assert!(
+            matches!(Route::parse(Method::Get, "/users/a%20b"), Route::User(ref n) if n == "a b")
+        );
     }
 }

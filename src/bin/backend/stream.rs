@@ -30,11 +30,21 @@ pub struct Stream {
 
 impl Stream {
     pub fn plain(len: u64) -> Stream {
-        Stream { left: len, sent: 0, chunked: false, finished: false }
+        Stream {
+            left: len,
+            sent: 0,
+            chunked: false,
+            finished: false,
+        }
     }
 
     pub fn chunked(len: u64) -> Stream {
-        Stream { left: len, sent: 0, chunked: true, finished: false }
+        Stream {
+            left: len,
+            sent: 0,
+            chunked: true,
+            finished: false,
+        }
     }
 
     /// Appends roughly `budget` more bytes of the encoded body to `out`; returns true once
@@ -42,7 +52,10 @@ impl Stream {
     pub fn fill(&mut self, out: &mut Vec<u8>, budget: usize) -> bool {
         let mut room = budget;
         while self.left > 0 && room > 0 {
-            let n = usize::try_from(self.left).unwrap_or(usize::MAX).min(CHUNK).min(room);
+            let n = usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(CHUNK)
+                .min(room);
             let phase = (self.sent % ALPHABET as u64) as usize;
             if self.chunked {
                 push_hex(out, n);
@@ -76,7 +89,11 @@ mod tests {
         assert!(!s.fill(&mut out, 5000));
         assert!(s.fill(&mut out, 1 << 20));
         assert_eq!(out.len(), 10_000);
-        assert!(out.iter().enumerate().all(|(i, &b)| b == b'a' + (i % 26) as u8));
+        assert!(
+            out.iter()
+                .enumerate()
+                .all(|(i, &b)| b == b'a' + (i % 26) as u8)
+        );
 
         let mut c = Stream::chunked(5000);
         let mut out = Vec::new();
