@@ -287,7 +287,7 @@ pub fn render(v: &View, out: &mut String) {
     out.push_str("</tbody>\n</table>\n");
 
     let sum = |f: fn(&BackendMetrics) -> u64| m.backends.iter().map(f).sum::<u64>();
-    let _ = write!(out, "<h2>POST fan-out</h2>\n<section class=\"tiles\">\n",);
+    out.push_str("<h2>POST fan-out</h2>\n<section class=\"tiles\">\n");
     tile(
         out,
         false,
