@@ -47,6 +47,10 @@ pub struct Config {
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
     pub max_pending: usize,
+    /// Where /metrics, /stats and /healthz are served; `None` with `--admin off`.
+    pub admin: Option<SocketAddr>,
+    /// One info line per request; off by default so that the hot path stays lean.
+    pub access_log: bool,
     pub log_level: log::LevelFilter,
 }
 
@@ -276,6 +280,17 @@ fn options() -> getopts::Options {
         "POSTs still being delivered at most, then 503 (default 10000)",
         "N",
     );
+    o.optmulti(
+        "",
+        "admin",
+        "address for /metrics, /stats and /healthz, or off (default 127.0.0.1:8081)",
+        "ADDR|off",
+    );
+    o.optflag(
+        "",
+        "access-log",
+        "log one line per request at info level (default off)",
+    );
     o.optflagmulti("v", "verbose", "more logging (repeat for more)");
     o.optflag("q", "quiet", "log errors only");
     o.optflag("V", "version", "print the version and exit");
@@ -384,6 +399,13 @@ fn opt<T>(
     }
 }
 
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.to_socket_addrs()
+        .map_err(|e| format!("bad address '{s}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
 fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.trim()
         .parse()
@@ -405,11 +427,15 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         &m,
         "listen",
         "127.0.0.1:8080".parse().map_err(|_| "bad default")?,
-        |s| {
-            s.to_socket_addrs()
-                .map_err(|e| format!("bad address '{s}': {e}"))?
-                .next()
-                .ok_or_else(|| format!("'{s}' resolves to no address"))
+        parse_addr,
+    )?;
+    let admin = opt(
+        &m,
+        "admin",
+        Some("127.0.0.1:8081".parse().map_err(|_| "bad default")?),
+        |s| match s {
+            "off" => Ok(None),
+            _ => parse_addr(s).map(Some),
         },
     )?;
     let mut backends = m
@@ -548,6 +574,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         )?,
         rise: positive("rise", opt(&m, "rise", 2, number::<usize>)?)? as u32,
         fall: positive("fall", opt(&m, "fall", 3, number::<usize>)?)? as u32,
+        admin,
+        access_log: m.opt_present("access-log"),
         log_level,
     })))
 }
@@ -631,6 +659,25 @@ mod tests {
         assert!(!c.retry_on.other);
         assert!(run("-b 127.0.0.1:1 --retry-on 6xx").is_err());
         assert!(run("-b 127.0.0.1:1 --success-status 404").is_err());
+    }
+
+    #[test]
+    fn admin_address_or_off_and_access_log() {
+        let c = run("-b 127.0.0.1:9001").unwrap();
+        assert_eq!(c.admin, Some("127.0.0.1:8081".parse().unwrap()));
+        assert!(!c.access_log);
+        let c = run("-b 127.0.0.1:9001 --admin off --access-log").unwrap();
+        assert_eq!(c.admin, None);
+        assert!(c.access_log);
+        let c = run("-b 127.0.0.1:9001 --admin 127.0.0.1:0").unwrap();
+        assert_eq!(c.admin.map(|a| a.port()), Some(0));
+        assert!(
+            run("-b 127.0.0.1:9001 --admin nowhere")
+                .unwrap_err()
+                .starts_with("--admin: ")
+        );
+        assert!(usage().contains("--admin ADDR|off"));
+        assert!(usage().contains("--access-log"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
+use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::Config;
@@ -26,6 +27,8 @@ use crate::strategy::{self, Strategy};
 use crate::timer::{TimerId, TimerWheel};
 
 const LISTENER: Token = Token(usize::MAX);
+/// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
+const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -46,6 +49,7 @@ pub enum Conn {
     Client(ClientConn),
     Upstream(UpstreamConn),
     Probe(Probe),
+    Admin(AdminConn),
 }
 
 /// What a timer is for once it fires.
@@ -80,6 +84,7 @@ pub struct Core {
     /// The time the loop last woke; handlers read this instead of the clock.
     pub now: Instant,
     pub clients_open: usize,
+    pub admin_open: usize,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
     serial: u32,
@@ -116,6 +121,8 @@ impl Core {
 pub struct EventLoop {
     poll: Poll,
     listener: TcpListener,
+    /// Serves /metrics, /stats and /healthz; `None` with `--admin off`.
+    admin: Option<TcpListener>,
     conns: Slab<Conn>,
     core: Core,
     /// Accepting stopped at --max-connections; new clients wait in the backlog.
@@ -130,6 +137,18 @@ impl EventLoop {
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot register listener: {e}"))?;
+        let admin = match cfg.admin {
+            Some(addr) => {
+                let mut l = TcpListener::bind(addr).map_err(|e| {
+                    format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
+                })?;
+                poll.registry()
+                    .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
+                    .map_err(|e| format!("cannot register admin listener: {e}"))?;
+                Some(l)
+            }
+            None => None,
+        };
         let backends: Vec<Backend> = cfg
             .backends
             .iter()
@@ -168,6 +187,7 @@ impl EventLoop {
             registry,
             now,
             clients_open: 0,
+            admin_open: 0,
             default_host,
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
@@ -179,6 +199,7 @@ impl EventLoop {
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
             conns: Slab::with_capacity(slab_capacity),
+            admin,
             core,
             accept_paused: false,
         })
@@ -186,6 +207,11 @@ impl EventLoop {
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where the admin listener is, if there is one.
+    pub fn admin_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.admin.as_ref().map(TcpListener::local_addr)
     }
 
     pub fn run(&mut self) -> io::Result<()> {
@@ -203,6 +229,7 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
+                    ADMIN_LISTENER => self.accept_admin(),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
@@ -244,6 +271,23 @@ impl EventLoop {
         }
     }
 
+    fn accept_admin(&mut self) {
+        let Some(listener) = &self.admin else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((sock, _)) => admin::accept(&mut self.conns, &mut self.core, sock),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("admin accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
     fn ready(&mut self, key: usize, event: &mio::event::Event) {
         match self.conns.get_mut(key) {
             Some(Conn::Client(c)) => {
@@ -255,6 +299,7 @@ impl EventLoop {
                 http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
             None => debug!("event for closed token {key}"),
         }
     }
@@ -279,6 +324,9 @@ impl EventLoop {
             }
             Some(Conn::Probe(p)) if p.serial == serial => {
                 probe::probe_timed_out(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::Admin(a)) if a.serial == serial => {
+                admin::timed_out(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

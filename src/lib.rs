@@ -1,5 +1,7 @@
 //! `lb`: a single-threaded event-loop load balancer for HTTP/1.1 and raw TCP.
 
+pub mod access_log;
+pub mod admin;
 pub mod backend;
 pub mod buffer;
 pub mod config;

@@ -37,6 +37,12 @@ fn main() -> ExitCode {
         Ok(addr) => log::info!("lb {} listening on {addr}", env!("CARGO_PKG_VERSION")),
         Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
     }
+    // Logged after the line above: scripts take the first "listening on" as the traffic port.
+    match event_loop.admin_addr() {
+        Some(Ok(addr)) => log::info!("admin interface on {addr}: /stats, /metrics, /healthz"),
+        Some(Err(e)) => log::warn!("admin interface up, but cannot read its address: {e}"),
+        None => {}
+    }
     match event_loop.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::http::head::Method;
 
+pub mod prometheus;
+
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
 pub const LATENCY_BOUNDS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -28,6 +30,39 @@ impl Histogram {
         self.buckets[i] += 1;
         self.sum_seconds += s;
         self.count += 1;
+    }
+
+    /// Samples at or below each bound, then all of them: what Prometheus `le` buckets count.
+    pub fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
+        self.buckets.iter().scan(0, |total, n| {
+            *total += n;
+            Some(*total)
+        })
+    }
+
+    pub fn mean_seconds(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum_seconds / self.count as f64)
+    }
+
+    /// The `q` quantile, interpolated inside its bucket as Prometheus' `histogram_quantile`
+    /// does; a quantile past the last bound reports that bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * self.count as f64;
+        let mut below = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            let Some(&upper) = LATENCY_BOUNDS.get(i) else {
+                break;
+            };
+            if n > 0 && (below + n) as f64 >= rank {
+                let lower = if i == 0 { 0.0 } else { LATENCY_BOUNDS[i - 1] };
+                return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
+            }
+            below += n;
+        }
+        LATENCY_BOUNDS.last().copied()
     }
 }
 
@@ -141,6 +176,40 @@ mod tests {
         assert_eq!(h.buckets[3], 1);
         assert_eq!(h.buckets[LATENCY_BOUNDS.len()], 1);
         assert_eq!(h.count, 3);
+    }
+
+    #[test]
+    fn cumulative_buckets_end_at_the_count() {
+        let mut h = Histogram::default();
+        for ms in [0, 3, 3, 60_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let c: Vec<u64> = h.cumulative().collect();
+        assert_eq!(c.len(), LATENCY_BOUNDS.len() + 1);
+        assert_eq!(&c[..5], &[1, 1, 1, 3, 3]);
+        assert_eq!(c[LATENCY_BOUNDS.len() - 1], 3);
+        assert_eq!(c[LATENCY_BOUNDS.len()], h.count);
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_a_bucket() {
+        let mut h = Histogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        assert_eq!(h.mean_seconds(), None);
+        // Four samples in (5ms, 10ms]: the median sits halfway through that bucket.
+        for _ in 0..4 {
+            h.observe(Duration::from_millis(8));
+        }
+        let p50 = h.quantile(0.5).unwrap();
+        assert!((p50 - 0.0075).abs() < 1e-9, "{p50}");
+        assert!((h.quantile(1.0).unwrap() - 0.01).abs() < 1e-9);
+        assert!((h.mean_seconds().unwrap() - 0.008).abs() < 1e-9);
+        h.observe(Duration::from_secs(60));
+        assert_eq!(
+            h.quantile(1.0),
+            Some(10.0),
+            "past the last bound reports it"
+        );
     }
 
     #[test]

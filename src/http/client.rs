@@ -324,7 +324,10 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
         if let ClientState::AwaitingFanout { job } = c.state {
             fanout::client_gone(core, job);
         }
-        if let ClientState::Proxying(ex) = c.state {
+        if let ClientState::Proxying(mut ex) = c.state {
+            let took = core.now.saturating_duration_since(ex.started);
+            let label = Some(core.backends[ex.backend].label.as_str());
+            std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
             let (backend, upstream) = (ex.backend, ex.upstream);
             core.exchanges.put(ex);
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);

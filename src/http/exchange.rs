@@ -2,7 +2,7 @@
 //! the pump that moves bytes both ways until the response is written.
 
 use std::net::Shutdown;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use slab::Slab;
@@ -14,6 +14,7 @@ use super::upstream::{
     Owner, UpstreamConn, UpstreamState, arm_server_timer, close_upstream, connect,
     release_upstream, upstream_mut,
 };
+use crate::access_log::AccessLog;
 use crate::backend::BackendId;
 use crate::buffer::Buffer;
 use crate::config::MAX_RETRIES;
@@ -65,6 +66,7 @@ pub struct Exchange {
     pub responded: bool,
     pub started: Instant,
     pub tried: Tried,
+    pub log: AccessLog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +151,7 @@ pub(super) fn dispatch(
         responded: false,
         started: core.now,
         tried: Tried::default(),
+        log: AccessLog::start(core.cfg.access_log, &c.io.input_data()[..head.path.1]),
     });
     let ip = c.peer.ip();
     let pick = {
@@ -175,6 +178,9 @@ pub(super) fn dispatch(
             Some(&head.request_id),
             close,
         );
+        let log = std::mem::take(&mut ex.log);
+        log.finish(c.peer, None, Some(503), &head.request_id, Duration::ZERO);
+        core.exchanges.put(ex);
         if let Some(buf) = c.io.input.as_mut().filter(|_| replayable) {
             buf.consume(head.len);
         }
@@ -210,6 +216,7 @@ fn attach(
     while let Some(ukey) = core.backends[backend].idle.pop() {
         if let Some(u) = upstream_mut(conns, ukey) {
             u.state = UpstreamState::Busy(Owner::Client(client));
+            core.metrics.backends[backend].bytes_sent += forward.len() as u64;
             u.io.output = Some(forward);
             arm_server_timer(core, u, ukey);
             ex.upstream = ukey;
@@ -228,6 +235,7 @@ fn attach(
             return Err(forward);
         }
     };
+    core.metrics.backends[backend].bytes_sent += forward.len() as u64;
     if let Some(u) = upstream_mut(conns, ukey) {
         u.io.output = Some(forward);
     }
@@ -289,12 +297,12 @@ pub(super) fn fail_exchange(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    ex: Box<Exchange>,
+    mut ex: Box<Exchange>,
     status: u16,
     text: &str,
 ) {
+    let took = core.now.saturating_duration_since(ex.started);
     if ex.tried.count() > 0 {
-        let took = core.now.saturating_duration_since(ex.started);
         core.metrics
             .request(ex.backend, ex.client.method, status, took);
     } else {
@@ -303,6 +311,8 @@ pub(super) fn fail_exchange(
     let Some(c) = client_mut(conns, key) else {
         return core.exchanges.put(ex);
     };
+    let backend = (ex.tried.count() > 0).then(|| core.backends[ex.backend].label.as_str());
+    std::mem::take(&mut ex.log).finish(c.peer, backend, Some(status), &ex.request_id, took);
     if ex.responded {
         c.state = ClientState::Answering { close: true };
         let _ = c.io.sock.shutdown(Shutdown::Both);
@@ -340,6 +350,9 @@ pub(super) fn proxy_step(
             close_client,
         } => {
             let backend = ex.backend;
+            let took = core.now.saturating_duration_since(ex.started);
+            let label = Some(core.backends[backend].label.as_str());
+            std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
             core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
             let body_done = ex.request_body.is_done();
             core.exchanges.put(ex);
@@ -545,12 +558,14 @@ fn pump(c: &mut ClientConn, ex: &mut Exchange, u: &mut UpstreamConn, core: &mut 
                         buf.consume(resp.len);
                     }
                     core.metrics.backends[ex.backend].bytes_received += resp.len as u64;
+                    ex.log.response_bytes(resp.len);
                     if resp.is_interim() {
                         if ex.client.version == 0 {
                             out.clear();
                         }
                     } else {
                         ex.responded = true;
+                        ex.log.response_head(resp.status);
                         if let (Some(len), Some(buf)) =
                             (ex.replayable_head.take(), c.io.input.as_mut())
                         {

@@ -128,14 +128,38 @@ pub fn lb(backends: &[&Proc], extra: &[&str]) -> Proc {
     lb_addrs(&addrs.iter().map(String::as_str).collect::<Vec<_>>(), extra)
 }
 
+/// Without `--admin` in `extra` the admin listener is off: its default port is fixed,
+/// and tests run side by side.
 pub fn lb_addrs(backends: &[&str], extra: &[&str]) -> Proc {
     let mut args = vec!["-l", "127.0.0.1:0"];
     for b in backends {
         args.push("-b");
         args.push(b);
     }
+    if !extra.contains(&"--admin") {
+        args.extend_from_slice(&["--admin", "off"]);
+    }
     args.extend_from_slice(extra);
     spawn(env!("CARGO_BIN_EXE_lb"), &args)
+}
+
+/// The admin address of an lb started with `--admin 127.0.0.1:0`, from its log.
+pub fn admin_addr(lb: &Proc) -> SocketAddr {
+    let mut found = None;
+    let logged = eventually(Duration::from_secs(5), || {
+        found = lb
+            .log_text()
+            .lines()
+            .find_map(|l| l.split("admin interface on ").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            // The address is followed by a colon: "admin interface on 127.0.0.1:8081: /stats, ..."
+            .and_then(|a| a.trim_end_matches(':').parse().ok());
+        found.is_some()
+    });
+    match (logged, found) {
+        (true, Some(addr)) => addr,
+        _ => panic!("lb logged no admin address:\n{}", lb.log_text()),
+    }
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {

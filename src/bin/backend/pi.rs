@@ -56,7 +56,11 @@ fn add_arctan_inv<const X: u64>(acc: &mut [i64], factor: i64) {
         if first == power.len() {
             return;
         }
-        let sign = if (k % 2 == 0) == (factor > 0) { 1 } else { -1 };
+        let sign = if k.is_multiple_of(2) == (factor > 0) {
+            1
+        } else {
+            -1
+        };
         let d = 2 * k + 1;
         let (mut rem_term, mut rem_power) = (0u64, 0u64);
         for i in first..power.len() {

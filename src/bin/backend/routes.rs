@@ -46,6 +46,9 @@ enum Allow {
     PostPut,
 }
 
+/// Builds a streaming route from its length.
+type MakeRoute = fn(u64) -> Route;
+
 impl Route {
     pub fn parse(method: Method, target: &str) -> Route {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -90,7 +93,7 @@ impl Route {
                 String::from_utf8_lossy(&percent_decode(name.as_bytes(), false)).into_owned();
             return Some(Route::User(name));
         }
-        let streams: [(&str, fn(u64) -> Route); 3] = [
+        let streams: [(&str, MakeRoute); 3] = [
             ("/bytes/", Route::Bytes),
             ("/chunked/", Route::Chunked),
             ("/eof/", Route::Eof),

@@ -1,0 +1,333 @@
+//! The admin listener: `/metrics`, `/stats` and `/healthz`, served by the same event loop
+//! as the traffic. One request per connection, answered with `Connection: close`. This is
+//! not the hot path, so it reads into a `Vec` and renders into `String`s.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use mio::Interest;
+use mio::net::TcpStream;
+use slab::Slab;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::event_loop::{Conn, Core, token};
+use crate::metrics::{Metrics, prometheus};
+use crate::probe::HealthMonitor;
+use crate::timer::TimerId;
+
+mod stats;
+
+/// The largest request head read; an admin request is a request line and a few headers.
+const MAX_HEAD: usize = 8 * 1024;
+/// A whole admin connection, from accept to close: a slow client is cut off after this.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// Admin connections open at once; more are closed at accept so that a flood of them
+/// cannot pile up next to the traffic.
+const MAX_OPEN: usize = 64;
+
+/// What the admin pages show, borrowed from the loop's state.
+pub struct View<'a> {
+    pub cfg: &'a Config,
+    /// The traffic listener's bound address (`--listen` may have asked for port 0).
+    pub listen: &'a str,
+    pub backends: &'a [Backend],
+    pub metrics: &'a Metrics,
+    pub health: &'a HealthMonitor,
+    pub clients_open: usize,
+    pub now: Instant,
+}
+
+impl<'a> View<'a> {
+    pub fn of(core: &'a Core) -> Self {
+        View {
+            cfg: &core.cfg,
+            listen: &core.default_host,
+            backends: &core.backends,
+            metrics: &core.metrics,
+            health: &core.health,
+            clients_open: core.clients_open,
+            now: core.now,
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.now.saturating_duration_since(self.metrics.started)
+    }
+}
+
+pub struct AdminConn {
+    sock: TcpStream,
+    pub serial: u32,
+    timer: Option<TimerId>,
+    state: State,
+}
+
+enum State {
+    /// The request head so far.
+    Reading(Vec<u8>),
+    Writing {
+        out: Vec<u8>,
+        sent: usize,
+    },
+    /// Answered and half-closed: reading until the client closes, so that bytes it sent
+    /// and we never read do not turn our close into a reset that could eat the answer.
+    Draining,
+}
+
+pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream) {
+    if core.admin_open >= MAX_OPEN {
+        debug!("{MAX_OPEN} admin connections open: closing a new one");
+        return;
+    }
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    if let Err(e) = core.registry.register(
+        &mut sock,
+        token(key, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
+        debug!("cannot register admin connection: {e}");
+        return;
+    }
+    let serial = core.next_serial();
+    let mut conn = AdminConn {
+        sock,
+        serial,
+        timer: None,
+        state: State::Reading(Vec::new()),
+    };
+    core.arm(&mut conn.timer, TIMEOUT, key, serial);
+    entry.insert(Conn::Admin(conn));
+    core.admin_open += 1;
+}
+
+pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(Conn::Admin(a)) = conns.get_mut(key) else {
+        return;
+    };
+    match step(a, core) {
+        Ok(false) => {}
+        Ok(true) => close(conns, core, key),
+        Err(e) => {
+            debug!("admin connection: {e}");
+            close(conns, core, key);
+        }
+    }
+}
+
+pub fn timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    if let Some(Conn::Admin(a)) = conns.get_mut(key) {
+        a.timer = None;
+        close(conns, core, key);
+    }
+}
+
+fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    if let Some(Conn::Admin(mut a)) = conns.try_remove(key) {
+        core.disarm(&mut a.timer);
+        let _ = core.registry.deregister(&mut a.sock);
+        core.admin_open -= 1;
+    }
+}
+
+/// Advances a connection as far as its socket allows; `Ok(true)` once it is finished.
+fn step(a: &mut AdminConn, core: &Core) -> io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match &mut a.state {
+            State::Reading(head) => {
+                if let Some(out) = answer(head, &View::of(core)) {
+                    a.state = State::Writing { out, sent: 0 };
+                    continue;
+                }
+                let room = (MAX_HEAD - head.len()).min(chunk.len());
+                match a.sock.read(&mut chunk[..room]) {
+                    // Gone before sending a whole request: there is no one to answer.
+                    Ok(0) => return Ok(true),
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            State::Writing { out, sent } => {
+                if *sent == out.len() {
+                    a.sock.shutdown(Shutdown::Write)?;
+                    a.state = State::Draining;
+                    continue;
+                }
+                match a.sock.write(&out[*sent..]) {
+                    Ok(n) => *sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            State::Draining => match a.sock.read(&mut chunk) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            },
+        }
+    }
+}
+
+/// The whole response to the request head in `head`, or `None` while it is incomplete.
+fn answer(head: &[u8], view: &View) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    let parsed = req.parse(head);
+    let (method, path) = match (parsed, req.method, req.path) {
+        (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) => (method, path),
+        (Ok(httparse::Status::Partial), ..) if head.len() < MAX_HEAD => return None,
+        (Ok(httparse::Status::Partial), ..) | (Err(httparse::Error::TooManyHeaders), ..) => {
+            return Some(response(431, TEXT, b"request head too large\n", false));
+        }
+        _ => return Some(response(400, TEXT, b"malformed request\n", false)),
+    };
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        return Some(response(405, TEXT, b"only GET and HEAD here\n", false));
+    }
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    Some(match path {
+        "/metrics" => {
+            let mut body = String::with_capacity(16 * 1024);
+            prometheus::render(view, &mut body);
+            response(200, prometheus::CONTENT_TYPE, body.as_bytes(), head_only)
+        }
+        "/stats" => {
+            let mut body = String::with_capacity(16 * 1024);
+            stats::render(view, &mut body);
+            response(200, HTML, body.as_bytes(), head_only)
+        }
+        "/healthz" => response(200, TEXT, b"ok\n", head_only),
+        _ => response(
+            404,
+            TEXT,
+            b"not found: try /stats, /metrics or /healthz\n",
+            head_only,
+        ),
+    })
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Request Header Fields Too Large",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n",
+        body.len()
+    );
+    if status == 405 {
+        head.push_str("Allow: GET, HEAD\r\n");
+    }
+    let _ = write!(head, "\r\n");
+    let mut out = head.into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{self, Command};
+
+    /// The state behind a `View`, owned, for rendering tests without an event loop.
+    pub struct Fixture {
+        pub cfg: Config,
+        pub backends: Vec<Backend>,
+        pub metrics: Metrics,
+        pub health: HealthMonitor,
+        pub now: Instant,
+    }
+
+    impl Fixture {
+        pub fn view(&self) -> View<'_> {
+            View {
+                cfg: &self.cfg,
+                listen: "127.0.0.1:8080",
+                backends: &self.backends,
+                metrics: &self.metrics,
+                health: &self.health,
+                clients_open: 3,
+                now: self.now,
+            }
+        }
+    }
+
+    /// Two backends: one whose label needs escaping, one plain.
+    pub fn view_fixture(now: Instant) -> Fixture {
+        let args: Vec<String> = ["-b", "127.0.0.1:1", "-b", "127.0.0.1:2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let Ok(Command::Run(cfg)) = config::parse_args(&args) else {
+            panic!("fixture config");
+        };
+        let backends = vec![
+            Backend::new(cfg.backends[0].addr, "a\"b".into(), 1),
+            Backend::new(cfg.backends[1].addr, "zz".into(), 3),
+        ];
+        Fixture {
+            health: HealthMonitor::new(&cfg, &backends),
+            metrics: Metrics::new(backends.len(), now),
+            backends,
+            cfg: *cfg,
+            now,
+        }
+    }
+
+    fn answer_to(raw: &[u8]) -> Option<String> {
+        let fx = view_fixture(Instant::now());
+        answer(raw, &fx.view()).map(|r| String::from_utf8_lossy(&r).into_owned())
+    }
+
+    #[test]
+    fn routes_and_errors() {
+        let r = answer_to(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(r.contains("Connection: close\r\n"));
+        assert!(r.ends_with("\r\n\r\nok\n"));
+        let r = answer_to(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n").unwrap();
+        assert!(r.contains("version=0.0.4"), "{r}");
+        assert!(r.contains("lb_backend_up{backend=\"zz\"} 1"));
+        let r = answer_to(b"HEAD /stats HTTP/1.1\r\n\r\n").unwrap();
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(r.ends_with("\r\n\r\n"), "HEAD has no body");
+        for (raw, status) in [
+            (&b"GET / HTTP/1.1\r\n\r\n"[..], "404"),
+            (b"GET /metricsx HTTP/1.1\r\n\r\n", "404"),
+            (b"POST /metrics HTTP/1.1\r\n\r\n", "405"),
+            (b"GET /me trics HTTP/1.1\r\n\r\n", "400"),
+            (b"\x01\x02 nonsense\r\n\r\n", "400"),
+        ] {
+            let r = answer_to(raw).unwrap();
+            assert!(r.starts_with(&format!("HTTP/1.1 {status} ")), "{r}");
+        }
+    }
+
+    #[test]
+    fn heads_wait_until_complete_but_not_past_the_limit() {
+        assert_eq!(answer_to(b"GET /healthz HTTP/1.1\r\nHost:"), None);
+        let mut big = b"GET /healthz HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD, b'a');
+        assert!(answer_to(&big).unwrap().starts_with("HTTP/1.1 431 "));
+    }
+}
