@@ -26,6 +26,8 @@ pub struct Socket {
     /// Set by a writable event, cleared once a write finds the socket full.
     pub writable: bool,
     pub read_closed: bool,
+    /// An event said the peer's FIN has arrived: reads cannot block until the EOF is read.
+    pub peer_closed: bool,
     pub input: Option<Buffer>,
     pub output: Option<Buffer>,
 }
@@ -37,6 +39,7 @@ impl Socket {
             readable: false,
             writable: false,
             read_closed: false,
+            peer_closed: false,
             input: None,
             output: None,
         }
@@ -47,6 +50,7 @@ impl Socket {
         let broken = event.is_error() || event.is_read_closed() || event.is_write_closed();
         self.readable |= event.is_readable() || broken;
         self.writable |= event.is_writable() || broken;
+        self.peer_closed |= event.is_read_closed();
     }
 
     pub fn input_len(&self) -> usize {
@@ -73,8 +77,9 @@ impl Socket {
         }
         let got = match buf.read_from(&mut self.sock) {
             // A short read drained the socket: epoll reports the next arrival as a new edge.
+            // Not so for a FIN that came with the data: its edge is spent, so read on to it.
             Io::Moved(n) => {
-                if n < room {
+                if n < room && !self.peer_closed {
                     self.readable = false;
                 }
                 Filled::Got
