@@ -13,7 +13,7 @@ use slab::Slab;
 
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::http;
 use crate::http::client::ClientConn;
 use crate::http::head::RequestId;
@@ -21,6 +21,7 @@ use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::strategy::{self, Strategy};
+use crate::tcp::{self, TcpPipe};
 use crate::timer::{TimerId, TimerWheel};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -42,6 +43,8 @@ pub enum Conn {
     Client(ClientConn),
     Upstream(UpstreamConn),
     Probe(Probe),
+    /// TCP mode: a client and its backend, both sockets in this one entry.
+    Pipe(TcpPipe),
 }
 
 /// What a timer is for once it fires.
@@ -211,9 +214,10 @@ impl EventLoop {
                 return;
             }
             match self.listener.accept() {
-                Ok((sock, peer)) => {
-                    http::proxy::accept(&mut self.conns, &mut self.core, sock, peer)
-                }
+                Ok((sock, peer)) => match self.core.cfg.mode {
+                    Mode::Http => http::proxy::accept(&mut self.conns, &mut self.core, sock, peer),
+                    Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -236,6 +240,10 @@ impl EventLoop {
                 http::proxy::upstream_ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::Pipe(_)) => {
+                let side = event.token().0 & 1;
+                tcp::ready(&mut self.conns, &mut self.core, key, side, event);
+            }
             None => debug!("event for closed token {key}"),
         }
     }
@@ -254,6 +262,9 @@ impl EventLoop {
             }
             Some(Conn::Probe(p)) if p.serial == serial => {
                 probe::probe_timed_out(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::Pipe(p)) if p.serial == serial => {
+                tcp::timer_fired(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

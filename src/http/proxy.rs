@@ -1015,6 +1015,6 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 UpstreamState::Idle => close_upstream(conns, core, key),
             }
         }
-        Some(Conn::Probe(_)) | None => {}
+        Some(Conn::Probe(_) | Conn::Pipe(_)) | None => {}
     }
 }

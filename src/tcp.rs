@@ -1,0 +1,542 @@
+//! L4 mode: each client connection is paired with one backend connection, and bytes pass
+//! both ways unread. One slab entry owns both sockets (the client on side 0 of its token,
+//! the backend on side 1), so a pipe never has to look for its other half.
+//!
+//! Each direction has at most one pooled buffer: bytes read from one side wait there until
+//! the other side takes them, and while it is full that side is not read. Its readiness
+//! flag stays set, so reading resumes as soon as the other side drains it.
+
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use log::{debug, warn};
+use mio::Interest;
+use mio::net::TcpStream;
+use slab::Slab;
+
+use crate::backend::BackendId;
+use crate::buffer::{BufferPool, Io};
+use crate::conn::{Filled, Socket};
+use crate::event_loop::{Conn, Core, token};
+use crate::http::client::Tried;
+use crate::metrics::Failure;
+use crate::strategy::PickContext;
+use crate::timer::TimerId;
+
+/// A client connection and the backend connection it is paired with.
+pub struct TcpPipe {
+    client: Socket,
+    /// The backend being connected to, or connected.
+    backend: Socket,
+    backend_id: BackendId,
+    peer: SocketAddr,
+    pub serial: u32,
+    timer: Option<TimerId>,
+    state: PipeState,
+}
+
+enum PipeState {
+    /// A connect to the backend is under way since `since`. What the client sends meanwhile
+    /// is read and kept: no backend has seen it, so it can go to whichever one answers.
+    Connecting { tried: Tried, since: Instant },
+    /// Both connected; `last_moved` is when bytes last moved either way (idle timeout).
+    Open {
+        up: Flow,
+        down: Flow,
+        last_moved: Instant,
+    },
+}
+
+/// One direction of a pipe: client to backend (up) or back (down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The source may send more.
+    Streaming,
+    /// The source closed its side; what it sent before still waits to be written.
+    Draining,
+    /// All written and the destination shut down for writing: it has seen the EOF.
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Backend,
+}
+
+/// What the driver does after one step of a pipe.
+enum Step {
+    Wait,
+    Again,
+    /// Both directions finished (or idle too long): close both sides.
+    Close,
+    /// This side failed: the other side gets a reset, then both close.
+    Reset(Side),
+    ConnectFailed(Failure, String),
+}
+
+/// Which end of one direction failed.
+#[derive(Debug, PartialEq, Eq)]
+enum Broken {
+    Source,
+    Destination,
+}
+
+pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
+    core.metrics.client_connections_total += 1;
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    if let Err(e) = core.registry.register(
+        &mut sock,
+        token(key, 0),
+        Interest::READABLE | Interest::WRITABLE,
+    ) {
+        warn!("cannot register client {peer}: {e}");
+        return;
+    }
+    let mut tried = Tried::default();
+    let Some((backend_id, backend)) = connect_next(core, key, peer.ip(), &mut tried) else {
+        warn!("no backend could take client {peer}: closing it");
+        let _ = core.registry.deregister(&mut sock);
+        return;
+    };
+    // Bytes go on as they arrive: Nagle would add a delay the endpoints did not ask for.
+    let _ = sock.set_nodelay(true);
+    let serial = core.next_serial();
+    let mut pipe = TcpPipe {
+        client: Socket::new(sock),
+        backend: Socket::new(backend),
+        backend_id,
+        peer,
+        serial,
+        timer: None,
+        state: PipeState::Connecting {
+            tried,
+            since: core.now,
+        },
+    };
+    core.arm(&mut pipe.timer, core.cfg.connect_timeout, key, serial);
+    entry.insert(Conn::Pipe(pipe));
+    core.clients_open += 1;
+}
+
+/// Starts a connect to the next backend the strategy picks that `tried` does not hold yet,
+/// as long as `--retries` allows; the new socket is registered on side 1 of `key`.
+fn connect_next(
+    core: &mut Core,
+    key: usize,
+    client_ip: IpAddr,
+    tried: &mut Tried,
+) -> Option<(BackendId, TcpStream)> {
+    let ctx = PickContext {
+        client_ip: Some(client_ip),
+        path: b"",
+    };
+    while tried.count() <= core.cfg.retries as usize {
+        let id = core
+            .strategy
+            .pick(&core.backends, &ctx, &|id| !tried.contains(id))?;
+        tried.add(id);
+        let mut sock = match TcpStream::connect(core.backends[id].addr) {
+            Ok(s) => s,
+            Err(e) => {
+                connect_failed(core, id, Failure::Connect, &e.to_string());
+                continue;
+            }
+        };
+        if let Err(e) = core.registry.register(
+            &mut sock,
+            token(key, 1),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!("cannot register backend connection: {e}");
+            return None;
+        }
+        let _ = sock.set_nodelay(true);
+        core.backends[id].active += 1;
+        core.metrics.backends[id].connections += 1;
+        return Some((id, sock));
+    }
+    None
+}
+
+/// Counts a failed connect and feeds it to the passive health check.
+fn connect_failed(core: &mut Core, id: BackendId, failure: Failure, why: &str) {
+    warn!(
+        "connect to backend {} failed: {why}",
+        core.backends[id].label
+    );
+    core.metrics.failure(id, failure);
+    core.health.observed(&mut core.backends, id, false, why);
+}
+
+/// The backend connection `id` is gone: it no longer counts as open.
+fn release_backend(core: &mut Core, id: BackendId) {
+    core.backends[id].active = core.backends[id].active.saturating_sub(1);
+    core.metrics.backends[id].connections -= 1;
+}
+
+/// One of the pipe's sockets had an event; `side` is the low bit of its token.
+pub fn ready(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    side: usize,
+    event: &mio::event::Event,
+) {
+    let Some(Conn::Pipe(p)) = conns.get_mut(key) else {
+        return;
+    };
+    let side = if side == 0 {
+        Side::Client
+    } else {
+        Side::Backend
+    };
+    p.socket(side).on_event(event);
+    // A reset on a side whose reading is over is met by no read: pass it on after the
+    // step. Not for a connecting backend: the step reads its error, and may replace it.
+    let watch =
+        event.is_error() && (side == Side::Client || matches!(p.state, PipeState::Open { .. }));
+    drive(conns, core, key, None);
+    if watch
+        && let Some(Conn::Pipe(p)) = conns.get_mut(key)
+        && !matches!(p.socket(side).sock.take_error(), Ok(None))
+    {
+        close(conns, core, key, Some(side));
+    }
+}
+
+pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(Conn::Pipe(p)) = conns.get_mut(key) else {
+        return;
+    };
+    p.timer = None;
+    match p.state {
+        PipeState::Connecting { .. } => {
+            let step = Step::ConnectFailed(Failure::Timeout, "connect timed out".into());
+            drive(conns, core, key, Some(step));
+        }
+        PipeState::Open { last_moved, .. } => {
+            // The timer is not pushed back on every byte; it checks when it fires instead.
+            let idle = core.now.saturating_duration_since(last_moved);
+            if idle >= core.cfg.idle_timeout {
+                debug!("pipe from {} idle for {idle:?}: closing", p.peer);
+                close(conns, core, key, None);
+            } else {
+                core.arm(&mut p.timer, core.cfg.idle_timeout - idle, key, p.serial);
+            }
+        }
+    }
+}
+
+/// Steps pipe `key`, starting with `first` if given, until it waits for an event or is closed.
+fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut first: Option<Step>) {
+    loop {
+        let Some(Conn::Pipe(p)) = conns.get_mut(key) else {
+            return;
+        };
+        let step = match first.take() {
+            Some(step) => step,
+            None => p.step(core, key),
+        };
+        match step {
+            Step::Wait => return,
+            Step::Again => {}
+            Step::Close => return close(conns, core, key, None),
+            Step::Reset(side) => return close(conns, core, key, Some(side)),
+            Step::ConnectFailed(failure, why) => {
+                connect_failed(core, p.backend_id, failure, &why);
+                if !p.reconnect(core, key) {
+                    warn!("no backend could take client {}: closing it", p.peer);
+                    return close(conns, core, key, None);
+                }
+            }
+        }
+    }
+}
+
+/// Removes pipe `key`. If `broken` names a side that failed, the other side is reset.
+fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Side>) {
+    let Some(Conn::Pipe(mut p)) = conns.try_remove(key) else {
+        return;
+    };
+    core.disarm(&mut p.timer);
+    match broken {
+        Some(Side::Client) => {
+            debug!("client {} reset: resetting its backend", p.peer);
+            reset_on_close(&p.backend.sock);
+        }
+        Some(Side::Backend) => {
+            debug!(
+                "backend {} reset: resetting client {}",
+                core.backends[p.backend_id].label, p.peer
+            );
+            core.metrics.failure(p.backend_id, Failure::Reset);
+            reset_on_close(&p.client.sock);
+        }
+        None => {}
+    }
+    p.client.release_buffers(&mut core.buffers);
+    p.backend.release_buffers(&mut core.buffers);
+    let _ = core.registry.deregister(&mut p.client.sock);
+    let _ = core.registry.deregister(&mut p.backend.sock);
+    release_backend(core, p.backend_id);
+    core.clients_open -= 1;
+}
+
+/// Makes the coming close of `sock` send a reset rather than a FIN: how a reset from one
+/// peer reaches the other.
+fn reset_on_close(sock: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the descriptor is open while `sock` lives, and the option value is a
+    // `linger` of exactly the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        debug!("cannot set SO_LINGER: {}", io::Error::last_os_error());
+    }
+}
+
+impl TcpPipe {
+    fn socket(&mut self, side: Side) -> &mut Socket {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Backend => &mut self.backend,
+        }
+    }
+
+    fn step(&mut self, core: &mut Core, key: usize) -> Step {
+        match self.state {
+            PipeState::Connecting { since, .. } => self.connecting(core, key, since),
+            PipeState::Open { .. } => self.pump(core),
+        }
+    }
+
+    fn connecting(&mut self, core: &mut Core, key: usize, since: Instant) -> Step {
+        if self.client.fill(&mut core.buffers) == Filled::Failed {
+            return Step::Reset(Side::Client);
+        }
+        if !(self.backend.writable || self.backend.readable) {
+            return Step::Wait;
+        }
+        match self.backend.sock.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return Step::ConnectFailed(Failure::Connect, e.to_string()),
+        }
+        match self.backend.sock.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Step::Wait,
+            Err(e) => return Step::ConnectFailed(Failure::Connect, e.to_string()),
+        }
+        let took = core.now.saturating_duration_since(since);
+        let id = self.backend_id;
+        core.backends[id].record_response_time(took.as_micros() as u64);
+        core.health.observed(&mut core.backends, id, true, "");
+        debug!(
+            "pipe from {} to {} open",
+            self.peer, core.backends[id].label
+        );
+        self.state = PipeState::Open {
+            up: Flow::Streaming,
+            down: Flow::Streaming,
+            last_moved: core.now,
+        };
+        core.arm(&mut self.timer, core.cfg.idle_timeout, key, self.serial);
+        Step::Again
+    }
+
+    /// Replaces a backend connection that failed to connect by one to another backend.
+    /// False when there is none left to try.
+    fn reconnect(&mut self, core: &mut Core, key: usize) -> bool {
+        let PipeState::Connecting { tried, since } = &mut self.state else {
+            return false;
+        };
+        // Out of the poll first, so that its last events cannot reach its successor.
+        let _ = core.registry.deregister(&mut self.backend.sock);
+        let Some((id, sock)) = connect_next(core, key, self.peer.ip(), tried) else {
+            return false;
+        };
+        *since = core.now;
+        release_backend(core, self.backend_id);
+        self.backend = Socket::new(sock);
+        self.backend_id = id;
+        core.arm(&mut self.timer, core.cfg.connect_timeout, key, self.serial);
+        true
+    }
+
+    /// Moves bytes both ways until neither can move now.
+    fn pump(&mut self, core: &mut Core) -> Step {
+        let PipeState::Open {
+            up,
+            down,
+            last_moved,
+        } = &mut self.state
+        else {
+            return Step::Wait;
+        };
+        let pool = &mut core.buffers;
+        let sent = match relay(&mut self.client, &mut self.backend, up, pool) {
+            Ok(n) => n,
+            Err(Broken::Source) => return Step::Reset(Side::Client),
+            Err(Broken::Destination) => return Step::Reset(Side::Backend),
+        };
+        let received = match relay(&mut self.backend, &mut self.client, down, pool) {
+            Ok(n) => n,
+            Err(Broken::Source) => return Step::Reset(Side::Backend),
+            Err(Broken::Destination) => return Step::Reset(Side::Client),
+        };
+        let counters = &mut core.metrics.backends[self.backend_id];
+        counters.bytes_sent += sent;
+        counters.bytes_received += received;
+        if sent + received > 0 {
+            *last_moved = core.now;
+        }
+        if *up == Flow::Finished && *down == Flow::Finished {
+            Step::Close
+        } else {
+            Step::Wait
+        }
+    }
+}
+
+/// Moves bytes from `src` to `dst` through `src`'s input buffer until neither reading nor
+/// writing can go on; passes the EOF on once everything before it is written. Says how many
+/// bytes were written.
+fn relay(
+    src: &mut Socket,
+    dst: &mut Socket,
+    flow: &mut Flow,
+    pool: &mut BufferPool,
+) -> Result<u64, Broken> {
+    let mut written = 0;
+    loop {
+        let mut progress = false;
+        if *flow == Flow::Streaming {
+            match src.fill(pool) {
+                Filled::Got => progress = true,
+                Filled::Failed => return Err(Broken::Source),
+                Filled::Eof | Filled::Nothing => {}
+            }
+            // Also covers an EOF met while the backend was still connecting.
+            if src.read_closed {
+                *flow = Flow::Draining;
+            }
+        }
+        if let Some(buf) = src.input.as_mut() {
+            while dst.writable && !buf.is_empty() {
+                let pending = buf.len();
+                match buf.write_to(&mut dst.sock) {
+                    Io::Moved(n) => {
+                        written += n as u64;
+                        progress = true;
+                        if n < pending {
+                            dst.writable = false;
+                        }
+                    }
+                    Io::WouldBlock => dst.writable = false,
+                    Io::Eof | Io::Failed(_) => return Err(Broken::Destination),
+                }
+            }
+        }
+        pool.release_if_empty(&mut src.input);
+        if *flow == Flow::Draining && src.input_len() == 0 {
+            // A peer that is already gone shows up at the next read or write, not here.
+            let _ = dst.sock.shutdown(Shutdown::Write);
+            *flow = Flow::Finished;
+        }
+        if !progress {
+            return Ok(written);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::event_loop::BUFFER_SIZE;
+
+    /// A connected pair: lb's non-blocking end, and a blocking std end for the peer.
+    fn pair() -> (Socket, std::net::TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (Socket::new(TcpStream::from_std(ours)), peer)
+    }
+
+    /// Relays as an event would after both sockets reported readiness, until `done` holds.
+    fn relay_until(
+        src: &mut Socket,
+        dst: &mut Socket,
+        flow: &mut Flow,
+        pool: &mut BufferPool,
+        dst_ready: bool,
+        done: impl Fn(&Socket, Flow) -> bool,
+    ) -> u64 {
+        let mut written = 0;
+        for _ in 0..500 {
+            src.readable = true;
+            dst.writable = dst_ready;
+            written += relay(src, dst, flow, pool).unwrap();
+            if done(src, *flow) {
+                return written;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("relay did not get there; flow {flow:?}, {written} bytes written");
+    }
+
+    #[test]
+    fn a_blocked_destination_holds_reading_at_one_buffer_then_all_flows_with_the_eof() {
+        let mut pool = BufferPool::new(BUFFER_SIZE, 4);
+        let (mut src, mut client) = pair();
+        let (mut dst, mut server) = pair();
+        let total = 4 * BUFFER_SIZE;
+        let writer = std::thread::spawn(move || {
+            client.write_all(&vec![7u8; total]).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            client
+        });
+        let mut flow = Flow::Streaming;
+
+        let written = relay_until(&mut src, &mut dst, &mut flow, &mut pool, false, |s, _| {
+            s.input_len() == BUFFER_SIZE
+        });
+        assert_eq!(written, 0);
+        // Full: not read further, but still marked readable so that reading resumes.
+        assert_eq!(relay(&mut src, &mut dst, &mut flow, &mut pool), Ok(0));
+        assert_eq!(src.input_len(), BUFFER_SIZE);
+        assert!(src.readable);
+        assert_eq!(flow, Flow::Streaming);
+
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            got
+        });
+        let written = relay_until(&mut src, &mut dst, &mut flow, &mut pool, true, |_, f| {
+            f == Flow::Finished
+        });
+        assert_eq!(written, total as u64);
+        assert!(src.input.is_none(), "an idle direction holds no buffer");
+        assert_eq!(reader.join().unwrap(), vec![7u8; total]);
+        drop(writer.join().unwrap());
+    }
+}
