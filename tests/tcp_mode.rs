@@ -400,10 +400,12 @@ fn a_connect_timeout_moves_on_to_the_next_backend() {
     // SAFETY: a valid listening socket; listen again only shrinks its queue.
     assert_eq!(unsafe { libc::listen(stuck.as_raw_fd(), 0) }, 0);
     let stuck_addr = stuck.local_addr().expect("address");
-    let fillers: Vec<TcpStream> = (0..2)
-        .filter_map(|_| TcpStream::connect_timeout(&stuck_addr, Duration::from_millis(200)).ok())
-        .collect();
-    assert!(!fillers.is_empty());
+    // Connect until one hangs: from then on the queue is full.
+    let mut fillers = Vec::new();
+    while let Ok(s) = TcpStream::connect_timeout(&stuck_addr, Duration::from_millis(200)) {
+        fillers.push(s);
+        assert!(fillers.len() < 64, "the accept queue never filled");
+    }
     let live = named_backend("live");
     let lb = lb_tcp(&[stuck_addr, live], &["--connect-timeout", "300ms"]);
     let started = Instant::now();
