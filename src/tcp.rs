@@ -5,6 +5,11 @@
 //! Each direction has at most one pooled buffer: bytes read from one side wait there until
 //! the other side takes them, and while it is full that side is not read. Its readiness
 //! flag stays set, so reading resumes as soon as the other side drains it.
+//!
+//! Moving bytes kernel-side with splice(2) was measured against this and left out: on a
+//! 2-CPU loopback, 4 GiB one way, a splice relay was no faster (1.0-1.4 GB/s against
+//! 0.8-1.3) and saved about a third of the relay's CPU, for four more descriptors per
+//! pair and a second relay path to keep right under back-pressure and half-close.
 
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
