@@ -84,14 +84,15 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-is_uint "$port" && ((port > 0 && port < 65536)) || die_usage "bad --port: $port"
-is_uint "$num_conns" && ((num_conns > 0)) || die_usage "bad --num-conns: $num_conns"
+# A whole number above zero (and below `max`, when given).
+positive() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0 && 10#$1 < ${2:-2147483648})); }
+positive "$port" 65536 || die_usage "bad --port: $port"
+positive "$num_conns" || die_usage "bad --num-conns: $num_conns"
 [[ $rate =~ ^[0-9]+(\.[0-9]+)?$ ]] || die_usage "bad --rate: $rate"
-is_uint "$num_calls" && ((num_calls > 0)) || die_usage "bad --num-calls: $num_calls"
+positive "$num_calls" || die_usage "bad --num-calls: $num_calls"
 [[ $timeout =~ ^[0-9]+(\.[0-9]+)?$ ]] || die_usage "bad --timeout: $timeout"
-is_uint "$connections" && ((connections > 0)) || die_usage "bad --connections: $connections"
-is_uint "$threads" && ((threads > 0)) || die_usage "bad --threads: $threads"
+positive "$connections" || die_usage "bad --connections: $connections"
+positive "$threads" || die_usage "bad --threads: $threads"
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 10s, 1m)"
 [[ $uri == /* ]] || die_usage "--uri must start with /: $uri"
 [[ -n $host && $host != *[[:space:]/]* ]] || die_usage "bad --host: $host"
@@ -104,7 +105,6 @@ missing=()
 if ((${#missing[@]})); then
     echo "stress_test.sh: not installed: ${missing[*]}" >&2
     echo "  Debian/Ubuntu: sudo apt-get install ${missing[*]}" >&2
-    echo "  (Fedora: sudo dnf install ${missing[*]}; macOS: brew install ${missing[*]})" >&2
     exit 1
 fi
 

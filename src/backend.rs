@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::config::MAX_RETRIES;
+
 /// Index of a backend in the pool; stable for the life of the process.
 pub type BackendId = usize;
 
@@ -43,5 +45,29 @@ impl Backend {
             None => sample,
             Some(avg) => avg + EWMA_ALPHA * (sample - avg),
         });
+    }
+}
+
+/// The backends one request (or TCP connection) has been sent to, so that a retry goes elsewhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tried {
+    ids: [BackendId; MAX_RETRIES as usize + 1],
+    len: usize,
+}
+
+impl Tried {
+    pub fn add(&mut self, id: BackendId) {
+        if self.len < self.ids.len() {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+    }
+
+    pub fn contains(&self, id: BackendId) -> bool {
+        self.ids[..self.len].contains(&id)
+    }
+
+    pub fn count(&self) -> usize {
+        self.len
     }
 }

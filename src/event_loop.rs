@@ -14,7 +14,7 @@ use slab::Slab;
 use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::fanout;
 use crate::http;
 use crate::http::client::ClientConn;
@@ -24,6 +24,7 @@ use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::strategy::{self, Strategy};
+use crate::tcp::{self, TcpPipe};
 use crate::timer::{TimerId, TimerWheel};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -50,6 +51,9 @@ pub enum Conn {
     Upstream(UpstreamConn),
     Probe(Probe),
     Admin(AdminConn),
+    /// TCP mode: a client and its backend, both sockets in this one entry.
+    /// Boxed: one allocation per TCP session keeps every HTTP slot small.
+    Pipe(Box<TcpPipe>),
 }
 
 /// What a timer is for once it fires.
@@ -257,9 +261,10 @@ impl EventLoop {
                 return;
             }
             match self.listener.accept() {
-                Ok((sock, peer)) => {
-                    http::client::accept(&mut self.conns, &mut self.core, sock, peer)
-                }
+                Ok((sock, peer)) => match self.core.cfg.mode {
+                    Mode::Http => http::client::accept(&mut self.conns, &mut self.core, sock, peer),
+                    Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -300,6 +305,10 @@ impl EventLoop {
             }
             Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::Pipe(_)) => {
+                let side = event.token().0 & 1;
+                tcp::ready(&mut self.conns, &mut self.core, key, side, event);
+            }
             None => debug!("event for closed token {key}"),
         }
     }
@@ -327,6 +336,9 @@ impl EventLoop {
             }
             Some(Conn::Admin(a)) if a.serial == serial => {
                 admin::timed_out(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::Pipe(p)) if p.serial == serial => {
+                tcp::timer_fired(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

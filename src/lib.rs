@@ -13,4 +13,5 @@ pub mod http;
 pub mod metrics;
 pub mod probe;
 pub mod strategy;
+pub mod tcp;
 pub mod timer;

@@ -15,9 +15,8 @@ use super::upstream::{
     release_upstream, upstream_mut,
 };
 use crate::access_log::AccessLog;
-use crate::backend::BackendId;
+use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
-use crate::config::MAX_RETRIES;
 use crate::conn::{Filled, PeerGone};
 use crate::event_loop::{Conn, Core};
 use crate::metrics::Failure;
@@ -82,30 +81,6 @@ pub enum ResponsePhase {
         reusable: bool,
         close_client: bool,
     },
-}
-
-/// The backends one request has been sent to, so that a retry goes elsewhere.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tried {
-    ids: [BackendId; MAX_RETRIES as usize + 1],
-    len: usize,
-}
-
-impl Tried {
-    pub fn add(&mut self, id: BackendId) {
-        if self.len < self.ids.len() {
-            self.ids[self.len] = id;
-            self.len += 1;
-        }
-    }
-
-    pub fn contains(&self, id: BackendId) -> bool {
-        self.ids[..self.len].contains(&id)
-    }
-
-    pub fn count(&self) -> usize {
-        self.len
-    }
 }
 
 /// What one pump of an exchange ended with.
