@@ -180,7 +180,13 @@ def main():
         sel.register(s, selectors.EVENT_READ, None)
     closed_by_peer = 0
     if args.wait == "stdin" and not stop:
-        sel.register(sys.stdin, selectors.EVENT_READ, "stdin")
+        try:
+            sel.register(sys.stdin, selectors.EVENT_READ, "stdin")
+        except (PermissionError, ValueError):
+            # A file or /dev/null cannot be polled: read it to its end, which comes at once.
+            while sys.stdin.buffer.read(65536):
+                pass
+            stop = True
     while not stop:
         for key, _ in sel.select(timeout=1.0):
             if key.data == "stdin":
