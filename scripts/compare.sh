@@ -135,15 +135,28 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lb-compare.XXXXXX")
 chmod 755 "$tmp"
 
 pids=()
-cleanup() {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
+# Sends TERM to the given processes (all started here), KILL to any still there after 5 s.
+terminate() {
+    local pid i alive
+    for pid in "$@"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in "${pids[@]}"; do
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for pid in "$@"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "$@"; do
+        kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+}
+cleanup() {
+    trap - EXIT INT TERM
+    terminate "${pids[@]}"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -153,8 +166,7 @@ trap 'exit 143' TERM
 # Stops one process this script started and forgets it.
 stop() {
     local pid=$1 p keep=()
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    terminate "$pid"
     for p in "${pids[@]}"; do
         [[ $p == "$pid" ]] || keep+=("$p")
     done
@@ -165,7 +177,7 @@ stop() {
 
 if ((build)); then
     log "cargo build --release"
-    cargo build --release --bins >&2
+    cargo build --release >&2
 fi
 for b in lb backend; do
     [[ -x target/release/$b ]] || die "target/release/$b is missing (run without --no-build)"
