@@ -407,7 +407,7 @@ fn a_connect_timeout_moves_on_to_the_next_backend() {
         assert!(fillers.len() < 64, "the accept queue never filled");
     }
     let live = named_backend("live");
-    let lb = lb_tcp(&[stuck_addr, live], &["--connect-timeout", "300ms"]);
+    let lb = lb_tcp(&[stuck_addr, live], &["--connect-timeout", "300ms", "-v"]);
     let started = Instant::now();
     assert_eq!(greeting(lb.addr), "live");
     assert!(started.elapsed() >= Duration::from_millis(250));

@@ -202,7 +202,8 @@ fn attach(
     let ukey = match connect(conns, core, Owner::Client(client), backend) {
         Ok(ukey) => ukey,
         Err(e) => {
-            warn!(
+            // Per attempt: debug. The DOWN transition says it once, at warn.
+            debug!(
                 "connect to backend {} failed: {e}",
                 core.backends[backend].label
             );

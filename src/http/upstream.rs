@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 use std::time::Instant;
 
-use log::warn;
+use log::{debug, warn};
 use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
@@ -191,7 +191,8 @@ fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: u
     let backend = u.backend;
     let forward = u.io.output.take();
     close_upstream(conns, core, ukey);
-    warn!(
+    // Per attempt: debug. The DOWN transition says it once, at warn.
+    debug!(
         "connect to backend {} failed: {why}",
         core.backends[backend].label
     );

@@ -154,7 +154,8 @@ fn connect_next(
 
 /// Counts a failed connect and feeds it to the passive health check.
 fn connect_failed(core: &mut Core, id: BackendId, failure: Failure, why: &str) {
-    warn!(
+    // Per attempt: debug. The DOWN transition says it once, at warn.
+    debug!(
         "connect to backend {} failed: {why}",
         core.backends[id].label
     );

@@ -38,8 +38,10 @@ Routes (text/plain; X-Request-Id is echoed back):
   POST|PUT /echo           the request body (chunked if the request was)
   PUT|POST /sink           the number of body bytes received
 Text bodies end with a newline; /headers, /bytes, /chunked, /eof and /echo are exact.
-A write repeated with an X-Request-Id already answered gets the same answer, applied once.
---fail-rate applies to every request, /ping included.";
+A write repeated with an X-Request-Id already answered is not applied again: it gets the
+same status and body, marked X-Idempotent-Replay: true.
+--fail-rate applies to every request, /ping included; a failed write is not applied.
+HTTP/1.1 requests need a Host header; a malformed request gets 400 and a close.";
 
 fn options() -> Options {
     let mut o = Options::new();

@@ -17,7 +17,7 @@ use crate::http::{self, BodyReader, DateCache, Head, Reject, Reply};
 use crate::routes::{App, Request, Route};
 use crate::stream::Stream;
 
-/// Input buffer size; larger than `http::MAX_HEAD`, so a head that fits the limit fits here.
+/// Input buffer size; twice the head size limit, so any acceptable head fits.
 const IN_BUF: usize = 32 * 1024;
 const OUT_BUF: usize = 16 * 1024;
 /// Largest body kept in memory for the routes that read it (echo, forms).
@@ -76,7 +76,7 @@ impl Pool {
         }
         // A buffer grown by a large echo goes back to the allocator.
         if output.capacity() >= OUT_BUF
-            && output.capacity() <= 4 * OUT_HIGH
+            && output.capacity() <= 2 * STREAM_PIECE
             && self.outputs.len() < POOL_MAX
         {
             output.clear();
@@ -85,7 +85,7 @@ impl Pool {
     }
 }
 
-#[derive(PartialEq, Eq, Debug)]
+#[derive(PartialEq, Eq)]
 pub enum Step {
     Keep,
     Close,
@@ -307,6 +307,10 @@ impl Conn {
                     if self.close_after || self.unsent() > OUT_HIGH {
                         return progress;
                     }
+                    if self.start == self.end {
+                        self.need_input = true;
+                        return progress;
+                    }
                     let head = match http::parse_head(&self.input[self.start..self.end]) {
                         Ok(Some(head)) => head,
                         Ok(None) => {
@@ -319,6 +323,7 @@ impl Conn {
                         }
                     };
                     progress = true;
+                    debug!("connection {}: {:?} {}", self.key, head.method, head.target);
                     let raw = &self.input[self.start..self.start + head.len];
                     self.start += head.len;
                     match new_request(head, raw) {

@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Largest request head accepted; a longer one is answered 431.
-pub const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Longest chunk-size line (with extensions) or trailer section accepted in a chunked body.
 const MAX_CHUNK_LINE: usize = 4096;
@@ -45,7 +45,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Reject> {
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(Reject(431)),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Reject(431)),
-        Err(httparse::Error::Version) => return Err(Reject(505)),
+        Err(httparse::Error::Version) if names_a_version(buf) => return Err(Reject(505)),
         Err(_) => return Err(Reject(400)),
     };
     if len > MAX_HEAD {
@@ -134,24 +134,33 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Reject> {
     Ok(Some(head))
 }
 
+/// Whether the request line ends in a well-formed "HTTP/x.y", one httparse does not support.
+fn names_a_version(buf: &[u8]) -> bool {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
 /// Reduces a request target to origin-form ("/path?query"); `None` if it has no such form.
 fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') {
         return Some(target);
     }
-    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        &target[7..]
-    } else if lower.starts_with("https://") {
-        &target[8..]
-    } else {
-        return None;
-    };
+    let rest = strip_prefix_ignore_case(target, "http://")
+        .or_else(|| strip_prefix_ignore_case(target, "https://"))?;
     match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => Some(&rest[i..]),
         // "http://host?q" has an empty path, which means "/"; the query is dropped with it.
         _ => Some("/"),
     }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn parse_decimal(value: &[u8]) -> Option<u64> {
@@ -163,14 +172,13 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
 }
 
 /// Request body framing, decoded incrementally from whatever input has arrived.
-#[derive(Debug)]
 pub enum BodyReader {
     /// Bytes still to come.
     Length(u64),
     Chunked(Chunked),
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Chunked {
     Size,
     Data(u64),
@@ -339,7 +347,9 @@ impl Reply<'_> {
             out.extend_from_slice(b"\r\nX-Request-Id: ");
             out.extend_from_slice(id);
         }
-        if self.close || framing == Framing::UntilClose {
+        // Without framing, only the close can end the body.
+        self.close |= framing == Framing::UntilClose;
+        if self.close {
             out.extend_from_slice(b"\r\nConnection: close");
         } else if self.http10 {
             out.extend_from_slice(b"\r\nConnection: keep-alive");

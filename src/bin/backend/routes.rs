@@ -39,15 +39,14 @@ pub enum Route {
     },
 }
 
+type MakeStream = fn(u64) -> Route;
+
 #[derive(Clone, Copy)]
 enum Allow {
     Get,
     Post,
     PostPut,
 }
-
-/// Builds a streaming route from its length.
-type MakeRoute = fn(u64) -> Route;
 
 impl Route {
     pub fn parse(method: Method, target: &str) -> Route {
@@ -93,24 +92,32 @@ impl Route {
                 String::from_utf8_lossy(&percent_decode(name.as_bytes(), false)).into_owned();
             return Some(Route::User(name));
         }
-        let streams: [(&str, MakeRoute); 3] = [
-            ("/bytes/", Route::Bytes),
-            ("/chunked/", Route::Chunked),
-            ("/eof/", Route::Eof),
-        ];
-        for (prefix, make) in streams {
-            if let Some(n) = path.strip_prefix(prefix) {
-                return Some(match parse_count(n) {
-                    Some(n) if n <= MAX_STREAM => make(n),
-                    _ => Route::error(400, "length must be a number up to 2^40\n"),
-                });
-            }
-        }
-        let n = parse_count(path.strip_prefix('/')?)?;
-        Some(match usize::try_from(n) {
-            Ok(n) if n <= pi::MAX_DIGITS => Route::Pi(n),
-            _ => Route::error(400, "at most 10000 digits\n"),
+        let (make, len): (MakeStream, _) = if let Some(n) = path.strip_prefix("/bytes/") {
+            (Route::Bytes, n)
+        } else if let Some(n) = path.strip_prefix("/chunked/") {
+            (Route::Chunked, n)
+        } else if let Some(n) = path.strip_prefix("/eof/") {
+            (Route::Eof, n)
+        } else {
+            return Self::parse_pi(path);
+        };
+        Some(match parse_count(len) {
+            Some(n) if n <= MAX_STREAM => make(n),
+            _ => Route::error(400, "length must be a number up to 2^40\n"),
         })
+    }
+
+    fn parse_pi(path: &str) -> Option<Route> {
+        let digits = path.strip_prefix('/')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(
+            match parse_count(digits).and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if n <= pi::MAX_DIGITS => Route::Pi(n),
+                _ => Route::error(400, "at most 10000 digits\n"),
+            },
+        )
     }
 
     pub fn error(status: u16, message: &'static str) -> Route {
@@ -163,6 +170,7 @@ struct User {
 pub struct App {
     name: String,
     hello: String,
+    login: String,
     only_user: Option<String>,
     fail_rate: f64,
     rng: ThreadRng,
@@ -181,6 +189,7 @@ impl App {
         App {
             name: name.to_owned(),
             hello: format!("Hello from {name}\n"),
+            login: format!("login page of {name}\n"),
             only_user,
             fail_rate,
             rng: rand::rng(),
@@ -216,10 +225,7 @@ impl App {
         match req.route {
             Route::Hello => reply.send(200, &[], &[self.hello.as_bytes()]),
             Route::Ping => reply.send(200, &[], &[b"pong\n"]),
-            Route::Login => {
-                let body = format!("login page of {}\n", self.name);
-                reply.send(200, &[], &[body.as_bytes()]);
-            }
+            Route::Login => reply.send(200, &[], &[self.login.as_bytes()]),
             Route::Pi(n) => {
                 let digits = self.pi.get_or_insert_with(pi::digits);
                 // "3" alone for zero places, not "3.".
