@@ -165,6 +165,8 @@ pub struct BufferPool {
     free: Vec<Buffer>,
     size: usize,
     max_free: usize,
+    /// Buffers went back to the allocator since the last `take_dropped`.
+    dropped: bool,
 }
 
 impl BufferPool {
@@ -173,6 +175,7 @@ impl BufferPool {
             free: Vec::new(),
             size,
             max_free,
+            dropped: false,
         }
     }
 
@@ -184,7 +187,15 @@ impl BufferPool {
         if self.free.len() < self.max_free && buf.capacity() == self.size {
             buf.clear();
             self.free.push(buf);
+        } else {
+            self.dropped = true;
         }
+    }
+
+    /// Whether buffers were freed since the last call: after a burst, worth handing the
+    /// memory back to the system.
+    pub fn take_dropped(&mut self) -> bool {
+        std::mem::take(&mut self.dropped)
     }
 
     /// Gives back the buffer in `slot` if it holds no pending data.

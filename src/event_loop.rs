@@ -40,6 +40,7 @@ pub fn token(key: usize, side: usize) -> Token {
 pub const BUFFER_SIZE: usize = 32 * 1024;
 /// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
 const FREE_BUFFERS: usize = 64;
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const TIMER_TICK: Duration = Duration::from_millis(10);
 const TIMER_SLOTS: usize = 512;
 
@@ -71,6 +72,8 @@ pub enum Timer {
     },
     /// A POST has waited --fanout-timeout for a first success.
     FanoutDeadline { job: usize, serial: u32 },
+    /// Once a second: give memory freed after a burst back to the system.
+    Housekeeping,
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -178,6 +181,7 @@ impl EventLoop {
                 );
             }
         }
+        timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
         let core = Core {
             metrics: Metrics::new(backends.len(), now),
@@ -246,6 +250,14 @@ impl EventLoop {
                 self.accept();
             }
         }
+    }
+
+    fn housekeeping(&mut self) {
+        if self.core.buffers.take_dropped() {
+            release_free_memory();
+        }
+        let next = self.core.now + HOUSEKEEPING;
+        self.core.timers.insert(next, Timer::Housekeeping);
     }
 
     fn accept(&mut self) {
@@ -317,6 +329,7 @@ impl EventLoop {
         let (key, serial) = match timer {
             Timer::Conn { key, serial } => (key, serial),
             Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
+            Timer::Housekeeping => return self.housekeeping(),
             Timer::Retry { job, copy, serial } => {
                 return fanout::retry_due(&mut self.conns, &mut self.core, job, copy, serial);
             }
@@ -344,6 +357,19 @@ impl EventLoop {
         }
     }
 }
+
+/// Buffers freed after a burst of connections stay in the C allocator's heap, resident,
+/// until something asks for them back; glibc's `malloc_trim` returns whole free pages.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 #[cfg(test)]
 mod tests {
