@@ -8,13 +8,12 @@ use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use log::debug;
-use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
 use crate::backend::Backend;
 use crate::config::Config;
-use crate::event_loop::{Conn, Core, token};
+use crate::event_loop::{Conn, Core};
 use crate::metrics::{Metrics, prometheus};
 use crate::probe::HealthMonitor;
 use crate::timer::TimerId;
@@ -85,11 +84,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream) {
     }
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core.registry.register(
-        &mut sock,
-        token(key, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
+    if let Err(e) = core.register(&mut sock, key, 0) {
         debug!("cannot register admin connection: {e}");
         return;
     }

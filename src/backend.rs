@@ -39,6 +39,15 @@ impl Backend {
         }
     }
 
+    /// A request (HTTP) or a connection (TCP) is now in flight here.
+    pub fn request_started(&mut self) {
+        self.active += 1;
+    }
+
+    pub fn request_done(&mut self) {
+        self.active = self.active.saturating_sub(1);
+    }
+
     pub fn record_response_time(&mut self, micros: u64) {
         let sample = micros as f64;
         self.ewma_us = Some(match self.ewma_us {

@@ -99,6 +99,20 @@ pub struct Core {
 }
 
 impl Core {
+    /// Registers socket `side` of slab entry `key` for both readiness kinds, edge-triggered.
+    pub fn register(
+        &self,
+        sock: &mut mio::net::TcpStream,
+        key: usize,
+        side: usize,
+    ) -> io::Result<()> {
+        self.registry.register(
+            sock,
+            token(key, side),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
     pub fn next_serial(&mut self) -> u32 {
         self.serial = self.serial.wrapping_add(1);
         self.serial

@@ -311,7 +311,7 @@ fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
     }
     j.copies[copy].attempts += 1;
     core.metrics.backends[backend].fanout_sent += 1;
-    core.backends[backend].active += 1;
+    core.backends[backend].request_started();
     let owner = Owner::Copy { job, copy };
     let mut pooled = None;
     while let Some(ukey) = core.backends[backend].idle.pop() {
@@ -528,7 +528,7 @@ fn settle(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, r: R
         return;
     };
     let backend = j.copies[copy].backend;
-    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+    core.backends[backend].request_done();
     core.metrics.backends[backend].fanout_succeeded += 1;
     core.health.observed(&mut core.backends, backend, true, "");
     if let (Some(reply), false, Some((key, serial))) = (r.capture, j.answered, j.client) {
@@ -581,7 +581,7 @@ pub fn copy_failed(
     };
     let c = &mut j.copies[copy];
     let backend = c.backend;
-    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+    core.backends[backend].request_done();
     let retry_on = core.cfg.retry_on;
     let (retried, health_failure) = match why {
         CopyFailure::Connect(f) => {

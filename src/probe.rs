@@ -6,13 +6,12 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use log::{debug, info, warn};
-use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
 use crate::backend::{Backend, BackendId};
 use crate::config::{Config, Mode};
-use crate::event_loop::{Conn, Core, Timer, token};
+use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
 use crate::health::{HealthState, Transition};
 use crate::timer::TimerId;
@@ -153,11 +152,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core.registry.register(
-        &mut sock,
-        token(key, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
+    if let Err(e) = core.register(&mut sock, key, 0) {
         finish_check(conns, core, id, false, &e.to_string());
         return;
     }

@@ -8,7 +8,6 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use log::{debug, warn};
-use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
@@ -17,7 +16,7 @@ use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
 use super::upstream::close_upstream;
 use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
-use crate::event_loop::{Conn, Core, token};
+use crate::event_loop::{Conn, Core};
 use crate::fanout::{self, PendingPost};
 use crate::timer::TimerId;
 
@@ -72,11 +71,7 @@ pub enum Step {
 pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core.registry.register(
-        &mut sock,
-        token(key, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
+    if let Err(e) = core.register(&mut sock, key, 0) {
         warn!("cannot register client {peer}: {e}");
         return;
     }
@@ -330,7 +325,7 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
             std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
             let (backend, upstream) = (ex.backend, ex.upstream);
             core.exchanges.put(ex);
-            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            core.backends[backend].request_done();
             close_upstream(conns, core, upstream);
         }
     }

@@ -195,7 +195,7 @@ fn attach(
             u.io.output = Some(forward);
             arm_server_timer(core, u, ukey);
             ex.upstream = ukey;
-            core.backends[backend].active += 1;
+            core.backends[backend].request_started();
             return Ok(());
         }
     }
@@ -216,7 +216,7 @@ fn attach(
         u.io.output = Some(forward);
     }
     ex.upstream = ukey;
-    core.backends[backend].active += 1;
+    core.backends[backend].request_started();
     Ok(())
 }
 
@@ -329,7 +329,7 @@ pub(super) fn proxy_step(
             let took = core.now.saturating_duration_since(ex.started);
             let label = Some(core.backends[backend].label.as_str());
             std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
-            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            core.backends[backend].request_done();
             let body_done = ex.request_body.is_done();
             core.exchanges.put(ex);
             let reusable = reusable && body_done && u.io.input_len() == 0;
@@ -345,7 +345,7 @@ pub(super) fn proxy_step(
         }
         Pump::UpstreamFailed(why) => {
             let backend = ex.backend;
-            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            core.backends[backend].request_done();
             let replayable = ex.replayable_head.is_some();
             let stale = u.reused && replayable;
             close_upstream(conns, core, ukey);
@@ -372,7 +372,7 @@ pub(super) fn proxy_step(
             );
             let backend = ex.backend;
             observe(core, backend, Some(Failure::BadResponse), why);
-            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            core.backends[backend].request_done();
             close_upstream(conns, core, ukey);
             fail_exchange(
                 conns,
@@ -387,7 +387,7 @@ pub(super) fn proxy_step(
         Pump::BadRequest(why) => {
             debug!("request {:?}: {why}", ex.request_id);
             let backend = ex.backend;
-            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            core.backends[backend].request_done();
             close_upstream(conns, core, ukey);
             fail_exchange(conns, core, key, ex, 400, why);
             Step::Again
@@ -434,7 +434,7 @@ fn replay(
                     u.io.output = Some(forward);
                 }
                 ex.upstream = ukey;
-                core.backends[ex.backend].active += 1;
+                core.backends[ex.backend].request_started();
                 if let Some(c) = client_mut(conns, key) {
                     c.state = ClientState::Proxying(ex);
                 }

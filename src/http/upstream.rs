@@ -5,7 +5,6 @@ use std::io::{self, Read};
 use std::time::Instant;
 
 use log::{debug, warn};
-use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
@@ -13,7 +12,7 @@ use super::client::{ClientState, client_mut, drive};
 use super::exchange::{fail_exchange, observe, retry_elsewhere};
 use crate::backend::BackendId;
 use crate::conn::Socket;
-use crate::event_loop::{Conn, Core, token};
+use crate::event_loop::{Conn, Core};
 use crate::fanout;
 use crate::metrics::Failure;
 use crate::timer::TimerId;
@@ -80,11 +79,7 @@ pub(crate) fn connect(
     let mut sock = TcpStream::connect(core.backends[backend].addr)?;
     let entry = conns.vacant_entry();
     let ukey = entry.key();
-    core.registry.register(
-        &mut sock,
-        token(ukey, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    )?;
+    core.register(&mut sock, ukey, 0)?;
     let _ = sock.set_nodelay(true);
     let serial = core.next_serial();
     let mut u = UpstreamConn {
@@ -215,7 +210,7 @@ fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: u
         }
     };
     observe(core, backend, Some(reason), why);
-    core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+    core.backends[backend].request_done();
     let Some(c) = client_mut(conns, client) else {
         if let Some(f) = forward {
             core.buffers.put(f);
@@ -272,7 +267,7 @@ pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             else {
                 return;
             };
-            core.backends[backend].active = core.backends[backend].active.saturating_sub(1);
+            core.backends[backend].request_done();
             close_upstream(conns, core, key);
             fail_exchange(
                 conns,

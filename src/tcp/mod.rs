@@ -17,14 +17,13 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use log::{debug, warn};
-use mio::Interest;
 use mio::net::TcpStream;
 use slab::Slab;
 
 use crate::backend::BackendId;
 use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
-use crate::event_loop::{Conn, Core, token};
+use crate::event_loop::{Conn, Core};
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
 use crate::timer::TimerId;
@@ -78,11 +77,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
     core.metrics.client_connections_total += 1;
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core.registry.register(
-        &mut sock,
-        token(key, 0),
-        Interest::READABLE | Interest::WRITABLE,
-    ) {
+    if let Err(e) = core.register(&mut sock, key, 0) {
         warn!("cannot register client {peer}: {e}");
         return;
     }
@@ -136,16 +131,12 @@ fn connect_next(
                 continue;
             }
         };
-        if let Err(e) = core.registry.register(
-            &mut sock,
-            token(key, 1),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = core.register(&mut sock, key, 1) {
             warn!("cannot register backend connection: {e}");
             return None;
         }
         let _ = sock.set_nodelay(true);
-        core.backends[id].active += 1;
+        core.backends[id].request_started();
         core.metrics.backends[id].connections += 1;
         return Some((id, sock));
     }
@@ -165,7 +156,7 @@ fn connect_failed(core: &mut Core, id: BackendId, failure: Failure, why: &str) {
 
 /// The backend connection `id` is gone: it no longer counts as open.
 fn release_backend(core: &mut Core, id: BackendId) {
-    core.backends[id].active = core.backends[id].active.saturating_sub(1);
+    core.backends[id].request_done();
     core.metrics.backends[id].connections -= 1;
 }
 
