@@ -4,4 +4,5 @@ pub mod body;
 pub mod client;
 pub mod exchange;
 pub mod head;
+mod pump;
 pub mod upstream;

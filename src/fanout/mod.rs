@@ -10,33 +10,26 @@ use log::{error, warn};
 use slab::Slab;
 
 use crate::backend::BackendId;
-use crate::buffer::Buffer;
-use crate::conn::Filled;
 use crate::event_loop::{Conn, Core, Timer};
-use crate::http::body::{Framing, Segment};
-use crate::http::client::{self, ClientState, Step};
-use crate::http::head::{self, ClientSide, RequestHead, RequestId};
+use crate::http::client::{self, ClientState};
+use crate::http::head::{self, ClientSide, RequestId};
 use crate::http::upstream::{
     Owner, UpstreamState, arm_server_timer, close_upstream, connect, release_upstream, upstream_mut,
 };
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
+
+mod body;
+mod copy;
+
 use crate::timer::TimerId;
+pub use body::{PendingPost, begin, buffer_body};
+use copy::{CopyStep, Response, step_copy};
 
 /// delay(n) = min(base × 2^n, max) + jitter × `unit`, with `unit` uniform in [0, 1).
 pub fn backoff(base: Duration, max: Duration, jitter: Duration, n: u32, unit: f64) -> Duration {
     let exp = base.saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX));
     exp.min(max) + jitter.mul_f64(unit.clamp(0.0, 1.0))
-}
-
-/// A POST whose body is still arriving.
-pub struct PendingPost {
-    /// The forwarded head, then the body bytes as they came.
-    request: Vec<u8>,
-    framing: Framing,
-    body_len: u64,
-    client: ClientSide,
-    request_id: RequestId,
 }
 
 /// Every POST still being delivered, and the copies waiting for their backend to come up.
@@ -101,16 +94,6 @@ enum Phase {
     Spent,
 }
 
-struct Response {
-    status: u16,
-    framing: Framing,
-    dechunk: bool,
-    reusable: bool,
-    /// The answer for the client, when this copy is the first success and someone waits.
-    capture: Option<Vec<u8>>,
-    close_client: bool,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub enum CopyFailure {
     Connect(Failure),
@@ -119,105 +102,6 @@ pub enum CopyFailure {
     Reset,
     BadResponse,
     Status(u16),
-}
-
-/// Starts reading the body of a POST (or refuses it at once); it goes out once complete.
-pub fn begin(
-    c: &mut client::ClientConn,
-    core: &mut Core,
-    key: usize,
-    head: RequestHead,
-    forward: Buffer,
-) {
-    let id = head.request_id;
-    if let Some(input) = c.io.input.as_mut() {
-        input.consume(head.len);
-    }
-    let too_big = matches!(head.framing, Framing::Length(n) if n > core.cfg.max_body);
-    let refusal = if core.fanout.len() >= core.cfg.max_pending {
-        Some((503, "too many writes are still being delivered"))
-    } else if too_big {
-        Some((413, "the body is larger than --max-body"))
-    } else {
-        None
-    };
-    if let Some((status, text)) = refusal {
-        core.buffers.put(forward);
-        core.metrics.local_response(status);
-        let close = !head.framing.is_done() || !head.keep_alive;
-        client::answer(c, core, key, status, text, Some(&id), close);
-        return;
-    }
-    if head.expect_continue && head.version == 1 && !head.framing.is_done() {
-        let out = c.io.output.get_or_insert_with(|| core.buffers.get());
-        out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
-    }
-    let pending = PendingPost {
-        request: forward.data().to_vec(),
-        framing: head.framing,
-        body_len: 0,
-        client: ClientSide {
-            method: head.method,
-            version: head.version,
-            keep_alive: head.keep_alive,
-        },
-        request_id: id,
-    };
-    core.buffers.put(forward);
-    c.state = ClientState::Buffering(Box::new(pending));
-}
-
-/// Reads more of a POST body; `Step::Launch` once it is all here.
-pub fn buffer_body(
-    c: &mut client::ClientConn,
-    core: &mut Core,
-    key: usize,
-    mut p: Box<PendingPost>,
-) -> Step {
-    if c.io.flush(&mut core.buffers).is_err() {
-        return Step::Close;
-    }
-    loop {
-        if let Some(input) = c.io.input.as_mut() {
-            let mut used = 0;
-            let mut payload = 0;
-            loop {
-                match p.framing.next(&input.data()[used..]) {
-                    Ok(Some(Segment::Data(n))) => {
-                        used += n;
-                        payload += n as u64;
-                    }
-                    Ok(Some(Segment::Framing(n))) => used += n,
-                    Ok(None) => break,
-                    Err(e) => {
-                        client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
-                        return Step::Again;
-                    }
-                }
-            }
-            p.body_len += payload;
-            if p.body_len > core.cfg.max_body {
-                core.metrics.local_response(413);
-                let text = "the body is larger than --max-body";
-                client::answer(c, core, key, 413, text, Some(&p.request_id), true);
-                return Step::Again;
-            }
-            p.request.extend_from_slice(&input.data()[..used]);
-            input.consume(used);
-        }
-        core.buffers.release_if_empty(&mut c.io.input);
-        if p.framing.is_done() {
-            return Step::Launch(p);
-        }
-        match c.io.fill(&mut core.buffers) {
-            Filled::Got => {}
-            Filled::Nothing => {
-                c.state = ClientState::Buffering(p);
-                return Step::Wait;
-            }
-            Filled::Eof | Filled::Failed => return Step::Close,
-        }
-    }
 }
 
 /// Sends a complete POST to its backends, and leaves the client waiting for the first success.
@@ -350,12 +234,6 @@ fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
     }
 }
 
-enum CopyStep {
-    Wait,
-    Answered,
-    Failed(CopyFailure, &'static str),
-}
-
 /// Steps the copy carried by backend connection `ukey`.
 pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     let Some(u) = upstream_mut(conns, ukey) else {
@@ -392,132 +270,6 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
         CopyStep::Failed(why, text) => {
             close_upstream(conns, core, ukey);
             copy_failed(conns, core, job, copy, why, text);
-        }
-    }
-}
-
-/// Moves the request out and the answer in, as far as the socket allows.
-fn step_copy(
-    u: &mut crate::http::upstream::UpstreamConn,
-    j: &mut Job,
-    copy: usize,
-    buffers: &mut crate::buffer::BufferPool,
-    success: u16,
-    max_body: u64,
-) -> CopyStep {
-    let Phase::InFlight { sent, response, .. } = &mut j.copies[copy].phase else {
-        return CopyStep::Failed(CopyFailure::Reset, "copy is not in flight");
-    };
-    loop {
-        let mut progress = false;
-        while *sent < j.request.len() && u.io.writable {
-            match std::io::Write::write(&mut u.io.sock, &j.request[*sent..]) {
-                Ok(n) => {
-                    if n < j.request.len() - *sent {
-                        u.io.writable = false;
-                    }
-                    *sent += n;
-                    progress = true;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => u.io.writable = false,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    return CopyStep::Failed(CopyFailure::Reset, "connection lost while sending");
-                }
-            }
-        }
-        match u.io.fill(buffers) {
-            Filled::Got => progress = true,
-            Filled::Nothing => {}
-            Filled::Eof if matches!(response, Some(r) if r.framing == Framing::UntilClose) => {
-                if u.io.input_len() == 0 {
-                    return CopyStep::Answered;
-                }
-            }
-            Filled::Eof | Filled::Failed => {
-                if u.io.input_len() == 0 || response.is_some() {
-                    return CopyStep::Failed(
-                        CopyFailure::Reset,
-                        "connection closed before a whole answer",
-                    );
-                }
-            }
-        }
-        if response.is_none() && u.io.input_len() > 0 {
-            let mut out = buffers.get();
-            let parsed =
-                head::parse_response(u.io.input_data(), j.client_side, &j.request_id, &mut out);
-            match parsed {
-                Ok(None) => {
-                    buffers.put(out);
-                    if u.io.read_closed {
-                        return CopyStep::Failed(
-                            CopyFailure::BadResponse,
-                            "connection closed mid-head",
-                        );
-                    }
-                }
-                Err(why) => {
-                    buffers.put(out);
-                    return CopyStep::Failed(CopyFailure::BadResponse, why);
-                }
-                Ok(Some(resp)) => {
-                    progress = true;
-                    if let Some(input) = u.io.input.as_mut() {
-                        input.consume(resp.len);
-                    }
-                    if !resp.is_interim() {
-                        let wanted = resp.status == success && !j.answered && j.client.is_some();
-                        *response = Some(Response {
-                            status: resp.status,
-                            framing: resp.framing,
-                            dechunk: resp.dechunk,
-                            reusable: resp.reusable,
-                            capture: wanted.then(|| out.data().to_vec()),
-                            close_client: resp.close_client,
-                        });
-                    }
-                    buffers.put(out);
-                }
-            }
-        }
-        if let Some(r) = response.as_mut() {
-            if let Some(input) = u.io.input.as_mut() {
-                let mut used = 0;
-                loop {
-                    let data = &input.data()[used..];
-                    match r.framing.next(data) {
-                        Ok(Some(seg)) => {
-                            let (n, keep) = match seg {
-                                Segment::Data(n) => (n, true),
-                                Segment::Framing(n) => (n, !r.dechunk),
-                            };
-                            if keep && let Some(cap) = r.capture.as_mut() {
-                                cap.extend_from_slice(&data[..n]);
-                                if cap.len() as u64 > max_body {
-                                    r.capture = None;
-                                }
-                            }
-                            used += n;
-                        }
-                        Ok(None) => break,
-                        Err(e) => return CopyStep::Failed(CopyFailure::BadResponse, e.0),
-                    }
-                }
-                input.consume(used);
-                progress |= used > 0;
-            }
-            buffers.release_if_empty(&mut u.io.input);
-            if r.framing.is_done() {
-                return if r.status == success {
-                    CopyStep::Answered
-                } else {
-                    CopyStep::Failed(CopyFailure::Status(r.status), "status is not a success")
-                };
-            }
-        }
-        if !progress {
-            return CopyStep::Wait;
         }
     }
 }

@@ -1,0 +1,118 @@
+//! Reading a POST body whole before it fans out: bounded by --max-body, and answered
+//! `100 Continue` when the client asks.
+
+use crate::buffer::Buffer;
+use crate::conn::Filled;
+use crate::event_loop::Core;
+use crate::http::body::{Framing, Segment};
+use crate::http::client::{self, ClientState, Step};
+use crate::http::head::{ClientSide, RequestHead, RequestId};
+
+/// A POST whose body is still arriving.
+pub struct PendingPost {
+    /// The forwarded head, then the body bytes as they came.
+    pub(super) request: Vec<u8>,
+    pub(super) framing: Framing,
+    pub(super) body_len: u64,
+    pub(super) client: ClientSide,
+    pub(super) request_id: RequestId,
+}
+
+/// Starts reading the body of a POST (or refuses it at once); it goes out once complete.
+pub fn begin(
+    c: &mut client::ClientConn,
+    core: &mut Core,
+    key: usize,
+    head: RequestHead,
+    forward: Buffer,
+) {
+    let id = head.request_id;
+    if let Some(input) = c.io.input.as_mut() {
+        input.consume(head.len);
+    }
+    let too_big = matches!(head.framing, Framing::Length(n) if n > core.cfg.max_body);
+    let refusal = if core.fanout.len() >= core.cfg.max_pending {
+        Some((503, "too many writes are still being delivered"))
+    } else if too_big {
+        Some((413, "the body is larger than --max-body"))
+    } else {
+        None
+    };
+    if let Some((status, text)) = refusal {
+        core.buffers.put(forward);
+        core.metrics.local_response(status);
+        let close = !head.framing.is_done() || !head.keep_alive;
+        client::answer(c, core, key, status, text, Some(&id), close);
+        return;
+    }
+    if head.expect_continue && head.version == 1 && !head.framing.is_done() {
+        let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+        out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let pending = PendingPost {
+        request: forward.data().to_vec(),
+        framing: head.framing,
+        body_len: 0,
+        client: ClientSide {
+            method: head.method,
+            version: head.version,
+            keep_alive: head.keep_alive,
+        },
+        request_id: id,
+    };
+    core.buffers.put(forward);
+    c.state = ClientState::Buffering(Box::new(pending));
+}
+
+/// Reads more of a POST body; `Step::Launch` once it is all here.
+pub fn buffer_body(
+    c: &mut client::ClientConn,
+    core: &mut Core,
+    key: usize,
+    mut p: Box<PendingPost>,
+) -> Step {
+    if c.io.flush(&mut core.buffers).is_err() {
+        return Step::Close;
+    }
+    loop {
+        if let Some(input) = c.io.input.as_mut() {
+            let mut used = 0;
+            let mut payload = 0;
+            loop {
+                match p.framing.next(&input.data()[used..]) {
+                    Ok(Some(Segment::Data(n))) => {
+                        used += n;
+                        payload += n as u64;
+                    }
+                    Ok(Some(Segment::Framing(n))) => used += n,
+                    Ok(None) => break,
+                    Err(e) => {
+                        client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
+                        return Step::Again;
+                    }
+                }
+            }
+            p.body_len += payload;
+            if p.body_len > core.cfg.max_body {
+                core.metrics.local_response(413);
+                let text = "the body is larger than --max-body";
+                client::answer(c, core, key, 413, text, Some(&p.request_id), true);
+                return Step::Again;
+            }
+            p.request.extend_from_slice(&input.data()[..used]);
+            input.consume(used);
+        }
+        core.buffers.release_if_empty(&mut c.io.input);
+        if p.framing.is_done() {
+            return Step::Launch(p);
+        }
+        match c.io.fill(&mut core.buffers) {
+            Filled::Got => {}
+            Filled::Nothing => {
+                c.state = ClientState::Buffering(p);
+                return Step::Wait;
+            }
+            Filled::Eof | Filled::Failed => return Step::Close,
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! One copy's conversation with its backend: the shared request goes out, the answer
+//! comes in, and the first success is kept for the waiting client.
+
+use super::{CopyFailure, Job, Phase};
+use crate::buffer::BufferPool;
+use crate::conn::Filled;
+use crate::http::body::{Framing, Segment};
+use crate::http::head;
+use crate::http::upstream::UpstreamConn;
+
+pub(super) struct Response {
+    pub(super) status: u16,
+    pub(super) framing: Framing,
+    pub(super) dechunk: bool,
+    pub(super) reusable: bool,
+    /// The answer for the client, when this copy is the first success and someone waits.
+    pub(super) capture: Option<Vec<u8>>,
+    pub(super) close_client: bool,
+}
+
+pub(super) enum CopyStep {
+    Wait,
+    Answered,
+    Failed(CopyFailure, &'static str),
+}
+
+/// Moves the request out and the answer in, as far as the socket allows.
+pub(super) fn step_copy(
+    u: &mut UpstreamConn,
+    j: &mut Job,
+    copy: usize,
+    buffers: &mut BufferPool,
+    success: u16,
+    max_body: u64,
+) -> CopyStep {
+    let Phase::InFlight { sent, response, .. } = &mut j.copies[copy].phase else {
+        return CopyStep::Failed(CopyFailure::Reset, "copy is not in flight");
+    };
+    loop {
+        let mut progress = false;
+        while *sent < j.request.len() && u.io.writable {
+            match std::io::Write::write(&mut u.io.sock, &j.request[*sent..]) {
+                Ok(n) => {
+                    if n < j.request.len() - *sent {
+                        u.io.writable = false;
+                    }
+                    *sent += n;
+                    progress = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => u.io.writable = false,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return CopyStep::Failed(CopyFailure::Reset, "connection lost while sending");
+                }
+            }
+        }
+        match u.io.fill(buffers) {
+            Filled::Got => progress = true,
+            Filled::Nothing => {}
+            Filled::Eof if matches!(response, Some(r) if r.framing == Framing::UntilClose) => {
+                if u.io.input_len() == 0 {
+                    return CopyStep::Answered;
+                }
+            }
+            Filled::Eof | Filled::Failed => {
+                if u.io.input_len() == 0 || response.is_some() {
+                    return CopyStep::Failed(
+                        CopyFailure::Reset,
+                        "connection closed before a whole answer",
+                    );
+                }
+            }
+        }
+        if response.is_none() && u.io.input_len() > 0 {
+            let mut out = buffers.get();
+            let parsed =
+                head::parse_response(u.io.input_data(), j.client_side, &j.request_id, &mut out);
+            match parsed {
+                Ok(None) => {
+                    buffers.put(out);
+                    if u.io.read_closed {
+                        return CopyStep::Failed(
+                            CopyFailure::BadResponse,
+                            "connection closed mid-head",
+                        );
+                    }
+                }
+                Err(why) => {
+                    buffers.put(out);
+                    return CopyStep::Failed(CopyFailure::BadResponse, why);
+                }
+                Ok(Some(resp)) => {
+                    progress = true;
+                    if let Some(input) = u.io.input.as_mut() {
+                        input.consume(resp.len);
+                    }
+                    if !resp.is_interim() {
+                        let wanted = resp.status == success && !j.answered && j.client.is_some();
+                        *response = Some(Response {
+                            status: resp.status,
+                            framing: resp.framing,
+                            dechunk: resp.dechunk,
+                            reusable: resp.reusable,
+                            capture: wanted.then(|| out.data().to_vec()),
+                            close_client: resp.close_client,
+                        });
+                    }
+                    buffers.put(out);
+                }
+            }
+        }
+        if let Some(r) = response.as_mut() {
+            if let Some(input) = u.io.input.as_mut() {
+                let mut used = 0;
+                loop {
+                    let data = &input.data()[used..];
+                    match r.framing.next(data) {
+                        Ok(Some(seg)) => {
+                            let (n, keep) = match seg {
+                                Segment::Data(n) => (n, true),
+                                Segment::Framing(n) => (n, !r.dechunk),
+                            };
+                            if keep && let Some(cap) = r.capture.as_mut() {
+                                cap.extend_from_slice(&data[..n]);
+                                if cap.len() as u64 > max_body {
+                                    r.capture = None;
+                                }
+                            }
+                            used += n;
+                        }
+                        Ok(None) => break,
+                        Err(e) => return CopyStep::Failed(CopyFailure::BadResponse, e.0),
+                    }
+                }
+                input.consume(used);
+                progress |= used > 0;
+            }
+            buffers.release_if_empty(&mut u.io.input);
+            if r.framing.is_done() {
+                return if r.status == success {
+                    CopyStep::Answered
+                } else {
+                    CopyStep::Failed(CopyFailure::Status(r.status), "status is not a success")
+                };
+            }
+        }
+        if !progress {
+            return CopyStep::Wait;
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The pump: moves one exchange's bytes both ways, client to backend and back, until
+//! nothing more can move now, and says how the exchange stands.
+
+use super::body::{Framing, Segment};
+use super::client::ClientConn;
+use super::exchange::{Exchange, ResponsePhase};
+use super::head;
+use super::upstream::{UpstreamConn, UpstreamState, arm_server_timer};
+use crate::conn::{Filled, PeerGone};
+use crate::event_loop::Core;
+
+/// What one pump of an exchange ended with.
+pub(super) enum Pump {
+    Wait,
+    Done {
+        reusable: bool,
+        close_client: bool,
+    },
+    /// The backend failed before it answered anything.
+    UpstreamFailed(&'static str),
+    /// The backend failed or misbehaved after the response began, or sent garbage.
+    BadResponse(&'static str),
+    ClientGone,
+    BadRequest(&'static str),
+}
+
+/// Moves bytes both ways until nothing more can move now.
+pub(super) fn pump(
+    c: &mut ClientConn,
+    ex: &mut Exchange,
+    u: &mut UpstreamConn,
+    core: &mut Core,
+) -> Pump {
+    let connected = matches!(u.state, UpstreamState::Busy(_));
+    loop {
+        let mut progress = false;
+
+        if !ex.request_body.is_done() {
+            match c.io.fill(&mut core.buffers) {
+                Filled::Got => progress = true,
+                Filled::Eof | Filled::Failed => return Pump::ClientGone,
+                Filled::Nothing => {}
+            }
+            if c.io.input_len() > 0 {
+                let out = u.io.output.get_or_insert_with(|| core.buffers.get());
+                let Some(input) = c.io.input.as_mut() else {
+                    return Pump::ClientGone;
+                };
+                let room = out.room().min(input.len());
+                let mut used = 0;
+                loop {
+                    match ex.request_body.next(&input.data()[used..room]) {
+                        Ok(Some(Segment::Data(n) | Segment::Framing(n))) => used += n,
+                        Ok(None) => break,
+                        Err(e) => return Pump::BadRequest(e.0),
+                    }
+                }
+                if used > 0 {
+                    out.push(&input.data()[..used]);
+                    input.consume(used);
+                    core.metrics.backends[ex.backend].bytes_sent += used as u64;
+                    progress = true;
+                }
+                core.buffers.release_if_empty(&mut c.io.input);
+            }
+        }
+
+        if connected && u.io.output_len() > 0 {
+            match u.io.flush(&mut core.buffers) {
+                Ok(wrote) => progress |= wrote,
+                Err(PeerGone) => {
+                    return if ex.responded {
+                        Pump::BadResponse("connection lost")
+                    } else {
+                        Pump::UpstreamFailed("connection lost while sending")
+                    };
+                }
+            }
+        }
+
+        let response_open = !matches!(ex.response, ResponsePhase::Done { .. });
+        if connected && response_open {
+            match u.io.fill(&mut core.buffers) {
+                Filled::Got => progress = true,
+                Filled::Nothing => {}
+                // The end of a read-until-close body; what is buffered still goes out.
+                Filled::Eof if until_close(&ex.response) => progress = true,
+                Filled::Failed | Filled::Eof => {
+                    if ex.responded {
+                        return Pump::BadResponse("connection closed mid-response");
+                    }
+                    if u.io.input_len() == 0 {
+                        return Pump::UpstreamFailed("connection closed before answering");
+                    }
+                }
+            }
+        }
+
+        if ex.response == ResponsePhase::Head && u.io.input_len() > 0 && c.io.output_len() == 0 {
+            let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+            match head::parse_response(u.io.input_data(), ex.client, &ex.request_id, out) {
+                Ok(None) => {
+                    if u.io.read_closed {
+                        return Pump::BadResponse("connection closed mid-head");
+                    }
+                }
+                Err(why) => return Pump::BadResponse(why),
+                Ok(Some(resp)) => {
+                    progress = true;
+                    if let Some(buf) = u.io.input.as_mut() {
+                        buf.consume(resp.len);
+                    }
+                    core.metrics.backends[ex.backend].bytes_received += resp.len as u64;
+                    ex.log.response_bytes(resp.len);
+                    if resp.is_interim() {
+                        if ex.client.version == 0 {
+                            out.clear();
+                        }
+                    } else {
+                        ex.responded = true;
+                        ex.log.response_head(resp.status);
+                        if let (Some(len), Some(buf)) =
+                            (ex.replayable_head.take(), c.io.input.as_mut())
+                        {
+                            buf.consume(len);
+                        }
+                        let elapsed = core.now.saturating_duration_since(ex.started);
+                        core.metrics
+                            .request(ex.backend, ex.client.method, resp.status, elapsed);
+                        if resp.status >= 500 {
+                            core.health.observed(
+                                &mut core.backends,
+                                ex.backend,
+                                false,
+                                "5xx answer",
+                            );
+                        } else {
+                            core.health
+                                .observed(&mut core.backends, ex.backend, true, "");
+                        }
+                        core.backends[ex.backend].record_response_time(elapsed.as_micros() as u64);
+                        ex.response = if resp.framing.is_done() {
+                            ResponsePhase::Done {
+                                reusable: resp.reusable,
+                                close_client: resp.close_client,
+                            }
+                        } else {
+                            ResponsePhase::Body {
+                                framing: resp.framing,
+                                dechunk: resp.dechunk,
+                                reusable: resp.reusable,
+                                close_client: resp.close_client,
+                            }
+                        };
+                    }
+                }
+            }
+        }
+
+        if let ResponsePhase::Body {
+            mut framing,
+            dechunk,
+            reusable,
+            close_client,
+        } = ex.response
+            && u.io.input_len() > 0
+        {
+            let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+            let Some(input) = u.io.input.as_mut() else {
+                return Pump::BadResponse("lost input");
+            };
+            let room = out.room().min(input.len());
+            let data = &input.data()[..room];
+            let mut used = 0;
+            loop {
+                match framing.next(&data[used..]) {
+                    Ok(Some(Segment::Data(n))) => {
+                        out.push(&data[used..used + n]);
+                        used += n;
+                    }
+                    Ok(Some(Segment::Framing(n))) => {
+                        if !dechunk {
+                            out.push(&data[used..used + n]);
+                        }
+                        used += n;
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Pump::BadResponse(e.0),
+                }
+            }
+            input.consume(used);
+            core.metrics.backends[ex.backend].bytes_received += used as u64;
+            progress |= used > 0;
+            core.buffers.release_if_empty(&mut u.io.input);
+            ex.response = if framing.is_done() {
+                ResponsePhase::Done {
+                    reusable,
+                    close_client,
+                }
+            } else {
+                ResponsePhase::Body {
+                    framing,
+                    dechunk,
+                    reusable,
+                    close_client,
+                }
+            };
+        }
+
+        if let ResponsePhase::Body { close_client, .. } = ex.response
+            && until_close(&ex.response)
+            && u.io.read_closed
+            && u.io.input_len() == 0
+        {
+            ex.response = ResponsePhase::Done {
+                reusable: false,
+                close_client,
+            };
+            progress = true;
+        }
+
+        match c.io.flush(&mut core.buffers) {
+            Ok(wrote) => progress |= wrote,
+            Err(PeerGone) => return Pump::ClientGone,
+        }
+
+        if let ResponsePhase::Done {
+            reusable,
+            close_client,
+        } = ex.response
+            && c.io.output_len() == 0
+        {
+            return Pump::Done {
+                reusable,
+                close_client,
+            };
+        }
+        if !progress {
+            return Pump::Wait;
+        }
+        // The server timeout measures inactivity: bytes that flow push it back, but only
+        // once per half-period, so that a busy exchange does not churn the wheel.
+        if connected && core.now.saturating_duration_since(u.armed_at) > core.cfg.server_timeout / 2
+        {
+            arm_server_timer(core, u, ex.upstream);
+        }
+    }
+}
+
+fn until_close(phase: &ResponsePhase) -> bool {
+    matches!(
+        phase,
+        ResponsePhase::Body {
+            framing: Framing::UntilClose,
+            ..
+        }
+    )
+}
