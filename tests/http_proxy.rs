@@ -336,3 +336,97 @@ fn backend_process_killed_mid_response_closes_the_client() {
         }
     }
 }
+
+#[test]
+fn a_bad_flag_is_one_line_and_exit_status_2() {
+    for args in [
+        &["--bogus"][..],
+        &[][..],
+        &["-b", "127.0.0.1:1", "--idle-timeout", "soon"][..],
+        &["-b", "127.0.0.1:1", "-s", "fastest"][..],
+        &["-b", "127.0.0.1:1", "-m", "tcp", "-s", "hash-uri"][..],
+        &["-b", "no-such-host.invalid:80"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lb"))
+            .args(args)
+            .output()
+            .expect("run lb");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("lb: "), "{err}");
+    }
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lb"))
+        .arg("--help")
+        .output()
+        .expect("run lb");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--backend",
+        "--backends-file",
+        "--mode",
+        "--strategy",
+        "--connect-timeout",
+        "--client-timeout",
+        "--idle-timeout",
+        "--server-timeout",
+        "--retries",
+        "--max-body",
+        "--max-connections",
+        "--health-interval",
+        "--rise",
+        "--fall",
+        "--fanout",
+        "--retry-base",
+        "--retry-on",
+        "--fanout-timeout",
+        "--max-pending",
+        "--admin",
+        "--access-log",
+        "--verbose",
+        "--quiet",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    for name in [
+        "round-robin",
+        "least-connections",
+        "hash-source",
+        "power-of-two",
+    ] {
+        assert!(help.contains(name), "strategy {name} missing from --help");
+    }
+    assert!(help.matches("default").count() >= 20, "{help}");
+}
+
+#[test]
+fn past_max_connections_new_clients_wait_in_the_backlog() {
+    let b = backend("m", &[]);
+    let lb = lb(&[&b], &["--max-connections", "2"]);
+    let mut first = Client::new(lb.addr);
+    assert_eq!(first.get("/").status, 200);
+    let mut second = Client::new(lb.addr);
+    assert_eq!(second.get("/").status, 200);
+    let mut waiting = Client::new(lb.addr);
+    waiting.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    waiting
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        waiting.read_response(false).is_err(),
+        "a third client is not served while two are open"
+    );
+    drop(first);
+    waiting.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let r = waiting.read_response(false).unwrap().unwrap();
+    assert_eq!(r.status, 200, "served once a slot is free");
+    assert_eq!(second.get("/").status, 200);
+}
