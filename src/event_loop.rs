@@ -41,6 +41,9 @@ pub const BUFFER_SIZE: usize = 32 * 1024;
 /// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
 const FREE_BUFFERS: usize = 64;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Bytes one connection may move in one turn of the loop before the others get theirs:
+/// a fast upload must not keep thousands of other clients waiting.
+pub const STEP_BUDGET: u64 = 256 * 1024;
 const TIMER_TICK: Duration = Duration::from_millis(10);
 const TIMER_SLOTS: usize = 512;
 
@@ -86,6 +89,9 @@ pub struct Core {
     pub metrics: Metrics,
     pub fanout: fanout::Jobs,
     pub exchanges: ExchangePool,
+    /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
+    /// readiness will not announce them again, so the loop steps them next turn.
+    pub revisit: Vec<usize>,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -201,6 +207,7 @@ impl EventLoop {
             metrics: Metrics::new(backends.len(), now),
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
+            revisit: Vec::new(),
             health,
             backends,
             strategy,
@@ -240,7 +247,11 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         loop {
-            let timeout = self.core.timers.next_timeout(Instant::now());
+            let timeout = if self.core.revisit.is_empty() {
+                self.core.timers.next_timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -253,6 +264,15 @@ impl EventLoop {
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.accept_admin(),
                     Token(t) => self.ready(t >> 1, event),
+                }
+            }
+            for key in std::mem::take(&mut self.core.revisit) {
+                match self.conns.get(key) {
+                    Some(Conn::Client(_)) => {
+                        http::client::client_ready(&mut self.conns, &mut self.core, key);
+                    }
+                    Some(Conn::Pipe(_)) => tcp::resume(&mut self.conns, &mut self.core, key),
+                    _ => {}
                 }
             }
             self.core.timers.expire(self.core.now, &mut fired);

@@ -305,6 +305,11 @@ pub(super) fn proxy_step(
             c.state = ClientState::Proxying(ex);
             Step::Wait
         }
+        Pump::Yield => {
+            c.state = ClientState::Proxying(ex);
+            core.revisit.push(key);
+            Step::Wait
+        }
         Pump::Done {
             reusable,
             close_client,

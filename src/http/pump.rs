@@ -7,11 +7,13 @@ use super::exchange::{Exchange, ResponsePhase};
 use super::head;
 use super::upstream::{UpstreamConn, UpstreamState, arm_server_timer};
 use crate::conn::{Filled, PeerGone};
-use crate::event_loop::Core;
+use crate::event_loop::{Core, STEP_BUDGET};
 
 /// What one pump of an exchange ended with.
 pub(super) enum Pump {
     Wait,
+    /// Moved its share for this turn with more to move: step it again after the others.
+    Yield,
     Done {
         reusable: bool,
         close_client: bool,
@@ -32,6 +34,7 @@ pub(super) fn pump(
     core: &mut Core,
 ) -> Pump {
     let connected = matches!(u.state, UpstreamState::Busy(_));
+    let mut moved = 0;
     loop {
         let mut progress = false;
 
@@ -59,6 +62,7 @@ pub(super) fn pump(
                     out.push(&input.data()[..used]);
                     input.consume(used);
                     core.metrics.backends[ex.backend].bytes_sent += used as u64;
+                    moved += used as u64;
                     progress = true;
                 }
                 core.buffers.release_if_empty(&mut c.io.input);
@@ -190,6 +194,7 @@ pub(super) fn pump(
             }
             input.consume(used);
             core.metrics.backends[ex.backend].bytes_received += used as u64;
+            moved += used as u64;
             progress |= used > 0;
             core.buffers.release_if_empty(&mut u.io.input);
             ex.response = if framing.is_done() {
@@ -237,6 +242,9 @@ pub(super) fn pump(
         }
         if !progress {
             return Pump::Wait;
+        }
+        if moved >= STEP_BUDGET {
+            return Pump::Yield;
         }
         // The server timeout measures inactivity: bytes that flow push it back, but only
         // once per half-period, so that a busy exchange does not churn the wheel.

@@ -23,7 +23,7 @@ use slab::Slab;
 use crate::backend::BackendId;
 use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
-use crate::event_loop::{Conn, Core};
+use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
 use crate::timer::TimerId;
@@ -239,6 +239,11 @@ fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize, mut first: Option<
     }
 }
 
+/// Steps pipe `key` again: it used up its budget on its last turn.
+pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    drive(conns, core, key, None);
+}
+
 /// Removes pipe `key`. If `broken` names a side that failed, the other side is reset.
 fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Side>) {
     let Some(Conn::Pipe(mut p)) = conns.try_remove(key) else {
@@ -302,7 +307,7 @@ impl TcpPipe {
     fn step(&mut self, core: &mut Core, key: usize) -> Step {
         match self.state {
             PipeState::Connecting { since, .. } => self.connecting(core, key, since),
-            PipeState::Open { .. } => self.pump(core),
+            PipeState::Open { .. } => self.pump(core, key),
         }
     }
 
@@ -359,7 +364,7 @@ impl TcpPipe {
     }
 
     /// Moves bytes both ways until neither can move now.
-    fn pump(&mut self, core: &mut Core) -> Step {
+    fn pump(&mut self, core: &mut Core, key: usize) -> Step {
         let PipeState::Open {
             up,
             down,
@@ -369,12 +374,12 @@ impl TcpPipe {
             return Step::Wait;
         };
         let pool = &mut core.buffers;
-        let sent = match relay(&mut self.client, &mut self.backend, up, pool) {
+        let sent = match relay(&mut self.client, &mut self.backend, up, pool, STEP_BUDGET) {
             Ok(n) => n,
             Err(Broken::Source) => return Step::Reset(Side::Client),
             Err(Broken::Destination) => return Step::Reset(Side::Backend),
         };
-        let received = match relay(&mut self.backend, &mut self.client, down, pool) {
+        let received = match relay(&mut self.backend, &mut self.client, down, pool, STEP_BUDGET) {
             Ok(n) => n,
             Err(Broken::Source) => return Step::Reset(Side::Backend),
             Err(Broken::Destination) => return Step::Reset(Side::Client),
@@ -388,6 +393,10 @@ impl TcpPipe {
         if *up == Flow::Finished && *down == Flow::Finished {
             Step::Close
         } else {
+            if sent >= STEP_BUDGET || received >= STEP_BUDGET {
+                // More may be waiting; let the other connections have a turn first.
+                core.revisit.push(key);
+            }
             Step::Wait
         }
     }

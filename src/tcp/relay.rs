@@ -25,16 +25,17 @@ pub enum Broken {
 }
 
 /// Moves bytes from `src` to `dst` through `src`'s input buffer until neither reading nor
-/// writing can go on; passes the EOF on once everything before it is written. Says how many
-/// bytes were written.
+/// writing can go on, or `budget` bytes were written; passes the EOF on once everything
+/// before it is written. Says how many bytes were written.
 pub fn relay(
     src: &mut Socket,
     dst: &mut Socket,
     flow: &mut Flow,
     pool: &mut BufferPool,
+    budget: u64,
 ) -> Result<u64, Broken> {
     let mut written = 0;
-    loop {
+    while written < budget {
         let mut progress = false;
         if *flow == Flow::Streaming {
             match src.fill(pool) {
@@ -73,6 +74,7 @@ pub fn relay(
             return Ok(written);
         }
     }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -109,7 +111,7 @@ mod tests {
         for _ in 0..500 {
             src.readable = true;
             dst.writable = dst_ready;
-            written += relay(src, dst, flow, pool).unwrap();
+            written += relay(src, dst, flow, pool, u64::MAX).unwrap();
             if done(src, *flow) {
                 return written;
             }
@@ -136,7 +138,10 @@ mod tests {
         });
         assert_eq!(written, 0);
         // Full: not read further, but still marked readable so that reading resumes.
-        assert_eq!(relay(&mut src, &mut dst, &mut flow, &mut pool), Ok(0));
+        assert_eq!(
+            relay(&mut src, &mut dst, &mut flow, &mut pool, u64::MAX),
+            Ok(0)
+        );
         assert_eq!(src.input_len(), BUFFER_SIZE);
         assert!(src.readable);
         assert_eq!(flow, Flow::Streaming);
@@ -153,5 +158,40 @@ mod tests {
         assert!(src.input.is_none(), "an idle direction holds no buffer");
         assert_eq!(reader.join().unwrap(), vec![7u8; total]);
         drop(writer.join().unwrap());
+    }
+
+    #[test]
+    fn one_turn_stops_at_its_budget_and_the_rest_follows() {
+        let mut pool = BufferPool::new(BUFFER_SIZE, 4);
+        let (mut src, mut client) = pair();
+        let (mut dst, mut server) = pair();
+        let total = 16 * BUFFER_SIZE;
+        let budget = 2 * BUFFER_SIZE as u64;
+        client.write_all(&vec![3u8; total]).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            got.len()
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let mut flow = Flow::Streaming;
+        src.readable = true;
+        dst.writable = true;
+        let first = relay(&mut src, &mut dst, &mut flow, &mut pool, budget).unwrap();
+        assert!(
+            first >= budget && first < budget + BUFFER_SIZE as u64,
+            "{first}"
+        );
+        assert_eq!(
+            flow,
+            Flow::Streaming,
+            "stopped by the budget, not by the end"
+        );
+        let rest = relay_until(&mut src, &mut dst, &mut flow, &mut pool, true, |_, f| {
+            f == Flow::Finished
+        });
+        assert_eq!(first + rest, total as u64);
+        assert_eq!(reader.join().unwrap(), total);
     }
 }
