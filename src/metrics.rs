@@ -8,8 +8,10 @@ use crate::http::head::Method;
 pub mod prometheus;
 
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
-pub const LATENCY_BOUNDS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Starts at 100 µs: answers on a local network are mostly well under a millisecond.
+pub const LATENCY_BOUNDS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 #[derive(Debug, Default, Clone)]
@@ -172,8 +174,8 @@ mod tests {
         h.observe(Duration::from_micros(300));
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(60));
-        assert_eq!(h.buckets[0], 1);
-        assert_eq!(h.buckets[3], 1);
+        assert_eq!(h.buckets[2], 1, "300 us is in (250 us, 500 us]");
+        assert_eq!(h.buckets[5], 1, "3 ms is in (2.5 ms, 5 ms]");
         assert_eq!(h.buckets[LATENCY_BOUNDS.len()], 1);
         assert_eq!(h.count, 3);
     }
@@ -186,7 +188,7 @@ mod tests {
         }
         let c: Vec<u64> = h.cumulative().collect();
         assert_eq!(c.len(), LATENCY_BOUNDS.len() + 1);
-        assert_eq!(&c[..5], &[1, 1, 1, 3, 3]);
+        assert_eq!(&c[..7], &[1, 1, 1, 1, 1, 3, 3]);
         assert_eq!(c[LATENCY_BOUNDS.len() - 1], 3);
         assert_eq!(c[LATENCY_BOUNDS.len()], h.count);
     }

@@ -310,6 +310,62 @@ fn metrics_parse_and_match_the_traffic_sent() {
 }
 
 #[test]
+fn fanout_copies_are_counted_sent_succeeded_retried_and_pending() {
+    let live = backend("live", &[]);
+    let failing = backend("failing", &["--fail-rate", "1.0"]);
+    let lb = lb(
+        &[&live, &failing],
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--health-interval",
+            "0",
+            "--retry-base",
+            "10m",
+            "--retry-max",
+            "10m",
+        ],
+    );
+    let admin = admin_addr(&lb);
+    for i in 0..3 {
+        let r = request(
+            lb.addr,
+            format!(
+                "POST /register?username=u{i}&password=p HTTP/1.1\r\nHost: t\r\n\
+                 Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let (l, f) = (live.addr.to_string(), failing.addr.to_string());
+    let copies = |m: &Scrape, b: &str, result: &str| {
+        m.value(
+            "lb_fanout_copies_total",
+            &[("backend", b), ("result", result)],
+        )
+    };
+    assert!(eventually(Duration::from_secs(5), || {
+        copies(&scrape(admin), &f, "retried") == 3.0
+    }));
+    let m = scrape(admin);
+    assert_eq!(copies(&m, &l, "sent"), 3.0);
+    assert_eq!(copies(&m, &l, "succeeded"), 3.0);
+    assert_eq!(copies(&m, &f, "sent"), 3.0);
+    assert_eq!(copies(&m, &f, "succeeded"), 0.0);
+    assert_eq!(copies(&m, &f, "spent"), 0.0);
+    assert_eq!(m.value("lb_fanout_pending_retries", &[]), 3.0);
+    let requests = |b: &str, code: &str| {
+        m.value(
+            "lb_requests_total",
+            &[("backend", b), ("method", "POST"), ("code", code)],
+        )
+    };
+    assert_eq!(requests(&l, "2xx"), 3.0);
+    assert_eq!(requests(&f, "5xx"), 3.0);
+}
+
+#[test]
 fn failures_and_health_checks_are_counted() {
     let good = backend("good", &[]);
     let dead = format!("127.0.0.1:{}", free_port());

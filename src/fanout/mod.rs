@@ -4,7 +4,7 @@
 //! its attempts are spent. A job holds the one copy of the request that all its
 //! copies share; a waiting retry costs one timer entry.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{error, warn};
 use slab::Slab;
@@ -74,6 +74,8 @@ struct Job {
 struct Copy {
     backend: BackendId,
     attempts: u32,
+    /// When the latest attempt went out, for the latency histogram.
+    sent_at: Instant,
     phase: Phase,
 }
 
@@ -137,6 +139,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
             .map(|&backend| Copy {
                 backend,
                 attempts: 0,
+                sent_at: core.now,
                 phase: Phase::Parked,
             })
             .collect(),
@@ -194,6 +197,7 @@ fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
         return;
     }
     j.copies[copy].attempts += 1;
+    j.copies[copy].sent_at = core.now;
     core.metrics.backends[backend].fanout_sent += 1;
     core.backends[backend].request_started();
     let owner = Owner::Copy { job, copy };
@@ -281,6 +285,9 @@ fn settle(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, r: R
     };
     let backend = j.copies[copy].backend;
     core.backends[backend].request_done();
+    let took = core.now.saturating_duration_since(j.copies[copy].sent_at);
+    core.metrics
+        .request(backend, head::Method::Post, r.status, took);
     core.metrics.backends[backend].fanout_succeeded += 1;
     core.health.observed(&mut core.backends, backend, true, "");
     if let (Some(reply), false, Some((key, serial))) = (r.capture, j.answered, j.client) {
@@ -357,7 +364,7 @@ pub fn copy_failed(
         CopyFailure::Status(_) => (retry_on.other, false),
     };
     if let CopyFailure::Status(status) = why {
-        let took = Duration::ZERO;
+        let took = core.now.saturating_duration_since(c.sent_at);
         core.metrics
             .request(backend, head::Method::Post, status, took);
     }
