@@ -430,3 +430,69 @@ fn past_max_connections_new_clients_wait_in_the_backlog() {
     assert_eq!(r.status, 200, "served once a slot is free");
     assert_eq!(second.get("/").status, 200);
 }
+
+#[test]
+fn garbage_never_crashes_or_hangs_the_balancer() {
+    let b = backend("g", &[]);
+    // One attempt per POST copy: a mangled POST that no backend accepts is answered at
+    // once (502) instead of waiting for --fanout-timeout while its copies are retried.
+    let lb = lb(
+        &[&b],
+        &[
+            "--client-timeout",
+            "1s",
+            "--retry-attempts",
+            "1",
+            "--fanout-timeout",
+            "2s",
+        ],
+    );
+    let valid = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+    // A small xorshift generator: the same inputs every run.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..300 {
+        let mut input = valid.to_vec();
+        if round % 3 == 0 {
+            input = (0..(next() % 300)).map(|_| next() as u8).collect();
+        } else {
+            for _ in 0..(1 + next() % 6) {
+                let at = (next() as usize) % input.len();
+                match next() % 3 {
+                    0 => input[at] = next() as u8,
+                    1 => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, b"\r\n:; \x00"[(next() % 6) as usize]),
+                }
+            }
+        }
+        let mut s = connect(lb.addr);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.write_all(&input);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        // Whatever lb makes of it, it answers or closes: a read never times out.
+        if let Err(e) = s.read_to_end(&mut answer) {
+            assert_ne!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock,
+                "round {round} hung on {:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+        if !answer.is_empty() {
+            assert!(
+                answer.starts_with(b"HTTP/1.1 "),
+                "round {round}: {answer:?}"
+            );
+        }
+    }
+    assert_eq!(get(lb.addr, "/").status, 200, "still serving");
+    assert_eq!(get(b.addr, "/conns").status, 200);
+}
