@@ -16,7 +16,7 @@ use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
 use super::upstream::close_upstream;
 use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
-use crate::event_loop::{Conn, Core};
+use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::fanout::{self, PendingPost};
 use crate::timer::TimerId;
 
@@ -112,7 +112,7 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             ClientState::Idle => read_request(c, core, key, true),
             ClientState::ReadingHead => read_request(c, core, key, false),
             ClientState::Answering { close } => answering(c, core, key, close),
-            ClientState::Lingering => linger(c),
+            ClientState::Lingering => linger(c, core, key),
             ClientState::Proxying(ex) => proxy_step(conns, core, key, ex),
             ClientState::Buffering(p) => fanout::buffer_body(c, core, key, p),
             ClientState::AwaitingFanout { job } => {
@@ -144,10 +144,8 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
 
 fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> Step {
     match c.io.fill(&mut core.buffers) {
-        Filled::Failed => return Step::Close,
-        Filled::Eof if c.io.input_len() == 0 => return Step::Close,
-        // A client that closes halfway through a head gets no answer: there is no one to read it.
-        Filled::Eof => return Step::Close,
+        // Closed between requests, or halfway through a head: no one is left to answer.
+        Filled::Failed | Filled::Eof => return Step::Close,
         Filled::Got | Filled::Nothing => {}
     }
     if c.io.input_len() == 0 {
@@ -295,13 +293,18 @@ fn replying(
     Step::Again
 }
 
-fn linger(c: &mut ClientConn) -> Step {
+fn linger(c: &mut ClientConn, core: &mut Core, key: usize) -> Step {
     c.state = ClientState::Lingering;
     let mut sink = [0u8; 4096];
+    let mut drained = 0;
     while c.io.readable {
+        if drained >= STEP_BUDGET {
+            core.revisit.push(key);
+            return Step::Wait;
+        }
         match c.io.sock.read(&mut sink) {
             Ok(0) => return Step::Close,
-            Ok(_) => {}
+            Ok(n) => drained += n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.io.readable = false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Step::Close,
