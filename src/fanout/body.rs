@@ -3,7 +3,7 @@
 
 use crate::buffer::Buffer;
 use crate::conn::Filled;
-use crate::event_loop::Core;
+use crate::event_loop::{Core, STEP_BUDGET};
 use crate::http::body::{Framing, Segment};
 use crate::http::client::{self, ClientState, Step};
 use crate::http::head::{ClientSide, RequestHead, RequestId};
@@ -74,6 +74,7 @@ pub fn buffer_body(
     if c.io.flush(&mut core.buffers).is_err() {
         return Step::Close;
     }
+    let mut taken = 0;
     loop {
         if let Some(input) = c.io.input.as_mut() {
             let mut used = 0;
@@ -87,12 +88,14 @@ pub fn buffer_body(
                     Ok(Some(Segment::Framing(n))) => used += n,
                     Ok(None) => break,
                     Err(e) => {
+                        core.metrics.local_response(400);
                         client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
                         return Step::Again;
                     }
                 }
             }
             p.body_len += payload;
+            taken += used as u64;
             if p.body_len > core.cfg.max_body {
                 core.metrics.local_response(413);
                 let text = "the body is larger than --max-body";
@@ -105,6 +108,11 @@ pub fn buffer_body(
         core.buffers.release_if_empty(&mut c.io.input);
         if p.framing.is_done() {
             return Step::Launch(p);
+        }
+        if taken >= STEP_BUDGET {
+            core.revisit.push(key);
+            c.state = ClientState::Buffering(p);
+            return Step::Wait;
         }
         match c.io.fill(&mut core.buffers) {
             Filled::Got => {}
