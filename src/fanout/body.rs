@@ -4,7 +4,7 @@
 use crate::buffer::Buffer;
 use crate::conn::Filled;
 use crate::event_loop::{Core, STEP_BUDGET};
-use crate::http::body::{Framing, Segment};
+use crate::http::body::Framing;
 use crate::http::client::{self, ClientState, Step};
 use crate::http::head::{ClientSide, RequestHead, RequestId};
 
@@ -77,23 +77,15 @@ pub fn buffer_body(
     let mut taken = 0;
     loop {
         if let Some(input) = c.io.input.as_mut() {
-            let mut used = 0;
             let mut payload = 0;
-            loop {
-                match p.framing.next(&input.data()[used..]) {
-                    Ok(Some(Segment::Data(n))) => {
-                        used += n;
-                        payload += n as u64;
-                    }
-                    Ok(Some(Segment::Framing(n))) => used += n,
-                    Ok(None) => break,
-                    Err(e) => {
-                        core.metrics.local_response(400);
-                        client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
-                        return Step::Again;
-                    }
+            let used = match p.framing.walk(input.data(), |d| payload += d.len() as u64) {
+                Ok(used) => used,
+                Err(e) => {
+                    core.metrics.local_response(400);
+                    client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
+                    return Step::Again;
                 }
-            }
+            };
             p.body_len += payload;
             taken += used as u64;
             if p.body_len > core.cfg.max_body {

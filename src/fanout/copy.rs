@@ -4,7 +4,7 @@
 use super::{CopyFailure, Job, Phase};
 use crate::buffer::BufferPool;
 use crate::conn::Filled;
-use crate::http::body::{Framing, Segment};
+use crate::http::body::Framing;
 use crate::http::head;
 use crate::http::upstream::UpstreamConn;
 
@@ -111,26 +111,20 @@ pub(super) fn step_copy(
         }
         if let Some(r) = response.as_mut() {
             if let Some(input) = u.io.input.as_mut() {
-                let mut used = 0;
-                loop {
-                    let data = &input.data()[used..];
-                    match r.framing.next(data) {
-                        Ok(Some(seg)) => {
-                            let (n, keep) = match seg {
-                                Segment::Data(n) => (n, true),
-                                Segment::Framing(n) => (n, !r.dechunk),
-                            };
-                            if keep && let Some(cap) = r.capture.as_mut() {
-                                cap.extend_from_slice(&data[..n]);
-                                if cap.len() as u64 > max_body {
-                                    r.capture = None;
-                                }
-                            }
-                            used += n;
-                        }
-                        Ok(None) => break,
-                        Err(e) => return CopyStep::Failed(CopyFailure::BadResponse, e.0),
+                let capture = &mut r.capture;
+                let used = match r.framing.forward(input.data(), r.dechunk, |b| {
+                    if let Some(cap) = capture.as_mut() {
+                        cap.extend_from_slice(b);
                     }
+                }) {
+                    Ok(used) => used,
+                    Err(e) => return CopyStep::Failed(CopyFailure::BadResponse, e.0),
+                };
+                if capture
+                    .as_ref()
+                    .is_some_and(|cap| cap.len() as u64 > max_body)
+                {
+                    *capture = None;
                 }
                 input.consume(used);
                 progress |= used > 0;

@@ -148,6 +148,22 @@ impl Framing {
         }
         Ok(at)
     }
+
+    /// Hands `out` the body bytes at the front of `input`: as they came, or with chunk
+    /// framing stripped when `strip_chunks`. Returns how many input bytes belong to the body.
+    pub fn forward(
+        &mut self,
+        input: &[u8],
+        strip_chunks: bool,
+        mut out: impl FnMut(&[u8]),
+    ) -> Result<usize, BadChunk> {
+        if strip_chunks {
+            return self.walk(input, out);
+        }
+        let used = self.walk(input, |_| {})?;
+        out(&input[..used]);
+        Ok(used)
+    }
 }
 
 fn hex(b: u8) -> Option<u64> {
@@ -276,6 +292,23 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn forward_keeps_or_strips_the_chunk_framing() {
+        let body = b"3\r\nabc\r\n0\r\n\r\nNEXT";
+        let mut raw = Vec::new();
+        let used = Framing::chunked()
+            .forward(body, false, |b| raw.extend_from_slice(b))
+            .unwrap();
+        assert_eq!(used, body.len() - 4);
+        assert_eq!(raw, &body[..used]);
+        let mut stripped = Vec::new();
+        let used = Framing::chunked()
+            .forward(body, true, |b| stripped.extend_from_slice(b))
+            .unwrap();
+        assert_eq!(used, body.len() - 4);
+        assert_eq!(stripped, b"abc");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The pump: moves one exchange's bytes both ways, client to backend and back, until
 //! nothing more can move now, and says how the exchange stands.
 
-use super::body::{Framing, Segment};
+use super::body::Framing;
 use super::client::ClientConn;
 use super::exchange::{Exchange, ResponsePhase};
 use super::head;
@@ -50,16 +50,14 @@ pub(super) fn pump(
                     return Pump::ClientGone;
                 };
                 let room = out.room().min(input.len());
-                let mut used = 0;
-                loop {
-                    match ex.request_body.next(&input.data()[used..room]) {
-                        Ok(Some(Segment::Data(n) | Segment::Framing(n))) => used += n,
-                        Ok(None) => break,
-                        Err(e) => return Pump::BadRequest(e.0),
-                    }
-                }
+                let forwarded = ex.request_body.forward(&input.data()[..room], false, |b| {
+                    out.push(b);
+                });
+                let used = match forwarded {
+                    Ok(used) => used,
+                    Err(e) => return Pump::BadRequest(e.0),
+                };
                 if used > 0 {
-                    out.push(&input.data()[..used]);
                     input.consume(used);
                     core.metrics.backends[ex.backend].bytes_sent += used as u64;
                     moved += used as u64;
@@ -174,24 +172,12 @@ pub(super) fn pump(
                 return Pump::BadResponse("lost input");
             };
             let room = out.room().min(input.len());
-            let data = &input.data()[..room];
-            let mut used = 0;
-            loop {
-                match framing.next(&data[used..]) {
-                    Ok(Some(Segment::Data(n))) => {
-                        out.push(&data[used..used + n]);
-                        used += n;
-                    }
-                    Ok(Some(Segment::Framing(n))) => {
-                        if !dechunk {
-                            out.push(&data[used..used + n]);
-                        }
-                        used += n;
-                    }
-                    Ok(None) => break,
-                    Err(e) => return Pump::BadResponse(e.0),
-                }
-            }
+            let used = match framing.forward(&input.data()[..room], dechunk, |b| {
+                out.push(b);
+            }) {
+                Ok(used) => used,
+                Err(e) => return Pump::BadResponse(e.0),
+            };
             input.consume(used);
             core.metrics.backends[ex.backend].bytes_received += used as u64;
             moved += used as u64;
