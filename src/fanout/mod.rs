@@ -14,7 +14,7 @@ use crate::event_loop::{Conn, Core, Timer};
 use crate::http::client::{self, ClientState};
 use crate::http::head::{self, ClientSide, RequestId};
 use crate::http::upstream::{
-    Owner, UpstreamState, arm_server_timer, close_upstream, connect, release_upstream, upstream_mut,
+    Owner, UpstreamState, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
 };
 use crate::metrics::Failure;
 use crate::strategy::PickContext;
@@ -201,15 +201,7 @@ fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
     core.metrics.backends[backend].fanout_sent += 1;
     core.backends[backend].request_started();
     let owner = Owner::Copy { job, copy };
-    let mut pooled = None;
-    while let Some(ukey) = core.backends[backend].idle.pop() {
-        if let Some(u) = upstream_mut(conns, ukey) {
-            u.state = UpstreamState::Busy(owner);
-            arm_server_timer(core, u, ukey);
-            pooled = Some(ukey);
-            break;
-        }
-    }
+    let pooled = take_pooled(conns, core, backend, owner);
     let conn = match pooled {
         Some(ukey) => ukey,
         None => match connect(conns, core, owner, backend) {

@@ -12,7 +12,7 @@ use super::client::{ClientState, Step, answer, become_idle, client_mut};
 use super::head::{self, ClientSide, ForwardInfo, Method, RequestHead, RequestId};
 use super::pump::{Pump, pump};
 use super::upstream::{
-    Owner, UpstreamState, arm_server_timer, close_upstream, connect, release_upstream, upstream_mut,
+    Owner, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
 };
 use crate::access_log::AccessLog;
 use crate::backend::{BackendId, Tried};
@@ -172,18 +172,9 @@ fn attach(
 ) -> Result<(), Buffer> {
     ex.tried.add(backend);
     ex.backend = backend;
-    while let Some(ukey) = core.backends[backend].idle.pop() {
-        if let Some(u) = upstream_mut(conns, ukey) {
-            u.state = UpstreamState::Busy(Owner::Client(client));
-            core.metrics.backends[backend].bytes_sent += forward.len() as u64;
-            u.io.output = Some(forward);
-            arm_server_timer(core, u, ukey);
-            ex.upstream = ukey;
-            core.backends[backend].request_started();
-            return Ok(());
-        }
-    }
-    let ukey = match connect(conns, core, Owner::Client(client), backend) {
+    let owner = Owner::Client(client);
+    let pooled = take_pooled(conns, core, backend, owner);
+    let ukey = match pooled.map_or_else(|| connect(conns, core, owner, backend), Ok) {
         Ok(ukey) => ukey,
         Err(e) => {
             // Per attempt: debug. The DOWN transition says it once, at warn.

@@ -68,6 +68,23 @@ pub(crate) fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize
     }
 }
 
+/// Takes an idle keep-alive connection to `backend` from its pool for `owner`, if any.
+pub(crate) fn take_pooled(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    backend: BackendId,
+    owner: Owner,
+) -> Option<usize> {
+    while let Some(ukey) = core.backends[backend].idle.pop() {
+        if let Some(u) = upstream_mut(conns, ukey) {
+            u.state = UpstreamState::Busy(owner);
+            arm_server_timer(core, u, ukey);
+            return Some(ukey);
+        }
+    }
+    None
+}
+
 /// Starts a non-blocking connect to `backend` for `owner`; the connection reports to
 /// its owner once connected, or through `connect_failed`.
 pub(crate) fn connect(
