@@ -12,6 +12,7 @@ use slab::Slab;
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core, Timer};
 use crate::http::client::{self, ClientState};
+use crate::http::exchange::observe;
 use crate::http::head::{self, ClientSide, RequestId};
 use crate::http::upstream::{
     Owner, UpstreamState, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
@@ -327,43 +328,41 @@ pub fn copy_failed(
     why: CopyFailure,
     text: &str,
 ) {
+    let Some(c) = core.fanout.jobs.get(job).map(|j| &j.copies[copy]) else {
+        return;
+    };
+    let (backend, sent_at) = (c.backend, c.sent_at);
+    core.backends[backend].request_done();
+    let retry_on = core.cfg.retry_on;
+    let (failure, retried) = match why {
+        CopyFailure::Connect(f) => (Some(f), retry_on.connect_failure),
+        CopyFailure::Reset => (Some(Failure::Reset), retry_on.connect_failure),
+        CopyFailure::Timeout => (Some(Failure::Timeout), retry_on.timeout),
+        CopyFailure::BadResponse => (Some(Failure::BadResponse), retry_on.server_error),
+        CopyFailure::Status(status) => {
+            let took = core.now.saturating_duration_since(sent_at);
+            core.metrics
+                .request(backend, head::Method::Post, status, took);
+            // A 5xx counts against the backend's health, as for any request; a 4xx does not.
+            if status >= 500 {
+                core.health
+                    .observed(&mut core.backends, backend, false, text);
+            }
+            let retried = match status {
+                500.. => retry_on.server_error,
+                400..500 => retry_on.client_error,
+                _ => retry_on.other,
+            };
+            (None, retried)
+        }
+    };
+    if failure.is_some() {
+        observe(core, backend, failure, text);
+    }
     let Some(j) = core.fanout.jobs.get_mut(job) else {
         return;
     };
     let c = &mut j.copies[copy];
-    let backend = c.backend;
-    core.backends[backend].request_done();
-    let retry_on = core.cfg.retry_on;
-    let (retried, health_failure) = match why {
-        CopyFailure::Connect(f) => {
-            core.metrics.failure(backend, f);
-            (retry_on.connect_failure, true)
-        }
-        CopyFailure::Reset => {
-            core.metrics.failure(backend, Failure::Reset);
-            (retry_on.connect_failure, true)
-        }
-        CopyFailure::Timeout => {
-            core.metrics.failure(backend, Failure::Timeout);
-            (retry_on.timeout, true)
-        }
-        CopyFailure::BadResponse => {
-            core.metrics.failure(backend, Failure::BadResponse);
-            (retry_on.server_error, true)
-        }
-        CopyFailure::Status(s) if s >= 500 => (retry_on.server_error, true),
-        CopyFailure::Status(s) if s >= 400 => (retry_on.client_error, false),
-        CopyFailure::Status(_) => (retry_on.other, false),
-    };
-    if let CopyFailure::Status(status) = why {
-        let took = core.now.saturating_duration_since(c.sent_at);
-        core.metrics
-            .request(backend, head::Method::Post, status, took);
-    }
-    if health_failure {
-        core.health
-            .observed(&mut core.backends, backend, false, text);
-    }
     let label = &core.backends[backend].label;
     if !retried {
         warn!(

@@ -433,7 +433,7 @@ fn replay(
 }
 
 /// Counts a failure of real traffic and feeds it to the passive health check.
-pub(super) fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
+pub(crate) fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
     if let Some(f) = failure {
         core.metrics.failure(backend, f);
     }

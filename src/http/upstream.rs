@@ -166,7 +166,9 @@ pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
                     step_owner(conns, core, owner, ukey);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-                Err(e) => connect_failed(conns, core, owner, ukey, &e.to_string()),
+                Err(e) => {
+                    connect_failed(conns, core, owner, ukey, Failure::Connect, &e.to_string());
+                }
             }
         }
         UpstreamState::Busy(owner) => step_owner(conns, core, owner, ukey),
@@ -195,8 +197,16 @@ fn pooled_conn_alive(u: &mut UpstreamConn) -> bool {
     }
 }
 
-/// A connect failed or timed out: the owner retries elsewhere or later.
-fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize, why: &str) {
+/// A connect failed (`Failure::Connect`) or timed out (`Failure::Timeout`): the owner
+/// retries elsewhere or later.
+fn connect_failed(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    owner: Owner,
+    ukey: usize,
+    reason: Failure,
+    why: &str,
+) {
     let Some(u) = upstream_mut(conns, ukey) else {
         return;
     };
@@ -208,11 +218,6 @@ fn connect_failed(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: u
         "connect to backend {} failed: {why}",
         core.backends[backend].label
     );
-    let reason = if why.contains("timed out") {
-        Failure::Timeout
-    } else {
-        Failure::Connect
-    };
     let client = match owner {
         Owner::Client(client) => client,
         Owner::Copy { job, copy } => {
@@ -259,7 +264,14 @@ pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     u.timer = None;
     match u.state {
         UpstreamState::Connecting(owner) => {
-            connect_failed(conns, core, owner, key, "connect timed out");
+            connect_failed(
+                conns,
+                core,
+                owner,
+                key,
+                Failure::Timeout,
+                "connect timed out",
+            );
         }
         UpstreamState::Busy(Owner::Copy { job, copy }) => {
             close_upstream(conns, core, key);
