@@ -250,4 +250,14 @@ fn no_backend_up_gives_503_with_retry_after_at_once() {
     assert_eq!(r.status, 503);
     assert!(r.header("retry-after").is_some());
     assert!(started.elapsed() < Duration::from_secs(1));
+    // On a keep-alive connection each request gets its own 503, once, in order.
+    let mut c = Client::new(lb.addr);
+    c.send(b"GET /a HTTP/1.1\r\nHost: t\r\nX-Request-Id: one\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\nX-Request-Id: two\r\n\r\n");
+    for id in ["one", "two"] {
+        let r = c.read_response(false).unwrap().unwrap();
+        assert_eq!((r.status, r.header("x-request-id")), (503, Some(id)));
+    }
+    c.send(b"GET /c HTTP/1.1\r\nHost: t\r\nX-Request-Id: three\r\n\r\n");
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!((r.status, r.header("x-request-id")), (503, Some("three")));
 }

@@ -121,7 +121,13 @@ pub(super) fn dispatch(
         };
         pick_backend(core, &ctx, &ex.tried)
     };
-    if let Some(buf) = c.io.input.as_mut().filter(|_| !replayable) {
+    // A bodiless request stays in the input until its answer starts, to be sent again
+    // if needed; one that is refused, or whose body follows, leaves it now.
+    if let Some(buf) =
+        c.io.input
+            .as_mut()
+            .filter(|_| !replayable || pick.is_none())
+    {
         buf.consume(head.len);
     }
     let Some(backend) = pick else {
@@ -140,9 +146,6 @@ pub(super) fn dispatch(
         let log = std::mem::take(&mut ex.log);
         log.finish(c.peer, None, Some(503), &head.request_id, Duration::ZERO);
         core.exchanges.put(ex);
-        if let Some(buf) = c.io.input.as_mut().filter(|_| replayable) {
-            buf.consume(head.len);
-        }
         return;
     };
     match attach(conns, core, key, &mut ex, backend, forward) {
