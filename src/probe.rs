@@ -14,6 +14,7 @@ use crate::config::{Config, Mode};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
 use crate::health::{HealthState, Transition};
+use crate::metrics::Failure;
 use crate::timer::TimerId;
 
 /// Health of every backend, and what a check sends.
@@ -118,6 +119,15 @@ impl HealthMonitor {
     fn request(&self, id: BackendId) -> &[u8] {
         &self.requests[id]
     }
+}
+
+/// Counts a failure of real traffic and feeds it to the passive health check.
+pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
+    if let Some(f) = failure {
+        core.metrics.failure(backend, f);
+    }
+    core.health
+        .observed(&mut core.backends, backend, failure.is_none(), why);
 }
 
 /// One check in flight.

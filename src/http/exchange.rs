@@ -19,6 +19,7 @@ use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
 use crate::event_loop::{Conn, Core};
 use crate::metrics::Failure;
+use crate::probe::observe;
 use crate::strategy::PickContext;
 
 /// Exchanges live in boxes, so that an idle client's slab slot stays small, and the boxes
@@ -433,13 +434,4 @@ fn replay(
         }
     }
     Step::Again
-}
-
-/// Counts a failure of real traffic and feeds it to the passive health check.
-pub(crate) fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
-    if let Some(f) = failure {
-        core.metrics.failure(backend, f);
-    }
-    core.health
-        .observed(&mut core.backends, backend, failure.is_none(), why);
 }

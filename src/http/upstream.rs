@@ -9,12 +9,13 @@ use mio::net::TcpStream;
 use slab::Slab;
 
 use super::client::{ClientState, client_mut, drive};
-use super::exchange::{fail_exchange, observe, retry_elsewhere};
+use super::exchange::{fail_exchange, retry_elsewhere};
 use crate::backend::BackendId;
 use crate::conn::Socket;
 use crate::event_loop::{Conn, Core};
 use crate::fanout;
 use crate::metrics::Failure;
+use crate::probe::observe;
 use crate::timer::TimerId;
 
 pub struct UpstreamConn {

@@ -25,6 +25,7 @@ use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::metrics::Failure;
+use crate::probe::observe;
 use crate::strategy::PickContext;
 use crate::timer::TimerId;
 
@@ -150,8 +151,7 @@ fn connect_failed(core: &mut Core, id: BackendId, failure: Failure, why: &str) {
         "connect to backend {} failed: {why}",
         core.backends[id].label
     );
-    core.metrics.failure(id, failure);
-    core.health.observed(&mut core.backends, id, false, why);
+    observe(core, id, Some(failure), why);
 }
 
 /// The backend connection `id` is gone: it no longer counts as open.
