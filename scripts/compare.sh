@@ -382,6 +382,18 @@ ratio_rows() {
     done
 }
 
+# One mode's results, then lb's ratios to the others when there are others to compare.
+results_table() {
+    table "$@"
+    echo
+    if (($# > 2)); then
+        echo "| ratio | requests/s | p99 latency |"
+        echo "|---|---:|---:|"
+        ratio_rows lb nginx haproxy
+        echo
+    fi
+}
+
 # --- nginx and HAProxy configuration -----------------------------------------------------
 
 # nginx stream module: built in, or a dynamic module that is installed, or neither.
@@ -616,14 +628,7 @@ done
 {
     echo "### HTTP/1.1 keep-alive, \`GET /\` (small answers), two backends, round-robin"
     echo
-    table "${targets[@]}"
-    echo
-    if ((${#targets[@]} > 2)); then
-        echo "| ratio | requests/s | p99 latency |"
-        echo "|---|---:|---:|"
-        ratio_rows lb nginx haproxy
-        echo
-    fi
+    results_table "${targets[@]}"
 } >>"$report"
 
 # --- TCP -------------------------------------------------------------------------------
@@ -667,14 +672,7 @@ if ((!skip_tcp)); then
     {
         echo "### TCP pass-through (L4), same HTTP load carried unparsed"
         echo
-        table "${targets[@]}"
-        echo
-        if ((${#targets[@]} > 2)); then
-            echo "| ratio | requests/s | p99 latency |"
-            echo "|---|---:|---:|"
-            ratio_rows lb nginx haproxy
-            echo
-        fi
+        results_table "${targets[@]}"
         for note in "${tcp_notes[@]}"; do
             echo "- $note"
         done
