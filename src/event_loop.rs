@@ -92,6 +92,14 @@ pub struct Core {
     /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
     /// readiness will not announce them again, so the loop steps them next turn.
     pub revisit: Vec<usize>,
+    /// True while the loop hands out the events of one poll: the proxying paths then read
+    /// and parse but leave what they would send in the output buffers, and note their
+    /// connection in `send_later`. Once every event of the turn is handled, the loop steps
+    /// those again and they send. All of a turn's receives thus come before its sends, as
+    /// in HAProxy: a peer woken by the first send finds the others already queued, instead
+    /// of waking, answering one request and sleeping again between two of our sends.
+    pub sends_held: bool,
+    pub send_later: Vec<usize>,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -208,6 +216,8 @@ impl EventLoop {
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
+            sends_held: false,
+            send_later: Vec::new(),
             health,
             backends,
             strategy,
@@ -259,6 +269,7 @@ impl EventLoop {
                 return Err(e);
             }
             self.core.now = Instant::now();
+            self.core.sends_held = true;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -266,14 +277,16 @@ impl EventLoop {
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
+            self.core.sends_held = false;
+            let mut held = std::mem::take(&mut self.core.send_later);
+            for &key in &held {
+                self.resume(key);
+            }
+            // Handing the list back keeps its capacity: no allocation per turn.
+            held.clear();
+            self.core.send_later = held;
             for key in std::mem::take(&mut self.core.revisit) {
-                match self.conns.get(key) {
-                    Some(Conn::Client(_)) => {
-                        http::client::client_ready(&mut self.conns, &mut self.core, key);
-                    }
-                    Some(Conn::Pipe(_)) => tcp::resume(&mut self.conns, &mut self.core, key),
-                    _ => {}
-                }
+                self.resume(key);
             }
             self.core.timers.expire(self.core.now, &mut fired);
             for timer in fired.drain(..) {
@@ -283,6 +296,18 @@ impl EventLoop {
                 self.accept_paused = false;
                 self.accept();
             }
+        }
+    }
+
+    /// Steps a client or pipe again without a new event: its sends were held, or it used
+    /// up its budget last turn.
+    fn resume(&mut self, key: usize) {
+        match self.conns.get(key) {
+            Some(Conn::Client(_)) => {
+                http::client::client_ready(&mut self.conns, &mut self.core, key)
+            }
+            Some(Conn::Pipe(_)) => tcp::resume(&mut self.conns, &mut self.core, key),
+            _ => {}
         }
     }
 

@@ -1,7 +1,6 @@
 //! One request and its response: dispatch to a backend, connect-failure retries, and
 //! what follows each pump (`pump.rs`) until the response is written.
 
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -269,8 +268,9 @@ pub(super) fn fail_exchange(
     let backend = (ex.tried.count() > 0).then(|| core.backends[ex.backend].label.as_str());
     std::mem::take(&mut ex.log).finish(c.peer, backend, Some(status), &ex.request_id, took);
     if ex.responded {
+        // What came before the break still goes out (its sends may have been held this
+        // turn); the close that follows tells the client the response was cut short.
         c.state = ClientState::Answering { close: true };
-        let _ = c.io.sock.shutdown(Shutdown::Both);
         return core.exchanges.put(ex);
     }
     let close = !ex.request_body.is_done() || !ex.client.keep_alive;
@@ -294,7 +294,7 @@ pub(super) fn proxy_step(
     let Some((Conn::Client(c), Conn::Upstream(u))) = conns.get2_mut(key, ukey) else {
         return Step::Close;
     };
-    let result = pump(c, &mut ex, u, core);
+    let result = pump(c, &mut ex, u, core, key);
     match result {
         Pump::Wait => {
             c.state = ClientState::Proxying(ex);

@@ -26,14 +26,17 @@ pub(super) enum Pump {
     BadRequest(&'static str),
 }
 
-/// Moves bytes both ways until nothing more can move now.
+/// Moves bytes both ways until nothing more can move now. While the loop holds sends,
+/// only reads and parsing happen, and client `key` is noted to be stepped again.
 pub(super) fn pump(
     c: &mut ClientConn,
     ex: &mut Exchange,
     u: &mut UpstreamConn,
     core: &mut Core,
+    key: usize,
 ) -> Pump {
     let connected = matches!(u.state, UpstreamState::Busy(_));
+    let send = !core.sends_held;
     let mut moved = 0;
     loop {
         let mut progress = false;
@@ -67,7 +70,7 @@ pub(super) fn pump(
             }
         }
 
-        if connected && u.io.output_len() > 0 {
+        if send && connected && u.io.output_len() > 0 {
             match u.io.flush(&mut core.buffers) {
                 Ok(wrote) => progress |= wrote,
                 Err(PeerGone) => {
@@ -210,9 +213,11 @@ pub(super) fn pump(
             progress = true;
         }
 
-        match c.io.flush(&mut core.buffers) {
-            Ok(wrote) => progress |= wrote,
-            Err(PeerGone) => return Pump::ClientGone,
+        if send {
+            match c.io.flush(&mut core.buffers) {
+                Ok(wrote) => progress |= wrote,
+                Err(PeerGone) => return Pump::ClientGone,
+            }
         }
 
         if let ResponsePhase::Done {
@@ -227,6 +232,9 @@ pub(super) fn pump(
             };
         }
         if !progress {
+            if !send && (c.io.output_len() > 0 || (connected && u.io.output_len() > 0)) {
+                core.send_later.push(key);
+            }
             return Pump::Wait;
         }
         if moved >= STEP_BUDGET {

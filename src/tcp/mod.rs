@@ -374,12 +374,27 @@ impl TcpPipe {
             return Step::Wait;
         };
         let pool = &mut core.buffers;
-        let sent = match relay(&mut self.client, &mut self.backend, up, pool, STEP_BUDGET) {
+        let send = !core.sends_held;
+        let sent = match relay(
+            &mut self.client,
+            &mut self.backend,
+            up,
+            pool,
+            STEP_BUDGET,
+            send,
+        ) {
             Ok(n) => n,
             Err(Broken::Source) => return Step::Reset(Side::Client),
             Err(Broken::Destination) => return Step::Reset(Side::Backend),
         };
-        let received = match relay(&mut self.backend, &mut self.client, down, pool, STEP_BUDGET) {
+        let received = match relay(
+            &mut self.backend,
+            &mut self.client,
+            down,
+            pool,
+            STEP_BUDGET,
+            send,
+        ) {
             Ok(n) => n,
             Err(Broken::Source) => return Step::Reset(Side::Backend),
             Err(Broken::Destination) => return Step::Reset(Side::Client),
@@ -393,6 +408,9 @@ impl TcpPipe {
         if *up == Flow::Finished && *down == Flow::Finished {
             Step::Close
         } else {
+            if !send && (self.client.input_len() > 0 || self.backend.input_len() > 0) {
+                core.send_later.push(key);
+            }
             if sent >= STEP_BUDGET || received >= STEP_BUDGET {
                 // More may be waiting; let the other connections have a turn first.
                 core.revisit.push(key);

@@ -26,13 +26,14 @@ pub enum Broken {
 
 /// Moves bytes from `src` to `dst` through `src`'s input buffer until neither reading nor
 /// writing can go on, or `budget` bytes were written; passes the EOF on once everything
-/// before it is written. Says how many bytes were written.
+/// before it is written. Without `send`, only reads. Says how many bytes were written.
 pub fn relay(
     src: &mut Socket,
     dst: &mut Socket,
     flow: &mut Flow,
     pool: &mut BufferPool,
     budget: u64,
+    send: bool,
 ) -> Result<u64, Broken> {
     let mut written = 0;
     while written < budget {
@@ -48,7 +49,9 @@ pub fn relay(
                 *flow = Flow::Draining;
             }
         }
-        if let Some(buf) = src.input.as_mut() {
+        if let Some(buf) = src.input.as_mut()
+            && send
+        {
             while dst.writable && !buf.is_empty() {
                 let pending = buf.len();
                 match buf.write_to(&mut dst.sock) {
@@ -111,7 +114,7 @@ mod tests {
         for _ in 0..500 {
             src.readable = true;
             dst.writable = dst_ready;
-            written += relay(src, dst, flow, pool, u64::MAX).unwrap();
+            written += relay(src, dst, flow, pool, u64::MAX, true).unwrap();
             if done(src, *flow) {
                 return written;
             }
@@ -139,7 +142,7 @@ mod tests {
         assert_eq!(written, 0);
         // Full: not read further, but still marked readable so that reading resumes.
         assert_eq!(
-            relay(&mut src, &mut dst, &mut flow, &mut pool, u64::MAX),
+            relay(&mut src, &mut dst, &mut flow, &mut pool, u64::MAX, true),
             Ok(0)
         );
         assert_eq!(src.input_len(), BUFFER_SIZE);
@@ -178,7 +181,7 @@ mod tests {
         let mut flow = Flow::Streaming;
         src.readable = true;
         dst.writable = true;
-        let first = relay(&mut src, &mut dst, &mut flow, &mut pool, budget).unwrap();
+        let first = relay(&mut src, &mut dst, &mut flow, &mut pool, budget, true).unwrap();
         assert!(
             first >= budget && first < budget + BUFFER_SIZE as u64,
             "{first}"
