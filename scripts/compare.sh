@@ -285,8 +285,31 @@ rss_kib() {
     echo "$total"
 }
 
+# The processes that make up a proxy: the one started, and for nginx its workers too.
+proxy_pids() {
+    if [[ $1 == nginx ]]; then
+        # shellcheck disable=SC2046  # one pid per word
+        echo "$2" $(children_of "$2")
+    else
+        echo "$2"
+    fi
+}
+
+# CPU time (user + system, in clock ticks) the given processes have used so far.
+cpu_ticks() {
+    local pid total=0 stat
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # Fields after the ")" that ends the command name; utime and stime are 12th and 13th.
+        read -r -a f <<<"${stat##*) }"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
 # Runs wrk against URL for SECS, with an optional Lua SCRIPT and its argument;
-# prints "requests/s p99_ms errors".
+# prints "requests/s p99_ms errors answered_requests".
 wrk_run() {
     local url=$1 secs=$2 script=${3:-} arg=${4:-} out cmd
     cmd=("$wrk_bin" -t"$threads" -c"$connections" -d"$secs" --latency)
@@ -296,7 +319,7 @@ wrk_run() {
     out=$("${cmd[@]}" 2>&1) || {
         log "wrk failed against $url:"
         printf "%s\n" "$out" | sed "s/^/    /" >&2
-        echo "0 0 1"
+        echo "0 0 1 0"
         return 0
     }
     if grep -qE 'Socket errors|Non-2xx' <<<"$out"; then
@@ -318,7 +341,8 @@ wrk_run() {
         /Non-2xx or 3xx responses:/ { errs += $NF }
         END {
             ok = reqs > 0 ? rps * (reqs - errs) / reqs : 0
-            printf "%.0f %.3f %d\n", ok < 0 ? 0 : ok, p99, errs
+            answered = reqs - errs
+            printf "%.0f %.3f %d %d\n", ok < 0 ? 0 : ok, p99, errs, answered < 0 ? 0 : answered
         }'
 }
 
@@ -333,27 +357,45 @@ median() {
 
 # Formatting for the tables.
 fmt_int() { printf '%.0f' "$1"; }
+# The median of a list of µs figures, or "-" for none.
+fmt_us() {
+    if [[ -z ${1// /} ]]; then
+        echo "-"
+    else
+        awk -v v="$(median "$1")" 'BEGIN { printf "%.1f µs", v }'
+    fi
+}
 fmt_ms() { awk -v v="$1" 'BEGIN { if (v < 10) printf "%.2f ms", v; else printf "%.1f ms", v }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # Per-target results: space-separated lists of per-round values.
-declare -A RPS P99 ERRS LABEL URL LOGF
+declare -A RPS P99 ERRS CPU LABEL URL LOGF PIDS
 # Benchmarks the targets named in $@ (keys of URL) in alternating rounds.
 bench_alternating() {
-    local t r res rps p99 errs
+    local t r res rps p99 errs answered c0 cpu
     for t in "$@"; do
-        RPS[$t]="" P99[$t]="" ERRS[$t]=0
+        RPS[$t]="" P99[$t]="" ERRS[$t]=0 CPU[$t]=""
         log "  warm-up: ${LABEL[$t]}"
         wrk_run "${URL[$t]}" 1s >/dev/null
     done
     for ((r = 1; r <= rounds; r++)); do
         for t in "$@"; do
+            # shellcheck disable=SC2086  # a list of pids
+            c0=$(cpu_ticks ${PIDS[$t]:-})
             res=$(wrk_run "${URL[$t]}" "$duration")
-            read -r rps p99 errs <<<"$res"
+            read -r rps p99 errs answered <<<"$res"
             RPS[$t]+=" $rps"
             P99[$t]+=" $p99"
             ERRS[$t]=$((ERRS[$t] + errs))
-            log "  round $r/$rounds  $(printf '%-28s' "${LABEL[$t]}") $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")  errors $errs"
+            cpu=""
+            if [[ -n ${PIDS[$t]:-} ]] && ((answered > 0)); then
+                # shellcheck disable=SC2086
+                cpu=$(awk -v t="$(($(cpu_ticks ${PIDS[$t]}) - c0))" -v hz="$clk_tck" -v n="$answered" \
+                    'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+                CPU[$t]+=" $cpu"
+            fi
+            log "  round $r/$rounds  $(printf '%-28s' "${LABEL[$t]}") $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")" \
+                "${cpu:+ proxy CPU $cpu µs/req } errors $errs"
             if ((errs > 0)) && [[ -s ${LOGF[$t]:-} ]]; then
                 log "    last lines of its log:"
                 tail -n 3 "${LOGF[$t]}" | sed 's/^/      /' >&2
@@ -365,20 +407,24 @@ bench_alternating() {
 # Markdown rows for the targets, with medians.
 table() {
     local t
-    echo "| target | requests/s | p99 latency | errors (all rounds) |"
-    echo "|---|---:|---:|---:|"
+    echo "| target | requests/s | p99 latency | proxy CPU per request | errors (all rounds) |"
+    echo "|---|---:|---:|---:|---:|"
     for t in "$@"; do
-        echo "| ${LABEL[$t]} | $(fmt_int "$(median "${RPS[$t]}")") | $(fmt_ms "$(median "${P99[$t]}")") | ${ERRS[$t]} |"
+        echo "| ${LABEL[$t]} | $(fmt_int "$(median "${RPS[$t]}")") | $(fmt_ms "$(median "${P99[$t]}")") |" \
+            "$(fmt_us "${CPU[$t]}") | ${ERRS[$t]} |"
     done
 }
 
-# "lb/X" ratio rows: requests/s (higher is better for lb) and p99 (lower is better for lb).
+# "lb/X" ratio rows: requests/s (higher is better for lb), p99 and proxy CPU per request
+# (lower is better for lb).
 ratio_rows() {
     local lb=$1 t
     shift
     for t in "$@"; do
         [[ -n ${URL[$t]:-} ]] || continue
-        echo "| lb / ${LABEL[$t]%% (*} | $(ratio "$(median "${RPS[$lb]}")" "$(median "${RPS[$t]}")") | $(ratio "$(median "${P99[$lb]}")" "$(median "${P99[$t]}")") |"
+        echo "| lb / ${LABEL[$t]%% (*} | $(ratio "$(median "${RPS[$lb]}")" "$(median "${RPS[$t]}")") |" \
+            "$(ratio "$(median "${P99[$lb]}")" "$(median "${P99[$t]}")") |" \
+            "$(ratio "$(median "${CPU[$lb]}")" "$(median "${CPU[$t]}")") |"
     done
 }
 
@@ -387,8 +433,8 @@ results_table() {
     table "$@"
     echo
     if (($# > 2)); then
-        echo "| ratio | requests/s | p99 latency |"
-        echo "|---|---:|---:|"
+        echo "| ratio | requests/s | p99 latency | proxy CPU per request |"
+        echo "|---|---:|---:|---:|"
         ratio_rows lb nginx haproxy
         echo
     fi
@@ -549,6 +595,8 @@ start_proxy() {
     started_log=$logf
     pids+=("$started_pid")
     wait_ready "$kind ($mode)" "$started_pid" "$port" "$logf"
+    # Whose CPU time counts for this kind of target in the benchmarks.
+    PIDS[$kind]=$(proxy_pids "$kind" "$started_pid")
 }
 
 # --- machine ---------------------------------------------------------------------------
@@ -682,16 +730,6 @@ fi
 
 # --- memory ----------------------------------------------------------------------------
 
-# The processes whose memory counts: the proxy, and for nginx its workers too.
-mem_pids() {
-    if [[ $1 == nginx ]]; then
-        # shellcheck disable=SC2046  # one pid per word
-        echo "$2" $(children_of "$2")
-    else
-        echo "$2"
-    fi
-}
-
 # Opens the idle connections to a running proxy of KIND (pid PID) on PORT, at most IN_FLIGHT
 # being opened at a time; sets mem_open, mem_before and mem_after (KiB).
 measure_idle() {
@@ -701,7 +739,7 @@ measure_idle() {
     for i in 1 2 3 4; do http_ok "$port" || true; done
     sleep 0.5
     # shellcheck disable=SC2046  # a list of pids
-    mem_before=$(rss_kib $(mem_pids "$kind" "$pid"))
+    mem_before=$(rss_kib $(proxy_pids "$kind" "$pid"))
     out="$tmp/idle-$port.out"
     err="$tmp/idle-$port.err"
     "$python_bin" "$root/scripts/idle_clients.py" --port "$port" -n "$idle_conns" \
@@ -720,7 +758,7 @@ measure_idle() {
         mem_open=$(sed -E 's/.*open=([0-9]+).*/\1/' <<<"$line")
         sleep 1
         # shellcheck disable=SC2046
-        mem_after=$(rss_kib $(mem_pids "$kind" "$pid"))
+        mem_after=$(rss_kib $(proxy_pids "$kind" "$pid"))
     else
         log "  idle_clients did not get ready"
         mem_after=$mem_before
