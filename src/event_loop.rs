@@ -16,6 +16,7 @@ use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
 use crate::fanout;
+use crate::held_sends::HeldSends;
 use crate::http;
 use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
@@ -92,14 +93,8 @@ pub struct Core {
     /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
     /// readiness will not announce them again, so the loop steps them next turn.
     pub revisit: Vec<usize>,
-    /// True while the loop hands out the events of one poll: the proxying paths then read
-    /// and parse but leave what they would send in the output buffers, and note their
-    /// connection in `send_later`. Once every event of the turn is handled, the loop steps
-    /// those again and they send. All of a turn's receives thus come before its sends, as
-    /// in HAProxy: a peer woken by the first send finds the others already queued, instead
-    /// of waking, answering one request and sleeping again between two of our sends.
-    pub sends_held: bool,
-    pub send_later: Vec<usize>,
+    /// Sends held while the loop reads a turn's events (see `held_sends`).
+    pub sends: HeldSends,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -216,8 +211,7 @@ impl EventLoop {
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
-            sends_held: false,
-            send_later: Vec::new(),
+            sends: HeldSends::default(),
             health,
             backends,
             strategy,
@@ -256,6 +250,7 @@ impl EventLoop {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
+        let mut sending = Vec::new();
         loop {
             let timeout = if self.core.revisit.is_empty() {
                 self.core.timers.next_timeout(Instant::now())
@@ -269,7 +264,7 @@ impl EventLoop {
                 return Err(e);
             }
             self.core.now = Instant::now();
-            self.core.sends_held = true;
+            self.core.sends.hold();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -277,14 +272,10 @@ impl EventLoop {
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
-            self.core.sends_held = false;
-            let mut held = std::mem::take(&mut self.core.send_later);
-            for &key in &held {
+            self.core.sends.release(&mut sending);
+            for key in sending.drain(..) {
                 self.resume(key);
             }
-            // Handing the list back keeps its capacity: no allocation per turn.
-            held.clear();
-            self.core.send_later = held;
             for key in std::mem::take(&mut self.core.revisit) {
                 self.resume(key);
             }

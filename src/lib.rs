@@ -9,6 +9,7 @@ pub mod conn;
 pub mod event_loop;
 pub mod fanout;
 pub mod health;
+pub mod held_sends;
 pub mod http;
 pub mod metrics;
 pub mod probe;

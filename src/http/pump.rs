@@ -8,6 +8,7 @@ use super::head;
 use super::upstream::{UpstreamConn, UpstreamState, arm_server_timer};
 use crate::conn::{Filled, PeerGone};
 use crate::event_loop::{Core, STEP_BUDGET};
+use crate::held_sends::Destination;
 
 /// What one pump of an exchange ended with.
 pub(super) enum Pump {
@@ -36,7 +37,7 @@ pub(super) fn pump(
     key: usize,
 ) -> Pump {
     let connected = matches!(u.state, UpstreamState::Busy(_));
-    let send = !core.sends_held;
+    let send = !core.sends.holding();
     let mut moved = 0;
     loop {
         let mut progress = false;
@@ -232,8 +233,12 @@ pub(super) fn pump(
             };
         }
         if !progress {
-            if !send && (c.io.output_len() > 0 || (connected && u.io.output_len() > 0)) {
-                core.send_later.push(key);
+            if !send {
+                if connected && u.io.output_len() > 0 {
+                    core.sends.later(Destination::Backend(ex.backend), key);
+                } else if c.io.output_len() > 0 {
+                    core.sends.later(Destination::Client, key);
+                }
             }
             return Pump::Wait;
         }

@@ -24,6 +24,7 @@ use crate::backend::BackendId;
 use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
+use crate::held_sends::Destination;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::strategy::PickContext;
@@ -374,7 +375,7 @@ impl TcpPipe {
             return Step::Wait;
         };
         let pool = &mut core.buffers;
-        let send = !core.sends_held;
+        let send = !core.sends.holding();
         let sent = match relay(
             &mut self.client,
             &mut self.backend,
@@ -408,8 +409,12 @@ impl TcpPipe {
         if *up == Flow::Finished && *down == Flow::Finished {
             Step::Close
         } else {
-            if !send && (self.client.input_len() > 0 || self.backend.input_len() > 0) {
-                core.send_later.push(key);
+            if !send {
+                if self.client.input_len() > 0 {
+                    core.sends.later(Destination::Backend(self.backend_id), key);
+                } else if self.backend.input_len() > 0 {
+                    core.sends.later(Destination::Client, key);
+                }
             }
             if sent >= STEP_BUDGET || received >= STEP_BUDGET {
                 // More may be waiting; let the other connections have a turn first.
