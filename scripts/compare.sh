@@ -866,11 +866,11 @@ LUA
     wrk_run "$url" 1s >/dev/null
     wrk_run "$url" 1s "$tmp/post.lua" warm >/dev/null
     for ((r = 1; r <= rounds; r++)); do
-        read -r rps p99 errs <<<"$(wrk_run "$url" "$duration")"
+        read -r rps p99 errs _ <<<"$(wrk_run "$url" "$duration")"
         get_rps+=" $rps" get_p99+=" $p99" get_errs=$((get_errs + errs))
         log "  round $r/$rounds  GET  $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")  errors $errs"
         ((errs == 0)) || post_diagnose
-        read -r rps p99 errs <<<"$(wrk_run "$url" "$duration" "$tmp/post.lua" "$r")"
+        read -r rps p99 errs _ <<<"$(wrk_run "$url" "$duration" "$tmp/post.lua" "$r")"
         post_rps+=" $rps" post_p99+=" $p99" post_errs=$((post_errs + errs))
         log "  round $r/$rounds  POST $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")  errors $errs"
         ((errs == 0)) || post_diagnose
