@@ -290,12 +290,16 @@ impl EventLoop {
         }
     }
 
-    /// Steps a client or pipe again without a new event: its sends were held, or it used
-    /// up its budget last turn.
+    /// Steps a connection again without a new event: its sends were held, or it used up
+    /// its budget last turn.
     fn resume(&mut self, key: usize) {
         match self.conns.get(key) {
             Some(Conn::Client(_)) => {
                 http::client::client_ready(&mut self.conns, &mut self.core, key)
+            }
+            // Held sends of a POST copy; a client's exchange is noted by its client's key.
+            Some(Conn::Upstream(_)) => {
+                http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Pipe(_)) => tcp::resume(&mut self.conns, &mut self.core, key),
             _ => {}

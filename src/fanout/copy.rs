@@ -24,12 +24,14 @@ pub(super) enum CopyStep {
     Failed(CopyFailure, &'static str),
 }
 
-/// Moves the request out and the answer in, as far as the socket allows.
+/// Moves the request out (unless sends are held) and the answer in, as far as the
+/// socket allows.
 pub(super) fn step_copy(
     u: &mut UpstreamConn,
     j: &mut Job,
     copy: usize,
     buffers: &mut BufferPool,
+    send: bool,
     success: u16,
     max_body: u64,
 ) -> CopyStep {
@@ -38,7 +40,7 @@ pub(super) fn step_copy(
     };
     loop {
         let mut progress = false;
-        while *sent < j.request.len() && u.io.writable {
+        while send && *sent < j.request.len() && u.io.writable {
             match std::io::Write::write(&mut u.io.sock, &j.request[*sent..]) {
                 Ok(n) => {
                     if n < j.request.len() - *sent {

@@ -11,6 +11,7 @@ use slab::Slab;
 
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core, Timer};
+use crate::held_sends::Destination;
 use crate::http::client::{self, ClientState};
 use crate::http::head::{self, ClientSide, RequestId};
 use crate::http::upstream::{
@@ -243,16 +244,25 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
         close_upstream(conns, core, ukey);
         return;
     };
+    let holding = core.sends.holding();
     let step = step_copy(
         u,
         j,
         copy,
         &mut core.buffers,
+        !holding,
         core.cfg.success_status,
         core.cfg.max_body,
     );
     match step {
-        CopyStep::Wait => {}
+        CopyStep::Wait => {
+            if holding
+                && let Phase::InFlight { sent, .. } = j.copies[copy].phase
+                && sent < j.request.len()
+            {
+                core.sends.later(Destination::Backend(u.backend), ukey);
+            }
+        }
         CopyStep::Answered => {
             let Phase::InFlight {
                 response: Some(r), ..
