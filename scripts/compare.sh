@@ -14,7 +14,8 @@ puts the same wrk load through each of:
   - lb (defaults, -q)
   - nginx: 1 worker, upstream keepalive 64, proxy_http_version 1.1     (if installed)
   - HAProxy: nbthread 1, mode http, http-reuse always, roundrobin      (if installed)
-Runs alternate between them for several rounds; medians are reported. Then the same in
+Runs alternate between them for several rounds; medians of requests/s, p99 latency and
+each proxy's own CPU time per request (user + system, from /proc) are reported. Then the same in
 TCP pass-through mode (lb -m tcp, HAProxy mode tcp, nginx stream if the module is there),
 then the resident memory each proxy adds per idle keep-alive connection, then POST
 fan-out to three backends against GET through the same lb.
