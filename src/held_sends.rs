@@ -1,8 +1,8 @@
 //! Sends the loop holds back while it reads one turn's events.
 //!
-//! While the loop hands out the events of one poll, the proxying paths (the HTTP pump and
-//! the TCP relay) read and parse but leave what they would send in their output buffers,
-//! and note here their connection and where its bytes go. Once every event of the turn is
+//! While the loop hands out the events of one poll, the proxying paths (the HTTP pump, POST
+//! copies and the TCP relay) read and parse but leave what they would send in their
+//! buffers, and note here their connection and where its bytes go. Once every event of the turn is
 //! read, the loop steps the noted connections again, grouped by destination: each
 //! backend's requests back to back, then the answers to clients.
 //!
