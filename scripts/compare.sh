@@ -645,35 +645,38 @@ for i in 1 2; do
 done
 log "backends on 127.0.0.1:$b1 and 127.0.0.1:$b2"
 
+# The targets of the section being benchmarked, and the proxies it started.
+targets=()
+running=()
+# Starts a proxy of KIND in MODE on PORT in front of the two backends and adds it to the
+# targets under LABEL.
+add_proxy() {
+    local kind=$1 mode=$2 port=$3 label=$4
+    start_proxy "$kind" "$mode" "$port" "$b1" "$b2"
+    running+=("$started_pid")
+    LOGF[$kind]=$started_log
+    LABEL[$kind]=$label URL[$kind]="http://127.0.0.1:$port/"
+    targets+=("$kind")
+}
+# Stops the proxies the section started.
+stop_running() {
+    local pid
+    for pid in "${running[@]}"; do
+        stop "$pid"
+    done
+    running=()
+}
+
 # --- HTTP ------------------------------------------------------------------------------
 
 log "HTTP keep-alive: GET /"
 LABEL[direct]="backend, direct" URL[direct]="http://127.0.0.1:$b1/"
-start_proxy lb http "$p_lb" "$b1" "$b2"
-lb_http_pid=$started_pid
-LOGF[lb]=$started_log
-LABEL[lb]="lb" URL[lb]="http://127.0.0.1:$p_lb/"
-targets=(direct lb)
-nginx_pid=""
-haproxy_pid=""
-if [[ -n $nginx_bin ]]; then
-    start_proxy nginx http "$p_nginx" "$b1" "$b2"
-    nginx_pid=$started_pid
-    LOGF[nginx]=$started_log
-    LABEL[nginx]="nginx (1 worker, keepalive 64)" URL[nginx]="http://127.0.0.1:$p_nginx/"
-    targets+=(nginx)
-fi
-if [[ -n $haproxy_bin ]]; then
-    start_proxy haproxy http "$p_haproxy" "$b1" "$b2"
-    haproxy_pid=$started_pid
-    LOGF[haproxy]=$started_log
-    LABEL[haproxy]="HAProxy (nbthread 1, http-reuse always)" URL[haproxy]="http://127.0.0.1:$p_haproxy/"
-    targets+=(haproxy)
-fi
+targets=(direct)
+add_proxy lb http "$p_lb" "lb"
+[[ -z $nginx_bin ]] || add_proxy nginx http "$p_nginx" "nginx (1 worker, keepalive 64)"
+[[ -z $haproxy_bin ]] || add_proxy haproxy http "$p_haproxy" "HAProxy (nbthread 1, http-reuse always)"
 bench_alternating "${targets[@]}"
-for pid in "$lb_http_pid" "$nginx_pid" "$haproxy_pid"; do
-    [[ -z $pid ]] || stop "$pid"
-done
+stop_running
 {
     echo "### HTTP/1.1 keep-alive, \`GET /\` (small answers), two backends, round-robin"
     echo
@@ -685,39 +688,22 @@ done
 if ((!skip_tcp)); then
     log "TCP pass-through: HTTP keep-alive GET / through an L4 proxy"
     unset 'URL[lb]' 'URL[nginx]' 'URL[haproxy]'
-    start_proxy lb tcp "$p_lb_tcp" "$b1" "$b2"
-    lb_tcp_pid=$started_pid
-    LOGF[lb]=$started_log
-    LABEL[lb]="lb -m tcp" URL[lb]="http://127.0.0.1:$p_lb_tcp/"
-    targets=(direct lb)
-    nginx_pid=""
-    haproxy_pid=""
+    targets=(direct)
+    add_proxy lb tcp "$p_lb_tcp" "lb -m tcp"
     tcp_notes=()
     if [[ -n $nginx_bin ]]; then
         if ((nginx_stream)) && nginx_conf tcp "$p_nginx_tcp" "$tmp/nginx-check" "$b1" "$b2" &&
             "$nginx_bin" -t -q -p "$tmp/nginx-check" -e "$tmp/nginx-check/error.log" \
                 -c "$tmp/nginx-check/nginx.conf" 2>/dev/null; then
-            start_proxy nginx tcp "$p_nginx_tcp" "$b1" "$b2"
-            nginx_pid=$started_pid
-            LOGF[nginx]=$started_log
-            LABEL[nginx]="nginx stream (1 worker)" URL[nginx]="http://127.0.0.1:$p_nginx_tcp/"
-            targets+=(nginx)
+            add_proxy nginx tcp "$p_nginx_tcp" "nginx stream (1 worker)"
         else
             log "  nginx has no stream module here (nginx-light lacks it; libnginx-mod-stream adds it): skipped"
             tcp_notes+=("nginx skipped: its stream module is not installed (libnginx-mod-stream)")
         fi
     fi
-    if [[ -n $haproxy_bin ]]; then
-        start_proxy haproxy tcp "$p_haproxy_tcp" "$b1" "$b2"
-        haproxy_pid=$started_pid
-        LOGF[haproxy]=$started_log
-        LABEL[haproxy]="HAProxy mode tcp (nbthread 1)" URL[haproxy]="http://127.0.0.1:$p_haproxy_tcp/"
-        targets+=(haproxy)
-    fi
+    [[ -z $haproxy_bin ]] || add_proxy haproxy tcp "$p_haproxy_tcp" "HAProxy mode tcp (nbthread 1)"
     bench_alternating "${targets[@]}"
-    for pid in "$lb_tcp_pid" "$nginx_pid" "$haproxy_pid"; do
-        [[ -z $pid ]] || stop "$pid"
-    done
+    stop_running
     {
         echo "### TCP pass-through (L4), same HTTP load carried unparsed"
         echo
