@@ -16,8 +16,9 @@ puts the same wrk load through each of:
   - HAProxy: nbthread 1, mode http, http-reuse always, roundrobin      (if installed)
 Runs alternate between them for several rounds; medians of requests/s, p99 latency and
 each proxy's own CPU time per request (user + system, from /proc) are reported. Then the same in
-TCP pass-through mode (lb -m tcp, HAProxy mode tcp, nginx stream if the module is there),
-then the resident memory each proxy adds per idle keep-alive connection, then POST
+TCP pass-through mode (lb -m tcp, HAProxy mode tcp, nginx stream if the module is there,
+and examples/tcp_relay_floor: one recv and one send per event and nothing else, the floor for
+any proxy built on recv and send), then the resident memory each proxy adds per idle keep-alive connection, then POST
 fan-out to three backends against GET through the same lb.
 
 The results (markdown) go to stdout, progress to stderr.
@@ -31,7 +32,7 @@ Options:
   --skip-tcp            no TCP pass-through comparison
   --skip-memory         no memory per idle connection
   --skip-post           no POST fan-out measurement
-  --no-build            use target/release/{lb,backend} as they are
+  --no-build            use target/release/{lb,backend,examples/tcp_relay_floor} as they are
   -h, --help            this help
 
 Needs wrk and python3; nginx and haproxy are used when found. Debian/Ubuntu:
@@ -177,17 +178,18 @@ stop() {
 # --- build -----------------------------------------------------------------------------
 
 if ((build)); then
-    log "cargo build --release"
-    cargo build --release >&2
+    log "cargo build --release --bins --example tcp_relay_floor"
+    cargo build --release --bins --example tcp_relay_floor >&2
 fi
-for b in lb backend; do
+for b in lb backend examples/tcp_relay_floor; do
     [[ -x target/release/$b ]] || die "target/release/$b is missing (run without --no-build)"
 done
 # A private copy, so that a rebuild elsewhere during the run changes nothing here.
 mkdir "$tmp/bin"
-cp target/release/lb target/release/backend "$tmp/bin/"
+cp target/release/lb target/release/backend target/release/examples/tcp_relay_floor "$tmp/bin/"
 lb_bin=$tmp/bin/lb
 backend_bin=$tmp/bin/backend
+floor_bin=$tmp/bin/tcp_relay_floor
 lb_extra=(-q)
 # The admin listener has a fixed default port; two lb instances must not both want it.
 if "$lb_bin" --help 2>&1 | grep -q -- '--admin'; then
@@ -436,7 +438,7 @@ results_table() {
     if (($# > 2)); then
         echo "| ratio | requests/s | p99 latency | proxy CPU per request |"
         echo "|---|---:|---:|---:|"
-        ratio_rows lb nginx haproxy
+        ratio_rows lb nginx haproxy floor
         echo
     fi
 }
@@ -591,6 +593,11 @@ start_proxy() {
             haproxy_conf "$mode" "$port" "$tmp/$name.cfg" "$@"
             "$haproxy_bin" -db -f "$tmp/$name.cfg" >"$logf" 2>&1 &
             ;;
+        floor)
+            local args=("127.0.0.1:$port")
+            for b in "$@"; do args+=("127.0.0.1:$b"); done
+            "$floor_bin" "${args[@]}" 2>"$logf" &
+            ;;
     esac
     started_pid=$!
     started_log=$logf
@@ -628,14 +635,15 @@ report=$tmp/report.md
 
 # --- backends --------------------------------------------------------------------------
 
-read -r -a ports <<<"$(free_ports 17)"
-((${#ports[@]} == 17)) || die "could not find 17 free ports on 127.0.0.1"
+read -r -a ports <<<"$(free_ports 18)"
+((${#ports[@]} == 18)) || die "could not find 18 free ports on 127.0.0.1"
 b1=${ports[0]} b2=${ports[1]} b3=${ports[2]}
 p_lb=${ports[3]} p_nginx=${ports[4]} p_haproxy=${ports[5]}
 p_lb_tcp=${ports[6]} p_nginx_tcp=${ports[7]} p_haproxy_tcp=${ports[8]}
 p_lb_post=${ports[9]}
 mem_ports=("${ports[@]:10:6}")
 p_admin=${ports[16]}
+p_floor_tcp=${ports[17]}
 
 for i in 1 2; do
     port=${ports[$((i - 1))]}
@@ -687,10 +695,12 @@ stop_running
 
 if ((!skip_tcp)); then
     log "TCP pass-through: HTTP keep-alive GET / through an L4 proxy"
-    unset 'URL[lb]' 'URL[nginx]' 'URL[haproxy]'
+    unset 'URL[lb]' 'URL[nginx]' 'URL[haproxy]' 'URL[floor]'
     targets=(direct)
     add_proxy lb tcp "$p_lb_tcp" "lb -m tcp"
-    tcp_notes=()
+    tcp_notes=("the minimal relay does one recv and one send per event and nothing else; lb / minimal relay
+  near 1 means lb's own work costs little, and no proxy built on recv and send can lead HAProxy
+  by much more than the minimal relay does")
     if [[ -n $nginx_bin ]]; then
         if ((nginx_stream)) && nginx_conf tcp "$p_nginx_tcp" "$tmp/nginx-check" "$b1" "$b2" &&
             "$nginx_bin" -t -q -p "$tmp/nginx-check" -e "$tmp/nginx-check/error.log" \
@@ -702,6 +712,7 @@ if ((!skip_tcp)); then
         fi
     fi
     [[ -z $haproxy_bin ]] || add_proxy haproxy tcp "$p_haproxy_tcp" "HAProxy mode tcp (nbthread 1)"
+    add_proxy floor tcp "$p_floor_tcp" "minimal relay (floor: recv + send only)"
     bench_alternating "${targets[@]}"
     stop_running
     {
