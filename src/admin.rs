@@ -121,7 +121,7 @@ pub fn timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     }
 }
 
-fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+pub fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     if let Some(Conn::Admin(mut a)) = conns.try_remove(key) {
         core.disarm(&mut a.timer);
         let _ = core.registry.deregister(&mut a.sock);

@@ -46,6 +46,8 @@ pub struct Config {
     pub retry_attempts: u32,
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
+    /// How long SIGTERM/SIGINT waits for open work before lb exits anyway.
+    pub drain_timeout: Duration,
     pub max_pending: usize,
     /// Where /metrics, /stats and /healthz are served; `None` with `--admin off`.
     pub admin: Option<SocketAddr>,
@@ -183,6 +185,12 @@ fn options() -> getopts::Options {
         "max-body",
         "largest body that is buffered, else 413 (default 1m)",
         "BYTES",
+    );
+    o.optmulti(
+        "",
+        "drain-timeout",
+        "on SIGTERM/SIGINT, how long to finish open requests and POST copies (default 30s)",
+        "DUR",
     );
     o.optmulti(
         "",
@@ -508,6 +516,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             parse_duration,
         )?,
         idle_timeout: opt(&m, "idle-timeout", Duration::from_secs(60), parse_duration)?,
+        drain_timeout: opt(&m, "drain-timeout", Duration::from_secs(30), parse_duration)?,
         server_timeout: opt(
             &m,
             "server-timeout",
@@ -650,6 +659,14 @@ mod tests {
                 .unwrap_err()
                 .contains("--idle-timeout")
         );
+        assert_eq!(c.drain_timeout, Duration::from_secs(30));
+        assert!(
+            run("-b 127.0.0.1:1 --drain-timeout later")
+                .unwrap_err()
+                .contains("--drain-timeout")
+        );
+        let c = run("-b 127.0.0.1:1 --drain-timeout 5s").unwrap();
+        assert_eq!(c.drain_timeout, Duration::from_secs(5));
         assert!(matches!(parse_args(&args("-h")), Ok(Command::Help(_))));
         let c = run("-b 127.0.0.1:1 -l 127.0.0.1:1 -l 127.0.0.1:2").unwrap();
         assert_eq!(c.listen.port(), 2, "the last of a repeated flag wins");

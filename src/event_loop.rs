@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info};
 use mio::net::TcpListener;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
@@ -15,6 +16,7 @@ use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
+use crate::drain::{self, Stopped};
 use crate::fanout;
 use crate::held_sends::HeldSends;
 use crate::http;
@@ -24,6 +26,7 @@ use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::probe::{self, HealthMonitor, Probe};
+use crate::stop_signal::StopSignal;
 use crate::strategy::{self, Strategy};
 use crate::tcp::{self, TcpPipe};
 use crate::timer::{TimerId, TimerWheel};
@@ -31,6 +34,7 @@ use crate::timer::{TimerId, TimerWheel};
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
+const STOP_SIGNAL: Token = Token(usize::MAX - 2);
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -78,6 +82,8 @@ pub enum Timer {
     FanoutDeadline { job: usize, serial: u32 },
     /// Once a second: give memory freed after a burst back to the system.
     Housekeeping,
+    /// --drain-timeout has passed since the stop signal.
+    DrainDeadline,
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -101,6 +107,8 @@ pub struct Core {
     pub now: Instant,
     pub clients_open: usize,
     pub admin_open: usize,
+    /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
+    pub draining: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
     serial: u32,
@@ -150,9 +158,13 @@ impl Core {
 
 pub struct EventLoop {
     poll: Poll,
-    listener: TcpListener,
-    /// Serves /metrics, /stats and /healthz; `None` with `--admin off`.
+    /// `None` once a stop signal closed it.
+    listener: Option<TcpListener>,
+    /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
+    stop_signal: StopSignal,
+    /// Set when the loop is to end after this turn.
+    stopped: Option<Stopped>,
     conns: Slab<Conn>,
     core: Core,
     /// Accepting stopped at --max-connections; new clients wait in the backlog.
@@ -179,6 +191,15 @@ impl EventLoop {
             }
             None => None,
         };
+        let stop_signal =
+            StopSignal::install().map_err(|e| format!("cannot catch SIGTERM/SIGINT: {e}"))?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&stop_signal.fd()),
+                STOP_SIGNAL,
+                Interest::READABLE,
+            )
+            .map_err(|e| format!("cannot register the stop signal pipe: {e}"))?;
         let backends: Vec<Backend> = cfg
             .backends
             .iter()
@@ -221,6 +242,7 @@ impl EventLoop {
             now,
             clients_open: 0,
             admin_open: 0,
+            draining: false,
             default_host,
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
@@ -228,7 +250,9 @@ impl EventLoop {
         };
         Ok(EventLoop {
             poll,
-            listener,
+            listener: Some(listener),
+            stop_signal,
+            stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
             conns: Slab::with_capacity(slab_capacity),
@@ -239,7 +263,13 @@ impl EventLoop {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(l) => l.local_addr(),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "stopped listening",
+            )),
+        }
     }
 
     /// Where the admin listener is, if there is one.
@@ -247,7 +277,8 @@ impl EventLoop {
         self.admin.as_ref().map(TcpListener::local_addr)
     }
 
-    pub fn run(&mut self) -> io::Result<()> {
+    /// Serves until a stop signal and the drain that follows end it.
+    pub fn run(&mut self) -> io::Result<Stopped> {
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
@@ -269,6 +300,7 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.accept_admin(),
+                    STOP_SIGNAL => self.stop_signalled(),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
@@ -287,7 +319,38 @@ impl EventLoop {
                 self.accept_paused = false;
                 self.accept();
             }
+            if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
+                info!("drained: every request and POST copy finished; exiting");
+                self.stopped = Some(Stopped::Drained);
+            }
+            if let Some(stopped) = self.stopped {
+                return Ok(stopped);
+            }
         }
+    }
+
+    /// The first stop signal starts the drain; another ends it at once.
+    fn stop_signalled(&mut self) {
+        if self.stop_signal.take() == 0 {
+            return;
+        }
+        let signal = StopSignal::last_name();
+        if self.core.draining {
+            drain::report_cut(&self.conns, &self.core, &format!("{signal} while draining"));
+            self.stopped = Some(Stopped::Cut);
+            return;
+        }
+        // Closed, not just ignored: new clients are refused at once instead of waiting in
+        // the backlog for a process that will not accept them.
+        for mut listener in [self.listener.take(), self.admin.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        drain::begin(&mut self.conns, &mut self.core, signal);
+        let deadline = self.core.now + self.core.cfg.drain_timeout;
+        self.core.timers.insert(deadline, Timer::DrainDeadline);
     }
 
     /// Steps a connection again without a new event: its sends were held, or it used up
@@ -326,7 +389,10 @@ impl EventLoop {
                 self.accept_paused = true;
                 return;
             }
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((sock, peer)) => match self.core.cfg.mode {
                     Mode::Http => http::client::accept(&mut self.conns, &mut self.core, sock, peer),
                     Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
@@ -384,6 +450,12 @@ impl EventLoop {
             Timer::Conn { key, serial } => (key, serial),
             Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
             Timer::Housekeeping => return self.housekeeping(),
+            Timer::DrainDeadline if drain::is_done(&self.core) => return,
+            Timer::DrainDeadline => {
+                drain::report_cut(&self.conns, &self.core, "--drain-timeout passed");
+                self.stopped = Some(Stopped::Cut);
+                return;
+            }
             Timer::Retry { job, copy, serial } => {
                 return fanout::retry_due(&mut self.conns, &mut self.core, job, copy, serial);
             }

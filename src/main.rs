@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use lb::config::{self, Command};
+use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
 
 fn main() -> ExitCode {
@@ -44,7 +45,8 @@ fn main() -> ExitCode {
         None => {}
     }
     match event_loop.run() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Drained) => ExitCode::SUCCESS,
+        Ok(Stopped::Cut) => ExitCode::FAILURE,
         Err(e) => {
             log::error!("event loop failed: {e}");
             ExitCode::FAILURE

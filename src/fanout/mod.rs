@@ -57,6 +57,29 @@ impl Jobs {
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
+
+    /// lb is stopping: the answers still to come tell their clients to close.
+    pub fn end_keep_alive(&mut self) {
+        for (_, j) in self.jobs.iter_mut() {
+            j.client_side = j.client_side.unless_draining(true);
+        }
+    }
+
+    /// Copies not yet delivered, per backend.
+    pub fn undelivered(&self) -> Vec<usize> {
+        let mut per_backend = vec![0; self.parked.len()];
+        for (_, j) in &self.jobs {
+            for c in &j.copies {
+                if matches!(
+                    c.phase,
+                    Phase::InFlight { .. } | Phase::Backoff | Phase::Parked
+                ) {
+                    per_backend[c.backend] += 1;
+                }
+            }
+        }
+        per_backend
+    }
 }
 
 struct Job {
@@ -134,7 +157,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
         serial,
         request: p.request.into_boxed_slice(),
         request_id: p.request_id,
-        client_side: p.client,
+        client_side: p.client.unless_draining(core.draining),
         client: Some((key, c.serial)),
         copies: targets
             .iter()
@@ -324,7 +347,7 @@ fn reply_to(
     c.state = ClientState::Replying {
         reply,
         sent: 0,
-        close,
+        close: close || core.draining,
     };
     client::drive(conns, core, key);
 }

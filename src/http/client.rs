@@ -149,6 +149,10 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         Filled::Got | Filled::Nothing => {}
     }
     if c.io.input_len() == 0 {
+        if core.draining {
+            // Nothing in progress: lb is stopping, so the keep-alive ends here.
+            return Step::Close;
+        }
         c.state = ClientState::Idle;
         return Step::Wait;
     }
@@ -193,6 +197,7 @@ pub(crate) fn answer(
     id: Option<&RequestId>,
     close: bool,
 ) {
+    let close = close || core.draining;
     let out = c.io.output.get_or_insert_with(|| core.buffers.get());
     let _ = write!(
         out,

@@ -412,6 +412,16 @@ pub struct ClientSide {
     pub keep_alive: bool,
 }
 
+impl ClientSide {
+    /// While lb drains before exiting, every response tells its client to close.
+    pub fn unless_draining(self, draining: bool) -> Self {
+        ClientSide {
+            keep_alive: self.keep_alive && !draining,
+            ..self
+        }
+    }
+}
+
 /// Parses a backend's response head at the start of `buf` and writes the head for the
 /// client into `out`. `Err` carries why the response is unusable (answered with 502).
 pub fn parse_response(

@@ -104,7 +104,12 @@ pub(super) fn pump(
 
         if ex.response == ResponsePhase::Head && u.io.input_len() > 0 && c.io.output_len() == 0 {
             let out = c.io.output.get_or_insert_with(|| core.buffers.get());
-            match head::parse_response(u.io.input_data(), ex.client, &ex.request_id, out) {
+            match head::parse_response(
+                u.io.input_data(),
+                ex.client.unless_draining(core.draining),
+                &ex.request_id,
+                out,
+            ) {
                 Ok(None) => {
                     if u.io.read_closed {
                         return Pump::BadResponse("connection closed mid-head");

@@ -43,6 +43,32 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (libc::SIGTERM, ...) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid; it cannot have been reaped and reused
+        // while `self.child` has not been waited for.
+        let sent = unsafe { libc::kill(self.pid() as i32, signal) };
+        assert_eq!(
+            sent,
+            0,
+            "kill {}: {}",
+            self.pid(),
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// The exit code once the process has exited within `within`; `None` if it still runs.
+    pub fn exit_code_within(&mut self, within: Duration) -> Option<i32> {
+        let end = Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status.code().unwrap_or(-1)),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                _ => return None,
+            }
+        }
+    }
+
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let status =

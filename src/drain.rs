@@ -1,0 +1,84 @@
+//! Stopping without losing work, on SIGTERM or SIGINT.
+//!
+//! The first signal closes the listeners, so new clients are refused at once and can go
+//! elsewhere, and closes keep-alive clients that wait between requests. Requests in
+//! progress finish, and their responses say `Connection: close`. TCP sessions run until
+//! one side closes. POST copies keep being retried, since a restart must not lose a write
+//! that a client was already told had succeeded. lb exits 0 once none of this is left. After
+//! --drain-timeout, or at a second signal, it exits 1 and logs what it cut short.
+
+use log::{error, info};
+use slab::Slab;
+
+use crate::event_loop::{Conn, Core};
+use crate::http::client::{self, ClientState};
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Everything in progress finished.
+    Drained,
+    /// The drain timeout or a second signal cut work short.
+    Cut,
+}
+
+/// Marks lb as stopping and closes what waits for nothing: idle keep-alive clients and
+/// admin connections.
+pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, signal: &str) {
+    core.draining = true;
+    core.fanout.end_keep_alive();
+    let keys: Vec<usize> = conns
+        .iter()
+        .filter(|(_, conn)| match conn {
+            Conn::Client(c) => matches!(c.state, ClientState::Idle),
+            Conn::Admin(_) => true,
+            _ => false,
+        })
+        .map(|(key, _)| key)
+        .collect();
+    for key in keys {
+        match conns.get(key) {
+            // Reads first: a request that has just arrived is still served.
+            Some(Conn::Client(_)) => client::client_ready(conns, core, key),
+            Some(Conn::Admin(_)) => crate::admin::close(conns, core, key),
+            _ => {}
+        }
+    }
+    let copies: usize = core.fanout.undelivered().iter().sum();
+    info!(
+        "{signal}: stopped accepting; draining {} client connection(s) and {copies} POST \
+         copies for at most {:?} (--drain-timeout); a second signal stops at once",
+        core.clients_open, core.cfg.drain_timeout
+    );
+}
+
+/// Nothing is left that a client or a backend still waits for.
+pub fn is_done(core: &Core) -> bool {
+    core.clients_open == 0 && core.fanout.is_empty()
+}
+
+/// Logs what stopping now cuts short.
+pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
+    let (mut http, mut tcp) = (0, 0);
+    for (_, conn) in conns {
+        match conn {
+            Conn::Client(_) => http += 1,
+            Conn::Pipe(_) => tcp += 1,
+            _ => {}
+        }
+    }
+    let lost: Vec<String> = core
+        .fanout
+        .undelivered()
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(id, n)| format!("{n} to {}", core.backends[id].label))
+        .collect();
+    let copies = if lost.is_empty() {
+        "no POST copies undelivered".to_string()
+    } else {
+        format!("POST copies undelivered: {}", lost.join(", "))
+    };
+    error!("{why}: exiting with {http} HTTP and {tcp} TCP connection(s) open; {copies}");
+}

@@ -1,0 +1,177 @@
+//! Stopping on SIGTERM/SIGINT: lb refuses new clients at once, finishes what is in
+//! progress (requests, TCP sessions, POST copies), then exits; a deadline or a second
+//! signal cuts it short with exit code 1 and a log line saying what was lost.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use common::*;
+
+/// Fast retries and health checks, so that a backend coming up is noticed quickly.
+const FAST: &[&str] = &[
+    "--retry-base",
+    "50ms",
+    "--retry-max",
+    "200ms",
+    "--retry-jitter",
+    "20ms",
+    "--health-interval",
+    "100ms",
+    "--rise",
+    "1",
+    "--fall",
+    "1",
+];
+
+fn refused(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err()
+}
+
+fn post(addr: SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+fn registered(b: &Proc, user: &str) -> bool {
+    let r = get(b.addr, &format!("/users/{user}"));
+    r.status == 200
+}
+
+#[test]
+fn a_request_in_progress_finishes_and_new_clients_are_refused() {
+    let slow = backend("slow", &["--delay", "1s"]);
+    let mut lb = lb(&[&slow], &[]);
+    let mut client = Client::new(lb.addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    lb.signal(libc::SIGTERM);
+    assert!(
+        eventually(Duration::from_secs(2), || refused(lb.addr)),
+        "new connections are still accepted while draining"
+    );
+    let r = client
+        .read_response(false)
+        .expect("read")
+        .expect("the request in progress is answered");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(client.closed_within(Duration::from_secs(2)));
+    assert_eq!(
+        lb.exit_code_within(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        lb.log_text()
+    );
+    assert!(lb.log_text().contains("SIGTERM: stopped accepting"));
+}
+
+#[test]
+fn idle_keep_alive_clients_are_closed_and_lb_exits_at_once() {
+    let b = backend("b", &[]);
+    let mut lb = lb(&[&b], &[]);
+    let mut idle = Client::new(lb.addr);
+    assert_eq!(idle.get("/").status, 200);
+    lb.signal(libc::SIGINT);
+    assert!(idle.closed_within(Duration::from_secs(2)));
+    assert_eq!(lb.exit_code_within(Duration::from_secs(2)), Some(0));
+    assert!(lb.log_text().contains("SIGINT: stopped accepting"));
+}
+
+#[test]
+fn a_pending_post_copy_is_delivered_before_exit() {
+    let up = backend("up", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let up_addr = up.addr.to_string();
+    let mut lb = lb_addrs(&[&up_addr, &late_addr], FAST);
+    assert_eq!(
+        post(lb.addr, "/register?username=ann&password=p").status,
+        201
+    );
+    lb.signal(libc::SIGTERM);
+    assert!(lb.wait_log("1 POST copies", Duration::from_secs(2)));
+    assert_eq!(
+        lb.exit_code_within(Duration::from_millis(700)),
+        None,
+        "lb exited with a write still undelivered"
+    );
+    let late = backend_on("late", &late_addr, &[]);
+    assert_eq!(
+        lb.exit_code_within(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        lb.log_text()
+    );
+    assert!(registered(&late, "ann"));
+}
+
+#[test]
+fn the_drain_timeout_exits_1_and_names_the_lost_copies() {
+    let up = backend("up", &[]);
+    let never = format!("127.0.0.1:{}", free_port());
+    let up_addr = up.addr.to_string();
+    let extra: Vec<&str> = FAST
+        .iter()
+        .copied()
+        .chain(["--drain-timeout", "500ms"])
+        .collect();
+    let mut lb = lb_addrs(&[&up_addr, &never], &extra);
+    assert_eq!(
+        post(lb.addr, "/register?username=bob&password=p").status,
+        201
+    );
+    lb.signal(libc::SIGTERM);
+    assert_eq!(lb.exit_code_within(Duration::from_secs(5)), Some(1));
+    let log = lb.log_text();
+    assert!(
+        log.contains("--drain-timeout passed")
+            && log.contains(&format!("undelivered: 1 to {never}")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let slow = backend("slow", &["--delay", "10s"]);
+    let mut lb = lb(&[&slow], &[]);
+    let mut client = Client::new(lb.addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    lb.signal(libc::SIGTERM);
+    assert!(lb.wait_log("stopped accepting", Duration::from_secs(2)));
+    assert_eq!(lb.exit_code_within(Duration::from_millis(500)), None);
+    lb.signal(libc::SIGTERM);
+    assert_eq!(lb.exit_code_within(Duration::from_secs(2)), Some(1));
+    assert!(
+        lb.log_text()
+            .contains("SIGTERM while draining: exiting with 1 HTTP and 0 TCP connection(s) open"),
+        "{}",
+        lb.log_text()
+    );
+}
+
+#[test]
+fn a_tcp_session_goes_on_until_it_closes() {
+    let b = backend("b", &[]);
+    let mut lb = lb(&[&b], &["-m", "tcp"]);
+    let mut session = connect(lb.addr);
+    let ask = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut answer = [0u8; 256];
+    session.write_all(ask).expect("send");
+    assert!(session.read(&mut answer).expect("answer") > 0);
+    lb.signal(libc::SIGTERM);
+    assert!(eventually(Duration::from_secs(2), || refused(lb.addr)));
+    session.write_all(ask).expect("send while draining");
+    let n = session.read(&mut answer).expect("answer while draining");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    assert_eq!(lb.exit_code_within(Duration::from_millis(300)), None);
+    drop(session);
+    assert_eq!(lb.exit_code_within(Duration::from_secs(5)), Some(0));
+}
