@@ -10,34 +10,8 @@ use std::time::Duration;
 
 use common::*;
 
-/// Fast retries and health checks, so that a backend coming up is noticed quickly.
-const FAST: &[&str] = &[
-    "--retry-base",
-    "50ms",
-    "--retry-max",
-    "200ms",
-    "--retry-jitter",
-    "20ms",
-    "--health-interval",
-    "100ms",
-    "--rise",
-    "1",
-    "--fall",
-    "1",
-];
-
 fn refused(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err()
-}
-
-fn post(addr: SocketAddr, path: &str) -> Response {
-    request(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
 }
 
 fn registered(b: &Proc, user: &str) -> bool {
@@ -45,14 +19,20 @@ fn registered(b: &Proc, user: &str) -> bool {
     r.status == 200
 }
 
-#[test]
-fn a_request_in_progress_finishes_and_new_clients_are_refused() {
-    let slow = backend("slow", &["--delay", "1s"]);
-    let mut lb = lb(&[&slow], &[]);
+/// lb in front of a backend that answers after `delay`, one GET on its way, then SIGTERM.
+fn signalled_during_a_slow_request(delay: &str) -> (Proc, Proc, Client) {
+    let slow = backend("slow", &["--delay", delay]);
+    let lb = lb(&[&slow], &[]);
     let mut client = Client::new(lb.addr);
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     std::thread::sleep(Duration::from_millis(300));
     lb.signal(libc::SIGTERM);
+    (slow, lb, client)
+}
+
+#[test]
+fn a_request_in_progress_finishes_and_new_clients_are_refused() {
+    let (_slow, mut lb, mut client) = signalled_during_a_slow_request("1s");
     assert!(
         eventually(Duration::from_secs(2), || refused(lb.addr)),
         "new connections are still accepted while draining"
@@ -90,7 +70,7 @@ fn a_pending_post_copy_is_delivered_before_exit() {
     let up = backend("up", &[]);
     let late_addr = format!("127.0.0.1:{}", free_port());
     let up_addr = up.addr.to_string();
-    let mut lb = lb_addrs(&[&up_addr, &late_addr], FAST);
+    let mut lb = lb_addrs(&[&up_addr, &late_addr], FAST_RETRIES);
     assert_eq!(
         post(lb.addr, "/register?username=ann&password=p").status,
         201
@@ -117,7 +97,7 @@ fn the_drain_timeout_exits_1_and_names_the_lost_copies() {
     let up = backend("up", &[]);
     let never = format!("127.0.0.1:{}", free_port());
     let up_addr = up.addr.to_string();
-    let extra: Vec<&str> = FAST
+    let extra: Vec<&str> = FAST_RETRIES
         .iter()
         .copied()
         .chain(["--drain-timeout", "500ms"])
@@ -139,12 +119,7 @@ fn the_drain_timeout_exits_1_and_names_the_lost_copies() {
 
 #[test]
 fn a_second_signal_stops_at_once() {
-    let slow = backend("slow", &["--delay", "10s"]);
-    let mut lb = lb(&[&slow], &[]);
-    let mut client = Client::new(lb.addr);
-    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::thread::sleep(Duration::from_millis(300));
-    lb.signal(libc::SIGTERM);
+    let (_slow, mut lb, _client) = signalled_during_a_slow_request("10s");
     assert!(lb.wait_log("stopped accepting", Duration::from_secs(2)));
     assert_eq!(lb.exit_code_within(Duration::from_millis(500)), None);
     lb.signal(libc::SIGTERM);

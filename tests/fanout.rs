@@ -6,34 +6,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Flags that keep retries and health checks fast enough for a test.
-const FAST: &[&str] = &[
-    "--retry-base",
-    "50ms",
-    "--retry-max",
-    "400ms",
-    "--retry-jitter",
-    "20ms",
-    "--health-interval",
-    "100ms",
-    "--rise",
-    "1",
-    "--fall",
-    "1",
-];
-
 fn flags(extra: &[&'static str]) -> Vec<&'static str> {
-    FAST.iter().chain(extra).copied().collect()
-}
-
-fn post(addr: std::net::SocketAddr, path: &str) -> Response {
-    request(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .as_bytes(),
-    )
+    FAST_RETRIES.iter().chain(extra).copied().collect()
 }
 
 /// How many times `user` was registered on backend `b` (0 when unknown or unreachable).

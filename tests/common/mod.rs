@@ -366,6 +366,33 @@ impl Client {
     }
 }
 
+/// Retry and health-check flags fast enough for a test to see a backend come back.
+pub const FAST_RETRIES: &[&str] = &[
+    "--retry-base",
+    "50ms",
+    "--retry-max",
+    "400ms",
+    "--retry-jitter",
+    "20ms",
+    "--health-interval",
+    "100ms",
+    "--rise",
+    "1",
+    "--fall",
+    "1",
+];
+
+/// A POST with an empty body on a fresh connection.
+pub fn post(addr: SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
 /// One request on a fresh connection.
 pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
     let mut c = Client::new(addr);
