@@ -68,7 +68,6 @@ fn run(listen: SocketAddr, backends: &[SocketAddr]) -> io::Result<()> {
             // Edge-triggered: read until a short read says the socket is drained.
             while let Some(end) = ends.get_mut(key) {
                 let n = match end.sock.read(&mut buf) {
-                    Ok(0) => 0,
                     Ok(n) => n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(_) => 0,

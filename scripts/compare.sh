@@ -17,9 +17,9 @@ puts the same wrk load through each of:
 Runs alternate between them for several rounds; medians of requests/s, p99 latency and
 each proxy's own CPU time per request (user + system, from /proc) are reported. Then the same in
 TCP pass-through mode (lb -m tcp, HAProxy mode tcp, nginx stream if the module is there,
-and examples/tcp_relay_floor: one recv and one send per event and nothing else, the floor for
-any proxy built on recv and send), then the resident memory each proxy adds per idle keep-alive connection, then POST
-fan-out to three backends against GET through the same lb.
+and examples/tcp_relay_floor: one recv and one send per event and nothing else, the floor
+for any proxy built on recv and send), then the resident memory each proxy adds per idle
+keep-alive connection, then POST fan-out to three backends against GET through the same lb.
 
 The results (markdown) go to stdout, progress to stderr.
 
@@ -695,7 +695,7 @@ stop_running
 
 if ((!skip_tcp)); then
     log "TCP pass-through: HTTP keep-alive GET / through an L4 proxy"
-    unset 'URL[lb]' 'URL[nginx]' 'URL[haproxy]' 'URL[floor]'
+    unset 'URL[lb]' 'URL[nginx]' 'URL[haproxy]'
     targets=(direct)
     add_proxy lb tcp "$p_lb_tcp" "lb -m tcp"
     tcp_notes=("the minimal relay does one recv and one send per event and nothing else; lb / minimal relay
