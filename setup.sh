@@ -11,9 +11,19 @@ if ! command -v cargo >/dev/null; then
 fi
 cargo build --release --bins
 
+# Job control puts each child in a process group of its own, so Ctrl-C reaches only this
+# script. lb then gets exactly one SIGTERM and drains to its end (a second signal would cut
+# the drain short), and the backends stay up until lb has delivered every write it owes.
+set -m
 pids=()
+lb_pid=""
 stop() {
     trap - EXIT INT TERM
+    if [ -n "$lb_pid" ] && kill -0 "$lb_pid" 2>/dev/null; then
+        echo "setup.sh: stopping lb (it finishes what is in progress first)" >&2
+        kill -TERM "$lb_pid" 2>/dev/null || true
+        wait "$lb_pid" 2>/dev/null || true
+    fi
     kill "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
 }
@@ -26,7 +36,6 @@ done
 ./target/release/lb -l 127.0.0.1:8080 \
     -b 127.0.0.1:9001 -b 127.0.0.1:9002 -b 127.0.0.1:9003 "$@" &
 lb_pid=$!
-pids+=("$lb_pid")
 
 sleep 0.5
 if ! kill -0 "$lb_pid" 2>/dev/null; then

@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -26,7 +26,7 @@ use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::probe::{self, HealthMonitor, Probe};
-use crate::stop_signal::StopSignal;
+use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
 use crate::tcp::{self, TcpPipe};
 use crate::timer::{TimerId, TimerWheel};
@@ -34,7 +34,7 @@ use crate::timer::{TimerId, TimerWheel};
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
-const STOP_SIGNAL: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 2);
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -162,7 +162,7 @@ pub struct EventLoop {
     listener: Option<TcpListener>,
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
-    stop_signal: StopSignal,
+    signals: Signals,
     /// Set when the loop is to end after this turn.
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
@@ -191,15 +191,10 @@ impl EventLoop {
             }
             None => None,
         };
-        let stop_signal =
-            StopSignal::install().map_err(|e| format!("cannot catch SIGTERM/SIGINT: {e}"))?;
+        let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
-            .register(
-                &mut SourceFd(&stop_signal.fd()),
-                STOP_SIGNAL,
-                Interest::READABLE,
-            )
-            .map_err(|e| format!("cannot register the stop signal pipe: {e}"))?;
+            .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)
+            .map_err(|e| format!("cannot register the signal pipe: {e}"))?;
         let backends: Vec<Backend> = cfg
             .backends
             .iter()
@@ -251,7 +246,7 @@ impl EventLoop {
         Ok(EventLoop {
             poll,
             listener: Some(listener),
-            stop_signal,
+            signals,
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
@@ -300,7 +295,7 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.accept_admin(),
-                    STOP_SIGNAL => self.stop_signalled(),
+                    SIGNALS => self.signalled(),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
@@ -329,12 +324,20 @@ impl EventLoop {
         }
     }
 
-    /// The first stop signal starts the drain; another ends it at once.
-    fn stop_signalled(&mut self) {
-        if self.stop_signal.take() == 0 {
-            return;
+    fn signalled(&mut self) {
+        let arrived = self.signals.take();
+        if arrived.reload {
+            // Until reloading exists, SIGHUP must not do what its default does: kill lb and
+            // every write it still owes.
+            warn!("SIGHUP: reloading is not supported yet; carrying on unchanged");
         }
-        let signal = StopSignal::last_name();
+        if arrived.stops > 0 {
+            self.stop_signalled(arrived.last_stop);
+        }
+    }
+
+    /// The first stop signal starts the drain; another ends it at once.
+    fn stop_signalled(&mut self, signal: &str) {
         if self.core.draining {
             drain::report_cut(&self.conns, &self.core, &format!("{signal} while draining"));
             self.stopped = Some(Stopped::Cut);

@@ -14,7 +14,7 @@ pub mod held_sends;
 pub mod http;
 pub mod metrics;
 pub mod probe;
-pub mod stop_signal;
+pub mod signals;
 pub mod strategy;
 pub mod tcp;
 pub mod timer;

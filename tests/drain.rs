@@ -150,3 +150,24 @@ fn a_tcp_session_goes_on_until_it_closes() {
     drop(session);
     assert_eq!(lb.exit_code_within(Duration::from_secs(5)), Some(0));
 }
+
+#[test]
+fn sighup_neither_kills_nor_stops_lb() {
+    let b = backend("b", &[]);
+    let mut lb = lb(&[&b], &[]);
+    let mut client = Client::new(lb.addr);
+    assert_eq!(client.get("/").status, 200);
+    lb.signal(libc::SIGHUP);
+    assert!(
+        lb.wait_log("SIGHUP", Duration::from_secs(2)),
+        "{}",
+        lb.log_text()
+    );
+    assert_eq!(lb.exit_code_within(Duration::from_millis(300)), None);
+    assert_eq!(
+        client.get("/").status,
+        200,
+        "the keep-alive client is served on"
+    );
+    assert_eq!(get(lb.addr, "/").status, 200, "new clients are accepted");
+}

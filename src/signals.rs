@@ -1,8 +1,9 @@
-//! SIGTERM and SIGINT as readiness on a pipe that the poll loop watches.
+//! Process signals as readiness on a pipe that the poll loop watches.
 //!
-//! A signal handler may do almost nothing safely; writing one byte to a pipe is enough to
-//! wake `epoll_wait` at once, with no window in which a signal arriving just before the
-//! loop goes to sleep is missed. The loop reads the pipe and decides what the signal means.
+//! A signal handler may do almost nothing safely; writing the signal's number as one byte
+//! to a pipe is enough to wake `epoll_wait` at once, with no window in which a signal
+//! arriving just before the loop goes to sleep is missed. The loop reads the pipe and
+//! decides what each signal means: SIGTERM and SIGINT stop, SIGHUP reloads.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -10,31 +11,43 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The pipe's write end, for the handler; -1 until installed.
 static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
-/// The latest signal caught, to name it in the log.
-static LAST: AtomicI32 = AtomicI32::new(0);
+
+/// The signals lb handles; any other keeps its default action.
+const CAUGHT: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
 extern "C" fn on_signal(signal: libc::c_int) {
-    LAST.store(signal, Ordering::Relaxed);
     let fd = WRITE_FD.load(Ordering::Relaxed);
     if fd >= 0 {
+        // Signal numbers fit in a byte on every platform lb builds for.
+        let byte = signal as u8;
         // SAFETY: write(2) is async-signal-safe; errno is put back so that the code the
         // signal interrupted sees its own. A full pipe already holds a wake-up.
         unsafe {
             let errno = *libc::__errno_location();
-            libc::write(fd, [1u8].as_ptr().cast(), 1);
+            libc::write(fd, (&raw const byte).cast(), 1);
             *libc::__errno_location() = errno;
         }
     }
 }
 
+/// What arrived since the loop last looked.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Arrived {
+    /// SIGTERM or SIGINT, how many, and the name of the last one for the log.
+    pub stops: usize,
+    pub last_stop: &'static str,
+    /// At least one SIGHUP (several coalesce into one reload).
+    pub reload: bool,
+}
+
 /// The read end of the pipe, and the write end kept open for the handler.
-pub struct StopSignal {
+pub struct Signals {
     read: OwnedFd,
     _write: OwnedFd,
 }
 
-impl StopSignal {
-    /// Catches SIGTERM and SIGINT from now on. One per process.
+impl Signals {
+    /// Catches SIGTERM, SIGINT and SIGHUP from now on. One per process.
     pub fn install() -> io::Result<Self> {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 fills in.
@@ -44,8 +57,8 @@ impl StopSignal {
         // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
-        for signal in [libc::SIGTERM, libc::SIGINT] {
-            // SAFETY: a zeroed sigaction is valid; the handler only touches atomics and write(2).
+        for signal in CAUGHT {
+            // SAFETY: a zeroed sigaction is valid; the handler only touches an atomic and write(2).
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
@@ -56,7 +69,7 @@ impl StopSignal {
                 }
             }
         }
-        Ok(StopSignal {
+        Ok(Signals {
             read,
             _write: write,
         })
@@ -66,25 +79,32 @@ impl StopSignal {
         self.read.as_raw_fd()
     }
 
-    /// How many signals arrived since the last call (a full pipe counts as many as it held).
-    pub fn take(&self) -> usize {
+    /// The signals that arrived since the last call.
+    pub fn take(&self) -> Arrived {
+        let mut arrived = Arrived::default();
         let mut buf = [0u8; 64];
-        let mut n = 0;
         loop {
             // SAFETY: reads into a buffer of the length given.
             let got = unsafe { libc::read(self.fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if got <= 0 {
-                return n;
+            let Ok(got) = usize::try_from(got) else {
+                return arrived;
+            };
+            if got == 0 {
+                return arrived;
             }
-            n += got as usize;
-        }
-    }
-
-    /// The name of the latest signal, for the log.
-    pub fn last_name() -> &'static str {
-        match LAST.load(Ordering::Relaxed) {
-            libc::SIGINT => "SIGINT",
-            _ => "SIGTERM",
+            for &signal in &buf[..got] {
+                match libc::c_int::from(signal) {
+                    libc::SIGHUP => arrived.reload = true,
+                    libc::SIGINT => {
+                        arrived.stops += 1;
+                        arrived.last_stop = "SIGINT";
+                    }
+                    _ => {
+                        arrived.stops += 1;
+                        arrived.last_stop = "SIGTERM";
+                    }
+                }
+            }
         }
     }
 }
