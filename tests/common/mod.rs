@@ -2,6 +2,9 @@
 //! on loopback ports they choose themselves, and speak HTTP/1.1 over plain sockets.
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod raw;
+pub use raw::{RawBackend, exchange_raw};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
