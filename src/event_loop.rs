@@ -19,6 +19,7 @@ use crate::config::{Config, Mode};
 use crate::drain::{self, Stopped};
 use crate::fanout;
 use crate::held_sends::HeldSends;
+use crate::limits::{self, Throttle};
 use crate::http;
 use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
@@ -46,6 +47,11 @@ pub const BUFFER_SIZE: usize = 32 * 1024;
 /// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
 const FREE_BUFFERS: usize = 64;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// After accept() fails for want of descriptors (or any other reason than the client's),
+/// it is tried again this often: no readiness edge may ever come for the waiting clients.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Warnings about lb's own exhaustion are logged at most this often.
+const EXHAUSTION_LOG_EVERY: Duration = Duration::from_secs(5);
 /// Bytes one connection may move in one turn of the loop before the others get theirs:
 /// a fast upload must not keep thousands of other clients waiting.
 pub const STEP_BUDGET: u64 = 256 * 1024;
@@ -84,6 +90,18 @@ pub enum Timer {
     Housekeeping,
     /// --drain-timeout has passed since the stop signal.
     DrainDeadline,
+    /// Time to try accept() again after it failed.
+    AcceptRetry,
+}
+
+/// Whether the loop takes new clients from the listen backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    Open,
+    /// At --max-connections: resumed when a client leaves.
+    Full,
+    /// accept() failed (out of descriptors): resumed by `Timer::AcceptRetry`.
+    Failing,
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -111,6 +129,8 @@ pub struct Core {
     pub draining: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
+    /// When lb itself is out of descriptors, memory or ports, it says so this often.
+    exhaustion_log: Throttle,
     serial: u32,
     request_ids: u64,
 }
@@ -154,6 +174,17 @@ impl Core {
             self.timers.cancel(id);
         }
     }
+
+    /// lb could not open a socket (`limits::is_local_exhaustion`): not a backend's fault,
+    /// so only logged, and not thousands of times a second.
+    pub fn exhausted(&mut self, doing: &str, e: &io::Error) {
+        if let Some(held_back) = self.exhaustion_log.allow(self.now) {
+            warn!(
+                "lb is out of resources: {doing}: {e} ({held_back} more since the last report; \
+                 see --max-connections and ulimit -n)"
+            );
+        }
+    }
 }
 
 pub struct EventLoop {
@@ -167,8 +198,8 @@ pub struct EventLoop {
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
     core: Core,
-    /// Accepting stopped at --max-connections; new clients wait in the backlog.
-    accept_paused: bool,
+    /// Whether new clients are taken; while not, they wait in the backlog.
+    accepting: Accepting,
 }
 
 impl EventLoop {
@@ -176,6 +207,9 @@ impl EventLoop {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let mut listener = TcpListener::bind(cfg.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        if let Err(e) = limits::deepen_backlog(&listener) {
+            warn!("cannot deepen the listen backlog of {}: {e}", cfg.listen);
+        }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot register listener: {e}"))?;
@@ -239,6 +273,7 @@ impl EventLoop {
             admin_open: 0,
             draining: false,
             default_host,
+            exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
             cfg,
@@ -253,7 +288,7 @@ impl EventLoop {
             conns: Slab::with_capacity(slab_capacity),
             admin,
             core,
-            accept_paused: false,
+            accepting: Accepting::Open,
         })
     }
 
@@ -310,8 +345,10 @@ impl EventLoop {
             for timer in fired.drain(..) {
                 self.timer_fired(timer);
             }
-            if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
-                self.accept_paused = false;
+            if self.accepting == Accepting::Full
+                && self.core.clients_open < self.core.cfg.max_connections
+            {
+                self.accepting = Accepting::Open;
                 self.accept();
             }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
@@ -381,15 +418,18 @@ impl EventLoop {
     }
 
     fn accept(&mut self) {
+        if self.accepting == Accepting::Failing {
+            return;
+        }
         loop {
             if self.core.clients_open >= self.core.cfg.max_connections {
-                if !self.accept_paused {
+                if self.accepting == Accepting::Open {
                     info!(
                         "{} client connections open (--max-connections): new ones wait",
                         self.core.clients_open
                     );
                 }
-                self.accept_paused = true;
+                self.accepting = Accepting::Full;
                 return;
             }
             let Some(listener) = &self.listener else {
@@ -401,10 +441,25 @@ impl EventLoop {
                     Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // This client is gone already; the next one may be fine.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                    ) => {}
                 Err(e) => {
-                    // Out of descriptors or a client that reset before accept: log, go on.
-                    error!("accept failed: {e}");
+                    // Out of descriptors, most likely. The clients left in the backlog will
+                    // bring no new readiness edge, so accepting resumes on a timer.
+                    if limits::is_local_exhaustion(&e) {
+                        self.core.exhausted("accepting clients", &e);
+                    } else {
+                        error!("accept failed: {e}");
+                    }
+                    self.accepting = Accepting::Failing;
+                    let at = self.core.now + ACCEPT_RETRY;
+                    self.core.timers.insert(at, Timer::AcceptRetry);
                     return;
                 }
             }
@@ -453,6 +508,10 @@ impl EventLoop {
             Timer::Conn { key, serial } => (key, serial),
             Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
             Timer::Housekeeping => return self.housekeeping(),
+            Timer::AcceptRetry => {
+                self.accepting = Accepting::Open;
+                return self.accept();
+            }
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
                 drain::report_cut(&self.conns, &self.core, "--drain-timeout passed");

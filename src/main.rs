@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use lb::config::{self, Command};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
+use lb::limits;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +27,20 @@ fn main() -> ExitCode {
         .init()
     {
         eprintln!("lb: cannot start logging: {e}");
+    }
+    match limits::raise_fd_limit() {
+        Ok(limit) => {
+            let need =
+                limits::descriptors_needed(cfg.max_connections, cfg.pool_size, cfg.backends.len());
+            if need > limit {
+                log::warn!(
+                    "--max-connections {} may need {need} file descriptors, but lb may open only \
+                     {limit} (ulimit -n): raise the hard limit or lower --max-connections",
+                    cfg.max_connections
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
     let mut event_loop = match EventLoop::bind(cfg) {
         Ok(l) => l,

@@ -14,6 +14,7 @@ use crate::config::{Config, Mode};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
 use crate::health::{HealthState, Transition};
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::timer::TimerId;
 
@@ -153,8 +154,19 @@ enum ProbeState {
 /// Starts a check of `id`; the result comes through `probe_ready` or `probe_timed_out`.
 pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     let addr = core.backends[id].addr;
-    let mut sock = match TcpStream::connect(addr) {
+    let opened = TcpStream::connect(addr).and_then(|mut sock| {
+        let key = conns.vacant_key();
+        core.register(&mut sock, key, 0).map(|()| sock)
+    });
+    let sock = match opened {
         Ok(s) => s,
+        // lb's own shortage says nothing about the backend: no result, check again later.
+        Err(e) if is_local_exhaustion(&e) => {
+            core.exhausted("checking a backend", &e);
+            let at = core.now + core.cfg.health_interval;
+            core.timers.insert(at, Timer::Check(id));
+            return;
+        }
         Err(e) => {
             finish_check(conns, core, id, false, &e.to_string());
             return;
@@ -162,10 +174,6 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core.register(&mut sock, key, 0) {
-        finish_check(conns, core, id, false, &e.to_string());
-        return;
-    }
     let serial = core.next_serial();
     let mut probe = Probe {
         sock,

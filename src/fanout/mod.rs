@@ -12,6 +12,7 @@ use slab::Slab;
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
+use crate::limits::is_local_exhaustion;
 use crate::http::client::{self, ClientState};
 use crate::http::head::{self, ClientSide, RequestId};
 use crate::http::upstream::{
@@ -129,6 +130,8 @@ pub enum CopyFailure {
     Reset,
     BadResponse,
     Status(u16),
+    /// lb itself was out of descriptors or ports: retried, never held against the backend.
+    Exhausted,
 }
 
 /// Sends a complete POST to its backends, and leaves the client waiting for the first success.
@@ -233,14 +236,13 @@ fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
             Ok(ukey) => ukey,
             Err(e) => {
                 let why = e.to_string();
-                return copy_failed(
-                    conns,
-                    core,
-                    job,
-                    copy,
-                    CopyFailure::Connect(Failure::Connect),
-                    &why,
-                );
+                let failure = if is_local_exhaustion(&e) {
+                    core.exhausted("sending a POST copy", &e);
+                    CopyFailure::Exhausted
+                } else {
+                    CopyFailure::Connect(Failure::Connect)
+                };
+                return copy_failed(conns, core, job, copy, failure, &why);
             }
         },
     };
@@ -372,6 +374,7 @@ pub fn copy_failed(
         CopyFailure::Reset => (Some(Failure::Reset), retry_on.connect_failure),
         CopyFailure::Timeout => (Some(Failure::Timeout), retry_on.timeout),
         CopyFailure::BadResponse => (Some(Failure::BadResponse), retry_on.server_error),
+        CopyFailure::Exhausted => (None, true),
         CopyFailure::Status(status) => {
             let took = core.now.saturating_duration_since(sent_at);
             core.metrics

@@ -17,6 +17,7 @@ use crate::access_log::AccessLog;
 use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
 use crate::event_loop::{Conn, Core};
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::strategy::PickContext;
@@ -154,8 +155,28 @@ pub(super) fn dispatch(
                 c.state = ClientState::Proxying(ex);
             }
         }
-        Err(forward) => retry_elsewhere(conns, core, key, ex, forward, "connect failed"),
+        Err(NotAttached::Backend(forward)) => {
+            retry_elsewhere(conns, core, key, ex, forward, "connect failed");
+        }
+        Err(NotAttached::Exhausted(forward)) => {
+            core.buffers.put(forward);
+            fail_exhausted(conns, core, key, ex);
+        }
     }
+}
+
+/// Why a request got no backend connection; the unsent request comes back.
+enum NotAttached {
+    /// The backend refused or failed: another one may do.
+    Backend(Buffer),
+    /// lb itself is out of descriptors or ports: every backend would fail alike, and
+    /// none of them is to blame.
+    Exhausted(Buffer),
+}
+
+fn fail_exhausted(conns: &mut Slab<Conn>, core: &mut Core, key: usize, ex: Box<Exchange>) {
+    let text = "the load balancer is out of connections; try again";
+    fail_exchange(conns, core, key, ex, 503, text);
 }
 
 fn pick_backend(core: &mut Core, ctx: &PickContext, tried: &Tried) -> Option<BackendId> {
@@ -172,23 +193,28 @@ fn attach(
     ex: &mut Exchange,
     backend: BackendId,
     forward: Buffer,
-) -> Result<(), Buffer> {
-    ex.tried.add(backend);
+) -> Result<(), NotAttached> {
     ex.backend = backend;
     let owner = Owner::Client(client);
     let pooled = take_pooled(conns, core, backend, owner);
     let ukey = match pooled.map_or_else(|| connect(conns, core, owner, backend), Ok) {
         Ok(ukey) => ukey,
+        Err(e) if is_local_exhaustion(&e) => {
+            core.exhausted("connecting to a backend", &e);
+            return Err(NotAttached::Exhausted(forward));
+        }
         Err(e) => {
+            ex.tried.add(backend);
             // Per attempt: debug. The DOWN transition says it once, at warn.
             debug!(
                 "connect to backend {} failed: {e}",
                 core.backends[backend].label
             );
             observe(core, backend, Some(Failure::Connect), &e.to_string());
-            return Err(forward);
+            return Err(NotAttached::Backend(forward));
         }
     };
+    ex.tried.add(backend);
     core.metrics.backends[backend].bytes_sent += forward.len() as u64;
     if let Some(u) = upstream_mut(conns, ukey) {
         u.io.output = Some(forward);
@@ -230,7 +256,11 @@ pub(super) fn retry_elsewhere(
                 }
                 return;
             }
-            Err(buf) => forward = Some(buf),
+            Err(NotAttached::Backend(buf)) => forward = Some(buf),
+            Err(NotAttached::Exhausted(buf)) => {
+                core.buffers.put(buf);
+                return fail_exhausted(conns, core, key, ex);
+            }
         }
     }
     if let Some(buf) = forward {
@@ -422,6 +452,11 @@ fn replay(
                 if let Some(c) = client_mut(conns, key) {
                     c.state = ClientState::Proxying(ex);
                 }
+            }
+            Err(e) if is_local_exhaustion(&e) => {
+                core.exhausted("connecting to a backend", &e);
+                core.buffers.put(forward);
+                fail_exhausted(conns, core, key, ex);
             }
             Err(e) => {
                 observe(core, ex.backend, Some(Failure::Connect), &e.to_string());

@@ -28,6 +28,7 @@ use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::held_sends::Destination;
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::strategy::PickContext;
@@ -131,6 +132,10 @@ fn connect_next(
         tried.add(id);
         let mut sock = match TcpStream::connect(core.backends[id].addr) {
             Ok(s) => s,
+            Err(e) if is_local_exhaustion(&e) => {
+                core.exhausted("connecting to a backend", &e);
+                return None;
+            }
             Err(e) => {
                 connect_failed(core, id, Failure::Connect, &e.to_string());
                 continue;

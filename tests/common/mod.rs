@@ -93,8 +93,42 @@ impl Drop for Proc {
 
 /// Starts `bin` with `args` and waits for the stderr line "... listening on ADDR".
 pub fn spawn(bin: &str, args: &[&str]) -> Proc {
-    let mut child = Command::new(bin)
-        .args(args)
+    spawn_command(bin, Command::new(bin).args(args))
+}
+
+/// Starts lb like `lb`, with both its soft and hard limits on open files set to `limit`
+/// (lb raises the soft one to the hard one itself).
+pub fn lb_with_fd_limit(backends: &[&Proc], extra: &[&str], limit: u64) -> Proc {
+    use std::os::unix::process::CommandExt;
+    let bin = env!("CARGO_BIN_EXE_lb");
+    let mut cmd = Command::new(bin);
+    cmd.args(["-l", "127.0.0.1:0", "--admin", "off"]);
+    for b in backends {
+        cmd.args(["-b", &b.addr.to_string()]);
+    }
+    cmd.args(extra);
+    // SAFETY: setrlimit is async-signal-safe and touches only the child being started.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    spawn_command(bin, &mut cmd)
+}
+
+fn spawn_command(bin: &str, cmd: &mut Command) -> Proc {
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
