@@ -61,7 +61,17 @@ pub fn begin(
         request_id: id,
     };
     core.buffers.put(forward);
+    // The head timer becomes the body timer: a body that stops arriving gets 408.
+    if !head.framing.is_done() {
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
     c.state = ClientState::Buffering(Box::new(pending));
+}
+
+impl PendingPost {
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
 }
 
 /// Reads more of a POST body; `Step::Launch` once it is all here.
@@ -107,7 +117,7 @@ pub fn buffer_body(
             return Step::Wait;
         }
         match c.io.fill(&mut core.buffers) {
-            Filled::Got => {}
+            Filled::Got => core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial),
             Filled::Nothing => {
                 c.state = ClientState::Buffering(p);
                 return Step::Wait;

@@ -11,7 +11,7 @@ use log::{debug, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::exchange::{Exchange, dispatch, proxy_step};
+use super::exchange::{Exchange, client_stalled, dispatch, proxy_step};
 use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
 use super::upstream::close_upstream;
 use crate::buffer::Buffer;
@@ -132,12 +132,17 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             }
             Step::Dispatch(head, forward) if head.method == Method::Post => {
                 if let Some(c) = client_mut(conns, key) {
-                    core.disarm(&mut c.timer);
                     fanout::begin(c, core, key, head, forward);
                 }
             }
             Step::Dispatch(head, forward) => dispatch(conns, core, key, head, forward),
-            Step::Launch(post) => fanout::launch(conns, core, key, *post),
+            Step::Launch(post) => {
+                // From here the wait is for the backends: --fanout-timeout.
+                if let Some(c) = client_mut(conns, key) {
+                    core.disarm(&mut c.timer);
+                }
+                fanout::launch(conns, core, key, *post);
+            }
         }
     }
 }
@@ -290,6 +295,8 @@ fn replying(
         }
     }
     if sent < reply.len() {
+        // A client that stops reading its answer is timed like one that stops sending.
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
         c.state = ClientState::Replying { reply, sent, close };
         return Step::Wait;
     }
@@ -339,26 +346,28 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
     }
 }
 
-/// The client's own timer: a slow head gets 408, an idle or lingering connection closes.
+/// The client's own timer: a slow head or POST body gets 408, a stalled exchange ends
+/// without blaming its backend, an idle or lingering connection closes.
 pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(c) = client_mut(conns, key) else {
         return;
     };
     c.timer = None;
-    match c.state {
-        ClientState::ReadingHead => {
-            core.buffers.release(&mut c.io.input);
-            answer(
-                c,
-                core,
-                key,
-                408,
-                "timed out reading the request head",
-                None,
-                true,
-            );
-            drive(conns, core, key);
+    let text = match &c.state {
+        ClientState::ReadingHead => "timed out reading the request head",
+        ClientState::Buffering(_) => "timed out reading the request body",
+        ClientState::Proxying(_) => {
+            client_stalled(conns, core, key);
+            return drive(conns, core, key);
         }
-        _ => close_client(conns, core, key),
-    }
+        _ => return close_client(conns, core, key),
+    };
+    let id = match &c.state {
+        ClientState::Buffering(p) => Some(p.request_id()),
+        _ => None,
+    };
+    core.buffers.release(&mut c.io.input);
+    core.metrics.local_response(408);
+    answer(c, core, key, 408, text, id.as_ref(), true);
+    drive(conns, core, key);
 }

@@ -64,6 +64,8 @@ pub struct Exchange {
     /// Any byte of a final response went to the client.
     pub responded: bool,
     pub started: Instant,
+    /// When the client's timer was last pushed back while the exchange waited for it.
+    pub client_armed_at: Instant,
     pub tried: Tried,
     pub log: AccessLog,
 }
@@ -110,6 +112,7 @@ pub(super) fn dispatch(
         response: ResponsePhase::Head,
         responded: false,
         started: core.now,
+        client_armed_at: core.now,
         tried: Tried::default(),
         log: AccessLog::start(core.cfg.access_log, &c.io.input_data()[..head.path.1]),
     });
@@ -312,6 +315,37 @@ pub(super) fn fail_exchange(
     }
     answer(c, core, key, status, text, Some(&ex.request_id), close);
     core.exchanges.put(ex);
+}
+
+/// The client stopped sending its body, or taking its response, for --client-timeout:
+/// its own fault, so the backend connection is closed without blame, and the client
+/// gets 408 if nothing was answered yet, or a cut-short response and a close.
+pub(super) fn client_stalled(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(c) = client_mut(conns, key) else {
+        return;
+    };
+    let ClientState::Proxying(mut ex) = std::mem::replace(&mut c.state, ClientState::Idle) else {
+        return;
+    };
+    debug!("request {:?}: the client stalled", ex.request_id);
+    let took = core.now.saturating_duration_since(ex.started);
+    let status = (!ex.responded).then_some(408);
+    let label = Some(core.backends[ex.backend].label.as_str());
+    std::mem::take(&mut ex.log).finish(c.peer, label, status, &ex.request_id, took);
+    if ex.responded {
+        c.state = ClientState::Answering { close: true };
+    } else {
+        core.metrics.local_response(408);
+        if let Some(out) = c.io.output.as_mut() {
+            out.clear();
+        }
+        let text = "timed out waiting for the client";
+        answer(c, core, key, 408, text, Some(&ex.request_id), true);
+    }
+    let (backend, upstream) = (ex.backend, ex.upstream);
+    core.exchanges.put(ex);
+    core.backends[backend].request_done();
+    close_upstream(conns, core, upstream);
 }
 
 pub(super) fn proxy_step(
