@@ -148,10 +148,13 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
 }
 
 fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> Step {
-    match c.io.fill(&mut core.buffers) {
-        // Closed between requests, or halfway through a head: no one is left to answer.
-        Filled::Failed | Filled::Eof => return Step::Close,
-        Filled::Got | Filled::Nothing => {}
+    if c.io.fill(&mut core.buffers) == Filled::Failed {
+        return Step::Close;
+    }
+    // Closed between requests: no one is left to answer. A half-close after a whole
+    // request is not a disconnect: that request is still answered.
+    if c.io.read_closed && c.io.input_len() == 0 {
+        return Step::Close;
     }
     if c.io.input_len() == 0 {
         if core.draining {
@@ -172,6 +175,11 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
     };
     match head::parse_request(c.io.input_data(), &info, &mut forward) {
         Ok(Some(head)) => Step::Dispatch(head, forward),
+        // Closed halfway through a head, which can never be completed now.
+        Ok(None) if c.io.read_closed => {
+            core.buffers.put(forward);
+            Step::Close
+        }
         Ok(None) => {
             core.buffers.put(forward);
             c.state = ClientState::ReadingHead;

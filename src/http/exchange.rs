@@ -385,7 +385,8 @@ pub(super) fn proxy_step(
             let Some(c) = client_mut(conns, key) else {
                 return Step::Close;
             };
-            if close_client || !body_done || c.io.read_closed {
+            // A half-closed client is closed once the requests it sent are all answered.
+            if close_client || !body_done || (c.io.read_closed && c.io.input_len() == 0) {
                 return Step::Close;
             }
             become_idle(c, core, key);

@@ -48,8 +48,9 @@ pub(super) fn pump(
         if !ex.request_body.is_done() {
             match c.io.fill(&mut core.buffers) {
                 Filled::Got => progress = true,
-                Filled::Eof | Filled::Failed => return Pump::ClientGone,
-                Filled::Nothing => {}
+                Filled::Failed => return Pump::ClientGone,
+                // A half-close: what is buffered may still complete the body.
+                Filled::Eof | Filled::Nothing => {}
             }
             if c.io.input_len() > 0 {
                 let out = u.io.output.get_or_insert_with(|| core.buffers.get());
@@ -71,6 +72,9 @@ pub(super) fn pump(
                     progress = true;
                 }
                 core.buffers.release_if_empty(&mut c.io.input);
+            }
+            if c.io.read_closed && c.io.input_len() == 0 && !ex.request_body.is_done() {
+                return Pump::ClientGone;
             }
         }
 
