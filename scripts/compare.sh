@@ -29,10 +29,15 @@ Options:
   --connections N       wrk connections (default 50)
   --threads N           wrk threads (default 1)
   --idle-connections N  idle connections for the memory test (default 5000)
+  --burst N             connections opened at once in the memory test's burst (default 1000)
+  --slow-clients N      slowloris connections (half a request head each) in the memory
+                        test (default 4000; 0 for none)
+  --skip-http           no HTTP keep-alive throughput comparison
   --skip-tcp            no TCP pass-through comparison
   --skip-memory         no memory per idle connection
   --skip-post           no POST fan-out measurement
   --no-build            use target/release/{lb,backend,examples/tcp_relay_floor} as they are
+  --lb PATH             measure this lb binary instead of target/release/lb (a baseline)
   -h, --help            this help
 
 Needs wrk and python3; nginx and haproxy are used when found. Debian/Ubuntu:
@@ -58,6 +63,10 @@ duration=5s
 connections=50
 threads=1
 idle_conns=5000
+burst=1000
+slow_clients=4000
+lb_override=""
+skip_http=0
 skip_tcp=0
 skip_memory=0
 skip_post=0
@@ -71,8 +80,13 @@ while [[ $# -gt 0 ]]; do
         --connections) need_arg "$@"; connections=$2; shift 2 ;;
         --threads) need_arg "$@"; threads=$2; shift 2 ;;
         --idle-connections) need_arg "$@"; idle_conns=$2; shift 2 ;;
-        --rounds=* | --duration=* | --connections=* | --threads=* | --idle-connections=*)
+        --burst) need_arg "$@"; burst=$2; shift 2 ;;
+        --slow-clients) need_arg "$@"; slow_clients=$2; shift 2 ;;
+        --lb) need_arg "$@"; lb_override=$2; shift 2 ;;
+        --rounds=* | --duration=* | --connections=* | --threads=* | --idle-connections=* \
+            | --burst=* | --slow-clients=* | --lb=*)
             set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+        --skip-http) skip_http=1; shift ;;
         --skip-tcp) skip_tcp=1; shift ;;
         --skip-memory) skip_memory=1; shift ;;
         --skip-post) skip_post=1; shift ;;
@@ -87,6 +101,9 @@ positive "$rounds" || die_usage "bad --rounds: $rounds"
 positive "$connections" || die_usage "bad --connections: $connections"
 positive "$threads" || die_usage "bad --threads: $threads"
 positive "$idle_conns" || die_usage "bad --idle-connections: $idle_conns"
+positive "$burst" || die_usage "bad --burst: $burst"
+[[ $slow_clients =~ ^[0-9]+$ ]] || die_usage "bad --slow-clients: $slow_clients"
+[[ -z $lb_override || -x $lb_override ]] || die_usage "--lb $lb_override is not an executable"
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 5s, 1m)"
 ((threads <= connections)) || die_usage "--threads must not exceed --connections"
 
@@ -188,6 +205,7 @@ done
 mkdir "$tmp/bin"
 cp target/release/lb target/release/backend target/release/examples/tcp_relay_floor "$tmp/bin/"
 lb_bin=$tmp/bin/lb
+[[ -z $lb_override ]] || cp "$lb_override" "$lb_bin"
 backend_bin=$tmp/bin/backend
 floor_bin=$tmp/bin/tcp_relay_floor
 lb_extra=(-q)
@@ -677,19 +695,21 @@ stop_running() {
 
 # --- HTTP ------------------------------------------------------------------------------
 
-log "HTTP keep-alive: GET /"
-LABEL[direct]="backend, direct" URL[direct]="http://127.0.0.1:$b1/"
-targets=(direct)
-add_proxy lb http "$p_lb" "lb"
-[[ -z $nginx_bin ]] || add_proxy nginx http "$p_nginx" "nginx (1 worker, keepalive 64)"
-[[ -z $haproxy_bin ]] || add_proxy haproxy http "$p_haproxy" "HAProxy (nbthread 1, http-reuse always)"
-bench_alternating "${targets[@]}"
-stop_running
-{
-    echo "### HTTP/1.1 keep-alive, \`GET /\` (small answers), two backends, round-robin"
-    echo
-    results_table "${targets[@]}"
-} >>"$report"
+if ((!skip_http)); then
+    log "HTTP keep-alive: GET /"
+    LABEL[direct]="backend, direct" URL[direct]="http://127.0.0.1:$b1/"
+    targets=(direct)
+    add_proxy lb http "$p_lb" "lb"
+    [[ -z $nginx_bin ]] || add_proxy nginx http "$p_nginx" "nginx (1 worker, keepalive 64)"
+    [[ -z $haproxy_bin ]] || add_proxy haproxy http "$p_haproxy" "HAProxy (nbthread 1, http-reuse always)"
+    bench_alternating "${targets[@]}"
+    stop_running
+    {
+        echo "### HTTP/1.1 keep-alive, \`GET /\` (small answers), two backends, round-robin"
+        echo
+        results_table "${targets[@]}"
+    } >>"$report"
+fi
 
 # --- TCP -------------------------------------------------------------------------------
 
@@ -728,10 +748,11 @@ fi
 
 # --- memory ----------------------------------------------------------------------------
 
-# Opens the idle connections to a running proxy of KIND (pid PID) on PORT, at most IN_FLIGHT
-# being opened at a time; sets mem_open, mem_before and mem_after (KiB).
+# Opens COUNT idle connections to a running proxy of KIND (pid PID) on PORT, at most
+# IN_FLIGHT being opened at a time (slowloris ones when MORE is --partial-head); sets
+# mem_open, mem_before and mem_after (KiB).
 measure_idle() {
-    local kind=$1 pid=$2 port=$3 in_flight=$4 out err cpid i line
+    local kind=$1 pid=$2 port=$3 in_flight=$4 count=$5 more=${6:-} out err cpid i line
     mem_open=0 mem_before=0 mem_after=0
     # A few requests first, so that lazily allocated buffers are in the baseline.
     for i in 1 2 3 4; do http_ok "$port" || true; done
@@ -740,8 +761,9 @@ measure_idle() {
     mem_before=$(rss_kib $(proxy_pids "$kind" "$pid"))
     out="$tmp/idle-$port.out"
     err="$tmp/idle-$port.err"
-    "$python_bin" "$root/scripts/idle_clients.py" --port "$port" -n "$idle_conns" \
-        --in-flight "$in_flight" --wait signal \
+    # shellcheck disable=SC2086  # MORE is one optional flag
+    "$python_bin" "$root/scripts/idle_clients.py" --port "$port" -n "$count" \
+        --in-flight "$in_flight" --wait signal $more \
         >"$out" 2>"$err" &
     cpid=$!
     pids+=("$cpid")
@@ -754,7 +776,9 @@ measure_idle() {
     done
     if [[ -n $line ]]; then
         mem_open=$(sed -E 's/.*open=([0-9]+).*/\1/' <<<"$line")
-        sleep 1
+        # Idle for a few seconds: lb lets go of what a burst used after two housekeeping
+        # periods of a second each.
+        sleep 3
         # shellcheck disable=SC2046
         mem_after=$(rss_kib $(proxy_pids "$kind" "$pid"))
     else
@@ -765,20 +789,20 @@ measure_idle() {
     [[ ! -s $err ]] || sed 's/^/    idle_clients: /' "$err" >&2
 }
 
-# Starts a fresh proxy of KIND on PORT, measures it with the idle connections opened at most
-# IN_FLIGHT at a time, stops it. Sets mem_per (KiB per connection, or -).
+# Starts a fresh proxy of KIND on PORT, measures it with COUNT connections opened at most
+# IN_FLIGHT at a time (MORE: see measure_idle), stops it. Sets mem_per (KiB per connection, or -).
 mem_measure() {
-    local kind=$1 port=$2 in_flight=$3 label=$4 pid
+    local kind=$1 port=$2 in_flight=$3 label=$4 count=$5 more=${6:-} pid
     start_proxy "$kind" http "$port" "$b1" "$b2"
     pid=$started_pid
-    measure_idle "$kind" "$pid" "$port" "$in_flight"
+    measure_idle "$kind" "$pid" "$port" "$in_flight" "$count" "$more"
     stop "$pid"
     mem_per="-"
     if ((mem_open > 0)); then
         mem_per=$(awk -v a="$mem_after" -v b="$mem_before" -v n="$mem_open" 'BEGIN { printf "%.2f", (a - b) / n }')
     fi
-    log "  $label, $in_flight opening at a time: $mem_open open, RSS $mem_before -> $mem_after KiB," \
-        "$mem_per KiB per connection"
+    log "  $label, $in_flight opening at a time${more:+ ($more)}: $mem_open open," \
+        "RSS $mem_before -> $mem_after KiB, $mem_per KiB per connection"
 }
 
 # Two measurements per proxy: connections opened a few at a time show what an idle
@@ -787,14 +811,18 @@ mem_measure() {
 mem_rows=()
 mem_target() {
     local kind=$1 port_a=$2 port_b=$3 label=$4 row
-    mem_measure "$kind" "$port_a" "$trickle" "$label"
+    mem_measure "$kind" "$port_a" "$trickle" "$label" "$idle_conns"
     row="| $label | $mem_open | $mem_before | $mem_after | $mem_per |"
-    mem_measure "$kind" "$port_b" "$burst" "$label"
-    mem_rows+=("$row $mem_open | $mem_after | $mem_per |")
+    mem_measure "$kind" "$port_b" "$burst" "$label" "$idle_conns"
+    row="$row $mem_open | $mem_after | $mem_per |"
+    if ((slow_clients > 0)); then
+        mem_measure "$kind" "$port_a" 200 "$label" "$slow_clients" --partial-head
+        row="$row $mem_open | $mem_after | $mem_per |"
+    fi
+    mem_rows+=("$row")
 }
 
 trickle=10
-burst=1000
 if ((!skip_memory)); then
     log "memory: $idle_conns idle keep-alive connections per proxy"
     mem_target lb "${mem_ports[0]}" "${mem_ports[1]}" "lb"
@@ -807,10 +835,16 @@ if ((!skip_memory)); then
         echo "(VmRSS) of a fresh proxy before, and with all of them open; once with the connections"
         echo "opened $trickle at a time (the cost of an idle connection), once $burst at a time (plus what"
         echo "the proxy keeps of the memory it used to answer them all at once)."
+        slow_head="" slow_rule=""
+        if ((slow_clients > 0)); then
+            echo "Then $slow_clients slowloris connections that each send half a request head and wait."
+            slow_head=" slowloris open | RSS with them (KiB) | KiB per connection |"
+            slow_rule="---:|---:|---:|"
+        fi
         echo
         echo "| proxy | open ($trickle at a time) | RSS before (KiB) | RSS with them (KiB) | KiB per connection |" \
-            "open ($burst at a time) | RSS with them (KiB) | KiB per connection |"
-        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            "open ($burst at a time) | RSS with them (KiB) | KiB per connection |$slow_head"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|$slow_rule"
         printf '%s\n' "${mem_rows[@]}"
         echo
     } >>"$report"

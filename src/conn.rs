@@ -31,6 +31,9 @@ pub struct Socket {
     hung_up: bool,
     pub input: Option<Buffer>,
     pub output: Option<Buffer>,
+    /// A message outgrew a small input buffer: reads take full-size ones until the
+    /// connection goes idle (`release_buffers`, `release_input`).
+    input_grown: bool,
 }
 
 impl Socket {
@@ -43,6 +46,7 @@ impl Socket {
             hung_up: false,
             input: None,
             output: None,
+            input_grown: false,
         }
     }
 
@@ -71,8 +75,16 @@ impl Socket {
         if !self.readable || self.read_closed {
             return Filled::Nothing;
         }
-        let buf = self.input.get_or_insert_with(|| pool.get());
-        let room = buf.room();
+        let grown = self.input_grown;
+        let buf = self
+            .input
+            .get_or_insert_with(|| if grown { pool.get() } else { pool.get_small() });
+        let mut room = buf.room();
+        if room == 0 && !pool.is_full_size(buf) {
+            pool.grow(buf);
+            self.input_grown = true;
+            room = buf.room();
+        }
         if room == 0 {
             return Filled::Nothing;
         }
@@ -124,8 +136,14 @@ impl Socket {
         Ok(wrote)
     }
 
-    pub fn release_buffers(&mut self, pool: &mut BufferPool) {
+    /// Between messages: the input buffer goes back, and the next message starts small.
+    pub fn release_input(&mut self, pool: &mut BufferPool) {
         pool.release(&mut self.input);
+        self.input_grown = false;
+    }
+
+    pub fn release_buffers(&mut self, pool: &mut BufferPool) {
+        self.release_input(pool);
         pool.release(&mut self.output);
     }
 }

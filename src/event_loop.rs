@@ -410,7 +410,9 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
-        if self.core.buffers.take_dropped() {
+        self.core.buffers.trim_unused();
+        let boxes_dropped = self.core.exchanges.trim_unused();
+        if self.core.buffers.take_dropped() || boxes_dropped {
             release_free_memory();
         }
         let next = self.core.now + HOUSEKEEPING;

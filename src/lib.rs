@@ -9,6 +9,7 @@ pub mod conn;
 pub mod drain;
 pub mod event_loop;
 pub mod fanout;
+pub mod free_list;
 pub mod health;
 pub mod held_sends;
 pub mod http;

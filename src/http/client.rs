@@ -259,7 +259,7 @@ fn answering(c: &mut ClientConn, core: &mut Core, key: usize, close: bool) -> St
         // Close gently: a client still sending would otherwise get a reset that can
         // destroy the answer before it reads it.
         let _ = c.io.sock.shutdown(Shutdown::Write);
-        core.buffers.release(&mut c.io.input);
+        c.io.release_input(&mut core.buffers);
         core.arm(&mut c.timer, LINGER, key, c.serial);
         c.state = ClientState::Lingering;
         return Step::Again;
@@ -275,7 +275,7 @@ pub(crate) fn become_idle(c: &mut ClientConn, core: &mut Core, key: usize) {
         core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
     } else {
         c.state = ClientState::Idle;
-        core.buffers.release(&mut c.io.input);
+        c.io.release_input(&mut core.buffers);
         core.arm(&mut c.timer, core.cfg.idle_timeout, key, c.serial);
     }
 }
@@ -374,7 +374,7 @@ pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         ClientState::Buffering(p) => Some(p.request_id()),
         _ => None,
     };
-    core.buffers.release(&mut c.io.input);
+    c.io.release_input(&mut core.buffers);
     core.metrics.local_response(408);
     answer(c, core, key, 408, text, id.as_ref(), true);
     drive(conns, core, key);

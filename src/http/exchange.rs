@@ -17,6 +17,7 @@ use crate::access_log::AccessLog;
 use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
 use crate::event_loop::{Conn, Core};
+use crate::free_list::FreeList;
 use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
@@ -24,15 +25,21 @@ use crate::strategy::PickContext;
 
 /// Exchanges live in boxes, so that an idle client's slab slot stays small, and the boxes
 /// are reused, so that a request allocates nothing.
-#[derive(Default)]
 pub struct ExchangePool {
-    #[allow(clippy::vec_box)] // the boxes themselves are what is reused
-    free: Vec<Box<Exchange>>,
+    free: FreeList<Box<Exchange>>,
+}
+
+impl Default for ExchangePool {
+    fn default() -> Self {
+        ExchangePool {
+            free: FreeList::new(1024),
+        }
+    }
 }
 
 impl ExchangePool {
     pub fn get(&mut self, ex: Exchange) -> Box<Exchange> {
-        match self.free.pop() {
+        match self.free.take() {
             Some(mut boxed) => {
                 *boxed = ex;
                 boxed
@@ -42,9 +49,12 @@ impl ExchangePool {
     }
 
     pub fn put(&mut self, ex: Box<Exchange>) {
-        if self.free.len() < 1024 {
-            self.free.push(ex);
-        }
+        let _ = self.free.give(ex);
+    }
+
+    /// Once a housekeeping period: drops the boxes no one needed in it.
+    pub fn trim_unused(&mut self) -> bool {
+        self.free.trim_unused()
     }
 }
 
