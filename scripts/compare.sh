@@ -38,6 +38,8 @@ Options:
   --skip-post           no POST fan-out measurement
   --no-build            use target/release/{lb,backend,examples/tcp_relay_floor} as they are
   --lb PATH             measure this lb binary instead of target/release/lb (a baseline)
+  --ports LO-HI         take the loopback ports it listens on from this range
+                        (default 20000-31999)
   -h, --help            this help
 
 Needs wrk and python3; nginx and haproxy are used when found. Debian/Ubuntu:
@@ -66,6 +68,7 @@ idle_conns=5000
 burst=1000
 slow_clients=4000
 lb_override=""
+port_range=20000-31999
 skip_http=0
 skip_tcp=0
 skip_memory=0
@@ -83,8 +86,9 @@ while [[ $# -gt 0 ]]; do
         --burst) need_arg "$@"; burst=$2; shift 2 ;;
         --slow-clients) need_arg "$@"; slow_clients=$2; shift 2 ;;
         --lb) need_arg "$@"; lb_override=$2; shift 2 ;;
+        --ports) need_arg "$@"; port_range=$2; shift 2 ;;
         --rounds=* | --duration=* | --connections=* | --threads=* | --idle-connections=* \
-            | --burst=* | --slow-clients=* | --lb=*)
+            | --burst=* | --slow-clients=* | --lb=* | --ports=*)
             set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
         --skip-http) skip_http=1; shift ;;
         --skip-tcp) skip_tcp=1; shift ;;
@@ -104,6 +108,8 @@ positive "$idle_conns" || die_usage "bad --idle-connections: $idle_conns"
 positive "$burst" || die_usage "bad --burst: $burst"
 [[ $slow_clients =~ ^[0-9]+$ ]] || die_usage "bad --slow-clients: $slow_clients"
 [[ -z $lb_override || -x $lb_override ]] || die_usage "--lb $lb_override is not an executable"
+[[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) \
+    || die_usage "bad --ports: $port_range (e.g. 20000-20999)"
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 5s, 1m)"
 ((threads <= connections)) || die_usage "--threads must not exceed --connections"
 
@@ -219,11 +225,11 @@ fi
 # Prints N free TCP ports on 127.0.0.1, below the ephemeral range so that outgoing
 # connections do not take them in the meantime.
 free_ports() {
-    "$python_bin" - "$1" <<'PY'
+    "$python_bin" - "$1" "${port_range%-*}" "${port_range#*-}" <<'PY'
 import random, socket, sys
-n = int(sys.argv[1])
+n, lo, hi = (int(a) for a in sys.argv[1:4])
 found = []
-for port in random.sample(range(20000, 32000), 4000):
+for port in random.sample(range(lo, hi + 1), min(4000, hi + 1 - lo)):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))
