@@ -226,7 +226,8 @@ pub fn parse_request(
             reason: "request header block too large",
         });
     }
-    if has_bare_lf(&buf[line_start..len]) {
+    // The whole head, with any empty lines before the request line that httparse skips.
+    if has_bare_lf(&buf[..len]) {
         return Err(bad("line ending without CR"));
     }
     let method = match method_str {

@@ -91,9 +91,13 @@ fn ambiguous_framing_is_refused() {
         b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
         b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
         b"G T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        // Found by fuzzing: httparse skips a bare LF before the request line.
+        b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
         assert_eq!(status_of(raw), 400, "{}", String::from_utf8_lossy(raw));
     }
+    // An empty CRLF line before the request line is tolerated (RFC 9112 §2.2).
+    assert_eq!(status_of(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
 }
 
 #[test]
