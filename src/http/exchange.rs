@@ -7,7 +7,7 @@ use log::{debug, warn};
 use slab::Slab;
 
 use super::body::Framing;
-use super::client::{ClientState, Step, answer, become_idle, client_mut};
+use super::client::{ClientState, Step, answer, become_idle, client_mut, close_client};
 use super::head::{self, ClientSide, ForwardInfo, Method, RequestHead, RequestId};
 use super::pump::{Pump, pump};
 use super::upstream::{
@@ -314,6 +314,7 @@ pub(super) fn fail_exchange(
         // What came before the break still goes out (its sends may have been held this
         // turn); the close that follows tells the client the response was cut short.
         c.state = ClientState::Answering { close: true };
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
         return core.exchanges.put(ex);
     }
     let close = !ex.request_body.is_done() || !ex.client.keep_alive;
@@ -342,9 +343,8 @@ pub(super) fn client_stalled(conns: &mut Slab<Conn>, core: &mut Core, key: usize
     let status = (!ex.responded).then_some(408);
     let label = Some(core.backends[ex.backend].label.as_str());
     std::mem::take(&mut ex.log).finish(c.peer, label, status, &ex.request_id, took);
-    if ex.responded {
-        c.state = ClientState::Answering { close: true };
-    } else {
+    let responded = ex.responded;
+    if !responded {
         core.metrics.local_response(408);
         if let Some(out) = c.io.output.as_mut() {
             out.clear();
@@ -356,6 +356,10 @@ pub(super) fn client_stalled(conns: &mut Slab<Conn>, core: &mut Core, key: usize
     core.exchanges.put(ex);
     core.backends[backend].request_done();
     close_upstream(conns, core, upstream);
+    if responded {
+        // Its answer had begun: nothing more can be said, and it was not reading anyway.
+        close_client(conns, core, key);
+    }
 }
 
 pub(super) fn proxy_step(

@@ -253,11 +253,11 @@ pub(super) fn pump(
                     core.sends.later(Destination::Client, key);
                 }
             }
-            time_the_stalled_side(c, ex, u, core, key, moved_any);
+            time_the_stalled_side(c, ex, u, core, key, moved_any, send);
             return Pump::Wait;
         }
         if moved >= STEP_BUDGET {
-            time_the_stalled_side(c, ex, u, core, key, moved_any);
+            time_the_stalled_side(c, ex, u, core, key, moved_any, send);
             return Pump::Yield;
         }
     }
@@ -268,7 +268,8 @@ pub(super) fn pump(
 /// owes lb something, and a client that stops sending its body or taking its response
 /// is timed by --client-timeout (408) and never blamed on the backend. Both measure
 /// inactivity: bytes that flow push them back, once per half-period, so that a busy
-/// exchange does not churn the wheel.
+/// exchange does not churn the wheel. Output held back for the end of the turn is no
+/// one's stall: the pump that sends it decides.
 fn time_the_stalled_side(
     c: &mut ClientConn,
     ex: &mut Exchange,
@@ -276,7 +277,11 @@ fn time_the_stalled_side(
     core: &mut Core,
     key: usize,
     moved: bool,
+    sent: bool,
 ) {
+    if !sent && (c.io.output_len() > 0 || u.io.output_len() > 0) {
+        return;
+    }
     let response_open = !matches!(ex.response, ResponsePhase::Done { .. });
     let backend_owes = u.io.output_len() > 0
         || (ex.request_body.is_done() && response_open && c.io.output_len() == 0);
