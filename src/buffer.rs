@@ -308,7 +308,11 @@ mod tests {
         pool.grow(&mut b);
         assert_eq!(b.capacity(), 4096);
         assert_eq!(b.data(), b"/ HTTP/1.1\r\n");
-        assert_eq!(pool.get_small().len(), 0, "the small one went back, cleared");
+        assert_eq!(
+            pool.get_small().len(),
+            0,
+            "the small one went back, cleared"
+        );
     }
 
     #[test]

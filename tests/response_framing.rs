@@ -30,9 +30,8 @@ fn a_204_goes_out_without_content_length() {
 
 #[test]
 fn a_304_goes_out_without_framing_fields() {
-    let (answer, closed) = through_lb(
-        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n",
-    );
+    let (answer, closed) =
+        through_lb(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1234\r\nETag: \"x\"\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 304 "), "{answer}");
     assert!(answer.contains("ETag: \"x\""), "{answer}");
     assert!(
@@ -44,9 +43,8 @@ fn a_304_goes_out_without_framing_fields() {
 
 #[test]
 fn an_http_1_0_chunked_response_closes_the_client_connection() {
-    let (answer, closed) = through_lb(
-        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-    );
+    let (answer, closed) =
+        through_lb(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.0 200 "), "{answer}");
     assert!(answer.contains("hello"), "{answer}");
     assert!(answer.contains("Connection: close"), "{answer}");

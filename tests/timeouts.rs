@@ -87,7 +87,10 @@ fn a_client_that_stops_sending_its_body_gets_408_and_no_backend_is_blamed() {
 #[test]
 fn a_backend_that_stops_answering_is_still_timed() {
     let b = backend("b1", &["--delay", "3s"]);
-    let lb = lb(&[&b], &["--server-timeout", "300ms", "--health-interval", "0"]);
+    let lb = lb(
+        &[&b],
+        &["--server-timeout", "300ms", "--health-interval", "0"],
+    );
     let mut c = Client::new(lb.addr);
     c.stream
         .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -12,12 +12,12 @@ use slab::Slab;
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
-use crate::limits::is_local_exhaustion;
 use crate::http::client::{self, ClientState};
 use crate::http::head::{self, ClientSide, RequestId};
 use crate::http::upstream::{
     Owner, UpstreamState, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
 };
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::strategy::PickContext;

@@ -196,9 +196,8 @@ mod tests {
     fn forward_hands_on_nothing_of_a_broken_batch() {
         for strip in [false, true] {
             let mut out = Vec::new();
-            let got = Framing::chunked().forward(b"3\r\nabc\r\n0\r\n\nX", strip, |b| {
-                out.extend_from_slice(b)
-            });
+            let got = Framing::chunked()
+                .forward(b"3\r\nabc\r\n0\r\n\nX", strip, |b| out.extend_from_slice(b));
             assert!(got.is_err());
             assert!(out.is_empty(), "{out:?}");
         }

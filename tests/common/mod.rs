@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 mod raw;
+#[allow(unused_imports)] // as above: not every test binary uses them
 pub use raw::{RawBackend, exchange_raw};
 
 use std::io::{BufRead, BufReader, Read, Write};

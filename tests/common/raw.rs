@@ -19,7 +19,9 @@ impl RawBackend {
     pub fn start(reply: &[u8]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind raw backend");
         let addr = listener.local_addr().expect("raw backend address");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&received);
         let reply = reply.to_vec();

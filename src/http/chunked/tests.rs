@@ -117,7 +117,10 @@ fn limits_size_lines_and_trailers() {
     }
     assert!(accepts(&trailers).is_err());
     // Leading zeros are not significant digits.
-    assert_eq!(accepts(b"0000000000000000000001\r\nx\r\n0\r\n\r\n"), Ok(true));
+    assert_eq!(
+        accepts(b"0000000000000000000001\r\nx\r\n0\r\n\r\n"),
+        Ok(true)
+    );
     assert_eq!(accepts(b"fffffffffffffff\r\n"), Ok(false));
 }
 

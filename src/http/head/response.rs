@@ -2,8 +2,8 @@
 //! and the head written for the client.
 
 use super::{
-    MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId, has_bare_lf,
-    is_hop_by_hop, listed_in_connection, offset, parse_length, tokens, trim,
+    MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId, has_bare_lf, is_hop_by_hop,
+    listed_in_connection, offset, parse_length, tokens, trim,
 };
 use crate::buffer::Buffer;
 use crate::http::body::Framing;
@@ -132,8 +132,7 @@ pub fn parse_response(
         || (status == 204 && content_length.is_some_and(|n| n > 0))
         || (chunked && version == 0);
     let reusable = !close && (version == 1 || keep_alive_token) && !until_close && !doubtful;
-    let close_client =
-        !client.keep_alive || until_close || dechunk || (chunked && version == 0);
+    let close_client = !client.keep_alive || until_close || dechunk || (chunked && version == 0);
     let connection = &connection[..n_connection];
 
     let too_big = "response head too large to forward";
