@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use super::body::Framing;
 use crate::buffer::Buffer;
 
+mod fields;
 mod response;
+use fields::{MessageFields, Overflow, copy_fields, has_bare_lf, offset, put, trim};
 pub use response::{ClientSide, ResponseHead, parse_response};
 
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -106,55 +108,6 @@ pub struct ForwardInfo<'a> {
     pub default_host: &'a str,
 }
 
-fn offset(base: &[u8], part: &[u8]) -> usize {
-    part.as_ptr() as usize - base.as_ptr() as usize
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    v.trim_ascii()
-}
-
-fn parse_length(v: &[u8]) -> Option<u64> {
-    let v = trim(v);
-    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
-fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
-}
-
-/// Hop-by-hop headers (RFC 9110 7.6.1) that never cross the proxy, plus ones we set ourselves.
-fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-        "trailer",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
-}
-
-/// True when a header is named as hop-by-hop by one of the Connection headers.
-fn listed_in_connection(name: &str, headers: &[httparse::Header], connection: &[usize]) -> bool {
-    connection
-        .iter()
-        .any(|&i| tokens(headers[i].value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
-}
-
-/// Any line ending that is not CRLF: a request with one is refused rather than
-/// forwarded, since backends may split such lines differently than we did.
-fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-}
-
 fn map_parse_error(e: httparse::Error) -> Reject {
     match e {
         httparse::Error::TooManyHeaders => Reject {
@@ -189,6 +142,62 @@ fn check_partial(buf: &[u8]) -> Result<(), Reject> {
         });
     }
     Ok(())
+}
+
+/// Fields the client did not send that the forwarded head gets from us.
+struct Added {
+    id: bool,
+    host: bool,
+}
+
+/// Writes the head to forward: the request line as HTTP/1.1, the client's header lines
+/// but hop-by-hop ones, then X-Forwarded-For (appended to the client's last one),
+/// X-Forwarded-Proto, and X-Request-Id and Host where the client sent none.
+#[allow(clippy::too_many_arguments)]
+fn write_request_head(
+    out: &mut Buffer,
+    buf: &[u8],
+    (method, target): (&str, &str),
+    headers: &[httparse::Header],
+    len: usize,
+    fields: &MessageFields,
+    last_xff: Option<usize>,
+    info: &ForwardInfo,
+    added: Added,
+) -> Result<(), Overflow> {
+    put(out, method.as_bytes())?;
+    put(out, b" ")?;
+    put(out, target.as_bytes())?;
+    put(out, b" HTTP/1.1\r\n")?;
+    let drop = |i: usize, h: &httparse::Header| {
+        Some(i) == last_xff
+            || h.name.eq_ignore_ascii_case("x-forwarded-proto")
+            || fields.is_hop_by_hop(h.name, headers)
+    };
+    let instead = |i: usize, h: &httparse::Header, out: &mut Buffer| {
+        if Some(i) != last_xff {
+            return Ok(());
+        }
+        put(out, b"X-Forwarded-For: ")?;
+        put(out, trim(h.value))?;
+        write!(out, ", {}\r\n", info.client_ip).map_err(|_| Overflow)
+    };
+    copy_fields(out, buf, headers, len - 2, drop, instead)?;
+    if last_xff.is_none() {
+        write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
+    }
+    put(out, b"X-Forwarded-Proto: http\r\n")?;
+    if added.id {
+        put(out, b"X-Request-Id: ")?;
+        put(out, info.fresh_id.as_bytes())?;
+        put(out, b"\r\n")?;
+    }
+    if added.host {
+        put(out, b"Host: ")?;
+        put(out, info.default_host.as_bytes())?;
+        put(out, b"\r\n")?;
+    }
+    put(out, b"\r\n")
 }
 
 /// Parses the request head at the start of `buf` and writes the head to forward into `out`.
@@ -244,43 +253,16 @@ pub fn parse_request(
     };
     let headers = &*req.headers;
 
-    let mut content_length = None;
-    let mut chunked = false;
+    let mut fields = MessageFields::default();
     let mut hosts = 0;
-    let mut close = false;
-    let mut keep_alive_token = false;
     let mut expect_continue = false;
     let mut request_id = None;
     let mut last_xff = None;
-    let mut connection = [0usize; 4];
-    let mut n_connection = 0;
     for (i, h) in headers.iter().enumerate() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err(bad("several Content-Length fields"));
-            }
-            content_length = Some(parse_length(h.value).ok_or(bad("invalid Content-Length"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if chunked {
-                return Err(bad("several Transfer-Encoding fields"));
-            }
-            if !trim(h.value).eq_ignore_ascii_case(b"chunked") {
-                return Err(bad("Transfer-Encoding other than chunked"));
-            }
-            chunked = true;
+        if fields.read(i, h).map_err(bad)? {
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
-        } else if name.eq_ignore_ascii_case("connection") {
-            if n_connection == connection.len() {
-                return Err(bad("too many Connection fields"));
-            }
-            connection[n_connection] = i;
-            n_connection += 1;
-            for t in tokens(h.value) {
-                close |= t.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
-            }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("x-request-id") {
@@ -293,10 +275,8 @@ pub fn parse_request(
             last_xff = Some(i);
         }
     }
-    if chunked && content_length.is_some() {
-        return Err(bad("both Content-Length and Transfer-Encoding"));
-    }
-    if chunked && version == 0 {
+    fields.check().map_err(bad)?;
+    if fields.chunked && version == 0 {
         return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
     if version == 1 && hosts != 1 {
@@ -309,70 +289,25 @@ pub fn parse_request(
     if hosts > 1 {
         return Err(bad("several Host fields"));
     }
-    let framing = match (chunked, content_length) {
+    let framing = match (fields.chunked, fields.content_length) {
         (true, _) => Framing::chunked(),
         (false, Some(0) | None) => Framing::Done,
         (false, Some(n)) => Framing::Length(n),
     };
-    let keep_alive = !close && (version == 1 || keep_alive_token);
-    let connection = &connection[..n_connection];
-    let too_big = Reject {
-        status: 431,
-        reason: "request head too large to forward",
+    let keep_alive = !fields.close && (version == 1 || fields.keep_alive);
+    let add_id = request_id.is_none();
+    let request_id = request_id.unwrap_or(info.fresh_id);
+    let line = (method_str, target);
+    let added = Added {
+        id: add_id,
+        host: hosts == 0,
     };
-
-    let put = |out: &mut Buffer, b: &[u8]| if out.push(b) { Ok(()) } else { Err(too_big) };
-    put(out, method_str.as_bytes())?;
-    put(out, b" ")?;
-    put(out, target.as_bytes())?;
-    put(out, b" HTTP/1.1\r\n")?;
-    let headers_end = len - 2;
-    let mut run_start = None;
-    for (i, h) in headers.iter().enumerate() {
-        let start = offset(buf, h.name.as_bytes());
-        let end = headers
-            .get(i + 1)
-            .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
-        let drop = is_hop_by_hop(h.name)
-            || h.name.eq_ignore_ascii_case("x-forwarded-proto")
-            || listed_in_connection(h.name, headers, connection);
-        if drop || Some(i) == last_xff {
-            if let Some(s) = run_start.take() {
-                put(out, &buf[s..start])?;
-            }
-            if Some(i) == last_xff {
-                put(out, b"X-Forwarded-For: ")?;
-                put(out, trim(h.value))?;
-                write!(out, ", {}\r\n", info.client_ip).map_err(|_| too_big)?;
-            }
-        } else {
-            run_start.get_or_insert(start);
-        }
-        if i + 1 == headers.len()
-            && let Some(s) = run_start.take()
-        {
-            put(out, &buf[s..end])?;
-        }
-    }
-    if last_xff.is_none() {
-        write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| too_big)?;
-    }
-    put(out, b"X-Forwarded-Proto: http\r\n")?;
-    let request_id = match request_id {
-        Some(id) => id,
-        None => {
-            put(out, b"X-Request-Id: ")?;
-            put(out, info.fresh_id.as_bytes())?;
-            put(out, b"\r\n")?;
-            info.fresh_id
-        }
-    };
-    if hosts == 0 {
-        put(out, b"Host: ")?;
-        put(out, info.default_host.as_bytes())?;
-        put(out, b"\r\n")?;
-    }
-    put(out, b"\r\n")?;
+    write_request_head(out, buf, line, headers, len, &fields, last_xff, info, added).map_err(
+        |Overflow| Reject {
+            status: 431,
+            reason: "request head too large to forward",
+        },
+    )?;
 
     let path_start = offset(buf, target.as_bytes());
     Ok(Some(RequestHead {

@@ -1,10 +1,8 @@
 //! A backend's response head: its framing, whether either connection may be kept,
 //! and the head written for the client.
 
-use super::{
-    MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId, has_bare_lf, is_hop_by_hop,
-    listed_in_connection, offset, parse_length, tokens, trim,
-};
+use super::fields::{self, MessageFields, Overflow, copy_fields, has_bare_lf, offset};
+use super::{MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId};
 use crate::buffer::Buffer;
 use crate::http::body::Framing;
 
@@ -75,42 +73,15 @@ pub fn parse_response(
         return Err("line ending without CR");
     }
     let headers = &*resp.headers;
-    let mut content_length = None;
-    let mut chunked = false;
-    let mut close = false;
-    let mut keep_alive_token = false;
+    let mut msg = MessageFields::default();
     let mut has_id = false;
-    let mut connection = [0usize; 4];
-    let mut n_connection = 0;
     for (i, h) in headers.iter().enumerate() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err("several Content-Length fields");
-            }
-            content_length = Some(parse_length(h.value).ok_or("invalid Content-Length")?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if chunked || !trim(h.value).eq_ignore_ascii_case(b"chunked") {
-                return Err("Transfer-Encoding other than a single chunked");
-            }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case("connection") {
-            if n_connection == connection.len() {
-                return Err("too many Connection fields");
-            }
-            connection[n_connection] = i;
-            n_connection += 1;
-            for t in tokens(h.value) {
-                close |= t.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("x-request-id") {
+        if !msg.read(i, h)? && h.name.eq_ignore_ascii_case("x-request-id") {
             has_id = true;
         }
     }
-    if chunked && content_length.is_some() {
-        return Err("both Content-Length and Transfer-Encoding");
-    }
+    msg.check()?;
+    let (chunked, content_length) = (msg.chunked, msg.content_length);
     let bodiless = client.method == Method::Head
         || (100..200).contains(&status)
         || status == 204
@@ -131,44 +102,22 @@ pub fn parse_response(
     let doubtful = (no_body_status && chunked)
         || (status == 204 && content_length.is_some_and(|n| n > 0))
         || (chunked && version == 0);
-    let reusable = !close && (version == 1 || keep_alive_token) && !until_close && !doubtful;
+    let reusable = !msg.close && (version == 1 || msg.keep_alive) && !until_close && !doubtful;
     let close_client = !client.keep_alive || until_close || dechunk || (chunked && version == 0);
-    let connection = &connection[..n_connection];
-
     let too_big = "response head too large to forward";
-    let put = |out: &mut Buffer, b: &[u8]| if out.push(b) { Ok(()) } else { Err(too_big) };
-    let headers_end = len - 2;
     let first_header = headers
         .first()
-        .map_or(headers_end, |h| offset(buf, h.name.as_bytes()));
-    put(out, &buf[..first_header])?;
-    let mut run_start = None;
-    for (i, h) in headers.iter().enumerate() {
-        let start = offset(buf, h.name.as_bytes());
-        let end = headers
-            .get(i + 1)
-            .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
-        let framing_field = h.name.eq_ignore_ascii_case("transfer-encoding")
-            || h.name.eq_ignore_ascii_case("content-length");
-        // 1xx and 204 must not carry them (RFC 9110 §8.6); a 304's are dropped as nginx
-        // does, so that no client takes them for a body to wait for.
-        let drop = is_hop_by_hop(h.name)
-            || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
-            || (no_body_status && framing_field)
-            || listed_in_connection(h.name, headers, connection);
-        if drop {
-            if let Some(s) = run_start.take() {
-                put(out, &buf[s..start])?;
-            }
-        } else {
-            run_start.get_or_insert(start);
-        }
-        if i + 1 == headers.len()
-            && let Some(s) = run_start.take()
-        {
-            put(out, &buf[s..end])?;
-        }
-    }
+        .map_or(len - 2, |h| offset(buf, h.name.as_bytes()));
+    fields::put(out, &buf[..first_header]).map_err(|Overflow| too_big)?;
+    // 1xx and 204 must not carry framing fields (RFC 9110 §8.6); a 304's are dropped as
+    // nginx does, so that no client takes them for a body to wait for.
+    let drop = |_: usize, h: &httparse::Header| {
+        let te = h.name.eq_ignore_ascii_case("transfer-encoding");
+        let framing_field = te || h.name.eq_ignore_ascii_case("content-length");
+        msg.is_hop_by_hop(h.name, headers) || (dechunk && te) || (no_body_status && framing_field)
+    };
+    copy_fields(out, buf, headers, len - 2, drop, |_, _, _| Ok(())).map_err(|Overflow| too_big)?;
+    let put = |out: &mut Buffer, b: &[u8]| fields::put(out, b).map_err(|Overflow| too_big);
     if !(100..200).contains(&status) {
         if close_client {
             put(out, b"Connection: close\r\n")?;
