@@ -73,8 +73,8 @@ log "${seconds}s, flaky backend (fail rate $fail_rate, down 4 s in 12), $slow sl
 status=0
 python3 scripts/soak_clients.py --port "$plb" --seconds "$seconds" --slow "$slow" \
     --post-every "$post_every" || status=$?
-echo "lb: $(rss_kib "$lb_pid") KiB resident, $(grep -c ' WARN ' "$tmp/lb.log" || true) warnings," \
-    "$(grep -c ' ERROR ' "$tmp/lb.log" || true) errors; the most frequent:"
-grep -E ' (WARN|ERROR) ' "$tmp/lb.log" | sed -E 's/^[0-9TZ:.-]+ +//; s/[0-9a-f]{16}/ID/g; s/[0-9]+/N/g' |
+echo "lb: $(rss_kib "$lb_pid") KiB resident, $(grep -cE '(^| )WARN ' "$tmp/lb.log" || true) warnings," \
+    "$(grep -cE '(^| )ERROR ' "$tmp/lb.log" || true) errors; the most frequent:"
+grep -E '(^| )(WARN|ERROR) ' "$tmp/lb.log" | sed -E 's/^[0-9TZ:.-]+ +//; s/[0-9a-f]{16}/ID/g; s/[0-9]+/N/g' |
     sort | uniq -c | sort -rn | head -15
 exit "$status"
