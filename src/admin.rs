@@ -282,7 +282,7 @@ pub(crate) mod tests {
         ];
         Fixture {
             health: HealthMonitor::new(&cfg, &backends),
-            metrics: Metrics::new(backends.len(), now),
+            metrics: Metrics::new(backends.len(), now, cfg.server_timeout),
             backends,
             cfg: *cfg,
             now,

@@ -21,11 +21,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init()
-    {
+    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
+    }
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
     }
     let mut event_loop = match EventLoop::bind(cfg) {
         Ok(l) => l,
