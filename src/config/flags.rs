@@ -265,7 +265,7 @@ pub(super) fn show(unit: Unit, v: u64) -> String {
         Unit::Size => &[(1024 * MIB, "g"), (MIB, "m"), (1024, "k"), (1, "")],
         Unit::Count => &[(1, "")],
     };
-    match units.iter().find(|(n, _)| v % n == 0 && v > 0) {
+    match units.iter().find(|(n, _)| v > 0 && v.is_multiple_of(*n)) {
         Some((n, suffix)) => format!("{}{suffix}", v / n),
         None => "0".into(),
     }

@@ -52,7 +52,7 @@ fn max_fds() -> Option<u64> {
     };
     // SAFETY: getrlimit writes one rlimit into the struct passed.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (rc == 0).then_some(limit.rlim_cur as u64)
+    (rc == 0).then_some(limit.rlim_cur)
 }
 
 #[cfg(test)]

@@ -132,9 +132,22 @@ pub fn spawn(bin: &str, args: &[&str]) -> Proc {
             }
         }
     });
-    let addr = match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(a) => a,
-        Err(_) => {
+    // A fixed -l port need not be logged (-q hides the line): connecting to it is enough.
+    let fixed = args
+        .windows(2)
+        .filter(|w| w[0] == "-l")
+        .filter_map(|w| w[1].parse::<SocketAddr>().ok())
+        .next_back()
+        .filter(|a| a.port() != 0);
+    let found = match fixed {
+        Some(a) => {
+            eventually(Duration::from_secs(15), || TcpStream::connect(a).is_ok()).then_some(a)
+        }
+        None => rx.recv_timeout(Duration::from_secs(15)).ok(),
+    };
+    let addr = match found {
+        Some(a) => a,
+        None => {
             let _ = child.kill();
             let text = log.lock().map(|l| l.join("\n")).unwrap_or_default();
             panic!("{bin} {args:?} did not start listening:\n{text}");
