@@ -26,6 +26,7 @@ use crate::http::exchange::ExchangePool;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
+use crate::metrics::history::History;
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
@@ -95,6 +96,8 @@ pub struct Core {
     pub buffers: BufferPool,
     pub health: HealthMonitor,
     pub metrics: Metrics,
+    /// The last minutes of rates, for the status page.
+    pub history: History,
     pub fanout: fanout::Jobs,
     pub exchanges: ExchangePool,
     /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
@@ -259,6 +262,7 @@ impl EventLoop {
         let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
         let core = Core {
             metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
+            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
@@ -410,6 +414,7 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
+        self.core.history.sample(self.core.now, &self.core.metrics);
         if self.core.buffers.take_dropped() {
             release_free_memory();
         }
