@@ -229,84 +229,61 @@ fn format_line(
 ) {
     let ts = Timestamp(at);
     let ms = millis(took);
-    let _ = match (format, entry) {
-        (
-            LogFormat::Text,
-            Entry::Http {
-                request,
-                backend,
-                status,
-                bytes,
-                id,
-            },
-        ) => {
-            let status = status.map_or("-".to_string(), |s| s.to_string());
-            let id = id.map_or("-", RequestId::as_str);
-            writeln!(
-                out,
-                "{ts} {client} \"{}\" {} {status} {bytes} {ms:.3}ms {id}",
-                RequestText {
-                    bytes: request,
-                    quoted: true
-                },
-                backend.unwrap_or("-")
-            )
-        }
-        (
-            LogFormat::Text,
-            Entry::Tcp {
-                backend,
-                sent,
-                received,
-                end,
-            },
-        ) => writeln!(
-            out,
-            "{ts} {client} TCP {} {sent} {received} {ms:.3}ms {end}",
-            backend.unwrap_or("-")
-        ),
-        (
-            LogFormat::Json,
-            Entry::Http {
-                request,
-                backend,
-                status,
-                bytes,
-                id,
-            },
-        ) => {
+    let _ = match entry {
+        Entry::Http {
+            request,
+            backend,
+            status,
+            bytes,
+            id,
+        } => {
+            let quoted = format == LogFormat::Text;
             let text = RequestText {
                 bytes: request,
-                quoted: false,
+                quoted,
+            };
+            if quoted {
+                let status = status.map_or("-".to_string(), |s| s.to_string());
+                writeln!(
+                    out,
+                    "{ts} {client} \"{text}\" {} {status} {bytes} {ms:.3}ms {}",
+                    backend.unwrap_or("-"),
+                    id.map_or("-", RequestId::as_str)
+                )
+            } else {
+                let text = text.to_string();
+                let (method, target) = text.split_once(' ').unwrap_or((&text, ""));
+                writeln!(
+                    out,
+                    "{{\"time\":\"{ts}\",\"client\":\"{client}\",\"method\":\"{}\",\
+                     \"target\":\"{}\",\"backend\":{},\"status\":{},\"bytes\":{bytes},\
+                     \"duration_ms\":{ms:.3},\"request_id\":{}}}",
+                    Json(method),
+                    Json(target),
+                    json_or_null(*backend),
+                    status.map_or("null".to_string(), |s| s.to_string()),
+                    json_or_null(id.map(RequestId::as_str)),
+                )
             }
-            .to_string();
-            let (method, target) = text.split_once(' ').unwrap_or((&text, ""));
-            writeln!(
-                out,
-                "{{\"time\":\"{ts}\",\"client\":\"{client}\",\"method\":\"{}\",\
-                 \"target\":\"{}\",\"backend\":{},\"status\":{},\"bytes\":{bytes},\
-                 \"duration_ms\":{ms:.3},\"request_id\":{}}}",
-                Json(method),
-                Json(target),
-                json_or_null(*backend),
-                status.map_or("null".to_string(), |s| s.to_string()),
-                json_or_null(id.map(RequestId::as_str)),
-            )
         }
-        (
-            LogFormat::Json,
-            Entry::Tcp {
-                backend,
-                sent,
-                received,
-                end,
-            },
-        ) => writeln!(
-            out,
-            "{{\"time\":\"{ts}\",\"client\":\"{client}\",\"mode\":\"tcp\",\"backend\":{},\
-             \"sent\":{sent},\"received\":{received},\"duration_ms\":{ms:.3},\"end\":\"{end}\"}}",
-            json_or_null(*backend),
-        ),
+        Entry::Tcp {
+            backend,
+            sent,
+            received,
+            end,
+        } => match format {
+            LogFormat::Text => writeln!(
+                out,
+                "{ts} {client} TCP {} {sent} {received} {ms:.3}ms {end}",
+                backend.unwrap_or("-")
+            ),
+            LogFormat::Json => writeln!(
+                out,
+                "{{\"time\":\"{ts}\",\"client\":\"{client}\",\"mode\":\"tcp\",\"backend\":{},\
+                 \"sent\":{sent},\"received\":{received},\"duration_ms\":{ms:.3},\"end\":\"{end}\"}}",
+                json_or_null(*backend),
+            ),
+        },
     };
 }
 

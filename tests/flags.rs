@@ -90,23 +90,6 @@ fn ignored_flags_are_warned_about_once() {
 }
 
 #[test]
-fn round_robin_follows_weights() {
-    let heavy = backend("heavy", &[]);
-    let light = backend("light", &[]);
-    let h = format!("{},weight=3", heavy.addr);
-    let l = light.addr.to_string();
-    let lb = lb_addrs(&[&h, &l], &[]);
-    let order: Vec<String> = (0..8).map(|_| served_by(&get(lb.addr, "/"))).collect();
-    assert_eq!(
-        order,
-        [
-            "heavy", "heavy", "light", "heavy", "heavy", "heavy", "light", "heavy"
-        ],
-        "smooth: 3:1 interleaved"
-    );
-}
-
-#[test]
 fn a_taken_admin_or_listen_port_says_what_to_type() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -160,25 +160,28 @@ fn backends(v: &View, out: &mut String) {
     out.push_str("</tbody>\n</table>\n");
 }
 
+/// A tile for `used` of `limit`, set by `flag`; red when full, with what then happens.
+fn limit_tile(out: &mut String, (used, limit): (usize, usize), what: &str, flag: &str, full: &str) {
+    let is_full = used >= limit;
+    let note = if is_full {
+        format!("full: {full} ({flag})")
+    } else {
+        flag.to_string()
+    };
+    let value = format!("{} / {}", Count(used as u64), Count(limit as u64));
+    tile(out, is_full, &value, what, &note);
+}
+
 /// What lb is allowed and how close it is: connections, descriptors, POSTs in delivery.
 fn limits(v: &View, out: &mut String) {
     let cfg = v.cfg;
     out.push_str("<h2>Limits and queues</h2>\n<section class=\"tiles\">\n");
-    let full = v.clients_open >= cfg.max_connections;
-    tile(
+    limit_tile(
         out,
-        full,
-        &format!(
-            "{} / {}",
-            Count(v.clients_open as u64),
-            Count(cfg.max_connections as u64)
-        ),
+        (v.clients_open, cfg.max_connections),
         "client connections / limit",
-        if full {
-            "full: new clients wait (--max-connections)"
-        } else {
-            "--max-connections"
-        },
+        "--max-connections",
+        "new clients wait",
     );
     let p = Process::read();
     if let (Some(open), Some(max)) = (p.open_fds, p.max_fds) {
@@ -192,21 +195,12 @@ fn limits(v: &View, out: &mut String) {
         );
     }
     if !tcp(v) {
-        let full = v.posts_pending >= cfg.max_pending;
-        tile(
+        limit_tile(
             out,
-            full,
-            &format!(
-                "{} / {}",
-                Count(v.posts_pending as u64),
-                Count(cfg.max_pending as u64)
-            ),
+            (v.posts_pending, cfg.max_pending),
             "POSTs in delivery / limit",
-            if full {
-                "full: new POSTs get 503 (--max-pending)"
-            } else {
-                "--max-pending"
-            },
+            "--max-pending",
+            "new POSTs get 503",
         );
     }
     out.push_str("</section>\n<p class=\"limits\">");

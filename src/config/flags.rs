@@ -40,36 +40,17 @@ const MIN: u64 = 60 * SEC;
 const HOUR: u64 = 60 * MIN;
 const MIB: u64 = 1024 * 1024;
 
-const fn duration(
+const fn numeric(
+    unit: Unit,
     name: &'static str,
-    default: u64,
-    max: u64,
+    (default, max): (u64, u64),
     zero: Zero,
     help: &'static str,
     http_only: bool,
 ) -> NumberFlag {
     NumberFlag {
         name,
-        unit: Unit::Duration,
-        default,
-        max,
-        zero,
-        help,
-        http_only,
-    }
-}
-
-const fn count(
-    name: &'static str,
-    default: u64,
-    max: u64,
-    zero: Zero,
-    help: &'static str,
-    http_only: bool,
-) -> NumberFlag {
-    NumberFlag {
-        name,
-        unit: Unit::Count,
+        unit,
         default,
         max,
         zero,
@@ -83,163 +64,162 @@ const fn count(
 const NO_ZERO: Zero = Zero::Refused;
 
 pub(super) const NUMBERS: &[NumberFlag] = &[
-    duration(
+    numeric(
+        Unit::Duration,
         "connect-timeout",
-        3 * SEC,
-        10 * MIN,
+        (3 * SEC, 10 * MIN),
         NO_ZERO,
         "backend connect; then the next backend",
         false,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "client-timeout",
-        10 * SEC,
-        HOUR,
+        (10 * SEC, HOUR),
         NO_ZERO,
         "to receive a request head; then 408",
         true,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "idle-timeout",
-        60 * SEC,
-        24 * HOUR,
+        (60 * SEC, 24 * HOUR),
         NO_ZERO,
         "idle keep-alive client (HTTP), or no bytes either way (TCP)",
         false,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "server-timeout",
-        30 * SEC,
-        24 * HOUR,
+        (30 * SEC, 24 * HOUR),
         NO_ZERO,
         "backend silent this long; then 504",
         true,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "retries",
-        2,
-        MAX_RETRIES as u64,
+        (2, MAX_RETRIES as u64),
         Zero::Means("tries one backend only"),
         "connect failures retried on another backend",
         false,
     ),
-    NumberFlag {
-        name: "max-body",
-        unit: Unit::Size,
-        default: MIB,
-        max: 1024 * MIB,
-        zero: NO_ZERO,
-        help: "largest POST body, which is buffered; then 413",
-        http_only: true,
-    },
-    duration(
+    numeric(
+        Unit::Size,
+        "max-body",
+        (MIB, 1024 * MIB),
+        NO_ZERO,
+        "largest POST body, which is buffered; then 413",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
         "drain-timeout",
-        30 * SEC,
-        24 * HOUR,
+        (30 * SEC, 24 * HOUR),
         Zero::Means("exits at the signal, cutting what is open"),
         "after SIGTERM/SIGINT, time to finish open requests and POST copies",
         false,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "max-connections",
-        10_000,
-        1_000_000,
+        (10_000, 1_000_000),
         NO_ZERO,
         "open client connections; past it, new ones wait in the backlog",
         false,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "pool-size",
-        128,
-        100_000,
+        (128, 100_000),
         Zero::Means("keeps none: a new connection per request"),
         "idle keep-alive connections kept per backend",
         true,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "health-interval",
-        2 * SEC,
-        HOUR,
+        (2 * SEC, HOUR),
         Zero::Means("turns health checks off"),
         "time between active health checks",
         false,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "health-timeout",
-        SEC,
-        10 * MIN,
+        (SEC, 10 * MIN),
         NO_ZERO,
         "one health check",
         false,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "rise",
-        2,
-        100,
+        (2, 100),
         NO_ZERO,
         "passed checks in a row that bring a backend up",
         false,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "fall",
-        3,
-        100,
+        (3, 100),
         NO_ZERO,
         "failures in a row that take a backend down",
         false,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "fanout",
-        0,
-        1000,
+        (0, 1000),
         Zero::Means("sends to all backends, up or not"),
         "backends each POST goes to (at most the number of backends)",
         true,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "retry-base",
-        SEC,
-        HOUR,
+        (SEC, HOUR),
         NO_ZERO,
         "first delay before a failed POST copy is sent again",
         true,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "retry-max",
-        64 * SEC,
-        24 * HOUR,
+        (64 * SEC, 24 * HOUR),
         NO_ZERO,
         "longest delay between POST retries (not below --retry-base)",
         true,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "retry-jitter",
-        100,
-        HOUR,
+        (100, HOUR),
         Zero::Means("adds none"),
         "random delay added to each retry, at most",
         true,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "retry-attempts",
-        100,
-        1_000_000,
+        (100, 1_000_000),
         NO_ZERO,
         "tries per POST copy before it is given up",
         true,
     ),
-    duration(
+    numeric(
+        Unit::Duration,
         "fanout-timeout",
-        60 * SEC,
-        24 * HOUR,
+        (60 * SEC, 24 * HOUR),
         NO_ZERO,
         "wait for a first POST success; then 504, retries go on",
         true,
     ),
-    count(
+    numeric(
+        Unit::Count,
         "max-pending",
-        10_000,
-        1_000_000,
+        (10_000, 1_000_000),
         NO_ZERO,
         "POSTs still being delivered; then 503 at once",
         true,
