@@ -89,6 +89,11 @@ fn one_access_line_per_request_whoever_answered_even_with_q() {
     let mut slow = Client::new(lb.addr);
     slow.send(b"GET /slow HTTP/1.1\r\nHo");
     assert_eq!(slow.read_response(false).unwrap().unwrap().status, 408);
+    // A client that leaves halfway through its body got no answer: status `-`.
+    let mut gone = Client::new(lb.addr);
+    gone.send(b"POST /partial HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+    std::thread::sleep(Duration::from_millis(50));
+    drop(gone);
 
     for (needle, status) in [
         ("\"GET /\" ", " 200 "),
@@ -97,6 +102,7 @@ fn one_access_line_per_request_whoever_answered_even_with_q() {
         ("\"GET /\" - ", " 431 "),
         ("\"POST /big\" - ", " 413 "),
         ("\"GET /slow\" - ", " 408 "),
+        ("\"POST /partial\" - ", " - 0 "),
     ] {
         assert!(
             eventually(WAIT, || lines_with(&lb, needle)
@@ -109,7 +115,7 @@ fn one_access_line_per_request_whoever_answered_even_with_q() {
     let posts = lines_with(&lb, "\"POST /register");
     assert_eq!(posts.len(), 1, "one line for three copies: {posts:?}");
     let access: Vec<String> = lines_with(&lb, " \"");
-    assert_eq!(access.len(), 6, "{access:?}");
+    assert_eq!(access.len(), 7, "{access:?}");
     for line in &access {
         let ts = line.split(' ').next().unwrap();
         assert!(is_rfc3339_millis(ts), "{line}");

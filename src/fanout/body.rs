@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::access_log::Answered;
+use crate::access_log::{Answered, request_line};
 use crate::buffer::Buffer;
 use crate::conn::Filled;
 use crate::event_loop::{Core, STEP_BUDGET};
@@ -25,12 +25,20 @@ pub struct PendingPost {
 }
 
 impl PendingPost {
-    /// lb answers `status` itself before the body was all here: counted and logged.
-    fn refused(&self, client: SocketAddr, core: &mut Core, status: u16) {
-        core.metrics.local_response(status);
+    /// Its body never all came: lb answers `status` itself, or (`None`) the client left.
+    /// Counted and logged.
+    pub fn ended(&self, client: SocketAddr, core: &mut Core, status: Option<u16>) {
+        if let Some(status) = status {
+            core.metrics.local_response(status);
+        }
         let took = core.now.saturating_duration_since(self.started);
-        let head = Answered::ours(&self.request, status, Some(&self.request_id));
-        core.answered(client, took, None, head);
+        let answer = Answered {
+            request: request_line(&self.request),
+            status,
+            bytes: 0,
+            id: Some(&self.request_id),
+        };
+        core.answered(client, took, None, answer);
     }
 }
 
@@ -91,6 +99,7 @@ pub fn buffer_body(
     mut p: Box<PendingPost>,
 ) -> Step {
     if c.io.flush(&mut core.buffers).is_err() {
+        c.state = ClientState::Buffering(p);
         return Step::Close;
     }
     let mut taken = 0;
@@ -100,7 +109,7 @@ pub fn buffer_body(
             let used = match p.framing.walk(input.data(), |d| payload += d.len() as u64) {
                 Ok(used) => used,
                 Err(e) => {
-                    p.refused(c.peer, core, 400);
+                    p.ended(c.peer, core, Some(400));
                     client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
                     return Step::Again;
                 }
@@ -108,7 +117,7 @@ pub fn buffer_body(
             p.body_len += payload;
             taken += used as u64;
             if p.body_len > core.cfg.max_body {
-                p.refused(c.peer, core, 413);
+                p.ended(c.peer, core, Some(413));
                 let text = "the body is larger than --max-body";
                 client::answer(c, core, key, 413, text, Some(&p.request_id), true);
                 return Step::Again;
@@ -131,7 +140,11 @@ pub fn buffer_body(
                 c.state = ClientState::Buffering(p);
                 return Step::Wait;
             }
-            Filled::Eof | Filled::Failed => return Step::Close,
+            Filled::Eof | Filled::Failed => {
+                // Left as it was, so that closing the client logs the request it left.
+                c.state = ClientState::Buffering(p);
+                return Step::Close;
+            }
         }
     }
 }

@@ -4,12 +4,11 @@
 //! its attempts are spent. A job holds the one copy of the request that all its
 //! copies share; a waiting retry costs one timer entry.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{error, warn};
 use slab::Slab;
-
-use std::net::SocketAddr;
 
 use crate::access_log::{Answered, request_line};
 use crate::backend::BackendId;
@@ -344,27 +343,17 @@ fn settle(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, r: R
         if let Some(t) = j.deadline.take() {
             core.timers.cancel(t);
         }
-        reply_to(
-            conns,
-            core,
-            key,
-            serial,
-            job,
-            (backend, r.status),
-            reply,
-            r.close_client,
-        );
+        let from = (backend, r.status);
+        reply_to(conns, core, (key, serial), job, from, reply, r.close_client);
     }
     copy_closed(conns, core, job);
 }
 
 /// Hands the first successful answer, `status` from `backend`, to the client that waits for it.
-#[allow(clippy::too_many_arguments)]
 fn reply_to(
     conns: &mut Slab<Conn>,
     core: &mut Core,
-    key: usize,
-    serial: u32,
+    (key, serial): (usize, u32),
     job: usize,
     (backend, status): (BackendId, u16),
     reply: Vec<u8>,
@@ -507,7 +496,7 @@ fn answer_waiting(
     let Some(c) = client::client_mut(conns, key) else {
         return;
     };
-    if c.serial != serial || !matches!(c.state, ClientState::AwaitingFanout { job: w } if w == job)
+    if c.serial != serial || !matches!(c.state, ClientState::AwaitingFanout { job: j } if j == job)
     {
         return;
     }

@@ -330,6 +330,9 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
         if let ClientState::AwaitingFanout { job } = c.state {
             fanout::client_gone(core, job, c.peer);
         }
+        if let ClientState::Buffering(p) = &c.state {
+            p.ended(c.peer, core, None);
+        }
         if let ClientState::Proxying(ex) = c.state {
             let took = core.now.saturating_duration_since(ex.started);
             let answer = ex.log.answered(None, &ex.request_id);
