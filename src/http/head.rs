@@ -296,7 +296,7 @@ pub fn parse_request(
             }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() {
+        } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() && !replace_id {
             let v = trim(h.value);
             match unusable_request_id(v) {
                 None => request_id = Some(RequestId::from_bytes(v)),

@@ -131,6 +131,19 @@ fn unusable_request_ids_are_replaced_by_ours() {
     ] {
         let (head, out) = request(with_id(&bad).as_bytes()).unwrap().unwrap();
         assert_eq!(head.request_id.as_str(), "0000000000000abc", "{bad:?}");
+        let (head, _) = request(
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {bad}\r\nX-Request-Id: later\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            head.request_id.as_str(),
+            "0000000000000abc",
+            "the first decides"
+        );
         assert_eq!(
             out,
             "GET / HTTP/1.1\r\nHost: x\r\nA: b\r\nX-Forwarded-For: 10.0.0.7\r\n\
