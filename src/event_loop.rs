@@ -12,6 +12,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
+use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
@@ -26,6 +27,7 @@ use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::limits::{self, Throttle};
 use crate::metrics::Metrics;
+use crate::metrics::history::History;
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
@@ -112,6 +114,8 @@ pub struct Core {
     pub buffers: BufferPool,
     pub health: HealthMonitor,
     pub metrics: Metrics,
+    /// The last minutes of rates, for the status page.
+    pub history: History,
     pub fanout: fanout::Jobs,
     pub exchanges: ExchangePool,
     /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
@@ -131,6 +135,8 @@ pub struct Core {
     pub default_host: String,
     /// When lb itself is out of descriptors, memory or ports, it says so this often.
     exhaustion_log: Throttle,
+    /// `--access-log`, written at the end of each turn.
+    pub access: AccessLog,
     serial: u32,
     request_ids: u64,
 }
@@ -185,6 +191,30 @@ impl Core {
             );
         }
     }
+
+    /// A client's request got its final answer (or its client left first): counted once
+    /// and logged once, whoever answered it.
+    pub fn answered(
+        &mut self,
+        client: SocketAddr,
+        took: Duration,
+        backend: Option<BackendId>,
+        a: Answered,
+    ) {
+        if let Some(status) = a.status {
+            self.metrics.client_answer(status);
+        }
+        if self.access.enabled() {
+            let entry = Entry::Http {
+                request: a.request,
+                backend: backend.map(|id| self.backends[id].label.as_str()),
+                status: a.status,
+                bytes: a.bytes,
+                id: a.id,
+            };
+            self.access.write(client, took, &entry);
+        }
+    }
 }
 
 pub struct EventLoop {
@@ -205,8 +235,12 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn bind(cfg: Config) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let mut listener = TcpListener::bind(cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let mut listener = TcpListener::bind(cfg.listen).map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (-l ADDR listens elsewhere)",
+                cfg.listen
+            )
+        })?;
         if let Err(e) = limits::deepen_backlog(&listener) {
             warn!("cannot deepen the listen backlog of {}: {e}", cfg.listen);
         }
@@ -216,7 +250,10 @@ impl EventLoop {
         let admin = match cfg.admin {
             Some(addr) => {
                 let mut l = TcpListener::bind(addr).map_err(|e| {
-                    format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
+                    format!(
+                        "cannot listen on {addr} for the admin interface: {e}; give it \
+                         another address with --admin ADDR, or turn it off with --admin off"
+                    )
                 })?;
                 poll.registry()
                     .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
@@ -256,8 +293,10 @@ impl EventLoop {
         }
         timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
+        let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
         let core = Core {
-            metrics: Metrics::new(backends.len(), now),
+            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
+            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
@@ -274,6 +313,7 @@ impl EventLoop {
             draining: false,
             default_host,
             exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
+            access,
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
             cfg,
@@ -355,6 +395,7 @@ impl EventLoop {
                 info!("drained: every request and POST copy finished; exiting");
                 self.stopped = Some(Stopped::Drained);
             }
+            self.core.access.flush();
             if let Some(stopped) = self.stopped {
                 return Ok(stopped);
             }
@@ -410,6 +451,7 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
+        self.core.history.sample(self.core.now, &self.core.metrics);
         self.core.buffers.trim_unused();
         let boxes_dropped = self.core.exchanges.trim_unused();
         if self.core.buffers.take_dropped() || boxes_dropped {
@@ -546,6 +588,11 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// The longest a request may wait for its answer head: the top latency bucket.
+fn longest_wait(cfg: &Config) -> Duration {
+    cfg.server_timeout.max(cfg.connect_timeout)
 }
 
 /// Buffers freed after a burst of connections stay in the C allocator's heap, resident,

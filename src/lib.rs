@@ -14,6 +14,7 @@ pub mod health;
 pub mod held_sends;
 pub mod http;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod signals;

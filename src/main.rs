@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use lb::config::{self, Command};
+use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
 use lb::limits;
@@ -22,12 +22,30 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init()
-    {
+    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    let mode = match cfg.mode {
+        Mode::Http => "HTTP",
+        Mode::Tcp => "TCP",
+    };
+    let backends: Vec<String> = cfg
+        .backends
+        .iter()
+        .map(|b| match b.weight {
+            1 => b.label.clone(),
+            w => format!("{},weight={w}", b.label),
+        })
+        .collect();
+    // What is really running, in one line: setup.sh prints it back.
+    let what = format!(
+        "({mode}, {}) in front of {}",
+        cfg.strategy,
+        backends.join(" ")
+    );
     match limits::raise_fd_limit() {
         Ok(limit) => {
             let need =
@@ -50,7 +68,10 @@ fn main() -> ExitCode {
         }
     };
     match event_loop.local_addr() {
-        Ok(addr) => log::info!("lb {} listening on {addr}", env!("CARGO_PKG_VERSION")),
+        Ok(addr) => log::info!(
+            "lb {} listening on {addr} {what}",
+            env!("CARGO_PKG_VERSION")
+        ),
         Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
     }
     // Logged after the line above: scripts take the first "listening on" as the traffic port.

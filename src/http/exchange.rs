@@ -13,7 +13,7 @@ use super::pump::{Pump, pump};
 use super::upstream::{
     Owner, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
 };
-use crate::access_log::AccessLog;
+use crate::access_log::RequestLog;
 use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
 use crate::event_loop::{Conn, Core};
@@ -77,7 +77,7 @@ pub struct Exchange {
     /// When the client's timer was last pushed back while the exchange waited for it.
     pub client_armed_at: Instant,
     pub tried: Tried,
-    pub log: AccessLog,
+    pub log: RequestLog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +124,7 @@ pub(super) fn dispatch(
         started: core.now,
         client_armed_at: core.now,
         tried: Tried::default(),
-        log: AccessLog::start(core.cfg.access_log, &c.io.input_data()[..head.path.1]),
+        log: RequestLog::start(core.access.enabled(), &c.io.input_data()[..head.path.1]),
     });
     let ip = c.peer.ip();
     let pick = {
@@ -157,8 +157,8 @@ pub(super) fn dispatch(
             Some(&head.request_id),
             close,
         );
-        let log = std::mem::take(&mut ex.log);
-        log.finish(c.peer, None, Some(503), &head.request_id, Duration::ZERO);
+        let answer = ex.log.answered(Some(503), &head.request_id);
+        core.answered(c.peer, Duration::ZERO, None, answer);
         core.exchanges.put(ex);
         return;
     };
@@ -294,7 +294,7 @@ pub(super) fn fail_exchange(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    mut ex: Box<Exchange>,
+    ex: Box<Exchange>,
     status: u16,
     text: &str,
 ) {
@@ -308,8 +308,13 @@ pub(super) fn fail_exchange(
     let Some(c) = client_mut(conns, key) else {
         return core.exchanges.put(ex);
     };
-    let backend = (ex.tried.count() > 0).then(|| core.backends[ex.backend].label.as_str());
-    std::mem::take(&mut ex.log).finish(c.peer, backend, Some(status), &ex.request_id, took);
+    let backend = (ex.tried.count() > 0).then_some(ex.backend);
+    core.answered(
+        c.peer,
+        took,
+        backend,
+        ex.log.answered(Some(status), &ex.request_id),
+    );
     if ex.responded {
         // What came before the break still goes out (its sends may have been held this
         // turn); the close that follows tells the client the response was cut short.
@@ -335,15 +340,15 @@ pub(super) fn client_stalled(conns: &mut Slab<Conn>, core: &mut Core, key: usize
     let Some(c) = client_mut(conns, key) else {
         return;
     };
-    let ClientState::Proxying(mut ex) = std::mem::replace(&mut c.state, ClientState::Idle) else {
+    let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle) else {
         return;
     };
     debug!("request {:?}: the client stalled", ex.request_id);
     let took = core.now.saturating_duration_since(ex.started);
-    let status = (!ex.responded).then_some(408);
-    let label = Some(core.backends[ex.backend].label.as_str());
-    std::mem::take(&mut ex.log).finish(c.peer, label, status, &ex.request_id, took);
     let responded = ex.responded;
+    // Logged with the backend's status if its answer had begun, else with our 408.
+    let line = ex.log.answered((!responded).then_some(408), &ex.request_id);
+    core.answered(c.peer, took, Some(ex.backend), line);
     if !responded {
         core.metrics.local_response(408);
         if let Some(out) = c.io.output.as_mut() {
@@ -389,8 +394,8 @@ pub(super) fn proxy_step(
         } => {
             let backend = ex.backend;
             let took = core.now.saturating_duration_since(ex.started);
-            let label = Some(core.backends[backend].label.as_str());
-            std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
+            let answer = ex.log.answered(None, &ex.request_id);
+            core.answered(c.peer, took, Some(backend), answer);
             core.backends[backend].request_done();
             let body_done = ex.request_body.is_done();
             core.exchanges.put(ex);

@@ -16,8 +16,8 @@ pub use response::{ClientSide, ResponseHead, parse_response};
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 100;
-/// Longest X-Request-Id we keep and echo.
-pub const MAX_REQUEST_ID: usize = 64;
+/// Longest X-Request-Id we keep and echo; a longer one is replaced by one of ours.
+pub const MAX_REQUEST_ID: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -83,6 +83,21 @@ impl std::fmt::Debug for RequestId {
     }
 }
 
+/// Why a client's X-Request-Id is not used, if it is not: it goes into logs and to every
+/// backend, so only a short run of visible ASCII is kept (no spaces, quotes or controls
+/// that could forge a log field).
+fn unusable_request_id(v: &[u8]) -> Option<&'static str> {
+    if v.is_empty() {
+        Some("is empty")
+    } else if v.len() > MAX_REQUEST_ID {
+        Some("is longer than 128 bytes")
+    } else if !v.iter().all(|b| b.is_ascii_graphic() && *b != b'"') {
+        Some("has a space, a quote or a byte that is not visible ASCII")
+    } else {
+        None
+    }
+}
+
 /// What the proxy needs to know about a parsed request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead {
@@ -144,7 +159,8 @@ fn check_partial(buf: &[u8]) -> Result<(), Reject> {
     Ok(())
 }
 
-/// Fields the client did not send that the forwarded head gets from us.
+/// Fields the client did not send (or sent unusable) that the forwarded head gets from us.
+#[derive(Clone, Copy)]
 struct Added {
     id: bool,
     host: bool,
@@ -169,9 +185,11 @@ fn write_request_head(
     put(out, b" ")?;
     put(out, target.as_bytes())?;
     put(out, b" HTTP/1.1\r\n")?;
+    // Where we add our X-Request-Id, any the client sent were unusable: none goes on.
     let drop = |i: usize, h: &httparse::Header| {
         Some(i) == last_xff
             || h.name.eq_ignore_ascii_case("x-forwarded-proto")
+            || (added.id && h.name.eq_ignore_ascii_case("x-request-id"))
             || fields.is_hop_by_hop(h.name, headers)
     };
     let instead = |i: usize, h: &httparse::Header, out: &mut Buffer| {
@@ -257,6 +275,8 @@ pub fn parse_request(
     let mut hosts = 0;
     let mut expect_continue = false;
     let mut request_id = None;
+    // The client's id cannot be used: its X-Request-Id lines are dropped, ours is sent.
+    let mut replace_id = false;
     let mut last_xff = None;
     for (i, h) in headers.iter().enumerate() {
         let name = h.name;
@@ -265,12 +285,19 @@ pub fn parse_request(
             hosts += 1;
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("x-request-id") {
+        } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() && !replace_id {
             let v = trim(h.value);
-            if v.is_empty() || v.len() > MAX_REQUEST_ID {
-                return Err(bad("X-Request-Id empty or longer than 64 bytes"));
+            match unusable_request_id(v) {
+                None => request_id = Some(RequestId::from_bytes(v)),
+                Some(why) => {
+                    log::debug!(
+                        "X-Request-Id from {} {why}: replaced by {:?}",
+                        info.client_ip,
+                        info.fresh_id
+                    );
+                    replace_id = true;
+                }
             }
-            request_id.get_or_insert(RequestId::from_bytes(v));
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             last_xff = Some(i);
         }
