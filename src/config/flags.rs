@@ -182,6 +182,24 @@ pub(super) fn options() -> getopts::Options {
         "address for /metrics, /stats and /healthz, or off (default 127.0.0.1:8081)",
         "ADDR|off",
     );
+    o.optmulti(
+        "",
+        "admin-token-file",
+        "file whose first line is the token that admin write actions must carry (default: writes only when --admin is on loopback)",
+        "FILE",
+    );
+    o.optmulti(
+        "",
+        "resolve-interval",
+        "look backend host names up again this often, 0 turns it off (default 10s)",
+        "DUR",
+    );
+    o.optmulti(
+        "",
+        "hosts-file",
+        "names listed in this hosts(5)-format file resolve from it, read at every lookup",
+        "FILE",
+    );
     o.optflag(
         "",
         "access-log",

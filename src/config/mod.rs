@@ -7,17 +7,20 @@ mod flags;
 mod values;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::strategy;
 
-pub use backends::{BackendSpec, parse_backend};
+pub use backends::{
+    BackendLine, BackendSpec, parse_backend, parse_line, parse_weight, read_backends_file,
+    repeated_label, resolve_line,
+};
 pub use flags::usage;
-pub use values::{RetryOn, parse_duration, parse_size};
+pub use values::{RetryOn, Secret, parse_duration, parse_size};
 
-use backends::parse_backends_file;
 use flags::options;
-use values::{number, parse_addr};
+use values::{number, parse_addr, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -28,7 +31,18 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Every backend at start: the `-b` ones, then the file's.
     pub backends: Vec<BackendSpec>,
+    /// The `-b` backends as written: a reload keeps them and re-resolves their names.
+    pub backend_flags: Vec<BackendLine>,
+    /// `-f`: what SIGHUP reads again.
+    pub backends_file: Option<String>,
+    /// Names given in the backend list are looked up again this often; zero: never.
+    pub resolve_interval: Duration,
+    /// Names listed in this file resolve from it, read again at every lookup.
+    pub hosts_file: Option<PathBuf>,
+    /// The token that write actions on the admin listener must carry.
+    pub admin_token: Option<Secret>,
     pub mode: Mode,
     pub strategy: String,
     pub connect_timeout: Duration,
@@ -108,17 +122,32 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             _ => parse_addr(s).map(Some),
         },
     )?;
-    let mut backends = m
+    let hosts_file = m.opt_strs("hosts-file").pop().map(PathBuf::from);
+    let hosts = hosts_file.as_deref();
+    let backend_flags = m
         .opt_strs("backend")
         .iter()
-        .map(|b| parse_backend(b).map_err(|e| format!("--backend: {e}")))
+        .map(|b| parse_line(b).map_err(|e| format!("--backend: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = m.opt_strs("backends-file").pop() {
-        backends.extend(parse_backends_file(&path)?);
+    let backends_file = m.opt_strs("backends-file").pop();
+    let mut lines = backend_flags.clone();
+    if let Some(path) = &backends_file {
+        lines.extend(read_backends_file(path)?);
     }
-    if backends.is_empty() {
+    if lines.is_empty() {
         return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
     }
+    if let Some(label) = repeated_label(lines.iter().map(|l| l.label.as_str())) {
+        return Err(format!("backend {label} is listed twice"));
+    }
+    let backends = lines
+        .into_iter()
+        .map(|l| resolve_line(l, hosts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let admin_token = match m.opt_strs("admin-token-file").pop() {
+        Some(path) => Some(read_token_file(&path).map_err(|e| format!("--admin-token-file: {e}"))?),
+        None => None,
+    };
     let mode = opt(&m, "mode", Mode::Http, |s| match s {
         "http" => Ok(Mode::Http),
         "tcp" => Ok(Mode::Tcp),
@@ -163,6 +192,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     Ok(Command::Run(Box::new(Config {
         listen,
         backends,
+        backend_flags,
+        backends_file,
+        resolve_interval: opt(
+            &m,
+            "resolve-interval",
+            Duration::from_secs(10),
+            parse_duration,
+        )?,
+        hosts_file,
+        admin_token,
         mode,
         strategy,
         connect_timeout: opt(
