@@ -1,0 +1,557 @@
+//! The backend list as configured, kept apart from the loop that serves it.
+//!
+//! Every runtime change to the backends (a reload from the file, the admin API, a name
+//! that now resolves elsewhere) is an edit of the roster, which makes a new versioned
+//! `Snapshot`. A loop brings its own backends in line by `diff`ing the snapshot it applied
+//! last against the current one, and applies the plain `Change`s that come out in one
+//! place (`reconfigure`). Several worker loops can share one roster the same way, each
+//! applying the diffs at its own pace.
+//!
+//! Ids are slots. A removed backend keeps its slot (`Leaving`) until the loop reports that
+//! nothing refers to it any more (`release`); only then is the slot free for reuse, so an
+//! id never changes meaning under a request or a POST copy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::backend::{BackendId, Role};
+use crate::config::{BackendSpec, repeated_label};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub label: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub role: Role,
+    /// Place in the configured list: file order, then backends added at run time.
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: u64,
+    pub slots: Vec<Slot>,
+}
+
+/// One difference between two snapshots. The new values are in the newer snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A backend took the slot, fresh.
+    Joined(BackendId),
+    /// A removed backend that was still finishing its work is listed again.
+    Returned(BackendId),
+    /// Removed: no new requests; what it has in flight finishes.
+    Left(BackendId),
+    /// A removed backend has nothing left in flight; its slot is empty.
+    Vacated(BackendId),
+    Role {
+        id: BackendId,
+        from: Role,
+        to: Role,
+    },
+    Weight {
+        id: BackendId,
+        from: u32,
+        to: u32,
+    },
+    Address {
+        id: BackendId,
+        from: SocketAddr,
+        to: SocketAddr,
+    },
+    /// Backends listed before and after are in another order.
+    Reordered,
+}
+
+/// A backend line of a reload, with what its name resolved to.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub label: String,
+    pub weight: u32,
+    pub addr: Result<SocketAddr, String>,
+}
+
+/// What changed between `old` and `new`, slot by slot.
+pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (id, n) in new.slots.iter().enumerate() {
+        let o = old.slots.get(id).filter(|o| o.role != Role::Vacant);
+        let Some(o) = o.filter(|o| o.label == n.label && n.role != Role::Vacant) else {
+            if let Some(o) = o {
+                if o.role.is_member() {
+                    changes.push(Change::Left(id));
+                }
+                changes.push(Change::Vacated(id));
+            }
+            if n.role != Role::Vacant {
+                changes.push(Change::Joined(id));
+            }
+            continue;
+        };
+        match (o.role, n.role) {
+            (Role::Leaving, to) if to.is_member() => changes.push(Change::Returned(id)),
+            (from, Role::Leaving) if from.is_member() => changes.push(Change::Left(id)),
+            (from, to) if from != to => changes.push(Change::Role { id, from, to }),
+            _ => {}
+        }
+        if o.weight != n.weight {
+            changes.push(Change::Weight {
+                id,
+                from: o.weight,
+                to: n.weight,
+            });
+        }
+        if o.addr != n.addr {
+            changes.push(Change::Address {
+                id,
+                from: o.addr,
+                to: n.addr,
+            });
+        }
+    }
+    if staying(old, new) != staying(new, old) {
+        changes.push(Change::Reordered);
+    }
+    changes
+}
+
+/// In list order, the ids of `s`'s listed backends that `other` lists too.
+fn staying(s: &Snapshot, other: &Snapshot) -> Vec<BackendId> {
+    let stays = |id: BackendId| {
+        let o = other.slots.get(id);
+        s.slots[id].role.is_member()
+            && o.is_some_and(|o| o.role.is_member() && o.label == s.slots[id].label)
+    };
+    let mut ids: Vec<BackendId> = (0..s.slots.len()).filter(|&id| stays(id)).collect();
+    ids.sort_by_key(|&id| s.slots[id].rank);
+    ids
+}
+
+pub struct Roster {
+    current: Arc<Snapshot>,
+}
+
+impl Roster {
+    /// The roster at start; labels are unique (the config refuses repeats).
+    pub fn new(specs: &[BackendSpec]) -> Self {
+        let slots = specs
+            .iter()
+            .enumerate()
+            .map(|(rank, s)| Slot {
+                label: s.label.clone(),
+                addr: s.addr,
+                weight: s.weight,
+                role: Role::Ready,
+                rank,
+            })
+            .collect();
+        Roster {
+            current: Arc::new(Snapshot { version: 0, slots }),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current)
+    }
+
+    pub fn version(&self) -> u64 {
+        self.current.version
+    }
+
+    pub fn slot(&self, id: BackendId) -> Option<&Slot> {
+        self.current
+            .slots
+            .get(id)
+            .filter(|s| s.role != Role::Vacant)
+    }
+
+    /// The slot of a backend, listed or still leaving, by its label or else its address.
+    pub fn find(&self, key: &str) -> Option<BackendId> {
+        let slots = &self.current.slots;
+        let live = |id: &BackendId| slots[*id].role != Role::Vacant;
+        (0..slots.len())
+            .filter(live)
+            .find(|&id| slots[id].label == key)
+            .or_else(|| {
+                (0..slots.len())
+                    .filter(live)
+                    .find(|&id| slots[id].addr.to_string() == key)
+            })
+    }
+
+    /// Listed backends whose label is a host name, to be looked up again.
+    pub fn names(&self) -> Vec<String> {
+        self.current
+            .slots
+            .iter()
+            .filter(|s| s.role.is_member() && crate::names::is_name(&s.label))
+            .map(|s| s.label.clone())
+            .collect()
+    }
+
+    /// Makes a new snapshot if `f` changes anything.
+    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<Slot>) -> R) -> R {
+        let mut slots = self.current.slots.clone();
+        let r = f(&mut slots);
+        if slots != self.current.slots {
+            let version = self.current.version + 1;
+            self.current = Arc::new(Snapshot { version, slots });
+        }
+        r
+    }
+
+    /// The list becomes `wanted`, as a reload from the file makes it: backends not in it
+    /// leave, new ones join, and roles and weights set at run time are forgotten. A name
+    /// that no longer resolves keeps the address it had; one that never did fails the whole
+    /// reload. Returns a note for each address kept.
+    pub fn reload(&mut self, wanted: Vec<Lookup>) -> Result<Vec<String>, String> {
+        if wanted.is_empty() {
+            return Err("no backends listed".into());
+        }
+        if let Some(label) = repeated_label(wanted.iter().map(|w| w.label.as_str())) {
+            return Err(format!("backend {label} is listed twice"));
+        }
+        let mut kept = Vec::new();
+        let mut resolved = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let addr = match (w.addr, self.find_label(&w.label)) {
+                (Ok(addr), _) => addr,
+                (Err(why), Some(id)) => {
+                    let addr = self.current.slots[id].addr;
+                    kept.push(format!("{why}; {} keeps address {addr}", w.label));
+                    addr
+                }
+                (Err(why), None) => return Err(why),
+            };
+            resolved.push((w.label, w.weight, addr));
+        }
+        self.edit(|slots| {
+            for s in slots.iter_mut().filter(|s| s.role.is_member()) {
+                if !resolved.iter().any(|(label, ..)| *label == s.label) {
+                    s.role = Role::Leaving;
+                }
+            }
+            for (rank, (label, weight, addr)) in resolved.into_iter().enumerate() {
+                place(slots, label, addr, Some(weight), rank, true);
+            }
+        });
+        Ok(kept)
+    }
+
+    /// Adds a backend, or updates the listed one with this label (its weight only if
+    /// `weight` is given; its role stays). True when it was not listed before.
+    pub fn add(&mut self, label: &str, addr: SocketAddr, weight: Option<u32>) -> (BackendId, bool) {
+        let listed = self
+            .find_label(label)
+            .is_some_and(|id| self.current.slots[id].role.is_member());
+        let rank = self.current.slots.iter().map(|s| s.rank + 1).max();
+        let id = self.edit(|slots| {
+            let rank = slots
+                .iter()
+                .find(|s| s.label == label && s.role.is_member())
+                .map_or(rank.unwrap_or(0), |s| s.rank);
+            place(slots, label.to_string(), addr, weight, rank, false)
+        });
+        (id, !listed)
+    }
+
+    /// Removes a listed backend: it leaves once its work is done.
+    pub fn remove(&mut self, key: &str) -> Option<BackendId> {
+        self.set(key, |s| s.role = Role::Leaving)
+    }
+
+    /// Ready, Drain or Maint for a listed backend.
+    pub fn set_role(&mut self, key: &str, role: Role) -> Option<BackendId> {
+        debug_assert!(role.is_member());
+        self.set(key, |s| s.role = role)
+    }
+
+    pub fn set_weight(&mut self, key: &str, weight: u32) -> Option<BackendId> {
+        self.set(key, |s| s.weight = weight)
+    }
+
+    /// A name resolved to a new address; a leaving backend's owed copies follow it too.
+    pub fn set_address(&mut self, id: BackendId, addr: SocketAddr) {
+        self.edit(|slots| {
+            if let Some(s) = slots.get_mut(id).filter(|s| s.role != Role::Vacant) {
+                s.addr = addr;
+            }
+        });
+    }
+
+    /// A leaving backend has nothing left in flight: its slot becomes free.
+    pub fn release(&mut self, id: BackendId) {
+        self.edit(|slots| {
+            if let Some(s) = slots.get_mut(id).filter(|s| s.role == Role::Leaving) {
+                s.role = Role::Vacant;
+                s.label.clear();
+            }
+        });
+    }
+
+    fn find_label(&self, label: &str) -> Option<BackendId> {
+        let slots = &self.current.slots;
+        (0..slots.len()).find(|&id| slots[id].role != Role::Vacant && slots[id].label == label)
+    }
+
+    /// Edits the listed backend found by `key`.
+    fn set(&mut self, key: &str, f: impl FnOnce(&mut Slot)) -> Option<BackendId> {
+        let id = self
+            .find(key)
+            .filter(|&id| self.current.slots[id].role.is_member())?;
+        self.edit(|slots| f(&mut slots[id]));
+        Some(id)
+    }
+}
+
+/// Lists `label`: in its own slot if it has one (listed or leaving), else in the first
+/// empty slot, else in a new one. A leaving backend comes back ready; a listed one keeps
+/// its role unless `reset` (a reload) puts it back in rotation.
+fn place(
+    slots: &mut Vec<Slot>,
+    label: String,
+    addr: SocketAddr,
+    weight: Option<u32>,
+    rank: usize,
+    reset: bool,
+) -> BackendId {
+    let own = slots
+        .iter()
+        .position(|s| s.role != Role::Vacant && s.label == label);
+    if let Some(id) = own {
+        let s = &mut slots[id];
+        if reset || !s.role.is_member() {
+            s.role = Role::Ready;
+        }
+        s.addr = addr;
+        s.weight = weight.unwrap_or(s.weight);
+        s.rank = rank;
+        return id;
+    }
+    let slot = Slot {
+        label,
+        addr,
+        weight: weight.unwrap_or(1),
+        role: Role::Ready,
+        rank,
+    };
+    match slots.iter().position(|s| s.role == Role::Vacant) {
+        Some(id) => {
+            slots[id] = slot;
+            id
+        }
+        None => {
+            slots.push(slot);
+            slots.len() - 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(label: &str, port: u16) -> BackendSpec {
+        BackendSpec {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            label: label.into(),
+            weight: 1,
+        }
+    }
+
+    fn lookup(label: &str, port: u16, weight: u32) -> Lookup {
+        Lookup {
+            label: label.into(),
+            weight,
+            addr: Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        }
+    }
+
+    /// Edits a roster with `f` and returns what changed.
+    fn changes(r: &mut Roster, f: impl FnOnce(&mut Roster)) -> Vec<Change> {
+        let before = r.snapshot();
+        f(r);
+        diff(&before, &r.snapshot())
+    }
+
+    fn abc() -> Roster {
+        Roster::new(&[spec("a", 1), spec("b", 2), spec("c", 3)])
+    }
+
+    #[test]
+    fn a_reload_adds_removes_and_reweights_in_one_version() {
+        let mut r = abc();
+        let got = changes(&mut r, |r| {
+            let kept = r.reload(vec![
+                lookup("a", 1, 1),
+                lookup("c", 3, 5),
+                lookup("d", 4, 1),
+            ]);
+            assert_eq!(kept, Ok(vec![]));
+        });
+        assert_eq!(
+            got,
+            [
+                Change::Left(1),
+                Change::Weight {
+                    id: 2,
+                    from: 1,
+                    to: 5
+                },
+                Change::Joined(3),
+            ]
+        );
+        assert_eq!(r.version(), 1);
+        assert_eq!(r.slot(1).map(|s| s.role), Some(Role::Leaving));
+        let same = changes(&mut r, |r| {
+            r.reload(vec![
+                lookup("a", 1, 1),
+                lookup("c", 3, 5),
+                lookup("d", 4, 1),
+            ])
+            .unwrap();
+        });
+        assert!(same.is_empty(), "{same:?}");
+        assert_eq!(r.version(), 1, "an unchanged file makes no new version");
+    }
+
+    #[test]
+    fn ids_stay_put_and_a_slot_is_reused_only_once_released() {
+        let mut r = abc();
+        assert_eq!(r.remove("b"), Some(1));
+        assert_eq!(r.remove("b"), None, "already removed");
+        let (id, new) = r.add("d", spec("d", 4).addr, None);
+        assert_eq!((id, new), (3, true), "b's slot is still in use");
+        assert_eq!(changes(&mut r, |r| r.release(1)), [Change::Vacated(1)]);
+        assert_eq!(r.find("b"), None);
+        let got = changes(&mut r, |r| {
+            assert_eq!(r.add("e", spec("e", 5).addr, Some(2)), (1, true));
+        });
+        assert_eq!(got, [Change::Joined(1)]);
+        assert_eq!(r.slot(1).map(|s| (s.weight, s.rank)), Some((2, 4)));
+    }
+
+    #[test]
+    fn a_backend_listed_again_before_it_has_left_returns_to_its_slot() {
+        let mut r = abc();
+        r.remove("c");
+        let got = changes(&mut r, |r| {
+            r.reload(vec![
+                lookup("a", 1, 1),
+                lookup("b", 2, 1),
+                lookup("c", 3, 1),
+            ])
+            .unwrap();
+        });
+        assert_eq!(got, [Change::Returned(2)]);
+        assert_eq!(r.slot(2).map(|s| s.role), Some(Role::Ready));
+    }
+
+    #[test]
+    fn a_reload_forgets_runtime_roles_and_weights() {
+        let mut r = abc();
+        r.set_role("a", Role::Drain);
+        r.set_weight("b", 7);
+        r.add("z", spec("z", 9).addr, None);
+        let got = changes(&mut r, |r| {
+            r.reload(vec![
+                lookup("a", 1, 1),
+                lookup("b", 2, 1),
+                lookup("c", 3, 1),
+            ])
+            .unwrap();
+        });
+        assert!(got.contains(&Change::Role {
+            id: 0,
+            from: Role::Drain,
+            to: Role::Ready
+        }));
+        assert!(got.contains(&Change::Weight {
+            id: 1,
+            from: 7,
+            to: 1
+        }));
+        assert!(got.contains(&Change::Left(3)));
+    }
+
+    #[test]
+    fn bad_reloads_change_nothing() {
+        let mut r = abc();
+        assert!(r.reload(vec![]).is_err());
+        let twice = r.reload(vec![lookup("a", 1, 1), lookup("a", 1, 1)]);
+        assert_eq!(twice, Err("backend a is listed twice".into()));
+        let unknown = Lookup {
+            label: "new:80".into(),
+            weight: 1,
+            addr: Err("cannot resolve backend 'new:80'".into()),
+        };
+        assert_eq!(
+            r.reload(vec![lookup("a", 1, 1), unknown]),
+            Err("cannot resolve backend 'new:80'".into())
+        );
+        assert_eq!(r.version(), 0);
+    }
+
+    #[test]
+    fn a_name_that_stops_resolving_keeps_its_address() {
+        let mut r = abc();
+        let failing = Lookup {
+            label: "b".into(),
+            weight: 1,
+            addr: Err("cannot resolve backend 'b'".into()),
+        };
+        let kept = r
+            .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)])
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        assert!(kept[0].ends_with("b keeps address 127.0.0.1:2"), "{kept:?}");
+        assert_eq!(r.version(), 0);
+    }
+
+    #[test]
+    fn runtime_edits_find_backends_by_label_or_address() {
+        let mut r = abc();
+        assert_eq!(r.set_role("127.0.0.1:2", Role::Maint), Some(1));
+        assert_eq!(r.set_weight("nope", 3), None);
+        let moved = SocketAddr::from(([127, 0, 0, 9], 2));
+        let got = changes(&mut r, |r| r.set_address(1, moved));
+        assert_eq!(
+            got,
+            [Change::Address {
+                id: 1,
+                from: spec("b", 2).addr,
+                to: moved
+            }]
+        );
+        let (id, new) = r.add("b", moved, Some(4));
+        assert_eq!((id, new), (1, false));
+        assert_eq!(
+            r.slot(1).map(|s| (s.role, s.weight)),
+            Some((Role::Maint, 4)),
+            "PUT sets the weight and leaves the role alone"
+        );
+    }
+
+    #[test]
+    fn a_diff_across_several_versions_sees_a_reused_slot_as_a_new_backend() {
+        let mut r = abc();
+        let before = r.snapshot();
+        r.remove("a");
+        r.release(0);
+        r.add("x", spec("x", 7).addr, None);
+        let got = diff(&before, &r.snapshot());
+        assert_eq!(
+            got,
+            [Change::Left(0), Change::Vacated(0), Change::Joined(0)]
+        );
+        let got = changes(&mut r, |r| {
+            r.reload(vec![
+                lookup("c", 3, 1),
+                lookup("b", 2, 1),
+                lookup("x", 7, 1),
+            ])
+            .unwrap();
+        });
+        assert_eq!(got, [Change::Reordered]);
+    }
+}
