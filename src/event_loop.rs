@@ -4,6 +4,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -16,7 +18,7 @@ use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
-use crate::drain::{self, Stopped};
+use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
 use crate::held_sends::HeldSends;
 use crate::http;
@@ -26,15 +28,21 @@ use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
 use crate::probe::{self, HealthMonitor, Probe};
+use crate::reconfigure;
+use crate::resolver::Resolver;
+use crate::roster::{Roster, Snapshot};
 use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
 use crate::tcp::{self, TcpPipe};
 use crate::timer::{TimerId, TimerWheel};
+use crate::upgrade::{self, Progress, ReadyPipe};
 
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const RESOLVER: Token = Token(usize::MAX - 3);
+const UPGRADE: Token = Token(usize::MAX - 4);
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -51,6 +59,8 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 pub const STEP_BUDGET: u64 = 256 * 1024;
 const TIMER_TICK: Duration = Duration::from_millis(10);
 const TIMER_SLOTS: usize = 512;
+/// How long a new process started by SIGUSR2 may take to serve before it is given up.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every socket the loop owns, by slab key. Entries live inline in the slab, so the
 /// client (the largest) sets the slot size; boxing would cost an allocation per connection.
@@ -70,8 +80,8 @@ pub enum Conn {
 pub enum Timer {
     /// A connection's own timeout; `serial` tells a reused slab key from the entry that set it.
     Conn { key: usize, serial: u32 },
-    /// Time for the next health check of a backend.
-    Check(BackendId),
+    /// Time for the next health check of a backend, if the slot still holds the same one.
+    Check { id: BackendId, generation: u32 },
     /// A failed POST copy is due to be sent again.
     Retry {
         job: usize,
@@ -84,12 +94,21 @@ pub enum Timer {
     Housekeeping,
     /// --drain-timeout has passed since the stop signal.
     DrainDeadline,
+    /// The process started by SIGUSR2 (by pid) has had UPGRADE_TIMEOUT to serve.
+    UpgradeDeadline(u32),
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
 pub struct Core {
     pub cfg: Config,
+    /// This loop's backends, by slot; in line with `applied` (see `reconfigure`).
     pub backends: Vec<Backend>,
+    /// The backend list as configured now, edited by reloads, the admin API and lookups.
+    pub roster: Roster,
+    /// The roster snapshot `backends` was last brought in line with.
+    pub applied: Arc<Snapshot>,
+    /// Name lookups and backends-file reads, on their own thread.
+    pub resolver: Resolver,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
     pub health: HealthMonitor,
@@ -109,6 +128,8 @@ pub struct Core {
     pub admin_open: usize,
     /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
     pub draining: bool,
+    /// The drain follows an upgrade: idle keep-alive clients get one more request.
+    pub handing_over: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
     serial: u32,
@@ -163,6 +184,10 @@ pub struct EventLoop {
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
     signals: Signals,
+    /// Inherited from the lb this one replaces: told once this one serves.
+    ready: Option<ReadyPipe>,
+    /// A new lb started by SIGUSR2, not yet serving.
+    upgrading: Option<upgrade::Pending>,
     /// Set when the loop is to end after this turn.
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
@@ -174,16 +199,12 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn bind(cfg: Config) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let mut listener = TcpListener::bind(cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let (mut listener, admin, ready) = listeners(&cfg)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot register listener: {e}"))?;
-        let admin = match cfg.admin {
-            Some(addr) => {
-                let mut l = TcpListener::bind(addr).map_err(|e| {
-                    format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
-                })?;
+        let admin = match admin {
+            Some(mut l) => {
                 poll.registry()
                     .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
                     .map_err(|e| format!("cannot register admin listener: {e}"))?;
@@ -214,12 +235,20 @@ impl EventLoop {
         let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
         if health.enabled() {
             for id in 0..backends.len() {
-                timers.insert(
-                    now + health.first_delay(id, backends.len()),
-                    Timer::Check(id),
-                );
+                let at = now + health.first_delay(id, backends.len());
+                timers.insert(at, Timer::Check { id, generation: 0 });
             }
         }
+        let roster = Roster::new(&cfg.backends);
+        let waker = mio::Waker::new(poll.registry(), RESOLVER)
+            .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
+        let resolver = Resolver::spawn(
+            cfg.resolve_interval,
+            cfg.hosts_file.clone(),
+            roster.names(),
+            waker,
+        )
+        .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
         timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
         let core = Core {
@@ -230,6 +259,9 @@ impl EventLoop {
             sends: HeldSends::default(),
             health,
             backends,
+            applied: roster.snapshot(),
+            roster,
+            resolver,
             strategy,
             buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
             timers,
@@ -238,6 +270,7 @@ impl EventLoop {
             clients_open: 0,
             admin_open: 0,
             draining: false,
+            handing_over: false,
             default_host,
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
@@ -247,6 +280,8 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             signals,
+            ready,
+            upgrading: None,
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
@@ -274,6 +309,10 @@ impl EventLoop {
 
     /// Serves until a stop signal and the drain that follows end it.
     pub fn run(&mut self) -> io::Result<Stopped> {
+        if let Some(ready) = self.ready.take() {
+            info!("upgrade: serving; the lb that started this one stops accepting now");
+            ready.announce();
+        }
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
@@ -296,6 +335,12 @@ impl EventLoop {
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
+                    RESOLVER => {
+                        for done in self.core.resolver.take() {
+                            reconfigure::resolved(&mut self.conns, &mut self.core, done);
+                        }
+                    }
+                    UPGRADE => self.upgrade_progress(),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
@@ -327,12 +372,73 @@ impl EventLoop {
     fn signalled(&mut self) {
         let arrived = self.signals.take();
         if arrived.reload {
-            // Until reloading exists, SIGHUP must not do what its default does: kill lb and
-            // every write it still owes.
-            warn!("SIGHUP: reloading is not supported yet; carrying on unchanged");
+            reconfigure::reload(&mut self.core);
+        }
+        if arrived.upgrade {
+            self.upgrade();
         }
         if arrived.stops > 0 {
             self.stop_signalled(arrived.last_stop);
+        }
+    }
+
+    /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
+    fn upgrade(&mut self) {
+        let (Some(listener), false) = (&self.listener, self.core.draining) else {
+            return warn!("SIGUSR2 while stopping: no upgrade");
+        };
+        if let Some(p) = &self.upgrading {
+            return warn!("SIGUSR2: pid {} is already starting to take over", p.pid());
+        }
+        let admin = self.admin.as_ref().map(AsRawFd::as_raw_fd);
+        let pending = match upgrade::start(listener.as_raw_fd(), admin) {
+            Ok(p) => p,
+            Err(e) => return error!("upgrade failed, carrying on: {e}"),
+        };
+        let registered = self.poll.registry().register(
+            &mut SourceFd(&pending.fd()),
+            UPGRADE,
+            Interest::READABLE,
+        );
+        let mut pending = pending;
+        if let Err(e) = registered {
+            pending.abandon();
+            return error!("upgrade failed, carrying on: cannot watch the new process: {e}");
+        }
+        info!(
+            "SIGUSR2: started {} as pid {}; it takes over once it serves",
+            pending.path.display(),
+            pending.pid()
+        );
+        let deadline = self.core.now + UPGRADE_TIMEOUT;
+        let pid = pending.pid();
+        self.core
+            .timers
+            .insert(deadline, Timer::UpgradeDeadline(pid));
+        self.upgrading = Some(pending);
+    }
+
+    /// The new process said something on its ready pipe: it serves, or it failed.
+    fn upgrade_progress(&mut self) {
+        let Some(pending) = self.upgrading.as_mut() else {
+            return;
+        };
+        let pid = pending.pid();
+        match pending.progress() {
+            Progress::Waiting => return,
+            Progress::Serving => {
+                self.close_listeners();
+                drain::begin(&mut self.conns, &mut self.core, Reason::HandedOver(pid));
+                self.arm_drain_deadline();
+            }
+            Progress::Failed(why) => error!("upgrade failed, carrying on: {why}"),
+        }
+        self.end_upgrade();
+    }
+
+    fn end_upgrade(&mut self) {
+        if let Some(p) = self.upgrading.take() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&p.fd()));
         }
     }
 
@@ -343,15 +449,33 @@ impl EventLoop {
             self.stopped = Some(Stopped::Cut);
             return;
         }
+        if let Some(p) = self.upgrading.as_mut() {
+            warn!(
+                "{signal}: stopping pid {}, which was starting to take over",
+                p.pid()
+            );
+            p.abandon();
+            self.end_upgrade();
+        }
         // Closed, not just ignored: new clients are refused at once instead of waiting in
         // the backlog for a process that will not accept them.
+        self.close_listeners();
+        drain::begin(&mut self.conns, &mut self.core, Reason::Signal(signal));
+        self.arm_drain_deadline();
+    }
+
+    /// Drops this process's listening sockets. After a handover the new process holds
+    /// the same sockets, so nothing waiting in their queues is lost.
+    fn close_listeners(&mut self) {
         for mut listener in [self.listener.take(), self.admin.take()]
             .into_iter()
             .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        drain::begin(&mut self.conns, &mut self.core, signal);
+    }
+
+    fn arm_drain_deadline(&mut self) {
         let deadline = self.core.now + self.core.cfg.drain_timeout;
         self.core.timers.insert(deadline, Timer::DrainDeadline);
     }
@@ -376,6 +500,7 @@ impl EventLoop {
         if self.core.buffers.take_dropped() {
             release_free_memory();
         }
+        reconfigure::tidy(&mut self.conns, &mut self.core);
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);
     }
@@ -417,7 +542,7 @@ impl EventLoop {
         };
         loop {
             match listener.accept() {
-                Ok((sock, _)) => admin::accept(&mut self.conns, &mut self.core, sock),
+                Ok((sock, peer)) => admin::accept(&mut self.conns, &mut self.core, sock, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -451,7 +576,19 @@ impl EventLoop {
     fn timer_fired(&mut self, timer: Timer) {
         let (key, serial) = match timer {
             Timer::Conn { key, serial } => (key, serial),
-            Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
+            Timer::Check { id, generation } => {
+                return probe::start(&mut self.conns, &mut self.core, id, generation);
+            }
+            Timer::UpgradeDeadline(pid) => {
+                let Some(p) = self.upgrading.as_mut().filter(|p| p.pid() == pid) else {
+                    return;
+                };
+                error!(
+                    "upgrade failed, carrying on: pid {pid} did not serve within {UPGRADE_TIMEOUT:?}; stopped it"
+                );
+                p.abandon();
+                return self.end_upgrade();
+            }
             Timer::Housekeeping => return self.housekeeping(),
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
@@ -485,6 +622,25 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// The listeners handed over by the lb this one replaces, or new ones.
+fn listeners(
+    cfg: &Config,
+) -> Result<(TcpListener, Option<TcpListener>, Option<ReadyPipe>), String> {
+    if let Some(got) = upgrade::inherited()? {
+        let admin = got.admin.map(TcpListener::from_std);
+        return Ok((TcpListener::from_std(got.listen), admin, Some(got.ready)));
+    }
+    let listener = TcpListener::bind(cfg.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let admin = match cfg.admin {
+        Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+            format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
+        })?),
+        None => None,
+    };
+    Ok((listener, admin, None))
 }
 
 /// Buffers freed after a burst of connections stay in the C allocator's heap, resident,

@@ -135,6 +135,9 @@ pub struct Metrics {
     pub client_connections_total: u64,
     /// POST copies waiting for a retry (maintained by the fan-out code).
     pub pending_retries: u64,
+    /// Reloads of the backend list (SIGHUP): applied, and refused for a bad file.
+    pub reloads: u64,
+    pub reloads_failed: u64,
 }
 
 impl Metrics {
@@ -145,7 +148,17 @@ impl Metrics {
             local_responses: [0; 5],
             client_connections_total: 0,
             pending_retries: 0,
+            reloads: 0,
+            reloads_failed: 0,
         }
+    }
+
+    /// A backend joined slot `id`: its counters start at zero.
+    pub fn place(&mut self, id: usize) {
+        if id >= self.backends.len() {
+            self.backends.resize(id + 1, BackendMetrics::default());
+        }
+        self.backends[id] = BackendMetrics::default();
     }
 
     /// A backend answered (or lb answered for it with 502/504).

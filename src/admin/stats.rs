@@ -4,6 +4,7 @@
 use std::fmt::{self, Write};
 
 use super::View;
+use crate::backend::Role;
 use crate::config::Mode;
 use crate::metrics::{BackendMetrics, FAILURE_REASONS};
 
@@ -36,6 +37,9 @@ tr.down{background:var(--downbg)}
 tr.down td.name{box-shadow:inset 4px 0 var(--down);color:var(--down)}
 tr.down .state{background:var(--down)}
 .fail{color:var(--warn);font-weight:600}
+.role{color:var(--warn);font-weight:700;text-transform:uppercase}
+td form{display:inline;margin-left:6px}
+td button{font:inherit;font-size:12px;padding:0 8px;border:1px solid var(--line);border-radius:10px;background:#fff;cursor:pointer}
 footer{color:var(--muted);font-size:12px;padding:0 16px 16px}
 footer a{color:inherit}
 @media (max-width:720px){
@@ -55,7 +59,7 @@ td small{display:inline;margin-left:6px}
 "#;
 
 /// Text from config or counters, escaped for HTML.
-struct Html<'a>(&'a str);
+pub(super) struct Html<'a>(pub(super) &'a str);
 
 impl fmt::Display for Html<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,8 +168,9 @@ fn by_status(bm: &BackendMetrics) -> [u64; 5] {
 
 pub fn render(v: &View, out: &mut String) {
     let m = v.metrics;
-    let total = v.backends.len();
-    let up = v.backends.iter().filter(|b| b.up).count();
+    let listed = || v.listed().filter(|(_, b, _)| b.role.is_member());
+    let total = listed().count();
+    let up = listed().filter(|(_, b, _)| b.up).count();
     let requests: u64 = m.backends.iter().map(BackendMetrics::requests_total).sum();
     let errors: u64 = m.backends.iter().map(BackendMetrics::errors_total).sum();
     let local: u64 = m.local_responses.iter().sum();
@@ -223,15 +228,22 @@ pub fn render(v: &View, out: &mut String) {
          <th>Weight</th><th>Active</th><th>Connections</th><th>Requests</th><th>Errors</th>\
          <th>Latency</th><th>Last check</th><th>Traffic</th></tr></thead>\n<tbody>\n",
     );
-    for (id, (b, bm)) in v.backends.iter().zip(&m.backends).enumerate() {
+    for (id, b, bm) in v.listed() {
         let (class, state) = if b.up { ("up", "UP") } else { ("down", "DOWN") };
         let label = Html(&b.label);
         let _ = write!(
             out,
             "<tr class=\"backend {class}\" data-backend=\"{label}\">\
              <td class=\"name\" data-label=\"Backend\">{label}</td>\
-             <td data-label=\"State\"><span class=\"state\">{state}</span></td>\
-             <td data-label=\"Weight\">{}</td><td data-label=\"Active\">{}</td>\
+             <td data-label=\"State\"><span class=\"state\">{state}</span>"
+        );
+        if b.role != Role::Ready {
+            let _ = write!(out, "<small class=\"role\">{}</small>", b.role.name());
+        }
+        super::api::button(out, &b.label, b.role);
+        let _ = write!(
+            out,
+            "</td><td data-label=\"Weight\">{}</td><td data-label=\"Active\">{}</td>\
              <td data-label=\"Connections\">{} open<small>{} idle</small></td>",
             b.weight,
             b.active,

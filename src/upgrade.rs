@@ -1,0 +1,237 @@
+//! Upgrading lb without dropping a connection (SIGUSR2), as nginx does on USR2.
+//!
+//! The running lb starts the binary at its own path again (the file on disk, so that a
+//! freshly built lb takes over) with the same arguments, and the new process inherits the
+//! listening sockets themselves: both accept from the same queue until the new one says it
+//! serves, then the old one closes its copies and drains. A listening socket is never
+//! closed while clients wait in its queue, which is why the sockets are passed rather than
+//! bound again with SO_REUSEPORT: closing a SO_REUSEPORT listener resets the connections
+//! waiting in its own queue.
+//!
+//! The descriptors are named in one environment variable, `LB_INHERITED_FDS=listen,admin,ready`
+//! (`-` for no admin listener); `ready` is the write end of a pipe on which the new process
+//! writes one byte once it serves. End of file without that byte means it failed; the old
+//! process then logs why and goes on serving.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+const ENV: &str = "LB_INHERITED_FDS";
+
+/// What a new process got from the lb that started it.
+pub struct Inherited {
+    pub listen: TcpListener,
+    pub admin: Option<TcpListener>,
+    pub ready: ReadyPipe,
+}
+
+/// The new process's end of the pipe that says it serves.
+pub struct ReadyPipe(OwnedFd);
+
+impl ReadyPipe {
+    /// Tells the old lb that this one accepts clients now; it then stops accepting.
+    pub fn announce(self) {
+        // SAFETY: writes one byte from a live buffer to a descriptor this value owns.
+        unsafe { libc::write(self.0.as_raw_fd(), b"R".as_ptr().cast(), 1) };
+    }
+}
+
+/// The listeners handed over by the lb that started this one, if one did. Called once,
+/// before any thread starts: it takes the variable out of the environment.
+pub fn inherited() -> Result<Option<Inherited>, String> {
+    let Some(value) = std::env::var_os(ENV) else {
+        return Ok(None);
+    };
+    // SAFETY: lb has started no thread yet, so nothing reads the environment meanwhile.
+    unsafe { std::env::remove_var(ENV) };
+    let value = value.to_string_lossy().into_owned();
+    let bad = || format!("{ENV}={value}: expected listen,admin,ready descriptors");
+    let fds: Vec<Option<RawFd>> = value
+        .split(',')
+        .map(|f| match f {
+            "-" => Ok(None),
+            f => f.parse().map(Some).map_err(|_| bad()),
+        })
+        .collect::<Result<_, _>>()?;
+    let [Some(listen), admin, Some(ready)] = fds[..] else {
+        return Err(bad());
+    };
+    let listener = |fd: RawFd| -> Result<TcpListener, String> {
+        if !is_listening(fd) {
+            return Err(format!("{ENV}: descriptor {fd} is not a listening socket"));
+        }
+        // SAFETY: the descriptor is open (it answered getsockopt), was handed to this
+        // process for this use, and nothing else here owns it.
+        let l = unsafe { TcpListener::from_raw_fd(fd) };
+        l.set_nonblocking(true)
+            .map_err(|e| format!("{ENV}: descriptor {fd}: {e}"))?;
+        Ok(l)
+    };
+    Ok(Some(Inherited {
+        listen: listener(listen)?,
+        admin: admin.map(listener).transpose()?,
+        // SAFETY: handed to this process as the write end of the ready pipe, owned by no one else.
+        ready: ReadyPipe(unsafe { OwnedFd::from_raw_fd(ready) }),
+    }))
+}
+
+fn is_listening(fd: RawFd) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `on`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&raw mut on).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && on == 1
+}
+
+/// The file this process was started from. A rebuilt binary replaces that file, and the
+/// link then names the old, deleted one: the path is what is wanted, not that inode.
+fn own_path() -> io::Result<PathBuf> {
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    let text = exe.to_string_lossy();
+    Ok(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    })
+}
+
+/// A new process started, not yet serving.
+pub struct Pending {
+    child: Child,
+    /// Read end of the ready pipe, non-blocking.
+    ready: OwnedFd,
+    pub path: PathBuf,
+}
+
+/// What the new process has done so far.
+pub enum Progress {
+    Waiting,
+    Serving,
+    Failed(String),
+}
+
+/// Starts the binary at our own path with our arguments, handing it `listen` and `admin`.
+pub fn start(listen: RawFd, admin: Option<RawFd>) -> Result<Pending, String> {
+    let path = own_path().map_err(|e| format!("cannot find the lb binary: {e}"))?;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 fills in.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!(
+            "cannot make a pipe: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: pipe2 succeeded, so both are open descriptors that nothing else owns.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on a descriptor this function owns.
+    unsafe {
+        let flags = libc::fcntl(read.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(read.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let ready = write.as_raw_fd();
+    let admin_text = admin.map_or("-".to_string(), |fd| fd.to_string());
+    let mut cmd = Command::new(&path);
+    cmd.args(std::env::args_os().skip(1))
+        .env(ENV, format!("{listen},{admin_text},{ready}"));
+    let keep: Vec<RawFd> = [Some(listen), admin, Some(ready)]
+        .into_iter()
+        .flatten()
+        .collect();
+    // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it lets
+    // exactly these descriptors survive the exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    drop(write);
+    Ok(Pending {
+        child,
+        ready: read,
+        path,
+    })
+}
+
+impl Pending {
+    pub fn fd(&self) -> RawFd {
+        self.ready.as_raw_fd()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads what the new process wrote on the ready pipe.
+    pub fn progress(&mut self) -> Progress {
+        let mut byte = [0u8; 1];
+        // SAFETY: reads at most one byte into a live buffer.
+        let got = unsafe { libc::read(self.fd(), byte.as_mut_ptr().cast(), 1) };
+        match got {
+            1 => Progress::Serving,
+            0 => Progress::Failed(self.reap()),
+            _ => match io::Error::last_os_error() {
+                e if e.kind() == io::ErrorKind::WouldBlock => Progress::Waiting,
+                e if e.kind() == io::ErrorKind::Interrupted => Progress::Waiting,
+                e => Progress::Failed(format!("cannot read the ready pipe: {e}; {}", self.reap())),
+            },
+        }
+    }
+
+    /// The new process closed the pipe without serving: it is exiting. Its exit status,
+    /// collected so that it does not stay a zombie.
+    fn reap(&mut self) -> String {
+        for _ in 0..50 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return format!("the new process exited ({status}) before serving");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.abandon();
+        "the new process closed its ready pipe without serving; stopped it".into()
+    }
+
+    /// Stops a new process that will not serve.
+    pub fn abandon(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_path_is_a_file() {
+        assert!(own_path().unwrap().is_file());
+    }
+
+    #[test]
+    fn only_listening_sockets_pass() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(is_listening(l.as_raw_fd()));
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        assert!(!is_listening(s.as_raw_fd()));
+        assert!(!is_listening(-1));
+    }
+}
