@@ -20,6 +20,7 @@ use crate::probe::HealthMonitor;
 use crate::timer::TimerId;
 
 pub mod api;
+mod auth;
 mod stats;
 
 /// The largest request head read; an admin request is a request line and a few headers.
@@ -301,6 +302,7 @@ fn answer(head: &[u8], view: &View) -> Option<Answer> {
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
 
 fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {

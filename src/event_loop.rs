@@ -1,41 +1,31 @@
 //! The poll loop: one `mio::Poll`, one slab of connections, one timer wheel.
 //! A token is a slab key; the loop hands each event to the module that owns that
-//! kind of connection, then fires due timers.
+//! kind of connection, then fires due timers. What the handlers share is in `state.rs`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::admin::{self, AdminConn};
-use crate::backend::{Backend, BackendId};
-use crate::buffer::BufferPool;
+use crate::admin;
 use crate::config::{Config, Mode};
 use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
-use crate::held_sends::HeldSends;
 use crate::http;
-use crate::http::client::ClientConn;
-use crate::http::exchange::ExchangePool;
-use crate::http::head::RequestId;
-use crate::http::upstream::UpstreamConn;
-use crate::metrics::Metrics;
-use crate::probe::{self, HealthMonitor, Probe};
+use crate::probe;
 use crate::reconfigure;
-use crate::resolver::Resolver;
-use crate::roster::{Roster, Snapshot};
 use crate::signals::Signals;
-use crate::strategy::{self, Strategy};
-use crate::tcp::{self, TcpPipe};
-use crate::timer::{TimerId, TimerWheel};
-use crate::upgrade::{self, Progress, ReadyPipe};
+use crate::tcp;
+use crate::upgrade::{self, Outcome, ReadyPipe, Upgrades};
+
+use crate::state::HOUSEKEEPING;
+pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
 
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
@@ -44,138 +34,8 @@ const SIGNALS: Token = Token(usize::MAX - 2);
 const RESOLVER: Token = Token(usize::MAX - 3);
 const UPGRADE: Token = Token(usize::MAX - 4);
 
-/// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
-/// owns two sockets in one entry, so no session needs to be shared between entries.
-pub fn token(key: usize, side: usize) -> Token {
-    Token(key << 1 | side)
-}
-/// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
-pub const BUFFER_SIZE: usize = 32 * 1024;
-/// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
-const FREE_BUFFERS: usize = 64;
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// Bytes one connection may move in one turn of the loop before the others get theirs:
-/// a fast upload must not keep thousands of other clients waiting.
-pub const STEP_BUDGET: u64 = 256 * 1024;
-const TIMER_TICK: Duration = Duration::from_millis(10);
-const TIMER_SLOTS: usize = 512;
 /// How long a new process started by SIGUSR2 may take to serve before it is given up.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Every socket the loop owns, by slab key. Entries live inline in the slab, so the
-/// client (the largest) sets the slot size; boxing would cost an allocation per connection.
-#[allow(clippy::large_enum_variant)]
-pub enum Conn {
-    Client(ClientConn),
-    Upstream(UpstreamConn),
-    Probe(Probe),
-    Admin(AdminConn),
-    /// TCP mode: a client and its backend, both sockets in this one entry.
-    /// Boxed: one allocation per TCP session keeps every HTTP slot small.
-    Pipe(Box<TcpPipe>),
-}
-
-/// What a timer is for once it fires.
-#[derive(Debug, Clone, Copy)]
-pub enum Timer {
-    /// A connection's own timeout; `serial` tells a reused slab key from the entry that set it.
-    Conn { key: usize, serial: u32 },
-    /// Time for the next health check of a backend, if the slot still holds the same one.
-    Check { id: BackendId, generation: u32 },
-    /// A failed POST copy is due to be sent again.
-    Retry {
-        job: usize,
-        copy: usize,
-        serial: u32,
-    },
-    /// A POST has waited --fanout-timeout for a first success.
-    FanoutDeadline { job: usize, serial: u32 },
-    /// Once a second: give memory freed after a burst back to the system.
-    Housekeeping,
-    /// --drain-timeout has passed since the stop signal.
-    DrainDeadline,
-    /// The process started by SIGUSR2 (by pid) has had UPGRADE_TIMEOUT to serve.
-    UpgradeDeadline(u32),
-}
-
-/// Everything the connection handlers share, apart from the slab itself.
-pub struct Core {
-    pub cfg: Config,
-    /// This loop's backends, by slot; in line with `applied` (see `reconfigure`).
-    pub backends: Vec<Backend>,
-    /// The backend list as configured now, edited by reloads, the admin API and lookups.
-    pub roster: Roster,
-    /// The roster snapshot `backends` was last brought in line with.
-    pub applied: Arc<Snapshot>,
-    /// Name lookups and backends-file reads, on their own thread.
-    pub resolver: Resolver,
-    pub strategy: Box<dyn Strategy>,
-    pub buffers: BufferPool,
-    pub health: HealthMonitor,
-    pub metrics: Metrics,
-    pub fanout: fanout::Jobs,
-    pub exchanges: ExchangePool,
-    /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
-    /// readiness will not announce them again, so the loop steps them next turn.
-    pub revisit: Vec<usize>,
-    /// Sends held while the loop reads a turn's events (see `held_sends`).
-    pub sends: HeldSends,
-    pub timers: TimerWheel<Timer>,
-    pub registry: Registry,
-    /// The time the loop last woke; handlers read this instead of the clock.
-    pub now: Instant,
-    pub clients_open: usize,
-    pub admin_open: usize,
-    /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
-    pub draining: bool,
-    /// The drain follows an upgrade: idle keep-alive clients get one more request.
-    pub handing_over: bool,
-    /// The Host header for HTTP/1.0 requests that carry none.
-    pub default_host: String,
-    serial: u32,
-    request_ids: u64,
-}
-
-impl Core {
-    /// Registers socket `side` of slab entry `key` for both readiness kinds, edge-triggered.
-    pub fn register(
-        &self,
-        sock: &mut mio::net::TcpStream,
-        key: usize,
-        side: usize,
-    ) -> io::Result<()> {
-        self.registry.register(
-            sock,
-            token(key, side),
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-
-    pub fn next_serial(&mut self) -> u32 {
-        self.serial = self.serial.wrapping_add(1);
-        self.serial
-    }
-
-    pub fn fresh_request_id(&mut self) -> RequestId {
-        self.request_ids = self.request_ids.wrapping_add(1);
-        RequestId::generate(self.request_ids)
-    }
-
-    /// Replaces whatever timer `slot` held with one firing `after` from now.
-    pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
-        self.disarm(slot);
-        *slot = Some(
-            self.timers
-                .insert(self.now + after, Timer::Conn { key, serial }),
-        );
-    }
-
-    pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
-        if let Some(id) = slot.take() {
-            self.timers.cancel(id);
-        }
-    }
-}
 
 pub struct EventLoop {
     poll: Poll,
@@ -186,8 +46,8 @@ pub struct EventLoop {
     signals: Signals,
     /// Inherited from the lb this one replaces: told once this one serves.
     ready: Option<ReadyPipe>,
-    /// A new lb started by SIGUSR2, not yet serving.
-    upgrading: Option<upgrade::Pending>,
+    /// A new lb started by SIGUSR2, until it serves or fails.
+    upgrades: Upgrades,
     /// Set when the loop is to end after this turn.
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
@@ -199,7 +59,7 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn bind(cfg: Config) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let (mut listener, admin, ready) = listeners(&cfg)?;
+        let (mut listener, admin, ready) = upgrade::listeners(&cfg)?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot register listener: {e}"))?;
@@ -216,72 +76,24 @@ impl EventLoop {
         poll.registry()
             .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot register the signal pipe: {e}"))?;
-        let backends: Vec<Backend> = cfg
-            .backends
-            .iter()
-            .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
-            .collect();
-        let strategy = strategy::by_name(&cfg.strategy, &backends)?;
-        let health = HealthMonitor::new(&cfg, &backends);
         let registry = poll
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let now = Instant::now();
         let default_host = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| cfg.listen.to_string());
-        let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
-        if health.enabled() {
-            for id in 0..backends.len() {
-                let at = now + health.first_delay(id, backends.len());
-                timers.insert(at, Timer::Check { id, generation: 0 });
-            }
-        }
-        let roster = Roster::new(&cfg.backends);
         let waker = mio::Waker::new(poll.registry(), RESOLVER)
             .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
-        let resolver = Resolver::spawn(
-            cfg.resolve_interval,
-            cfg.hosts_file.clone(),
-            roster.names(),
-            waker,
-        )
-        .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
-        timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
-        let core = Core {
-            metrics: Metrics::new(backends.len(), now),
-            fanout: fanout::Jobs::new(backends.len()),
-            exchanges: ExchangePool::default(),
-            revisit: Vec::new(),
-            sends: HeldSends::default(),
-            health,
-            backends,
-            applied: roster.snapshot(),
-            roster,
-            resolver,
-            strategy,
-            buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
-            timers,
-            registry,
-            now,
-            clients_open: 0,
-            admin_open: 0,
-            draining: false,
-            handing_over: false,
-            default_host,
-            serial: 0,
-            request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
-            cfg,
-        };
+        let core = Core::new(cfg, registry, waker, default_host)?;
         Ok(EventLoop {
             poll,
             listener: Some(listener),
             signals,
             ready,
-            upgrading: None,
+            upgrades: Upgrades::default(),
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
@@ -387,58 +199,32 @@ impl EventLoop {
         let (Some(listener), false) = (&self.listener, self.core.draining) else {
             return warn!("SIGUSR2 while stopping: no upgrade");
         };
-        if let Some(p) = &self.upgrading {
-            return warn!("SIGUSR2: pid {} is already starting to take over", p.pid());
-        }
         let admin = self.admin.as_ref().map(AsRawFd::as_raw_fd);
-        let pending = match upgrade::start(listener.as_raw_fd(), admin) {
-            Ok(p) => p,
-            Err(e) => return error!("upgrade failed, carrying on: {e}"),
-        };
-        let registered = self.poll.registry().register(
-            &mut SourceFd(&pending.fd()),
-            UPGRADE,
-            Interest::READABLE,
-        );
-        let mut pending = pending;
-        if let Err(e) = registered {
-            pending.abandon();
-            return error!("upgrade failed, carrying on: cannot watch the new process: {e}");
+        let registry = self.poll.registry();
+        match self
+            .upgrades
+            .start(registry, UPGRADE, listener.as_raw_fd(), admin)
+        {
+            Ok(pid) => {
+                let deadline = self.core.now + UPGRADE_TIMEOUT;
+                self.core
+                    .timers
+                    .insert(deadline, Timer::UpgradeDeadline(pid));
+            }
+            Err(e) => error!("upgrade failed, carrying on: {e}"),
         }
-        info!(
-            "SIGUSR2: started {} as pid {}; it takes over once it serves",
-            pending.path.display(),
-            pending.pid()
-        );
-        let deadline = self.core.now + UPGRADE_TIMEOUT;
-        let pid = pending.pid();
-        self.core
-            .timers
-            .insert(deadline, Timer::UpgradeDeadline(pid));
-        self.upgrading = Some(pending);
     }
 
     /// The new process said something on its ready pipe: it serves, or it failed.
     fn upgrade_progress(&mut self) {
-        let Some(pending) = self.upgrading.as_mut() else {
-            return;
-        };
-        let pid = pending.pid();
-        match pending.progress() {
-            Progress::Waiting => return,
-            Progress::Serving => {
+        match self.upgrades.progress(self.poll.registry()) {
+            None => {}
+            Some(Outcome::Serving(pid)) => {
                 self.close_listeners();
                 drain::begin(&mut self.conns, &mut self.core, Reason::HandedOver(pid));
                 self.arm_drain_deadline();
             }
-            Progress::Failed(why) => error!("upgrade failed, carrying on: {why}"),
-        }
-        self.end_upgrade();
-    }
-
-    fn end_upgrade(&mut self) {
-        if let Some(p) = self.upgrading.take() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&p.fd()));
+            Some(Outcome::Failed(why)) => error!("upgrade failed, carrying on: {why}"),
         }
     }
 
@@ -449,13 +235,8 @@ impl EventLoop {
             self.stopped = Some(Stopped::Cut);
             return;
         }
-        if let Some(p) = self.upgrading.as_mut() {
-            warn!(
-                "{signal}: stopping pid {}, which was starting to take over",
-                p.pid()
-            );
-            p.abandon();
-            self.end_upgrade();
+        if self.upgrades.stop(self.poll.registry(), None) {
+            warn!("{signal}: stopped the new lb that was starting to take over");
         }
         // Closed, not just ignored: new clients are refused at once instead of waiting in
         // the backlog for a process that will not accept them.
@@ -579,16 +360,6 @@ impl EventLoop {
             Timer::Check { id, generation } => {
                 return probe::start(&mut self.conns, &mut self.core, id, generation);
             }
-            Timer::UpgradeDeadline(pid) => {
-                let Some(p) = self.upgrading.as_mut().filter(|p| p.pid() == pid) else {
-                    return;
-                };
-                error!(
-                    "upgrade failed, carrying on: pid {pid} did not serve within {UPGRADE_TIMEOUT:?}; stopped it"
-                );
-                p.abandon();
-                return self.end_upgrade();
-            }
             Timer::Housekeeping => return self.housekeeping(),
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
@@ -601,6 +372,15 @@ impl EventLoop {
             }
             Timer::FanoutDeadline { job, serial } => {
                 return fanout::deadline_passed(&mut self.conns, &mut self.core, job, serial);
+            }
+            Timer::UpgradeDeadline(pid) => {
+                if self.upgrades.stop(self.poll.registry(), Some(pid)) {
+                    error!(
+                        "upgrade failed, carrying on: pid {pid} did not serve within \
+                         {UPGRADE_TIMEOUT:?}; stopped it"
+                    );
+                }
+                return;
             }
         };
         match self.conns.get(key) {
@@ -622,25 +402,6 @@ impl EventLoop {
             _ => {}
         }
     }
-}
-
-/// The listeners handed over by the lb this one replaces, or new ones.
-fn listeners(
-    cfg: &Config,
-) -> Result<(TcpListener, Option<TcpListener>, Option<ReadyPipe>), String> {
-    if let Some(got) = upgrade::inherited()? {
-        let admin = got.admin.map(TcpListener::from_std);
-        return Ok((TcpListener::from_std(got.listen), admin, Some(got.ready)));
-    }
-    let listener = TcpListener::bind(cfg.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let admin = match cfg.admin {
-        Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
-            format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
-        })?),
-        None => None,
-    };
-    Ok((listener, admin, None))
 }
 
 /// Buffers freed after a burst of connections stay in the C allocator's heap, resident,

@@ -19,6 +19,7 @@ pub mod reconfigure;
 pub mod resolver;
 pub mod roster;
 pub mod signals;
+pub mod state;
 pub mod strategy;
 pub mod tcp;
 pub mod timer;

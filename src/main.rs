@@ -35,7 +35,11 @@ fn main() -> ExitCode {
         }
     };
     match event_loop.local_addr() {
-        Ok(addr) => log::info!("lb {} listening on {addr}", env!("CARGO_PKG_VERSION")),
+        Ok(addr) => log::info!(
+            "lb {} listening on {addr} (pid {})",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
         Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
     }
     // Logged after the line above: scripts take the first "listening on" as the traffic port.

@@ -65,10 +65,13 @@ fn apply(
         Change::Left(id) => {
             let owed = core.fanout.undelivered().get(id).copied().unwrap_or(0);
             let b = &core.backends[id];
-            let note = format!(
-                "-{} ({} in flight and {owed} POST copies owed finish first)",
-                b.label, b.active
-            );
+            let note = match (b.active, owed) {
+                (0, 0) => format!("-{}", b.label),
+                (active, owed) => format!(
+                    "-{} ({active} in flight and {owed} POST copies owed finish first)",
+                    b.label
+                ),
+            };
             set_role(conns, core, id, Role::Leaving);
             Some(note)
         }
@@ -167,7 +170,8 @@ pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
                 } else {
                     notes.join(", ")
                 };
-                info!("reloaded: {what}; {listed} backends listed");
+                let from = core.cfg.backends_file.as_deref().unwrap_or("the -b flags");
+                info!("reloaded {from}: {what}; {listed} backends listed");
             }
             Err(why) => reload_failed(core, &why),
         },

@@ -14,20 +14,26 @@
 //! process then logs why and goes on serving.
 
 use std::io;
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use log::info;
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use crate::config::Config;
+
 const ENV: &str = "LB_INHERITED_FDS";
 
 /// What a new process got from the lb that started it.
-pub struct Inherited {
-    pub listen: TcpListener,
-    pub admin: Option<TcpListener>,
-    pub ready: ReadyPipe,
+struct Inherited {
+    listen: std::net::TcpListener,
+    admin: Option<std::net::TcpListener>,
+    ready: ReadyPipe,
 }
 
 /// The new process's end of the pipe that says it serves.
@@ -41,9 +47,28 @@ impl ReadyPipe {
     }
 }
 
-/// The listeners handed over by the lb that started this one, if one did. Called once,
-/// before any thread starts: it takes the variable out of the environment.
-pub fn inherited() -> Result<Option<Inherited>, String> {
+/// The listeners: those handed over by the lb that started this one (with the pipe on
+/// which to say that this one serves), or new ones. Called once, before any thread
+/// starts: it takes the variable out of the environment.
+pub fn listeners(
+    cfg: &Config,
+) -> Result<(TcpListener, Option<TcpListener>, Option<ReadyPipe>), String> {
+    if let Some(got) = inherited()? {
+        let admin = got.admin.map(TcpListener::from_std);
+        return Ok((TcpListener::from_std(got.listen), admin, Some(got.ready)));
+    }
+    let listener = TcpListener::bind(cfg.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let admin = match cfg.admin {
+        Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+            format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
+        })?),
+        None => None,
+    };
+    Ok((listener, admin, None))
+}
+
+fn inherited() -> Result<Option<Inherited>, String> {
     let Some(value) = std::env::var_os(ENV) else {
         return Ok(None);
     };
@@ -61,13 +86,13 @@ pub fn inherited() -> Result<Option<Inherited>, String> {
     let [Some(listen), admin, Some(ready)] = fds[..] else {
         return Err(bad());
     };
-    let listener = |fd: RawFd| -> Result<TcpListener, String> {
+    let listener = |fd: RawFd| -> Result<std::net::TcpListener, String> {
         if !is_listening(fd) {
             return Err(format!("{ENV}: descriptor {fd} is not a listening socket"));
         }
         // SAFETY: the descriptor is open (it answered getsockopt), was handed to this
         // process for this use, and nothing else here owns it.
-        let l = unsafe { TcpListener::from_raw_fd(fd) };
+        let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
         l.set_nonblocking(true)
             .map_err(|e| format!("{ENV}: descriptor {fd}: {e}"))?;
         Ok(l)
@@ -107,23 +132,96 @@ fn own_path() -> io::Result<PathBuf> {
     })
 }
 
+/// The loop's side of SIGUSR2: at most one new process at a time, its ready pipe watched
+/// by the poll under one token.
+#[derive(Default)]
+pub struct Upgrades {
+    pending: Option<Pending>,
+}
+
+/// How an upgrade ended.
+pub enum Outcome {
+    /// The new process, by pid, accepts clients now.
+    Serving(u32),
+    Failed(String),
+}
+
+impl Upgrades {
+    /// Starts the binary on disk with `listen` and `admin`; returns the new pid.
+    pub fn start(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        listen: RawFd,
+        admin: Option<RawFd>,
+    ) -> Result<u32, String> {
+        if let Some(p) = &self.pending {
+            return Err(format!("pid {} is already starting to take over", p.pid()));
+        }
+        let mut p = start(listen, admin)?;
+        if let Err(e) = registry.register(&mut SourceFd(&p.fd()), token, Interest::READABLE) {
+            p.abandon();
+            return Err(format!("cannot watch the new process: {e}"));
+        }
+        info!(
+            "SIGUSR2: started {} as pid {}; it takes over once it serves",
+            p.path.display(),
+            p.pid()
+        );
+        let pid = p.pid();
+        self.pending = Some(p);
+        Ok(pid)
+    }
+
+    /// What the new process said on its pipe, once it has said something.
+    pub fn progress(&mut self, registry: &Registry) -> Option<Outcome> {
+        let p = self.pending.as_mut()?;
+        let outcome = match p.progress() {
+            Progress::Waiting => return None,
+            Progress::Serving => Outcome::Serving(p.pid()),
+            Progress::Failed(why) => Outcome::Failed(why),
+        };
+        self.forget(registry);
+        Some(outcome)
+    }
+
+    /// Stops the new process `pid` if it is still starting (its time is up, or lb is
+    /// stopping); true if there was one.
+    pub fn stop(&mut self, registry: &Registry, pid: Option<u32>) -> bool {
+        match self.pending.as_mut() {
+            Some(p) if pid.is_none_or(|pid| pid == p.pid()) => {
+                p.abandon();
+                self.forget(registry);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn forget(&mut self, registry: &Registry) {
+        if let Some(p) = self.pending.take() {
+            let _ = registry.deregister(&mut SourceFd(&p.fd()));
+        }
+    }
+}
+
 /// A new process started, not yet serving.
-pub struct Pending {
+struct Pending {
     child: Child,
     /// Read end of the ready pipe, non-blocking.
     ready: OwnedFd,
-    pub path: PathBuf,
+    path: PathBuf,
 }
 
 /// What the new process has done so far.
-pub enum Progress {
+enum Progress {
     Waiting,
     Serving,
     Failed(String),
 }
 
 /// Starts the binary at our own path with our arguments, handing it `listen` and `admin`.
-pub fn start(listen: RawFd, admin: Option<RawFd>) -> Result<Pending, String> {
+fn start(listen: RawFd, admin: Option<RawFd>) -> Result<Pending, String> {
     let path = own_path().map_err(|e| format!("cannot find the lb binary: {e}"))?;
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 fills in.
@@ -173,16 +271,16 @@ pub fn start(listen: RawFd, admin: Option<RawFd>) -> Result<Pending, String> {
 }
 
 impl Pending {
-    pub fn fd(&self) -> RawFd {
+    fn fd(&self) -> RawFd {
         self.ready.as_raw_fd()
     }
 
-    pub fn pid(&self) -> u32 {
+    fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Reads what the new process wrote on the ready pipe.
-    pub fn progress(&mut self) -> Progress {
+    fn progress(&mut self) -> Progress {
         let mut byte = [0u8; 1];
         // SAFETY: reads at most one byte into a live buffer.
         let got = unsafe { libc::read(self.fd(), byte.as_mut_ptr().cast(), 1) };
@@ -211,7 +309,7 @@ impl Pending {
     }
 
     /// Stops a new process that will not serve.
-    pub fn abandon(&mut self) {
+    fn abandon(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -5,38 +5,33 @@
 //! - `PUT /backends/HOST:PORT[?weight=N]` adds a backend; `DELETE /backends/HOST:PORT` removes one.
 //!
 //! Each change goes through the roster and `reconfigure::sync`, as a reload does, and lasts
-//! until the next reload from the file. A write action is refused unless it carries the
-//! token of `--admin-token-file` (as `Authorization: Bearer TOKEN`, or as the password of
-//! HTTP basic auth, which a browser asks for), or, without a token file, unless the admin
-//! listener is on loopback. A request whose `Origin` is another site is refused, so that a
-//! web page cannot press the buttons of `/stats` for the operator who visits it.
+//! until the next reload from the file. Who may write is `auth.rs`'s concern.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use log::{info, warn};
+use log::info;
 use slab::Slab;
 
-use super::{TEXT, response_with};
+use super::auth::authorize;
+use super::{JSON, TEXT, response_with};
 use crate::backend::{BackendId, Role};
 use crate::config::{parse_line, parse_weight};
 use crate::event_loop::{Conn, Core};
 use crate::reconfigure;
 use crate::resolver::{Job, Reply};
 
-const JSON: &str = "application/json";
-
 /// The parts of a request the API looks at.
-struct Request<'a> {
-    method: &'a str,
+pub(super) struct Request<'a> {
+    pub(super) method: &'a str,
     /// After `/backends`: empty, or `/HOST:PORT[/action]`, not yet decoded.
-    rest: &'a str,
+    pub(super) rest: &'a str,
     query: &'a str,
     header: Vec<(&'a str, &'a str)>,
 }
 
 impl Request<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.header
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -275,90 +270,11 @@ fn backend_json(core: &Core, id: BackendId, owed: &[usize], out: &mut String) {
     );
 }
 
-fn error(status: u16, why: &str) -> Vec<u8> {
+pub(super) fn error(status: u16, why: &str) -> Vec<u8> {
     let body = format!("{{\"error\":\"{}\"}}\n", Json(why));
     let allow = [("Allow", "GET, HEAD, POST, PUT, DELETE")];
     let extra: &[(&str, &str)] = if status == 405 { &allow } else { &[] };
     response_with(status, JSON, body.as_bytes(), false, extra)
-}
-
-/// Write actions: the token if there is one, else loopback only; never from another site.
-fn authorize(core: &Core, req: &Request, peer: SocketAddr) -> Result<(), Vec<u8>> {
-    let what = format!("{} /backends{}", req.method, req.rest);
-    if let Some(origin) = req.header("origin") {
-        let own = req.header("host").map(|h| format!("http://{h}"));
-        if own.as_deref() != Some(origin) {
-            warn!("admin: refused {what} from {peer}: sent from the page of {origin}");
-            return Err(error(403, "cross-site request"));
-        }
-    }
-    match &core.cfg.admin_token {
-        Some(token) => {
-            let given = req.header("authorization").and_then(credential);
-            if given.is_some_and(|g| same(g.as_bytes(), token.0.as_bytes())) {
-                return Ok(());
-            }
-            warn!("admin: refused {what} from {peer}: missing or wrong token");
-            let body = b"{\"error\":\"this needs the token of --admin-token-file\"}\n";
-            let challenge = [(
-                "WWW-Authenticate",
-                "Basic realm=\"lb admin\", charset=\"UTF-8\"",
-            )];
-            Err(response_with(401, JSON, body, false, &challenge))
-        }
-        None if core.cfg.admin.is_some_and(|a| a.ip().is_loopback()) => Ok(()),
-        None => {
-            warn!(
-                "admin: refused {what} from {peer}: no --admin-token-file and --admin is not on loopback"
-            );
-            Err(error(
-                403,
-                "write actions need --admin-token-file when --admin is not on loopback",
-            ))
-        }
-    }
-}
-
-/// The token in `Bearer TOKEN`, or the password in `Basic base64(user:password)`.
-fn credential(value: &str) -> Option<String> {
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(rest.trim().to_string());
-    }
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = base64(rest.trim())?;
-    let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':')
-        .map(|(_, password)| password.to_string())
-}
-
-/// Compares in time that depends only on the lengths.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let (mut bits, mut n) = (0u32, 0);
-    for c in s.bytes().take_while(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        bits = bits << 6 | u32::from(v);
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((bits >> n) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// The value of `key` in a query string (not decoded: values here are numbers).
@@ -430,21 +346,6 @@ pub fn button(out: &mut String, label: &str, role: Role) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_from_bearer_and_basic() {
-        assert_eq!(credential("Bearer s3cret").as_deref(), Some("s3cret"));
-        // "admin:s3cret"
-        assert_eq!(
-            credential("Basic YWRtaW46czNjcmV0").as_deref(),
-            Some("s3cret")
-        );
-        assert_eq!(credential("basic Om9ubHk=").as_deref(), Some("only"));
-        assert_eq!(credential("Digest x"), None);
-        assert_eq!(credential("Basic !!!"), None);
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd") && !same(b"abc", b"abcd"));
-    }
 
     #[test]
     fn paths_queries_and_json() {
