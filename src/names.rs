@@ -22,23 +22,31 @@ pub fn is_name(label: &str) -> bool {
     split(label).is_some_and(|(host, _)| host.parse::<IpAddr>().is_err())
 }
 
-/// The address `label` stands for now. This may block on DNS: the event loop never calls
-/// it after start (see `resolver`).
+/// The address `label` stands for now: the first of `resolve_all`.
 pub fn resolve(label: &str, hosts: Option<&Path>) -> Result<SocketAddr, String> {
+    resolve_all(label, hosts).map(|all| all[0])
+}
+
+/// Every address `label` stands for now, never none. This may block on DNS: the event loop
+/// never calls it after start (see `resolver`).
+pub fn resolve_all(label: &str, hosts: Option<&Path>) -> Result<Vec<SocketAddr>, String> {
     if let (Some(path), Some((host, port))) = (hosts, split(label))
         && host.parse::<IpAddr>().is_err()
     {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read --hosts-file {}: {e}", path.display()))?;
         if let Some(ip) = lookup(&text, host) {
-            return Ok(SocketAddr::new(ip, port));
+            return Ok(vec![SocketAddr::new(ip, port)]);
         }
     }
-    label
+    let all: Vec<SocketAddr> = label
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve backend '{label}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("backend '{label}' resolves to no address"))
+        .collect();
+    if all.is_empty() {
+        return Err(format!("backend '{label}' resolves to no address"));
+    }
+    Ok(all)
 }
 
 /// The first address that `text`, in hosts(5) format, gives `name`.

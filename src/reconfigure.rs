@@ -201,7 +201,7 @@ fn refreshed(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     label: &str,
-    got: Result<std::net::SocketAddr, String>,
+    got: Result<Vec<std::net::SocketAddr>, String>,
 ) {
     let Some(id) = core.roster.find(label) else {
         return;

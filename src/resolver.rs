@@ -43,8 +43,8 @@ pub enum Done {
         reply: Reply,
         addr: Result<SocketAddr, String>,
     },
-    /// The periodic lookup of the listed names.
-    Refreshed(Vec<(String, Result<SocketAddr, String>)>),
+    /// The periodic lookup of the listed names: every address of each.
+    Refreshed(Vec<(String, Result<Vec<SocketAddr>, String>)>),
 }
 
 /// What one periodic lookup means for a backend.
@@ -114,22 +114,24 @@ impl Resolver {
         }
     }
 
-    /// Judges one periodic lookup of `label`, whose address is `current`.
+    /// Judges one periodic lookup of `label`, whose address is `current`. A name with
+    /// several addresses moves only when `current` is no longer among them, so that DNS
+    /// answers in rotating order do not move it every time.
     pub fn judge(
         &mut self,
         label: &str,
-        got: &Result<SocketAddr, String>,
+        got: &Result<Vec<SocketAddr>, String>,
         current: SocketAddr,
     ) -> Verdict {
         match got {
             Err(_) if self.failing.insert(label.to_string()) => Verdict::StoppedResolving,
             Err(_) => Verdict::Unchanged,
-            Ok(addr) => {
+            Ok(all) => {
                 let recovered = self.failing.remove(label);
-                match (*addr != current, recovered) {
-                    (true, _) => Verdict::Moved(*addr),
-                    (false, true) => Verdict::Recovered,
-                    (false, false) => Verdict::Unchanged,
+                match (all.first(), all.contains(&current), recovered) {
+                    (Some(&addr), false, _) => Verdict::Moved(addr),
+                    (_, _, true) => Verdict::Recovered,
+                    _ => Verdict::Unchanged,
                 }
             }
         }
@@ -238,7 +240,7 @@ impl Worker {
             names
                 .into_iter()
                 .map(|label| {
-                    let addr = names::resolve(&label, self.hosts.as_deref());
+                    let addr = names::resolve_all(&label, self.hosts.as_deref());
                     (label, addr)
                 })
                 .collect(),
@@ -263,13 +265,19 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
         let b: SocketAddr = "127.0.0.2:80".parse().unwrap();
         let fail = Err("no such name".to_string());
-        assert_eq!(r.judge("x:80", &Ok(a), a), Verdict::Unchanged);
+        assert_eq!(r.judge("x:80", &Ok(vec![a]), a), Verdict::Unchanged);
         assert_eq!(r.judge("x:80", &fail, a), Verdict::StoppedResolving);
         assert_eq!(r.judge("x:80", &fail, a), Verdict::Unchanged);
-        assert_eq!(r.judge("x:80", &Ok(a), a), Verdict::Recovered);
-        assert_eq!(r.judge("x:80", &Ok(b), a), Verdict::Moved(b));
+        assert_eq!(r.judge("x:80", &Ok(vec![a]), a), Verdict::Recovered);
+        assert_eq!(r.judge("x:80", &Ok(vec![b]), a), Verdict::Moved(b));
         assert_eq!(r.judge("x:80", &fail, b), Verdict::StoppedResolving);
-        assert_eq!(r.judge("x:80", &Ok(a), b), Verdict::Moved(a));
+        assert_eq!(r.judge("x:80", &Ok(vec![a]), b), Verdict::Moved(a));
         assert_eq!(r.judge("x:80", &fail, a), Verdict::StoppedResolving);
+        assert_eq!(r.judge("x:80", &Ok(vec![b, a]), a), Verdict::Recovered);
+        assert_eq!(
+            r.judge("x:80", &Ok(vec![b, a]), a),
+            Verdict::Unchanged,
+            "still one of the answers"
+        );
     }
 }
