@@ -125,6 +125,7 @@ impl EventLoop {
             info!("upgrade: serving; the lb that started this one stops accepting now");
             ready.announce();
         }
+        upgrade::notify_service_manager();
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
