@@ -109,6 +109,13 @@ fn apply(
 
 /// A backend takes slot `id`: a new entry, or an empty slot reused with fresh state.
 fn join(core: &mut Core, id: BackendId, s: &Slot) {
+    // Slots that came and went between two syncs (a loop that applies several versions at
+    // once) were never seen here: they stay empty.
+    while core.backends.len() < id {
+        let mut vacant = Backend::new(s.addr, String::new(), 1);
+        vacant.role = Role::Vacant;
+        core.backends.push(vacant);
+    }
     let mut b = Backend::new(s.addr, s.label.clone(), s.weight);
     b.role = s.role;
     match core.backends.get(id) {
