@@ -256,18 +256,30 @@ fn twins() -> (Proc, Proc) {
     panic!("no port free on both 127.0.0.1 and 127.0.0.2");
 }
 
-#[test]
-fn a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_address() {
-    let (one, _two) = twins();
-    let hosts = File::new("hosts");
+/// lb in front of `lb-test-backend:PORT`, a name that the returned hosts file maps to
+/// 127.0.0.1 (backend "one"); 127.0.0.2 on the same port is backend "two".
+fn by_name(resolve_interval: &str) -> (Proc, Proc, File, Proc) {
+    let (one, two) = twins();
+    let hosts = File::new(&format!("hosts-{resolve_interval}"));
     hosts.write("127.0.0.1 lb-test-backend\n");
     let name = format!("lb-test-backend:{}", one.addr.port());
     let flag = hosts.flag();
     let lb = lb_addrs(
         &[&name],
-        &["--hosts-file", &flag, "--resolve-interval", "100ms"],
+        &[
+            "--hosts-file",
+            &flag,
+            "--resolve-interval",
+            resolve_interval,
+        ],
     );
     assert_eq!(served_by(&get(lb.addr, "/")), "one");
+    (one, two, hosts, lb)
+}
+
+#[test]
+fn a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_address() {
+    let (_one, _two, hosts, lb) = by_name("100ms");
     hosts.write("127.0.0.2 lb-test-backend\n");
     assert!(
         eventually(Duration::from_secs(5), || served_by(&get(lb.addr, "/"))
@@ -291,16 +303,7 @@ fn a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_address(
 
 #[test]
 fn sighup_looks_names_up_again_even_without_a_backends_file() {
-    let (one, _two) = twins();
-    let hosts = File::new("hosts-hup");
-    hosts.write("127.0.0.1 lb-test-backend\n");
-    let name = format!("lb-test-backend:{}", one.addr.port());
-    let flag = hosts.flag();
-    let lb = lb_addrs(
-        &[&name],
-        &["--hosts-file", &flag, "--resolve-interval", "0"],
-    );
-    assert_eq!(served_by(&get(lb.addr, "/")), "one");
+    let (_one, _two, hosts, lb) = by_name("0");
     hosts.write("127.0.0.2 lb-test-backend\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(

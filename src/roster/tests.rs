@@ -16,6 +16,11 @@ fn lookup(label: &str, port: u16, weight: u32) -> Lookup {
     }
 }
 
+/// Reloads `r` with `(label, port, weight)` lines that all resolve.
+fn reload(r: &mut Roster, lines: &[(&str, u16, u32)]) -> Result<Vec<String>, String> {
+    r.reload(lines.iter().map(|&(l, p, w)| lookup(l, p, w)).collect())
+}
+
 /// Edits a roster with `f` and returns what changed.
 fn changes(r: &mut Roster, f: impl FnOnce(&mut Roster)) -> Vec<Change> {
     let before = r.snapshot();
@@ -31,11 +36,7 @@ fn abc() -> Roster {
 fn a_reload_adds_removes_and_reweights_in_one_version() {
     let mut r = abc();
     let got = changes(&mut r, |r| {
-        let kept = r.reload(vec![
-            lookup("a", 1, 1),
-            lookup("c", 3, 5),
-            lookup("d", 4, 1),
-        ]);
+        let kept = reload(r, &[("a", 1, 1), ("c", 3, 5), ("d", 4, 1)]);
         assert_eq!(kept, Ok(vec![]));
     });
     assert_eq!(
@@ -53,12 +54,7 @@ fn a_reload_adds_removes_and_reweights_in_one_version() {
     assert_eq!(r.version(), 1);
     assert_eq!(r.slot(1).map(|s| s.role), Some(Role::Leaving));
     let same = changes(&mut r, |r| {
-        r.reload(vec![
-            lookup("a", 1, 1),
-            lookup("c", 3, 5),
-            lookup("d", 4, 1),
-        ])
-        .unwrap();
+        reload(r, &[("a", 1, 1), ("c", 3, 5), ("d", 4, 1)]).unwrap();
     });
     assert!(same.is_empty(), "{same:?}");
     assert_eq!(r.version(), 1, "an unchanged file makes no new version");
@@ -85,12 +81,7 @@ fn a_backend_listed_again_before_it_has_left_returns_to_its_slot() {
     let mut r = abc();
     r.remove("c");
     let got = changes(&mut r, |r| {
-        r.reload(vec![
-            lookup("a", 1, 1),
-            lookup("b", 2, 1),
-            lookup("c", 3, 1),
-        ])
-        .unwrap();
+        reload(r, &[("a", 1, 1), ("b", 2, 1), ("c", 3, 1)]).unwrap();
     });
     assert_eq!(got, [Change::Returned(2)]);
     assert_eq!(r.slot(2).map(|s| s.role), Some(Role::Ready));
@@ -103,12 +94,7 @@ fn a_reload_forgets_runtime_roles_and_weights() {
     r.set_weight("b", 7);
     r.add("z", spec("z", 9).addr, None);
     let got = changes(&mut r, |r| {
-        r.reload(vec![
-            lookup("a", 1, 1),
-            lookup("b", 2, 1),
-            lookup("c", 3, 1),
-        ])
-        .unwrap();
+        reload(r, &[("a", 1, 1), ("b", 2, 1), ("c", 3, 1)]).unwrap();
     });
     assert!(got.contains(&Change::Role {
         id: 0,
@@ -127,7 +113,7 @@ fn a_reload_forgets_runtime_roles_and_weights() {
 fn bad_reloads_change_nothing() {
     let mut r = abc();
     assert!(r.reload(vec![]).is_err());
-    let twice = r.reload(vec![lookup("a", 1, 1), lookup("a", 1, 1)]);
+    let twice = reload(&mut r, &[("a", 1, 1), ("a", 1, 1)]);
     assert_eq!(twice, Err("backend a is listed twice".into()));
     let unknown = Lookup {
         label: "new:80".into(),
@@ -194,12 +180,7 @@ fn a_diff_across_several_versions_sees_a_reused_slot_as_a_new_backend() {
         [Change::Left(0), Change::Vacated(0), Change::Joined(0)]
     );
     let got = changes(&mut r, |r| {
-        r.reload(vec![
-            lookup("c", 3, 1),
-            lookup("b", 2, 1),
-            lookup("x", 7, 1),
-        ])
-        .unwrap();
+        reload(r, &[("c", 3, 1), ("b", 2, 1), ("x", 7, 1)]).unwrap();
     });
     assert_eq!(got, [Change::Reordered]);
 }
