@@ -176,6 +176,7 @@ impl EventLoop {
                 info!("drained: every request and POST copy finished; exiting");
                 self.stopped = Some(Stopped::Drained);
             }
+            self.core.access.flush();
             if let Some(stopped) = self.stopped {
                 return Ok(stopped);
             }
@@ -279,6 +280,7 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
+        self.core.history.sample(self.core.now, &self.core.metrics);
         if self.core.buffers.take_dropped() {
             release_free_memory();
         }

@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod health;
 pub mod held_sends;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod probe;

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use lb::config::{self, Command};
+use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
 
@@ -21,12 +21,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init()
-    {
+    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    let mode = match cfg.mode {
+        Mode::Http => "HTTP",
+        Mode::Tcp => "TCP",
+    };
+    let backends: Vec<String> = cfg
+        .backends
+        .iter()
+        .map(|b| match b.weight {
+            1 => b.label.clone(),
+            w => format!("{},weight={w}", b.label),
+        })
+        .collect();
+    // What is really running, in one line: setup.sh prints it back. The pid tells an
+    // upgraded lb's lines from its predecessor's.
+    let what = format!(
+        "({mode}, {}) in front of {}",
+        cfg.strategy,
+        backends.join(" ")
+    );
     let mut event_loop = match EventLoop::bind(cfg) {
         Ok(l) => l,
         Err(e) => {
@@ -36,7 +55,7 @@ fn main() -> ExitCode {
     };
     match event_loop.local_addr() {
         Ok(addr) => log::info!(
-            "lb {} listening on {addr} (pid {})",
+            "lb {} listening on {addr} (pid {}) {what}",
             env!("CARGO_PKG_VERSION"),
             std::process::id()
         ),

@@ -3,7 +3,7 @@
 //! Results from checks and from real traffic feed one `HealthState` per backend.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::TcpStream;
@@ -28,9 +28,21 @@ pub struct HealthMonitor {
     rise: u32,
     fall: u32,
     /// Last check results, for the status page and metrics.
-    pub last_check: Vec<Option<bool>>,
+    pub last_check: Vec<Option<LastCheck>>,
     pub checks_passed: Vec<u64>,
     pub checks_failed: Vec<u64>,
+    /// When each backend last went up or down (or lb started).
+    pub since: Vec<Instant>,
+}
+
+/// How the latest active check of a backend went.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    pub passed: bool,
+    /// Why it failed; empty when it passed.
+    pub error: String,
+    pub took: Duration,
+    pub at: Instant,
 }
 
 impl HealthMonitor {
@@ -46,6 +58,7 @@ impl HealthMonitor {
             last_check: Vec::new(),
             checks_passed: Vec::new(),
             checks_failed: Vec::new(),
+            since: Vec::new(),
         };
         for (id, b) in backends.iter().enumerate() {
             health.place(id, &b.label);
@@ -63,6 +76,7 @@ impl HealthMonitor {
             .into_bytes(),
             Mode::Tcp => Vec::new(),
         };
+        let now = Instant::now();
         if id >= self.states.len() {
             let n = id + 1;
             self.states.resize_with(n, HealthState::new);
@@ -70,12 +84,14 @@ impl HealthMonitor {
             self.last_check.resize(n, None);
             self.checks_passed.resize(n, 0);
             self.checks_failed.resize(n, 0);
+            self.since.resize(n, now);
         }
         self.states[id] = HealthState::new();
         self.requests[id] = request;
         self.last_check[id] = None;
         self.checks_passed[id] = 0;
         self.checks_failed[id] = 0;
+        self.since[id] = now;
     }
 
     pub fn enabled(&self) -> bool {
@@ -87,15 +103,21 @@ impl HealthMonitor {
         self.interval.mul_f64(id as f64 / count.max(1) as f64)
     }
 
-    /// An active check result; logs a transition once, with its reason, and returns it.
+    /// An active check result, `started` at and done now; logs a transition once, with its
+    /// reason, and returns it.
     pub fn checked(
         &mut self,
         backends: &mut [Backend],
         id: BackendId,
-        passed: bool,
-        why: &str,
+        (passed, why): (bool, &str),
+        (started, now): (Instant, Instant),
     ) -> Option<Transition> {
-        self.last_check[id] = Some(passed);
+        self.last_check[id] = Some(LastCheck {
+            passed,
+            error: why.to_string(),
+            took: now.saturating_duration_since(started),
+            at: now,
+        });
         if passed {
             self.checks_passed[id] += 1;
         } else {
@@ -114,6 +136,9 @@ impl HealthMonitor {
             ),
             None => {}
         }
+        if transition.is_some() {
+            self.since[id] = now;
+        }
         backends[id].up = self.states[id].is_up();
         transition
     }
@@ -131,6 +156,8 @@ impl HealthMonitor {
                 backends[id].label, self.fall
             );
             backends[id].up = false;
+            // Read from the clock rather than passed in: this is rare, and its callers are many.
+            self.since[id] = Instant::now();
         }
     }
 
@@ -159,6 +186,7 @@ pub struct Probe {
     /// The slot's generation when the check started: a result for a backend that has
     /// since left is dropped.
     generation: u32,
+    started: Instant,
     pub serial: u32,
     pub timer: Option<TimerId>,
     state: ProbeState,
@@ -194,17 +222,18 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
         return schedule(core, id, core.cfg.health_interval);
     }
     let addr = b.addr;
+    let check = (generation, core.now);
     let mut sock = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
-            finish_check(conns, core, id, generation, false, &e.to_string());
+            finish_check(conns, core, id, check, (false, &e.to_string()));
             return;
         }
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = core.register(&mut sock, key, 0) {
-        finish_check(conns, core, id, generation, false, &e.to_string());
+        finish_check(conns, core, id, check, (false, &e.to_string()));
         return;
     }
     let serial = core.next_serial();
@@ -212,6 +241,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
         sock,
         backend: id,
         generation,
+        started: check.1,
         serial,
         timer: None,
         state: ProbeState::Connecting,
@@ -220,20 +250,20 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     entry.insert(Conn::Probe(probe));
 }
 
-/// Records a result and schedules the next check of `id`; a backend that came up gets
-/// the POST copies that waited for it.
+/// Records the result of the check of `id` (of that generation, started then) and
+/// schedules the next one; a backend that came up gets the POST copies that waited for it.
 fn finish_check(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     id: BackendId,
-    generation: u32,
-    passed: bool,
-    why: &str,
+    (generation, started): (u32, Instant),
+    result: (bool, &str),
 ) {
     if core.backends[id].generation != generation {
         return;
     }
-    let transition = core.health.checked(&mut core.backends, id, passed, why);
+    let times = (started, core.now);
+    let transition = core.health.checked(&mut core.backends, id, result, times);
     schedule(core, id, core.cfg.health_interval);
     if transition == Some(Transition::CameUp) {
         fanout::backend_up(conns, core, id);
@@ -244,7 +274,13 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why:
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
         let _ = core.registry.deregister(&mut p.sock);
-        finish_check(conns, core, p.backend, p.generation, passed, why);
+        finish_check(
+            conns,
+            core,
+            p.backend,
+            (p.generation, p.started),
+            (passed, why),
+        );
     }
 }
 

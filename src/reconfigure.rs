@@ -127,6 +127,7 @@ fn join(core: &mut Core, id: BackendId, s: &Slot) {
     }
     core.health.place(id, &s.label);
     core.metrics.place(id);
+    core.history.place(id);
     core.fanout.place(id);
     if core.health.enabled() {
         probe::schedule(core, id, Duration::ZERO);
@@ -164,7 +165,7 @@ pub fn reload(core: &mut Core) {
 /// A result from the resolver thread.
 pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
     match done {
-        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups) {
+        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, listening(core)) {
             Ok(kept) => {
                 for note in kept {
                     warn!("reload: {note}");
@@ -195,6 +196,11 @@ pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
             }
         }
     }
+}
+
+/// The address clients reach lb on (`--listen` may have asked for port 0).
+fn listening(core: &Core) -> std::net::SocketAddr {
+    core.default_host.parse().unwrap_or(core.cfg.listen)
 }
 
 fn reload_failed(core: &mut Core, why: &str) {

@@ -230,6 +230,7 @@ impl Worker {
                 addr: names::resolve(&l.label, self.hosts.as_deref()),
                 label: l.label,
                 weight: l.weight,
+                at: l.at,
             })
             .collect())
     }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::backend::{BackendId, Role};
-use crate::config::{BackendSpec, repeated_label};
+use crate::config::{BackendSpec, check_backends};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -68,6 +68,8 @@ pub enum Change {
 pub struct Lookup {
     pub label: String,
     pub weight: u32,
+    /// Where it was written (`-b ADDR`, `FILE:LINE`), for messages.
+    pub at: String,
     pub addr: Result<SocketAddr, String>,
 }
 
@@ -203,28 +205,36 @@ impl Roster {
     /// The list becomes `wanted`, as a reload from the file makes it: backends not in it
     /// leave, new ones join, and roles and weights set at run time are forgotten. A name
     /// that no longer resolves keeps the address it had; one that never did fails the whole
-    /// reload. Returns a note for each address kept.
-    pub fn reload(&mut self, wanted: Vec<Lookup>) -> Result<Vec<String>, String> {
-        if wanted.is_empty() {
-            return Err("no backends listed".into());
-        }
-        if let Some(label) = repeated_label(wanted.iter().map(|w| w.label.as_str())) {
-            return Err(format!("backend {label} is listed twice"));
-        }
+    /// reload, and so does what lb refuses at start (a backend twice, lb's own `listen`).
+    /// Returns a note for each address kept.
+    pub fn reload(
+        &mut self,
+        wanted: Vec<Lookup>,
+        listen: SocketAddr,
+    ) -> Result<Vec<String>, String> {
         let mut kept = Vec::new();
-        let mut resolved = Vec::with_capacity(wanted.len());
+        let mut settled = Vec::with_capacity(wanted.len());
         for w in wanted {
             let addr = match (w.addr, self.find_label(&w.label)) {
                 (Ok(addr), _) => addr,
                 (Err(why), Some(id)) => {
                     let addr = self.current.slots[id].addr;
-                    kept.push(format!("{why}; {} keeps address {addr}", w.label));
+                    kept.push(format!("{}: {why}; {} keeps address {addr}", w.at, w.label));
                     addr
                 }
-                (Err(why), None) => return Err(why),
+                (Err(why), None) => return Err(format!("{}: {why}", w.at)),
             };
-            resolved.push((w.label, w.weight, addr));
+            settled.push((w.label, w.weight, addr, w.at));
         }
+        let named: Vec<(&str, SocketAddr, &str)> = settled
+            .iter()
+            .map(|(label, _, addr, at)| (label.as_str(), *addr, at.as_str()))
+            .collect();
+        check_backends(&named, listen)?;
+        let resolved: Vec<(String, u32, SocketAddr)> = settled
+            .into_iter()
+            .map(|(label, weight, addr, _)| (label, weight, addr))
+            .collect();
         self.edit(|slots| {
             for s in slots.iter_mut().filter(|s| s.role.is_member()) {
                 if !resolved.iter().any(|(label, ..)| *label == s.label) {

@@ -3,15 +3,17 @@
 //! `event_loop.rs`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
 
+use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::fanout;
 use crate::held_sends::HeldSends;
 use crate::http::client::ClientConn;
@@ -19,6 +21,7 @@ use crate::http::exchange::ExchangePool;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
+use crate::metrics::history::History;
 use crate::probe::{HealthMonitor, Probe};
 use crate::resolver::Resolver;
 use crate::roster::{Roster, Snapshot};
@@ -93,6 +96,8 @@ pub struct Core {
     pub buffers: BufferPool,
     pub health: HealthMonitor,
     pub metrics: Metrics,
+    /// The last minutes of rates, for the status page.
+    pub history: History,
     pub fanout: fanout::Jobs,
     pub exchanges: ExchangePool,
     /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
@@ -112,6 +117,8 @@ pub struct Core {
     pub handing_over: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
+    /// `--access-log`, written at the end of each turn.
+    pub access: AccessLog,
     serial: u32,
     request_ids: u64,
 }
@@ -149,8 +156,10 @@ impl Core {
             waker,
         )
         .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
+        let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
         Ok(Core {
-            metrics: Metrics::new(backends.len(), now),
+            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
+            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
@@ -170,6 +179,7 @@ impl Core {
             draining: false,
             handing_over: false,
             default_host,
+            access,
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
             cfg,
@@ -214,4 +224,33 @@ impl Core {
             self.timers.cancel(id);
         }
     }
+
+    /// A client's request got its final answer (or its client left first): counted once
+    /// and logged once, whoever answered it.
+    pub fn answered(
+        &mut self,
+        client: SocketAddr,
+        took: Duration,
+        backend: Option<BackendId>,
+        a: Answered,
+    ) {
+        if let Some(status) = a.status {
+            self.metrics.client_answer(status);
+        }
+        if self.access.enabled() {
+            let entry = Entry::Http {
+                request: a.request,
+                backend: backend.map(|id| self.backends[id].label.as_str()),
+                status: a.status,
+                bytes: a.bytes,
+                id: a.id,
+            };
+            self.access.write(client, took, &entry);
+        }
+    }
+}
+
+/// The longest a request may wait for its answer head: the top latency bucket.
+fn longest_wait(cfg: &Config) -> Duration {
+    cfg.server_timeout.max(cfg.connect_timeout)
 }

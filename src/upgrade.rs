@@ -83,11 +83,18 @@ pub fn listeners(
         let admin = got.admin.map(TcpListener::from_std);
         return Ok((TcpListener::from_std(got.listen), admin, Some(got.ready)));
     }
-    let listener = TcpListener::bind(cfg.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = TcpListener::bind(cfg.listen).map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (-l ADDR listens elsewhere)",
+            cfg.listen
+        )
+    })?;
     let admin = match cfg.admin {
         Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
-            format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
+            format!(
+                "cannot listen on {addr} for the admin interface: {e}; give it another \
+                 address with --admin ADDR, or turn it off with --admin off"
+            )
         })?),
         None => None,
     };

@@ -274,7 +274,7 @@ fn the_stats_page_drains_and_readies_with_plain_forms() {
     assert_eq!(r.header("location"), Some("../../stats"));
     let row = stats_row(&lb, a.addr);
     assert!(
-        row.contains(">drain</small>") && row.contains("/ready\""),
+        row.contains("data-label=\"Control\">drain<form") && row.contains("/ready\""),
         "{row}"
     );
 }

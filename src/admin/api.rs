@@ -14,7 +14,8 @@ use log::info;
 use slab::Slab;
 
 use super::auth::authorize;
-use super::{JSON, TEXT, response_with};
+use super::stats::format::Html;
+use super::{JSON, TEXT, View, response_with};
 use crate::backend::{BackendId, Role};
 use crate::config::{parse_line, parse_weight};
 use crate::event_loop::{Conn, Core};
@@ -154,7 +155,7 @@ fn put(
             None => return Some(error(400, "weight=N wants N from 1 to 1000")),
         },
     };
-    let line = match parse_line(&key) {
+    let line = match parse_line(&key, format!("PUT /backends/{key}")) {
         Ok(l) if l.label == key && key.contains(':') => l,
         Ok(_) => return Some(error(400, "write the backend as HOST:PORT")),
         Err(e) => return Some(error(400, &e)),
@@ -321,14 +322,18 @@ impl std::fmt::Display for Json<'_> {
     }
 }
 
-/// The drain or ready button of a backend's row on `/stats`: a plain form, no script.
-pub fn button(out: &mut String, label: &str, role: Role) {
-    let (action, text) = match role {
-        Role::Ready => ("drain", "drain"),
-        Role::Drain | Role::Maint => ("ready", "ready"),
+/// The Control column of `/stats`: the backend's role, and a button that drains it or puts
+/// it back in rotation (a plain form, no script).
+pub fn control_cell(v: &View, id: BackendId, out: &mut String) {
+    let role = v.backends[id].role;
+    out.push_str(role.name());
+    let action = match role {
+        Role::Ready => "drain",
+        Role::Drain | Role::Maint => "ready",
         Role::Leaving | Role::Vacant => return,
     };
-    let path: String = label
+    let path: String = v.backends[id]
+        .label
         .chars()
         .map(|c| match c {
             '[' => "%5B".to_string(),
@@ -338,8 +343,8 @@ pub fn button(out: &mut String, label: &str, role: Role) {
         .collect();
     let _ = write!(
         out,
-        "<form method=\"post\" action=\"backends/{}/{action}\"><button>{text}</button></form>",
-        super::stats::Html(&path)
+        "<form method=\"post\" action=\"backends/{}/{action}\"><button>{action}</button></form>",
+        Html(&path)
     );
 }
 
@@ -355,11 +360,5 @@ mod tests {
         assert_eq!(query_value("x=1&value=30", "value"), Some("30"));
         assert_eq!(query_value("values=3", "value"), None);
         assert_eq!(Json("a\"b\\c\n").to_string(), "a\\\"b\\\\c\\u000a");
-        let mut out = String::new();
-        button(&mut out, "[::1]:80", Role::Drain);
-        assert_eq!(
-            out,
-            "<form method=\"post\" action=\"backends/%5B::1%5D:80/ready\"><button>ready</button></form>"
-        );
     }
 }

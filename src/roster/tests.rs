@@ -12,13 +12,21 @@ fn lookup(label: &str, port: u16, weight: u32) -> Lookup {
     Lookup {
         label: label.into(),
         weight,
+        at: format!("servers.txt:{port}"),
         addr: Ok(SocketAddr::from(([127, 0, 0, 1], port))),
     }
 }
 
+/// Where lb listens in these tests.
+const LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+
 /// Reloads `r` with `(label, port, weight)` lines that all resolve.
 fn reload(r: &mut Roster, lines: &[(&str, u16, u32)]) -> Result<Vec<String>, String> {
-    r.reload(lines.iter().map(|&(l, p, w)| lookup(l, p, w)).collect())
+    r.reload(
+        lines.iter().map(|&(l, p, w)| lookup(l, p, w)).collect(),
+        LISTEN,
+    )
 }
 
 /// Edits a roster with `f` and returns what changed.
@@ -112,17 +120,23 @@ fn a_reload_forgets_runtime_roles_and_weights() {
 #[test]
 fn bad_reloads_change_nothing() {
     let mut r = abc();
-    assert!(r.reload(vec![]).is_err());
-    let twice = reload(&mut r, &[("a", 1, 1), ("a", 1, 1)]);
-    assert_eq!(twice, Err("backend a is listed twice".into()));
+    assert!(r.reload(vec![], LISTEN).is_err());
+    let twice = reload(&mut r, &[("a", 1, 1), ("a", 1, 1)]).unwrap_err();
+    assert!(
+        twice.contains("given twice (servers.txt:1 and servers.txt:1)"),
+        "{twice}"
+    );
+    let own = reload(&mut r, &[("a", 1, 1), ("lb", 8080, 1)]).unwrap_err();
+    assert!(own.contains("lb's own --listen address"), "{own}");
     let unknown = Lookup {
         label: "new:80".into(),
         weight: 1,
+        at: "servers.txt:2".into(),
         addr: Err("cannot resolve backend 'new:80'".into()),
     };
     assert_eq!(
-        r.reload(vec![lookup("a", 1, 1), unknown]),
-        Err("cannot resolve backend 'new:80'".into())
+        r.reload(vec![lookup("a", 1, 1), unknown], LISTEN),
+        Err("servers.txt:2: cannot resolve backend 'new:80'".into())
     );
     assert_eq!(r.version(), 0);
 }
@@ -133,10 +147,11 @@ fn a_name_that_stops_resolving_keeps_its_address() {
     let failing = Lookup {
         label: "b".into(),
         weight: 1,
+        at: "servers.txt:2".into(),
         addr: Err("cannot resolve backend 'b'".into()),
     };
     let kept = r
-        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)])
+        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)], LISTEN)
         .unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].ends_with("b keeps address 127.0.0.1:2"), "{kept:?}");
