@@ -70,6 +70,7 @@ idle_conns=5000
 burst=1000
 slow_clients=4000
 lb_override=""
+port_range=20000-31999
 skip_tcp=0
 skip_memory=0
 build=1
@@ -194,7 +195,7 @@ report=$tmp/report.md
 
 # --- ports and Lua scripts ---------------------------------------------------------------
 
-read -r -a port_pool <<<"$(free_ports 40)"
+read -r -a port_pool <<<"$(free_ports 40 "$port_range")"
 ((${#port_pool[@]} == 40)) || die "could not find 40 free ports on 127.0.0.1"
 next_port=0
 # Sets `port` to a free port not handed out before.

@@ -16,7 +16,7 @@ script=soak.sh
 # shellcheck source=scripts/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
-seconds=60 build=1 slow=1000 fail_rate=0.3 post_every=4
+seconds=60 build=1 slow=1000 fail_rate=0.3 post_every=4 port_range=20000-31999
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seconds) need_arg "$@"; seconds=$2; shift 2 ;;
@@ -36,7 +36,7 @@ cd "$bench_root"
 if ((build)); then
     cargo build --release --bins >&2
 fi
-read -r p1 p2 p3 plb <<<"$(free_ports 4)"
+read -r p1 p2 p3 plb <<<"$(free_ports 4 "$port_range")"
 
 target/release/backend --listen "127.0.0.1:$p1" --name healthy1 2>"$tmp/b1.log" &
 pids+=($!)

@@ -1,221 +1,45 @@
 //! The poll loop: one `mio::Poll`, one slab of connections, one timer wheel.
 //! A token is a slab key; the loop hands each event to the module that owns that
-//! kind of connection, then fires due timers.
+//! kind of connection, then fires due timers. What the handlers share is in `state.rs`.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::access_log::{AccessLog, Answered, Entry};
-use crate::admin::{self, AdminConn};
-use crate::backend::{Backend, BackendId};
-use crate::buffer::BufferPool;
-use crate::config::{Config, Mode};
-use crate::drain::{self, Stopped};
+use crate::admin;
+use crate::config::Config;
+use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
-use crate::held_sends::HeldSends;
 use crate::http;
-use crate::http::client::ClientConn;
-use crate::http::exchange::ExchangePool;
-use crate::http::head::RequestId;
-use crate::http::upstream::UpstreamConn;
-use crate::limits::{self, Throttle};
-use crate::metrics::Metrics;
-use crate::metrics::history::History;
-use crate::probe::{self, HealthMonitor, Probe};
+use crate::limits;
+use crate::probe;
+use crate::reconfigure;
 use crate::signals::Signals;
-use crate::strategy::{self, Strategy};
-use crate::tcp::{self, TcpPipe};
-use crate::timer::{TimerId, TimerWheel};
+use crate::tcp;
+use crate::upgrade::{self, Outcome, ReadyPipe, Upgrades};
+
+use crate::state::HOUSEKEEPING;
+pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
+
+mod accept;
+use accept::Accepting;
 
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const RESOLVER: Token = Token(usize::MAX - 3);
+const UPGRADE: Token = Token(usize::MAX - 4);
 
-/// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
-/// owns two sockets in one entry, so no session needs to be shared between entries.
-pub fn token(key: usize, side: usize) -> Token {
-    Token(key << 1 | side)
-}
-/// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
-pub const BUFFER_SIZE: usize = 32 * 1024;
-/// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
-const FREE_BUFFERS: usize = 64;
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// After accept() fails for want of descriptors (or any other reason than the client's),
-/// it is tried again this often: no readiness edge may ever come for the waiting clients.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// Warnings about lb's own exhaustion are logged at most this often.
-const EXHAUSTION_LOG_EVERY: Duration = Duration::from_secs(5);
-/// Bytes one connection may move in one turn of the loop before the others get theirs:
-/// a fast upload must not keep thousands of other clients waiting.
-pub const STEP_BUDGET: u64 = 256 * 1024;
-const TIMER_TICK: Duration = Duration::from_millis(10);
-const TIMER_SLOTS: usize = 512;
-
-/// Every socket the loop owns, by slab key. Entries live inline in the slab, so the
-/// client (the largest) sets the slot size; boxing would cost an allocation per connection.
-#[allow(clippy::large_enum_variant)]
-pub enum Conn {
-    Client(ClientConn),
-    Upstream(UpstreamConn),
-    Probe(Probe),
-    Admin(AdminConn),
-    /// TCP mode: a client and its backend, both sockets in this one entry.
-    /// Boxed: one allocation per TCP session keeps every HTTP slot small.
-    Pipe(Box<TcpPipe>),
-}
-
-/// What a timer is for once it fires.
-#[derive(Debug, Clone, Copy)]
-pub enum Timer {
-    /// A connection's own timeout; `serial` tells a reused slab key from the entry that set it.
-    Conn { key: usize, serial: u32 },
-    /// Time for the next health check of a backend.
-    Check(BackendId),
-    /// A failed POST copy is due to be sent again.
-    Retry {
-        job: usize,
-        copy: usize,
-        serial: u32,
-    },
-    /// A POST has waited --fanout-timeout for a first success.
-    FanoutDeadline { job: usize, serial: u32 },
-    /// Once a second: give memory freed after a burst back to the system.
-    Housekeeping,
-    /// --drain-timeout has passed since the stop signal.
-    DrainDeadline,
-    /// Time to try accept() again after it failed.
-    AcceptRetry,
-}
-
-/// Whether the loop takes new clients from the listen backlog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Accepting {
-    Open,
-    /// At --max-connections: resumed when a client leaves.
-    Full,
-    /// accept() failed (out of descriptors): resumed by `Timer::AcceptRetry`.
-    Failing,
-}
-
-/// Everything the connection handlers share, apart from the slab itself.
-pub struct Core {
-    pub cfg: Config,
-    pub backends: Vec<Backend>,
-    pub strategy: Box<dyn Strategy>,
-    pub buffers: BufferPool,
-    pub health: HealthMonitor,
-    pub metrics: Metrics,
-    /// The last minutes of rates, for the status page.
-    pub history: History,
-    pub fanout: fanout::Jobs,
-    pub exchanges: ExchangePool,
-    /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
-    /// readiness will not announce them again, so the loop steps them next turn.
-    pub revisit: Vec<usize>,
-    /// Sends held while the loop reads a turn's events (see `held_sends`).
-    pub sends: HeldSends,
-    pub timers: TimerWheel<Timer>,
-    pub registry: Registry,
-    /// The time the loop last woke; handlers read this instead of the clock.
-    pub now: Instant,
-    pub clients_open: usize,
-    pub admin_open: usize,
-    /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
-    pub draining: bool,
-    /// The Host header for HTTP/1.0 requests that carry none.
-    pub default_host: String,
-    /// When lb itself is out of descriptors, memory or ports, it says so this often.
-    exhaustion_log: Throttle,
-    /// `--access-log`, written at the end of each turn.
-    pub access: AccessLog,
-    serial: u32,
-    request_ids: u64,
-}
-
-impl Core {
-    /// Registers socket `side` of slab entry `key` for both readiness kinds, edge-triggered.
-    pub fn register(
-        &self,
-        sock: &mut mio::net::TcpStream,
-        key: usize,
-        side: usize,
-    ) -> io::Result<()> {
-        self.registry.register(
-            sock,
-            token(key, side),
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-
-    pub fn next_serial(&mut self) -> u32 {
-        self.serial = self.serial.wrapping_add(1);
-        self.serial
-    }
-
-    pub fn fresh_request_id(&mut self) -> RequestId {
-        self.request_ids = self.request_ids.wrapping_add(1);
-        RequestId::generate(self.request_ids)
-    }
-
-    /// Replaces whatever timer `slot` held with one firing `after` from now.
-    pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
-        self.disarm(slot);
-        *slot = Some(
-            self.timers
-                .insert(self.now + after, Timer::Conn { key, serial }),
-        );
-    }
-
-    pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
-        if let Some(id) = slot.take() {
-            self.timers.cancel(id);
-        }
-    }
-
-    /// lb could not open a socket (`limits::is_local_exhaustion`): not a backend's fault,
-    /// so only logged, and not thousands of times a second.
-    pub fn exhausted(&mut self, doing: &str, e: &io::Error) {
-        if let Some(held_back) = self.exhaustion_log.allow(self.now) {
-            warn!(
-                "lb is out of resources: {doing}: {e} ({held_back} more since the last report; \
-                 see --max-connections and ulimit -n)"
-            );
-        }
-    }
-
-    /// A client's request got its final answer (or its client left first): counted once
-    /// and logged once, whoever answered it.
-    pub fn answered(
-        &mut self,
-        client: SocketAddr,
-        took: Duration,
-        backend: Option<BackendId>,
-        a: Answered,
-    ) {
-        if let Some(status) = a.status {
-            self.metrics.client_answer(status);
-        }
-        if self.access.enabled() {
-            let entry = Entry::Http {
-                request: a.request,
-                backend: backend.map(|id| self.backends[id].label.as_str()),
-                status: a.status,
-                bytes: a.bytes,
-                id: a.id,
-            };
-            self.access.write(client, took, &entry);
-        }
-    }
-}
+/// How long a new process started by SIGUSR2 may take to serve before it is given up.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct EventLoop {
     poll: Poll,
@@ -224,6 +48,10 @@ pub struct EventLoop {
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
     signals: Signals,
+    /// Inherited from the lb this one replaces: told once this one serves.
+    ready: Option<ReadyPipe>,
+    /// A new lb started by SIGUSR2, until it serves or fails.
+    upgrades: Upgrades,
     /// Set when the loop is to end after this turn.
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
@@ -235,26 +63,15 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn bind(cfg: Config) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let mut listener = TcpListener::bind(cfg.listen).map_err(|e| {
-            format!(
-                "cannot listen on {}: {e} (-l ADDR listens elsewhere)",
-                cfg.listen
-            )
-        })?;
+        let (mut listener, admin, ready) = upgrade::listeners(&cfg)?;
         if let Err(e) = limits::deepen_backlog(&listener) {
             warn!("cannot deepen the listen backlog of {}: {e}", cfg.listen);
         }
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| format!("cannot register listener: {e}"))?;
-        let admin = match cfg.admin {
-            Some(addr) => {
-                let mut l = TcpListener::bind(addr).map_err(|e| {
-                    format!(
-                        "cannot listen on {addr} for the admin interface: {e}; give it \
-                         another address with --admin ADDR, or turn it off with --admin off"
-                    )
-                })?;
+        let admin = match admin {
+            Some(mut l) => {
                 poll.registry()
                     .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
                     .map_err(|e| format!("cannot register admin listener: {e}"))?;
@@ -266,62 +83,24 @@ impl EventLoop {
         poll.registry()
             .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot register the signal pipe: {e}"))?;
-        let backends: Vec<Backend> = cfg
-            .backends
-            .iter()
-            .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
-            .collect();
-        let strategy = strategy::by_name(&cfg.strategy, &backends)?;
-        let health = HealthMonitor::new(&cfg, &backends);
         let registry = poll
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let now = Instant::now();
         let default_host = listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|_| cfg.listen.to_string());
-        let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
-        if health.enabled() {
-            for id in 0..backends.len() {
-                timers.insert(
-                    now + health.first_delay(id, backends.len()),
-                    Timer::Check(id),
-                );
-            }
-        }
-        timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
+        let waker = mio::Waker::new(poll.registry(), RESOLVER)
+            .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
-        let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
-        let core = Core {
-            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
-            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
-            fanout: fanout::Jobs::new(backends.len()),
-            exchanges: ExchangePool::default(),
-            revisit: Vec::new(),
-            sends: HeldSends::default(),
-            health,
-            backends,
-            strategy,
-            buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
-            timers,
-            registry,
-            now,
-            clients_open: 0,
-            admin_open: 0,
-            draining: false,
-            default_host,
-            exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
-            access,
-            serial: 0,
-            request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
-            cfg,
-        };
+        let core = Core::new(cfg, registry, waker, default_host)?;
         Ok(EventLoop {
             poll,
             listener: Some(listener),
             signals,
+            ready,
+            upgrades: Upgrades::default(),
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
@@ -349,6 +128,11 @@ impl EventLoop {
 
     /// Serves until a stop signal and the drain that follows end it.
     pub fn run(&mut self) -> io::Result<Stopped> {
+        if let Some(ready) = self.ready.take() {
+            info!("upgrade: serving; the lb that started this one stops accepting now");
+            ready.announce();
+        }
+        upgrade::notify_service_manager();
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
@@ -371,6 +155,12 @@ impl EventLoop {
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
+                    RESOLVER => {
+                        for done in self.core.resolver.take() {
+                            reconfigure::resolved(&mut self.conns, &mut self.core, done);
+                        }
+                    }
+                    UPGRADE => self.upgrade_progress(),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
@@ -385,12 +175,7 @@ impl EventLoop {
             for timer in fired.drain(..) {
                 self.timer_fired(timer);
             }
-            if self.accepting == Accepting::Full
-                && self.core.clients_open < self.core.cfg.max_connections
-            {
-                self.accepting = Accepting::Open;
-                self.accept();
-            }
+            self.resume_accepting_if_room();
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
                 info!("drained: every request and POST copy finished; exiting");
                 self.stopped = Some(Stopped::Drained);
@@ -405,12 +190,47 @@ impl EventLoop {
     fn signalled(&mut self) {
         let arrived = self.signals.take();
         if arrived.reload {
-            // Until reloading exists, SIGHUP must not do what its default does: kill lb and
-            // every write it still owes.
-            warn!("SIGHUP: reloading is not supported yet; carrying on unchanged");
+            reconfigure::reload(&mut self.core);
+        }
+        if arrived.upgrade {
+            self.upgrade();
         }
         if arrived.stops > 0 {
             self.stop_signalled(arrived.last_stop);
+        }
+    }
+
+    /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
+    fn upgrade(&mut self) {
+        let (Some(listener), false) = (&self.listener, self.core.draining) else {
+            return warn!("SIGUSR2 while stopping: no upgrade");
+        };
+        let admin = self.admin.as_ref().map(AsRawFd::as_raw_fd);
+        let registry = self.poll.registry();
+        match self
+            .upgrades
+            .start(registry, UPGRADE, listener.as_raw_fd(), admin)
+        {
+            Ok(pid) => {
+                let deadline = self.core.now + UPGRADE_TIMEOUT;
+                self.core
+                    .timers
+                    .insert(deadline, Timer::UpgradeDeadline(pid));
+            }
+            Err(e) => error!("upgrade failed, carrying on: {e}"),
+        }
+    }
+
+    /// The new process said something on its ready pipe: it serves, or it failed.
+    fn upgrade_progress(&mut self) {
+        match self.upgrades.progress(self.poll.registry()) {
+            None => {}
+            Some(Outcome::Serving(pid)) => {
+                self.close_listeners();
+                drain::begin(&mut self.conns, &mut self.core, Reason::HandedOver(pid));
+                self.arm_drain_deadline();
+            }
+            Some(Outcome::Failed(why)) => error!("upgrade failed, carrying on: {why}"),
         }
     }
 
@@ -421,15 +241,28 @@ impl EventLoop {
             self.stopped = Some(Stopped::Cut);
             return;
         }
+        if self.upgrades.stop(self.poll.registry(), None) {
+            warn!("{signal}: stopped the new lb that was starting to take over");
+        }
         // Closed, not just ignored: new clients are refused at once instead of waiting in
         // the backlog for a process that will not accept them.
+        self.close_listeners();
+        drain::begin(&mut self.conns, &mut self.core, Reason::Signal(signal));
+        self.arm_drain_deadline();
+    }
+
+    /// Drops this process's listening sockets. After a handover the new process holds
+    /// the same sockets, so nothing waiting in their queues is lost.
+    fn close_listeners(&mut self) {
         for mut listener in [self.listener.take(), self.admin.take()]
             .into_iter()
             .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        drain::begin(&mut self.conns, &mut self.core, signal);
+    }
+
+    fn arm_drain_deadline(&mut self) {
         let deadline = self.core.now + self.core.cfg.drain_timeout;
         self.core.timers.insert(deadline, Timer::DrainDeadline);
     }
@@ -457,74 +290,9 @@ impl EventLoop {
         if self.core.buffers.take_dropped() || boxes_dropped {
             release_free_memory();
         }
+        reconfigure::tidy(&mut self.conns, &mut self.core);
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);
-    }
-
-    fn accept(&mut self) {
-        if self.accepting == Accepting::Failing {
-            return;
-        }
-        loop {
-            if self.core.clients_open >= self.core.cfg.max_connections {
-                if self.accepting == Accepting::Open {
-                    info!(
-                        "{} client connections open (--max-connections): new ones wait",
-                        self.core.clients_open
-                    );
-                }
-                self.accepting = Accepting::Full;
-                return;
-            }
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            match listener.accept() {
-                Ok((sock, peer)) => match self.core.cfg.mode {
-                    Mode::Http => http::client::accept(&mut self.conns, &mut self.core, sock, peer),
-                    Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                // This client is gone already; the next one may be fine.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                    ) => {}
-                Err(e) => {
-                    // Out of descriptors, most likely. The clients left in the backlog will
-                    // bring no new readiness edge, so accepting resumes on a timer.
-                    if limits::is_local_exhaustion(&e) {
-                        self.core.exhausted("accepting clients", &e);
-                    } else {
-                        error!("accept failed: {e}");
-                    }
-                    self.accepting = Accepting::Failing;
-                    let at = self.core.now + ACCEPT_RETRY;
-                    self.core.timers.insert(at, Timer::AcceptRetry);
-                    return;
-                }
-            }
-        }
-    }
-
-    fn accept_admin(&mut self) {
-        let Some(listener) = &self.admin else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((sock, _)) => admin::accept(&mut self.conns, &mut self.core, sock),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    error!("admin accept failed: {e}");
-                    return;
-                }
-            }
-        }
     }
 
     fn ready(&mut self, key: usize, event: &mio::event::Event) {
@@ -550,12 +318,11 @@ impl EventLoop {
     fn timer_fired(&mut self, timer: Timer) {
         let (key, serial) = match timer {
             Timer::Conn { key, serial } => (key, serial),
-            Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
-            Timer::Housekeeping => return self.housekeeping(),
-            Timer::AcceptRetry => {
-                self.accepting = Accepting::Open;
-                return self.accept();
+            Timer::Check { id, generation } => {
+                return probe::start(&mut self.conns, &mut self.core, id, generation);
             }
+            Timer::Housekeeping => return self.housekeeping(),
+            Timer::AcceptRetry => return self.retry_accepting(),
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
                 drain::report_cut(&self.conns, &self.core, "--drain-timeout passed");
@@ -567,6 +334,15 @@ impl EventLoop {
             }
             Timer::FanoutDeadline { job, serial } => {
                 return fanout::deadline_passed(&mut self.conns, &mut self.core, job, serial);
+            }
+            Timer::UpgradeDeadline(pid) => {
+                if self.upgrades.stop(self.poll.registry(), Some(pid)) {
+                    error!(
+                        "upgrade failed, carrying on: pid {pid} did not serve within \
+                         {UPGRADE_TIMEOUT:?}; stopped it"
+                    );
+                }
+                return;
             }
         };
         match self.conns.get(key) {
@@ -588,11 +364,6 @@ impl EventLoop {
             _ => {}
         }
     }
-}
-
-/// The longest a request may wait for its answer head: the top latency bucket.
-fn longest_wait(cfg: &Config) -> Duration {
-    cfg.server_timeout.max(cfg.connect_timeout)
 }
 
 /// Buffers freed after a burst of connections stay in the C allocator's heap, resident,

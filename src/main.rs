@@ -40,7 +40,8 @@ fn main() -> ExitCode {
             w => format!("{},weight={w}", b.label),
         })
         .collect();
-    // What is really running, in one line: setup.sh prints it back.
+    // What is really running, in one line: setup.sh prints it back. The pid tells an
+    // upgraded lb's lines from its predecessor's.
     let what = format!(
         "({mode}, {}) in front of {}",
         cfg.strategy,
@@ -69,8 +70,9 @@ fn main() -> ExitCode {
     };
     match event_loop.local_addr() {
         Ok(addr) => log::info!(
-            "lb {} listening on {addr} {what}",
-            env!("CARGO_PKG_VERSION")
+            "lb {} listening on {addr} (pid {}) {what}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
         ),
         Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
     }

@@ -83,17 +83,15 @@ stop() {
     pids=("${keep[@]}")
 }
 
-# Where free_ports looks; a script may narrow it (engineers sharing a machine own ranges).
-port_range=20000-31999
-
-# Prints N free TCP ports on 127.0.0.1 within port_range, below the ephemeral range so
-# that outgoing connections do not take them in the meantime.
+# Prints N free TCP ports on 127.0.0.1, below the ephemeral range so that outgoing
+# connections do not take them in the meantime; in FROM-TO if given.
 free_ports() {
-    python3 - "$1" "${port_range%-*}" "${port_range#*-}" <<'PY'
+    python3 - "$1" "${2:-20000-32000}" <<'PY'
 import random, socket, sys
-n, lo, hi = (int(a) for a in sys.argv[1:4])
+n = int(sys.argv[1])
+low, high = map(int, sys.argv[2].split("-"))
 found = []
-for port in random.sample(range(lo, hi + 1), min(4000, hi + 1 - lo)):
+for port in random.sample(range(low, high + 1), min(4000, high + 1 - low)):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))

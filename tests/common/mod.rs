@@ -2,8 +2,12 @@
 //! on loopback ports they choose themselves, and speak HTTP/1.1 over plain sockets.
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod fd_limit;
+pub mod load;
 mod raw;
 #[allow(unused_imports)] // as above: not every test binary uses them
+pub use fd_limit::lb_with_fd_limit;
+#[allow(unused_imports)]
 pub use raw::{RawBackend, exchange_raw};
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -105,33 +109,6 @@ pub fn addr_after(line: &str, needle: &str) -> Option<SocketAddr> {
 /// Its stdout (the access log) and stderr lines are both kept, in the order they come.
 pub fn spawn(bin: &str, args: &[&str]) -> Proc {
     spawn_command(bin, Command::new(bin).args(args))
-}
-
-/// Starts lb like `lb`, with both its soft and hard limits on open files set to `limit`
-/// (lb raises the soft one to the hard one itself).
-pub fn lb_with_fd_limit(backends: &[&Proc], extra: &[&str], limit: u64) -> Proc {
-    use std::os::unix::process::CommandExt;
-    let bin = env!("CARGO_BIN_EXE_lb");
-    let mut cmd = Command::new(bin);
-    cmd.args(["-l", "127.0.0.1:0", "--admin", "off"]);
-    for b in backends {
-        cmd.args(["-b", &b.addr.to_string()]);
-    }
-    cmd.args(extra);
-    // SAFETY: setrlimit is async-signal-safe and touches only the child being started.
-    unsafe {
-        cmd.pre_exec(move || {
-            let lim = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    spawn_command(bin, &mut cmd)
 }
 
 fn spawn_command(bin: &str, cmd: &mut Command) -> Proc {
