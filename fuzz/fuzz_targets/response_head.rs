@@ -32,7 +32,8 @@ fuzz_target!(|data: &[u8]| {
     let forwarded = out.data();
     assert_crlf_only("the forwarded head", forwarded);
 
-    let mut storage = [httparse::EMPTY_HEADER; 128];
+    // No more fields than lb itself takes: the next hop may be another lb.
+    let mut storage = [httparse::EMPTY_HEADER; lb::http::head::MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut storage);
     let Ok(httparse::Status::Complete(n)) = resp.parse(forwarded) else {
         panic!(

@@ -10,7 +10,9 @@ use crate::buffer::Buffer;
 
 mod fields;
 mod response;
-use fields::{MessageFields, Overflow, copy_fields, has_bare_lf, offset, put, trim};
+use fields::{
+    MessageFields, Overflow, copy_fields, has_bare_lf, offset, put, trim, within_field_limit,
+};
 pub use response::{ClientSide, ResponseHead, parse_response};
 
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
@@ -200,7 +202,9 @@ fn write_request_head(
         put(out, trim(h.value))?;
         write!(out, ", {}\r\n", info.client_ip).map_err(|_| Overflow)
     };
-    copy_fields(out, buf, headers, len - 2, drop, instead)?;
+    let kept = copy_fields(out, buf, headers, len - 2, drop, instead)?;
+    // Ours: X-Forwarded-For (appended to or added), X-Forwarded-Proto, maybe the other two.
+    within_field_limit(kept + 2 + usize::from(added.id) + usize::from(added.host))?;
     if last_xff.is_none() {
         write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
     }

@@ -123,7 +123,8 @@ pub(super) fn put(out: &mut Buffer, bytes: &[u8]) -> Result<(), Overflow> {
 
 /// Copies the header lines of `headers` (parsed from `buf`; the last ends at
 /// `headers_end`) into `out` as runs of the original bytes. A line that `drop` names is
-/// left out, and `instead` may write its replacement in its place.
+/// left out, and `instead` may write its replacement in its place. Returns how many lines
+/// were kept as they came.
 pub(super) fn copy_fields(
     out: &mut Buffer,
     buf: &[u8],
@@ -131,8 +132,9 @@ pub(super) fn copy_fields(
     headers_end: usize,
     drop: impl Fn(usize, &httparse::Header) -> bool,
     mut instead: impl FnMut(usize, &httparse::Header, &mut Buffer) -> Result<(), Overflow>,
-) -> Result<(), Overflow> {
+) -> Result<usize, Overflow> {
     let mut run_start = None;
+    let mut kept = 0;
     for (i, h) in headers.iter().enumerate() {
         let start = offset(buf, h.name.as_bytes());
         let end = headers
@@ -145,12 +147,22 @@ pub(super) fn copy_fields(
             instead(i, h, out)?;
         } else {
             run_start.get_or_insert(start);
+            kept += 1;
         }
         if i + 1 == headers.len()
             && let Some(s) = run_start.take()
         {
             put(out, &buf[s..end])?;
         }
+    }
+    Ok(kept)
+}
+
+/// A forwarded head may hold no more fields than lb itself accepts: the fields lb adds
+/// must not push a head that was within the limit past it for the next hop.
+pub(super) fn within_field_limit(fields: usize) -> Result<(), Overflow> {
+    if fields > super::MAX_HEADERS {
+        return Err(Overflow);
     }
     Ok(())
 }

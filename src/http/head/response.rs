@@ -1,7 +1,9 @@
 //! A backend's response head: its framing, whether either connection may be kept,
 //! and the head written for the client.
 
-use super::fields::{self, MessageFields, Overflow, copy_fields, has_bare_lf, offset};
+use super::fields::{
+    self, MessageFields, Overflow, copy_fields, has_bare_lf, offset, within_field_limit,
+};
 use super::{MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId};
 use crate::buffer::Buffer;
 use crate::http::body::Framing;
@@ -116,9 +118,14 @@ pub fn parse_response(
         let framing_field = te || h.name.eq_ignore_ascii_case("content-length");
         msg.is_hop_by_hop(h.name, headers) || (dechunk && te) || (no_body_status && framing_field)
     };
-    copy_fields(out, buf, headers, len - 2, drop, |_, _, _| Ok(())).map_err(|Overflow| too_big)?;
+    let kept = copy_fields(out, buf, headers, len - 2, drop, |_, _, _| Ok(()))
+        .map_err(|Overflow| too_big)?;
+    let final_head = !(100..200).contains(&status);
+    let ours = usize::from(final_head)
+        * (usize::from(close_client || client.version == 0) + usize::from(!has_id));
+    within_field_limit(kept + ours).map_err(|Overflow| too_big)?;
     let put = |out: &mut Buffer, b: &[u8]| fields::put(out, b).map_err(|Overflow| too_big);
-    if !(100..200).contains(&status) {
+    if final_head {
         if close_client {
             put(out, b"Connection: close\r\n")?;
         } else if client.version == 0 {
