@@ -138,7 +138,10 @@ fn what_goes_out_stays_within_the_field_limit() {
         full.push_str(&format!("X-{i}: v\r\n"));
     }
     full.push_str("\r\n");
-    assert!(response(full.as_bytes(), GET11).is_err(), "no room for X-Request-Id");
+    assert!(
+        response(full.as_bytes(), GET11).is_err(),
+        "no room for X-Request-Id"
+    );
 }
 
 #[test]
