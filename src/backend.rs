@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use rustls_pki_types::ServerName;
+
 use crate::config::MAX_RETRIES;
 
 /// Index of a backend in the pool; stable for the life of the process.
@@ -13,6 +15,8 @@ pub struct Backend {
     /// The address as the operator wrote it, for logs and the status page.
     pub label: String,
     pub weight: u32,
+    /// `https://`: the name its certificate must show, also sent as SNI.
+    pub tls: Option<ServerName<'static>>,
     /// False while the health checks hold it down.
     pub up: bool,
     /// Open connections (TCP mode) or requests in flight (HTTP mode) right now.
@@ -32,6 +36,7 @@ impl Backend {
             addr,
             label,
             weight,
+            tls: None,
             up: true,
             active: 0,
             ewma_us: None,

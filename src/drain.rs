@@ -62,7 +62,7 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
     let (mut http, mut tcp) = (0, 0);
     for (_, conn) in conns {
         match conn {
-            Conn::Client(_) => http += 1,
+            Conn::Client(_) | Conn::AwaitingProxy(_) => http += 1,
             Conn::Pipe(_) => tcp += 1,
             _ => {}
         }
@@ -80,5 +80,7 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
     } else {
         format!("POST copies undelivered: {}", lost.join(", "))
     };
-    error!("{why}: exiting with {http} HTTP and {tcp} TCP connection(s) open; {copies}");
+    error!(
+        "{why}: exiting with {http} HTTP and {tcp} TCP or tunnel connection(s) open; {copies}"
+    );
 }

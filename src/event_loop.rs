@@ -6,16 +6,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{debug, error, info};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
+use crate::accept_proxy::{self, AwaitingProxy};
 use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
+use crate::conn::Socket;
 use crate::drain::{self, Stopped};
 use crate::fanout;
 use crate::held_sends::HeldSends;
@@ -30,11 +32,13 @@ use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
 use crate::tcp::{self, TcpPipe};
 use crate::timer::{TimerId, TimerWheel};
+use crate::tls::TlsContexts;
 
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -60,9 +64,12 @@ pub enum Conn {
     Upstream(UpstreamConn),
     Probe(Probe),
     Admin(AdminConn),
-    /// TCP mode: a client and its backend, both sockets in this one entry.
-    /// Boxed: one allocation per TCP session keeps every HTTP slot small.
+    /// TCP mode, or an HTTP exchange upgraded to a tunnel: a client and its backend,
+    /// both sockets in this one entry. Boxed: one allocation per session keeps every
+    /// HTTP slot small.
     Pipe(Box<TcpPipe>),
+    /// `--accept-proxy`: a new connection whose PROXY header is still to come.
+    AwaitingProxy(AwaitingProxy),
 }
 
 /// What a timer is for once it fires.
@@ -92,6 +99,8 @@ pub struct Core {
     pub backends: Vec<Backend>,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
+    /// Certificates served and how https backends are verified.
+    pub tls: TlsContexts,
     pub health: HealthMonitor,
     pub metrics: Metrics,
     pub fanout: fanout::Jobs,
@@ -130,6 +139,16 @@ impl Core {
         )
     }
 
+    /// The socket of a newly accepted client: TLS if it came to `--tls-listen`.
+    pub fn client_socket(&self, sock: mio::net::TcpStream, tls: bool) -> Option<Socket> {
+        if !tls {
+            return Some(Socket::new(sock));
+        }
+        self.tls
+            .server_session()
+            .map(|session| Socket::with_tls(sock, session))
+    }
+
     pub fn next_serial(&mut self) -> u32 {
         self.serial = self.serial.wrapping_add(1);
         self.serial
@@ -158,8 +177,10 @@ impl Core {
 
 pub struct EventLoop {
     poll: Poll,
-    /// `None` once a stop signal closed it.
+    /// `None` without `--listen` (only `--tls-listen`), or once a stop signal closed it.
     listener: Option<TcpListener>,
+    /// `--tls-listen`, if given, until a stop signal.
+    tls_listener: Option<TcpListener>,
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
     signals: Signals,
@@ -172,13 +193,21 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn bind(cfg: Config) -> Result<Self, String> {
+    pub fn bind(cfg: Config, tls: TlsContexts) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let mut listener = TcpListener::bind(cfg.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| format!("cannot register listener: {e}"))?;
+        let listen = |addr: Option<SocketAddr>, token| -> Result<_, String> {
+            let Some(addr) = addr else {
+                return Ok(None);
+            };
+            let mut l =
+                TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            poll.registry()
+                .register(&mut l, token, Interest::READABLE)
+                .map_err(|e| format!("cannot register listener: {e}"))?;
+            Ok(Some(l))
+        };
+        let listener = listen(cfg.listen, LISTENER)?;
+        let tls_listener = listen(cfg.tls_listen, TLS_LISTENER)?;
         let admin = match cfg.admin {
             Some(addr) => {
                 let mut l = TcpListener::bind(addr).map_err(|e| {
@@ -198,7 +227,10 @@ impl EventLoop {
         let backends: Vec<Backend> = cfg
             .backends
             .iter()
-            .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
+            .map(|b| Backend {
+                tls: b.tls.clone(),
+                ..Backend::new(b.addr, b.label.clone(), b.weight)
+            })
             .collect();
         let strategy = strategy::by_name(&cfg.strategy, &backends)?;
         let health = HealthMonitor::new(&cfg, &backends);
@@ -208,9 +240,11 @@ impl EventLoop {
             .map_err(|e| format!("cannot clone registry: {e}"))?;
         let now = Instant::now();
         let default_host = listener
-            .local_addr()
+            .as_ref()
+            .or(tls_listener.as_ref())
+            .and_then(|l| l.local_addr().ok())
             .map(|a| a.to_string())
-            .unwrap_or_else(|_| cfg.listen.to_string());
+            .unwrap_or_default();
         let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
         if health.enabled() {
             for id in 0..backends.len() {
@@ -232,6 +266,7 @@ impl EventLoop {
             backends,
             strategy,
             buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
+            tls,
             timers,
             registry,
             now,
@@ -245,7 +280,8 @@ impl EventLoop {
         };
         Ok(EventLoop {
             poll,
-            listener: Some(listener),
+            listener,
+            tls_listener,
             signals,
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
@@ -257,14 +293,14 @@ impl EventLoop {
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.listener {
-            Some(l) => l.local_addr(),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "stopped listening",
-            )),
-        }
+    /// Where plain clients connect, if anywhere.
+    pub fn local_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Where TLS clients connect, if anywhere.
+    pub fn tls_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// Where the admin listener is, if there is one.
@@ -293,7 +329,8 @@ impl EventLoop {
             self.core.sends.hold();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    TLS_LISTENER => self.accept(true),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
                     Token(t) => self.ready(t >> 1, event),
@@ -312,7 +349,8 @@ impl EventLoop {
             }
             if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
                 self.accept_paused = false;
-                self.accept();
+                self.accept(false);
+                self.accept(true);
             }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
                 info!("drained: every request and POST copy finished; exiting");
@@ -327,12 +365,20 @@ impl EventLoop {
     fn signalled(&mut self) {
         let arrived = self.signals.take();
         if arrived.reload {
-            // Until reloading exists, SIGHUP must not do what its default does: kill lb and
-            // every write it still owes.
-            warn!("SIGHUP: reloading is not supported yet; carrying on unchanged");
+            self.reload_certificates();
         }
         if arrived.stops > 0 {
             self.stop_signalled(arrived.last_stop);
+        }
+    }
+
+    /// SIGHUP: new TLS handshakes use the certificate files as they are now; if one is
+    /// bad, the certificates in use stay.
+    fn reload_certificates(&mut self) {
+        match self.core.tls.reload_certificates() {
+            Ok(0) => {}
+            Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
+            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
         }
     }
 
@@ -345,7 +391,11 @@ impl EventLoop {
         }
         // Closed, not just ignored: new clients are refused at once instead of waiting in
         // the backlog for a process that will not accept them.
-        for mut listener in [self.listener.take(), self.admin.take()]
+        for mut listener in [
+            self.listener.take(),
+            self.tls_listener.take(),
+            self.admin.take(),
+        ]
             .into_iter()
             .flatten()
         {
@@ -380,7 +430,7 @@ impl EventLoop {
         self.core.timers.insert(next, Timer::Housekeeping);
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, tls: bool) {
         loop {
             if self.core.clients_open >= self.core.cfg.max_connections {
                 if !self.accept_paused {
@@ -392,14 +442,19 @@ impl EventLoop {
                 self.accept_paused = true;
                 return;
             }
-            let Some(listener) = &self.listener else {
+            let listener = if tls {
+                &self.tls_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
-                Ok((sock, peer)) => match self.core.cfg.mode {
-                    Mode::Http => http::client::accept(&mut self.conns, &mut self.core, sock, peer),
-                    Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
-                },
+                Ok((sock, peer)) if self.core.cfg.accept_proxy.is_some() => {
+                    accept_proxy::accept(&mut self.conns, &mut self.core, sock, peer, tls);
+                }
+                Ok((sock, peer)) => open_client(&mut self.conns, &mut self.core, sock, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -440,6 +495,7 @@ impl EventLoop {
             }
             Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::AwaitingProxy(_)) => accept_proxy::ready(&mut self.conns, &mut self.core, key),
             Some(Conn::Pipe(_)) => {
                 let side = event.token().0 & 1;
                 tcp::ready(&mut self.conns, &mut self.core, key, side, event);
@@ -482,8 +538,26 @@ impl EventLoop {
             Some(Conn::Pipe(p)) if p.serial == serial => {
                 tcp::timer_fired(&mut self.conns, &mut self.core, key);
             }
+            Some(Conn::AwaitingProxy(a)) if a.serial == serial => {
+                accept_proxy::timed_out(&mut self.conns, &mut self.core, key);
+            }
             _ => {}
         }
+    }
+}
+
+/// Hands a new client connection to HTTP or TCP mode; `peer` is where it comes from
+/// (what a PROXY header said, with `--accept-proxy`).
+pub fn open_client(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    sock: mio::net::TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) {
+    match core.cfg.mode {
+        Mode::Http => http::client::accept(conns, core, sock, peer, tls),
+        Mode::Tcp => tcp::accept(conns, core, sock, peer, tls),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `lb`: a single-threaded event-loop load balancer for HTTP/1.1 and raw TCP.
 
+pub mod accept_proxy;
 pub mod access_log;
 pub mod admin;
 pub mod backend;
@@ -14,7 +15,9 @@ pub mod held_sends;
 pub mod http;
 pub mod metrics;
 pub mod probe;
+pub mod proxy_protocol;
 pub mod signals;
 pub mod strategy;
 pub mod tcp;
 pub mod timer;
+pub mod tls;

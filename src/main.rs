@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use lb::config::{self, Command};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
+use lb::tls::{TlsContexts, TlsSettings};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,16 +28,39 @@ fn main() -> ExitCode {
     {
         eprintln!("lb: cannot start logging: {e}");
     }
-    let mut event_loop = match EventLoop::bind(cfg) {
+    // Certificates are checked before anything starts: a bad one is a bad flag.
+    let tls = match TlsContexts::load(&TlsSettings {
+        pairs: &cfg.tls_certs,
+        https_backends: cfg.backends.iter().any(|b| b.tls.is_some()),
+        backend_ca: cfg.backend_ca.as_deref(),
+        http: cfg.mode == lb::config::Mode::Http,
+    }) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("lb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut event_loop = match EventLoop::bind(cfg, tls) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    let version = env!("CARGO_PKG_VERSION");
     match event_loop.local_addr() {
-        Ok(addr) => log::info!("lb {} listening on {addr}", env!("CARGO_PKG_VERSION")),
-        Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
+        Some(Ok(addr)) => log::info!("lb {version} listening on {addr}"),
+        Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
+        None => {}
+    }
+    match event_loop.tls_addr() {
+        Some(Ok(addr)) => log::info!(
+            "lb {version} TLS listening on {addr} ({})",
+            lb::tls::PROVIDER
+        ),
+        Some(Err(e)) => log::warn!("TLS listening, but cannot read the local address: {e}"),
+        None => {}
     }
     // Logged after the line above: scripts take the first "listening on" as the traffic port.
     match event_loop.admin_addr() {

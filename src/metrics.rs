@@ -135,6 +135,11 @@ pub struct Metrics {
     pub client_connections_total: u64,
     /// POST copies waiting for a retry (maintained by the fan-out code).
     pub pending_retries: u64,
+    /// `--accept-proxy` connections closed for a missing, malformed or untrusted header.
+    pub proxy_headers_refused: u64,
+    /// HTTP exchanges that a 101 turned into a byte tunnel, and those open now.
+    pub upgrades_total: u64,
+    pub tunnels_open: u64,
 }
 
 impl Metrics {
@@ -145,6 +150,9 @@ impl Metrics {
             local_responses: [0; 5],
             client_connections_total: 0,
             pending_retries: 0,
+            proxy_headers_refused: 0,
+            upgrades_total: 0,
+            tunnels_open: 0,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
 use crate::health::{HealthState, Transition};
 use crate::metrics::Failure;
+use crate::proxy_protocol;
 use crate::timer::TimerId;
 
 /// Health of every backend, and what a check sends.
@@ -33,15 +34,22 @@ pub struct HealthMonitor {
 
 impl HealthMonitor {
     pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
+        // An https backend gets a connect check: the check speaks plain HTTP only.
         let requests = backends
             .iter()
             .map(|b| match cfg.mode {
-                Mode::Http => format!(
-                    "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
-                    cfg.health_path, b.label
-                )
-                .into_bytes(),
-                Mode::Tcp => Vec::new(),
+                Mode::Http if b.tls.is_none() => {
+                    let mut request = Vec::new();
+                    if let Some(version) = cfg.send_proxy {
+                        proxy_protocol::write(version, None, &mut request);
+                    }
+                    request.extend_from_slice(format!(
+                        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
+                        cfg.health_path, b.label
+                    ).as_bytes());
+                    request
+                }
+                Mode::Http | Mode::Tcp => Vec::new(),
             })
             .collect();
         HealthMonitor {

@@ -216,6 +216,12 @@ pub fn render(v: &View, out: &mut String) {
         &Count(m.pending_retries).to_string(),
         "retries pending",
     );
+    tile(
+        out,
+        false,
+        &Count(m.tunnels_open).to_string(),
+        "upgrade tunnels",
+    );
     out.push_str("</section>\n");
 
     out.push_str(

@@ -1,6 +1,9 @@
-//! Backends as flags and files name them: `host:port` or `http://host:port`, `,weight=N`.
+//! Backends as flags and files name them: `host:port`, `http://host:port` or
+//! `https://host:port`, `,weight=N`.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use rustls_pki_types::ServerName;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
@@ -8,6 +11,8 @@ pub struct BackendSpec {
     /// As the operator wrote it, without the scheme.
     pub label: String,
     pub weight: u32,
+    /// `https://`: the name its certificate is verified for and sent as SNI.
+    pub tls: Option<ServerName<'static>>,
 }
 
 /// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`. Host names are resolved now.
@@ -32,15 +37,27 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             }
         }
     }
-    let label = addr_part
-        .strip_prefix("http://")
-        .unwrap_or(addr_part)
-        .trim_end_matches('/');
+    let (label, https) = match addr_part.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (addr_part.strip_prefix("http://").unwrap_or(addr_part), false),
+    };
+    let label = label.trim_end_matches('/');
     if label.is_empty() || label.contains('/') || label.contains("://") {
         return Err(format!(
-            "bad backend '{s}' (write host:port or http://host:port)"
+            "bad backend '{s}' (write host:port, http://host:port or https://host:port)"
         ));
     }
+    let tls = if https {
+        let host = match label.rsplit_once(':') {
+            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => label,
+        };
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| format!("bad host name '{host}' in backend '{s}'"))?;
+        Some(name)
+    } else {
+        None
+    };
     let addr = label
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve backend '{label}': {e}"))?
@@ -50,6 +67,7 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
         addr,
         label: label.to_string(),
         weight,
+        tls,
     })
 }
 

@@ -9,7 +9,9 @@ mod values;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::proxy_protocol::{self, Cidr};
 use crate::strategy;
+use crate::tls::CertPair;
 
 pub use backends::{BackendSpec, parse_backend};
 pub use flags::usage;
@@ -27,7 +29,18 @@ pub enum Mode {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// Plain HTTP (or TCP) clients; `None` when only `--tls-listen` was given.
+    pub listen: Option<SocketAddr>,
+    /// TLS clients, with the certificates below.
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_certs: Vec<CertPair>,
+    /// Roots that `https://` backends are verified against instead of the system's.
+    pub backend_ca: Option<String>,
+    /// `--accept-proxy`: every client starts with a PROXY header; if the list is not
+    /// empty, only from these addresses.
+    pub accept_proxy: Option<Vec<Cidr>>,
+    /// `--send-proxy`: a PROXY header before every connection to a backend.
+    pub send_proxy: Option<proxy_protocol::Version>,
     pub backends: Vec<BackendSpec>,
     pub mode: Mode,
     pub strategy: String,
@@ -93,12 +106,46 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     if let Some(extra) = m.free.first() {
         return Err(format!("unexpected argument '{extra}'"));
     }
-    let listen = opt(
-        &m,
-        "listen",
-        "127.0.0.1:8080".parse().map_err(|_| "bad default")?,
-        parse_addr,
-    )?;
+    let tls_listen = opt(&m, "tls-listen", None, |s| parse_addr(s).map(Some))?;
+    // Without --tls-listen, plain clients are on the default address; with it, only
+    // where --listen says.
+    let default_listen = match tls_listen {
+        Some(_) => None,
+        None => Some("127.0.0.1:8080".parse().map_err(|_| "bad default")?),
+    };
+    let listen = opt(&m, "listen", default_listen, |s| parse_addr(s).map(Some))?;
+    let (certs, keys) = (m.opt_strs("tls-cert"), m.opt_strs("tls-key"));
+    if certs.len() != keys.len() {
+        return Err(format!(
+            "--tls-cert and --tls-key come in pairs: {} certificate(s), {} key(s)",
+            certs.len(),
+            keys.len()
+        ));
+    }
+    let tls_certs: Vec<CertPair> = certs
+        .into_iter()
+        .zip(keys)
+        .map(|(cert, key)| CertPair { cert, key })
+        .collect();
+    match (tls_listen.is_some(), tls_certs.is_empty()) {
+        (true, true) => return Err("--tls-listen needs --tls-cert FILE --tls-key FILE".into()),
+        (false, false) => return Err("--tls-cert is only used with --tls-listen ADDR".into()),
+        _ => {}
+    }
+    let accept_proxy = match m.opt_strs("accept-proxy-from").pop() {
+        Some(list) => Some(
+            list.split(',')
+                .map(Cidr::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--accept-proxy-from: {e}"))?,
+        ),
+        None => m.opt_present("accept-proxy").then(Vec::new),
+    };
+    let send_proxy = opt(&m, "send-proxy", None, |s| match s {
+        "v1" => Ok(Some(proxy_protocol::Version::V1)),
+        "v2" => Ok(Some(proxy_protocol::Version::V2)),
+        _ => Err(format!("'{s}' is not a PROXY protocol version (v1 or v2)")),
+    })?;
     let admin = opt(
         &m,
         "admin",
@@ -162,6 +209,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     };
     Ok(Command::Run(Box::new(Config {
         listen,
+        tls_listen,
+        tls_certs,
+        backend_ca: m.opt_strs("backend-ca").pop(),
+        accept_proxy,
+        send_proxy,
         backends,
         mode,
         strategy,

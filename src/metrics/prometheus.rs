@@ -102,6 +102,7 @@ pub fn render(v: &View, out: &mut String) {
         "POST fan-out copies waiting for a retry.",
     );
     let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
+    connections(out, m);
 
     family(
         out,
@@ -265,6 +266,56 @@ pub fn render(v: &View, out: &mut String) {
             h.sum_seconds, h.count
         );
     }
+}
+
+/// TLS handshakes, upgrade tunnels and PROXY headers: connection-level, not per backend.
+fn connections(out: &mut String, m: &super::Metrics) {
+    let tls = crate::tls::stats::snapshot();
+    family(
+        out,
+        "lb_tls_handshakes_total",
+        "counter",
+        "Client TLS handshakes completed, by whether they resumed an earlier session.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_tls_handshakes_total{{resumed=\"false\"}} {}\n\
+         lb_tls_handshakes_total{{resumed=\"true\"}} {}",
+        tls.completed - tls.resumed,
+        tls.resumed
+    );
+    family(
+        out,
+        "lb_tls_handshake_failures_total",
+        "counter",
+        "Client TLS handshakes that failed, by reason.",
+    );
+    for (reason, n) in crate::tls::stats::FAILURE_REASONS.iter().zip(tls.failures) {
+        let _ = writeln!(
+            out,
+            "lb_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    family(
+        out,
+        "lb_upgrades_total",
+        "counter",
+        "HTTP exchanges that a 101 answer turned into a tunnel (WebSocket and other upgrades).",
+    );
+    let _ = writeln!(out, "lb_upgrades_total {}", m.upgrades_total);
+    family(out, "lb_tunnels_open", "gauge", "Upgrade tunnels open now.");
+    let _ = writeln!(out, "lb_tunnels_open {}", m.tunnels_open);
+    family(
+        out,
+        "lb_proxy_headers_refused_total",
+        "counter",
+        "--accept-proxy connections closed for a missing, malformed or untrusted PROXY header.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_proxy_headers_refused_total {}",
+        m.proxy_headers_refused
+    );
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! (wrk -c50 keep-alive, same run, 2026-11-21).
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
@@ -28,12 +28,17 @@ use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::held_sends::Destination;
+use crate::http::upstream::backend_socket;
 use crate::metrics::Failure;
 use crate::probe::observe;
+use crate::proxy_protocol::Addresses;
 use crate::strategy::PickContext;
 use crate::timer::TimerId;
 
 mod relay;
+mod tunnel;
+
+pub use tunnel::tunnel;
 
 use relay::{Broken, Flow, relay};
 
@@ -47,6 +52,8 @@ pub struct TcpPipe {
     pub serial: u32,
     timer: Option<TimerId>,
     state: PipeState,
+    /// An HTTP exchange turned into a tunnel by a 101, not a TCP-mode connection.
+    tunnel: bool,
 }
 
 enum PipeState {
@@ -78,7 +85,13 @@ enum Step {
     ConnectFailed(Failure, String),
 }
 
-pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
+pub fn accept(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) {
     core.metrics.client_connections_total += 1;
     let entry = conns.vacant_entry();
     let key = entry.key();
@@ -86,18 +99,21 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         warn!("cannot register client {peer}: {e}");
         return;
     }
-    let mut tried = Tried::default();
-    let Some((backend_id, backend)) = connect_next(core, key, peer.ip(), &mut tried) else {
-        warn!("no backend could take client {peer}: closing it");
-        let _ = core.registry.deregister(&mut sock);
-        return;
-    };
     // Bytes go on as they arrive: Nagle would add a delay the endpoints did not ask for.
     let _ = sock.set_nodelay(true);
+    let Some(mut client) = core.client_socket(sock, tls) else {
+        return;
+    };
+    let mut tried = Tried::default();
+    let Some((backend_id, backend)) = connect_next(core, key, &client, peer, &mut tried) else {
+        warn!("no backend could take client {peer}: closing it");
+        let _ = core.registry.deregister(&mut client.sock);
+        return;
+    };
     let serial = core.next_serial();
     let mut pipe = TcpPipe {
-        client: Socket::new(sock),
-        backend: Socket::new(backend),
+        client,
+        backend,
         backend_id,
         peer,
         serial,
@@ -106,6 +122,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
             tried,
             since: core.now,
         },
+        tunnel: false,
     };
     core.arm(&mut pipe.timer, core.cfg.connect_timeout, key, serial);
     entry.insert(Conn::Pipe(Box::new(pipe)));
@@ -117,30 +134,40 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
 fn connect_next(
     core: &mut Core,
     key: usize,
-    client_ip: IpAddr,
+    client: &Socket,
+    peer: SocketAddr,
     tried: &mut Tried,
-) -> Option<(BackendId, TcpStream)> {
+) -> Option<(BackendId, Socket)> {
     let ctx = PickContext {
-        client_ip: Some(client_ip),
+        client_ip: Some(peer.ip()),
         path: b"",
+    };
+    let addresses = match core.cfg.send_proxy {
+        Some(_) => client.sock.local_addr().ok().map(|destination| Addresses {
+            source: peer,
+            destination,
+        }),
+        None => None,
     };
     while tried.count() <= core.cfg.retries as usize {
         let id = core
             .strategy
             .pick(&core.backends, &ctx, &|id| !tried.contains(id))?;
         tried.add(id);
-        let mut sock = match TcpStream::connect(core.backends[id].addr) {
+        let connected = TcpStream::connect(core.backends[id].addr)
+            .and_then(|sock| backend_socket(core, sock, id, addresses));
+        let mut sock = match connected {
             Ok(s) => s,
             Err(e) => {
                 connect_failed(core, id, Failure::Connect, &e.to_string());
                 continue;
             }
         };
-        if let Err(e) = core.register(&mut sock, key, 1) {
+        if let Err(e) = core.register(&mut sock.sock, key, 1) {
             warn!("cannot register backend connection: {e}");
             return None;
         }
-        let _ = sock.set_nodelay(true);
+        let _ = sock.sock.set_nodelay(true);
         core.backends[id].request_started();
         core.metrics.backends[id].connections += 1;
         return Some((id, sock));
@@ -207,11 +234,12 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         PipeState::Open { last_moved, .. } => {
             // The timer is not pushed back on every byte; it checks when it fires instead.
             let idle = core.now.saturating_duration_since(last_moved);
-            if idle >= core.cfg.idle_timeout {
+            let limit = p.idle_limit(core);
+            if idle >= limit {
                 debug!("pipe from {} idle for {idle:?}: closing", p.peer);
                 close(conns, core, key, None);
             } else {
-                core.arm(&mut p.timer, core.cfg.idle_timeout - idle, key, p.serial);
+                core.arm(&mut p.timer, limit - idle, key, p.serial);
             }
         }
     }
@@ -275,6 +303,9 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
     let _ = core.registry.deregister(&mut p.backend.sock);
     release_backend(core, p.backend_id);
     core.clients_open -= 1;
+    if p.tunnel {
+        core.metrics.tunnels_open -= 1;
+    }
 }
 
 /// Makes the coming close of `sock` send a reset rather than a FIN: how a reset from one
@@ -305,6 +336,16 @@ impl TcpPipe {
         match side {
             Side::Client => &mut self.client,
             Side::Backend => &mut self.backend,
+        }
+    }
+
+    /// No bytes either way for this long closes the pipe: --idle-timeout, but a TLS
+    /// client has only --client-timeout to finish its handshake.
+    fn idle_limit(&self, core: &Core) -> std::time::Duration {
+        if self.client.handshaking() {
+            core.cfg.client_timeout
+        } else {
+            core.cfg.idle_timeout
         }
     }
 
@@ -344,7 +385,12 @@ impl TcpPipe {
             down: Flow::Streaming,
             last_moved: core.now,
         };
-        core.arm(&mut self.timer, core.cfg.idle_timeout, key, self.serial);
+        // A PROXY header goes now, for protocols where the server speaks first.
+        if self.backend.flush(&mut core.buffers).is_err() {
+            return Step::Reset(Side::Backend);
+        }
+        let limit = self.idle_limit(core);
+        core.arm(&mut self.timer, limit, key, self.serial);
         Step::Again
     }
 
@@ -356,12 +402,12 @@ impl TcpPipe {
         };
         // Out of the poll first, so that its last events cannot reach its successor.
         let _ = core.registry.deregister(&mut self.backend.sock);
-        let Some((id, sock)) = connect_next(core, key, self.peer.ip(), tried) else {
+        let Some((id, sock)) = connect_next(core, key, &self.client, self.peer, tried) else {
             return false;
         };
         *since = core.now;
         release_backend(core, self.backend_id);
-        self.backend = Socket::new(sock);
+        self.backend = sock;
         self.backend_id = id;
         core.arm(&mut self.timer, core.cfg.connect_timeout, key, self.serial);
         true

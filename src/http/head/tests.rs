@@ -7,6 +7,7 @@ fn info() -> ForwardInfo<'static> {
         client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
         fresh_id: RequestId::generate(0xabc),
         default_host: "lb.local",
+        tls: false,
     }
 }
 
@@ -134,6 +135,7 @@ const GET11: ClientSide = ClientSide {
     method: Method::Get,
     version: 1,
     keep_alive: true,
+    upgrade: false,
 };
 
 #[test]
@@ -179,6 +181,7 @@ fn chunked_response_is_dechunked_for_http10_clients() {
         method: Method::Get,
         version: 0,
         keep_alive: true,
+        upgrade: false,
     };
     let (head, out) = response(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-Id: z\r\n\r\n",
