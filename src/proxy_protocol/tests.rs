@@ -13,7 +13,7 @@ fn v1_lines() {
     assert_eq!(
         parse(line),
         Ok(Parsed::Header {
-            len: 44,
+            len: 45,
             addresses: addrs("192.0.2.1:56324", "198.51.100.2:443"),
         })
     );

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A child process that is killed when the test lets go of it.
@@ -216,16 +218,23 @@ impl Response {
     }
 }
 
-/// One HTTP connection with its own read-ahead, for keep-alive and pipelining.
-pub struct Client {
-    pub stream: TcpStream,
+/// One HTTP connection with its own read-ahead, for keep-alive and pipelining; over
+/// plain TCP or anything else that reads and writes (a TLS stream).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Self {
+        Client::over(connect(addr))
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn over(stream: S) -> Self {
         Client {
-            stream: connect(addr),
+            stream,
             buf: Vec::new(),
         }
     }
@@ -344,6 +353,9 @@ impl Client {
         }
     }
 
+}
+
+impl Client {
     /// True when the peer has closed: a read returns end of file (or a reset) within `within`.
     pub fn closed_within(&mut self, within: Duration) -> bool {
         let _ = self.stream.set_read_timeout(Some(within));
@@ -466,10 +478,7 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
 
 impl Client {
     pub fn from_stream(stream: TcpStream) -> Self {
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        Client::over(stream)
     }
 }
 
