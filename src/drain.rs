@@ -80,7 +80,5 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
     } else {
         format!("POST copies undelivered: {}", lost.join(", "))
     };
-    error!(
-        "{why}: exiting with {http} HTTP and {tcp} TCP or tunnel connection(s) open; {copies}"
-    );
+    error!("{why}: exiting with {http} HTTP and {tcp} TCP connection(s) open; {copies}");
 }

@@ -376,7 +376,7 @@ impl EventLoop {
     /// bad, the certificates in use stay.
     fn reload_certificates(&mut self) {
         match self.core.tls.reload_certificates() {
-            Ok(0) => {}
+            Ok(0) => info!("SIGHUP: no TLS certificates to reload"),
             Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
             Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
         }
