@@ -33,9 +33,10 @@ pub fn accept(
     peer: SocketAddr,
     tls: bool,
 ) {
-    let allowed = core.cfg.accept_proxy.as_ref().is_some_and(|from| {
-        from.is_empty() || from.iter().any(|range| range.contains(peer.ip()))
-    });
+    let allowed =
+        core.cfg.accept_proxy.as_ref().is_some_and(|from| {
+            from.is_empty() || from.iter().any(|range| range.contains(peer.ip()))
+        });
     if !allowed {
         debug!("{peer} is not in --accept-proxy-from: closing");
         core.metrics.proxy_headers_refused += 1;

@@ -396,8 +396,8 @@ impl EventLoop {
             self.tls_listener.take(),
             self.admin.take(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -495,7 +495,9 @@ impl EventLoop {
             }
             Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
-            Some(Conn::AwaitingProxy(_)) => accept_proxy::ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::AwaitingProxy(_)) => {
+                accept_proxy::ready(&mut self.conns, &mut self.core, key)
+            }
             Some(Conn::Pipe(_)) => {
                 let side = event.token().0 & 1;
                 tcp::ready(&mut self.conns, &mut self.core, key, side, event);

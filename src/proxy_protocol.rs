@@ -169,18 +169,20 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, &'static str> {
 /// Appends the header for a connection from `source` to `destination`; `None` says the
 /// connection is lb's own (v1 `UNKNOWN`, v2 `LOCAL`).
 pub fn write(version: Version, addresses: Option<Addresses>, out: &mut Vec<u8>) {
-    let pair = addresses.map(|a| (a.source, a.destination)).and_then(|(s, d)| {
-        // Both of one family: an IPv4 client of an IPv6 listener is written as IPv6.
-        match (s.ip(), d.ip()) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => Some((s, d)),
-            (IpAddr::V4(v4), IpAddr::V6(_)) => {
-                Some((SocketAddr::new(v4.to_ipv6_mapped().into(), s.port()), d))
+    let pair = addresses
+        .map(|a| (a.source, a.destination))
+        .and_then(|(s, d)| {
+            // Both of one family: an IPv4 client of an IPv6 listener is written as IPv6.
+            match (s.ip(), d.ip()) {
+                (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => Some((s, d)),
+                (IpAddr::V4(v4), IpAddr::V6(_)) => {
+                    Some((SocketAddr::new(v4.to_ipv6_mapped().into(), s.port()), d))
+                }
+                (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                    Some((s, SocketAddr::new(v4.to_ipv6_mapped().into(), d.port())))
+                }
             }
-            (IpAddr::V6(_), IpAddr::V4(v4)) => {
-                Some((s, SocketAddr::new(v4.to_ipv6_mapped().into(), d.port())))
-            }
-        }
-    });
+        });
     match version {
         Version::V1 => match pair {
             Some((s, d)) => {
@@ -201,11 +203,8 @@ pub fn write(version: Version, addresses: Option<Addresses>, out: &mut Vec<u8>) 
             match pair {
                 None => out.extend_from_slice(&[0x20, 0x00, 0, 0]),
                 Some((s, d)) => {
-                    let (family, len): (u8, u16) = if s.is_ipv4() {
-                        (0x11, 12)
-                    } else {
-                        (0x21, 36)
-                    };
+                    let (family, len): (u8, u16) =
+                        if s.is_ipv4() { (0x11, 12) } else { (0x21, 36) };
                     out.extend_from_slice(&[0x21, family]);
                     out.extend_from_slice(&len.to_be_bytes());
                     for ip in [s.ip(), d.ip()] {
@@ -249,7 +248,9 @@ impl Cidr {
         // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
         match (self.net, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {

@@ -38,14 +38,24 @@ fn forwarded_for(r: &Response) -> String {
 fn the_carried_address_is_the_client_for_xff_and_the_access_log() {
     let b = backend("one", &[]);
     let lb = lb(&[&b], &["--accept-proxy", "--access-log"]);
-    for (version, source) in [(Version::V1, "203.0.113.9:5555"), (Version::V2, "[2001:db8::7]:1")] {
+    for (version, source) in [
+        (Version::V1, "203.0.113.9:5555"),
+        (Version::V2, "[2001:db8::7]:1"),
+    ] {
         let mut c = Client::new(lb.addr);
         c.send(&header(version, source, lb.addr));
         c.send(b"GET /headers HTTP/1.1\r\nHost: t\r\n\r\n");
         let r = c.read_response(false).unwrap().unwrap();
         let ip = source.parse::<SocketAddr>().unwrap().ip().to_string();
         assert_eq!(forwarded_for(&r), ip);
-        assert!(lb.wait_log(&format!("{source} \"GET /headers\""), Duration::from_secs(5)), "{}", lb.log_text());
+        assert!(
+            lb.wait_log(
+                &format!("{source} \"GET /headers\""),
+                Duration::from_secs(5)
+            ),
+            "{}",
+            lb.log_text()
+        );
         // Keep-alive goes on without a second header.
         assert_eq!(c.get("/").status, 200);
     }
@@ -60,7 +70,8 @@ fn hash_source_hashes_the_carried_address() {
         let served: Vec<String> = [2u8, 3]
             .iter()
             .map(|&via| {
-                let mut c = Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, via), lb.addr));
+                let mut c =
+                    Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, via), lb.addr));
                 c.send(&header(Version::V1, &carried, lb.addr));
                 served_by(&c.get("/"))
             })
@@ -80,14 +91,27 @@ fn a_missing_malformed_or_untrusted_header_closes_the_connection() {
         let mut c = Client::new(lb.addr);
         c.send(first);
         // Closed unanswered (a reset, with the request unread, or an end of file).
-        assert!(c.read_response(false).map_or(true, |r| r.is_none()), "answered without a header");
+        assert!(
+            c.read_response(false).map_or(true, |r| r.is_none()),
+            "answered without a header"
+        );
     }
     let metrics = get(admin_addr(&lb), "/metrics").text();
-    assert!(metrics.contains("lb_proxy_headers_refused_total 2\n"), "{metrics}");
+    assert!(
+        metrics.contains("lb_proxy_headers_refused_total 2\n"),
+        "{metrics}"
+    );
 
-    let only_from_elsewhere = lb_addrs(&[&b.addr.to_string()], &["--accept-proxy-from", "10.0.0.0/8,192.168.1.1"]);
+    let only_from_elsewhere = lb_addrs(
+        &[&b.addr.to_string()],
+        &["--accept-proxy-from", "10.0.0.0/8,192.168.1.1"],
+    );
     let mut c = Client::new(only_from_elsewhere.addr);
-    c.send(&header(Version::V1, "203.0.113.9:1", only_from_elsewhere.addr));
+    c.send(&header(
+        Version::V1,
+        "203.0.113.9:1",
+        only_from_elsewhere.addr,
+    ));
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(c.read_response(false).map_or(true, |r| r.is_none()));
 }
@@ -118,7 +142,13 @@ fn header_echo_backend() -> SocketAddr {
             while !tail.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
                 tail.push(byte[0]);
             }
-            let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len()).as_bytes());
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                )
+                .as_bytes(),
+            );
         }
     });
     addr
@@ -131,13 +161,26 @@ fn send_proxy_puts_the_client_first_in_http_and_tcp_mode() {
         for version in ["v1", "v2"] {
             let lb = lb_addrs(
                 &[&backend.to_string()],
-                &["-m", mode, "--send-proxy", version, "--health-interval", "0"],
+                &[
+                    "-m",
+                    mode,
+                    "--send-proxy",
+                    version,
+                    "--health-interval",
+                    "0",
+                ],
             );
             let mut c = Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, 9), lb.addr));
             let r = c.get("/");
             let said = r.text();
-            assert!(said.contains("source: 127.0.0.9:"), "{mode} {version}: {said}");
-            assert!(said.contains(&format!("destination: {}", lb.addr)), "{mode} {version}: {said}");
+            assert!(
+                said.contains("source: 127.0.0.9:"),
+                "{mode} {version}: {said}"
+            );
+            assert!(
+                said.contains(&format!("destination: {}", lb.addr)),
+                "{mode} {version}: {said}"
+            );
         }
     }
 }
@@ -146,7 +189,10 @@ fn send_proxy_puts_the_client_first_in_http_and_tcp_mode() {
 /// not installed, except in CI, where .ci/run installs it.
 fn haproxy(config: &str) -> Option<(Proc, TempDir)> {
     if Command::new("haproxy").arg("-v").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install haproxy (.ci/run)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install haproxy (.ci/run)"
+        );
         eprintln!("haproxy is not installed: skipping");
         return None;
     }
@@ -174,7 +220,10 @@ fn haproxy(config: &str) -> Option<(Proc, TempDir)> {
         log: Default::default(),
     };
     assert!(
-        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(addr).is_ok()),
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_ok()),
         "haproxy did not start listening"
     );
     Some((proc, dir))
@@ -212,12 +261,24 @@ fn send_proxy_towards_haproxy_accept_proxy() {
     for (mode, version) in [("tcp", "v1"), ("tcp", "v2"), ("http", "v2")] {
         let lb = lb_addrs(
             &[&haproxy.addr.to_string()],
-            &["-m", mode, "--send-proxy", version, "--health-interval", "0"],
+            &[
+                "-m",
+                mode,
+                "--send-proxy",
+                version,
+                "--health-interval",
+                "0",
+            ],
         );
         let mut c = Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, 8), lb.addr));
         let r = c.get("/headers");
         assert_eq!(r.status, 200, "{mode} {version}: {}", r.text());
         // HAProxy's own X-Forwarded-For, from the header lb sent.
-        assert_eq!(forwarded_for(&r), "127.0.0.8", "{mode} {version}: {}", r.text());
+        assert_eq!(
+            forwarded_for(&r),
+            "127.0.0.8",
+            "{mode} {version}: {}",
+            r.text()
+        );
     }
 }

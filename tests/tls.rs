@@ -39,7 +39,11 @@ fn get_post_fanout_pipelining_and_ten_megabytes_over_tls() {
 
     let r = c.get("/headers");
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("X-Forwarded-Proto: https\r\n"), "{}", r.text());
+    assert!(
+        r.text().contains("X-Forwarded-Proto: https\r\n"),
+        "{}",
+        r.text()
+    );
 
     // A chunked POST fans out to both backends.
     c.send(
@@ -49,8 +53,11 @@ fn get_post_fanout_pipelining_and_ten_megabytes_over_tls() {
     let r = c.read_response(false).unwrap().unwrap();
     assert_eq!(r.status, 201, "{}", r.text());
     for b in [&b1, &b2] {
-        assert!(eventually(Duration::from_secs(5), || get(b.addr, "/users/tls")
-            .status
+        assert!(eventually(Duration::from_secs(5), || get(
+            b.addr,
+            "/users/tls"
+        )
+        .status
             == 200));
     }
 
@@ -86,8 +93,16 @@ fn sni_chooses_the_certificate_and_no_name_gets_the_default() {
     let lb = lb(
         &[&b],
         &[
-            "--tls-listen", "127.0.0.1:0", "--tls-cert", &c1, "--tls-key", &k1, "--tls-cert",
-            &c2, "--tls-key", &k2,
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &c1,
+            "--tls-key",
+            &k1,
+            "--tls-cert",
+            &c2,
+            "--tls-key",
+            &k2,
         ],
     );
     let addr = tls_addr(&lb);
@@ -115,8 +130,14 @@ fn a_second_connection_resumes_the_session() {
         assert_eq!(c.stream.conn.handshake_kind(), Some(expected));
     }
     let metrics = get(admin_addr(&lb), "/metrics").text();
-    assert!(metrics.contains("lb_tls_handshakes_total{resumed=\"true\"} 1\n"), "{metrics}");
-    assert!(metrics.contains("lb_tls_handshakes_total{resumed=\"false\"} 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("lb_tls_handshakes_total{resumed=\"true\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lb_tls_handshakes_total{resumed=\"false\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -139,7 +160,10 @@ fn plain_http_on_the_tls_port_gets_a_plain_400() {
 #[test]
 fn a_handshake_never_finished_is_cut_by_the_client_timeout() {
     let b = backend("one", &[]);
-    let (lb, _ca, _dir) = tls_lb(&[&b], &["--client-timeout", "300ms", "--admin", "127.0.0.1:0"]);
+    let (lb, _ca, _dir) = tls_lb(
+        &[&b],
+        &["--client-timeout", "300ms", "--admin", "127.0.0.1:0"],
+    );
     let mut c = Client::new(tls_addr(&lb));
     // The start of a ClientHello record, and nothing more.
     c.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
@@ -174,8 +198,18 @@ fn bad_certificates_and_keys_are_one_line_and_exit_2() {
         p.not_after = rcgen::date_time_ymd(2002, 1, 1);
     });
     let (old_cert, old_key) = write_pair(&dir, "old", &expired);
-    let junk = dir.write("junk.key", "-----BEGIN DSA PRIVATE KEY-----\nAAAA\n-----END DSA PRIVATE KEY-----\n");
-    let base = ["-b", "127.0.0.1:1", "--tls-listen", "127.0.0.1:0", "--admin", "off"];
+    let junk = dir.write(
+        "junk.key",
+        "-----BEGIN DSA PRIVATE KEY-----\nAAAA\n-----END DSA PRIVATE KEY-----\n",
+    );
+    let base = [
+        "-b",
+        "127.0.0.1:1",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--admin",
+        "off",
+    ];
     let with = |c: &str, k: &str| -> Vec<String> {
         base.iter()
             .map(|s| s.to_string())
@@ -202,10 +236,26 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     let dir = TempDir::new();
     let old = ca.issue(&["localhost"]);
     let (cert, key) = write_pair(&dir, "site", &old);
-    let lb = lb(&[&b], &["--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key]);
+    let lb = lb(
+        &[&b],
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
     let addr = tls_addr(&lb);
     let config = ca.client_config();
-    let served = || tls_connect(&config, addr, "localhost").conn.peer_certificates().unwrap()[0].clone();
+    let served = || {
+        tls_connect(&config, addr, "localhost")
+            .conn
+            .peer_certificates()
+            .unwrap()[0]
+            .clone()
+    };
     assert_eq!(served(), old.der);
 
     let new = ca.issue(&["localhost"]);
@@ -216,7 +266,11 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
 
     dir.write("site.key", "not a key");
     lb.signal(libc::SIGHUP);
-    assert!(lb.wait_log("certificates not reloaded", Duration::from_secs(5)), "{}", lb.log_text());
+    assert!(
+        lb.wait_log("certificates not reloaded", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
     assert_eq!(served(), new.der);
 }
 
@@ -236,7 +290,18 @@ fn tcp_mode_terminates_tls_and_passes_plain_bytes() {
     let (cert, key) = write_pair(&dir, "site", &ca.issue(&["localhost"]));
     let lb = lb_addrs(
         &[&backend_addr.to_string()],
-        &["-m", "tcp", "--health-interval", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key],
+        &[
+            "-m",
+            "tcp",
+            "--health-interval",
+            "0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
     );
     let mut s = tls_connect(&ca.client_config(), tls_addr(&lb), "localhost");
     s.write_all(b"plain bytes, not HTTP").unwrap();
@@ -262,13 +327,20 @@ fn https_backends_are_verified_against_backend_ca() {
     // The system's roots do not know the test CA: the backend cannot be trusted.
     let other = TestCa::new();
     let wrong = dir.write("wrong.pem", &other.pem);
-    let distrusting = lb_addrs(&[&https], &["--backend-ca", &wrong, "--health-interval", "0"]);
+    let distrusting = lb_addrs(
+        &[&https],
+        &["--backend-ca", &wrong, "--health-interval", "0"],
+    );
     assert_eq!(get(distrusting.addr, "/").status, 502);
 }
 
 #[test]
 fn curl_with_cacert_gets_an_answer() {
-    if std::process::Command::new("curl").arg("--version").output().is_err() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("curl is not installed: skipping");
         return;
     }
@@ -280,6 +352,13 @@ fn curl_with_cacert_gets_an_answer() {
         .args(["-sS", "--max-time", "10", "--cacert", &ca_file, &url])
         .output()
         .expect("run curl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Hello from one");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Hello from one"
+    );
 }

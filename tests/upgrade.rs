@@ -96,7 +96,10 @@ fn exchange_and_close<S: Read + Write>(
 #[test]
 fn websockets_through_a_plain_listener_both_ways_and_closed_from_either_side() {
     let (server, events) = ws_server();
-    let lb = lb_addrs(&[&server.to_string()], &["--health-interval", "0", "--admin", "127.0.0.1:0"]);
+    let lb = lb_addrs(
+        &[&server.to_string()],
+        &["--health-interval", "0", "--admin", "127.0.0.1:0"],
+    );
     let url = format!("ws://{}/chat", lb.addr);
     for server_closes in [false, true] {
         let (ws, resp) = tungstenite::client(url.as_str(), connect(lb.addr)).unwrap();
@@ -123,7 +126,16 @@ fn websockets_through_tls_termination() {
     let (cert, key) = write_pair(&dir, "site", &ca.issue(&["localhost"]));
     let lb = lb_addrs(
         &[&server.to_string()],
-        &["--health-interval", "0", "--tls-listen", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key],
+        &[
+            "--health-interval",
+            "0",
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
     );
     let addr = tls_addr(&lb);
     let config = ca.client_config();
@@ -139,7 +151,10 @@ fn websockets_through_tls_termination() {
 #[test]
 fn an_idle_tunnel_is_closed_by_the_idle_timeout() {
     let (server, _events) = ws_server();
-    let lb = lb_addrs(&[&server.to_string()], &["--health-interval", "0", "--idle-timeout", "300ms"]);
+    let lb = lb_addrs(
+        &[&server.to_string()],
+        &["--health-interval", "0", "--idle-timeout", "300ms"],
+    );
     let url = format!("ws://{}/", lb.addr);
     let (mut ws, _) = tungstenite::client(url.as_str(), connect(lb.addr)).unwrap();
     match ws.read() {
@@ -176,7 +191,10 @@ fn h2c_upgrades_are_stripped() {
     );
     assert_eq!(r.status, 200);
     let seen = r.text().to_ascii_lowercase();
-    assert!(!seen.contains("upgrade") && !seen.contains("http2-settings"), "{seen}");
+    assert!(
+        !seen.contains("upgrade") && !seen.contains("http2-settings"),
+        "{seen}"
+    );
 }
 
 #[test]
@@ -184,7 +202,10 @@ fn requests_pipelined_behind_an_upgrade_get_400() {
     let (server, _events) = ws_server();
     let lb = lb_addrs(&[&server.to_string()], &["--health-interval", "0"]);
     let mut c = Client::new(lb.addr);
-    c.send(format!("GET /chat HTTP/1.1\r\nHost: t\r\n{UPGRADE}\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    c.send(
+        format!("GET /chat HTTP/1.1\r\nHost: t\r\n{UPGRADE}\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .as_bytes(),
+    );
     let r = c.read_response(false).unwrap().unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(c.closed_within(Duration::from_secs(5)));
@@ -198,7 +219,9 @@ fn a_101_to_a_request_that_asked_for_no_upgrade_is_502() {
         let (mut s, _) = listener.accept().unwrap();
         let mut buf = [0u8; 1024];
         let _ = s.read(&mut buf);
-        let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n");
+        let _ = s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+        );
         let _ = s.read(&mut buf);
     });
     let lb = lb_addrs(&[&addr.to_string()], &["--health-interval", "0"]);

@@ -39,7 +39,10 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
     }
     let (label, https) = match addr_part.strip_prefix("https://") {
         Some(rest) => (rest, true),
-        None => (addr_part.strip_prefix("http://").unwrap_or(addr_part), false),
+        None => (
+            addr_part.strip_prefix("http://").unwrap_or(addr_part),
+            false,
+        ),
     };
     let label = label.trim_end_matches('/');
     if label.is_empty() || label.contains('/') || label.contains("://") {

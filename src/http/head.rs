@@ -325,9 +325,8 @@ pub fn parse_request(
     let upgrade = upgrade_token
         && version == 1
         && method != Method::Post
-        && upgrade_field.is_some_and(|i| {
-            tokens(headers[i].value).any(|t| !t.eq_ignore_ascii_case(b"h2c"))
-        });
+        && upgrade_field
+            .is_some_and(|i| tokens(headers[i].value).any(|t| !t.eq_ignore_ascii_case(b"h2c")));
     let connection = &connection[..n_connection];
     let too_big = Reject {
         status: 431,

@@ -87,7 +87,10 @@ pub(super) fn pump(
         }
 
         // After a 101 the backend's bytes are the new protocol's: the tunnel takes them.
-        let response_open = matches!(ex.response, ResponsePhase::Head | ResponsePhase::Body { .. });
+        let response_open = matches!(
+            ex.response,
+            ResponsePhase::Head | ResponsePhase::Body { .. }
+        );
         if connected && response_open {
             match u.io.fill(&mut core.buffers) {
                 Filled::Got => progress = true,

@@ -18,7 +18,13 @@ fn v1_lines() {
         })
     );
     let line = b"PROXY TCP6 2001:db8::1 ::1 1 65535\r\n";
-    assert!(matches!(parse(line), Ok(Parsed::Header { len: 36, addresses: Some(_) })));
+    assert!(matches!(
+        parse(line),
+        Ok(Parsed::Header {
+            len: 36,
+            addresses: Some(_)
+        })
+    ));
     assert_eq!(
         parse(b"PROXY UNKNOWN\r\n"),
         Ok(Parsed::Header {
@@ -66,7 +72,9 @@ fn v2_round_trips_and_rejects() {
         assert_eq!(parse(&out[..out.len() - 6]), Ok(Parsed::Partial));
         let mut v1 = Vec::new();
         write(Version::V1, addrs(s, d), &mut v1);
-        assert!(matches!(parse(&v1), Ok(Parsed::Header { addresses, .. }) if addresses == addrs(s, d)));
+        assert!(
+            matches!(parse(&v1), Ok(Parsed::Header { addresses, .. }) if addresses == addrs(s, d))
+        );
     }
     let mut local = Vec::new();
     write(Version::V2, None, &mut local);
@@ -107,10 +115,26 @@ fn cidr_ranges() {
     assert!(c.contains("::ffff:10.1.0.9".parse().unwrap()));
     assert!(!c.contains("10.2.0.1".parse().unwrap()));
     assert!(!c.contains("::1".parse().unwrap()));
-    assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-    assert!(Cidr::parse("127.0.0.1").unwrap().contains("127.0.0.1".parse().unwrap()));
-    assert!(!Cidr::parse("127.0.0.1").unwrap().contains("127.0.0.2".parse().unwrap()));
-    assert!(Cidr::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
+    assert!(
+        Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap())
+    );
+    assert!(
+        Cidr::parse("127.0.0.1")
+            .unwrap()
+            .contains("127.0.0.1".parse().unwrap())
+    );
+    assert!(
+        !Cidr::parse("127.0.0.1")
+            .unwrap()
+            .contains("127.0.0.2".parse().unwrap())
+    );
+    assert!(
+        Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap())
+    );
     for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129"] {
         assert!(Cidr::parse(bad).is_err(), "{bad}");
     }

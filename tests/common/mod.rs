@@ -352,7 +352,6 @@ impl<S: Read + Write> Client<S> {
             return Ok(Some(resp));
         }
     }
-
 }
 
 impl Client {

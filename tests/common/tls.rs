@@ -21,8 +21,7 @@ impl TempDir {
     pub fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("lb-test-{}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("lb-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("make a temporary directory");
         TempDir(dir)
     }
@@ -76,7 +75,11 @@ impl TestCa {
         self.issue_with(names, |_| {})
     }
 
-    pub fn issue_with(&self, names: &[&str], adjust: impl FnOnce(&mut CertificateParams)) -> Issued {
+    pub fn issue_with(
+        &self,
+        names: &[&str],
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Issued {
         let mut params = CertificateParams::new(Vec::new()).expect("params");
         for name in names {
             params.subject_alt_names.push(match name.parse() {
