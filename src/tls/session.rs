@@ -90,7 +90,7 @@ impl TlsSession {
             return discard(sock, readable);
         }
         if self.flush_tls(sock, writable).is_err() {
-            return Filled::Failed;
+            return self.lost();
         }
         let mut got = false;
         loop {
@@ -135,12 +135,12 @@ impl TlsSession {
                     }
                     self.note_handshake_done();
                     if self.flush_tls(sock, writable).is_err() {
-                        return Filled::Failed;
+                        return self.lost();
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => *readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Filled::Failed,
+                Err(_) => return self.lost(),
             }
         }
         if got { Filled::Got } else { Filled::Nothing }
@@ -153,6 +153,14 @@ impl TlsSession {
                 stats::completed(self.conn.handshake_kind() == Some(HandshakeKind::Resumed));
             }
         }
+    }
+
+    /// The connection broke (a reset, most often): mid-handshake that is a failure.
+    fn lost(&mut self) -> Filled {
+        if self.phase != Phase::Open {
+            self.fail_handshake(HandshakeFailure::Closed, "connection lost mid-handshake");
+        }
+        Filled::Failed
     }
 
     fn fail_handshake(&mut self, why: HandshakeFailure, text: &str) {
