@@ -54,13 +54,14 @@ stop() {
 }
 
 # Prints N free TCP ports on 127.0.0.1, below the ephemeral range so that outgoing
-# connections do not take them in the meantime.
+# connections do not take them in the meantime; within $BENCH_PORTS (FIRST-LAST) if set.
 free_ports() {
-    "$python_bin" - "$1" <<'PY'
+    "$python_bin" - "$1" "${BENCH_PORTS:-20000-31999}" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
+first, last = map(int, sys.argv[2].split("-"))
 found = []
-for port in random.sample(range(20000, 32000), 4000):
+for port in random.sample(range(first, last + 1), min(4000, last + 1 - first)):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))

@@ -201,8 +201,7 @@ impl Socket {
             if sent == 0 || buf.is_empty() {
                 // Ciphertext rustls still holds goes out too, even with no plaintext left.
                 if let Some(tls) = self.tls.as_mut() {
-                    tls.flush_tls(&mut self.sock, &mut self.writable)
-                        .map_err(|()| PeerGone)?;
+                    tls.flush_tls(&mut self.sock, &mut self.writable)?;
                 }
                 return Ok(wrote);
             }
@@ -216,9 +215,7 @@ impl Socket {
             return Ok(0);
         }
         if let Some(tls) = self.tls.as_mut() {
-            return tls
-                .send(&mut self.sock, &mut self.writable, data)
-                .map_err(|()| PeerGone);
+            return tls.send(&mut self.sock, &mut self.writable, data);
         }
         while self.writable && !data.is_empty() {
             match self.sock.write(data) {

@@ -169,20 +169,19 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, &'static str> {
 /// Appends the header for a connection from `source` to `destination`; `None` says the
 /// connection is lb's own (v1 `UNKNOWN`, v2 `LOCAL`).
 pub fn write(version: Version, addresses: Option<Addresses>, out: &mut Vec<u8>) {
-    let pair = addresses
-        .map(|a| (a.source, a.destination))
-        .and_then(|(s, d)| {
-            // Both of one family: an IPv4 client of an IPv6 listener is written as IPv6.
-            match (s.ip(), d.ip()) {
-                (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => Some((s, d)),
-                (IpAddr::V4(v4), IpAddr::V6(_)) => {
-                    Some((SocketAddr::new(v4.to_ipv6_mapped().into(), s.port()), d))
-                }
-                (IpAddr::V6(_), IpAddr::V4(v4)) => {
-                    Some((s, SocketAddr::new(v4.to_ipv6_mapped().into(), d.port())))
-                }
+    // Both of one family: an IPv4 client of an IPv6 listener is written as IPv6.
+    let pair = addresses.map(|a| {
+        let (s, d) = (a.source, a.destination);
+        match (s.ip(), d.ip()) {
+            (IpAddr::V4(v4), IpAddr::V6(_)) => {
+                (SocketAddr::new(v4.to_ipv6_mapped().into(), s.port()), d)
             }
-        });
+            (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                (s, SocketAddr::new(v4.to_ipv6_mapped().into(), d.port()))
+            }
+            _ => (s, d),
+        }
+    });
     match version {
         Version::V1 => match pair {
             Some((s, d)) => {

@@ -30,7 +30,7 @@ fn forwarded_for(r: &Response) -> String {
         .filter_map(|l| l.split_once(": "))
         .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
         .map(|(_, value)| value.to_string())
-        .last()
+        .next_back()
         .unwrap_or_default()
 }
 

@@ -16,7 +16,7 @@ use rustls::{Connection, HandshakeKind};
 
 use super::stats::{self, HandshakeFailure};
 use crate::buffer::{Buffer, Io};
-use crate::conn::Filled;
+use crate::conn::{Filled, PeerGone};
 
 /// Where a session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,24 +185,24 @@ impl TlsSession {
         sock: &mut TcpStream,
         writable: &mut bool,
         data: &[u8],
-    ) -> Result<usize, ()> {
+    ) -> Result<usize, PeerGone> {
         self.flush_tls(sock, writable)?;
         if !*writable || self.conn.wants_write() || data.is_empty() {
             return Ok(0);
         }
-        let taken = self.conn.writer().write(data).map_err(|_| ())?;
+        let taken = self.conn.writer().write(data).map_err(|_| PeerGone)?;
         self.flush_tls(sock, writable)?;
         Ok(taken)
     }
 
     /// Writes queued ciphertext until rustls has none or the socket is full.
-    pub fn flush_tls(&mut self, sock: &mut TcpStream, writable: &mut bool) -> Result<(), ()> {
+    pub fn flush_tls(&mut self, sock: &mut TcpStream, writable: &mut bool) -> Result<(), PeerGone> {
         while *writable && self.conn.wants_write() {
             match self.conn.write_tls(sock) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => *writable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(()),
+                Err(_) => return Err(PeerGone),
             }
         }
         Ok(())

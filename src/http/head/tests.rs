@@ -252,7 +252,11 @@ fn a_101_is_forwarded_only_to_an_upgrade_request() {
     let (head, out) = response(raw, upgrade).unwrap().unwrap();
     assert!(head.is_switch() && !head.is_interim());
     assert_eq!(head.framing, Framing::Done);
-    assert_eq!(&raw[head.len..], b"\x81\x02hi", "frames after the head are not the head's");
+    assert_eq!(
+        &raw[head.len..],
+        b"\x81\x02hi",
+        "frames after the head are not the head's"
+    );
     assert_eq!(
         out,
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\
