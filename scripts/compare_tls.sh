@@ -38,39 +38,33 @@ Needs wrk, python3, openssl and curl; nginx and haproxy are used when found.
 TXT
 }
 
-log() { echo "compare_tls.sh: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
+script=compare_tls.sh
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
-rounds=3 duration=5 connections=50 threads=1 idle_conns=2000 build=1 ring=1 handshakers=4
+rounds=3 duration=5 idle_conns=2000 build=1 ring=1 handshakers=4
 while (($#)); do
     case $1 in
-        --rounds) rounds=${2:?}; shift 2 ;;
-        --duration) duration=${2:?}; shift 2 ;;
-        --connections) connections=${2:?}; shift 2 ;;
-        --handshakers) handshakers=${2:?}; shift 2 ;;
-        --idle-connections) idle_conns=${2:?}; shift 2 ;;
+        --rounds) need_arg "$@"; rounds=$2; shift 2 ;;
+        --duration) need_arg "$@"; duration=$2; shift 2 ;;
+        --connections) need_arg "$@"; connections=$2; shift 2 ;;
+        --handshakers) need_arg "$@"; handshakers=$2; shift 2 ;;
+        --idle-connections) need_arg "$@"; idle_conns=$2; shift 2 ;;
         --skip-ring) ring=0; shift ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
-        *) die "unknown option: $1 (see --help)" ;;
+        *) die_usage "unknown option: $1" ;;
     esac
 done
 duration=${duration%s}
 for n in "$rounds" "$connections" "$idle_conns" "$handshakers" "$duration"; do
-    [[ $n =~ ^[1-9][0-9]*$ ]] || die "not a positive number: $n"
+    positive "$n" || die_usage "not a positive number: $n"
 done
-
-# shellcheck source=scripts/bench_lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$bench_root"
 
 missing=()
 wrk_bin=$(find_tool wrk) || missing+=(wrk)
-python_bin=$(find_tool python3) || missing+=(python3)
+find_tool python3 >/dev/null || missing+=(python3)
 openssl_bin=$(find_tool openssl) || missing+=(openssl)
 curl_bin=$(find_tool curl) || missing+=(curl)
 ((${#missing[@]} == 0)) || die "not installed: ${missing[*]}"
@@ -78,16 +72,6 @@ nginx_bin=$(find_tool nginx) || nginx_bin=""
 haproxy_bin=$(find_tool haproxy) || haproxy_bin=""
 [[ -n $nginx_bin ]] || log "nginx not found: skipped"
 [[ -n $haproxy_bin ]] || log "haproxy not found: skipped"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-nofile=$(ulimit -n)
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/lb-compare-tls.XXXXXX")
-chmod 755 "$tmp"
-pids=()
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # --- build and certificate -----------------------------------------------------------------
 
 if ((build)); then
@@ -286,7 +270,7 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2086  # a list of pids
     before=$(rss_kib ${PIDS[$t]})
     out=$tmp/idle-$t.out
-    "$python_bin" scripts/idle_clients.py --tls --port "${PORT[$t]}" -n "$idle_conns" \
+    python3 scripts/idle_clients.py --tls --port "${PORT[$t]}" -n "$idle_conns" \
         --in-flight 10 --wait signal >"$out" 2>"$tmp/idle-$t.err" &
     cpid=$!
     pids+=("$cpid")

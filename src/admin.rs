@@ -14,6 +14,7 @@ use slab::Slab;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::event_loop::{Conn, Core};
+use crate::metrics::history::History;
 use crate::metrics::{Metrics, prometheus};
 use crate::probe::HealthMonitor;
 use crate::timer::TimerId;
@@ -35,8 +36,11 @@ pub struct View<'a> {
     pub listen: &'a str,
     pub backends: &'a [Backend],
     pub metrics: &'a Metrics,
+    pub history: &'a History,
     pub health: &'a HealthMonitor,
     pub clients_open: usize,
+    /// POSTs still being delivered (bounded by --max-pending).
+    pub posts_pending: usize,
     pub now: Instant,
 }
 
@@ -47,8 +51,10 @@ impl<'a> View<'a> {
             listen: &core.default_host,
             backends: &core.backends,
             metrics: &core.metrics,
+            history: &core.history,
             health: &core.health,
             clients_open: core.clients_open,
+            posts_pending: core.fanout.len(),
             now: core.now,
         }
     }
@@ -249,6 +255,7 @@ pub(crate) mod tests {
         pub cfg: Config,
         pub backends: Vec<Backend>,
         pub metrics: Metrics,
+        pub history: History,
         pub health: HealthMonitor,
         pub now: Instant,
     }
@@ -260,8 +267,10 @@ pub(crate) mod tests {
                 listen: "127.0.0.1:8080",
                 backends: &self.backends,
                 metrics: &self.metrics,
+                history: &self.history,
                 health: &self.health,
                 clients_open: 3,
+                posts_pending: 2,
                 now: self.now,
             }
         }
@@ -282,7 +291,8 @@ pub(crate) mod tests {
         ];
         Fixture {
             health: HealthMonitor::new(&cfg, &backends),
-            metrics: Metrics::new(backends.len(), now),
+            metrics: Metrics::new(backends.len(), now, cfg.server_timeout),
+            history: History::new(backends.len(), false),
             backends,
             cfg: *cfg,
             now,

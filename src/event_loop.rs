@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::accept_proxy::{self, AwaitingProxy};
+use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::{self, AdminConn};
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
@@ -27,6 +28,7 @@ use crate::http::exchange::ExchangePool;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::metrics::Metrics;
+use crate::metrics::history::History;
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
@@ -103,6 +105,8 @@ pub struct Core {
     pub tls: TlsContexts,
     pub health: HealthMonitor,
     pub metrics: Metrics,
+    /// The last minutes of rates, for the status page.
+    pub history: History,
     pub fanout: fanout::Jobs,
     pub exchanges: ExchangePool,
     /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
@@ -120,6 +124,8 @@ pub struct Core {
     pub draining: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
+    /// `--access-log`, written at the end of each turn.
+    pub access: AccessLog,
     serial: u32,
     request_ids: u64,
 }
@@ -173,6 +179,30 @@ impl Core {
             self.timers.cancel(id);
         }
     }
+
+    /// A client's request got its final answer (or its client left first): counted once
+    /// and logged once, whoever answered it.
+    pub fn answered(
+        &mut self,
+        client: SocketAddr,
+        took: Duration,
+        backend: Option<BackendId>,
+        a: Answered,
+    ) {
+        if let Some(status) = a.status {
+            self.metrics.client_answer(status);
+        }
+        if self.access.enabled() {
+            let entry = Entry::Http {
+                request: a.request,
+                backend: backend.map(|id| self.backends[id].label.as_str()),
+                status: a.status,
+                bytes: a.bytes,
+                id: a.id,
+            };
+            self.access.write(client, took, &entry);
+        }
+    }
 }
 
 pub struct EventLoop {
@@ -195,23 +225,26 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn bind(cfg: Config, tls: TlsContexts) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let listen = |addr: Option<SocketAddr>, token| -> Result<_, String> {
+        let listen = |addr: Option<SocketAddr>, token, flag: &str| -> Result<_, String> {
             let Some(addr) = addr else {
                 return Ok(None);
             };
-            let mut l =
-                TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let mut l = TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr}: {e} ({flag} ADDR listens elsewhere)"))?;
             poll.registry()
                 .register(&mut l, token, Interest::READABLE)
                 .map_err(|e| format!("cannot register listener: {e}"))?;
             Ok(Some(l))
         };
-        let listener = listen(cfg.listen, LISTENER)?;
-        let tls_listener = listen(cfg.tls_listen, TLS_LISTENER)?;
+        let listener = listen(cfg.listen, LISTENER, "-l")?;
+        let tls_listener = listen(cfg.tls_listen, TLS_LISTENER, "--tls-listen")?;
         let admin = match cfg.admin {
             Some(addr) => {
                 let mut l = TcpListener::bind(addr).map_err(|e| {
-                    format!("cannot listen on {addr} for --admin (--admin off turns it off): {e}")
+                    format!(
+                        "cannot listen on {addr} for the admin interface: {e}; give it \
+                         another address with --admin ADDR, or turn it off with --admin off"
+                    )
                 })?;
                 poll.registry()
                     .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
@@ -256,8 +289,10 @@ impl EventLoop {
         }
         timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
+        let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
         let core = Core {
-            metrics: Metrics::new(backends.len(), now),
+            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
+            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
@@ -274,6 +309,7 @@ impl EventLoop {
             admin_open: 0,
             draining: false,
             default_host,
+            access,
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
             cfg,
@@ -356,6 +392,7 @@ impl EventLoop {
                 info!("drained: every request and POST copy finished; exiting");
                 self.stopped = Some(Stopped::Drained);
             }
+            self.core.access.flush();
             if let Some(stopped) = self.stopped {
                 return Ok(stopped);
             }
@@ -423,6 +460,7 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
+        self.core.history.sample(self.core.now, &self.core.metrics);
         if self.core.buffers.take_dropped() {
             release_free_memory();
         }
@@ -561,6 +599,11 @@ pub fn open_client(
         Mode::Http => http::client::accept(conns, core, sock, peer, tls),
         Mode::Tcp => tcp::accept(conns, core, sock, peer, tls),
     }
+}
+
+/// The longest a request may wait for its answer head: the top latency bucket.
+fn longest_wait(cfg: &Config) -> Duration {
+    cfg.server_timeout.max(cfg.connect_timeout)
 }
 
 /// Buffers freed after a burst of connections stay in the C allocator's heap, resident,

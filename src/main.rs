@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use lb::config::{self, Command};
+use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
 use lb::tls::{TlsContexts, TlsSettings};
@@ -22,10 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init()
-    {
+    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
     // Certificates are checked before anything starts: a bad one is a bad flag.
@@ -33,7 +30,7 @@ fn main() -> ExitCode {
         pairs: &cfg.tls_certs,
         https_backends: cfg.backends.iter().any(|b| b.tls.is_some()),
         backend_ca: cfg.backend_ca.as_deref(),
-        http: cfg.mode == lb::config::Mode::Http,
+        http: cfg.mode == Mode::Http,
     }) {
         Ok(tls) => tls,
         Err(e) => {
@@ -41,6 +38,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    let mode = match cfg.mode {
+        Mode::Http => "HTTP",
+        Mode::Tcp => "TCP",
+    };
+    let backends: Vec<String> = cfg
+        .backends
+        .iter()
+        .map(|b| match b.weight {
+            1 => b.label.clone(),
+            w => format!("{},weight={w}", b.label),
+        })
+        .collect();
+    // What is really running, in one line: setup.sh prints it back.
+    let what = format!(
+        "({mode}, {}) in front of {}",
+        cfg.strategy,
+        backends.join(" ")
+    );
     let mut event_loop = match EventLoop::bind(cfg, tls) {
         Ok(l) => l,
         Err(e) => {
@@ -50,13 +68,13 @@ fn main() -> ExitCode {
     };
     let version = env!("CARGO_PKG_VERSION");
     match event_loop.local_addr() {
-        Some(Ok(addr)) => log::info!("lb {version} listening on {addr}"),
+        Some(Ok(addr)) => log::info!("lb {version} listening on {addr} {what}"),
         Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
         None => {}
     }
     match event_loop.tls_addr() {
         Some(Ok(addr)) => log::info!(
-            "lb {version} TLS listening on {addr} ({})",
+            "lb {version} TLS listening on {addr} {what} ({})",
             lb::tls::PROVIDER
         ),
         Some(Err(e)) => log::warn!("TLS listening, but cannot read the local address: {e}"),

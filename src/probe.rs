@@ -3,7 +3,7 @@
 //! Results from checks and from real traffic feed one `HealthState` per backend.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::TcpStream;
@@ -27,9 +27,21 @@ pub struct HealthMonitor {
     rise: u32,
     fall: u32,
     /// Last check results, for the status page and metrics.
-    pub last_check: Vec<Option<bool>>,
+    pub last_check: Vec<Option<LastCheck>>,
     pub checks_passed: Vec<u64>,
     pub checks_failed: Vec<u64>,
+    /// When each backend last went up or down (or lb started).
+    pub since: Vec<Instant>,
+}
+
+/// How the latest active check of a backend went.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    pub passed: bool,
+    /// Why it failed; empty when it passed.
+    pub error: String,
+    pub took: Duration,
+    pub at: Instant,
 }
 
 impl HealthMonitor {
@@ -61,6 +73,7 @@ impl HealthMonitor {
             last_check: vec![None; backends.len()],
             checks_passed: vec![0; backends.len()],
             checks_failed: vec![0; backends.len()],
+            since: vec![Instant::now(); backends.len()],
         }
     }
 
@@ -73,15 +86,21 @@ impl HealthMonitor {
         self.interval.mul_f64(id as f64 / count.max(1) as f64)
     }
 
-    /// An active check result; logs a transition once, with its reason, and returns it.
+    /// An active check result, `started` at and done now; logs a transition once, with its
+    /// reason, and returns it.
     pub fn checked(
         &mut self,
         backends: &mut [Backend],
         id: BackendId,
-        passed: bool,
-        why: &str,
+        (passed, why): (bool, &str),
+        (started, now): (Instant, Instant),
     ) -> Option<Transition> {
-        self.last_check[id] = Some(passed);
+        self.last_check[id] = Some(LastCheck {
+            passed,
+            error: why.to_string(),
+            took: now.saturating_duration_since(started),
+            at: now,
+        });
         if passed {
             self.checks_passed[id] += 1;
         } else {
@@ -100,6 +119,9 @@ impl HealthMonitor {
             ),
             None => {}
         }
+        if transition.is_some() {
+            self.since[id] = now;
+        }
         backends[id].up = self.states[id].is_up();
         transition
     }
@@ -117,6 +139,8 @@ impl HealthMonitor {
                 backends[id].label, self.fall
             );
             backends[id].up = false;
+            // Read from the clock rather than passed in: this is rare, and its callers are many.
+            self.since[id] = Instant::now();
         }
     }
 
@@ -142,6 +166,7 @@ pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, wh
 pub struct Probe {
     sock: TcpStream,
     pub backend: BackendId,
+    started: Instant,
     pub serial: u32,
     pub timer: Option<TimerId>,
     state: ProbeState,
@@ -161,23 +186,25 @@ enum ProbeState {
 /// Starts a check of `id`; the result comes through `probe_ready` or `probe_timed_out`.
 pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     let addr = core.backends[id].addr;
+    let started = core.now;
     let mut sock = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
-            finish_check(conns, core, id, false, &e.to_string());
+            finish_check(conns, core, id, started, (false, &e.to_string()));
             return;
         }
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = core.register(&mut sock, key, 0) {
-        finish_check(conns, core, id, false, &e.to_string());
+        finish_check(conns, core, id, started, (false, &e.to_string()));
         return;
     }
     let serial = core.next_serial();
     let mut probe = Probe {
         sock,
         backend: id,
+        started,
         serial,
         timer: None,
         state: ProbeState::Connecting,
@@ -188,8 +215,15 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
 
 /// Records a result and schedules the next check of `id`; a backend that came up gets
 /// the POST copies that waited for it.
-fn finish_check(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, passed: bool, why: &str) {
-    let transition = core.health.checked(&mut core.backends, id, passed, why);
+fn finish_check(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    id: BackendId,
+    started: Instant,
+    result: (bool, &str),
+) {
+    let times = (started, core.now);
+    let transition = core.health.checked(&mut core.backends, id, result, times);
     let at = core.now + core.cfg.health_interval;
     core.timers.insert(at, Timer::Check(id));
     if transition == Some(Transition::CameUp) {
@@ -201,7 +235,7 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why:
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
         let _ = core.registry.deregister(&mut p.sock);
-        finish_check(conns, core, p.backend, passed, why);
+        finish_check(conns, core, p.backend, p.started, (passed, why));
     }
 }
 

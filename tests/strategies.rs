@@ -26,13 +26,22 @@ fn n_to_1_sends_everything_to_the_first_backend_up() {
 }
 
 #[test]
-fn weighted_three_to_one_gives_three_quarters() {
+fn round_robin_is_weighted_and_smooth() {
     let heavy = backend("heavy", &[]);
     let light = backend("light", &[]);
     let h = format!("{},weight=3", heavy.addr);
     let l = light.addr.to_string();
-    let lb = lb_addrs(&[&h, &l], &["-s", "weighted-round-robin"]);
-    let counts = tally(lb.addr, 400);
+    let lb = lb_addrs(&[&h, &l], &[]);
+    let order: Vec<String> = (0..8).map(|_| served_by(&get(lb.addr, "/"))).collect();
+    assert_eq!(
+        order,
+        [
+            "heavy", "heavy", "light", "heavy", "heavy", "heavy", "light", "heavy"
+        ],
+        "3:1, interleaved"
+    );
+    let old_name = lb_addrs(&[&h, &l], &["-s", "weighted-round-robin"]);
+    let counts = tally(old_name.addr, 400);
     let share = counts["heavy"] as f64 / 400.0;
     assert!((0.70..=0.80).contains(&share), "{counts:?}");
 }

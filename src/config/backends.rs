@@ -17,18 +17,28 @@ pub struct BackendSpec {
 
 /// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`. Host names are resolved now.
 pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
-    let mut parts = s.trim().split(',');
-    let addr_part = parts.next().unwrap_or("").trim();
-    let mut weight = 1;
+    let s = s.trim();
+    if let Some((addr, rest)) = s.split_once(char::is_whitespace) {
+        return Err(format!(
+            "bad backend '{s}': options follow a comma, without spaces ({addr},{})",
+            rest.trim()
+        ));
+    }
+    let mut parts = s.split(',');
+    let addr_part = parts.next().unwrap_or("");
+    let mut weight = None;
     for opt in parts {
-        match opt.trim().split_once('=') {
+        match opt.split_once('=') {
+            Some(("weight", _)) if weight.is_some() => {
+                return Err(format!("weight given twice in backend '{s}'"));
+            }
             Some(("weight", w)) => {
-                weight = w
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|w| *w > 0 && *w <= 1000)
-                    .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?;
+                weight = Some(
+                    w.parse()
+                        .ok()
+                        .filter(|w| *w > 0 && *w <= 1000)
+                        .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?,
+                );
             }
             _ => {
                 return Err(format!(
@@ -50,6 +60,11 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             "bad backend '{s}' (write host:port, http://host:port or https://host:port)"
         ));
     }
+    if !label.is_ascii() || label.bytes().any(|b| b.is_ascii_control()) {
+        return Err(format!(
+            "bad backend {s:?}: an invisible or non-ASCII character in the address"
+        ));
+    }
     let tls = if https {
         let host = match label.rsplit_once(':') {
             Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
@@ -66,21 +81,34 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
         .map_err(|e| format!("cannot resolve backend '{label}': {e}"))?
         .next()
         .ok_or_else(|| format!("backend '{label}' resolves to no address"))?;
+    if addr.port() == 0 {
+        return Err(format!("backend '{label}' has port 0"));
+    }
     Ok(BackendSpec {
         addr,
         label: label.to_string(),
-        weight,
+        weight: weight.unwrap_or(1),
         tls,
     })
 }
 
-pub(super) fn parse_backends_file(path: &str) -> Result<Vec<BackendSpec>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read backends file {path}: {e}"))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| (i, line.split('#').next().unwrap_or("").trim()))
-        .filter(|(_, line)| !line.is_empty())
-        .map(|(i, line)| parse_backend(line).map_err(|e| format!("{path}:{}: {e}", i + 1)))
-        .collect()
+/// The backends in file `path`, one per line, `#` comments. A byte-order mark at the start
+/// is skipped (editors on Windows write one); errors name the file and the line.
+pub(super) fn parse_backends_file(path: &str) -> Result<Vec<(BackendSpec, String)>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read backends file {path}: {e}"))?;
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let mut specs = Vec::new();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let at = format!("{path}:{}", i + 1);
+        let line = std::str::from_utf8(raw)
+            .map_err(|_| format!("{at}: not UTF-8 text (save the file as UTF-8)"))?;
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let spec = parse_backend(line).map_err(|e| format!("{at}: {e}"))?;
+        specs.push((spec, at));
+    }
+    Ok(specs)
 }

@@ -4,11 +4,13 @@
 //! its attempts are spent. A job holds the one copy of the request that all its
 //! copies share; a waiting retry costs one timer entry.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{error, warn};
 use slab::Slab;
 
+use crate::access_log::{Answered, request_line};
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
@@ -65,6 +67,18 @@ impl Jobs {
         }
     }
 
+    /// What the access log says of job `job`: its request line (copied only when the log is
+    /// on, so that it can be written while `Core` is borrowed), when it came, and its id.
+    fn for_log(&self, job: usize, logging: bool) -> Option<(Vec<u8>, Instant, RequestId)> {
+        let j = self.jobs.get(job)?;
+        let request = if logging {
+            request_line(&j.request).to_vec()
+        } else {
+            Vec::new()
+        };
+        Some((request, j.started, j.request_id))
+    }
+
     /// Copies not yet delivered, per backend.
     pub fn undelivered(&self) -> Vec<usize> {
         let mut per_backend = vec![0; self.parked.len()];
@@ -84,7 +98,10 @@ impl Jobs {
 
 struct Job {
     serial: u32,
+    /// The forwarded head and the body.
     request: Box<[u8]>,
+    /// When the client's head was complete, for the access log.
+    started: Instant,
     request_id: RequestId,
     client_side: ClientSide,
     /// The client still waiting for the first success: slab key and serial.
@@ -139,6 +156,9 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     };
     if targets.is_empty() {
         core.metrics.local_response(503);
+        let took = core.now.saturating_duration_since(p.started);
+        let head = Answered::ours(&p.request, 503, Some(&p.request_id));
+        core.answered(c.peer, took, None, head);
         let text = "no backend is available";
         client::answer(
             c,
@@ -156,6 +176,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     let job = Job {
         serial,
         request: p.request.into_boxed_slice(),
+        started: p.started,
         request_id: p.request_id,
         client_side: p.client.unless_draining(core.draining),
         client: Some((key, c.serial)),
@@ -322,18 +343,19 @@ fn settle(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, r: R
         if let Some(t) = j.deadline.take() {
             core.timers.cancel(t);
         }
-        reply_to(conns, core, key, serial, job, reply, r.close_client);
+        let from = (backend, r.status);
+        reply_to(conns, core, (key, serial), job, from, reply, r.close_client);
     }
     copy_closed(conns, core, job);
 }
 
-/// Hands the first successful answer to the client that waits for it.
+/// Hands the first successful answer, `status` from `backend`, to the client that waits for it.
 fn reply_to(
     conns: &mut Slab<Conn>,
     core: &mut Core,
-    key: usize,
-    serial: u32,
+    (key, serial): (usize, u32),
     job: usize,
+    (backend, status): (BackendId, u16),
     reply: Vec<u8>,
     close: bool,
 ) {
@@ -343,6 +365,16 @@ fn reply_to(
     if c.serial != serial || !matches!(c.state, ClientState::AwaitingFanout { job: j } if j == job)
     {
         return;
+    }
+    if let Some((request, started, id)) = core.fanout.for_log(job, core.access.enabled()) {
+        let took = core.now.saturating_duration_since(started);
+        let answer = Answered {
+            request: &request,
+            status: Some(status),
+            bytes: reply.len() as u64,
+            id: Some(&id),
+        };
+        core.answered(c.peer, took, Some(backend), answer);
     }
     c.state = ClientState::Replying {
         reply,
@@ -444,29 +476,22 @@ fn copy_closed(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
         core.timers.cancel(t);
     }
     if let Some((key, serial)) = j.client.filter(|_| !j.answered) {
-        answer_waiting(
-            conns,
-            core,
-            key,
-            serial,
-            job,
-            502,
-            "no backend accepted the write",
-            &j.request_id,
-        );
+        let text = "no backend accepted the write";
+        let request = (&j.request[..], j.started, &j.request_id);
+        answer_waiting(conns, core, (key, serial), job, request, 502, text);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Answers the client that waits for job `job` with lb's own `status`. `request` is the
+/// job's request, when it arrived, and its id, for the access log.
 fn answer_waiting(
     conns: &mut Slab<Conn>,
     core: &mut Core,
-    key: usize,
-    serial: u32,
+    (key, serial): (usize, u32),
     job: usize,
+    (request, started, id): (&[u8], Instant, &RequestId),
     status: u16,
     text: &str,
-    id: &RequestId,
 ) {
     let Some(c) = client::client_mut(conns, key) else {
         return;
@@ -476,6 +501,13 @@ fn answer_waiting(
         return;
     }
     core.metrics.local_response(status);
+    let took = core.now.saturating_duration_since(started);
+    core.answered(
+        c.peer,
+        took,
+        None,
+        Answered::ours(request, status, Some(id)),
+    );
     client::answer(c, core, key, status, text, Some(id), false);
     client::drive(conns, core, key);
 }
@@ -509,21 +541,41 @@ pub fn deadline_passed(conns: &mut Slab<Conn>, core: &mut Core, job: usize, seri
         return;
     };
     j.deadline = None;
-    let Some((key, client_serial)) = j.client.take() else {
+    let Some(client) = j.client.take() else {
         return;
     };
-    let id = j.request_id;
     let text = format!(
         "no backend has confirmed the write yet; it is still being retried (X-Request-Id {})",
-        id.as_str()
+        j.request_id.as_str()
     );
-    answer_waiting(conns, core, key, client_serial, job, 504, &text, &id);
+    if let Some((request, started, id)) = core.fanout.for_log(job, core.access.enabled()) {
+        answer_waiting(
+            conns,
+            core,
+            client,
+            job,
+            (&request, started, &id),
+            504,
+            &text,
+        );
+    }
 }
 
-/// The waiting client went away: the copies go on without it.
-pub fn client_gone(core: &mut Core, job: usize) {
-    if let Some(j) = core.fanout.jobs.get_mut(job) {
-        j.client = None;
+/// The waiting client (`peer`) went away: the copies go on without it; its line says so.
+pub fn client_gone(core: &mut Core, job: usize, peer: SocketAddr) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    j.client = None;
+    if let Some((request, started, id)) = core.fanout.for_log(job, core.access.enabled()) {
+        let took = core.now.saturating_duration_since(started);
+        let answer = Answered {
+            request: &request,
+            status: None,
+            bytes: 0,
+            id: Some(&id),
+        };
+        core.answered(peer, took, None, answer);
     }
 }
 

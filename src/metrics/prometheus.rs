@@ -2,9 +2,12 @@
 //! Rendering allocates freely: it runs once per scrape, never per request.
 
 use std::fmt::{self, Write};
+use std::time::UNIX_EPOCH;
 
-use super::{FAILURE_REASONS, LATENCY_BOUNDS, METHOD_CLASSES};
+use super::process::Process;
+use super::{BackendMetrics, FAILURE_REASONS, Histogram, METHOD_CLASSES};
 use crate::admin::View;
+use crate::config::Mode;
 
 /// The Content-Type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -46,9 +49,83 @@ fn per_backend(out: &mut String, v: &View, name: &str, value: impl Fn(usize) -> 
     }
 }
 
+/// Samples of histogram `name`, one series per backend, in the usual three parts.
+fn histograms<'a>(
+    out: &mut String,
+    v: &View,
+    name: &str,
+    histogram: impl Fn(&'a BackendMetrics) -> &'a Histogram,
+    metrics: &'a [BackendMetrics],
+) {
+    for (b, bm) in v.backends.iter().zip(metrics) {
+        let label = LabelValue(&b.label);
+        let h = histogram(bm);
+        for (i, n) in h.cumulative().enumerate() {
+            let _ = match h.bounds.get(i) {
+                Some(le) => writeln!(out, "{name}_bucket{{backend=\"{label}\",le=\"{le}\"}} {n}"),
+                None => writeln!(out, "{name}_bucket{{backend=\"{label}\",le=\"+Inf\"}} {n}"),
+            };
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum{{backend=\"{label}\"}} {}\n{name}_count{{backend=\"{label}\"}} {}",
+            h.sum_seconds, h.count
+        );
+    }
+}
+
+/// The `process_` families client libraries export, from /proc.
+fn process(out: &mut String, v: &View) {
+    let p = Process::read();
+    let readings = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes.map(|b| b as f64),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds.map(|n| n as f64),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds.map(|n| n as f64),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            v.metrics
+                .started_wall
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64()),
+        ),
+    ];
+    for (name, kind, help, value) in readings {
+        if let Some(value) = value {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
 pub fn render(v: &View, out: &mut String) {
     let m = v.metrics;
+    let http = v.cfg.mode == Mode::Http;
 
+    process(out, v);
     family(
         out,
         "lb_build_info",
@@ -86,23 +163,34 @@ pub fn render(v: &View, out: &mut String) {
         "lb_client_connections_total {}",
         m.client_connections_total
     );
-    family(
-        out,
-        "lb_local_responses_total",
-        "counter",
-        "Responses the balancer made itself without a backend (bad requests, timeouts, no backend), by status class.",
-    );
-    for (class, n) in STATUS_CLASSES.iter().zip(m.local_responses) {
-        let _ = writeln!(out, "lb_local_responses_total{{code=\"{class}\"}} {n}");
+    if http {
+        family(
+            out,
+            "lb_client_requests_total",
+            "counter",
+            "Client requests answered, whoever answered (a backend or the balancer), by status class; a POST counts once however many backends it went to.",
+        );
+        for (class, n) in STATUS_CLASSES.iter().zip(m.client_answers) {
+            let _ = writeln!(out, "lb_client_requests_total{{code=\"{class}\"}} {n}");
+        }
+        family(
+            out,
+            "lb_local_responses_total",
+            "counter",
+            "Responses the balancer made itself without a backend (bad requests, timeouts, no backend), by status class.",
+        );
+        for (class, n) in STATUS_CLASSES.iter().zip(m.local_responses) {
+            let _ = writeln!(out, "lb_local_responses_total{{code=\"{class}\"}} {n}");
+        }
+        family(
+            out,
+            "lb_fanout_pending_retries",
+            "gauge",
+            "POST fan-out copies waiting for a retry.",
+        );
+        let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
     }
-    family(
-        out,
-        "lb_fanout_pending_retries",
-        "gauge",
-        "POST fan-out copies waiting for a retry.",
-    );
-    let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
-    connections(out, m);
+    connections(out, m, http);
 
     family(
         out,
@@ -140,15 +228,17 @@ pub fn render(v: &View, out: &mut String) {
     per_backend(out, v, "lb_backend_connections_open", |id| {
         m.backends[id].connections as f64
     });
-    family(
-        out,
-        "lb_backend_idle_connections",
-        "gauge",
-        "Idle keep-alive connections in the backend's pool.",
-    );
-    per_backend(out, v, "lb_backend_idle_connections", |id| {
-        v.backends[id].idle.len() as f64
-    });
+    if http {
+        family(
+            out,
+            "lb_backend_idle_connections",
+            "gauge",
+            "Idle keep-alive connections in the backend's pool.",
+        );
+        per_backend(out, v, "lb_backend_idle_connections", |id| {
+            v.backends[id].idle.len() as f64
+        });
+    }
 
     family(
         out,
@@ -166,22 +256,34 @@ pub fn render(v: &View, out: &mut String) {
         );
     }
 
-    family(
-        out,
-        "lb_requests_total",
-        "counter",
-        "Requests answered through a backend, by method class and status class (502 and 504 included).",
-    );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
-        for (method, by_status) in METHOD_CLASSES.iter().zip(&bm.requests) {
-            for (code, n) in STATUS_CLASSES.iter().zip(by_status) {
-                let _ = writeln!(
-                    out,
-                    "lb_requests_total{{backend=\"{}\",method=\"{method}\",code=\"{code}\"}} {n}",
-                    LabelValue(&b.label)
-                );
+    if http {
+        family(
+            out,
+            "lb_requests_total",
+            "counter",
+            "Requests answered through a backend, by method class and status class (502 and 504 included); each POST copy counts.",
+        );
+        for (b, bm) in v.backends.iter().zip(&m.backends) {
+            for (method, by_status) in METHOD_CLASSES.iter().zip(&bm.requests) {
+                for (code, n) in STATUS_CLASSES.iter().zip(by_status) {
+                    let _ = writeln!(
+                        out,
+                        "lb_requests_total{{backend=\"{}\",method=\"{method}\",code=\"{code}\"}} {n}",
+                        LabelValue(&b.label)
+                    );
+                }
             }
         }
+    } else {
+        family(
+            out,
+            "lb_tcp_sessions_total",
+            "counter",
+            "TCP sessions paired with the backend (its connect succeeded).",
+        );
+        per_backend(out, v, "lb_tcp_sessions_total", |id| {
+            m.backends[id].sessions as f64
+        });
     }
     family(
         out,
@@ -198,25 +300,27 @@ pub fn render(v: &View, out: &mut String) {
             );
         }
     }
-    family(
-        out,
-        "lb_fanout_copies_total",
-        "counter",
-        "POST fan-out copies to the backend, by what became of them.",
-    );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
-        let counts = [
-            bm.fanout_sent,
-            bm.fanout_succeeded,
-            bm.fanout_retried,
-            bm.fanout_spent,
-        ];
-        for (result, n) in FANOUT_RESULTS.iter().zip(counts) {
-            let _ = writeln!(
-                out,
-                "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}} {n}",
-                LabelValue(&b.label)
-            );
+    if http {
+        family(
+            out,
+            "lb_fanout_copies_total",
+            "counter",
+            "POST fan-out copies to the backend, by what became of them.",
+        );
+        for (b, bm) in v.backends.iter().zip(&m.backends) {
+            let counts = [
+                bm.fanout_sent,
+                bm.fanout_succeeded,
+                bm.fanout_retried,
+                bm.fanout_spent,
+            ];
+            for (result, n) in FANOUT_RESULTS.iter().zip(counts) {
+                let _ = writeln!(
+                    out,
+                    "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}} {n}",
+                    LabelValue(&b.label)
+                );
+            }
         }
     }
     family(
@@ -238,38 +342,40 @@ pub fn render(v: &View, out: &mut String) {
         m.backends[id].bytes_received as f64
     });
 
-    family(
-        out,
-        "lb_request_duration_seconds",
-        "histogram",
-        "Time from dispatching a request to the backend's response head.",
-    );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
-        let label = LabelValue(&b.label);
-        let h = &bm.latency;
-        for (i, n) in h.cumulative().enumerate() {
-            let _ = match LATENCY_BOUNDS.get(i) {
-                Some(le) => writeln!(
-                    out,
-                    "lb_request_duration_seconds_bucket{{backend=\"{label}\",le=\"{le}\"}} {n}"
-                ),
-                None => writeln!(
-                    out,
-                    "lb_request_duration_seconds_bucket{{backend=\"{label}\",le=\"+Inf\"}} {n}"
-                ),
-            };
-        }
-        let _ = writeln!(
+    if http {
+        family(
             out,
-            "lb_request_duration_seconds_sum{{backend=\"{label}\"}} {}\n\
-             lb_request_duration_seconds_count{{backend=\"{label}\"}} {}",
-            h.sum_seconds, h.count
+            "lb_request_duration_seconds",
+            "histogram",
+            "Time from dispatching a request to the backend's response head.",
+        );
+        histograms(
+            out,
+            v,
+            "lb_request_duration_seconds",
+            |bm| &bm.latency,
+            &m.backends,
+        );
+    } else {
+        family(
+            out,
+            "lb_tcp_session_duration_seconds",
+            "histogram",
+            "How long finished TCP sessions lasted, from accept to close.",
+        );
+        histograms(
+            out,
+            v,
+            "lb_tcp_session_duration_seconds",
+            |bm| &bm.session_duration,
+            &m.backends,
         );
     }
 }
 
-/// TLS handshakes, upgrade tunnels and PROXY headers: connection-level, not per backend.
-fn connections(out: &mut String, m: &super::Metrics) {
+/// TLS handshakes, PROXY headers and (HTTP mode) upgrade tunnels: per connection, not per
+/// backend.
+fn connections(out: &mut String, m: &super::Metrics, http: bool) {
     let tls = crate::tls::stats::snapshot();
     family(
         out,
@@ -296,15 +402,17 @@ fn connections(out: &mut String, m: &super::Metrics) {
             "lb_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
         );
     }
-    family(
-        out,
-        "lb_upgrades_total",
-        "counter",
-        "HTTP exchanges that a 101 answer turned into a tunnel (WebSocket and other upgrades).",
-    );
-    let _ = writeln!(out, "lb_upgrades_total {}", m.upgrades_total);
-    family(out, "lb_tunnels_open", "gauge", "Upgrade tunnels open now.");
-    let _ = writeln!(out, "lb_tunnels_open {}", m.tunnels_open);
+    if http {
+        family(
+            out,
+            "lb_upgrades_total",
+            "counter",
+            "HTTP exchanges that a 101 answer turned into a tunnel (WebSocket and other upgrades).",
+        );
+        let _ = writeln!(out, "lb_upgrades_total {}", m.upgrades_total);
+        family(out, "lb_tunnels_open", "gauge", "Upgrade tunnels open now.");
+        let _ = writeln!(out, "lb_tunnels_open {}", m.tunnels_open);
+    }
     family(
         out,
         "lb_proxy_headers_refused_total",
@@ -319,87 +427,4 @@ fn connections(out: &mut String, m: &super::Metrics) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::*;
-    use crate::admin::tests::view_fixture;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(
-            LabelValue("a\"b\\c\nd").to_string(),
-            "a\\\"b\\\\c\\nd",
-            "quote, backslash and newline"
-        );
-        assert_eq!(LabelValue("127.0.0.1:80").to_string(), "127.0.0.1:80");
-    }
-
-    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-    }
-
-    #[test]
-    fn histogram_is_cumulative_and_ends_with_inf() {
-        let mut fx = view_fixture(Instant::now());
-        let h = &mut fx.metrics.backends[0].latency;
-        for ms in [0, 3, 3, 60_000] {
-            h.observe(Duration::from_millis(ms));
-        }
-        let mut text = String::new();
-        render(&fx.view(), &mut text);
-        let series = |le: &str| {
-            format!("lb_request_duration_seconds_bucket{{backend=\"a\\\"b\",le=\"{le}\"}}")
-        };
-        assert_eq!(sample(&text, &series("0.0005")), Some("1"));
-        assert_eq!(sample(&text, &series("0.005")), Some("3"));
-        assert_eq!(sample(&text, &series("10")), Some("3"));
-        assert_eq!(sample(&text, &series("+Inf")), Some("4"));
-        assert_eq!(
-            sample(
-                &text,
-                "lb_request_duration_seconds_count{backend=\"a\\\"b\"}"
-            ),
-            Some("4")
-        );
-        let sum: f64 = sample(&text, "lb_request_duration_seconds_sum{backend=\"a\\\"b\"}")
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-        assert!((sum - 60.006).abs() < 1e-9, "{sum}");
-    }
-
-    #[test]
-    fn every_family_is_declared_before_its_samples() {
-        let fx = view_fixture(Instant::now());
-        let mut text = String::new();
-        render(&fx.view(), &mut text);
-        let mut declared: Vec<(String, String)> = Vec::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, kind) = rest.split_once(' ').unwrap();
-                assert!(
-                    !declared.iter().any(|(n, _)| n == name),
-                    "{name} declared twice"
-                );
-                if kind == "counter" {
-                    assert!(name.ends_with("_total"), "{name}");
-                }
-                declared.push((name.to_string(), kind.to_string()));
-                continue;
-            }
-            if line.starts_with('#') {
-                continue;
-            }
-            let name = line.split(['{', ' ']).next().unwrap();
-            let (family, kind) = declared.last().expect("a sample before any TYPE");
-            let fits = name == family
-                || (kind == "histogram"
-                    && ["_bucket", "_sum", "_count"]
-                        .iter()
-                        .any(|s| name == format!("{family}{s}")));
-            assert!(fits, "{name} sits under {family}");
-        }
-        assert!(text.contains("lb_backend_up{backend=\"zz\"} 1\n"));
-    }
-}
+mod tests;

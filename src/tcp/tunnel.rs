@@ -48,6 +48,9 @@ pub fn tunnel(conns: &mut Slab<Conn>, core: &mut Core, client: usize, upstream: 
             last_moved: core.now,
         },
         tunnel: true,
+        opened: core.now,
+        sent: 0,
+        received: 0,
     };
     core.metrics.upgrades_total += 1;
     core.metrics.tunnels_open += 1;

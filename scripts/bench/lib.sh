@@ -1,7 +1,23 @@
-# Helpers shared by scripts/compare.sh and scripts/compare_tls.sh: processes, /proc,
-# wrk and the arithmetic of the tables. Sourced; the caller defines log, and the globals
-# these read (pids, tmp, wrk_bin, python_bin, threads, connections, rounds, duration).
+# Shared by the benchmark scripts (scripts/compare.sh and the others in scripts/): finding
+# tools, free ports, starting and stopping processes, running wrk, medians and markdown
+# tables, and nginx and HAProxy configurations. Source it after setting `script` (the
+# script's name for messages); it sets up a temporary directory and cleans up on exit.
 # shellcheck shell=bash
+
+log() { echo "$script: $*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+die_usage() {
+    log "$*"
+    echo "Try scripts/$script --help" >&2
+    exit 2
+}
+need_arg() { [[ $# -ge 2 && -n $2 ]] || die_usage "$1 needs a value"; }
+positive() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0)); }
+
+bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # Tools. nginx and haproxy live in sbin, which is not always on PATH.
 find_tool() {
@@ -18,6 +34,17 @@ find_tool() {
     return 1
 }
 
+# File descriptors: thousands of idle clients need as many in each proxy. Raise the soft
+# limit as far as the hard limit allows; children inherit it.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+nofile=$(ulimit -n)
+[[ $nofile == unlimited ]] && nofile=1048576
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lb-bench.XXXXXX")
+# nginx workers drop to an unprivileged user when started as root: let them reach their files.
+chmod 755 "$tmp"
+
+pids=()
 # Sends TERM to the given processes (all started here), KILL to any still there after 5 s.
 terminate() {
     local pid i alive
@@ -42,6 +69,9 @@ cleanup() {
     terminate "${pids[@]}"
     rm -rf "$tmp"
 }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # Stops one process this script started and forgets it.
 stop() {
@@ -56,7 +86,7 @@ stop() {
 # Prints N free TCP ports on 127.0.0.1, below the ephemeral range so that outgoing
 # connections do not take them in the meantime; within $BENCH_PORTS (FIRST-LAST) if set.
 free_ports() {
-    "$python_bin" - "$1" "${BENCH_PORTS:-20000-31999}" <<'PY'
+    python3 - "$1" "${BENCH_PORTS:-20000-31999}" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
 first, last = map(int, sys.argv[2].split("-"))
@@ -146,7 +176,7 @@ rss_kib() {
 
 # The processes that make up a proxy: the one started, and for nginx its workers too.
 proxy_pids() {
-    if [[ $1 == nginx ]]; then
+    if [[ $1 == nginx* ]]; then
         # shellcheck disable=SC2046  # one pid per word
         echo "$2" $(children_of "$2")
     else
@@ -167,6 +197,10 @@ cpu_ticks() {
 }
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
+# wrk's settings for the runs that follow; a section may change them.
+wrk_bin=""
+threads=1
+connections=50
 # Runs wrk against URL for SECS, with an optional Lua SCRIPT and its argument;
 # prints "requests/s p99_ms errors answered_requests".
 wrk_run() {
@@ -228,21 +262,23 @@ fmt_ms() { awk -v v="$1" 'BEGIN { if (v < 10) printf "%.2f ms", v; else printf "
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # Per-target results: space-separated lists of per-round values.
-declare -A RPS P99 ERRS CPU LABEL URL LOGF PIDS
-# Benchmarks the targets named in $@ (keys of URL) in alternating rounds, with the wrk Lua
-# script in wrk_script if set.
+declare -A RPS P99 ERRS CPU LABEL BASE URL LOGF PIDS SCRIPT
+rounds=5
+duration=5s
+# Benchmarks the targets named in $@ (keys of URL) in alternating rounds. A target with a
+# SCRIPT entry runs wrk with that Lua script, whose argument names the target and round.
 bench_alternating() {
     local t r res rps p99 errs answered c0 cpu
     for t in "$@"; do
         RPS[$t]="" P99[$t]="" ERRS[$t]=0 CPU[$t]=""
         log "  warm-up: ${LABEL[$t]}"
-        wrk_run "${URL[$t]}" 1s "${wrk_script:-}" >/dev/null
+        wrk_run "${URL[$t]}" 1s "${SCRIPT[$t]:-}" "${t}w" >/dev/null
     done
     for ((r = 1; r <= rounds; r++)); do
         for t in "$@"; do
             # shellcheck disable=SC2086  # a list of pids
             c0=$(cpu_ticks ${PIDS[$t]:-})
-            res=$(wrk_run "${URL[$t]}" "$duration" "${wrk_script:-}")
+            res=$(wrk_run "${URL[$t]}" "$duration" "${SCRIPT[$t]:-}" "$t$r")
             read -r rps p99 errs answered <<<"$res"
             RPS[$t]+=" $rps"
             P99[$t]+=" $p99"
@@ -273,4 +309,30 @@ table() {
         echo "| ${LABEL[$t]} | $(fmt_int "$(median "${RPS[$t]}")") | $(fmt_ms "$(median "${P99[$t]}")") |" \
             "$(fmt_us "${CPU[$t]}") | ${ERRS[$t]} |"
     done
+}
+
+# "LB/X" ratio rows for each X in the rest: requests/s (higher is better for lb), p99 and
+# proxy CPU per request (lower is better for lb).
+ratio_rows() {
+    local lb=$1 t
+    shift
+    for t in "$@"; do
+        [[ -n ${URL[$t]:-} ]] || continue
+        echo "| ${LABEL[$lb]%% (*} / ${LABEL[$t]%% (*} | $(ratio "$(median "${RPS[$lb]}")" "$(median "${RPS[$t]}")") |" \
+            "$(ratio "$(median "${P99[$lb]}")" "$(median "${P99[$t]}")") |" \
+            "$(ratio "$(median "${CPU[$lb]}")" "$(median "${CPU[$t]}")") |"
+    done
+}
+
+# A section's results, then lb's ratios to the others (targets after the first two).
+results_table() {
+    local lb=$2
+    table "$@"
+    echo
+    if (($# > 2)); then
+        echo "| ratio | requests/s | p99 latency | proxy CPU per request |"
+        echo "|---|---:|---:|---:|"
+        ratio_rows "$lb" "${@:3}"
+        echo
+    fi
 }
