@@ -72,6 +72,8 @@ nginx_bin=$(find_tool nginx) || nginx_bin=""
 haproxy_bin=$(find_tool haproxy) || haproxy_bin=""
 [[ -n $nginx_bin ]] || log "nginx not found: skipped"
 [[ -n $haproxy_bin ]] || log "haproxy not found: skipped"
+# shellcheck source=scripts/bench/proxies.sh
+source scripts/bench/proxies.sh
 # --- build and certificate -----------------------------------------------------------------
 
 if ((build)); then
@@ -124,22 +126,11 @@ wait_tls_ready() {
 nginx_tls_conf() {
     local port=$1 dir=$2
     mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile $nofile;
-events { worker_connections $((idle_conns + 1000)); }
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    keepalive_requests 1000000;
+    {
+        nginx_main "$dir"
+        echo "http {"
+        nginx_http_common "$dir"
+        cat <<EOF
     upstream backends {
         server 127.0.0.1:$b1;
         server 127.0.0.1:$b2;
@@ -160,30 +151,14 @@ http {
     }
 }
 EOF
+    } >"$dir/nginx.conf"
 }
 
+# proxies.sh's HAProxy configuration, its frontend terminating TLS.
 haproxy_tls_conf() {
     local port=$1 file=$2
-    cat >"$file" <<EOF
-global
-    nbthread 1
-    maxconn $((idle_conns + 1000))
-defaults
-    mode http
-    maxconn $((idle_conns + 1000))
-    timeout connect 3s
-    timeout client 60s
-    timeout server 30s
-    timeout http-keep-alive 60s
-frontend fe
-    bind 127.0.0.1:$port ssl crt $tmp/haproxy.pem alpn http/1.1
-    default_backend be
-backend be
-    balance roundrobin
-    http-reuse always
-    server s1 127.0.0.1:$b1
-    server s2 127.0.0.1:$b2
-EOF
+    haproxy_conf http "$port" "$file" "$b1" "$b2"
+    sed -i "s|^    bind 127.0.0.1:$port\$|& ssl crt $tmp/haproxy.pem alpn http/1.1|" "$file"
 }
 
 # Starts target T (lb, ring, nginx, haproxy) on its port; sets URL, LABEL, PIDS, LOGF.

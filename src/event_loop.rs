@@ -229,8 +229,9 @@ impl EventLoop {
             let Some(addr) = addr else {
                 return Ok(None);
             };
-            let mut l = TcpListener::bind(addr)
-                .map_err(|e| format!("cannot listen on {addr}: {e} ({flag} ADDR listens elsewhere)"))?;
+            let mut l = TcpListener::bind(addr).map_err(|e| {
+                format!("cannot listen on {addr}: {e} ({flag} ADDR listens elsewhere)")
+            })?;
             poll.registry()
                 .register(&mut l, token, Interest::READABLE)
                 .map_err(|e| format!("cannot register listener: {e}"))?;

@@ -96,11 +96,7 @@ fn a_missing_malformed_or_untrusted_header_closes_the_connection() {
             "answered without a header"
         );
     }
-    let metrics = get(admin_addr(&lb), "/metrics").text();
-    assert!(
-        metrics.contains("lb_proxy_headers_refused_total 2\n"),
-        "{metrics}"
-    );
+    assert_metric(&lb, "lb_proxy_headers_refused_total 2");
 
     let only_from_elsewhere = lb_addrs(
         &[&b.addr.to_string()],
@@ -154,22 +150,25 @@ fn header_echo_backend() -> SocketAddr {
     addr
 }
 
+/// lb in MODE with `--send-proxy VERSION` in front of `backend`.
+fn sending_proxy(backend: SocketAddr, mode: &str, version: &str) -> Proc {
+    let args = [
+        "-m",
+        mode,
+        "--send-proxy",
+        version,
+        "--health-interval",
+        "0",
+    ];
+    lb_addrs(&[&backend.to_string()], &args)
+}
+
 #[test]
 fn send_proxy_puts_the_client_first_in_http_and_tcp_mode() {
     let backend = header_echo_backend();
     for mode in ["http", "tcp"] {
         for version in ["v1", "v2"] {
-            let lb = lb_addrs(
-                &[&backend.to_string()],
-                &[
-                    "-m",
-                    mode,
-                    "--send-proxy",
-                    version,
-                    "--health-interval",
-                    "0",
-                ],
-            );
+            let lb = sending_proxy(backend, mode, version);
             let mut c = Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, 9), lb.addr));
             let r = c.get("/");
             let said = r.text();
@@ -259,17 +258,7 @@ fn send_proxy_towards_haproxy_accept_proxy() {
         return;
     };
     for (mode, version) in [("tcp", "v1"), ("tcp", "v2"), ("http", "v2")] {
-        let lb = lb_addrs(
-            &[&haproxy.addr.to_string()],
-            &[
-                "-m",
-                mode,
-                "--send-proxy",
-                version,
-                "--health-interval",
-                "0",
-            ],
-        );
+        let lb = sending_proxy(haproxy.addr, mode, version);
         let mut c = Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, 8), lb.addr));
         let r = c.get("/headers");
         assert_eq!(r.status, 200, "{mode} {version}: {}", r.text());

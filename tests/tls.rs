@@ -10,29 +10,13 @@ use std::time::Duration;
 use common::tls::*;
 use common::*;
 
-/// lb with a TLS listener for one certificate covering `localhost` and 127.0.0.1.
-fn tls_lb(backends: &[&Proc], extra: &[&str]) -> (Proc, TestCa, TempDir) {
-    let ca = TestCa::new();
-    let dir = TempDir::new();
-    let (cert, key) = write_pair(&dir, "site", &ca.issue(&["localhost", "127.0.0.1"]));
-    let mut args = vec![
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-    ];
-    args.extend_from_slice(extra);
-    (lb(backends, &args), ca, dir)
-}
-
 #[test]
 fn get_post_fanout_pipelining_and_ten_megabytes_over_tls() {
     let (b1, b2) = (backend("one", &[]), backend("two", &[]));
-    let (lb, ca, _dir) = tls_lb(&[&b1, &b2], &[]);
+    let site = Site::new();
+    let lb = site.lb(&[b1.addr, b2.addr], &[]);
     let addr = tls_addr(&lb);
-    let config = ca.client_config();
+    let config = site.ca.client_config();
     let stream = tls_connect(&config, addr, "localhost");
     assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
     let mut c = Client::over(stream);
@@ -121,57 +105,51 @@ fn sni_chooses_the_certificate_and_no_name_gets_the_default() {
 #[test]
 fn a_second_connection_resumes_the_session() {
     let b = backend("one", &[]);
-    let (lb, ca, _dir) = tls_lb(&[&b], &["--admin", "127.0.0.1:0"]);
+    let site = Site::new();
+    let lb = site.lb(&[b.addr], &["--admin", "127.0.0.1:0"]);
     let addr = tls_addr(&lb);
-    let config = ca.client_config();
+    let config = site.ca.client_config();
     for expected in [rustls::HandshakeKind::Full, rustls::HandshakeKind::Resumed] {
         let mut c = Client::over(tls_connect(&config, addr, "localhost"));
         assert_eq!(c.get("/").status, 200);
         assert_eq!(c.stream.conn.handshake_kind(), Some(expected));
     }
-    let metrics = get(admin_addr(&lb), "/metrics").text();
-    assert!(
-        metrics.contains("lb_tls_handshakes_total{resumed=\"true\"} 1\n"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("lb_tls_handshakes_total{resumed=\"false\"} 1\n"),
-        "{metrics}"
-    );
+    assert_metric(&lb, "lb_tls_handshakes_total{resumed=\"true\"} 1");
+    assert_metric(&lb, "lb_tls_handshakes_total{resumed=\"false\"} 1");
 }
 
 #[test]
 fn plain_http_on_the_tls_port_gets_a_plain_400() {
     let b = backend("one", &[]);
-    let (lb, _ca, _dir) = tls_lb(&[&b], &["--admin", "127.0.0.1:0"]);
+    let site = Site::new();
+    let lb = site.lb(&[b.addr], &["--admin", "127.0.0.1:0"]);
     let mut c = Client::new(tls_addr(&lb));
     c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = c.read_response(false).unwrap().unwrap();
     assert_eq!(r.status, 400);
     assert!(r.text().contains("HTTPS"), "{}", r.text());
     assert!(c.closed_within(Duration::from_secs(5)));
-    let metrics = get(admin_addr(&lb), "/metrics").text();
-    assert!(
-        metrics.contains("lb_tls_handshake_failures_total{reason=\"plaintext_http\"} 1\n"),
-        "{metrics}"
+    assert_metric(
+        &lb,
+        "lb_tls_handshake_failures_total{reason=\"plaintext_http\"} 1",
     );
 }
 
 #[test]
 fn a_handshake_never_finished_is_cut_by_the_client_timeout() {
     let b = backend("one", &[]);
-    let (lb, _ca, _dir) = tls_lb(
-        &[&b],
+    let site = Site::new();
+    let lb = site.lb(
+        &[b.addr],
         &["--client-timeout", "300ms", "--admin", "127.0.0.1:0"],
     );
     let mut c = Client::new(tls_addr(&lb));
     // The start of a ClientHello record, and nothing more.
     c.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
     assert!(c.closed_within(Duration::from_secs(5)), "still open");
-    let metrics = get(admin_addr(&lb), "/metrics").text();
-    assert!(
-        metrics.contains("lb_tls_handshake_failures_total{reason=\"unfinished\"} 1\n"),
-        "{metrics}"
+    assert_metric(
+        &lb,
+        "lb_tls_handshake_failures_total{reason=\"unfinished\"} 1",
     );
 }
 
@@ -232,21 +210,9 @@ fn bad_certificates_and_keys_are_one_line_and_exit_2() {
 #[test]
 fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     let b = backend("one", &[]);
-    let ca = TestCa::new();
-    let dir = TempDir::new();
-    let old = ca.issue(&["localhost"]);
-    let (cert, key) = write_pair(&dir, "site", &old);
-    let lb = lb(
-        &[&b],
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-    );
+    let site = Site::new();
+    let (ca, dir, old) = (&site.ca, &site.dir, &site.issued);
+    let lb = site.lb(&[b.addr], &[]);
     let addr = tls_addr(&lb);
     let config = ca.client_config();
     let served = || {
@@ -259,7 +225,7 @@ fn sighup_reloads_the_certificate_and_a_bad_one_keeps_the_old() {
     assert_eq!(served(), old.der);
 
     let new = ca.issue(&["localhost"]);
-    write_pair(&dir, "site", &new);
+    write_pair(dir, "site", &new);
     lb.signal(libc::SIGHUP);
     assert!(lb.wait_log("reloaded 1 TLS certificate", Duration::from_secs(5)));
     assert_eq!(served(), new.der);
@@ -285,25 +251,9 @@ fn tcp_mode_terminates_tls_and_passes_plain_bytes() {
         s.read_to_end(&mut got).unwrap();
         s.write_all(&got).unwrap();
     });
-    let ca = TestCa::new();
-    let dir = TempDir::new();
-    let (cert, key) = write_pair(&dir, "site", &ca.issue(&["localhost"]));
-    let lb = lb_addrs(
-        &[&backend_addr.to_string()],
-        &[
-            "-m",
-            "tcp",
-            "--health-interval",
-            "0",
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-    );
-    let mut s = tls_connect(&ca.client_config(), tls_addr(&lb), "localhost");
+    let site = Site::new();
+    let lb = site.lb(&[backend_addr], &["-m", "tcp", "--health-interval", "0"]);
+    let mut s = tls_connect(&site.ca.client_config(), tls_addr(&lb), "localhost");
     s.write_all(b"plain bytes, not HTTP").unwrap();
     s.conn.send_close_notify();
     s.flush().unwrap();
@@ -316,8 +266,10 @@ fn tcp_mode_terminates_tls_and_passes_plain_bytes() {
 #[test]
 fn https_backends_are_verified_against_backend_ca() {
     let b = backend("inner", &[]);
-    let (front, ca, dir) = tls_lb(&[&b], &[]);
-    let ca_file = dir.write("ca.pem", &ca.pem);
+    let site = Site::new();
+    let front = site.lb(&[b.addr], &[]);
+    let dir = &site.dir;
+    let ca_file = dir.write("ca.pem", &site.ca.pem);
     let https = format!("https://localhost:{}", tls_addr(&front).port());
     let outer = lb_addrs(&[&https], &["--backend-ca", &ca_file]);
     let r = get(outer.addr, "/");
@@ -345,8 +297,9 @@ fn curl_with_cacert_gets_an_answer() {
         return;
     }
     let b = backend("one", &[]);
-    let (lb, ca, dir) = tls_lb(&[&b], &[]);
-    let ca_file = dir.write("ca.pem", &ca.pem);
+    let site = Site::new();
+    let lb = site.lb(&[b.addr], &[]);
+    let ca_file = site.dir.write("ca.pem", &site.ca.pem);
     let url = format!("https://localhost:{}/", tls_addr(&lb).port());
     let out = std::process::Command::new("curl")
         .args(["-sS", "--max-time", "10", "--cacert", &ca_file, &url])

@@ -106,8 +106,7 @@ fn websockets_through_a_plain_listener_both_ways_and_closed_from_either_side() {
         assert_eq!(resp.status(), 101);
         assert!(resp.headers().contains_key("x-request-id"));
         if !server_closes {
-            let metrics = get(admin_addr(&lb), "/metrics").text();
-            assert!(metrics.contains("lb_tunnels_open 1\n"), "{metrics}");
+            assert_metric(&lb, "lb_tunnels_open 1");
         }
         exchange_and_close(ws, &events, server_closes);
     }
@@ -121,24 +120,10 @@ fn websockets_through_a_plain_listener_both_ways_and_closed_from_either_side() {
 #[test]
 fn websockets_through_tls_termination() {
     let (server, events) = ws_server();
-    let ca = TestCa::new();
-    let dir = TempDir::new();
-    let (cert, key) = write_pair(&dir, "site", &ca.issue(&["localhost"]));
-    let lb = lb_addrs(
-        &[&server.to_string()],
-        &[
-            "--health-interval",
-            "0",
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-    );
+    let site = Site::new();
+    let lb = site.lb(&[server], &["--health-interval", "0"]);
     let addr = tls_addr(&lb);
-    let config = ca.client_config();
+    let config = site.ca.client_config();
     for server_closes in [false, true] {
         let stream = tls_connect(&config, addr, "localhost");
         let url = format!("wss://localhost:{}/chat", addr.port());

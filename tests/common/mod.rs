@@ -522,3 +522,12 @@ pub fn tally(addr: SocketAddr, n: usize) -> std::collections::HashMap<String, us
     }
     counts
 }
+
+/// Checks that the /metrics of `lb` (started with `--admin 127.0.0.1:0`) has the sample `line`.
+pub fn assert_metric(lb: &Proc, line: &str) {
+    let metrics = get(admin_addr(lb), "/metrics").text();
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in /metrics:\n{metrics}"
+    );
+}

@@ -149,3 +149,43 @@ pub fn tls_addr(lb: &Proc) -> SocketAddr {
         _ => panic!("lb logged no TLS address:\n{}", lb.log_text()),
     }
 }
+
+/// A CA and a certificate it signed for `localhost` and 127.0.0.1, in files of their own.
+pub struct Site {
+    pub ca: TestCa,
+    pub dir: TempDir,
+    pub issued: Issued,
+    pub cert: String,
+    pub key: String,
+}
+
+impl Site {
+    pub fn new() -> Self {
+        let ca = TestCa::new();
+        let dir = TempDir::new();
+        let issued = ca.issue(&["localhost", "127.0.0.1"]);
+        let (cert, key) = write_pair(&dir, "site", &issued);
+        Site {
+            ca,
+            dir,
+            issued,
+            cert,
+            key,
+        }
+    }
+
+    /// lb in front of `backends`, with a TLS listener serving this certificate, and `extra`.
+    pub fn lb(&self, backends: &[SocketAddr], extra: &[&str]) -> Proc {
+        let addrs: Vec<String> = backends.iter().map(SocketAddr::to_string).collect();
+        let mut args = vec![
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &self.cert,
+            "--tls-key",
+            &self.key,
+        ];
+        args.extend_from_slice(extra);
+        super::lb_addrs(&addrs.iter().map(String::as_str).collect::<Vec<_>>(), &args)
+    }
+}
