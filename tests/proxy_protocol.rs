@@ -112,39 +112,46 @@ fn a_missing_malformed_or_untrusted_header_closes_the_connection() {
     assert!(c.read_response(false).map_or(true, |r| r.is_none()));
 }
 
-/// A backend that reads a PROXY header, then answers with what it said, one line.
+/// A backend that reads a PROXY header, then answers every request on the connection
+/// (keep-alive) with what that header said.
 fn header_echo_backend() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut s) = conn else { continue };
-            s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-            let mut got = Vec::new();
-            let mut byte = [0u8; 1];
-            let reply = loop {
-                if s.read(&mut byte).unwrap_or(0) == 0 {
-                    break "closed".to_string();
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+                let mut got = Vec::new();
+                let mut byte = [0u8; 1];
+                let said = loop {
+                    if s.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    got.push(byte[0]);
+                    match proxy_protocol::parse(&got) {
+                        Ok(Parsed::Partial) => continue,
+                        Ok(Parsed::Header { addresses, .. }) => break format!("{addresses:?}"),
+                        Err(e) => break e.to_string(),
+                    }
+                };
+                loop {
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if s.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{said}",
+                        said.len()
+                    );
+                    if s.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
                 }
-                got.push(byte[0]);
-                match proxy_protocol::parse(&got) {
-                    Ok(Parsed::Partial) => continue,
-                    Ok(Parsed::Header { addresses, .. }) => break format!("{addresses:?}"),
-                    Err(e) => break e.to_string(),
-                }
-            };
-            // The request head, read whole so that closing does not reset the answer.
-            let mut tail = Vec::new();
-            while !tail.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
-                tail.push(byte[0]);
-            }
-            let _ = s.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                    reply.len()
-                )
-                .as_bytes(),
-            );
+            });
         }
     });
     addr
@@ -161,6 +168,21 @@ fn sending_proxy(backend: SocketAddr, mode: &str, version: &str) -> Proc {
         "0",
     ];
     lb_addrs(&[&backend.to_string()], &args)
+}
+
+#[test]
+fn a_backend_connection_with_a_proxy_header_serves_no_other_client() {
+    let lb = sending_proxy(header_echo_backend(), "http", "v1");
+    for n in [2u8, 3, 4] {
+        let mut c = Client::from_stream(connect_from(Ipv4Addr::new(127, 0, 0, n), lb.addr));
+        for _ in 0..2 {
+            let said = c.get("/").text();
+            assert!(
+                said.contains(&format!("source: 127.0.0.{n}:")),
+                "client {n}: {said}"
+            );
+        }
+    }
 }
 
 #[test]
