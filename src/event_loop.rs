@@ -532,7 +532,10 @@ impl EventLoop {
                 u.io.on_event(event);
                 http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
-            Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::Probe(p)) => {
+                p.io.on_event(event);
+                probe::probe_ready(&mut self.conns, &mut self.core, key);
+            }
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
             Some(Conn::AwaitingProxy(_)) => {
                 accept_proxy::ready(&mut self.conns, &mut self.core, key)

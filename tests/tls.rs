@@ -264,26 +264,42 @@ fn tcp_mode_terminates_tls_and_passes_plain_bytes() {
 }
 
 #[test]
-fn https_backends_are_verified_against_backend_ca() {
+fn https_backends_are_verified_and_health_checked_over_tls() {
     let b = backend("inner", &[]);
     let site = Site::new();
-    let front = site.lb(&[b.addr], &[]);
+    let front = site.lb(&[b.addr], &["--access-log"]);
     let dir = &site.dir;
     let ca_file = dir.write("ca.pem", &site.ca.pem);
     let https = format!("https://localhost:{}", tls_addr(&front).port());
-    let outer = lb_addrs(&[&https], &["--backend-ca", &ca_file]);
+    let checks = ["--health-interval", "100ms", "--fall", "1", "--rise", "1"];
+    let mut args = vec!["--backend-ca", ca_file.as_str()];
+    args.extend_from_slice(&checks);
+    let outer = lb_addrs(&[&https], &args);
     let r = get(outer.addr, "/");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(served_by(&r), "inner");
+    // The checks are HTTPS GETs that pass: the front end logs them, and the backend stays up.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            front.log_text().matches("\"GET /\"").count() >= 4
+        }),
+        "{}",
+        front.log_text()
+    );
+    assert!(!outer.log_text().contains("DOWN"), "{}", outer.log_text());
 
-    // The system's roots do not know the test CA: the backend cannot be trusted.
+    // A CA that did not sign the backend's certificate: not trusted, and its checks fail.
     let other = TestCa::new();
     let wrong = dir.write("wrong.pem", &other.pem);
-    let distrusting = lb_addrs(
-        &[&https],
-        &["--backend-ca", &wrong, "--health-interval", "0"],
+    let mut args = vec!["--backend-ca", wrong.as_str()];
+    args.extend_from_slice(&checks);
+    let distrusting = lb_addrs(&[&https], &args);
+    assert!(
+        distrusting.wait_log("DOWN after", Duration::from_secs(5)),
+        "{}",
+        distrusting.log_text()
     );
-    assert_eq!(get(distrusting.addr, "/").status, 502);
+    assert_ne!(get(distrusting.addr, "/").status, 200);
 }
 
 #[test]
