@@ -101,7 +101,7 @@ chmod 644 "$key" "$tmp/haproxy.pem"
 
 # --- proxies ---------------------------------------------------------------------------------
 
-read -r b1 b2 p_lb p_ring p_nginx p_haproxy <<<"$(free_ports 6)"
+read -r b1 b2 p_lb p_ring p_nginx p_haproxy <<<"$(free_ports 6 "${BENCH_PORTS:-20000-32000}")"
 for b in "$b1" "$b2"; do
     "$backend_bin" --listen "127.0.0.1:$b" --name "b$b" 2>"$tmp/backend-$b.log" &
     pids+=($!)

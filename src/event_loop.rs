@@ -1,209 +1,44 @@
 //! The poll loop: one `mio::Poll`, one slab of connections, one timer wheel.
 //! A token is a slab key; the loop hands each event to the module that owns that
-//! kind of connection, then fires due timers.
+//! kind of connection, then fires due timers. What the handlers share is in `state.rs`.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::accept_proxy::{self, AwaitingProxy};
-use crate::access_log::{AccessLog, Answered, Entry};
-use crate::admin::{self, AdminConn};
-use crate::backend::{Backend, BackendId};
-use crate::buffer::BufferPool;
+use crate::accept_proxy;
+use crate::admin;
 use crate::config::{Config, Mode};
-use crate::conn::Socket;
-use crate::drain::{self, Stopped};
+use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
-use crate::held_sends::HeldSends;
 use crate::http;
-use crate::http::client::ClientConn;
-use crate::http::exchange::ExchangePool;
-use crate::http::head::RequestId;
-use crate::http::upstream::UpstreamConn;
-use crate::metrics::Metrics;
-use crate::metrics::history::History;
-use crate::probe::{self, HealthMonitor, Probe};
+use crate::probe;
+use crate::reconfigure;
 use crate::signals::Signals;
-use crate::strategy::{self, Strategy};
-use crate::tcp::{self, TcpPipe};
-use crate::timer::{TimerId, TimerWheel};
+use crate::tcp;
 use crate::tls::TlsContexts;
+use crate::upgrade::{self, Outcome, ReadyPipe, Upgrades};
+
+use crate::state::HOUSEKEEPING;
+pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
 
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
-const TLS_LISTENER: Token = Token(usize::MAX - 3);
+const RESOLVER: Token = Token(usize::MAX - 3);
+const UPGRADE: Token = Token(usize::MAX - 4);
+const TLS_LISTENER: Token = Token(usize::MAX - 5);
 
-/// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
-/// owns two sockets in one entry, so no session needs to be shared between entries.
-pub fn token(key: usize, side: usize) -> Token {
-    Token(key << 1 | side)
-}
-/// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
-pub const BUFFER_SIZE: usize = 32 * 1024;
-/// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
-const FREE_BUFFERS: usize = 64;
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// Bytes one connection may move in one turn of the loop before the others get theirs:
-/// a fast upload must not keep thousands of other clients waiting.
-pub const STEP_BUDGET: u64 = 256 * 1024;
-const TIMER_TICK: Duration = Duration::from_millis(10);
-const TIMER_SLOTS: usize = 512;
-
-/// Every socket the loop owns, by slab key. Entries live inline in the slab, so the
-/// client (the largest) sets the slot size; boxing would cost an allocation per connection.
-#[allow(clippy::large_enum_variant)]
-pub enum Conn {
-    Client(ClientConn),
-    Upstream(UpstreamConn),
-    Probe(Probe),
-    Admin(AdminConn),
-    /// TCP mode, or an HTTP exchange upgraded to a tunnel: a client and its backend,
-    /// both sockets in this one entry. Boxed: one allocation per session keeps every
-    /// HTTP slot small.
-    Pipe(Box<TcpPipe>),
-    /// `--accept-proxy`: a new connection whose PROXY header is still to come.
-    AwaitingProxy(AwaitingProxy),
-}
-
-/// What a timer is for once it fires.
-#[derive(Debug, Clone, Copy)]
-pub enum Timer {
-    /// A connection's own timeout; `serial` tells a reused slab key from the entry that set it.
-    Conn { key: usize, serial: u32 },
-    /// Time for the next health check of a backend.
-    Check(BackendId),
-    /// A failed POST copy is due to be sent again.
-    Retry {
-        job: usize,
-        copy: usize,
-        serial: u32,
-    },
-    /// A POST has waited --fanout-timeout for a first success.
-    FanoutDeadline { job: usize, serial: u32 },
-    /// Once a second: give memory freed after a burst back to the system.
-    Housekeeping,
-    /// --drain-timeout has passed since the stop signal.
-    DrainDeadline,
-}
-
-/// Everything the connection handlers share, apart from the slab itself.
-pub struct Core {
-    pub cfg: Config,
-    pub backends: Vec<Backend>,
-    pub strategy: Box<dyn Strategy>,
-    pub buffers: BufferPool,
-    /// Certificates served and how https backends are verified.
-    pub tls: TlsContexts,
-    pub health: HealthMonitor,
-    pub metrics: Metrics,
-    /// The last minutes of rates, for the status page.
-    pub history: History,
-    pub fanout: fanout::Jobs,
-    pub exchanges: ExchangePool,
-    /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
-    /// readiness will not announce them again, so the loop steps them next turn.
-    pub revisit: Vec<usize>,
-    /// Sends held while the loop reads a turn's events (see `held_sends`).
-    pub sends: HeldSends,
-    pub timers: TimerWheel<Timer>,
-    pub registry: Registry,
-    /// The time the loop last woke; handlers read this instead of the clock.
-    pub now: Instant,
-    pub clients_open: usize,
-    pub admin_open: usize,
-    /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
-    pub draining: bool,
-    /// The Host header for HTTP/1.0 requests that carry none.
-    pub default_host: String,
-    /// `--access-log`, written at the end of each turn.
-    pub access: AccessLog,
-    serial: u32,
-    request_ids: u64,
-}
-
-impl Core {
-    /// Registers socket `side` of slab entry `key` for both readiness kinds, edge-triggered.
-    pub fn register(
-        &self,
-        sock: &mut mio::net::TcpStream,
-        key: usize,
-        side: usize,
-    ) -> io::Result<()> {
-        self.registry.register(
-            sock,
-            token(key, side),
-            Interest::READABLE | Interest::WRITABLE,
-        )
-    }
-
-    /// The socket of a newly accepted client: TLS if it came to `--tls-listen`.
-    pub fn client_socket(&self, sock: mio::net::TcpStream, tls: bool) -> Option<Socket> {
-        if !tls {
-            return Some(Socket::new(sock));
-        }
-        self.tls
-            .server_session()
-            .map(|session| Socket::with_tls(sock, session))
-    }
-
-    pub fn next_serial(&mut self) -> u32 {
-        self.serial = self.serial.wrapping_add(1);
-        self.serial
-    }
-
-    pub fn fresh_request_id(&mut self) -> RequestId {
-        self.request_ids = self.request_ids.wrapping_add(1);
-        RequestId::generate(self.request_ids)
-    }
-
-    /// Replaces whatever timer `slot` held with one firing `after` from now.
-    pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
-        self.disarm(slot);
-        *slot = Some(
-            self.timers
-                .insert(self.now + after, Timer::Conn { key, serial }),
-        );
-    }
-
-    pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
-        if let Some(id) = slot.take() {
-            self.timers.cancel(id);
-        }
-    }
-
-    /// A client's request got its final answer (or its client left first): counted once
-    /// and logged once, whoever answered it.
-    pub fn answered(
-        &mut self,
-        client: SocketAddr,
-        took: Duration,
-        backend: Option<BackendId>,
-        a: Answered,
-    ) {
-        if let Some(status) = a.status {
-            self.metrics.client_answer(status);
-        }
-        if self.access.enabled() {
-            let entry = Entry::Http {
-                request: a.request,
-                backend: backend.map(|id| self.backends[id].label.as_str()),
-                status: a.status,
-                bytes: a.bytes,
-                id: a.id,
-            };
-            self.access.write(client, took, &entry);
-        }
-    }
-}
+/// How long a new process started by SIGUSR2 may take to serve before it is given up.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct EventLoop {
     poll: Poll,
@@ -214,6 +49,10 @@ pub struct EventLoop {
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
     signals: Signals,
+    /// Inherited from the lb this one replaces: told once this one serves.
+    ready: Option<ReadyPipe>,
+    /// A new lb started by SIGUSR2, until it serves or fails.
+    upgrades: Upgrades,
     /// Set when the loop is to end after this turn.
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
@@ -225,101 +64,44 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn bind(cfg: Config, tls: TlsContexts) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let listen = |addr: Option<SocketAddr>, token, flag: &str| -> Result<_, String> {
-            let Some(addr) = addr else {
-                return Ok(None);
-            };
-            let mut l = TcpListener::bind(addr).map_err(|e| {
-                format!("cannot listen on {addr}: {e} ({flag} ADDR listens elsewhere)")
-            })?;
-            poll.registry()
-                .register(&mut l, token, Interest::READABLE)
-                .map_err(|e| format!("cannot register listener: {e}"))?;
-            Ok(Some(l))
-        };
-        let listener = listen(cfg.listen, LISTENER, "-l")?;
-        let tls_listener = listen(cfg.tls_listen, TLS_LISTENER, "--tls-listen")?;
-        let admin = match cfg.admin {
-            Some(addr) => {
-                let mut l = TcpListener::bind(addr).map_err(|e| {
-                    format!(
-                        "cannot listen on {addr} for the admin interface: {e}; give it \
-                         another address with --admin ADDR, or turn it off with --admin off"
-                    )
-                })?;
+        let listeners = upgrade::listeners(&cfg)?;
+        let register = |l: Option<TcpListener>, token| -> Result<_, String> {
+            l.map(|mut l| {
                 poll.registry()
-                    .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
-                    .map_err(|e| format!("cannot register admin listener: {e}"))?;
-                Some(l)
-            }
-            None => None,
+                    .register(&mut l, token, Interest::READABLE)
+                    .map(|()| l)
+                    .map_err(|e| format!("cannot register a listener: {e}"))
+            })
+            .transpose()
         };
+        let listener = register(listeners.listen, LISTENER)?;
+        let tls_listener = register(listeners.tls, TLS_LISTENER)?;
+        let admin = register(listeners.admin, ADMIN_LISTENER)?;
         let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
             .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)
             .map_err(|e| format!("cannot register the signal pipe: {e}"))?;
-        let backends: Vec<Backend> = cfg
-            .backends
-            .iter()
-            .map(|b| Backend {
-                tls: b.tls.clone(),
-                ..Backend::new(b.addr, b.label.clone(), b.weight)
-            })
-            .collect();
-        let strategy = strategy::by_name(&cfg.strategy, &backends)?;
-        let health = HealthMonitor::new(&cfg, &backends);
         let registry = poll
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let now = Instant::now();
-        let default_host = listener
-            .as_ref()
-            .or(tls_listener.as_ref())
-            .and_then(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
-        if health.enabled() {
-            for id in 0..backends.len() {
-                timers.insert(
-                    now + health.first_delay(id, backends.len()),
-                    Timer::Check(id),
-                );
-            }
-        }
-        timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
+        let listening: Vec<SocketAddr> = [&listener, &tls_listener]
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let default_host = listening.first().map(|a| a.to_string()).unwrap_or_default();
+        let waker = mio::Waker::new(poll.registry(), RESOLVER)
+            .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
-        let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
-        let core = Core {
-            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
-            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
-            fanout: fanout::Jobs::new(backends.len()),
-            exchanges: ExchangePool::default(),
-            revisit: Vec::new(),
-            sends: HeldSends::default(),
-            health,
-            backends,
-            strategy,
-            buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
-            tls,
-            timers,
-            registry,
-            now,
-            clients_open: 0,
-            admin_open: 0,
-            draining: false,
-            default_host,
-            access,
-            serial: 0,
-            request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
-            cfg,
-        };
+        let core = Core::new(cfg, tls, registry, waker, default_host, listening)?;
         Ok(EventLoop {
             poll,
             listener,
             tls_listener,
             signals,
+            ready: listeners.ready,
+            upgrades: Upgrades::default(),
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
@@ -347,6 +129,11 @@ impl EventLoop {
 
     /// Serves until a stop signal and the drain that follows end it.
     pub fn run(&mut self) -> io::Result<Stopped> {
+        if let Some(ready) = self.ready.take() {
+            info!("upgrade: serving; the lb that started this one stops accepting now");
+            ready.announce();
+        }
+        upgrade::notify_service_manager();
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
@@ -370,6 +157,12 @@ impl EventLoop {
                     TLS_LISTENER => self.accept(true),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
+                    RESOLVER => {
+                        for done in self.core.resolver.take() {
+                            reconfigure::resolved(&mut self.conns, &mut self.core, done);
+                        }
+                    }
+                    UPGRADE => self.upgrade_progress(),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
@@ -403,7 +196,11 @@ impl EventLoop {
     fn signalled(&mut self) {
         let arrived = self.signals.take();
         if arrived.reload {
+            reconfigure::reload(&mut self.core);
             self.reload_certificates();
+        }
+        if arrived.upgrade {
+            self.upgrade();
         }
         if arrived.stops > 0 {
             self.stop_signalled(arrived.last_stop);
@@ -414,9 +211,42 @@ impl EventLoop {
     /// bad, the certificates in use stay.
     fn reload_certificates(&mut self) {
         match self.core.tls.reload_certificates() {
-            Ok(0) => info!("SIGHUP: no TLS certificates to reload"),
+            Ok(0) => {}
             Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
             Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
+        }
+    }
+
+    /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
+    fn upgrade(&mut self) {
+        let serving = self.listener.is_some() || self.tls_listener.is_some();
+        if !serving || self.core.draining {
+            return warn!("SIGUSR2 while stopping: no upgrade");
+        }
+        let fd = |l: &Option<TcpListener>| l.as_ref().map(AsRawFd::as_raw_fd);
+        let fds = [fd(&self.listener), fd(&self.tls_listener), fd(&self.admin)];
+        let registry = self.poll.registry();
+        match self.upgrades.start(registry, UPGRADE, fds) {
+            Ok(pid) => {
+                let deadline = self.core.now + UPGRADE_TIMEOUT;
+                self.core
+                    .timers
+                    .insert(deadline, Timer::UpgradeDeadline(pid));
+            }
+            Err(e) => error!("upgrade failed, carrying on: {e}"),
+        }
+    }
+
+    /// The new process said something on its ready pipe: it serves, or it failed.
+    fn upgrade_progress(&mut self) {
+        match self.upgrades.progress(self.poll.registry()) {
+            None => {}
+            Some(Outcome::Serving(pid)) => {
+                self.close_listeners();
+                drain::begin(&mut self.conns, &mut self.core, Reason::HandedOver(pid));
+                self.arm_drain_deadline();
+            }
+            Some(Outcome::Failed(why)) => error!("upgrade failed, carrying on: {why}"),
         }
     }
 
@@ -427,8 +257,19 @@ impl EventLoop {
             self.stopped = Some(Stopped::Cut);
             return;
         }
+        if self.upgrades.stop(self.poll.registry(), None) {
+            warn!("{signal}: stopped the new lb that was starting to take over");
+        }
         // Closed, not just ignored: new clients are refused at once instead of waiting in
         // the backlog for a process that will not accept them.
+        self.close_listeners();
+        drain::begin(&mut self.conns, &mut self.core, Reason::Signal(signal));
+        self.arm_drain_deadline();
+    }
+
+    /// Drops this process's listening sockets. After a handover the new process holds
+    /// the same sockets, so nothing waiting in their queues is lost.
+    fn close_listeners(&mut self) {
         for mut listener in [
             self.listener.take(),
             self.tls_listener.take(),
@@ -439,7 +280,9 @@ impl EventLoop {
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        drain::begin(&mut self.conns, &mut self.core, signal);
+    }
+
+    fn arm_drain_deadline(&mut self) {
         let deadline = self.core.now + self.core.cfg.drain_timeout;
         self.core.timers.insert(deadline, Timer::DrainDeadline);
     }
@@ -465,6 +308,7 @@ impl EventLoop {
         if self.core.buffers.take_dropped() {
             release_free_memory();
         }
+        reconfigure::tidy(&mut self.conns, &mut self.core);
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);
     }
@@ -511,7 +355,7 @@ impl EventLoop {
         };
         loop {
             match listener.accept() {
-                Ok((sock, _)) => admin::accept(&mut self.conns, &mut self.core, sock),
+                Ok((sock, peer)) => admin::accept(&mut self.conns, &mut self.core, sock, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -538,7 +382,7 @@ impl EventLoop {
             }
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
             Some(Conn::AwaitingProxy(_)) => {
-                accept_proxy::ready(&mut self.conns, &mut self.core, key)
+                accept_proxy::ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Pipe(_)) => {
                 let side = event.token().0 & 1;
@@ -551,7 +395,9 @@ impl EventLoop {
     fn timer_fired(&mut self, timer: Timer) {
         let (key, serial) = match timer {
             Timer::Conn { key, serial } => (key, serial),
-            Timer::Check(id) => return probe::start(&mut self.conns, &mut self.core, id),
+            Timer::Check { id, generation } => {
+                return probe::start(&mut self.conns, &mut self.core, id, generation);
+            }
             Timer::Housekeeping => return self.housekeeping(),
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
@@ -564,6 +410,15 @@ impl EventLoop {
             }
             Timer::FanoutDeadline { job, serial } => {
                 return fanout::deadline_passed(&mut self.conns, &mut self.core, job, serial);
+            }
+            Timer::UpgradeDeadline(pid) => {
+                if self.upgrades.stop(self.poll.registry(), Some(pid)) {
+                    error!(
+                        "upgrade failed, carrying on: pid {pid} did not serve within \
+                         {UPGRADE_TIMEOUT:?}; stopped it"
+                    );
+                }
+                return;
             }
         };
         match self.conns.get(key) {
@@ -603,11 +458,6 @@ pub fn open_client(
         Mode::Http => http::client::accept(conns, core, sock, peer, tls),
         Mode::Tcp => tcp::accept(conns, core, sock, peer, tls),
     }
-}
-
-/// The longest a request may wait for its answer head: the top latency bucket.
-fn longest_wait(cfg: &Config) -> Duration {
-    cfg.server_timeout.max(cfg.connect_timeout)
 }
 
 /// Buffers freed after a burst of connections stay in the C allocator's heap, resident,

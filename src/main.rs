@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     // Certificates are checked before anything starts: a bad one is a bad flag.
     let tls = match TlsContexts::load(&TlsSettings {
         pairs: &cfg.tls_certs,
-        https_backends: cfg.backends.iter().any(|b| b.tls.is_some()),
+        https_backends: cfg.backends.iter().any(|b| b.label.starts_with("https://")),
         backend_ca: cfg.backend_ca.as_deref(),
         http: cfg.mode == Mode::Http,
     }) {
@@ -53,7 +53,8 @@ fn main() -> ExitCode {
             w => format!("{},weight={w}", b.label),
         })
         .collect();
-    // What is really running, in one line: setup.sh prints it back.
+    // What is really running, in one line: setup.sh prints it back. The pid tells an
+    // upgraded lb's lines from its predecessor's.
     let what = format!(
         "({mode}, {}) in front of {}",
         cfg.strategy,
@@ -68,13 +69,17 @@ fn main() -> ExitCode {
     };
     let version = env!("CARGO_PKG_VERSION");
     match event_loop.local_addr() {
-        Some(Ok(addr)) => log::info!("lb {version} listening on {addr} {what}"),
+        Some(Ok(addr)) => log::info!(
+            "lb {version} listening on {addr} (pid {}) {what}",
+            std::process::id()
+        ),
         Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
         None => {}
     }
     match event_loop.tls_addr() {
         Some(Ok(addr)) => log::info!(
-            "lb {version} TLS listening on {addr} {what} ({})",
+            "lb {version} TLS listening on {addr} (pid {}) {what} ({})",
+            std::process::id(),
             lb::tls::PROVIDER
         ),
         Some(Err(e)) => log::warn!("TLS listening, but cannot read the local address: {e}"),

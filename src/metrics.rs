@@ -190,6 +190,8 @@ pub struct Metrics {
     /// The same moment on the wall clock, for `process_start_time_seconds`.
     pub started_wall: SystemTime,
     pub backends: Vec<BackendMetrics>,
+    /// The latency buckets every backend's histogram has, for backends that join later.
+    latency_bounds: &'static [f64],
     /// Responses lb made itself without a backend (400, 408, 413, 414, 431, 503), by status class.
     pub local_responses: [u64; 5],
     /// Client requests answered, whoever answered (a backend, a fan-out copy, lb), by
@@ -203,15 +205,20 @@ pub struct Metrics {
     /// HTTP exchanges that a 101 turned into a byte tunnel, and those open now.
     pub upgrades_total: u64,
     pub tunnels_open: u64,
+    /// Reloads of the backend list (SIGHUP): applied, and refused for a bad file.
+    pub reloads: u64,
+    pub reloads_failed: u64,
 }
 
 impl Metrics {
     /// `longest` is the longest a request may wait for its answer: the top latency bucket.
     pub fn new(backends: usize, started: Instant, longest: Duration) -> Self {
+        let bounds = latency_bounds(longest);
         Metrics {
             started,
             started_wall: SystemTime::now(),
-            backends: vec![BackendMetrics::new(latency_bounds(longest)); backends],
+            backends: vec![BackendMetrics::new(bounds); backends],
+            latency_bounds: bounds,
             local_responses: [0; 5],
             client_answers: [0; 5],
             client_connections_total: 0,
@@ -219,7 +226,18 @@ impl Metrics {
             proxy_headers_refused: 0,
             upgrades_total: 0,
             tunnels_open: 0,
+            reloads: 0,
+            reloads_failed: 0,
         }
+    }
+
+    /// A backend joined slot `id`: its counters start at zero.
+    pub fn place(&mut self, id: usize) {
+        let fresh = BackendMetrics::new(self.latency_bounds);
+        if id >= self.backends.len() {
+            self.backends.resize(id + 1, fresh.clone());
+        }
+        self.backends[id] = fresh;
     }
 
     /// A backend answered (or lb answered for it with 502/504).

@@ -9,7 +9,7 @@ use log::{debug, info, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::backend::{Backend, BackendId};
+use crate::backend::{Backend, BackendId, Role};
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
 use crate::conn::{Filled, Socket};
@@ -23,8 +23,10 @@ use crate::timer::TimerId;
 /// Health of every backend, and what a check sends.
 pub struct HealthMonitor {
     states: Vec<HealthState>,
-    /// The check request for each backend, written once at start.
+    /// The check request for each backend, written when it joins.
     requests: Vec<Vec<u8>>,
+    mode: Mode,
+    path: String,
     interval: Duration,
     rise: u32,
     fall: u32,
@@ -48,28 +50,52 @@ pub struct LastCheck {
 
 impl HealthMonitor {
     pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
-        let requests = backends
-            .iter()
-            .map(|b| match cfg.mode {
-                Mode::Http => format!(
-                    "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
-                    cfg.health_path, b.label
-                )
-                .into_bytes(),
-                Mode::Tcp => Vec::new(),
-            })
-            .collect();
-        HealthMonitor {
-            states: backends.iter().map(|_| HealthState::new()).collect(),
-            requests,
+        let mut health = HealthMonitor {
+            states: Vec::new(),
+            requests: Vec::new(),
+            mode: cfg.mode,
+            path: cfg.health_path.clone(),
             interval: cfg.health_interval,
             rise: cfg.rise,
             fall: cfg.fall,
-            last_check: vec![None; backends.len()],
-            checks_passed: vec![0; backends.len()],
-            checks_failed: vec![0; backends.len()],
-            since: vec![Instant::now(); backends.len()],
+            last_check: Vec::new(),
+            checks_passed: Vec::new(),
+            checks_failed: Vec::new(),
+            since: Vec::new(),
+        };
+        for (id, b) in backends.iter().enumerate() {
+            health.place(id, &b.label);
         }
+        health
+    }
+
+    /// A backend joined slot `id`: it starts up, with no history.
+    pub fn place(&mut self, id: BackendId, label: &str) {
+        let label = label.strip_prefix("https://").unwrap_or(label);
+        let request = match self.mode {
+            Mode::Http => format!(
+                "GET {} HTTP/1.1\r\nHost: {label}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
+                self.path
+            )
+            .into_bytes(),
+            Mode::Tcp => Vec::new(),
+        };
+        let now = Instant::now();
+        if id >= self.states.len() {
+            let n = id + 1;
+            self.states.resize_with(n, HealthState::new);
+            self.requests.resize_with(n, Vec::new);
+            self.last_check.resize(n, None);
+            self.checks_passed.resize(n, 0);
+            self.checks_failed.resize(n, 0);
+            self.since.resize(n, now);
+        }
+        self.states[id] = HealthState::new();
+        self.requests[id] = request;
+        self.last_check[id] = None;
+        self.checks_passed[id] = 0;
+        self.checks_failed[id] = 0;
+        self.since[id] = now;
     }
 
     pub fn enabled(&self) -> bool {
@@ -163,6 +189,9 @@ pub struct Probe {
     /// like any connection to that backend.
     pub io: Socket,
     pub backend: BackendId,
+    /// The slot's generation when the check started: a result for a backend that has
+    /// since left is dropped.
+    generation: u32,
     started: Instant,
     pub serial: u32,
     pub timer: Option<TimerId>,
@@ -177,29 +206,46 @@ enum ProbeState {
     Reading,
 }
 
+/// Arms the next check of `id`, `after` from now.
+pub fn schedule(core: &mut Core, id: BackendId, after: Duration) {
+    let generation = core.backends[id].generation;
+    core.timers
+        .insert(core.now + after, Timer::Check { id, generation });
+}
+
 /// Starts a check of `id`; the result comes through `probe_ready` or `probe_timed_out`.
-pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
-    let addr = core.backends[id].addr;
-    let started = core.now;
+/// A check timer set for a backend that has left the slot since is dropped; a backend in
+/// maintenance is not checked, but its timer goes on.
+pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation: u32) {
+    let b = &core.backends[id];
+    if b.generation != generation || b.role == Role::Vacant {
+        return;
+    }
+    if !b.checked() {
+        return schedule(core, id, core.cfg.health_interval);
+    }
+    let addr = b.addr;
+    let check = (generation, core.now);
     let connected = TcpStream::connect(addr).and_then(|sock| backend_socket(core, sock, id, None));
     let mut io = match connected {
         Ok(io) => io,
         Err(e) => {
-            finish_check(conns, core, id, started, (false, &e.to_string()));
+            finish_check(conns, core, id, check, (false, &e.to_string()));
             return;
         }
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = core.register(&mut io.sock, key, 0) {
-        finish_check(conns, core, id, started, (false, &e.to_string()));
+        finish_check(conns, core, id, check, (false, &e.to_string()));
         return;
     }
     let serial = core.next_serial();
     let mut probe = Probe {
         io,
         backend: id,
-        started,
+        generation,
+        started: check.1,
         serial,
         timer: None,
         state: ProbeState::Connecting,
@@ -208,19 +254,21 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     entry.insert(Conn::Probe(probe));
 }
 
-/// Records a result and schedules the next check of `id`; a backend that came up gets
-/// the POST copies that waited for it.
+/// Records the result of the check of `id` (of that generation, started then) and
+/// schedules the next one; a backend that came up gets the POST copies that waited for it.
 fn finish_check(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     id: BackendId,
-    started: Instant,
+    (generation, started): (u32, Instant),
     result: (bool, &str),
 ) {
+    if core.backends[id].generation != generation {
+        return;
+    }
     let times = (started, core.now);
     let transition = core.health.checked(&mut core.backends, id, result, times);
-    let at = core.now + core.cfg.health_interval;
-    core.timers.insert(at, Timer::Check(id));
+    schedule(core, id, core.cfg.health_interval);
     if transition == Some(Transition::CameUp) {
         fanout::backend_up(conns, core, id);
     }
@@ -231,7 +279,13 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why:
         core.disarm(&mut p.timer);
         p.io.release_buffers(&mut core.buffers);
         let _ = core.registry.deregister(&mut p.io.sock);
-        finish_check(conns, core, p.backend, p.started, (passed, why));
+        finish_check(
+            conns,
+            core,
+            p.backend,
+            (p.generation, p.started),
+            (passed, why),
+        );
     }
 }
 

@@ -172,6 +172,35 @@ fn hash_uri_keeps_a_path_on_one_backend_and_spreads_paths() {
 }
 
 #[test]
+fn two_instances_with_the_same_backends_make_the_same_hash_choices() {
+    let bs = [backend("a", &[]), backend("b", &[]), backend("c", &[])];
+    // Several lbs behind DNS or ECMP: the lists may even be written in another order.
+    let pair = |strategy: &str| {
+        let one = lb(&[&bs[0], &bs[1], &bs[2]], &["-s", strategy]);
+        let two = lb(&[&bs[2], &bs[0], &bs[1]], &["-s", strategy]);
+        (one, two)
+    };
+    let (one, two) = pair("hash-source");
+    let placed = placement(one.addr, 30);
+    assert_eq!(placed, placement(two.addr, 30));
+    assert!(
+        ["a", "b", "c"]
+            .iter()
+            .all(|n| placed.iter().any(|p| p == n)),
+        "{placed:?}"
+    );
+    let (one, two) = pair("hash-uri");
+    for i in 0..30 {
+        let path = format!("/?item={i}");
+        assert_eq!(
+            served_by(&get(one.addr, &path)),
+            served_by(&get(two.addr, &path)),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn a_killed_backend_is_taken_out_without_errors_and_comes_back() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");

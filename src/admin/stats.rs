@@ -14,7 +14,7 @@ use crate::metrics::process::Process;
 
 mod chart;
 mod columns;
-mod format;
+pub(super) mod format;
 
 use columns::columns;
 use format::{Bytes, Count, Flag, Html, Rate, Uptime};
@@ -29,9 +29,16 @@ const STYLE: &str = include_str!("stats/style.css");
 /// The page, top to bottom. Each section decides for itself whether it shows in a mode.
 const SECTIONS: &[fn(&View, &mut String)] = &[summary, backends, limits, fanout];
 
+/// How many listed backends are up, of how many (removed ones finishing are not counted).
+fn up_of(v: &View) -> (usize, usize) {
+    let listed = v.listed().filter(|(_, b, _)| b.role.is_member());
+    listed.fold((0, 0), |(up, all), (_, b, _)| {
+        (up + usize::from(b.up), all + 1)
+    })
+}
+
 pub fn render(v: &View, out: &mut String) {
-    let total = v.backends.len();
-    let up = v.backends.iter().filter(|b| b.up).count();
+    let (up, total) = up_of(v);
     let title = if up == total {
         format!("all {total} up")
     } else {
@@ -93,8 +100,7 @@ pub(super) fn tcp(v: &View) -> bool {
 
 fn summary(v: &View, out: &mut String) {
     let m = v.metrics;
-    let total = v.backends.len();
-    let up = v.backends.iter().filter(|b| b.up).count();
+    let (up, total) = up_of(v);
     let errors: u64 = m.backends.iter().map(BackendMetrics::errors_total).sum();
     out.push_str("<section class=\"tiles\">\n");
     tile(out, up < total, &format!("{up}/{total}"), "backends up", "");
@@ -116,8 +122,9 @@ fn summary(v: &View, out: &mut String) {
         let note = rate_note(points, false);
         tile(out, false, &Count(requests).to_string(), "requests", &note);
     }
-    let all: Vec<history::Point> = (0..total)
-        .filter_map(|id| v.history.backend(id).back().copied())
+    let all: Vec<history::Point> = v
+        .listed()
+        .filter_map(|(id, _, _)| v.history.backend(id).back().copied())
         .collect();
     let err_rate = (!all.is_empty()).then(|| all.iter().map(|p| p.errors).sum::<f64>());
     let note = err_rate.map_or(String::new(), |r| Rate(r).to_string());
@@ -149,7 +156,7 @@ fn backends(v: &View, out: &mut String) {
         let _ = write!(out, "<th>{}</th>", c.title);
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for (id, b) in v.backends.iter().enumerate() {
+    for (id, b, _) in v.listed() {
         let class = if b.up { "up" } else { "down" };
         let label = Html(&b.label);
         let _ = write!(

@@ -1,22 +1,42 @@
 //! Backends as flags and files name them: `host:port`, `http://host:port` or
-//! `https://host:port`, `,weight=N`.
+//! `https://host:port` (whose label keeps the scheme, so that a reload keeps it too),
+//! `,weight=N`.
+//! A line is parsed apart from resolving its name, so that a reload can resolve the same
+//! lines again; the same checks hold at start and at every reload.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::path::Path;
 
 use rustls_pki_types::ServerName;
 
+use crate::names;
+
+/// A backend as written, not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendSpec {
-    pub addr: SocketAddr,
+pub struct BackendLine {
     /// As the operator wrote it, without the scheme.
     pub label: String,
     pub weight: u32,
-    /// `https://`: the name its certificate is verified for and sent as SNI.
-    pub tls: Option<ServerName<'static>>,
+    /// Where it was written (`-b ADDR`, `FILE:LINE`), for messages.
+    pub at: String,
 }
 
-/// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`. Host names are resolved now.
-pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
+/// A backend with the address its name resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub addr: SocketAddr,
+    pub label: String,
+    pub weight: u32,
+}
+
+/// The weights a backend may have.
+pub fn parse_weight(w: &str) -> Option<u32> {
+    w.parse().ok().filter(|w| (1..=1000).contains(w))
+}
+
+/// `host:port`, `http://host:port[/]` or `https://host:port[/]`, optionally followed by
+/// `,weight=N`; `at` says where it was written.
+pub fn parse_line(s: &str, at: String) -> Result<BackendLine, String> {
     let s = s.trim();
     if let Some((addr, rest)) = s.split_once(char::is_whitespace) {
         return Err(format!(
@@ -34,9 +54,7 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             }
             Some(("weight", w)) => {
                 weight = Some(
-                    w.parse()
-                        .ok()
-                        .filter(|w| *w > 0 && *w <= 1000)
+                    parse_weight(w)
                         .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?,
                 );
             }
@@ -47,58 +65,72 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             }
         }
     }
-    let (label, https) = match addr_part.strip_prefix("https://") {
-        Some(rest) => (rest, true),
-        None => (
-            addr_part.strip_prefix("http://").unwrap_or(addr_part),
-            false,
-        ),
-    };
-    let label = label.trim_end_matches('/');
-    if label.is_empty() || label.contains('/') || label.contains("://") {
+    let https = addr_part.starts_with("https://");
+    let address = addr_part
+        .strip_prefix("https://")
+        .or_else(|| addr_part.strip_prefix("http://"))
+        .unwrap_or(addr_part)
+        .trim_end_matches('/');
+    if address.is_empty() || address.contains('/') || address.contains("://") {
         return Err(format!(
             "bad backend '{s}' (write host:port, http://host:port or https://host:port)"
         ));
+    }
+    let label = if https {
+        format!("https://{address}")
+    } else {
+        address.to_string()
+    };
+    if https && tls_name(&label).is_none() {
+        return Err(format!("bad host name in backend '{s}'"));
     }
     if !label.is_ascii() || label.bytes().any(|b| b.is_ascii_control()) {
         return Err(format!(
             "bad backend {s:?}: an invisible or non-ASCII character in the address"
         ));
     }
-    let tls = if https {
-        let host = match label.rsplit_once(':') {
-            Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
-            None => label,
-        };
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|_| format!("bad host name '{host}' in backend '{s}'"))?;
-        Some(name)
-    } else {
-        None
+    Ok(BackendLine {
+        label,
+        weight: weight.unwrap_or(1),
+        at,
+    })
+}
+
+/// For a backend labelled `https://host:port`, the name its certificate must show, also
+/// sent as SNI; `None` for a plain one.
+pub fn tls_name(label: &str) -> Option<ServerName<'static>> {
+    let address = label.strip_prefix("https://")?;
+    let host = match address.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => address,
     };
-    let addr = label
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve backend '{label}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("backend '{label}' resolves to no address"))?;
+    ServerName::try_from(host.to_string()).ok()
+}
+
+/// A backend written on the command line, with its host name resolved now.
+pub fn parse_backend(s: &str, hosts: Option<&Path>) -> Result<BackendSpec, String> {
+    resolve_line(&parse_line(s, format!("-b {s}"))?, hosts)
+}
+
+pub fn resolve_line(line: &BackendLine, hosts: Option<&Path>) -> Result<BackendSpec, String> {
+    let addr = names::resolve(&line.label, hosts)?;
     if addr.port() == 0 {
-        return Err(format!("backend '{label}' has port 0"));
+        return Err(format!("backend '{}' has port 0", line.label));
     }
     Ok(BackendSpec {
         addr,
-        label: label.to_string(),
-        weight: weight.unwrap_or(1),
-        tls,
+        label: line.label.clone(),
+        weight: line.weight,
     })
 }
 
 /// The backends in file `path`, one per line, `#` comments. A byte-order mark at the start
 /// is skipped (editors on Windows write one); errors name the file and the line.
-pub(super) fn parse_backends_file(path: &str) -> Result<Vec<(BackendSpec, String)>, String> {
+pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read backends file {path}: {e}"))?;
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
-    let mut specs = Vec::new();
+    let mut lines = Vec::new();
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let at = format!("{path}:{}", i + 1);
         let line = std::str::from_utf8(raw)
@@ -107,8 +139,38 @@ pub(super) fn parse_backends_file(path: &str) -> Result<Vec<(BackendSpec, String
         if line.is_empty() {
             continue;
         }
-        let spec = parse_backend(line).map_err(|e| format!("{at}: {e}"))?;
-        specs.push((spec, at));
+        lines.push(parse_line(line, at.clone()).map_err(|e| format!("{at}: {e}"))?);
     }
-    Ok(specs)
+    Ok(lines)
+}
+
+/// Each backend once (by label or address), none of them lb itself: `list` holds each
+/// backend's label, address and where it was written.
+pub fn check_backends(
+    list: &[(&str, SocketAddr, &str)],
+    listeners: &[SocketAddr],
+) -> Result<(), String> {
+    if list.is_empty() {
+        return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
+    }
+    for (i, &(label, addr, at)) in list.iter().enumerate() {
+        let twice = list[..i].iter().find(|(l, a, _)| *a == addr || *l == label);
+        if let Some((_, _, first)) = twice {
+            return Err(format!(
+                "backend {addr} is given twice ({first} and {at}): each backend once, \
+                 with weight=N to send it more"
+            ));
+        }
+        let own = listeners.iter().any(|listen| {
+            let same_host = addr.ip() == listen.ip()
+                || (listen.ip().is_unspecified() && addr.ip().is_loopback());
+            same_host && addr.port() == listen.port()
+        });
+        if own {
+            return Err(format!(
+                "backend {label} ({at}) is lb's own --listen address: requests would loop"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -217,6 +217,14 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         true,
     ),
     numeric(
+        Unit::Duration,
+        "resolve-interval",
+        (10 * SEC, 24 * HOUR),
+        Zero::Means("turns it off (names are still looked up at each SIGHUP)"),
+        "backend host names are looked up again this often",
+        false,
+    ),
+    numeric(
         Unit::Count,
         "max-pending",
         (10_000, 1_000_000),
@@ -376,8 +384,21 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "admin",
-        "address for /metrics, /stats and /healthz, or off (default 127.0.0.1:8081)",
+        "address for /metrics, /stats, /healthz and /backends, or off (default 127.0.0.1:8081)",
         "ADDR|off",
+    );
+    o.optmulti(
+        "",
+        "admin-token-file",
+        "file whose first line is the token that /backends writes must carry \
+         (default: writes only when --admin is on loopback)",
+        "FILE",
+    );
+    o.optmulti(
+        "",
+        "hosts-file",
+        "names listed in this hosts(5)-format file resolve from it, read at every lookup",
+        "FILE",
     );
     o.optflagopt(
         "",

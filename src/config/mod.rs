@@ -14,13 +14,15 @@ use crate::proxy_protocol::{self, Cidr};
 use crate::strategy;
 use crate::tls::CertPair;
 
-pub use backends::{BackendSpec, parse_backend};
+pub use backends::{
+    BackendLine, BackendSpec, check_backends, parse_backend, parse_line, parse_weight,
+    read_backends_file, resolve_line, tls_name,
+};
 pub use flags::usage;
-pub use values::{RetryOn, parse_duration, parse_size};
+pub use values::{RetryOn, Secret, parse_duration, parse_size};
 
-use backends::parse_backends_file;
 use flags::{HTTP_ONLY, NUMBERS, as_duration, number_flag, options};
-use values::{number, parse_addr, parse_number};
+use values::{number, parse_addr, parse_number, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -57,7 +59,18 @@ pub struct Config {
     pub accept_proxy: Option<Vec<Cidr>>,
     /// `--send-proxy`: a PROXY header before every connection to a backend.
     pub send_proxy: Option<proxy_protocol::Version>,
+    /// Every backend at start: the `-b` ones, then the file's.
     pub backends: Vec<BackendSpec>,
+    /// The `-b` backends as written: a reload keeps them and re-resolves their names.
+    pub backend_flags: Vec<BackendLine>,
+    /// `-f`: what SIGHUP reads again.
+    pub backends_file: Option<String>,
+    /// Names given in the backend list are looked up again this often; zero: never.
+    pub resolve_interval: Duration,
+    /// Names listed in this file resolve from it, read again at every lookup.
+    pub hosts_file: Option<PathBuf>,
+    /// The token that write actions on the admin listener must carry.
+    pub admin_token: Option<Secret>,
     pub mode: Mode,
     /// One of `strategy::NAMES`.
     pub strategy: String,
@@ -199,12 +212,21 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         "v2" => Ok(Some(proxy_protocol::Version::V2)),
         _ => Err(format!("'{s}' is not a PROXY protocol version (v1 or v2)")),
     })?;
+    let hosts_file = m.opt_strs("hosts-file").pop().map(PathBuf::from);
+    let admin_token = match m.opt_strs("admin-token-file").pop() {
+        Some(path) => Some(read_token_file(&path).map_err(|e| format!("--admin-token-file: {e}"))?),
+        None => None,
+    };
     let mode = opt(&m, "mode", Mode::Http, |s| match s {
         "http" => Ok(Mode::Http),
         "tcp" => Ok(Mode::Tcp),
         _ => Err(format!("'{s}' is not a mode (http or tcp)")),
     })?;
-    let backends = backend_list(&m, &listeners)?;
+    let BackendList {
+        specs: backends,
+        flags: backend_flags,
+        file: backends_file,
+    } = backend_list(&m, &listeners, hosts_file.as_deref())?;
     let strategy = opt(&m, "strategy", "round-robin", |s| {
         strategy::canonical(s).ok_or_else(|| {
             format!(
@@ -292,6 +314,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         backend_ca: m.opt_strs("backend-ca").pop(),
         accept_proxy,
         send_proxy,
+        backends,
+        backend_flags,
+        backends_file,
+        resolve_interval: duration(&m, "resolve-interval")?,
+        hosts_file,
+        admin_token,
         mode,
         strategy: strategy.to_string(),
         connect_timeout: duration(&m, "connect-timeout")?,
@@ -340,46 +368,43 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         log_format,
         log_level,
         warnings,
-        backends,
     })))
+}
+
+/// The backends from `-b` and `-f`, resolved, and as written for reloads.
+struct BackendList {
+    specs: Vec<BackendSpec>,
+    flags: Vec<BackendLine>,
+    file: Option<String>,
 }
 
 /// The backends from `-b` and `-f`, each named once, none of them one of lb's `listeners`.
 fn backend_list(
     m: &getopts::Matches,
     listeners: &[SocketAddr],
-) -> Result<Vec<BackendSpec>, String> {
-    let mut named: Vec<(BackendSpec, String)> = Vec::new();
-    for b in m.opt_strs("backend") {
-        let spec = parse_backend(&b).map_err(|e| format!("--backend: {e}"))?;
-        named.push((spec, format!("-b {b}")));
+    hosts: Option<&std::path::Path>,
+) -> Result<BackendList, String> {
+    let flags = m
+        .opt_strs("backend")
+        .iter()
+        .map(|b| parse_line(b, format!("-b {b}")).map_err(|e| format!("--backend: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let file = m.opt_strs("backends-file").pop();
+    let mut lines = flags.clone();
+    if let Some(path) = &file {
+        lines.extend(read_backends_file(path)?);
     }
-    if let Some(path) = m.opt_strs("backends-file").pop() {
-        named.extend(parse_backends_file(&path)?);
-    }
-    if named.is_empty() {
-        return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
-    }
-    for (i, (spec, at)) in named.iter().enumerate() {
-        if let Some((_, first)) = named[..i].iter().find(|(s, _)| s.addr == spec.addr) {
-            return Err(format!(
-                "backend {} is given twice ({first} and {at}): each backend once,                  with weight=N to send it more",
-                spec.addr
-            ));
-        }
-        let own = listeners.iter().any(|listen| {
-            let same_host = spec.addr.ip() == listen.ip()
-                || (listen.ip().is_unspecified() && spec.addr.ip().is_loopback());
-            same_host && spec.addr.port() == listen.port()
-        });
-        if own {
-            return Err(format!(
-                "backend {} ({at}) is lb's own listening address: requests would loop",
-                spec.label
-            ));
-        }
-    }
-    Ok(named.into_iter().map(|(spec, _)| spec).collect())
+    let specs = lines
+        .iter()
+        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let named: Vec<(&str, SocketAddr, &str)> = specs
+        .iter()
+        .zip(&lines)
+        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
+        .collect();
+    check_backends(&named, listeners)?;
+    Ok(BackendList { specs, flags, file })
 }
 
 #[cfg(test)]

@@ -155,16 +155,19 @@ fn round_robin_is_weighted_and_has_its_old_name_too() {
 
 #[test]
 fn backends_in_both_forms_with_weights() {
-    let b = parse_backend("http://127.0.0.1:9001/").unwrap();
+    let b = parse_backend("http://127.0.0.1:9001/", None).unwrap();
     assert_eq!(b.label, "127.0.0.1:9001");
     assert_eq!(b.weight, 1);
-    let b = parse_backend("127.0.0.1:9002,weight=3").unwrap();
+    let b = parse_backend("127.0.0.1:9002,weight=3", None).unwrap();
     assert_eq!(b.weight, 3);
-    assert!(parse_backend("127.0.0.1:9002,weight=0").is_err());
-    assert!(parse_backend("127.0.0.1:9002,color=red").is_err());
-    assert!(parse_backend("127.0.0.1").is_err());
-    assert!(parse_backend("ftp://127.0.0.1:21").is_err());
-    assert_eq!(parse_backend("localhost:9001").unwrap().addr.port(), 9001);
+    assert!(parse_backend("127.0.0.1:9002,weight=0", None).is_err());
+    assert!(parse_backend("127.0.0.1:9002,color=red", None).is_err());
+    assert!(parse_backend("127.0.0.1", None).is_err());
+    assert!(parse_backend("ftp://127.0.0.1:21", None).is_err());
+    assert_eq!(
+        parse_backend("localhost:9001", None).unwrap().addr.port(),
+        9001
+    );
 }
 
 #[test]
@@ -294,4 +297,55 @@ fn backends_file_with_comments() {
     std::fs::remove_file(&path).ok();
     assert_eq!(c.backends.len(), 2);
     assert_eq!(c.backends[1].addr.port(), 9002);
+}
+
+#[test]
+fn a_backend_written_twice_alike_is_refused_too() {
+    let same = run("-b 127.0.0.1:1 -b 127.0.0.1:2 -b 127.0.0.1:1").unwrap_err();
+    assert!(
+        same.contains("given twice (-b 127.0.0.1:1 and -b 127.0.0.1:1)"),
+        "{same}"
+    );
+    assert!(run("-b 127.0.0.1:1 -b http://127.0.0.1:1/").is_err());
+}
+
+#[test]
+fn runtime_control_flags() {
+    let c = run("-b 127.0.0.1:1").unwrap();
+    assert_eq!(c.resolve_interval, Duration::from_secs(10));
+    assert_eq!(c.admin_token, None);
+    assert_eq!(c.backend_flags.len(), 1);
+    assert_eq!(c.backends_file, None);
+    let c = run("-b 127.0.0.1:1 --resolve-interval 0").unwrap();
+    assert!(c.resolve_interval.is_zero());
+    assert!(run("-b 127.0.0.1:1 --resolve-interval often").is_err());
+}
+
+#[test]
+fn admin_token_file_must_exist_hold_a_token_and_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!("lb-token-{}", std::process::id()));
+    let flag = format!("-b 127.0.0.1:1 --admin-token-file {}", path.display());
+    assert!(
+        run(&flag)
+            .unwrap_err()
+            .starts_with("--admin-token-file: cannot read")
+    );
+    std::fs::write(&path, "s3cret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = run(&flag).unwrap_err();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ok = run(&flag).map(|c| c.admin_token);
+    std::fs::write(&path, "\n").unwrap();
+    let empty = run(&flag).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(open.contains("readable by every user"), "{open}");
+    assert_eq!(ok, Ok(Some(Secret("s3cret".into()))));
+    assert!(
+        format!("{:?}", Secret("s3cret".into()))
+            .find("s3cret")
+            .is_none()
+    );
+    assert!(empty.contains("no token"), "{empty}");
 }

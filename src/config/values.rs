@@ -139,3 +139,31 @@ pub(super) fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a whole number"))
 }
+
+/// A secret read from a file; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The admin token: the file's first line. A file anyone on the machine can read does not
+/// keep a secret, so it is refused.
+pub(super) fn read_token_file(path: &str) -> Result<Secret, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if meta.permissions().mode() & 0o004 != 0 {
+        return Err(format!(
+            "{path} is readable by every user; chmod o-r {path} (or 600) first"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(format!("{path} holds no token on its first line"));
+    }
+    Ok(Secret(token.to_string()))
+}

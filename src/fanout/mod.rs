@@ -7,11 +7,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{error, warn};
+use log::{error, info, warn};
 use slab::Slab;
 
 use crate::access_log::{Answered, request_line};
-use crate::backend::BackendId;
+use crate::backend::{BackendId, Role};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
 use crate::http::client::{self, ClientState};
@@ -54,6 +54,13 @@ impl Jobs {
 
     pub fn len(&self) -> usize {
         self.jobs.len()
+    }
+
+    /// Makes room for slot `id`, which a backend has just joined.
+    pub fn place(&mut self, id: BackendId) {
+        if id >= self.parked.len() {
+            self.parked.resize(id + 1, Vec::new());
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -205,11 +212,12 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     }
 }
 
-/// The backends a new POST goes to: all of them (--fanout 0), or N distinct ones that are up.
+/// The backends a new POST goes to: every listed one (--fanout 0), up or not, drained or
+/// not (their copies wait), or N distinct ones that are up and in rotation.
 fn choose_targets(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Vec<BackendId> {
-    let n = core.backends.len();
-    if core.cfg.fanout == 0 || core.cfg.fanout >= n {
-        return (0..n).collect();
+    let listed = (0..core.backends.len()).filter(|&id| core.backends[id].role.is_member());
+    if core.cfg.fanout == 0 || core.cfg.fanout >= listed.clone().count() {
+        return listed.collect();
     }
     let ctx = PickContext {
         client_ip: client::client_mut(conns, key).map(|c| c.peer.ip()),
@@ -229,13 +237,14 @@ fn choose_targets(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Vec<Ba
     chosen
 }
 
-/// Sends copy `copy` now if its backend is up, else parks it until the backend comes up.
+/// Sends copy `copy` now if its backend takes it, else parks it until the backend is up
+/// and ready.
 fn dispatch_copy(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize) {
     let Some(j) = core.fanout.jobs.get_mut(job) else {
         return;
     };
     let backend = j.copies[copy].backend;
-    if !core.backends[backend].up {
+    if !core.backends[backend].takes_copies() {
         j.copies[copy].phase = Phase::Parked;
         let serial = j.serial;
         core.fanout.parked[backend].push((job, copy, serial));
@@ -337,6 +346,12 @@ fn settle(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, r: R
         .request(backend, head::Method::Post, r.status, took);
     core.metrics.backends[backend].fanout_succeeded += 1;
     core.health.observed(&mut core.backends, backend, true, "");
+    if core.backends[backend].role == Role::Leaving {
+        info!(
+            "write {:?} delivered to removed backend {}",
+            j.request_id, core.backends[backend].label
+        );
+    }
     if let (Some(reply), false, Some((key, serial))) = (r.capture, j.answered, j.client) {
         j.answered = true;
         j.client = None;
@@ -521,7 +536,8 @@ pub fn retry_due(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
     dispatch_copy(conns, core, job, copy);
 }
 
-/// Backend `id` came up: its parked copies go out now, spending no attempt while they waited.
+/// Backend `id` came up, or back in rotation: its parked copies go out now, spending no
+/// attempt while they waited.
 pub fn backend_up(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     for (job, copy, serial) in std::mem::take(&mut core.fanout.parked[id]) {
         let parked =

@@ -171,7 +171,7 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         Filled::Got | Filled::Nothing => {}
     }
     if c.io.input_len() == 0 {
-        if core.draining {
+        if core.draining && !core.handing_over {
             // Nothing in progress: lb is stopping, so the keep-alive ends here.
             return Step::Close;
         }

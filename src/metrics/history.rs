@@ -63,6 +63,28 @@ impl History {
         }
     }
 
+    /// A backend joined slot `id`: its points start afresh, from counters at zero.
+    pub fn place(&mut self, id: usize) {
+        if id >= self.backends.len() {
+            self.backends
+                .resize(id + 1, VecDeque::with_capacity(POINTS));
+        }
+        self.backends[id].clear();
+        if let Some((_, before, _)) = &mut self.last {
+            let zero = Snapshot {
+                count: 0,
+                errors: 0,
+                bytes: 0,
+                buckets: Vec::new(),
+            };
+            if id >= before.len() {
+                before.resize(id + 1, zero);
+            } else {
+                before[id] = zero;
+            }
+        }
+    }
+
     /// Adds a point per backend if `EVERY` has passed since the last one.
     pub fn sample(&mut self, now: Instant, m: &Metrics) {
         let tcp = self.tcp;

@@ -39,7 +39,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// One gauge or counter sample per backend.
 fn per_backend(out: &mut String, v: &View, name: &str, value: impl Fn(usize) -> f64) {
-    for (id, b) in v.backends.iter().enumerate() {
+    for (id, b, _) in v.listed() {
         let _ = writeln!(
             out,
             "{name}{{backend=\"{}\"}} {}",
@@ -52,12 +52,11 @@ fn per_backend(out: &mut String, v: &View, name: &str, value: impl Fn(usize) -> 
 /// Samples of histogram `name`, one series per backend, in the usual three parts.
 fn histograms<'a>(
     out: &mut String,
-    v: &View,
+    v: &View<'a>,
     name: &str,
     histogram: impl Fn(&'a BackendMetrics) -> &'a Histogram,
-    metrics: &'a [BackendMetrics],
 ) {
-    for (b, bm) in v.backends.iter().zip(metrics) {
+    for (_, b, bm) in v.listed() {
         let label = LabelValue(&b.label);
         let h = histogram(bm);
         for (i, n) in h.cumulative().enumerate() {
@@ -190,6 +189,17 @@ pub fn render(v: &View, out: &mut String) {
         );
         let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
     }
+    family(
+        out,
+        "lb_reloads_total",
+        "counter",
+        "Reloads of the backend list (SIGHUP), by result; a failed one keeps the running list.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_reloads_total{{result=\"ok\"}} {}\nlb_reloads_total{{result=\"failed\"}} {}",
+        m.reloads, m.reloads_failed
+    );
     connections(out, m, http);
 
     family(
@@ -201,6 +211,20 @@ pub fn render(v: &View, out: &mut String) {
     per_backend(out, v, "lb_backend_up", |id| {
         f64::from(u8::from(v.backends[id].up))
     });
+    family(
+        out,
+        "lb_backend_state",
+        "gauge",
+        "1 for the backend's state: ready, drain, maint, or removed (finishing its work).",
+    );
+    for (_, b, _) in v.listed() {
+        let _ = writeln!(
+            out,
+            "lb_backend_state{{backend=\"{}\",state=\"{}\"}} 1",
+            LabelValue(&b.label),
+            b.role.name()
+        );
+    }
     family(
         out,
         "lb_backend_weight",
@@ -246,7 +270,7 @@ pub fn render(v: &View, out: &mut String) {
         "counter",
         "Active health checks, by result.",
     );
-    for (id, b) in v.backends.iter().enumerate() {
+    for (id, b, _) in v.listed() {
         let label = LabelValue(&b.label);
         let (pass, fail) = (v.health.checks_passed[id], v.health.checks_failed[id]);
         let _ = writeln!(
@@ -263,7 +287,7 @@ pub fn render(v: &View, out: &mut String) {
             "counter",
             "Requests answered through a backend, by method class and status class (502 and 504 included); each POST copy counts.",
         );
-        for (b, bm) in v.backends.iter().zip(&m.backends) {
+        for (_, b, bm) in v.listed() {
             for (method, by_status) in METHOD_CLASSES.iter().zip(&bm.requests) {
                 for (code, n) in STATUS_CLASSES.iter().zip(by_status) {
                     let _ = writeln!(
@@ -291,7 +315,7 @@ pub fn render(v: &View, out: &mut String) {
         "counter",
         "Failures talking to the backend, by reason.",
     );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
+    for (_, b, bm) in v.listed() {
         for (reason, n) in FAILURE_REASONS.iter().zip(bm.failures) {
             let _ = writeln!(
                 out,
@@ -307,7 +331,7 @@ pub fn render(v: &View, out: &mut String) {
             "counter",
             "POST fan-out copies to the backend, by what became of them.",
         );
-        for (b, bm) in v.backends.iter().zip(&m.backends) {
+        for (_, b, bm) in v.listed() {
             let counts = [
                 bm.fanout_sent,
                 bm.fanout_succeeded,
@@ -349,13 +373,7 @@ pub fn render(v: &View, out: &mut String) {
             "histogram",
             "Time from dispatching a request to the backend's response head.",
         );
-        histograms(
-            out,
-            v,
-            "lb_request_duration_seconds",
-            |bm| &bm.latency,
-            &m.backends,
-        );
+        histograms(out, v, "lb_request_duration_seconds", |bm| &bm.latency);
     } else {
         family(
             out,
@@ -363,13 +381,9 @@ pub fn render(v: &View, out: &mut String) {
             "histogram",
             "How long finished TCP sessions lasted, from accept to close.",
         );
-        histograms(
-            out,
-            v,
-            "lb_tcp_session_duration_seconds",
-            |bm| &bm.session_duration,
-            &m.backends,
-        );
+        histograms(out, v, "lb_tcp_session_duration_seconds", |bm| {
+            &bm.session_duration
+        });
     }
 }
 

@@ -74,11 +74,12 @@ pub fn uses_weights(name: &str) -> bool {
     name == "round-robin"
 }
 
-/// Builds the strategy called `name` (as `canonical` returns it) for this backend list.
+/// Builds the strategy called `name` (as `canonical` returns it) for this backend list;
+/// built again whenever the list changes at run time.
 pub fn by_name(name: &str, backends: &[Backend]) -> Result<Box<dyn Strategy>, String> {
     Ok(match name {
         "round-robin" => Box::new(RoundRobin::new(backends)),
-        "n-to-1" => Box::new(NToOne),
+        "n-to-1" => Box::new(NToOne::new(backends)),
         "least-connections" => Box::new(LeastConnections::default()),
         "least-response-time" => Box::new(LeastResponseTime::default()),
         "random" => Box::new(Random::new(rand::make_rng())),
@@ -105,7 +106,7 @@ pub(crate) fn eligible(
     id: BackendId,
     accept: &dyn Fn(BackendId) -> bool,
 ) -> bool {
-    backends[id].up && accept(id)
+    backends[id].selectable() && accept(id)
 }
 
 /// The eligible backend with the smallest `key`. The scan starts at `start` (wrapping), so
@@ -124,7 +125,7 @@ pub(crate) fn least_from<K: PartialOrd>(
     let mut best: Option<(BackendId, K)> = None;
     for id in (start..n).chain(0..start) {
         let b = &backends[id];
-        if !b.up {
+        if !b.selectable() {
             continue;
         }
         let k = key(b);

@@ -40,7 +40,7 @@ pub struct TlsContexts {
     provider: Arc<CryptoProvider>,
     /// For clients of `--tls-listen`; `None` without it.
     server: Option<Arc<ServerConfig>>,
-    /// For `https://` backends; `None` when there are none.
+    /// For `https://` backends; `None` if no root certificates could be found.
     client: Option<Arc<ClientConfig>>,
     pairs: Vec<CertPair>,
     /// Kept across reloads, so that tickets issued before a reload still resume.
@@ -76,8 +76,12 @@ impl TlsContexts {
             let store = CertStore::load(&contexts.pairs, &contexts.provider)?;
             contexts.server = Some(contexts.server_config(store)?);
         }
-        if settings.https_backends {
-            contexts.client = Some(contexts.client_config(settings.backend_ca)?);
+        // Built even without https backends, which a reload may add; a failure stops lb
+        // only if one is there from the start.
+        match contexts.client_config(settings.backend_ca) {
+            Ok(config) => contexts.client = Some(config),
+            Err(e) if settings.https_backends || settings.backend_ca.is_some() => return Err(e),
+            Err(_) => {}
         }
         Ok(contexts)
     }
@@ -162,7 +166,7 @@ impl TlsContexts {
         let config = self
             .client
             .as_ref()
-            .ok_or("no TLS client configuration for https backends")?;
+            .ok_or("no root certificates to verify https backends with: give --backend-ca FILE")?;
         ClientConnection::new(Arc::clone(config), name.clone())
             .map(|conn| TlsSession::new(conn.into()))
             .map_err(|e| e.to_string())

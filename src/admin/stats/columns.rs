@@ -54,6 +54,10 @@ pub fn columns(mode: Mode) -> Vec<Column> {
             title: "Traffic",
             cell: traffic_cell,
         },
+        Column {
+            title: "Control",
+            cell: crate::admin::api::control_cell,
+        },
     ]
 }
 
