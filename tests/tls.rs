@@ -331,3 +331,38 @@ fn curl_with_cacert_gets_an_answer() {
         "Hello from one"
     );
 }
+
+#[test]
+fn an_upgrade_hands_the_tls_listener_over() {
+    let b = backend("one", &[]);
+    let site = Site::new();
+    let mut old = site.lb(&[b.addr], &[]);
+    let addr = tls_addr(&old);
+    let config = site.ca.client_config();
+    assert_eq!(
+        Client::over(tls_connect(&config, addr, "localhost"))
+            .get("/")
+            .status,
+        200
+    );
+    old.signal(libc::SIGUSR2);
+    // The new process writes to the same stderr: its own line says it serves.
+    assert!(
+        old.wait_log("upgrade: serving", Duration::from_secs(10)),
+        "{}",
+        old.log_text()
+    );
+    let pid: i32 = old
+        .log_text()
+        .split(" as pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|pid| pid.parse().ok())
+        .expect("the new pid in the log");
+    assert_eq!(old.exit_code_within(Duration::from_secs(10)), Some(0));
+    // The same TLS port, now the new process's, with the same certificate.
+    let mut c = Client::over(tls_connect(&config, addr, "localhost"));
+    assert_eq!(c.get("/").status, 200);
+    // SAFETY: kill(2) on the pid of the lb that the old one started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
