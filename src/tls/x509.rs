@@ -87,16 +87,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// A date for messages, `2026-11-25`.
 pub fn date(unix: i64) -> String {
-    // Inverse of days_from_civil.
-    let z = unix.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let days = u64::try_from(unix.div_euclid(86_400)).unwrap_or(0);
+    let (y, m, d) = crate::logging::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
