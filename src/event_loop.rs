@@ -24,7 +24,8 @@ use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
-use crate::metrics::Metrics;
+use crate::journal::{Journal, Replayed};
+use crate::metrics::{JournalMetrics, Metrics};
 use crate::probe::{self, HealthMonitor, Probe};
 use crate::signals::Signals;
 use crate::strategy::{self, Strategy};
@@ -35,6 +36,8 @@ const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
+/// The journal's thread finished a write.
+const JOURNAL: Token = Token(usize::MAX - 3);
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -169,10 +172,13 @@ pub struct EventLoop {
     core: Core,
     /// Accepting stopped at --max-connections; new clients wait in the backlog.
     accept_paused: bool,
+    /// Writes the journal still owed at start, resumed when the loop runs.
+    resumed: Vec<Replayed>,
 }
 
 impl EventLoop {
-    pub fn bind(cfg: Config) -> Result<Self, String> {
+    /// Binds the listeners; `journal` is the opened `--journal` and what it still owes.
+    pub fn bind(cfg: Config, journal: Option<(Journal, Vec<Replayed>)>) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let mut listener = TcpListener::bind(cfg.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -221,10 +227,21 @@ impl EventLoop {
             }
         }
         timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
+        let (journal, resumed) = match journal {
+            Some((mut journal, resumed)) => {
+                let waker = mio::Waker::new(poll.registry(), JOURNAL)
+                    .map_err(|e| format!("cannot create the journal's waker: {e}"))?;
+                journal.start(Box::new(move || {
+                    let _ = waker.wake();
+                }))?;
+                (Some(journal), resumed)
+            }
+            None => (None, Vec::new()),
+        };
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
         let core = Core {
             metrics: Metrics::new(backends.len(), now),
-            fanout: fanout::Jobs::new(backends.len()),
+            fanout: fanout::Jobs::new(backends.len(), journal),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
             sends: HeldSends::default(),
@@ -254,6 +271,7 @@ impl EventLoop {
             admin,
             core,
             accept_paused: false,
+            resumed,
         })
     }
 
@@ -277,13 +295,26 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
+        let resumed = std::mem::take(&mut self.resumed);
+        fanout::resume(&mut self.conns, &mut self.core, resumed);
+        let stopped = self.turns(&mut events, &mut fired, &mut sending);
+        fanout::finish_journal(&mut self.core);
+        stopped
+    }
+
+    fn turns(
+        &mut self,
+        events: &mut Events,
+        fired: &mut Vec<Timer>,
+        sending: &mut Vec<usize>,
+    ) -> io::Result<Stopped> {
         loop {
             let timeout = if self.core.revisit.is_empty() {
                 self.core.timers.next_timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.poll.poll(events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -296,20 +327,23 @@ impl EventLoop {
                     LISTENER => self.accept(),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
+                    JOURNAL => fanout::journal_woke(&mut self.conns, &mut self.core),
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
-            self.core.sends.release(&mut sending);
-            for key in sending.drain(..) {
-                self.resume(key);
-            }
+            self.release_sends(sending);
             for key in std::mem::take(&mut self.core.revisit) {
                 self.resume(key);
             }
-            self.core.timers.expire(self.core.now, &mut fired);
+            self.core.timers.expire(self.core.now, fired);
             for timer in fired.drain(..) {
                 self.timer_fired(timer);
             }
+            // The turn's journal records go to disk (or to the journal's thread); with
+            // `off` and `always` the copies they held back go out now, grouped as usual.
+            self.core.sends.hold();
+            fanout::end_turn(&mut self.conns, &mut self.core);
+            self.release_sends(sending);
             if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
                 self.accept_paused = false;
                 self.accept();
@@ -321,6 +355,14 @@ impl EventLoop {
             if let Some(stopped) = self.stopped {
                 return Ok(stopped);
             }
+        }
+    }
+
+    /// Ends the hold on sends and makes them, grouped by destination.
+    fn release_sends(&mut self, sending: &mut Vec<usize>) {
+        self.core.sends.release(sending);
+        for key in sending.drain(..) {
+            self.resume(key);
         }
     }
 
@@ -376,6 +418,13 @@ impl EventLoop {
         if self.core.buffers.take_dropped() {
             release_free_memory();
         }
+        let (owed, oldest) = self.core.fanout.owed(self.core.now);
+        let m = &mut self.core.metrics;
+        (m.writes_owed, m.oldest_owed_seconds) = (owed as u64, oldest);
+        m.journal = self.core.fanout.journal().map(|j| JournalMetrics {
+            stats: j.stats.clone(),
+            bytes_on_disk: j.bytes_on_disk(),
+        });
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);
     }

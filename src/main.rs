@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
-use lb::config::{self, Command};
+use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
+use lb::journal::Journal;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,7 +28,23 @@ fn main() -> ExitCode {
     {
         eprintln!("lb: cannot start logging: {e}");
     }
-    let mut event_loop = match EventLoop::bind(cfg) {
+    if cfg.journal.is_none() && cfg.mode == Mode::Http {
+        log::info!(
+            "no --journal: POST copies still owed are kept in memory only, and a crash of \
+             lb loses them"
+        );
+    }
+    let journal = match cfg.journal.as_deref() {
+        Some(dir) => match Journal::open(dir, cfg.journal_sync) {
+            Ok(opened) => Some(opened),
+            Err(e) => {
+                log::error!("--journal {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut event_loop = match EventLoop::bind(cfg, journal) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::head::Method;
 
+mod fanout;
 pub mod prometheus;
 
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
@@ -106,8 +107,10 @@ pub struct BackendMetrics {
     pub latency: Histogram,
     /// Connections to this backend open now.
     pub connections: u64,
+    /// POST copies: attempts sent, and what became of them.
     pub fanout_sent: u64,
-    pub fanout_succeeded: u64,
+    pub fanout_delivered: u64,
+    pub fanout_refused: u64,
     pub fanout_retried: u64,
     pub fanout_spent: u64,
 }
@@ -133,8 +136,20 @@ pub struct Metrics {
     /// Responses lb made itself without a backend (400, 408, 413, 414, 431, 503), by status class.
     pub local_responses: [u64; 5],
     pub client_connections_total: u64,
-    /// POST copies waiting for a retry (maintained by the fan-out code).
+    /// POST copies waiting for a retry or for their backend (maintained by the fan-out code).
     pub pending_retries: u64,
+    /// POSTs still owed to some backend and the age of the oldest, and the journal's
+    /// counters: refreshed once a second.
+    pub writes_owed: u64,
+    pub oldest_owed_seconds: f64,
+    pub journal: Option<JournalMetrics>,
+}
+
+/// The journal's counters, as /metrics and /stats show them.
+#[derive(Debug, Clone)]
+pub struct JournalMetrics {
+    pub stats: crate::journal::Stats,
+    pub bytes_on_disk: u64,
 }
 
 impl Metrics {
@@ -145,6 +160,9 @@ impl Metrics {
             local_responses: [0; 5],
             client_connections_total: 0,
             pending_retries: 0,
+            writes_owed: 0,
+            oldest_owed_seconds: 0.0,
+            journal: None,
         }
     }
 

@@ -288,36 +288,44 @@ pub fn render(v: &View, out: &mut String) {
 
     let sum = |f: fn(&BackendMetrics) -> u64| m.backends.iter().map(f).sum::<u64>();
     out.push_str("<h2>POST fan-out</h2>\n<section class=\"tiles\">\n");
+    for (what, n) in [
+        ("copies sent", sum(|b| b.fanout_sent)),
+        ("delivered", sum(|b| b.fanout_delivered)),
+        ("refused", sum(|b| b.fanout_refused)),
+        ("retried", sum(|b| b.fanout_retried)),
+        ("gave up", sum(|b| b.fanout_spent)),
+        ("retries pending", m.pending_retries),
+        ("writes owed", m.writes_owed),
+    ] {
+        tile(out, false, &Count(n).to_string(), what);
+    }
+    let stuck = m.oldest_owed_seconds >= 60.0;
     tile(
         out,
-        false,
-        &Count(sum(|b| b.fanout_sent)).to_string(),
-        "copies sent",
+        stuck,
+        &Secs(m.oldest_owed_seconds).to_string(),
+        "oldest owed",
     );
-    tile(
-        out,
-        false,
-        &Count(sum(|b| b.fanout_succeeded)).to_string(),
-        "succeeded",
-    );
-    tile(
-        out,
-        false,
-        &Count(sum(|b| b.fanout_retried)).to_string(),
-        "retried",
-    );
-    tile(
-        out,
-        false,
-        &Count(sum(|b| b.fanout_spent)).to_string(),
-        "gave up",
-    );
-    tile(
-        out,
-        false,
-        &Count(m.pending_retries).to_string(),
-        "retries pending",
-    );
+    if let Some(j) = &m.journal {
+        let sync = j
+            .stats
+            .sync_latency
+            .mean_seconds()
+            .map_or("–".into(), |s| Secs(s).to_string());
+        tile(
+            out,
+            j.stats.failures > 0,
+            &Bytes(j.bytes_on_disk).to_string(),
+            "journal on disk",
+        );
+        tile(
+            out,
+            false,
+            &Count(j.stats.syncs).to_string(),
+            "journal syncs",
+        );
+        tile(out, false, &sync, "mean sync");
+    }
     let _ = write!(
         out,
         "</section>\n</main>\n<footer>Reloads every {REFRESH_SECONDS} s · \

@@ -131,8 +131,8 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "success-status",
-        "status that counts as a delivered POST (default 201)",
-        "CODE",
+        "answers that deliver a POST copy: codes and classes, e.g. 201,202 (default 2xx)",
+        "LIST",
     );
     o.optmulti(
         "",
@@ -161,7 +161,8 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "retry-on",
-        "failures retried: 5xx,4xx,connect-failure,timeout,other (default all)",
+        "what is sent again: codes, classes, connect-failure, timeout, reset, bad-response, \
+         or all (default 5xx,connect-failure,timeout,reset,bad-response)",
         "LIST",
     );
     o.optmulti(
@@ -169,6 +170,24 @@ pub(super) fn options() -> getopts::Options {
         "fanout-timeout",
         "wait for a first success, then 504 (default 60s)",
         "DUR",
+    );
+    o.optmulti(
+        "",
+        "fanout-max-response",
+        "largest answer to a POST relayed to its client (default 16m)",
+        "BYTES",
+    );
+    o.optmulti(
+        "",
+        "journal",
+        "directory where POST copies still owed are kept across crashes (default: memory only)",
+        "DIR",
+    );
+    o.optmulti(
+        "",
+        "journal-sync",
+        "always, batch (one fdatasync per loop turn) or off (default batch)",
+        "MODE",
     );
     o.optmulti(
         "",

@@ -3,17 +3,20 @@
 //! backend list; this file turns the parsed flags into one `Config`.
 
 mod backends;
+mod fanout;
 mod flags;
 mod values;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::strategy;
 
 pub use backends::{BackendSpec, parse_backend};
+pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
-pub use values::{RetryOn, parse_duration, parse_size};
+pub use values::{parse_duration, parse_size};
 
 use backends::parse_backends_file;
 use flags::options;
@@ -45,13 +48,19 @@ pub struct Config {
     pub rise: u32,
     pub fall: u32,
     pub fanout: usize,
-    pub success_status: u16,
+    /// Answers that deliver a POST copy.
+    pub success_status: StatusSet,
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub retry_jitter: Duration,
     pub retry_attempts: u32,
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
+    /// The largest answer to a POST kept to be relayed to its client.
+    pub fanout_max_response: u64,
+    /// Where owed POST copies are journaled; `None`: in memory only.
+    pub journal: Option<PathBuf>,
+    pub journal_sync: JournalSync,
     /// How long SIGTERM/SIGINT waits for open work before lb exits anyway.
     pub drain_timeout: Duration,
     pub max_pending: usize,
@@ -211,15 +220,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             }
         })?,
         fanout: opt(&m, "fanout", 0, number::<usize>)?,
-        success_status: opt(&m, "success-status", 201, |s| {
-            number::<u16>(s).and_then(|n| {
-                if (200..300).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err(format!("{n} is not a 2xx status"))
-                }
-            })
-        })?,
+        success_status: opt(&m, "success-status", StatusSet::SUCCESS, StatusSet::parse)?,
         retry_base: opt(&m, "retry-base", Duration::from_secs(1), parse_duration)?,
         retry_max: opt(&m, "retry-max", Duration::from_secs(64), parse_duration)?,
         retry_jitter: opt(
@@ -232,13 +233,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             "retry-attempts",
             opt(&m, "retry-attempts", 100, number::<usize>)?,
         )? as u32,
-        retry_on: opt(&m, "retry-on", RetryOn::ALL, RetryOn::parse)?,
+        retry_on: opt(&m, "retry-on", RetryOn::DEFAULT, RetryOn::parse)?,
         fanout_timeout: opt(
             &m,
             "fanout-timeout",
             Duration::from_secs(60),
             parse_duration,
         )?,
+        fanout_max_response: opt(&m, "fanout-max-response", 16 << 20, parse_size)?,
+        journal: m.opt_strs("journal").pop().map(PathBuf::from),
+        journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
         max_pending: positive(
             "max-pending",
             opt(&m, "max-pending", 10_000, number::<usize>)?,

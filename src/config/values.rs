@@ -1,57 +1,8 @@
-//! Single flag values: durations, sizes, addresses, numbers, the --retry-on list.
+//! Single flag values: durations, sizes, addresses, numbers.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// Which failed POST copies are sent again (`--retry-on`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryOn {
-    /// Could not connect, or the connection was lost before an answer.
-    pub connect_failure: bool,
-    /// No answer within --server-timeout.
-    pub timeout: bool,
-    /// A 5xx answer, or a broken one.
-    pub server_error: bool,
-    pub client_error: bool,
-    /// Any other status that is not --success-status.
-    pub other: bool,
-}
-
-impl RetryOn {
-    pub const ALL: RetryOn = RetryOn {
-        connect_failure: true,
-        timeout: true,
-        server_error: true,
-        client_error: true,
-        other: true,
-    };
-
-    pub(super) fn parse(list: &str) -> Result<RetryOn, String> {
-        let mut r = RetryOn {
-            connect_failure: false,
-            timeout: false,
-            server_error: false,
-            client_error: false,
-            other: false,
-        };
-        for item in list.split(',').map(str::trim) {
-            match item {
-                "connect-failure" => r.connect_failure = true,
-                "timeout" => r.timeout = true,
-                "5xx" => r.server_error = true,
-                "4xx" => r.client_error = true,
-                "other" => r.other = true,
-                "all" => r = RetryOn::ALL,
-                _ => {
-                    return Err(format!(
-                        "unknown '{item}' (a list of 5xx, 4xx, connect-failure, timeout, other, all)"
-                    ));
-                }
-            }
-        }
-        Ok(r)
-    }
-}
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

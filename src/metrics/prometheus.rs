@@ -3,14 +3,14 @@
 
 use std::fmt::{self, Write};
 
-use super::{FAILURE_REASONS, LATENCY_BOUNDS, METHOD_CLASSES};
+use super::{FAILURE_REASONS, Histogram, LATENCY_BOUNDS, METHOD_CLASSES};
 use crate::admin::View;
 
 /// The Content-Type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const FANOUT_RESULTS: [&str; 4] = ["sent", "succeeded", "retried", "spent"];
+const FANOUT_RESULTS: [&str; 5] = ["sent", "delivered", "refused", "retried", "spent"];
 
 /// A label value with `\`, `"` and newlines escaped, as the format requires.
 pub struct LabelValue<'a>(pub &'a str);
@@ -30,7 +30,7 @@ impl fmt::Display for LabelValue<'_> {
 }
 
 /// HELP and TYPE lines, which come once before a family's samples.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -99,9 +99,10 @@ pub fn render(v: &View, out: &mut String) {
         out,
         "lb_fanout_pending_retries",
         "gauge",
-        "POST fan-out copies waiting for a retry.",
+        "POST fan-out copies waiting for a retry or for their backend.",
     );
     let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
+    super::fanout::render(m, out);
 
     family(
         out,
@@ -206,7 +207,8 @@ pub fn render(v: &View, out: &mut String) {
     for (b, bm) in v.backends.iter().zip(&m.backends) {
         let counts = [
             bm.fanout_sent,
-            bm.fanout_succeeded,
+            bm.fanout_delivered,
+            bm.fanout_refused,
             bm.fanout_retried,
             bm.fanout_spent,
         ];
@@ -244,27 +246,31 @@ pub fn render(v: &View, out: &mut String) {
         "Time from dispatching a request to the backend's response head.",
     );
     for (b, bm) in v.backends.iter().zip(&m.backends) {
-        let label = LabelValue(&b.label);
-        let h = &bm.latency;
-        for (i, n) in h.cumulative().enumerate() {
-            let _ = match LATENCY_BOUNDS.get(i) {
-                Some(le) => writeln!(
-                    out,
-                    "lb_request_duration_seconds_bucket{{backend=\"{label}\",le=\"{le}\"}} {n}"
-                ),
-                None => writeln!(
-                    out,
-                    "lb_request_duration_seconds_bucket{{backend=\"{label}\",le=\"+Inf\"}} {n}"
-                ),
-            };
-        }
-        let _ = writeln!(
-            out,
-            "lb_request_duration_seconds_sum{{backend=\"{label}\"}} {}\n\
-             lb_request_duration_seconds_count{{backend=\"{label}\"}} {}",
-            h.sum_seconds, h.count
-        );
+        let label = format!("backend=\"{}\"", LabelValue(&b.label));
+        histogram(out, "lb_request_duration_seconds", &label, &bm.latency);
     }
+}
+
+/// The samples of one histogram: cumulative buckets, sum and count. `labels` is empty or
+/// `name="value",...` without braces.
+pub(super) fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (i, n) in h.cumulative().enumerate() {
+        let _ = match LATENCY_BOUNDS.get(i) {
+            Some(le) => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}"),
+            None => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}"),
+        };
+    }
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(
+        out,
+        "{name}_sum{braced} {}\n{name}_count{braced} {}",
+        h.sum_seconds, h.count
+    );
 }
 
 #[cfg(test)]

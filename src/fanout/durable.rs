@@ -1,0 +1,196 @@
+//! The fan-out's side of the journal: a job's record goes in before any of its copies goes
+//! out, every finished copy is recorded, finished jobs free their segment, jobs that pin an
+//! old segment are carried forward, and at start the jobs still owed are resumed.
+
+use log::{error, info};
+use slab::Slab;
+
+use super::{Job, Phase, deliver, insert_job, reply};
+use crate::event_loop::{Conn, Core};
+use crate::http::head::{ClientSide, Method, RequestId};
+use crate::journal::{Done, JobRecord, Outcome, Replayed};
+
+/// Why a new POST cannot be taken now: the journal failed a moment ago.
+pub(super) fn refusal(core: &Core) -> Option<String> {
+    let why = core.fanout.journal.as_ref()?.refusing(core.now)?;
+    Some(format!(
+        "the journal cannot be written ({why}); nothing was sent"
+    ))
+}
+
+/// Puts job `job` in the journal. True when its copies must wait for the record to be
+/// on disk; false without a journal.
+pub(super) fn append(core: &mut Core, job: usize) -> bool {
+    let (Some(journal), Some(j)) = (core.fanout.journal.as_mut(), core.fanout.jobs.get_mut(job))
+    else {
+        return false;
+    };
+    let labels: Vec<&str> = j
+        .copies
+        .iter()
+        .map(|c| core.backends[c.backend].label.as_str())
+        .collect();
+    let id = journal.next_id();
+    let ticket = journal.append(&JobRecord {
+        id,
+        request_id: j.request_id.as_bytes(),
+        request: &j.request,
+        backends: &labels,
+    });
+    j.journal = Some((id, ticket.segment));
+    core.fanout
+        .awaiting
+        .push_back((ticket.batch, job, j.serial));
+    true
+}
+
+/// One backend's copy of `job` is finished.
+pub(super) fn record(core: &mut Core, job: usize, backend: usize, outcome: Outcome) {
+    let (Some(journal), Some(j)) = (core.fanout.journal.as_mut(), core.fanout.jobs.get(job)) else {
+        return;
+    };
+    if let Some((id, _)) = j.journal {
+        journal.record(id, &core.backends[backend].label, outcome);
+    }
+}
+
+/// Every copy of `j` is finished (or it never went out).
+pub(super) fn job_finished(core: &mut Core, j: &Job) {
+    if let (Some(journal), Some((_, segment))) = (core.fanout.journal.as_mut(), j.journal) {
+        journal.finished(segment);
+    }
+}
+
+/// The end of a loop turn: the turn's records go to disk (or to the journal's thread).
+pub fn end_turn(conns: &mut Slab<Conn>, core: &mut Core) {
+    let Some(journal) = core.fanout.journal.as_mut() else {
+        return;
+    };
+    if let Some(done) = journal.end_turn() {
+        batch_done(conns, core, done);
+    }
+    carry_forward(core);
+}
+
+/// The journal's thread finished a batch.
+pub fn journal_woke(conns: &mut Slab<Conn>, core: &mut Core) {
+    while let Some(done) = core.fanout.journal.as_mut().and_then(|j| j.completed()) {
+        batch_done(conns, core, done);
+    }
+}
+
+/// The jobs of a batch are on disk: their copies go out. Or the batch failed: their
+/// clients get 503, and nothing was sent.
+fn batch_done(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
+    while let Some(&(batch, job, serial)) = core.fanout.awaiting.front() {
+        if batch > done.batch {
+            break;
+        }
+        core.fanout.awaiting.pop_front();
+        let Some(j) = core.fanout.jobs.get(job).filter(|j| j.serial == serial) else {
+            continue;
+        };
+        let copies = j.copies.len();
+        match &done.result {
+            Ok(()) => {
+                for copy in 0..copies {
+                    deliver::dispatch(conns, core, job, copy, true);
+                }
+            }
+            Err(why) => reply::journal_failed(conns, core, job, why),
+        }
+    }
+}
+
+/// Jobs whose records keep the oldest segment alive are written again into the current
+/// one, listing only the backends still owed.
+fn carry_forward(core: &mut Core) {
+    let fanout = &mut core.fanout;
+    let Some(journal) = fanout.journal.as_mut() else {
+        return;
+    };
+    let Some(segment) = journal.carry_due() else {
+        return;
+    };
+    let mut carried = 0;
+    for (_, j) in fanout.jobs.iter_mut() {
+        let Some((id, s)) = j.journal.filter(|&(_, s)| s == segment) else {
+            continue;
+        };
+        let labels: Vec<&str> = j
+            .copies
+            .iter()
+            .filter(|c| !c.phase.is_final())
+            .map(|c| core.backends[c.backend].label.as_str())
+            .collect();
+        let record = JobRecord {
+            id,
+            request_id: j.request_id.as_bytes(),
+            request: &j.request,
+            backends: &labels,
+        };
+        j.journal = Some((id, journal.carry(&record, s).segment));
+        carried += 1;
+    }
+    info!("journal: {carried} writes still owed carried forward out of segment {segment}");
+}
+
+/// At start: the writes the journal still owes go out again, paced like retries. A
+/// backend that is no longer configured cannot be delivered to: that copy is given up.
+pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) {
+    let Some(segment) = core.fanout.journal.as_ref().map(|j| j.current_segment()) else {
+        return;
+    };
+    let side = ClientSide {
+        method: Method::Post,
+        version: 1,
+        keep_alive: false,
+    };
+    for r in replayed {
+        let mut targets = Vec::with_capacity(r.owed.len());
+        for label in &r.owed {
+            match core.backends.iter().position(|b| &b.label == label) {
+                Some(id) => targets.push(id),
+                None => {
+                    error!(
+                        "journal: write {} is owed to {label}, which is no longer a backend: \
+                         given up",
+                        String::from_utf8_lossy(&r.request_id)
+                    );
+                    if let Some(journal) = core.fanout.journal.as_mut() {
+                        journal.record(r.id, label, Outcome::Spent);
+                    }
+                }
+            }
+        }
+        if targets.is_empty() {
+            if let Some(journal) = core.fanout.journal.as_mut() {
+                journal.finished(segment);
+            }
+            continue;
+        }
+        let rid = RequestId::from_bytes(&r.request_id);
+        let job = insert_job(
+            core,
+            &targets,
+            r.request.into_boxed_slice(),
+            rid,
+            None,
+            side,
+        );
+        core.fanout.jobs[job].journal = Some((r.id, segment));
+        for copy in 0..targets.len() {
+            if let Some(j) = core.fanout.jobs.get_mut(job) {
+                j.copies[copy].phase = Phase::Queued;
+            }
+            deliver::dispatch(conns, core, job, copy, false);
+        }
+    }
+}
+
+/// lb is exiting: what is still in memory goes to disk.
+pub fn finish_journal(core: &mut Core) {
+    if let Some(journal) = core.fanout.journal.as_mut() {
+        journal.flush();
+    }
+}
