@@ -270,7 +270,13 @@ fn a_request_id_reused_for_a_different_request_gets_409_and_is_not_applied() {
         201
     );
     // The case: a changePassword sent with the id of the register.
-    let r = request(&b, "POST", "/changePassword?username=jack&password=b", id, "");
+    let r = request(
+        &b,
+        "POST",
+        "/changePassword?username=jack&password=b",
+        id,
+        "",
+    );
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(r.header("x-idempotent-replay").is_none());
     // Same target, different body.

@@ -10,6 +10,8 @@ pub struct Config {
     pub name: String,
     pub username: Option<String>,
     pub fail_rate: f64,
+    /// Writes answered 500 (and not applied) before the first is applied.
+    pub fail_first: u64,
     pub delay: Option<Duration>,
     pub one_at_a_time: bool,
     pub verbose: bool,
@@ -66,6 +68,12 @@ fn options() -> Options {
     );
     o.optopt(
         "",
+        "fail-first",
+        "answer the first N writes (register, changePassword) 500, not applied",
+        "N",
+    );
+    o.optopt(
+        "",
         "delay",
         "wait this long before each answer, e.g. 250ms, 2s, 1m",
         "DUR",
@@ -106,6 +114,12 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
             .filter(|p| (0.0..=1.0).contains(p))
             .ok_or(format!("invalid --fail-rate '{p}' (want 0.0 to 1.0)"))?,
     };
+    let fail_first = match m.opt_str("fail-first") {
+        None => 0,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("invalid --fail-first '{n}' (want a count)"))?,
+    };
     let delay = match m.opt_str("delay") {
         None => None,
         Some(d) => {
@@ -117,6 +131,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
         name,
         username: m.opt_str("username"),
         fail_rate,
+        fail_first,
         delay: delay.filter(|d| !d.is_zero()),
         one_at_a_time: m.opt_present("one-at-a-time"),
         verbose: m.opt_present("verbose"),

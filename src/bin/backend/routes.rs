@@ -190,6 +190,8 @@ pub struct App {
     login: String,
     only_user: Option<String>,
     fail_rate: f64,
+    /// Writes still to be answered 500 (--fail-first).
+    fail_first: u64,
     rng: ThreadRng,
     users: HashMap<String, User>,
     /// Answers to writes by X-Request-Id, with the fingerprint of the request they
@@ -203,13 +205,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(name: &str, only_user: Option<String>, fail_rate: f64) -> App {
+    pub fn new(name: &str, only_user: Option<String>, fail_rate: f64, fail_first: u64) -> App {
         App {
             name: name.to_owned(),
             hello: format!("Hello from {name}\n"),
             login: format!("login page of {name}\n"),
             only_user,
             fail_rate,
+            fail_first,
             rng: rand::rng(),
             users: HashMap::new(),
             answered: HashMap::new(),
@@ -286,6 +289,11 @@ impl App {
     /// same id, method, target and body) gets the first answer again; the same id with a
     /// different request gets 409 and is not applied.
     fn write(&mut self, req: &Request, query: &str, register: bool, reply: &mut Reply) {
+        if self.fail_first > 0 {
+            self.fail_first -= 1;
+            reply.send(500, &[], &[b"simulated failure (--fail-first)\n"]);
+            return;
+        }
         let mut h = DefaultHasher::new();
         req.request_line.hash(&mut h);
         req.body.hash(&mut h);
