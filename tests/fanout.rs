@@ -10,26 +10,6 @@ fn flags(extra: &[&'static str]) -> Vec<&'static str> {
     FAST_RETRIES.iter().chain(extra).copied().collect()
 }
 
-/// How many times `user` was registered on backend `b` (0 when unknown or unreachable).
-fn registered(b: &Proc, user: &str) -> u32 {
-    if std::net::TcpStream::connect(b.addr).is_err() {
-        return 0;
-    }
-    let mut c = Client::new(b.addr);
-    c.send(
-        format!("GET /users/{user} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
-    );
-    match c.read_response(false) {
-        Ok(Some(r)) if r.status == 200 => r
-            .text()
-            .split_whitespace()
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    }
-}
-
 #[test]
 fn every_backend_gets_each_write_exactly_once_despite_failures() {
     let b1 = backend("server1", &[]);
