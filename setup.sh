@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds lb, starts three demo backends on 127.0.0.1:9001-9003 and the balancer on
-# 127.0.0.1:8080 in front of them. Extra arguments go to lb: ./setup.sh -s least-connections
+# 127.0.0.1:8080 in front of them, journaling owed POST copies in ./lb-journal. Extra
+# arguments go to lb: ./setup.sh -s least-connections
 # Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,7 +34,7 @@ for i in 1 2 3; do
     ./target/release/backend --listen "127.0.0.1:900$i" --name "server$i" &
     pids+=($!)
 done
-./target/release/lb -l 127.0.0.1:8080 \
+./target/release/lb -l 127.0.0.1:8080 --journal ./lb-journal \
     -b 127.0.0.1:9001 -b 127.0.0.1:9002 -b 127.0.0.1:9003 "$@" &
 lb_pid=$!
 

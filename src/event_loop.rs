@@ -349,7 +349,13 @@ impl EventLoop {
                 self.accept();
             }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
-                info!("drained: every request and POST copy finished; exiting");
+                match self.core.fanout.len() {
+                    0 => info!("drained: every request and POST copy finished; exiting"),
+                    owed => info!(
+                        "drained: every request finished; {owed} writes still owed are kept \
+                         in the journal for the next start; exiting"
+                    ),
+                }
                 self.stopped = Some(Stopped::Drained);
             }
             if let Some(stopped) = self.stopped {

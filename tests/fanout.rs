@@ -282,7 +282,12 @@ fn ordinary_answers_are_relayed_at_once_and_never_retried() {
 fn a_backend_failing_then_succeeding_gets_exactly_one_delivered_copy() {
     let good = backend("good", &[]);
     let flaky = backend("flaky", &["--fail-first", "2"]);
-    let lb = lb(&[&good, &flaky], &flags(&["--admin", "127.0.0.1:0"]));
+    // Checks on (passive health needs them) but slow: a backend taken down by its 500s
+    // would stay down for the whole test.
+    let lb = lb(
+        &[&good, &flaky],
+        &flags(&["--admin", "127.0.0.1:0", "--health-interval", "10s"]),
+    );
     let admin = admin_addr(&lb);
     let r = post(lb.addr, "/register?username=kim&password=p");
     assert_eq!(r.status, 201);
@@ -385,4 +390,43 @@ fn fanout_errors_honour_the_clients_connection_close() {
     let r = c.read_response(false).unwrap().unwrap();
     assert_eq!((r.status, r.header("connection")), (502, Some("close")));
     assert!(c.closed_within(Duration::from_secs(3)));
+}
+
+#[test]
+fn a_backend_coming_back_gets_its_backlog_a_few_at_a_time_over_pooled_connections() {
+    let live = backend("live", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let live_addr = live.addr.to_string();
+    let lb = lb_addrs(
+        &[&live_addr, &late_addr],
+        &flags(&["--admin", "127.0.0.1:0"]),
+    );
+    let admin = admin_addr(&lb);
+    let up = format!("lb_backend_up{{backend=\"{late_addr}\"}}");
+    assert!(eventually(Duration::from_secs(5), || metric(admin, &up) == 0.0));
+    for i in 0..300 {
+        assert_eq!(
+            post(lb.addr, &format!("/register?username=p{i}")).status,
+            201
+        );
+    }
+    let late = backend_on("late", &late_addr, &["--delay", "20ms"]);
+    assert!(
+        eventually(Duration::from_secs(30), || copies(
+            admin,
+            &late,
+            "delivered"
+        ) == 300.0),
+        "the backlog is delivered"
+    );
+    let checks = metric(
+        admin,
+        &format!("lb_health_checks_total{{backend=\"{late_addr}\",result=\"pass\"}}"),
+    );
+    let accepted: f64 = get(late.addr, "/conns").text().trim().parse().unwrap();
+    // Each check is a connection of its own; the copies reuse at most 16 pooled ones.
+    assert!(
+        accepted <= checks + 16.0 + 4.0,
+        "{accepted} connections for 300 copies and {checks} checks"
+    );
 }

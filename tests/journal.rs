@@ -277,3 +277,33 @@ fn a_full_disk_refuses_new_writes_at_once_and_loses_none_already_acknowledged() 
         "the lock file stays while lb runs"
     );
 }
+
+#[test]
+fn a_drain_leaves_owed_copies_to_the_journal_and_the_next_start_delivers_them() {
+    let dir = TempDir::new("drain");
+    let up = backend("up", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let up_addr = up.addr.to_string();
+    let mut args = lb_args(&[&up_addr, &late_addr], &["--journal", dir.arg()]);
+    args.extend_from_slice(FAST_RETRIES);
+    let mut lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    assert_eq!(
+        post(lb.addr, "/register?username=ann&password=p").status,
+        201
+    );
+    lb.signal(libc::SIGTERM);
+    assert_eq!(
+        lb.exit_code_within(Duration::from_secs(5)),
+        Some(0),
+        "the owed copy does not hold the drain: {}",
+        lb.log_text()
+    );
+    assert!(
+        lb.log_text().contains("kept in the journal"),
+        "{}",
+        lb.log_text()
+    );
+    let late = backend_on("late", &late_addr, &[]);
+    let _lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    every_write_once(&[&up, &late], &["ann".to_string()]);
+}
