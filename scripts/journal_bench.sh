@@ -115,7 +115,7 @@ wrk_run() {
         $1 == "99%" { p99 = ms($2) }
         /Non-2xx or 3xx responses:/ { bad = $NF }
         /Socket errors:/ { gsub(/,/, ""); bad += $4 + $6 + $8 + $10 }
-        END { printf "%.0f %.3f\n", reqs > 0 ? rps * (reqs - bad) / reqs : 0, p99 }'
+        END { printf "%.0f %.3f\n", (reqs > 0 ? rps * (reqs - bad) / reqs : 0), p99 }'
 }
 
 median() {
@@ -173,7 +173,7 @@ echo "| journal | POST/s | of no journal | p99 |"
 echo "|---|---:|---:|---:|"
 for c in "${configs[@]}"; do
     m=$(median "${rps[$c]}")
-    pct=$(awk -v m="$m" -v b="$base" 'BEGIN { printf "%.0f%%", b > 0 ? 100 * m / b : 0 }')
+    pct=$(awk -v m="$m" -v b="$base" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * m / b : 0) }')
     label=$([[ $c == none ]] && echo "none" || echo "--journal-sync $c")
     echo "| $label | $m | $pct | $(median "${p99[$c]}") ms |"
 done
@@ -187,7 +187,7 @@ for c in none batch; do
     echo "| $label | $(median "${get_rps[$c]}") | $(median "${get_p99[$c]}") ms |"
 done
 ratio=$(awk -v a="$(median "${get_p99[batch]}")" -v b="$(median "${get_p99[none]}")" \
-    'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+    'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 echo
 echo "GET p99 with the journal / without: $ratio. The disk's own fdatasync: ${sync_us} µs"
 echo "(dd oflag=dsync of 4 KiB blocks in $dir: $dd_out)."
