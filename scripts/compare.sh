@@ -1,37 +1,47 @@
 #!/usr/bin/env bash
-# lb next to nginx and HAProxy on this machine, in one run: HTTP keep-alive throughput and
-# p99, TCP pass-through, memory per idle connection, and POST fan-out against GET.
-# Everything listens on 127.0.0.1 and is stopped on exit.  scripts/compare.sh --help
+# lb next to nginx and HAProxy on this machine, in one run, in front of demo backends and of
+# nginx backends: several HTTP load shapes, POST fan-out, TCP pass-through, and memory per
+# idle connection. Everything listens on 127.0.0.1 and is stopped on exit.
+# scripts/compare.sh --help
 set -euo pipefail
 
 usage() {
     cat <<'TXT'
 Usage: scripts/compare.sh [options] > results.md
 
-Builds lb (cargo build --release), starts two demo backends on free loopback ports, and
-puts the same wrk load through each of:
+Builds lb (cargo build --release), then for each kind of backend (--backend) starts three
+backends on free loopback ports and puts the same wrk load through each of:
   - a backend directly
   - lb (defaults, -q)
   - nginx: 1 worker, upstream keepalive 64, proxy_http_version 1.1     (if installed)
   - HAProxy: nbthread 1, mode http, http-reuse always, roundrobin      (if installed)
-Runs alternate between them for several rounds; medians of requests/s, p99 latency and
-each proxy's own CPU time per request (user + system, from /proc) are reported. Then the same in
-TCP pass-through mode (lb -m tcp, HAProxy mode tcp, nginx stream if the module is there,
+alternating between them for several rounds, for each load shape (--shapes):
+  small   GET / (a short answer), keep-alive, --connections connections
+  c200    the same with 200 connections
+  16k     GET /bytes/16384, a 16 KiB answer
+  256k    GET /bytes/262144, a 256 KiB answer
+  mixed   GET /, one request in ten with Connection: close (a new connection each time)
+  post    POST /register to three backends: lb's fan-out (all three, the client gets the
+          first success), lb --fanout 1, nginx with its mirror module (one answers, the two
+          others get copies), and HAProxy (one backend; it has no fan-out)
+Then TCP pass-through (lb -m tcp, HAProxy mode tcp, nginx stream if the module is there,
 and examples/tcp_relay_floor: one recv and one send per event and nothing else, the floor
-for any proxy built on recv and send), then the resident memory each proxy adds per idle
-keep-alive connection, then POST fan-out to three backends against GET through the same lb.
+for any proxy built on recv and send), and once, the resident memory each proxy adds per
+idle keep-alive connection. Medians of requests/s, p99 latency and each proxy's own CPU
+time per request (user + system, from /proc) are reported.
 
 The results (markdown) go to stdout, progress to stderr.
 
 Options:
+  --backend KIND        demo, nginx or both (default both; nginx needs nginx installed)
+  --shapes LIST         comma-separated load shapes (default small,c200,16k,256k,mixed,post)
   --rounds N            alternating rounds per target (default 5)
   --duration DUR        length of each wrk run (default 5s)
-  --connections N       wrk connections (default 50)
+  --connections N       wrk connections for all shapes but c200 (default 50)
   --threads N           wrk threads (default 1)
   --idle-connections N  idle connections for the memory test (default 5000)
   --skip-tcp            no TCP pass-through comparison
   --skip-memory         no memory per idle connection
-  --skip-post           no POST fan-out measurement
   --no-build            use target/release/{lb,backend,examples/tcp_relay_floor} as they are
   -h, --help            this help
 
@@ -42,74 +52,61 @@ backends share the CPUs, so compare the ratios rather than the absolute figures.
 TXT
 }
 
-log() { echo "compare.sh: $*" >&2; }
-die() {
-    log "$*"
-    exit 1
-}
-die_usage() {
-    log "$*"
-    echo "Try scripts/compare.sh --help" >&2
-    exit 2
-}
+script=compare.sh
+# shellcheck source=scripts/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
-rounds=5
-duration=5s
-connections=50
-threads=1
+backend_kinds=(demo nginx)
+shapes=small,c200,16k,256k,mixed,post
+base_connections=50
 idle_conns=5000
 skip_tcp=0
 skip_memory=0
-skip_post=0
 build=1
 
-need_arg() { [[ $# -ge 2 && -n $2 ]] || die_usage "$1 needs a value"; }
 while [[ $# -gt 0 ]]; do
     case $1 in
+        --backend)
+            need_arg "$@"
+            case $2 in
+                demo | nginx) backend_kinds=("$2") ;;
+                both) backend_kinds=(demo nginx) ;;
+                *) die_usage "bad --backend: $2 (demo, nginx or both)" ;;
+            esac
+            shift 2
+            ;;
+        --shapes) need_arg "$@"; shapes=$2; shift 2 ;;
         --rounds) need_arg "$@"; rounds=$2; shift 2 ;;
         --duration) need_arg "$@"; duration=$2; shift 2 ;;
-        --connections) need_arg "$@"; connections=$2; shift 2 ;;
+        --connections) need_arg "$@"; base_connections=$2; shift 2 ;;
         --threads) need_arg "$@"; threads=$2; shift 2 ;;
         --idle-connections) need_arg "$@"; idle_conns=$2; shift 2 ;;
-        --rounds=* | --duration=* | --connections=* | --threads=* | --idle-connections=*)
+        --backend=* | --shapes=* | --rounds=* | --duration=* | --connections=* | --threads=* | --idle-connections=*)
             set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
         --skip-tcp) skip_tcp=1; shift ;;
         --skip-memory) skip_memory=1; shift ;;
-        --skip-post) skip_post=1; shift ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die_usage "unknown option: $1" ;;
     esac
 done
 
-positive() { [[ $1 =~ ^[0-9]+$ ]] && ((10#$1 > 0)); }
 positive "$rounds" || die_usage "bad --rounds: $rounds"
-positive "$connections" || die_usage "bad --connections: $connections"
+positive "$base_connections" || die_usage "bad --connections: $base_connections"
 positive "$threads" || die_usage "bad --threads: $threads"
 positive "$idle_conns" || die_usage "bad --idle-connections: $idle_conns"
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 5s, 1m)"
-((threads <= connections)) || die_usage "--threads must not exceed --connections"
+((threads <= base_connections)) || die_usage "--threads must not exceed --connections"
+IFS=, read -r -a shape_list <<<"$shapes"
+for s in "${shape_list[@]}"; do
+    [[ $s =~ ^(small|c200|16k|256k|mixed|post)$ ]] || die_usage "unknown shape: $s"
+done
+has_shape() { [[ ,$shapes, == *,$1,* ]]; }
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-
-# Tools. nginx and haproxy live in sbin, which is not always on PATH.
-find_tool() {
-    local d
-    if command -v "$1" 2>/dev/null; then
-        return 0
-    fi
-    for d in /usr/sbin /usr/local/sbin /sbin; do
-        if [[ -x $d/$1 ]]; then
-            echo "$d/$1"
-            return 0
-        fi
-    done
-    return 1
-}
+cd "$bench_root"
 missing=()
 wrk_bin=$(find_tool wrk) || missing+=(wrk)
-python_bin=$(find_tool python3) || missing+=(python3)
+find_tool python3 >/dev/null || missing+=(python3)
 if ((build)); then
     command -v cargo >/dev/null || missing+=("cargo (https://rustup.rs)")
 fi
@@ -118,62 +115,16 @@ if ((${#missing[@]})); then
 fi
 nginx_bin=$(find_tool nginx) || nginx_bin=""
 haproxy_bin=$(find_tool haproxy) || haproxy_bin=""
-[[ -n $nginx_bin ]] || log "nginx not found: skipped (sudo apt-get install nginx-light)"
+[[ -n $nginx_bin ]] || log "nginx not found: skipped, and so are nginx backends (sudo apt-get install nginx-light)"
 [[ -n $haproxy_bin ]] || log "haproxy not found: skipped (sudo apt-get install haproxy)"
-
-# File descriptors: 5000 idle clients need 5000+ in each proxy. Raise the soft limit as far
-# as the hard limit allows; children inherit it.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-nofile=$(ulimit -n)
-[[ $nofile == unlimited ]] && nofile=1048576
+if [[ -z $nginx_bin ]]; then
+    backend_kinds=("${backend_kinds[@]/nginx/}")
+fi
 if ((!skip_memory && nofile < idle_conns + 200)); then
     log "fd limit $nofile is too low for $idle_conns idle connections: memory test skipped"
     log "  (raise it with ulimit -n, or pass --idle-connections)"
     skip_memory=1
 fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/lb-compare.XXXXXX")
-# nginx workers drop to an unprivileged user when started as root: let them reach their files.
-chmod 755 "$tmp"
-
-pids=()
-# Sends TERM to the given processes (all started here), KILL to any still there after 5 s.
-terminate() {
-    local pid i alive
-    for pid in "$@"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 50; i++)); do
-        alive=0
-        for pid in "$@"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        ((alive)) || break
-        sleep 0.1
-    done
-    for pid in "$@"; do
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-}
-cleanup() {
-    trap - EXIT INT TERM
-    terminate "${pids[@]}"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Stops one process this script started and forgets it.
-stop() {
-    local pid=$1 p keep=()
-    terminate "$pid"
-    for p in "${pids[@]}"; do
-        [[ $p == "$pid" ]] || keep+=("$p")
-    done
-    pids=("${keep[@]}")
-}
 
 # --- build -----------------------------------------------------------------------------
 
@@ -190,422 +141,8 @@ cp target/release/lb target/release/backend target/release/examples/tcp_relay_fl
 lb_bin=$tmp/bin/lb
 backend_bin=$tmp/bin/backend
 floor_bin=$tmp/bin/tcp_relay_floor
-lb_extra=(-q)
-# The admin listener has a fixed default port; two lb instances must not both want it.
-if "$lb_bin" --help 2>&1 | grep -q -- '--admin'; then
-    lb_extra+=(--admin off)
-fi
-
-# --- helpers ---------------------------------------------------------------------------
-
-# Prints N free TCP ports on 127.0.0.1, below the ephemeral range so that outgoing
-# connections do not take them in the meantime.
-free_ports() {
-    "$python_bin" - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-found = []
-for port in random.sample(range(20000, 32000), 4000):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        found.append(port)
-    except OSError:
-        pass
-    finally:
-        s.close()
-    if len(found) == n:
-        break
-print(" ".join(map(str, found)))
-PY
-}
-
-# True when 127.0.0.1:PORT answers GET PATH with a 2xx.
-http_ok() {
-    local port=$1 path=${2:-/} fd line
-    # The braces scope 2>/dev/null to the failed connect; exec alone would keep it.
-    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
-    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path" 1>&"$fd" || {
-        exec {fd}>&-
-        return 1
-    }
-    line=""
-    IFS= read -r -t 3 line <&"$fd" || true
-    exec {fd}>&-
-    [[ $line == "HTTP/1."[01]" 2"* ]]
-}
-
-# Prints the whole answer to GET PATH on 127.0.0.1:PORT (for diagnostics).
-http_get() {
-    local port=$1 path=$2 fd
-    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 0
-    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$path" 1>&"$fd" || true
-    timeout 3 cat <&"$fd" || true
-    exec {fd}>&-
-}
-
-# Waits until PID serves GET / on PORT; on failure shows its log and exits.
-wait_ready() {
-    local name=$1 pid=$2 port=$3 logf=$4 i
-    for ((i = 0; i < 100; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log "$name exited at start; its log:"
-            sed 's/^/    /' "$logf" >&2
-            exit 1
-        fi
-        if http_ok "$port"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    log "$name does not answer on 127.0.0.1:$port after 10s; its log:"
-    sed 's/^/    /' "$logf" >&2
-    exit 1
-}
-
-# Children of a process, from /proc.
-children_of() {
-    local stat rest ppid
-    for stat in /proc/[0-9]*/stat; do
-        # Fields after the ")" that ends the command name: state, ppid, ...
-        rest=$(cat "$stat" 2>/dev/null) || continue
-        rest=${rest##*) }
-        read -r _ ppid _ <<<"$rest"
-        if [[ $ppid == "$1" ]]; then
-            stat=${stat#/proc/}
-            echo "${stat%/stat}"
-        fi
-    done
-}
-
-# Resident memory in KiB of the given processes together.
-rss_kib() {
-    local pid total=0 v
-    for pid in "$@"; do
-        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
-# The processes that make up a proxy: the one started, and for nginx its workers too.
-proxy_pids() {
-    if [[ $1 == nginx ]]; then
-        # shellcheck disable=SC2046  # one pid per word
-        echo "$2" $(children_of "$2")
-    else
-        echo "$2"
-    fi
-}
-
-# CPU time (user + system, in clock ticks) the given processes have used so far.
-cpu_ticks() {
-    local pid total=0 stat
-    for pid in "$@"; do
-        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        # Fields after the ")" that ends the command name; utime and stime are 12th and 13th.
-        read -r -a f <<<"${stat##*) }"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-# Runs wrk against URL for SECS, with an optional Lua SCRIPT and its argument;
-# prints "requests/s p99_ms errors answered_requests".
-wrk_run() {
-    local url=$1 secs=$2 script=${3:-} arg=${4:-} out cmd
-    cmd=("$wrk_bin" -t"$threads" -c"$connections" -d"$secs" --latency)
-    [[ -z $script ]] || cmd+=(-s "$script")
-    cmd+=("$url")
-    [[ -z $arg ]] || cmd+=(-- "$arg")
-    out=$("${cmd[@]}" 2>&1) || {
-        log "wrk failed against $url:"
-        printf "%s\n" "$out" | sed "s/^/    /" >&2
-        echo "0 0 1 0"
-        return 0
-    }
-    if grep -qE 'Socket errors|Non-2xx' <<<"$out"; then
-        log "    wrk against $url: $(grep -E 'requests in|Socket errors|Non-2xx' <<<"$out" | tr -s ' ' | tr '\n' ';')"
-    fi
-    # Requests/s counts failed requests too; only the answered ones are reported.
-    echo "$out" | awk '
-        function ms(v) {
-            if (v ~ /us$/) return v / 1000
-            if (v ~ /ms$/) return v + 0
-            if (v ~ /m$/) return v * 60000
-            if (v ~ /s$/) return v * 1000
-            return v
-        }
-        /^Requests\/sec:/ { rps = $2 }
-        / requests in / { reqs = $1 }
-        $1 == "99%" { p99 = ms($2) }
-        /Socket errors:/ { gsub(/,/, ""); errs += $4 + $6 + $8 + $10 }
-        /Non-2xx or 3xx responses:/ { errs += $NF }
-        END {
-            ok = reqs > 0 ? rps * (reqs - errs) / reqs : 0
-            answered = reqs - errs
-            printf "%.0f %.3f %d %d\n", ok < 0 ? 0 : ok, p99, errs, answered < 0 ? 0 : answered
-        }'
-}
-
-median() {
-    tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk '
-        { v[NR] = $1 }
-        END {
-            if (NR == 0) { print 0; exit }
-            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-        }'
-}
-
-# Formatting for the tables.
-fmt_int() { printf '%.0f' "$1"; }
-# The median of a list of µs figures, or "-" for none.
-fmt_us() {
-    if [[ -z ${1// /} ]]; then
-        echo "-"
-    else
-        awk -v v="$(median "$1")" 'BEGIN { printf "%.1f µs", v }'
-    fi
-}
-fmt_ms() { awk -v v="$1" 'BEGIN { if (v < 10) printf "%.2f ms", v; else printf "%.1f ms", v }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-
-# Per-target results: space-separated lists of per-round values.
-declare -A RPS P99 ERRS CPU LABEL URL LOGF PIDS
-# Benchmarks the targets named in $@ (keys of URL) in alternating rounds.
-bench_alternating() {
-    local t r res rps p99 errs answered c0 cpu
-    for t in "$@"; do
-        RPS[$t]="" P99[$t]="" ERRS[$t]=0 CPU[$t]=""
-        log "  warm-up: ${LABEL[$t]}"
-        wrk_run "${URL[$t]}" 1s >/dev/null
-    done
-    for ((r = 1; r <= rounds; r++)); do
-        for t in "$@"; do
-            # shellcheck disable=SC2086  # a list of pids
-            c0=$(cpu_ticks ${PIDS[$t]:-})
-            res=$(wrk_run "${URL[$t]}" "$duration")
-            read -r rps p99 errs answered <<<"$res"
-            RPS[$t]+=" $rps"
-            P99[$t]+=" $p99"
-            ERRS[$t]=$((ERRS[$t] + errs))
-            cpu=""
-            if [[ -n ${PIDS[$t]:-} ]] && ((answered > 0)); then
-                # shellcheck disable=SC2086
-                cpu=$(awk -v t="$(($(cpu_ticks ${PIDS[$t]}) - c0))" -v hz="$clk_tck" -v n="$answered" \
-                    'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
-                CPU[$t]+=" $cpu"
-            fi
-            log "  round $r/$rounds  $(printf '%-28s' "${LABEL[$t]}") $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")" \
-                "${cpu:+ proxy CPU $cpu µs/req } errors $errs"
-            if ((errs > 0)) && [[ -s ${LOGF[$t]:-} ]]; then
-                log "    last lines of its log:"
-                tail -n 3 "${LOGF[$t]}" | sed 's/^/      /' >&2
-            fi
-        done
-    done
-}
-
-# Markdown rows for the targets, with medians.
-table() {
-    local t
-    echo "| target | requests/s | p99 latency | proxy CPU per request | errors (all rounds) |"
-    echo "|---|---:|---:|---:|---:|"
-    for t in "$@"; do
-        echo "| ${LABEL[$t]} | $(fmt_int "$(median "${RPS[$t]}")") | $(fmt_ms "$(median "${P99[$t]}")") |" \
-            "$(fmt_us "${CPU[$t]}") | ${ERRS[$t]} |"
-    done
-}
-
-# "lb/X" ratio rows: requests/s (higher is better for lb), p99 and proxy CPU per request
-# (lower is better for lb).
-ratio_rows() {
-    local lb=$1 t
-    shift
-    for t in "$@"; do
-        [[ -n ${URL[$t]:-} ]] || continue
-        echo "| lb / ${LABEL[$t]%% (*} | $(ratio "$(median "${RPS[$lb]}")" "$(median "${RPS[$t]}")") |" \
-            "$(ratio "$(median "${P99[$lb]}")" "$(median "${P99[$t]}")") |" \
-            "$(ratio "$(median "${CPU[$lb]}")" "$(median "${CPU[$t]}")") |"
-    done
-}
-
-# One mode's results, then lb's ratios to the others when there are others to compare.
-results_table() {
-    table "$@"
-    echo
-    if (($# > 2)); then
-        echo "| ratio | requests/s | p99 latency | proxy CPU per request |"
-        echo "|---|---:|---:|---:|"
-        ratio_rows lb nginx haproxy floor
-        echo
-    fi
-}
-
-# --- nginx and HAProxy configuration -----------------------------------------------------
-
-# nginx stream module: built in, or a dynamic module that is installed, or neither.
-nginx_stream_load=""
-nginx_stream=0
-if [[ -n $nginx_bin ]]; then
-    nginx_v=$("$nginx_bin" -V 2>&1 || true)
-    if grep -qE -- '--with-stream( |$)' <<<"$nginx_v"; then
-        nginx_stream=1
-    elif grep -qE -- '--with-stream=dynamic' <<<"$nginx_v"; then
-        modpath=$(grep -oE -- '--modules-path=[^ ]+' <<<"$nginx_v" | cut -d= -f2)
-        for so in "${modpath:-/usr/lib/nginx/modules}/ngx_stream_module.so" /usr/lib/nginx/modules/ngx_stream_module.so \
-            /usr/share/nginx/modules/ngx_stream_module.so; do
-            if [[ -f $so ]]; then
-                nginx_stream_load="load_module $so;"
-                nginx_stream=1
-                break
-            fi
-        done
-    fi
-fi
-
-# nginx: one worker, connections for the memory test and then some.
-nginx_conns=$((nofile > 10300 ? 10240 : nofile - 64))
-# HAProxy needs about two descriptors per connection.
-haproxy_maxconn=$(((nofile - 200) / 2 < 10000 ? (nofile - 200) / 2 : 10000))
-
-# Writes an nginx config for MODE (http|tcp) listening on PORT in front of the backends.
-nginx_conf() {
-    local mode=$1 port=$2 dir=$3 b
-    shift 3
-    mkdir -p "$dir"
-    {
-        if [[ $mode == tcp ]]; then
-            echo "$nginx_stream_load"
-        fi
-        cat <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile $nofile;
-events {
-    worker_connections $nginx_conns;
-}
-EOF
-        if [[ $mode == http ]]; then
-            cat <<EOF
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    # lb and HAProxy put no cap on requests per keep-alive connection; nor does this.
-    keepalive_requests 1000000;
-    upstream backends {
-EOF
-            for b in "$@"; do echo "        server 127.0.0.1:$b;"; done
-            cat <<EOF
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            proxy_pass http://backends;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-        else
-            echo "stream {"
-            echo "    upstream backends {"
-            for b in "$@"; do echo "        server 127.0.0.1:$b;"; done
-            cat <<EOF
-    }
-    server {
-        listen 127.0.0.1:$port;
-        proxy_pass backends;
-    }
-}
-EOF
-        fi
-    } >"$dir/nginx.conf"
-}
-
-haproxy_conf() {
-    local mode=$1 port=$2 file=$3 b i=0
-    shift 3
-    {
-        cat <<EOF
-global
-    nbthread 1
-    maxconn $haproxy_maxconn
-
-defaults
-    mode $mode
-    maxconn $haproxy_maxconn
-    timeout connect 3s
-    timeout client 60s
-    timeout server 30s
-    timeout http-keep-alive 60s
-
-frontend fe
-    bind 127.0.0.1:$port
-    default_backend be
-
-backend be
-    balance roundrobin
-EOF
-        if [[ $mode == http ]]; then
-            echo "    http-reuse always"
-        fi
-        for b in "$@"; do
-            i=$((i + 1))
-            echo "    server s$i 127.0.0.1:$b"
-        done
-    } >"$file"
-}
-
-# Starts a proxy of KIND (lb|nginx|haproxy) in MODE on PORT for backends; sets started_pid
-# and started_log. lb also gets the arguments in lb_more.
-started_pid=""
-started_log=""
-lb_more=()
-start_proxy() {
-    local kind=$1 mode=$2 port=$3 name logf b
-    shift 3
-    name="$kind-$mode-$port"
-    logf="$tmp/$name.log"
-    case $kind in
-        lb)
-            local args=(-l "127.0.0.1:$port" -m "$mode" "${lb_extra[@]}" "${lb_more[@]}")
-            for b in "$@"; do args+=(-b "127.0.0.1:$b"); done
-            "$lb_bin" "${args[@]}" 2>"$logf" &
-            ;;
-        nginx)
-            nginx_conf "$mode" "$port" "$tmp/$name" "$@"
-            "$nginx_bin" -p "$tmp/$name" -e "$tmp/$name/error.log" -c "$tmp/$name/nginx.conf" 2>"$logf" &
-            logf="$tmp/$name/error.log"
-            ;;
-        haproxy)
-            haproxy_conf "$mode" "$port" "$tmp/$name.cfg" "$@"
-            "$haproxy_bin" -db -f "$tmp/$name.cfg" >"$logf" 2>&1 &
-            ;;
-        floor)
-            local args=("127.0.0.1:$port")
-            for b in "$@"; do args+=("127.0.0.1:$b"); done
-            "$floor_bin" "${args[@]}" 2>"$logf" &
-            ;;
-    esac
-    started_pid=$!
-    started_log=$logf
-    pids+=("$started_pid")
-    wait_ready "$kind ($mode)" "$started_pid" "$port" "$logf"
-    # Whose CPU time counts for this kind of target in the benchmarks.
-    PIDS[$kind]=$(proxy_pids "$kind" "$started_pid")
-}
+# shellcheck source=scripts/bench/proxies.sh
+source "$bench_root/scripts/bench/proxies.sh"
 
 # --- machine ---------------------------------------------------------------------------
 
@@ -614,7 +151,6 @@ cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/
 first_line() { { "$@" 2>&1 || true; } | awk 'NR == 1'; }
 lb_version=$(first_line "$lb_bin" --version)
 wrk_version=$(first_line "$wrk_bin" -v | awk '{ print $1, $2 }')
-py_version=$(first_line "$python_bin" --version)
 nginx_version=""
 haproxy_version=""
 [[ -z $nginx_bin ]] || nginx_version=$(first_line "$nginx_bin" -v | sed 's/^nginx version: //')
@@ -626,44 +162,69 @@ report=$tmp/report.md
     echo "## lb, nginx and HAProxy on one machine"
     echo
     echo "- $(nproc) CPUs: $cpu_model; Linux $(uname -r); load average at start $loadavg"
-    echo "- $lb_version, $wrk_version, ${nginx_version:-no nginx}, ${haproxy_version:-no HAProxy}, $py_version"
-    echo "- fd limit $nofile; wrk -t$threads -c$connections -d$duration --latency, keep-alive;" \
-        "rounds: $rounds, run alternately; medians shown"
-    echo "- wrk, the proxy and the demo backends share the CPUs, so the ratios say more than the absolute numbers"
+    echo "- $lb_version, $wrk_version, ${nginx_version:-no nginx}, ${haproxy_version:-no HAProxy}"
+    echo "- fd limit $nofile; wrk -t$threads -d$duration --latency; rounds: $rounds, run alternately;" \
+        "medians shown"
+    echo "- wrk, the proxy and the backends share the CPUs, so the ratios say more than the absolute numbers"
     echo
 } >"$report"
 
-# --- backends --------------------------------------------------------------------------
+# --- ports and Lua scripts ---------------------------------------------------------------
 
-read -r -a ports <<<"$(free_ports 18)"
-((${#ports[@]} == 18)) || die "could not find 18 free ports on 127.0.0.1"
-b1=${ports[0]} b2=${ports[1]} b3=${ports[2]}
-p_lb=${ports[3]} p_nginx=${ports[4]} p_haproxy=${ports[5]}
-p_lb_tcp=${ports[6]} p_nginx_tcp=${ports[7]} p_haproxy_tcp=${ports[8]}
-p_lb_post=${ports[9]}
-mem_ports=("${ports[@]:10:6}")
-p_admin=${ports[16]}
-p_floor_tcp=${ports[17]}
+read -r -a port_pool <<<"$(free_ports 40)"
+((${#port_pool[@]} == 40)) || die "could not find 40 free ports on 127.0.0.1"
+next_port=0
+# Sets `port` to a free port not handed out before.
+take_port() {
+    port=${port_pool[$next_port]}
+    next_port=$((next_port + 1))
+}
 
-for i in 1 2; do
-    port=${ports[$((i - 1))]}
-    "$backend_bin" --listen "127.0.0.1:$port" --name "server$i" 2>"$tmp/backend$i.log" &
-    pids+=($!)
-    wait_ready "backend server$i" "$!" "$port" "$tmp/backend$i.log"
-done
-log "backends on 127.0.0.1:$b1 and 127.0.0.1:$b2"
+cat >"$tmp/mixed.lua" <<'LUA'
+-- GET /, and one request in ten asks to close the connection, so wrk opens a new one.
+local n = 0
+function request()
+    n = n + 1
+    if n % 10 == 0 then
+        return wrk.format("GET", "/", { ["Connection"] = "close" })
+    end
+    return wrk.format("GET", "/")
+end
+LUA
+cat >"$tmp/post.lua" <<'LUA'
+-- POST /register with a new user name each request, empty body.
+local threads = 0
+function setup(thread)
+    threads = threads + 1
+    thread:set("tid", threads)
+end
+local n = 0
+local tag = "r"
+function init(args)
+    tag = args[1] or "r"
+end
+function request()
+    n = n + 1
+    local path = "/register?username=u" .. tag .. "t" .. tostring(tid) .. "n" .. n .. "&password=p"
+    return wrk.format("POST", path, { ["Content-Length"] = "0" })
+end
+LUA
 
 # The targets of the section being benchmarked, and the proxies it started.
 targets=()
 running=()
-# Starts a proxy of KIND in MODE on PORT in front of the two backends and adds it to the
+# Starts a proxy of KIND in MODE in front of the given backend ports and adds it to the
 # targets under LABEL.
 add_proxy() {
-    local kind=$1 mode=$2 port=$3 label=$4
-    start_proxy "$kind" "$mode" "$port" "$b1" "$b2"
+    local kind=$1 mode=$2 label=$3
+    shift 3
+    take_port
+    start_proxy "$kind" "$mode" "$port" "$@"
     running+=("$started_pid")
     LOGF[$kind]=$started_log
-    LABEL[$kind]=$label URL[$kind]="http://127.0.0.1:$port/"
+    LABEL[$kind]=$label
+    BASE[$kind]="http://127.0.0.1:$port"
+    URL[$kind]=${BASE[$kind]}/
     targets+=("$kind")
 }
 # Stops the proxies the section started.
@@ -675,56 +236,158 @@ stop_running() {
     running=()
 }
 
-# --- HTTP ------------------------------------------------------------------------------
+# Sets URL paths, the Lua script and wrk's connections for SHAPE on every target; prints
+# the section's title.
+shape_setup() {
+    local shape=$1 t path=/ lua=""
+    connections=$base_connections
+    case $shape in
+        small) title="GET / (a short answer), keep-alive, $connections connections" ;;
+        c200)
+            connections=200
+            title="GET /, keep-alive, 200 connections"
+            ;;
+        16k)
+            path=/bytes/16384
+            title="GET /bytes/16384 (16 KiB answers), keep-alive, $connections connections"
+            ;;
+        256k)
+            path=/bytes/262144
+            title="GET /bytes/262144 (256 KiB answers), keep-alive, $connections connections"
+            ;;
+        mixed)
+            lua=$tmp/mixed.lua
+            title="GET /, one request in ten with Connection: close, $connections connections"
+            ;;
+    esac
+    for t in "${targets[@]}"; do
+        URL[$t]=${BASE[$t]}$path
+        SCRIPT[$t]=$lua
+    done
+}
 
-log "HTTP keep-alive: GET /"
-LABEL[direct]="backend, direct" URL[direct]="http://127.0.0.1:$b1/"
-targets=(direct)
-add_proxy lb http "$p_lb" "lb"
-[[ -z $nginx_bin ]] || add_proxy nginx http "$p_nginx" "nginx (1 worker, keepalive 64)"
-[[ -z $haproxy_bin ]] || add_proxy haproxy http "$p_haproxy" "HAProxy (nbthread 1, http-reuse always)"
-bench_alternating "${targets[@]}"
-stop_running
-{
-    echo "### HTTP/1.1 keep-alive, \`GET /\` (small answers), two backends, round-robin"
-    echo
-    results_table "${targets[@]}"
-} >>"$report"
+# --- one kind of backend ----------------------------------------------------------------
 
-# --- TCP -------------------------------------------------------------------------------
-
-if ((!skip_tcp)); then
-    log "TCP pass-through: HTTP keep-alive GET / through an L4 proxy"
-    unset 'URL[lb]' 'URL[nginx]' 'URL[haproxy]'
-    targets=(direct)
-    add_proxy lb tcp "$p_lb_tcp" "lb -m tcp"
-    tcp_notes=("the minimal relay does one recv and one send per event and nothing else; lb / minimal relay
-  near 1 means lb's own work costs little, and no proxy built on recv and send can lead HAProxy
-  by much more than the minimal relay does")
-    if [[ -n $nginx_bin ]]; then
-        if ((nginx_stream)) && nginx_conf tcp "$p_nginx_tcp" "$tmp/nginx-check" "$b1" "$b2" &&
-            "$nginx_bin" -t -q -p "$tmp/nginx-check" -e "$tmp/nginx-check/error.log" \
-                -c "$tmp/nginx-check/nginx.conf" 2>/dev/null; then
-            add_proxy nginx tcp "$p_nginx_tcp" "nginx stream (1 worker)"
-        else
-            log "  nginx has no stream module here (nginx-light lacks it; libnginx-mod-stream adds it): skipped"
-            tcp_notes+=("nginx skipped: its stream module is not installed (libnginx-mod-stream)")
-        fi
-    fi
-    [[ -z $haproxy_bin ]] || add_proxy haproxy tcp "$p_haproxy_tcp" "HAProxy mode tcp (nbthread 1)"
-    add_proxy floor tcp "$p_floor_tcp" "minimal relay (floor: recv + send only)"
-    bench_alternating "${targets[@]}"
-    stop_running
+backend_section() {
+    local kind=$1 b1 b2 b3 shape
+    take_port; b1=$port
+    take_port; b2=$port
+    take_port; b3=$port
+    start_backend "$kind" "${kind}1" "$b1"
+    start_backend "$kind" "${kind}2" "$b2"
+    start_backend "$kind" "${kind}3" "$b3"
+    log "$kind backends on 127.0.0.1:$b1, :$b2 and :$b3"
     {
-        echo "### TCP pass-through (L4), same HTTP load carried unparsed"
+        echo "## In front of $kind backends"
         echo
-        results_table "${targets[@]}"
-        for note in "${tcp_notes[@]}"; do
-            echo "- $note"
-        done
-        ((${#tcp_notes[@]} == 0)) || echo
+        if [[ $kind == nginx ]]; then
+            echo "Each backend is nginx with one worker, answering from memory (\`return\`) or"
+            echo "from a file (\`/bytes/N\`)."
+        else
+            echo "Each backend is lb's demo backend (\`target/release/backend\`), one thread."
+        fi
+        echo
     } >>"$report"
-fi
+
+    # HTTP shapes: the same proxies in front of two backends, section after section.
+    targets=(direct)
+    LABEL[direct]="backend, direct" BASE[direct]="http://127.0.0.1:$b1"
+    add_proxy lb http "lb" "$b1" "$b2"
+    [[ -z $nginx_bin ]] || add_proxy nginx http "nginx (1 worker, keepalive 64)" "$b1" "$b2"
+    [[ -z $haproxy_bin ]] || add_proxy haproxy http "HAProxy (nbthread 1, http-reuse always)" "$b1" "$b2"
+    for shape in small c200 16k 256k mixed; do
+        has_shape "$shape" || continue
+        shape_setup "$shape"
+        log "[$kind backends] $title"
+        bench_alternating "${targets[@]}"
+        {
+            echo "### $title"
+            echo
+            results_table "${targets[@]}"
+        } >>"$report"
+        # The POST section compares with the small GET rate through the same lb.
+        [[ $shape != small ]] || small_get_rps=$(median "${RPS[lb]}")
+    done
+    stop_running
+
+    if has_shape post; then
+        log "[$kind backends] POST fan-out to three backends"
+        targets=()
+        connections=$base_connections
+        add_proxy lb http "lb, fan-out to all three" "$b1" "$b2" "$b3"
+        lb_more=(--fanout 1)
+        add_proxy lb1 http "lb --fanout 1" "$b1" "$b2" "$b3"
+        lb_more=()
+        [[ -z $nginx_bin ]] || add_proxy nginx_mirror mirror "nginx, mirror to the other two" "$b1" "$b2" "$b3"
+        [[ -z $haproxy_bin ]] || add_proxy haproxy http "HAProxy, one backend (no fan-out)" "$b1" "$b2" "$b3"
+        for t in "${targets[@]}"; do
+            SCRIPT[$t]=$tmp/post.lua
+        done
+        bench_alternating "${targets[@]}"
+        stop_running
+        {
+            echo "### POST /register, three backends, $connections connections"
+            echo
+            echo "Each POST carries a new user name and an empty body. lb sends it to every backend and"
+            echo "answers with the first success; nginx's mirror module does the same work but always"
+            echo "answers with the first backend's response; HAProxy sends each POST to one backend."
+            echo
+            table "${targets[@]}"
+            echo
+            echo "| ratio | requests/s | p99 latency | proxy CPU per request |"
+            echo "|---|---:|---:|---:|"
+            ratio_rows lb nginx_mirror
+            ratio_rows lb1 nginx_mirror haproxy
+            echo
+            if [[ -n ${small_get_rps:-} ]]; then
+                echo "lb's POST fan-out rate is $(ratio "$(median "${RPS[lb]}")" "$small_get_rps") of its GET / rate above."
+                echo
+            fi
+        } >>"$report"
+    fi
+
+    if ((!skip_tcp)); then
+        log "[$kind backends] TCP pass-through: HTTP keep-alive GET / through an L4 proxy"
+        targets=(direct)
+        connections=$base_connections
+        local notes=()
+        add_proxy lb tcp "lb -m tcp" "$b1" "$b2"
+        if [[ -n $nginx_bin ]]; then
+            if ((nginx_stream)); then
+                add_proxy nginx tcp "nginx stream (1 worker)" "$b1" "$b2"
+            else
+                notes+=("nginx skipped: its stream module is not installed (nginx-light lacks it; libnginx-mod-stream adds it)")
+            fi
+        fi
+        [[ -z $haproxy_bin ]] || add_proxy haproxy tcp "HAProxy mode tcp (nbthread 1)" "$b1" "$b2"
+        add_proxy floor tcp "minimal relay (floor: recv + send only)" "$b1" "$b2"
+        for t in "${targets[@]}"; do
+            URL[$t]=${BASE[$t]}/
+            SCRIPT[$t]=""
+        done
+        bench_alternating "${targets[@]}"
+        stop_running
+        {
+            echo "### TCP pass-through (L4), GET / carried unparsed, $connections connections"
+            echo
+            results_table "${targets[@]}"
+            echo "- the minimal relay does one recv and one send per event and nothing else: lb / minimal"
+            echo "  relay near 1 means lb's own work costs little"
+            for note in "${notes[@]}"; do
+                echo "- $note"
+            done
+            echo
+        } >>"$report"
+    fi
+    # Only the backends are left.
+    terminate "${pids[@]}"
+    pids=()
+}
+
+for kind in "${backend_kinds[@]}"; do
+    [[ -n $kind ]] || continue
+    backend_section "$kind"
+done
 
 # --- memory ----------------------------------------------------------------------------
 
@@ -740,7 +403,7 @@ measure_idle() {
     mem_before=$(rss_kib $(proxy_pids "$kind" "$pid"))
     out="$tmp/idle-$port.out"
     err="$tmp/idle-$port.err"
-    "$python_bin" "$root/scripts/idle_clients.py" --port "$port" -n "$idle_conns" \
+    python3 "$bench_root/scripts/idle_clients.py" --port "$port" -n "$idle_conns" \
         --in-flight "$in_flight" --wait signal \
         >"$out" 2>"$err" &
     cpid=$!
@@ -765,11 +428,13 @@ measure_idle() {
     [[ ! -s $err ]] || sed 's/^/    idle_clients: /' "$err" >&2
 }
 
-# Starts a fresh proxy of KIND on PORT, measures it with the idle connections opened at most
-# IN_FLIGHT at a time, stops it. Sets mem_per (KiB per connection, or -).
+# Starts a fresh proxy of KIND in front of the backends, measures it with the idle
+# connections opened at most IN_FLIGHT at a time, stops it. Sets mem_per (KiB per
+# connection, or -).
 mem_measure() {
-    local kind=$1 port=$2 in_flight=$3 label=$4 pid
-    start_proxy "$kind" http "$port" "$b1" "$b2"
+    local kind=$1 in_flight=$2 label=$3 pid
+    take_port
+    start_proxy "$kind" http "$port" "$mb1" "$mb2"
     pid=$started_pid
     measure_idle "$kind" "$pid" "$port" "$in_flight"
     stop "$pid"
@@ -786,10 +451,10 @@ mem_measure() {
 # while the burst was being answered the proxy keeps.
 mem_rows=()
 mem_target() {
-    local kind=$1 port_a=$2 port_b=$3 label=$4 row
-    mem_measure "$kind" "$port_a" "$trickle" "$label"
+    local kind=$1 label=$2 row
+    mem_measure "$kind" "$trickle" "$label"
     row="| $label | $mem_open | $mem_before | $mem_after | $mem_per |"
-    mem_measure "$kind" "$port_b" "$burst" "$label"
+    mem_measure "$kind" "$burst" "$label"
     mem_rows+=("$row $mem_open | $mem_after | $mem_per |")
 }
 
@@ -797,11 +462,15 @@ trickle=10
 burst=1000
 if ((!skip_memory)); then
     log "memory: $idle_conns idle keep-alive connections per proxy"
-    mem_target lb "${mem_ports[0]}" "${mem_ports[1]}" "lb"
-    [[ -z $nginx_bin ]] || mem_target nginx "${mem_ports[2]}" "${mem_ports[3]}" "nginx (master + worker)"
-    [[ -z $haproxy_bin ]] || mem_target haproxy "${mem_ports[4]}" "${mem_ports[5]}" "HAProxy"
+    take_port; mb1=$port
+    take_port; mb2=$port
+    start_backend demo mem1 "$mb1"
+    start_backend demo mem2 "$mb2"
+    mem_target lb "lb"
+    [[ -z $nginx_bin ]] || mem_target nginx "nginx (master + worker)"
+    [[ -z $haproxy_bin ]] || mem_target haproxy "HAProxy"
     {
-        echo "### Memory per idle keep-alive connection"
+        echo "## Memory per idle keep-alive connection"
         echo
         echo "Each client connection sends one \`GET /\`, reads the answer and stays open. Resident memory"
         echo "(VmRSS) of a fresh proxy before, and with all of them open; once with the connections"
@@ -812,84 +481,6 @@ if ((!skip_memory)); then
             "open ($burst at a time) | RSS with them (KiB) | KiB per connection |"
         echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         printf '%s\n' "${mem_rows[@]}"
-        echo
-    } >>"$report"
-fi
-
-# --- POST fan-out ----------------------------------------------------------------------
-
-if ((!skip_post)); then
-    log "POST fan-out: lb in front of three backends"
-    "$backend_bin" --listen "127.0.0.1:$b3" --name server3 2>"$tmp/backend3.log" &
-    pids+=($!)
-    wait_ready "backend server3" "$!" "$b3" "$tmp/backend3.log"
-    # Metrics on a port of its own, read when a round has errors.
-    post_admin=0
-    if [[ ${lb_extra[*]} == *--admin* ]]; then
-        lb_more=(--admin "127.0.0.1:$p_admin")
-        post_admin=1
-    fi
-    start_proxy lb http "$p_lb_post" "$b1" "$b2" "$b3"
-    lb_post_pid=$started_pid
-    lb_post_log=$started_log
-    lb_more=()
-    # Shows why requests failed: lb's answers of its own, fan-out state, its log.
-    post_diagnose() {
-        if ((post_admin)); then
-            http_get "$p_admin" /metrics | grep -E '^lb_(local_responses_total|fanout_pending_retries|backend_up|fanout_copies_total)' |
-                grep -v ' 0$' | sed 's/^/      /' >&2 || true
-        fi
-        tail -n 3 "$lb_post_log" | sed 's/^/      /' >&2
-    }
-    cat >"$tmp/post.lua" <<'LUA'
--- POST /register with a new user name each request, empty body.
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
-local n = 0
-local tag = "r"
-function init(args)
-    tag = args[1] or "r"
-end
-function request()
-    n = n + 1
-    local path = "/register?username=u" .. tag .. "t" .. tostring(tid) .. "n" .. n .. "&password=p"
-    return wrk.format("POST", path, { ["Content-Length"] = "0" })
-end
-LUA
-    post_rps="" post_p99="" post_errs=0 get_rps="" get_p99="" get_errs=0
-    url="http://127.0.0.1:$p_lb_post/"
-    wrk_run "$url" 1s >/dev/null
-    wrk_run "$url" 1s "$tmp/post.lua" warm >/dev/null
-    for ((r = 1; r <= rounds; r++)); do
-        read -r rps p99 errs _ <<<"$(wrk_run "$url" "$duration")"
-        get_rps+=" $rps" get_p99+=" $p99" get_errs=$((get_errs + errs))
-        log "  round $r/$rounds  GET  $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")  errors $errs"
-        ((errs == 0)) || post_diagnose
-        read -r rps p99 errs _ <<<"$(wrk_run "$url" "$duration" "$tmp/post.lua" "$r")"
-        post_rps+=" $rps" post_p99+=" $p99" post_errs=$((post_errs + errs))
-        log "  round $r/$rounds  POST $(fmt_int "$rps") req/s  p99 $(fmt_ms "$p99")  errors $errs"
-        ((errs == 0)) || post_diagnose
-    done
-    stop "$lb_post_pid"
-    get_med=$(median "$get_rps")
-    post_med=$(median "$post_rps")
-    pct=$(awk -v p="$post_med" -v g="$get_med" 'BEGIN { if (g > 0) printf "%.0f%%", 100 * p / g; else print "-" }')
-    verdict=$(awk -v p="$post_med" -v g="$get_med" 'BEGIN { print (g > 0 && p / g >= 0.30) ? "meets" : "misses" }')
-    {
-        echo "### POST fan-out to three backends, against GET through the same lb"
-        echo
-        echo "Each POST \`/register?username=uN&password=p\` (empty body) goes to all three backends;"
-        echo "the client gets the first 201. GET \`/\` goes to one backend."
-        echo
-        echo "| request | requests/s | p99 latency | errors |"
-        echo "|---|---:|---:|---:|"
-        echo "| GET / | $(fmt_int "$get_med") | $(fmt_ms "$(median "$get_p99")") | $get_errs |"
-        echo "| POST /register (fan-out x3) | $(fmt_int "$post_med") | $(fmt_ms "$(median "$post_p99")") | $post_errs |"
-        echo
-        echo "POST/GET: **$pct** of the GET rate ($verdict the 30% target)."
         echo
     } >>"$report"
 fi
