@@ -273,7 +273,18 @@ fn finish(
     if let Some(r) = response {
         reply::offer(conns, core, job, r);
     }
-    if core.fanout.jobs.get(job).is_some_and(|j| j.open == 0) {
+    end_if_done(conns, core, job);
+}
+
+/// A job ends once every copy is finished and its record is durable (an answer may be
+/// held for that).
+pub(super) fn end_if_done(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
+    if core
+        .fanout
+        .jobs
+        .get(job)
+        .is_some_and(|j| j.open == 0 && j.durable)
+    {
         let j = core.fanout.jobs.remove(job);
         durable::job_finished(core, &j);
         reply::nothing_deliverable(conns, core, job, j);

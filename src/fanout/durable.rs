@@ -1,6 +1,7 @@
-//! The fan-out's side of the journal: a job's record goes in before any of its copies goes
-//! out, every finished copy is recorded, finished jobs free their segment, jobs that pin an
-//! old segment are carried forward, and at start the jobs still owed are resumed.
+//! The fan-out's side of the journal: a job's record is written before any of its copies
+//! goes out, and its client hears of a delivery only once the record is durable; every
+//! finished copy is recorded, finished jobs free their segment, jobs that pin an old
+//! segment are carried forward, and at start the jobs still owed are resumed.
 
 use log::{error, info};
 use slab::Slab;
@@ -19,7 +20,7 @@ pub(super) fn refusal(core: &Core) -> Option<String> {
 }
 
 /// Puts job `job` in the journal. True when its copies must wait for the record to be
-/// on disk; false without a journal.
+/// written (at the end of the turn); false without a journal.
 pub(super) fn append(core: &mut Core, job: usize) -> bool {
     let (Some(journal), Some(j)) = (core.fanout.journal.as_mut(), core.fanout.jobs.get_mut(job))
     else {
@@ -38,8 +39,9 @@ pub(super) fn append(core: &mut Core, job: usize) -> bool {
         backends: &labels,
     });
     j.journal = Some((id, ticket.segment));
+    j.durable = false;
     core.fanout
-        .awaiting
+        .unwritten
         .push_back((ticket.batch, job, j.serial));
     true
 }
@@ -61,44 +63,74 @@ pub(super) fn job_finished(core: &mut Core, j: &Job) {
     }
 }
 
-/// The end of a loop turn: the turn's records go to disk (or to the journal's thread).
+/// The end of a loop turn: the turn's records are written, and the copies they held back
+/// go out.
 pub fn end_turn(conns: &mut Slab<Conn>, core: &mut Core) {
     let Some(journal) = core.fanout.journal.as_mut() else {
         return;
     };
-    if let Some(done) = journal.end_turn() {
-        batch_done(conns, core, done);
-    }
+    journal.end_turn();
+    settle_batches(conns, core);
     carry_forward(core);
 }
 
-/// The journal's thread finished a batch.
+/// The journal's thread finished a sync.
 pub fn journal_woke(conns: &mut Slab<Conn>, core: &mut Core) {
-    while let Some(done) = core.fanout.journal.as_mut().and_then(|j| j.completed()) {
-        batch_done(conns, core, done);
+    if let Some(journal) = core.fanout.journal.as_mut() {
+        journal.poll_thread();
+    }
+    settle_batches(conns, core);
+}
+
+fn settle_batches(conns: &mut Slab<Conn>, core: &mut Core) {
+    while let Some(done) = core.fanout.journal.as_mut().and_then(|j| j.take_done()) {
+        written(conns, core, &done);
+        if done.durable {
+            durable(conns, core, &done);
+        }
     }
 }
 
-/// The jobs of a batch are on disk: their copies go out. Or the batch failed: their
-/// clients get 503, and nothing was sent.
-fn batch_done(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
-    while let Some(&(batch, job, serial)) = core.fanout.awaiting.front() {
+/// The jobs of the batches up to `done.batch` are written: their copies go out. Or the
+/// write failed: their clients get 503, and nothing was sent.
+fn written(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
+    while let Some(&(batch, job, serial)) = core.fanout.unwritten.front() {
         if batch > done.batch {
             break;
         }
-        core.fanout.awaiting.pop_front();
+        core.fanout.unwritten.pop_front();
         let Some(j) = core.fanout.jobs.get(job).filter(|j| j.serial == serial) else {
             continue;
         };
         let copies = j.copies.len();
-        match &done.result {
-            Ok(()) => {
-                for copy in 0..copies {
-                    deliver::dispatch(conns, core, job, copy, true);
-                }
-            }
-            Err(why) => reply::journal_failed(conns, core, job, why),
+        if let Err(why) = &done.result {
+            reply::journal_failed(conns, core, job, why);
+            continue;
         }
+        core.fanout.unsynced.push_back((batch, job, serial));
+        for copy in 0..copies {
+            deliver::dispatch(conns, core, job, copy, true);
+        }
+    }
+}
+
+/// The jobs of the batches up to `done.batch` are durable: a delivered answer held for
+/// one of them goes to its client. A failed sync turns that answer into a 503.
+fn durable(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
+    while let Some(&(batch, job, serial)) = core.fanout.unsynced.front() {
+        if batch > done.batch {
+            break;
+        }
+        core.fanout.unsynced.pop_front();
+        let Some(j) = core.fanout.jobs.get_mut(job).filter(|j| j.serial == serial) else {
+            continue;
+        };
+        j.durable = true;
+        match &done.result {
+            Ok(()) => reply::release_held(conns, core, job),
+            Err(why) => reply::not_durable(conns, core, job, why),
+        }
+        deliver::end_if_done(conns, core, job);
     }
 }
 

@@ -40,8 +40,10 @@ pub struct Jobs {
     lanes: Vec<Lane>,
     serial: u32,
     journal: Option<Journal>,
-    /// Jobs whose record is in a journal batch not yet on disk, in batch order.
-    awaiting: VecDeque<(u64, usize, u32)>,
+    /// Jobs whose journal record is not written yet, then not yet durable: (batch, job,
+    /// serial) in batch order.
+    unwritten: VecDeque<(u64, usize, u32)>,
+    unsynced: VecDeque<(u64, usize, u32)>,
     /// A lane is being released: a copy that ends meanwhile leaves the releasing to it.
     releasing: bool,
 }
@@ -60,7 +62,8 @@ impl Jobs {
             lanes: vec![Lane::default(); backends],
             serial: 0,
             journal,
-            awaiting: VecDeque::new(),
+            unwritten: VecDeque::new(),
+            unsynced: VecDeque::new(),
             releasing: false,
         }
     }
@@ -99,7 +102,8 @@ impl Jobs {
     /// is in flight or on its way to the disk, and every job is durable.
     pub fn only_journaled_left(&self) -> bool {
         self.journal.is_some()
-            && self.awaiting.is_empty()
+            && self.unwritten.is_empty()
+            && self.unsynced.is_empty()
             && self.jobs.iter().all(|(_, j)| {
                 j.client.is_none()
                     && j.copies.iter().all(|c| {
@@ -133,6 +137,10 @@ struct Job {
     open: usize,
     /// The first refused answer, for the client if no copy can be delivered.
     refusal: Option<Reply>,
+    /// The job's journal record is durable (or there is no journal).
+    durable: bool,
+    /// A delivered answer waiting for the record to be durable.
+    held: Option<Reply>,
 }
 
 /// An answer kept for the client, as it will be written.
@@ -150,7 +158,7 @@ struct Copy {
 }
 
 enum Phase {
-    /// The job's journal record is not on disk yet: nothing goes out before it is.
+    /// The job's journal record is not written yet: nothing goes out before it is.
     Journaling,
     /// On a backend connection (which knows its job and copy): `sent` bytes are out.
     InFlight {
@@ -250,6 +258,8 @@ fn insert_job(
         deadline: None,
         open: targets.len(),
         refusal: None,
+        durable: true,
+        held: None,
     };
     core.fanout.jobs.insert(job)
 }

@@ -1,5 +1,6 @@
 //! What the client of a POST is told, and when:
-//! - the first delivered answer, at once, as the backend sent it;
+//! - the first delivered answer, at once, as the backend sent it (with a journal, once the
+//!   job's record is durable);
 //! - once no copy can be delivered any more: the first refused answer as the backend sent
 //!   it (a 404 stays a 404 with its body), or 502 when every copy was given up;
 //! - 504 at --fanout-timeout while copies are still being retried, saying so;
@@ -26,6 +27,12 @@ pub(super) fn offer(conns: &mut Slab<Conn>, core: &mut Core, job: usize, r: Resp
         close: r.close_client,
     };
     match (r.outcome, r.capture) {
+        // Not durable yet: the first delivered answer waits for the journal's sync.
+        (Outcome::Delivered, Capture::Keep(bytes)) if !j.durable && !j.answered => {
+            j.held = Some(reply(bytes));
+            j.answered = true;
+        }
+        (Outcome::Delivered, Capture::Keep(_)) if !j.durable => {}
         (Outcome::Delivered, Capture::Keep(bytes)) => relay(conns, core, job, reply(bytes)),
         (Outcome::Delivered, Capture::TooLarge) => {
             let text = format!(
@@ -68,6 +75,32 @@ fn relay(conns: &mut Slab<Conn>, core: &mut Core, job: usize, reply: Reply) {
         };
         client::drive(conns, core, key);
     }
+}
+
+/// The job's record is durable: the delivered answer held for it goes to its client.
+pub(super) fn release_held(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    if let Some(reply) = j.held.take() {
+        j.answered = false;
+        relay(conns, core, job, reply);
+    }
+}
+
+/// The job's record could not be made durable, though its copies went out: a delivered
+/// answer held for it becomes a 503 that says so.
+pub(super) fn not_durable(conns: &mut Slab<Conn>, core: &mut Core, job: usize, why: &str) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    j.held = None;
+    j.answered = false;
+    let text = format!(
+        "the write went out but could not be made durable ({why}); it may have been \
+         applied, and lb goes on delivering it while it runs"
+    );
+    answer_waiting(conns, core, job, 503, &text);
 }
 
 /// Answers the waiting client with an answer of lb's own.

@@ -1,10 +1,11 @@
-//! The journal's files: the directory lock, segment files, and the thread that writes
-//! and syncs them beside the event loop.
+//! The journal's files: the directory lock, segment files, and the thread that syncs
+//! them beside the event loop.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write as _};
+use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -49,44 +50,40 @@ pub fn lock(dir: &Path) -> Result<DirLock, String> {
     Ok(DirLock { _file: file })
 }
 
-/// One write to the journal: delete finished segments, then append `bytes` to segment
-/// `segment` (creating it if it is new), then make them durable as `sync` says.
-pub struct Write {
-    pub batch: u64,
-    pub segment: u64,
-    pub bytes: Vec<u8>,
-    /// Where each record in `bytes` ends, for syncing them one by one.
-    pub ends: Vec<usize>,
-    pub sync: Sync,
-    pub delete: Vec<u64>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
     Never,
-    /// One fdatasync covering the whole write.
+    /// One fdatasync after the whole write.
     Once,
     /// One fdatasync after each record.
     EachRecord,
 }
 
-/// How a write went.
-pub struct Written {
-    pub batch: u64,
-    pub result: Result<(), String>,
-    /// Time spent in fdatasync, and how many calls.
-    pub sync_time: Duration,
-    pub syncs: u64,
-    /// The write's buffer, handed back for reuse.
-    pub bytes: Vec<u8>,
+/// Time spent in fdatasync, and how many calls.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Synced {
+    pub time: Duration,
+    pub calls: u64,
 }
 
-/// The open segment and the directory it lives in.
+impl Synced {
+    fn sync(&mut self, file: &File) -> std::io::Result<()> {
+        let started = Instant::now();
+        file.sync_data()?;
+        self.time += started.elapsed();
+        self.calls += 1;
+        Ok(())
+    }
+}
+
+/// The segment being written and the directory it lives in.
 pub struct Segments {
     dir: PathBuf,
     writer: String,
     /// Segment number, file, and the length known to be whole on disk.
-    current: Option<(u64, File, u64)>,
+    current: Option<(u64, Arc<File>, u64)>,
+    /// A segment was created since the directory was last synced.
+    dir_unsynced: bool,
 }
 
 impl Segments {
@@ -95,6 +92,7 @@ impl Segments {
             dir: dir.to_path_buf(),
             writer: writer.to_string(),
             current: None,
+            dir_unsynced: false,
         }
     }
 
@@ -102,66 +100,64 @@ impl Segments {
         self.dir.join(segment_name(&self.writer, segment))
     }
 
-    pub fn write(&mut self, w: Write) -> Written {
-        let mut done = Written {
-            batch: w.batch,
-            result: Ok(()),
-            sync_time: Duration::ZERO,
-            syncs: 0,
-            bytes: Vec::new(),
-        };
-        for segment in &w.delete {
-            let path = self.path(*segment);
-            if let Err(e) = std::fs::remove_file(&path) {
-                log::warn!("journal: cannot delete {}: {e}", path.display());
-            }
-        }
-        done.result = self.append(&w, &mut done);
-        if done.result.is_err() {
+    /// Appends `bytes` (records ending at `ends`) to segment `segment`, creating it if it
+    /// is new, and syncs as `sync` says. A failed write is cut back to the last whole
+    /// record, and the next write goes to a new segment.
+    pub fn append(
+        &mut self,
+        segment: u64,
+        bytes: &[u8],
+        ends: &[usize],
+        sync: Sync,
+    ) -> Result<Synced, String> {
+        let result = self.try_append(segment, bytes, ends, sync);
+        if result.is_err() {
             self.cut_back();
         }
-        done.bytes = w.bytes;
-        done
+        result
     }
 
-    fn append(&mut self, w: &Write, done: &mut Written) -> Result<(), String> {
-        if w.bytes.is_empty() {
-            return Ok(());
+    fn try_append(
+        &mut self,
+        segment: u64,
+        bytes: &[u8],
+        ends: &[usize],
+        sync: Sync,
+    ) -> Result<Synced, String> {
+        let mut synced = Synced::default();
+        if bytes.is_empty() {
+            return Ok(synced);
         }
-        if self.current.as_ref().is_none_or(|c| c.0 != w.segment) {
-            self.open(w.segment)?;
+        if self.current.as_ref().is_none_or(|c| c.0 != segment) {
+            self.open(segment)?;
         }
-        let path = self.path(w.segment);
+        if sync != Sync::Never && self.dir_unsynced {
+            self.sync_dir()?;
+        }
+        let path = self.path(segment);
+        let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
         let Some((_, file, whole)) = self.current.as_mut() else {
             return Err("no open segment".into());
         };
-        let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
-        let mut timed_sync = |file: &File| -> Result<(), String> {
-            let started = Instant::now();
-            file.sync_data().map_err(|e| fail("sync", e))?;
-            done.sync_time += started.elapsed();
-            done.syncs += 1;
-            Ok(())
-        };
-        if w.sync == Sync::EachRecord {
+        let mut out: &File = file;
+        if sync == Sync::EachRecord {
             let mut start = 0;
-            for &end in &w.ends {
-                file.write_all(&w.bytes[start..end])
+            for &end in ends {
+                out.write_all(&bytes[start..end])
                     .map_err(|e| fail("write", e))?;
-                timed_sync(file)?;
+                synced.sync(file).map_err(|e| fail("sync", e))?;
                 start = end;
             }
         } else {
-            file.write_all(&w.bytes).map_err(|e| fail("write", e))?;
-            if w.sync == Sync::Once {
-                timed_sync(file)?;
+            out.write_all(bytes).map_err(|e| fail("write", e))?;
+            if sync == Sync::Once {
+                synced.sync(file).map_err(|e| fail("sync", e))?;
             }
         }
-        *whole += w.bytes.len() as u64;
-        Ok(())
+        *whole += bytes.len() as u64;
+        Ok(synced)
     }
 
-    /// Creates segment `n` and makes its name durable in the directory.
     fn open(&mut self, n: u64) -> Result<(), String> {
         let path = self.path(n);
         let file = OpenOptions::new()
@@ -169,15 +165,33 @@ impl Segments {
             .create_new(true)
             .open(&path)
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("cannot sync {}: {e}", self.dir.display()))?;
-        self.current = Some((n, file, 0));
+        self.current = Some((n, Arc::new(file), 0));
+        self.dir_unsynced = true;
         Ok(())
     }
 
-    /// After a failed write: cut the segment back to what was whole, so that no partial
-    /// record is followed by later ones, and write the next batch to a new segment.
+    fn sync_dir(&mut self) -> Result<(), String> {
+        sync_dir(&self.dir)?;
+        self.dir_unsynced = false;
+        Ok(())
+    }
+
+    /// The open segment, for the syncing thread.
+    pub fn current_file(&self) -> Option<(u64, Arc<File>)> {
+        self.current.as_ref().map(|(n, f, _)| (*n, Arc::clone(f)))
+    }
+
+    /// The directory, when a segment was created since it was last synced.
+    pub fn take_unsynced_dir(&mut self) -> Option<PathBuf> {
+        std::mem::take(&mut self.dir_unsynced).then(|| self.dir.clone())
+    }
+
+    pub fn delete(&self, segments: &[u64]) {
+        for &n in segments {
+            remove(&self.path(n));
+        }
+    }
+
     fn cut_back(&mut self) {
         if let Some((n, file, whole)) = self.current.take()
             && let Err(e) = file.set_len(whole)
@@ -187,21 +201,49 @@ impl Segments {
     }
 }
 
-/// The syncing thread: takes writes in order, answers each, and wakes the loop.
+fn sync_dir(dir: &Path) -> Result<(), String> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
+}
+
+fn remove(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        log::warn!("journal: cannot delete {}: {e}", path.display());
+    }
+}
+
+/// What the syncing thread is asked to do: delete finished segments, make the files
+/// written since the last job durable, and the directory when a segment was created.
+pub struct SyncJob {
+    /// The last batch written into `files`, if any.
+    pub upto: Option<u64>,
+    pub files: Vec<Arc<File>>,
+    pub dir: Option<PathBuf>,
+    pub delete: Vec<PathBuf>,
+}
+
+pub struct SyncDone {
+    pub upto: Option<u64>,
+    pub result: Result<(), String>,
+    pub synced: Synced,
+}
+
+/// The syncing thread: takes jobs in order, answers each, and wakes the loop.
 pub struct Worker {
-    to: Sender<Write>,
-    from: Receiver<Written>,
+    to: Sender<SyncJob>,
+    from: Receiver<SyncDone>,
 }
 
 impl Worker {
-    pub fn spawn(mut segments: Segments, wake: Box<dyn Fn() + Send>) -> Result<Self, String> {
-        let (to, inbox) = channel::<Write>();
+    pub fn spawn(wake: Box<dyn Fn() + Send>) -> Result<Self, String> {
+        let (to, inbox) = channel::<SyncJob>();
         let (outbox, from) = channel();
         std::thread::Builder::new()
             .name("lb-journal".into())
             .spawn(move || {
-                for w in inbox {
-                    if outbox.send(segments.write(w)).is_err() {
+                for job in inbox {
+                    if outbox.send(run(job)).is_err() {
                         return;
                     }
                     wake();
@@ -211,18 +253,42 @@ impl Worker {
         Ok(Worker { to, from })
     }
 
-    pub fn send(&self, w: Write) -> Result<(), String> {
+    pub fn send(&self, job: SyncJob) -> Result<(), String> {
         self.to
-            .send(w)
+            .send(job)
             .map_err(|_| "the journal thread has stopped".to_string())
     }
 
-    pub fn try_recv(&self) -> Option<Written> {
+    pub fn try_recv(&self) -> Option<SyncDone> {
         self.from.try_recv().ok()
     }
 
-    /// Waits for the write in progress.
-    pub fn recv(&self) -> Option<Written> {
+    /// Waits for the job in progress.
+    pub fn recv(&self) -> Option<SyncDone> {
         self.from.recv().ok()
+    }
+}
+
+fn run(job: SyncJob) -> SyncDone {
+    for path in &job.delete {
+        remove(path);
+    }
+    let mut synced = Synced::default();
+    let mut result = Ok(());
+    for file in &job.files {
+        if let Err(e) = synced.sync(file) {
+            result = Err(format!("cannot sync the journal: {e}"));
+            break;
+        }
+    }
+    if result.is_ok()
+        && let Some(dir) = &job.dir
+    {
+        result = sync_dir(dir);
+    }
+    SyncDone {
+        upto: job.upto,
+        result,
+        synced,
     }
 }

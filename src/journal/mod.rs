@@ -6,17 +6,20 @@
 //! `{writer}-{number}.journal`, so that several writers can share one directory; one
 //! `flock` per directory keeps a second process out (`files.rs`). A job record carries the
 //! request and the backends still owed it; an outcome record finishes one backend's copy.
-//! Records made during one loop turn go to disk together: with `--journal-sync batch` a
-//! thread beside the loop writes them and makes one `fdatasync`, then wakes the loop, which
-//! only then sends the copies of the jobs in that batch (write-ahead: nothing goes out
-//! that a crash could forget). A segment is deleted once every job in it has finished;
+//! The records made during one loop turn are written together at its end, before any copy
+//! of those jobs goes out, so a crash of lb never forgets a copy that went out. With
+//! `--journal-sync batch` a thread beside the loop then makes one `fdatasync` for them and
+//! wakes the loop, which only then lets the answers to those POSTs go (group commit): the
+//! disk works while the copies travel. A segment is deleted once every job in it has finished;
 //! jobs that pin an old segment are written again into the current one (carried forward),
 //! so the directory stays small however long a backend stays down. At start every segment
 //! is read back (`replay.rs`), what is still owed is written into a fresh segment, and the
 //! old ones are deleted.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{error, info};
@@ -28,11 +31,11 @@ mod files;
 mod record;
 mod replay;
 
-use files::{DirLock, Segments, Sync, Worker, Write, Written};
+use files::{DirLock, Segments, Sync, SyncDone, SyncJob, Synced, Worker};
 pub use record::{JobRecord, Outcome};
 pub use replay::Replayed;
 
-/// A segment this large gets no more batches; the next goes to a new one.
+/// A segment this large gets no more records; the next go to a new one.
 const SEGMENT_BYTES: u64 = 8 << 20;
 /// More segments than this, and the jobs that keep the oldest alive are carried forward.
 const MAX_SEGMENTS: usize = 4;
@@ -41,18 +44,21 @@ const BACKOFF: Duration = Duration::from_secs(1);
 /// This process's writer name; each worker of a multi-threaded lb would have its own.
 const WRITER: &str = "w0";
 
-/// Where a job's record went: the batch that makes it durable, and its segment.
+/// Where a job's record went: the batch it is written (then synced) with, and its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     pub batch: u64,
     pub segment: u64,
 }
 
-/// A batch reached the disk, or failed to.
-#[derive(Debug)]
+/// What became of the batches up to `batch`.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Done {
     pub batch: u64,
     pub result: Result<(), String>,
+    /// Written and made as durable as --journal-sync asks (else only written: the thread
+    /// reports the sync later).
+    pub durable: bool,
 }
 
 /// Counters for /metrics and /stats.
@@ -61,9 +67,9 @@ pub struct Stats {
     pub bytes: u64,
     pub records: u64,
     pub syncs: u64,
-    /// Each write's time in fdatasync.
+    /// Each fdatasync's time.
     pub sync_latency: Histogram,
-    /// Failed writes (disk full, I/O error).
+    /// Failed writes and syncs (disk full, I/O error).
     pub failures: u64,
     /// Found at start: damaged records skipped, torn tails dropped, jobs resumed.
     pub corrupt: u64,
@@ -78,33 +84,33 @@ struct Segment {
     live: usize,
 }
 
-enum Io {
-    /// `off` and `always`: written on the loop thread at the end of each turn.
-    Inline(Segments),
-    /// `batch`: written and synced by the journal thread.
-    Thread(Worker),
-    /// Between `open` and `start`.
-    Starting(Option<Segments>),
-}
-
 pub struct Journal {
     mode: JournalSync,
-    io: Io,
+    files: Segments,
+    /// The syncing thread (`batch`), once started.
+    syncer: Option<Worker>,
     _lock: DirLock,
     /// Segments not yet deleted, oldest first; the last is the one being written.
     segments: VecDeque<Segment>,
+    /// The records made since the last write, and where each ends.
     pending: Vec<u8>,
     ends: Vec<usize>,
-    /// The batch `pending` will be, and the one the thread is writing.
+    /// The number the next write will have.
     batch: u64,
-    in_flight: Option<u64>,
-    /// Segments whose jobs were carried forward in `pending` / in the batch in flight.
+    /// `batch`: the last batch written and not yet handed to the thread, the files it
+    /// went to, and whether the thread is busy.
+    unsynced: Option<u64>,
+    unsynced_files: Vec<(u64, Arc<File>)>,
+    syncing: bool,
+    /// Segments whose jobs were carried forward in `pending`, then in written batches
+    /// not yet durable: each may lose one live job once that is durable.
     carried: Vec<u64>,
-    carried_in_flight: Vec<u64>,
+    carried_unsynced: Vec<(u64, u64)>,
     delete: Vec<u64>,
     /// Until when new jobs are refused after a failed write, and why.
     refused: Option<(Instant, String)>,
     next_id: u64,
+    done: VecDeque<Done>,
     pub stats: Stats,
 }
 
@@ -120,26 +126,28 @@ impl Journal {
         }
         let lock = files::lock(dir)?;
         let found = replay::read_dir(dir)?;
-        let mut segments = Segments::new(dir, WRITER);
-        let number = found.max_segment + 1;
         let mut journal = Journal {
             mode,
-            io: Io::Starting(None),
+            files: Segments::new(dir, WRITER),
+            syncer: None,
             _lock: lock,
             segments: VecDeque::from([Segment {
-                number,
+                number: found.max_segment + 1,
                 bytes: 0,
                 live: 0,
             }]),
             pending: Vec::new(),
             ends: Vec::new(),
             batch: 0,
-            in_flight: None,
+            unsynced: None,
+            unsynced_files: Vec::new(),
+            syncing: false,
             carried: Vec::new(),
-            carried_in_flight: Vec::new(),
+            carried_unsynced: Vec::new(),
             delete: Vec::new(),
             refused: None,
             next_id: found.max_id + 1,
+            done: VecDeque::new(),
             stats: Stats {
                 corrupt: found.corrupt,
                 torn: found.torn,
@@ -157,9 +165,7 @@ impl Journal {
             });
         }
         // Written and synced before the old segments go, whatever --journal-sync says.
-        let write = journal.take_write(Sync::Once);
-        let done = segments.write(write);
-        journal.settle(done)?;
+        journal.write_pending(Sync::Once)?;
         for path in &found.segments {
             std::fs::remove_file(path)
                 .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
@@ -172,20 +178,14 @@ impl Journal {
                 found.jobs.len()
             );
         }
-        journal.io = Io::Starting(Some(segments));
         Ok((journal, found.jobs))
     }
 
-    /// Starts writing: with `batch`, on a thread that calls `wake` after each write.
+    /// Starts the syncing thread (`batch`), which calls `wake` after each sync.
     pub fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String> {
-        let Io::Starting(segments) = &mut self.io else {
-            return Ok(());
-        };
-        let segments = segments.take().ok_or("journal started twice")?;
-        self.io = match self.mode {
-            JournalSync::Batch => Io::Thread(Worker::spawn(segments, wake)?),
-            JournalSync::Off | JournalSync::Always => Io::Inline(segments),
-        };
+        if self.mode == JournalSync::Batch && self.syncer.is_none() {
+            self.syncer = Some(Worker::spawn(wake)?);
+        }
         Ok(())
     }
 
@@ -200,7 +200,7 @@ impl Journal {
         (now < *until).then(|| why.clone())
     }
 
-    /// Adds a new job; its copies may go out once batch `ticket.batch` is done.
+    /// Adds a new job; its copies may go out once batch `ticket.batch` is written.
     pub fn append(&mut self, job: &JobRecord) -> Ticket {
         self.add_job(job)
     }
@@ -241,92 +241,60 @@ impl Journal {
 
     /// Every copy of a job whose latest record is in `segment` is finished.
     pub fn finished(&mut self, segment: u64) {
-        if let Some(s) = self.segments.iter_mut().find(|s| s.number == segment) {
-            s.live = s.live.saturating_sub(1);
-        }
-        self.collect_finished();
+        self.forget_one(segment);
     }
 
     /// A segment whose live jobs should be carried forward now, if one is due.
     pub fn carry_due(&self) -> Option<u64> {
         let oldest = self.segments.front()?;
-        let busy = !self.carried.is_empty() || !self.carried_in_flight.is_empty();
+        let busy = !self.carried.is_empty() || !self.carried_unsynced.is_empty();
         (self.segments.len() > MAX_SEGMENTS && oldest.live > 0 && !busy).then_some(oldest.number)
     }
 
-    /// The end of a loop turn: the turn's records go to disk. Returns what finished at once
-    /// (`off`, `always`); with `batch` the result comes later through `completed`.
-    pub fn end_turn(&mut self) -> Option<Done> {
-        if self.pending.is_empty() && self.delete.is_empty() {
-            return None;
+    /// The end of a loop turn: the turn's records are written (with `always`, each synced);
+    /// with `batch` the thread is asked to sync them. Results come through `take_done`.
+    pub fn end_turn(&mut self) {
+        if !self.pending.is_empty() {
+            let sync = match self.mode {
+                JournalSync::Off | JournalSync::Batch => Sync::Never,
+                JournalSync::Always => Sync::EachRecord,
+            };
+            let batch = self.batch;
+            let result = self.write_pending(sync);
+            let durable = result.is_err() || self.mode != JournalSync::Batch;
+            self.done.push_back(Done {
+                batch,
+                result,
+                durable,
+            });
         }
-        let sync = match self.mode {
-            JournalSync::Off => Sync::Never,
-            JournalSync::Batch => Sync::Once,
-            JournalSync::Always => Sync::EachRecord,
-        };
-        match self.io {
-            Io::Thread(_) if self.in_flight.is_some() => None,
-            Io::Thread(_) => {
-                let write = self.take_write_for_io(sync);
-                let batch = write.batch;
-                let sent = match &self.io {
-                    Io::Thread(worker) => worker.send(write),
-                    _ => Err("the journal thread is gone".into()),
-                };
-                match sent {
-                    Ok(()) => {
-                        self.in_flight = Some(batch);
-                        None
-                    }
-                    Err(e) => {
-                        self.fail(&e);
-                        Some(Done {
-                            batch,
-                            result: Err(e),
-                        })
-                    }
-                }
-            }
-            Io::Inline(_) => {
-                let write = self.take_write_for_io(sync);
-                let Io::Inline(segments) = &mut self.io else {
-                    return None;
-                };
-                let done = segments.write(write);
-                Some(self.finish_write(done))
-            }
-            Io::Starting(_) => None,
-        }
+        self.hand_to_thread();
     }
 
-    /// The thread's answer, once it has woken the loop.
-    pub fn completed(&mut self) -> Option<Done> {
-        let Io::Thread(worker) = &self.io else {
-            return None;
-        };
-        let written = worker.try_recv()?;
-        self.in_flight = None;
-        Some(self.finish_write(written))
+    /// Takes the thread's answer, if it has one (after it woke the loop).
+    pub fn poll_thread(&mut self) {
+        if let Some(done) = self.syncer.as_ref().and_then(Worker::try_recv) {
+            self.synced(done);
+        }
+        self.hand_to_thread();
+    }
+
+    /// What was written or made durable since the last call, oldest first.
+    pub fn take_done(&mut self) -> Option<Done> {
+        self.done.pop_front()
     }
 
     /// Writes out everything made so far and waits for it, as lb exits.
     pub fn flush(&mut self) {
-        loop {
-            if let Io::Thread(worker) = &self.io
-                && self.in_flight.is_some()
-            {
-                let Some(written) = worker.recv() else {
-                    return;
-                };
-                self.in_flight = None;
-                let _ = self.finish_write(written);
+        self.end_turn();
+        while self.syncing {
+            match self.syncer.as_ref().and_then(Worker::recv) {
+                Some(done) => self.synced(done),
+                None => break,
             }
-            if self.pending.is_empty() || matches!(self.io, Io::Starting(_)) {
-                return;
-            }
-            self.end_turn();
+            self.hand_to_thread();
         }
+        self.done.clear();
     }
 
     /// Bytes in the segments not yet deleted.
@@ -334,62 +302,109 @@ impl Journal {
         self.segments.iter().map(|s| s.bytes).sum()
     }
 
-    fn take_write_for_io(&mut self, sync: Sync) -> Write {
-        self.carried_in_flight = std::mem::take(&mut self.carried);
-        self.take_write(sync)
-    }
-
-    fn take_write(&mut self, sync: Sync) -> Write {
+    /// Writes `pending` into the current segment.
+    fn write_pending(&mut self, sync: Sync) -> Result<(), String> {
         let batch = self.batch;
         self.batch += 1;
         let len = self.pending.len() as u64;
         let current = self.current();
         current.bytes += len;
         let segment = current.number;
-        Write {
-            batch,
-            segment,
-            bytes: std::mem::take(&mut self.pending),
-            ends: std::mem::take(&mut self.ends),
-            sync,
-            delete: std::mem::take(&mut self.delete),
-        }
-    }
-
-    fn finish_write(&mut self, done: Written) -> Done {
-        let batch = done.batch;
-        Done {
-            batch,
-            result: self.settle(done),
-        }
-    }
-
-    /// Counts a finished write; on success the segments it carried jobs out of may go.
-    fn settle(&mut self, mut done: Written) -> Result<(), String> {
-        let written = done.bytes.len() as u64;
-        self.stats.syncs += done.syncs;
-        if done.syncs > 0 {
-            self.stats
-                .sync_latency
-                .observe(done.sync_time / done.syncs as u32);
-        }
-        let carried = std::mem::take(&mut self.carried_in_flight);
-        done.bytes.clear();
-        if self.pending.capacity() == 0 {
-            self.pending = std::mem::take(&mut done.bytes);
-        }
-        if let Err(e) = done.result {
-            self.fail(&e);
-            return Err(e);
-        }
-        self.stats.bytes += written;
-        for from in carried {
-            if let Some(s) = self.segments.iter_mut().find(|s| s.number == from) {
-                s.live = s.live.saturating_sub(1);
+        let written = self.files.append(segment, &self.pending, &self.ends, sync);
+        self.pending.clear();
+        self.ends.clear();
+        let carried = std::mem::take(&mut self.carried);
+        let synced = match written {
+            Ok(synced) => synced,
+            Err(e) => {
+                self.fail(&e);
+                return Err(e);
+            }
+        };
+        self.stats.bytes += len;
+        self.count_syncs(synced);
+        if sync == Sync::Never && self.mode == JournalSync::Batch {
+            self.unsynced = Some(batch);
+            if let Some((n, file)) = self.files.current_file()
+                && !self.unsynced_files.iter().any(|(m, _)| *m == n)
+            {
+                self.unsynced_files.push((n, file));
+            }
+            self.carried_unsynced
+                .extend(carried.into_iter().map(|from| (batch, from)));
+        } else {
+            for from in carried {
+                self.forget_one(from);
             }
         }
-        self.collect_finished();
         Ok(())
+    }
+
+    /// With `batch`: gives the thread what was written since its last job, and the
+    /// segments to delete, unless it is busy. Otherwise deletes finished segments here.
+    fn hand_to_thread(&mut self) {
+        let Some(worker) = &self.syncer else {
+            let delete = std::mem::take(&mut self.delete);
+            self.files.delete(&delete);
+            return;
+        };
+        if self.syncing || (self.unsynced.is_none() && self.delete.is_empty()) {
+            return;
+        }
+        let job = SyncJob {
+            upto: self.unsynced.take(),
+            files: self.unsynced_files.drain(..).map(|(_, f)| f).collect(),
+            dir: self.files.take_unsynced_dir(),
+            delete: self.delete.drain(..).map(|n| self.files.path(n)).collect(),
+        };
+        let upto = job.upto;
+        match worker.send(job) {
+            Ok(()) => self.syncing = true,
+            Err(e) => self.synced(SyncDone {
+                upto,
+                result: Err(e),
+                synced: Synced::default(),
+            }),
+        }
+    }
+
+    /// The thread finished a job: the batches up to its `upto` are durable, or failed to be.
+    fn synced(&mut self, done: SyncDone) {
+        self.syncing = false;
+        self.count_syncs(done.synced);
+        let Some(upto) = done.upto else {
+            return;
+        };
+        let carried: Vec<u64> = self
+            .carried_unsynced
+            .iter()
+            .filter(|(batch, _)| *batch <= upto)
+            .map(|&(_, from)| from)
+            .collect();
+        self.carried_unsynced.retain(|(batch, _)| *batch > upto);
+        match &done.result {
+            Ok(()) => {
+                for from in carried {
+                    self.forget_one(from);
+                }
+            }
+            Err(e) => self.fail(e),
+        }
+        self.done.push_back(Done {
+            batch: upto,
+            result: done.result,
+            durable: true,
+        });
+    }
+
+    fn count_syncs(&mut self, synced: Synced) {
+        if synced.calls > 0 {
+            self.stats.syncs += synced.calls;
+            let each = synced.time / u32::try_from(synced.calls).unwrap_or(u32::MAX);
+            for _ in 0..synced.calls {
+                self.stats.sync_latency.observe(each);
+            }
+        }
     }
 
     fn fail(&mut self, why: &str) {
@@ -399,13 +414,21 @@ impl Journal {
              is tried again (GETs go on; writes already acknowledged stay owed)"
         );
         self.refused = Some((Instant::now() + BACKOFF, why.to_string()));
-        // The segment was cut back to its last whole record; the next batch starts a new one.
+        // The next records go to a new segment.
         let number = self.current().number + 1;
         self.segments.push_back(Segment {
             number,
             bytes: 0,
             live: 0,
         });
+    }
+
+    /// One job whose latest record is in `segment` is no longer live there.
+    fn forget_one(&mut self, segment: u64) {
+        if let Some(s) = self.segments.iter_mut().find(|s| s.number == segment) {
+            s.live = s.live.saturating_sub(1);
+        }
+        self.collect_finished();
     }
 
     /// Deletes finished segments from the oldest on (never the current one), so that an

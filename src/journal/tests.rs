@@ -36,12 +36,21 @@ fn finished_segments_go_and_a_pinned_job_is_carried_forward() {
     let pinned = j.next_id();
     let first = j.append(&job(pinned, &big, &["a", "b"]));
     j.record(pinned, "a", Outcome::Delivered);
-    assert!(j.end_turn().is_some_and(|d| d.result.is_ok()));
+    j.end_turn();
+    assert_eq!(
+        j.take_done(),
+        Some(Done {
+            batch: first.batch,
+            result: Ok(()),
+            durable: true
+        })
+    );
     let mut carried = false;
     for _ in 0..12 {
         let id = j.next_id();
         let t = j.append(&job(id, &big, &["a"]));
-        assert!(j.end_turn().unwrap().result.is_ok());
+        j.end_turn();
+        assert!(j.take_done().unwrap().result.is_ok());
         j.record(id, "a", Outcome::Delivered);
         j.finished(t.segment);
         if let Some(segment) = j.carry_due() {
@@ -77,10 +86,22 @@ fn batch_mode_syncs_on_its_thread_and_wakes_the_caller() {
     .unwrap();
     let id = j.next_id();
     let t = j.append(&job(id, b"POST", &["a"]));
-    assert!(j.end_turn().is_none(), "the thread answers later");
+    j.end_turn();
+    let written = Done {
+        batch: t.batch,
+        result: Ok(()),
+        durable: false,
+    };
+    assert_eq!(j.take_done(), Some(written), "written now, synced later");
+    assert_eq!(j.stats.syncs, 0);
     rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let done = j.completed().unwrap();
-    assert_eq!((done.batch, done.result), (t.batch, Ok(())));
+    j.poll_thread();
+    let durable = Done {
+        batch: t.batch,
+        result: Ok(()),
+        durable: true,
+    };
+    assert_eq!(j.take_done(), Some(durable));
     assert_eq!(j.stats.syncs, 1);
     assert!(j.stats.sync_latency.count == 1);
     drop(j);
