@@ -94,23 +94,11 @@ fn acknowledged_writes_survive_kill_9_and_a_restart_on_the_same_journal() {
     let flaky = backend("flaky", &["--fail-first", "50"]);
     let late_addr = format!("127.0.0.1:{}", free_port());
     let (good_addr, flaky_addr) = (good.addr.to_string(), flaky.addr.to_string());
-    let args = lb_args(
+    let mut args = lb_args(
         &[&good_addr, &flaky_addr, &late_addr],
-        &[
-            "--journal",
-            dir.arg(),
-            "--retry-base",
-            "100ms",
-            "--retry-max",
-            "1s",
-            "--health-interval",
-            "100ms",
-            "--rise",
-            "1",
-            "--fall",
-            "1",
-        ],
+        &["--journal", dir.arg()],
     );
+    args.extend_from_slice(FAST_RETRIES);
     let mut lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
     let users: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
     for user in &users {

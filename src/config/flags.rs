@@ -168,7 +168,7 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "fanout-timeout",
-        "wait for a first success, then 504 (default 60s)",
+        "wait for an answer for the client, then 504 while copies go on (default 60s)",
         "DUR",
     );
     o.optmulti(

@@ -40,8 +40,9 @@ Routes (text/plain; X-Request-Id is echoed back):
   POST|PUT /echo           the request body (chunked if the request was)
   PUT|POST /sink           the number of body bytes received
 Text bodies end with a newline; /headers, /bytes, /chunked, /eof and /echo are exact.
-A write repeated with an X-Request-Id already answered is not applied again: it gets the
-same status and body, marked X-Idempotent-Replay: true.
+A write repeated with an X-Request-Id already answered (same method, target and body) is
+not applied again: it gets the same status and body, marked X-Idempotent-Replay: true.
+The same X-Request-Id with a different request gets 409 and is not applied.
 --fail-rate applies to every request, /ping included; a failed write is not applied.
 HTTP/1.1 requests need a Host header; a malformed request gets 400 and a close.";
 
