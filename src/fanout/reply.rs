@@ -51,8 +51,8 @@ pub(super) fn offer(conns: &mut Slab<Conn>, core: &mut Core, job: usize, r: Resp
 
 /// Takes the waiting client of `job`, if it still waits for this job's answer.
 fn take_client(conns: &mut Slab<Conn>, core: &mut Core, job: usize) -> Option<usize> {
-    let j = core.fanout.jobs.get_mut(job)?;
-    let (key, serial) = j.client.take().filter(|_| !j.answered)?;
+    let j = core.fanout.jobs.get_mut(job).filter(|j| !j.answered)?;
+    let (key, serial) = j.client.take()?;
     j.answered = true;
     if let Some(t) = j.deadline.take() {
         core.timers.cancel(t);
