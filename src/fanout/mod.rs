@@ -3,9 +3,10 @@
 //! retryable or refused. The client gets the first delivered answer at once, or the first
 //! refused one once nothing can be delivered any more (`reply.rs`); a retryable copy is sent
 //! again after an exponential backoff with jitter, and waits in its backend's queue while
-//! the backend is down (`deliver.rs`). With `--journal` the job is on disk before any copy
-//! goes out, and every final outcome is recorded (`durable.rs`). A job holds the one copy of
-//! the request that all its copies share; a waiting retry costs one timer entry.
+//! the backend is down (`deliver.rs`). With `--journal` the job is written to disk before
+//! any copy goes out and is durable before its client hears of a delivery, and every final
+//! outcome is recorded (`durable.rs`). A job holds the one copy of the request that all its
+//! copies share; a waiting retry costs one timer entry.
 
 use std::collections::VecDeque;
 use std::time::Instant;
