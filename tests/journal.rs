@@ -254,7 +254,7 @@ fn a_full_disk_refuses_new_writes_at_once_and_loses_none_already_acknowledged() 
     assert!(refused.text().contains("journal"), "{}", refused.text());
     assert!(refused.header("retry-after").is_some());
     assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
-    assert!(lb.log_text().contains("new POSTs are refused"));
+    assert!(lb.wait_log("new POSTs are refused", Duration::from_secs(2)));
     every_write_once(&[&b1, &b2], &acknowledged);
     // The disk is tried again a second later: a fresh segment takes writes again.
     assert!(eventually(Duration::from_secs(5), || {

@@ -1,8 +1,6 @@
 //! Sending copies and acting on how each attempt ends: the outcome decides whether the
-//! copy is finished or waits for a retry. Each backend has a lane: copies wait in its queue
-//! while it is down, and retries go out only while it has fewer than a handful of copies in
-//! flight, so a backend coming back up gets its backlog a few at a time over its pooled
-//! connections, not all at once on a new connection each.
+//! copy is finished or waits for a retry. A copy goes out only when its backend is up and
+//! its lane (`lane.rs`) has room; otherwise it waits there.
 
 use std::time::Duration;
 
@@ -10,6 +8,7 @@ use log::{error, info};
 use slab::Slab;
 
 use super::copy::{CopyStep, Response, step_copy};
+use super::lane::Limits;
 use super::outcome::{Answer, Outcome, Rules};
 use super::{Phase, durable, reply};
 use crate::backend::BackendId;
@@ -22,23 +21,15 @@ use crate::http::upstream::{
 use crate::journal::Outcome as Recorded;
 use crate::probe::observe;
 
-/// Copies one backend may have in flight before its retries and released copies queue:
-/// enough to keep a few pooled connections busy, few enough that a backlog never crowds
-/// out the backend's other traffic. A new POST's copies do not wait for it.
-const LANE_IN_FLIGHT: usize = 16;
-
 /// delay(n) = min(base × 2^n, max) + jitter × `unit`, with `unit` uniform in [0, 1).
 pub fn backoff(base: Duration, max: Duration, jitter: Duration, n: u32, unit: f64) -> Duration {
     let exp = base.saturating_mul(1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX));
     exp.min(max) + jitter.mul_f64(unit.clamp(0.0, 1.0))
 }
 
-fn lane_limit(core: &Core) -> usize {
-    LANE_IN_FLIGHT.min(core.cfg.pool_size).max(1)
-}
-
-/// Sends a copy now if its backend is up and, unless it is `fresh` (a new POST's copy), has
-/// room in its lane; otherwise the copy waits in the lane's queue.
+/// Sends a copy now if its backend is up and its lane has room for it (`fresh`: a new
+/// POST's copy); otherwise the copy waits in the lane. A copy that waits for its backend
+/// to come up joins the backlog, whatever it is.
 pub(super) fn dispatch(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -46,15 +37,16 @@ pub(super) fn dispatch(
     copy: usize,
     fresh: bool,
 ) {
-    let limit = lane_limit(core);
+    let limits = Limits::of(core.cfg.pool_size);
     let Some(j) = core.fanout.jobs.get_mut(job) else {
         return;
     };
     let backend = j.copies[copy].backend;
     let lane = &mut core.fanout.lanes[backend];
-    if !core.backends[backend].up || (!fresh && lane.in_flight >= limit) {
+    let up = core.backends[backend].up;
+    if !up || !lane.admits(fresh, limits) {
         j.copies[copy].phase = Phase::Queued;
-        lane.queue.push_back((job, copy, j.serial));
+        lane.queue(fresh && up, (job, copy, j.serial));
         core.metrics.pending_retries += 1;
         return;
     }
@@ -297,9 +289,9 @@ fn release_lane(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
         return;
     }
     core.fanout.releasing = true;
-    let limit = lane_limit(core);
-    while core.backends[backend].up && core.fanout.lanes[backend].in_flight < limit {
-        let Some((job, copy, serial)) = core.fanout.lanes[backend].queue.pop_front() else {
+    let limits = Limits::of(core.cfg.pool_size);
+    while core.backends[backend].up {
+        let Some((job, copy, serial)) = core.fanout.lanes[backend].next(limits) else {
             break;
         };
         let queued =

@@ -25,6 +25,7 @@ mod body;
 mod copy;
 mod deliver;
 mod durable;
+mod lane;
 mod outcome;
 mod reply;
 
@@ -32,6 +33,7 @@ pub use body::{PendingPost, begin, buffer_body};
 use copy::Response;
 pub use deliver::{backend_up, backoff, copy_failed, copy_ready, retry_due};
 pub use durable::{end_turn, finish_journal, journal_woke, resume};
+use lane::Lane;
 pub use outcome::Answer;
 pub use reply::{client_gone, deadline_passed};
 
@@ -47,13 +49,6 @@ pub struct Jobs {
     unsynced: VecDeque<(u64, usize, u32)>,
     /// A lane is being released: a copy that ends meanwhile leaves the releasing to it.
     releasing: bool,
-}
-
-/// One backend's queue of copies waiting to be sent, and how many are in flight there.
-#[derive(Default, Clone)]
-struct Lane {
-    queue: VecDeque<(usize, usize, u32)>,
-    in_flight: usize,
 }
 
 impl Jobs {
