@@ -1,23 +1,27 @@
-//! The admin listener: `/metrics`, `/stats` and `/healthz`, served by the same event loop
-//! as the traffic. One request per connection, answered with `Connection: close`. This is
-//! not the hot path, so it reads into a `Vec` and renders into `String`s.
+//! The admin listener: `/metrics`, `/stats`, `/healthz` and the runtime control API under
+//! `/backends` (`api.rs`), served by the same event loop as the traffic. One request per
+//! connection, answered with `Connection: close`. This is not the hot path, so it reads
+//! into a `Vec` and renders into `String`s.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use log::debug;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Role};
 use crate::config::Config;
 use crate::event_loop::{Conn, Core};
-use crate::metrics::{Metrics, prometheus};
+use crate::metrics::history::History;
+use crate::metrics::{BackendMetrics, Metrics, prometheus};
 use crate::probe::HealthMonitor;
 use crate::timer::TimerId;
 
+pub mod api;
+mod auth;
 mod stats;
 
 /// The largest request head read; an admin request is a request line and a few headers.
@@ -35,8 +39,11 @@ pub struct View<'a> {
     pub listen: &'a str,
     pub backends: &'a [Backend],
     pub metrics: &'a Metrics,
+    pub history: &'a History,
     pub health: &'a HealthMonitor,
     pub clients_open: usize,
+    /// POSTs still being delivered (bounded by --max-pending).
+    pub posts_pending: usize,
     pub now: Instant,
 }
 
@@ -47,8 +54,10 @@ impl<'a> View<'a> {
             listen: &core.default_host,
             backends: &core.backends,
             metrics: &core.metrics,
+            history: &core.history,
             health: &core.health,
             clients_open: core.clients_open,
+            posts_pending: core.fanout.len(),
             now: core.now,
         }
     }
@@ -56,10 +65,21 @@ impl<'a> View<'a> {
     pub fn uptime(&self) -> Duration {
         self.now.saturating_duration_since(self.metrics.started)
     }
+
+    /// The backends to show: the listed ones, and removed ones still finishing their work.
+    pub fn listed(&self) -> impl Iterator<Item = (usize, &'a Backend, &'a BackendMetrics)> + 'a {
+        self.backends
+            .iter()
+            .zip(&self.metrics.backends)
+            .enumerate()
+            .filter(|(_, (b, _))| b.role != Role::Vacant)
+            .map(|(id, (b, bm))| (id, b, bm))
+    }
 }
 
 pub struct AdminConn {
     sock: TcpStream,
+    peer: SocketAddr,
     pub serial: u32,
     timer: Option<TimerId>,
     state: State,
@@ -68,6 +88,8 @@ pub struct AdminConn {
 enum State {
     /// The request head so far.
     Reading(Vec<u8>),
+    /// A control request waits for the resolver thread (`api::added`).
+    Waiting,
     Writing {
         out: Vec<u8>,
         sent: usize,
@@ -77,7 +99,7 @@ enum State {
     Draining,
 }
 
-pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream) {
+pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
     if core.admin_open >= MAX_OPEN {
         debug!("{MAX_OPEN} admin connections open: closing a new one");
         return;
@@ -91,6 +113,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream) {
     let serial = core.next_serial();
     let mut conn = AdminConn {
         sock,
+        peer,
         serial,
         timer: None,
         state: State::Reading(Vec::new()),
@@ -100,17 +123,58 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream) {
     core.admin_open += 1;
 }
 
+/// What stepping an admin connection came to.
+enum Flow {
+    Wait,
+    Done,
+    /// A complete request for the control API, which needs the loop's state.
+    Control(Vec<u8>),
+}
+
 pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    let Some(Conn::Admin(a)) = conns.get_mut(key) else {
-        return;
-    };
-    match step(a, core) {
-        Ok(false) => {}
-        Ok(true) => close(conns, core, key),
-        Err(e) => {
-            debug!("admin connection: {e}");
-            close(conns, core, key);
+    loop {
+        let Some(Conn::Admin(a)) = conns.get_mut(key) else {
+            return;
+        };
+        match step(a, core) {
+            Ok(Flow::Wait) => return,
+            Ok(Flow::Done) => return close(conns, core, key),
+            Ok(Flow::Control(head)) => {
+                a.state = State::Waiting;
+                let (peer, serial) = (a.peer, a.serial);
+                match api::handle(conns, core, (key, serial), peer, &head) {
+                    Some(out) => set_answer(conns, key, out),
+                    None => return,
+                }
+            }
+            Err(e) => {
+                debug!("admin connection: {e}");
+                return close(conns, core, key);
+            }
         }
+    }
+}
+
+/// Gives a waiting connection its answer; it is written as the socket allows.
+fn set_answer(conns: &mut Slab<Conn>, key: usize, out: Vec<u8>) {
+    if let Some(Conn::Admin(a)) = conns.get_mut(key) {
+        a.state = State::Writing { out, sent: 0 };
+    }
+}
+
+/// The answer a control request waited for is ready.
+pub fn answer_later(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    (key, serial): (usize, u32),
+    out: Vec<u8>,
+) {
+    match conns.get(key) {
+        Some(Conn::Admin(a)) if a.serial == serial && matches!(a.state, State::Waiting) => {
+            set_answer(conns, key, out);
+            ready(conns, core, key);
+        }
+        _ => {}
     }
 }
 
@@ -129,26 +193,31 @@ pub fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     }
 }
 
-/// Advances a connection as far as its socket allows; `Ok(true)` once it is finished.
-fn step(a: &mut AdminConn, core: &Core) -> io::Result<bool> {
+/// Advances a connection as far as its socket allows.
+fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
     let mut chunk = [0u8; 4096];
     loop {
         match &mut a.state {
             State::Reading(head) => {
-                if let Some(out) = answer(head, &View::of(core)) {
-                    a.state = State::Writing { out, sent: 0 };
-                    continue;
+                match answer(head, &View::of(core)) {
+                    Some(Answer::Now(out)) => {
+                        a.state = State::Writing { out, sent: 0 };
+                        continue;
+                    }
+                    Some(Answer::Control) => return Ok(Flow::Control(std::mem::take(head))),
+                    None => {}
                 }
                 let room = (MAX_HEAD - head.len()).min(chunk.len());
                 match a.sock.read(&mut chunk[..room]) {
                     // Gone before sending a whole request: there is no one to answer.
-                    Ok(0) => return Ok(true),
+                    Ok(0) => return Ok(Flow::Done),
                     Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Wait),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
+            State::Waiting => return Ok(Flow::Wait),
             State::Writing { out, sent } => {
                 if *sent == out.len() {
                     a.sock.shutdown(Shutdown::Write)?;
@@ -157,15 +226,15 @@ fn step(a: &mut AdminConn, core: &Core) -> io::Result<bool> {
                 }
                 match a.sock.write(&out[*sent..]) {
                     Ok(n) => *sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Wait),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
             State::Draining => match a.sock.read(&mut chunk) {
-                Ok(0) => return Ok(true),
+                Ok(0) => return Ok(Flow::Done),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Wait),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             },
@@ -173,8 +242,14 @@ fn step(a: &mut AdminConn, core: &Core) -> io::Result<bool> {
     }
 }
 
+enum Answer {
+    Now(Vec<u8>),
+    /// For `api::handle`: the control API under /backends.
+    Control,
+}
+
 /// The whole response to the request head in `head`, or `None` while it is incomplete.
-fn answer(head: &[u8], view: &View) -> Option<Vec<u8>> {
+fn answer(head: &[u8], view: &View) -> Option<Answer> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let parsed = req.parse(head);
@@ -182,16 +257,36 @@ fn answer(head: &[u8], view: &View) -> Option<Vec<u8>> {
         (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) => (method, path),
         (Ok(httparse::Status::Partial), ..) if head.len() < MAX_HEAD => return None,
         (Ok(httparse::Status::Partial), ..) | (Err(httparse::Error::TooManyHeaders), ..) => {
-            return Some(response(431, TEXT, b"request head too large\n", false));
+            return Some(Answer::Now(response(
+                431,
+                TEXT,
+                b"request head too large\n",
+                false,
+            )));
         }
-        _ => return Some(response(400, TEXT, b"malformed request\n", false)),
+        _ => {
+            return Some(Answer::Now(response(
+                400,
+                TEXT,
+                b"malformed request\n",
+                false,
+            )));
+        }
     };
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    if path == "/backends" || path.starts_with("/backends/") {
+        return Some(Answer::Control);
+    }
     let head_only = method == "HEAD";
     if method != "GET" && !head_only {
-        return Some(response(405, TEXT, b"only GET and HEAD here\n", false));
+        return Some(Answer::Now(response(
+            405,
+            TEXT,
+            b"only GET and HEAD here\n",
+            false,
+        )));
     }
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    Some(match path {
+    Some(Answer::Now(match path {
         "/metrics" => {
             let mut body = String::with_capacity(16 * 1024);
             prometheus::render(view, &mut body);
@@ -206,19 +301,37 @@ fn answer(head: &[u8], view: &View) -> Option<Vec<u8>> {
         _ => response(
             404,
             TEXT,
-            b"not found: try /stats, /metrics or /healthz\n",
+            b"not found: try /stats, /metrics, /healthz or /backends\n",
             head_only,
         ),
-    })
+    }))
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
 
 fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    let allow = [("Allow", "GET, HEAD")];
+    let extra: &[(&str, &str)] = if status == 405 { &allow } else { &[] };
+    response_with(status, content_type, body, head_only, extra)
+}
+
+/// A whole response with `extra` header fields.
+fn response_with(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    head_only: bool,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        201 => "Created",
+        303 => "See Other",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Request Header Fields Too Large",
@@ -228,8 +341,8 @@ fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Ve
          Cache-Control: no-store\r\nConnection: close\r\n",
         body.len()
     );
-    if status == 405 {
-        head.push_str("Allow: GET, HEAD\r\n");
+    for (name, value) in extra {
+        let _ = write!(head, "{name}: {value}\r\n");
     }
     let _ = write!(head, "\r\n");
     let mut out = head.into_bytes();
@@ -249,6 +362,7 @@ pub(crate) mod tests {
         pub cfg: Config,
         pub backends: Vec<Backend>,
         pub metrics: Metrics,
+        pub history: History,
         pub health: HealthMonitor,
         pub now: Instant,
     }
@@ -260,8 +374,10 @@ pub(crate) mod tests {
                 listen: "127.0.0.1:8080",
                 backends: &self.backends,
                 metrics: &self.metrics,
+                history: &self.history,
                 health: &self.health,
                 clients_open: 3,
+                posts_pending: 2,
                 now: self.now,
             }
         }
@@ -282,7 +398,8 @@ pub(crate) mod tests {
         ];
         Fixture {
             health: HealthMonitor::new(&cfg, &backends),
-            metrics: Metrics::new(backends.len(), now),
+            metrics: Metrics::new(backends.len(), now, cfg.server_timeout),
+            history: History::new(backends.len(), false),
             backends,
             cfg: *cfg,
             now,
@@ -291,7 +408,10 @@ pub(crate) mod tests {
 
     fn answer_to(raw: &[u8]) -> Option<String> {
         let fx = view_fixture(Instant::now());
-        answer(raw, &fx.view()).map(|r| String::from_utf8_lossy(&r).into_owned())
+        answer(raw, &fx.view()).map(|r| match r {
+            Answer::Now(r) => String::from_utf8_lossy(&r).into_owned(),
+            Answer::Control => "control".into(),
+        })
     }
 
     #[test]
@@ -309,12 +429,20 @@ pub(crate) mod tests {
         for (raw, status) in [
             (&b"GET / HTTP/1.1\r\n\r\n"[..], "404"),
             (b"GET /metricsx HTTP/1.1\r\n\r\n", "404"),
+            (b"GET /backendsx HTTP/1.1\r\n\r\n", "404"),
             (b"POST /metrics HTTP/1.1\r\n\r\n", "405"),
             (b"GET /me trics HTTP/1.1\r\n\r\n", "400"),
             (b"\x01\x02 nonsense\r\n\r\n", "400"),
         ] {
             let r = answer_to(raw).unwrap();
             assert!(r.starts_with(&format!("HTTP/1.1 {status} ")), "{r}");
+        }
+        for raw in [
+            &b"GET /backends HTTP/1.1\r\n\r\n"[..],
+            b"POST /backends/a:1/drain HTTP/1.1\r\n\r\n",
+            b"DELETE /backends/a:1?x HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(answer_to(raw).as_deref(), Some("control"));
         }
     }
 

@@ -4,8 +4,42 @@ use std::net::SocketAddr;
 
 use crate::config::MAX_RETRIES;
 
-/// Index of a backend in the pool; stable for the life of the process.
+/// Index of a backend's slot. A slot keeps its backend while anything in flight refers to
+/// it, removed or not, so an id never changes meaning under a request or a POST copy;
+/// a slot is reused only once it is empty (see `roster`).
 pub type BackendId = usize;
+
+/// Where a backend stands with the operator, apart from its health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// In rotation.
+    Ready,
+    /// No new requests; those in flight finish; health checks go on.
+    Drain,
+    /// Out entirely: no new requests and no health checks.
+    Maint,
+    /// Removed from the list: what it still has in flight (requests, owed POST copies) finishes.
+    Leaving,
+    /// An empty slot, free for the next backend added.
+    Vacant,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Ready => "ready",
+            Role::Drain => "drain",
+            Role::Maint => "maint",
+            Role::Leaving => "removed",
+            Role::Vacant => "vacant",
+        }
+    }
+
+    /// One of the backends the operator listed (not removed, not an empty slot).
+    pub fn is_member(self) -> bool {
+        matches!(self, Role::Ready | Role::Drain | Role::Maint)
+    }
+}
 
 #[derive(Debug)]
 pub struct Backend {
@@ -15,6 +49,12 @@ pub struct Backend {
     pub weight: u32,
     /// False while the health checks hold it down.
     pub up: bool,
+    pub role: Role,
+    /// Its place in the configured list, for strategies that follow the list's order.
+    pub rank: usize,
+    /// Counts the backends this slot has held, so that a health check timer or probe
+    /// started for an earlier one is recognised and dropped.
+    pub generation: u32,
     /// Open connections (TCP mode) or requests in flight (HTTP mode) right now.
     pub active: u32,
     /// Moving average of response time in microseconds; `None` until the first sample.
@@ -33,10 +73,34 @@ impl Backend {
             label,
             weight,
             up: true,
+            role: Role::Ready,
+            rank: 0,
+            generation: 0,
             active: 0,
             ewma_us: None,
             idle: Vec::new(),
         }
+    }
+
+    /// The strategies may pick it: healthy and in rotation.
+    pub fn selectable(&self) -> bool {
+        self.up && self.role == Role::Ready
+    }
+
+    /// POST copies owed to it may be sent now: healthy, and in rotation or removed (a
+    /// removed backend still gets what it was promised; a drained one waits to be ready).
+    pub fn takes_copies(&self) -> bool {
+        self.up && matches!(self.role, Role::Ready | Role::Leaving)
+    }
+
+    /// Idle keep-alive connections are kept for it only while it is in rotation.
+    pub fn pools(&self) -> bool {
+        self.role == Role::Ready
+    }
+
+    /// Active health checks run for everything that may still get traffic or copies.
+    pub fn checked(&self) -> bool {
+        !matches!(self.role, Role::Maint | Role::Vacant)
     }
 
     /// A request (HTTP) or a connection (TCP) is now in flight here.

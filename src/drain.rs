@@ -6,6 +6,13 @@
 //! one side closes. POST copies keep being retried, since a restart must not lose a write
 //! that a client was already told had succeeded. lb exits 0 once none of this is left. After
 //! --drain-timeout, or at a second signal, it exits 1 and logs what it cut short.
+//!
+//! After an upgrade the same drain runs, with one difference: the listeners live on in the
+//! new process, so clients are not refused, and an idle keep-alive client is not closed at
+//! once (its next request could cross our close and fail) but gets one more request,
+//! answered with `Connection: close`, or is closed after `HANDOVER_IDLE` of silence.
+
+use std::time::Duration;
 
 use log::{error, info};
 use slab::Slab;
@@ -22,10 +29,23 @@ pub enum Stopped {
     Cut,
 }
 
-/// Marks lb as stopping and closes what waits for nothing: idle keep-alive clients and
-/// admin connections.
-pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, signal: &str) {
+/// How long an idle keep-alive client may stay after a handover without sending a request.
+const HANDOVER_IDLE: Duration = Duration::from_secs(1);
+
+/// Why lb drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason<'a> {
+    /// A stop signal, by name.
+    Signal(&'a str),
+    /// A new lb, by pid, took over the listeners.
+    HandedOver(u32),
+}
+
+/// Marks lb as stopping and closes what waits for nothing: idle keep-alive clients (after
+/// a handover: once they are answered once more, or stay silent) and admin connections.
+pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, why: Reason) {
     core.draining = true;
+    core.handing_over = matches!(why, Reason::HandedOver(_));
     core.fanout.end_keep_alive();
     let keys: Vec<usize> = conns
         .iter()
@@ -37,7 +57,10 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, signal: &str) {
         .map(|(key, _)| key)
         .collect();
     for key in keys {
-        match conns.get(key) {
+        match conns.get_mut(key) {
+            Some(Conn::Client(c)) if core.handing_over => {
+                core.arm(&mut c.timer, HANDOVER_IDLE, key, c.serial);
+            }
             // Reads first: a request that has just arrived is still served.
             Some(Conn::Client(_)) => client::client_ready(conns, core, key),
             Some(Conn::Admin(_)) => crate::admin::close(conns, core, key),
@@ -45,9 +68,13 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, signal: &str) {
         }
     }
     let copies: usize = core.fanout.undelivered().iter().sum();
+    let what = match why {
+        Reason::Signal(signal) => format!("{signal}: stopped accepting"),
+        Reason::HandedOver(pid) => format!("upgrade: pid {pid} serves now and accepts alone"),
+    };
     info!(
-        "{signal}: stopped accepting; draining {} client connection(s) and {copies} POST \
-         copies for at most {:?} (--drain-timeout); a second signal stops at once",
+        "{what}; draining {} client connection(s) and {copies} POST copies for at most \
+         {:?} (--drain-timeout); a second signal stops at once",
         core.clients_open, core.cfg.drain_timeout
     );
 }
@@ -57,6 +84,17 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, signal: &str) {
 /// on disk, and the next lb on the same journal resumes them.
 pub fn is_done(core: &Core) -> bool {
     core.clients_open == 0 && (core.fanout.is_empty() || core.fanout.only_journaled_left())
+}
+
+/// Logs that the drain is done, and what it leaves to the journal.
+pub fn report_done(core: &Core) {
+    match core.fanout.len() {
+        0 => info!("drained: every request and POST copy finished; exiting"),
+        owed => info!(
+            "drained: every request finished; {owed} writes still owed are kept in the \
+             journal for the next start; exiting"
+        ),
+    }
 }
 
 /// Logs what stopping now cuts short.

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
-use lb::journal::Journal;
+use lb::journal::{Journal, Opened};
+use lb::upgrade;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,12 +23,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(cfg.log_level)
-        .init()
-    {
+    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    let mode = match cfg.mode {
+        Mode::Http => "HTTP",
+        Mode::Tcp => "TCP",
+    };
+    let backends: Vec<String> = cfg
+        .backends
+        .iter()
+        .map(|b| match b.weight {
+            1 => b.label.clone(),
+            w => format!("{},weight={w}", b.label),
+        })
+        .collect();
+    // What is really running, in one line: setup.sh prints it back. The pid tells an
+    // upgraded lb's lines from its predecessor's.
+    let what = format!(
+        "({mode}, {}) in front of {}",
+        cfg.strategy,
+        backends.join(" ")
+    );
     if cfg.journal.is_none() && cfg.mode == Mode::Http {
         log::info!(
             "no --journal: POST copies still owed are kept in memory only, and a crash of \
@@ -36,11 +56,20 @@ fn main() -> ExitCode {
     }
     let journal = match cfg.journal.as_deref() {
         Some(dir) => match Journal::open(dir, cfg.journal_sync) {
-            Ok(opened) => Some(opened),
-            Err(e) => {
-                log::error!("--journal {}: {e}", dir.display());
+            // An upgrade: the lb this one replaces lets go of the journal once it is done.
+            Ok(Opened::Held(why)) if upgrade::inheriting() => {
+                log::info!(
+                    "--journal {}: {why}; this lb takes it over once that one has finished \
+                     (until then its POSTs get 503)",
+                    dir.display()
+                );
+                Some(Opened::Held(why))
+            }
+            Ok(Opened::Held(why)) | Err(why) => {
+                log::error!("--journal {}: {why}", dir.display());
                 return ExitCode::from(2);
             }
+            Ok(opened) => Some(opened),
         },
         None => None,
     };
@@ -52,7 +81,11 @@ fn main() -> ExitCode {
         }
     };
     match event_loop.local_addr() {
-        Ok(addr) => log::info!("lb {} listening on {addr}", env!("CARGO_PKG_VERSION")),
+        Ok(addr) => log::info!(
+            "lb {} listening on {addr} (pid {}) {what}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
         Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
     }
     // Logged after the line above: scripts take the first "listening on" as the traffic port.

@@ -1,35 +1,67 @@
 //! Counters kept by the event loop. Plain integers in plain structs: one thread owns
 //! them, so recording costs no lock and no allocation.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::head::Method;
 
 mod fanout;
+pub mod history;
+pub mod process;
 pub mod prometheus;
 
-/// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
-/// Starts at 100 µs: answers on a local network are mostly well under a millisecond.
-pub const LATENCY_BOUNDS: [f64; 16] = [
+/// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`): from
+/// 100 µs (answers on a local network are mostly well under a millisecond), on past 10 s
+/// as far as the longest a request may wait (see `latency_bounds`).
+const LATENCY_STEPS: [f64; 26] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
 ];
 
-#[derive(Debug, Default, Clone)]
+/// Bounds of the TCP session duration histogram, in seconds: sessions last from a request
+/// to days.
+pub const SESSION_BOUNDS: [f64; 12] = [
+    0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0,
+];
+
+/// The latency bounds up to the first one at or past `longest`, and at least up to 10 s:
+/// a histogram whose top bucket is below the server timeout cannot tell a slow backend
+/// from one that timed out.
+pub fn latency_bounds(longest: Duration) -> &'static [f64] {
+    let s = longest.as_secs_f64();
+    let top = LATENCY_STEPS
+        .iter()
+        .position(|&b| b >= s)
+        .unwrap_or(LATENCY_STEPS.len() - 1);
+    &LATENCY_STEPS[..=top.max(15)]
+}
+
+#[derive(Debug, Clone)]
 pub struct Histogram {
+    pub bounds: &'static [f64],
     /// Not cumulative: `buckets[i]` counts samples in (bound[i-1], bound[i]]; the last is +Inf.
-    pub buckets: [u64; LATENCY_BOUNDS.len() + 1],
+    pub buckets: Vec<u64>,
     pub sum_seconds: f64,
     pub count: u64,
 }
 
 impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            buckets: vec![0; bounds.len() + 1],
+            sum_seconds: 0.0,
+            count: 0,
+        }
+    }
+
     pub fn observe(&mut self, d: Duration) {
         let s = d.as_secs_f64();
-        let i = LATENCY_BOUNDS
+        let i = self
+            .bounds
             .iter()
             .position(|&b| s <= b)
-            .unwrap_or(LATENCY_BOUNDS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[i] += 1;
         self.sum_seconds += s;
         self.count += 1;
@@ -47,26 +79,32 @@ impl Histogram {
         (self.count > 0).then(|| self.sum_seconds / self.count as f64)
     }
 
-    /// The `q` quantile, interpolated inside its bucket as Prometheus' `histogram_quantile`
-    /// does; a quantile past the last bound reports that bound.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 {
-            return None;
-        }
-        let rank = q.clamp(0.0, 1.0) * self.count as f64;
-        let mut below = 0;
-        for (i, &n) in self.buckets.iter().enumerate() {
-            let Some(&upper) = LATENCY_BOUNDS.get(i) else {
-                break;
-            };
-            if n > 0 && (below + n) as f64 >= rank {
-                let lower = if i == 0 { 0.0 } else { LATENCY_BOUNDS[i - 1] };
-                return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
-            }
-            below += n;
-        }
-        LATENCY_BOUNDS.last().copied()
+        quantile(self.bounds, &self.buckets, q)
     }
+}
+
+/// The `q` quantile of samples counted per bucket (not cumulative), interpolated inside its
+/// bucket as Prometheus' `histogram_quantile` does; a quantile past the last bound reports
+/// that bound. `None` without samples.
+pub fn quantile(bounds: &[f64], buckets: &[u64], q: f64) -> Option<f64> {
+    let count: u64 = buckets.iter().sum();
+    if count == 0 {
+        return None;
+    }
+    let rank = q.clamp(0.0, 1.0) * count as f64;
+    let mut below = 0;
+    for (i, &n) in buckets.iter().enumerate() {
+        let Some(&upper) = bounds.get(i) else {
+            break;
+        };
+        if n > 0 && (below + n) as f64 >= rank {
+            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
+            return Some(lower + (upper - lower) * (rank - below as f64) / n as f64);
+        }
+        below += n;
+    }
+    bounds.last().copied()
 }
 
 /// Method classes in metric labels.
@@ -96,7 +134,7 @@ pub fn status_class(status: u16) -> usize {
     usize::from(status / 100).clamp(1, 5) - 1
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct BackendMetrics {
     /// By method class, then status class.
     pub requests: [[u64; 5]; 4],
@@ -113,9 +151,30 @@ pub struct BackendMetrics {
     pub fanout_refused: u64,
     pub fanout_retried: u64,
     pub fanout_spent: u64,
+    /// TCP mode: sessions paired with this backend, and how long the finished ones lasted.
+    pub sessions: u64,
+    pub session_duration: Histogram,
 }
 
 impl BackendMetrics {
+    pub fn new(latency_bounds: &'static [f64]) -> Self {
+        BackendMetrics {
+            requests: [[0; 5]; 4],
+            failures: [0; 4],
+            bytes_sent: 0,
+            bytes_received: 0,
+            latency: Histogram::new(latency_bounds),
+            connections: 0,
+            fanout_sent: 0,
+            fanout_delivered: 0,
+            fanout_refused: 0,
+            fanout_retried: 0,
+            fanout_spent: 0,
+            sessions: 0,
+            session_duration: Histogram::new(&SESSION_BOUNDS),
+        }
+    }
+
     pub fn requests_total(&self) -> u64 {
         self.requests.iter().flatten().sum()
     }
@@ -132,12 +191,22 @@ impl BackendMetrics {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     pub started: Instant,
+    /// The same moment on the wall clock, for `process_start_time_seconds`.
+    pub started_wall: SystemTime,
     pub backends: Vec<BackendMetrics>,
+    /// The latency buckets every backend's histogram has, for backends that join later.
+    latency_bounds: &'static [f64],
     /// Responses lb made itself without a backend (400, 408, 413, 414, 431, 503), by status class.
     pub local_responses: [u64; 5],
+    /// Client requests answered, whoever answered (a backend, a fan-out copy, lb), by
+    /// status class: a POST counts once however many copies it took.
+    pub client_answers: [u64; 5],
     pub client_connections_total: u64,
     /// POST copies waiting for a retry or for their backend (maintained by the fan-out code).
     pub pending_retries: u64,
+    /// Reloads of the backend list (SIGHUP): applied, and refused for a bad file.
+    pub reloads: u64,
+    pub reloads_failed: u64,
     /// POSTs still owed to some backend and the age of the oldest, and the journal's
     /// counters: refreshed once a second.
     pub writes_owed: u64,
@@ -153,17 +222,33 @@ pub struct JournalMetrics {
 }
 
 impl Metrics {
-    pub fn new(backends: usize, started: Instant) -> Self {
+    /// `longest` is the longest a request may wait for its answer: the top latency bucket.
+    pub fn new(backends: usize, started: Instant, longest: Duration) -> Self {
+        let bounds = latency_bounds(longest);
         Metrics {
             started,
-            backends: vec![BackendMetrics::default(); backends],
+            started_wall: SystemTime::now(),
+            backends: vec![BackendMetrics::new(bounds); backends],
+            latency_bounds: bounds,
             local_responses: [0; 5],
+            client_answers: [0; 5],
             client_connections_total: 0,
             pending_retries: 0,
+            reloads: 0,
+            reloads_failed: 0,
             writes_owed: 0,
             oldest_owed_seconds: 0.0,
             journal: None,
         }
+    }
+
+    /// A backend joined slot `id`: its counters start at zero.
+    pub fn place(&mut self, id: usize) {
+        let fresh = BackendMetrics::new(self.latency_bounds);
+        if id >= self.backends.len() {
+            self.backends.resize(id + 1, fresh.clone());
+        }
+        self.backends[id] = fresh;
     }
 
     /// A backend answered (or lb answered for it with 502/504).
@@ -180,40 +265,59 @@ impl Metrics {
     pub fn local_response(&mut self, status: u16) {
         self.local_responses[status_class(status)] += 1;
     }
+
+    pub fn client_answer(&mut self, status: u16) {
+        self.client_answers[status_class(status)] += 1;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const TEN_S: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn latency_buckets_reach_the_longest_wait() {
+        assert_eq!(latency_bounds(TEN_S).last(), Some(&10.0));
+        assert_eq!(latency_bounds(Duration::from_secs(1)).last(), Some(&10.0));
+        assert_eq!(latency_bounds(Duration::from_secs(30)).last(), Some(&30.0));
+        assert_eq!(latency_bounds(Duration::from_secs(31)).last(), Some(&60.0));
+        assert_eq!(
+            latency_bounds(Duration::from_secs(86_400)).last(),
+            Some(&86_400.0)
+        );
+    }
+
     #[test]
     fn histogram_buckets() {
-        let mut h = Histogram::default();
+        let mut h = Histogram::new(latency_bounds(TEN_S));
         h.observe(Duration::from_micros(300));
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(60));
         assert_eq!(h.buckets[2], 1, "300 us is in (250 us, 500 us]");
         assert_eq!(h.buckets[5], 1, "3 ms is in (2.5 ms, 5 ms]");
-        assert_eq!(h.buckets[LATENCY_BOUNDS.len()], 1);
+        assert_eq!(h.buckets[h.bounds.len()], 1);
         assert_eq!(h.count, 3);
     }
 
     #[test]
     fn cumulative_buckets_end_at_the_count() {
-        let mut h = Histogram::default();
+        let mut h = Histogram::new(latency_bounds(TEN_S));
         for ms in [0, 3, 3, 60_000] {
             h.observe(Duration::from_millis(ms));
         }
         let c: Vec<u64> = h.cumulative().collect();
-        assert_eq!(c.len(), LATENCY_BOUNDS.len() + 1);
+        let n = h.bounds.len();
+        assert_eq!(c.len(), n + 1);
         assert_eq!(&c[..7], &[1, 1, 1, 1, 1, 3, 3]);
-        assert_eq!(c[LATENCY_BOUNDS.len() - 1], 3);
-        assert_eq!(c[LATENCY_BOUNDS.len()], h.count);
+        assert_eq!(c[n - 1], 3);
+        assert_eq!(c[n], h.count);
     }
 
     #[test]
     fn quantiles_interpolate_inside_a_bucket() {
-        let mut h = Histogram::default();
+        let mut h = Histogram::new(latency_bounds(TEN_S));
         assert_eq!(h.quantile(0.5), None);
         assert_eq!(h.mean_seconds(), None);
         // Four samples in (5ms, 10ms]: the median sits halfway through that bucket.

@@ -3,13 +3,13 @@
 //! Results from checks and from real traffic feed one `HealthState` per backend.
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::backend::{Backend, BackendId};
+use crate::backend::{Backend, BackendId, Role};
 use crate::config::{Config, Mode};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
@@ -20,40 +20,78 @@ use crate::timer::TimerId;
 /// Health of every backend, and what a check sends.
 pub struct HealthMonitor {
     states: Vec<HealthState>,
-    /// The check request for each backend, written once at start.
+    /// The check request for each backend, written when it joins.
     requests: Vec<Vec<u8>>,
+    mode: Mode,
+    path: String,
     interval: Duration,
     rise: u32,
     fall: u32,
     /// Last check results, for the status page and metrics.
-    pub last_check: Vec<Option<bool>>,
+    pub last_check: Vec<Option<LastCheck>>,
     pub checks_passed: Vec<u64>,
     pub checks_failed: Vec<u64>,
+    /// When each backend last went up or down (or lb started).
+    pub since: Vec<Instant>,
+}
+
+/// How the latest active check of a backend went.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    pub passed: bool,
+    /// Why it failed; empty when it passed.
+    pub error: String,
+    pub took: Duration,
+    pub at: Instant,
 }
 
 impl HealthMonitor {
     pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
-        let requests = backends
-            .iter()
-            .map(|b| match cfg.mode {
-                Mode::Http => format!(
-                    "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
-                    cfg.health_path, b.label
-                )
-                .into_bytes(),
-                Mode::Tcp => Vec::new(),
-            })
-            .collect();
-        HealthMonitor {
-            states: backends.iter().map(|_| HealthState::new()).collect(),
-            requests,
+        let mut health = HealthMonitor {
+            states: Vec::new(),
+            requests: Vec::new(),
+            mode: cfg.mode,
+            path: cfg.health_path.clone(),
             interval: cfg.health_interval,
             rise: cfg.rise,
             fall: cfg.fall,
-            last_check: vec![None; backends.len()],
-            checks_passed: vec![0; backends.len()],
-            checks_failed: vec![0; backends.len()],
+            last_check: Vec::new(),
+            checks_passed: Vec::new(),
+            checks_failed: Vec::new(),
+            since: Vec::new(),
+        };
+        for (id, b) in backends.iter().enumerate() {
+            health.place(id, &b.label);
         }
+        health
+    }
+
+    /// A backend joined slot `id`: it starts up, with no history.
+    pub fn place(&mut self, id: BackendId, label: &str) {
+        let request = match self.mode {
+            Mode::Http => format!(
+                "GET {} HTTP/1.1\r\nHost: {label}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
+                self.path
+            )
+            .into_bytes(),
+            Mode::Tcp => Vec::new(),
+        };
+        let now = Instant::now();
+        if id >= self.states.len() {
+            let n = id + 1;
+            self.states.resize_with(n, HealthState::new);
+            self.requests.resize_with(n, Vec::new);
+            self.last_check.resize(n, None);
+            self.checks_passed.resize(n, 0);
+            self.checks_failed.resize(n, 0);
+            self.since.resize(n, now);
+        }
+        self.states[id] = HealthState::new();
+        self.requests[id] = request;
+        self.last_check[id] = None;
+        self.checks_passed[id] = 0;
+        self.checks_failed[id] = 0;
+        self.since[id] = now;
     }
 
     pub fn enabled(&self) -> bool {
@@ -65,15 +103,21 @@ impl HealthMonitor {
         self.interval.mul_f64(id as f64 / count.max(1) as f64)
     }
 
-    /// An active check result; logs a transition once, with its reason, and returns it.
+    /// An active check result, `started` at and done now; logs a transition once, with its
+    /// reason, and returns it.
     pub fn checked(
         &mut self,
         backends: &mut [Backend],
         id: BackendId,
-        passed: bool,
-        why: &str,
+        (passed, why): (bool, &str),
+        (started, now): (Instant, Instant),
     ) -> Option<Transition> {
-        self.last_check[id] = Some(passed);
+        self.last_check[id] = Some(LastCheck {
+            passed,
+            error: why.to_string(),
+            took: now.saturating_duration_since(started),
+            at: now,
+        });
         if passed {
             self.checks_passed[id] += 1;
         } else {
@@ -92,6 +136,9 @@ impl HealthMonitor {
             ),
             None => {}
         }
+        if transition.is_some() {
+            self.since[id] = now;
+        }
         backends[id].up = self.states[id].is_up();
         transition
     }
@@ -109,6 +156,8 @@ impl HealthMonitor {
                 backends[id].label, self.fall
             );
             backends[id].up = false;
+            // Read from the clock rather than passed in: this is rare, and its callers are many.
+            self.since[id] = Instant::now();
         }
     }
 
@@ -134,6 +183,10 @@ pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, wh
 pub struct Probe {
     sock: TcpStream,
     pub backend: BackendId,
+    /// The slot's generation when the check started: a result for a backend that has
+    /// since left is dropped.
+    generation: u32,
+    started: Instant,
     pub serial: u32,
     pub timer: Option<TimerId>,
     state: ProbeState,
@@ -150,26 +203,45 @@ enum ProbeState {
     },
 }
 
+/// Arms the next check of `id`, `after` from now.
+pub fn schedule(core: &mut Core, id: BackendId, after: Duration) {
+    let generation = core.backends[id].generation;
+    core.timers
+        .insert(core.now + after, Timer::Check { id, generation });
+}
+
 /// Starts a check of `id`; the result comes through `probe_ready` or `probe_timed_out`.
-pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
-    let addr = core.backends[id].addr;
+/// A check timer set for a backend that has left the slot since is dropped; a backend in
+/// maintenance is not checked, but its timer goes on.
+pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation: u32) {
+    let b = &core.backends[id];
+    if b.generation != generation || b.role == Role::Vacant {
+        return;
+    }
+    if !b.checked() {
+        return schedule(core, id, core.cfg.health_interval);
+    }
+    let addr = b.addr;
+    let check = (generation, core.now);
     let mut sock = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
-            finish_check(conns, core, id, false, &e.to_string());
+            finish_check(conns, core, id, check, (false, &e.to_string()));
             return;
         }
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = core.register(&mut sock, key, 0) {
-        finish_check(conns, core, id, false, &e.to_string());
+        finish_check(conns, core, id, check, (false, &e.to_string()));
         return;
     }
     let serial = core.next_serial();
     let mut probe = Probe {
         sock,
         backend: id,
+        generation,
+        started: check.1,
         serial,
         timer: None,
         state: ProbeState::Connecting,
@@ -178,12 +250,21 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     entry.insert(Conn::Probe(probe));
 }
 
-/// Records a result and schedules the next check of `id`; a backend that came up gets
-/// the POST copies that waited for it.
-fn finish_check(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, passed: bool, why: &str) {
-    let transition = core.health.checked(&mut core.backends, id, passed, why);
-    let at = core.now + core.cfg.health_interval;
-    core.timers.insert(at, Timer::Check(id));
+/// Records the result of the check of `id` (of that generation, started then) and
+/// schedules the next one; a backend that came up gets the POST copies that waited for it.
+fn finish_check(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    id: BackendId,
+    (generation, started): (u32, Instant),
+    result: (bool, &str),
+) {
+    if core.backends[id].generation != generation {
+        return;
+    }
+    let times = (started, core.now);
+    let transition = core.health.checked(&mut core.backends, id, result, times);
+    schedule(core, id, core.cfg.health_interval);
     if transition == Some(Transition::CameUp) {
         fanout::backend_up(conns, core, id);
     }
@@ -193,7 +274,13 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why:
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
         let _ = core.registry.deregister(&mut p.sock);
-        finish_check(conns, core, p.backend, passed, why);
+        finish_check(
+            conns,
+            core,
+            p.backend,
+            (p.generation, p.started),
+            (passed, why),
+        );
     }
 }
 

@@ -3,7 +3,8 @@
 //! A signal handler may do almost nothing safely; writing the signal's number as one byte
 //! to a pipe is enough to wake `epoll_wait` at once, with no window in which a signal
 //! arriving just before the loop goes to sleep is missed. The loop reads the pipe and
-//! decides what each signal means: SIGTERM and SIGINT stop, SIGHUP reloads.
+//! decides what each signal means: SIGTERM and SIGINT stop, SIGHUP reloads, SIGUSR2
+//! upgrades to the binary on disk.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// The signals lb handles; any other keeps its default action.
-const CAUGHT: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+const CAUGHT: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2];
 
 extern "C" fn on_signal(signal: libc::c_int) {
     let fd = WRITE_FD.load(Ordering::Relaxed);
@@ -38,6 +39,8 @@ pub struct Arrived {
     pub last_stop: &'static str,
     /// At least one SIGHUP (several coalesce into one reload).
     pub reload: bool,
+    /// At least one SIGUSR2.
+    pub upgrade: bool,
 }
 
 /// The read end of the pipe, and the write end kept open for the handler.
@@ -47,7 +50,7 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Catches SIGTERM, SIGINT and SIGHUP from now on. One per process.
+    /// Catches SIGTERM, SIGINT, SIGHUP and SIGUSR2 from now on. One per process.
     pub fn install() -> io::Result<Self> {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors pipe2 fills in.
@@ -95,6 +98,7 @@ impl Signals {
             for &signal in &buf[..got] {
                 match libc::c_int::from(signal) {
                     libc::SIGHUP => arrived.reload = true,
+                    libc::SIGUSR2 => arrived.upgrade = true,
                     libc::SIGINT => {
                         arrived.stops += 1;
                         arrived.last_stop = "SIGINT";

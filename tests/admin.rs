@@ -698,6 +698,71 @@ fn dom_row<'a>(dom: &'a str, label: &str) -> &'a str {
     &dom[start..end]
 }
 
+/// An RGB picture decoded from a PNG file.
+struct Picture {
+    width: usize,
+    height: usize,
+    rgb: Vec<[u8; 3]>,
+}
+
+impl Picture {
+    fn load(path: &Path) -> Picture {
+        let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info().expect("a PNG");
+        let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
+        let info = reader.next_frame(&mut buf).expect("a frame");
+        let channels = info.color_type.samples();
+        let rgb = buf[..info.buffer_size()]
+            .chunks(channels)
+            .map(|p| [p[0], p[1], p[2]])
+            .collect();
+        Picture {
+            width: info.width as usize,
+            height: info.height as usize,
+            rgb,
+        }
+    }
+
+    fn at(&self, x: usize, y: usize) -> [u8; 3] {
+        self.rgb[y * self.width + x]
+    }
+
+    /// Pixels within a small distance of `color`.
+    fn count_near(&self, color: [u8; 3]) -> usize {
+        self.rgb.iter().filter(|p| near(**p, color)).count()
+    }
+}
+
+fn near(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 24)
+}
+
+/// The page's colours (src/admin/stats/style.css).
+const DOWN_RED: [u8; 3] = [0xc6, 0x28, 0x28];
+const RATE_BLUE: [u8; 3] = [0x2f, 0x6f, 0xd6];
+const PAGE_BG: [u8; 3] = [0xf3, 0xf4, 0xf7];
+
+/// Takes a screenshot of `url` at `width` x `height` and decodes it.
+fn screenshot(browser: &Path, url: &str, name: &str, (width, height): (usize, usize)) -> Picture {
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        browser,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            &format!("--window-size={width},{height}"),
+            "--hide-scrollbars",
+        ],
+        url,
+    );
+    let picture = Picture::load(&shot);
+    assert_eq!((picture.width, picture.height), (width, height));
+    eprintln!("screenshot of /stats: {}", shot.display());
+    picture
+}
+
 #[test]
 fn stats_page_in_headless_chromium_shows_a_killed_backend_down() {
     let Some(browser) = find_browser() else {
@@ -723,10 +788,14 @@ fn stats_page_in_headless_chromium_shows_a_killed_backend_down() {
             "1",
         ],
     );
-    for _ in 0..4 {
+    let admin = admin_addr(&lb);
+    let url = format!("http://{admin}/stats");
+    // Traffic over two chart intervals, so that each backend's chart has a line.
+    let end = Instant::now() + Duration::from_millis(4500);
+    while Instant::now() < end {
         assert_eq!(get(lb.addr, "/").status, 200);
+        std::thread::sleep(Duration::from_millis(20));
     }
-    let url = format!("http://{}/stats", admin_addr(&lb));
 
     let dom = chromium(&browser, &["--dump-dom"], &url);
     assert!(dom.contains("<title>lb · all 2 up</title>"), "{dom}");
@@ -734,6 +803,7 @@ fn stats_page_in_headless_chromium_shows_a_killed_backend_down() {
         let row = dom_row(&dom, label);
         assert!(row.contains("class=\"backend up\""), "{row}");
         assert!(row.contains(">UP<"), "{row}");
+        assert!(row.contains("<polyline"), "a chart with a line: {row}");
     }
 
     b2.kill();
@@ -749,24 +819,26 @@ fn stats_page_in_headless_chromium_shows_a_killed_backend_down() {
     let down = dom_row(&dom, &l2);
     assert!(down.contains("class=\"backend down\""), "{down}");
     assert!(down.contains(">DOWN<"), "{down}");
+    assert!(
+        down.contains("Connection refused"),
+        "the check's error: {down}"
+    );
     assert!(dom_row(&dom, &l1).contains(">UP<"));
 
-    // A phone-sized picture, left next to the build for a person to look at.
-    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats-phone.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(
-        &browser,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=412,900",
-            "--hide-scrollbars",
-        ],
-        &url,
-    );
-    assert!(
-        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
-        "no screenshot at {}",
-        shot.display()
-    );
-    eprintln!("phone-sized screenshot of /stats: {}", shot.display());
+    // Pictures, left next to the build for a person to look at, and checked: the DOWN
+    // backend is red and the charts are drawn at both widths, and a phone needs no
+    // sideways scrolling (the right edge below the header is page background).
+    let desktop = screenshot(&browser, &url, "stats-desktop.png", (1280, 900));
+    let phone = screenshot(&browser, &url, "stats-phone.png", (412, 1600));
+    for (name, p) in [("desktop", &desktop), ("phone", &phone)] {
+        assert!(p.count_near(DOWN_RED) > 200, "{name}: no red DOWN marking");
+        assert!(p.count_near(RATE_BLUE) > 20, "{name}: no chart line");
+    }
+    let header = (0..phone.height)
+        .find(|&y| near(phone.at(2, y), PAGE_BG))
+        .expect("the page below its header");
+    let overflow = (header..phone.height)
+        .flat_map(|y| (phone.width - 4..phone.width).map(move |x| (x, y)))
+        .find(|&(x, y)| !near(phone.at(x, y), PAGE_BG));
+    assert_eq!(overflow, None, "something reaches the phone's right edge");
 }

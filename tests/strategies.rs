@@ -26,13 +26,22 @@ fn n_to_1_sends_everything_to_the_first_backend_up() {
 }
 
 #[test]
-fn weighted_three_to_one_gives_three_quarters() {
+fn round_robin_is_weighted_and_smooth() {
     let heavy = backend("heavy", &[]);
     let light = backend("light", &[]);
     let h = format!("{},weight=3", heavy.addr);
     let l = light.addr.to_string();
-    let lb = lb_addrs(&[&h, &l], &["-s", "weighted-round-robin"]);
-    let counts = tally(lb.addr, 400);
+    let lb = lb_addrs(&[&h, &l], &[]);
+    let order: Vec<String> = (0..8).map(|_| served_by(&get(lb.addr, "/"))).collect();
+    assert_eq!(
+        order,
+        [
+            "heavy", "heavy", "light", "heavy", "heavy", "heavy", "light", "heavy"
+        ],
+        "3:1, interleaved"
+    );
+    let old_name = lb_addrs(&[&h, &l], &["-s", "weighted-round-robin"]);
+    let counts = tally(old_name.addr, 400);
     let share = counts["heavy"] as f64 / 400.0;
     assert!((0.70..=0.80).contains(&share), "{counts:?}");
 }
@@ -160,6 +169,35 @@ fn hash_uri_keeps_a_path_on_one_backend_and_spreads_paths() {
         used.insert(names[0].clone());
     }
     assert_eq!(used.len(), 3, "30 paths should reach all three backends");
+}
+
+#[test]
+fn two_instances_with_the_same_backends_make_the_same_hash_choices() {
+    let bs = [backend("a", &[]), backend("b", &[]), backend("c", &[])];
+    // Several lbs behind DNS or ECMP: the lists may even be written in another order.
+    let pair = |strategy: &str| {
+        let one = lb(&[&bs[0], &bs[1], &bs[2]], &["-s", strategy]);
+        let two = lb(&[&bs[2], &bs[0], &bs[1]], &["-s", strategy]);
+        (one, two)
+    };
+    let (one, two) = pair("hash-source");
+    let placed = placement(one.addr, 30);
+    assert_eq!(placed, placement(two.addr, 30));
+    assert!(
+        ["a", "b", "c"]
+            .iter()
+            .all(|n| placed.iter().any(|p| p == n)),
+        "{placed:?}"
+    );
+    let (one, two) = pair("hash-uri");
+    for i in 0..30 {
+        let path = format!("/?item={i}");
+        assert_eq!(
+            served_by(&get(one.addr, &path)),
+            served_by(&get(two.addr, &path)),
+            "{path}"
+        );
+    }
 }
 
 #[test]

@@ -84,13 +84,14 @@ stop() {
 }
 
 # Prints N free TCP ports on 127.0.0.1, below the ephemeral range so that outgoing
-# connections do not take them in the meantime.
+# connections do not take them in the meantime; in FROM-TO if given.
 free_ports() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "${2:-20000-32000}" <<'PY'
 import random, socket, sys
 n = int(sys.argv[1])
+low, high = map(int, sys.argv[2].split("-"))
 found = []
-for port in random.sample(range(20000, 32000), 4000):
+for port in random.sample(range(low, high + 1), min(4000, high + 1 - low)):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", port))

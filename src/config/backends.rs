@@ -1,29 +1,58 @@
 //! Backends as flags and files name them: `host:port` or `http://host:port`, `,weight=N`.
+//! A line is parsed apart from resolving its name, so that a reload can resolve the same
+//! lines again; the same checks hold at start and at every reload.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
+use std::path::Path;
 
+use crate::names;
+
+/// A backend as written, not yet resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendLine {
+    /// As the operator wrote it, without the scheme.
+    pub label: String,
+    pub weight: u32,
+    /// Where it was written (`-b ADDR`, `FILE:LINE`), for messages.
+    pub at: String,
+}
+
+/// A backend with the address its name resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
     pub addr: SocketAddr,
-    /// As the operator wrote it, without the scheme.
     pub label: String,
     pub weight: u32,
 }
 
-/// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`. Host names are resolved now.
-pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
-    let mut parts = s.trim().split(',');
-    let addr_part = parts.next().unwrap_or("").trim();
-    let mut weight = 1;
+/// The weights a backend may have.
+pub fn parse_weight(w: &str) -> Option<u32> {
+    w.parse().ok().filter(|w| (1..=1000).contains(w))
+}
+
+/// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`; `at` says where
+/// it was written.
+pub fn parse_line(s: &str, at: String) -> Result<BackendLine, String> {
+    let s = s.trim();
+    if let Some((addr, rest)) = s.split_once(char::is_whitespace) {
+        return Err(format!(
+            "bad backend '{s}': options follow a comma, without spaces ({addr},{})",
+            rest.trim()
+        ));
+    }
+    let mut parts = s.split(',');
+    let addr_part = parts.next().unwrap_or("");
+    let mut weight = None;
     for opt in parts {
-        match opt.trim().split_once('=') {
+        match opt.split_once('=') {
+            Some(("weight", _)) if weight.is_some() => {
+                return Err(format!("weight given twice in backend '{s}'"));
+            }
             Some(("weight", w)) => {
-                weight = w
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|w| *w > 0 && *w <= 1000)
-                    .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?;
+                weight = Some(
+                    parse_weight(w)
+                        .ok_or_else(|| format!("bad weight in backend '{s}' (1 to 1000)"))?,
+                );
             }
             _ => {
                 return Err(format!(
@@ -41,25 +70,76 @@ pub fn parse_backend(s: &str) -> Result<BackendSpec, String> {
             "bad backend '{s}' (write host:port or http://host:port)"
         ));
     }
-    let addr = label
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve backend '{label}': {e}"))?
-        .next()
-        .ok_or_else(|| format!("backend '{label}' resolves to no address"))?;
-    Ok(BackendSpec {
-        addr,
+    if !label.is_ascii() || label.bytes().any(|b| b.is_ascii_control()) {
+        return Err(format!(
+            "bad backend {s:?}: an invisible or non-ASCII character in the address"
+        ));
+    }
+    Ok(BackendLine {
         label: label.to_string(),
-        weight,
+        weight: weight.unwrap_or(1),
+        at,
     })
 }
 
-pub(super) fn parse_backends_file(path: &str) -> Result<Vec<BackendSpec>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read backends file {path}: {e}"))?;
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| (i, line.split('#').next().unwrap_or("").trim()))
-        .filter(|(_, line)| !line.is_empty())
-        .map(|(i, line)| parse_backend(line).map_err(|e| format!("{path}:{}: {e}", i + 1)))
-        .collect()
+/// A backend written on the command line, with its host name resolved now.
+pub fn parse_backend(s: &str, hosts: Option<&Path>) -> Result<BackendSpec, String> {
+    resolve_line(&parse_line(s, format!("-b {s}"))?, hosts)
+}
+
+pub fn resolve_line(line: &BackendLine, hosts: Option<&Path>) -> Result<BackendSpec, String> {
+    let addr = names::resolve(&line.label, hosts)?;
+    if addr.port() == 0 {
+        return Err(format!("backend '{}' has port 0", line.label));
+    }
+    Ok(BackendSpec {
+        addr,
+        label: line.label.clone(),
+        weight: line.weight,
+    })
+}
+
+/// The backends in file `path`, one per line, `#` comments. A byte-order mark at the start
+/// is skipped (editors on Windows write one); errors name the file and the line.
+pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read backends file {path}: {e}"))?;
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let mut lines = Vec::new();
+    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let at = format!("{path}:{}", i + 1);
+        let line = std::str::from_utf8(raw)
+            .map_err(|_| format!("{at}: not UTF-8 text (save the file as UTF-8)"))?;
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        lines.push(parse_line(line, at.clone()).map_err(|e| format!("{at}: {e}"))?);
+    }
+    Ok(lines)
+}
+
+/// Each backend once (by label or address), none of them lb itself: `list` holds each
+/// backend's label, address and where it was written.
+pub fn check_backends(list: &[(&str, SocketAddr, &str)], listen: SocketAddr) -> Result<(), String> {
+    if list.is_empty() {
+        return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
+    }
+    for (i, &(label, addr, at)) in list.iter().enumerate() {
+        let twice = list[..i].iter().find(|(l, a, _)| *a == addr || *l == label);
+        if let Some((_, _, first)) = twice {
+            return Err(format!(
+                "backend {addr} is given twice ({first} and {at}): each backend once, \
+                 with weight=N to send it more"
+            ));
+        }
+        let same_host =
+            addr.ip() == listen.ip() || (listen.ip().is_unspecified() && addr.ip().is_loopback());
+        if same_host && addr.port() == listen.port() {
+            return Err(format!(
+                "backend {label} ({at}) is lb's own --listen address: requests would loop"
+            ));
+        }
+    }
+    Ok(())
 }

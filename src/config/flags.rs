@@ -1,7 +1,281 @@
-//! The flag table: every flag lb takes, with its help text.
+//! The flag table: every flag lb takes, with its help text. Numeric flags (durations,
+//! sizes, counts) are declared once in `NUMBERS` with their default, their largest value
+//! and what 0 means, and both parsing and `--help` read them from there.
+
+use std::time::Duration;
 
 use super::MAX_RETRIES;
 use crate::strategy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unit {
+    /// Milliseconds; written `250ms`, `10s`, `1m`, `1h`.
+    Duration,
+    /// Bytes; written `1048576`, `64k`, `1m`, `1g`.
+    Size,
+    Count,
+}
+
+/// What 0 does for one flag: every flag has one meaning for it, or refuses it.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Zero {
+    Refused,
+    Means(&'static str),
+}
+
+/// A numeric flag: values are whole milliseconds, bytes or counts.
+pub(super) struct NumberFlag {
+    pub name: &'static str,
+    pub unit: Unit,
+    pub default: u64,
+    pub max: u64,
+    pub zero: Zero,
+    pub help: &'static str,
+    /// Has no effect in TCP mode, so giving it with `-m tcp` is refused.
+    pub http_only: bool,
+}
+
+const SEC: u64 = 1000;
+const MIN: u64 = 60 * SEC;
+const HOUR: u64 = 60 * MIN;
+const MIB: u64 = 1024 * 1024;
+
+const fn numeric(
+    unit: Unit,
+    name: &'static str,
+    (default, max): (u64, u64),
+    zero: Zero,
+    help: &'static str,
+    http_only: bool,
+) -> NumberFlag {
+    NumberFlag {
+        name,
+        unit,
+        default,
+        max,
+        zero,
+        help,
+        http_only,
+    }
+}
+
+/// No wait without a deadline: a timeout of 0 would fire at once, and "no timeout" would
+/// leave a state waiting on a peer forever. The maximum is the way to say "very long".
+const NO_ZERO: Zero = Zero::Refused;
+
+pub(super) const NUMBERS: &[NumberFlag] = &[
+    numeric(
+        Unit::Duration,
+        "connect-timeout",
+        (3 * SEC, 10 * MIN),
+        NO_ZERO,
+        "backend connect; then the next backend",
+        false,
+    ),
+    numeric(
+        Unit::Duration,
+        "client-timeout",
+        (10 * SEC, HOUR),
+        NO_ZERO,
+        "to receive a request head; then 408",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "idle-timeout",
+        (60 * SEC, 24 * HOUR),
+        NO_ZERO,
+        "idle keep-alive client (HTTP), or no bytes either way (TCP)",
+        false,
+    ),
+    numeric(
+        Unit::Duration,
+        "server-timeout",
+        (30 * SEC, 24 * HOUR),
+        NO_ZERO,
+        "backend silent this long; then 504",
+        true,
+    ),
+    numeric(
+        Unit::Count,
+        "retries",
+        (2, MAX_RETRIES as u64),
+        Zero::Means("tries one backend only"),
+        "connect failures retried on another backend",
+        false,
+    ),
+    numeric(
+        Unit::Size,
+        "max-body",
+        (MIB, 1024 * MIB),
+        NO_ZERO,
+        "largest POST body, which is buffered; then 413",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "drain-timeout",
+        (30 * SEC, 24 * HOUR),
+        Zero::Means("exits at the signal, cutting what is open"),
+        "after SIGTERM/SIGINT, time to finish open requests and POST copies",
+        false,
+    ),
+    numeric(
+        Unit::Count,
+        "max-connections",
+        (10_000, 1_000_000),
+        NO_ZERO,
+        "open client connections; past it, new ones wait in the backlog",
+        false,
+    ),
+    numeric(
+        Unit::Count,
+        "pool-size",
+        (128, 100_000),
+        Zero::Means("keeps none: a new connection per request"),
+        "idle keep-alive connections kept per backend",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "health-interval",
+        (2 * SEC, HOUR),
+        Zero::Means("turns health checks off"),
+        "time between active health checks",
+        false,
+    ),
+    numeric(
+        Unit::Duration,
+        "health-timeout",
+        (SEC, 10 * MIN),
+        NO_ZERO,
+        "one health check",
+        false,
+    ),
+    numeric(
+        Unit::Count,
+        "rise",
+        (2, 100),
+        NO_ZERO,
+        "passed checks in a row that bring a backend up",
+        false,
+    ),
+    numeric(
+        Unit::Count,
+        "fall",
+        (3, 100),
+        NO_ZERO,
+        "failures in a row that take a backend down",
+        false,
+    ),
+    numeric(
+        Unit::Count,
+        "fanout",
+        (0, 1000),
+        Zero::Means("sends to all backends, up or not"),
+        "backends each POST goes to (at most the number of backends)",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "retry-base",
+        (SEC, HOUR),
+        NO_ZERO,
+        "first delay before a failed POST copy is sent again",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "retry-max",
+        (64 * SEC, 24 * HOUR),
+        NO_ZERO,
+        "longest delay between POST retries (not below --retry-base)",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "retry-jitter",
+        (100, HOUR),
+        Zero::Means("adds none"),
+        "random delay added to each retry, at most",
+        true,
+    ),
+    numeric(
+        Unit::Count,
+        "retry-attempts",
+        (100, 1_000_000),
+        NO_ZERO,
+        "tries per POST copy before it is given up",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "fanout-timeout",
+        (60 * SEC, 24 * HOUR),
+        NO_ZERO,
+        "wait for an answer for a POST's client; then 504, its copies go on",
+        true,
+    ),
+    numeric(
+        Unit::Size,
+        "fanout-max-response",
+        (16 * MIB, 1024 * MIB),
+        NO_ZERO,
+        "largest answer to a POST relayed to its client; past it, 502",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
+        "resolve-interval",
+        (10 * SEC, 24 * HOUR),
+        Zero::Means("turns it off (names are still looked up at each SIGHUP)"),
+        "backend host names are looked up again this often",
+        false,
+    ),
+    numeric(
+        Unit::Count,
+        "max-pending",
+        (10_000, 1_000_000),
+        NO_ZERO,
+        "POSTs still being delivered; then 503 at once",
+        true,
+    ),
+];
+
+/// Flags besides the numeric ones that have no effect in TCP mode.
+pub(super) const HTTP_ONLY: &[&str] = &[
+    "health-path",
+    "success-status",
+    "retry-on",
+    "journal",
+    "journal-sync",
+];
+
+/// The numeric flag called `name`.
+pub(super) fn number_flag(name: &str) -> &'static NumberFlag {
+    NUMBERS
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("--{name} is not in the flag table"))
+}
+
+/// A value of `unit` the way it is written on the command line: the largest unit that
+/// divides it exactly.
+pub(super) fn show(unit: Unit, v: u64) -> String {
+    let units: &[(u64, &str)] = match unit {
+        Unit::Duration => &[(HOUR, "h"), (MIN, "m"), (SEC, "s"), (1, "ms")],
+        Unit::Size => &[(1024 * MIB, "g"), (MIB, "m"), (1024, "k"), (1, "")],
+        Unit::Count => &[(1, "")],
+    };
+    match units.iter().find(|(n, _)| v > 0 && v.is_multiple_of(*n)) {
+        Some((n, suffix)) => format!("{}{suffix}", v / n),
+        None => "0".into(),
+    }
+}
+
+pub(super) fn as_duration(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
 
 /// Every single-value flag may be repeated: the last one wins, so that a wrapper
 /// script's defaults can be overridden by arguments passed after them.
@@ -16,7 +290,7 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "b",
         "backend",
-        "a backend, host:port or http://host:port, optional weight (repeatable)",
+        "a backend, host:port or http://host:port, optional weight 1-1000 (repeatable)",
         "ADDR[,weight=N]",
     );
     o.optmulti(
@@ -35,184 +309,113 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "s",
         "strategy",
-        &format!("backend selection: {names} (default round-robin)"),
+        &format!(
+            "backend selection: {names} (default round-robin, weighted; \
+             weighted-round-robin is another name for it)"
+        ),
         "NAME",
     );
-    o.optmulti(
-        "",
-        "connect-timeout",
-        "backend connect timeout (default 3s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "client-timeout",
-        "time to receive a request head, then 408 (default 10s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "idle-timeout",
-        "idle keep-alive connection timeout (default 60s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "server-timeout",
-        "backend inactivity timeout, then 504 (default 30s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "retries",
-        &format!("connect failures retried on another backend (default 2, at most {MAX_RETRIES})"),
-        "N",
-    );
-    o.optmulti(
-        "",
-        "max-body",
-        "largest body that is buffered, else 413 (default 1m)",
-        "BYTES",
-    );
-    o.optmulti(
-        "",
-        "drain-timeout",
-        "on SIGTERM/SIGINT, how long to finish open requests and POST copies (default 30s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "max-connections",
-        "open client connections at most (default 10000)",
-        "N",
-    );
-    o.optmulti(
-        "",
-        "pool-size",
-        "idle keep-alive connections kept per backend (default 128)",
-        "N",
-    );
-    o.optmulti(
-        "",
-        "health-interval",
-        "time between active health checks, 0 turns them off (default 2s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "health-timeout",
-        "health check timeout (default 1s)",
-        "DUR",
-    );
+    for f in NUMBERS {
+        let hint = match f.unit {
+            Unit::Duration => "DUR",
+            Unit::Size => "BYTES",
+            Unit::Count => "N",
+        };
+        let zero = match f.zero {
+            Zero::Refused => "0 is refused".to_string(),
+            Zero::Means(what) => format!("0 {what}"),
+        };
+        let tcp = if f.http_only { ", HTTP only" } else { "" };
+        let help = format!(
+            "{} (default {}, at most {}; {zero}{tcp})",
+            f.help,
+            show(f.unit, f.default),
+            show(f.unit, f.max),
+        );
+        o.optmulti("", f.name, &help, hint);
+    }
     o.optmulti(
         "",
         "health-path",
-        "path that HTTP health checks GET (default /)",
+        "path that HTTP health checks GET (default /, HTTP only)",
         "PATH",
     );
     o.optmulti(
         "",
-        "rise",
-        "passed checks in a row that bring a backend up (default 2)",
-        "N",
-    );
-    o.optmulti(
-        "",
-        "fall",
-        "failures in a row that take a backend down (default 3)",
-        "N",
-    );
-    o.optmulti(
-        "",
-        "fanout",
-        "backends each POST goes to, 0 means all (default 0)",
-        "N",
-    );
-    o.optmulti(
-        "",
         "success-status",
-        "answers that deliver a POST copy: codes and classes, e.g. 201,202 (default 2xx)",
+        "answers that deliver a POST copy: codes and classes, e.g. 201,202 (default 2xx, \
+         HTTP only)",
         "LIST",
-    );
-    o.optmulti(
-        "",
-        "retry-base",
-        "first delay before a failed POST copy is sent again (default 1s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "retry-max",
-        "longest delay between POST retries (default 64s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "retry-jitter",
-        "random delay added to each retry, at most (default 100ms)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "retry-attempts",
-        "tries per POST copy before it is given up (default 100)",
-        "N",
     );
     o.optmulti(
         "",
         "retry-on",
         "what is sent again: codes, classes, connect-failure, timeout, reset, bad-response, \
-         or all (default 5xx,connect-failure,timeout,reset,bad-response)",
+         or all (default 5xx,connect-failure,timeout,reset,bad-response; HTTP only)",
         "LIST",
     );
     o.optmulti(
         "",
-        "fanout-timeout",
-        "wait for an answer for the client, then 504 while copies go on (default 60s)",
-        "DUR",
-    );
-    o.optmulti(
-        "",
-        "fanout-max-response",
-        "largest answer to a POST relayed to its client (default 16m)",
-        "BYTES",
-    );
-    o.optmulti(
-        "",
         "journal",
-        "directory where POST copies still owed are kept across crashes (default: memory only)",
+        "directory where POST copies still owed are kept across crashes \
+         (default: memory only; HTTP only)",
         "DIR",
     );
     o.optmulti(
         "",
         "journal-sync",
-        "always, batch (one fdatasync per loop turn) or off (default batch)",
+        "always, batch (one fdatasync per loop turn) or off (default batch, HTTP only)",
         "MODE",
     );
     o.optmulti(
         "",
-        "max-pending",
-        "POSTs still being delivered at most, then 503 (default 10000)",
-        "N",
+        "admin",
+        "address for /metrics, /stats, /healthz and /backends, or off (default 127.0.0.1:8081)",
+        "ADDR|off",
     );
     o.optmulti(
         "",
-        "admin",
-        "address for /metrics, /stats and /healthz, or off (default 127.0.0.1:8081)",
-        "ADDR|off",
+        "admin-token-file",
+        "file whose first line is the token that /backends writes must carry \
+         (default: writes only when --admin is on loopback)",
+        "FILE",
     );
-    o.optflag(
+    o.optmulti(
+        "",
+        "hosts-file",
+        "names listed in this hosts(5)-format file resolve from it, read at every lookup",
+        "FILE",
+    );
+    o.optflagopt(
         "",
         "access-log",
-        "log one line per request at info level (default off)",
+        "one line per request (HTTP) or session (TCP), whoever answered: \
+         to stdout, or with --access-log=PATH appended to a file (default off)",
+        "PATH",
     );
-    o.optflagmulti("v", "verbose", "more logging (repeat for more)");
-    o.optflag("q", "quiet", "log errors only");
+    o.optmulti(
+        "",
+        "log-format",
+        "text or json, for the log and the access log (default text)",
+        "FORMAT",
+    );
+    o.optflagmulti(
+        "v",
+        "verbose",
+        "more logging: debug, then trace (not with -q)",
+    );
+    o.optflag("q", "quiet", "log errors only (not with -v)");
     o.optflag("V", "version", "print the version and exit");
     o.optflag("h", "help", "print this help and exit");
     o
 }
 
 pub fn usage() -> String {
-    options().usage("Usage: lb [options] -b ADDR [-b ADDR ...]")
+    let mut text = options().usage("Usage: lb [options] -b ADDR [-b ADDR ...]");
+    text.push_str(
+        "\nDurations are written 250ms, 10s, 1m or 1h (a bare number is seconds); sizes 1048576, \
+         64k, 1m or 1g.\nA bad flag or value, or flags that contradict each other, print one \
+         line and exit with status 2.\n",
+    );
+    text
 }

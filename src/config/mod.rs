@@ -7,20 +7,22 @@ mod fanout;
 mod flags;
 mod values;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::strategy;
 
-pub use backends::{BackendSpec, parse_backend};
+pub use backends::{
+    BackendLine, BackendSpec, check_backends, parse_backend, parse_line, parse_weight,
+    read_backends_file, resolve_line,
+};
 pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
-pub use values::{parse_duration, parse_size};
+pub use values::{Secret, parse_duration, parse_size};
 
-use backends::parse_backends_file;
-use flags::options;
-use values::{number, parse_addr};
+use flags::{HTTP_ONLY, NUMBERS, as_duration, number_flag, options};
+use values::{parse_addr, parse_number, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -28,11 +30,38 @@ pub enum Mode {
     Tcp,
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the access log goes (`--access-log[=PATH]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTo {
+    Off,
+    Stdout,
+    File(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Every backend at start: the `-b` ones, then the file's.
     pub backends: Vec<BackendSpec>,
+    /// The `-b` backends as written: a reload keeps them and re-resolves their names.
+    pub backend_flags: Vec<BackendLine>,
+    /// `-f`: what SIGHUP reads again.
+    pub backends_file: Option<String>,
+    /// Names given in the backend list are looked up again this often; zero: never.
+    pub resolve_interval: Duration,
+    /// Names listed in this file resolve from it, read again at every lookup.
+    pub hosts_file: Option<PathBuf>,
+    /// The token that write actions on the admin listener must carry.
+    pub admin_token: Option<Secret>,
     pub mode: Mode,
+    /// One of `strategy::NAMES`.
     pub strategy: String,
     pub connect_timeout: Duration,
     pub client_timeout: Duration,
@@ -66,9 +95,11 @@ pub struct Config {
     pub max_pending: usize,
     /// Where /metrics, /stats and /healthz are served; `None` with `--admin off`.
     pub admin: Option<SocketAddr>,
-    /// One info line per request; off by default so that the hot path stays lean.
-    pub access_log: bool,
+    pub access_log: AccessLogTo,
+    pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
+    /// Flags that were given but have no effect, to be logged once at start.
+    pub warnings: Vec<String>,
 }
 
 pub enum Command {
@@ -79,6 +110,10 @@ pub enum Command {
 
 /// The most connect retries one request may make; bounds the per-request list of tried backends.
 pub const MAX_RETRIES: u32 = 7;
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081);
+
 fn opt<T>(
     m: &getopts::Matches,
     name: &str,
@@ -91,6 +126,21 @@ fn opt<T>(
     }
 }
 
+/// The value of numeric flag `name`: its default, or the last one given, within its limits.
+fn num(m: &getopts::Matches, name: &str) -> Result<u64, String> {
+    let f = number_flag(name);
+    opt(m, name, f.default, |s| parse_number(f, s))
+}
+
+fn duration(m: &getopts::Matches, name: &str) -> Result<Duration, String> {
+    num(m, name).map(as_duration)
+}
+
+/// Counts are bounded by their flag's maximum, which fits in a u32.
+fn small(m: &getopts::Matches, name: &str) -> Result<u32, String> {
+    num(m, name).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 pub fn parse_args(args: &[String]) -> Result<Command, String> {
     let m = options().parse(args).map_err(|e| e.to_string())?;
     if m.opt_present("help") {
@@ -100,114 +150,139 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         return Ok(Command::Version);
     }
     if let Some(extra) = m.free.first() {
-        return Err(format!("unexpected argument '{extra}'"));
+        let hint = if m.opt_present("access-log") {
+            " (a file for the access log is written --access-log=PATH)"
+        } else {
+            ""
+        };
+        return Err(format!("unexpected argument '{extra}'{hint}"));
     }
-    let listen = opt(
-        &m,
-        "listen",
-        "127.0.0.1:8080".parse().map_err(|_| "bad default")?,
-        parse_addr,
-    )?;
-    let admin = opt(
-        &m,
-        "admin",
-        Some("127.0.0.1:8081".parse().map_err(|_| "bad default")?),
-        |s| match s {
-            "off" => Ok(None),
-            _ => parse_addr(s).map(Some),
-        },
-    )?;
-    let mut backends = m
-        .opt_strs("backend")
-        .iter()
-        .map(|b| parse_backend(b).map_err(|e| format!("--backend: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(path) = m.opt_strs("backends-file").pop() {
-        backends.extend(parse_backends_file(&path)?);
+    let listen = opt(&m, "listen", DEFAULT_LISTEN, parse_addr)?;
+    let admin = opt(&m, "admin", Some(DEFAULT_ADMIN), |s| match s {
+        "off" => Ok(None),
+        _ => parse_addr(s).map(Some),
+    })?;
+    if admin == Some(listen) && listen.port() != 0 {
+        return Err(format!(
+            "--admin {listen} is also the --listen address: give another, or --admin off"
+        ));
     }
-    if backends.is_empty() {
-        return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
-    }
+    let hosts_file = m.opt_strs("hosts-file").pop().map(PathBuf::from);
+    let admin_token = match m.opt_strs("admin-token-file").pop() {
+        Some(path) => Some(read_token_file(&path).map_err(|e| format!("--admin-token-file: {e}"))?),
+        None => None,
+    };
     let mode = opt(&m, "mode", Mode::Http, |s| match s {
         "http" => Ok(Mode::Http),
         "tcp" => Ok(Mode::Tcp),
         _ => Err(format!("'{s}' is not a mode (http or tcp)")),
     })?;
-    let strategy = m
-        .opt_strs("strategy")
-        .pop()
-        .unwrap_or_else(|| "round-robin".into());
-    if !strategy::NAMES.contains(&strategy.as_str()) {
-        return Err(format!(
-            "--strategy: unknown strategy '{strategy}' (one of: {})",
-            strategy::NAMES.join(", ")
-        ));
-    }
-    if mode == Mode::Tcp && !strategy::tcp_compatible(&strategy) {
+    let BackendList {
+        specs: backends,
+        flags: backend_flags,
+        file: backends_file,
+    } = backend_list(&m, listen, hosts_file.as_deref())?;
+    let strategy = opt(&m, "strategy", "round-robin", |s| {
+        strategy::canonical(s).ok_or_else(|| {
+            format!(
+                "unknown strategy '{s}' (one of: {})",
+                strategy::NAMES.join(", ")
+            )
+        })
+    })?;
+    if mode == Mode::Tcp && !strategy::tcp_compatible(strategy) {
         return Err(format!(
             "--strategy: {strategy} needs HTTP requests and cannot be used with -m tcp"
         ));
     }
-    let retries = opt(&m, "retries", 2, number::<u32>)?;
-    if retries > MAX_RETRIES {
-        return Err(format!("--retries: at most {MAX_RETRIES}"));
+    if mode == Mode::Tcp {
+        let http_only = NUMBERS
+            .iter()
+            .filter(|f| f.http_only)
+            .map(|f| f.name)
+            .chain(HTTP_ONLY.iter().copied());
+        if let Some(name) = http_only.into_iter().find(|n| m.opt_present(n)) {
+            return Err(format!(
+                "--{name} applies to HTTP only and does nothing with -m tcp"
+            ));
+        }
     }
-    let verbose = m.opt_count("verbose");
-    let log_level = if m.opt_present("quiet") {
-        log::LevelFilter::Error
-    } else {
-        match verbose {
-            0 => log::LevelFilter::Info,
-            1 => log::LevelFilter::Debug,
-            _ => log::LevelFilter::Trace,
-        }
+    if m.opt_present("quiet") && m.opt_present("verbose") {
+        return Err("-q and -v contradict each other: give one".into());
+    }
+    let log_level = match (m.opt_present("quiet"), m.opt_count("verbose")) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Info,
+        (false, 1) => log::LevelFilter::Debug,
+        (false, _) => log::LevelFilter::Trace,
     };
-    let positive = |name: &str, n: usize| {
-        if n == 0 {
-            Err(format!("--{name}: must be at least 1"))
-        } else {
-            Ok(n)
-        }
+    let access_log = match (m.opt_present("access-log"), m.opt_str("access-log")) {
+        (false, _) => AccessLogTo::Off,
+        (true, None) => AccessLogTo::Stdout,
+        (true, Some(p)) if p.is_empty() => return Err("--access-log=: the path is empty".into()),
+        (true, Some(p)) => AccessLogTo::File(p.into()),
     };
+    let log_format = opt(&m, "log-format", LogFormat::Text, |s| match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("'{s}' is not a log format (text or json)")),
+    })?;
+    let fanout = num(&m, "fanout")? as usize;
+    if fanout > backends.len() {
+        return Err(format!(
+            "--fanout {fanout} is more than the {} backend(s) given",
+            backends.len()
+        ));
+    }
+    let retry_base = duration(&m, "retry-base")?;
+    let mut retry_max = duration(&m, "retry-max")?;
+    if !m.opt_present("retry-max") {
+        // The default cap must not contradict a base given alone.
+        retry_max = retry_max.max(retry_base);
+    }
+    if retry_max < retry_base {
+        return Err(format!(
+            "--retry-max {} is below --retry-base {}",
+            m.opt_strs("retry-max").pop().unwrap_or_default(),
+            m.opt_strs("retry-base").pop().unwrap_or_default()
+        ));
+    }
+    let health_interval = duration(&m, "health-interval")?;
+    let mut warnings = Vec::new();
+    if health_interval.is_zero() {
+        let moot = ["health-timeout", "health-path", "rise", "fall"];
+        for name in moot.iter().filter(|n| m.opt_present(n)) {
+            warnings.push(format!(
+                "--{name} is ignored: --health-interval 0 turns health checks off"
+            ));
+        }
+    }
+    if !strategy::uses_weights(strategy) && backends.iter().any(|b| b.weight != 1) {
+        warnings.push(format!(
+            "weight= is ignored: -s {strategy} does not use weights (round-robin does)"
+        ));
+    }
     Ok(Command::Run(Box::new(Config {
         listen,
         backends,
+        backend_flags,
+        backends_file,
+        resolve_interval: duration(&m, "resolve-interval")?,
+        hosts_file,
+        admin_token,
         mode,
-        strategy,
-        connect_timeout: opt(
-            &m,
-            "connect-timeout",
-            Duration::from_secs(3),
-            parse_duration,
-        )?,
-        client_timeout: opt(
-            &m,
-            "client-timeout",
-            Duration::from_secs(10),
-            parse_duration,
-        )?,
-        idle_timeout: opt(&m, "idle-timeout", Duration::from_secs(60), parse_duration)?,
-        drain_timeout: opt(&m, "drain-timeout", Duration::from_secs(30), parse_duration)?,
-        server_timeout: opt(
-            &m,
-            "server-timeout",
-            Duration::from_secs(30),
-            parse_duration,
-        )?,
-        retries,
-        max_body: opt(&m, "max-body", 1024 * 1024, parse_size)?,
-        max_connections: positive(
-            "max-connections",
-            opt(&m, "max-connections", 10_000, number::<usize>)?,
-        )?,
-        pool_size: opt(&m, "pool-size", 128, number::<usize>)?,
-        health_interval: opt(
-            &m,
-            "health-interval",
-            Duration::from_secs(2),
-            parse_duration,
-        )?,
-        health_timeout: opt(&m, "health-timeout", Duration::from_secs(1), parse_duration)?,
+        strategy: strategy.to_string(),
+        connect_timeout: duration(&m, "connect-timeout")?,
+        client_timeout: duration(&m, "client-timeout")?,
+        idle_timeout: duration(&m, "idle-timeout")?,
+        drain_timeout: duration(&m, "drain-timeout")?,
+        server_timeout: duration(&m, "server-timeout")?,
+        retries: small(&m, "retries")?,
+        max_body: num(&m, "max-body")?,
+        max_connections: num(&m, "max-connections")? as usize,
+        pool_size: num(&m, "pool-size")? as usize,
+        health_interval,
+        health_timeout: duration(&m, "health-timeout")?,
         health_path: opt(&m, "health-path", "/".to_string(), |s| {
             if s.starts_with('/')
                 && !s
@@ -219,40 +294,62 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 Err(format!("'{s}' is not a path (it starts with /, no spaces)"))
             }
         })?,
-        fanout: opt(&m, "fanout", 0, number::<usize>)?,
+        fanout,
         success_status: opt(&m, "success-status", StatusSet::SUCCESS, StatusSet::parse)?,
-        retry_base: opt(&m, "retry-base", Duration::from_secs(1), parse_duration)?,
-        retry_max: opt(&m, "retry-max", Duration::from_secs(64), parse_duration)?,
-        retry_jitter: opt(
-            &m,
-            "retry-jitter",
-            Duration::from_millis(100),
-            parse_duration,
-        )?,
-        retry_attempts: positive(
-            "retry-attempts",
-            opt(&m, "retry-attempts", 100, number::<usize>)?,
-        )? as u32,
+        retry_base,
+        retry_max,
+        retry_jitter: duration(&m, "retry-jitter")?,
+        retry_attempts: small(&m, "retry-attempts")?,
         retry_on: opt(&m, "retry-on", RetryOn::DEFAULT, RetryOn::parse)?,
-        fanout_timeout: opt(
-            &m,
-            "fanout-timeout",
-            Duration::from_secs(60),
-            parse_duration,
-        )?,
-        fanout_max_response: opt(&m, "fanout-max-response", 16 << 20, parse_size)?,
+        fanout_timeout: duration(&m, "fanout-timeout")?,
+        fanout_max_response: num(&m, "fanout-max-response")?,
         journal: m.opt_strs("journal").pop().map(PathBuf::from),
         journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
-        max_pending: positive(
-            "max-pending",
-            opt(&m, "max-pending", 10_000, number::<usize>)?,
-        )?,
-        rise: positive("rise", opt(&m, "rise", 2, number::<usize>)?)? as u32,
-        fall: positive("fall", opt(&m, "fall", 3, number::<usize>)?)? as u32,
+        max_pending: num(&m, "max-pending")? as usize,
+        rise: small(&m, "rise")?,
+        fall: small(&m, "fall")?,
         admin,
-        access_log: m.opt_present("access-log"),
+        access_log,
+        log_format,
         log_level,
+        warnings,
     })))
+}
+
+/// The backends from `-b` and `-f`, resolved, and as written for reloads.
+struct BackendList {
+    specs: Vec<BackendSpec>,
+    flags: Vec<BackendLine>,
+    file: Option<String>,
+}
+
+/// The backends from `-b` and `-f`, each named once, none of them lb itself.
+fn backend_list(
+    m: &getopts::Matches,
+    listen: SocketAddr,
+    hosts: Option<&std::path::Path>,
+) -> Result<BackendList, String> {
+    let flags = m
+        .opt_strs("backend")
+        .iter()
+        .map(|b| parse_line(b, format!("-b {b}")).map_err(|e| format!("--backend: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let file = m.opt_strs("backends-file").pop();
+    let mut lines = flags.clone();
+    if let Some(path) = &file {
+        lines.extend(read_backends_file(path)?);
+    }
+    let specs = lines
+        .iter()
+        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let named: Vec<(&str, SocketAddr, &str)> = specs
+        .iter()
+        .zip(&lines)
+        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
+        .collect();
+    check_backends(&named, listen)?;
+    Ok(BackendList { specs, flags, file })
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! Reading a POST body whole before it fans out: bounded by --max-body, and answered
 //! `100 Continue` when the client asks.
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::access_log::{Answered, request_line};
 use crate::buffer::Buffer;
 use crate::conn::Filled;
 use crate::event_loop::{Core, STEP_BUDGET};
@@ -16,6 +20,26 @@ pub struct PendingPost {
     pub(super) body_len: u64,
     pub(super) client: ClientSide,
     pub(super) request_id: RequestId,
+    /// When its head was complete, for the access log.
+    pub(super) started: Instant,
+}
+
+impl PendingPost {
+    /// Its body never all came: lb answers `status` itself, or (`None`) the client left.
+    /// Counted and logged.
+    pub fn ended(&self, client: SocketAddr, core: &mut Core, status: Option<u16>) {
+        if let Some(status) = status {
+            core.metrics.local_response(status);
+        }
+        let took = core.now.saturating_duration_since(self.started);
+        let answer = Answered {
+            request: request_line(&self.request),
+            status,
+            bytes: 0,
+            id: Some(&self.request_id),
+        };
+        core.answered(client, took, None, answer);
+    }
 }
 
 /// Starts reading the body of a POST (or refuses it at once); it goes out once complete.
@@ -39,8 +63,10 @@ pub fn begin(
         None
     };
     if let Some((status, text)) = refusal {
-        core.buffers.put(forward);
         core.metrics.local_response(status);
+        let answer = Answered::ours(forward.data(), status, Some(&id));
+        core.answered(c.peer, Duration::ZERO, None, answer);
+        core.buffers.put(forward);
         let close = !head.framing.is_done() || !head.keep_alive;
         client::answer(c, core, key, status, text, Some(&id), close);
         return;
@@ -59,6 +85,7 @@ pub fn begin(
             keep_alive: head.keep_alive,
         },
         request_id: id,
+        started: core.now,
     };
     core.buffers.put(forward);
     c.state = ClientState::Buffering(Box::new(pending));
@@ -72,6 +99,7 @@ pub fn buffer_body(
     mut p: Box<PendingPost>,
 ) -> Step {
     if c.io.flush(&mut core.buffers).is_err() {
+        c.state = ClientState::Buffering(p);
         return Step::Close;
     }
     let mut taken = 0;
@@ -81,7 +109,7 @@ pub fn buffer_body(
             let used = match p.framing.walk(input.data(), |d| payload += d.len() as u64) {
                 Ok(used) => used,
                 Err(e) => {
-                    core.metrics.local_response(400);
+                    p.ended(c.peer, core, Some(400));
                     client::answer(c, core, key, 400, e.0, Some(&p.request_id), true);
                     return Step::Again;
                 }
@@ -89,7 +117,7 @@ pub fn buffer_body(
             p.body_len += payload;
             taken += used as u64;
             if p.body_len > core.cfg.max_body {
-                core.metrics.local_response(413);
+                p.ended(c.peer, core, Some(413));
                 let text = "the body is larger than --max-body";
                 client::answer(c, core, key, 413, text, Some(&p.request_id), true);
                 return Step::Again;
@@ -112,7 +140,11 @@ pub fn buffer_body(
                 c.state = ClientState::Buffering(p);
                 return Step::Wait;
             }
-            Filled::Eof | Filled::Failed => return Step::Close,
+            Filled::Eof | Filled::Failed => {
+                // Left as it was, so that closing the client logs the request it left.
+                c.state = ClientState::Buffering(p);
+                return Step::Close;
+            }
         }
     }
 }

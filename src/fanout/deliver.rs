@@ -11,7 +11,7 @@ use super::copy::{CopyStep, Response, step_copy};
 use super::lane::Limits;
 use super::outcome::{Answer, Outcome, Rules};
 use super::{Phase, durable, reply};
-use crate::backend::BackendId;
+use crate::backend::{BackendId, Role};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
 use crate::http::head::Method;
@@ -43,7 +43,7 @@ pub(super) fn dispatch(
     };
     let backend = j.copies[copy].backend;
     let lane = &mut core.fanout.lanes[backend];
-    let up = core.backends[backend].up;
+    let up = core.backends[backend].takes_copies();
     if !up || !lane.admits(fresh, limits) {
         j.copies[copy].phase = Phase::Queued;
         lane.queue(fresh && up, (job, copy, j.serial));
@@ -243,6 +243,12 @@ fn finish(
     let recorded = match phase {
         Phase::Delivered => {
             counts.fanout_delivered += 1;
+            if core.backends[backend].role == Role::Leaving {
+                info!(
+                    "write {:?} delivered to removed backend {label}",
+                    j.request_id
+                );
+            }
             Recorded::Delivered
         }
         Phase::Refused => {
@@ -263,7 +269,7 @@ fn finish(
     j.open -= 1;
     durable::record(core, job, backend, recorded);
     if let Some(r) = response {
-        reply::offer(conns, core, job, r);
+        reply::offer(conns, core, job, backend, r);
     }
     end_if_done(conns, core, job);
 }
@@ -290,7 +296,7 @@ fn release_lane(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
     }
     core.fanout.releasing = true;
     let limits = Limits::of(core.cfg.pool_size);
-    while core.backends[backend].up {
+    while core.backends[backend].takes_copies() {
         let Some((job, copy, serial)) = core.fanout.lanes[backend].next(limits) else {
             break;
         };
@@ -319,8 +325,8 @@ pub fn retry_due(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usiz
     }
 }
 
-/// Backend `id` came up: its queued copies go out, a few at a time, spending no attempt
-/// for the time they waited.
+/// Backend `id` came up, or back in rotation: its queued copies go out, a few at a time,
+/// spending no attempt for the time they waited.
 pub fn backend_up(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     release_lane(conns, core, id);
 }

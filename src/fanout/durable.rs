@@ -1,18 +1,92 @@
 //! The fan-out's side of the journal: a job's record is written before any of its copies
 //! goes out, and its client hears of a delivery only once the record is durable; every
 //! finished copy is recorded, finished jobs free their segment, jobs that pin an old
-//! segment are carried forward, and at start the jobs still owed are resumed.
+//! segment are carried forward, and at start the jobs still owed are resumed. An lb started
+//! by an upgrade takes the journal over once the lb it replaces has let go of it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use log::{error, info};
 use slab::Slab;
 
 use super::{Job, Phase, deliver, insert_job, reply};
+use crate::config::JournalSync;
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
-use crate::journal::{Done, JobRecord, Outcome, Replayed};
+use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed};
+use crate::metrics::JournalMetrics;
 
-/// Why a new POST cannot be taken now: the journal failed a moment ago.
+/// How often an upgraded lb tries to take the journal over.
+const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
+
+/// The journal of the lb this one replaces, to be taken over once that one lets go.
+pub(super) struct Takeover {
+    dir: PathBuf,
+    mode: JournalSync,
+    /// What the journal's thread rings once it is started.
+    doorbell: Arc<Doorbell>,
+    next_try: Instant,
+}
+
+/// Gives the fan-out the journal main opened (or, after an upgrade, the word that the lb
+/// this one replaces still holds it): the jobs to resume, and the doorbell the journal's
+/// thread rings, for the loop to watch.
+pub fn use_journal(
+    core: &mut Core,
+    opened: Opened,
+) -> Result<(Vec<Replayed>, Arc<Doorbell>), String> {
+    let doorbell =
+        Doorbell::new().map_err(|e| format!("cannot make the journal's eventfd: {e}"))?;
+    let doorbell = Arc::new(doorbell);
+    let resumed = match (opened, core.cfg.journal.clone()) {
+        (Opened::Ready(mut journal, resumed), _) => {
+            start(&mut journal, &doorbell)?;
+            core.fanout.attach_journal(*journal);
+            resumed
+        }
+        (Opened::Held(_), Some(dir)) => {
+            core.fanout.takeover = Some(Takeover {
+                dir,
+                mode: core.cfg.journal_sync,
+                doorbell: Arc::clone(&doorbell),
+                next_try: core.now,
+            });
+            Vec::new()
+        }
+        (Opened::Held(why), None) => return Err(why),
+    };
+    Ok((resumed, doorbell))
+}
+
+/// Once a second: the fan-out's gauges and the journal's counters, for /metrics and /stats.
+pub fn refresh_metrics(core: &mut Core) {
+    let (owed, oldest) = core.fanout.owed(core.now);
+    let m = &mut core.metrics;
+    (m.writes_owed, m.oldest_owed_seconds) = (owed as u64, oldest);
+    m.journal = core.fanout.journal.as_ref().map(|j| JournalMetrics {
+        stats: j.stats.clone(),
+        bytes_on_disk: j.bytes_on_disk(),
+    });
+}
+
+/// Starts `journal`'s thread, which rings `doorbell` after each sync.
+fn start(journal: &mut Journal, doorbell: &Arc<Doorbell>) -> Result<(), String> {
+    let doorbell = Arc::clone(doorbell);
+    journal.start(Box::new(move || doorbell.ring()))
+}
+
+/// Why a new POST cannot be taken now: the journal failed a moment ago, or is still held
+/// by the lb this one replaces.
 pub(super) fn refusal(core: &Core) -> Option<String> {
+    if core.fanout.takeover.is_some() {
+        return Some(
+            "the journal is still held by the lb this one replaces, which is finishing; \
+             nothing was sent"
+                .into(),
+        );
+    }
     let why = core.fanout.journal.as_ref()?.refusing(core.now)?;
     Some(format!(
         "the journal cannot be written ({why}); nothing was sent"
@@ -66,12 +140,47 @@ pub(super) fn job_finished(core: &mut Core, j: &Job) {
 /// The end of a loop turn: the turn's records are written, and the copies they held back
 /// go out.
 pub fn end_turn(conns: &mut Slab<Conn>, core: &mut Core) {
+    take_over(conns, core);
     let Some(journal) = core.fanout.journal.as_mut() else {
         return;
     };
     journal.end_turn();
     settle_batches(conns, core);
     carry_forward(core);
+}
+
+/// An upgraded lb: once the lb it replaces has let go of the journal, this one locks it,
+/// resumes what it still owes, and takes POSTs again.
+fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
+    let Some(t) = core
+        .fanout
+        .takeover
+        .as_mut()
+        .filter(|t| core.now >= t.next_try)
+    else {
+        return;
+    };
+    t.next_try = core.now + TAKEOVER_RETRY;
+    let dir = t.dir.display().to_string();
+    let mut journal = match Journal::open(&t.dir, t.mode) {
+        Ok(Opened::Ready(journal, replayed)) => (journal, replayed),
+        Ok(Opened::Held(_)) => return,
+        Err(why) => {
+            t.next_try = core.now + Duration::from_secs(1);
+            return error!("--journal {dir}: {why}; POSTs get 503 until it can be used");
+        }
+    };
+    if let Err(why) = start(&mut journal.0, &t.doorbell) {
+        return error!("--journal {dir}: {why}");
+    }
+    info!(
+        "journal {dir} taken over from the lb this one replaced: {} writes still owed are \
+         resumed, and POSTs are taken again",
+        journal.1.len()
+    );
+    core.fanout.takeover = None;
+    core.fanout.attach_journal(*journal.0);
+    resume(conns, core, journal.1);
 }
 
 /// The journal's thread finished a sync.

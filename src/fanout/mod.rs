@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use slab::Slab;
 
+use crate::access_log::{Answered, request_line};
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core, Timer};
 use crate::http::client::{self, ClientState};
@@ -32,7 +33,8 @@ mod reply;
 pub use body::{PendingPost, begin, buffer_body};
 use copy::Response;
 pub use deliver::{backend_up, backoff, copy_failed, copy_ready, retry_due};
-pub use durable::{end_turn, finish_journal, journal_woke, resume};
+use durable::Takeover;
+pub use durable::{end_turn, finish_journal, journal_woke, refresh_metrics, resume, use_journal};
 use lane::Lane;
 pub use outcome::Answer;
 pub use reply::{client_gone, deadline_passed};
@@ -43,6 +45,8 @@ pub struct Jobs {
     lanes: Vec<Lane>,
     serial: u32,
     journal: Option<Journal>,
+    /// An upgraded lb waiting for the one it replaces to let go of the journal.
+    takeover: Option<Takeover>,
     /// Jobs whose journal record is not written yet, then not yet durable: (batch, job,
     /// serial) in batch order.
     unwritten: VecDeque<(u64, usize, u32)>,
@@ -52,20 +56,45 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    pub fn new(backends: usize, journal: Option<Journal>) -> Self {
+    pub fn new(backends: usize) -> Self {
         Jobs {
             jobs: Slab::new(),
             lanes: vec![Lane::default(); backends],
             serial: 0,
-            journal,
+            journal: None,
+            takeover: None,
             unwritten: VecDeque::new(),
             unsynced: VecDeque::new(),
             releasing: false,
         }
     }
 
+    /// From now on every new job goes to `journal` first.
+    pub fn attach_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
     pub fn len(&self) -> usize {
         self.jobs.len()
+    }
+
+    /// Makes room for slot `id`, which a backend has just joined.
+    pub fn place(&mut self, id: BackendId) {
+        if id >= self.lanes.len() {
+            self.lanes.resize(id + 1, Lane::default());
+        }
+    }
+
+    /// What the access log says of job `job`: its request line (copied only when the log is
+    /// on, so that it can be written while `Core` is borrowed), when it came, and its id.
+    fn for_log(&self, job: usize, logging: bool) -> Option<(Vec<u8>, Instant, RequestId)> {
+        let j = self.jobs.get(job)?;
+        let request = if logging {
+            request_line(&j.request).to_vec()
+        } else {
+            Vec::new()
+        };
+        Some((request, j.started, j.request_id))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -110,7 +139,7 @@ impl Jobs {
 
     /// POSTs still owed to some backend, and the age of the oldest.
     pub fn owed(&self, now: Instant) -> (usize, f64) {
-        let oldest = self.jobs.iter().map(|(_, j)| j.created).min();
+        let oldest = self.jobs.iter().map(|(_, j)| j.started).min();
         let age = oldest.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
         (self.jobs.len(), age)
     }
@@ -120,7 +149,9 @@ struct Job {
     serial: u32,
     /// The journal's id for the job and the segment holding its latest record.
     journal: Option<(u64, u64)>,
-    created: Instant,
+    /// When the client's head was complete (or the job was resumed from the journal).
+    started: Instant,
+    /// The forwarded head and the body.
     request: Box<[u8]>,
     request_id: RequestId,
     client_side: ClientSide,
@@ -139,10 +170,12 @@ struct Job {
     held: Option<Reply>,
 }
 
-/// An answer kept for the client, as it will be written.
+/// An answer kept for the client, as it will be written, and the backend and status it
+/// came with.
 struct Reply {
     bytes: Vec<u8>,
     close: bool,
+    from: (BackendId, u16),
 }
 
 struct Copy {
@@ -185,13 +218,16 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     let Some(c) = client::client_mut(conns, key) else {
         return;
     };
-    let refusal = if !targets.iter().any(|&b| core.backends[b].up) {
+    let refusal = if !targets.iter().any(|&b| core.backends[b].takes_copies()) {
         Some("no backend is up; nothing was sent".to_string())
     } else {
         durable::refusal(core)
     };
     if let Some(text) = refusal {
         core.metrics.local_response(503);
+        let took = core.now.saturating_duration_since(p.started);
+        let head = Answered::ours(&p.request, 503, Some(&p.request_id));
+        core.answered(c.peer, took, None, head);
         client::answer(
             c,
             core,
@@ -207,6 +243,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     let side = p.client.unless_draining(core.draining);
     let request = p.request.into_boxed_slice();
     let id = insert_job(core, &targets, request, p.request_id, client, side);
+    core.fanout.jobs[id].started = p.started;
     let serial = core.fanout.jobs[id].serial;
     if let Some(c) = client::client_mut(conns, key) {
         c.state = ClientState::AwaitingFanout { job: id };
@@ -236,7 +273,7 @@ fn insert_job(
     let job = Job {
         serial: core.fanout.serial,
         journal: None,
-        created: core.now,
+        started: core.now,
         request,
         request_id,
         client_side,
@@ -260,11 +297,12 @@ fn insert_job(
     core.fanout.jobs.insert(job)
 }
 
-/// The backends a new POST goes to: all of them (--fanout 0), or N distinct ones that are up.
+/// The backends a new POST goes to: every listed one (--fanout 0), up or not, drained or
+/// not (their copies wait), or N distinct ones that are up and in rotation.
 fn choose_targets(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Vec<BackendId> {
-    let n = core.backends.len();
-    if core.cfg.fanout == 0 || core.cfg.fanout >= n {
-        return (0..n).collect();
+    let listed = (0..core.backends.len()).filter(|&id| core.backends[id].role.is_member());
+    if core.cfg.fanout == 0 || core.cfg.fanout >= listed.clone().count() {
+        return listed.collect();
     }
     let ctx = PickContext {
         client_ip: client::client_mut(conns, key).map(|c| c.peer.ip()),

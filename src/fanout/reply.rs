@@ -8,23 +8,34 @@
 //!
 //! Answers of lb's own carry the request id and honour the client's `Connection: close`.
 
+use std::net::SocketAddr;
+
 use slab::Slab;
 
 use super::copy::{Capture, Response};
 use super::outcome::Outcome;
 use super::{Job, Reply, durable};
+use crate::access_log::Answered;
+use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core};
 use crate::http::client::{self, ClientState};
 
 /// A finished copy's answer: a delivered one goes to the waiting client; the first
 /// refused one is kept in case nothing can be delivered.
-pub(super) fn offer(conns: &mut Slab<Conn>, core: &mut Core, job: usize, r: Response) {
+pub(super) fn offer(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    job: usize,
+    backend: BackendId,
+    r: Response,
+) {
     let Some(j) = core.fanout.jobs.get_mut(job) else {
         return;
     };
     let reply = |bytes| Reply {
         bytes,
         close: r.close_client,
+        from: (backend, r.status),
     };
     match (r.outcome, r.capture) {
         // Not durable yet: the first delivered answer waits for the journal's sync.
@@ -68,6 +79,17 @@ fn relay(conns: &mut Slab<Conn>, core: &mut Core, job: usize, reply: Reply) {
         return;
     };
     if let Some(c) = client::client_mut(conns, key) {
+        let (backend, status) = reply.from;
+        if let Some((request, started, id)) = core.fanout.for_log(job, core.access.enabled()) {
+            let took = core.now.saturating_duration_since(started);
+            let answer = Answered {
+                request: &request,
+                status: Some(status),
+                bytes: reply.bytes.len() as u64,
+                id: Some(&id),
+            };
+            core.answered(c.peer, took, Some(backend), answer);
+        }
         c.state = ClientState::Replying {
             reply: reply.bytes,
             sent: 0,
@@ -109,11 +131,21 @@ fn answer_waiting(conns: &mut Slab<Conn>, core: &mut Core, job: usize, status: u
         return;
     };
     let (id, close) = (j.request_id, !j.client_side.keep_alive);
+    let logged = core.fanout.for_log(job, core.access.enabled());
     let Some(key) = take_client(conns, core, job) else {
         return;
     };
     if let Some(c) = client::client_mut(conns, key) {
         core.metrics.local_response(status);
+        if let Some((request, started, _)) = logged {
+            let took = core.now.saturating_duration_since(started);
+            core.answered(
+                c.peer,
+                took,
+                None,
+                Answered::ours(&request, status, Some(&id)),
+            );
+        }
         client::answer(c, core, key, status, text, Some(&id), close);
         client::drive(conns, core, key);
     }
@@ -135,8 +167,14 @@ pub(super) fn nothing_deliverable(conns: &mut Slab<Conn>, core: &mut Core, job: 
     {
         return;
     }
+    let took = core.now.saturating_duration_since(j.started);
+    let mut answer = Answered::ours(&j.request, 502, Some(&j.request_id));
     match j.refusal {
         Some(reply) => {
+            let (backend, status) = reply.from;
+            answer.status = Some(status);
+            answer.bytes = reply.bytes.len() as u64;
+            core.answered(c.peer, took, Some(backend), answer);
             c.state = ClientState::Replying {
                 reply: reply.bytes,
                 sent: 0,
@@ -145,6 +183,7 @@ pub(super) fn nothing_deliverable(conns: &mut Slab<Conn>, core: &mut Core, job: 
         }
         None => {
             core.metrics.local_response(502);
+            core.answered(c.peer, took, None, answer);
             let text = "no backend accepted the write: every copy was given up";
             let close = !j.client_side.keep_alive;
             client::answer(c, core, key, 502, text, Some(&j.request_id), close);
@@ -178,9 +217,20 @@ pub fn deadline_passed(conns: &mut Slab<Conn>, core: &mut Core, job: usize, seri
     answer_waiting(conns, core, job, 504, &text);
 }
 
-/// The waiting client went away: the copies go on without it.
-pub fn client_gone(core: &mut Core, job: usize) {
-    if let Some(j) = core.fanout.jobs.get_mut(job) {
-        j.client = None;
+/// The waiting client (`peer`) went away: the copies go on without it; its line says so.
+pub fn client_gone(core: &mut Core, job: usize, peer: SocketAddr) {
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
+    j.client = None;
+    if let Some((request, started, id)) = core.fanout.for_log(job, core.access.enabled()) {
+        let took = core.now.saturating_duration_since(started);
+        let answer = Answered {
+            request: &request,
+            status: None,
+            bytes: 0,
+            id: Some(&id),
+        };
+        core.answered(peer, took, None, answer);
     }
 }

@@ -14,6 +14,7 @@ use slab::Slab;
 use super::exchange::{Exchange, dispatch, proxy_step};
 use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
 use super::upstream::close_upstream;
+use crate::access_log::Answered;
 use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
@@ -149,7 +150,7 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         Filled::Got | Filled::Nothing => {}
     }
     if c.io.input_len() == 0 {
-        if core.draining {
+        if core.draining && !core.handing_over {
             // Nothing in progress: lb is stopping, so the keep-alive ends here.
             return Step::Close;
         }
@@ -180,6 +181,8 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
             core.buffers.put(forward);
             debug!("{}: {} {}", c.peer, reject.status, reject.reason);
             core.metrics.local_response(reject.status);
+            let head = Answered::ours(c.io.input_data(), reject.status, None);
+            core.answered(c.peer, Duration::ZERO, None, head);
             answer(c, core, key, reject.status, reject.reason, None, true);
             Step::Again
         }
@@ -325,12 +328,15 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
         let _ = core.registry.deregister(&mut c.io.sock);
         core.clients_open -= 1;
         if let ClientState::AwaitingFanout { job } = c.state {
-            fanout::client_gone(core, job);
+            fanout::client_gone(core, job, c.peer);
         }
-        if let ClientState::Proxying(mut ex) = c.state {
+        if let ClientState::Buffering(p) = &c.state {
+            p.ended(c.peer, core, None);
+        }
+        if let ClientState::Proxying(ex) = c.state {
             let took = core.now.saturating_duration_since(ex.started);
-            let label = Some(core.backends[ex.backend].label.as_str());
-            std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
+            let answer = ex.log.answered(None, &ex.request_id);
+            core.answered(c.peer, took, Some(ex.backend), answer);
             let (backend, upstream) = (ex.backend, ex.upstream);
             core.exchanges.put(ex);
             core.backends[backend].request_done();
@@ -347,6 +353,9 @@ pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     c.timer = None;
     match c.state {
         ClientState::ReadingHead => {
+            core.metrics.local_response(408);
+            let head = Answered::ours(c.io.input_data(), 408, None);
+            core.answered(c.peer, core.cfg.client_timeout, None, head);
             core.buffers.release(&mut c.io.input);
             answer(
                 c,

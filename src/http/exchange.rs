@@ -13,7 +13,7 @@ use super::pump::{Pump, pump};
 use super::upstream::{
     Owner, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
 };
-use crate::access_log::AccessLog;
+use crate::access_log::RequestLog;
 use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
 use crate::event_loop::{Conn, Core};
@@ -64,7 +64,7 @@ pub struct Exchange {
     pub responded: bool,
     pub started: Instant,
     pub tried: Tried,
-    pub log: AccessLog,
+    pub log: RequestLog,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub(super) fn dispatch(
         responded: false,
         started: core.now,
         tried: Tried::default(),
-        log: AccessLog::start(core.cfg.access_log, &c.io.input_data()[..head.path.1]),
+        log: RequestLog::start(core.access.enabled(), &c.io.input_data()[..head.path.1]),
     });
     let ip = c.peer.ip();
     let pick = {
@@ -143,8 +143,8 @@ pub(super) fn dispatch(
             Some(&head.request_id),
             close,
         );
-        let log = std::mem::take(&mut ex.log);
-        log.finish(c.peer, None, Some(503), &head.request_id, Duration::ZERO);
+        let answer = ex.log.answered(Some(503), &head.request_id);
+        core.answered(c.peer, Duration::ZERO, None, answer);
         core.exchanges.put(ex);
         return;
     };
@@ -251,7 +251,7 @@ pub(super) fn fail_exchange(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    mut ex: Box<Exchange>,
+    ex: Box<Exchange>,
     status: u16,
     text: &str,
 ) {
@@ -265,8 +265,13 @@ pub(super) fn fail_exchange(
     let Some(c) = client_mut(conns, key) else {
         return core.exchanges.put(ex);
     };
-    let backend = (ex.tried.count() > 0).then(|| core.backends[ex.backend].label.as_str());
-    std::mem::take(&mut ex.log).finish(c.peer, backend, Some(status), &ex.request_id, took);
+    let backend = (ex.tried.count() > 0).then_some(ex.backend);
+    core.answered(
+        c.peer,
+        took,
+        backend,
+        ex.log.answered(Some(status), &ex.request_id),
+    );
     if ex.responded {
         // What came before the break still goes out (its sends may have been held this
         // turn); the close that follows tells the client the response was cut short.
@@ -311,8 +316,8 @@ pub(super) fn proxy_step(
         } => {
             let backend = ex.backend;
             let took = core.now.saturating_duration_since(ex.started);
-            let label = Some(core.backends[backend].label.as_str());
-            std::mem::take(&mut ex.log).finish(c.peer, label, None, &ex.request_id, took);
+            let answer = ex.log.answered(None, &ex.request_id);
+            core.answered(c.peer, took, Some(backend), answer);
             core.backends[backend].request_done();
             let body_done = ex.request_body.is_done();
             core.exchanges.put(ex);

@@ -11,8 +11,8 @@ use crate::buffer::Buffer;
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 100;
-/// Longest X-Request-Id we keep and echo.
-pub const MAX_REQUEST_ID: usize = 64;
+/// Longest X-Request-Id we keep and echo; a longer one is replaced by one of ours.
+pub const MAX_REQUEST_ID: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -77,6 +77,21 @@ impl RequestId {
 impl std::fmt::Debug for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Why a client's X-Request-Id is not used, if it is not: it goes into logs and to every
+/// backend, so only a short run of visible ASCII is kept (no spaces, quotes or controls
+/// that could forge a log field).
+fn unusable_request_id(v: &[u8]) -> Option<&'static str> {
+    if v.is_empty() {
+        Some("is empty")
+    } else if v.len() > MAX_REQUEST_ID {
+        Some("is longer than 128 bytes")
+    } else if !v.iter().all(|b| b.is_ascii_graphic() && *b != b'"') {
+        Some("has a space, a quote or a byte that is not visible ASCII")
+    } else {
+        None
     }
 }
 
@@ -249,6 +264,8 @@ pub fn parse_request(
     let mut keep_alive_token = false;
     let mut expect_continue = false;
     let mut request_id = None;
+    // The client's id cannot be used: its X-Request-Id lines are dropped, ours is sent.
+    let mut replace_id = false;
     let mut last_xff = None;
     let mut connection = [0usize; 4];
     let mut n_connection = 0;
@@ -281,12 +298,19 @@ pub fn parse_request(
             }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("x-request-id") {
+        } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() && !replace_id {
             let v = trim(h.value);
-            if v.is_empty() || v.len() > MAX_REQUEST_ID {
-                return Err(bad("X-Request-Id empty or longer than 64 bytes"));
+            match unusable_request_id(v) {
+                None => request_id = Some(RequestId::from_bytes(v)),
+                Some(why) => {
+                    log::debug!(
+                        "X-Request-Id from {} {why}: replaced by {:?}",
+                        info.client_ip,
+                        info.fresh_id
+                    );
+                    replace_id = true;
+                }
             }
-            request_id.get_or_insert(RequestId::from_bytes(v));
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             last_xff = Some(i);
         }
@@ -333,6 +357,7 @@ pub fn parse_request(
             .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
         let drop = is_hop_by_hop(h.name)
             || h.name.eq_ignore_ascii_case("x-forwarded-proto")
+            || (replace_id && h.name.eq_ignore_ascii_case("x-request-id"))
             || listed_in_connection(h.name, headers, connection);
         if drop || Some(i) == last_xff {
             if let Some(s) = run_start.take() {

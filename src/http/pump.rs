@@ -122,14 +122,14 @@ pub(super) fn pump(
                         buf.consume(resp.len);
                     }
                     core.metrics.backends[ex.backend].bytes_received += resp.len as u64;
-                    ex.log.response_bytes(resp.len);
+                    ex.log.bytes += resp.len as u64;
                     if resp.is_interim() {
                         if ex.client.version == 0 {
                             out.clear();
                         }
                     } else {
                         ex.responded = true;
-                        ex.log.response_head(resp.status);
+                        ex.log.status = Some(resp.status);
                         if let (Some(len), Some(buf)) =
                             (ex.replayable_head.take(), c.io.input.as_mut())
                         {
@@ -189,6 +189,7 @@ pub(super) fn pump(
             };
             input.consume(used);
             core.metrics.backends[ex.backend].bytes_received += used as u64;
+            ex.log.bytes += used as u64;
             moved += used as u64;
             progress |= used > 0;
             core.buffers.release_if_empty(&mut u.io.input);

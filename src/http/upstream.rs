@@ -69,6 +69,13 @@ pub(crate) fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize
     }
 }
 
+/// Closes the idle keep-alive connections to `backend`: it left rotation or moved.
+pub(crate) fn close_pool(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
+    for ukey in std::mem::take(&mut core.backends[backend].idle) {
+        close_upstream(conns, core, ukey);
+    }
+}
+
 /// Takes an idle keep-alive connection to `backend` from its pool for `owner`, if any.
 pub(crate) fn take_pooled(
     conns: &mut Slab<Conn>,
@@ -115,7 +122,8 @@ pub(crate) fn connect(
     Ok(ukey)
 }
 
-/// Puts a backend connection back in its pool, or closes it.
+/// Puts a backend connection back in its pool, or closes it (also when its backend is
+/// out of rotation: drained, in maintenance or removed).
 pub(crate) fn release_upstream(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -126,7 +134,8 @@ pub(crate) fn release_upstream(
         return;
     };
     let backend = u.backend;
-    if !reusable || core.backends[backend].idle.len() >= core.cfg.pool_size {
+    let b = &core.backends[backend];
+    if !reusable || !b.pools() || b.idle.len() >= core.cfg.pool_size {
         close_upstream(conns, core, ukey);
         return;
     }

@@ -18,8 +18,16 @@ pub struct DirLock {
     _file: File,
 }
 
-pub fn lock(dir: &Path) -> Result<DirLock, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// The lock, or (`Err(Ok(why))`) word that another lb holds it; `Err(Err(why))` when the
+/// directory cannot be used at all.
+pub fn lock(dir: &Path) -> Result<DirLock, Result<String, String>> {
+    try_lock(dir).map_err(|(held, why)| if held { Ok(why) } else { Err(why) })
+}
+
+fn try_lock(dir: &Path) -> Result<DirLock, (bool, String)> {
+    let failed = |why: String| (false, why);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("lock");
     let mut file = OpenOptions::new()
         .read(true)
@@ -27,26 +35,29 @@ pub fn lock(dir: &Path) -> Result<DirLock, String> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| failed(format!("cannot open {}: {e}", path.display())))?;
     // SAFETY: flock on a descriptor this function owns.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::WouldBlock {
-            return Err(format!("cannot lock {}: {err}", path.display()));
+            return Err(failed(format!("cannot lock {}: {err}", path.display())));
         }
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
-        return Err(format!(
-            "{} is in use by another lb (pid {}); each lb needs a journal directory of its own",
-            dir.display(),
-            holder.trim()
+        return Err((
+            true,
+            format!(
+                "{} is in use by another lb (pid {}); each lb needs a journal directory of its own",
+                dir.display(),
+                holder.trim()
+            ),
         ));
     }
     let pid = std::process::id().to_string();
     file.set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| file.write_all(pid.as_bytes()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(DirLock { _file: file })
 }
 

@@ -25,15 +25,26 @@ use std::time::{Duration, Instant};
 use log::{error, info};
 
 use crate::config::JournalSync;
-use crate::metrics::Histogram;
+use crate::metrics::{Histogram, latency_bounds};
 
+mod doorbell;
 mod files;
 mod record;
 mod replay;
 
+pub use doorbell::Doorbell;
+
 use files::{DirLock, Segments, Sync, SyncDone, SyncJob, Synced, Worker};
 pub use record::{JobRecord, Outcome};
 pub use replay::Replayed;
+
+/// What opening a journal directory came to.
+pub enum Opened {
+    /// Locked and read back: the journal, and the jobs it still owes.
+    Ready(Box<Journal>, Vec<Replayed>),
+    /// Another lb holds the directory (why, naming its pid).
+    Held(String),
+}
 
 /// A segment this large gets no more records; the next go to a new one.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -62,7 +73,7 @@ pub struct Done {
 }
 
 /// Counters for /metrics and /stats.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Stats {
     pub bytes: u64,
     pub records: u64,
@@ -75,6 +86,21 @@ pub struct Stats {
     pub corrupt: u64,
     pub torn: u64,
     pub replayed: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            bytes: 0,
+            records: 0,
+            syncs: 0,
+            sync_latency: Histogram::new(latency_bounds(Duration::from_secs(10))),
+            failures: 0,
+            corrupt: 0,
+            torn: 0,
+            replayed: 0,
+        }
+    }
 }
 
 struct Segment {
@@ -116,15 +142,19 @@ pub struct Journal {
 
 impl Journal {
     /// Locks `dir`, reads back what is still owed, writes it into a fresh segment, deletes
-    /// the old ones, and returns the jobs to resume.
-    pub fn open(dir: &Path, mode: JournalSync) -> Result<(Journal, Vec<Replayed>), String> {
+    /// the old ones, and returns the jobs to resume; or says that another lb holds it.
+    pub fn open(dir: &Path, mode: JournalSync) -> Result<Opened, String> {
         // A file-size limit (`ulimit -f`) must fail a write with EFBIG, handled like a full
         // disk, instead of killing lb with SIGXFSZ.
         // SAFETY: setting a signal's disposition to ignore runs no code of ours.
         unsafe {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         }
-        let lock = files::lock(dir)?;
+        let lock = match files::lock(dir) {
+            Ok(lock) => lock,
+            Err(Ok(held)) => return Ok(Opened::Held(held)),
+            Err(Err(why)) => return Err(why),
+        };
         let found = replay::read_dir(dir)?;
         let mut journal = Journal {
             mode,
@@ -178,7 +208,7 @@ impl Journal {
                 found.jobs.len()
             );
         }
-        Ok((journal, found.jobs))
+        Ok(Opened::Ready(Box::new(journal), found.jobs))
     }
 
     /// Starts the syncing thread (`batch`), which calls `wake` after each sync.

@@ -1,5 +1,12 @@
 use super::*;
 
+fn open(dir: &Path, mode: JournalSync) -> (Journal, Vec<Replayed>) {
+    match Journal::open(dir, mode) {
+        Ok(Opened::Ready(j, replayed)) => (*j, replayed),
+        Ok(Opened::Held(why)) | Err(why) => panic!("{why}"),
+    }
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lb-journal-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -28,7 +35,7 @@ fn job<'a>(id: u64, request: &'a [u8], backends: &'a [&'a str]) -> JobRecord<'a>
 #[test]
 fn finished_segments_go_and_a_pinned_job_is_carried_forward() {
     let dir = temp_dir("rotate");
-    let (mut j, replayed) = Journal::open(&dir, JournalSync::Off).unwrap();
+    let (mut j, replayed) = open(&dir, JournalSync::Off);
     assert!(replayed.is_empty());
     j.start(Box::new(|| {})).unwrap();
     let big = vec![b'x'; 3 << 20];
@@ -67,7 +74,7 @@ fn finished_segments_go_and_a_pinned_job_is_carried_forward() {
         segments_in(&dir)
     );
     drop(j);
-    let (_, replayed) = Journal::open(&dir, JournalSync::Off).unwrap();
+    let (_, replayed) = open(&dir, JournalSync::Off);
     let owed: Vec<(u64, Vec<String>)> = replayed.into_iter().map(|r| (r.id, r.owed)).collect();
     assert_eq!(owed, [(pinned, vec!["b".to_string()])]);
     assert_eq!(segments_in(&dir), 1, "replay leaves one segment");
@@ -77,7 +84,7 @@ fn finished_segments_go_and_a_pinned_job_is_carried_forward() {
 #[test]
 fn batch_mode_syncs_on_its_thread_and_wakes_the_caller() {
     let dir = temp_dir("batch");
-    let (mut j, _) = Journal::open(&dir, JournalSync::Batch).unwrap();
+    let (mut j, _) = open(&dir, JournalSync::Batch);
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     j.start(Box::new(move || {
@@ -105,7 +112,7 @@ fn batch_mode_syncs_on_its_thread_and_wakes_the_caller() {
     assert_eq!(j.stats.syncs, 1);
     assert!(j.stats.sync_latency.count == 1);
     drop(j);
-    let (_, replayed) = Journal::open(&dir, JournalSync::Batch).unwrap();
+    let (_, replayed) = open(&dir, JournalSync::Batch);
     assert_eq!(replayed.len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -113,8 +120,10 @@ fn batch_mode_syncs_on_its_thread_and_wakes_the_caller() {
 #[test]
 fn a_second_open_of_a_locked_directory_is_refused() {
     let dir = temp_dir("lock");
-    let (_held, _) = Journal::open(&dir, JournalSync::Off).unwrap();
-    let err = Journal::open(&dir, JournalSync::Off).err().unwrap();
+    let (_held, _) = open(&dir, JournalSync::Off);
+    let Ok(Opened::Held(err)) = Journal::open(&dir, JournalSync::Off) else {
+        panic!("a second open is refused");
+    };
     assert!(err.contains("in use by another lb"), "{err}");
     assert!(err.contains(&std::process::id().to_string()), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::Metrics;
-use super::prometheus::{family, histogram};
+use super::prometheus::{family, samples};
 
 pub fn render(m: &Metrics, out: &mut String) {
     family(
@@ -87,5 +87,5 @@ pub fn render(m: &Metrics, out: &mut String) {
         "histogram",
         "Time of one fdatasync of the journal.",
     );
-    histogram(out, "lb_journal_sync_duration_seconds", "", &s.sync_latency);
+    samples(out, "lb_journal_sync_duration_seconds", "", &s.sync_latency);
 }

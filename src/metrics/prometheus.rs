@@ -2,9 +2,12 @@
 //! Rendering allocates freely: it runs once per scrape, never per request.
 
 use std::fmt::{self, Write};
+use std::time::UNIX_EPOCH;
 
-use super::{FAILURE_REASONS, Histogram, LATENCY_BOUNDS, METHOD_CLASSES};
+use super::process::Process;
+use super::{BackendMetrics, FAILURE_REASONS, Histogram, METHOD_CLASSES};
 use crate::admin::View;
+use crate::config::Mode;
 
 /// The Content-Type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,7 +39,7 @@ pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// One gauge or counter sample per backend.
 fn per_backend(out: &mut String, v: &View, name: &str, value: impl Fn(usize) -> f64) {
-    for (id, b) in v.backends.iter().enumerate() {
+    for (id, b, _) in v.listed() {
         let _ = writeln!(
             out,
             "{name}{{backend=\"{}\"}} {}",
@@ -46,9 +49,93 @@ fn per_backend(out: &mut String, v: &View, name: &str, value: impl Fn(usize) -> 
     }
 }
 
+/// Samples of histogram `name`, one series per backend, in the usual three parts.
+fn histograms<'a>(
+    out: &mut String,
+    v: &View<'a>,
+    name: &str,
+    histogram: impl Fn(&'a BackendMetrics) -> &'a Histogram,
+) {
+    for (_, b, bm) in v.listed() {
+        let label = format!("backend=\"{}\"", LabelValue(&b.label));
+        samples(out, name, &label, histogram(bm));
+    }
+}
+
+/// The samples of one histogram: cumulative buckets, sum and count. `labels` is empty or
+/// `name="value",...` without braces.
+pub(super) fn samples(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (i, n) in h.cumulative().enumerate() {
+        let _ = match h.bounds.get(i) {
+            Some(le) => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}"),
+            None => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}"),
+        };
+    }
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(
+        out,
+        "{name}_sum{braced} {}\n{name}_count{braced} {}",
+        h.sum_seconds, h.count
+    );
+}
+
+/// The `process_` families client libraries export, from /proc.
+fn process(out: &mut String, v: &View) {
+    let p = Process::read();
+    let readings = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes.map(|b| b as f64),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds.map(|n| n as f64),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds.map(|n| n as f64),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            v.metrics
+                .started_wall
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64()),
+        ),
+    ];
+    for (name, kind, help, value) in readings {
+        if let Some(value) = value {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+}
+
 pub fn render(v: &View, out: &mut String) {
     let m = v.metrics;
+    let http = v.cfg.mode == Mode::Http;
 
+    process(out, v);
     family(
         out,
         "lb_build_info",
@@ -86,23 +173,45 @@ pub fn render(v: &View, out: &mut String) {
         "lb_client_connections_total {}",
         m.client_connections_total
     );
-    family(
-        out,
-        "lb_local_responses_total",
-        "counter",
-        "Responses the balancer made itself without a backend (bad requests, timeouts, no backend), by status class.",
-    );
-    for (class, n) in STATUS_CLASSES.iter().zip(m.local_responses) {
-        let _ = writeln!(out, "lb_local_responses_total{{code=\"{class}\"}} {n}");
+    if http {
+        family(
+            out,
+            "lb_client_requests_total",
+            "counter",
+            "Client requests answered, whoever answered (a backend or the balancer), by status class; a POST counts once however many backends it went to.",
+        );
+        for (class, n) in STATUS_CLASSES.iter().zip(m.client_answers) {
+            let _ = writeln!(out, "lb_client_requests_total{{code=\"{class}\"}} {n}");
+        }
+        family(
+            out,
+            "lb_local_responses_total",
+            "counter",
+            "Responses the balancer made itself without a backend (bad requests, timeouts, no backend), by status class.",
+        );
+        for (class, n) in STATUS_CLASSES.iter().zip(m.local_responses) {
+            let _ = writeln!(out, "lb_local_responses_total{{code=\"{class}\"}} {n}");
+        }
+        family(
+            out,
+            "lb_fanout_pending_retries",
+            "gauge",
+            "POST fan-out copies waiting for a retry or for their backend.",
+        );
+        let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
+        super::fanout::render(m, out);
     }
     family(
         out,
-        "lb_fanout_pending_retries",
-        "gauge",
-        "POST fan-out copies waiting for a retry or for their backend.",
+        "lb_reloads_total",
+        "counter",
+        "Reloads of the backend list (SIGHUP), by result; a failed one keeps the running list.",
     );
-    let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
-    super::fanout::render(m, out);
+    let _ = writeln!(
+        out,
+        "lb_reloads_total{{result=\"ok\"}} {}\nlb_reloads_total{{result=\"failed\"}} {}",
+        m.reloads, m.reloads_failed
+    );
 
     family(
         out,
@@ -113,6 +222,20 @@ pub fn render(v: &View, out: &mut String) {
     per_backend(out, v, "lb_backend_up", |id| {
         f64::from(u8::from(v.backends[id].up))
     });
+    family(
+        out,
+        "lb_backend_state",
+        "gauge",
+        "1 for the backend's state: ready, drain, maint, or removed (finishing its work).",
+    );
+    for (_, b, _) in v.listed() {
+        let _ = writeln!(
+            out,
+            "lb_backend_state{{backend=\"{}\",state=\"{}\"}} 1",
+            LabelValue(&b.label),
+            b.role.name()
+        );
+    }
     family(
         out,
         "lb_backend_weight",
@@ -140,15 +263,17 @@ pub fn render(v: &View, out: &mut String) {
     per_backend(out, v, "lb_backend_connections_open", |id| {
         m.backends[id].connections as f64
     });
-    family(
-        out,
-        "lb_backend_idle_connections",
-        "gauge",
-        "Idle keep-alive connections in the backend's pool.",
-    );
-    per_backend(out, v, "lb_backend_idle_connections", |id| {
-        v.backends[id].idle.len() as f64
-    });
+    if http {
+        family(
+            out,
+            "lb_backend_idle_connections",
+            "gauge",
+            "Idle keep-alive connections in the backend's pool.",
+        );
+        per_backend(out, v, "lb_backend_idle_connections", |id| {
+            v.backends[id].idle.len() as f64
+        });
+    }
 
     family(
         out,
@@ -156,7 +281,7 @@ pub fn render(v: &View, out: &mut String) {
         "counter",
         "Active health checks, by result.",
     );
-    for (id, b) in v.backends.iter().enumerate() {
+    for (id, b, _) in v.listed() {
         let label = LabelValue(&b.label);
         let (pass, fail) = (v.health.checks_passed[id], v.health.checks_failed[id]);
         let _ = writeln!(
@@ -166,22 +291,34 @@ pub fn render(v: &View, out: &mut String) {
         );
     }
 
-    family(
-        out,
-        "lb_requests_total",
-        "counter",
-        "Requests answered through a backend, by method class and status class (502 and 504 included).",
-    );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
-        for (method, by_status) in METHOD_CLASSES.iter().zip(&bm.requests) {
-            for (code, n) in STATUS_CLASSES.iter().zip(by_status) {
-                let _ = writeln!(
-                    out,
-                    "lb_requests_total{{backend=\"{}\",method=\"{method}\",code=\"{code}\"}} {n}",
-                    LabelValue(&b.label)
-                );
+    if http {
+        family(
+            out,
+            "lb_requests_total",
+            "counter",
+            "Requests answered through a backend, by method class and status class (502 and 504 included); each POST copy counts.",
+        );
+        for (_, b, bm) in v.listed() {
+            for (method, by_status) in METHOD_CLASSES.iter().zip(&bm.requests) {
+                for (code, n) in STATUS_CLASSES.iter().zip(by_status) {
+                    let _ = writeln!(
+                        out,
+                        "lb_requests_total{{backend=\"{}\",method=\"{method}\",code=\"{code}\"}} {n}",
+                        LabelValue(&b.label)
+                    );
+                }
             }
         }
+    } else {
+        family(
+            out,
+            "lb_tcp_sessions_total",
+            "counter",
+            "TCP sessions paired with the backend (its connect succeeded).",
+        );
+        per_backend(out, v, "lb_tcp_sessions_total", |id| {
+            m.backends[id].sessions as f64
+        });
     }
     family(
         out,
@@ -189,7 +326,7 @@ pub fn render(v: &View, out: &mut String) {
         "counter",
         "Failures talking to the backend, by reason.",
     );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
+    for (_, b, bm) in v.listed() {
         for (reason, n) in FAILURE_REASONS.iter().zip(bm.failures) {
             let _ = writeln!(
                 out,
@@ -198,26 +335,28 @@ pub fn render(v: &View, out: &mut String) {
             );
         }
     }
-    family(
-        out,
-        "lb_fanout_copies_total",
-        "counter",
-        "POST fan-out copies to the backend, by what became of them.",
-    );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
-        let counts = [
-            bm.fanout_sent,
-            bm.fanout_delivered,
-            bm.fanout_refused,
-            bm.fanout_retried,
-            bm.fanout_spent,
-        ];
-        for (result, n) in FANOUT_RESULTS.iter().zip(counts) {
-            let _ = writeln!(
-                out,
-                "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}} {n}",
-                LabelValue(&b.label)
-            );
+    if http {
+        family(
+            out,
+            "lb_fanout_copies_total",
+            "counter",
+            "POST fan-out copies to the backend, by what became of them.",
+        );
+        for (_, b, bm) in v.listed() {
+            let counts = [
+                bm.fanout_sent,
+                bm.fanout_delivered,
+                bm.fanout_refused,
+                bm.fanout_retried,
+                bm.fanout_spent,
+            ];
+            for (result, n) in FANOUT_RESULTS.iter().zip(counts) {
+                let _ = writeln!(
+                    out,
+                    "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}} {n}",
+                    LabelValue(&b.label)
+                );
+            }
         }
     }
     family(
@@ -239,127 +378,26 @@ pub fn render(v: &View, out: &mut String) {
         m.backends[id].bytes_received as f64
     });
 
-    family(
-        out,
-        "lb_request_duration_seconds",
-        "histogram",
-        "Time from dispatching a request to the backend's response head.",
-    );
-    for (b, bm) in v.backends.iter().zip(&m.backends) {
-        let label = format!("backend=\"{}\"", LabelValue(&b.label));
-        histogram(out, "lb_request_duration_seconds", &label, &bm.latency);
-    }
-}
-
-/// The samples of one histogram: cumulative buckets, sum and count. `labels` is empty or
-/// `name="value",...` without braces.
-pub(super) fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
-    let sep = if labels.is_empty() { "" } else { "," };
-    for (i, n) in h.cumulative().enumerate() {
-        let _ = match LATENCY_BOUNDS.get(i) {
-            Some(le) => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}"),
-            None => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}"),
-        };
-    }
-    let braced = if labels.is_empty() {
-        String::new()
+    if http {
+        family(
+            out,
+            "lb_request_duration_seconds",
+            "histogram",
+            "Time from dispatching a request to the backend's response head.",
+        );
+        histograms(out, v, "lb_request_duration_seconds", |bm| &bm.latency);
     } else {
-        format!("{{{labels}}}")
-    };
-    let _ = writeln!(
-        out,
-        "{name}_sum{braced} {}\n{name}_count{braced} {}",
-        h.sum_seconds, h.count
-    );
+        family(
+            out,
+            "lb_tcp_session_duration_seconds",
+            "histogram",
+            "How long finished TCP sessions lasted, from accept to close.",
+        );
+        histograms(out, v, "lb_tcp_session_duration_seconds", |bm| {
+            &bm.session_duration
+        });
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::*;
-    use crate::admin::tests::view_fixture;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(
-            LabelValue("a\"b\\c\nd").to_string(),
-            "a\\\"b\\\\c\\nd",
-            "quote, backslash and newline"
-        );
-        assert_eq!(LabelValue("127.0.0.1:80").to_string(), "127.0.0.1:80");
-    }
-
-    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-    }
-
-    #[test]
-    fn histogram_is_cumulative_and_ends_with_inf() {
-        let mut fx = view_fixture(Instant::now());
-        let h = &mut fx.metrics.backends[0].latency;
-        for ms in [0, 3, 3, 60_000] {
-            h.observe(Duration::from_millis(ms));
-        }
-        let mut text = String::new();
-        render(&fx.view(), &mut text);
-        let series = |le: &str| {
-            format!("lb_request_duration_seconds_bucket{{backend=\"a\\\"b\",le=\"{le}\"}}")
-        };
-        assert_eq!(sample(&text, &series("0.0005")), Some("1"));
-        assert_eq!(sample(&text, &series("0.005")), Some("3"));
-        assert_eq!(sample(&text, &series("10")), Some("3"));
-        assert_eq!(sample(&text, &series("+Inf")), Some("4"));
-        assert_eq!(
-            sample(
-                &text,
-                "lb_request_duration_seconds_count{backend=\"a\\\"b\"}"
-            ),
-            Some("4")
-        );
-        let sum: f64 = sample(&text, "lb_request_duration_seconds_sum{backend=\"a\\\"b\"}")
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-        assert!((sum - 60.006).abs() < 1e-9, "{sum}");
-    }
-
-    #[test]
-    fn every_family_is_declared_before_its_samples() {
-        let mut fx = view_fixture(Instant::now());
-        fx.metrics.journal = Some(crate::metrics::JournalMetrics {
-            stats: crate::journal::Stats::default(),
-            bytes_on_disk: 0,
-        });
-        let mut text = String::new();
-        render(&fx.view(), &mut text);
-        let mut declared: Vec<(String, String)> = Vec::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let (name, kind) = rest.split_once(' ').unwrap();
-                assert!(
-                    !declared.iter().any(|(n, _)| n == name),
-                    "{name} declared twice"
-                );
-                if kind == "counter" {
-                    assert!(name.ends_with("_total"), "{name}");
-                }
-                declared.push((name.to_string(), kind.to_string()));
-                continue;
-            }
-            if line.starts_with('#') {
-                continue;
-            }
-            let name = line.split(['{', ' ']).next().unwrap();
-            let (family, kind) = declared.last().expect("a sample before any TYPE");
-            let fits = name == family
-                || (kind == "histogram"
-                    && ["_bucket", "_sum", "_count"]
-                        .iter()
-                        .any(|s| name == format!("{family}{s}")));
-            assert!(fits, "{name} sits under {family}");
-        }
-        assert!(text.contains("lb_backend_up{backend=\"zz\"} 1\n"));
-        assert!(text.contains("lb_journal_sync_duration_seconds_count 0\n"));
-    }
-}
+mod tests;

@@ -15,7 +15,6 @@ mod ring;
 mod round_robin;
 #[cfg(test)]
 mod testutil;
-mod weighted_round_robin;
 
 pub use hash_source::HashSource;
 pub use hash_uri::HashUri;
@@ -25,7 +24,6 @@ pub use n_to_one::NToOne;
 pub use power_of_two::PowerOfTwo;
 pub use random::Random;
 pub use round_robin::RoundRobin;
-pub use weighted_round_robin::WeightedRoundRobin;
 
 /// What a strategy may look at besides the backends themselves.
 #[derive(Debug, Default, Clone, Copy)]
@@ -53,21 +51,38 @@ pub const NAMES: &[&str] = &[
     "least-connections",
     "least-response-time",
     "random",
-    "weighted-round-robin",
     "power-of-two",
     "hash-source",
     "hash-uri",
 ];
 
-/// Builds the strategy called `name` for this backend list.
+/// Other names for strategies in `NAMES`: `weighted-round-robin` is what round-robin was
+/// called while the plain one ignored weights.
+const ALIASES: &[(&str, &str)] = &[("weighted-round-robin", "round-robin")];
+
+/// The name in `NAMES` that `name` stands for, if it is one or an alias of one.
+pub fn canonical(name: &str) -> Option<&'static str> {
+    NAMES
+        .iter()
+        .find(|n| **n == name)
+        .copied()
+        .or_else(|| ALIASES.iter().find(|(a, _)| *a == name).map(|(_, n)| *n))
+}
+
+/// False for the strategies that choose without looking at `weight=`.
+pub fn uses_weights(name: &str) -> bool {
+    name == "round-robin"
+}
+
+/// Builds the strategy called `name` (as `canonical` returns it) for this backend list;
+/// built again whenever the list changes at run time.
 pub fn by_name(name: &str, backends: &[Backend]) -> Result<Box<dyn Strategy>, String> {
     Ok(match name {
-        "round-robin" => Box::new(RoundRobin::default()),
-        "n-to-1" => Box::new(NToOne),
+        "round-robin" => Box::new(RoundRobin::new(backends)),
+        "n-to-1" => Box::new(NToOne::new(backends)),
         "least-connections" => Box::new(LeastConnections::default()),
         "least-response-time" => Box::new(LeastResponseTime::default()),
         "random" => Box::new(Random::new(rand::make_rng())),
-        "weighted-round-robin" => Box::new(WeightedRoundRobin::new(backends)),
         "power-of-two" => Box::new(PowerOfTwo::new(rand::make_rng())),
         "hash-source" => Box::new(HashSource::new(backends)),
         "hash-uri" => Box::new(HashUri::new(backends)),
@@ -91,7 +106,7 @@ pub(crate) fn eligible(
     id: BackendId,
     accept: &dyn Fn(BackendId) -> bool,
 ) -> bool {
-    backends[id].up && accept(id)
+    backends[id].selectable() && accept(id)
 }
 
 /// The eligible backend with the smallest `key`. The scan starts at `start` (wrapping), so
@@ -110,7 +125,7 @@ pub(crate) fn least_from<K: PartialOrd>(
     let mut best: Option<(BackendId, K)> = None;
     for id in (start..n).chain(0..start) {
         let b = &backends[id];
-        if !b.up {
+        if !b.selectable() {
             continue;
         }
         let k = key(b);
@@ -142,6 +157,15 @@ mod tests {
         let err = by_name("fastest", &pool(1)).err().unwrap();
         assert!(err.starts_with("unknown strategy 'fastest' (one of: round-robin, n-to-1,"));
         assert!(err.ends_with("hash-uri)"));
+    }
+
+    #[test]
+    fn weighted_round_robin_is_round_robin() {
+        assert_eq!(canonical("weighted-round-robin"), Some("round-robin"));
+        assert_eq!(canonical("random"), Some("random"));
+        assert_eq!(canonical("fastest"), None);
+        assert!(uses_weights("round-robin"));
+        assert!(!uses_weights("least-connections"));
     }
 
     #[test]

@@ -34,9 +34,10 @@ impl Fnv {
     }
 }
 
-/// Points hashed from each backend's address and replica number, sorted by hash. A key maps
-/// to the first point at or after its own hash whose backend is eligible, so taking a backend
-/// out moves only the keys that were on it.
+/// Points hashed from each listed backend's label and replica number, sorted by hash. A key
+/// maps to the first point at or after its own hash whose backend is eligible, so taking a
+/// backend out moves only the keys that were on it. Nothing depends on ids or list order:
+/// every lb with the same backends makes the same choice.
 #[derive(Debug)]
 pub(super) struct Ring {
     points: Vec<(u64, BackendId)>,
@@ -46,6 +47,9 @@ impl Ring {
     pub(super) fn new(backends: &[Backend]) -> Self {
         let mut points = Vec::with_capacity(backends.len() * POINTS_PER_BACKEND as usize);
         for (id, b) in backends.iter().enumerate() {
+            if !b.role.is_member() {
+                continue;
+            }
             for replica in 0..POINTS_PER_BACKEND {
                 let h = Fnv::new()
                     .write(b.label.as_bytes())
@@ -150,6 +154,26 @@ mod tests {
         let ring = Ring::new(&backends);
         assert!(keys().all(|k| ring.pick(k, &backends, &any) == Some(37)));
         assert!(keys().all(|k| ring.pick(k, &backends, &|id| id != 37).is_none()));
+    }
+
+    #[test]
+    fn the_choice_depends_on_labels_not_on_slots() {
+        let backends = pool(4);
+        let mut shuffled = pool(4);
+        shuffled.reverse();
+        shuffled[0].role = crate::backend::Role::Vacant;
+        let mut vacant = pool(1);
+        vacant[0].label = "gone".into();
+        vacant[0].role = crate::backend::Role::Vacant;
+        shuffled.push(vacant.remove(0));
+        let (a, b) = (Ring::new(&backends), Ring::new(&shuffled));
+        for k in keys().take(500) {
+            let x = a.pick(k, &backends, &any).map(|id| &backends[id].label);
+            let y = b.pick(k, &shuffled, &any).map(|id| &shuffled[id].label);
+            if x.is_some_and(|l| *l != shuffled[0].label) {
+                assert_eq!(x, y);
+            }
+        }
     }
 
     #[test]

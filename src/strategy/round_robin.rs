@@ -1,10 +1,22 @@
 use super::{PickContext, Strategy, eligible};
 use crate::backend::{Backend, BackendId};
 
-/// Strict rotation over the backends that are up.
-#[derive(Debug, Default)]
+/// Round-robin, weighted as in nginx and HAProxy (smooth, as nginx does it): each pick adds
+/// every eligible backend's weight to its running score, takes the highest, and charges the
+/// winner the total. Heavier backends win more often, their turns interleaved with the
+/// others' rather than bunched; with equal weights it is a strict rotation.
+#[derive(Debug)]
 pub struct RoundRobin {
-    next: usize,
+    /// Running score per backend, indexed like the backend list.
+    current: Vec<i64>,
+}
+
+impl RoundRobin {
+    pub fn new(backends: &[Backend]) -> Self {
+        RoundRobin {
+            current: vec![0; backends.len()],
+        }
+    }
 }
 
 impl Strategy for RoundRobin {
@@ -14,49 +26,86 @@ impl Strategy for RoundRobin {
         _ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
-        let n = backends.len();
-        for i in 0..n {
-            let id = (self.next + i) % n;
-            if eligible(backends, id, accept) {
-                self.next = (id + 1) % n;
-                return Some(id);
+        debug_assert_eq!(self.current.len(), backends.len());
+        let mut total = 0;
+        let mut best: Option<(BackendId, i64)> = None;
+        for (id, (b, cur)) in backends.iter().zip(&mut self.current).enumerate() {
+            if !eligible(backends, id, accept) {
+                continue;
+            }
+            let w = i64::from(b.weight);
+            *cur += w;
+            total += w;
+            // Strictly greater: the earlier backend wins a tie, as in nginx.
+            if best.is_none_or(|(_, score)| *cur > score) {
+                best = Some((id, *cur));
             }
         }
-        None
+        let (id, _) = best?;
+        self.current[id] -= total;
+        Some(id)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{any, picks, pool};
+    use super::super::testutil::{any, counts, picks, pool};
     use super::*;
 
-    #[test]
-    fn rotates_in_order() {
-        let backends = pool(3);
-        assert_eq!(
-            picks(&mut RoundRobin::default(), &backends, 7),
-            [0, 1, 2, 0, 1, 2, 0]
-        );
+    fn weighted(weights: &[u32]) -> Vec<Backend> {
+        let mut backends = pool(weights.len());
+        for (b, &w) in backends.iter_mut().zip(weights) {
+            b.weight = w;
+        }
+        backends
     }
 
     #[test]
-    fn skips_backends_that_are_down() {
-        let mut backends = pool(4);
-        backends[1].up = false;
-        assert_eq!(
-            picks(&mut RoundRobin::default(), &backends, 6),
-            [0, 2, 3, 0, 2, 3]
-        );
+    fn equal_weights_rotate_in_order() {
+        let backends = pool(3);
+        let mut s = RoundRobin::new(&backends);
+        assert_eq!(picks(&mut s, &backends, 7), [0, 1, 2, 0, 1, 2, 0]);
     }
 
     #[test]
-    fn skips_backends_that_accept_refuses() {
-        let backends = pool(3);
-        let mut s = RoundRobin::default();
+    fn three_to_one_interleaves() {
+        let backends = weighted(&[3, 1]);
+        let mut s = RoundRobin::new(&backends);
+        assert_eq!(picks(&mut s, &backends, 8), [0, 0, 1, 0, 0, 0, 1, 0]);
+    }
+
+    #[test]
+    fn five_one_one_has_no_bursts() {
+        let backends = weighted(&[5, 1, 1]);
+        let mut s = RoundRobin::new(&backends);
+        let seq = picks(&mut s, &backends, 70);
+        assert_eq!(seq[..7], [0, 0, 1, 0, 2, 0, 0]);
+        // Every cycle of 7 is the same, so the heavy backend never runs more than 4 in a row
+        // (2 at the end of one cycle, 2 at the start of the next), never 5.
+        assert!(seq.chunks(7).all(|c| c == &seq[..7]));
+        let longest = seq
+            .chunk_by(|a, b| a == b)
+            .map(|run| run.len())
+            .max()
+            .unwrap();
+        assert!(longest <= 4, "{seq:?}");
+    }
+
+    #[test]
+    fn shares_follow_weights() {
+        let backends = weighted(&[4, 2, 1]);
+        let mut s = RoundRobin::new(&backends);
+        assert_eq!(counts(&mut s, &backends, 700), [400, 200, 100]);
+    }
+
+    #[test]
+    fn skips_down_and_refused() {
+        let mut backends = weighted(&[3, 2, 1]);
+        backends[0].up = false;
+        let mut s = RoundRobin::new(&backends);
+        assert_eq!(picks(&mut s, &backends, 3), [1, 2, 1]);
         let ctx = PickContext::default();
-        assert_eq!(s.pick(&backends, &ctx, &|id| id != 0), Some(1));
-        assert_eq!(s.pick(&backends, &ctx, &|id| id != 2), Some(0));
+        assert_eq!(s.pick(&backends, &ctx, &|id| id != 1), Some(2));
         assert_eq!(s.pick(&backends, &ctx, &any), Some(1));
     }
 }

@@ -17,12 +17,13 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
+use crate::access_log::Entry;
 use crate::backend::BackendId;
 use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
@@ -47,6 +48,10 @@ pub struct TcpPipe {
     pub serial: u32,
     timer: Option<TimerId>,
     state: PipeState,
+    /// When the client was accepted, and the bytes moved each way since: its log line.
+    opened: Instant,
+    sent: u64,
+    received: u64,
 }
 
 enum PipeState {
@@ -90,6 +95,13 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
     let Some((backend_id, backend)) = connect_next(core, key, peer.ip(), &mut tried) else {
         warn!("no backend could take client {peer}: closing it");
         let _ = core.registry.deregister(&mut sock);
+        let entry = Entry::Tcp {
+            backend: None,
+            sent: 0,
+            received: 0,
+            end: "no backend",
+        };
+        core.access.write(peer, Duration::ZERO, &entry);
         return;
     };
     // Bytes go on as they arrive: Nagle would add a delay the endpoints did not ask for.
@@ -106,6 +118,9 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
             tried,
             since: core.now,
         },
+        opened: core.now,
+        sent: 0,
+        received: 0,
     };
     core.arm(&mut pipe.timer, core.cfg.connect_timeout, key, serial);
     entry.insert(Conn::Pipe(Box::new(pipe)));
@@ -254,10 +269,12 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
         return;
     };
     core.disarm(&mut p.timer);
-    match broken {
+    let open = matches!(p.state, PipeState::Open { .. });
+    let end = match broken {
         Some(Side::Client) => {
             debug!("client {} reset: resetting its backend", p.peer);
             reset_on_close(&p.backend.sock);
+            "client reset"
         }
         Some(Side::Backend) => {
             debug!(
@@ -266,9 +283,24 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
             );
             core.metrics.failure(p.backend_id, Failure::Reset);
             reset_on_close(&p.client.sock);
+            "backend reset"
         }
-        None => {}
+        None if open => "closed",
+        None => "no backend",
+    };
+    let took = core.now.saturating_duration_since(p.opened);
+    if open {
+        core.metrics.backends[p.backend_id]
+            .session_duration
+            .observe(took);
     }
+    let entry = Entry::Tcp {
+        backend: open.then_some(core.backends[p.backend_id].label.as_str()),
+        sent: p.sent,
+        received: p.received,
+        end,
+    };
+    core.access.write(p.peer, took, &entry);
     p.client.release_buffers(&mut core.buffers);
     p.backend.release_buffers(&mut core.buffers);
     let _ = core.registry.deregister(&mut p.client.sock);
@@ -333,6 +365,7 @@ impl TcpPipe {
         }
         let took = core.now.saturating_duration_since(since);
         let id = self.backend_id;
+        core.metrics.backends[id].sessions += 1;
         core.backends[id].record_response_time(took.as_micros() as u64);
         core.health.observed(&mut core.backends, id, true, "");
         debug!(
@@ -406,6 +439,8 @@ impl TcpPipe {
         let counters = &mut core.metrics.backends[self.backend_id];
         counters.bytes_sent += sent;
         counters.bytes_received += received;
+        self.sent += sent;
+        self.received += received;
         if sent + received > 0 {
             *last_moved = core.now;
         }

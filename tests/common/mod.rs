@@ -2,6 +2,8 @@
 //! on loopback ports they choose themselves, and speak HTTP/1.1 over plain sockets.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod load;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -88,7 +90,17 @@ impl Drop for Proc {
     }
 }
 
+/// The address after `needle` in a log line, in either log format.
+pub fn addr_after(line: &str, needle: &str) -> Option<SocketAddr> {
+    let rest = line.split(needle).nth(1)?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || ".:[]".contains(c)))
+        .unwrap_or(rest.len());
+    rest[..end].trim_end_matches(':').parse().ok()
+}
+
 /// Starts `bin` with `args` and waits for the stderr line "... listening on ADDR".
+/// Its stdout (the access log) and stderr lines are both kept, in the order they come.
 pub fn spawn(bin: &str, args: &[&str]) -> Proc {
     spawn_command(Command::new(bin).args(args))
 }
@@ -102,24 +114,19 @@ pub fn spawn_command(cmd: &mut Command) -> Proc {
         .collect();
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
     let stderr = child.stderr.take().expect("stderr is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
     let sink = Arc::clone(&log);
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent
-                && let Some(addr) = line
-                    .split("listening on ")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-            {
+            if !sent && let Some(addr) = addr_after(&line, "listening on ") {
                 let _ = tx.send(addr);
                 sent = true;
             }
@@ -128,9 +135,30 @@ pub fn spawn_command(cmd: &mut Command) -> Proc {
             }
         }
     });
-    let addr = match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(a) => a,
-        Err(_) => {
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(mut l) = sink.lock() {
+                l.push(line);
+            }
+        }
+    });
+    // A fixed -l port need not be logged (-q hides the line): connecting to it is enough.
+    let fixed = args
+        .windows(2)
+        .filter(|w| w[0] == "-l")
+        .filter_map(|w| w[1].parse::<SocketAddr>().ok())
+        .next_back()
+        .filter(|a| a.port() != 0);
+    let found = match fixed {
+        Some(a) => {
+            eventually(Duration::from_secs(15), || TcpStream::connect(a).is_ok()).then_some(a)
+        }
+        None => rx.recv_timeout(Duration::from_secs(15)).ok(),
+    };
+    let addr = match found {
+        Some(a) => a,
+        None => {
             let _ = child.kill();
             let text = log.lock().map(|l| l.join("\n")).unwrap_or_default();
             panic!("{bin} {args:?} did not start listening:\n{text}");
@@ -190,10 +218,7 @@ pub fn admin_addr(lb: &Proc) -> SocketAddr {
         found = lb
             .log_text()
             .lines()
-            .find_map(|l| l.split("admin interface on ").nth(1))
-            .and_then(|a| a.split_whitespace().next())
-            // The address is followed by a colon: "admin interface on 127.0.0.1:8081: /stats, ..."
-            .and_then(|a| a.trim_end_matches(':').parse().ok());
+            .find_map(|l| addr_after(l, "admin interface on "));
         found.is_some()
     });
     match (logged, found) {

@@ -426,16 +426,7 @@ fn imf_fixdate(secs: u64) -> [u8; 29] {
     ];
     let days = secs / 86_400;
     let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (never negative here).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (year, month, day) = lb::logging::civil_from_days(days);
 
     let mut t = [b' '; 29];
     t[..3].copy_from_slice(DAYS[(days % 7) as usize]);

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     } else {
         LevelFilter::Warn
     };
-    if let Err(e) = simple_logger::SimpleLogger::new().with_level(level).init() {
+    if let Err(e) = lb::logging::init(level, lb::config::LogFormat::Text) {
         eprintln!("backend: cannot start logging: {e}");
     }
     let listener = match TcpListener::bind(cfg.listen) {

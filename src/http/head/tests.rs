@@ -113,11 +113,44 @@ fn limits_have_their_own_statuses() {
     }
     many.push_str("\r\n");
     assert_eq!(status_of(many.as_bytes()), 431);
-    let long_id = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {}\r\n\r\n",
-        "i".repeat(65)
-    );
-    assert_eq!(status_of(long_id.as_bytes()), 400);
+}
+
+#[test]
+fn unusable_request_ids_are_replaced_by_ours() {
+    let with_id =
+        |id: &str| format!("GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {id}\r\nA: b\r\n\r\n");
+    let longest = "i".repeat(128);
+    let (head, _) = request(with_id(&longest).as_bytes()).unwrap().unwrap();
+    assert_eq!(head.request_id.as_str(), longest, "128 bytes are kept");
+    for bad in [
+        "i".repeat(129),
+        "fake 200 0.1ms INJECTED".into(),
+        "a\"b".into(),
+        "caf\u{e9}".into(),
+        "".into(),
+    ] {
+        let (head, out) = request(with_id(&bad).as_bytes()).unwrap().unwrap();
+        assert_eq!(head.request_id.as_str(), "0000000000000abc", "{bad:?}");
+        let (head, _) = request(
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {bad}\r\nX-Request-Id: later\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            head.request_id.as_str(),
+            "0000000000000abc",
+            "the first decides"
+        );
+        assert_eq!(
+            out,
+            "GET / HTTP/1.1\r\nHost: x\r\nA: b\r\nX-Forwarded-For: 10.0.0.7\r\n\
+             X-Forwarded-Proto: http\r\nX-Request-Id: 0000000000000abc\r\n\r\n",
+            "only ours goes to the backend: {bad:?}"
+        );
+    }
 }
 
 fn response(

@@ -1,0 +1,112 @@
+//! Who may change lb at run time: a write action on the admin listener carries the token
+//! of `--admin-token-file` (as `Authorization: Bearer TOKEN`, or as the password of HTTP
+//! basic auth, which a browser asks for), or, without a token file, the admin listener is
+//! on loopback. A request whose `Origin` is another site is refused either way, so that a
+//! web page cannot press the buttons of `/stats` for the operator who visits it.
+
+use std::net::SocketAddr;
+
+use log::warn;
+
+use super::api::{Request, error};
+use super::{JSON, response_with};
+use crate::event_loop::Core;
+
+/// Write actions: the token if there is one, else loopback only; never from another site.
+pub(super) fn authorize(core: &Core, req: &Request, peer: SocketAddr) -> Result<(), Vec<u8>> {
+    let what = format!("{} /backends{}", req.method, req.rest);
+    if let Some(origin) = req.header("origin") {
+        let own = req.header("host").map(|h| format!("http://{h}"));
+        if own.as_deref() != Some(origin) {
+            warn!("admin: refused {what} from {peer}: sent from the page of {origin}");
+            return Err(error(403, "cross-site request"));
+        }
+    }
+    match &core.cfg.admin_token {
+        Some(token) => {
+            let given = req.header("authorization").and_then(credential);
+            if given.is_some_and(|g| same(g.as_bytes(), token.0.as_bytes())) {
+                return Ok(());
+            }
+            warn!("admin: refused {what} from {peer}: missing or wrong token");
+            let body = b"{\"error\":\"this needs the token of --admin-token-file\"}\n";
+            let challenge = [(
+                "WWW-Authenticate",
+                "Basic realm=\"lb admin\", charset=\"UTF-8\"",
+            )];
+            Err(response_with(401, JSON, body, false, &challenge))
+        }
+        None if core.cfg.admin.is_some_and(|a| a.ip().is_loopback()) => Ok(()),
+        None => {
+            warn!(
+                "admin: refused {what} from {peer}: no --admin-token-file and --admin is not on loopback"
+            );
+            Err(error(
+                403,
+                "write actions need --admin-token-file when --admin is not on loopback",
+            ))
+        }
+    }
+}
+
+/// The token in `Bearer TOKEN`, or the password in `Basic base64(user:password)`.
+fn credential(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_string());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64(rest.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
+}
+
+/// Compares in time that depends only on the lengths.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn base64(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in s.bytes().take_while(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = bits << 6 | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_from_bearer_and_basic() {
+        assert_eq!(credential("Bearer s3cret").as_deref(), Some("s3cret"));
+        // "admin:s3cret"
+        assert_eq!(
+            credential("Basic YWRtaW46czNjcmV0").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(credential("basic Om9ubHk=").as_deref(), Some("only"));
+        assert_eq!(credential("Digest x"), None);
+        assert_eq!(credential("Basic !!!"), None);
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd") && !same(b"abc", b"abcd"));
+    }
+}

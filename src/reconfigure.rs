@@ -1,0 +1,260 @@
+//! The one place where the backend set of a running lb changes. SIGHUP, the admin API
+//! and name re-resolution each edit the `roster`; `sync` then brings the loop's own
+//! backends, health checks, counters, pools and strategy in line with the roster's newest
+//! snapshot. A removed backend stays in its slot while requests or owed POST copies still
+//! refer to it, and `tidy` frees the slot once nothing does.
+
+use std::time::Duration;
+
+use log::{error, info, warn};
+use slab::Slab;
+
+use crate::backend::{Backend, BackendId, Role};
+use crate::event_loop::{Conn, Core};
+use crate::fanout;
+use crate::http::upstream::close_pool;
+use crate::probe;
+use crate::resolver::{Done, Job, Verdict};
+use crate::roster::{Change, Slot, diff};
+use crate::strategy;
+
+/// Applies every roster change since the last sync; returns one note per change for the log.
+pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
+    let snap = core.roster.snapshot();
+    let changes = diff(&core.applied, &snap);
+    let mut notes = Vec::new();
+    let mut rebuild = false;
+    for change in changes.iter().copied() {
+        rebuild |= !matches!(change, Change::Role { .. } | Change::Address { .. });
+        if let Some(note) = apply(conns, core, &snap.slots, change) {
+            notes.push(note);
+        }
+    }
+    for (b, s) in core.backends.iter_mut().zip(&snap.slots) {
+        b.rank = s.rank;
+    }
+    if rebuild {
+        match strategy::by_name(&core.cfg.strategy, &core.backends) {
+            Ok(s) => core.strategy = s,
+            Err(e) => error!("cannot rebuild the strategy: {e}"),
+        }
+    }
+    if !changes.is_empty() {
+        core.resolver.watch(core.roster.names());
+    }
+    core.applied = snap;
+    notes
+}
+
+fn apply(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    slots: &[Slot],
+    change: Change,
+) -> Option<String> {
+    match change {
+        Change::Joined(id) => {
+            let s = &slots[id];
+            join(core, id, s);
+            Some(format!("+{} ({}, weight {})", s.label, s.addr, s.weight))
+        }
+        Change::Returned(id) => {
+            set_role(conns, core, id, slots[id].role);
+            Some(format!("+{} (back before it had left)", slots[id].label))
+        }
+        Change::Left(id) => {
+            let owed = core.fanout.undelivered().get(id).copied().unwrap_or(0);
+            let b = &core.backends[id];
+            let note = match (b.active, owed) {
+                (0, 0) => format!("-{}", b.label),
+                (active, owed) => format!(
+                    "-{} ({active} in flight and {owed} POST copies owed finish first)",
+                    b.label
+                ),
+            };
+            set_role(conns, core, id, Role::Leaving);
+            Some(note)
+        }
+        Change::Vacated(id) => {
+            let b = &mut core.backends[id];
+            info!(
+                "backend {} has left: no request in flight, no POST copy owed",
+                b.label
+            );
+            b.role = Role::Vacant;
+            b.generation = b.generation.wrapping_add(1);
+            None
+        }
+        Change::Role { id, from, to } => {
+            set_role(conns, core, id, to);
+            Some(format!(
+                "{} {} -> {}",
+                slots[id].label,
+                from.name(),
+                to.name()
+            ))
+        }
+        Change::Weight { id, from, to } => {
+            core.backends[id].weight = to;
+            Some(format!("{} weight {from} -> {to}", slots[id].label))
+        }
+        Change::Address { id, from, to } => {
+            core.backends[id].addr = to;
+            close_pool(conns, core, id);
+            Some(format!("{} address {from} -> {to}", slots[id].label))
+        }
+        Change::Reordered => None,
+    }
+}
+
+/// A backend takes slot `id`: a new entry, or an empty slot reused with fresh state.
+fn join(core: &mut Core, id: BackendId, s: &Slot) {
+    // Slots that came and went between two syncs (a loop that applies several versions at
+    // once) were never seen here: they stay empty.
+    while core.backends.len() < id {
+        let mut vacant = Backend::new(s.addr, String::new(), 1);
+        vacant.role = Role::Vacant;
+        core.backends.push(vacant);
+    }
+    let mut b = Backend::new(s.addr, s.label.clone(), s.weight);
+    b.role = s.role;
+    match core.backends.get(id) {
+        Some(old) => {
+            b.generation = old.generation.wrapping_add(1);
+            core.backends[id] = b;
+        }
+        None => core.backends.push(b),
+    }
+    core.health.place(id, &s.label);
+    core.metrics.place(id);
+    core.history.place(id);
+    core.fanout.place(id);
+    if core.health.enabled() {
+        probe::schedule(core, id, Duration::ZERO);
+    }
+}
+
+/// Out of rotation closes the idle pool; back in (or removed, which still delivers what it
+/// owes) sends the POST copies that waited.
+fn set_role(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, role: Role) {
+    core.backends[id].role = role;
+    if !core.backends[id].pools() {
+        close_pool(conns, core, id);
+    }
+    if core.backends[id].takes_copies() {
+        fanout::backend_up(conns, core, id);
+    }
+}
+
+/// SIGHUP: the backends file is read and its names resolved on the resolver thread; the
+/// result comes back through `resolved`. Flags are not read again.
+pub fn reload(core: &mut Core) {
+    if core.draining {
+        warn!("SIGHUP while stopping: not reloading");
+        return;
+    }
+    let file = core.cfg.backends_file.clone();
+    match &file {
+        Some(path) => info!("SIGHUP: reading {path} again (flags are not re-read)"),
+        None => info!("SIGHUP: no --backends-file; looking up the backends' names again"),
+    }
+    let flags = core.cfg.backend_flags.clone();
+    core.resolver.send(Job::Reload { file, flags });
+}
+
+/// A result from the resolver thread.
+pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
+    match done {
+        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, listening(core)) {
+            Ok(kept) => {
+                for note in kept {
+                    warn!("reload: {note}");
+                }
+                let notes = sync(conns, core);
+                core.metrics.reloads += 1;
+                let listed = core.backends.iter().filter(|b| b.role.is_member()).count();
+                let what = if notes.is_empty() {
+                    "no change".to_string()
+                } else {
+                    notes.join(", ")
+                };
+                let from = core.cfg.backends_file.as_deref().unwrap_or("the -b flags");
+                info!("reloaded {from}: {what}; {listed} backends listed");
+            }
+            Err(why) => reload_failed(core, &why),
+        },
+        Done::Reloaded(Err(why)) => reload_failed(core, &why),
+        Done::Added {
+            label,
+            weight,
+            reply,
+            addr,
+        } => crate::admin::api::added(conns, core, reply, &label, weight, addr),
+        Done::Refreshed(results) => {
+            for (label, got) in results {
+                refreshed(conns, core, &label, got);
+            }
+        }
+    }
+}
+
+/// The address clients reach lb on (`--listen` may have asked for port 0).
+fn listening(core: &Core) -> std::net::SocketAddr {
+    core.default_host.parse().unwrap_or(core.cfg.listen)
+}
+
+fn reload_failed(core: &mut Core, why: &str) {
+    core.metrics.reloads_failed += 1;
+    let listed = core.backends.iter().filter(|b| b.role.is_member()).count();
+    error!("reload failed, the {listed} running backends stay as they are: {why}");
+}
+
+/// A periodic lookup of `label`: a new address replaces the old one as a reload would.
+fn refreshed(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    label: &str,
+    got: Result<Vec<std::net::SocketAddr>, String>,
+) {
+    let Some(id) = core.roster.find(label) else {
+        return;
+    };
+    let current = core.backends[id].addr;
+    match core.resolver.judge(label, &got, current) {
+        Verdict::Moved(addr) => {
+            core.roster.set_address(id, addr);
+            let notes = sync(conns, core);
+            info!(
+                "backend {label} resolves elsewhere now: {}",
+                notes.join(", ")
+            );
+        }
+        Verdict::StoppedResolving => {
+            let why = got.err().unwrap_or_default();
+            warn!("backend {label} no longer resolves ({why}); keeping its last address {current}");
+        }
+        Verdict::Recovered => info!("backend {label} resolves again, to {current}"),
+        Verdict::Unchanged => {}
+    }
+}
+
+/// Frees the slots of removed backends that have nothing left in flight (housekeeping).
+pub fn tidy(conns: &mut Slab<Conn>, core: &mut Core) {
+    let leaving = |b: &Backend| b.role == Role::Leaving;
+    if !core.backends.iter().any(leaving) {
+        return;
+    }
+    let owed = core.fanout.undelivered();
+    for id in 0..core.backends.len() {
+        let b = &core.backends[id];
+        let done = leaving(b)
+            && b.active == 0
+            && b.idle.is_empty()
+            && core.metrics.backends[id].connections == 0
+            && owed.get(id).is_none_or(|&n| n == 0);
+        if done {
+            core.roster.release(id);
+        }
+    }
+    sync(conns, core);
+}

@@ -1,0 +1,284 @@
+//! Name lookups on a thread of their own, so that the event loop never waits for DNS.
+//!
+//! The loop hands the thread jobs (read the backends file again, resolve a backend added
+//! through the admin API) over a channel; every `--resolve-interval` the thread also looks
+//! up the listed host names again. Each result goes back over a channel, and a `mio::Waker`
+//! (an eventfd the poll watches) wakes the loop to take it. Reloads that pile up while one
+//! is read are done once: the last one reads the file as it is now.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{BackendLine, read_backends_file};
+use crate::names;
+use crate::roster::Lookup;
+
+/// The admin connection that waits for an answer: slab key and serial.
+pub type Reply = (usize, u32);
+
+pub enum Job {
+    /// Read the backends file again (if there is one), after the `-b` lines, and resolve
+    /// every line.
+    Reload {
+        file: Option<String>,
+        flags: Vec<BackendLine>,
+    },
+    /// Resolve a backend that `PUT /backends/...` adds.
+    Add {
+        label: String,
+        weight: Option<u32>,
+        reply: Reply,
+    },
+}
+
+pub enum Done {
+    Reloaded(Result<Vec<Lookup>, String>),
+    Added {
+        label: String,
+        weight: Option<u32>,
+        reply: Reply,
+        addr: Result<SocketAddr, String>,
+    },
+    /// The periodic lookup of the listed names: every address of each.
+    Refreshed(Vec<(String, Result<Vec<SocketAddr>, String>)>),
+}
+
+/// What one periodic lookup means for a backend.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Unchanged,
+    Moved(SocketAddr),
+    /// The first failure since it last resolved: log it, once.
+    StoppedResolving,
+    /// It resolves again after failing.
+    Recovered,
+}
+
+/// The loop's end of the resolver thread.
+pub struct Resolver {
+    jobs: Sender<Job>,
+    done: Receiver<Done>,
+    /// The names the thread looks up every interval.
+    names: Arc<Mutex<Vec<String>>>,
+    /// Names whose failure has been logged.
+    failing: HashSet<String>,
+}
+
+impl Resolver {
+    pub fn spawn(
+        interval: Duration,
+        hosts: Option<PathBuf>,
+        names: Vec<String>,
+        waker: mio::Waker,
+    ) -> std::io::Result<Self> {
+        let (jobs, job_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let names = Arc::new(Mutex::new(names));
+        let worker = Worker {
+            jobs: job_rx,
+            done: done_tx,
+            names: Arc::clone(&names),
+            hosts,
+            interval,
+            waker,
+        };
+        std::thread::Builder::new()
+            .name("lb-resolver".into())
+            .spawn(move || worker.run())?;
+        Ok(Resolver {
+            jobs,
+            done,
+            names,
+            failing: HashSet::new(),
+        })
+    }
+
+    pub fn send(&self, job: Job) {
+        // The thread only ends when this end is dropped.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Results that arrived since the last call.
+    pub fn take(&self) -> Vec<Done> {
+        self.done.try_iter().collect()
+    }
+
+    /// The names to look up from now on.
+    pub fn watch(&self, names: Vec<String>) {
+        if let Ok(mut n) = self.names.lock() {
+            *n = names;
+        }
+    }
+
+    /// Judges one periodic lookup of `label`, whose address is `current`. A name with
+    /// several addresses moves only when `current` is no longer among them, so that DNS
+    /// answers in rotating order do not move it every time.
+    pub fn judge(
+        &mut self,
+        label: &str,
+        got: &Result<Vec<SocketAddr>, String>,
+        current: SocketAddr,
+    ) -> Verdict {
+        match got {
+            Err(_) if self.failing.insert(label.to_string()) => Verdict::StoppedResolving,
+            Err(_) => Verdict::Unchanged,
+            Ok(all) => {
+                let recovered = self.failing.remove(label);
+                match (all.first(), all.contains(&current), recovered) {
+                    (Some(&addr), false, _) => Verdict::Moved(addr),
+                    (_, _, true) => Verdict::Recovered,
+                    _ => Verdict::Unchanged,
+                }
+            }
+        }
+    }
+}
+
+/// The thread's end.
+struct Worker {
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+    names: Arc<Mutex<Vec<String>>>,
+    hosts: Option<PathBuf>,
+    interval: Duration,
+    waker: mio::Waker,
+}
+
+impl Worker {
+    fn run(self) {
+        let mut next = Instant::now() + self.interval;
+        loop {
+            let job = if self.interval.is_zero() {
+                match self.jobs.recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => return,
+                }
+            } else {
+                match self
+                    .jobs
+                    .recv_timeout(next.saturating_duration_since(Instant::now()))
+                {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            let done = match job {
+                Some(job) => self.work(job),
+                None => {
+                    next = Instant::now() + self.interval;
+                    vec![self.refresh()]
+                }
+            };
+            for d in done {
+                if self.done.send(d).is_err() {
+                    return;
+                }
+            }
+            // A failed wake-up leaves the results queued for the loop's next turn.
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Does `first` and every job queued behind it, reloading the file once.
+    fn work(&self, first: Job) -> Vec<Done> {
+        let mut reload = None;
+        let mut done = Vec::new();
+        for job in std::iter::once(first).chain(self.jobs.try_iter()) {
+            match job {
+                Job::Reload { file, flags } => reload = Some((file, flags)),
+                Job::Add {
+                    label,
+                    weight,
+                    reply,
+                } => {
+                    let addr = names::resolve(&label, self.hosts.as_deref());
+                    done.push(Done::Added {
+                        label,
+                        weight,
+                        reply,
+                        addr,
+                    });
+                }
+            }
+        }
+        if let Some((file, flags)) = reload {
+            done.push(Done::Reloaded(self.reload(file, flags)));
+        }
+        done
+    }
+
+    fn reload(
+        &self,
+        file: Option<String>,
+        mut lines: Vec<BackendLine>,
+    ) -> Result<Vec<Lookup>, String> {
+        if let Some(path) = &file {
+            let listed = read_backends_file(path)?;
+            if listed.is_empty() {
+                return Err(format!("{path} lists no backends"));
+            }
+            lines.extend(listed);
+        }
+        Ok(lines
+            .into_iter()
+            .map(|l| Lookup {
+                addr: names::resolve(&l.label, self.hosts.as_deref()),
+                label: l.label,
+                weight: l.weight,
+                at: l.at,
+            })
+            .collect())
+    }
+
+    fn refresh(&self) -> Done {
+        let names = self.names.lock().map(|n| n.clone()).unwrap_or_default();
+        Done::Refreshed(
+            names
+                .into_iter()
+                .map(|label| {
+                    let addr = names::resolve_all(&label, self.hosts.as_deref());
+                    (label, addr)
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_is_reported_once_and_a_move_at_once() {
+        let (jobs, _) = mpsc::channel();
+        let (_, done) = mpsc::channel();
+        let mut r = Resolver {
+            jobs,
+            done,
+            names: Arc::default(),
+            failing: HashSet::new(),
+        };
+        let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:80".parse().unwrap();
+        let fail = Err("no such name".to_string());
+        assert_eq!(r.judge("x:80", &Ok(vec![a]), a), Verdict::Unchanged);
+        assert_eq!(r.judge("x:80", &fail, a), Verdict::StoppedResolving);
+        assert_eq!(r.judge("x:80", &fail, a), Verdict::Unchanged);
+        assert_eq!(r.judge("x:80", &Ok(vec![a]), a), Verdict::Recovered);
+        assert_eq!(r.judge("x:80", &Ok(vec![b]), a), Verdict::Moved(b));
+        assert_eq!(r.judge("x:80", &fail, b), Verdict::StoppedResolving);
+        assert_eq!(r.judge("x:80", &Ok(vec![a]), b), Verdict::Moved(a));
+        assert_eq!(r.judge("x:80", &fail, a), Verdict::StoppedResolving);
+        assert_eq!(r.judge("x:80", &Ok(vec![b, a]), a), Verdict::Recovered);
+        assert_eq!(
+            r.judge("x:80", &Ok(vec![b, a]), a),
+            Verdict::Unchanged,
+            "still one of the answers"
+        );
+    }
+}

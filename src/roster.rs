@@ -1,0 +1,361 @@
+//! The backend list as configured, kept apart from the loop that serves it.
+//!
+//! Every runtime change to the backends (a reload from the file, the admin API, a name
+//! that now resolves elsewhere) is an edit of the roster, which makes a new versioned
+//! `Snapshot`. A loop brings its own backends in line by `diff`ing the snapshot it applied
+//! last against the current one, and applies the plain `Change`s that come out in one
+//! place (`reconfigure`). Several worker loops can share one roster the same way, each
+//! applying the diffs at its own pace.
+//!
+//! Ids are slots. A removed backend keeps its slot (`Leaving`) until the loop reports that
+//! nothing refers to it any more (`release`); only then is the slot free for reuse, so an
+//! id never changes meaning under a request or a POST copy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::backend::{BackendId, Role};
+use crate::config::{BackendSpec, check_backends};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub label: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub role: Role,
+    /// Place in the configured list: file order, then backends added at run time.
+    pub rank: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: u64,
+    pub slots: Vec<Slot>,
+}
+
+/// One difference between two snapshots. The new values are in the newer snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A backend took the slot, fresh.
+    Joined(BackendId),
+    /// A removed backend that was still finishing its work is listed again.
+    Returned(BackendId),
+    /// Removed: no new requests; what it has in flight finishes.
+    Left(BackendId),
+    /// A removed backend has nothing left in flight; its slot is empty.
+    Vacated(BackendId),
+    Role {
+        id: BackendId,
+        from: Role,
+        to: Role,
+    },
+    Weight {
+        id: BackendId,
+        from: u32,
+        to: u32,
+    },
+    Address {
+        id: BackendId,
+        from: SocketAddr,
+        to: SocketAddr,
+    },
+    /// Backends listed before and after are in another order.
+    Reordered,
+}
+
+/// A backend line of a reload, with what its name resolved to.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub label: String,
+    pub weight: u32,
+    /// Where it was written (`-b ADDR`, `FILE:LINE`), for messages.
+    pub at: String,
+    pub addr: Result<SocketAddr, String>,
+}
+
+/// What changed between `old` and `new`, slot by slot.
+pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (id, n) in new.slots.iter().enumerate() {
+        let o = old.slots.get(id).filter(|o| o.role != Role::Vacant);
+        let Some(o) = o.filter(|o| o.label == n.label && n.role != Role::Vacant) else {
+            if let Some(o) = o {
+                if o.role.is_member() {
+                    changes.push(Change::Left(id));
+                }
+                changes.push(Change::Vacated(id));
+            }
+            if n.role != Role::Vacant {
+                changes.push(Change::Joined(id));
+            }
+            continue;
+        };
+        match (o.role, n.role) {
+            (Role::Leaving, to) if to.is_member() => changes.push(Change::Returned(id)),
+            (from, Role::Leaving) if from.is_member() => changes.push(Change::Left(id)),
+            (from, to) if from != to => changes.push(Change::Role { id, from, to }),
+            _ => {}
+        }
+        if o.weight != n.weight {
+            changes.push(Change::Weight {
+                id,
+                from: o.weight,
+                to: n.weight,
+            });
+        }
+        if o.addr != n.addr {
+            changes.push(Change::Address {
+                id,
+                from: o.addr,
+                to: n.addr,
+            });
+        }
+    }
+    if staying(old, new) != staying(new, old) {
+        changes.push(Change::Reordered);
+    }
+    changes
+}
+
+/// In list order, the ids of `s`'s listed backends that `other` lists too.
+fn staying(s: &Snapshot, other: &Snapshot) -> Vec<BackendId> {
+    let stays = |id: BackendId| {
+        let o = other.slots.get(id);
+        s.slots[id].role.is_member()
+            && o.is_some_and(|o| o.role.is_member() && o.label == s.slots[id].label)
+    };
+    let mut ids: Vec<BackendId> = (0..s.slots.len()).filter(|&id| stays(id)).collect();
+    ids.sort_by_key(|&id| s.slots[id].rank);
+    ids
+}
+
+pub struct Roster {
+    current: Arc<Snapshot>,
+}
+
+impl Roster {
+    /// The roster at start; labels are unique (the config refuses repeats).
+    pub fn new(specs: &[BackendSpec]) -> Self {
+        let slots = specs
+            .iter()
+            .enumerate()
+            .map(|(rank, s)| Slot {
+                label: s.label.clone(),
+                addr: s.addr,
+                weight: s.weight,
+                role: Role::Ready,
+                rank,
+            })
+            .collect();
+        Roster {
+            current: Arc::new(Snapshot { version: 0, slots }),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current)
+    }
+
+    pub fn version(&self) -> u64 {
+        self.current.version
+    }
+
+    pub fn slot(&self, id: BackendId) -> Option<&Slot> {
+        self.current
+            .slots
+            .get(id)
+            .filter(|s| s.role != Role::Vacant)
+    }
+
+    /// The slot of a backend, listed or still leaving, by its label or else its address.
+    pub fn find(&self, key: &str) -> Option<BackendId> {
+        let slots = &self.current.slots;
+        let live = |id: &BackendId| slots[*id].role != Role::Vacant;
+        (0..slots.len())
+            .filter(live)
+            .find(|&id| slots[id].label == key)
+            .or_else(|| {
+                (0..slots.len())
+                    .filter(live)
+                    .find(|&id| slots[id].addr.to_string() == key)
+            })
+    }
+
+    /// Listed backends whose label is a host name, to be looked up again.
+    pub fn names(&self) -> Vec<String> {
+        self.current
+            .slots
+            .iter()
+            .filter(|s| s.role.is_member() && crate::names::is_name(&s.label))
+            .map(|s| s.label.clone())
+            .collect()
+    }
+
+    /// Makes a new snapshot if `f` changes anything.
+    fn edit<R>(&mut self, f: impl FnOnce(&mut Vec<Slot>) -> R) -> R {
+        let mut slots = self.current.slots.clone();
+        let r = f(&mut slots);
+        if slots != self.current.slots {
+            let version = self.current.version + 1;
+            self.current = Arc::new(Snapshot { version, slots });
+        }
+        r
+    }
+
+    /// The list becomes `wanted`, as a reload from the file makes it: backends not in it
+    /// leave, new ones join, and roles and weights set at run time are forgotten. A name
+    /// that no longer resolves keeps the address it had; one that never did fails the whole
+    /// reload, and so does what lb refuses at start (a backend twice, lb's own `listen`).
+    /// Returns a note for each address kept.
+    pub fn reload(
+        &mut self,
+        wanted: Vec<Lookup>,
+        listen: SocketAddr,
+    ) -> Result<Vec<String>, String> {
+        let mut kept = Vec::new();
+        let mut settled = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let addr = match (w.addr, self.find_label(&w.label)) {
+                (Ok(addr), _) => addr,
+                (Err(why), Some(id)) => {
+                    let addr = self.current.slots[id].addr;
+                    kept.push(format!("{}: {why}; {} keeps address {addr}", w.at, w.label));
+                    addr
+                }
+                (Err(why), None) => return Err(format!("{}: {why}", w.at)),
+            };
+            settled.push((w.label, w.weight, addr, w.at));
+        }
+        let named: Vec<(&str, SocketAddr, &str)> = settled
+            .iter()
+            .map(|(label, _, addr, at)| (label.as_str(), *addr, at.as_str()))
+            .collect();
+        check_backends(&named, listen)?;
+        let resolved: Vec<(String, u32, SocketAddr)> = settled
+            .into_iter()
+            .map(|(label, weight, addr, _)| (label, weight, addr))
+            .collect();
+        self.edit(|slots| {
+            for s in slots.iter_mut().filter(|s| s.role.is_member()) {
+                if !resolved.iter().any(|(label, ..)| *label == s.label) {
+                    s.role = Role::Leaving;
+                }
+            }
+            for (rank, (label, weight, addr)) in resolved.into_iter().enumerate() {
+                place(slots, label, addr, Some(weight), rank, true);
+            }
+        });
+        Ok(kept)
+    }
+
+    /// Adds a backend, or updates the listed one with this label (its weight only if
+    /// `weight` is given; its role stays). True when it was not listed before.
+    pub fn add(&mut self, label: &str, addr: SocketAddr, weight: Option<u32>) -> (BackendId, bool) {
+        let listed = self
+            .find_label(label)
+            .is_some_and(|id| self.current.slots[id].role.is_member());
+        let rank = self.current.slots.iter().map(|s| s.rank + 1).max();
+        let id = self.edit(|slots| {
+            let rank = slots
+                .iter()
+                .find(|s| s.label == label && s.role.is_member())
+                .map_or(rank.unwrap_or(0), |s| s.rank);
+            place(slots, label.to_string(), addr, weight, rank, false)
+        });
+        (id, !listed)
+    }
+
+    /// Removes a listed backend: it leaves once its work is done.
+    pub fn remove(&mut self, key: &str) -> Option<BackendId> {
+        self.set(key, |s| s.role = Role::Leaving)
+    }
+
+    /// Ready, Drain or Maint for a listed backend.
+    pub fn set_role(&mut self, key: &str, role: Role) -> Option<BackendId> {
+        debug_assert!(role.is_member());
+        self.set(key, |s| s.role = role)
+    }
+
+    pub fn set_weight(&mut self, key: &str, weight: u32) -> Option<BackendId> {
+        self.set(key, |s| s.weight = weight)
+    }
+
+    /// A name resolved to a new address; a leaving backend's owed copies follow it too.
+    pub fn set_address(&mut self, id: BackendId, addr: SocketAddr) {
+        self.edit(|slots| {
+            if let Some(s) = slots.get_mut(id).filter(|s| s.role != Role::Vacant) {
+                s.addr = addr;
+            }
+        });
+    }
+
+    /// A leaving backend has nothing left in flight: its slot becomes free.
+    pub fn release(&mut self, id: BackendId) {
+        self.edit(|slots| {
+            if let Some(s) = slots.get_mut(id).filter(|s| s.role == Role::Leaving) {
+                s.role = Role::Vacant;
+                s.label.clear();
+            }
+        });
+    }
+
+    fn find_label(&self, label: &str) -> Option<BackendId> {
+        let slots = &self.current.slots;
+        (0..slots.len()).find(|&id| slots[id].role != Role::Vacant && slots[id].label == label)
+    }
+
+    /// Edits the listed backend found by `key`.
+    fn set(&mut self, key: &str, f: impl FnOnce(&mut Slot)) -> Option<BackendId> {
+        let id = self
+            .find(key)
+            .filter(|&id| self.current.slots[id].role.is_member())?;
+        self.edit(|slots| f(&mut slots[id]));
+        Some(id)
+    }
+}
+
+/// Lists `label`: in its own slot if it has one (listed or leaving), else in the first
+/// empty slot, else in a new one. A leaving backend comes back ready; a listed one keeps
+/// its role unless `reset` (a reload) puts it back in rotation.
+fn place(
+    slots: &mut Vec<Slot>,
+    label: String,
+    addr: SocketAddr,
+    weight: Option<u32>,
+    rank: usize,
+    reset: bool,
+) -> BackendId {
+    let own = slots
+        .iter()
+        .position(|s| s.role != Role::Vacant && s.label == label);
+    if let Some(id) = own {
+        let s = &mut slots[id];
+        if reset || !s.role.is_member() {
+            s.role = Role::Ready;
+        }
+        s.addr = addr;
+        s.weight = weight.unwrap_or(s.weight);
+        s.rank = rank;
+        return id;
+    }
+    let slot = Slot {
+        label,
+        addr,
+        weight: weight.unwrap_or(1),
+        role: Role::Ready,
+        rank,
+    };
+    match slots.iter().position(|s| s.role == Role::Vacant) {
+        Some(id) => {
+            slots[id] = slot;
+            id
+        }
+        None => {
+            slots.push(slot);
+            slots.len() - 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

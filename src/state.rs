@@ -1,0 +1,256 @@
+//! What every connection handler shares: the slab's entry type, the timer kinds, and
+//! `Core`, the loop's state apart from the slab itself. The loop that drives them is in
+//! `event_loop.rs`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry, Token};
+
+use crate::access_log::{AccessLog, Answered, Entry};
+use crate::admin::AdminConn;
+use crate::backend::{Backend, BackendId};
+use crate::buffer::BufferPool;
+use crate::config::{Config, Mode};
+use crate::fanout;
+use crate::held_sends::HeldSends;
+use crate::http::client::ClientConn;
+use crate::http::exchange::ExchangePool;
+use crate::http::head::RequestId;
+use crate::http::upstream::UpstreamConn;
+use crate::metrics::Metrics;
+use crate::metrics::history::History;
+use crate::probe::{HealthMonitor, Probe};
+use crate::resolver::Resolver;
+use crate::roster::{Roster, Snapshot};
+use crate::strategy::{self, Strategy};
+use crate::tcp::TcpPipe;
+use crate::timer::{TimerId, TimerWheel};
+
+/// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
+/// owns two sockets in one entry, so no session needs to be shared between entries.
+pub fn token(key: usize, side: usize) -> Token {
+    Token(key << 1 | side)
+}
+/// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
+pub const BUFFER_SIZE: usize = 32 * 1024;
+/// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
+const FREE_BUFFERS: usize = 64;
+pub(crate) const HOUSEKEEPING: Duration = Duration::from_secs(1);
+const TIMER_TICK: Duration = Duration::from_millis(10);
+const TIMER_SLOTS: usize = 512;
+/// Bytes one connection may move in one turn of the loop before the others get theirs:
+/// a fast upload must not keep thousands of other clients waiting.
+pub const STEP_BUDGET: u64 = 256 * 1024;
+
+/// Every socket the loop owns, by slab key. Entries live inline in the slab, so the
+/// client (the largest) sets the slot size; boxing would cost an allocation per connection.
+#[allow(clippy::large_enum_variant)]
+pub enum Conn {
+    Client(ClientConn),
+    Upstream(UpstreamConn),
+    Probe(Probe),
+    Admin(AdminConn),
+    /// TCP mode: a client and its backend, both sockets in this one entry.
+    /// Boxed: one allocation per TCP session keeps every HTTP slot small.
+    Pipe(Box<TcpPipe>),
+}
+
+/// What a timer is for once it fires.
+#[derive(Debug, Clone, Copy)]
+pub enum Timer {
+    /// A connection's own timeout; `serial` tells a reused slab key from the entry that set it.
+    Conn { key: usize, serial: u32 },
+    /// Time for the next health check of a backend, if the slot still holds the same one.
+    Check { id: BackendId, generation: u32 },
+    /// A failed POST copy is due to be sent again.
+    Retry {
+        job: usize,
+        copy: usize,
+        serial: u32,
+    },
+    /// A POST has waited --fanout-timeout for a first success.
+    FanoutDeadline { job: usize, serial: u32 },
+    /// Once a second: give memory freed after a burst back to the system.
+    Housekeeping,
+    /// --drain-timeout has passed since the stop signal.
+    DrainDeadline,
+    /// The process started by SIGUSR2 (by pid) has had UPGRADE_TIMEOUT to serve.
+    UpgradeDeadline(u32),
+}
+
+/// Everything the connection handlers share, apart from the slab itself.
+pub struct Core {
+    pub cfg: Config,
+    /// This loop's backends, by slot; in line with `applied` (see `reconfigure`).
+    pub backends: Vec<Backend>,
+    /// The backend list as configured now, edited by reloads, the admin API and lookups.
+    pub roster: Roster,
+    /// The roster snapshot `backends` was last brought in line with.
+    pub applied: Arc<Snapshot>,
+    /// Name lookups and backends-file reads, on their own thread.
+    pub resolver: Resolver,
+    pub strategy: Box<dyn Strategy>,
+    pub buffers: BufferPool,
+    pub health: HealthMonitor,
+    pub metrics: Metrics,
+    /// The last minutes of rates, for the status page.
+    pub history: History,
+    pub fanout: fanout::Jobs,
+    pub exchanges: ExchangePool,
+    /// Connections that stopped at their STEP_BUDGET with work left: edge-triggered
+    /// readiness will not announce them again, so the loop steps them next turn.
+    pub revisit: Vec<usize>,
+    /// Sends held while the loop reads a turn's events (see `held_sends`).
+    pub sends: HeldSends,
+    pub timers: TimerWheel<Timer>,
+    pub registry: Registry,
+    /// The time the loop last woke; handlers read this instead of the clock.
+    pub now: Instant,
+    pub clients_open: usize,
+    pub admin_open: usize,
+    /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
+    pub draining: bool,
+    /// The drain follows an upgrade: idle keep-alive clients get one more request.
+    pub handing_over: bool,
+    /// The Host header for HTTP/1.0 requests that carry none.
+    pub default_host: String,
+    /// `--access-log`, written at the end of each turn.
+    pub access: AccessLog,
+    serial: u32,
+    request_ids: u64,
+}
+
+impl Core {
+    /// The state at start: every backend up, its first health check spread over one
+    /// interval; `waker` is how the resolver thread wakes the loop.
+    pub fn new(
+        cfg: Config,
+        registry: Registry,
+        waker: mio::Waker,
+        default_host: String,
+    ) -> Result<Self, String> {
+        let backends: Vec<Backend> = cfg
+            .backends
+            .iter()
+            .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
+            .collect();
+        let strategy = strategy::by_name(&cfg.strategy, &backends)?;
+        let health = HealthMonitor::new(&cfg, &backends);
+        let now = Instant::now();
+        let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
+        if health.enabled() {
+            for id in 0..backends.len() {
+                let at = now + health.first_delay(id, backends.len());
+                timers.insert(at, Timer::Check { id, generation: 0 });
+            }
+        }
+        timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
+        let roster = Roster::new(&cfg.backends);
+        let resolver = Resolver::spawn(
+            cfg.resolve_interval,
+            cfg.hosts_file.clone(),
+            roster.names(),
+            waker,
+        )
+        .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
+        let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
+        Ok(Core {
+            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
+            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
+            fanout: fanout::Jobs::new(backends.len()),
+            exchanges: ExchangePool::default(),
+            revisit: Vec::new(),
+            sends: HeldSends::default(),
+            health,
+            backends,
+            applied: roster.snapshot(),
+            roster,
+            resolver,
+            strategy,
+            buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
+            timers,
+            registry,
+            now,
+            clients_open: 0,
+            admin_open: 0,
+            draining: false,
+            handing_over: false,
+            default_host,
+            access,
+            serial: 0,
+            request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
+            cfg,
+        })
+    }
+
+    /// Registers socket `side` of slab entry `key` for both readiness kinds, edge-triggered.
+    pub fn register(
+        &self,
+        sock: &mut mio::net::TcpStream,
+        key: usize,
+        side: usize,
+    ) -> io::Result<()> {
+        self.registry.register(
+            sock,
+            token(key, side),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    pub fn next_serial(&mut self) -> u32 {
+        self.serial = self.serial.wrapping_add(1);
+        self.serial
+    }
+
+    pub fn fresh_request_id(&mut self) -> RequestId {
+        self.request_ids = self.request_ids.wrapping_add(1);
+        RequestId::generate(self.request_ids)
+    }
+
+    /// Replaces whatever timer `slot` held with one firing `after` from now.
+    pub fn arm(&mut self, slot: &mut Option<TimerId>, after: Duration, key: usize, serial: u32) {
+        self.disarm(slot);
+        *slot = Some(
+            self.timers
+                .insert(self.now + after, Timer::Conn { key, serial }),
+        );
+    }
+
+    pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
+        if let Some(id) = slot.take() {
+            self.timers.cancel(id);
+        }
+    }
+
+    /// A client's request got its final answer (or its client left first): counted once
+    /// and logged once, whoever answered it.
+    pub fn answered(
+        &mut self,
+        client: SocketAddr,
+        took: Duration,
+        backend: Option<BackendId>,
+        a: Answered,
+    ) {
+        if let Some(status) = a.status {
+            self.metrics.client_answer(status);
+        }
+        if self.access.enabled() {
+            let entry = Entry::Http {
+                request: a.request,
+                backend: backend.map(|id| self.backends[id].label.as_str()),
+                status: a.status,
+                bytes: a.bytes,
+                id: a.id,
+            };
+            self.access.write(client, took, &entry);
+        }
+    }
+}
+
+/// The longest a request may wait for its answer head: the top latency bucket.
+fn longest_wait(cfg: &Config) -> Duration {
+    cfg.server_timeout.max(cfg.connect_timeout)
+}
