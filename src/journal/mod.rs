@@ -18,33 +18,26 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{error, info};
+use log::error;
 
 use crate::config::JournalSync;
 use crate::metrics::{Histogram, latency_bounds};
 
 mod doorbell;
 mod files;
+mod open;
 mod record;
 mod replay;
 
 pub use doorbell::Doorbell;
+pub use open::Opened;
 
 use files::{DirLock, Segments, Sync, SyncDone, SyncJob, Synced, Worker};
 pub use record::{JobRecord, Outcome};
 pub use replay::Replayed;
-
-/// What opening a journal directory came to.
-pub enum Opened {
-    /// Locked and read back: the journal, and the jobs it still owes.
-    Ready(Box<Journal>, Vec<Replayed>),
-    /// Another lb holds the directory (why, naming its pid).
-    Held(String),
-}
 
 /// A segment this large gets no more records; the next go to a new one.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -141,76 +134,6 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Locks `dir`, reads back what is still owed, writes it into a fresh segment, deletes
-    /// the old ones, and returns the jobs to resume; or says that another lb holds it.
-    pub fn open(dir: &Path, mode: JournalSync) -> Result<Opened, String> {
-        // A file-size limit (`ulimit -f`) must fail a write with EFBIG, handled like a full
-        // disk, instead of killing lb with SIGXFSZ.
-        // SAFETY: setting a signal's disposition to ignore runs no code of ours.
-        unsafe {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        }
-        let lock = match files::lock(dir) {
-            Ok(lock) => lock,
-            Err(Ok(held)) => return Ok(Opened::Held(held)),
-            Err(Err(why)) => return Err(why),
-        };
-        let found = replay::read_dir(dir)?;
-        let mut journal = Journal {
-            mode,
-            files: Segments::new(dir, WRITER),
-            syncer: None,
-            _lock: lock,
-            segments: VecDeque::from([Segment {
-                number: found.max_segment + 1,
-                bytes: 0,
-                live: 0,
-            }]),
-            pending: Vec::new(),
-            ends: Vec::new(),
-            batch: 0,
-            unsynced: None,
-            unsynced_files: Vec::new(),
-            syncing: false,
-            carried: Vec::new(),
-            carried_unsynced: Vec::new(),
-            delete: Vec::new(),
-            refused: None,
-            next_id: found.max_id + 1,
-            done: VecDeque::new(),
-            stats: Stats {
-                corrupt: found.corrupt,
-                torn: found.torn,
-                replayed: found.jobs.len() as u64,
-                ..Stats::default()
-            },
-        };
-        for job in &found.jobs {
-            let backends: Vec<&str> = job.owed.iter().map(String::as_str).collect();
-            journal.add_job(&JobRecord {
-                id: job.id,
-                request_id: &job.request_id,
-                request: &job.request,
-                backends: &backends,
-            });
-        }
-        // Written and synced before the old segments go, whatever --journal-sync says.
-        journal.write_pending(Sync::Once)?;
-        for path in &found.segments {
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
-        }
-        if found.records > 0 {
-            info!(
-                "journal {}: {} records read, {} writes still owed are resumed",
-                dir.display(),
-                found.records,
-                found.jobs.len()
-            );
-        }
-        Ok(Opened::Ready(Box::new(journal), found.jobs))
-    }
-
     /// Starts the syncing thread (`batch`), which calls `wake` after each sync.
     pub fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String> {
         if self.mode == JournalSync::Batch && self.syncer.is_none() {

@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 
 fn open(dir: &Path, mode: JournalSync) -> (Journal, Vec<Replayed>) {
