@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use common::*;
 
+/// The tests here run one at a time: a binary being copied is open for writing, and a
+/// process forked meanwhile by another test's thread holds that descriptor until it execs,
+/// so exec'ing the copy could fail with "Text file busy" (ETXTBSY).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A copy of the lb binary in a directory of its own, so that a test can replace it the
 /// way a rebuild does.
 struct Install {
@@ -66,6 +71,7 @@ fn start(install: &Install, backends: &[&Proc], extra: &[&str]) -> Proc {
 
 #[test]
 fn an_upgrade_under_load_drops_no_connection_and_loses_no_write() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let b: Vec<Proc> = (0..3).map(|i| backend(&format!("b{i}"), &[])).collect();
     let install = Install::new("upgrade");
     let mut old = start(&install, &[&b[0], &b[1], &b[2]], &[]);
@@ -113,6 +119,7 @@ fn an_upgrade_under_load_drops_no_connection_and_loses_no_write() {
 
 #[test]
 fn a_new_process_that_fails_leaves_the_old_one_serving() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let a = backend("a", &[]);
     let install = Install::new("failed-upgrade");
     let mut old = start(&install, &[&a], &[]);
