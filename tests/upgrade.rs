@@ -179,6 +179,7 @@ fn new_pid(lb: &Proc, n: usize) -> Adopted {
 
 #[test]
 fn an_upgrade_takes_the_journal_over_and_delivers_what_the_old_lb_owed() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let up = backend("up", &[]);
     let late_addr = format!("127.0.0.1:{}", free_port());
     let install = Install::new("upgrade-journal");
