@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -19,6 +20,7 @@ use crate::config::{Config, Mode};
 use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
 use crate::http;
+use crate::journal::{Doorbell, Opened, Replayed};
 use crate::probe;
 use crate::reconfigure;
 use crate::signals::Signals;
@@ -35,7 +37,9 @@ const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const RESOLVER: Token = Token(usize::MAX - 3);
 const UPGRADE: Token = Token(usize::MAX - 4);
-const TLS_LISTENER: Token = Token(usize::MAX - 5);
+/// The journal's thread finished a sync (its eventfd).
+const JOURNAL: Token = Token(usize::MAX - 5);
+const TLS_LISTENER: Token = Token(usize::MAX - 6);
 
 /// How long a new process started by SIGUSR2 may take to serve before it is given up.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,10 +63,16 @@ pub struct EventLoop {
     core: Core,
     /// Accepting stopped at --max-connections; new clients wait in the backlog.
     accept_paused: bool,
+    /// Writes the journal still owed at start, resumed when the loop runs.
+    resumed: Vec<Replayed>,
+    /// Rung by the journal's thread after each sync.
+    doorbell: Option<Arc<Doorbell>>,
 }
 
 impl EventLoop {
-    pub fn bind(cfg: Config, tls: TlsContexts) -> Result<Self, String> {
+    /// Binds (or inherits) the listeners; `journal` is the opened `--journal` (or word that
+    /// the lb this one replaces still holds it).
+    pub fn bind(cfg: Config, tls: TlsContexts, journal: Option<Opened>) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let listeners = upgrade::listeners(&cfg)?;
         let register = |l: Option<TcpListener>, token| -> Result<_, String> {
@@ -94,7 +104,17 @@ impl EventLoop {
         let waker = mio::Waker::new(poll.registry(), RESOLVER)
             .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
-        let core = Core::new(cfg, tls, registry, waker, default_host, listening)?;
+        let mut core = Core::new(cfg, tls, registry, waker, default_host, listening)?;
+        let (resumed, doorbell) = match journal {
+            Some(opened) => {
+                let (resumed, doorbell) = fanout::use_journal(&mut core, opened)?;
+                poll.registry()
+                    .register(&mut SourceFd(&doorbell.fd()), JOURNAL, Interest::READABLE)
+                    .map_err(|e| format!("cannot register the journal's eventfd: {e}"))?;
+                (resumed, Some(doorbell))
+            }
+            None => (Vec::new(), None),
+        };
         Ok(EventLoop {
             poll,
             listener,
@@ -109,6 +129,8 @@ impl EventLoop {
             admin,
             core,
             accept_paused: false,
+            resumed,
+            doorbell,
         })
     }
 
@@ -134,6 +156,14 @@ impl EventLoop {
             ready.announce();
         }
         upgrade::notify_service_manager();
+        let resumed = std::mem::take(&mut self.resumed);
+        fanout::resume(&mut self.conns, &mut self.core, resumed);
+        let stopped = self.turns();
+        fanout::finish_journal(&mut self.core);
+        stopped
+    }
+
+    fn turns(&mut self) -> io::Result<Stopped> {
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
@@ -163,13 +193,14 @@ impl EventLoop {
                         }
                     }
                     UPGRADE => self.upgrade_progress(),
+                    JOURNAL => {
+                        self.doorbell.iter().for_each(|d| d.clear());
+                        fanout::journal_woke(&mut self.conns, &mut self.core);
+                    }
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
-            self.core.sends.release(&mut sending);
-            for key in sending.drain(..) {
-                self.resume(key);
-            }
+            self.release_sends(&mut sending);
             for key in std::mem::take(&mut self.core.revisit) {
                 self.resume(key);
             }
@@ -177,19 +208,32 @@ impl EventLoop {
             for timer in fired.drain(..) {
                 self.timer_fired(timer);
             }
+            // The turn's journal records are written; the copies they held back go out,
+            // grouped like the other sends.
+            self.core.sends.hold();
+            fanout::end_turn(&mut self.conns, &mut self.core);
+            self.release_sends(&mut sending);
             if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
                 self.accept_paused = false;
                 self.accept(false);
                 self.accept(true);
             }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
-                info!("drained: every request and POST copy finished; exiting");
+                drain::report_done(&self.core);
                 self.stopped = Some(Stopped::Drained);
             }
             self.core.access.flush();
             if let Some(stopped) = self.stopped {
                 return Ok(stopped);
             }
+        }
+    }
+
+    /// Ends the hold on sends and makes them, grouped by destination.
+    fn release_sends(&mut self, sending: &mut Vec<usize>) {
+        self.core.sends.release(sending);
+        for key in sending.drain(..) {
+            self.resume(key);
         }
     }
 
@@ -309,6 +353,7 @@ impl EventLoop {
             release_free_memory();
         }
         reconfigure::tidy(&mut self.conns, &mut self.core);
+        fanout::refresh_metrics(&mut self.core);
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);
     }

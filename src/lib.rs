@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod health;
 pub mod held_sends;
 pub mod http;
+pub mod journal;
 pub mod logging;
 pub mod metrics;
 pub mod names;

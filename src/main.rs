@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
+use lb::journal::{Journal, Opened};
 use lb::tls::{TlsContexts, TlsSettings};
+use lb::upgrade;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -60,7 +62,32 @@ fn main() -> ExitCode {
         cfg.strategy,
         backends.join(" ")
     );
-    let mut event_loop = match EventLoop::bind(cfg, tls) {
+    if cfg.journal.is_none() && cfg.mode == Mode::Http {
+        log::info!(
+            "no --journal: POST copies still owed are kept in memory only, and a crash of \
+             lb loses them"
+        );
+    }
+    let journal = match cfg.journal.as_deref() {
+        Some(dir) => match Journal::open(dir, cfg.journal_sync) {
+            // An upgrade: the lb this one replaces lets go of the journal once it is done.
+            Ok(Opened::Held(why)) if upgrade::inheriting() => {
+                log::info!(
+                    "--journal {}: {why}; this lb takes it over once that one has finished \
+                     (until then its POSTs get 503)",
+                    dir.display()
+                );
+                Some(Opened::Held(why))
+            }
+            Ok(Opened::Held(why)) | Err(why) => {
+                log::error!("--journal {}: {why}", dir.display());
+                return ExitCode::from(2);
+            }
+            Ok(opened) => Some(opened),
+        },
+        None => None,
+    };
+    let mut event_loop = match EventLoop::bind(cfg, tls, journal) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");

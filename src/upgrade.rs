@@ -85,6 +85,11 @@ fn send_datagram(path: &std::ffi::OsStr, message: &[u8]) -> io::Result<()> {
     sock.send_to_addr(message, &addr).map(drop)
 }
 
+/// This process was started by an upgrade: the lb it replaces still runs.
+pub fn inheriting() -> bool {
+    std::env::var_os(ENV).is_some()
+}
+
 /// The listeners: those handed over by the lb that started this one (with the pipe on
 /// which to say that this one serves), or new ones. Called once, before any thread
 /// starts: it takes the variable out of the environment.

@@ -3,6 +3,7 @@
 //! backend list; this file turns the parsed flags into one `Config`.
 
 mod backends;
+mod fanout;
 mod flags;
 mod values;
 
@@ -18,11 +19,12 @@ pub use backends::{
     BackendLine, BackendSpec, check_backends, parse_backend, parse_line, parse_weight,
     read_backends_file, resolve_line, tls_name,
 };
+pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
-pub use values::{RetryOn, Secret, parse_duration, parse_size};
+pub use values::{Secret, parse_duration, parse_size};
 
 use flags::{HTTP_ONLY, NUMBERS, as_duration, number_flag, options};
-use values::{number, parse_addr, parse_number, read_token_file};
+use values::{parse_addr, parse_number, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -88,13 +90,19 @@ pub struct Config {
     pub rise: u32,
     pub fall: u32,
     pub fanout: usize,
-    pub success_status: u16,
+    /// Answers that deliver a POST copy.
+    pub success_status: StatusSet,
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub retry_jitter: Duration,
     pub retry_attempts: u32,
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
+    /// The largest answer to a POST kept to be relayed to its client.
+    pub fanout_max_response: u64,
+    /// Where owed POST copies are journaled; `None`: in memory only.
+    pub journal: Option<PathBuf>,
+    pub journal_sync: JournalSync,
     /// How long SIGTERM/SIGINT waits for open work before lb exits anyway.
     pub drain_timeout: Duration,
     pub max_pending: usize,
@@ -345,21 +353,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             }
         })?,
         fanout,
-        success_status: opt(&m, "success-status", 201, |s| {
-            number::<u16>(s).and_then(|n| {
-                if (200..300).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err(format!("{n} is not a 2xx status"))
-                }
-            })
-        })?,
+        success_status: opt(&m, "success-status", StatusSet::SUCCESS, StatusSet::parse)?,
         retry_base,
         retry_max,
         retry_jitter: duration(&m, "retry-jitter")?,
         retry_attempts: small(&m, "retry-attempts")?,
-        retry_on: opt(&m, "retry-on", RetryOn::ALL, RetryOn::parse)?,
+        retry_on: opt(&m, "retry-on", RetryOn::DEFAULT, RetryOn::parse)?,
         fanout_timeout: duration(&m, "fanout-timeout")?,
+        fanout_max_response: num(&m, "fanout-max-response")?,
+        journal: m.opt_strs("journal").pop().map(PathBuf::from),
+        journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
         max_pending: num(&m, "max-pending")? as usize,
         rise: small(&m, "rise")?,
         fall: small(&m, "fall")?,

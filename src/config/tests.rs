@@ -217,11 +217,24 @@ fn defaults_and_errors() {
         "the last of a repeated flag wins"
     );
     let c = run("-b 127.0.0.1:1 -b 127.0.0.1:2 --retry-on 5xx,timeout --fanout 2").unwrap();
-    assert!(c.retry_on.server_error && c.retry_on.timeout && !c.retry_on.client_error);
+    assert!(c.retry_on.statuses.contains(502) && c.retry_on.timeout);
+    assert!(!c.retry_on.statuses.contains(404) && !c.retry_on.reset);
     assert_eq!(c.fanout, 2);
-    assert!(!c.retry_on.other);
-    assert!(run("-b 127.0.0.1:1 --retry-on 6xx").is_err());
-    assert!(run("-b 127.0.0.1:1 --success-status 404").is_err());
+    assert!(
+        run("-b 127.0.0.1:1 --retry-on 6xx")
+            .unwrap_err()
+            .starts_with("--retry-on: ")
+    );
+    assert!(run("-b 127.0.0.1:1 --success-status 1xx").is_err());
+    let c = run("-b 127.0.0.1:1").unwrap();
+    assert_eq!(c.success_status, StatusSet::SUCCESS);
+    assert_eq!(c.retry_on, RetryOn::DEFAULT);
+    assert_eq!((c.journal, c.journal_sync), (None, JournalSync::Batch));
+    let c = run("-b 127.0.0.1:1 --success-status 201,202 --journal /j --journal-sync off").unwrap();
+    assert!(c.success_status.contains(202) && !c.success_status.contains(200));
+    assert_eq!(c.journal.as_deref(), Some(std::path::Path::new("/j")));
+    assert_eq!(c.journal_sync, JournalSync::Off);
+    assert!(run("-b 127.0.0.1:1 --journal-sync later").is_err());
 }
 
 #[test]

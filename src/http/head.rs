@@ -44,7 +44,9 @@ pub struct RequestId {
 }
 
 impl RequestId {
-    fn from_bytes(src: &[u8]) -> Self {
+    /// At most MAX_REQUEST_ID bytes of `src`.
+    pub(crate) fn from_bytes(src: &[u8]) -> Self {
+        let src = &src[..src.len().min(MAX_REQUEST_ID)];
         let mut bytes = [0; MAX_REQUEST_ID];
         bytes[..src.len()].copy_from_slice(src);
         RequestId {

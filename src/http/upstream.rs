@@ -254,14 +254,11 @@ fn connect_failed(
     let client = match owner {
         Owner::Client(client) => client,
         Owner::Copy { job, copy } => {
-            return fanout::copy_failed(
-                conns,
-                core,
-                job,
-                copy,
-                fanout::CopyFailure::Connect(reason),
-                why,
-            );
+            let answer = match reason {
+                Failure::Timeout => fanout::Answer::Timeout,
+                _ => fanout::Answer::ConnectFailure,
+            };
+            return fanout::copy_failed(conns, core, job, copy, answer, why);
         }
     };
     observe(core, backend, Some(reason), why);
@@ -313,7 +310,7 @@ pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 core,
                 job,
                 copy,
-                fanout::CopyFailure::Timeout,
+                fanout::Answer::Timeout,
                 "no answer in time",
             );
         }

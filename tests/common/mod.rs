@@ -104,8 +104,17 @@ pub fn addr_after(line: &str, needle: &str) -> Option<SocketAddr> {
 /// Starts `bin` with `args` and waits for the stderr line "... listening on ADDR".
 /// Its stdout (the access log) and stderr lines are both kept, in the order they come.
 pub fn spawn(bin: &str, args: &[&str]) -> Proc {
-    let mut child = Command::new(bin)
-        .args(args)
+    spawn_command(Command::new(bin).args(args))
+}
+
+/// Starts `cmd` (a binary of ours) and waits for the stderr line "... listening on ADDR".
+pub fn spawn_command(cmd: &mut Command) -> Proc {
+    let bin = cmd.get_program().to_string_lossy().into_owned();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -187,6 +196,11 @@ pub fn lb(backends: &[&Proc], extra: &[&str]) -> Proc {
 /// Without `--admin` in `extra` the admin listener is off: its default port is fixed,
 /// and tests run side by side.
 pub fn lb_addrs(backends: &[&str], extra: &[&str]) -> Proc {
+    spawn(env!("CARGO_BIN_EXE_lb"), &lb_args(backends, extra))
+}
+
+/// lb's arguments for `lb_addrs`.
+pub fn lb_args<'a>(backends: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["-l", "127.0.0.1:0"];
     for b in backends {
         args.push("-b");
@@ -196,7 +210,7 @@ pub fn lb_addrs(backends: &[&str], extra: &[&str]) -> Proc {
         args.extend_from_slice(&["--admin", "off"]);
     }
     args.extend_from_slice(extra);
-    spawn(env!("CARGO_BIN_EXE_lb"), &args)
+    args
 }
 
 /// The admin address of an lb started with `--admin 127.0.0.1:0`, from its log.
@@ -532,4 +546,24 @@ pub fn assert_metric(lb: &Proc, line: &str) {
         metrics.lines().any(|l| l == line),
         "no {line:?} in /metrics:\n{metrics}"
     );
+}
+
+/// How many times `user` was registered on demo backend `b` (0 when unknown or unreachable).
+pub fn registered(b: &Proc, user: &str) -> u32 {
+    if TcpStream::connect(b.addr).is_err() {
+        return 0;
+    }
+    let mut c = Client::new(b.addr);
+    c.send(
+        format!("GET /users/{user} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    match c.read_response(false) {
+        Ok(Some(r)) if r.status == 200 => r
+            .text()
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
