@@ -12,7 +12,8 @@ use log::debug;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::event_loop::{Conn, Core, open_client};
+use crate::accept::open_client;
+use crate::event_loop::{Conn, Core};
 use crate::proxy_protocol::{self, Parsed};
 use crate::timer::TimerId;
 

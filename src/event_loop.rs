@@ -14,9 +14,10 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::accept;
 use crate::accept_proxy;
 use crate::admin;
-use crate::config::{Config, Mode};
+use crate::config::Config;
 use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
 use crate::http;
@@ -241,23 +242,13 @@ impl EventLoop {
         let arrived = self.signals.take();
         if arrived.reload {
             reconfigure::reload(&mut self.core);
-            self.reload_certificates();
+            self.core.tls.reload_certificates();
         }
         if arrived.upgrade {
             self.upgrade();
         }
         if arrived.stops > 0 {
             self.stop_signalled(arrived.last_stop);
-        }
-    }
-
-    /// SIGHUP: new TLS handshakes use the certificate files as they are now; if one is
-    /// bad, the certificates in use stay.
-    fn reload_certificates(&mut self) {
-        match self.core.tls.reload_certificates() {
-            Ok(0) => {}
-            Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
-            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
         }
     }
 
@@ -359,38 +350,22 @@ impl EventLoop {
     }
 
     fn accept(&mut self, tls: bool) {
-        loop {
-            if self.core.clients_open >= self.core.cfg.max_connections {
-                if !self.accept_paused {
-                    info!(
-                        "{} client connections open (--max-connections): new ones wait",
-                        self.core.clients_open
-                    );
-                }
-                self.accept_paused = true;
-                return;
+        let listener = if tls {
+            &self.tls_listener
+        } else {
+            &self.listener
+        };
+        let Some(listener) = listener else {
+            return;
+        };
+        if accept::accept_all(&mut self.conns, &mut self.core, listener, tls) {
+            if !self.accept_paused {
+                info!(
+                    "{} client connections open (--max-connections): new ones wait",
+                    self.core.clients_open
+                );
             }
-            let listener = if tls {
-                &self.tls_listener
-            } else {
-                &self.listener
-            };
-            let Some(listener) = listener else {
-                return;
-            };
-            match listener.accept() {
-                Ok((sock, peer)) if self.core.cfg.accept_proxy.is_some() => {
-                    accept_proxy::accept(&mut self.conns, &mut self.core, sock, peer, tls);
-                }
-                Ok((sock, peer)) => open_client(&mut self.conns, &mut self.core, sock, peer, tls),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors or a client that reset before accept: log, go on.
-                    error!("accept failed: {e}");
-                    return;
-                }
-            }
+            self.accept_paused = true;
         }
     }
 
@@ -487,21 +462,6 @@ impl EventLoop {
             }
             _ => {}
         }
-    }
-}
-
-/// Hands a new client connection to HTTP or TCP mode; `peer` is where it comes from
-/// (what a PROXY header said, with `--accept-proxy`).
-pub fn open_client(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    sock: mio::net::TcpStream,
-    peer: SocketAddr,
-    tls: bool,
-) {
-    match core.cfg.mode {
-        Mode::Http => http::client::accept(conns, core, sock, peer, tls),
-        Mode::Tcp => tcp::accept(conns, core, sock, peer, tls),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `lb`: a single-threaded event-loop load balancer for HTTP/1.1 and raw TCP.
 
+pub mod accept;
 pub mod accept_proxy;
 pub mod access_log;
 pub mod admin;

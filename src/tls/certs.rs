@@ -131,10 +131,6 @@ impl CertStore {
     pub fn len(&self) -> usize {
         self.certs.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.certs.is_empty()
-    }
 }
 
 impl ResolvesServerCert for CertStore {

@@ -10,13 +10,16 @@ mod x509;
 
 use std::sync::Arc;
 
+use log::{error, info};
+
 use rustls::crypto::CryptoProvider;
 use rustls::server::ProducesTickets;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
-pub use certs::{CertPair, CertStore};
+pub use certs::CertPair;
+use certs::CertStore;
 pub use session::TlsSession;
 
 /// The crypto provider, chosen at build time (see the README for why aws-lc-rs).
@@ -138,20 +141,21 @@ impl TlsContexts {
         Ok(Arc::new(config))
     }
 
-    /// Reads the certificate files again; new handshakes use them. On an error the
-    /// certificates in use stay. Says how many were loaded.
-    pub fn reload_certificates(&mut self) -> Result<usize, String> {
+    /// SIGHUP: reads the certificate files again, and new handshakes use them; if one is
+    /// bad, the certificates in use stay. Logs what happened.
+    pub fn reload_certificates(&mut self) {
         if self.server.is_none() {
-            return Ok(0);
+            return;
         }
-        let store = CertStore::load(&self.pairs, &self.provider)?;
-        let loaded = store.len();
-        self.server = Some(self.server_config(store)?);
-        Ok(loaded)
-    }
-
-    pub fn serves_tls(&self) -> bool {
-        self.server.is_some()
+        let reloaded = CertStore::load(&self.pairs, &self.provider).and_then(|store| {
+            let loaded = store.len();
+            self.server = Some(self.server_config(store)?);
+            Ok(loaded)
+        });
+        match reloaded {
+            Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
+            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
+        }
     }
 
     /// A session for a client that connected to `--tls-listen`.
