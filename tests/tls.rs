@@ -359,10 +359,19 @@ fn an_upgrade_hands_the_tls_listener_over() {
         .and_then(|rest| rest.split(';').next())
         .and_then(|pid| pid.parse().ok())
         .expect("the new pid in the log");
+    let _new = KillOnDrop(pid);
     assert_eq!(old.exit_code_within(Duration::from_secs(10)), Some(0));
     // The same TLS port, now the new process's, with the same certificate.
     let mut c = Client::over(tls_connect(&config, addr, "localhost"));
     assert_eq!(c.get("/").status, 200);
-    // SAFETY: kill(2) on the pid of the lb that the old one started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// The lb that an upgrade started (this test did not spawn it), killed when the test ends.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of the lb that the old one started.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
 }
