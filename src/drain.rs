@@ -102,7 +102,7 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
     let (mut http, mut tcp) = (0, 0);
     for (_, conn) in conns {
         match conn {
-            Conn::Client(_) => http += 1,
+            Conn::Client(_) | Conn::AwaitingProxy(_) => http += 1,
             Conn::Pipe(_) => tcp += 1,
             _ => {}
         }

@@ -14,8 +14,10 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::accept;
+use crate::accept_proxy;
 use crate::admin;
-use crate::config::{Config, Mode};
+use crate::config::Config;
 use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
 use crate::http;
@@ -24,6 +26,7 @@ use crate::probe;
 use crate::reconfigure;
 use crate::signals::Signals;
 use crate::tcp;
+use crate::tls::TlsContexts;
 use crate::upgrade::{self, Outcome, ReadyPipe, Upgrades};
 
 use crate::state::HOUSEKEEPING;
@@ -37,14 +40,17 @@ const RESOLVER: Token = Token(usize::MAX - 3);
 const UPGRADE: Token = Token(usize::MAX - 4);
 /// The journal's thread finished a sync (its eventfd).
 const JOURNAL: Token = Token(usize::MAX - 5);
+const TLS_LISTENER: Token = Token(usize::MAX - 6);
 
 /// How long a new process started by SIGUSR2 may take to serve before it is given up.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct EventLoop {
     poll: Poll,
-    /// `None` once a stop signal closed it.
+    /// `None` without `--listen` (only `--tls-listen`), or once a stop signal closed it.
     listener: Option<TcpListener>,
+    /// `--tls-listen`, if given, until a stop signal.
+    tls_listener: Option<TcpListener>,
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
     signals: Signals,
@@ -67,21 +73,21 @@ pub struct EventLoop {
 impl EventLoop {
     /// Binds (or inherits) the listeners; `journal` is the opened `--journal` (or word that
     /// the lb this one replaces still holds it).
-    pub fn bind(cfg: Config, journal: Option<Opened>) -> Result<Self, String> {
+    pub fn bind(cfg: Config, tls: TlsContexts, journal: Option<Opened>) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let (mut listener, admin, ready) = upgrade::listeners(&cfg)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| format!("cannot register listener: {e}"))?;
-        let admin = match admin {
-            Some(mut l) => {
+        let listeners = upgrade::listeners(&cfg)?;
+        let register = |l: Option<TcpListener>, token| -> Result<_, String> {
+            l.map(|mut l| {
                 poll.registry()
-                    .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
-                    .map_err(|e| format!("cannot register admin listener: {e}"))?;
-                Some(l)
-            }
-            None => None,
+                    .register(&mut l, token, Interest::READABLE)
+                    .map(|()| l)
+                    .map_err(|e| format!("cannot register a listener: {e}"))
+            })
+            .transpose()
         };
+        let listener = register(listeners.listen, LISTENER)?;
+        let tls_listener = register(listeners.tls, TLS_LISTENER)?;
+        let admin = register(listeners.admin, ADMIN_LISTENER)?;
         let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
             .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)
@@ -90,14 +96,16 @@ impl EventLoop {
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let default_host = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| cfg.listen.to_string());
+        let listening: Vec<SocketAddr> = [&listener, &tls_listener]
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let default_host = listening.first().map(|a| a.to_string()).unwrap_or_default();
         let waker = mio::Waker::new(poll.registry(), RESOLVER)
             .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
-        let mut core = Core::new(cfg, registry, waker, default_host)?;
+        let mut core = Core::new(cfg, tls, registry, waker, default_host, listening)?;
         let (resumed, doorbell) = match journal {
             Some(opened) => {
                 let (resumed, doorbell) = fanout::use_journal(&mut core, opened)?;
@@ -110,9 +118,10 @@ impl EventLoop {
         };
         Ok(EventLoop {
             poll,
-            listener: Some(listener),
+            listener,
+            tls_listener,
             signals,
-            ready,
+            ready: listeners.ready,
             upgrades: Upgrades::default(),
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
@@ -126,14 +135,14 @@ impl EventLoop {
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.listener {
-            Some(l) => l.local_addr(),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "stopped listening",
-            )),
-        }
+    /// Where plain clients connect, if anywhere.
+    pub fn local_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Where TLS clients connect, if anywhere.
+    pub fn tls_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// Where the admin listener is, if there is one.
@@ -175,7 +184,8 @@ impl EventLoop {
             self.core.sends.hold();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    TLS_LISTENER => self.accept(true),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
                     RESOLVER => {
@@ -206,7 +216,8 @@ impl EventLoop {
             self.release_sends(&mut sending);
             if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
                 self.accept_paused = false;
-                self.accept();
+                self.accept(false);
+                self.accept(true);
             }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
                 drain::report_done(&self.core);
@@ -231,6 +242,7 @@ impl EventLoop {
         let arrived = self.signals.take();
         if arrived.reload {
             reconfigure::reload(&mut self.core);
+            self.core.tls.reload_certificates();
         }
         if arrived.upgrade {
             self.upgrade();
@@ -242,15 +254,14 @@ impl EventLoop {
 
     /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
     fn upgrade(&mut self) {
-        let (Some(listener), false) = (&self.listener, self.core.draining) else {
+        let serving = self.listener.is_some() || self.tls_listener.is_some();
+        if !serving || self.core.draining {
             return warn!("SIGUSR2 while stopping: no upgrade");
-        };
-        let admin = self.admin.as_ref().map(AsRawFd::as_raw_fd);
+        }
+        let fd = |l: &Option<TcpListener>| l.as_ref().map(AsRawFd::as_raw_fd);
+        let fds = [fd(&self.listener), fd(&self.tls_listener), fd(&self.admin)];
         let registry = self.poll.registry();
-        match self
-            .upgrades
-            .start(registry, UPGRADE, listener.as_raw_fd(), admin)
-        {
+        match self.upgrades.start(registry, UPGRADE, fds) {
             Ok(pid) => {
                 let deadline = self.core.now + UPGRADE_TIMEOUT;
                 self.core
@@ -294,9 +305,13 @@ impl EventLoop {
     /// Drops this process's listening sockets. After a handover the new process holds
     /// the same sockets, so nothing waiting in their queues is lost.
     fn close_listeners(&mut self) {
-        for mut listener in [self.listener.take(), self.admin.take()]
-            .into_iter()
-            .flatten()
+        for mut listener in [
+            self.listener.take(),
+            self.tls_listener.take(),
+            self.admin.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -334,34 +349,23 @@ impl EventLoop {
         self.core.timers.insert(next, Timer::Housekeeping);
     }
 
-    fn accept(&mut self) {
-        loop {
-            if self.core.clients_open >= self.core.cfg.max_connections {
-                if !self.accept_paused {
-                    info!(
-                        "{} client connections open (--max-connections): new ones wait",
-                        self.core.clients_open
-                    );
-                }
-                self.accept_paused = true;
-                return;
+    fn accept(&mut self, tls: bool) {
+        let listener = if tls {
+            &self.tls_listener
+        } else {
+            &self.listener
+        };
+        let Some(listener) = listener else {
+            return;
+        };
+        if accept::accept_all(&mut self.conns, &mut self.core, listener, tls) {
+            if !self.accept_paused {
+                info!(
+                    "{} client connections open (--max-connections): new ones wait",
+                    self.core.clients_open
+                );
             }
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            match listener.accept() {
-                Ok((sock, peer)) => match self.core.cfg.mode {
-                    Mode::Http => http::client::accept(&mut self.conns, &mut self.core, sock, peer),
-                    Mode::Tcp => tcp::accept(&mut self.conns, &mut self.core, sock, peer),
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors or a client that reset before accept: log, go on.
-                    error!("accept failed: {e}");
-                    return;
-                }
-            }
+            self.accept_paused = true;
         }
     }
 
@@ -392,8 +396,14 @@ impl EventLoop {
                 u.io.on_event(event);
                 http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
-            Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::Probe(p)) => {
+                p.io.on_event(event);
+                probe::probe_ready(&mut self.conns, &mut self.core, key);
+            }
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::AwaitingProxy(_)) => {
+                accept_proxy::ready(&mut self.conns, &mut self.core, key);
+            }
             Some(Conn::Pipe(_)) => {
                 let side = event.token().0 & 1;
                 tcp::ready(&mut self.conns, &mut self.core, key, side, event);
@@ -446,6 +456,9 @@ impl EventLoop {
             }
             Some(Conn::Pipe(p)) if p.serial == serial => {
                 tcp::timer_fired(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::AwaitingProxy(a)) if a.serial == serial => {
+                accept_proxy::timed_out(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

@@ -1,5 +1,7 @@
 //! `lb`: a single-threaded event-loop load balancer for HTTP/1.1 and raw TCP.
 
+pub mod accept;
+pub mod accept_proxy;
 pub mod access_log;
 pub mod admin;
 pub mod backend;
@@ -17,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod probe;
+pub mod proxy_protocol;
 pub mod reconfigure;
 pub mod resolver;
 pub mod roster;
@@ -25,4 +28,5 @@ pub mod state;
 pub mod strategy;
 pub mod tcp;
 pub mod timer;
+pub mod tls;
 pub mod upgrade;

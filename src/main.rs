@@ -4,6 +4,7 @@ use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
 use lb::journal::{Journal, Opened};
+use lb::tls::{TlsContexts, TlsSettings};
 use lb::upgrade;
 
 fn main() -> ExitCode {
@@ -26,6 +27,19 @@ fn main() -> ExitCode {
     if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
+    // Certificates are checked before anything starts: a bad one is a bad flag.
+    let tls = match TlsContexts::load(&TlsSettings {
+        pairs: &cfg.tls_certs,
+        https_backends: cfg.backends.iter().any(|b| b.label.starts_with("https://")),
+        backend_ca: cfg.backend_ca.as_deref(),
+        http: cfg.mode == Mode::Http,
+    }) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("lb: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for warning in &cfg.warnings {
         log::warn!("{warning}");
     }
@@ -73,20 +87,30 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let mut event_loop = match EventLoop::bind(cfg, journal) {
+    let mut event_loop = match EventLoop::bind(cfg, tls, journal) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    let version = env!("CARGO_PKG_VERSION");
     match event_loop.local_addr() {
-        Ok(addr) => log::info!(
-            "lb {} listening on {addr} (pid {}) {what}",
-            env!("CARGO_PKG_VERSION"),
+        Some(Ok(addr)) => log::info!(
+            "lb {version} listening on {addr} (pid {}) {what}",
             std::process::id()
         ),
-        Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
+        Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
+        None => {}
+    }
+    match event_loop.tls_addr() {
+        Some(Ok(addr)) => log::info!(
+            "lb {version} TLS listening on {addr} (pid {}) {what} ({})",
+            std::process::id(),
+            lb::tls::PROVIDER
+        ),
+        Some(Err(e)) => log::warn!("TLS listening, but cannot read the local address: {e}"),
+        None => {}
     }
     // Logged after the line above: scripts take the first "listening on" as the traffic port.
     match event_loop.admin_addr() {

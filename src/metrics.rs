@@ -204,6 +204,11 @@ pub struct Metrics {
     pub client_connections_total: u64,
     /// POST copies waiting for a retry or for their backend (maintained by the fan-out code).
     pub pending_retries: u64,
+    /// `--accept-proxy` connections closed for a missing, malformed or untrusted header.
+    pub proxy_headers_refused: u64,
+    /// HTTP exchanges that a 101 turned into a byte tunnel, and those open now.
+    pub upgrades_total: u64,
+    pub tunnels_open: u64,
     /// Reloads of the backend list (SIGHUP): applied, and refused for a bad file.
     pub reloads: u64,
     pub reloads_failed: u64,
@@ -234,6 +239,9 @@ impl Metrics {
             client_answers: [0; 5],
             client_connections_total: 0,
             pending_retries: 0,
+            proxy_headers_refused: 0,
+            upgrades_total: 0,
+            tunnels_open: 0,
             reloads: 0,
             reloads_failed: 0,
             writes_owed: 0,

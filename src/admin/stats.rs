@@ -139,6 +139,13 @@ fn summary(v: &View, out: &mut String) {
         let local: u64 = m.local_responses.iter().sum();
         tile(out, false, &Count(local).to_string(), "answered by lb", "");
     }
+    tile(
+        out,
+        false,
+        &Count(m.tunnels_open).to_string(),
+        "upgrade tunnels",
+        "",
+    );
     out.push_str("</section>\n");
 }
 

@@ -288,10 +288,53 @@ pub(super) fn options() -> getopts::Options {
         "ADDR",
     );
     o.optmulti(
+        "",
+        "tls-listen",
+        "address to accept TLS clients on (beside --listen, or instead of its default)",
+        "ADDR",
+    );
+    o.optmulti(
+        "",
+        "tls-cert",
+        "PEM certificate chain for --tls-listen; repeat with --tls-key for more names \
+         (SNI), the first is the default",
+        "FILE",
+    );
+    o.optmulti(
+        "",
+        "tls-key",
+        "PEM private key of the --tls-cert in the same position",
+        "FILE",
+    );
+    o.optmulti(
         "b",
         "backend",
-        "a backend, host:port or http://host:port, optional weight 1-1000 (repeatable)",
+        "a backend, host:port, http://host:port or https://host:port, optional weight 1-1000 \
+         (repeatable)",
         "ADDR[,weight=N]",
+    );
+    o.optmulti(
+        "",
+        "backend-ca",
+        "PEM roots that https backends are verified against (default: the system's)",
+        "FILE",
+    );
+    o.optflag(
+        "",
+        "accept-proxy",
+        "every client connection starts with a PROXY protocol header (v1 or v2)",
+    );
+    o.optmulti(
+        "",
+        "accept-proxy-from",
+        "like --accept-proxy, and connections from other addresses are refused",
+        "CIDR,...",
+    );
+    o.optmulti(
+        "",
+        "send-proxy",
+        "send a PROXY protocol header before each connection to a backend",
+        "v1|v2",
     );
     o.optmulti(
         "f",

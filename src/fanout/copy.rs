@@ -52,21 +52,21 @@ pub(super) fn step_copy(
     };
     loop {
         let mut progress = false;
-        while send && *sent < j.request.len() && u.io.writable {
-            match std::io::Write::write(&mut u.io.sock, &j.request[*sent..]) {
+        while send && *sent < j.request.len() {
+            match u.io.send(&j.request[*sent..]) {
+                Ok(0) => break,
                 Ok(n) => {
-                    if n < j.request.len() - *sent {
-                        u.io.writable = false;
-                    }
                     *sent += n;
                     progress = true;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => u.io.writable = false,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     return CopyStep::Failed(Answer::Reset, "connection lost while sending");
                 }
             }
+        }
+        // What a TLS session still holds goes out too.
+        if send && u.io.flush(buffers).is_err() {
+            return CopyStep::Failed(Answer::Reset, "connection lost while sending");
         }
         match u.io.fill(buffers) {
             Filled::Got => progress = true,

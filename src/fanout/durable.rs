@@ -286,6 +286,7 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
         method: Method::Post,
         version: 1,
         keep_alive: false,
+        upgrade: false,
     };
     for r in replayed {
         let mut targets = Vec::with_capacity(r.owed.len());

@@ -108,6 +108,8 @@ pub struct RequestHead {
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` we pass on (anything but h2c alone).
+    pub upgrade: bool,
     pub request_id: RequestId,
 }
 
@@ -118,6 +120,8 @@ pub struct ForwardInfo<'a> {
     pub fresh_id: RequestId,
     /// Host header for an HTTP/1.0 request that had none (we forward as HTTP/1.1).
     pub default_host: &'a str,
+    /// The client came over TLS: X-Forwarded-Proto says https.
+    pub tls: bool,
 }
 
 fn offset(base: &[u8], part: &[u8]) -> usize {
@@ -267,6 +271,8 @@ pub fn parse_request(
     // The client's id cannot be used: its X-Request-Id lines are dropped, ours is sent.
     let mut replace_id = false;
     let mut last_xff = None;
+    let mut upgrade_token = false;
+    let mut upgrade_field = None;
     let mut connection = [0usize; 4];
     let mut n_connection = 0;
     for (i, h) in headers.iter().enumerate() {
@@ -295,7 +301,10 @@ pub fn parse_request(
             for t in tokens(h.value) {
                 close |= t.eq_ignore_ascii_case(b"close");
                 keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
+                upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
             }
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade_field = Some(i);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() && !replace_id {
@@ -337,6 +346,13 @@ pub fn parse_request(
         (false, Some(n)) => Framing::Length(n),
     };
     let keep_alive = !close && (version == 1 || keep_alive_token);
+    // h2c is dropped: backends are spoken to in HTTP/1.1 only. A POST is fanned out,
+    // and copies cannot become tunnels.
+    let upgrade = upgrade_token
+        && version == 1
+        && method != Method::Post
+        && upgrade_field
+            .is_some_and(|i| tokens(headers[i].value).any(|t| !t.eq_ignore_ascii_case(b"h2c")));
     let connection = &connection[..n_connection];
     let too_big = Reject {
         status: 431,
@@ -355,10 +371,12 @@ pub fn parse_request(
         let end = headers
             .get(i + 1)
             .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
-        let drop = is_hop_by_hop(h.name)
-            || h.name.eq_ignore_ascii_case("x-forwarded-proto")
-            || (replace_id && h.name.eq_ignore_ascii_case("x-request-id"))
-            || listed_in_connection(h.name, headers, connection);
+        let kept_upgrade = upgrade && Some(i) == upgrade_field;
+        let drop = !kept_upgrade
+            && (is_hop_by_hop(h.name)
+                || h.name.eq_ignore_ascii_case("x-forwarded-proto")
+                || (replace_id && h.name.eq_ignore_ascii_case("x-request-id"))
+                || listed_in_connection(h.name, headers, connection));
         if drop || Some(i) == last_xff {
             if let Some(s) = run_start.take() {
                 put(out, &buf[s..start])?;
@@ -380,7 +398,14 @@ pub fn parse_request(
     if last_xff.is_none() {
         write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| too_big)?;
     }
-    put(out, b"X-Forwarded-Proto: http\r\n")?;
+    put(
+        out,
+        if info.tls {
+            b"X-Forwarded-Proto: https\r\n"
+        } else {
+            b"X-Forwarded-Proto: http\r\n"
+        },
+    )?;
     let request_id = match request_id {
         Some(id) => id,
         None => {
@@ -395,6 +420,9 @@ pub fn parse_request(
         put(out, info.default_host.as_bytes())?;
         put(out, b"\r\n")?;
     }
+    if upgrade {
+        put(out, b"Connection: upgrade\r\n")?;
+    }
     put(out, b"\r\n")?;
 
     let path_start = offset(buf, target.as_bytes());
@@ -406,6 +434,7 @@ pub fn parse_request(
         framing,
         keep_alive,
         expect_continue,
+        upgrade,
         request_id,
     }))
 }
@@ -426,8 +455,14 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    /// 1xx but 101: more responses follow.
     pub fn is_interim(&self) -> bool {
-        (100..200).contains(&self.status)
+        (100..200).contains(&self.status) && !self.is_switch()
+    }
+
+    /// 101 Switching Protocols: what follows is the new protocol.
+    pub fn is_switch(&self) -> bool {
+        self.status == 101
     }
 }
 
@@ -437,6 +472,8 @@ pub struct ClientSide {
     pub method: Method,
     pub version: u8,
     pub keep_alive: bool,
+    /// The request asked for an upgrade: a 101 is welcome.
+    pub upgrade: bool,
 }
 
 impl ClientSide {
@@ -470,8 +507,9 @@ pub fn parse_response(
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err("malformed status line");
     };
-    if status == 101 {
-        return Err("protocol upgrade is not supported");
+    let switching = status == 101;
+    if switching && !client.upgrade {
+        return Err("101 Switching Protocols to a request that asked for no upgrade");
     }
     if has_bare_lf(&buf[..len]) {
         return Err("line ending without CR");
@@ -482,6 +520,7 @@ pub fn parse_response(
     let mut close = false;
     let mut keep_alive_token = false;
     let mut has_id = false;
+    let mut upgrade_field = None;
     let mut connection = [0usize; 4];
     let mut n_connection = 0;
     for (i, h) in headers.iter().enumerate() {
@@ -508,6 +547,8 @@ pub fn parse_response(
             }
         } else if name.eq_ignore_ascii_case("x-request-id") {
             has_id = true;
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            upgrade_field = Some(i);
         }
     }
     if chunked && content_length.is_some() {
@@ -543,9 +584,11 @@ pub fn parse_response(
         let end = headers
             .get(i + 1)
             .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
-        let drop = is_hop_by_hop(h.name)
-            || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
-            || listed_in_connection(h.name, headers, connection);
+        let kept_upgrade = switching && Some(i) == upgrade_field;
+        let drop = !kept_upgrade
+            && (is_hop_by_hop(h.name)
+                || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
+                || listed_in_connection(h.name, headers, connection));
         if drop {
             if let Some(s) = run_start.take() {
                 put(out, &buf[s..start])?;
@@ -559,8 +602,10 @@ pub fn parse_response(
             put(out, &buf[s..end])?;
         }
     }
-    if !(100..200).contains(&status) {
-        if close_client {
+    if switching || !(100..200).contains(&status) {
+        if switching {
+            put(out, b"Connection: upgrade\r\n")?;
+        } else if close_client {
             put(out, b"Connection: close\r\n")?;
         } else if client.version == 0 {
             put(out, b"Connection: keep-alive\r\n")?;

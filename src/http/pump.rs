@@ -25,6 +25,8 @@ pub(super) enum Pump {
     BadResponse(&'static str),
     ClientGone,
     BadRequest(&'static str),
+    /// A 101 went to the client: the connection is the new protocol's now.
+    Upgraded,
 }
 
 /// Moves bytes both ways until nothing more can move now. While the loop holds sends,
@@ -84,7 +86,11 @@ pub(super) fn pump(
             }
         }
 
-        let response_open = !matches!(ex.response, ResponsePhase::Done { .. });
+        // After a 101 the backend's bytes are the new protocol's: the tunnel takes them.
+        let response_open = matches!(
+            ex.response,
+            ResponsePhase::Head | ResponsePhase::Body { .. }
+        );
         if connected && response_open {
             match u.io.fill(&mut core.buffers) {
                 Filled::Got => progress = true,
@@ -150,7 +156,9 @@ pub(super) fn pump(
                                 .observed(&mut core.backends, ex.backend, true, "");
                         }
                         core.backends[ex.backend].record_response_time(elapsed.as_micros() as u64);
-                        ex.response = if resp.framing.is_done() {
+                        ex.response = if resp.is_switch() {
+                            ResponsePhase::Switching
+                        } else if resp.framing.is_done() {
                             ResponsePhase::Done {
                                 reusable: resp.reusable,
                                 close_client: resp.close_client,
@@ -237,6 +245,9 @@ pub(super) fn pump(
                 reusable,
                 close_client,
             };
+        }
+        if ex.response == ResponsePhase::Switching && c.io.output_len() == 0 {
+            return Pump::Upgraded;
         }
         if !progress {
             if !send {

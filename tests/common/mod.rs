@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A child process that is killed when the test lets go of it.
@@ -255,16 +257,23 @@ impl Response {
     }
 }
 
-/// One HTTP connection with its own read-ahead, for keep-alive and pipelining.
-pub struct Client {
-    pub stream: TcpStream,
+/// One HTTP connection with its own read-ahead, for keep-alive and pipelining; over
+/// plain TCP or anything else that reads and writes (a TLS stream).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Self {
+        Client::over(connect(addr))
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn over(stream: S) -> Self {
         Client {
-            stream: connect(addr),
+            stream,
             buf: Vec::new(),
         }
     }
@@ -382,7 +391,9 @@ impl Client {
             return Ok(Some(resp));
         }
     }
+}
 
+impl Client {
     /// True when the peer has closed: a read returns end of file (or a reset) within `within`.
     pub fn closed_within(&mut self, within: Duration) -> bool {
         let _ = self.stream.set_read_timeout(Some(within));
@@ -505,10 +516,7 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
 
 impl Client {
     pub fn from_stream(stream: TcpStream) -> Self {
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        Client::over(stream)
     }
 }
 
@@ -529,6 +537,15 @@ pub fn tally(addr: SocketAddr, n: usize) -> std::collections::HashMap<String, us
         *counts.entry(served_by(&r)).or_insert(0) += 1;
     }
     counts
+}
+
+/// Checks that the /metrics of `lb` (started with `--admin 127.0.0.1:0`) has the sample `line`.
+pub fn assert_metric(lb: &Proc, line: &str) {
+    let metrics = get(admin_addr(lb), "/metrics").text();
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in /metrics:\n{metrics}"
+    );
 }
 
 /// How many times `user` was registered on demo backend `b` (0 when unknown or unreachable).
