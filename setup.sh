@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Builds lb, starts three demo backends on 127.0.0.1:9001-9003 and the balancer on
-# 127.0.0.1:8080 in front of them. Extra arguments go to lb: ./setup.sh -s least-connections
+# 127.0.0.1:8080 in front of them, journaling the POST copies lb owes in ./lb-journal. Extra
+# arguments go to lb: ./setup.sh -s least-connections
 # Each process is checked as it starts, and the banner says what really runs. Ctrl-C stops
 # everything.
 #
 # For tests, the environment may move it: SETUP_LISTEN (lb's -l), SETUP_BACKEND_PORTS
-# ("9001 9002 9003"), and SETUP_BIN (a directory with lb and backend already built: no build).
+# ("9001 9002 9003"), SETUP_JOURNAL (the journal directory), and SETUP_BIN (a directory
+# with lb and backend already built: no build).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 listen=${SETUP_LISTEN:-127.0.0.1:8080}
 read -r -a ports <<<"${SETUP_BACKEND_PORTS:-9001 9002 9003}"
 bin=${SETUP_BIN:-}
+journal=${SETUP_JOURNAL:-./lb-journal}
 
 if [ -z "$bin" ]; then
     if ! command -v cargo >/dev/null; then
@@ -70,7 +73,12 @@ for i in "${!ports[@]}"; do
     backends+=(-b "$addr")
 done
 
-"$bin/lb" -l "$listen" "${backends[@]}" "$@" 2> >(tee "$logs/lb" >&2) &
+# The journal keeps POST copies; TCP mode has none, and lb refuses --journal with it.
+journal_args=(--journal "$journal")
+case " $* " in
+*" -m tcp "* | *" --mode tcp "* | *" --mode=tcp "* | *" -mtcp "*) journal_args=() ;;
+esac
+"$bin/lb" -l "$listen" "${journal_args[@]}" "${backends[@]}" "$@" 2> >(tee "$logs/lb" >&2) &
 lb_pid=$!
 if ! started "$lb_pid" "$logs/lb"; then
     echo "setup.sh: lb did not start (its error is above)" >&2
@@ -92,6 +100,9 @@ some_backend="127.0.0.1:${ports[$((${#ports[@]} > 1 ? 1 : 0))]}"
 echo
 echo "lb is running on http://$addr in $mode mode ($strategy) in front of $in_front"
 echo "Demo backends: ${ports[*]/#/127.0.0.1:} (server1-${#ports[@]})."
+if [ "${#journal_args[@]}" -gt 0 ]; then
+    echo "POST copies still owed are journaled in $journal: they survive a crash of lb."
+fi
 echo "Try:"
 echo "  curl $url/                 # Hello from server1, then server2, ..."
 echo "  curl $url/100              # pi to 100 decimal places"

@@ -63,6 +63,7 @@ fn info() -> ForwardInfo<'static> {
         client_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
         fresh_id: RequestId::generate(1),
         default_host: "h",
+        tls: false,
     }
 }
 
@@ -124,6 +125,7 @@ fn responses(c: &mut Criterion) {
         method: Method::Get,
         version: 1,
         keep_alive: true,
+        upgrade: false,
     };
     let mut pool = BufferPool::new(32 * 1024, 4);
     let mut out = pool.get();

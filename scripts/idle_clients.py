@@ -12,6 +12,9 @@ SIGTERM/SIGINT arrives (--wait signal). The exit status is 0 when all connection
 opened and answered, 1 otherwise. Only the address given is ever contacted.
 
     python3 scripts/idle_clients.py --port 8080 -n 5000 --wait signal &
+
+With --tls each connection is HTTPS instead (the certificate is not checked): the handshake
+is finished and one request answered before the connection is held.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import resource
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import time
 
@@ -79,6 +83,7 @@ def main():
     p.add_argument("--in-flight", type=int, default=200,
                    help="connections being opened at once, so the listen backlog is not overrun (default 200)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds for one connection to be answered (default 10)")
+    p.add_argument("--tls", action="store_true", help="speak HTTPS (certificates are not verified)")
     p.add_argument("--wait", choices=("stdin", "signal"), default="stdin",
                    help="hold the connections until stdin EOF (default) or until SIGTERM/SIGINT")
     p.add_argument("--partial-head", action="store_true",
@@ -99,6 +104,12 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    tls = None
+    if args.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
 
     request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
                "User-Agent: idle_clients\r\n" + ("" if args.partial_head else "\r\n")).encode()
@@ -145,6 +156,24 @@ def main():
                         fail(c, errno.errorcode.get(err, str(err)))
                         continue
                     c.state = "writing"
+                    if tls is not None:
+                        fd = s.fileno()
+                        sel.unregister(s)
+                        c.sock = s = tls.wrap_socket(s, do_handshake_on_connect=False)
+                        pending[fd] = c
+                        sel.register(s, selectors.EVENT_WRITE, c)
+                        c.state = "handshaking"
+                if c.state == "handshaking":
+                    try:
+                        s.do_handshake()
+                    except ssl.SSLWantReadError:
+                        sel.modify(s, selectors.EVENT_READ, c)
+                        continue
+                    except ssl.SSLWantWriteError:
+                        sel.modify(s, selectors.EVENT_WRITE, c)
+                        continue
+                    c.state = "writing"
+                    sel.modify(s, selectors.EVENT_WRITE, c)
                 if c.state == "writing":
                     n = s.send(c.out)
                     c.out = c.out[n:]
@@ -168,7 +197,7 @@ def main():
                     sel.unregister(s)
                     del pending[s.fileno()]
                     idle.append(s)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
             except OSError as e:
                 fail(c, errno.errorcode.get(e.errno, str(e)))
@@ -204,6 +233,8 @@ def main():
             s = key.fileobj
             try:
                 data = s.recv(4096)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue  # a TLS record that carried no data (a session ticket)
             except OSError:
                 data = b""
             if not data:

@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use rustls_pki_types::ServerName;
+
 use crate::config::MAX_RETRIES;
 
 /// Index of a backend's slot. A slot keeps its backend while anything in flight refers to
@@ -47,6 +49,8 @@ pub struct Backend {
     /// The address as the operator wrote it, for logs and the status page.
     pub label: String,
     pub weight: u32,
+    /// `https://`: the name its certificate must show, also sent as SNI.
+    pub tls: Option<ServerName<'static>>,
     /// False while the health checks hold it down.
     pub up: bool,
     pub role: Role,
@@ -68,10 +72,12 @@ const EWMA_ALPHA: f64 = 0.3;
 
 impl Backend {
     pub fn new(addr: SocketAddr, label: String, weight: u32) -> Self {
+        let tls = crate::config::tls_name(&label);
         Backend {
             addr,
             label,
             weight,
+            tls,
             up: true,
             role: Role::Ready,
             rank: 0,

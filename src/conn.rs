@@ -1,9 +1,15 @@
 //! What every socket in the slab shares: readiness flags kept between edge-triggered
-//! events, and reading and writing through pooled buffers.
+//! events, and reading and writing through pooled buffers. A socket is plain TCP or
+//! TLS (`tls::TlsSession`) underneath; the connection code above it reads and writes
+//! plaintext the same way for both.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
 use crate::buffer::{Buffer, BufferPool, Io};
+use crate::tls::TlsSession;
 
 /// What one attempt to read gave.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +40,10 @@ pub struct Socket {
     /// A message outgrew a small input buffer: reads take full-size ones until the
     /// connection goes idle (`release_buffers`, `release_input`).
     input_grown: bool,
+    /// `None` for plain TCP. Boxed: a plain socket pays one pointer for it.
+    tls: Option<Box<TlsSession>>,
+    /// Bytes sent raw before anything else, even a TLS handshake: a PROXY header.
+    preamble: Option<Box<[u8]>>,
 }
 
 impl Socket {
@@ -47,7 +57,53 @@ impl Socket {
             input: None,
             output: None,
             input_grown: false,
+            tls: None,
+            preamble: None,
         }
+    }
+
+    pub fn with_tls(sock: TcpStream, session: TlsSession) -> Self {
+        Socket {
+            tls: Some(Box::new(session)),
+            ..Socket::new(sock)
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A TLS client that has not finished its handshake yet.
+    pub fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.handshaking())
+    }
+
+    /// `bytes` go out before anything else written to this socket.
+    pub fn send_first(&mut self, bytes: Vec<u8>) {
+        self.preamble = Some(bytes.into_boxed_slice());
+    }
+
+    /// Writes the preamble; true once none is left.
+    fn send_preamble(&mut self) -> Result<bool, PeerGone> {
+        let Some(pre) = self.preamble.as_mut() else {
+            return Ok(true);
+        };
+        while self.writable {
+            match self.sock.write(pre) {
+                Ok(n) if n == pre.len() => {
+                    self.preamble = None;
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    *pre = pre[n..].into();
+                    self.writable = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(PeerGone),
+            }
+        }
+        Ok(false)
     }
 
     pub fn on_event(&mut self, event: &mio::event::Event) {
@@ -62,8 +118,12 @@ impl Socket {
         self.input.as_ref().map_or(0, Buffer::len)
     }
 
+    /// Bytes still to send: the output buffer's, plus one for ciphertext that rustls
+    /// holds, so that "nothing left to send" means the peer's socket has it all.
     pub fn output_len(&self) -> usize {
-        self.output.as_ref().map_or(0, Buffer::len)
+        let tls = self.tls.as_ref().is_some_and(|t| t.pending_out());
+        let preamble = self.preamble.as_ref().map_or(0, |p| p.len());
+        self.output.as_ref().map_or(0, Buffer::len) + usize::from(tls) + preamble
     }
 
     pub fn input_data(&self) -> &[u8] {
@@ -72,19 +132,31 @@ impl Socket {
 
     /// Reads once into the input buffer, if the socket may have data and the buffer has room.
     pub fn fill(&mut self, pool: &mut BufferPool) -> Filled {
+        if self.tls.is_some() {
+            // Our handshake answers must not overtake the preamble.
+            match self.send_preamble() {
+                Ok(true) => {}
+                Ok(false) => return Filled::Nothing,
+                Err(PeerGone) => return Filled::Failed,
+            }
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            if !tls.may_read(self.readable) || self.read_closed {
+                return Filled::Nothing;
+            }
+            let buf = input_buffer(&mut self.input, &mut self.input_grown, pool);
+            let got = tls.fill(&mut self.sock, &mut self.readable, &mut self.writable, buf);
+            if got == Filled::Eof {
+                self.read_closed = true;
+            }
+            pool.release_if_empty(&mut self.input);
+            return got;
+        }
         if !self.readable || self.read_closed {
             return Filled::Nothing;
         }
-        let grown = self.input_grown;
-        let buf = self
-            .input
-            .get_or_insert_with(|| if grown { pool.get() } else { pool.get_small() });
-        let mut room = buf.room();
-        if room == 0 && !pool.is_full_size(buf) {
-            pool.grow(buf);
-            self.input_grown = true;
-            room = buf.room();
-        }
+        let buf = input_buffer(&mut self.input, &mut self.input_grown, pool);
+        let room = buf.room();
         if room == 0 {
             return Filled::Nothing;
         }
@@ -112,28 +184,105 @@ impl Socket {
 
     /// Writes pending output until it is gone or the socket is full; says whether it wrote.
     pub fn flush(&mut self, pool: &mut BufferPool) -> Result<bool, PeerGone> {
+        let mut output = self.output.take();
+        let result = match output.as_mut() {
+            Some(buf) => self.send_from(buf),
+            None => self.send(&[]).map(|n| n > 0),
+        };
+        self.output = output;
+        pool.release_if_empty(&mut self.output);
+        result
+    }
+
+    /// Sends what `buf` holds until it is empty or the socket is full, consuming what
+    /// went; says whether anything did.
+    pub fn send_from(&mut self, buf: &mut Buffer) -> Result<bool, PeerGone> {
         let mut wrote = false;
-        while self.writable {
-            let Some(buf) = self.output.as_mut() else {
-                break;
-            };
-            let pending = buf.len();
-            if pending == 0 {
-                break;
-            }
-            match buf.write_to(&mut self.sock) {
-                Io::Moved(n) => {
-                    wrote = true;
-                    if n < pending {
-                        self.writable = false;
-                    }
+        loop {
+            let sent = self.send(buf.data())?;
+            buf.consume(sent);
+            wrote |= sent > 0;
+            if sent == 0 || buf.is_empty() {
+                // Ciphertext rustls still holds goes out too, even with no plaintext left.
+                if let Some(tls) = self.tls.as_mut() {
+                    tls.flush_tls(&mut self.sock, &mut self.writable)?;
                 }
-                Io::WouldBlock => self.writable = false,
-                Io::Eof | Io::Failed(_) => return Err(PeerGone),
+                return Ok(wrote);
             }
         }
-        pool.release_if_empty(&mut self.output);
-        Ok(wrote)
+    }
+
+    /// Writes once from `data` if the socket is writable; says how much went. A short
+    /// write clears `writable`: the socket is full.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, PeerGone> {
+        if !self.send_preamble()? {
+            return Ok(0);
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            return tls.send(&mut self.sock, &mut self.writable, data);
+        }
+        while self.writable && !data.is_empty() {
+            match self.sock.write(data) {
+                Ok(n) => {
+                    if n < data.len() {
+                        self.writable = false;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(PeerGone),
+            }
+        }
+        Ok(0)
+    }
+
+    /// Ends our sending side: a TLS close_notify first, then the TCP FIN.
+    pub fn shutdown_write(&mut self) {
+        match self.tls.as_mut() {
+            Some(tls) => tls.shutdown_write(&mut self.sock, &mut self.writable),
+            None => {
+                let _ = self.sock.shutdown(Shutdown::Write);
+            }
+        }
+    }
+
+    /// Reads and drops what the peer sends, at most `budget` bytes; `Eof` or `Failed`
+    /// once it is gone, `Got` if the budget ran out first.
+    pub fn discard_input(&mut self, pool: &mut BufferPool, budget: u64) -> Filled {
+        if self.tls.is_some() {
+            let mut dropped = 0;
+            loop {
+                match self.fill(pool) {
+                    Filled::Got => {
+                        if let Some(buf) = self.input.as_mut() {
+                            dropped += buf.len() as u64;
+                            buf.clear();
+                        }
+                        pool.release_if_empty(&mut self.input);
+                        if dropped >= budget {
+                            return Filled::Got;
+                        }
+                    }
+                    other => return other,
+                }
+            }
+        }
+        let mut sink = [0u8; 4096];
+        let mut dropped = 0;
+        while self.readable {
+            if dropped >= budget {
+                return Filled::Got;
+            }
+            match self.sock.read(&mut sink) {
+                Ok(0) => return Filled::Eof,
+                Ok(n) => dropped += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Filled::Failed,
+            }
+        }
+        Filled::Nothing
     }
 
     /// Between messages: the input buffer goes back, and the next message starts small.
@@ -146,4 +295,19 @@ impl Socket {
         self.release_input(pool);
         pool.release(&mut self.output);
     }
+}
+
+/// The buffer to read into: a small one for a new message, moved to a full-size one when
+/// a message fills it; full-size from then on (`grown`) until the connection goes idle.
+fn input_buffer<'a>(
+    input: &'a mut Option<Buffer>,
+    grown: &mut bool,
+    pool: &mut BufferPool,
+) -> &'a mut Buffer {
+    let buf = input.get_or_insert_with(|| if *grown { pool.get() } else { pool.get_small() });
+    if buf.room() == 0 && !pool.is_full_size(buf) {
+        pool.grow(buf);
+        *grown = true;
+    }
+    buf
 }

@@ -79,9 +79,22 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, why: Reason) {
     );
 }
 
-/// Nothing is left that a client or a backend still waits for.
+/// Nothing is left that a client or a backend still waits for. With a journal, copies
+/// waiting for a retry or for their backend may wait for the next start instead: they are
+/// on disk, and the next lb on the same journal resumes them.
 pub fn is_done(core: &Core) -> bool {
-    core.clients_open == 0 && core.fanout.is_empty()
+    core.clients_open == 0 && (core.fanout.is_empty() || core.fanout.only_journaled_left())
+}
+
+/// Logs that the drain is done, and what it leaves to the journal.
+pub fn report_done(core: &Core) {
+    match core.fanout.len() {
+        0 => info!("drained: every request and POST copy finished; exiting"),
+        owed => info!(
+            "drained: every request finished; {owed} writes still owed are kept in the \
+             journal for the next start; exiting"
+        ),
+    }
 }
 
 /// Logs what stopping now cuts short.
@@ -89,7 +102,7 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
     let (mut http, mut tcp) = (0, 0);
     for (_, conn) in conns {
         match conn {
-            Conn::Client(_) => http += 1,
+            Conn::Client(_) | Conn::AwaitingProxy(_) => http += 1,
             Conn::Pipe(_) => tcp += 1,
             _ => {}
         }
@@ -102,10 +115,13 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
         .filter(|&(_, &n)| n > 0)
         .map(|(id, n)| format!("{n} to {}", core.backends[id].label))
         .collect();
-    let copies = if lost.is_empty() {
-        "no POST copies undelivered".to_string()
-    } else {
-        format!("POST copies undelivered: {}", lost.join(", "))
+    let copies = match (lost.is_empty(), core.fanout.journal().is_some()) {
+        (true, _) => "no POST copies undelivered".to_string(),
+        (false, false) => format!("POST copies undelivered: {}", lost.join(", ")),
+        (false, true) => format!(
+            "POST copies still owed, kept in the journal for the next start: {}",
+            lost.join(", ")
+        ),
     };
     error!("{why}: exiting with {http} HTTP and {tcp} TCP connection(s) open; {copies}");
 }

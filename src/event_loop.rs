@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -13,23 +14,24 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::accept::{self, Accepting};
+use crate::accept_proxy;
 use crate::admin;
 use crate::config::Config;
 use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
 use crate::http;
+use crate::journal::{Doorbell, Opened, Replayed};
 use crate::limits;
 use crate::probe;
 use crate::reconfigure;
 use crate::signals::Signals;
 use crate::tcp;
+use crate::tls::TlsContexts;
 use crate::upgrade::{self, Outcome, ReadyPipe, Upgrades};
 
 use crate::state::HOUSEKEEPING;
 pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
-
-mod accept;
-use accept::Accepting;
 
 const LISTENER: Token = Token(usize::MAX);
 /// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
@@ -37,14 +39,19 @@ const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const RESOLVER: Token = Token(usize::MAX - 3);
 const UPGRADE: Token = Token(usize::MAX - 4);
+/// The journal's thread finished a sync (its eventfd).
+const JOURNAL: Token = Token(usize::MAX - 5);
+const TLS_LISTENER: Token = Token(usize::MAX - 6);
 
 /// How long a new process started by SIGUSR2 may take to serve before it is given up.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct EventLoop {
     poll: Poll,
-    /// `None` once a stop signal closed it.
+    /// `None` without `--listen` (only `--tls-listen`), or once a stop signal closed it.
     listener: Option<TcpListener>,
+    /// `--tls-listen`, if given, until a stop signal.
+    tls_listener: Option<TcpListener>,
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off` or once stopping.
     admin: Option<TcpListener>,
     signals: Signals,
@@ -58,27 +65,35 @@ pub struct EventLoop {
     core: Core,
     /// Whether new clients are taken; while not, they wait in the backlog.
     accepting: Accepting,
+    /// Writes the journal still owed at start, resumed when the loop runs.
+    resumed: Vec<Replayed>,
+    /// Rung by the journal's thread after each sync.
+    doorbell: Option<Arc<Doorbell>>,
 }
 
 impl EventLoop {
-    pub fn bind(cfg: Config) -> Result<Self, String> {
+    /// Binds (or inherits) the listeners; `journal` is the opened `--journal` (or word that
+    /// the lb this one replaces still holds it).
+    pub fn bind(cfg: Config, tls: TlsContexts, journal: Option<Opened>) -> Result<Self, String> {
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
-        let (mut listener, admin, ready) = upgrade::listeners(&cfg)?;
-        if let Err(e) = limits::deepen_backlog(&listener) {
-            warn!("cannot deepen the listen backlog of {}: {e}", cfg.listen);
-        }
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .map_err(|e| format!("cannot register listener: {e}"))?;
-        let admin = match admin {
-            Some(mut l) => {
+        let listeners = upgrade::listeners(&cfg)?;
+        let register = |l: Option<TcpListener>, token| -> Result<_, String> {
+            l.map(|mut l| {
                 poll.registry()
-                    .register(&mut l, ADMIN_LISTENER, Interest::READABLE)
-                    .map_err(|e| format!("cannot register admin listener: {e}"))?;
-                Some(l)
-            }
-            None => None,
+                    .register(&mut l, token, Interest::READABLE)
+                    .map(|()| l)
+                    .map_err(|e| format!("cannot register a listener: {e}"))
+            })
+            .transpose()
         };
+        let listener = register(listeners.listen, LISTENER)?;
+        let tls_listener = register(listeners.tls, TLS_LISTENER)?;
+        for l in [&listener, &tls_listener].into_iter().flatten() {
+            if let Err(e) = limits::deepen_backlog(l) {
+                warn!("cannot deepen a listen backlog: {e}");
+            }
+        }
+        let admin = register(listeners.admin, ADMIN_LISTENER)?;
         let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
             .register(&mut SourceFd(&signals.fd()), SIGNALS, Interest::READABLE)
@@ -87,19 +102,32 @@ impl EventLoop {
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let default_host = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| cfg.listen.to_string());
+        let listening: Vec<SocketAddr> = [&listener, &tls_listener]
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let default_host = listening.first().map(|a| a.to_string()).unwrap_or_default();
         let waker = mio::Waker::new(poll.registry(), RESOLVER)
             .map_err(|e| format!("cannot make a waker for the resolver: {e}"))?;
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
-        let core = Core::new(cfg, registry, waker, default_host)?;
+        let mut core = Core::new(cfg, tls, registry, waker, default_host, listening)?;
+        let (resumed, doorbell) = match journal {
+            Some(opened) => {
+                let (resumed, doorbell) = fanout::use_journal(&mut core, opened)?;
+                poll.registry()
+                    .register(&mut SourceFd(&doorbell.fd()), JOURNAL, Interest::READABLE)
+                    .map_err(|e| format!("cannot register the journal's eventfd: {e}"))?;
+                (resumed, Some(doorbell))
+            }
+            None => (Vec::new(), None),
+        };
         Ok(EventLoop {
             poll,
-            listener: Some(listener),
+            listener,
+            tls_listener,
             signals,
-            ready,
+            ready: listeners.ready,
             upgrades: Upgrades::default(),
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
@@ -108,17 +136,19 @@ impl EventLoop {
             admin,
             core,
             accepting: Accepting::Open,
+            resumed,
+            doorbell,
         })
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.listener {
-            Some(l) => l.local_addr(),
-            None => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "stopped listening",
-            )),
-        }
+    /// Where plain clients connect, if anywhere.
+    pub fn local_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.listener.as_ref().map(TcpListener::local_addr)
+    }
+
+    /// Where TLS clients connect, if anywhere.
+    pub fn tls_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.tls_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// Where the admin listener is, if there is one.
@@ -133,6 +163,14 @@ impl EventLoop {
             ready.announce();
         }
         upgrade::notify_service_manager();
+        let resumed = std::mem::take(&mut self.resumed);
+        fanout::resume(&mut self.conns, &mut self.core, resumed);
+        let stopped = self.turns();
+        fanout::finish_journal(&mut self.core);
+        stopped
+    }
+
+    fn turns(&mut self) -> io::Result<Stopped> {
         let mut events = Events::with_capacity(1024);
         let mut fired = Vec::new();
         let mut sending = Vec::new();
@@ -152,7 +190,8 @@ impl EventLoop {
             self.core.sends.hold();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    TLS_LISTENER => self.accept(true),
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
                     RESOLVER => {
@@ -161,13 +200,14 @@ impl EventLoop {
                         }
                     }
                     UPGRADE => self.upgrade_progress(),
+                    JOURNAL => {
+                        self.doorbell.iter().for_each(|d| d.clear());
+                        fanout::journal_woke(&mut self.conns, &mut self.core);
+                    }
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
-            self.core.sends.release(&mut sending);
-            for key in sending.drain(..) {
-                self.resume(key);
-            }
+            self.release_sends(&mut sending);
             for key in std::mem::take(&mut self.core.revisit) {
                 self.resume(key);
             }
@@ -175,9 +215,18 @@ impl EventLoop {
             for timer in fired.drain(..) {
                 self.timer_fired(timer);
             }
-            self.resume_accepting_if_room();
+            // The turn's journal records are written; the copies they held back go out,
+            // grouped like the other sends.
+            self.core.sends.hold();
+            fanout::end_turn(&mut self.conns, &mut self.core);
+            self.release_sends(&mut sending);
+            if self.accepting == Accepting::Full
+                && self.core.clients_open < self.core.cfg.max_connections
+            {
+                self.resume_accepting();
+            }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
-                info!("drained: every request and POST copy finished; exiting");
+                drain::report_done(&self.core);
                 self.stopped = Some(Stopped::Drained);
             }
             self.core.access.flush();
@@ -187,10 +236,19 @@ impl EventLoop {
         }
     }
 
+    /// Ends the hold on sends and makes them, grouped by destination.
+    fn release_sends(&mut self, sending: &mut Vec<usize>) {
+        self.core.sends.release(sending);
+        for key in sending.drain(..) {
+            self.resume(key);
+        }
+    }
+
     fn signalled(&mut self) {
         let arrived = self.signals.take();
         if arrived.reload {
             reconfigure::reload(&mut self.core);
+            self.core.tls.reload_certificates();
         }
         if arrived.upgrade {
             self.upgrade();
@@ -202,15 +260,14 @@ impl EventLoop {
 
     /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
     fn upgrade(&mut self) {
-        let (Some(listener), false) = (&self.listener, self.core.draining) else {
+        let serving = self.listener.is_some() || self.tls_listener.is_some();
+        if !serving || self.core.draining {
             return warn!("SIGUSR2 while stopping: no upgrade");
-        };
-        let admin = self.admin.as_ref().map(AsRawFd::as_raw_fd);
+        }
+        let fd = |l: &Option<TcpListener>| l.as_ref().map(AsRawFd::as_raw_fd);
+        let fds = [fd(&self.listener), fd(&self.tls_listener), fd(&self.admin)];
         let registry = self.poll.registry();
-        match self
-            .upgrades
-            .start(registry, UPGRADE, listener.as_raw_fd(), admin)
-        {
+        match self.upgrades.start(registry, UPGRADE, fds) {
             Ok(pid) => {
                 let deadline = self.core.now + UPGRADE_TIMEOUT;
                 self.core
@@ -254,9 +311,13 @@ impl EventLoop {
     /// Drops this process's listening sockets. After a handover the new process holds
     /// the same sockets, so nothing waiting in their queues is lost.
     fn close_listeners(&mut self) {
-        for mut listener in [self.listener.take(), self.admin.take()]
-            .into_iter()
-            .flatten()
+        for mut listener in [
+            self.listener.take(),
+            self.tls_listener.take(),
+            self.admin.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -291,8 +352,61 @@ impl EventLoop {
             release_free_memory();
         }
         reconfigure::tidy(&mut self.conns, &mut self.core);
+        fanout::refresh_metrics(&mut self.core);
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);
+    }
+
+    fn accept(&mut self, tls: bool) {
+        let listener = if tls {
+            &self.tls_listener
+        } else {
+            &self.listener
+        };
+        let (Some(listener), false) = (listener, self.accepting == Accepting::Failing) else {
+            return;
+        };
+        match accept::accept_all(&mut self.conns, &mut self.core, listener, tls) {
+            Accepting::Open => {}
+            Accepting::Full => {
+                if self.accepting == Accepting::Open {
+                    info!(
+                        "{} client connections open (--max-connections): new ones wait",
+                        self.core.clients_open
+                    );
+                }
+                self.accepting = Accepting::Full;
+            }
+            // The clients left in the backlog bring no new readiness edge: a timer must.
+            Accepting::Failing => {
+                self.accepting = Accepting::Failing;
+                let at = self.core.now + accept::RETRY;
+                self.core.timers.insert(at, Timer::AcceptRetry);
+            }
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        self.accepting = Accepting::Open;
+        self.accept(false);
+        self.accept(true);
+    }
+
+    fn accept_admin(&mut self) {
+        let Some(listener) = &self.admin else {
+            return;
+        };
+        loop {
+            match listener.accept() {
+                Ok((sock, peer)) => admin::accept(&mut self.conns, &mut self.core, sock, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error!("admin accept failed: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     fn ready(&mut self, key: usize, event: &mio::event::Event) {
@@ -305,8 +419,14 @@ impl EventLoop {
                 u.io.on_event(event);
                 http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
-            Some(Conn::Probe(_)) => probe::probe_ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::Probe(p)) => {
+                p.io.on_event(event);
+                probe::probe_ready(&mut self.conns, &mut self.core, key);
+            }
             Some(Conn::Admin(_)) => admin::ready(&mut self.conns, &mut self.core, key),
+            Some(Conn::AwaitingProxy(_)) => {
+                accept_proxy::ready(&mut self.conns, &mut self.core, key);
+            }
             Some(Conn::Pipe(_)) => {
                 let side = event.token().0 & 1;
                 tcp::ready(&mut self.conns, &mut self.core, key, side, event);
@@ -322,7 +442,7 @@ impl EventLoop {
                 return probe::start(&mut self.conns, &mut self.core, id, generation);
             }
             Timer::Housekeeping => return self.housekeeping(),
-            Timer::AcceptRetry => return self.retry_accepting(),
+            Timer::AcceptRetry => return self.resume_accepting(),
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
                 drain::report_cut(&self.conns, &self.core, "--drain-timeout passed");
@@ -360,6 +480,9 @@ impl EventLoop {
             }
             Some(Conn::Pipe(p)) if p.serial == serial => {
                 tcp::timer_fired(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::AwaitingProxy(a)) if a.serial == serial => {
+                accept_proxy::timed_out(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

@@ -1,5 +1,7 @@
 //! `lb`: a single-threaded event-loop load balancer for HTTP/1.1 and raw TCP.
 
+pub mod accept;
+pub mod accept_proxy;
 pub mod access_log;
 pub mod admin;
 pub mod backend;
@@ -13,11 +15,13 @@ pub mod free_list;
 pub mod health;
 pub mod held_sends;
 pub mod http;
+pub mod journal;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod probe;
+pub mod proxy_protocol;
 pub mod reconfigure;
 pub mod resolver;
 pub mod roster;
@@ -26,4 +30,5 @@ pub mod state;
 pub mod strategy;
 pub mod tcp;
 pub mod timer;
+pub mod tls;
 pub mod upgrade;

@@ -3,7 +3,10 @@ use std::process::ExitCode;
 use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
+use lb::journal::{Journal, Opened};
 use lb::limits;
+use lb::tls::{TlsContexts, TlsSettings};
+use lb::upgrade;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,6 +28,19 @@ fn main() -> ExitCode {
     if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
+    // Certificates are checked before anything starts: a bad one is a bad flag.
+    let tls = match TlsContexts::load(&TlsSettings {
+        pairs: &cfg.tls_certs,
+        https_backends: cfg.backends.iter().any(|b| b.label.starts_with("https://")),
+        backend_ca: cfg.backend_ca.as_deref(),
+        http: cfg.mode == Mode::Http,
+    }) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("lb: {e}");
+            return ExitCode::from(2);
+        }
+    };
     for warning in &cfg.warnings {
         log::warn!("{warning}");
     }
@@ -61,20 +77,55 @@ fn main() -> ExitCode {
         }
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
-    let mut event_loop = match EventLoop::bind(cfg) {
+    if cfg.journal.is_none() && cfg.mode == Mode::Http {
+        log::info!(
+            "no --journal: POST copies still owed are kept in memory only, and a crash of \
+             lb loses them"
+        );
+    }
+    let journal = match cfg.journal.as_deref() {
+        Some(dir) => match Journal::open(dir, cfg.journal_sync) {
+            // An upgrade: the lb this one replaces lets go of the journal once it is done.
+            Ok(Opened::Held(why)) if upgrade::inheriting() => {
+                log::info!(
+                    "--journal {}: {why}; this lb takes it over once that one has finished \
+                     (until then its POSTs get 503)",
+                    dir.display()
+                );
+                Some(Opened::Held(why))
+            }
+            Ok(Opened::Held(why)) | Err(why) => {
+                log::error!("--journal {}: {why}", dir.display());
+                return ExitCode::from(2);
+            }
+            Ok(opened) => Some(opened),
+        },
+        None => None,
+    };
+    let mut event_loop = match EventLoop::bind(cfg, tls, journal) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    let version = env!("CARGO_PKG_VERSION");
     match event_loop.local_addr() {
-        Ok(addr) => log::info!(
-            "lb {} listening on {addr} (pid {}) {what}",
-            env!("CARGO_PKG_VERSION"),
+        Some(Ok(addr)) => log::info!(
+            "lb {version} listening on {addr} (pid {}) {what}",
             std::process::id()
         ),
-        Err(e) => log::warn!("listening, but cannot read the local address: {e}"),
+        Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
+        None => {}
+    }
+    match event_loop.tls_addr() {
+        Some(Ok(addr)) => log::info!(
+            "lb {version} TLS listening on {addr} (pid {}) {what} ({})",
+            std::process::id(),
+            lb::tls::PROVIDER
+        ),
+        Some(Err(e)) => log::warn!("TLS listening, but cannot read the local address: {e}"),
+        None => {}
     }
     // Logged after the line above: scripts take the first "listening on" as the traffic port.
     match event_loop.admin_addr() {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::head::Method;
 
+mod fanout;
 pub mod history;
 pub mod process;
 pub mod prometheus;
@@ -144,8 +145,10 @@ pub struct BackendMetrics {
     pub latency: Histogram,
     /// Connections to this backend open now.
     pub connections: u64,
+    /// POST copies: attempts sent, and what became of them.
     pub fanout_sent: u64,
-    pub fanout_succeeded: u64,
+    pub fanout_delivered: u64,
+    pub fanout_refused: u64,
     pub fanout_retried: u64,
     pub fanout_spent: u64,
     /// TCP mode: sessions paired with this backend, and how long the finished ones lasted.
@@ -163,7 +166,8 @@ impl BackendMetrics {
             latency: Histogram::new(latency_bounds),
             connections: 0,
             fanout_sent: 0,
-            fanout_succeeded: 0,
+            fanout_delivered: 0,
+            fanout_refused: 0,
             fanout_retried: 0,
             fanout_spent: 0,
             sessions: 0,
@@ -198,11 +202,28 @@ pub struct Metrics {
     /// status class: a POST counts once however many copies it took.
     pub client_answers: [u64; 5],
     pub client_connections_total: u64,
-    /// POST copies waiting for a retry (maintained by the fan-out code).
+    /// POST copies waiting for a retry or for their backend (maintained by the fan-out code).
     pub pending_retries: u64,
+    /// `--accept-proxy` connections closed for a missing, malformed or untrusted header.
+    pub proxy_headers_refused: u64,
+    /// HTTP exchanges that a 101 turned into a byte tunnel, and those open now.
+    pub upgrades_total: u64,
+    pub tunnels_open: u64,
     /// Reloads of the backend list (SIGHUP): applied, and refused for a bad file.
     pub reloads: u64,
     pub reloads_failed: u64,
+    /// POSTs still owed to some backend and the age of the oldest, and the journal's
+    /// counters: refreshed once a second.
+    pub writes_owed: u64,
+    pub oldest_owed_seconds: f64,
+    pub journal: Option<JournalMetrics>,
+}
+
+/// The journal's counters, as /metrics and /stats show them.
+#[derive(Debug, Clone)]
+pub struct JournalMetrics {
+    pub stats: crate::journal::Stats,
+    pub bytes_on_disk: u64,
 }
 
 impl Metrics {
@@ -218,8 +239,14 @@ impl Metrics {
             client_answers: [0; 5],
             client_connections_total: 0,
             pending_retries: 0,
+            proxy_headers_refused: 0,
+            upgrades_total: 0,
+            tunnels_open: 0,
             reloads: 0,
             reloads_failed: 0,
+            writes_owed: 0,
+            oldest_owed_seconds: 0.0,
+            journal: None,
         }
     }
 

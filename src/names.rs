@@ -19,6 +19,7 @@ fn split(label: &str) -> Option<(&str, u16)> {
 
 /// True when `label` names a host rather than an address: only names are looked up again.
 pub fn is_name(label: &str) -> bool {
+    let label = label.strip_prefix("https://").unwrap_or(label);
     split(label).is_some_and(|(host, _)| host.parse::<IpAddr>().is_err())
 }
 
@@ -30,6 +31,8 @@ pub fn resolve(label: &str, hosts: Option<&Path>) -> Result<SocketAddr, String> 
 /// Every address `label` stands for now, never none. This may block on DNS: the event loop
 /// never calls it after start (see `resolver`).
 pub fn resolve_all(label: &str, hosts: Option<&Path>) -> Result<Vec<SocketAddr>, String> {
+    // An `https://` backend's label keeps its scheme; the address follows it.
+    let label = label.strip_prefix("https://").unwrap_or(label);
     if let (Some(path), Some((host, port))) = (hosts, split(label))
         && host.parse::<IpAddr>().is_err()
     {

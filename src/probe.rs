@@ -2,7 +2,7 @@
 //! gets a non-blocking `GET --health-path` (HTTP mode) or a bare connect (TCP mode).
 //! Results from checks and from real traffic feed one `HealthState` per backend.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -10,10 +10,13 @@ use mio::net::TcpStream;
 use slab::Slab;
 
 use crate::backend::{Backend, BackendId, Role};
+use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
+use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
 use crate::health::{HealthState, Transition};
+use crate::http::upstream::backend_socket;
 use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::timer::TimerId;
@@ -69,6 +72,7 @@ impl HealthMonitor {
 
     /// A backend joined slot `id`: it starts up, with no history.
     pub fn place(&mut self, id: BackendId, label: &str) {
+        let label = label.strip_prefix("https://").unwrap_or(label);
         let request = match self.mode {
             Mode::Http => format!(
                 "GET {} HTTP/1.1\r\nHost: {label}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
@@ -182,7 +186,9 @@ pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, wh
 
 /// One check in flight.
 pub struct Probe {
-    sock: TcpStream,
+    /// TLS for an `https://` backend, with a PROXY header first under `--send-proxy`,
+    /// like any connection to that backend.
+    pub io: Socket,
     pub backend: BackendId,
     /// The slot's generation when the check started: a result for a backend that has
     /// since left is dropped.
@@ -198,10 +204,7 @@ enum ProbeState {
     /// Sending the check request; this many bytes went out.
     Sending(usize),
     /// Waiting for the status line.
-    Reading {
-        got: [u8; 16],
-        len: usize,
-    },
+    Reading,
 }
 
 /// Arms the next check of `id`, `after` from now.
@@ -224,12 +227,14 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     }
     let addr = b.addr;
     let check = (generation, core.now);
-    let opened = TcpStream::connect(addr).and_then(|mut sock| {
-        let key = conns.vacant_key();
-        core.register(&mut sock, key, 0).map(|()| sock)
-    });
-    let sock = match opened {
-        Ok(s) => s,
+    let connected = TcpStream::connect(addr)
+        .and_then(|sock| backend_socket(core, sock, id, None))
+        .and_then(|mut io| {
+            let key = conns.vacant_key();
+            core.register(&mut io.sock, key, 0).map(|()| io)
+        });
+    let io = match connected {
+        Ok(io) => io,
         // lb's own shortage says nothing about the backend: no result, check again later.
         Err(e) if is_local_exhaustion(&e) => {
             core.exhausted("checking a backend", &e);
@@ -244,7 +249,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     let key = entry.key();
     let serial = core.next_serial();
     let mut probe = Probe {
-        sock,
+        io,
         backend: id,
         generation,
         started: check.1,
@@ -279,7 +284,8 @@ fn finish_check(
 fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why: &str) {
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
-        let _ = core.registry.deregister(&mut p.sock);
+        p.io.release_buffers(&mut core.buffers);
+        let _ = core.registry.deregister(&mut p.io.sock);
         finish_check(
             conns,
             core,
@@ -306,7 +312,7 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(Conn::Probe(p)) = conns.get_mut(key) else {
         return;
     };
-    match step(p, core.health.request(p.backend)) {
+    match step(p, core.health.request(p.backend), &mut core.buffers) {
         Ok(None) => {}
         Ok(Some(status)) if status < 500 => close(conns, core, key, true, ""),
         Ok(Some(status)) => {
@@ -322,49 +328,48 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
 
 /// Advances a check as far as the socket allows. `Ok(Some(status))` when it is decided;
 /// a TCP-mode check passes with status 0 as soon as it connects.
-fn step(p: &mut Probe, request: &[u8]) -> io::Result<Option<u16>> {
+fn step(p: &mut Probe, request: &[u8], pool: &mut BufferPool) -> io::Result<Option<u16>> {
+    let lost = || io::Error::new(io::ErrorKind::BrokenPipe, "connection lost");
     loop {
         match &mut p.state {
             ProbeState::Connecting => {
-                if let Some(e) = p.sock.take_error()? {
+                if !(p.io.writable || p.io.readable) {
+                    return Ok(None);
+                }
+                if let Some(e) = p.io.sock.take_error()? {
                     return Err(e);
                 }
-                match p.sock.peer_addr() {
+                match p.io.sock.peer_addr() {
                     Ok(_) if request.is_empty() => return Ok(Some(0)),
                     Ok(_) => p.state = ProbeState::Sending(0),
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(None),
                     Err(e) => return Err(e),
                 }
             }
-            ProbeState::Sending(sent) => match p.sock.write(&request[*sent..]) {
+            ProbeState::Sending(sent) => match p.io.send(&request[*sent..]) {
+                Ok(0) => return Ok(None),
                 Ok(n) => {
                     *sent += n;
                     if *sent == request.len() {
-                        p.state = ProbeState::Reading {
-                            got: [0; 16],
-                            len: 0,
-                        };
+                        p.state = ProbeState::Reading;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(_) => return Err(lost()),
             },
-            ProbeState::Reading { got, len } => {
-                if *len >= 12 {
-                    return parse_status(&got[..*len]).map(Some);
+            ProbeState::Reading => {
+                if p.io.input_len() >= 12 {
+                    return parse_status(&p.io.input_data()[..12]).map(Some);
                 }
-                match p.sock.read(&mut got[*len..]) {
-                    Ok(0) => {
+                match p.io.fill(pool) {
+                    Filled::Got => {}
+                    Filled::Nothing => return Ok(None),
+                    Filled::Eof => {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             "closed without answering",
                         ));
                     }
-                    Ok(n) => *len += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    Filled::Failed => return Err(lost()),
                 }
             }
         }

@@ -165,7 +165,7 @@ pub fn reload(core: &mut Core) {
 /// A result from the resolver thread.
 pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
     match done {
-        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, listening(core)) {
+        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.listening) {
             Ok(kept) => {
                 for note in kept {
                     warn!("reload: {note}");
@@ -196,11 +196,6 @@ pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
             }
         }
     }
-}
-
-/// The address clients reach lb on (`--listen` may have asked for port 0).
-fn listening(core: &Core) -> std::net::SocketAddr {
-    core.default_host.parse().unwrap_or(core.cfg.listen)
 }
 
 fn reload_failed(core: &mut Core, why: &str) {

@@ -210,7 +210,7 @@ impl Roster {
     pub fn reload(
         &mut self,
         wanted: Vec<Lookup>,
-        listen: SocketAddr,
+        listeners: &[SocketAddr],
     ) -> Result<Vec<String>, String> {
         let mut kept = Vec::new();
         let mut settled = Vec::with_capacity(wanted.len());
@@ -230,7 +230,7 @@ impl Roster {
             .iter()
             .map(|(label, _, addr, at)| (label.as_str(), *addr, at.as_str()))
             .collect();
-        check_backends(&named, listen)?;
+        check_backends(&named, listeners)?;
         let resolved: Vec<(String, u32, SocketAddr)> = settled
             .into_iter()
             .map(|(label, weight, addr, _)| (label, weight, addr))

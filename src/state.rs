@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use log::warn;
 use mio::{Interest, Registry, Token};
 
+use crate::accept_proxy::AwaitingProxy;
 use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::{Config, Mode};
+use crate::conn::Socket;
 use crate::fanout;
 use crate::held_sends::HeldSends;
 use crate::http::client::ClientConn;
@@ -30,6 +32,7 @@ use crate::roster::{Roster, Snapshot};
 use crate::strategy::{self, Strategy};
 use crate::tcp::TcpPipe;
 use crate::timer::{TimerId, TimerWheel};
+use crate::tls::TlsContexts;
 
 /// A token names a slab entry and which of its sockets (0 or 1) is ready: an L4 pipe
 /// owns two sockets in one entry, so no session needs to be shared between entries.
@@ -57,9 +60,12 @@ pub enum Conn {
     Upstream(UpstreamConn),
     Probe(Probe),
     Admin(AdminConn),
-    /// TCP mode: a client and its backend, both sockets in this one entry.
-    /// Boxed: one allocation per TCP session keeps every HTTP slot small.
+    /// TCP mode, or an HTTP exchange upgraded to a tunnel: a client and its backend,
+    /// both sockets in this one entry. Boxed: one allocation per session keeps every
+    /// HTTP slot small.
     Pipe(Box<TcpPipe>),
+    /// `--accept-proxy`: a new connection whose PROXY header is still to come.
+    AwaitingProxy(AwaitingProxy),
 }
 
 /// What a timer is for once it fires.
@@ -100,6 +106,8 @@ pub struct Core {
     pub resolver: Resolver,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
+    /// Certificates served and how https backends are verified.
+    pub tls: TlsContexts,
     pub health: HealthMonitor,
     pub metrics: Metrics,
     /// The last minutes of rates, for the status page.
@@ -123,6 +131,8 @@ pub struct Core {
     pub handing_over: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
+    /// The addresses lb listens on for clients, as bound (`-l` may have asked for port 0).
+    pub listening: Vec<SocketAddr>,
     /// `--access-log`, written at the end of each turn.
     pub access: AccessLog,
     /// When lb itself is out of descriptors, memory or ports, it says so this often.
@@ -136,9 +146,11 @@ impl Core {
     /// interval; `waker` is how the resolver thread wakes the loop.
     pub fn new(
         cfg: Config,
+        tls: TlsContexts,
         registry: Registry,
         waker: mio::Waker,
         default_host: String,
+        listening: Vec<SocketAddr>,
     ) -> Result<Self, String> {
         let backends: Vec<Backend> = cfg
             .backends
@@ -179,6 +191,7 @@ impl Core {
             resolver,
             strategy,
             buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
+            tls,
             timers,
             registry,
             now,
@@ -187,6 +200,7 @@ impl Core {
             draining: false,
             handing_over: false,
             default_host,
+            listening,
             access,
             exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,
@@ -207,6 +221,16 @@ impl Core {
             token(key, side),
             Interest::READABLE | Interest::WRITABLE,
         )
+    }
+
+    /// The socket of a newly accepted client: TLS if it came to `--tls-listen`.
+    pub fn client_socket(&self, sock: mio::net::TcpStream, tls: bool) -> Option<Socket> {
+        if !tls {
+            return Some(Socket::new(sock));
+        }
+        self.tls
+            .server_session()
+            .map(|session| Socket::with_tls(sock, session))
     }
 
     pub fn next_serial(&mut self) -> u32 {

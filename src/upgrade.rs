@@ -8,10 +8,11 @@
 //! bound again with SO_REUSEPORT: closing a SO_REUSEPORT listener resets the connections
 //! waiting in its own queue.
 //!
-//! The descriptors are named in one environment variable, `LB_INHERITED_FDS=listen,admin,ready`
-//! (`-` for no admin listener); `ready` is the write end of a pipe on which the new process
-//! writes one byte once it serves. End of file without that byte means it failed; the old
-//! process then logs why and goes on serving.
+//! The descriptors are named in one environment variable,
+//! `LB_INHERITED_FDS=listen,tls,admin,ready` (`-` for a listener lb does not have; the
+//! three-field form of lb versions before `--tls-listen` is read too); `ready` is the write
+//! end of a pipe on which the new process writes one byte once it serves. End of file
+//! without that byte means it failed; the old process then logs why and goes on serving.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -31,9 +32,20 @@ const ENV: &str = "LB_INHERITED_FDS";
 
 /// What a new process got from the lb that started it.
 struct Inherited {
-    listen: std::net::TcpListener,
+    listen: Option<std::net::TcpListener>,
+    tls: Option<std::net::TcpListener>,
     admin: Option<std::net::TcpListener>,
     ready: ReadyPipe,
+}
+
+/// The listening sockets: plain (`--listen`), TLS (`--tls-listen`) and admin, each if
+/// configured, and the pipe on which to say that this process serves if it was started
+/// by an upgrade.
+pub struct Listeners {
+    pub listen: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
+    pub admin: Option<TcpListener>,
+    pub ready: Option<ReadyPipe>,
 }
 
 /// The new process's end of the pipe that says it serves.
@@ -73,22 +85,33 @@ fn send_datagram(path: &std::ffi::OsStr, message: &[u8]) -> io::Result<()> {
     sock.send_to_addr(message, &addr).map(drop)
 }
 
+/// This process was started by an upgrade: the lb it replaces still runs.
+pub fn inheriting() -> bool {
+    std::env::var_os(ENV).is_some()
+}
+
 /// The listeners: those handed over by the lb that started this one (with the pipe on
 /// which to say that this one serves), or new ones. Called once, before any thread
 /// starts: it takes the variable out of the environment.
-pub fn listeners(
-    cfg: &Config,
-) -> Result<(TcpListener, Option<TcpListener>, Option<ReadyPipe>), String> {
+pub fn listeners(cfg: &Config) -> Result<Listeners, String> {
     if let Some(got) = inherited()? {
-        let admin = got.admin.map(TcpListener::from_std);
-        return Ok((TcpListener::from_std(got.listen), admin, Some(got.ready)));
+        return Ok(Listeners {
+            listen: got.listen.map(TcpListener::from_std),
+            tls: got.tls.map(TcpListener::from_std),
+            admin: got.admin.map(TcpListener::from_std),
+            ready: Some(got.ready),
+        });
     }
-    let listener = TcpListener::bind(cfg.listen).map_err(|e| {
-        format!(
-            "cannot listen on {}: {e} (-l ADDR listens elsewhere)",
-            cfg.listen
-        )
-    })?;
+    let bind = |addr: Option<std::net::SocketAddr>, flag: &str| {
+        addr.map(|addr| {
+            TcpListener::bind(addr).map_err(|e| {
+                format!("cannot listen on {addr}: {e} ({flag} ADDR listens elsewhere)")
+            })
+        })
+        .transpose()
+    };
+    let listen = bind(cfg.listen, "-l")?;
+    let tls = bind(cfg.tls_listen, "--tls-listen")?;
     let admin = match cfg.admin {
         Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
             format!(
@@ -98,7 +121,12 @@ pub fn listeners(
         })?),
         None => None,
     };
-    Ok((listener, admin, None))
+    Ok(Listeners {
+        listen,
+        tls,
+        admin,
+        ready: None,
+    })
 }
 
 fn inherited() -> Result<Option<Inherited>, String> {
@@ -108,7 +136,7 @@ fn inherited() -> Result<Option<Inherited>, String> {
     // SAFETY: lb has started no thread yet, so nothing reads the environment meanwhile.
     unsafe { std::env::remove_var(ENV) };
     let value = value.to_string_lossy().into_owned();
-    let bad = || format!("{ENV}={value}: expected listen,admin,ready descriptors");
+    let bad = || format!("{ENV}={value}: expected listen,tls,admin,ready descriptors");
     let fds: Vec<Option<RawFd>> = value
         .split(',')
         .map(|f| match f {
@@ -116,8 +144,12 @@ fn inherited() -> Result<Option<Inherited>, String> {
             f => f.parse().map(Some).map_err(|_| bad()),
         })
         .collect::<Result<_, _>>()?;
-    let [Some(listen), admin, Some(ready)] = fds[..] else {
-        return Err(bad());
+    let (listen, tls, admin, ready) = match fds[..] {
+        [listen, tls, admin, Some(ready)] if listen.is_some() || tls.is_some() => {
+            (listen, tls, admin, ready)
+        }
+        [Some(listen), admin, Some(ready)] => (Some(listen), None, admin, ready),
+        _ => return Err(bad()),
     };
     let listener = |fd: RawFd| -> Result<std::net::TcpListener, String> {
         if !is_listening(fd) {
@@ -131,7 +163,8 @@ fn inherited() -> Result<Option<Inherited>, String> {
         Ok(l)
     };
     Ok(Some(Inherited {
-        listen: listener(listen)?,
+        listen: listen.map(listener).transpose()?,
+        tls: tls.map(listener).transpose()?,
         admin: admin.map(listener).transpose()?,
         // SAFETY: handed to this process as the write end of the ready pipe, owned by no one else.
         ready: ReadyPipe(unsafe { OwnedFd::from_raw_fd(ready) }),
@@ -180,18 +213,18 @@ pub enum Outcome {
 }
 
 impl Upgrades {
-    /// Starts the binary on disk with `listen` and `admin`; returns the new pid.
+    /// Starts the binary on disk with the listeners' descriptors (plain, TLS, admin);
+    /// returns the new pid.
     pub fn start(
         &mut self,
         registry: &Registry,
         token: Token,
-        listen: RawFd,
-        admin: Option<RawFd>,
+        fds: [Option<RawFd>; 3],
     ) -> Result<u32, String> {
         if let Some(p) = &self.pending {
             return Err(format!("pid {} is already starting to take over", p.pid()));
         }
-        let mut p = start(listen, admin)?;
+        let mut p = start(fds)?;
         if let Err(e) = registry.register(&mut SourceFd(&p.fd()), token, Interest::READABLE) {
             p.abandon();
             return Err(format!("cannot watch the new process: {e}"));
@@ -253,8 +286,8 @@ enum Progress {
     Failed(String),
 }
 
-/// Starts the binary at our own path with our arguments, handing it `listen` and `admin`.
-fn start(listen: RawFd, admin: Option<RawFd>) -> Result<Pending, String> {
+/// Starts the binary at our own path with our arguments, handing it the listeners.
+fn start(listeners: [Option<RawFd>; 3]) -> Result<Pending, String> {
     let path = own_path().map_err(|e| format!("cannot find the lb binary: {e}"))?;
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 fills in.
@@ -272,14 +305,14 @@ fn start(listen: RawFd, admin: Option<RawFd>) -> Result<Pending, String> {
         libc::fcntl(read.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
     let ready = write.as_raw_fd();
-    let admin_text = admin.map_or("-".to_string(), |fd| fd.to_string());
+    let named: Vec<String> = listeners
+        .iter()
+        .map(|fd| fd.map_or("-".to_string(), |fd| fd.to_string()))
+        .collect();
     let mut cmd = Command::new(&path);
     cmd.args(std::env::args_os().skip(1))
-        .env(ENV, format!("{listen},{admin_text},{ready}"));
-    let keep: Vec<RawFd> = [Some(listen), admin, Some(ready)]
-        .into_iter()
-        .flatten()
-        .collect();
+        .env(ENV, format!("{},{ready}", named.join(",")));
+    let keep: Vec<RawFd> = listeners.into_iter().flatten().chain([ready]).collect();
     // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it lets
     // exactly these descriptors survive the exec.
     unsafe {

@@ -310,7 +310,7 @@ fn metrics_parse_and_match_the_traffic_sent() {
 }
 
 #[test]
-fn fanout_copies_are_counted_sent_succeeded_retried_and_pending() {
+fn fanout_copies_are_counted_sent_delivered_retried_and_pending() {
     let live = backend("live", &[]);
     let failing = backend("failing", &["--fail-rate", "1.0"]);
     let lb = lb(
@@ -350,9 +350,9 @@ fn fanout_copies_are_counted_sent_succeeded_retried_and_pending() {
     }));
     let m = scrape(admin);
     assert_eq!(copies(&m, &l, "sent"), 3.0);
-    assert_eq!(copies(&m, &l, "succeeded"), 3.0);
+    assert_eq!(copies(&m, &l, "delivered"), 3.0);
     assert_eq!(copies(&m, &f, "sent"), 3.0);
-    assert_eq!(copies(&m, &f, "succeeded"), 0.0);
+    assert_eq!(copies(&m, &f, "delivered"), 0.0);
     assert_eq!(copies(&m, &f, "spent"), 0.0);
     assert_eq!(m.value("lb_fanout_pending_retries", &[]), 3.0);
     let requests = |b: &str, code: &str| {

@@ -261,6 +261,45 @@ fn same_request_id_is_applied_once() {
 }
 
 #[test]
+fn a_request_id_reused_for_a_different_request_gets_409_and_is_not_applied() {
+    let b = start(&[]);
+    let id = "X-Request-Id: write-9\r\n";
+    let form = "Content-Type: application/x-www-form-urlencoded\r\nX-Request-Id: write-10\r\n";
+    assert_eq!(
+        request(&b, "POST", "/register?username=jack&password=a", id, "").status,
+        201
+    );
+    // The case: a changePassword sent with the id of the register.
+    let r = request(
+        &b,
+        "POST",
+        "/changePassword?username=jack&password=b",
+        id,
+        "",
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.header("x-idempotent-replay").is_none());
+    // Same target, different body.
+    assert_eq!(
+        request(&b, "POST", "/register", form, "username=tom&password=1").status,
+        201
+    );
+    let r = request(&b, "POST", "/register", form, "username=tom&password=2");
+    assert_eq!(r.status, 409);
+    let r = request(&b, "POST", "/register", form, "username=tom&password=1");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-idempotent-replay"), Some("true"));
+    assert_eq!(
+        get(&b, "/users/jack").text(),
+        "jack registered 1 changed 0 password a\n"
+    );
+    assert_eq!(
+        get(&b, "/users/tom").text(),
+        "tom registered 1 changed 0 password 1\n"
+    );
+}
+
+#[test]
 fn username_flag_limits_writes() {
     let b = start(&["--username", "jack"]);
     assert_eq!(

@@ -10,26 +10,6 @@ fn flags(extra: &[&'static str]) -> Vec<&'static str> {
     FAST_RETRIES.iter().chain(extra).copied().collect()
 }
 
-/// How many times `user` was registered on backend `b` (0 when unknown or unreachable).
-fn registered(b: &Proc, user: &str) -> u32 {
-    if std::net::TcpStream::connect(b.addr).is_err() {
-        return 0;
-    }
-    let mut c = Client::new(b.addr);
-    c.send(
-        format!("GET /users/{user} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
-    );
-    match c.read_response(false) {
-        Ok(Some(r)) if r.status == 200 => r
-            .text()
-            .split_whitespace()
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    }
-}
-
 #[test]
 fn every_backend_gets_each_write_exactly_once_despite_failures() {
     let b1 = backend("server1", &[]);
@@ -93,16 +73,44 @@ fn only_the_backend_that_knows_the_user_answers_201() {
 }
 
 #[test]
-fn all_down_gives_504_and_the_write_arrives_later() {
+fn all_down_gives_503_at_once_and_nothing_is_queued() {
+    let addrs = [free_port(), free_port()].map(|p| format!("127.0.0.1:{p}"));
+    let lb = lb_addrs(&[&addrs[0], &addrs[1]], &flags(&[]));
+    assert!(
+        eventually(Duration::from_secs(5), || get(lb.addr, "/").status == 503),
+        "the health checks take both down"
+    );
+    let started = Instant::now();
+    let r = post(lb.addr, "/register?username=ann&password=x");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(1), "at once");
+    assert!(r.header("retry-after").is_some());
+    assert!(r.header("x-request-id").is_some());
+    let backends = addrs.map(|a| backend_on("late", &a, &[]));
+    assert!(eventually(Duration::from_secs(5), || get(lb.addr, "/")
+        .status
+        == 200));
+    std::thread::sleep(Duration::from_millis(500));
+    for b in &backends {
+        assert_eq!(registered(b, "ann"), 0, "a refused write is never sent");
+    }
+}
+
+#[test]
+fn a_504_says_the_write_is_still_being_delivered_and_it_is() {
     let ports = [free_port(), free_port(), free_port()];
     let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let lb = lb_addrs(&refs, &flags(&["--fanout-timeout", "500ms"]));
+    // No health checks: lb cannot know they are down, so the copies go out and retry.
+    let lb = lb_addrs(
+        &refs,
+        &flags(&["--fanout-timeout", "500ms", "--health-interval", "0"]),
+    );
     let started = Instant::now();
     let r = post(lb.addr, "/register?username=ann&password=x");
     assert_eq!(r.status, 504);
     assert!(started.elapsed() >= Duration::from_millis(450));
-    assert!(r.text().contains("still being retried"), "{}", r.text());
+    assert!(r.text().contains("still being delivered"), "{}", r.text());
     let id = r.header("x-request-id").expect("request id").to_string();
     assert!(r.text().contains(&id));
     let backends: Vec<Proc> = addrs
@@ -209,4 +217,216 @@ fn too_many_pending_writes_get_503_and_nothing_is_dropped() {
     ) == 1
         && registered(&late, "b") == 1));
     assert_eq!(registered(&late, "c"), 0);
+}
+
+/// One sample of lb's /metrics, e.g. `lb_fanout_copies_total{backend="..",result="sent"}`.
+fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
+    let text = get(admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+fn copies(admin: std::net::SocketAddr, b: &Proc, result: &str) -> f64 {
+    metric(
+        admin,
+        &format!(
+            "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}}",
+            b.addr
+        ),
+    )
+}
+
+fn post_body(addr: std::net::SocketAddr, path: &str, body: &str, close: bool) -> Response {
+    let connection = if close { "Connection: close\r\n" } else { "" };
+    request(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{connection}\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn ordinary_answers_are_relayed_at_once_and_never_retried() {
+    let bs = [backend("a", &[]), backend("b", &[]), backend("c", &[])];
+    let lb = lb(
+        &[&bs[0], &bs[1], &bs[2]],
+        &flags(&["--admin", "127.0.0.1:0"]),
+    );
+    let admin = admin_addr(&lb);
+    let started = Instant::now();
+    let r = post_body(lb.addr, "/echo", "hello", true);
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    let r = post_body(lb.addr, "/no/such/path", "x=1", true);
+    assert_eq!((r.status, r.text().as_str()), (404, "not found\n"));
+    assert!(r.header("x-request-id").is_some());
+    assert!(started.elapsed() < Duration::from_secs(2), "both at once");
+    std::thread::sleep(Duration::from_millis(300));
+    for b in &bs {
+        assert_eq!(copies(admin, b, "sent"), 2.0);
+        assert_eq!(copies(admin, b, "delivered"), 1.0);
+        assert_eq!(copies(admin, b, "refused"), 1.0);
+        assert_eq!(copies(admin, b, "retried"), 0.0);
+    }
+    assert!(eventually(Duration::from_secs(3), || {
+        metric(admin, "lb_fanout_writes_owed") == 0.0
+    }));
+    assert!(lb.log_text().contains("refused by"), "{}", lb.log_text());
+}
+
+#[test]
+fn a_backend_failing_then_succeeding_gets_exactly_one_delivered_copy() {
+    let good = backend("good", &[]);
+    let flaky = backend("flaky", &["--fail-first", "2"]);
+    // Checks on (passive health needs them) but slow: a backend taken down by its 500s
+    // would stay down for the whole test.
+    let lb = lb(
+        &[&good, &flaky],
+        &flags(&["--admin", "127.0.0.1:0", "--health-interval", "10s"]),
+    );
+    let admin = admin_addr(&lb);
+    let r = post(lb.addr, "/register?username=kim&password=p");
+    assert_eq!(r.status, 201);
+    assert!(eventually(Duration::from_secs(5), || registered(
+        &flaky, "kim"
+    ) == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(registered(&flaky, "kim"), 1);
+    assert_eq!(copies(admin, &flaky, "sent"), 3.0);
+    assert_eq!(copies(admin, &flaky, "retried"), 2.0);
+    assert_eq!(copies(admin, &flaky, "delivered"), 1.0);
+    assert_eq!(copies(admin, &good, "delivered"), 1.0);
+    assert_eq!(
+        metric(
+            admin,
+            &format!("lb_backend_up{{backend=\"{}\"}}", flaky.addr)
+        ),
+        1.0,
+        "500s on writes do not take a backend down"
+    );
+}
+
+#[test]
+fn the_username_flow_answers_201_and_leaves_nothing_pending() {
+    let b1 = backend("server1", &["--username", "tom"]);
+    let b2 = backend("server2", &["--username", "jack"]);
+    let b3 = backend("server3", &["--username", "rob"]);
+    let mut lb = lb(&[&b1, &b2, &b3], &flags(&["--max-pending", "3"]));
+    for _ in 0..5 {
+        let r = post(lb.addr, "/register?username=jack&password=x");
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert!(r.text().contains("server2"), "{}", r.text());
+    }
+    lb.signal(libc::SIGTERM);
+    assert_eq!(
+        lb.exit_code_within(Duration::from_secs(3)),
+        Some(0),
+        "nothing pending holds the drain: {}",
+        lb.log_text()
+    );
+}
+
+#[test]
+fn a_large_answer_is_relayed_whatever_max_body_says() {
+    let b = backend("a", &[]);
+    let lb1 = lb(&[&b], &flags(&["--max-body", "160"]));
+    let body = "y".repeat(150);
+    let r = post_body(lb1.addr, "/echo", &body, true);
+    assert_eq!((r.status, r.text()), (200, body.clone()));
+    let lb2 = lb(&[&b], &flags(&["--fanout-max-response", "100"]));
+    let r = post_body(lb2.addr, "/echo", &body, true);
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("--fanout-max-response"), "{}", r.text());
+}
+
+#[test]
+fn with_nothing_deliverable_the_client_gets_the_first_refusal_or_502() {
+    let tom = backend("server1", &["--username", "tom"]);
+    let broken = backend("server2", &["--fail-rate", "1.0"]);
+    // No health checks: they would take the always-failing backend down, and its copy
+    // would wait for it to come back instead of being spent.
+    let retry_twice = flags(&["--retry-attempts", "2", "--health-interval", "0"]);
+    let lb1 = lb(&[&tom, &broken], &retry_twice);
+    let r = post(lb1.addr, "/register?username=jack&password=x");
+    assert_eq!(r.status, 404, "the refusal, once the 500s are spent");
+    assert_eq!(r.text(), "user jack is not served by server1\n");
+    let lb2 = lb(&[&broken], &retry_twice);
+    let r = post(lb2.addr, "/register?username=jack&password=x");
+    assert_eq!(r.status, 502);
+    assert!(r.text().contains("given up"), "{}", r.text());
+}
+
+#[test]
+fn fanout_errors_honour_the_clients_connection_close() {
+    let dead = format!("127.0.0.1:{}", free_port());
+    let lb = lb_addrs(
+        &[&dead],
+        &flags(&["--health-interval", "0", "--fanout-timeout", "300ms"]),
+    );
+    let raw = |close: &str| {
+        format!("POST /register HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n{close}\r\n")
+    };
+    let mut c = Client::new(lb.addr);
+    c.send(raw("Connection: close\r\n").as_bytes());
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!(r.status, 504);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closed_within(Duration::from_secs(3)));
+    let mut c = Client::new(lb.addr);
+    c.send(raw("").as_bytes());
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!((r.status, r.header("connection")), (504, None));
+    // A connect failure that --retry-on leaves out is given up at once: 502.
+    let lb = lb_addrs(
+        &[&dead],
+        &flags(&["--health-interval", "0", "--retry-on", "5xx"]),
+    );
+    let mut c = Client::new(lb.addr);
+    c.send(raw("Connection: close\r\n").as_bytes());
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!((r.status, r.header("connection")), (502, Some("close")));
+    assert!(c.closed_within(Duration::from_secs(3)));
+}
+
+#[test]
+fn a_backend_coming_back_gets_its_backlog_a_few_at_a_time_over_pooled_connections() {
+    let live = backend("live", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let live_addr = live.addr.to_string();
+    let lb = lb_addrs(
+        &[&live_addr, &late_addr],
+        &flags(&["--admin", "127.0.0.1:0"]),
+    );
+    let admin = admin_addr(&lb);
+    let up = format!("lb_backend_up{{backend=\"{late_addr}\"}}");
+    assert!(eventually(Duration::from_secs(5), || metric(admin, &up) == 0.0));
+    for i in 0..300 {
+        assert_eq!(
+            post(lb.addr, &format!("/register?username=p{i}")).status,
+            201
+        );
+    }
+    let late = backend_on("late", &late_addr, &["--delay", "20ms"]);
+    assert!(
+        eventually(Duration::from_secs(30), || copies(
+            admin,
+            &late,
+            "delivered"
+        ) == 300.0),
+        "the backlog is delivered"
+    );
+    let checks = metric(
+        admin,
+        &format!("lb_health_checks_total{{backend=\"{late_addr}\",result=\"pass\"}}"),
+    );
+    let accepted: f64 = get(late.addr, "/conns").text().trim().parse().unwrap();
+    // Each check is a connection of its own; the copies reuse at most 16 pooled ones.
+    assert!(
+        accepted <= checks + 16.0 + 4.0,
+        "{accepted} connections for 300 copies and {checks} checks"
+    );
 }

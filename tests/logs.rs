@@ -143,11 +143,37 @@ fn no_backend_and_fanout_deadline_get_their_lines() {
     );
     assert!(lb.wait_log(&format!("backend {dead} DOWN"), WAIT));
     assert_eq!(get(lb.addr, "/none").status, 503);
-    assert_eq!(post(lb.addr, "/w").status, 504, "parked until the deadline");
+    assert_eq!(
+        post(lb.addr, "/w").status,
+        503,
+        "no backend up: refused at once"
+    );
     assert!(
         lb.wait_log("\"GET /none\" - 503 0 ", WAIT),
         "{}",
         lb.log_text()
+    );
+    assert!(
+        lb.wait_log("\"POST /w\" - 503 0 ", WAIT),
+        "{}",
+        lb.log_text()
+    );
+    // Without health checks lb cannot know the backend is down: the copy is retried
+    // until the deadline.
+    let lb = lb_addrs(
+        &[&dead],
+        &[
+            "--access-log",
+            "--health-interval",
+            "0",
+            "--fanout-timeout",
+            "200ms",
+        ],
+    );
+    assert_eq!(
+        post(lb.addr, "/w").status,
+        504,
+        "retried until the deadline"
     );
     assert!(
         lb.wait_log("\"POST /w\" - 504 0 ", WAIT),

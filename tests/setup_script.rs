@@ -16,12 +16,15 @@ fn setup(listen: &str, ports: &[u16], args: &[&str]) -> Child {
         .parent()
         .expect("a directory");
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    // A journal of its own: tests run side by side, and one journal takes one lb.
+    let journal = std::env::temp_dir().join(format!("lb-setup-journal-{listen}"));
     Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup.sh"))
         .args(args)
         .env("SETUP_BIN", bin)
         .env("SETUP_LISTEN", listen)
         .env("SETUP_BACKEND_PORTS", ports.join(" "))
+        .env("SETUP_JOURNAL", journal)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

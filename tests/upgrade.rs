@@ -176,3 +176,52 @@ fn new_pid(lb: &Proc, n: usize) -> Adopted {
     });
     Adopted(pid.unwrap_or_else(|| panic!("no new pid logged:\n{}", lb.log_text())))
 }
+
+#[test]
+fn an_upgrade_takes_the_journal_over_and_delivers_what_the_old_lb_owed() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let up = backend("up", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let install = Install::new("upgrade-journal");
+    let journal = install.dir.join("journal");
+    let journal = journal.to_str().unwrap();
+    let (bin, up_addr) = (install.bin(), up.addr.to_string());
+    let mut args = vec!["-l", "127.0.0.1:0", "--admin", "off", "--journal", journal];
+    args.extend(["-b", up_addr.as_str(), "-b", late_addr.as_str()]);
+    args.extend_from_slice(FAST_RETRIES);
+    let mut old = spawn(bin.to_str().unwrap(), &args);
+    assert_eq!(
+        post(old.addr, "/register?username=ann&password=p").status,
+        201
+    );
+    old.signal(libc::SIGUSR2);
+    let _new = new_pid(&old, 0);
+    assert_eq!(
+        old.exit_code_within(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        old.log_text()
+    );
+    assert!(old.log_text().contains("kept in the journal"));
+    // The new lb's log goes to the same pipe.
+    assert!(
+        old.wait_log(
+            "taken over from the lb this one replaced",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        old.log_text()
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        post(old.addr, "/register?username=bob&password=p").status == 201
+    }));
+    let late = backend_on("late", &late_addr, &[]);
+    for user in ["ann", "bob"] {
+        assert!(
+            eventually(Duration::from_secs(10), || registered(&late, user) == 1),
+            "{user} on the backend that was down: {}",
+            old.log_text()
+        );
+        assert_eq!(registered(&up, user), 1);
+    }
+}

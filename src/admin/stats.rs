@@ -17,7 +17,7 @@ mod columns;
 pub(super) mod format;
 
 use columns::columns;
-use format::{Bytes, Count, Flag, Html, Rate, Uptime};
+use format::{Bytes, Count, Flag, Html, Rate, Secs, Uptime};
 
 /// Seconds between reloads of the page: one point of the charts.
 const REFRESH_SECONDS: u64 = history::EVERY.as_secs();
@@ -139,6 +139,13 @@ fn summary(v: &View, out: &mut String) {
         let local: u64 = m.local_responses.iter().sum();
         tile(out, false, &Count(local).to_string(), "answered by lb", "");
     }
+    tile(
+        out,
+        false,
+        &Count(m.tunnels_open).to_string(),
+        "upgrade tunnels",
+        "",
+    );
     out.push_str("</section>\n");
 }
 
@@ -242,12 +249,36 @@ fn fanout(v: &View, out: &mut String) {
     out.push_str("<h2>POST fan-out</h2>\n<section class=\"tiles\">\n");
     for (n, what) in [
         (sum(|b| b.fanout_sent), "copies sent"),
-        (sum(|b| b.fanout_succeeded), "succeeded"),
+        (sum(|b| b.fanout_delivered), "delivered"),
+        (sum(|b| b.fanout_refused), "refused"),
         (sum(|b| b.fanout_retried), "retried"),
         (sum(|b| b.fanout_spent), "gave up"),
         (m.pending_retries, "retries pending"),
+        (m.writes_owed, "writes owed"),
     ] {
         tile(out, false, &Count(n).to_string(), what, "");
+    }
+    let oldest = Secs(m.oldest_owed_seconds).to_string();
+    tile(
+        out,
+        m.oldest_owed_seconds >= 60.0,
+        &oldest,
+        "oldest owed",
+        "",
+    );
+    if let Some(j) = &m.journal {
+        let on_disk = Bytes(j.bytes_on_disk).to_string();
+        let failed = j.stats.failures > 0;
+        let note = if failed {
+            "writes failed: see the log"
+        } else {
+            ""
+        };
+        tile(out, failed, &on_disk, "journal on disk", note);
+        let sync = j.stats.sync_latency.mean_seconds();
+        let sync = sync.map_or("–".into(), |s| Secs(s).to_string());
+        let syncs = format!("{} syncs", Count(j.stats.syncs));
+        tile(out, false, &sync, "mean journal sync", &syncs);
     }
     out.push_str("</section>\n");
 }

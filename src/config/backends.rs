@@ -1,9 +1,13 @@
-//! Backends as flags and files name them: `host:port` or `http://host:port`, `,weight=N`.
+//! Backends as flags and files name them: `host:port`, `http://host:port` or
+//! `https://host:port` (whose label keeps the scheme, so that a reload keeps it too),
+//! `,weight=N`.
 //! A line is parsed apart from resolving its name, so that a reload can resolve the same
 //! lines again; the same checks hold at start and at every reload.
 
 use std::net::SocketAddr;
 use std::path::Path;
+
+use rustls_pki_types::ServerName;
 
 use crate::names;
 
@@ -30,8 +34,8 @@ pub fn parse_weight(w: &str) -> Option<u32> {
     w.parse().ok().filter(|w| (1..=1000).contains(w))
 }
 
-/// `host:port`, `http://host:port[/]`, optionally followed by `,weight=N`; `at` says where
-/// it was written.
+/// `host:port`, `http://host:port[/]` or `https://host:port[/]`, optionally followed by
+/// `,weight=N`; `at` says where it was written.
 pub fn parse_line(s: &str, at: String) -> Result<BackendLine, String> {
     let s = s.trim();
     if let Some((addr, rest)) = s.split_once(char::is_whitespace) {
@@ -61,14 +65,24 @@ pub fn parse_line(s: &str, at: String) -> Result<BackendLine, String> {
             }
         }
     }
-    let label = addr_part
-        .strip_prefix("http://")
+    let https = addr_part.starts_with("https://");
+    let address = addr_part
+        .strip_prefix("https://")
+        .or_else(|| addr_part.strip_prefix("http://"))
         .unwrap_or(addr_part)
         .trim_end_matches('/');
-    if label.is_empty() || label.contains('/') || label.contains("://") {
+    if address.is_empty() || address.contains('/') || address.contains("://") {
         return Err(format!(
-            "bad backend '{s}' (write host:port or http://host:port)"
+            "bad backend '{s}' (write host:port, http://host:port or https://host:port)"
         ));
+    }
+    let label = if https {
+        format!("https://{address}")
+    } else {
+        address.to_string()
+    };
+    if https && tls_name(&label).is_none() {
+        return Err(format!("bad host name in backend '{s}'"));
     }
     if !label.is_ascii() || label.bytes().any(|b| b.is_ascii_control()) {
         return Err(format!(
@@ -76,10 +90,21 @@ pub fn parse_line(s: &str, at: String) -> Result<BackendLine, String> {
         ));
     }
     Ok(BackendLine {
-        label: label.to_string(),
+        label,
         weight: weight.unwrap_or(1),
         at,
     })
+}
+
+/// For a backend labelled `https://host:port`, the name its certificate must show, also
+/// sent as SNI; `None` for a plain one.
+pub fn tls_name(label: &str) -> Option<ServerName<'static>> {
+    let address = label.strip_prefix("https://")?;
+    let host = match address.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => address,
+    };
+    ServerName::try_from(host.to_string()).ok()
 }
 
 /// A backend written on the command line, with its host name resolved now.
@@ -121,7 +146,10 @@ pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {
 
 /// Each backend once (by label or address), none of them lb itself: `list` holds each
 /// backend's label, address and where it was written.
-pub fn check_backends(list: &[(&str, SocketAddr, &str)], listen: SocketAddr) -> Result<(), String> {
+pub fn check_backends(
+    list: &[(&str, SocketAddr, &str)],
+    listeners: &[SocketAddr],
+) -> Result<(), String> {
     if list.is_empty() {
         return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
     }
@@ -133,9 +161,12 @@ pub fn check_backends(list: &[(&str, SocketAddr, &str)], listen: SocketAddr) -> 
                  with weight=N to send it more"
             ));
         }
-        let same_host =
-            addr.ip() == listen.ip() || (listen.ip().is_unspecified() && addr.ip().is_loopback());
-        if same_host && addr.port() == listen.port() {
+        let own = listeners.iter().any(|listen| {
+            let same_host = addr.ip() == listen.ip()
+                || (listen.ip().is_unspecified() && addr.ip().is_loopback());
+            same_host && addr.port() == listen.port()
+        });
+        if own {
             return Err(format!(
                 "backend {label} ({at}) is lb's own --listen address: requests would loop"
             ));

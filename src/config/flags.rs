@@ -213,7 +213,15 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "fanout-timeout",
         (60 * SEC, 24 * HOUR),
         NO_ZERO,
-        "wait for a first POST success; then 504, retries go on",
+        "wait for an answer for a POST's client; then 504, its copies go on",
+        true,
+    ),
+    numeric(
+        Unit::Size,
+        "fanout-max-response",
+        (16 * MIB, 1024 * MIB),
+        NO_ZERO,
+        "largest answer to a POST relayed to its client; past it, 502",
         true,
     ),
     numeric(
@@ -235,7 +243,13 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
 ];
 
 /// Flags besides the numeric ones that have no effect in TCP mode.
-pub(super) const HTTP_ONLY: &[&str] = &["health-path", "success-status", "retry-on"];
+pub(super) const HTTP_ONLY: &[&str] = &[
+    "health-path",
+    "success-status",
+    "retry-on",
+    "journal",
+    "journal-sync",
+];
 
 /// The numeric flag called `name`.
 pub(super) fn number_flag(name: &str) -> &'static NumberFlag {
@@ -274,10 +288,53 @@ pub(super) fn options() -> getopts::Options {
         "ADDR",
     );
     o.optmulti(
+        "",
+        "tls-listen",
+        "address to accept TLS clients on (beside --listen, or instead of its default)",
+        "ADDR",
+    );
+    o.optmulti(
+        "",
+        "tls-cert",
+        "PEM certificate chain for --tls-listen; repeat with --tls-key for more names \
+         (SNI), the first is the default",
+        "FILE",
+    );
+    o.optmulti(
+        "",
+        "tls-key",
+        "PEM private key of the --tls-cert in the same position",
+        "FILE",
+    );
+    o.optmulti(
         "b",
         "backend",
-        "a backend, host:port or http://host:port, optional weight 1-1000 (repeatable)",
+        "a backend, host:port, http://host:port or https://host:port, optional weight 1-1000 \
+         (repeatable)",
         "ADDR[,weight=N]",
+    );
+    o.optmulti(
+        "",
+        "backend-ca",
+        "PEM roots that https backends are verified against (default: the system's)",
+        "FILE",
+    );
+    o.optflag(
+        "",
+        "accept-proxy",
+        "every client connection starts with a PROXY protocol header (v1 or v2)",
+    );
+    o.optmulti(
+        "",
+        "accept-proxy-from",
+        "like --accept-proxy, and connections from other addresses are refused",
+        "CIDR,...",
+    );
+    o.optmulti(
+        "",
+        "send-proxy",
+        "send a PROXY protocol header before each connection to a backend",
+        "v1|v2",
     );
     o.optmulti(
         "f",
@@ -329,14 +386,29 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "success-status",
-        "2xx status that counts as a delivered POST (default 201, HTTP only)",
-        "CODE",
+        "answers that deliver a POST copy: codes and classes, e.g. 201,202 (default 2xx, \
+         HTTP only)",
+        "LIST",
     );
     o.optmulti(
         "",
         "retry-on",
-        "failures retried: 5xx,4xx,connect-failure,timeout,other (default all, HTTP only)",
+        "what is sent again: codes, classes, connect-failure, timeout, reset, bad-response, \
+         or all (default 5xx,connect-failure,timeout,reset,bad-response; HTTP only)",
         "LIST",
+    );
+    o.optmulti(
+        "",
+        "journal",
+        "directory where POST copies still owed are kept across crashes \
+         (default: memory only; HTTP only)",
+        "DIR",
+    );
+    o.optmulti(
+        "",
+        "journal-sync",
+        "always, batch (one fdatasync per loop turn) or off (default batch, HTTP only)",
+        "MODE",
     );
     o.optmulti(
         "",

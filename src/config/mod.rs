@@ -3,6 +3,7 @@
 //! backend list; this file turns the parsed flags into one `Config`.
 
 mod backends;
+mod fanout;
 mod flags;
 mod values;
 
@@ -10,17 +11,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::proxy_protocol::{self, Cidr};
 use crate::strategy;
+use crate::tls::CertPair;
 
 pub use backends::{
     BackendLine, BackendSpec, check_backends, parse_backend, parse_line, parse_weight,
-    read_backends_file, resolve_line,
+    read_backends_file, resolve_line, tls_name,
 };
+pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
-pub use values::{RetryOn, Secret, parse_duration, parse_size};
+pub use values::{Secret, parse_duration, parse_size};
 
 use flags::{HTTP_ONLY, NUMBERS, as_duration, number_flag, options};
-use values::{number, parse_addr, parse_number, read_token_file};
+use values::{parse_addr, parse_number, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -45,7 +49,18 @@ pub enum AccessLogTo {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// Plain HTTP (or TCP) clients; `None` when only `--tls-listen` was given.
+    pub listen: Option<SocketAddr>,
+    /// TLS clients, with the certificates below.
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_certs: Vec<CertPair>,
+    /// Roots that `https://` backends are verified against instead of the system's.
+    pub backend_ca: Option<String>,
+    /// `--accept-proxy`: every client starts with a PROXY header; if the list is not
+    /// empty, only from these addresses.
+    pub accept_proxy: Option<Vec<Cidr>>,
+    /// `--send-proxy`: a PROXY header before every connection to a backend.
+    pub send_proxy: Option<proxy_protocol::Version>,
     /// Every backend at start: the `-b` ones, then the file's.
     pub backends: Vec<BackendSpec>,
     /// The `-b` backends as written: a reload keeps them and re-resolves their names.
@@ -75,13 +90,19 @@ pub struct Config {
     pub rise: u32,
     pub fall: u32,
     pub fanout: usize,
-    pub success_status: u16,
+    /// Answers that deliver a POST copy.
+    pub success_status: StatusSet,
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub retry_jitter: Duration,
     pub retry_attempts: u32,
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
+    /// The largest answer to a POST kept to be relayed to its client.
+    pub fanout_max_response: u64,
+    /// Where owed POST copies are journaled; `None`: in memory only.
+    pub journal: Option<PathBuf>,
+    pub journal_sync: JournalSync,
     /// How long SIGTERM/SIGINT waits for open work before lb exits anyway.
     pub drain_timeout: Duration,
     pub max_pending: usize,
@@ -149,16 +170,56 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         };
         return Err(format!("unexpected argument '{extra}'{hint}"));
     }
-    let listen = opt(&m, "listen", DEFAULT_LISTEN, parse_addr)?;
+    let tls_listen = opt(&m, "tls-listen", None, |s| parse_addr(s).map(Some))?;
+    // Without --tls-listen, plain clients are on the default address; with it, only
+    // where --listen says.
+    let default_listen = match tls_listen {
+        Some(_) => None,
+        None => Some(DEFAULT_LISTEN),
+    };
+    let listen = opt(&m, "listen", default_listen, |s| parse_addr(s).map(Some))?;
     let admin = opt(&m, "admin", Some(DEFAULT_ADMIN), |s| match s {
         "off" => Ok(None),
         _ => parse_addr(s).map(Some),
     })?;
-    if admin == Some(listen) && listen.port() != 0 {
+    let listeners: Vec<SocketAddr> = listen.into_iter().chain(tls_listen).collect();
+    if let Some(both) = admin.filter(|a| a.port() != 0 && listeners.contains(a)) {
         return Err(format!(
-            "--admin {listen} is also the --listen address: give another, or --admin off"
+            "--admin {both} is also a traffic listener's address: give another, or --admin off"
         ));
     }
+    let (certs, keys) = (m.opt_strs("tls-cert"), m.opt_strs("tls-key"));
+    if certs.len() != keys.len() {
+        return Err(format!(
+            "--tls-cert and --tls-key come in pairs: {} certificate(s), {} key(s)",
+            certs.len(),
+            keys.len()
+        ));
+    }
+    let tls_certs: Vec<CertPair> = certs
+        .into_iter()
+        .zip(keys)
+        .map(|(cert, key)| CertPair { cert, key })
+        .collect();
+    match (tls_listen.is_some(), tls_certs.is_empty()) {
+        (true, true) => return Err("--tls-listen needs --tls-cert FILE --tls-key FILE".into()),
+        (false, false) => return Err("--tls-cert is only used with --tls-listen ADDR".into()),
+        _ => {}
+    }
+    let accept_proxy = match m.opt_strs("accept-proxy-from").pop() {
+        Some(list) => Some(
+            list.split(',')
+                .map(Cidr::parse)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--accept-proxy-from: {e}"))?,
+        ),
+        None => m.opt_present("accept-proxy").then(Vec::new),
+    };
+    let send_proxy = opt(&m, "send-proxy", None, |s| match s {
+        "v1" => Ok(Some(proxy_protocol::Version::V1)),
+        "v2" => Ok(Some(proxy_protocol::Version::V2)),
+        _ => Err(format!("'{s}' is not a PROXY protocol version (v1 or v2)")),
+    })?;
     let hosts_file = m.opt_strs("hosts-file").pop().map(PathBuf::from);
     let admin_token = match m.opt_strs("admin-token-file").pop() {
         Some(path) => Some(read_token_file(&path).map_err(|e| format!("--admin-token-file: {e}"))?),
@@ -173,7 +234,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         specs: backends,
         flags: backend_flags,
         file: backends_file,
-    } = backend_list(&m, listen, hosts_file.as_deref())?;
+    } = backend_list(&m, &listeners, hosts_file.as_deref())?;
     let strategy = opt(&m, "strategy", "round-robin", |s| {
         strategy::canonical(s).ok_or_else(|| {
             format!(
@@ -256,6 +317,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     }
     Ok(Command::Run(Box::new(Config {
         listen,
+        tls_listen,
+        tls_certs,
+        backend_ca: m.opt_strs("backend-ca").pop(),
+        accept_proxy,
+        send_proxy,
         backends,
         backend_flags,
         backends_file,
@@ -287,21 +353,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             }
         })?,
         fanout,
-        success_status: opt(&m, "success-status", 201, |s| {
-            number::<u16>(s).and_then(|n| {
-                if (200..300).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err(format!("{n} is not a 2xx status"))
-                }
-            })
-        })?,
+        success_status: opt(&m, "success-status", StatusSet::SUCCESS, StatusSet::parse)?,
         retry_base,
         retry_max,
         retry_jitter: duration(&m, "retry-jitter")?,
         retry_attempts: small(&m, "retry-attempts")?,
-        retry_on: opt(&m, "retry-on", RetryOn::ALL, RetryOn::parse)?,
+        retry_on: opt(&m, "retry-on", RetryOn::DEFAULT, RetryOn::parse)?,
         fanout_timeout: duration(&m, "fanout-timeout")?,
+        fanout_max_response: num(&m, "fanout-max-response")?,
+        journal: m.opt_strs("journal").pop().map(PathBuf::from),
+        journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
         max_pending: num(&m, "max-pending")? as usize,
         rise: small(&m, "rise")?,
         fall: small(&m, "fall")?,
@@ -320,10 +381,10 @@ struct BackendList {
     file: Option<String>,
 }
 
-/// The backends from `-b` and `-f`, each named once, none of them lb itself.
+/// The backends from `-b` and `-f`, each named once, none of them one of lb's `listeners`.
 fn backend_list(
     m: &getopts::Matches,
-    listen: SocketAddr,
+    listeners: &[SocketAddr],
     hosts: Option<&std::path::Path>,
 ) -> Result<BackendList, String> {
     let flags = m
@@ -345,7 +406,7 @@ fn backend_list(
         .zip(&lines)
         .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
         .collect();
-    check_backends(&named, listen)?;
+    check_backends(&named, listeners)?;
     Ok(BackendList { specs, flags, file })
 }
 

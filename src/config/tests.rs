@@ -173,7 +173,10 @@ fn backends_in_both_forms_with_weights() {
 #[test]
 fn defaults_and_errors() {
     let c = run("-b 127.0.0.1:9001").unwrap();
-    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        c.listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:8080")
+    );
     assert_eq!(c.mode, Mode::Http);
     assert_eq!(c.retries, 2);
     assert_eq!(c.max_body, 1 << 20);
@@ -208,13 +211,30 @@ fn defaults_and_errors() {
     assert_eq!(c.drain_timeout, Duration::from_secs(5));
     assert!(matches!(parse_args(&args("-h")), Ok(Command::Help(_))));
     let c = run("-b 127.0.0.1:1 -l 127.0.0.1:1 -l 127.0.0.1:2").unwrap();
-    assert_eq!(c.listen.port(), 2, "the last of a repeated flag wins");
+    assert_eq!(
+        c.listen.map(|a| a.port()),
+        Some(2),
+        "the last of a repeated flag wins"
+    );
     let c = run("-b 127.0.0.1:1 -b 127.0.0.1:2 --retry-on 5xx,timeout --fanout 2").unwrap();
-    assert!(c.retry_on.server_error && c.retry_on.timeout && !c.retry_on.client_error);
+    assert!(c.retry_on.statuses.contains(502) && c.retry_on.timeout);
+    assert!(!c.retry_on.statuses.contains(404) && !c.retry_on.reset);
     assert_eq!(c.fanout, 2);
-    assert!(!c.retry_on.other);
-    assert!(run("-b 127.0.0.1:1 --retry-on 6xx").is_err());
-    assert!(run("-b 127.0.0.1:1 --success-status 404").is_err());
+    assert!(
+        run("-b 127.0.0.1:1 --retry-on 6xx")
+            .unwrap_err()
+            .starts_with("--retry-on: ")
+    );
+    assert!(run("-b 127.0.0.1:1 --success-status 1xx").is_err());
+    let c = run("-b 127.0.0.1:1").unwrap();
+    assert_eq!(c.success_status, StatusSet::SUCCESS);
+    assert_eq!(c.retry_on, RetryOn::DEFAULT);
+    assert_eq!((c.journal, c.journal_sync), (None, JournalSync::Batch));
+    let c = run("-b 127.0.0.1:1 --success-status 201,202 --journal /j --journal-sync off").unwrap();
+    assert!(c.success_status.contains(202) && !c.success_status.contains(200));
+    assert_eq!(c.journal.as_deref(), Some(std::path::Path::new("/j")));
+    assert_eq!(c.journal_sync, JournalSync::Off);
+    assert!(run("-b 127.0.0.1:1 --journal-sync later").is_err());
 }
 
 #[test]

@@ -1,59 +1,10 @@
-//! Single flag values: durations, sizes, addresses, numbers, the --retry-on list.
+//! Single flag values: durations, sizes, addresses, numbers.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::flags::{NumberFlag, Unit, Zero, show};
 
-/// Which failed POST copies are sent again (`--retry-on`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryOn {
-    /// Could not connect, or the connection was lost before an answer.
-    pub connect_failure: bool,
-    /// No answer within --server-timeout.
-    pub timeout: bool,
-    /// A 5xx answer, or a broken one.
-    pub server_error: bool,
-    pub client_error: bool,
-    /// Any other status that is not --success-status.
-    pub other: bool,
-}
-
-impl RetryOn {
-    pub const ALL: RetryOn = RetryOn {
-        connect_failure: true,
-        timeout: true,
-        server_error: true,
-        client_error: true,
-        other: true,
-    };
-
-    pub(super) fn parse(list: &str) -> Result<RetryOn, String> {
-        let mut r = RetryOn {
-            connect_failure: false,
-            timeout: false,
-            server_error: false,
-            client_error: false,
-            other: false,
-        };
-        for item in list.split(',').map(str::trim) {
-            match item {
-                "connect-failure" => r.connect_failure = true,
-                "timeout" => r.timeout = true,
-                "5xx" => r.server_error = true,
-                "4xx" => r.client_error = true,
-                "other" => r.other = true,
-                "all" => r = RetryOn::ALL,
-                _ => {
-                    return Err(format!(
-                        "unknown '{item}' (a list of 5xx, 4xx, connect-failure, timeout, other, all)"
-                    ));
-                }
-            }
-        }
-        Ok(r)
-    }
-}
 /// A duration, checked for overflow: `250ms`, `10s`, `1m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     duration_ms(s)?
@@ -132,12 +83,6 @@ pub(super) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("bad address '{s}': {e}"))?
         .next()
         .ok_or_else(|| format!("'{s}' resolves to no address"))
-}
-
-pub(super) fn number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a whole number"))
 }
 
 /// A secret read from a file; `Debug` does not show it.

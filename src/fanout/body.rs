@@ -87,6 +87,7 @@ pub fn begin(
             method: head.method,
             version: head.version,
             keep_alive: head.keep_alive,
+            upgrade: false,
         },
         request_id: id,
         started: core.now,

@@ -1,7 +1,8 @@
 //! One copy's conversation with its backend: the shared request goes out, the answer
-//! comes in, and the first success is kept for the waiting client.
+//! comes in, and an answer the waiting client may get is kept for it.
 
-use super::{CopyFailure, Job, Phase};
+use super::outcome::{Answer, Outcome, Rules};
+use super::{Job, Phase};
 use crate::buffer::BufferPool;
 use crate::conn::Filled;
 use crate::http::body::Framing;
@@ -10,18 +11,28 @@ use crate::http::upstream::UpstreamConn;
 
 pub(super) struct Response {
     pub(super) status: u16,
+    pub(super) outcome: Outcome,
     pub(super) framing: Framing,
     pub(super) dechunk: bool,
     pub(super) reusable: bool,
-    /// The answer for the client, when this copy is the first success and someone waits.
-    pub(super) capture: Option<Vec<u8>>,
+    pub(super) capture: Capture,
     pub(super) close_client: bool,
+}
+
+/// The answer as the client would get it (head as forwarded, body as received).
+pub(super) enum Capture {
+    /// Nobody waits for this answer.
+    Skip,
+    Keep(Vec<u8>),
+    /// Over --fanout-max-response: dropped.
+    TooLarge,
 }
 
 pub(super) enum CopyStep {
     Wait,
-    Answered,
-    Failed(CopyFailure, &'static str),
+    /// A whole answer came: the response, with its capture.
+    Answered(Response),
+    Failed(Answer, &'static str),
 }
 
 /// Moves the request out (unless sends are held) and the answer in, as far as the
@@ -32,42 +43,45 @@ pub(super) fn step_copy(
     copy: usize,
     buffers: &mut BufferPool,
     send: bool,
-    success: u16,
-    max_body: u64,
+    rules: &Rules,
 ) -> CopyStep {
+    let waiting = j.client.is_some() && !j.answered;
+    let want_refusal = waiting && j.refusal.is_none();
     let Phase::InFlight { sent, response, .. } = &mut j.copies[copy].phase else {
-        return CopyStep::Failed(CopyFailure::Reset, "copy is not in flight");
+        return CopyStep::Failed(Answer::Reset, "copy is not in flight");
     };
     loop {
         let mut progress = false;
-        while send && *sent < j.request.len() && u.io.writable {
-            match std::io::Write::write(&mut u.io.sock, &j.request[*sent..]) {
+        while send && *sent < j.request.len() {
+            match u.io.send(&j.request[*sent..]) {
+                Ok(0) => break,
                 Ok(n) => {
-                    if n < j.request.len() - *sent {
-                        u.io.writable = false;
-                    }
                     *sent += n;
                     progress = true;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => u.io.writable = false,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    return CopyStep::Failed(CopyFailure::Reset, "connection lost while sending");
+                    return CopyStep::Failed(Answer::Reset, "connection lost while sending");
                 }
             }
+        }
+        // What a TLS session still holds goes out too.
+        if send && u.io.flush(buffers).is_err() {
+            return CopyStep::Failed(Answer::Reset, "connection lost while sending");
         }
         match u.io.fill(buffers) {
             Filled::Got => progress = true,
             Filled::Nothing => {}
             Filled::Eof if matches!(response, Some(r) if r.framing == Framing::UntilClose) => {
-                if u.io.input_len() == 0 {
-                    return CopyStep::Answered;
+                if u.io.input_len() == 0
+                    && let Some(r) = response.take()
+                {
+                    return CopyStep::Answered(r);
                 }
             }
             Filled::Eof | Filled::Failed => {
                 if u.io.input_len() == 0 || response.is_some() {
                     return CopyStep::Failed(
-                        CopyFailure::Reset,
+                        Answer::Reset,
                         "connection closed before a whole answer",
                     );
                 }
@@ -81,15 +95,12 @@ pub(super) fn step_copy(
                 Ok(None) => {
                     buffers.put(out);
                     if u.io.read_closed {
-                        return CopyStep::Failed(
-                            CopyFailure::BadResponse,
-                            "connection closed mid-head",
-                        );
+                        return CopyStep::Failed(Answer::BadResponse, "connection closed mid-head");
                     }
                 }
                 Err(why) => {
                     buffers.put(out);
-                    return CopyStep::Failed(CopyFailure::BadResponse, why);
+                    return CopyStep::Failed(Answer::BadResponse, why);
                 }
                 Ok(Some(resp)) => {
                     progress = true;
@@ -97,13 +108,23 @@ pub(super) fn step_copy(
                         input.consume(resp.len);
                     }
                     if !resp.is_interim() {
-                        let wanted = resp.status == success && !j.answered && j.client.is_some();
+                        let outcome = rules.classify(Answer::Status(resp.status));
+                        let wanted = match outcome {
+                            Outcome::Delivered => waiting,
+                            Outcome::Refused => want_refusal,
+                            Outcome::Retryable | Outcome::GivenUp => false,
+                        };
                         *response = Some(Response {
                             status: resp.status,
+                            outcome,
                             framing: resp.framing,
                             dechunk: resp.dechunk,
                             reusable: resp.reusable,
-                            capture: wanted.then(|| out.data().to_vec()),
+                            capture: if wanted {
+                                Capture::Keep(out.data().to_vec())
+                            } else {
+                                Capture::Skip
+                            },
                             close_client: resp.close_client,
                         });
                     }
@@ -115,30 +136,25 @@ pub(super) fn step_copy(
             if let Some(input) = u.io.input.as_mut() {
                 let capture = &mut r.capture;
                 let used = match r.framing.forward(input.data(), r.dechunk, |b| {
-                    if let Some(cap) = capture.as_mut() {
+                    if let Capture::Keep(cap) = capture {
                         cap.extend_from_slice(b);
                     }
                 }) {
                     Ok(used) => used,
-                    Err(e) => return CopyStep::Failed(CopyFailure::BadResponse, e.0),
+                    Err(e) => return CopyStep::Failed(Answer::BadResponse, e.0),
                 };
-                if capture
-                    .as_ref()
-                    .is_some_and(|cap| cap.len() as u64 > max_body)
-                {
-                    *capture = None;
+                if matches!(capture, Capture::Keep(cap) if cap.len() as u64 > rules.max_response) {
+                    *capture = Capture::TooLarge;
                 }
                 input.consume(used);
                 progress |= used > 0;
             }
             buffers.release_if_empty(&mut u.io.input);
-            if r.framing.is_done() {
-                return if r.status == success {
-                    CopyStep::Answered
-                } else {
-                    CopyStep::Failed(CopyFailure::Status(r.status), "status is not a success")
-                };
-            }
+        }
+        if response.as_ref().is_some_and(|r| r.framing.is_done())
+            && let Some(r) = response.take()
+        {
+            return CopyStep::Answered(r);
         }
         if !progress {
             return CopyStep::Wait;

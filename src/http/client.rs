@@ -3,8 +3,7 @@
 //! `exchange.rs`, the backend connections in `upstream.rs`.
 
 use std::fmt::Write as _;
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use log::{debug, warn};
@@ -19,6 +18,7 @@ use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::fanout::{self, PendingPost};
+use crate::proxy_protocol::Addresses;
 use crate::timer::TimerId;
 
 pub struct ClientConn {
@@ -69,7 +69,13 @@ pub enum Step {
     Launch(Box<PendingPost>),
 }
 
-pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
+pub fn accept(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) {
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = core.register(&mut sock, key, 0) {
@@ -77,9 +83,13 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         return;
     }
     let _ = sock.set_nodelay(true);
+    let Some(io) = core.client_socket(sock, tls) else {
+        return;
+    };
     let serial = core.next_serial();
+    // The first deadline covers a TLS handshake too: one never finished is cut by it.
     let mut client = ClientConn {
-        io: Socket::new(sock),
+        io,
         peer,
         serial,
         state: ClientState::Idle,
@@ -89,6 +99,17 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
     entry.insert(Conn::Client(client));
     core.clients_open += 1;
     core.metrics.client_connections_total += 1;
+}
+
+impl ClientConn {
+    /// Where the client came from and what it connected to, for a PROXY header.
+    pub fn addresses(&self) -> Option<Addresses> {
+        let destination = self.io.sock.local_addr().ok()?;
+        Some(Addresses {
+            source: self.peer,
+            destination,
+        })
+    }
 }
 
 pub(crate) fn client_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut ClientConn> {
@@ -173,6 +194,7 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         client_ip: c.peer.ip(),
         fresh_id: core.fresh_request_id(),
         default_host: &core.default_host,
+        tls: c.io.is_tls(),
     };
     match head::parse_request(c.io.input_data(), &info, &mut forward) {
         Ok(Some(head)) => Step::Dispatch(head, forward),
@@ -261,7 +283,7 @@ fn answering(c: &mut ClientConn, core: &mut Core, key: usize, close: bool) -> St
     if close {
         // Close gently: a client still sending would otherwise get a reset that can
         // destroy the answer before it reads it.
-        let _ = c.io.sock.shutdown(Shutdown::Write);
+        c.io.shutdown_write();
         c.io.release_input(&mut core.buffers);
         core.arm(&mut c.timer, LINGER, key, c.serial);
         c.state = ClientState::Lingering;
@@ -292,16 +314,10 @@ fn replying(
     mut sent: usize,
     close: bool,
 ) -> Step {
-    while sent < reply.len() && c.io.writable {
-        match io::Write::write(&mut c.io.sock, &reply[sent..]) {
-            Ok(n) => {
-                if n < reply.len() - sent {
-                    c.io.writable = false;
-                }
-                sent += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.io.writable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+    while sent < reply.len() {
+        match c.io.send(&reply[sent..]) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
             Err(_) => return Step::Close,
         }
     }
@@ -318,22 +334,14 @@ fn replying(
 
 fn linger(c: &mut ClientConn, core: &mut Core, key: usize) -> Step {
     c.state = ClientState::Lingering;
-    let mut sink = [0u8; 4096];
-    let mut drained = 0;
-    while c.io.readable {
-        if drained >= STEP_BUDGET {
+    match c.io.discard_input(&mut core.buffers, STEP_BUDGET) {
+        Filled::Eof | Filled::Failed => Step::Close,
+        Filled::Got => {
             core.revisit.push(key);
-            return Step::Wait;
+            Step::Wait
         }
-        match c.io.sock.read(&mut sink) {
-            Ok(0) => return Step::Close,
-            Ok(n) => drained += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.io.readable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Step::Close,
-        }
+        Filled::Nothing => Step::Wait,
     }
-    Step::Wait
 }
 
 pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {

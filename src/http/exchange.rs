@@ -93,6 +93,8 @@ pub enum ResponsePhase {
         reusable: bool,
         close_client: bool,
     },
+    /// A 101 is on its way to the client; then the exchange becomes a tunnel.
+    Switching,
 }
 
 pub(super) fn dispatch(
@@ -107,6 +109,17 @@ pub(super) fn dispatch(
         return;
     };
     core.disarm(&mut c.timer);
+    // Bytes behind an upgrade request would be sent to the backend as the new protocol.
+    if head.upgrade && (!head.framing.is_done() || c.io.input_len() > head.len) {
+        if let Some(buf) = c.io.input.as_mut() {
+            buf.consume(head.len);
+        }
+        core.buffers.put(forward);
+        core.metrics.local_response(400);
+        let text = "an upgrade request must come alone, without a body or requests behind it";
+        answer(c, core, key, 400, text, Some(&head.request_id), true);
+        return;
+    }
     let replayable = head.framing.is_done();
     let mut ex = core.exchanges.get(Exchange {
         upstream: usize::MAX,
@@ -115,6 +128,7 @@ pub(super) fn dispatch(
             method: head.method,
             version: head.version,
             keep_alive: head.keep_alive,
+            upgrade: head.upgrade,
         },
         request_id: head.request_id,
         request_body: head.framing,
@@ -313,6 +327,7 @@ fn replay(
         client_ip: c.peer.ip(),
         fresh_id: ex.request_id,
         default_host: &core.default_host,
+        tls: c.io.is_tls(),
     };
     match head::parse_request(c.io.input_data(), &info, &mut forward) {
         Ok(Some(_)) if matches!(how, Replay::Elsewhere) => {

@@ -51,7 +51,9 @@ pub struct RequestId {
 }
 
 impl RequestId {
-    fn from_bytes(src: &[u8]) -> Self {
+    /// At most MAX_REQUEST_ID bytes of `src`.
+    pub(crate) fn from_bytes(src: &[u8]) -> Self {
+        let src = &src[..src.len().min(MAX_REQUEST_ID)];
         let mut bytes = [0; MAX_REQUEST_ID];
         bytes[..src.len()].copy_from_slice(src);
         RequestId {
@@ -113,6 +115,8 @@ pub struct RequestHead {
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// `Connection: upgrade` with an `Upgrade` we pass on (anything but h2c alone).
+    pub upgrade: bool,
     pub request_id: RequestId,
 }
 
@@ -123,6 +127,8 @@ pub struct ForwardInfo<'a> {
     pub fresh_id: RequestId,
     /// Host header for an HTTP/1.0 request that had none (we forward as HTTP/1.1).
     pub default_host: &'a str,
+    /// The client came over TLS: X-Forwarded-Proto says https.
+    pub tls: bool,
 }
 
 fn map_parse_error(e: httparse::Error) -> Reject {
@@ -166,6 +172,8 @@ fn check_partial(buf: &[u8]) -> Result<(), Reject> {
 struct Added {
     id: bool,
     host: bool,
+    /// `Connection: upgrade`, with the client's Upgrade field kept.
+    upgrade: bool,
 }
 
 /// Writes the head to forward: the request line as HTTP/1.1, the client's header lines
@@ -189,10 +197,11 @@ fn write_request_head(
     put(out, b" HTTP/1.1\r\n")?;
     // Where we add our X-Request-Id, any the client sent were unusable: none goes on.
     let drop = |i: usize, h: &httparse::Header| {
+        let kept_upgrade = added.upgrade && Some(i) == fields.upgrade_field;
         Some(i) == last_xff
             || h.name.eq_ignore_ascii_case("x-forwarded-proto")
             || (added.id && h.name.eq_ignore_ascii_case("x-request-id"))
-            || fields.is_hop_by_hop(h.name, headers)
+            || (!kept_upgrade && fields.is_hop_by_hop(h.name, headers))
     };
     let instead = |i: usize, h: &httparse::Header, out: &mut Buffer| {
         if Some(i) != last_xff {
@@ -204,11 +213,19 @@ fn write_request_head(
     };
     let kept = copy_fields(out, buf, headers, len - 2, drop, instead)?;
     // Ours: X-Forwarded-For (appended to or added), X-Forwarded-Proto, maybe the other two.
-    within_field_limit(kept + 2 + usize::from(added.id) + usize::from(added.host))?;
+    let ours = 2 + usize::from(added.id) + usize::from(added.host) + usize::from(added.upgrade);
+    within_field_limit(kept + ours)?;
     if last_xff.is_none() {
         write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
     }
-    put(out, b"X-Forwarded-Proto: http\r\n")?;
+    put(
+        out,
+        if info.tls {
+            b"X-Forwarded-Proto: https\r\n"
+        } else {
+            b"X-Forwarded-Proto: http\r\n"
+        },
+    )?;
     if added.id {
         put(out, b"X-Request-Id: ")?;
         put(out, info.fresh_id.as_bytes())?;
@@ -218,6 +235,9 @@ fn write_request_head(
         put(out, b"Host: ")?;
         put(out, info.default_host.as_bytes())?;
         put(out, b"\r\n")?;
+    }
+    if added.upgrade {
+        put(out, b"Connection: upgrade\r\n")?;
     }
     put(out, b"\r\n")
 }
@@ -326,12 +346,15 @@ pub fn parse_request(
         (false, Some(n)) => Framing::Length(n),
     };
     let keep_alive = !fields.close && (version == 1 || fields.keep_alive);
+    // A POST is fanned out, and copies cannot become tunnels.
+    let upgrade = version == 1 && method != Method::Post && fields.asks_upgrade(headers);
     let add_id = request_id.is_none();
     let request_id = request_id.unwrap_or(info.fresh_id);
     let line = (method_str, target);
     let added = Added {
         id: add_id,
         host: hosts == 0,
+        upgrade,
     };
     write_request_head(out, buf, line, headers, len, &fields, last_xff, info, added).map_err(
         |Overflow| Reject {
@@ -349,6 +372,7 @@ pub fn parse_request(
         framing,
         keep_alive,
         expect_continue,
+        upgrade,
         request_id,
     }))
 }

@@ -27,6 +27,8 @@ pub(super) enum Pump {
     BadResponse(&'static str),
     ClientGone,
     BadRequest(&'static str),
+    /// A 101 went to the client: the connection is the new protocol's now.
+    Upgraded,
 }
 
 /// Moves bytes both ways until nothing more can move now. While the loop holds sends,
@@ -91,7 +93,11 @@ pub(super) fn pump(
             }
         }
 
-        let response_open = !matches!(ex.response, ResponsePhase::Done { .. });
+        // After a 101 the backend's bytes are the new protocol's: the tunnel takes them.
+        let response_open = matches!(
+            ex.response,
+            ResponsePhase::Head | ResponsePhase::Body { .. }
+        );
         if connected && response_open {
             match u.io.fill(&mut core.buffers) {
                 Filled::Got => progress = true,
@@ -157,7 +163,9 @@ pub(super) fn pump(
                                 .observed(&mut core.backends, ex.backend, true, "");
                         }
                         core.backends[ex.backend].record_response_time(elapsed.as_micros() as u64);
-                        ex.response = if resp.framing.is_done() {
+                        ex.response = if resp.is_switch() {
+                            ResponsePhase::Switching
+                        } else if resp.framing.is_done() {
                             ResponsePhase::Done {
                                 reusable: resp.reusable,
                                 close_client: resp.close_client,
@@ -244,6 +252,9 @@ pub(super) fn pump(
                 reusable,
                 close_client,
             };
+        }
+        if ex.response == ResponsePhase::Switching && c.io.output_len() == 0 {
+            return Pump::Upgraded;
         }
         moved_any |= progress;
         if !progress {

@@ -1,7 +1,7 @@
 //! Backend connections: connecting, the keep-alive pool, and their timers. A connection
 //! serves whoever owns it now: a client's exchange or a fan-out copy.
 
-use std::io::{self, Read};
+use std::io;
 use std::time::Instant;
 
 use log::{debug, warn};
@@ -11,11 +11,12 @@ use slab::Slab;
 use super::client::{ClientState, client_mut, drive};
 use super::exchange::{fail_exchange, retry_elsewhere};
 use crate::backend::BackendId;
-use crate::conn::Socket;
+use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core};
 use crate::fanout;
 use crate::metrics::Failure;
 use crate::probe::observe;
+use crate::proxy_protocol;
 use crate::timer::TimerId;
 
 pub struct UpstreamConn {
@@ -101,14 +102,23 @@ pub(crate) fn connect(
     owner: Owner,
     backend: BackendId,
 ) -> io::Result<usize> {
-    let mut sock = TcpStream::connect(core.backends[backend].addr)?;
+    let source = match owner {
+        Owner::Client(key) if core.cfg.send_proxy.is_some() => {
+            client_mut(conns, key).and_then(|c| c.addresses())
+        }
+        // A POST copy is lb's own delivery, often retried after its client left; the
+        // client's address is in its X-Forwarded-For.
+        _ => None,
+    };
+    let sock = TcpStream::connect(core.backends[backend].addr)?;
+    let mut io = backend_socket(core, sock, backend, source)?;
     let entry = conns.vacant_entry();
     let ukey = entry.key();
-    core.register(&mut sock, ukey, 0)?;
-    let _ = sock.set_nodelay(true);
+    core.register(&mut io.sock, ukey, 0)?;
+    let _ = io.sock.set_nodelay(true);
     let serial = core.next_serial();
     let mut u = UpstreamConn {
-        io: Socket::new(sock),
+        io,
         backend,
         serial,
         state: UpstreamState::Connecting(owner),
@@ -120,6 +130,30 @@ pub(crate) fn connect(
     entry.insert(Conn::Upstream(u));
     core.metrics.backends[backend].connections += 1;
     Ok(ukey)
+}
+
+/// How a new connection to `backend` is wrapped: TLS for an `https://` backend, and a
+/// PROXY header first with `--send-proxy`. `source` is the client it is opened for.
+pub fn backend_socket(
+    core: &Core,
+    sock: TcpStream,
+    backend: BackendId,
+    source: Option<proxy_protocol::Addresses>,
+) -> io::Result<Socket> {
+    let mut io = match &core.backends[backend].tls {
+        Some(name) => {
+            let session = core.tls.client_session(name).map_err(io::Error::other)?;
+            Socket::with_tls(sock, session)
+        }
+        None => Socket::new(sock),
+    };
+    if let Some(version) = core.cfg.send_proxy {
+        // Without a client's addresses the header says the connection is lb's own.
+        let mut header = Vec::new();
+        proxy_protocol::write(version, source, &mut header);
+        io.send_first(header);
+    }
+    Ok(io)
 }
 
 /// Puts a backend connection back in its pool, or closes it (also when its backend is
@@ -135,7 +169,9 @@ pub(crate) fn release_upstream(
     };
     let backend = u.backend;
     let b = &core.backends[backend];
-    if !reusable || !b.pools() || b.idle.len() >= core.cfg.pool_size {
+    // A connection that began with a PROXY header speaks for one client only.
+    let private = core.cfg.send_proxy.is_some();
+    if !reusable || private || !b.pools() || b.idle.len() >= core.cfg.pool_size {
         close_upstream(conns, core, ukey);
         return;
     }
@@ -157,7 +193,9 @@ pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     };
     match u.state {
         UpstreamState::Idle => {
-            if u.io.readable && !pooled_conn_alive(u) {
+            // Readable while idle: the backend closed it or sent junk. (A TLS session
+            // ticket arriving late is read and kept, and leaves it alive.)
+            if u.io.fill(&mut core.buffers) != Filled::Nothing {
                 close_upstream(conns, core, ukey);
             }
         }
@@ -192,21 +230,6 @@ fn step_owner(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize
     }
 }
 
-/// An idle pooled connection became readable: the backend closed it or sent junk.
-fn pooled_conn_alive(u: &mut UpstreamConn) -> bool {
-    let mut probe = [0u8; 64];
-    loop {
-        match u.io.sock.read(&mut probe) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                u.io.readable = false;
-                return true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            _ => return false,
-        }
-    }
-}
-
 /// A connect failed (`Failure::Connect`) or timed out (`Failure::Timeout`): the owner
 /// retries elsewhere or later.
 fn connect_failed(
@@ -231,14 +254,11 @@ fn connect_failed(
     let client = match owner {
         Owner::Client(client) => client,
         Owner::Copy { job, copy } => {
-            return fanout::copy_failed(
-                conns,
-                core,
-                job,
-                copy,
-                fanout::CopyFailure::Connect(reason),
-                why,
-            );
+            let answer = match reason {
+                Failure::Timeout => fanout::Answer::Timeout,
+                _ => fanout::Answer::ConnectFailure,
+            };
+            return fanout::copy_failed(conns, core, job, copy, answer, why);
         }
     };
     observe(core, backend, Some(reason), why);
@@ -290,7 +310,7 @@ pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 core,
                 job,
                 copy,
-                fanout::CopyFailure::Timeout,
+                fanout::Answer::Timeout,
                 "no answer in time",
             );
         }

@@ -13,7 +13,7 @@ use crate::config::Mode;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const FANOUT_RESULTS: [&str; 4] = ["sent", "succeeded", "retried", "spent"];
+const FANOUT_RESULTS: [&str; 5] = ["sent", "delivered", "refused", "retried", "spent"];
 
 /// A label value with `\`, `"` and newlines escaped, as the format requires.
 pub struct LabelValue<'a>(pub &'a str);
@@ -33,7 +33,7 @@ impl fmt::Display for LabelValue<'_> {
 }
 
 /// HELP and TYPE lines, which come once before a family's samples.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -57,20 +57,31 @@ fn histograms<'a>(
     histogram: impl Fn(&'a BackendMetrics) -> &'a Histogram,
 ) {
     for (_, b, bm) in v.listed() {
-        let label = LabelValue(&b.label);
-        let h = histogram(bm);
-        for (i, n) in h.cumulative().enumerate() {
-            let _ = match h.bounds.get(i) {
-                Some(le) => writeln!(out, "{name}_bucket{{backend=\"{label}\",le=\"{le}\"}} {n}"),
-                None => writeln!(out, "{name}_bucket{{backend=\"{label}\",le=\"+Inf\"}} {n}"),
-            };
-        }
-        let _ = writeln!(
-            out,
-            "{name}_sum{{backend=\"{label}\"}} {}\n{name}_count{{backend=\"{label}\"}} {}",
-            h.sum_seconds, h.count
-        );
+        let label = format!("backend=\"{}\"", LabelValue(&b.label));
+        samples(out, name, &label, histogram(bm));
     }
+}
+
+/// The samples of one histogram: cumulative buckets, sum and count. `labels` is empty or
+/// `name="value",...` without braces.
+pub(super) fn samples(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (i, n) in h.cumulative().enumerate() {
+        let _ = match h.bounds.get(i) {
+            Some(le) => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}"),
+            None => writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {n}"),
+        };
+    }
+    let braced = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(
+        out,
+        "{name}_sum{braced} {}\n{name}_count{braced} {}",
+        h.sum_seconds, h.count
+    );
 }
 
 /// The `process_` families client libraries export, from /proc.
@@ -185,9 +196,10 @@ pub fn render(v: &View, out: &mut String) {
             out,
             "lb_fanout_pending_retries",
             "gauge",
-            "POST fan-out copies waiting for a retry.",
+            "POST fan-out copies waiting for a retry or for their backend.",
         );
         let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
+        super::fanout::render(m, out);
     }
     family(
         out,
@@ -200,6 +212,7 @@ pub fn render(v: &View, out: &mut String) {
         "lb_reloads_total{{result=\"ok\"}} {}\nlb_reloads_total{{result=\"failed\"}} {}",
         m.reloads, m.reloads_failed
     );
+    connections(out, m, http);
 
     family(
         out,
@@ -333,7 +346,8 @@ pub fn render(v: &View, out: &mut String) {
         for (_, b, bm) in v.listed() {
             let counts = [
                 bm.fanout_sent,
-                bm.fanout_succeeded,
+                bm.fanout_delivered,
+                bm.fanout_refused,
                 bm.fanout_retried,
                 bm.fanout_spent,
             ];
@@ -384,6 +398,59 @@ pub fn render(v: &View, out: &mut String) {
             &bm.session_duration
         });
     }
+}
+
+/// TLS handshakes, PROXY headers and (HTTP mode) upgrade tunnels: per connection, not per
+/// backend.
+fn connections(out: &mut String, m: &super::Metrics, http: bool) {
+    let tls = crate::tls::stats::snapshot();
+    family(
+        out,
+        "lb_tls_handshakes_total",
+        "counter",
+        "Client TLS handshakes completed, by whether they resumed an earlier session.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_tls_handshakes_total{{resumed=\"false\"}} {}\n\
+         lb_tls_handshakes_total{{resumed=\"true\"}} {}",
+        tls.completed - tls.resumed,
+        tls.resumed
+    );
+    family(
+        out,
+        "lb_tls_handshake_failures_total",
+        "counter",
+        "Client TLS handshakes that failed, by reason.",
+    );
+    for (reason, n) in crate::tls::stats::FAILURE_REASONS.iter().zip(tls.failures) {
+        let _ = writeln!(
+            out,
+            "lb_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    if http {
+        family(
+            out,
+            "lb_upgrades_total",
+            "counter",
+            "HTTP exchanges that a 101 answer turned into a tunnel (WebSocket and other upgrades).",
+        );
+        let _ = writeln!(out, "lb_upgrades_total {}", m.upgrades_total);
+        family(out, "lb_tunnels_open", "gauge", "Upgrade tunnels open now.");
+        let _ = writeln!(out, "lb_tunnels_open {}", m.tunnels_open);
+    }
+    family(
+        out,
+        "lb_proxy_headers_refused_total",
+        "counter",
+        "--accept-proxy connections closed for a missing, malformed or untrusted PROXY header.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_proxy_headers_refused_total {}",
+        m.proxy_headers_refused
+    );
 }
 
 #[cfg(test)]

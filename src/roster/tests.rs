@@ -25,7 +25,7 @@ const LISTEN: SocketAddr =
 fn reload(r: &mut Roster, lines: &[(&str, u16, u32)]) -> Result<Vec<String>, String> {
     r.reload(
         lines.iter().map(|&(l, p, w)| lookup(l, p, w)).collect(),
-        LISTEN,
+        &[LISTEN],
     )
 }
 
@@ -120,7 +120,7 @@ fn a_reload_forgets_runtime_roles_and_weights() {
 #[test]
 fn bad_reloads_change_nothing() {
     let mut r = abc();
-    assert!(r.reload(vec![], LISTEN).is_err());
+    assert!(r.reload(vec![], &[LISTEN]).is_err());
     let twice = reload(&mut r, &[("a", 1, 1), ("a", 1, 1)]).unwrap_err();
     assert!(
         twice.contains("given twice (servers.txt:1 and servers.txt:1)"),
@@ -135,7 +135,7 @@ fn bad_reloads_change_nothing() {
         addr: Err("cannot resolve backend 'new:80'".into()),
     };
     assert_eq!(
-        r.reload(vec![lookup("a", 1, 1), unknown], LISTEN),
+        r.reload(vec![lookup("a", 1, 1), unknown], &[LISTEN]),
         Err("servers.txt:2: cannot resolve backend 'new:80'".into())
     );
     assert_eq!(r.version(), 0);
@@ -151,7 +151,10 @@ fn a_name_that_stops_resolving_keeps_its_address() {
         addr: Err("cannot resolve backend 'b'".into()),
     };
     let kept = r
-        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)], LISTEN)
+        .reload(
+            vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)],
+            &[LISTEN],
+        )
         .unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].ends_with("b keeps address 127.0.0.1:2"), "{kept:?}");

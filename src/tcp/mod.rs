@@ -15,8 +15,7 @@
 //! (wrk -c50 keep-alive, same run, 2026-11-21).
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -29,13 +28,16 @@ use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::held_sends::Destination;
-use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
-use crate::probe::observe;
-use crate::strategy::PickContext;
 use crate::timer::TimerId;
 
+mod backend_side;
 mod relay;
+mod tunnel;
+
+use backend_side::{connect_failed, connect_next, release_backend, reset_on_close};
+
+pub use tunnel::tunnel;
 
 use relay::{Broken, Flow, relay};
 
@@ -49,6 +51,8 @@ pub struct TcpPipe {
     pub serial: u32,
     timer: Option<TimerId>,
     state: PipeState,
+    /// An HTTP exchange turned into a tunnel by a 101, not a TCP-mode connection.
+    tunnel: bool,
     /// When the client was accepted, and the bytes moved each way since: its log line.
     opened: Instant,
     sent: u64,
@@ -84,7 +88,13 @@ enum Step {
     ConnectFailed(Failure, String),
 }
 
-pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
+pub fn accept(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    mut sock: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) {
     core.metrics.client_connections_total += 1;
     let entry = conns.vacant_entry();
     let key = entry.key();
@@ -92,10 +102,15 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         warn!("cannot register client {peer}: {e}");
         return;
     }
+    // Bytes go on as they arrive: Nagle would add a delay the endpoints did not ask for.
+    let _ = sock.set_nodelay(true);
+    let Some(mut client) = core.client_socket(sock, tls) else {
+        return;
+    };
     let mut tried = Tried::default();
-    let Some((backend_id, backend)) = connect_next(core, key, peer.ip(), &mut tried) else {
+    let Some((backend_id, backend)) = connect_next(core, key, &client, peer, &mut tried) else {
         warn!("no backend could take client {peer}: closing it");
-        let _ = core.registry.deregister(&mut sock);
+        let _ = core.registry.deregister(&mut client.sock);
         let entry = Entry::Tcp {
             backend: None,
             sent: 0,
@@ -105,12 +120,10 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         core.access.write(peer, Duration::ZERO, &entry);
         return;
     };
-    // Bytes go on as they arrive: Nagle would add a delay the endpoints did not ask for.
-    let _ = sock.set_nodelay(true);
     let serial = core.next_serial();
     let mut pipe = TcpPipe {
-        client: Socket::new(sock),
-        backend: Socket::new(backend),
+        client,
+        backend,
         backend_id,
         peer,
         serial,
@@ -119,6 +132,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
             tried,
             since: core.now,
         },
+        tunnel: false,
         opened: core.now,
         sent: 0,
         received: 0,
@@ -126,62 +140,6 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
     core.arm(&mut pipe.timer, core.cfg.connect_timeout, key, serial);
     entry.insert(Conn::Pipe(Box::new(pipe)));
     core.clients_open += 1;
-}
-
-/// Starts a connect to the next backend the strategy picks that `tried` does not hold yet,
-/// as long as `--retries` allows; the new socket is registered on side 1 of `key`.
-fn connect_next(
-    core: &mut Core,
-    key: usize,
-    client_ip: IpAddr,
-    tried: &mut Tried,
-) -> Option<(BackendId, TcpStream)> {
-    let ctx = PickContext {
-        client_ip: Some(client_ip),
-        path: b"",
-    };
-    while tried.count() <= core.cfg.retries as usize {
-        let id = core
-            .strategy
-            .pick(&core.backends, &ctx, &|id| !tried.contains(id))?;
-        tried.add(id);
-        let mut sock = match TcpStream::connect(core.backends[id].addr) {
-            Ok(s) => s,
-            Err(e) if is_local_exhaustion(&e) => {
-                core.exhausted("connecting to a backend", &e);
-                return None;
-            }
-            Err(e) => {
-                connect_failed(core, id, Failure::Connect, &e.to_string());
-                continue;
-            }
-        };
-        if let Err(e) = core.register(&mut sock, key, 1) {
-            warn!("cannot register backend connection: {e}");
-            return None;
-        }
-        let _ = sock.set_nodelay(true);
-        core.backends[id].request_started();
-        core.metrics.backends[id].connections += 1;
-        return Some((id, sock));
-    }
-    None
-}
-
-/// Counts a failed connect and feeds it to the passive health check.
-fn connect_failed(core: &mut Core, id: BackendId, failure: Failure, why: &str) {
-    // Per attempt: debug. The DOWN transition says it once, at warn.
-    debug!(
-        "connect to backend {} failed: {why}",
-        core.backends[id].label
-    );
-    observe(core, id, Some(failure), why);
-}
-
-/// The backend connection `id` is gone: it no longer counts as open.
-fn release_backend(core: &mut Core, id: BackendId) {
-    core.backends[id].request_done();
-    core.metrics.backends[id].connections -= 1;
 }
 
 /// One of the pipe's sockets had an event; `side` is the low bit of its token.
@@ -227,11 +185,12 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         PipeState::Open { last_moved, .. } => {
             // The timer is not pushed back on every byte; it checks when it fires instead.
             let idle = core.now.saturating_duration_since(last_moved);
-            if idle >= core.cfg.idle_timeout {
+            let limit = p.idle_limit(core);
+            if idle >= limit {
                 debug!("pipe from {} idle for {idle:?}: closing", p.peer);
                 close(conns, core, key, None);
             } else {
-                core.arm(&mut p.timer, core.cfg.idle_timeout - idle, key, p.serial);
+                core.arm(&mut p.timer, limit - idle, key, p.serial);
             }
         }
     }
@@ -312,28 +271,8 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
     let _ = core.registry.deregister(&mut p.backend.sock);
     release_backend(core, p.backend_id);
     core.clients_open -= 1;
-}
-
-/// Makes the coming close of `sock` send a reset rather than a FIN: how a reset from one
-/// peer reaches the other.
-fn reset_on_close(sock: &TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: the descriptor is open while `sock` lives, and the option value is a
-    // `linger` of exactly the length passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        debug!("cannot set SO_LINGER: {}", io::Error::last_os_error());
+    if p.tunnel {
+        core.metrics.tunnels_open -= 1;
     }
 }
 
@@ -342,6 +281,16 @@ impl TcpPipe {
         match side {
             Side::Client => &mut self.client,
             Side::Backend => &mut self.backend,
+        }
+    }
+
+    /// No bytes either way for this long closes the pipe: --idle-timeout, but a TLS
+    /// client has only --client-timeout to finish its handshake.
+    fn idle_limit(&self, core: &Core) -> std::time::Duration {
+        if self.client.handshaking() {
+            core.cfg.client_timeout
+        } else {
+            core.cfg.idle_timeout
         }
     }
 
@@ -382,7 +331,12 @@ impl TcpPipe {
             down: Flow::Streaming,
             last_moved: core.now,
         };
-        core.arm(&mut self.timer, core.cfg.idle_timeout, key, self.serial);
+        // A PROXY header goes now, for protocols where the server speaks first.
+        if self.backend.flush(&mut core.buffers).is_err() {
+            return Step::Reset(Side::Backend);
+        }
+        let limit = self.idle_limit(core);
+        core.arm(&mut self.timer, limit, key, self.serial);
         Step::Again
     }
 
@@ -394,12 +348,12 @@ impl TcpPipe {
         };
         // Out of the poll first, so that its last events cannot reach its successor.
         let _ = core.registry.deregister(&mut self.backend.sock);
-        let Some((id, sock)) = connect_next(core, key, self.peer.ip(), tried) else {
+        let Some((id, sock)) = connect_next(core, key, &self.client, self.peer, tried) else {
             return false;
         };
         *since = core.now;
         release_backend(core, self.backend_id);
-        self.backend = Socket::new(sock);
+        self.backend = sock;
         self.backend_id = id;
         core.arm(&mut self.timer, core.cfg.connect_timeout, key, self.serial);
         true

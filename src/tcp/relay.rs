@@ -1,9 +1,7 @@
 //! One direction of a pipe: bytes read from one socket wait in that socket's input
 //! buffer until the other socket takes them.
 
-use std::net::Shutdown;
-
-use crate::buffer::{BufferPool, Io};
+use crate::buffer::BufferPool;
 use crate::conn::{Filled, Socket};
 
 /// One direction of a pipe: client to backend (up) or back (down).
@@ -49,28 +47,23 @@ pub fn relay(
                 *flow = Flow::Draining;
             }
         }
-        if let Some(buf) = src.input.as_mut()
-            && send
-        {
-            while dst.writable && !buf.is_empty() {
-                let pending = buf.len();
-                match buf.write_to(&mut dst.sock) {
-                    Io::Moved(n) => {
-                        written += n as u64;
-                        progress = true;
-                        if n < pending {
-                            dst.writable = false;
-                        }
-                    }
-                    Io::WouldBlock => dst.writable = false,
-                    Io::Eof | Io::Failed(_) => return Err(Broken::Destination),
+        if send {
+            match src.input.as_mut() {
+                Some(buf) => {
+                    let pending = buf.len();
+                    progress |= dst.send_from(buf).map_err(|_| Broken::Destination)?;
+                    written += (pending - buf.len()) as u64;
+                }
+                // Ciphertext a TLS destination could not send before goes now.
+                None => {
+                    dst.flush(pool).map_err(|_| Broken::Destination)?;
                 }
             }
         }
         pool.release_if_empty(&mut src.input);
-        if *flow == Flow::Draining && src.input_len() == 0 {
+        if *flow == Flow::Draining && src.input_len() == 0 && dst.output_len() == 0 {
             // A peer that is already gone shows up at the next read or write, not here.
-            let _ = dst.sock.shutdown(Shutdown::Write);
+            dst.shutdown_write();
             *flow = Flow::Finished;
         }
         if !progress {
@@ -83,6 +76,7 @@ pub fn relay(
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+    use std::net::Shutdown;
     use std::net::TcpListener;
     use std::time::Duration;
 

@@ -28,5 +28,5 @@ pub fn lb_with_fd_limit(backends: &[&Proc], extra: &[&str], limit: u64) -> Proc 
             Ok(())
         });
     }
-    spawn_command(bin, &mut cmd)
+    spawn_command(&mut cmd)
 }

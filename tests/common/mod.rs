@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A child process that is killed when the test lets go of it.
@@ -108,10 +110,12 @@ pub fn addr_after(line: &str, needle: &str) -> Option<SocketAddr> {
 /// Starts `bin` with `args` and waits for the stderr line "... listening on ADDR".
 /// Its stdout (the access log) and stderr lines are both kept, in the order they come.
 pub fn spawn(bin: &str, args: &[&str]) -> Proc {
-    spawn_command(bin, Command::new(bin).args(args))
+    spawn_command(Command::new(bin).args(args))
 }
 
-fn spawn_command(bin: &str, cmd: &mut Command) -> Proc {
+/// Starts `cmd` (a binary of ours) and waits for the stderr line "... listening on ADDR".
+pub fn spawn_command(cmd: &mut Command) -> Proc {
+    let bin = cmd.get_program().to_string_lossy().into_owned();
     let args: Vec<String> = cmd
         .get_args()
         .map(|a| a.to_string_lossy().into_owned())
@@ -198,6 +202,11 @@ pub fn lb(backends: &[&Proc], extra: &[&str]) -> Proc {
 /// Without `--admin` in `extra` the admin listener is off: its default port is fixed,
 /// and tests run side by side.
 pub fn lb_addrs(backends: &[&str], extra: &[&str]) -> Proc {
+    spawn(env!("CARGO_BIN_EXE_lb"), &lb_args(backends, extra))
+}
+
+/// lb's arguments for `lb_addrs`.
+pub fn lb_args<'a>(backends: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["-l", "127.0.0.1:0"];
     for b in backends {
         args.push("-b");
@@ -207,7 +216,7 @@ pub fn lb_addrs(backends: &[&str], extra: &[&str]) -> Proc {
         args.extend_from_slice(&["--admin", "off"]);
     }
     args.extend_from_slice(extra);
-    spawn(env!("CARGO_BIN_EXE_lb"), &args)
+    args
 }
 
 /// The admin address of an lb started with `--admin 127.0.0.1:0`, from its log.
@@ -254,16 +263,23 @@ impl Response {
     }
 }
 
-/// One HTTP connection with its own read-ahead, for keep-alive and pipelining.
-pub struct Client {
-    pub stream: TcpStream,
+/// One HTTP connection with its own read-ahead, for keep-alive and pipelining; over
+/// plain TCP or anything else that reads and writes (a TLS stream).
+pub struct Client<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Self {
+        Client::over(connect(addr))
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn over(stream: S) -> Self {
         Client {
-            stream: connect(addr),
+            stream,
             buf: Vec::new(),
         }
     }
@@ -381,7 +397,9 @@ impl Client {
             return Ok(Some(resp));
         }
     }
+}
 
+impl Client {
     /// True when the peer has closed: a read returns end of file (or a reset) within `within`.
     pub fn closed_within(&mut self, within: Duration) -> bool {
         let _ = self.stream.set_read_timeout(Some(within));
@@ -504,10 +522,7 @@ pub fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
 
 impl Client {
     pub fn from_stream(stream: TcpStream) -> Self {
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
+        Client::over(stream)
     }
 }
 
@@ -528,4 +543,33 @@ pub fn tally(addr: SocketAddr, n: usize) -> std::collections::HashMap<String, us
         *counts.entry(served_by(&r)).or_insert(0) += 1;
     }
     counts
+}
+
+/// Checks that the /metrics of `lb` (started with `--admin 127.0.0.1:0`) has the sample `line`.
+pub fn assert_metric(lb: &Proc, line: &str) {
+    let metrics = get(admin_addr(lb), "/metrics").text();
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in /metrics:\n{metrics}"
+    );
+}
+
+/// How many times `user` was registered on demo backend `b` (0 when unknown or unreachable).
+pub fn registered(b: &Proc, user: &str) -> u32 {
+    if TcpStream::connect(b.addr).is_err() {
+        return 0;
+    }
+    let mut c = Client::new(b.addr);
+    c.send(
+        format!("GET /users/{user} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    match c.read_response(false) {
+        Ok(Some(r)) if r.status == 200 => r
+            .text()
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }

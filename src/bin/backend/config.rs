@@ -10,6 +10,8 @@ pub struct Config {
     pub name: String,
     pub username: Option<String>,
     pub fail_rate: f64,
+    /// Writes answered 500 (and not applied) before the first is applied.
+    pub fail_first: u64,
     pub delay: Option<Duration>,
     pub one_at_a_time: bool,
     pub verbose: bool,
@@ -38,8 +40,9 @@ Routes (text/plain; X-Request-Id is echoed back):
   POST|PUT /echo           the request body (chunked if the request was)
   PUT|POST /sink           the number of body bytes received
 Text bodies end with a newline; /headers, /bytes, /chunked, /eof and /echo are exact.
-A write repeated with an X-Request-Id already answered is not applied again: it gets the
-same status and body, marked X-Idempotent-Replay: true.
+A write repeated with an X-Request-Id already answered (same method, target and body) is
+not applied again: it gets the same status and body, marked X-Idempotent-Replay: true.
+The same X-Request-Id with a different request gets 409 and is not applied.
 --fail-rate applies to every request, /ping included; a failed write is not applied.
 HTTP/1.1 requests need a Host header; a malformed request gets 400 and a close.";
 
@@ -63,6 +66,12 @@ fn options() -> Options {
         "fail-rate",
         "share of requests answered 500, 0.0 to 1.0",
         "P",
+    );
+    o.optopt(
+        "",
+        "fail-first",
+        "answer the first N writes (register, changePassword) 500, not applied",
+        "N",
     );
     o.optopt(
         "",
@@ -106,6 +115,12 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
             .filter(|p| (0.0..=1.0).contains(p))
             .ok_or(format!("invalid --fail-rate '{p}' (want 0.0 to 1.0)"))?,
     };
+    let fail_first = match m.opt_str("fail-first") {
+        None => 0,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("invalid --fail-first '{n}' (want a count)"))?,
+    };
     let delay = match m.opt_str("delay") {
         None => None,
         Some(d) => {
@@ -117,6 +132,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
         name,
         username: m.opt_str("username"),
         fail_rate,
+        fail_first,
         delay: delay.filter(|d| !d.is_zero()),
         one_at_a_time: m.opt_present("one-at-a-time"),
         verbose: m.opt_present("verbose"),

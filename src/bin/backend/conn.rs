@@ -551,6 +551,7 @@ fn new_request(head: Head, raw: &[u8]) -> Result<(Request, BodyReader, bool), Re
     let req = Request {
         route,
         request_id: head.request_id.map(<[u8]>::to_vec),
+        request_line: crate::routes::request_line_hash(head.method, head.target),
         chunked: matches!(head.body, BodyReader::Chunked(_)),
         form: head.form,
         body: Vec::new(),

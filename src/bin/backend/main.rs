@@ -92,7 +92,7 @@ impl Server {
             listener.local_addr()?
         );
         let ctx = Ctx {
-            app: App::new(&cfg.name, cfg.username, cfg.fail_rate),
+            app: App::new(&cfg.name, cfg.username, cfg.fail_rate, cfg.fail_first),
             date: DateCache::new(),
             delay: cfg.delay,
             slot: cfg.one_at_a_time.then(Slot::default),

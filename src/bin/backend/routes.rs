@@ -1,6 +1,7 @@
 //! The routes and the state behind them: users, answered request ids, π, counters.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use rand::RngExt;
 use rand::rngs::ThreadRng;
@@ -148,6 +149,8 @@ fn parse_count(digits: &str) -> Option<u64> {
 pub struct Request {
     pub route: Route,
     pub request_id: Option<Vec<u8>>,
+    /// A hash of the method and target, for telling a repeat from a reused request id.
+    pub request_line: u64,
     pub chunked: bool,
     pub form: bool,
     /// The body, for routes that keep it.
@@ -158,6 +161,20 @@ pub struct Request {
     pub http10: bool,
     /// A HEAD request: answer as for GET, without the body.
     pub head_only: bool,
+}
+
+struct Answered {
+    fingerprint: u64,
+    status: u16,
+    body: String,
+}
+
+/// The method and target of a request, hashed.
+pub fn request_line_hash(method: Method, target: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    (method as u8).hash(&mut h);
+    target.hash(&mut h);
+    h.finish()
 }
 
 #[derive(Default)]
@@ -173,10 +190,13 @@ pub struct App {
     login: String,
     only_user: Option<String>,
     fail_rate: f64,
+    /// Writes still to be answered 500 (--fail-first).
+    fail_first: u64,
     rng: ThreadRng,
     users: HashMap<String, User>,
-    /// Answers to writes by X-Request-Id, oldest first in `answered_order`.
-    answered: HashMap<Vec<u8>, (u16, String)>,
+    /// Answers to writes by X-Request-Id, with the fingerprint of the request they
+    /// answered; oldest first in `answered_order`.
+    answered: HashMap<Vec<u8>, Answered>,
     answered_order: VecDeque<Vec<u8>>,
     /// Digits of π, computed on first use.
     pi: Option<String>,
@@ -185,13 +205,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(name: &str, only_user: Option<String>, fail_rate: f64) -> App {
+    pub fn new(name: &str, only_user: Option<String>, fail_rate: f64, fail_first: u64) -> App {
         App {
             name: name.to_owned(),
             hello: format!("Hello from {name}\n"),
             login: format!("login page of {name}\n"),
             only_user,
             fail_rate,
+            fail_first,
             rng: rand::rng(),
             users: HashMap::new(),
             answered: HashMap::new(),
@@ -264,16 +285,29 @@ impl App {
         }
     }
 
-    /// POST /register and /changePassword, answered once per X-Request-Id.
+    /// POST /register and /changePassword, applied once per X-Request-Id. A repeat (the
+    /// same id, method, target and body) gets the first answer again; the same id with a
+    /// different request gets 409 and is not applied.
     fn write(&mut self, req: &Request, query: &str, register: bool, reply: &mut Reply) {
+        if self.fail_first > 0 {
+            self.fail_first -= 1;
+            reply.send(500, &[], &[b"simulated failure (--fail-first)\n"]);
+            return;
+        }
+        let mut h = DefaultHasher::new();
+        req.request_line.hash(&mut h);
+        req.body.hash(&mut h);
+        let fingerprint = h.finish();
         if let Some(id) = &req.request_id
-            && let Some((status, body)) = self.answered.get(id)
+            && let Some(seen) = self.answered.get(id)
         {
-            reply.send(
-                *status,
-                &[("X-Idempotent-Replay", "true")],
-                &[body.as_bytes()],
-            );
+            if seen.fingerprint != fingerprint {
+                let text = b"this X-Request-Id was used for a different request\n";
+                reply.send(409, &[], &[text]);
+                return;
+            }
+            let replay = [("X-Idempotent-Replay", "true")];
+            reply.send(seen.status, &replay, &[seen.body.as_bytes()]);
             return;
         }
         let (status, body) = self.apply(req, query, register);
@@ -285,7 +319,12 @@ impl App {
                 self.answered.remove(&oldest);
             }
             self.answered_order.push_back(id.clone());
-            self.answered.insert(id.clone(), (status, body));
+            let seen = Answered {
+                fingerprint,
+                status,
+                body,
+            };
+            self.answered.insert(id.clone(), seen);
         }
     }
 

@@ -188,5 +188,14 @@ pub(in crate::http) fn proxy_step(
             c.state = ClientState::Proxying(ex);
             Step::Close
         }
+        Pump::Upgraded => {
+            let took = core.now.saturating_duration_since(ex.started);
+            let answer = ex.log.answered(None, &ex.request_id);
+            core.answered(c.peer, took, Some(ex.backend), answer);
+            core.exchanges.put(ex);
+            // The backend counts the tunnel as in flight until it closes.
+            crate::tcp::tunnel(conns, core, key, ukey);
+            Step::Wait
+        }
     }
 }

@@ -46,7 +46,7 @@ pub(super) fn has_bare_lf(head: &[u8]) -> bool {
         .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
-/// Content-Length, Transfer-Encoding and Connection, as one head carries them.
+/// Content-Length, Transfer-Encoding, Connection and Upgrade, as one head carries them.
 #[derive(Default)]
 pub(super) struct MessageFields {
     pub content_length: Option<u64>,
@@ -55,6 +55,10 @@ pub(super) struct MessageFields {
     pub close: bool,
     /// `keep-alive` among the Connection tokens.
     pub keep_alive: bool,
+    /// `upgrade` among the Connection tokens.
+    pub upgrade: bool,
+    /// The Upgrade field, if any.
+    pub upgrade_field: Option<usize>,
     /// Which fields are Connection fields: the names they list are hop-by-hop too.
     connection: [usize; 4],
     n_connection: usize,
@@ -86,7 +90,10 @@ impl MessageFields {
             for t in tokens(h.value) {
                 self.close |= t.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                self.upgrade |= t.eq_ignore_ascii_case(b"upgrade");
             }
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            self.upgrade_field = Some(i);
         } else {
             return Ok(false);
         }
@@ -99,6 +106,15 @@ impl MessageFields {
             return Err("both Content-Length and Transfer-Encoding");
         }
         Ok(())
+    }
+
+    /// A `Connection: upgrade` with an Upgrade field naming a protocol but h2c (backends
+    /// are spoken to in HTTP/1.1 only).
+    pub fn asks_upgrade(&self, headers: &[httparse::Header]) -> bool {
+        self.upgrade
+            && self
+                .upgrade_field
+                .is_some_and(|i| tokens(headers[i].value).any(|t| !t.eq_ignore_ascii_case(b"h2c")))
     }
 
     /// A field that must not cross the proxy: hop-by-hop, or named by a Connection field.

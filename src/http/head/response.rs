@@ -24,8 +24,14 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    /// 1xx but 101: more responses follow.
     pub fn is_interim(&self) -> bool {
-        (100..200).contains(&self.status)
+        (100..200).contains(&self.status) && !self.is_switch()
+    }
+
+    /// 101 Switching Protocols: what follows is the new protocol.
+    pub fn is_switch(&self) -> bool {
+        self.status == 101
     }
 }
 
@@ -35,6 +41,8 @@ pub struct ClientSide {
     pub method: Method,
     pub version: u8,
     pub keep_alive: bool,
+    /// The request asked for an upgrade: a 101 is welcome.
+    pub upgrade: bool,
 }
 
 impl ClientSide {
@@ -68,8 +76,9 @@ pub fn parse_response(
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err("malformed status line");
     };
-    if status == 101 {
-        return Err("protocol upgrade is not supported");
+    let switching = status == 101;
+    if switching && !client.upgrade {
+        return Err("101 Switching Protocols to a request that asked for no upgrade");
     }
     if has_bare_lf(&buf[..len]) {
         return Err("line ending without CR");
@@ -113,20 +122,26 @@ pub fn parse_response(
     fields::put(out, &buf[..first_header]).map_err(|Overflow| too_big)?;
     // 1xx and 204 must not carry framing fields (RFC 9110 §8.6); a 304's are dropped as
     // nginx does, so that no client takes them for a body to wait for.
-    let drop = |_: usize, h: &httparse::Header| {
+    // A 101's Upgrade field goes on: it names the protocol that follows.
+    let drop = |i: usize, h: &httparse::Header| {
         let te = h.name.eq_ignore_ascii_case("transfer-encoding");
         let framing_field = te || h.name.eq_ignore_ascii_case("content-length");
-        msg.is_hop_by_hop(h.name, headers) || (dechunk && te) || (no_body_status && framing_field)
+        let kept_upgrade = switching && Some(i) == msg.upgrade_field;
+        (!kept_upgrade && msg.is_hop_by_hop(h.name, headers))
+            || (dechunk && te)
+            || (no_body_status && framing_field)
     };
     let kept = copy_fields(out, buf, headers, len - 2, drop, |_, _, _| Ok(()))
         .map_err(|Overflow| too_big)?;
-    let final_head = !(100..200).contains(&status);
-    let ours = usize::from(final_head)
-        * (usize::from(close_client || client.version == 0) + usize::from(!has_id));
+    let final_head = switching || !(100..200).contains(&status);
+    let connection = switching || close_client || client.version == 0;
+    let ours = usize::from(final_head) * (usize::from(connection) + usize::from(!has_id));
     within_field_limit(kept + ours).map_err(|Overflow| too_big)?;
     let put = |out: &mut Buffer, b: &[u8]| fields::put(out, b).map_err(|Overflow| too_big);
     if final_head {
-        if close_client {
+        if switching {
+            put(out, b"Connection: upgrade\r\n")?;
+        } else if close_client {
             put(out, b"Connection: close\r\n")?;
         } else if client.version == 0 {
             put(out, b"Connection: keep-alive\r\n")?;

@@ -7,6 +7,7 @@ fn info() -> ForwardInfo<'static> {
         client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
         fresh_id: RequestId::generate(0xabc),
         default_host: "lb.local",
+        tls: false,
     }
 }
 
@@ -196,6 +197,7 @@ const GET11: ClientSide = ClientSide {
     method: Method::Get,
     version: 1,
     keep_alive: true,
+    upgrade: false,
 };
 
 #[test]
@@ -241,6 +243,7 @@ fn chunked_response_is_dechunked_for_http10_clients() {
         method: Method::Get,
         version: 0,
         keep_alive: true,
+        upgrade: false,
     };
     let (head, out) = response(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Request-Id: z\r\n\r\n",
@@ -272,4 +275,59 @@ fn broken_responses_are_refused() {
         );
     }
     assert!(response(b"HTTP/1.1 200 OK\r\n", GET11).unwrap().is_none());
+}
+
+#[test]
+fn upgrades_keep_their_headers_and_h2c_is_dropped() {
+    let (head, out) = request(
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n\
+          Upgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(head.upgrade);
+    assert!(out.contains("Upgrade: websocket\r\n"), "{out}");
+    assert!(out.ends_with("Connection: upgrade\r\n\r\n"), "{out}");
+    assert!(!out.contains("keep-alive"), "{out}");
+
+    for raw in [
+        &b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: x\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ] {
+        let (head, out) = request(raw).unwrap().unwrap();
+        assert!(!head.upgrade, "{}", String::from_utf8_lossy(raw));
+        let lower = out.to_ascii_lowercase();
+        assert!(!lower.contains("upgrade") && !lower.contains("http2-settings"), "{out}");
+    }
+}
+
+#[test]
+fn a_101_is_forwarded_only_to_an_upgrade_request() {
+    let upgrade = ClientSide {
+        upgrade: true,
+        ..GET11
+    };
+    let raw = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                Sec-WebSocket-Accept: a\r\n\r\n\x81\x02hi";
+    let (head, out) = response(raw, upgrade).unwrap().unwrap();
+    assert!(head.is_switch() && !head.is_interim());
+    assert_eq!(head.framing, Framing::Done);
+    assert_eq!(
+        &raw[head.len..],
+        b"\x81\x02hi",
+        "frames after the head are not the head's"
+    );
+    assert_eq!(
+        out,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\
+         Connection: upgrade\r\nX-Request-Id: 0000000000000001\r\n\r\n"
+    );
+    assert!(response(raw, GET11).is_err());
+    let (head, out) = response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", upgrade)
+        .unwrap()
+        .unwrap();
+    assert!(head.reusable && !head.is_switch());
+    assert!(!out.contains("pgrade"));
 }

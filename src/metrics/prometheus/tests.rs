@@ -48,7 +48,11 @@ fn histogram_is_cumulative_and_ends_with_inf() {
 
 #[test]
 fn every_family_is_declared_before_its_samples() {
-    let fx = view_fixture(Instant::now());
+    let mut fx = view_fixture(Instant::now());
+    fx.metrics.journal = Some(crate::metrics::JournalMetrics {
+        stats: crate::journal::Stats::default(),
+        bytes_on_disk: 0,
+    });
     let mut text = String::new();
     render(&fx.view(), &mut text);
     let mut declared: Vec<(String, String)> = Vec::new();
@@ -78,4 +82,5 @@ fn every_family_is_declared_before_its_samples() {
         assert!(fits, "{name} sits under {family}");
     }
     assert!(text.contains("lb_backend_up{backend=\"zz\"} 1\n"));
+    assert!(text.contains("lb_journal_sync_duration_seconds_count 0\n"));
 }

@@ -1,0 +1,338 @@
+//! The fan-out's side of the journal: a job's record is written before any of its copies
+//! goes out, and its client hears of a delivery only once the record is durable; every
+//! finished copy is recorded, finished jobs free their segment, jobs that pin an old
+//! segment are carried forward, and at start the jobs still owed are resumed. An lb started
+//! by an upgrade takes the journal over once the lb it replaces has let go of it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{error, info};
+use slab::Slab;
+
+use super::{Job, Phase, deliver, insert_job, reply};
+use crate::config::JournalSync;
+use crate::event_loop::{Conn, Core};
+use crate::http::head::{ClientSide, Method, RequestId};
+use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed};
+use crate::metrics::JournalMetrics;
+
+/// How often an upgraded lb tries to take the journal over.
+const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
+
+/// The journal of the lb this one replaces, to be taken over once that one lets go.
+pub(super) struct Takeover {
+    dir: PathBuf,
+    mode: JournalSync,
+    /// What the journal's thread rings once it is started.
+    doorbell: Arc<Doorbell>,
+    next_try: Instant,
+}
+
+/// Gives the fan-out the journal main opened (or, after an upgrade, the word that the lb
+/// this one replaces still holds it): the jobs to resume, and the doorbell the journal's
+/// thread rings, for the loop to watch.
+pub fn use_journal(
+    core: &mut Core,
+    opened: Opened,
+) -> Result<(Vec<Replayed>, Arc<Doorbell>), String> {
+    let doorbell =
+        Doorbell::new().map_err(|e| format!("cannot make the journal's eventfd: {e}"))?;
+    let doorbell = Arc::new(doorbell);
+    let resumed = match (opened, core.cfg.journal.clone()) {
+        (Opened::Ready(mut journal, resumed), _) => {
+            start(&mut journal, &doorbell)?;
+            core.fanout.attach_journal(*journal);
+            resumed
+        }
+        (Opened::Held(_), Some(dir)) => {
+            core.fanout.takeover = Some(Takeover {
+                dir,
+                mode: core.cfg.journal_sync,
+                doorbell: Arc::clone(&doorbell),
+                next_try: core.now,
+            });
+            Vec::new()
+        }
+        (Opened::Held(why), None) => return Err(why),
+    };
+    Ok((resumed, doorbell))
+}
+
+/// Once a second: the fan-out's gauges and the journal's counters, for /metrics and /stats.
+pub fn refresh_metrics(core: &mut Core) {
+    let (owed, oldest) = core.fanout.owed(core.now);
+    let m = &mut core.metrics;
+    (m.writes_owed, m.oldest_owed_seconds) = (owed as u64, oldest);
+    m.journal = core.fanout.journal.as_ref().map(|j| JournalMetrics {
+        stats: j.stats.clone(),
+        bytes_on_disk: j.bytes_on_disk(),
+    });
+}
+
+/// Starts `journal`'s thread, which rings `doorbell` after each sync.
+fn start(journal: &mut Journal, doorbell: &Arc<Doorbell>) -> Result<(), String> {
+    let doorbell = Arc::clone(doorbell);
+    journal.start(Box::new(move || doorbell.ring()))
+}
+
+/// Why a new POST cannot be taken now: the journal failed a moment ago, or is still held
+/// by the lb this one replaces.
+pub(super) fn refusal(core: &Core) -> Option<String> {
+    if core.fanout.takeover.is_some() {
+        return Some(
+            "the journal is still held by the lb this one replaces, which is finishing; \
+             nothing was sent"
+                .into(),
+        );
+    }
+    let why = core.fanout.journal.as_ref()?.refusing(core.now)?;
+    Some(format!(
+        "the journal cannot be written ({why}); nothing was sent"
+    ))
+}
+
+/// Puts job `job` in the journal. True when its copies must wait for the record to be
+/// written (at the end of the turn); false without a journal.
+pub(super) fn append(core: &mut Core, job: usize) -> bool {
+    let (Some(journal), Some(j)) = (core.fanout.journal.as_mut(), core.fanout.jobs.get_mut(job))
+    else {
+        return false;
+    };
+    let labels: Vec<&str> = j
+        .copies
+        .iter()
+        .map(|c| core.backends[c.backend].label.as_str())
+        .collect();
+    let id = journal.next_id();
+    let ticket = journal.append(&JobRecord {
+        id,
+        request_id: j.request_id.as_bytes(),
+        request: &j.request,
+        backends: &labels,
+    });
+    j.journal = Some((id, ticket.segment));
+    j.durable = false;
+    core.fanout
+        .unwritten
+        .push_back((ticket.batch, job, j.serial));
+    true
+}
+
+/// One backend's copy of `job` is finished.
+pub(super) fn record(core: &mut Core, job: usize, backend: usize, outcome: Outcome) {
+    let (Some(journal), Some(j)) = (core.fanout.journal.as_mut(), core.fanout.jobs.get(job)) else {
+        return;
+    };
+    if let Some((id, _)) = j.journal {
+        journal.record(id, &core.backends[backend].label, outcome);
+    }
+}
+
+/// Every copy of `j` is finished (or it never went out).
+pub(super) fn job_finished(core: &mut Core, j: &Job) {
+    if let (Some(journal), Some((_, segment))) = (core.fanout.journal.as_mut(), j.journal) {
+        journal.finished(segment);
+    }
+}
+
+/// The end of a loop turn: the turn's records are written, and the copies they held back
+/// go out.
+pub fn end_turn(conns: &mut Slab<Conn>, core: &mut Core) {
+    take_over(conns, core);
+    let Some(journal) = core.fanout.journal.as_mut() else {
+        return;
+    };
+    journal.end_turn();
+    settle_batches(conns, core);
+    carry_forward(core);
+}
+
+/// An upgraded lb: once the lb it replaces has let go of the journal, this one locks it,
+/// resumes what it still owes, and takes POSTs again.
+fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
+    let Some(t) = core
+        .fanout
+        .takeover
+        .as_mut()
+        .filter(|t| core.now >= t.next_try)
+    else {
+        return;
+    };
+    t.next_try = core.now + TAKEOVER_RETRY;
+    let dir = t.dir.display().to_string();
+    let mut journal = match Journal::open(&t.dir, t.mode) {
+        Ok(Opened::Ready(journal, replayed)) => (journal, replayed),
+        Ok(Opened::Held(_)) => return,
+        Err(why) => {
+            t.next_try = core.now + Duration::from_secs(1);
+            return error!("--journal {dir}: {why}; POSTs get 503 until it can be used");
+        }
+    };
+    if let Err(why) = start(&mut journal.0, &t.doorbell) {
+        return error!("--journal {dir}: {why}");
+    }
+    info!(
+        "journal {dir} taken over from the lb this one replaced: {} writes still owed are \
+         resumed, and POSTs are taken again",
+        journal.1.len()
+    );
+    core.fanout.takeover = None;
+    core.fanout.attach_journal(*journal.0);
+    resume(conns, core, journal.1);
+}
+
+/// The journal's thread finished a sync.
+pub fn journal_woke(conns: &mut Slab<Conn>, core: &mut Core) {
+    if let Some(journal) = core.fanout.journal.as_mut() {
+        journal.poll_thread();
+    }
+    settle_batches(conns, core);
+}
+
+fn settle_batches(conns: &mut Slab<Conn>, core: &mut Core) {
+    while let Some(done) = core.fanout.journal.as_mut().and_then(|j| j.take_done()) {
+        written(conns, core, &done);
+        if done.durable {
+            durable(conns, core, &done);
+        }
+    }
+}
+
+/// The jobs of the batches up to `done.batch` are written: their copies go out. Or the
+/// write failed: their clients get 503, and nothing was sent.
+fn written(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
+    while let Some(&(batch, job, serial)) = core.fanout.unwritten.front() {
+        if batch > done.batch {
+            break;
+        }
+        core.fanout.unwritten.pop_front();
+        let Some(j) = core.fanout.jobs.get(job).filter(|j| j.serial == serial) else {
+            continue;
+        };
+        let copies = j.copies.len();
+        if let Err(why) = &done.result {
+            reply::journal_failed(conns, core, job, why);
+            continue;
+        }
+        core.fanout.unsynced.push_back((batch, job, serial));
+        for copy in 0..copies {
+            deliver::dispatch(conns, core, job, copy, true);
+        }
+    }
+}
+
+/// The jobs of the batches up to `done.batch` are durable: a delivered answer held for
+/// one of them goes to its client. A failed sync turns that answer into a 503.
+fn durable(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
+    while let Some(&(batch, job, serial)) = core.fanout.unsynced.front() {
+        if batch > done.batch {
+            break;
+        }
+        core.fanout.unsynced.pop_front();
+        let Some(j) = core.fanout.jobs.get_mut(job).filter(|j| j.serial == serial) else {
+            continue;
+        };
+        j.durable = true;
+        match &done.result {
+            Ok(()) => reply::release_held(conns, core, job),
+            Err(why) => reply::not_durable(conns, core, job, why),
+        }
+        deliver::end_if_done(conns, core, job);
+    }
+}
+
+/// Jobs whose records keep the oldest segment alive are written again into the current
+/// one, listing only the backends still owed.
+fn carry_forward(core: &mut Core) {
+    let fanout = &mut core.fanout;
+    let Some(journal) = fanout.journal.as_mut() else {
+        return;
+    };
+    let Some(segment) = journal.carry_due() else {
+        return;
+    };
+    let mut carried = 0;
+    for (_, j) in fanout.jobs.iter_mut() {
+        let Some((id, s)) = j.journal.filter(|&(_, s)| s == segment) else {
+            continue;
+        };
+        let labels: Vec<&str> = j
+            .copies
+            .iter()
+            .filter(|c| !c.phase.is_final())
+            .map(|c| core.backends[c.backend].label.as_str())
+            .collect();
+        let record = JobRecord {
+            id,
+            request_id: j.request_id.as_bytes(),
+            request: &j.request,
+            backends: &labels,
+        };
+        j.journal = Some((id, journal.carry(&record, s).segment));
+        carried += 1;
+    }
+    info!("journal: {carried} writes still owed carried forward out of segment {segment}");
+}
+
+/// At start: the writes the journal still owes go out again, paced like retries. A
+/// backend that is no longer configured cannot be delivered to: that copy is given up.
+pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) {
+    let Some(segment) = core.fanout.journal.as_ref().map(|j| j.current_segment()) else {
+        return;
+    };
+    let side = ClientSide {
+        method: Method::Post,
+        version: 1,
+        keep_alive: false,
+        upgrade: false,
+    };
+    for r in replayed {
+        let mut targets = Vec::with_capacity(r.owed.len());
+        for label in &r.owed {
+            match core.backends.iter().position(|b| &b.label == label) {
+                Some(id) => targets.push(id),
+                None => {
+                    error!(
+                        "journal: write {} is owed to {label}, which is no longer a backend: \
+                         given up",
+                        String::from_utf8_lossy(&r.request_id)
+                    );
+                    if let Some(journal) = core.fanout.journal.as_mut() {
+                        journal.record(r.id, label, Outcome::Spent);
+                    }
+                }
+            }
+        }
+        if targets.is_empty() {
+            if let Some(journal) = core.fanout.journal.as_mut() {
+                journal.finished(segment);
+            }
+            continue;
+        }
+        let rid = RequestId::from_bytes(&r.request_id);
+        let job = insert_job(
+            core,
+            &targets,
+            r.request.into_boxed_slice(),
+            rid,
+            None,
+            side,
+        );
+        core.fanout.jobs[job].journal = Some((r.id, segment));
+        for copy in 0..targets.len() {
+            if let Some(j) = core.fanout.jobs.get_mut(job) {
+                j.copies[copy].phase = Phase::Queued;
+            }
+            deliver::dispatch(conns, core, job, copy, false);
+        }
+    }
+}
+
+/// lb is exiting: what is still in memory goes to disk.
+pub fn finish_journal(core: &mut Core) {
+    if let Some(journal) = core.fanout.journal.as_mut() {
+        journal.flush();
+    }
+}

@@ -1,0 +1,178 @@
+//! TLS with rustls, below the connection code: `TlsSession` is what a `conn::Socket`
+//! runs its bytes through; `TlsContexts` holds the configurations sessions start from
+//! (the certificates served on `--tls-listen`, and how backends named `https://` are
+//! verified), and reloads the certificates on SIGHUP.
+
+mod certs;
+mod session;
+pub mod stats;
+mod x509;
+
+use std::sync::Arc;
+
+use log::{error, info};
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::ProducesTickets;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+pub use certs::CertPair;
+use certs::CertStore;
+pub use session::TlsSession;
+
+/// The crypto provider, chosen at build time (see the README for why aws-lc-rs).
+#[cfg(feature = "aws-lc-rs")]
+mod provider {
+    pub const NAME: &str = "aws-lc-rs";
+    pub use rustls::crypto::aws_lc_rs::{Ticketer, default_provider};
+}
+#[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+mod provider {
+    pub const NAME: &str = "ring";
+    pub use rustls::crypto::ring::{Ticketer, default_provider};
+}
+#[cfg(not(any(feature = "aws-lc-rs", feature = "ring")))]
+compile_error!("build lb with the aws-lc-rs or the ring feature");
+
+pub use provider::NAME as PROVIDER;
+
+/// What TLS sessions are made from.
+pub struct TlsContexts {
+    provider: Arc<CryptoProvider>,
+    /// For clients of `--tls-listen`; `None` without it.
+    server: Option<Arc<ServerConfig>>,
+    /// For `https://` backends; `None` if no root certificates could be found.
+    client: Option<Arc<ClientConfig>>,
+    pairs: Vec<CertPair>,
+    /// Kept across reloads, so that tickets issued before a reload still resume.
+    ticketer: Option<Arc<dyn ProducesTickets>>,
+    /// ALPN `http/1.1` is offered in HTTP mode only: TCP mode carries any protocol.
+    http: bool,
+}
+
+/// What the TLS side of lb is asked to do, from the flags.
+pub struct TlsSettings<'a> {
+    pub pairs: &'a [CertPair],
+    pub https_backends: bool,
+    pub backend_ca: Option<&'a str>,
+    pub http: bool,
+}
+
+impl TlsContexts {
+    /// Loads everything the flags name. Errors are one line, for exit status 2.
+    pub fn load(settings: &TlsSettings) -> Result<Self, String> {
+        let provider = Arc::new(provider::default_provider());
+        let mut contexts = TlsContexts {
+            provider,
+            server: None,
+            client: None,
+            pairs: settings.pairs.to_vec(),
+            ticketer: None,
+            http: settings.http,
+        };
+        if !settings.pairs.is_empty() {
+            let ticketer = provider::Ticketer::new()
+                .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
+            contexts.ticketer = Some(ticketer);
+            let store = CertStore::load(&contexts.pairs, &contexts.provider)?;
+            contexts.server = Some(contexts.server_config(store)?);
+        }
+        // Built even without https backends, which a reload may add; a failure stops lb
+        // only if one is there from the start.
+        match contexts.client_config(settings.backend_ca) {
+            Ok(config) => contexts.client = Some(config),
+            Err(e) if settings.https_backends || settings.backend_ca.is_some() => return Err(e),
+            Err(_) => {}
+        }
+        Ok(contexts)
+    }
+
+    fn server_config(&self, store: CertStore) -> Result<Arc<ServerConfig>, String> {
+        let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(store));
+        if self.http {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        }
+        if let Some(ticketer) = &self.ticketer {
+            config.ticketer = Arc::clone(ticketer);
+        }
+        // One ticket per full handshake: a browser resumes with one, and each costs an
+        // encryption and a write.
+        config.send_tls13_tickets = 1;
+        Ok(Arc::new(config))
+    }
+
+    fn client_config(&self, backend_ca: Option<&str>) -> Result<Arc<ClientConfig>, String> {
+        let mut roots = RootCertStore::empty();
+        match backend_ca {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(|e| format!("--backend-ca: cannot read {path}: {e:?}"))?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(format!("--backend-ca: {path} holds no usable certificate"));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(
+                        "https backends: no system root certificates found; give --backend-ca FILE"
+                            .into(),
+                    );
+                }
+            }
+        }
+        let mut config = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if self.http {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        }
+        Ok(Arc::new(config))
+    }
+
+    /// SIGHUP: reads the certificate files again, and new handshakes use them; if one is
+    /// bad, the certificates in use stay. Logs what happened.
+    pub fn reload_certificates(&mut self) {
+        if self.server.is_none() {
+            return;
+        }
+        let reloaded = CertStore::load(&self.pairs, &self.provider).and_then(|store| {
+            let loaded = store.len();
+            self.server = Some(self.server_config(store)?);
+            Ok(loaded)
+        });
+        match reloaded {
+            Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
+            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
+        }
+    }
+
+    /// A session for a client that connected to `--tls-listen`.
+    pub fn server_session(&self) -> Option<TlsSession> {
+        let config = Arc::clone(self.server.as_ref()?);
+        let conn = ServerConnection::new(config).ok()?;
+        Some(TlsSession::new(conn.into()))
+    }
+
+    /// A session to an `https://` backend, verified for `name`.
+    pub fn client_session(&self, name: &ServerName<'static>) -> Result<TlsSession, String> {
+        let config = self
+            .client
+            .as_ref()
+            .ok_or("no root certificates to verify https backends with: give --backend-ca FILE")?;
+        ClientConnection::new(Arc::clone(config), name.clone())
+            .map(|conn| TlsSession::new(conn.into()))
+            .map_err(|e| e.to_string())
+    }
+}
