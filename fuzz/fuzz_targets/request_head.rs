@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         fresh_id: RequestId::generate(7),
         default_host: "lb.test",
+        tls: false,
     };
     let Ok(Some(head)) = parse_request(data, &info, &mut out) else {
         return;
