@@ -40,6 +40,13 @@ Options:
   --connections N       wrk connections for all shapes but c200 (default 50)
   --threads N           wrk threads (default 1)
   --idle-connections N  idle connections for the memory test (default 5000)
+  --burst N             connections opened at once in the memory test's burst (default 1000)
+  --slow-clients N      slowloris connections (half a request head each) in the memory
+                        test (default 4000; 0 for none)
+  --lb PATH             measure this lb binary instead of target/release/lb (a baseline)
+  --ports LO-HI         take the loopback ports it listens on from this range
+                        (default 20000-31999)
+  --skip-http           no HTTP load shapes (--backend none does the same)
   --skip-tcp            no TCP pass-through comparison
   --skip-memory         no memory per idle connection
   --no-build            use target/release/{lb,backend,examples/tcp_relay_floor} as they are
@@ -60,6 +67,10 @@ backend_kinds=(demo nginx)
 shapes=small,c200,16k,256k,mixed,post
 base_connections=50
 idle_conns=5000
+burst=1000
+slow_clients=4000
+lb_override=""
+port_range=20000-31999
 skip_tcp=0
 skip_memory=0
 build=1
@@ -71,7 +82,8 @@ while [[ $# -gt 0 ]]; do
             case $2 in
                 demo | nginx) backend_kinds=("$2") ;;
                 both) backend_kinds=(demo nginx) ;;
-                *) die_usage "bad --backend: $2 (demo, nginx or both)" ;;
+                none) backend_kinds=() ;;
+                *) die_usage "bad --backend: $2 (demo, nginx, both or none)" ;;
             esac
             shift 2
             ;;
@@ -81,8 +93,14 @@ while [[ $# -gt 0 ]]; do
         --connections) need_arg "$@"; base_connections=$2; shift 2 ;;
         --threads) need_arg "$@"; threads=$2; shift 2 ;;
         --idle-connections) need_arg "$@"; idle_conns=$2; shift 2 ;;
-        --backend=* | --shapes=* | --rounds=* | --duration=* | --connections=* | --threads=* | --idle-connections=*)
+        --burst) need_arg "$@"; burst=$2; shift 2 ;;
+        --slow-clients) need_arg "$@"; slow_clients=$2; shift 2 ;;
+        --lb) need_arg "$@"; lb_override=$2; shift 2 ;;
+        --ports) need_arg "$@"; port_range=$2; shift 2 ;;
+        --backend=* | --shapes=* | --rounds=* | --duration=* | --connections=* | --threads=* \
+            | --idle-connections=* | --burst=* | --slow-clients=* | --lb=* | --ports=*)
             set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+        --skip-http) backend_kinds=(); shift ;;
         --skip-tcp) skip_tcp=1; shift ;;
         --skip-memory) skip_memory=1; shift ;;
         --no-build) build=0; shift ;;
@@ -95,6 +113,11 @@ positive "$rounds" || die_usage "bad --rounds: $rounds"
 positive "$base_connections" || die_usage "bad --connections: $base_connections"
 positive "$threads" || die_usage "bad --threads: $threads"
 positive "$idle_conns" || die_usage "bad --idle-connections: $idle_conns"
+positive "$burst" || die_usage "bad --burst: $burst"
+[[ $slow_clients =~ ^[0-9]+$ ]] || die_usage "bad --slow-clients: $slow_clients"
+[[ -z $lb_override || -x $lb_override ]] || die_usage "--lb $lb_override is not an executable"
+[[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) \
+    || die_usage "bad --ports: $port_range (e.g. 20000-20999)"
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 5s, 1m)"
 ((threads <= base_connections)) || die_usage "--threads must not exceed --connections"
 IFS=, read -r -a shape_list <<<"$shapes"
@@ -138,6 +161,7 @@ done
 # A private copy, so that a rebuild elsewhere during the run changes nothing here.
 mkdir "$tmp/bin"
 cp target/release/lb target/release/backend target/release/examples/tcp_relay_floor "$tmp/bin/"
+[[ -z $lb_override ]] || cp "$lb_override" "$tmp/bin/lb"
 lb_bin=$tmp/bin/lb
 backend_bin=$tmp/bin/backend
 floor_bin=$tmp/bin/tcp_relay_floor
@@ -171,7 +195,7 @@ report=$tmp/report.md
 
 # --- ports and Lua scripts ---------------------------------------------------------------
 
-read -r -a port_pool <<<"$(free_ports 40)"
+read -r -a port_pool <<<"$(free_ports 40 "$port_range")"
 ((${#port_pool[@]} == 40)) || die "could not find 40 free ports on 127.0.0.1"
 next_port=0
 # Sets `port` to a free port not handed out before.
@@ -391,10 +415,11 @@ done
 
 # --- memory ----------------------------------------------------------------------------
 
-# Opens the idle connections to a running proxy of KIND (pid PID) on PORT, at most IN_FLIGHT
-# being opened at a time; sets mem_open, mem_before and mem_after (KiB).
+# Opens COUNT idle connections to a running proxy of KIND (pid PID) on PORT, at most
+# IN_FLIGHT being opened at a time (slowloris ones when MORE is --partial-head); sets
+# mem_open, mem_before and mem_after (KiB).
 measure_idle() {
-    local kind=$1 pid=$2 port=$3 in_flight=$4 out err cpid i line
+    local kind=$1 pid=$2 port=$3 in_flight=$4 count=$5 more=${6:-} out err cpid i line
     mem_open=0 mem_before=0 mem_after=0
     # A few requests first, so that lazily allocated buffers are in the baseline.
     for i in 1 2 3 4; do http_ok "$port" || true; done
@@ -403,8 +428,9 @@ measure_idle() {
     mem_before=$(rss_kib $(proxy_pids "$kind" "$pid"))
     out="$tmp/idle-$port.out"
     err="$tmp/idle-$port.err"
-    python3 "$bench_root/scripts/idle_clients.py" --port "$port" -n "$idle_conns" \
-        --in-flight "$in_flight" --wait signal \
+    # shellcheck disable=SC2086  # MORE is one optional flag
+    python3 "$bench_root/scripts/idle_clients.py" --port "$port" -n "$count" \
+        --in-flight "$in_flight" --wait signal $more \
         >"$out" 2>"$err" &
     cpid=$!
     pids+=("$cpid")
@@ -417,7 +443,9 @@ measure_idle() {
     done
     if [[ -n $line ]]; then
         mem_open=$(sed -E 's/.*open=([0-9]+).*/\1/' <<<"$line")
-        sleep 1
+        # Idle for a few seconds: lb lets go of what a burst used after two housekeeping
+        # periods of a second each.
+        sleep 3
         # shellcheck disable=SC2046
         mem_after=$(rss_kib $(proxy_pids "$kind" "$pid"))
     else
@@ -432,18 +460,18 @@ measure_idle() {
 # connections opened at most IN_FLIGHT at a time, stops it. Sets mem_per (KiB per
 # connection, or -).
 mem_measure() {
-    local kind=$1 in_flight=$2 label=$3 pid
+    local kind=$1 in_flight=$2 label=$3 count=$4 more=${5:-} pid
     take_port
     start_proxy "$kind" http "$port" "$mb1" "$mb2"
     pid=$started_pid
-    measure_idle "$kind" "$pid" "$port" "$in_flight"
+    measure_idle "$kind" "$pid" "$port" "$in_flight" "$count" "$more"
     stop "$pid"
     mem_per="-"
     if ((mem_open > 0)); then
         mem_per=$(awk -v a="$mem_after" -v b="$mem_before" -v n="$mem_open" 'BEGIN { printf "%.2f", (a - b) / n }')
     fi
-    log "  $label, $in_flight opening at a time: $mem_open open, RSS $mem_before -> $mem_after KiB," \
-        "$mem_per KiB per connection"
+    log "  $label, $in_flight opening at a time${more:+ ($more)}: $mem_open open," \
+        "RSS $mem_before -> $mem_after KiB, $mem_per KiB per connection"
 }
 
 # Two measurements per proxy: connections opened a few at a time show what an idle
@@ -452,14 +480,18 @@ mem_measure() {
 mem_rows=()
 mem_target() {
     local kind=$1 label=$2 row
-    mem_measure "$kind" "$trickle" "$label"
+    mem_measure "$kind" "$trickle" "$label" "$idle_conns"
     row="| $label | $mem_open | $mem_before | $mem_after | $mem_per |"
-    mem_measure "$kind" "$burst" "$label"
-    mem_rows+=("$row $mem_open | $mem_after | $mem_per |")
+    mem_measure "$kind" "$burst" "$label" "$idle_conns"
+    row="$row $mem_open | $mem_after | $mem_per |"
+    if ((slow_clients > 0)); then
+        mem_measure "$kind" 200 "$label" "$slow_clients" --partial-head
+        row="$row $mem_open | $mem_after | $mem_per |"
+    fi
+    mem_rows+=("$row")
 }
 
 trickle=10
-burst=1000
 if ((!skip_memory)); then
     log "memory: $idle_conns idle keep-alive connections per proxy"
     take_port; mb1=$port
@@ -476,10 +508,16 @@ if ((!skip_memory)); then
         echo "(VmRSS) of a fresh proxy before, and with all of them open; once with the connections"
         echo "opened $trickle at a time (the cost of an idle connection), once $burst at a time (plus what"
         echo "the proxy keeps of the memory it used to answer them all at once)."
+        slow_head="" slow_rule=""
+        if ((slow_clients > 0)); then
+            echo "Then $slow_clients slowloris connections that each send half a request head and wait."
+            slow_head=" slowloris open | RSS with them (KiB) | KiB per connection |"
+            slow_rule="---:|---:|---:|"
+        fi
         echo
         echo "| proxy | open ($trickle at a time) | RSS before (KiB) | RSS with them (KiB) | KiB per connection |" \
-            "open ($burst at a time) | RSS with them (KiB) | KiB per connection |"
-        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+            "open ($burst at a time) | RSS with them (KiB) | KiB per connection |$slow_head"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|$slow_rule"
         printf '%s\n' "${mem_rows[@]}"
         echo
     } >>"$report"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Open many idle HTTP/1.1 keep-alive connections to one address and hold them.
+"""Open many idle HTTP/1.1 keep-alive connections to one address and hold them
+(or, with --partial-head, many slowloris connections that never finish their head).
 
 Each connection sends one `GET PATH` (keep-alive), reads the whole answer, then stays
 open and idle. When every connection has been tried, one line is printed to stdout:
@@ -85,6 +86,9 @@ def main():
     p.add_argument("--tls", action="store_true", help="speak HTTPS (certificates are not verified)")
     p.add_argument("--wait", choices=("stdin", "signal"), default="stdin",
                    help="hold the connections until stdin EOF (default) or until SIGTERM/SIGINT")
+    p.add_argument("--partial-head", action="store_true",
+                   help="slowloris: send only the first lines of the head, never its end, and "
+                        "count a connection as open once they are sent")
     args = p.parse_args()
 
     limit = raise_fd_limit(args.connections + 64)
@@ -108,7 +112,7 @@ def main():
         tls.verify_mode = ssl.CERT_NONE
 
     request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-               "User-Agent: idle_clients\r\n\r\n").encode()
+               "User-Agent: idle_clients\r\n" + ("" if args.partial_head else "\r\n")).encode()
     sel = selectors.DefaultSelector()
     pending = {}  # fd -> Conn, still connecting or waiting for the answer
     idle = []     # sockets answered and held open
@@ -173,7 +177,11 @@ def main():
                 if c.state == "writing":
                     n = s.send(c.out)
                     c.out = c.out[n:]
-                    if not c.out:
+                    if not c.out and args.partial_head:
+                        sel.unregister(s)
+                        del pending[s.fileno()]
+                        idle.append(s)
+                    elif not c.out:
                         c.state = "reading"
                         sel.modify(s, selectors.EVENT_READ, c)
                     continue

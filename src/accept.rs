@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use log::error;
 use mio::net::{TcpListener, TcpStream};
@@ -12,32 +13,58 @@ use slab::Slab;
 use crate::accept_proxy;
 use crate::config::Mode;
 use crate::http;
+use crate::limits::is_local_exhaustion;
 use crate::state::{Conn, Core};
 use crate::tcp;
 
-/// Accepts from `listener` until its queue is empty; true if it stopped at
-/// --max-connections instead, with clients left waiting in the backlog.
+/// After accept() fails for want of descriptors (or for any reason but the client's), it
+/// is tried again this often.
+pub const RETRY: Duration = Duration::from_millis(100);
+
+/// Whether new clients are taken from the listen backlog; while not, they wait there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepting {
+    Open,
+    /// At --max-connections: resumed when a client leaves.
+    Full,
+    /// accept() failed, most likely out of descriptors: resumed on a timer, since the
+    /// clients left in the backlog bring no new readiness edge.
+    Failing,
+}
+
+/// Accepts from `listener` until its queue is empty (`Open`), or until it stops at
+/// --max-connections (`Full`) or on an error (`Failing`), with clients left waiting.
 pub fn accept_all(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     listener: &TcpListener,
     tls: bool,
-) -> bool {
+) -> Accepting {
     loop {
         if core.clients_open >= core.cfg.max_connections {
-            return true;
+            return Accepting::Full;
         }
         match listener.accept() {
             Ok((sock, peer)) if core.cfg.accept_proxy.is_some() => {
                 accept_proxy::accept(conns, core, sock, peer, tls);
             }
             Ok((sock, peer)) => open_client(conns, core, sock, peer, tls),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
+            // This client is gone already; the next one may be fine.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                ) => {}
             Err(e) => {
-                // Out of descriptors or a client that reset before accept: log, go on.
-                error!("accept failed: {e}");
-                return false;
+                if is_local_exhaustion(&e) {
+                    core.exhausted("accepting clients", &e);
+                } else {
+                    error!("accept failed: {e}");
+                }
+                return Accepting::Failing;
             }
         }
     }

@@ -3,6 +3,8 @@
 
 use std::io::{self, Read, Write};
 
+use crate::free_list::FreeList;
+
 /// What one attempt to fill or drain a buffer through a socket gave.
 #[derive(Debug)]
 pub enum Io {
@@ -160,36 +162,82 @@ impl std::fmt::Write for Buffer {
     }
 }
 
-/// Buffers are lent out and given back; at most `max_free` are kept for reuse.
+/// A message starts in a buffer of this size, and moves to a full-size one only if it
+/// fills it: a partial request head then holds 1 KiB, not 32 (nginx starts its request
+/// heads in 1 KiB too).
+pub const SMALL_BUFFER: usize = 1024;
+
+/// Buffers are lent out and given back; at most `max_free` of each size are kept for reuse,
+/// and those that sit unused through a housekeeping period are let go.
 pub struct BufferPool {
-    free: Vec<Buffer>,
+    free: FreeList<Buffer>,
+    free_small: FreeList<Buffer>,
     size: usize,
-    max_free: usize,
+    small_size: usize,
     /// Buffers went back to the allocator since the last `take_dropped`.
     dropped: bool,
 }
 
 impl BufferPool {
+    /// Full-size buffers of `size` bytes, small ones of `SMALL_BUFFER` (or `size`, if less).
     pub fn new(size: usize, max_free: usize) -> Self {
         BufferPool {
-            free: Vec::new(),
+            free: FreeList::new(max_free),
+            free_small: FreeList::new(max_free),
             size,
-            max_free,
+            small_size: SMALL_BUFFER.min(size),
             dropped: false,
         }
     }
 
+    /// A full-size buffer.
     pub fn get(&mut self) -> Buffer {
-        self.free.pop().unwrap_or_else(|| Buffer::new(self.size))
+        self.free.take().unwrap_or_else(|| Buffer::new(self.size))
+    }
+
+    /// A small buffer, for a message that may well fit in it.
+    pub fn get_small(&mut self) -> Buffer {
+        self.free_small
+            .take()
+            .unwrap_or_else(|| Buffer::new(self.small_size))
+    }
+
+    /// Whether `buf` is already full-size.
+    pub fn is_full_size(&self, buf: &Buffer) -> bool {
+        buf.capacity() >= self.size
+    }
+
+    /// Moves what a small buffer holds into a full-size one, and takes the small one back.
+    pub fn grow(&mut self, buf: &mut Buffer) {
+        if self.is_full_size(buf) {
+            return;
+        }
+        let mut large = self.get();
+        large.push(buf.data());
+        let small = std::mem::replace(buf, large);
+        self.put(small);
     }
 
     pub fn put(&mut self, mut buf: Buffer) {
-        if self.free.len() < self.max_free && buf.capacity() == self.size {
-            buf.clear();
-            self.free.push(buf);
+        let free = if buf.capacity() == self.size {
+            &mut self.free
+        } else if buf.capacity() == self.small_size {
+            &mut self.free_small
         } else {
             self.dropped = true;
+            return;
+        };
+        buf.clear();
+        if free.give(buf).is_err() {
+            self.dropped = true;
         }
+    }
+
+    /// Once a housekeeping period: drops the free buffers no one needed in it.
+    pub fn trim_unused(&mut self) {
+        let large = self.free.trim_unused();
+        let small = self.free_small.trim_unused();
+        self.dropped |= large || small;
     }
 
     /// Whether buffers were freed since the last call: after a burst, worth handing the
@@ -248,6 +296,23 @@ mod tests {
         assert!(matches!(b.read_from(&mut src), Io::Moved(1)));
         assert!(matches!(b.read_from(&mut src), Io::Eof));
         assert_eq!(out, b"hell");
+    }
+
+    #[test]
+    fn small_buffers_grow_keeping_their_data() {
+        let mut pool = BufferPool::new(4096, 2);
+        let mut b = pool.get_small();
+        assert_eq!(b.capacity(), SMALL_BUFFER);
+        assert!(b.push(b"GET / HTTP/1.1\r\n"));
+        b.consume(4);
+        pool.grow(&mut b);
+        assert_eq!(b.capacity(), 4096);
+        assert_eq!(b.data(), b"/ HTTP/1.1\r\n");
+        assert_eq!(
+            pool.get_small().len(),
+            0,
+            "the small one went back, cleared"
+        );
     }
 
     #[test]

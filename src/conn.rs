@@ -37,6 +37,9 @@ pub struct Socket {
     hung_up: bool,
     pub input: Option<Buffer>,
     pub output: Option<Buffer>,
+    /// A message outgrew a small input buffer: reads take full-size ones until the
+    /// connection goes idle (`release_buffers`, `release_input`).
+    input_grown: bool,
     /// `None` for plain TCP. Boxed: a plain socket pays one pointer for it.
     tls: Option<Box<TlsSession>>,
     /// Bytes sent raw before anything else, even a TLS handshake: a PROXY header.
@@ -53,6 +56,7 @@ impl Socket {
             hung_up: false,
             input: None,
             output: None,
+            input_grown: false,
             tls: None,
             preamble: None,
         }
@@ -140,7 +144,7 @@ impl Socket {
             if !tls.may_read(self.readable) || self.read_closed {
                 return Filled::Nothing;
             }
-            let buf = self.input.get_or_insert_with(|| pool.get());
+            let buf = input_buffer(&mut self.input, &mut self.input_grown, pool);
             let got = tls.fill(&mut self.sock, &mut self.readable, &mut self.writable, buf);
             if got == Filled::Eof {
                 self.read_closed = true;
@@ -151,7 +155,7 @@ impl Socket {
         if !self.readable || self.read_closed {
             return Filled::Nothing;
         }
-        let buf = self.input.get_or_insert_with(|| pool.get());
+        let buf = input_buffer(&mut self.input, &mut self.input_grown, pool);
         let room = buf.room();
         if room == 0 {
             return Filled::Nothing;
@@ -281,8 +285,29 @@ impl Socket {
         Filled::Nothing
     }
 
-    pub fn release_buffers(&mut self, pool: &mut BufferPool) {
+    /// Between messages: the input buffer goes back, and the next message starts small.
+    pub fn release_input(&mut self, pool: &mut BufferPool) {
         pool.release(&mut self.input);
+        self.input_grown = false;
+    }
+
+    pub fn release_buffers(&mut self, pool: &mut BufferPool) {
+        self.release_input(pool);
         pool.release(&mut self.output);
     }
+}
+
+/// The buffer to read into: a small one for a new message, moved to a full-size one when
+/// a message fills it; full-size from then on (`grown`) until the connection goes idle.
+fn input_buffer<'a>(
+    input: &'a mut Option<Buffer>,
+    grown: &mut bool,
+    pool: &mut BufferPool,
+) -> &'a mut Buffer {
+    let buf = input.get_or_insert_with(|| if *grown { pool.get() } else { pool.get_small() });
+    if buf.room() == 0 && !pool.is_full_size(buf) {
+        pool.grow(buf);
+        *grown = true;
+    }
+    buf
 }

@@ -14,7 +14,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
-use crate::accept;
+use crate::accept::{self, Accepting};
 use crate::accept_proxy;
 use crate::admin;
 use crate::config::Config;
@@ -22,6 +22,7 @@ use crate::drain::{self, Reason, Stopped};
 use crate::fanout;
 use crate::http;
 use crate::journal::{Doorbell, Opened, Replayed};
+use crate::limits;
 use crate::probe;
 use crate::reconfigure;
 use crate::signals::Signals;
@@ -62,8 +63,8 @@ pub struct EventLoop {
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
     core: Core,
-    /// Accepting stopped at --max-connections; new clients wait in the backlog.
-    accept_paused: bool,
+    /// Whether new clients are taken; while not, they wait in the backlog.
+    accepting: Accepting,
     /// Writes the journal still owed at start, resumed when the loop runs.
     resumed: Vec<Replayed>,
     /// Rung by the journal's thread after each sync.
@@ -87,6 +88,11 @@ impl EventLoop {
         };
         let listener = register(listeners.listen, LISTENER)?;
         let tls_listener = register(listeners.tls, TLS_LISTENER)?;
+        for l in [&listener, &tls_listener].into_iter().flatten() {
+            if let Err(e) = limits::deepen_backlog(l) {
+                warn!("cannot deepen a listen backlog: {e}");
+            }
+        }
         let admin = register(listeners.admin, ADMIN_LISTENER)?;
         let signals = Signals::install().map_err(|e| format!("cannot catch signals: {e}"))?;
         poll.registry()
@@ -129,7 +135,7 @@ impl EventLoop {
             conns: Slab::with_capacity(slab_capacity),
             admin,
             core,
-            accept_paused: false,
+            accepting: Accepting::Open,
             resumed,
             doorbell,
         })
@@ -214,10 +220,10 @@ impl EventLoop {
             self.core.sends.hold();
             fanout::end_turn(&mut self.conns, &mut self.core);
             self.release_sends(&mut sending);
-            if self.accept_paused && self.core.clients_open < self.core.cfg.max_connections {
-                self.accept_paused = false;
-                self.accept(false);
-                self.accept(true);
+            if self.accepting == Accepting::Full
+                && self.core.clients_open < self.core.cfg.max_connections
+            {
+                self.resume_accepting();
             }
             if self.core.draining && self.stopped.is_none() && drain::is_done(&self.core) {
                 drain::report_done(&self.core);
@@ -340,7 +346,9 @@ impl EventLoop {
 
     fn housekeeping(&mut self) {
         self.core.history.sample(self.core.now, &self.core.metrics);
-        if self.core.buffers.take_dropped() {
+        self.core.buffers.trim_unused();
+        let boxes_dropped = self.core.exchanges.trim_unused();
+        if self.core.buffers.take_dropped() || boxes_dropped {
             release_free_memory();
         }
         reconfigure::tidy(&mut self.conns, &mut self.core);
@@ -355,18 +363,33 @@ impl EventLoop {
         } else {
             &self.listener
         };
-        let Some(listener) = listener else {
+        let (Some(listener), false) = (listener, self.accepting == Accepting::Failing) else {
             return;
         };
-        if accept::accept_all(&mut self.conns, &mut self.core, listener, tls) {
-            if !self.accept_paused {
-                info!(
-                    "{} client connections open (--max-connections): new ones wait",
-                    self.core.clients_open
-                );
+        match accept::accept_all(&mut self.conns, &mut self.core, listener, tls) {
+            Accepting::Open => {}
+            Accepting::Full => {
+                if self.accepting == Accepting::Open {
+                    info!(
+                        "{} client connections open (--max-connections): new ones wait",
+                        self.core.clients_open
+                    );
+                }
+                self.accepting = Accepting::Full;
             }
-            self.accept_paused = true;
+            // The clients left in the backlog bring no new readiness edge: a timer must.
+            Accepting::Failing => {
+                self.accepting = Accepting::Failing;
+                let at = self.core.now + accept::RETRY;
+                self.core.timers.insert(at, Timer::AcceptRetry);
+            }
         }
+    }
+
+    fn resume_accepting(&mut self) {
+        self.accepting = Accepting::Open;
+        self.accept(false);
+        self.accept(true);
     }
 
     fn accept_admin(&mut self) {
@@ -419,6 +442,7 @@ impl EventLoop {
                 return probe::start(&mut self.conns, &mut self.core, id, generation);
             }
             Timer::Housekeeping => return self.housekeeping(),
+            Timer::AcceptRetry => return self.resume_accepting(),
             Timer::DrainDeadline if drain::is_done(&self.core) => return,
             Timer::DrainDeadline => {
                 drain::report_cut(&self.conns, &self.core, "--drain-timeout passed");

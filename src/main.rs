@@ -4,6 +4,7 @@ use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
 use lb::event_loop::EventLoop;
 use lb::journal::{Journal, Opened};
+use lb::limits;
 use lb::tls::{TlsContexts, TlsSettings};
 use lb::upgrade;
 
@@ -62,6 +63,20 @@ fn main() -> ExitCode {
         cfg.strategy,
         backends.join(" ")
     );
+    match limits::raise_fd_limit() {
+        Ok(limit) => {
+            let need =
+                limits::descriptors_needed(cfg.max_connections, cfg.pool_size, cfg.backends.len());
+            if need > limit {
+                log::warn!(
+                    "--max-connections {} may need {need} file descriptors, but lb may open only \
+                     {limit} (ulimit -n): raise the hard limit or lower --max-connections",
+                    cfg.max_connections
+                );
+            }
+        }
+        Err(e) => log::warn!("cannot raise the open file limit: {e}"),
+    }
     if cfg.journal.is_none() && cfg.mode == Mode::Http {
         log::info!(
             "no --journal: POST copies still owed are kept in memory only, and a crash of \

@@ -17,6 +17,7 @@ use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
 use crate::health::{HealthState, Transition};
 use crate::http::upstream::backend_socket;
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::timer::TimerId;
 
@@ -226,9 +227,19 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     }
     let addr = b.addr;
     let check = (generation, core.now);
-    let connected = TcpStream::connect(addr).and_then(|sock| backend_socket(core, sock, id, None));
-    let mut io = match connected {
+    let connected = TcpStream::connect(addr)
+        .and_then(|sock| backend_socket(core, sock, id, None))
+        .and_then(|mut io| {
+            let key = conns.vacant_key();
+            core.register(&mut io.sock, key, 0).map(|()| io)
+        });
+    let io = match connected {
         Ok(io) => io,
+        // lb's own shortage says nothing about the backend: no result, check again later.
+        Err(e) if is_local_exhaustion(&e) => {
+            core.exhausted("checking a backend", &e);
+            return schedule(core, id, core.cfg.health_interval);
+        }
         Err(e) => {
             finish_check(conns, core, id, check, (false, &e.to_string()));
             return;
@@ -236,10 +247,6 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     };
     let entry = conns.vacant_entry();
     let key = entry.key();
-    if let Err(e) = core.register(&mut io.sock, key, 0) {
-        finish_check(conns, core, id, check, (false, &e.to_string()));
-        return;
-    }
     let serial = core.next_serial();
     let mut probe = Probe {
         io,

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use log::warn;
 use mio::{Interest, Registry, Token};
 
 use crate::accept_proxy::AwaitingProxy;
@@ -22,6 +23,7 @@ use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
 use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
+use crate::limits::Throttle;
 use crate::metrics::Metrics;
 use crate::metrics::history::History;
 use crate::probe::{HealthMonitor, Probe};
@@ -42,6 +44,8 @@ pub const BUFFER_SIZE: usize = 32 * 1024;
 /// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
 const FREE_BUFFERS: usize = 64;
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Warnings about lb's own exhaustion are logged at most this often.
+const EXHAUSTION_LOG_EVERY: Duration = Duration::from_secs(5);
 const TIMER_TICK: Duration = Duration::from_millis(10);
 const TIMER_SLOTS: usize = 512;
 /// Bytes one connection may move in one turn of the loop before the others get theirs:
@@ -85,6 +89,8 @@ pub enum Timer {
     DrainDeadline,
     /// The process started by SIGUSR2 (by pid) has had UPGRADE_TIMEOUT to serve.
     UpgradeDeadline(u32),
+    /// Time to try accept() again after it failed.
+    AcceptRetry,
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -129,6 +135,8 @@ pub struct Core {
     pub listening: Vec<SocketAddr>,
     /// `--access-log`, written at the end of each turn.
     pub access: AccessLog,
+    /// When lb itself is out of descriptors, memory or ports, it says so this often.
+    exhaustion_log: Throttle,
     serial: u32,
     request_ids: u64,
 }
@@ -194,6 +202,7 @@ impl Core {
             default_host,
             listening,
             access,
+            exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,
             request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
             cfg,
@@ -246,6 +255,17 @@ impl Core {
     pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
         if let Some(id) = slot.take() {
             self.timers.cancel(id);
+        }
+    }
+
+    /// lb could not open a socket (`limits::is_local_exhaustion`): not a backend's fault,
+    /// so only logged, and not thousands of times a second.
+    pub fn exhausted(&mut self, doing: &str, e: &io::Error) {
+        if let Some(held_back) = self.exhaustion_log.allow(self.now) {
+            warn!(
+                "lb is out of resources: {doing}: {e} ({held_back} more since the last report; \
+                 see --max-connections and ulimit -n)"
+            );
         }
     }
 

@@ -25,6 +25,10 @@ pub struct PendingPost {
 }
 
 impl PendingPost {
+    pub fn request_id(&self) -> RequestId {
+        self.request_id
+    }
+
     /// Its body never all came: lb answers `status` itself, or (`None`) the client left.
     /// Counted and logged.
     pub fn ended(&self, client: SocketAddr, core: &mut Core, status: Option<u16>) {
@@ -89,6 +93,10 @@ pub fn begin(
         started: core.now,
     };
     core.buffers.put(forward);
+    // The head timer becomes the body timer: a body that stops arriving gets 408.
+    if !head.framing.is_done() {
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
     c.state = ClientState::Buffering(Box::new(pending));
 }
 
@@ -136,7 +144,7 @@ pub fn buffer_body(
             return Step::Wait;
         }
         match c.io.fill(&mut core.buffers) {
-            Filled::Got => {}
+            Filled::Got => core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial),
             Filled::Nothing => {
                 c.state = ClientState::Buffering(p);
                 return Step::Wait;

@@ -19,6 +19,7 @@ use crate::http::upstream::{
     Owner, UpstreamState, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
 };
 use crate::journal::Outcome as Recorded;
+use crate::limits::is_local_exhaustion;
 use crate::probe::observe;
 
 /// delay(n) = min(base × 2^n, max) + jitter × `unit`, with `unit` uniform in [0, 1).
@@ -73,14 +74,13 @@ fn send(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize) {
         return copy_ready(conns, core, ukey);
     }
     if let Err(e) = connect(conns, core, owner, backend) {
-        copy_failed(
-            conns,
-            core,
-            job,
-            copy,
-            Answer::ConnectFailure,
-            &e.to_string(),
-        );
+        let answer = if is_local_exhaustion(&e) {
+            core.exhausted("sending a POST copy", &e);
+            Answer::Exhausted
+        } else {
+            Answer::ConnectFailure
+        };
+        copy_failed(conns, core, job, copy, answer, &e.to_string());
     }
 }
 
@@ -192,7 +192,10 @@ fn attempt_ended(
             let text = format!("{text}; --retry-on does not retry it");
             finish(conns, core, job, copy, Phase::Spent, None, &text);
         }
-        Outcome::Retryable if attempts >= core.cfg.retry_attempts => {
+        // lb's own shortage spends no attempt, as a copy waiting for its backend spends none.
+        Outcome::Retryable
+            if attempts >= core.cfg.retry_attempts && answer != Answer::Exhausted =>
+        {
             let text = format!("{text}; {attempts} attempts spent (--retry-attempts)");
             finish(conns, core, job, copy, Phase::Spent, None, &text);
         }

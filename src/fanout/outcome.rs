@@ -22,6 +22,8 @@ pub enum Answer {
     /// The connection was lost after the request went out, before a whole answer.
     Reset,
     BadResponse,
+    /// lb itself was out of descriptors or ports: retried, and never the backend's fault.
+    Exhausted,
 }
 
 impl Answer {
@@ -33,6 +35,7 @@ impl Answer {
             Answer::Timeout => Some(Failure::Timeout),
             Answer::Reset => Some(Failure::Reset),
             Answer::BadResponse => Some(Failure::BadResponse),
+            Answer::Exhausted => None,
         }
     }
 }
@@ -74,6 +77,7 @@ impl Rules {
             Answer::Timeout => r.timeout,
             Answer::Reset => r.reset,
             Answer::BadResponse => r.bad_response,
+            Answer::Exhausted => true,
         };
         if retried {
             Outcome::Retryable

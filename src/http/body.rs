@@ -1,6 +1,9 @@
 //! Body framing: how many of the bytes that follow a head belong to its body.
-//! Chunked bodies are checked byte by byte but forwarded as they came, or with
-//! the framing stripped for an HTTP/1.0 client.
+//! Chunked bodies are checked byte by byte (`chunked.rs`) but forwarded as they came,
+//! or with the framing stripped for an HTTP/1.0 client.
+
+pub use super::chunked::BadChunk;
+use super::chunked::{Chunked, Part};
 
 /// One piece of body input, as `Framing::next` sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,9 +15,6 @@ pub enum Segment {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadChunk(pub &'static str);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// No body at all, or the body has been read.
     Done,
@@ -22,58 +22,6 @@ pub enum Framing {
     Chunked(Chunked),
     /// The body ends when the peer closes (responses only).
     UntilClose,
-}
-
-/// The longest chunk-size line and trailer section we accept.
-const MAX_CHUNK_LINE: u32 = 4096;
-const MAX_TRAILERS: u32 = 16 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chunked {
-    /// Reading hex digits of a chunk size; `digits` so far.
-    Size {
-        size: u64,
-        digits: u8,
-    },
-    /// In a chunk extension, up to its CRLF.
-    Extension {
-        size: u64,
-        seen: u32,
-    },
-    /// After the CR that ends a size line.
-    SizeLf {
-        size: u64,
-    },
-    Data {
-        left: u64,
-    },
-    DataCr,
-    DataLf,
-    /// At the start of a trailer line, or the final CRLF.
-    TrailerStart {
-        seen: u32,
-    },
-    TrailerLine {
-        seen: u32,
-    },
-    TrailerLf {
-        seen: u32,
-        empty: bool,
-    },
-    /// The final CRLF was read.
-    End,
-}
-
-impl Chunked {
-    pub fn new() -> Self {
-        Chunked::Size { size: 0, digits: 0 }
-    }
-}
-
-impl Default for Chunked {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Framing {
@@ -102,22 +50,18 @@ impl Framing {
                 Ok(Some(Segment::Data(n as usize)))
             }
             Framing::Chunked(state) => {
-                if let Chunked::Data { left } = *state {
-                    let n = left.min(input.len() as u64);
-                    *state = if n == left {
-                        Chunked::DataCr
-                    } else {
-                        Chunked::Data { left: left - n }
-                    };
+                if state.part == Part::Data {
+                    let n = state.n.min(input.len() as u64);
+                    state.take_data(n);
                     return Ok(Some(Segment::Data(n as usize)));
                 }
                 let mut used = 0;
                 for &b in input {
                     used += 1;
-                    *state = step(*state, b)?;
-                    match state {
-                        Chunked::Data { .. } => break,
-                        Chunked::End => {
+                    state.step(b)?;
+                    match state.part {
+                        Part::Data => break,
+                        Part::End => {
                             *self = Framing::Done;
                             break;
                         }
@@ -150,87 +94,24 @@ impl Framing {
     }
 
     /// Hands `out` the body bytes at the front of `input`: as they came, or with chunk
-    /// framing stripped when `strip_chunks`. Returns how many input bytes belong to the body.
+    /// framing stripped when `strip_chunks`. Returns how many input bytes belong to the
+    /// body. Nothing reaches `out` unless all of `input` that belongs to the body is valid.
     pub fn forward(
         &mut self,
         input: &[u8],
         strip_chunks: bool,
         mut out: impl FnMut(&[u8]),
     ) -> Result<usize, BadChunk> {
+        let mut checked = *self;
+        let used = checked.walk(input, |_| {})?;
         if strip_chunks {
-            return self.walk(input, out);
+            self.walk(&input[..used], out)?;
+        } else {
+            *self = checked;
+            out(&input[..used]);
         }
-        let used = self.walk(input, |_| {})?;
-        out(&input[..used]);
         Ok(used)
     }
-}
-
-fn hex(b: u8) -> Option<u64> {
-    (b as char).to_digit(16).map(u64::from)
-}
-
-fn step(state: Chunked, b: u8) -> Result<Chunked, BadChunk> {
-    use Chunked::*;
-    Ok(match state {
-        Size { size, digits } => match (hex(b), b) {
-            (Some(d), _) => {
-                if digits >= 15 {
-                    return Err(BadChunk("chunk size too large"));
-                }
-                Size {
-                    size: size * 16 + d,
-                    digits: digits + 1,
-                }
-            }
-            (None, _) if digits == 0 => return Err(BadChunk("chunk size is not hexadecimal")),
-            (None, b';') | (None, b' ') | (None, b'\t') => Extension { size, seen: 0 },
-            (None, b'\r') => SizeLf { size },
-            _ => return Err(BadChunk("bad character in chunk size")),
-        },
-        Extension { size, seen } => match b {
-            b'\r' => SizeLf { size },
-            b'\n' => return Err(BadChunk("bare LF in chunk size line")),
-            _ if seen >= MAX_CHUNK_LINE => return Err(BadChunk("chunk extension too long")),
-            0x00..=0x08 | 0x0a..=0x1f | 0x7f => {
-                return Err(BadChunk("control character in chunk extension"));
-            }
-            _ => Extension {
-                size,
-                seen: seen + 1,
-            },
-        },
-        SizeLf { size } => match b {
-            b'\n' if size == 0 => TrailerStart { seen: 0 },
-            b'\n' => Data { left: size },
-            _ => return Err(BadChunk("chunk size line not ended by CRLF")),
-        },
-        // `Framing::next` consumes data in bulk and stops at the end; neither reaches here.
-        Data { .. } | End => return Err(BadChunk("chunked body already complete")),
-        DataCr => match b {
-            b'\r' => DataLf,
-            _ => return Err(BadChunk("chunk data not followed by CRLF")),
-        },
-        DataLf => match b {
-            b'\n' => Size { size: 0, digits: 0 },
-            _ => return Err(BadChunk("chunk data not followed by CRLF")),
-        },
-        TrailerStart { seen } => match b {
-            b'\r' => TrailerLf { seen, empty: true },
-            _ => TrailerLine { seen: seen + 1 },
-        },
-        TrailerLine { seen } => match b {
-            _ if seen >= MAX_TRAILERS => return Err(BadChunk("trailer section too large")),
-            b'\r' => TrailerLf { seen, empty: false },
-            b'\n' => return Err(BadChunk("bare LF in trailer")),
-            _ => TrailerLine { seen: seen + 1 },
-        },
-        TrailerLf { seen, empty } => match b {
-            b'\n' if empty => End,
-            b'\n' => TrailerStart { seen },
-            _ => return Err(BadChunk("trailer line not ended by CRLF")),
-        },
-    })
 }
 
 #[cfg(test)]
@@ -309,6 +190,17 @@ mod tests {
             .unwrap();
         assert_eq!(used, body.len() - 4);
         assert_eq!(stripped, b"abc");
+    }
+
+    #[test]
+    fn forward_hands_on_nothing_of_a_broken_batch() {
+        for strip in [false, true] {
+            let mut out = Vec::new();
+            let got = Framing::chunked()
+                .forward(b"3\r\nabc\r\n0\r\n\nX", strip, |b| out.extend_from_slice(b));
+            assert!(got.is_err());
+            assert!(out.is_empty(), "{out:?}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use log::{debug, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::exchange::{Exchange, dispatch, proxy_step};
+use super::exchange::{Exchange, client_stalled, dispatch, proxy_step};
 use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
 use super::upstream::close_upstream;
 use crate::access_log::Answered;
@@ -154,21 +154,29 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             }
             Step::Dispatch(head, forward) if head.method == Method::Post => {
                 if let Some(c) = client_mut(conns, key) {
-                    core.disarm(&mut c.timer);
                     fanout::begin(c, core, key, head, forward);
                 }
             }
             Step::Dispatch(head, forward) => dispatch(conns, core, key, head, forward),
-            Step::Launch(post) => fanout::launch(conns, core, key, *post),
+            Step::Launch(post) => {
+                // From here the wait is for the backends: --fanout-timeout.
+                if let Some(c) = client_mut(conns, key) {
+                    core.disarm(&mut c.timer);
+                }
+                fanout::launch(conns, core, key, *post);
+            }
         }
     }
 }
 
 fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> Step {
-    match c.io.fill(&mut core.buffers) {
-        // Closed between requests, or halfway through a head: no one is left to answer.
-        Filled::Failed | Filled::Eof => return Step::Close,
-        Filled::Got | Filled::Nothing => {}
+    if c.io.fill(&mut core.buffers) == Filled::Failed {
+        return Step::Close;
+    }
+    // Closed between requests: no one is left to answer. A half-close after a whole
+    // request is not a disconnect: that request is still answered.
+    if c.io.read_closed && c.io.input_len() == 0 {
+        return Step::Close;
     }
     if c.io.input_len() == 0 {
         if core.draining && !core.handing_over {
@@ -190,6 +198,11 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
     };
     match head::parse_request(c.io.input_data(), &info, &mut forward) {
         Ok(Some(head)) => Step::Dispatch(head, forward),
+        // Closed halfway through a head, which can never be completed now.
+        Ok(None) if c.io.read_closed => {
+            core.buffers.put(forward);
+            Step::Close
+        }
         Ok(None) => {
             core.buffers.put(forward);
             c.state = ClientState::ReadingHead;
@@ -271,7 +284,7 @@ fn answering(c: &mut ClientConn, core: &mut Core, key: usize, close: bool) -> St
         // Close gently: a client still sending would otherwise get a reset that can
         // destroy the answer before it reads it.
         c.io.shutdown_write();
-        core.buffers.release(&mut c.io.input);
+        c.io.release_input(&mut core.buffers);
         core.arm(&mut c.timer, LINGER, key, c.serial);
         c.state = ClientState::Lingering;
         return Step::Again;
@@ -287,7 +300,7 @@ pub(crate) fn become_idle(c: &mut ClientConn, core: &mut Core, key: usize) {
         core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
     } else {
         c.state = ClientState::Idle;
-        core.buffers.release(&mut c.io.input);
+        c.io.release_input(&mut core.buffers);
         core.arm(&mut c.timer, core.cfg.idle_timeout, key, c.serial);
     }
 }
@@ -309,6 +322,8 @@ fn replying(
         }
     }
     if sent < reply.len() {
+        // A client that stops reading its answer is timed like one that stops sending.
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
         c.state = ClientState::Replying { reply, sent, close };
         return Step::Wait;
     }
@@ -353,29 +368,31 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
     }
 }
 
-/// The client's own timer: a slow head gets 408, an idle or lingering connection closes.
+/// The client's own timer: a slow head or POST body gets 408, a stalled exchange ends
+/// without blaming its backend, an idle or lingering connection closes.
 pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(c) = client_mut(conns, key) else {
         return;
     };
     c.timer = None;
-    match c.state {
+    let (text, id) = match &c.state {
         ClientState::ReadingHead => {
             core.metrics.local_response(408);
             let head = Answered::ours(c.io.input_data(), 408, None);
             core.answered(c.peer, core.cfg.client_timeout, None, head);
-            core.buffers.release(&mut c.io.input);
-            answer(
-                c,
-                core,
-                key,
-                408,
-                "timed out reading the request head",
-                None,
-                true,
-            );
-            drive(conns, core, key);
+            ("timed out reading the request head", None)
         }
-        _ => close_client(conns, core, key),
-    }
+        ClientState::Buffering(p) => {
+            p.ended(c.peer, core, Some(408));
+            ("timed out reading the request body", Some(p.request_id()))
+        }
+        ClientState::Proxying(_) => {
+            client_stalled(conns, core, key);
+            return drive(conns, core, key);
+        }
+        _ => return close_client(conns, core, key),
+    };
+    c.io.release_input(&mut core.buffers);
+    answer(c, core, key, 408, text, id.as_ref(), true);
+    drive(conns, core, key);
 }

@@ -3,35 +3,43 @@
 
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::debug;
 use slab::Slab;
 
 use super::body::Framing;
-use super::client::{ClientState, Step, answer, become_idle, client_mut};
-use super::head::{self, ClientSide, ForwardInfo, Method, RequestHead, RequestId};
-use super::pump::{Pump, pump};
-use super::upstream::{
-    Owner, close_upstream, connect, release_upstream, take_pooled, upstream_mut,
-};
+use super::client::{ClientState, Step, answer, client_mut};
+use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
+use super::upstream::{Owner, connect, take_pooled, upstream_mut};
 use crate::access_log::RequestLog;
 use crate::backend::{BackendId, Tried};
 use crate::buffer::Buffer;
 use crate::event_loop::{Conn, Core};
+use crate::free_list::FreeList;
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::strategy::PickContext;
 
+mod outcome;
+pub(super) use outcome::{client_stalled, fail_exchange, proxy_step};
+
 /// Exchanges live in boxes, so that an idle client's slab slot stays small, and the boxes
 /// are reused, so that a request allocates nothing.
-#[derive(Default)]
 pub struct ExchangePool {
-    #[allow(clippy::vec_box)] // the boxes themselves are what is reused
-    free: Vec<Box<Exchange>>,
+    free: FreeList<Box<Exchange>>,
+}
+
+impl Default for ExchangePool {
+    fn default() -> Self {
+        ExchangePool {
+            free: FreeList::new(1024),
+        }
+    }
 }
 
 impl ExchangePool {
     pub fn get(&mut self, ex: Exchange) -> Box<Exchange> {
-        match self.free.pop() {
+        match self.free.take() {
             Some(mut boxed) => {
                 *boxed = ex;
                 boxed
@@ -41,9 +49,12 @@ impl ExchangePool {
     }
 
     pub fn put(&mut self, ex: Box<Exchange>) {
-        if self.free.len() < 1024 {
-            self.free.push(ex);
-        }
+        let _ = self.free.give(ex);
+    }
+
+    /// Once a housekeeping period: drops the boxes no one needed in it.
+    pub fn trim_unused(&mut self) -> bool {
+        self.free.trim_unused()
     }
 }
 
@@ -63,6 +74,8 @@ pub struct Exchange {
     /// Any byte of a final response went to the client.
     pub responded: bool,
     pub started: Instant,
+    /// When the client's timer was last pushed back while the exchange waited for it.
+    pub client_armed_at: Instant,
     pub tried: Tried,
     pub log: RequestLog,
 }
@@ -123,6 +136,7 @@ pub(super) fn dispatch(
         response: ResponsePhase::Head,
         responded: false,
         started: core.now,
+        client_armed_at: core.now,
         tried: Tried::default(),
         log: RequestLog::start(core.access.enabled(), &c.io.input_data()[..head.path.1]),
     });
@@ -168,8 +182,28 @@ pub(super) fn dispatch(
                 c.state = ClientState::Proxying(ex);
             }
         }
-        Err(forward) => retry_elsewhere(conns, core, key, ex, forward, "connect failed"),
+        Err(NotAttached::Backend(forward)) => {
+            retry_elsewhere(conns, core, key, ex, forward, "connect failed");
+        }
+        Err(NotAttached::Exhausted(forward)) => {
+            core.buffers.put(forward);
+            fail_exhausted(conns, core, key, ex);
+        }
     }
+}
+
+/// Why a request got no backend connection; the unsent request comes back.
+enum NotAttached {
+    /// The backend refused or failed: another one may do.
+    Backend(Buffer),
+    /// lb itself is out of descriptors or ports: every backend would fail alike, and
+    /// none of them is to blame.
+    Exhausted(Buffer),
+}
+
+fn fail_exhausted(conns: &mut Slab<Conn>, core: &mut Core, key: usize, ex: Box<Exchange>) {
+    let text = "the load balancer is out of connections; try again";
+    fail_exchange(conns, core, key, ex, 503, text);
 }
 
 fn pick_backend(core: &mut Core, ctx: &PickContext, tried: &Tried) -> Option<BackendId> {
@@ -186,23 +220,28 @@ fn attach(
     ex: &mut Exchange,
     backend: BackendId,
     forward: Buffer,
-) -> Result<(), Buffer> {
-    ex.tried.add(backend);
+) -> Result<(), NotAttached> {
     ex.backend = backend;
     let owner = Owner::Client(client);
     let pooled = take_pooled(conns, core, backend, owner);
     let ukey = match pooled.map_or_else(|| connect(conns, core, owner, backend), Ok) {
         Ok(ukey) => ukey,
+        Err(e) if is_local_exhaustion(&e) => {
+            core.exhausted("connecting to a backend", &e);
+            return Err(NotAttached::Exhausted(forward));
+        }
         Err(e) => {
+            ex.tried.add(backend);
             // Per attempt: debug. The DOWN transition says it once, at warn.
             debug!(
                 "connect to backend {} failed: {e}",
                 core.backends[backend].label
             );
             observe(core, backend, Some(Failure::Connect), &e.to_string());
-            return Err(forward);
+            return Err(NotAttached::Backend(forward));
         }
     };
+    ex.tried.add(backend);
     core.metrics.backends[backend].bytes_sent += forward.len() as u64;
     if let Some(u) = upstream_mut(conns, ukey) {
         u.io.output = Some(forward);
@@ -244,7 +283,11 @@ pub(super) fn retry_elsewhere(
                 }
                 return;
             }
-            Err(buf) => forward = Some(buf),
+            Err(NotAttached::Backend(buf)) => forward = Some(buf),
+            Err(NotAttached::Exhausted(buf)) => {
+                core.buffers.put(buf);
+                return fail_exhausted(conns, core, key, ex);
+            }
         }
     }
     if let Some(buf) = forward {
@@ -260,158 +303,6 @@ pub(super) fn retry_elsewhere(
     );
 }
 
-/// Ends an exchange that produced no response with an error of our own.
-pub(super) fn fail_exchange(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    key: usize,
-    ex: Box<Exchange>,
-    status: u16,
-    text: &str,
-) {
-    let took = core.now.saturating_duration_since(ex.started);
-    if ex.tried.count() > 0 {
-        core.metrics
-            .request(ex.backend, ex.client.method, status, took);
-    } else {
-        core.metrics.local_response(status);
-    }
-    let Some(c) = client_mut(conns, key) else {
-        return core.exchanges.put(ex);
-    };
-    let backend = (ex.tried.count() > 0).then_some(ex.backend);
-    core.answered(
-        c.peer,
-        took,
-        backend,
-        ex.log.answered(Some(status), &ex.request_id),
-    );
-    if ex.responded {
-        // What came before the break still goes out (its sends may have been held this
-        // turn); the close that follows tells the client the response was cut short.
-        c.state = ClientState::Answering { close: true };
-        return core.exchanges.put(ex);
-    }
-    let close = !ex.request_body.is_done() || !ex.client.keep_alive;
-    if let (Some(len), Some(buf)) = (ex.replayable_head, c.io.input.as_mut()) {
-        buf.consume(len);
-    }
-    if let Some(out) = c.io.output.as_mut() {
-        out.clear();
-    }
-    answer(c, core, key, status, text, Some(&ex.request_id), close);
-    core.exchanges.put(ex);
-}
-
-pub(super) fn proxy_step(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    key: usize,
-    mut ex: Box<Exchange>,
-) -> Step {
-    let ukey = ex.upstream;
-    let Some((Conn::Client(c), Conn::Upstream(u))) = conns.get2_mut(key, ukey) else {
-        return Step::Close;
-    };
-    let result = pump(c, &mut ex, u, core, key);
-    match result {
-        Pump::Wait => {
-            c.state = ClientState::Proxying(ex);
-            Step::Wait
-        }
-        Pump::Yield => {
-            c.state = ClientState::Proxying(ex);
-            core.revisit.push(key);
-            Step::Wait
-        }
-        Pump::Done {
-            reusable,
-            close_client,
-        } => {
-            let backend = ex.backend;
-            let took = core.now.saturating_duration_since(ex.started);
-            let answer = ex.log.answered(None, &ex.request_id);
-            core.answered(c.peer, took, Some(backend), answer);
-            core.backends[backend].request_done();
-            let body_done = ex.request_body.is_done();
-            core.exchanges.put(ex);
-            let reusable = reusable && body_done && u.io.input_len() == 0;
-            release_upstream(conns, core, ukey, reusable);
-            let Some(c) = client_mut(conns, key) else {
-                return Step::Close;
-            };
-            if close_client || !body_done || c.io.read_closed {
-                return Step::Close;
-            }
-            become_idle(c, core, key);
-            Step::Again
-        }
-        Pump::UpstreamFailed(why) => {
-            let backend = ex.backend;
-            core.backends[backend].request_done();
-            let replayable = ex.replayable_head.is_some();
-            let stale = u.reused && replayable;
-            close_upstream(conns, core, ukey);
-            if stale {
-                // A pooled connection the backend had closed: send the request again, fresh.
-                return replay(conns, core, key, ex, Replay::SameBackend);
-            }
-            warn!(
-                "backend {} failed request {:?}: {why}",
-                core.backends[backend].label, ex.request_id
-            );
-            observe(core, backend, Some(Failure::Reset), why);
-            if replayable && matches!(ex.client.method, Method::Get | Method::Head) {
-                // Nothing came back, and a GET or HEAD may be sent twice (RFC 9110 9.2.2).
-                return replay(conns, core, key, ex, Replay::Elsewhere);
-            }
-            fail_exchange(conns, core, key, ex, 502, "the backend failed to answer");
-            Step::Again
-        }
-        Pump::BadResponse(why) => {
-            warn!(
-                "backend {} broke its response to {:?}: {why}",
-                core.backends[ex.backend].label, ex.request_id
-            );
-            let backend = ex.backend;
-            observe(core, backend, Some(Failure::BadResponse), why);
-            core.backends[backend].request_done();
-            close_upstream(conns, core, ukey);
-            fail_exchange(
-                conns,
-                core,
-                key,
-                ex,
-                502,
-                "the backend sent a broken response",
-            );
-            Step::Again
-        }
-        Pump::BadRequest(why) => {
-            debug!("request {:?}: {why}", ex.request_id);
-            let backend = ex.backend;
-            core.backends[backend].request_done();
-            close_upstream(conns, core, ukey);
-            fail_exchange(conns, core, key, ex, 400, why);
-            Step::Again
-        }
-        Pump::ClientGone => {
-            c.state = ClientState::Proxying(ex);
-            Step::Close
-        }
-        Pump::Upgraded => {
-            let took = core.now.saturating_duration_since(ex.started);
-            let answer = ex.log.answered(None, &ex.request_id);
-            core.answered(c.peer, took, Some(ex.backend), answer);
-            core.exchanges.put(ex);
-            // The backend counts the tunnel as in flight until it closes.
-            crate::tcp::tunnel(conns, core, key, ukey);
-            Step::Wait
-        }
-    }
-}
-
-/// Sends a bodiless request again on a fresh connection to the same backend.
 /// Where a request whose head is still in the client's input is sent again.
 enum Replay {
     /// On a fresh connection to the same backend: its pooled connection had gone stale.
@@ -420,6 +311,7 @@ enum Replay {
     Elsewhere,
 }
 
+/// Sends a bodiless request again, where `how` says.
 fn replay(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -451,6 +343,11 @@ fn replay(
                 if let Some(c) = client_mut(conns, key) {
                     c.state = ClientState::Proxying(ex);
                 }
+            }
+            Err(e) if is_local_exhaustion(&e) => {
+                core.exhausted("connecting to a backend", &e);
+                core.buffers.put(forward);
+                fail_exhausted(conns, core, key, ex);
             }
             Err(e) => {
                 observe(core, ex.backend, Some(Failure::Connect), &e.to_string());

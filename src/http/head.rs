@@ -1,12 +1,19 @@
 //! Request and response heads: parsing with httparse, the RFC 9112 framing rules a
 //! proxy must enforce, and writing the head we forward. Header lines that pass
-//! are copied as byte runs, not rebuilt.
+//! are copied as byte runs, not rebuilt. Responses are in `head/response.rs`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::body::Framing;
 use crate::buffer::Buffer;
+
+mod fields;
+mod response;
+use fields::{
+    MessageFields, Overflow, copy_fields, has_bare_lf, offset, put, trim, within_field_limit,
+};
+pub use response::{ClientSide, ResponseHead, parse_response};
 
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
@@ -124,55 +131,6 @@ pub struct ForwardInfo<'a> {
     pub tls: bool,
 }
 
-fn offset(base: &[u8], part: &[u8]) -> usize {
-    part.as_ptr() as usize - base.as_ptr() as usize
-}
-
-fn trim(v: &[u8]) -> &[u8] {
-    v.trim_ascii()
-}
-
-fn parse_length(v: &[u8]) -> Option<u64> {
-    let v = trim(v);
-    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
-}
-
-fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
-}
-
-/// Hop-by-hop headers (RFC 9110 7.6.1) that never cross the proxy, plus ones we set ourselves.
-fn is_hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "upgrade",
-        "trailer",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
-}
-
-/// True when a header is named as hop-by-hop by one of the Connection headers.
-fn listed_in_connection(name: &str, headers: &[httparse::Header], connection: &[usize]) -> bool {
-    connection
-        .iter()
-        .any(|&i| tokens(headers[i].value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
-}
-
-/// Any line ending that is not CRLF: a request with one is refused rather than
-/// forwarded, since backends may split such lines differently than we did.
-fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
-}
-
 fn map_parse_error(e: httparse::Error) -> Reject {
     match e {
         httparse::Error::TooManyHeaders => Reject {
@@ -207,6 +165,81 @@ fn check_partial(buf: &[u8]) -> Result<(), Reject> {
         });
     }
     Ok(())
+}
+
+/// Fields the client did not send (or sent unusable) that the forwarded head gets from us.
+#[derive(Clone, Copy)]
+struct Added {
+    id: bool,
+    host: bool,
+    /// `Connection: upgrade`, with the client's Upgrade field kept.
+    upgrade: bool,
+}
+
+/// Writes the head to forward: the request line as HTTP/1.1, the client's header lines
+/// but hop-by-hop ones, then X-Forwarded-For (appended to the client's last one),
+/// X-Forwarded-Proto, and X-Request-Id and Host where the client sent none.
+#[allow(clippy::too_many_arguments)]
+fn write_request_head(
+    out: &mut Buffer,
+    buf: &[u8],
+    (method, target): (&str, &str),
+    headers: &[httparse::Header],
+    len: usize,
+    fields: &MessageFields,
+    last_xff: Option<usize>,
+    info: &ForwardInfo,
+    added: Added,
+) -> Result<(), Overflow> {
+    put(out, method.as_bytes())?;
+    put(out, b" ")?;
+    put(out, target.as_bytes())?;
+    put(out, b" HTTP/1.1\r\n")?;
+    // Where we add our X-Request-Id, any the client sent were unusable: none goes on.
+    let drop = |i: usize, h: &httparse::Header| {
+        let kept_upgrade = added.upgrade && Some(i) == fields.upgrade_field;
+        Some(i) == last_xff
+            || h.name.eq_ignore_ascii_case("x-forwarded-proto")
+            || (added.id && h.name.eq_ignore_ascii_case("x-request-id"))
+            || (!kept_upgrade && fields.is_hop_by_hop(h.name, headers))
+    };
+    let instead = |i: usize, h: &httparse::Header, out: &mut Buffer| {
+        if Some(i) != last_xff {
+            return Ok(());
+        }
+        put(out, b"X-Forwarded-For: ")?;
+        put(out, trim(h.value))?;
+        write!(out, ", {}\r\n", info.client_ip).map_err(|_| Overflow)
+    };
+    let kept = copy_fields(out, buf, headers, len - 2, drop, instead)?;
+    // Ours: X-Forwarded-For (appended to or added), X-Forwarded-Proto, maybe the other two.
+    let ours = 2 + usize::from(added.id) + usize::from(added.host) + usize::from(added.upgrade);
+    within_field_limit(kept + ours)?;
+    if last_xff.is_none() {
+        write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
+    }
+    put(
+        out,
+        if info.tls {
+            b"X-Forwarded-Proto: https\r\n"
+        } else {
+            b"X-Forwarded-Proto: http\r\n"
+        },
+    )?;
+    if added.id {
+        put(out, b"X-Request-Id: ")?;
+        put(out, info.fresh_id.as_bytes())?;
+        put(out, b"\r\n")?;
+    }
+    if added.host {
+        put(out, b"Host: ")?;
+        put(out, info.default_host.as_bytes())?;
+        put(out, b"\r\n")?;
+    }
+    if added.upgrade {
+        put(out, b"Connection: upgrade\r\n")?;
+    }
+    put(out, b"\r\n")
 }
 
 /// Parses the request head at the start of `buf` and writes the head to forward into `out`.
@@ -244,7 +277,8 @@ pub fn parse_request(
             reason: "request header block too large",
         });
     }
-    if has_bare_lf(&buf[line_start..len]) {
+    // The whole head, with any empty lines before the request line that httparse skips.
+    if has_bare_lf(&buf[..len]) {
         return Err(bad("line ending without CR"));
     }
     let method = match method_str {
@@ -261,50 +295,18 @@ pub fn parse_request(
     };
     let headers = &*req.headers;
 
-    let mut content_length = None;
-    let mut chunked = false;
+    let mut fields = MessageFields::default();
     let mut hosts = 0;
-    let mut close = false;
-    let mut keep_alive_token = false;
     let mut expect_continue = false;
     let mut request_id = None;
     // The client's id cannot be used: its X-Request-Id lines are dropped, ours is sent.
     let mut replace_id = false;
     let mut last_xff = None;
-    let mut upgrade_token = false;
-    let mut upgrade_field = None;
-    let mut connection = [0usize; 4];
-    let mut n_connection = 0;
     for (i, h) in headers.iter().enumerate() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err(bad("several Content-Length fields"));
-            }
-            content_length = Some(parse_length(h.value).ok_or(bad("invalid Content-Length"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if chunked {
-                return Err(bad("several Transfer-Encoding fields"));
-            }
-            if !trim(h.value).eq_ignore_ascii_case(b"chunked") {
-                return Err(bad("Transfer-Encoding other than chunked"));
-            }
-            chunked = true;
+        if fields.read(i, h).map_err(bad)? {
         } else if name.eq_ignore_ascii_case("host") {
             hosts += 1;
-        } else if name.eq_ignore_ascii_case("connection") {
-            if n_connection == connection.len() {
-                return Err(bad("too many Connection fields"));
-            }
-            connection[n_connection] = i;
-            n_connection += 1;
-            for t in tokens(h.value) {
-                close |= t.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
-                upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
-            }
-        } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade_field = Some(i);
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() && !replace_id {
@@ -324,10 +326,8 @@ pub fn parse_request(
             last_xff = Some(i);
         }
     }
-    if chunked && content_length.is_some() {
-        return Err(bad("both Content-Length and Transfer-Encoding"));
-    }
-    if chunked && version == 0 {
+    fields.check().map_err(bad)?;
+    if fields.chunked && version == 0 {
         return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
     if version == 1 && hosts != 1 {
@@ -340,90 +340,28 @@ pub fn parse_request(
     if hosts > 1 {
         return Err(bad("several Host fields"));
     }
-    let framing = match (chunked, content_length) {
+    let framing = match (fields.chunked, fields.content_length) {
         (true, _) => Framing::chunked(),
         (false, Some(0) | None) => Framing::Done,
         (false, Some(n)) => Framing::Length(n),
     };
-    let keep_alive = !close && (version == 1 || keep_alive_token);
-    // h2c is dropped: backends are spoken to in HTTP/1.1 only. A POST is fanned out,
-    // and copies cannot become tunnels.
-    let upgrade = upgrade_token
-        && version == 1
-        && method != Method::Post
-        && upgrade_field
-            .is_some_and(|i| tokens(headers[i].value).any(|t| !t.eq_ignore_ascii_case(b"h2c")));
-    let connection = &connection[..n_connection];
-    let too_big = Reject {
-        status: 431,
-        reason: "request head too large to forward",
+    let keep_alive = !fields.close && (version == 1 || fields.keep_alive);
+    // A POST is fanned out, and copies cannot become tunnels.
+    let upgrade = version == 1 && method != Method::Post && fields.asks_upgrade(headers);
+    let add_id = request_id.is_none();
+    let request_id = request_id.unwrap_or(info.fresh_id);
+    let line = (method_str, target);
+    let added = Added {
+        id: add_id,
+        host: hosts == 0,
+        upgrade,
     };
-
-    let put = |out: &mut Buffer, b: &[u8]| if out.push(b) { Ok(()) } else { Err(too_big) };
-    put(out, method_str.as_bytes())?;
-    put(out, b" ")?;
-    put(out, target.as_bytes())?;
-    put(out, b" HTTP/1.1\r\n")?;
-    let headers_end = len - 2;
-    let mut run_start = None;
-    for (i, h) in headers.iter().enumerate() {
-        let start = offset(buf, h.name.as_bytes());
-        let end = headers
-            .get(i + 1)
-            .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
-        let kept_upgrade = upgrade && Some(i) == upgrade_field;
-        let drop = !kept_upgrade
-            && (is_hop_by_hop(h.name)
-                || h.name.eq_ignore_ascii_case("x-forwarded-proto")
-                || (replace_id && h.name.eq_ignore_ascii_case("x-request-id"))
-                || listed_in_connection(h.name, headers, connection));
-        if drop || Some(i) == last_xff {
-            if let Some(s) = run_start.take() {
-                put(out, &buf[s..start])?;
-            }
-            if Some(i) == last_xff {
-                put(out, b"X-Forwarded-For: ")?;
-                put(out, trim(h.value))?;
-                write!(out, ", {}\r\n", info.client_ip).map_err(|_| too_big)?;
-            }
-        } else {
-            run_start.get_or_insert(start);
-        }
-        if i + 1 == headers.len()
-            && let Some(s) = run_start.take()
-        {
-            put(out, &buf[s..end])?;
-        }
-    }
-    if last_xff.is_none() {
-        write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| too_big)?;
-    }
-    put(
-        out,
-        if info.tls {
-            b"X-Forwarded-Proto: https\r\n"
-        } else {
-            b"X-Forwarded-Proto: http\r\n"
+    write_request_head(out, buf, line, headers, len, &fields, last_xff, info, added).map_err(
+        |Overflow| Reject {
+            status: 431,
+            reason: "request head too large to forward",
         },
     )?;
-    let request_id = match request_id {
-        Some(id) => id,
-        None => {
-            put(out, b"X-Request-Id: ")?;
-            put(out, info.fresh_id.as_bytes())?;
-            put(out, b"\r\n")?;
-            info.fresh_id
-        }
-    };
-    if hosts == 0 {
-        put(out, b"Host: ")?;
-        put(out, info.default_host.as_bytes())?;
-        put(out, b"\r\n")?;
-    }
-    if upgrade {
-        put(out, b"Connection: upgrade\r\n")?;
-    }
-    put(out, b"\r\n")?;
 
     let path_start = offset(buf, target.as_bytes());
     Ok(Some(RequestHead {
@@ -436,194 +374,6 @@ pub fn parse_request(
         expect_continue,
         upgrade,
         request_id,
-    }))
-}
-
-/// What the proxy needs to know about a backend's response head.
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub len: usize,
-    /// How the body is framed as it arrives from the backend.
-    pub framing: Framing,
-    /// The backend connection may carry another request after this response.
-    pub reusable: bool,
-    /// The client connection must close after this response.
-    pub close_client: bool,
-    /// Chunked framing is stripped on the way out (for an HTTP/1.0 client).
-    pub dechunk: bool,
-}
-
-impl ResponseHead {
-    /// 1xx but 101: more responses follow.
-    pub fn is_interim(&self) -> bool {
-        (100..200).contains(&self.status) && !self.is_switch()
-    }
-
-    /// 101 Switching Protocols: what follows is the new protocol.
-    pub fn is_switch(&self) -> bool {
-        self.status == 101
-    }
-}
-
-/// What the client side of an exchange asked for, which shapes the response we forward.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientSide {
-    pub method: Method,
-    pub version: u8,
-    pub keep_alive: bool,
-    /// The request asked for an upgrade: a 101 is welcome.
-    pub upgrade: bool,
-}
-
-impl ClientSide {
-    /// While lb drains before exiting, every response tells its client to close.
-    pub fn unless_draining(self, draining: bool) -> Self {
-        ClientSide {
-            keep_alive: self.keep_alive && !draining,
-            ..self
-        }
-    }
-}
-
-/// Parses a backend's response head at the start of `buf` and writes the head for the
-/// client into `out`. `Err` carries why the response is unusable (answered with 502).
-pub fn parse_response(
-    buf: &[u8],
-    client: ClientSide,
-    request_id: &RequestId,
-    out: &mut Buffer,
-) -> Result<Option<ResponseHead>, &'static str> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut storage);
-    let len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_REQUEST_LINE + MAX_HEADER_BLOCK => {
-            return Err("response head too large");
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err("malformed response head"),
-    };
-    let (Some(version), Some(status)) = (resp.version, resp.code) else {
-        return Err("malformed status line");
-    };
-    let switching = status == 101;
-    if switching && !client.upgrade {
-        return Err("101 Switching Protocols to a request that asked for no upgrade");
-    }
-    if has_bare_lf(&buf[..len]) {
-        return Err("line ending without CR");
-    }
-    let headers = &*resp.headers;
-    let mut content_length = None;
-    let mut chunked = false;
-    let mut close = false;
-    let mut keep_alive_token = false;
-    let mut has_id = false;
-    let mut upgrade_field = None;
-    let mut connection = [0usize; 4];
-    let mut n_connection = 0;
-    for (i, h) in headers.iter().enumerate() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            if content_length.is_some() {
-                return Err("several Content-Length fields");
-            }
-            content_length = Some(parse_length(h.value).ok_or("invalid Content-Length")?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if chunked || !trim(h.value).eq_ignore_ascii_case(b"chunked") {
-                return Err("Transfer-Encoding other than a single chunked");
-            }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case("connection") {
-            if n_connection == connection.len() {
-                return Err("too many Connection fields");
-            }
-            connection[n_connection] = i;
-            n_connection += 1;
-            for t in tokens(h.value) {
-                close |= t.eq_ignore_ascii_case(b"close");
-                keep_alive_token |= t.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case("x-request-id") {
-            has_id = true;
-        } else if name.eq_ignore_ascii_case("upgrade") {
-            upgrade_field = Some(i);
-        }
-    }
-    if chunked && content_length.is_some() {
-        return Err("both Content-Length and Transfer-Encoding");
-    }
-    let bodiless = client.method == Method::Head
-        || (100..200).contains(&status)
-        || status == 204
-        || status == 304;
-    let framing = match (bodiless, chunked, content_length) {
-        (true, _, _) => Framing::Done,
-        (false, true, _) => Framing::chunked(),
-        (false, false, Some(0)) => Framing::Done,
-        (false, false, Some(n)) => Framing::Length(n),
-        (false, false, None) => Framing::UntilClose,
-    };
-    let until_close = framing == Framing::UntilClose;
-    let dechunk = chunked && !bodiless && client.version == 0;
-    let reusable = !close && (version == 1 || keep_alive_token) && !until_close;
-    let close_client = !client.keep_alive || until_close || dechunk;
-    let connection = &connection[..n_connection];
-
-    let too_big = "response head too large to forward";
-    let put = |out: &mut Buffer, b: &[u8]| if out.push(b) { Ok(()) } else { Err(too_big) };
-    let headers_end = len - 2;
-    let first_header = headers
-        .first()
-        .map_or(headers_end, |h| offset(buf, h.name.as_bytes()));
-    put(out, &buf[..first_header])?;
-    let mut run_start = None;
-    for (i, h) in headers.iter().enumerate() {
-        let start = offset(buf, h.name.as_bytes());
-        let end = headers
-            .get(i + 1)
-            .map_or(headers_end, |next| offset(buf, next.name.as_bytes()));
-        let kept_upgrade = switching && Some(i) == upgrade_field;
-        let drop = !kept_upgrade
-            && (is_hop_by_hop(h.name)
-                || (dechunk && h.name.eq_ignore_ascii_case("transfer-encoding"))
-                || listed_in_connection(h.name, headers, connection));
-        if drop {
-            if let Some(s) = run_start.take() {
-                put(out, &buf[s..start])?;
-            }
-        } else {
-            run_start.get_or_insert(start);
-        }
-        if i + 1 == headers.len()
-            && let Some(s) = run_start.take()
-        {
-            put(out, &buf[s..end])?;
-        }
-    }
-    if switching || !(100..200).contains(&status) {
-        if switching {
-            put(out, b"Connection: upgrade\r\n")?;
-        } else if close_client {
-            put(out, b"Connection: close\r\n")?;
-        } else if client.version == 0 {
-            put(out, b"Connection: keep-alive\r\n")?;
-        }
-        if !has_id {
-            put(out, b"X-Request-Id: ")?;
-            put(out, request_id.as_bytes())?;
-            put(out, b"\r\n")?;
-        }
-    }
-    put(out, b"\r\n")?;
-    Ok(Some(ResponseHead {
-        status,
-        len,
-        framing,
-        reusable,
-        close_client,
-        dechunk,
     }))
 }
 

@@ -1,6 +1,8 @@
 //! The pump: moves one exchange's bytes both ways, client to backend and back, until
 //! nothing more can move now, and says how the exchange stands.
 
+use std::time::{Duration, Instant};
+
 use super::body::Framing;
 use super::client::ClientConn;
 use super::exchange::{Exchange, ResponsePhase};
@@ -41,14 +43,16 @@ pub(super) fn pump(
     let connected = matches!(u.state, UpstreamState::Busy(_));
     let send = !core.sends.holding();
     let mut moved = 0;
+    let mut moved_any = false;
     loop {
         let mut progress = false;
 
         if !ex.request_body.is_done() {
             match c.io.fill(&mut core.buffers) {
                 Filled::Got => progress = true,
-                Filled::Eof | Filled::Failed => return Pump::ClientGone,
-                Filled::Nothing => {}
+                Filled::Failed => return Pump::ClientGone,
+                // A half-close: what is buffered may still complete the body.
+                Filled::Eof | Filled::Nothing => {}
             }
             if c.io.input_len() > 0 {
                 let out = u.io.output.get_or_insert_with(|| core.buffers.get());
@@ -70,6 +74,9 @@ pub(super) fn pump(
                     progress = true;
                 }
                 core.buffers.release_if_empty(&mut c.io.input);
+            }
+            if c.io.read_closed && c.io.input_len() == 0 && !ex.request_body.is_done() {
+                return Pump::ClientGone;
             }
         }
 
@@ -249,6 +256,7 @@ pub(super) fn pump(
         if ex.response == ResponsePhase::Switching && c.io.output_len() == 0 {
             return Pump::Upgraded;
         }
+        moved_any |= progress;
         if !progress {
             if !send {
                 if connected && u.io.output_len() > 0 {
@@ -257,18 +265,62 @@ pub(super) fn pump(
                     core.sends.later(Destination::Client, key);
                 }
             }
+            time_the_stalled_side(c, ex, u, core, key, moved_any, send);
             return Pump::Wait;
         }
         if moved >= STEP_BUDGET {
+            time_the_stalled_side(c, ex, u, core, key, moved_any, send);
             return Pump::Yield;
         }
-        // The server timeout measures inactivity: bytes that flow push it back, but only
-        // once per half-period, so that a busy exchange does not churn the wheel.
-        if connected && core.now.saturating_duration_since(u.armed_at) > core.cfg.server_timeout / 2
-        {
+    }
+}
+
+/// Runs the timer of whichever side the exchange waits for, and only that side's: the
+/// backend is timed (--server-timeout, 504, counted against its health) only while it
+/// owes lb something, and a client that stops sending its body or taking its response
+/// is timed by --client-timeout (408) and never blamed on the backend. Both measure
+/// inactivity: bytes that flow push them back, once per half-period, so that a busy
+/// exchange does not churn the wheel. Output held back for the end of the turn is no
+/// one's stall: the pump that sends it decides.
+fn time_the_stalled_side(
+    c: &mut ClientConn,
+    ex: &mut Exchange,
+    u: &mut UpstreamConn,
+    core: &mut Core,
+    key: usize,
+    moved: bool,
+    sent: bool,
+) {
+    if !sent && (c.io.output_len() > 0 || u.io.output_len() > 0) {
+        return;
+    }
+    let response_open = !matches!(ex.response, ResponsePhase::Done { .. });
+    let backend_owes = u.io.output_len() > 0
+        || (ex.request_body.is_done() && response_open && c.io.output_len() == 0);
+    let client_owes =
+        c.io.output_len() > 0 || (!ex.request_body.is_done() && u.io.output_len() == 0);
+    // While connecting, the upstream timer is the connect timeout: left alone.
+    if matches!(u.state, UpstreamState::Busy(_)) {
+        let due = u.timer.is_none()
+            || (moved && half_passed(core.now, u.armed_at, core.cfg.server_timeout));
+        if !backend_owes {
+            core.disarm(&mut u.timer);
+        } else if due {
             arm_server_timer(core, u, ex.upstream);
         }
     }
+    let due = c.timer.is_none()
+        || (moved && half_passed(core.now, ex.client_armed_at, core.cfg.client_timeout));
+    if !client_owes {
+        core.disarm(&mut c.timer);
+    } else if due {
+        ex.client_armed_at = core.now;
+        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
+}
+
+fn half_passed(now: Instant, armed_at: Instant, timeout: Duration) -> bool {
+    now.saturating_duration_since(armed_at) > timeout / 2
 }
 
 fn until_close(phase: &ResponsePhase) -> bool {

@@ -12,6 +12,7 @@ use crate::backend::{BackendId, Tried};
 use crate::conn::Socket;
 use crate::event_loop::Core;
 use crate::http::upstream::backend_socket;
+use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::proxy_protocol::Addresses;
@@ -46,6 +47,11 @@ pub(super) fn connect_next(
             .and_then(|sock| backend_socket(core, sock, id, addresses));
         let mut sock = match connected {
             Ok(s) => s,
+            // lb's own shortage: every backend would fail alike, and none is to blame.
+            Err(e) if is_local_exhaustion(&e) => {
+                core.exhausted("connecting to a backend", &e);
+                return None;
+            }
             Err(e) => {
                 connect_failed(core, id, Failure::Connect, &e.to_string());
                 continue;

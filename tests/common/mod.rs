@@ -2,7 +2,13 @@
 //! on loopback ports they choose themselves, and speak HTTP/1.1 over plain sockets.
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod fd_limit;
 pub mod load;
+mod raw;
+#[allow(unused_imports)] // as above: not every test binary uses them
+pub use fd_limit::lb_with_fd_limit;
+#[allow(unused_imports)]
+pub use raw::{RawBackend, exchange_raw};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -92,9 +92,13 @@ fn ambiguous_framing_is_refused() {
         b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
         b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
         b"G T / HTTP/1.1\r\nHost: a\r\n\r\n",
+        // Found by fuzzing: httparse skips a bare LF before the request line.
+        b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
     ] {
         assert_eq!(status_of(raw), 400, "{}", String::from_utf8_lossy(raw));
     }
+    // An empty CRLF line before the request line is tolerated (RFC 9112 §2.2).
+    assert_eq!(status_of(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
 }
 
 #[test]
@@ -114,6 +118,31 @@ fn limits_have_their_own_statuses() {
     }
     many.push_str("\r\n");
     assert_eq!(status_of(many.as_bytes()), 431);
+}
+
+/// Found by fuzzing: a head within the field limit went out past it once our fields were
+/// added, so that the next hop (another lb, or a server with the same limit) refused it.
+#[test]
+fn what_goes_out_stays_within_the_field_limit() {
+    let with_fields = |n: usize| {
+        let mut head = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 1..n {
+            head.push_str(&format!("X-{i}: v\r\n"));
+        }
+        head + "\r\n"
+    };
+    // Ours: X-Forwarded-For, X-Forwarded-Proto and X-Request-Id.
+    assert_eq!(status_of(with_fields(MAX_HEADERS - 3).as_bytes()), 200);
+    assert_eq!(status_of(with_fields(MAX_HEADERS - 2).as_bytes()), 431);
+    let mut full = String::from("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n");
+    for i in 1..MAX_HEADERS {
+        full.push_str(&format!("X-{i}: v\r\n"));
+    }
+    full.push_str("\r\n");
+    assert!(
+        response(full.as_bytes(), GET11).is_err(),
+        "no room for X-Request-Id"
+    );
 }
 
 #[test]
