@@ -109,14 +109,14 @@ impl HealthMonitor {
     }
 
     /// An active check result, `started` at and done now; logs a transition once, with its
-    /// reason, and returns it.
+    /// reason.
     pub fn checked(
         &mut self,
         backends: &mut [Backend],
         id: BackendId,
         (passed, why): (bool, &str),
         (started, now): (Instant, Instant),
-    ) -> Option<Transition> {
+    ) {
         self.last_check[id] = Some(LastCheck {
             passed,
             error: why.to_string(),
@@ -145,7 +145,6 @@ impl HealthMonitor {
             self.since[id] = now;
         }
         backends[id].up = self.states[id].is_up();
-        transition
     }
 
     /// A result from real traffic. Only failures move a backend (down, at `--fall` in a
@@ -175,10 +174,15 @@ impl HealthMonitor {
     }
 }
 
-/// Counts a failure of real traffic and feeds it to the passive health check.
+/// Counts a failure of real traffic and feeds it to the passive health check; one that
+/// could not connect, or got no answer in time, also tells the fan-out that lb cannot reach
+/// the backend.
 pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
     if let Some(f) = failure {
         core.metrics.failure(backend, f);
+        if matches!(f, Failure::Connect | Failure::Timeout) {
+            fanout::unreachable(core, backend, why);
+        }
     }
     core.health
         .observed(&mut core.backends, backend, failure.is_none(), why);
@@ -241,7 +245,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
             return schedule(core, id, core.cfg.health_interval);
         }
         Err(e) => {
-            finish_check(conns, core, id, check, (false, &e.to_string()));
+            finish_check(conns, core, id, check, (Check::Unanswered, &e.to_string()));
             return;
         }
     };
@@ -261,27 +265,37 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     entry.insert(Conn::Probe(probe));
 }
 
+/// How a check ended: passed (a status below 500, or a TCP connect), a failing status, or
+/// no answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Passed,
+    Failed,
+    Unanswered,
+}
+
 /// Records the result of the check of `id` (of that generation, started then) and
-/// schedules the next one; a backend that came up gets the POST copies that waited for it.
+/// schedules the next one. Any answer, even a failing status, tells the fan-out that lb
+/// can reach the backend; no answer, that it cannot (`fanout::checked`).
 fn finish_check(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     id: BackendId,
     (generation, started): (u32, Instant),
-    result: (bool, &str),
+    (result, why): (Check, &str),
 ) {
     if core.backends[id].generation != generation {
         return;
     }
     let times = (started, core.now);
-    let transition = core.health.checked(&mut core.backends, id, result, times);
+    let passed = result == Check::Passed;
+    core.health
+        .checked(&mut core.backends, id, (passed, why), times);
     schedule(core, id, core.cfg.health_interval);
-    if transition == Some(Transition::CameUp) {
-        fanout::backend_up(conns, core, id);
-    }
+    fanout::checked(conns, core, id, result != Check::Unanswered, why);
 }
 
-fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why: &str) {
+fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, result: Check, why: &str) {
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
         p.io.release_buffers(&mut core.buffers);
@@ -291,7 +305,7 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why:
             core,
             p.backend,
             (p.generation, p.started),
-            (passed, why),
+            (result, why),
         );
     }
 }
@@ -303,7 +317,7 @@ pub fn probe_timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             ProbeState::Connecting => "connect timed out",
             _ => "no answer in time",
         };
-        close(conns, core, key, false, why);
+        close(conns, core, key, Check::Unanswered, why);
     }
 }
 
@@ -314,14 +328,14 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     };
     match step(p, core.health.request(p.backend), &mut core.buffers) {
         Ok(None) => {}
-        Ok(Some(status)) if status < 500 => close(conns, core, key, true, ""),
+        Ok(Some(status)) if status < 500 => close(conns, core, key, Check::Passed, ""),
         Ok(Some(status)) => {
             let why = format!("status {status}");
-            close(conns, core, key, false, &why);
+            close(conns, core, key, Check::Failed, &why);
         }
         Err(e) => {
             let why = e.to_string();
-            close(conns, core, key, false, &why);
+            close(conns, core, key, Check::Unanswered, &why);
         }
     }
 }

@@ -219,25 +219,6 @@ fn too_many_pending_writes_get_503_and_nothing_is_dropped() {
     assert_eq!(registered(&late, "c"), 0);
 }
 
-/// One sample of lb's /metrics, e.g. `lb_fanout_copies_total{backend="..",result="sent"}`.
-fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
-    let text = get(admin, "/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
-fn copies(admin: std::net::SocketAddr, b: &Proc, result: &str) -> f64 {
-    metric(
-        admin,
-        &format!(
-            "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}}",
-            b.addr
-        ),
-    )
-}
-
 fn post_body(addr: std::net::SocketAddr, path: &str, body: &str, close: bool) -> Response {
     let connection = if close { "Connection: close\r\n" } else { "" };
     request(
@@ -267,10 +248,10 @@ fn ordinary_answers_are_relayed_at_once_and_never_retried() {
     assert!(started.elapsed() < Duration::from_secs(2), "both at once");
     std::thread::sleep(Duration::from_millis(300));
     for b in &bs {
-        assert_eq!(copies(admin, b, "sent"), 2.0);
-        assert_eq!(copies(admin, b, "delivered"), 1.0);
-        assert_eq!(copies(admin, b, "refused"), 1.0);
-        assert_eq!(copies(admin, b, "retried"), 0.0);
+        assert_eq!(copies(admin, b.addr, "sent"), 2.0);
+        assert_eq!(copies(admin, b.addr, "delivered"), 1.0);
+        assert_eq!(copies(admin, b.addr, "refused"), 1.0);
+        assert_eq!(copies(admin, b.addr, "retried"), 0.0);
     }
     assert!(eventually(Duration::from_secs(3), || {
         metric(admin, "lb_fanout_writes_owed") == 0.0
@@ -296,10 +277,10 @@ fn a_backend_failing_then_succeeding_gets_exactly_one_delivered_copy() {
     ) == 1));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(registered(&flaky, "kim"), 1);
-    assert_eq!(copies(admin, &flaky, "sent"), 3.0);
-    assert_eq!(copies(admin, &flaky, "retried"), 2.0);
-    assert_eq!(copies(admin, &flaky, "delivered"), 1.0);
-    assert_eq!(copies(admin, &good, "delivered"), 1.0);
+    assert_eq!(copies(admin, flaky.addr, "sent"), 3.0);
+    assert_eq!(copies(admin, flaky.addr, "retried"), 2.0);
+    assert_eq!(copies(admin, flaky.addr, "delivered"), 1.0);
+    assert_eq!(copies(admin, good.addr, "delivered"), 1.0);
     assert_eq!(
         metric(
             admin,
@@ -414,7 +395,7 @@ fn a_backend_coming_back_gets_its_backlog_a_few_at_a_time_over_pooled_connection
     assert!(
         eventually(Duration::from_secs(30), || copies(
             admin,
-            &late,
+            late.addr,
             "delivered"
         ) == 300.0),
         "the backlog is delivered"

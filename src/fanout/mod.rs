@@ -23,18 +23,23 @@ use crate::strategy::PickContext;
 use crate::timer::TimerId;
 
 mod body;
+mod cap;
+mod census;
 mod copy;
 mod deliver;
 mod durable;
+mod gate;
 mod lane;
 mod outcome;
 mod reply;
 
 pub use body::{PendingPost, begin, buffer_body};
 use copy::Response;
-pub use deliver::{backend_up, backoff, copy_failed, copy_ready, retry_due};
+pub use deliver::{backoff, copy_failed, copy_ready, retry_due};
+pub use gate::{backend_up, checked, moved, unreachable};
 use durable::Takeover;
-pub use durable::{end_turn, finish_journal, journal_woke, refresh_metrics, resume, use_journal};
+pub use census::refresh_metrics;
+pub use durable::{end_turn, finish_journal, journal_woke, resume, use_journal};
 use lane::Lane;
 pub use outcome::Answer;
 pub use reply::{client_gone, deadline_passed};
@@ -53,6 +58,10 @@ pub struct Jobs {
     unsynced: VecDeque<(u64, usize, u32)>,
     /// A lane is being released: a copy that ends meanwhile leaves the releasing to it.
     releasing: bool,
+    /// Request bytes held by the jobs, against --max-pending-bytes.
+    owed_bytes: u64,
+    /// New POSTs are being refused at the bound (`cap.rs`).
+    refusing: Option<cap::Refusing>,
 }
 
 impl Jobs {
@@ -66,6 +75,8 @@ impl Jobs {
             unwritten: VecDeque::new(),
             unsynced: VecDeque::new(),
             releasing: false,
+            owed_bytes: 0,
+            refusing: None,
         }
     }
 
@@ -76,6 +87,17 @@ impl Jobs {
 
     pub fn len(&self) -> usize {
         self.jobs.len()
+    }
+
+    fn insert(&mut self, job: Job) -> usize {
+        self.owed_bytes += job.request.len() as u64;
+        self.jobs.insert(job)
+    }
+
+    fn remove(&mut self, job: usize) -> Job {
+        let j = self.jobs.remove(job);
+        self.owed_bytes = self.owed_bytes.saturating_sub(j.request.len() as u64);
+        j
     }
 
     /// Makes room for slot `id`, which a backend has just joined.
@@ -132,16 +154,9 @@ impl Jobs {
             && self.jobs.iter().all(|(_, j)| {
                 j.client.is_none()
                     && j.copies.iter().all(|c| {
-                        matches!(c.phase, Phase::Backoff | Phase::Queued) || c.phase.is_final()
+                        matches!(c.phase, Phase::Backoff { .. } | Phase::Queued) || c.phase.is_final()
                     })
             })
-    }
-
-    /// POSTs still owed to some backend, and the age of the oldest.
-    pub fn owed(&self, now: Instant) -> (usize, f64) {
-        let oldest = self.jobs.iter().map(|(_, j)| j.started).min();
-        let age = oldest.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-        (self.jobs.len(), age)
     }
 }
 
@@ -194,8 +209,8 @@ enum Phase {
         sent: usize,
         response: Option<Response>,
     },
-    /// Waiting for its retry timer.
-    Backoff,
+    /// Waiting for its retry timer, with its slot in the lane's `backoff`.
+    Backoff { timer: TimerId, slot: usize },
     /// In its backend's queue: the backend is down, or has its share of copies in flight.
     Queued,
     Delivered,
@@ -294,7 +309,7 @@ fn insert_job(
         durable: true,
         held: None,
     };
-    core.fanout.jobs.insert(job)
+    core.fanout.insert(job)
 }
 
 /// The backends a new POST goes to: every listed one (--fanout 0), up or not, drained or

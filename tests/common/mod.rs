@@ -554,6 +554,23 @@ pub fn assert_metric(lb: &Proc, line: &str) {
     );
 }
 
+/// One sample of lb's /metrics, e.g. `lb_fanout_copies_total{backend="..",result="sent"}`.
+pub fn metric(admin: SocketAddr, series: &str) -> f64 {
+    let text = get(admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// POST copies to `backend` that came to `result` (sent, delivered, retried, ...).
+pub fn copies(admin: SocketAddr, backend: SocketAddr, result: &str) -> f64 {
+    metric(
+        admin,
+        &format!("lb_fanout_copies_total{{backend=\"{backend}\",result=\"{result}\"}}"),
+    )
+}
+
 /// How many times `user` was registered on demo backend `b` (0 when unknown or unreachable).
 pub fn registered(b: &Proc, user: &str) -> u32 {
     if TcpStream::connect(b.addr).is_err() {
