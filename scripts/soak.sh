@@ -4,6 +4,7 @@
 #   scripts/soak.sh                       # 60 s
 #   scripts/soak.sh --seconds 300 --ports 20000-20999 --no-build
 #   scripts/soak.sh -- --max-pending 5000   # flags after -- go to lb
+#   scripts/soak.sh --bin /tmp/old/target/release   # another build's lb and backend
 #
 # Two healthy demo backends and a flaky one (it answers 500 to --fail-rate of requests,
 # and is killed for 4 s every 12 s) behind lb with fast health checks; keep-alive GET and
@@ -20,6 +21,7 @@ script=soak.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
 seconds=60 build=1 slow=1000 fail_rate=0.3 post_every=4 port_range=20000-31999 lb_flags=()
+bin=target/release
 while [[ $# -gt 0 ]]; do
     case $1 in
         --seconds) need_arg "$@"; seconds=$2; shift 2 ;;
@@ -28,8 +30,9 @@ while [[ $# -gt 0 ]]; do
         --fail-rate) need_arg "$@"; fail_rate=$2; shift 2 ;;
         --post-every) need_arg "$@"; post_every=$2; shift 2 ;;
         --no-build) build=0; shift ;;
+        --bin) need_arg "$@"; bin=$2; build=0; shift 2 ;;
         --) shift; lb_flags=("$@"); break ;;
-        -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
         *) die_usage "unknown option: $1" ;;
     esac
 done
@@ -42,10 +45,10 @@ if ((build)); then
 fi
 read -r p1 p2 p3 plb padmin <<<"$(free_ports 5 "$port_range")"
 
-target/release/backend --listen "127.0.0.1:$p1" --name healthy1 2>"$tmp/b1.log" &
+"$bin/backend" --listen "127.0.0.1:$p1" --name healthy1 2>"$tmp/b1.log" &
 pids+=($!)
 wait_ready healthy1 "$!" "$p1" "$tmp/b1.log"
-target/release/backend --listen "127.0.0.1:$p2" --name healthy2 2>"$tmp/b2.log" &
+"$bin/backend" --listen "127.0.0.1:$p2" --name healthy2 2>"$tmp/b2.log" &
 pids+=($!)
 wait_ready healthy2 "$!" "$p2" "$tmp/b2.log"
 # Sleeps run in the background and are waited for, so that TERM ends the loop (and the
@@ -54,7 +57,7 @@ flaky() {
     local b=""
     trap 'kill "$b" 2>/dev/null; exit 0' TERM
     while true; do
-        target/release/backend --listen "127.0.0.1:$p3" --name flaky --fail-rate "$fail_rate" \
+        "$bin/backend" --listen "127.0.0.1:$p3" --name flaky --fail-rate "$fail_rate" \
             2>>"$tmp/b3.log" &
         b=$!
         sleep 8 &
@@ -67,7 +70,7 @@ flaky() {
 }
 flaky &
 pids+=($!)
-target/release/lb -l "127.0.0.1:$plb" -b "127.0.0.1:$p1" -b "127.0.0.1:$p2" -b "127.0.0.1:$p3" \
+"$bin/lb" -l "127.0.0.1:$plb" -b "127.0.0.1:$p1" -b "127.0.0.1:$p2" -b "127.0.0.1:$p3" \
     --admin "127.0.0.1:$padmin" --health-interval 500ms --retry-base 200ms --retry-max 2s \
     "${lb_flags[@]}" 2>"$tmp/lb.log" &
 lb_pid=$!

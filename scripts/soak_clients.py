@@ -49,6 +49,11 @@ LB_TEXTS = (b"no backend", b"could not be reached", b"failed to answer", b"broke
             b"no backend accepted", b"too many writes")
 
 
+def quantile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
 def worker(args, stop, counts, lock, n, latencies):
     sock, buf = None, b""
     i = 0
@@ -68,7 +73,7 @@ def worker(args, stop, counts, lock, n, latencies):
             sent = time.monotonic()
             sock.sendall(req)
             status, body, buf = read_response(sock, buf)
-            latencies[kind].append(time.monotonic() - sent)
+            latencies[kind].append((sent, time.monotonic() - sent))
             if 200 <= status < 300:
                 outcome = "served"
             elif any(t in body for t in LB_TEXTS):
@@ -158,12 +163,20 @@ def main():
         print(f"{kind:9} {outcome:60} {n}")
         if outcome.startswith("lost"):
             lost += n
+    start = min((t for took in latencies.values() for t, _ in took[:1]), default=0)
     for kind, took in latencies.items():
-        took.sort()
-        if took:
-            q = lambda f: f"{took[min(len(took) - 1, int(f * len(took)))] * 1000:.1f}"
-            print(f"{kind} latency (ms, answered ones, as a Python client sees it): "
-                  f"p50 {q(0.5)} p99 {q(0.99)} p99.9 {q(0.999)} max {took[-1] * 1000:.1f}")
+        if not took:
+            continue
+        # Per second of the run, so that a bad second (a backlog released, say) shows.
+        seconds = collections.defaultdict(list)
+        for t, dt in took:
+            seconds[int(t - start)].append(dt)
+        worst = max(seconds, key=lambda s: quantile(seconds[s], 0.99))
+        all_ = sorted(dt for _, dt in took)
+        print(f"{kind} latency (ms, answered ones, as a Python client sees it): "
+              f"p50 {quantile(all_, 0.5) * 1000:.1f} p99 {quantile(all_, 0.99) * 1000:.1f} "
+              f"p99.9 {quantile(all_, 0.999) * 1000:.1f} max {all_[-1] * 1000:.1f}; "
+              f"worst second's p99 {quantile(seconds[worst], 0.99) * 1000:.1f} (second {worst})")
     total = sum(n for (kind, _), n in counts.items() if kind != "slowloris")
     print(f"requests {total} lost {lost}")
     return 1 if lost else 0

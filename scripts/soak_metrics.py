@@ -5,8 +5,8 @@ time and how long its copies took to be delivered.
 
 Where the time went is the sum over scrapes of lb_fanout_backend_copies_owed{place} (a
 copy counted in a scrape stood there for about a second), divided by the copies delivered:
-seconds per delivered copy in flight, in backoff, waiting in the lane, parked while the
-backend was down. Only the admin address given is contacted.
+seconds per delivered copy in flight, in backoff, waiting in the lane, parked while lb could
+not reach the backend. Only the admin address given is contacted.
 """
 
 import argparse

@@ -162,7 +162,7 @@ pub struct BackendMetrics {
     pub fanout_retried: u64,
     pub fanout_spent: u64,
     /// Copies owed to the backend now, by place (`COPY_PLACES`: in flight, in backoff,
-    /// waiting in its lane while it is up, parked while it is down), and the age of the
+    /// waiting in its lane, parked while lb cannot reach it), and the age of the
     /// oldest POST owed to it: refreshed once a second.
     pub copies_owed: [u64; 4],
     pub oldest_owed_seconds: f64,

@@ -84,7 +84,10 @@ fn a_backend_that_recovers_gets_its_backed_off_copies_at_its_first_success() {
         ) == 6.0),
         "the first six attempts fail"
     );
-    assert_eq!(post(lb.addr, "/register?username=r3&password=p").status, 201);
+    assert_eq!(
+        post(lb.addr, "/register?username=r3&password=p").status,
+        201
+    );
     let after_success = Instant::now();
     assert!(
         eventually(Duration::from_millis(1500), || copies(
@@ -125,7 +128,10 @@ fn a_backend_back_from_an_outage_gets_the_copies_that_failed_during_it_at_once()
         ],
     );
     let admin = admin_addr(&lb);
-    assert_eq!(post(lb.addr, "/register?username=before&password=p").status, 201);
+    assert_eq!(
+        post(lb.addr, "/register?username=before&password=p").status,
+        201
+    );
     gone.kill();
     // Right after the kill, before a check notices: these copies fail to connect and
     // back off for 4 s.
@@ -139,7 +145,8 @@ fn a_backend_back_from_an_outage_gets_the_copies_that_failed_during_it_at_once()
     for i in 0..5 {
         let user = format!("o{i}");
         assert!(
-            eventually(Duration::from_millis(1500), || registered(&back, &user) == 1),
+            eventually(Duration::from_millis(1500), || registered(&back, &user)
+                == 1),
             "{user} was delivered {:?} after the backend came back, not within 1.5 s",
             restarted.elapsed()
         );
@@ -174,7 +181,11 @@ fn the_bytes_owed_are_bounded_and_reaching_the_bound_is_said_once() {
     let statuses: Vec<u16> = (0..6)
         .map(|i| post_body(lb.addr, &format!("/register?username=b{i}"), &body).status)
         .collect();
-    assert_eq!(statuses, [201, 201, 503, 503, 503, 503], "1 KiB bodies, 3 KiB");
+    assert_eq!(
+        statuses,
+        [201, 201, 503, 503, 503, 503],
+        "1 KiB bodies, 3 KiB"
+    );
     assert_eq!(metric(admin, "lb_fanout_refused_full_total"), 4.0);
     assert_eq!(
         lb.log_text().matches("new POSTs get 503").count(),
@@ -189,8 +200,13 @@ fn the_bytes_owed_are_bounded_and_reaching_the_bound_is_said_once() {
         "{}",
         lb.log_text()
     );
-    assert_eq!(post_body(lb.addr, "/register?username=b6", &body).status, 201);
-    assert!(eventually(Duration::from_secs(5), || registered(&back, "b6") == 1));
+    assert_eq!(
+        post_body(lb.addr, "/register?username=b6", &body).status,
+        201
+    );
+    assert!(eventually(Duration::from_secs(5), || registered(
+        &back, "b6"
+    ) == 1));
 }
 
 fn post_body(addr: std::net::SocketAddr, path: &str, body: &str) -> Response {

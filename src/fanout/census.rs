@@ -1,5 +1,5 @@
 //! Once a second: where the POST copies still owed are, per backend (in flight, in backoff,
-//! waiting in the lane, parked while the backend is down), how old the oldest owed write
+//! waiting in the lane, parked while lb cannot reach the backend), how old the oldest owed write
 //! is, and the journal's counters, for /metrics and /stats. A walk over every job: at most
 //! --max-pending of them, once a second, never per request.
 

@@ -28,9 +28,9 @@ pub fn backoff(base: Duration, max: Duration, jitter: Duration, n: u32, unit: f6
     exp.min(max) + jitter.mul_f64(unit.clamp(0.0, 1.0))
 }
 
-/// Sends a copy now if its backend is up and its lane has room for it (`fresh`: a new
-/// POST's copy); otherwise the copy waits in the lane. A copy that waits for its backend
-/// to come up joins the backlog, whatever it is.
+/// Sends a copy now if its backend takes copies and its lane has room for it (`fresh`: a
+/// new POST's copy); otherwise the copy waits in the lane. A copy that waits for lb to
+/// reach its backend joins the backlog, whatever it is.
 pub(super) fn dispatch(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -44,10 +44,10 @@ pub(super) fn dispatch(
     };
     let backend = j.copies[copy].backend;
     let lane = &mut core.fanout.lanes[backend];
-    let up = core.backends[backend].takes_copies();
-    if !up || !lane.admits(fresh, limits) {
+    let takes = core.backends[backend].takes_copies();
+    if !takes || !lane.admits(fresh, limits) {
         j.copies[copy].phase = Phase::Queued;
-        lane.queue(fresh && up, (job, copy, j.serial));
+        lane.queue(fresh && takes, (job, copy, j.serial));
         core.metrics.pending_retries += 1;
         return;
     }

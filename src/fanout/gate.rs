@@ -19,6 +19,7 @@ use slab::Slab;
 use super::outcome::{Answer, Outcome};
 use super::{Phase, deliver};
 use crate::backend::BackendId;
+use crate::config::Mode;
 use crate::event_loop::{Conn, Core};
 
 /// Retryable attempts in a row that say the backend was failing, not one copy.
@@ -41,7 +42,8 @@ pub(super) fn attempt_ended(core: &mut Core, backend: BackendId, answer: Answer,
         Outcome::Retryable | Outcome::GivenUp => false,
     };
     // A failure to connect or to answer in time was passed on by `probe::observe`.
-    let answers_again = matches!(answer, Answer::Status(_)) && set_reachable(core, backend, true, "");
+    let answers_again =
+        matches!(answer, Answer::Status(_)) && set_reachable(core, backend, true, "");
     if recovered || answers_again {
         hasten(core, backend);
     }
@@ -76,10 +78,11 @@ pub fn backend_up(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
 
 /// Records whether lb can reach `id`; true when it has just become reachable again.
 /// Tracked only with health checks on: without them nothing would notice it answering
-/// again while its copies wait, so they are retried on their backoff instead.
+/// again while its copies wait, so they are retried on their backoff instead. TCP mode
+/// has no copies.
 fn set_reachable(core: &mut Core, id: BackendId, answered: bool, why: &str) -> bool {
     let b = &mut core.backends[id];
-    if b.reachable == answered || !core.health.enabled() {
+    if b.reachable == answered || !core.health.enabled() || core.cfg.mode != Mode::Http {
         return false;
     }
     b.reachable = answered;

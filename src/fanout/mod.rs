@@ -2,11 +2,12 @@
 //! backend. Each attempt of a copy comes to one outcome (`outcome.rs`): delivered,
 //! retryable or refused. The client gets the first delivered answer at once, or the first
 //! refused one once nothing can be delivered any more (`reply.rs`); a retryable copy is sent
-//! again after an exponential backoff with jitter, and waits in its backend's queue while
-//! the backend is down (`deliver.rs`). With `--journal` the job is written to disk before
-//! any copy goes out and is durable before its client hears of a delivery, and every final
-//! outcome is recorded (`durable.rs`). A job holds the one copy of the request that all its
-//! copies share; a waiting retry costs one timer entry.
+//! again after an exponential backoff with jitter (`deliver.rs`), and copies wait in their
+//! backend's lane while lb cannot reach it (`gate.rs`). Past --max-pending(-bytes) new
+//! POSTs get 503 (`cap.rs`). With `--journal` the job is written to disk before any copy
+//! goes out and is durable before its client hears of a delivery, and every final outcome
+//! is recorded (`durable.rs`). A job holds the one copy of the request that all its copies
+//! share; a waiting retry costs one timer entry.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -34,12 +35,12 @@ mod outcome;
 mod reply;
 
 pub use body::{PendingPost, begin, buffer_body};
+pub use census::refresh_metrics;
 use copy::Response;
 pub use deliver::{backoff, copy_failed, copy_ready, retry_due};
-pub use gate::{backend_up, checked, moved, unreachable};
 use durable::Takeover;
-pub use census::refresh_metrics;
 pub use durable::{end_turn, finish_journal, journal_woke, resume, use_journal};
+pub use gate::{backend_up, checked, moved, unreachable};
 use lane::Lane;
 pub use outcome::Answer;
 pub use reply::{client_gone, deadline_passed};
@@ -154,7 +155,8 @@ impl Jobs {
             && self.jobs.iter().all(|(_, j)| {
                 j.client.is_none()
                     && j.copies.iter().all(|c| {
-                        matches!(c.phase, Phase::Backoff { .. } | Phase::Queued) || c.phase.is_final()
+                        matches!(c.phase, Phase::Backoff { .. } | Phase::Queued)
+                            || c.phase.is_final()
                     })
             })
     }
@@ -210,8 +212,12 @@ enum Phase {
         response: Option<Response>,
     },
     /// Waiting for its retry timer, with its slot in the lane's `backoff`.
-    Backoff { timer: TimerId, slot: usize },
-    /// In its backend's queue: the backend is down, or has its share of copies in flight.
+    Backoff {
+        timer: TimerId,
+        slot: usize,
+    },
+    /// In its backend's lane: lb cannot reach the backend, or it has its share of copies in
+    /// flight.
     Queued,
     Delivered,
     Refused,

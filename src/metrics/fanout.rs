@@ -114,7 +114,7 @@ fn per_backend(v: &View, out: &mut String) {
         out,
         "lb_fanout_backend_copies_owed",
         "gauge",
-        "POST copies owed to the backend, by place: in flight, in backoff after a failed attempt, waiting in its lane while it is up, parked while it is down (refreshed once a second).",
+        "POST copies owed to the backend, by place: in flight, in backoff after a failed attempt, waiting in its lane, parked while lb cannot reach it (refreshed once a second).",
     );
     for (_, b, bm) in v.listed() {
         for (place, n) in COPY_PLACES.iter().zip(bm.copies_owed) {

@@ -281,7 +281,9 @@ impl App {
             Route::Register(ref query) => self.write(req, query, true, reply),
             Route::ChangePassword(ref query) => self.write(req, query, false, reply),
             Route::User(ref name) => self.show_user(name, reply),
-            Route::Status(status) => reply.send(status, &[], &[format!("status {status}\n").as_bytes()]),
+            Route::Status(status) => {
+                reply.send(status, &[], &[format!("status {status}\n").as_bytes()])
+            }
             Route::Error {
                 status,
                 message,
