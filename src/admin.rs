@@ -18,11 +18,18 @@ use crate::event_loop::{Conn, Core};
 use crate::metrics::history::History;
 use crate::metrics::{BackendMetrics, Metrics, prometheus};
 use crate::probe::HealthMonitor;
+use crate::shared::Load;
 use crate::timer::TimerId;
 
 pub mod api;
 mod auth;
+mod gather;
 mod stats;
+mod totals;
+
+pub use gather::{gathered, sample_history};
+use totals::Totals;
+pub use totals::{WorkerLine, worker_stats};
 
 /// The largest request head read; an admin request is a request line and a few headers.
 const MAX_HEAD: usize = 8 * 1024;
@@ -41,6 +48,10 @@ pub struct View<'a> {
     pub metrics: &'a Metrics,
     pub history: &'a History,
     pub health: &'a HealthMonitor,
+    /// By backend slot, summed over the workers.
+    pub load: &'a [Load],
+    /// Each worker's own line.
+    pub workers: &'a [WorkerLine],
     pub clients_open: usize,
     /// POSTs still being delivered (bounded by --max-pending).
     pub posts_pending: usize,
@@ -48,18 +59,26 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    pub fn of(core: &'a Core) -> Self {
+    /// Worker 0's backends and health, with every worker's counters in `totals`.
+    pub fn of(core: &'a Core, totals: &'a Totals) -> Self {
         View {
             cfg: &core.cfg,
             listen: &core.default_host,
             backends: &core.backends,
-            metrics: &core.metrics,
+            metrics: &totals.metrics,
             history: &core.history,
             health: &core.health,
-            clients_open: core.clients_open,
-            posts_pending: core.fanout.len(),
+            load: &totals.load,
+            workers: &totals.workers,
+            clients_open: totals.clients_open,
+            posts_pending: totals.posts,
             now: core.now,
         }
+    }
+
+    /// Backend `id`'s load in all workers.
+    pub fn load(&self, id: usize) -> Load {
+        self.load.get(id).copied().unwrap_or_default()
     }
 
     pub fn uptime(&self) -> Duration {
@@ -83,6 +102,16 @@ pub struct AdminConn {
     pub serial: u32,
     timer: Option<TimerId>,
     state: State,
+    /// With several workers: fresh counters asked of every worker before answering.
+    gather: Gather,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gather {
+    NotYet,
+    /// Asked, as this request number (see `Shared::want_stats`).
+    Waiting(u64),
+    Done,
 }
 
 enum State {
@@ -117,6 +146,11 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         serial,
         timer: None,
         state: State::Reading(Vec::new()),
+        gather: if core.shared.workers() > 1 {
+            Gather::NotYet
+        } else {
+            Gather::Done
+        },
     };
     core.arm(&mut conn.timer, TIMEOUT, key, serial);
     entry.insert(Conn::Admin(conn));
@@ -127,6 +161,8 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
 enum Flow {
     Wait,
     Done,
+    /// A complete request, to be answered once every worker has published its counters.
+    Gather,
     /// A complete request for the control API, which needs the loop's state.
     Control(Vec<u8>),
 }
@@ -139,6 +175,7 @@ pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         match step(a, core) {
             Ok(Flow::Wait) => return,
             Ok(Flow::Done) => return close(conns, core, key),
+            Ok(Flow::Gather) => return gather::ask(core, a, key),
             Ok(Flow::Control(head)) => {
                 a.state = State::Waiting;
                 let (peer, serial) = (a.peer, a.serial);
@@ -198,15 +235,21 @@ fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
     let mut chunk = [0u8; 4096];
     loop {
         match &mut a.state {
-            State::Reading(head) => {
-                match answer(head, &View::of(core)) {
-                    Some(Answer::Now(out)) => {
-                        a.state = State::Writing { out, sent: 0 };
-                        continue;
+            State::Reading(head) if head_done(head) => match a.gather {
+                Gather::NotYet => return Ok(Flow::Gather),
+                Gather::Waiting(_) => return Ok(Flow::Wait),
+                Gather::Done => {
+                    let totals = Totals::gather(core);
+                    match answer(head, &View::of(core, &totals)) {
+                        Some(Answer::Now(out)) => a.state = State::Writing { out, sent: 0 },
+                        Some(Answer::Control) => {
+                            return Ok(Flow::Control(std::mem::take(head)));
+                        }
+                        None => return Ok(Flow::Wait),
                     }
-                    Some(Answer::Control) => return Ok(Flow::Control(std::mem::take(head))),
-                    None => {}
                 }
+            },
+            State::Reading(head) => {
                 let room = (MAX_HEAD - head.len()).min(chunk.len());
                 match a.sock.read(&mut chunk[..room]) {
                     // Gone before sending a whole request: there is no one to answer.
@@ -240,6 +283,13 @@ fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
             },
         }
     }
+}
+
+/// Whether `head` holds a whole request head, or as much as will be read of one.
+fn head_done(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let parsed = httparse::Request::new(&mut headers).parse(head);
+    !matches!(parsed, Ok(httparse::Status::Partial)) || head.len() >= MAX_HEAD
 }
 
 enum Answer {
@@ -376,6 +426,8 @@ pub(crate) mod tests {
                 metrics: &self.metrics,
                 history: &self.history,
                 health: &self.health,
+                load: &[],
+                workers: &[],
                 clients_open: 3,
                 posts_pending: 2,
                 now: self.now,

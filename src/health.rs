@@ -24,6 +24,15 @@ impl HealthState {
         }
     }
 
+    /// Up or down, with no results counted yet.
+    pub fn starting(up: bool) -> Self {
+        HealthState {
+            up,
+            passes: 0,
+            failures: 0,
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.up
     }

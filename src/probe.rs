@@ -148,22 +148,32 @@ impl HealthMonitor {
         transition
     }
 
-    /// A result from real traffic. Only failures move a backend (down, at `--fall` in a
-    /// row); bringing it back is left to the active checks, so passive tracking is off
-    /// when they are.
-    pub fn observed(&mut self, backends: &mut [Backend], id: BackendId, passed: bool, why: &str) {
+    /// A result from real traffic; true when it took the backend down. Only failures move
+    /// a backend (down, at `--fall` in a row); bringing it back is left to the active
+    /// checks, so passive tracking is off when they are.
+    pub fn observed(&mut self, backends: &mut [Backend], id: BackendId, passed: bool) -> bool {
         if !self.enabled() || !self.states[id].is_up() {
-            return;
+            return false;
         }
-        if let Some(Transition::WentDown) = self.states[id].record(passed, self.rise, self.fall) {
-            warn!(
-                "backend {} DOWN after {} failed requests: {why}",
-                backends[id].label, self.fall
-            );
+        let went_down = matches!(
+            self.states[id].record(passed, self.rise, self.fall),
+            Some(Transition::WentDown)
+        );
+        if went_down {
             backends[id].up = false;
             // Read from the clock rather than passed in: this is rare, and its callers are many.
             self.since[id] = Instant::now();
         }
+        went_down
+    }
+
+    /// Another worker's traffic or the health checker moved backend `id`: this loop
+    /// follows, and counts afresh from there (a backend taken down must pass `--rise`
+    /// checks to come back).
+    pub fn follow(&mut self, backends: &mut [Backend], id: BackendId, up: bool, now: Instant) {
+        self.states[id] = HealthState::starting(up);
+        backends[id].up = up;
+        self.since[id] = now;
     }
 
     pub fn is_up(&self, id: BackendId) -> bool {
@@ -175,13 +185,54 @@ impl HealthMonitor {
     }
 }
 
-/// Counts a failure of real traffic and feeds it to the passive health check.
+/// Counts a failure of real traffic and feeds it to the passive health check. A backend
+/// it takes down is down for every worker, and logged once, by the worker that did it.
 pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
     if let Some(f) = failure {
         core.metrics.failure(backend, f);
     }
-    core.health
-        .observed(&mut core.backends, backend, failure.is_none(), why);
+    observe_result(core, backend, failure.is_none(), why);
+}
+
+/// Feeds one result of real traffic to the passive health check, without counting it.
+pub fn observe_result(core: &mut Core, backend: BackendId, passed: bool, why: &str) {
+    let went_down = core.health.observed(&mut core.backends, backend, passed);
+    if went_down && publish_health(core, backend, false) {
+        warn!(
+            "backend {} DOWN after {} failed requests: {why}",
+            core.backends[backend].label, core.cfg.fall
+        );
+    }
+}
+
+/// Tells the other workers that backend `id` went up or down; false if one of them had
+/// already said so (so it is logged once).
+fn publish_health(core: &Core, id: BackendId, up: bool) -> bool {
+    core.shared.workers() == 1 || core.shared.set_health(core.worker, id, up)
+}
+
+/// A backend joined slot `id`: it starts up for every worker.
+pub fn joined(core: &Core, id: BackendId) {
+    publish_health(core, id, true);
+}
+
+/// Follows the health that other workers published: backends they took down, and (from
+/// worker 0's checks) backends that came back, whose waiting POST copies go out.
+pub fn follow_published(conns: &mut Slab<Conn>, core: &mut Core) {
+    let Some(flags) = core.shared.health() else {
+        return;
+    };
+    for id in 0..core.backends.len() {
+        let up = flags.get(id).copied().unwrap_or(true);
+        let b = &core.backends[id];
+        if b.up == up || b.role == Role::Vacant {
+            continue;
+        }
+        core.health.follow(&mut core.backends, id, up, core.now);
+        if up {
+            fanout::backend_up(conns, core, id);
+        }
+    }
 }
 
 /// One check in flight.
@@ -275,6 +326,9 @@ fn finish_check(
     }
     let times = (started, core.now);
     let transition = core.health.checked(&mut core.backends, id, result, times);
+    if let Some(t) = transition {
+        publish_health(core, id, t == Transition::CameUp);
+    }
     schedule(core, id, core.cfg.health_interval);
     if transition == Some(Transition::CameUp) {
         fanout::backend_up(conns, core, id);

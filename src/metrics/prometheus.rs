@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use super::process::Process;
 use super::{BackendMetrics, FAILURE_REASONS, Histogram, METHOD_CLASSES};
-use crate::admin::View;
+use crate::admin::{View, WorkerLine};
 use crate::config::Mode;
 
 /// The Content-Type Prometheus expects for this format.
@@ -173,6 +173,7 @@ pub fn render(v: &View, out: &mut String) {
         "lb_client_connections_total {}",
         m.client_connections_total
     );
+    workers(out, v);
     if http {
         family(
             out,
@@ -253,7 +254,7 @@ pub fn render(v: &View, out: &mut String) {
         "Requests in flight (HTTP mode) or sessions open (TCP mode) on the backend.",
     );
     per_backend(out, v, "lb_backend_active", |id| {
-        f64::from(v.backends[id].active)
+        f64::from(v.load(id).active)
     });
     family(
         out,
@@ -272,7 +273,7 @@ pub fn render(v: &View, out: &mut String) {
             "Idle keep-alive connections in the backend's pool.",
         );
         per_backend(out, v, "lb_backend_idle_connections", |id| {
-            v.backends[id].idle.len() as f64
+            v.load(id).idle as f64
         });
     }
 
@@ -397,6 +398,36 @@ pub fn render(v: &View, out: &mut String) {
         histograms(out, v, "lb_tcp_session_duration_seconds", |bm| {
             &bm.session_duration
         });
+    }
+}
+
+/// Each worker's share of the clients (`--workers`): how evenly they spread.
+fn workers(out: &mut String, v: &View) {
+    let families: [(&str, &str, &str, fn(&WorkerLine) -> u64); 3] = [
+        (
+            "lb_worker_client_connections_open",
+            "gauge",
+            "Client connections open now, by worker.",
+            |w| w.clients_open as u64,
+        ),
+        (
+            "lb_worker_client_connections_total",
+            "counter",
+            "Client connections accepted, by worker.",
+            |w| w.clients_total,
+        ),
+        (
+            "lb_worker_client_requests_total",
+            "counter",
+            "Client requests answered, by worker (a POST once).",
+            |w| w.requests,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        family(out, name, kind, help);
+        for (k, w) in v.workers.iter().enumerate() {
+            let _ = writeln!(out, "{name}{{worker=\"{k}\"}} {}", value(w));
+        }
     }
 }
 
