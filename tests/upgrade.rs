@@ -71,10 +71,19 @@ fn start(install: &Install, backends: &[&Proc], extra: &[&str]) -> Proc {
 
 #[test]
 fn an_upgrade_under_load_drops_no_connection_and_loses_no_write() {
+    upgrade_under_load("upgrade", &[]);
+}
+
+#[test]
+fn an_upgrade_with_two_workers_drops_no_connection_and_loses_no_write() {
+    upgrade_under_load("upgrade-workers", &["--workers", "2"]);
+}
+
+fn upgrade_under_load(name: &str, extra: &[&str]) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let b: Vec<Proc> = (0..3).map(|i| backend(&format!("b{i}"), &[])).collect();
-    let install = Install::new("upgrade");
-    let mut old = start(&install, &[&b[0], &b[1], &b[2]], &[]);
+    let install = Install::new(name);
+    let mut old = start(&install, &[&b[0], &b[1], &b[2]], extra);
     let admin = admin_addr(&old);
     let load = load::start(old.addr, 4, 2, 2);
     load.progress(300);
