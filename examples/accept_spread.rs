@@ -60,7 +60,10 @@ fn main() {
 
 /// One run: connections accepted by each worker.
 fn run(mode: Mode, workers: usize, clients: usize, long: bool) -> io::Result<Vec<usize>> {
-    let first = bind(mode == Mode::Reuseport, "127.0.0.1:0".parse().expect("addr"))?;
+    let first = bind(
+        mode == Mode::Reuseport,
+        "127.0.0.1:0".parse().expect("addr"),
+    )?;
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..workers {

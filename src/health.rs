@@ -1,4 +1,9 @@
-//! Per-backend health: consecutive check results, flipping up or down only at thresholds.
+//! Per-backend health: consecutive check results, flipping up or down only at thresholds;
+//! `monitor.rs` keeps one per backend.
+
+mod monitor;
+
+pub use monitor::{HealthMonitor, LastCheck};
 
 /// Where one backend stands with its health checks. Starts up.
 #[derive(Debug, Clone)]

@@ -132,13 +132,20 @@ fn sessions_resume_on_whichever_worker_takes_the_next_connection() {
             0 => rustls::HandshakeKind::Full,
             _ => rustls::HandshakeKind::Resumed,
         };
-        assert_eq!(c.stream.conn.handshake_kind(), Some(expected), "connection {i}");
+        assert_eq!(
+            c.stream.conn.handshake_kind(),
+            Some(expected),
+            "connection {i}"
+        );
     }
     assert_metric(&lb, "lb_tls_handshakes_total{resumed=\"true\"} 7");
     let metrics = get(admin_addr(&lb), "/metrics").text();
     for k in 0..2 {
         let line = format!("lb_worker_client_connections_total{{worker=\"{k}\"}} 0");
-        assert!(!metrics.contains(&line), "both workers took connections:\n{metrics}");
+        assert!(
+            !metrics.contains(&line),
+            "both workers took connections:\n{metrics}"
+        );
     }
 }
 

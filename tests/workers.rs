@@ -48,7 +48,11 @@ fn both_workers_serve_and_metrics_count_exactly_what_clients_sent() {
         }
     }
     let m = metrics(admin);
-    assert_eq!(sample(&m, "lb_client_requests_total{code=\"2xx\"}"), Some(60.0), "{m}");
+    assert_eq!(
+        sample(&m, "lb_client_requests_total{code=\"2xx\"}"),
+        Some(60.0),
+        "{m}"
+    );
     assert_eq!(sample(&m, "lb_client_connections_total"), Some(33.0), "{m}");
     assert_eq!(sample(&m, "lb_client_connections_open"), Some(3.0), "{m}");
     let per_backend: f64 = [&a, &b]
@@ -118,7 +122,10 @@ fn health_is_checked_once_and_a_flip_is_seen_once_by_every_worker() {
     std::thread::sleep(Duration::from_millis(1500));
     let m = metrics(admin);
     let label = format!("backend=\"{counted_addr}\"");
-    let pass = sample(&m, &format!("lb_health_checks_total{{{label},result=\"pass\"}}"));
+    let pass = sample(
+        &m,
+        &format!("lb_health_checks_total{{{label},result=\"pass\"}}"),
+    );
     let checks_seen = counted.received().matches("GET /check ").count() as f64;
     let pass = pass.expect("the checks are counted");
     assert!(pass >= 5.0, "{pass} checks in 1.5 s");
@@ -129,7 +136,11 @@ fn health_is_checked_once_and_a_flip_is_seen_once_by_every_worker() {
     // n-to-1 sends everything to `a` while it is up; kill it, and both workers must move
     // to `b` with one DOWN line in the log.
     drop(a);
-    assert!(lb.wait_log("DOWN after", Duration::from_secs(5)), "{}", lb.log_text());
+    assert!(
+        lb.wait_log("DOWN after", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
     for _ in 0..20 {
         let r = get_once(lb.addr, "/");
         if r.status == 200 {
@@ -178,7 +189,11 @@ fn a_reload_and_an_api_drain_reach_every_worker() {
     let admin = admin_addr(&lb);
     std::fs::write(&file, format!("{}\n{}\n", a.addr, c.addr)).unwrap();
     lb.signal(libc::SIGHUP);
-    assert!(lb.wait_log("reloaded", Duration::from_secs(5)), "{}", lb.log_text());
+    assert!(
+        lb.wait_log("reloaded", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
     std::thread::sleep(Duration::from_millis(200));
     let m0 = metrics(admin);
     let mut seen = std::collections::HashMap::new();
@@ -235,7 +250,8 @@ fn max_connections_holds_for_the_whole_process() {
     let mut waiting: Vec<std::net::TcpStream> = (0..4).map(|_| connect(lb.addr)).collect();
     for s in &mut waiting {
         s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
     }
     for s in &mut waiting {
         let mut byte = [0u8; 1];
@@ -249,7 +265,8 @@ fn max_connections_holds_for_the_whole_process() {
     let start = Instant::now();
     let mut answered = 0;
     for s in &mut waiting {
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut byte = [0u8; 1];
         if std::io::Read::read(s, &mut byte).is_ok_and(|n| n == 1) {
             answered += 1;

@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use super::process::Process;
 use super::{BackendMetrics, FAILURE_REASONS, Histogram, METHOD_CLASSES};
-use crate::admin::{View, WorkerLine};
+use crate::admin::View;
 use crate::config::Mode;
 
 /// The Content-Type Prometheus expects for this format.
@@ -173,7 +173,7 @@ pub fn render(v: &View, out: &mut String) {
         "lb_client_connections_total {}",
         m.client_connections_total
     );
-    workers(out, v);
+    clients::workers(out, v);
     if http {
         family(
             out,
@@ -213,7 +213,7 @@ pub fn render(v: &View, out: &mut String) {
         "lb_reloads_total{{result=\"ok\"}} {}\nlb_reloads_total{{result=\"failed\"}} {}",
         m.reloads, m.reloads_failed
     );
-    connections(out, m, http);
+    clients::connections(out, m, http);
 
     family(
         out,
@@ -401,88 +401,7 @@ pub fn render(v: &View, out: &mut String) {
     }
 }
 
-/// Each worker's share of the clients (`--workers`): how evenly they spread.
-fn workers(out: &mut String, v: &View) {
-    let families: [(&str, &str, &str, fn(&WorkerLine) -> u64); 3] = [
-        (
-            "lb_worker_client_connections_open",
-            "gauge",
-            "Client connections open now, by worker.",
-            |w| w.clients_open as u64,
-        ),
-        (
-            "lb_worker_client_connections_total",
-            "counter",
-            "Client connections accepted, by worker.",
-            |w| w.clients_total,
-        ),
-        (
-            "lb_worker_client_requests_total",
-            "counter",
-            "Client requests answered, by worker (a POST once).",
-            |w| w.requests,
-        ),
-    ];
-    for (name, kind, help, value) in families {
-        family(out, name, kind, help);
-        for (k, w) in v.workers.iter().enumerate() {
-            let _ = writeln!(out, "{name}{{worker=\"{k}\"}} {}", value(w));
-        }
-    }
-}
-
-/// TLS handshakes, PROXY headers and (HTTP mode) upgrade tunnels: per connection, not per
-/// backend.
-fn connections(out: &mut String, m: &super::Metrics, http: bool) {
-    let tls = crate::tls::stats::snapshot();
-    family(
-        out,
-        "lb_tls_handshakes_total",
-        "counter",
-        "Client TLS handshakes completed, by whether they resumed an earlier session.",
-    );
-    let _ = writeln!(
-        out,
-        "lb_tls_handshakes_total{{resumed=\"false\"}} {}\n\
-         lb_tls_handshakes_total{{resumed=\"true\"}} {}",
-        tls.completed - tls.resumed,
-        tls.resumed
-    );
-    family(
-        out,
-        "lb_tls_handshake_failures_total",
-        "counter",
-        "Client TLS handshakes that failed, by reason.",
-    );
-    for (reason, n) in crate::tls::stats::FAILURE_REASONS.iter().zip(tls.failures) {
-        let _ = writeln!(
-            out,
-            "lb_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
-    if http {
-        family(
-            out,
-            "lb_upgrades_total",
-            "counter",
-            "HTTP exchanges that a 101 answer turned into a tunnel (WebSocket and other upgrades).",
-        );
-        let _ = writeln!(out, "lb_upgrades_total {}", m.upgrades_total);
-        family(out, "lb_tunnels_open", "gauge", "Upgrade tunnels open now.");
-        let _ = writeln!(out, "lb_tunnels_open {}", m.tunnels_open);
-    }
-    family(
-        out,
-        "lb_proxy_headers_refused_total",
-        "counter",
-        "--accept-proxy connections closed for a missing, malformed or untrusted PROXY header.",
-    );
-    let _ = writeln!(
-        out,
-        "lb_proxy_headers_refused_total {}",
-        m.proxy_headers_refused
-    );
-}
+mod clients;
 
 #[cfg(test)]
 mod tests;
