@@ -365,7 +365,7 @@ impl EventLoop {
             Timer::Housekeeping => return self.housekeeping(),
             Timer::AcceptRetry => return self.resume_accepting(),
             Timer::DrainDeadline if self.drained() => return,
-            Timer::DrainDeadline => return self.cut("--drain-timeout passed"),
+            Timer::DrainDeadline => return self.drain_timed_out(),
             Timer::Retry { job, copy, serial } => {
                 return fanout::retry_due(&mut self.conns, &mut self.core, job, copy, serial);
             }

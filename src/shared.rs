@@ -215,17 +215,20 @@ impl Shared {
 
     /// Backend `id` is up or down now; true if that is news (its flipper logs it).
     pub fn set_health(&self, from: usize, id: BackendId, up: bool) -> bool {
-        let Some(mut all) = self.health.get().map(|h| Vec::clone(&h)) else {
+        // Read, changed and put back under one lock: two workers may flip two backends at once.
+        let Ok(mut current) = self.health.value.lock() else {
             return false;
         };
+        if current.get(id).copied().unwrap_or(true) == up {
+            return false;
+        }
+        let mut all = Vec::clone(&current);
         if id >= all.len() {
             all.resize(id + 1, true);
         }
-        if all[id] == up {
-            return false;
-        }
         all[id] = up;
-        self.health.set(Arc::new(all));
+        *current = Arc::new(all);
+        drop(current);
         self.announce(from);
         true
     }

@@ -132,6 +132,14 @@ impl EventLoop {
         self.core.timers.insert(deadline, Timer::DrainDeadline);
     }
 
+    /// --drain-timeout passed: this worker stops now, and worker 0 stops the others too.
+    pub(super) fn drain_timed_out(&mut self) {
+        if self.core.worker == 0 {
+            self.tell_workers(Stop::Cut);
+        }
+        self.cut("--drain-timeout passed");
+    }
+
     /// Ends the loop now, saying what is cut short.
     pub(super) fn cut(&mut self, why: &str) {
         if self.stopped.is_none() {
@@ -179,7 +187,9 @@ impl EventLoop {
             }
             match shared.stopping() {
                 Stop::Running => {}
-                Stop::Cut => self.cut("a second stop signal"),
+                Stop::Cut => {
+                    self.cut("worker 0 stopped at once (a second signal, or its --drain-timeout)")
+                }
                 Stop::Signal(signal) if !self.core.draining => {
                     self.begin_drain(Reason::Signal(signal));
                 }
