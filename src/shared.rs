@@ -104,8 +104,8 @@ pub struct Shared {
     stats_wanted: AtomicU64,
     /// Workers whose loop has ended.
     finished: AtomicUsize,
-    /// A worker asked for: the journal writer of each worker after a take-over (see
-    /// `fanout`), by worker.
+    /// After an upgrade's take-over of the journal, each worker's writer, by worker, until
+    /// the worker takes it (see `fanout::durable`).
     journals: Mutex<Vec<Option<crate::journal::Writer>>>,
     journal_ready: AtomicBool,
 }
@@ -233,7 +233,7 @@ impl Shared {
         true
     }
 
-    /// Whether backend `id` is up (a slot never flipped is).
+    /// Up or down, by backend slot (a slot past the end was never flipped: up).
     pub fn health(&self) -> Option<Arc<Vec<bool>>> {
         self.health.get()
     }
