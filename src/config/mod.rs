@@ -382,16 +382,17 @@ pub const MAX_WORKERS: usize = 1024;
 
 /// `--workers N|auto`: `auto` is one per core this process may run on.
 fn parse_workers(s: &str) -> Result<usize, String> {
-    let n = match s {
-        "auto" => std::thread::available_parallelism().map_or(1, usize::from),
-        s => s
-            .parse()
-            .map_err(|_| format!("'{s}' is not a number of workers (1-{MAX_WORKERS} or auto)"))?,
-    };
-    if n == 0 || n > MAX_WORKERS {
-        return Err(format!("{n} workers: give 1 to {MAX_WORKERS}, or auto"));
+    if s == "auto" {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        return Ok(cores.min(MAX_WORKERS));
     }
-    Ok(n.min(MAX_WORKERS))
+    match s.parse() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} workers: give 1 to {MAX_WORKERS}, or auto")),
+        Err(_) => Err(format!(
+            "'{s}' is not a number of workers (1-{MAX_WORKERS} or auto)"
+        )),
+    }
 }
 
 /// The backends from `-b` and `-f`, resolved, and as written for reloads.
