@@ -30,19 +30,30 @@ pub enum Accepting {
     /// accept() failed, most likely out of descriptors: resumed on a timer, since the
     /// clients left in the backlog bring no new readiness edge.
     Failing,
+    /// With several workers: this one took its share of a burst and left the rest to the
+    /// others; it tries again next turn, since no new edge may come.
+    Yielded,
 }
 
 /// Accepts from `listener` until its queue is empty (`Open`), or until it stops at
 /// --max-connections (`Full`) or on an error (`Failing`), with clients left waiting.
 /// A client's place under --max-connections, which counts every worker's clients, is
-/// taken before accept() and given back unless a client holds it.
+/// taken before accept() and given back unless a client holds it. With several workers,
+/// one that holds more than its share of the clients stops after one (`Yielded`), so that
+/// a burst is shared.
 pub fn accept_all(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     listener: &TcpListener,
     tls: bool,
 ) -> Accepting {
+    let workers = core.shared.workers();
+    let mut first = true;
     loop {
+        if !first && workers > 1 && core.clients_open * workers > core.shared.clients() {
+            return Accepting::Yielded;
+        }
+        first = false;
         if !core.shared.open_client() {
             return Accepting::Full;
         }

@@ -86,6 +86,8 @@ pub struct EventLoop {
     core: Core,
     /// Whether new clients are taken; while not, they wait in the backlog.
     accepting: Accepting,
+    /// The plain and the TLS listener to be accepted from again next turn (`Yielded`).
+    accept_again: [bool; 2],
     /// Writes the journal still owed at start, resumed when the loop runs.
     resumed: Vec<Replayed>,
     /// Rung by the journal's thread after each sync.
@@ -181,6 +183,7 @@ impl EventLoop {
             admin,
             core,
             accepting: Accepting::Open,
+            accept_again: [false; 2],
             resumed,
             doorbell,
             stats_answered: 0,
@@ -227,7 +230,7 @@ impl EventLoop {
         let mut fired = Vec::new();
         let mut sending = Vec::new();
         loop {
-            let timeout = if self.core.revisit.is_empty() {
+            let timeout = if self.core.revisit.is_empty() && self.accept_again == [false; 2] {
                 self.core.timers.next_timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
@@ -257,6 +260,11 @@ impl EventLoop {
                         fanout::journal_woke(&mut self.conns, &mut self.core);
                     }
                     Token(t) => self.ready(t >> 1, event),
+                }
+            }
+            for tls in [false, true] {
+                if std::mem::take(&mut self.accept_again[usize::from(tls)]) {
+                    self.accept(tls);
                 }
             }
             self.release_sends(&mut sending);

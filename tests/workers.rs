@@ -277,14 +277,19 @@ fn max_connections_holds_for_the_whole_process() {
 
 #[test]
 fn a_drain_with_two_workers_finishes_every_request_and_exits_0() {
-    let slow = backend("slow", &["--delay", "700ms"]);
+    let slow = backend("slow", &["--delay", "1s"]);
     let mut lb = lb(&[&slow], &["--workers", "2", "--admin", "127.0.0.1:0"]);
     let admin = admin_addr(&lb);
     let addr = lb.addr;
+    // One after another, so that each finds both workers idle: they take turns.
     let clients: Vec<_> = (0..6)
-        .map(|_| std::thread::spawn(move || get_once(addr, "/").status))
+        .map(|_| {
+            let c = std::thread::spawn(move || get_once(addr, "/").status);
+            std::thread::sleep(Duration::from_millis(40));
+            c
+        })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     let m = metrics(admin);
     for k in 0..2 {
         let name = format!("lb_worker_client_connections_open{{worker=\"{k}\"}}");

@@ -238,6 +238,7 @@ impl EventLoop {
         }
         match state {
             Accepting::Open => {}
+            Accepting::Yielded => self.accept_again[usize::from(tls)] = true,
             Accepting::Full => {
                 if self.accepting == Accepting::Open {
                     info!(
