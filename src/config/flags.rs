@@ -337,6 +337,12 @@ pub(super) fn options() -> getopts::Options {
         "v1|v2",
     );
     o.optmulti(
+        "",
+        "workers",
+        "event loops, one thread each, or auto for one per core (default 1, at most 1024)",
+        "N|auto",
+    );
+    o.optmulti(
         "f",
         "backends-file",
         "file with one backend per line, # comments",

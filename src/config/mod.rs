@@ -83,6 +83,8 @@ pub struct Config {
     pub retries: u32,
     pub max_body: u64,
     pub max_connections: usize,
+    /// `--workers`: event loops, each on its own thread.
+    pub workers: usize,
     pub pool_size: usize,
     pub health_interval: Duration,
     pub health_timeout: Duration,
@@ -338,6 +340,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         retries: small(&m, "retries")?,
         max_body: num(&m, "max-body")?,
         max_connections: num(&m, "max-connections")? as usize,
+        workers: opt(&m, "workers", 1, parse_workers)?,
         pool_size: num(&m, "pool-size")? as usize,
         health_interval,
         health_timeout: duration(&m, "health-timeout")?,
@@ -372,6 +375,24 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         log_level,
         warnings,
     })))
+}
+
+/// The most worker threads `--workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
+
+/// `--workers N|auto`: `auto` is one per core this process may run on.
+fn parse_workers(s: &str) -> Result<usize, String> {
+    if s == "auto" {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        return Ok(cores.min(MAX_WORKERS));
+    }
+    match s.parse() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} workers: give 1 to {MAX_WORKERS}, or auto")),
+        Err(_) => Err(format!(
+            "'{s}' is not a number of workers (1-{MAX_WORKERS} or auto)"
+        )),
+    }
 }
 
 /// The backends from `-b` and `-f`, resolved, and as written for reloads.

@@ -362,3 +362,14 @@ fn admin_token_file_must_exist_hold_a_token_and_be_private() {
     );
     assert!(empty.contains("no token"), "{empty}");
 }
+
+#[test]
+fn workers_are_counted_or_one_per_core() {
+    assert_eq!(run("-b 127.0.0.1:1").unwrap().workers, 1);
+    assert_eq!(run("-b 127.0.0.1:1 --workers 4").unwrap().workers, 4);
+    assert!(run("-b 127.0.0.1:1 --workers auto").unwrap().workers >= 1);
+    for bad in ["0", "1025", "two", "-1"] {
+        let err = refused(&format!("--workers={bad}"));
+        assert!(err.starts_with("--workers: "), "{err}");
+    }
+}

@@ -59,7 +59,7 @@ pub fn begin(
         input.consume(head.len);
     }
     let too_big = matches!(head.framing, Framing::Length(n) if n > core.cfg.max_body);
-    let refusal = if core.fanout.len() >= core.cfg.max_pending {
+    let refusal = if core.shared.posts() >= core.cfg.max_pending {
         Some((503, "too many writes are still being delivered"))
     } else if too_big {
         Some((413, "the body is larger than --max-body"))

@@ -294,6 +294,7 @@ fn insert_job(
         durable: true,
         held: None,
     };
+    core.shared.post_started();
     core.fanout.jobs.insert(job)
 }
 

@@ -198,6 +198,7 @@ pub(super) fn journal_failed(conns: &mut Slab<Conn>, core: &mut Core, job: usize
     answer_waiting(conns, core, job, 503, &text);
     if core.fanout.jobs.contains(job) {
         let j = core.fanout.jobs.remove(job);
+        core.shared.post_ended();
         durable::job_finished(core, &j);
     }
 }
