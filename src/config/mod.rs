@@ -261,6 +261,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 "--{name} applies to HTTP only and does nothing with -m tcp"
             ));
         }
+        // In TCP mode the client timeout times only what lb reads before the pipe opens.
+        let client_first = m.opt_present("tls-listen")
+            || m.opt_present("accept-proxy")
+            || m.opt_present("accept-proxy-from");
+        if m.opt_present("client-timeout") && !client_first {
+            return Err(
+                "--client-timeout with -m tcp times TLS handshakes and PROXY headers \
+                 only: give it with --tls-listen or --accept-proxy"
+                    .into(),
+            );
+        }
     }
     if m.opt_present("quiet") && m.opt_present("verbose") {
         return Err("-q and -v contradict each other: give one".into());
