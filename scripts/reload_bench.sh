@@ -27,6 +27,7 @@ Options:
   --interval MS     time between two SIGHUPs in a storm (default 20, i.e. 50 reloads/s)
   --connections N   wrk connections (default 50)
   --upgrades N      SIGUSR2 upgrades under load at the end, 0 for none (default 3)
+  --workers N       lb's --workers (default 1)
   --ports FROM-TO   where to look for free loopback ports (default 20000-32000)
   --no-build        use target/release/{lb,backend} as they are
   -h, --help        this help
@@ -42,6 +43,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 rounds=3
 interval=20
 upgrades=3
+workers=1
 port_range=20000-32000
 build=1
 while [[ $# -gt 0 ]]; do
@@ -51,6 +53,7 @@ while [[ $# -gt 0 ]]; do
         --interval) need_arg "$@"; interval=$2; shift 2 ;;
         --connections) need_arg "$@"; connections=$2; shift 2 ;;
         --upgrades) need_arg "$@"; upgrades=$2; shift 2 ;;
+        --workers) need_arg "$@"; workers=$2; shift 2 ;;
         --ports) need_arg "$@"; port_range=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -60,6 +63,7 @@ done
 positive "$rounds" || die_usage "bad --rounds: $rounds"
 positive "$interval" || die_usage "bad --interval: $interval"
 positive "$connections" || die_usage "bad --connections: $connections"
+positive "$workers" || die_usage "bad --workers: $workers"
 [[ $upgrades =~ ^[0-9]+$ ]] || die_usage "bad --upgrades: $upgrades"
 [[ $duration =~ ^[0-9]+s$ ]] || die_usage "bad --duration: $duration (seconds, e.g. 5s)"
 [[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) ||
@@ -100,7 +104,7 @@ write_set() {
 }
 write_set "${sets[0]}"
 lb_log=$tmp/lb.log
-"$tmp/bin/lb" -l "127.0.0.1:$lb_port" -f "$file" --admin off 2>"$lb_log" &
+"$tmp/bin/lb" -l "127.0.0.1:$lb_port" -f "$file" --admin off --workers "$workers" 2>"$lb_log" &
 lb_pid=$!
 pids+=("$lb_pid")
 wait_ready lb "$lb_pid" "$lb_port" "$lb_log"
@@ -196,7 +200,7 @@ done
 
 echo "## Runtime changes under load ($(date +%F))"
 echo
-echo "wrk -t$threads -c$connections -d$duration against lb in front of 4 demo backends, $rounds"
+echo "wrk -t$threads -c$connections -d$duration against lb (--workers $workers) in front of 4 demo backends, $rounds"
 echo "alternating rounds, medians. A storm rewrites the backends file (one backend joins or"
 echo "leaves) and sends SIGHUP every $interval ms for the whole run; SIGHUPs that arrive while"
 echo "a reload is being read coalesce into one. lb CPU is its user + system time per answer."

@@ -30,35 +30,55 @@ pub enum Accepting {
     /// accept() failed, most likely out of descriptors: resumed on a timer, since the
     /// clients left in the backlog bring no new readiness edge.
     Failing,
+    /// With several workers: this one took its share of a burst and left the rest to the
+    /// others; it tries again next turn, since no new edge may come.
+    Yielded,
 }
 
 /// Accepts from `listener` until its queue is empty (`Open`), or until it stops at
 /// --max-connections (`Full`) or on an error (`Failing`), with clients left waiting.
+/// A client's place under --max-connections, which counts every worker's clients, is
+/// taken before accept() and given back unless a client holds it. With several workers,
+/// one that holds more than its share of the clients stops after one (`Yielded`), so that
+/// a burst is shared.
 pub fn accept_all(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     listener: &TcpListener,
     tls: bool,
 ) -> Accepting {
+    let workers = core.shared.workers();
+    let mut first = true;
     loop {
-        if core.clients_open >= core.cfg.max_connections {
+        if !first && workers > 1 && core.clients_open * workers > core.shared.clients() {
+            return Accepting::Yielded;
+        }
+        first = false;
+        if !core.shared.open_client() {
             return Accepting::Full;
         }
-        match listener.accept() {
+        let e = match listener.accept() {
             Ok((sock, peer)) if core.cfg.accept_proxy.is_some() => {
                 accept_proxy::accept(conns, core, sock, peer, tls);
+                continue;
             }
-            Ok((sock, peer)) => open_client(conns, core, sock, peer, tls),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
+            Ok((sock, peer)) => {
+                open_client(conns, core, sock, peer, tls);
+                continue;
+            }
+            Err(e) => e,
+        };
+        core.shared.close_client();
+        match e {
+            e if e.kind() == io::ErrorKind::WouldBlock => return Accepting::Open,
             // This client is gone already; the next one may be fine.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::ConnectionReset
-                ) => {}
-            Err(e) => {
+            e if matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::ConnectionReset
+            ) => {}
+            e => {
                 if is_local_exhaustion(&e) {
                     core.exhausted("accepting clients", &e);
                 } else {
@@ -70,8 +90,9 @@ pub fn accept_all(
     }
 }
 
-/// Hands a new client connection to HTTP or TCP mode; `peer` is where it comes from
-/// (what a PROXY header said, with `--accept-proxy`).
+/// Hands a new client connection, whose place under --max-connections is taken, to HTTP
+/// or TCP mode; `peer` is where it comes from (what a PROXY header said, with
+/// `--accept-proxy`). The place is given back if the mode does not keep the client.
 pub fn open_client(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -79,8 +100,12 @@ pub fn open_client(
     peer: SocketAddr,
     tls: bool,
 ) {
+    let before = core.clients_open;
     match core.cfg.mode {
         Mode::Http => http::client::accept(conns, core, sock, peer, tls),
         Mode::Tcp => tcp::accept(conns, core, sock, peer, tls),
+    }
+    if core.clients_open == before {
+        core.shared.close_client();
     }
 }

@@ -27,13 +27,27 @@ pub struct AwaitingProxy {
     timer: Option<TimerId>,
 }
 
+/// A new connection, whose place under --max-connections is taken: it waits for its
+/// PROXY header, or gives the place back at once.
 pub fn accept(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    sock: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) {
+    if !wait_for_header(conns, core, sock, peer, tls) {
+        core.shared.close_client();
+    }
+}
+
+fn wait_for_header(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     mut sock: TcpStream,
     peer: SocketAddr,
     tls: bool,
-) {
+) -> bool {
     let allowed =
         core.cfg.accept_proxy.as_ref().is_some_and(|from| {
             from.is_empty() || from.iter().any(|range| range.contains(peer.ip()))
@@ -41,13 +55,13 @@ pub fn accept(
     if !allowed {
         debug!("{peer} is not in --accept-proxy-from: closing");
         core.metrics.proxy_headers_refused += 1;
-        return;
+        return false;
     }
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = core.register(&mut sock, key, 0) {
         debug!("cannot register client {peer}: {e}");
-        return;
+        return false;
     }
     let serial = core.next_serial();
     let mut conn = AwaitingProxy {
@@ -58,25 +72,36 @@ pub fn accept(
         timer: None,
     };
     // Counted as a client from now on: it holds a descriptor like one.
-    core.clients_open += 1;
+    core.client_opened();
     core.arm(&mut conn.timer, core.cfg.client_timeout, key, serial);
     entry.insert(Conn::AwaitingProxy(conn));
     ready(conns, core, key);
+    true
 }
 
-fn remove(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Option<AwaitingProxy> {
+/// Takes the connection out of the slab; unless it goes on as a client (`handed`), its
+/// place under --max-connections is given back.
+fn remove(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    handed: bool,
+) -> Option<AwaitingProxy> {
     let Some(Conn::AwaitingProxy(mut conn)) = conns.try_remove(key) else {
         return None;
     };
     core.disarm(&mut conn.timer);
     let _ = core.registry.deregister(&mut conn.sock);
-    core.clients_open -= 1;
+    match handed {
+        true => core.clients_open -= 1,
+        false => core.client_closed(),
+    }
     Some(conn)
 }
 
 /// The header did not come in time: the connection closes.
 pub fn timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    if let Some(conn) = remove(conns, core, key) {
+    if let Some(conn) = remove(conns, core, key, false) {
         debug!("{}: no PROXY header in --client-timeout", conn.peer);
         core.metrics.proxy_headers_refused += 1;
     }
@@ -102,18 +127,19 @@ pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         // The rest comes as a new edge; --client-timeout bounds the wait.
         Ok(Parsed::Partial) => {}
         Err(why) => {
-            if let Some(conn) = remove(conns, core, key) {
+            if let Some(conn) = remove(conns, core, key, false) {
                 debug!("{}: {why}: closing", conn.peer);
                 core.metrics.proxy_headers_refused += 1;
             }
         }
         Ok(Parsed::Header { len, addresses }) => {
-            let Some(mut conn) = remove(conns, core, key) else {
+            let Some(mut conn) = remove(conns, core, key, true) else {
                 return;
             };
             // Exactly the header's bytes, which the peek saw are there.
             if conn.sock.read_exact(&mut head[..len]).is_err() {
                 debug!("{}: lost while reading its PROXY header", conn.peer);
+                core.shared.close_client();
                 return;
             }
             let peer = addresses.map_or(conn.peer, |a| a.source);

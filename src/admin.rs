@@ -18,11 +18,18 @@ use crate::event_loop::{Conn, Core};
 use crate::metrics::history::History;
 use crate::metrics::{BackendMetrics, Metrics, prometheus};
 use crate::probe::HealthMonitor;
+use crate::shared::Load;
 use crate::timer::TimerId;
 
 pub mod api;
 mod auth;
+mod gather;
 mod stats;
+mod totals;
+
+pub use gather::{gathered, sample_history};
+use totals::Totals;
+pub use totals::{WorkerLine, worker_stats};
 
 /// The largest request head read; an admin request is a request line and a few headers.
 const MAX_HEAD: usize = 8 * 1024;
@@ -41,6 +48,10 @@ pub struct View<'a> {
     pub metrics: &'a Metrics,
     pub history: &'a History,
     pub health: &'a HealthMonitor,
+    /// By backend slot, summed over the workers.
+    pub load: &'a [Load],
+    /// Each worker's own line.
+    pub workers: &'a [WorkerLine],
     pub clients_open: usize,
     /// POSTs still being delivered (bounded by --max-pending).
     pub posts_pending: usize,
@@ -48,18 +59,26 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    pub fn of(core: &'a Core) -> Self {
+    /// Worker 0's backends and health, with every worker's counters in `totals`.
+    pub fn of(core: &'a Core, totals: &'a Totals) -> Self {
         View {
             cfg: &core.cfg,
             listen: &core.default_host,
             backends: &core.backends,
-            metrics: &core.metrics,
+            metrics: &totals.metrics,
             history: &core.history,
             health: &core.health,
-            clients_open: core.clients_open,
-            posts_pending: core.fanout.len(),
+            load: &totals.load,
+            workers: &totals.workers,
+            clients_open: totals.clients_open,
+            posts_pending: totals.posts,
             now: core.now,
         }
+    }
+
+    /// Backend `id`'s load in all workers.
+    pub fn load(&self, id: usize) -> Load {
+        self.load.get(id).copied().unwrap_or_default()
     }
 
     pub fn uptime(&self) -> Duration {
@@ -83,6 +102,16 @@ pub struct AdminConn {
     pub serial: u32,
     timer: Option<TimerId>,
     state: State,
+    /// With several workers: fresh counters asked of every worker before answering.
+    gather: Gather,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gather {
+    NotYet,
+    /// Asked, as this request number (see `Shared::want_stats`).
+    Waiting(u64),
+    Done,
 }
 
 enum State {
@@ -117,6 +146,11 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         serial,
         timer: None,
         state: State::Reading(Vec::new()),
+        gather: if core.shared.workers() > 1 {
+            Gather::NotYet
+        } else {
+            Gather::Done
+        },
     };
     core.arm(&mut conn.timer, TIMEOUT, key, serial);
     entry.insert(Conn::Admin(conn));
@@ -127,6 +161,8 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
 enum Flow {
     Wait,
     Done,
+    /// A complete request, to be answered once every worker has published its counters.
+    Gather,
     /// A complete request for the control API, which needs the loop's state.
     Control(Vec<u8>),
 }
@@ -139,6 +175,7 @@ pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         match step(a, core) {
             Ok(Flow::Wait) => return,
             Ok(Flow::Done) => return close(conns, core, key),
+            Ok(Flow::Gather) => return gather::ask(core, a, key),
             Ok(Flow::Control(head)) => {
                 a.state = State::Waiting;
                 let (peer, serial) = (a.peer, a.serial);
@@ -198,15 +235,21 @@ fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
     let mut chunk = [0u8; 4096];
     loop {
         match &mut a.state {
-            State::Reading(head) => {
-                match answer(head, &View::of(core)) {
-                    Some(Answer::Now(out)) => {
-                        a.state = State::Writing { out, sent: 0 };
-                        continue;
+            State::Reading(head) if head_done(head) => match a.gather {
+                Gather::NotYet => return Ok(Flow::Gather),
+                Gather::Waiting(_) => return Ok(Flow::Wait),
+                Gather::Done => {
+                    let totals = Totals::gather(core);
+                    match answer(head, &View::of(core, &totals)) {
+                        Some(Answer::Now(out)) => a.state = State::Writing { out, sent: 0 },
+                        Some(Answer::Control) => {
+                            return Ok(Flow::Control(std::mem::take(head)));
+                        }
+                        None => return Ok(Flow::Wait),
                     }
-                    Some(Answer::Control) => return Ok(Flow::Control(std::mem::take(head))),
-                    None => {}
                 }
+            },
+            State::Reading(head) => {
                 let room = (MAX_HEAD - head.len()).min(chunk.len());
                 match a.sock.read(&mut chunk[..room]) {
                     // Gone before sending a whole request: there is no one to answer.
@@ -240,6 +283,13 @@ fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
             },
         }
     }
+}
+
+/// Whether `head` holds a whole request head, or as much as will be read of one.
+fn head_done(head: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let parsed = httparse::Request::new(&mut headers).parse(head);
+    !matches!(parsed, Ok(httparse::Status::Partial)) || head.len() >= MAX_HEAD
 }
 
 enum Answer {
@@ -353,104 +403,4 @@ fn response_with(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::config::{self, Command};
-
-    /// The state behind a `View`, owned, for rendering tests without an event loop.
-    pub struct Fixture {
-        pub cfg: Config,
-        pub backends: Vec<Backend>,
-        pub metrics: Metrics,
-        pub history: History,
-        pub health: HealthMonitor,
-        pub now: Instant,
-    }
-
-    impl Fixture {
-        pub fn view(&self) -> View<'_> {
-            View {
-                cfg: &self.cfg,
-                listen: "127.0.0.1:8080",
-                backends: &self.backends,
-                metrics: &self.metrics,
-                history: &self.history,
-                health: &self.health,
-                clients_open: 3,
-                posts_pending: 2,
-                now: self.now,
-            }
-        }
-    }
-
-    /// Two backends: one whose label needs escaping, one plain.
-    pub fn view_fixture(now: Instant) -> Fixture {
-        let args: Vec<String> = ["-b", "127.0.0.1:1", "-b", "127.0.0.1:2"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let Ok(Command::Run(cfg)) = config::parse_args(&args) else {
-            panic!("fixture config");
-        };
-        let backends = vec![
-            Backend::new(cfg.backends[0].addr, "a\"b".into(), 1),
-            Backend::new(cfg.backends[1].addr, "zz".into(), 3),
-        ];
-        Fixture {
-            health: HealthMonitor::new(&cfg, &backends),
-            metrics: Metrics::new(backends.len(), now, cfg.server_timeout),
-            history: History::new(backends.len(), false),
-            backends,
-            cfg: *cfg,
-            now,
-        }
-    }
-
-    fn answer_to(raw: &[u8]) -> Option<String> {
-        let fx = view_fixture(Instant::now());
-        answer(raw, &fx.view()).map(|r| match r {
-            Answer::Now(r) => String::from_utf8_lossy(&r).into_owned(),
-            Answer::Control => "control".into(),
-        })
-    }
-
-    #[test]
-    fn routes_and_errors() {
-        let r = answer_to(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(r.contains("Connection: close\r\n"));
-        assert!(r.ends_with("\r\n\r\nok\n"));
-        let r = answer_to(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n").unwrap();
-        assert!(r.contains("version=0.0.4"), "{r}");
-        assert!(r.contains("lb_backend_up{backend=\"zz\"} 1"));
-        let r = answer_to(b"HEAD /stats HTTP/1.1\r\n\r\n").unwrap();
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"));
-        assert!(r.ends_with("\r\n\r\n"), "HEAD has no body");
-        for (raw, status) in [
-            (&b"GET / HTTP/1.1\r\n\r\n"[..], "404"),
-            (b"GET /metricsx HTTP/1.1\r\n\r\n", "404"),
-            (b"GET /backendsx HTTP/1.1\r\n\r\n", "404"),
-            (b"POST /metrics HTTP/1.1\r\n\r\n", "405"),
-            (b"GET /me trics HTTP/1.1\r\n\r\n", "400"),
-            (b"\x01\x02 nonsense\r\n\r\n", "400"),
-        ] {
-            let r = answer_to(raw).unwrap();
-            assert!(r.starts_with(&format!("HTTP/1.1 {status} ")), "{r}");
-        }
-        for raw in [
-            &b"GET /backends HTTP/1.1\r\n\r\n"[..],
-            b"POST /backends/a:1/drain HTTP/1.1\r\n\r\n",
-            b"DELETE /backends/a:1?x HTTP/1.1\r\n\r\n",
-        ] {
-            assert_eq!(answer_to(raw).as_deref(), Some("control"));
-        }
-    }
-
-    #[test]
-    fn heads_wait_until_complete_but_not_past_the_limit() {
-        assert_eq!(answer_to(b"GET /healthz HTTP/1.1\r\nHost:"), None);
-        let mut big = b"GET /healthz HTTP/1.1\r\nX: ".to_vec();
-        big.resize(MAX_HEAD, b'a');
-        assert!(answer_to(&big).unwrap().starts_with("HTTP/1.1 431 "));
-    }
-}
+pub(crate) mod tests;

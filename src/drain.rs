@@ -73,9 +73,11 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, why: Reason) {
         Reason::HandedOver(pid) => format!("upgrade: pid {pid} serves now and accepts alone"),
     };
     info!(
-        "{what}; draining {} client connection(s) and {copies} POST copies for at most \
+        "{}{what}; draining {} client connection(s) and {copies} POST copies for at most \
          {:?} (--drain-timeout); a second signal stops at once",
-        core.clients_open, core.cfg.drain_timeout
+        worker(core),
+        core.clients_open,
+        core.cfg.drain_timeout
     );
 }
 
@@ -86,12 +88,21 @@ pub fn is_done(core: &Core) -> bool {
     core.clients_open == 0 && (core.fanout.is_empty() || core.fanout.only_journaled_left())
 }
 
+/// "worker 2: " with several workers; nothing with one.
+fn worker(core: &Core) -> String {
+    match core.shared.workers() {
+        1 => String::new(),
+        _ => format!("worker {}: ", core.worker),
+    }
+}
+
 /// Logs that the drain is done, and what it leaves to the journal.
 pub fn report_done(core: &Core) {
+    let w = worker(core);
     match core.fanout.len() {
-        0 => info!("drained: every request and POST copy finished; exiting"),
+        0 => info!("{w}drained: every request and POST copy finished; exiting"),
         owed => info!(
-            "drained: every request finished; {owed} writes still owed are kept in the \
+            "{w}drained: every request finished; {owed} writes still owed are kept in the \
              journal for the next start; exiting"
         ),
     }
@@ -123,5 +134,8 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
             lost.join(", ")
         ),
     };
-    error!("{why}: exiting with {http} HTTP and {tcp} TCP connection(s) open; {copies}");
+    error!(
+        "{}{why}: exiting with {http} HTTP and {tcp} TCP connection(s) open; {copies}",
+        worker(core)
+    );
 }

@@ -1,4 +1,9 @@
-//! Per-backend health: consecutive check results, flipping up or down only at thresholds.
+//! Per-backend health: consecutive check results, flipping up or down only at thresholds;
+//! `monitor.rs` keeps one per backend.
+
+mod monitor;
+
+pub use monitor::{HealthMonitor, LastCheck};
 
 /// Where one backend stands with its health checks. Starts up.
 #[derive(Debug, Clone)]
@@ -19,6 +24,15 @@ impl HealthState {
     pub fn new() -> Self {
         HealthState {
             up: true,
+            passes: 0,
+            failures: 0,
+        }
+    }
+
+    /// Up or down, with no results counted yet.
+    pub fn starting(up: bool) -> Self {
+        HealthState {
+            up,
             passes: 0,
             failures: 0,
         }

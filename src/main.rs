@@ -2,9 +2,13 @@ use std::process::ExitCode;
 
 use lb::config::{self, Command, Mode};
 use lb::drain::Stopped;
-use lb::event_loop::EventLoop;
-use lb::journal::{Journal, Opened};
+use std::sync::Arc;
+
+use lb::event_loop::workers::{self, Common};
+use lb::event_loop::{EventLoop, Start};
+use lb::journal::{Journal, Opened, Writer};
 use lb::limits;
+use lb::shared::Shared;
 use lb::tls::{TlsContexts, TlsSettings};
 use lb::upgrade;
 
@@ -58,8 +62,12 @@ fn main() -> ExitCode {
         .collect();
     // What is really running, in one line: setup.sh prints it back. The pid tells an
     // upgraded lb's lines from its predecessor's.
+    let threads = match cfg.workers {
+        1 => String::new(),
+        n => format!(", {n} workers"),
+    };
     let what = format!(
-        "({mode}, {}) in front of {}",
+        "({mode}, {}{threads}) in front of {}",
         cfg.strategy,
         backends.join(" ")
     );
@@ -83,8 +91,11 @@ fn main() -> ExitCode {
              lb loses them"
         );
     }
-    let journal = match cfg.journal.as_deref() {
-        Some(dir) => match Journal::open(dir, cfg.journal_sync) {
+    let workers = cfg.workers;
+    // One journal per process, one writer in it per worker: `None` without --journal,
+    // `Some(None)` for each worker while the lb this one replaces still holds it.
+    let mut journals: Vec<Option<Option<Writer>>> = match cfg.journal.as_deref() {
+        Some(dir) => match Journal::open(dir, cfg.journal_sync, workers) {
             // An upgrade: the lb this one replaces lets go of the journal once it is done.
             Ok(Opened::Held(why)) if upgrade::inheriting() => {
                 log::info!(
@@ -92,17 +103,50 @@ fn main() -> ExitCode {
                      (until then its POSTs get 503)",
                     dir.display()
                 );
-                Some(Opened::Held(why))
+                (0..workers).map(|_| Some(None)).collect()
             }
             Ok(Opened::Held(why)) | Err(why) => {
                 log::error!("--journal {}: {why}", dir.display());
                 return ExitCode::from(2);
             }
-            Ok(opened) => Some(opened),
+            Ok(Opened::Ready(writers)) => writers.into_iter().map(|w| Some(Some(w))).collect(),
         },
-        None => None,
+        None => (0..workers).map(|_| None).collect(),
     };
-    let mut event_loop = match EventLoop::bind(cfg, tls, journal) {
+    let listeners = match upgrade::listeners(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shared = Arc::new(Shared::new(
+        workers,
+        cfg.max_connections,
+        lb::roster::Roster::new(&cfg.backends).snapshot(),
+    ));
+    let common = Common {
+        cfg: &cfg,
+        tls: &tls,
+        listeners: &listeners,
+        shared: &shared,
+    };
+    let others = match workers::spawn(&common, &mut journals) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let start = Start {
+        worker: 0,
+        cfg,
+        tls,
+        listeners,
+        journal: journals.first_mut().and_then(Option::take),
+        shared,
+    };
+    let mut event_loop = match EventLoop::bind(start) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");
@@ -133,10 +177,12 @@ fn main() -> ExitCode {
         Some(Err(e)) => log::warn!("admin interface up, but cannot read its address: {e}"),
         None => {}
     }
-    match event_loop.run() {
-        Ok(Stopped::Drained) => ExitCode::SUCCESS,
-        Ok(Stopped::Cut) => ExitCode::FAILURE,
-        Err(e) => {
+    let stopped = event_loop.run();
+    let others = others.join();
+    match (stopped, others) {
+        (Ok(Stopped::Drained), Stopped::Drained) => ExitCode::SUCCESS,
+        (Ok(_), _) => ExitCode::FAILURE,
+        (Err(e), _) => {
             log::error!("event loop failed: {e}");
             ExitCode::FAILURE
         }

@@ -9,6 +9,7 @@ mod fanout;
 pub mod history;
 pub mod process;
 pub mod prometheus;
+mod sum;
 
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`): from
 /// 100 µs (answers on a local network are mostly well under a millisecond), on past 10 s

@@ -5,178 +5,26 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::warn;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use crate::backend::{Backend, BackendId, Role};
+use crate::backend::{BackendId, Role};
 use crate::buffer::BufferPool;
-use crate::config::{Config, Mode};
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
-use crate::health::{HealthState, Transition};
+use crate::health::Transition;
+pub use crate::health::{HealthMonitor, LastCheck};
 use crate::http::upstream::backend_socket;
 use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::timer::TimerId;
 
-/// Health of every backend, and what a check sends.
-pub struct HealthMonitor {
-    states: Vec<HealthState>,
-    /// The check request for each backend, written when it joins.
-    requests: Vec<Vec<u8>>,
-    mode: Mode,
-    path: String,
-    interval: Duration,
-    rise: u32,
-    fall: u32,
-    /// Last check results, for the status page and metrics.
-    pub last_check: Vec<Option<LastCheck>>,
-    pub checks_passed: Vec<u64>,
-    pub checks_failed: Vec<u64>,
-    /// When each backend last went up or down (or lb started).
-    pub since: Vec<Instant>,
-}
-
-/// How the latest active check of a backend went.
-#[derive(Debug, Clone)]
-pub struct LastCheck {
-    pub passed: bool,
-    /// Why it failed; empty when it passed.
-    pub error: String,
-    pub took: Duration,
-    pub at: Instant,
-}
-
-impl HealthMonitor {
-    pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
-        let mut health = HealthMonitor {
-            states: Vec::new(),
-            requests: Vec::new(),
-            mode: cfg.mode,
-            path: cfg.health_path.clone(),
-            interval: cfg.health_interval,
-            rise: cfg.rise,
-            fall: cfg.fall,
-            last_check: Vec::new(),
-            checks_passed: Vec::new(),
-            checks_failed: Vec::new(),
-            since: Vec::new(),
-        };
-        for (id, b) in backends.iter().enumerate() {
-            health.place(id, &b.label);
-        }
-        health
-    }
-
-    /// A backend joined slot `id`: it starts up, with no history.
-    pub fn place(&mut self, id: BackendId, label: &str) {
-        let label = label.strip_prefix("https://").unwrap_or(label);
-        let request = match self.mode {
-            Mode::Http => format!(
-                "GET {} HTTP/1.1\r\nHost: {label}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
-                self.path
-            )
-            .into_bytes(),
-            Mode::Tcp => Vec::new(),
-        };
-        let now = Instant::now();
-        if id >= self.states.len() {
-            let n = id + 1;
-            self.states.resize_with(n, HealthState::new);
-            self.requests.resize_with(n, Vec::new);
-            self.last_check.resize(n, None);
-            self.checks_passed.resize(n, 0);
-            self.checks_failed.resize(n, 0);
-            self.since.resize(n, now);
-        }
-        self.states[id] = HealthState::new();
-        self.requests[id] = request;
-        self.last_check[id] = None;
-        self.checks_passed[id] = 0;
-        self.checks_failed[id] = 0;
-        self.since[id] = now;
-    }
-
-    pub fn enabled(&self) -> bool {
-        !self.interval.is_zero()
-    }
-
-    /// First checks are spread over one interval so that they do not all fire at once.
-    pub fn first_delay(&self, id: BackendId, count: usize) -> Duration {
-        self.interval.mul_f64(id as f64 / count.max(1) as f64)
-    }
-
-    /// An active check result, `started` at and done now; logs a transition once, with its
-    /// reason.
-    pub fn checked(
-        &mut self,
-        backends: &mut [Backend],
-        id: BackendId,
-        (passed, why): (bool, &str),
-        (started, now): (Instant, Instant),
-    ) {
-        self.last_check[id] = Some(LastCheck {
-            passed,
-            error: why.to_string(),
-            took: now.saturating_duration_since(started),
-            at: now,
-        });
-        if passed {
-            self.checks_passed[id] += 1;
-        } else {
-            self.checks_failed[id] += 1;
-            debug!("health check of {} failed: {why}", backends[id].label);
-        }
-        let transition = self.states[id].record(passed, self.rise, self.fall);
-        match transition {
-            Some(Transition::WentDown) => warn!(
-                "backend {} DOWN after {} failed checks: {why}",
-                backends[id].label, self.fall
-            ),
-            Some(Transition::CameUp) => info!(
-                "backend {} UP after {} passed checks",
-                backends[id].label, self.rise
-            ),
-            None => {}
-        }
-        if transition.is_some() {
-            self.since[id] = now;
-        }
-        backends[id].up = self.states[id].is_up();
-    }
-
-    /// A result from real traffic. Only failures move a backend (down, at `--fall` in a
-    /// row); bringing it back is left to the active checks, so passive tracking is off
-    /// when they are.
-    pub fn observed(&mut self, backends: &mut [Backend], id: BackendId, passed: bool, why: &str) {
-        if !self.enabled() || !self.states[id].is_up() {
-            return;
-        }
-        if let Some(Transition::WentDown) = self.states[id].record(passed, self.rise, self.fall) {
-            warn!(
-                "backend {} DOWN after {} failed requests: {why}",
-                backends[id].label, self.fall
-            );
-            backends[id].up = false;
-            // Read from the clock rather than passed in: this is rare, and its callers are many.
-            self.since[id] = Instant::now();
-        }
-    }
-
-    pub fn is_up(&self, id: BackendId) -> bool {
-        self.states[id].is_up()
-    }
-
-    fn request(&self, id: BackendId) -> &[u8] {
-        &self.requests[id]
-    }
-}
-
-/// Counts a failure of real traffic and feeds it to the passive health check; one that
-/// could not connect, or got no answer in time, also tells the fan-out that lb cannot reach
-/// the backend.
+/// Counts a failure of real traffic and feeds it to the passive health check. A backend
+/// it takes down is down for every worker, and logged once, by the worker that did it. One
+/// that could not connect, or got no answer in time, also tells the fan-out that lb cannot
+/// reach the backend.
 pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
     if let Some(f) = failure {
         core.metrics.failure(backend, f);
@@ -184,8 +32,48 @@ pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, wh
             fanout::unreachable(core, backend, why);
         }
     }
-    core.health
-        .observed(&mut core.backends, backend, failure.is_none(), why);
+    observe_result(core, backend, failure.is_none(), why);
+}
+
+/// Feeds one result of real traffic to the passive health check, without counting it.
+pub fn observe_result(core: &mut Core, backend: BackendId, passed: bool, why: &str) {
+    let went_down = core.health.observed(&mut core.backends, backend, passed);
+    if went_down && publish_health(core, backend, false) {
+        warn!(
+            "backend {} DOWN after {} failed requests: {why}",
+            core.backends[backend].label, core.cfg.fall
+        );
+    }
+}
+
+/// Tells the other workers that backend `id` went up or down; false if one of them had
+/// already said so (so it is logged once).
+fn publish_health(core: &Core, id: BackendId, up: bool) -> bool {
+    core.shared.workers() == 1 || core.shared.set_health(core.worker, id, up)
+}
+
+/// A backend joined slot `id`: it starts up, and reachable, for every worker.
+pub fn joined(core: &Core, id: BackendId) {
+    publish_health(core, id, true);
+    if core.shared.workers() > 1 {
+        core.shared.set_reachable(core.worker, id, true);
+    }
+}
+
+/// Follows the health that other workers published (backends they took down, and, from
+/// worker 0's checks, backends that came back), and whether lb can reach each backend,
+/// which decides whether its POST copies wait (`fanout::follow_published`).
+pub fn follow_published(conns: &mut Slab<Conn>, core: &mut Core) {
+    if let Some(flags) = core.shared.health() {
+        for id in 0..core.backends.len() {
+            let up = flags.get(id).copied().unwrap_or(true);
+            let b = &core.backends[id];
+            if b.up != up && b.role != Role::Vacant {
+                core.health.follow(&mut core.backends, id, up, core.now);
+            }
+        }
+    }
+    fanout::follow_published(conns, core);
 }
 
 /// One check in flight.
@@ -289,8 +177,12 @@ fn finish_check(
     }
     let times = (started, core.now);
     let passed = result == Check::Passed;
-    core.health
+    let transition = core
+        .health
         .checked(&mut core.backends, id, (passed, why), times);
+    if let Some(t) = transition {
+        publish_health(core, id, t == Transition::CameUp);
+    }
     schedule(core, id, core.cfg.health_interval);
     fanout::checked(conns, core, id, result != Check::Unanswered, why);
 }

@@ -4,6 +4,7 @@
 //! snapshot. A removed backend stays in its slot while requests or owed POST copies still
 //! refer to it, and `tidy` frees the slot once nothing does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::{error, info, warn};
@@ -19,8 +20,19 @@ use crate::roster::{Change, Slot, diff};
 use crate::strategy;
 
 /// Applies every roster change since the last sync; returns one note per change for the log.
+/// Worker 0 edits the roster and publishes each new snapshot; the other workers apply the
+/// newest one published.
 pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
-    let snap = core.roster.snapshot();
+    let snap = match core.worker {
+        0 => core.roster.snapshot(),
+        _ => match core.shared.roster() {
+            Some(snap) => snap,
+            None => return Vec::new(),
+        },
+    };
+    if snap.version == core.applied.version {
+        return Vec::new();
+    }
     let changes = diff(&core.applied, &snap);
     let mut notes = Vec::new();
     let mut rebuild = false;
@@ -39,8 +51,19 @@ pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
             Err(e) => error!("cannot rebuild the strategy: {e}"),
         }
     }
-    if !changes.is_empty() {
-        core.resolver.watch(core.roster.names());
+    if let Some(resolver) = core.resolver.as_ref().filter(|_| !changes.is_empty()) {
+        resolver.watch(core.roster.names());
+    }
+    if core.worker == 0 && core.shared.workers() > 1 {
+        core.shared.publish_roster(Arc::clone(&snap));
+    }
+    for change in &changes {
+        if let Change::Left(id) = *change {
+            if core.left_at.len() <= id {
+                core.left_at.resize(id + 1, 0);
+            }
+            core.left_at[id] = snap.version;
+        }
     }
     core.applied = snap;
     notes
@@ -130,8 +153,11 @@ fn join(core: &mut Core, id: BackendId, s: &Slot) {
     core.metrics.place(id);
     core.history.place(id);
     core.fanout.place(id);
-    if core.health.enabled() {
-        probe::schedule(core, id, Duration::ZERO);
+    if core.worker == 0 {
+        probe::joined(core, id);
+        if core.health.enabled() {
+            probe::schedule(core, id, Duration::ZERO);
+        }
     }
 }
 
@@ -160,7 +186,9 @@ pub fn reload(core: &mut Core) {
         None => info!("SIGHUP: no --backends-file; looking up the backends' names again"),
     }
     let flags = core.cfg.backend_flags.clone();
-    core.resolver.send(Job::Reload { file, flags });
+    if let Some(resolver) = &core.resolver {
+        resolver.send(Job::Reload { file, flags });
+    }
 }
 
 /// A result from the resolver thread.
@@ -216,7 +244,10 @@ fn refreshed(
         return;
     };
     let current = core.backends[id].addr;
-    match core.resolver.judge(label, &got, current) {
+    let Some(resolver) = core.resolver.as_mut() else {
+        return;
+    };
+    match resolver.judge(label, &got, current) {
         Verdict::Moved(addr) => {
             core.roster.set_address(id, addr);
             let notes = sync(conns, core);
@@ -234,21 +265,44 @@ fn refreshed(
     }
 }
 
-/// Frees the slots of removed backends that have nothing left in flight (housekeeping).
-pub fn tidy(conns: &mut Slab<Conn>, core: &mut Core) {
+/// Removed backends that this loop has nothing left for: no request, connection or owed
+/// POST copy.
+pub fn left_idle(core: &Core) -> Vec<BackendId> {
     let leaving = |b: &Backend| b.role == Role::Leaving;
     if !core.backends.iter().any(leaving) {
-        return;
+        return Vec::new();
     }
     let owed = core.fanout.undelivered();
-    for id in 0..core.backends.len() {
-        let b = &core.backends[id];
-        let done = leaving(b)
-            && b.active == 0
-            && b.idle.is_empty()
-            && core.metrics.backends[id].connections == 0
-            && owed.get(id).is_none_or(|&n| n == 0);
-        if done {
+    (0..core.backends.len())
+        .filter(|&id| {
+            let b = &core.backends[id];
+            leaving(b)
+                && b.active == 0
+                && b.idle.is_empty()
+                && core.metrics.backends[id].connections == 0
+                && owed.get(id).is_none_or(|&n| n == 0)
+        })
+        .collect()
+}
+
+/// Frees the slots of removed backends that no worker has anything left in flight for
+/// (worker 0's housekeeping). Another worker's word counts once it has applied the
+/// removal: a worker that has not may still send a request there.
+pub fn tidy(conns: &mut Slab<Conn>, core: &mut Core) {
+    if core.worker != 0 {
+        return;
+    }
+    let others: Vec<_> = (1..core.shared.workers())
+        .map(|k| core.shared.stats(k))
+        .collect();
+    for id in left_idle(core) {
+        let left_at = core.left_at.get(id).copied().unwrap_or(0);
+        let everywhere = others.iter().all(|s| {
+            s.as_deref()
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.applied >= left_at && s.left_idle.contains(&id))
+        });
+        if everywhere {
             core.roster.release(id);
         }
     }

@@ -73,7 +73,7 @@ impl Resolver {
         interval: Duration,
         hosts: Option<PathBuf>,
         names: Vec<String>,
-        waker: mio::Waker,
+        waker: Arc<mio::Waker>,
     ) -> std::io::Result<Self> {
         let (jobs, job_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
@@ -145,7 +145,8 @@ struct Worker {
     names: Arc<Mutex<Vec<String>>>,
     hosts: Option<PathBuf>,
     interval: Duration,
-    waker: mio::Waker,
+    /// Worker 0's, which the other workers ring too.
+    waker: Arc<mio::Waker>,
 }
 
 impl Worker {

@@ -29,6 +29,7 @@ use crate::metrics::history::History;
 use crate::probe::{HealthMonitor, Probe};
 use crate::resolver::Resolver;
 use crate::roster::{Roster, Snapshot};
+use crate::shared::Shared;
 use crate::strategy::{self, Strategy};
 use crate::tcp::TcpPipe;
 use crate::timer::{TimerId, TimerWheel};
@@ -91,6 +92,8 @@ pub enum Timer {
     UpgradeDeadline(u32),
     /// Time to try accept() again after it failed.
     AcceptRetry,
+    /// Admin requests waiting for every worker's counters answer with what there is.
+    Gathered,
 }
 
 /// Everything the connection handlers share, apart from the slab itself.
@@ -102,8 +105,17 @@ pub struct Core {
     pub roster: Roster,
     /// The roster snapshot `backends` was last brought in line with.
     pub applied: Arc<Snapshot>,
-    /// Name lookups and backends-file reads, on their own thread.
-    pub resolver: Resolver,
+    /// Name lookups and backends-file reads, on their own thread (worker 0 only).
+    pub resolver: Option<Resolver>,
+    /// Which worker this loop is; worker 0 is also the control loop (see `shared`).
+    pub worker: usize,
+    /// What the workers share: process-wide counts and values published whole.
+    pub shared: Arc<Shared>,
+    /// The `Shared::news` this loop has taken in.
+    pub news_seen: u64,
+    /// The roster version at which each slot's backend was removed (worker 0 frees the
+    /// slot once every worker has applied it and has nothing left there).
+    pub left_at: Vec<u64>,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
     /// Certificates served and how https backends are verified.
@@ -123,8 +135,13 @@ pub struct Core {
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
     pub now: Instant,
+    /// Client connections open in this worker (the process's are in `shared`).
     pub clients_open: usize,
+    /// Client connections this worker has accepted.
+    pub clients_total: u64,
     pub admin_open: usize,
+    /// Admin connections (slab keys) waiting for every worker's counters.
+    pub gathering: Vec<usize>,
     /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
     pub draining: bool,
     /// The drain follows an upgrade: idle keep-alive clients get one more request.
@@ -143,12 +160,12 @@ pub struct Core {
 
 impl Core {
     /// The state at start: every backend up, its first health check spread over one
-    /// interval; `waker` is how the resolver thread wakes the loop.
+    /// interval; `waker` is how the resolver thread wakes worker 0's loop.
     pub fn new(
         cfg: Config,
         tls: TlsContexts,
         registry: Registry,
-        waker: mio::Waker,
+        (worker, shared, waker): (usize, Arc<Shared>, Arc<mio::Waker>),
         default_host: String,
         listening: Vec<SocketAddr>,
     ) -> Result<Self, String> {
@@ -161,7 +178,8 @@ impl Core {
         let health = HealthMonitor::new(&cfg, &backends);
         let now = Instant::now();
         let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
-        if health.enabled() {
+        // One health checker for the process: worker 0's.
+        if health.enabled() && worker == 0 {
             for id in 0..backends.len() {
                 let at = now + health.first_delay(id, backends.len());
                 timers.insert(at, Timer::Check { id, generation: 0 });
@@ -169,13 +187,18 @@ impl Core {
         }
         timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
         let roster = Roster::new(&cfg.backends);
-        let resolver = Resolver::spawn(
-            cfg.resolve_interval,
-            cfg.hosts_file.clone(),
-            roster.names(),
-            waker,
-        )
-        .map_err(|e| format!("cannot start the resolver thread: {e}"))?;
+        let resolver = match worker {
+            0 => Some(
+                Resolver::spawn(
+                    cfg.resolve_interval,
+                    cfg.hosts_file.clone(),
+                    roster.names(),
+                    waker,
+                )
+                .map_err(|e| format!("cannot start the resolver thread: {e}"))?,
+            ),
+            _ => None,
+        };
         let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
         Ok(Core {
             metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
@@ -189,13 +212,19 @@ impl Core {
             applied: roster.snapshot(),
             roster,
             resolver,
+            worker,
+            shared,
+            news_seen: 0,
+            left_at: Vec::new(),
             strategy,
             buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
             tls,
             timers,
             registry,
             now,
+            gathering: Vec::new(),
             clients_open: 0,
+            clients_total: 0,
             admin_open: 0,
             draining: false,
             handing_over: false,
@@ -231,6 +260,18 @@ impl Core {
         self.tls
             .server_session()
             .map(|session| Socket::with_tls(sock, session))
+    }
+
+    /// A client connection was accepted (the process-wide count was taken at accept).
+    pub fn client_opened(&mut self) {
+        self.clients_open += 1;
+        self.clients_total += 1;
+    }
+
+    /// A client connection closed.
+    pub fn client_closed(&mut self) {
+        self.clients_open -= 1;
+        self.shared.close_client();
     }
 
     pub fn next_serial(&mut self) -> u32 {

@@ -296,11 +296,34 @@ fn the_username_flow_answers_201_and_leaves_nothing_pending() {
     let b1 = backend("server1", &["--username", "tom"]);
     let b2 = backend("server2", &["--username", "jack"]);
     let b3 = backend("server3", &["--username", "rob"]);
-    let mut lb = lb(&[&b1, &b2, &b3], &flags(&["--max-pending", "3"]));
-    for _ in 0..5 {
+    let mut lb = lb(
+        &[&b1, &b2, &b3],
+        &flags(&["--max-pending", "3", "--admin", "127.0.0.1:0"]),
+    );
+    let refused = |b: &Proc| {
+        let metrics = get(admin_addr(&lb), "/metrics").text();
+        let line = format!(
+            "lb_fanout_copies_total{{backend=\"{}\",result=\"refused\"}} ",
+            b.addr
+        );
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    for n in 1..=5 {
         let r = post(lb.addr, "/register?username=jack&password=x");
         assert_eq!(r.status, 201, "{}", r.text());
         assert!(r.text().contains("server2"), "{}", r.text());
+        // The client has its 201 before the other two copies' 404s are back; once they
+        // are, the POST is finished, so five POSTs never fill --max-pending 3.
+        assert!(
+            eventually(Duration::from_secs(3), || refused(&b1) == n
+                && refused(&b3) == n),
+            "the 404 copies end their POST: {}",
+            get(admin_addr(&lb), "/metrics").text()
+        );
     }
     lb.signal(libc::SIGTERM);
     assert_eq!(

@@ -108,6 +108,17 @@ fn a_backend_that_recovers_gets_its_backed_off_copies_at_its_first_success() {
 /// answers again, not when their backoff ends.
 #[test]
 fn a_backend_back_from_an_outage_gets_the_copies_that_failed_during_it_at_once() {
+    back_from_an_outage("1");
+}
+
+/// The same with two workers: worker 0's checks see the backend answer again, and the
+/// other worker's copies, which saw it fail, follow.
+#[test]
+fn every_worker_hears_that_a_backend_is_back() {
+    back_from_an_outage("2");
+}
+
+fn back_from_an_outage(workers: &'static str) {
     let ok = backend("ok", &[]);
     let away = format!("127.0.0.1:{}", free_port());
     let mut gone = backend_on("away", &away, &[]);
@@ -123,6 +134,8 @@ fn a_backend_back_from_an_outage_gets_the_copies_that_failed_during_it_at_once()
             "0",
             "--health-interval",
             "200ms",
+            "--workers",
+            workers,
             "--admin",
             "127.0.0.1:0",
         ],

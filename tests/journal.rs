@@ -89,7 +89,26 @@ fn every_write_once(backends: &[&Proc], users: &[String]) {
 
 #[test]
 fn acknowledged_writes_survive_kill_9_and_a_restart_on_the_same_journal() {
-    let dir = TempDir::new("crash");
+    crash_and_restart("crash", &[]);
+}
+
+#[test]
+fn with_two_workers_acknowledged_writes_survive_kill_9_and_a_restart() {
+    let dir = crash_and_restart("crash-workers", &["--workers", "2"]);
+    let names: Vec<String> = dir
+        .segments()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("w0-")), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("w1-")), "{names:?}");
+}
+
+/// 200 acknowledged writes, three backends of which one fails its first 50 and one is not
+/// there yet; lb (with `extra` flags) is killed with -9 and started again on its journal,
+/// and every write reaches every backend once. Returns the journal, still in use.
+fn crash_and_restart(name: &str, extra: &[&str]) -> TempDir {
+    let dir = TempDir::new(name);
     let good = backend("good", &[]);
     let flaky = backend("flaky", &["--fail-first", "50"]);
     let late_addr = format!("127.0.0.1:{}", free_port());
@@ -99,6 +118,7 @@ fn acknowledged_writes_survive_kill_9_and_a_restart_on_the_same_journal() {
         &["--journal", dir.arg()],
     );
     args.extend_from_slice(FAST_RETRIES);
+    args.extend_from_slice(extra);
     let mut lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
     let users: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
     for user in &users {
@@ -111,6 +131,7 @@ fn acknowledged_writes_survive_kill_9_and_a_restart_on_the_same_journal() {
     let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
     assert!(lb.wait_log("writes still owed are resumed", Duration::from_secs(5)));
     every_write_once(&[&good, &flaky, &late], &users);
+    dir
 }
 
 /// Walks the records of a segment: (start, payload type) of each.

@@ -119,6 +119,37 @@ fn a_second_connection_resumes_the_session() {
 }
 
 #[test]
+fn sessions_resume_on_whichever_worker_takes_the_next_connection() {
+    let b = backend("one", &[]);
+    let site = Site::new();
+    let lb = site.lb(&[b.addr], &["--admin", "127.0.0.1:0", "--workers", "2"]);
+    let addr = tls_addr(&lb);
+    let config = site.ca.client_config();
+    for i in 0..8 {
+        let mut c = Client::over(tls_connect(&config, addr, "localhost"));
+        assert_eq!(c.get("/").status, 200);
+        let expected = match i {
+            0 => rustls::HandshakeKind::Full,
+            _ => rustls::HandshakeKind::Resumed,
+        };
+        assert_eq!(
+            c.stream.conn.handshake_kind(),
+            Some(expected),
+            "connection {i}"
+        );
+    }
+    assert_metric(&lb, "lb_tls_handshakes_total{resumed=\"true\"} 7");
+    let metrics = get(admin_addr(&lb), "/metrics").text();
+    for k in 0..2 {
+        let line = format!("lb_worker_client_connections_total{{worker=\"{k}\"}} 0");
+        assert!(
+            !metrics.contains(&line),
+            "both workers took connections:\n{metrics}"
+        );
+    }
+}
+
+#[test]
 fn plain_http_on_the_tls_port_gets_a_plain_400() {
     let b = backend("one", &[]);
     let site = Site::new();

@@ -71,10 +71,19 @@ fn start(install: &Install, backends: &[&Proc], extra: &[&str]) -> Proc {
 
 #[test]
 fn an_upgrade_under_load_drops_no_connection_and_loses_no_write() {
+    upgrade_under_load("upgrade", &[]);
+}
+
+#[test]
+fn an_upgrade_with_two_workers_drops_no_connection_and_loses_no_write() {
+    upgrade_under_load("upgrade-workers", &["--workers", "2"]);
+}
+
+fn upgrade_under_load(name: &str, extra: &[&str]) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let b: Vec<Proc> = (0..3).map(|i| backend(&format!("b{i}"), &[])).collect();
-    let install = Install::new("upgrade");
-    let mut old = start(&install, &[&b[0], &b[1], &b[2]], &[]);
+    let install = Install::new(name);
+    let mut old = start(&install, &[&b[0], &b[1], &b[2]], extra);
     let admin = admin_addr(&old);
     let load = load::start(old.addr, 4, 2, 2);
     load.progress(300);
@@ -179,21 +188,35 @@ fn new_pid(lb: &Proc, n: usize) -> Adopted {
 
 #[test]
 fn an_upgrade_takes_the_journal_over_and_delivers_what_the_old_lb_owed() {
+    journal_taken_over("upgrade-journal", 1);
+}
+
+#[test]
+fn with_two_workers_an_upgrade_takes_every_workers_journal_over() {
+    journal_taken_over("upgrade-journal-workers", 2);
+}
+
+/// POSTs owed to a backend that is down, an upgrade, and the new lb (with `workers`
+/// workers, each taking its writer over) delivers them and takes new ones.
+fn journal_taken_over(name: &str, workers: usize) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let up = backend("up", &[]);
     let late_addr = format!("127.0.0.1:{}", free_port());
-    let install = Install::new("upgrade-journal");
+    let install = Install::new(name);
     let journal = install.dir.join("journal");
     let journal = journal.to_str().unwrap();
     let (bin, up_addr) = (install.bin(), up.addr.to_string());
     let mut args = vec!["-l", "127.0.0.1:0", "--admin", "off", "--journal", journal];
     args.extend(["-b", up_addr.as_str(), "-b", late_addr.as_str()]);
     args.extend_from_slice(FAST_RETRIES);
+    let workers_arg = workers.to_string();
+    args.extend(["--workers", workers_arg.as_str()]);
     let mut old = spawn(bin.to_str().unwrap(), &args);
-    assert_eq!(
-        post(old.addr, "/register?username=ann&password=p").status,
-        201
-    );
+    let before: Vec<String> = (0..6).map(|i| format!("ann{i}")).collect();
+    for user in &before {
+        let r = post(old.addr, &format!("/register?username={user}&password=p"));
+        assert_eq!(r.status, 201);
+    }
     old.signal(libc::SIGUSR2);
     let _new = new_pid(&old, 0);
     assert_eq!(
@@ -212,11 +235,16 @@ fn an_upgrade_takes_the_journal_over_and_delivers_what_the_old_lb_owed() {
         "{}",
         old.log_text()
     );
+    let taken = "taken over from the lb this one replaced";
+    let every_worker = eventually(Duration::from_secs(5), || {
+        old.log_text().matches(taken).count() == workers
+    });
+    assert!(every_worker, "{}", old.log_text());
     assert!(eventually(Duration::from_secs(5), || {
         post(old.addr, "/register?username=bob&password=p").status == 201
     }));
     let late = backend_on("late", &late_addr, &[]);
-    for user in ["ann", "bob"] {
+    for user in before.iter().map(String::as_str).chain(["bob"]) {
         assert!(
             eventually(Duration::from_secs(10), || registered(&late, user) == 1),
             "{user} on the backend that was down: {}",

@@ -15,7 +15,7 @@ use slab::Slab;
 
 use super::auth::authorize;
 use super::stats::format::Html;
-use super::{JSON, TEXT, View, response_with};
+use super::{JSON, TEXT, Totals, View, response_with};
 use crate::backend::{BackendId, Role};
 use crate::config::{parse_line, parse_weight};
 use crate::event_loop::{Conn, Core};
@@ -135,7 +135,7 @@ fn changed(
         return response_with(303, TEXT, b"", false, &[("Location", "../../stats")]);
     }
     let mut body = String::new();
-    backend_json(core, id, &core.fanout.undelivered(), &mut body);
+    backend_json(core, &Totals::gather(core), id, &mut body);
     body.push('\n');
     response_with(status, JSON, body.as_bytes(), false, &[])
 }
@@ -173,7 +173,9 @@ fn put(
             ))
         }
         Err(_) => {
-            core.resolver.send(Job::Add {
+            // The admin listener is worker 0's, which has the resolver.
+            let resolver = core.resolver.as_ref()?;
+            resolver.send(Job::Add {
                 label: line.label,
                 weight,
                 reply,
@@ -221,7 +223,7 @@ fn read_only(core: &Core, req: &Request, key: Option<&str>) -> Vec<u8> {
             "GET /backends; POST .../drain|maint|ready|weight; PUT; DELETE",
         );
     }
-    let owed = core.fanout.undelivered();
+    let totals = Totals::gather(core);
     let mut body = String::new();
     match key {
         None => {
@@ -236,12 +238,12 @@ fn read_only(core: &Core, req: &Request, key: Option<&str>) -> Vec<u8> {
                 if i > 0 {
                     body.push(',');
                 }
-                backend_json(core, id, &owed, &mut body);
+                backend_json(core, &totals, id, &mut body);
             }
             body.push_str("]}");
         }
         Some(key) => match core.roster.find(key) {
-            Some(id) => backend_json(core, id, &owed, &mut body),
+            Some(id) => backend_json(core, &totals, id, &mut body),
             None => return error(404, &format!("no backend {key}")),
         },
     }
@@ -249,9 +251,10 @@ fn read_only(core: &Core, req: &Request, key: Option<&str>) -> Vec<u8> {
     response_with(200, JSON, body.as_bytes(), req.method == "HEAD", &[])
 }
 
-fn backend_json(core: &Core, id: BackendId, owed: &[usize], out: &mut String) {
+fn backend_json(core: &Core, totals: &Totals, id: BackendId, out: &mut String) {
     let b = &core.backends[id];
-    let m = &core.metrics.backends[id];
+    let m = &totals.metrics.backends[id];
+    let load = totals.load.get(id).copied().unwrap_or_default();
     let _ = write!(
         out,
         "{{\"backend\":\"{}\",\"address\":\"{}\",\"state\":\"{}\",\"health\":\"{}\",\
@@ -262,12 +265,12 @@ fn backend_json(core: &Core, id: BackendId, owed: &[usize], out: &mut String) {
         b.role.name(),
         if b.up { "up" } else { "down" },
         b.weight,
-        b.active,
+        load.active,
         m.connections,
-        b.idle.len(),
+        load.idle,
         m.requests_total(),
         m.errors_total(),
-        owed.get(id).copied().unwrap_or(0),
+        load.owed,
     );
 }
 

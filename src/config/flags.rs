@@ -77,8 +77,9 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "client-timeout",
         (10 * SEC, HOUR),
         NO_ZERO,
-        "to receive a request head; then 408",
-        true,
+        "to receive a request head or body, then 408; a TLS handshake or a PROXY \
+         header (with -m tcp, only with --tls-listen or --accept-proxy)",
+        false,
     ),
     numeric(
         Unit::Duration,
@@ -343,6 +344,12 @@ pub(super) fn options() -> getopts::Options {
         "send-proxy",
         "send a PROXY protocol header before each connection to a backend",
         "v1|v2",
+    );
+    o.optmulti(
+        "",
+        "workers",
+        "event loops, one thread each, or auto for one per core (default 1, at most 1024)",
+        "N|auto",
     );
     o.optmulti(
         "f",

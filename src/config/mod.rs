@@ -83,6 +83,8 @@ pub struct Config {
     pub retries: u32,
     pub max_body: u64,
     pub max_connections: usize,
+    /// `--workers`: event loops, each on its own thread.
+    pub workers: usize,
     pub pool_size: usize,
     pub health_interval: Duration,
     pub health_timeout: Duration,
@@ -262,6 +264,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 "--{name} applies to HTTP only and does nothing with -m tcp"
             ));
         }
+        // In TCP mode the client timeout times only what lb reads before the pipe opens.
+        let client_first = m.opt_present("tls-listen")
+            || m.opt_present("accept-proxy")
+            || m.opt_present("accept-proxy-from");
+        if m.opt_present("client-timeout") && !client_first {
+            return Err(
+                "--client-timeout with -m tcp times TLS handshakes and PROXY headers \
+                 only: give it with --tls-listen or --accept-proxy"
+                    .into(),
+            );
+        }
     }
     if m.opt_present("quiet") && m.opt_present("verbose") {
         return Err("-q and -v contradict each other: give one".into());
@@ -341,6 +354,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         retries: small(&m, "retries")?,
         max_body: num(&m, "max-body")?,
         max_connections: num(&m, "max-connections")? as usize,
+        workers: opt(&m, "workers", 1, parse_workers)?,
         pool_size: num(&m, "pool-size")? as usize,
         health_interval,
         health_timeout: duration(&m, "health-timeout")?,
@@ -376,6 +390,24 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         log_level,
         warnings,
     })))
+}
+
+/// The most worker threads `--workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
+
+/// `--workers N|auto`: `auto` is one per core this process may run on.
+fn parse_workers(s: &str) -> Result<usize, String> {
+    if s == "auto" {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        return Ok(cores.min(MAX_WORKERS));
+    }
+    match s.parse() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} workers: give 1 to {MAX_WORKERS}, or auto")),
+        Err(_) => Err(format!(
+            "'{s}' is not a number of workers (1-{MAX_WORKERS} or auto)"
+        )),
+    }
 }
 
 /// The backends from `-b` and `-f`, resolved, and as written for reloads.

@@ -96,7 +96,6 @@ fn contradictions_are_refused() {
     assert!(refused("--fanout 5").contains("--fanout 5 is more than the 1 backend"));
     assert!(run("-b 127.0.0.1:1 -b 127.0.0.1:2 --fanout 2").is_ok());
     for http_only in [
-        "--client-timeout 1s",
         "--server-timeout 1s",
         "--max-body 1k",
         "--fanout 1",
@@ -111,6 +110,9 @@ fn contradictions_are_refused() {
         assert!(err.contains("HTTP only") && err.contains("-m tcp"), "{err}");
     }
     assert!(run("-b 127.0.0.1:1 -m tcp --idle-timeout 5s --connect-timeout 1s").is_ok());
+    // In TCP mode it times only what is read before the pipe opens.
+    assert!(refused("-m tcp --client-timeout 1s").contains("--tls-listen or --accept-proxy"));
+    assert!(run("-b 127.0.0.1:1 -m tcp --accept-proxy --client-timeout 1s").is_ok());
     assert!(refused("--retry-base 10s --retry-max 5s").contains("below --retry-base"));
     assert!(refused("-l 127.0.0.1:9100 --admin 127.0.0.1:9100").contains("--admin off"));
     assert!(
@@ -361,4 +363,15 @@ fn admin_token_file_must_exist_hold_a_token_and_be_private() {
             .is_none()
     );
     assert!(empty.contains("no token"), "{empty}");
+}
+
+#[test]
+fn workers_are_counted_or_one_per_core() {
+    assert_eq!(run("-b 127.0.0.1:1").unwrap().workers, 1);
+    assert_eq!(run("-b 127.0.0.1:1 --workers 4").unwrap().workers, 4);
+    assert!(run("-b 127.0.0.1:1 --workers auto").unwrap().workers >= 1);
+    for bad in ["0", "1025", "two", "-1"] {
+        let err = refused(&format!("--workers={bad}"));
+        assert!(err.starts_with("--workers: "), "{err}");
+    }
 }

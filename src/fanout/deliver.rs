@@ -172,7 +172,7 @@ fn attempt_ended(
             let took = core.now.saturating_duration_since(sent_at);
             core.metrics.request(backend, Method::Post, status, took);
             if status < 500 {
-                core.health.observed(&mut core.backends, backend, true, "");
+                core.health.observed(&mut core.backends, backend, true);
             }
         }
         _ => {}
@@ -293,7 +293,7 @@ pub(super) fn end_if_done(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
         .get(job)
         .is_some_and(|j| j.open == 0 && j.durable)
     {
-        let j = core.fanout.remove(job);
+        let j = super::remove_job(core, job);
         durable::job_finished(core, &j);
         reply::nothing_deliverable(conns, core, job, j);
     }

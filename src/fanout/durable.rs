@@ -15,7 +15,7 @@ use super::{Job, Phase, deliver, insert_job, reply};
 use crate::config::JournalSync;
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
-use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed};
+use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed, Writer};
 
 /// How often an upgraded lb tries to take the journal over.
 const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
@@ -29,23 +29,23 @@ pub(super) struct Takeover {
     next_try: Instant,
 }
 
-/// Gives the fan-out the journal main opened (or, after an upgrade, the word that the lb
-/// this one replaces still holds it): the jobs to resume, and the doorbell the journal's
-/// thread rings, for the loop to watch.
+/// Gives the fan-out this worker's journal writer, which main opened, or `None` after an
+/// upgrade while the lb this one replaces still holds the journal: the jobs to resume, and
+/// the doorbell the journal's thread rings, for the loop to watch.
 pub fn use_journal(
     core: &mut Core,
-    opened: Opened,
+    writer: Option<Writer>,
 ) -> Result<(Vec<Replayed>, Arc<Doorbell>), String> {
     let doorbell =
         Doorbell::new().map_err(|e| format!("cannot make the journal's eventfd: {e}"))?;
     let doorbell = Arc::new(doorbell);
-    let resumed = match (opened, core.cfg.journal.clone()) {
-        (Opened::Ready(mut journal, resumed), _) => {
-            start(&mut journal, &doorbell)?;
-            core.fanout.attach_journal(*journal);
-            resumed
+    let resumed = match (writer, core.cfg.journal.clone()) {
+        (Some(mut w), _) => {
+            start(&mut w.journal, &doorbell)?;
+            core.fanout.attach_journal(*w.journal);
+            w.owed
         }
-        (Opened::Held(_), Some(dir)) => {
+        (None, Some(dir)) => {
             core.fanout.takeover = Some(Takeover {
                 dir,
                 mode: core.cfg.journal_sync,
@@ -54,7 +54,7 @@ pub fn use_journal(
             });
             Vec::new()
         }
-        (Opened::Held(why), None) => return Err(why),
+        (None, None) => return Err("no --journal to take over".into()),
     };
     Ok((resumed, doorbell))
 }
@@ -137,8 +137,9 @@ pub fn end_turn(conns: &mut Slab<Conn>, core: &mut Core) {
     carry_forward(core);
 }
 
-/// An upgraded lb: once the lb it replaces has let go of the journal, this one locks it,
-/// resumes what it still owes, and takes POSTs again.
+/// An upgraded lb: once the lb it replaces has let go of the journal, worker 0 locks it
+/// and hands every other worker its writer; each resumes its share of what is still owed
+/// and takes POSTs again.
 fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
     let Some(t) = core
         .fanout
@@ -150,25 +151,39 @@ fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
     };
     t.next_try = core.now + TAKEOVER_RETRY;
     let dir = t.dir.display().to_string();
-    let mut journal = match Journal::open(&t.dir, t.mode) {
-        Ok(Opened::Ready(journal, replayed)) => (journal, replayed),
-        Ok(Opened::Held(_)) => return,
-        Err(why) => {
-            t.next_try = core.now + Duration::from_secs(1);
-            return error!("--journal {dir}: {why}; POSTs get 503 until it can be used");
+    let mut w = if core.worker == 0 {
+        match Journal::open(&t.dir, t.mode, core.shared.workers()) {
+            Ok(Opened::Ready(writers)) => {
+                let mut writers: Vec<Option<Writer>> = writers.into_iter().map(Some).collect();
+                let Some(Some(mine)) = writers.first_mut().map(Option::take) else {
+                    return;
+                };
+                core.shared.hand_journals(writers);
+                mine
+            }
+            Ok(Opened::Held(_)) => return,
+            Err(why) => {
+                t.next_try = core.now + Duration::from_secs(1);
+                return error!("--journal {dir}: {why}; POSTs get 503 until it can be used");
+            }
+        }
+    } else {
+        match core.shared.take_journal(core.worker) {
+            Some(w) => w,
+            None => return,
         }
     };
-    if let Err(why) = start(&mut journal.0, &t.doorbell) {
+    if let Err(why) = start(&mut w.journal, &t.doorbell) {
         return error!("--journal {dir}: {why}");
     }
     info!(
         "journal {dir} taken over from the lb this one replaced: {} writes still owed are \
          resumed, and POSTs are taken again",
-        journal.1.len()
+        w.owed.len()
     );
     core.fanout.takeover = None;
-    core.fanout.attach_journal(*journal.0);
-    resume(conns, core, journal.1);
+    core.fanout.attach_journal(*w.journal);
+    resume(conns, core, w.owed);
 }
 
 /// The journal's thread finished a sync.

@@ -18,7 +18,7 @@ use slab::Slab;
 
 use super::outcome::{Answer, Outcome};
 use super::{Phase, deliver};
-use crate::backend::BackendId;
+use crate::backend::{BackendId, Role};
 use crate::config::Mode;
 use crate::event_loop::{Conn, Core};
 
@@ -76,6 +76,27 @@ pub fn backend_up(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
     deliver::release_lane(conns, core, id);
 }
 
+/// Follows whether lb can reach each backend as the other workers published it (worker 0
+/// runs the health checks): a backend that answers again gets this worker's copies that
+/// waited for it.
+pub fn follow_published(conns: &mut Slab<Conn>, core: &mut Core) {
+    let Some(flags) = core.shared.reachable() else {
+        return;
+    };
+    for id in 0..core.backends.len() {
+        let to = flags.get(id).copied().unwrap_or(true);
+        let b = &mut core.backends[id];
+        if b.reachable == to || b.role == Role::Vacant {
+            continue;
+        }
+        b.reachable = to;
+        if to {
+            hasten(core, id);
+            deliver::release_lane(conns, core, id);
+        }
+    }
+}
+
 /// Records whether lb can reach `id`; true when it has just become reachable again.
 /// Tracked only with health checks on: without them nothing would notice it answering
 /// again while its copies wait, so they are retried on their backoff instead. TCP mode
@@ -86,6 +107,10 @@ fn set_reachable(core: &mut Core, id: BackendId, answered: bool, why: &str) -> b
         return false;
     }
     b.reachable = answered;
+    // Every worker follows; the one that tells them first logs it.
+    if core.shared.workers() > 1 && !core.shared.set_reachable(core.worker, id, answered) {
+        return answered;
+    }
     if answered {
         info!("backend {} answers again: its POST copies go out", b.label);
     } else {

@@ -40,7 +40,7 @@ use copy::Response;
 pub use deliver::{backoff, copy_failed, copy_ready, retry_due};
 use durable::Takeover;
 pub use durable::{end_turn, finish_journal, journal_woke, resume, use_journal};
-pub use gate::{backend_up, checked, moved, unreachable};
+pub use gate::{backend_up, checked, follow_published, moved, unreachable};
 use lane::Lane;
 pub use outcome::Answer;
 pub use reply::{client_gone, deadline_passed};
@@ -59,10 +59,8 @@ pub struct Jobs {
     unsynced: VecDeque<(u64, usize, u32)>,
     /// A lane is being released: a copy that ends meanwhile leaves the releasing to it.
     releasing: bool,
-    /// Request bytes held by the jobs, against --max-pending-bytes.
+    /// Request bytes held by this worker's jobs, for /metrics (the bound is the process's).
     owed_bytes: u64,
-    /// New POSTs are being refused at the bound (`cap.rs`).
-    refusing: Option<cap::Refusing>,
 }
 
 impl Jobs {
@@ -77,7 +75,6 @@ impl Jobs {
             unsynced: VecDeque::new(),
             releasing: false,
             owed_bytes: 0,
-            refusing: None,
         }
     }
 
@@ -88,17 +85,6 @@ impl Jobs {
 
     pub fn len(&self) -> usize {
         self.jobs.len()
-    }
-
-    fn insert(&mut self, job: Job) -> usize {
-        self.owed_bytes += job.request.len() as u64;
-        self.jobs.insert(job)
-    }
-
-    fn remove(&mut self, job: usize) -> Job {
-        let j = self.jobs.remove(job);
-        self.owed_bytes = self.owed_bytes.saturating_sub(j.request.len() as u64);
-        j
     }
 
     /// Makes room for slot `id`, which a backend has just joined.
@@ -315,7 +301,24 @@ fn insert_job(
         durable: true,
         held: None,
     };
-    core.fanout.insert(job)
+    insert(core, job)
+}
+
+/// Counts job `job` against the bound on what is owed, in this worker and the process.
+fn insert(core: &mut Core, job: Job) -> usize {
+    let bytes = job.request.len() as u64;
+    core.fanout.owed_bytes += bytes;
+    core.shared.post_started(bytes);
+    core.fanout.jobs.insert(job)
+}
+
+/// Takes job `job` out: what it held no longer counts against the bound.
+fn remove_job(core: &mut Core, job: usize) -> Job {
+    let j = core.fanout.jobs.remove(job);
+    let bytes = j.request.len() as u64;
+    core.fanout.owed_bytes = core.fanout.owed_bytes.saturating_sub(bytes);
+    core.shared.post_ended(bytes);
+    j
 }
 
 /// The backends a new POST goes to: every listed one (--fanout 0), up or not, drained or

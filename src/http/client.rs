@@ -97,7 +97,7 @@ pub fn accept(
     };
     core.arm(&mut client.timer, core.cfg.client_timeout, key, serial);
     entry.insert(Conn::Client(client));
-    core.clients_open += 1;
+    core.client_opened();
     core.metrics.client_connections_total += 1;
 }
 
@@ -349,7 +349,7 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
         core.disarm(&mut c.timer);
         c.io.release_buffers(&mut core.buffers);
         let _ = core.registry.deregister(&mut c.io.sock);
-        core.clients_open -= 1;
+        core.client_closed();
         if let ClientState::AwaitingFanout { job } = c.state {
             fanout::client_gone(core, job, c.peer);
         }

@@ -11,6 +11,7 @@ use super::upstream::{UpstreamConn, UpstreamState, arm_server_timer};
 use crate::conn::{Filled, PeerGone};
 use crate::event_loop::{Core, STEP_BUDGET};
 use crate::held_sends::Destination;
+use crate::probe;
 
 /// What one pump of an exchange ended with.
 pub(super) enum Pump {
@@ -151,17 +152,8 @@ pub(super) fn pump(
                         let elapsed = core.now.saturating_duration_since(ex.started);
                         core.metrics
                             .request(ex.backend, ex.client.method, resp.status, elapsed);
-                        if resp.status >= 500 {
-                            core.health.observed(
-                                &mut core.backends,
-                                ex.backend,
-                                false,
-                                "5xx answer",
-                            );
-                        } else {
-                            core.health
-                                .observed(&mut core.backends, ex.backend, true, "");
-                        }
+                        let passed = resp.status < 500;
+                        probe::observe_result(core, ex.backend, passed, "5xx answer");
                         core.backends[ex.backend].record_response_time(elapsed.as_micros() as u64);
                         ex.response = if resp.is_switch() {
                             ResponsePhase::Switching

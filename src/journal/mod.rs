@@ -33,7 +33,7 @@ mod record;
 mod replay;
 
 pub use doorbell::Doorbell;
-pub use open::Opened;
+pub use open::{Opened, Writer};
 
 use files::{DirLock, Segments, Sync, SyncDone, SyncJob, Synced, Worker};
 pub use record::{JobRecord, Outcome};
@@ -45,8 +45,6 @@ const SEGMENT_BYTES: u64 = 8 << 20;
 const MAX_SEGMENTS: usize = 4;
 /// After a failed write, new jobs are refused this long before the disk is tried again.
 const BACKOFF: Duration = Duration::from_secs(1);
-/// This process's writer name; each worker of a multi-threaded lb would have its own.
-const WRITER: &str = "w0";
 
 /// Where a job's record went: the batch it is written (then synced) with, and its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +106,8 @@ pub struct Journal {
     files: Segments,
     /// The syncing thread (`batch`), once started.
     syncer: Option<Worker>,
-    _lock: DirLock,
+    /// The directory's lock, shared by the writers of every worker.
+    _lock: Arc<DirLock>,
     /// Segments not yet deleted, oldest first; the last is the one being written.
     segments: VecDeque<Segment>,
     /// The records made since the last write, and where each ends.
@@ -129,6 +128,8 @@ pub struct Journal {
     /// Until when new jobs are refused after a failed write, and why.
     refused: Option<(Instant, String)>,
     next_id: u64,
+    /// How far apart this writer's ids are: one per writer, so that none repeats another's.
+    id_step: u64,
     done: VecDeque<Done>,
     pub stats: Stats,
 }
@@ -143,8 +144,8 @@ impl Journal {
     }
 
     pub fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id - 1
+        self.next_id += self.id_step;
+        self.next_id - self.id_step
     }
 
     /// Why new jobs should be refused now: the disk failed a moment ago.

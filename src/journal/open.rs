@@ -3,25 +3,35 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Arc;
 
 use log::info;
 
 use super::files::{self, Segments, Sync};
-use super::{JobRecord, Journal, Replayed, Segment, Stats, WRITER, replay};
+use super::{JobRecord, Journal, Replayed, Segment, Stats, replay};
 use crate::config::JournalSync;
 
 /// What opening a journal directory came to.
 pub enum Opened {
-    /// Locked and read back: the journal, and the jobs it still owes.
-    Ready(Box<Journal>, Vec<Replayed>),
+    /// Locked and read back: one writer per worker, each with its share of the jobs
+    /// still owed.
+    Ready(Vec<Writer>),
     /// Another lb holds the directory (why, naming its pid).
     Held(String),
 }
 
+/// One worker's journal: its own segments under the directory's one lock, and the jobs
+/// it resumes.
+pub struct Writer {
+    pub journal: Box<Journal>,
+    pub owed: Vec<Replayed>,
+}
+
 impl Journal {
-    /// Locks `dir`, reads back what is still owed, writes it into a fresh segment, deletes
-    /// the old ones, and returns the jobs to resume; or says that another lb holds it.
-    pub fn open(dir: &Path, mode: JournalSync) -> Result<Opened, String> {
+    /// Locks `dir`, reads back what is still owed, shares it out among `writers` writers
+    /// (`w0`, `w1`, ...: one per worker), which each write their share into a fresh segment,
+    /// deletes the old segments, and returns the writers; or says that another lb holds it.
+    pub fn open(dir: &Path, mode: JournalSync, writers: usize) -> Result<Opened, String> {
         // A file-size limit (`ulimit -f`) must fail a write with EFBIG, handled like a full
         // disk, instead of killing lb with SIGXFSZ.
         // SAFETY: setting a signal's disposition to ignore runs no code of ours.
@@ -29,51 +39,67 @@ impl Journal {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         }
         let lock = match files::lock(dir) {
-            Ok(lock) => lock,
+            Ok(lock) => Arc::new(lock),
             Err(Ok(held)) => return Ok(Opened::Held(held)),
             Err(Err(why)) => return Err(why),
         };
         let found = replay::read_dir(dir)?;
-        let mut journal = Journal {
-            mode,
-            files: Segments::new(dir, WRITER),
-            syncer: None,
-            _lock: lock,
-            segments: VecDeque::from([Segment {
-                number: found.max_segment + 1,
-                bytes: 0,
-                live: 0,
-            }]),
-            pending: Vec::new(),
-            ends: Vec::new(),
-            batch: 0,
-            unsynced: None,
-            unsynced_files: Vec::new(),
-            syncing: false,
-            carried: Vec::new(),
-            carried_unsynced: Vec::new(),
-            delete: Vec::new(),
-            refused: None,
-            next_id: found.max_id + 1,
-            done: VecDeque::new(),
-            stats: Stats {
-                corrupt: found.corrupt,
-                torn: found.torn,
-                replayed: found.jobs.len() as u64,
-                ..Stats::default()
-            },
-        };
-        for job in &found.jobs {
-            let backends: Vec<&str> = job.owed.iter().map(String::as_str).collect();
-            journal.add_job(&JobRecord {
-                id: job.id,
-                request_id: &job.request_id,
-                request: &job.request,
-                backends: &backends,
+        let writers = writers.max(1);
+        let mut shares: Vec<Vec<Replayed>> = (0..writers).map(|_| Vec::new()).collect();
+        // Round robin: the retries of a long outage are spread over every worker.
+        for (i, job) in found.jobs.iter().enumerate() {
+            shares[i % writers].push(job.clone());
+        }
+        let mut opened = Vec::with_capacity(writers);
+        for (k, owed) in shares.into_iter().enumerate() {
+            let step = writers as u64;
+            let mut journal = Journal {
+                mode,
+                files: Segments::new(dir, &format!("w{k}")),
+                syncer: None,
+                _lock: Arc::clone(&lock),
+                segments: VecDeque::from([Segment {
+                    number: found.max_segment + 1,
+                    bytes: 0,
+                    live: 0,
+                }]),
+                pending: Vec::new(),
+                ends: Vec::new(),
+                batch: 0,
+                unsynced: None,
+                unsynced_files: Vec::new(),
+                syncing: false,
+                carried: Vec::new(),
+                carried_unsynced: Vec::new(),
+                delete: Vec::new(),
+                refused: None,
+                // Writers take turns through the ids, so that no two ever use the same.
+                next_id: found.max_id + 1 + k as u64,
+                id_step: step,
+                done: VecDeque::new(),
+                stats: Stats {
+                    corrupt: if k == 0 { found.corrupt } else { 0 },
+                    torn: if k == 0 { found.torn } else { 0 },
+                    replayed: owed.len() as u64,
+                    ..Stats::default()
+                },
+            };
+            for job in &owed {
+                let backends: Vec<&str> = job.owed.iter().map(String::as_str).collect();
+                journal.add_job(&JobRecord {
+                    id: job.id,
+                    request_id: &job.request_id,
+                    request: &job.request,
+                    backends: &backends,
+                });
+            }
+            // Written and synced before the old segments go, whatever --journal-sync says.
+            journal.write_pending(Sync::Once)?;
+            opened.push(Writer {
+                journal: Box::new(journal),
+                owed,
             });
         }
-        // Written and synced before the old segments go, whatever --journal-sync says.
-        journal.write_pending(Sync::Once)?;
         for path in &found.segments {
             std::fs::remove_file(path)
                 .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
@@ -86,6 +112,6 @@ impl Journal {
                 found.jobs.len()
             );
         }
-        Ok(Opened::Ready(Box::new(journal), found.jobs))
+        Ok(Opened::Ready(opened))
     }
 }

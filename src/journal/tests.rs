@@ -3,8 +3,14 @@ use std::path::Path;
 use super::*;
 
 fn open(dir: &Path, mode: JournalSync) -> (Journal, Vec<Replayed>) {
-    match Journal::open(dir, mode) {
-        Ok(Opened::Ready(j, replayed)) => (*j, replayed),
+    let mut writers = open_writers(dir, mode, 1);
+    let w = writers.remove(0);
+    (*w.journal, w.owed)
+}
+
+fn open_writers(dir: &Path, mode: JournalSync, n: usize) -> Vec<Writer> {
+    match Journal::open(dir, mode, n) {
+        Ok(Opened::Ready(writers)) => writers,
         Ok(Opened::Held(why)) | Err(why) => panic!("{why}"),
     }
 }
@@ -123,10 +129,49 @@ fn batch_mode_syncs_on_its_thread_and_wakes_the_caller() {
 fn a_second_open_of_a_locked_directory_is_refused() {
     let dir = temp_dir("lock");
     let (_held, _) = open(&dir, JournalSync::Off);
-    let Ok(Opened::Held(err)) = Journal::open(&dir, JournalSync::Off) else {
+    let Ok(Opened::Held(err)) = Journal::open(&dir, JournalSync::Off, 1) else {
         panic!("a second open is refused");
     };
     assert!(err.contains("in use by another lb"), "{err}");
     assert!(err.contains(&std::process::id().to_string()), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn workers_write_their_own_segments_and_share_what_is_owed() {
+    let dir = temp_dir("workers");
+    let mut writers = open_writers(&dir, JournalSync::Off, 2);
+    let mut ids = Vec::new();
+    for w in &mut writers {
+        for _ in 0..3 {
+            let id = w.journal.next_id();
+            ids.push(id);
+            w.journal.append(&job(id, b"POST /", &["a"]));
+        }
+        w.journal.end_turn();
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "no two writers use one id: {ids:?}");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".journal"))
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("w0-")), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("w1-")), "{names:?}");
+    drop(writers);
+    // Three workers now: all six jobs come back, two to each.
+    let writers = open_writers(&dir, JournalSync::Off, 3);
+    let shares: Vec<usize> = writers.iter().map(|w| w.owed.len()).collect();
+    assert_eq!(shares, [2, 2, 2]);
+    drop(writers);
+    let (_, replayed) = open(&dir, JournalSync::Off);
+    assert_eq!(
+        replayed.len(),
+        6,
+        "each share was written anew before the old segments went"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

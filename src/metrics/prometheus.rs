@@ -173,6 +173,7 @@ pub fn render(v: &View, out: &mut String) {
         "lb_client_connections_total {}",
         m.client_connections_total
     );
+    clients::workers(out, v);
     if http {
         family(
             out,
@@ -212,7 +213,7 @@ pub fn render(v: &View, out: &mut String) {
         "lb_reloads_total{{result=\"ok\"}} {}\nlb_reloads_total{{result=\"failed\"}} {}",
         m.reloads, m.reloads_failed
     );
-    connections(out, m, http);
+    clients::connections(out, m, http);
 
     family(
         out,
@@ -253,7 +254,7 @@ pub fn render(v: &View, out: &mut String) {
         "Requests in flight (HTTP mode) or sessions open (TCP mode) on the backend.",
     );
     per_backend(out, v, "lb_backend_active", |id| {
-        f64::from(v.backends[id].active)
+        f64::from(v.load(id).active)
     });
     family(
         out,
@@ -272,7 +273,7 @@ pub fn render(v: &View, out: &mut String) {
             "Idle keep-alive connections in the backend's pool.",
         );
         per_backend(out, v, "lb_backend_idle_connections", |id| {
-            v.backends[id].idle.len() as f64
+            v.load(id).idle as f64
         });
     }
 
@@ -400,58 +401,7 @@ pub fn render(v: &View, out: &mut String) {
     }
 }
 
-/// TLS handshakes, PROXY headers and (HTTP mode) upgrade tunnels: per connection, not per
-/// backend.
-fn connections(out: &mut String, m: &super::Metrics, http: bool) {
-    let tls = crate::tls::stats::snapshot();
-    family(
-        out,
-        "lb_tls_handshakes_total",
-        "counter",
-        "Client TLS handshakes completed, by whether they resumed an earlier session.",
-    );
-    let _ = writeln!(
-        out,
-        "lb_tls_handshakes_total{{resumed=\"false\"}} {}\n\
-         lb_tls_handshakes_total{{resumed=\"true\"}} {}",
-        tls.completed - tls.resumed,
-        tls.resumed
-    );
-    family(
-        out,
-        "lb_tls_handshake_failures_total",
-        "counter",
-        "Client TLS handshakes that failed, by reason.",
-    );
-    for (reason, n) in crate::tls::stats::FAILURE_REASONS.iter().zip(tls.failures) {
-        let _ = writeln!(
-            out,
-            "lb_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
-        );
-    }
-    if http {
-        family(
-            out,
-            "lb_upgrades_total",
-            "counter",
-            "HTTP exchanges that a 101 answer turned into a tunnel (WebSocket and other upgrades).",
-        );
-        let _ = writeln!(out, "lb_upgrades_total {}", m.upgrades_total);
-        family(out, "lb_tunnels_open", "gauge", "Upgrade tunnels open now.");
-        let _ = writeln!(out, "lb_tunnels_open {}", m.tunnels_open);
-    }
-    family(
-        out,
-        "lb_proxy_headers_refused_total",
-        "counter",
-        "--accept-proxy connections closed for a missing, malformed or untrusted PROXY header.",
-    );
-    let _ = writeln!(
-        out,
-        "lb_proxy_headers_refused_total {}",
-        m.proxy_headers_refused
-    );
-}
+mod clients;
 
 #[cfg(test)]
 mod tests;

@@ -139,7 +139,7 @@ pub fn accept(
     };
     core.arm(&mut pipe.timer, core.cfg.connect_timeout, key, serial);
     entry.insert(Conn::Pipe(Box::new(pipe)));
-    core.clients_open += 1;
+    core.client_opened();
 }
 
 /// One of the pipe's sockets had an event; `side` is the low bit of its token.
@@ -270,7 +270,7 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
     let _ = core.registry.deregister(&mut p.client.sock);
     let _ = core.registry.deregister(&mut p.backend.sock);
     release_backend(core, p.backend_id);
-    core.clients_open -= 1;
+    core.client_closed();
     if p.tunnel {
         core.metrics.tunnels_open -= 1;
     }
@@ -321,7 +321,7 @@ impl TcpPipe {
         let id = self.backend_id;
         core.metrics.backends[id].sessions += 1;
         core.backends[id].record_response_time(took.as_micros() as u64);
-        core.health.observed(&mut core.backends, id, true, "");
+        core.health.observed(&mut core.backends, id, true);
         debug!(
             "pipe from {} to {} open",
             self.peer, core.backends[id].label

@@ -38,7 +38,10 @@ compile_error!("build lb with the aws-lc-rs or the ring feature");
 
 pub use provider::NAME as PROVIDER;
 
-/// What TLS sessions are made from.
+/// What TLS sessions are made from. Each worker has a copy; the configurations and the
+/// session ticket key inside are shared, so a client resumes on whichever worker its next
+/// connection reaches.
+#[derive(Clone)]
 pub struct TlsContexts {
     provider: Arc<CryptoProvider>,
     /// For clients of `--tls-listen`; `None` without it.
@@ -156,6 +159,16 @@ impl TlsContexts {
             Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
             Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
         }
+    }
+
+    /// What new TLS clients get, for the other workers after a certificate reload.
+    pub fn serving(&self) -> Option<Arc<ServerConfig>> {
+        self.server.clone()
+    }
+
+    /// Another worker reloaded the certificates: new handshakes here use `config`.
+    pub fn adopt(&mut self, config: Arc<ServerConfig>) {
+        self.server = Some(config);
     }
 
     /// A session for a client that connected to `--tls-listen`.

@@ -88,10 +88,12 @@ fn load_cell(v: &View, id: BackendId, out: &mut String) {
     let _ = write!(
         out,
         "{} active<small>weight {}</small><small>{} open",
-        b.active, b.weight, bm.connections
+        v.load(id).active,
+        b.weight,
+        bm.connections
     );
     if !tcp(v) {
-        let _ = write!(out, " · {} idle of {}", b.idle.len(), v.cfg.pool_size);
+        let _ = write!(out, " · {} idle of {}", v.load(id).idle, v.cfg.pool_size);
     }
     out.push_str("</small>");
 }

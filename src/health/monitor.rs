@@ -1,0 +1,175 @@
+//! Every backend's health in one loop: the rise/fall state of each, the last check of each
+//! for the status page, and the request an active check sends (see `probe` for the checks).
+
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use super::{HealthState, Transition};
+use crate::backend::{Backend, BackendId};
+use crate::config::{Config, Mode};
+
+/// Health of every backend, and what a check sends.
+pub struct HealthMonitor {
+    states: Vec<HealthState>,
+    /// The check request for each backend, written when it joins.
+    requests: Vec<Vec<u8>>,
+    mode: Mode,
+    path: String,
+    interval: Duration,
+    rise: u32,
+    fall: u32,
+    /// Last check results, for the status page and metrics.
+    pub last_check: Vec<Option<LastCheck>>,
+    pub checks_passed: Vec<u64>,
+    pub checks_failed: Vec<u64>,
+    /// When each backend last went up or down (or lb started).
+    pub since: Vec<Instant>,
+}
+
+/// How the latest active check of a backend went.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    pub passed: bool,
+    /// Why it failed; empty when it passed.
+    pub error: String,
+    pub took: Duration,
+    pub at: Instant,
+}
+
+impl HealthMonitor {
+    pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
+        let mut health = HealthMonitor {
+            states: Vec::new(),
+            requests: Vec::new(),
+            mode: cfg.mode,
+            path: cfg.health_path.clone(),
+            interval: cfg.health_interval,
+            rise: cfg.rise,
+            fall: cfg.fall,
+            last_check: Vec::new(),
+            checks_passed: Vec::new(),
+            checks_failed: Vec::new(),
+            since: Vec::new(),
+        };
+        for (id, b) in backends.iter().enumerate() {
+            health.place(id, &b.label);
+        }
+        health
+    }
+
+    /// A backend joined slot `id`: it starts up, with no history.
+    pub fn place(&mut self, id: BackendId, label: &str) {
+        let label = label.strip_prefix("https://").unwrap_or(label);
+        let request = match self.mode {
+            Mode::Http => format!(
+                "GET {} HTTP/1.1\r\nHost: {label}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
+                self.path
+            )
+            .into_bytes(),
+            Mode::Tcp => Vec::new(),
+        };
+        let now = Instant::now();
+        if id >= self.states.len() {
+            let n = id + 1;
+            self.states.resize_with(n, HealthState::new);
+            self.requests.resize_with(n, Vec::new);
+            self.last_check.resize(n, None);
+            self.checks_passed.resize(n, 0);
+            self.checks_failed.resize(n, 0);
+            self.since.resize(n, now);
+        }
+        self.states[id] = HealthState::new();
+        self.requests[id] = request;
+        self.last_check[id] = None;
+        self.checks_passed[id] = 0;
+        self.checks_failed[id] = 0;
+        self.since[id] = now;
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    /// First checks are spread over one interval so that they do not all fire at once.
+    pub fn first_delay(&self, id: BackendId, count: usize) -> Duration {
+        self.interval.mul_f64(id as f64 / count.max(1) as f64)
+    }
+
+    /// An active check result, `started` at and done now; logs a transition once, with its
+    /// reason, and returns it.
+    pub fn checked(
+        &mut self,
+        backends: &mut [Backend],
+        id: BackendId,
+        (passed, why): (bool, &str),
+        (started, now): (Instant, Instant),
+    ) -> Option<Transition> {
+        self.last_check[id] = Some(LastCheck {
+            passed,
+            error: why.to_string(),
+            took: now.saturating_duration_since(started),
+            at: now,
+        });
+        if passed {
+            self.checks_passed[id] += 1;
+        } else {
+            self.checks_failed[id] += 1;
+            debug!("health check of {} failed: {why}", backends[id].label);
+        }
+        let transition = self.states[id].record(passed, self.rise, self.fall);
+        match transition {
+            Some(Transition::WentDown) => warn!(
+                "backend {} DOWN after {} failed checks: {why}",
+                backends[id].label, self.fall
+            ),
+            Some(Transition::CameUp) => info!(
+                "backend {} UP after {} passed checks",
+                backends[id].label, self.rise
+            ),
+            None => {}
+        }
+        if transition.is_some() {
+            self.since[id] = now;
+        }
+        backends[id].up = self.states[id].is_up();
+        transition
+    }
+
+    /// A result from real traffic; true when it took the backend down. Only failures move
+    /// a backend (down, at `--fall` in a row); bringing it back is left to the active
+    /// checks, so passive tracking is off when they are.
+    pub fn observed(&mut self, backends: &mut [Backend], id: BackendId, passed: bool) -> bool {
+        if !self.enabled() || !self.states[id].is_up() {
+            return false;
+        }
+        let went_down = matches!(
+            self.states[id].record(passed, self.rise, self.fall),
+            Some(Transition::WentDown)
+        );
+        if went_down {
+            backends[id].up = false;
+            // Read from the clock rather than passed in: this is rare, and its callers are many.
+            self.since[id] = Instant::now();
+        }
+        went_down
+    }
+
+    /// Another worker's traffic or the health checker moved backend `id`: this loop
+    /// follows, and counts afresh from there (a backend taken down must pass `--rise`
+    /// checks to come back).
+    pub fn follow(&mut self, backends: &mut [Backend], id: BackendId, up: bool, now: Instant) {
+        self.states[id] = HealthState::starting(up);
+        backends[id].up = up;
+        self.since[id] = now;
+    }
+
+    pub fn is_up(&self, id: BackendId) -> bool {
+        self.states[id].is_up()
+    }
+
+    /// What a check of backend `id` sends.
+    pub fn request(&self, id: BackendId) -> &[u8] {
+        &self.requests[id]
+    }
+}
