@@ -219,18 +219,6 @@ fn too_many_pending_writes_get_503_and_nothing_is_dropped() {
     assert_eq!(registered(&late, "c"), 0);
 }
 
-fn post_body(addr: std::net::SocketAddr, path: &str, body: &str, close: bool) -> Response {
-    let connection = if close { "Connection: close\r\n" } else { "" };
-    request(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{connection}\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-}
-
 #[test]
 fn ordinary_answers_are_relayed_at_once_and_never_retried() {
     let bs = [backend("a", &[]), backend("b", &[]), backend("c", &[])];
@@ -240,9 +228,9 @@ fn ordinary_answers_are_relayed_at_once_and_never_retried() {
     );
     let admin = admin_addr(&lb);
     let started = Instant::now();
-    let r = post_body(lb.addr, "/echo", "hello", true);
+    let r = post_body(lb.addr, "/echo", "hello");
     assert_eq!((r.status, r.text().as_str()), (200, "hello"));
-    let r = post_body(lb.addr, "/no/such/path", "x=1", true);
+    let r = post_body(lb.addr, "/no/such/path", "x=1");
     assert_eq!((r.status, r.text().as_str()), (404, "not found\n"));
     assert!(r.header("x-request-id").is_some());
     assert!(started.elapsed() < Duration::from_secs(2), "both at once");
@@ -339,10 +327,10 @@ fn a_large_answer_is_relayed_whatever_max_body_says() {
     let b = backend("a", &[]);
     let lb1 = lb(&[&b], &flags(&["--max-body", "160"]));
     let body = "y".repeat(150);
-    let r = post_body(lb1.addr, "/echo", &body, true);
+    let r = post_body(lb1.addr, "/echo", &body);
     assert_eq!((r.status, r.text()), (200, body.clone()));
     let lb2 = lb(&[&b], &flags(&["--fanout-max-response", "100"]));
-    let r = post_body(lb2.addr, "/echo", &body, true);
+    let r = post_body(lb2.addr, "/echo", &body);
     assert_eq!(r.status, 502);
     assert!(r.text().contains("--fanout-max-response"), "{}", r.text());
 }

@@ -221,14 +221,3 @@ fn the_bytes_owed_are_bounded_and_reaching_the_bound_is_said_once() {
         &back, "b6"
     ) == 1));
 }
-
-fn post_body(addr: std::net::SocketAddr, path: &str, body: &str) -> Response {
-    request(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-}

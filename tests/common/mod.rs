@@ -449,6 +449,18 @@ pub fn post(addr: SocketAddr, path: &str) -> Response {
     )
 }
 
+/// A POST with `body` on a fresh connection.
+pub fn post_body(addr: SocketAddr, path: &str, body: &str) -> Response {
+    request(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
 /// One request on a fresh connection.
 pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
     let mut c = Client::new(addr);
