@@ -53,10 +53,11 @@ pub struct Backend {
     pub tls: Option<ServerName<'static>>,
     /// False while the health checks hold it down.
     pub up: bool,
-    /// False while lb cannot reach it: a POST copy could not connect or got no answer in
-    /// time, and no copy or health check has had an answer from it since (any status:
-    /// DOWN for failing requests is not gone). Its POST copies wait meanwhile. Tracked only
-    /// with health checks on, which are what notice it answering again.
+    /// False while lb cannot reach it: a POST copy, a request or a health check could not
+    /// connect or got no answer in time, and no copy or check has had an answer from it
+    /// since (any status: DOWN for failing requests is not gone). Its POST copies wait
+    /// meanwhile (`fanout::gate`). Tracked only with health checks on, which are what
+    /// notice it answering again.
     pub reachable: bool,
     pub role: Role,
     /// Its place in the configured list, for strategies that follow the list's order.

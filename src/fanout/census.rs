@@ -1,7 +1,7 @@
 //! Once a second: where the POST copies still owed are, per backend (in flight, in backoff,
-//! waiting in the lane, parked while lb cannot reach the backend), how old the oldest owed write
-//! is, and the journal's counters, for /metrics and /stats. A walk over every job: at most
-//! --max-pending of them, once a second, never per request.
+//! waiting in the lane, parked while lb cannot reach the backend), how old the oldest owed
+//! write is, and the journal's counters, for /metrics and /stats. A walk over every job: at
+//! most --max-pending of them, once a second, never per request.
 
 use std::time::Instant;
 
@@ -41,6 +41,7 @@ impl Jobs {
             for c in &j.copies {
                 let o = &mut per_backend[c.backend];
                 match c.phase {
+                    // Waiting for the journal's write lasts a turn: counted as on its way.
                     Phase::InFlight { .. } | Phase::Journaling => o.in_flight += 1,
                     Phase::Backoff { .. } => o.backoff += 1,
                     Phase::Queued => o.queued += 1,

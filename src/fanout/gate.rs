@@ -54,6 +54,10 @@ pub fn checked(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, answered:
     if set_reachable(core, id, answered, why) {
         hasten(core, id);
         deliver::release_lane(conns, core, id);
+    } else if core.shared.workers() > 1 && tracked(core) {
+        // Another worker may have published the opposite since this one last looked: the
+        // check has the last word (once an interval, so the lock costs nothing).
+        announce(core, id, answered, why);
     }
 }
 
@@ -98,28 +102,33 @@ pub fn follow_published(conns: &mut Slab<Conn>, core: &mut Core) {
 }
 
 /// Records whether lb can reach `id`; true when it has just become reachable again.
-/// Tracked only with health checks on: without them nothing would notice it answering
-/// again while its copies wait, so they are retried on their backoff instead. TCP mode
-/// has no copies.
 fn set_reachable(core: &mut Core, id: BackendId, answered: bool, why: &str) -> bool {
-    let b = &mut core.backends[id];
-    if b.reachable == answered || !core.health.enabled() || core.cfg.mode != Mode::Http {
+    if !tracked(core) || core.backends[id].reachable == answered {
         return false;
     }
-    b.reachable = answered;
-    // Every worker follows; the one that tells them first logs it.
-    if core.shared.workers() > 1 && !core.shared.set_reachable(core.worker, id, answered) {
-        return answered;
-    }
-    if answered {
-        info!("backend {} answers again: its POST copies go out", b.label);
-    } else {
-        info!(
-            "backend {} cannot be reached ({why}): its POST copies wait until it answers",
-            b.label
-        );
-    }
+    core.backends[id].reachable = answered;
+    announce(core, id, answered, why);
     answered
+}
+
+/// Reachability is tracked only with health checks on: without them nothing would notice a
+/// backend answering again while its copies wait, so they are retried on their backoff
+/// instead. TCP mode has no copies.
+fn tracked(core: &Core) -> bool {
+    core.health.enabled() && core.cfg.mode == Mode::Http
+}
+
+/// Tells the other workers (if any) and the log, once: by the worker that publishes it.
+fn announce(core: &Core, id: BackendId, answered: bool, why: &str) {
+    if core.shared.workers() > 1 && !core.shared.set_reachable(core.worker, id, answered) {
+        return;
+    }
+    let label = &core.backends[id].label;
+    if answered {
+        info!("backend {label} answers again: its POST copies go out");
+    } else {
+        info!("backend {label} cannot be reached ({why}): its POST copies wait until it answers");
+    }
 }
 
 /// The copies to `backend` waiting out a backoff join its lane now, behind those already
