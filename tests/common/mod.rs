@@ -13,6 +13,7 @@ pub use raw::{RawBackend, exchange_raw};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -176,11 +177,22 @@ pub fn spawn_command(cmd: &mut Command) -> Proc {
 }
 
 /// A port that was free a moment ago, for a backend that must come back on the same port.
+/// It lies above the ephemeral range (32768-60999 by default), so that no outgoing
+/// connection of a test running beside takes it as its source port while the backend is
+/// away (that made a restarted backend fail to listen, now and then), and away from the
+/// 20000-31999 that the scripts use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = std::process::id() as usize * 7919;
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 61_000 + (start + n * 104_729) % 4_500;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            drop(l);
+            return port as u16;
+        }
+    }
+    panic!("no free port in 61000-65499")
 }
 
 pub fn backend(name: &str, extra: &[&str]) -> Proc {
