@@ -7,7 +7,8 @@ POST /register) in a loop; a broken connection is counted and reopened. The slow
 crowd holds --slow connections that each send half a request head, then one more header
 line every few seconds, and reopens those lb closes. Only the address given is contacted.
 
-An answer is "served" (2xx), "backend" (a 4xx/5xx the backend itself sent), or "lost": an
+Latency is measured per answer (list.append is atomic under the GIL). An answer is
+"served" (2xx), "backend" (a 4xx/5xx the backend itself sent), or "lost": an
 error lb made up (502/503/504 with lb's one-line text), a connection lb dropped, or no
 answer within --timeout. Exit status 0 when nothing was lost.
 """
@@ -48,7 +49,12 @@ LB_TEXTS = (b"no backend", b"could not be reached", b"failed to answer", b"broke
             b"no backend accepted", b"too many writes")
 
 
-def worker(args, stop, counts, lock, n):
+def quantile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def worker(args, stop, counts, lock, n, latencies):
     sock, buf = None, b""
     i = 0
     while not stop.is_set():
@@ -64,8 +70,10 @@ def worker(args, stop, counts, lock, n):
             if sock is None:
                 sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
                 buf = b""
+            sent = time.monotonic()
             sock.sendall(req)
             status, body, buf = read_response(sock, buf)
+            latencies[kind].append((sent, time.monotonic() - sent))
             if 200 <= status < 300:
                 outcome = "served"
             elif any(t in body for t in LB_TEXTS):
@@ -140,7 +148,9 @@ def main():
     stop = threading.Event()
     counts = collections.Counter()
     lock = threading.Lock()
-    threads = [threading.Thread(target=worker, args=(args, stop, counts, lock, n)) for n in range(args.workers)]
+    latencies = {"GET": [], "POST": []}
+    threads = [threading.Thread(target=worker, args=(args, stop, counts, lock, n, latencies))
+               for n in range(args.workers)]
     threads.append(threading.Thread(target=slowloris, args=(args, stop, counts, lock)))
     for t in threads:
         t.start()
@@ -153,6 +163,22 @@ def main():
         print(f"{kind:9} {outcome:60} {n}")
         if outcome.startswith("lost"):
             lost += n
+    start = min((t for took in latencies.values() for t, _ in took[:1]), default=0)
+    for kind, took in latencies.items():
+        if not took:
+            continue
+        # Per second of the run, so that a bad second (a backlog released, say) shows; the
+        # first and the last second (connections opening, the stop) are left out.
+        seconds = collections.defaultdict(list)
+        for t, dt in took:
+            seconds[int(t - start)].append(dt)
+        inner = [s for s in seconds if 0 < s < max(seconds)] or list(seconds)
+        worst = max(inner, key=lambda s: quantile(seconds[s], 0.99))
+        all_ = sorted(dt for _, dt in took)
+        print(f"{kind} latency (ms, answered ones, as a Python client sees it): "
+              f"p50 {quantile(all_, 0.5) * 1000:.1f} p99 {quantile(all_, 0.99) * 1000:.1f} "
+              f"p99.9 {quantile(all_, 0.999) * 1000:.1f} max {all_[-1] * 1000:.1f}; "
+              f"worst second's p99 {quantile(seconds[worst], 0.99) * 1000:.1f} (second {worst})")
     total = sum(n for (kind, _), n in counts.items() if kind != "slowloris")
     print(f"requests {total} lost {lost}")
     return 1 if lost else 0

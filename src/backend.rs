@@ -53,6 +53,12 @@ pub struct Backend {
     pub tls: Option<ServerName<'static>>,
     /// False while the health checks hold it down.
     pub up: bool,
+    /// False while lb cannot reach it: a POST copy, a request or a health check could not
+    /// connect or got no answer in time, and no copy or check has had an answer from it
+    /// since (any status: DOWN for failing requests is not gone). Its POST copies wait
+    /// meanwhile (`fanout::gate`). Tracked only with health checks on, which are what
+    /// notice it answering again.
+    pub reachable: bool,
     pub role: Role,
     /// Its place in the configured list, for strategies that follow the list's order.
     pub rank: usize,
@@ -79,6 +85,7 @@ impl Backend {
             weight,
             tls,
             up: true,
+            reachable: true,
             role: Role::Ready,
             rank: 0,
             generation: 0,
@@ -93,10 +100,12 @@ impl Backend {
         self.up && self.role == Role::Ready
     }
 
-    /// POST copies owed to it may be sent now: healthy, and in rotation or removed (a
-    /// removed backend still gets what it was promised; a drained one waits to be ready).
+    /// POST copies owed to it may be sent now: lb can reach it, and it is in rotation or
+    /// removed (a removed backend still gets what it was promised; a drained one waits to
+    /// be ready). Health is not asked: a backend held DOWN for answering GETs with 5xx
+    /// still takes writes, and each copy's own answer decides whether it is retried.
     pub fn takes_copies(&self) -> bool {
-        self.up && matches!(self.role, Role::Ready | Role::Leaving)
+        self.reachable && matches!(self.role, Role::Ready | Role::Leaving)
     }
 
     /// Idle keep-alive connections are kept for it only while it is in rotation.

@@ -25,6 +25,16 @@ pub const SESSION_BOUNDS: [f64; 12] = [
     0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0,
 ];
 
+/// Bounds of the histogram of how long a POST copy took to be delivered, in seconds: from
+/// at once, through backoffs and short outages (seconds), to long ones (hours).
+pub const DELIVERY_BOUNDS: [f64; 16] = [
+    0.001, 0.01, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 300.0, 1800.0, 3600.0,
+    86400.0,
+];
+
+/// Where the POST copies still owed to a backend are, in `/metrics` labels.
+pub const COPY_PLACES: [&str; 4] = ["in_flight", "backoff", "waiting", "parked"];
+
 /// The latency bounds up to the first one at or past `longest`, and at least up to 10 s:
 /// a histogram whose top bucket is below the server timeout cannot tell a slow backend
 /// from one that timed out.
@@ -152,6 +162,13 @@ pub struct BackendMetrics {
     pub fanout_refused: u64,
     pub fanout_retried: u64,
     pub fanout_spent: u64,
+    /// Copies owed to the backend now, by place (`COPY_PLACES`: in flight, in backoff,
+    /// waiting in its lane, parked while lb cannot reach it), and the age of the
+    /// oldest POST owed to it: refreshed once a second.
+    pub copies_owed: [u64; 4],
+    pub oldest_owed_seconds: f64,
+    /// From a POST's arrival to its copy's delivery here.
+    pub delivery: Histogram,
     /// TCP mode: sessions paired with this backend, and how long the finished ones lasted.
     pub sessions: u64,
     pub session_duration: Histogram,
@@ -171,6 +188,9 @@ impl BackendMetrics {
             fanout_refused: 0,
             fanout_retried: 0,
             fanout_spent: 0,
+            copies_owed: [0; 4],
+            oldest_owed_seconds: 0.0,
+            delivery: Histogram::new(&DELIVERY_BOUNDS),
             sessions: 0,
             session_duration: Histogram::new(&SESSION_BOUNDS),
         }
@@ -217,6 +237,10 @@ pub struct Metrics {
     /// counters: refreshed once a second.
     pub writes_owed: u64,
     pub oldest_owed_seconds: f64,
+    /// Request bytes of the writes owed (refreshed once a second), and the POSTs refused
+    /// because --max-pending or --max-pending-bytes was reached.
+    pub owed_bytes: u64,
+    pub posts_refused_full: u64,
     pub journal: Option<JournalMetrics>,
 }
 
@@ -247,6 +271,8 @@ impl Metrics {
             reloads_failed: 0,
             writes_owed: 0,
             oldest_owed_seconds: 0.0,
+            owed_bytes: 0,
+            posts_refused_full: 0,
             journal: None,
         }
     }

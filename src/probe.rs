@@ -22,10 +22,15 @@ use crate::metrics::Failure;
 use crate::timer::TimerId;
 
 /// Counts a failure of real traffic and feeds it to the passive health check. A backend
-/// it takes down is down for every worker, and logged once, by the worker that did it.
+/// it takes down is down for every worker, and logged once, by the worker that did it. One
+/// that could not connect, or got no answer in time, also tells the fan-out that lb cannot
+/// reach the backend.
 pub fn observe(core: &mut Core, backend: BackendId, failure: Option<Failure>, why: &str) {
     if let Some(f) = failure {
         core.metrics.failure(backend, f);
+        if matches!(f, Failure::Connect | Failure::Timeout) {
+            fanout::unreachable(core, backend, why);
+        }
     }
     observe_result(core, backend, failure.is_none(), why);
 }
@@ -47,28 +52,28 @@ fn publish_health(core: &Core, id: BackendId, up: bool) -> bool {
     core.shared.workers() == 1 || core.shared.set_health(core.worker, id, up)
 }
 
-/// A backend joined slot `id`: it starts up for every worker.
+/// A backend joined slot `id`: it starts up, and reachable, for every worker.
 pub fn joined(core: &Core, id: BackendId) {
     publish_health(core, id, true);
+    if core.shared.workers() > 1 {
+        core.shared.set_reachable(core.worker, id, true);
+    }
 }
 
-/// Follows the health that other workers published: backends they took down, and (from
-/// worker 0's checks) backends that came back, whose waiting POST copies go out.
+/// Follows the health that other workers published (backends they took down, and, from
+/// worker 0's checks, backends that came back), and whether lb can reach each backend,
+/// which decides whether its POST copies wait (`fanout::follow_published`).
 pub fn follow_published(conns: &mut Slab<Conn>, core: &mut Core) {
-    let Some(flags) = core.shared.health() else {
-        return;
-    };
-    for id in 0..core.backends.len() {
-        let up = flags.get(id).copied().unwrap_or(true);
-        let b = &core.backends[id];
-        if b.up == up || b.role == Role::Vacant {
-            continue;
-        }
-        core.health.follow(&mut core.backends, id, up, core.now);
-        if up {
-            fanout::backend_up(conns, core, id);
+    if let Some(flags) = core.shared.health() {
+        for id in 0..core.backends.len() {
+            let up = flags.get(id).copied().unwrap_or(true);
+            let b = &core.backends[id];
+            if b.up != up && b.role != Role::Vacant {
+                core.health.follow(&mut core.backends, id, up, core.now);
+            }
         }
     }
+    fanout::follow_published(conns, core);
 }
 
 /// One check in flight.
@@ -128,7 +133,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
             return schedule(core, id, core.cfg.health_interval);
         }
         Err(e) => {
-            finish_check(conns, core, id, check, (false, &e.to_string()));
+            finish_check(conns, core, id, check, (Check::Unanswered, &e.to_string()));
             return;
         }
     };
@@ -148,30 +153,41 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     entry.insert(Conn::Probe(probe));
 }
 
+/// How a check ended: passed (a status below 500, or a TCP connect), a failing status, or
+/// no answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Passed,
+    Failed,
+    Unanswered,
+}
+
 /// Records the result of the check of `id` (of that generation, started then) and
-/// schedules the next one; a backend that came up gets the POST copies that waited for it.
+/// schedules the next one. Any answer, even a failing status, tells the fan-out that lb
+/// can reach the backend; no answer, that it cannot (`fanout::checked`).
 fn finish_check(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     id: BackendId,
     (generation, started): (u32, Instant),
-    result: (bool, &str),
+    (result, why): (Check, &str),
 ) {
     if core.backends[id].generation != generation {
         return;
     }
     let times = (started, core.now);
-    let transition = core.health.checked(&mut core.backends, id, result, times);
+    let passed = result == Check::Passed;
+    let transition = core
+        .health
+        .checked(&mut core.backends, id, (passed, why), times);
     if let Some(t) = transition {
         publish_health(core, id, t == Transition::CameUp);
     }
     schedule(core, id, core.cfg.health_interval);
-    if transition == Some(Transition::CameUp) {
-        fanout::backend_up(conns, core, id);
-    }
+    fanout::checked(conns, core, id, result != Check::Unanswered, why);
 }
 
-fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why: &str) {
+fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, result: Check, why: &str) {
     if let Some(Conn::Probe(mut p)) = conns.try_remove(key) {
         core.disarm(&mut p.timer);
         p.io.release_buffers(&mut core.buffers);
@@ -181,7 +197,7 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, passed: bool, why:
             core,
             p.backend,
             (p.generation, p.started),
-            (passed, why),
+            (result, why),
         );
     }
 }
@@ -193,7 +209,7 @@ pub fn probe_timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             ProbeState::Connecting => "connect timed out",
             _ => "no answer in time",
         };
-        close(conns, core, key, false, why);
+        close(conns, core, key, Check::Unanswered, why);
     }
 }
 
@@ -204,14 +220,14 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     };
     match step(p, core.health.request(p.backend), &mut core.buffers) {
         Ok(None) => {}
-        Ok(Some(status)) if status < 500 => close(conns, core, key, true, ""),
+        Ok(Some(status)) if status < 500 => close(conns, core, key, Check::Passed, ""),
         Ok(Some(status)) => {
             let why = format!("status {status}");
-            close(conns, core, key, false, &why);
+            close(conns, core, key, Check::Failed, &why);
         }
         Err(e) => {
             let why = e.to_string();
-            close(conns, core, key, false, &why);
+            close(conns, core, key, Check::Unanswered, &why);
         }
     }
 }

@@ -124,6 +124,7 @@ fn apply(
         Change::Address { id, from, to } => {
             core.backends[id].addr = to;
             close_pool(conns, core, id);
+            fanout::moved(conns, core, id);
             Some(format!("{} address {from} -> {to}", slots[id].label))
         }
         Change::Reordered => None,

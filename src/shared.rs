@@ -3,9 +3,11 @@
 //! Each worker is a whole event loop with its own slab, timers, pools and counters. What
 //! must be the same for all of them goes through here:
 //! - process-wide counts checked at accept and at a new POST (`--max-connections`,
-//!   `--max-pending`): one atomic add per connection or POST, never per request;
+//!   `--max-pending`, `--max-pending-bytes`): one atomic add per connection or POST, never
+//!   per request;
 //! - values that change rarely and are published whole (the roster's newest snapshot, the
-//!   backends' health, the TLS configuration after a certificate reload, how lb stops):
+//!   backends' health and whether lb can reach them, the TLS configuration after a
+//!   certificate reload, how lb stops):
 //!   the publisher swaps them under a lock and bumps `news`; each worker compares `news`
 //!   with what it saw once per turn (one relaxed load) and reads them only when it moved;
 //! - each worker's counters, published by the worker itself once a second and whenever
@@ -17,6 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use crate::backend::BackendId;
 use crate::metrics::Metrics;
@@ -92,11 +95,17 @@ pub struct Shared {
     max_connections: usize,
     clients: AtomicUsize,
     posts: AtomicUsize,
+    /// Request bytes of those POSTs.
+    posts_bytes: AtomicU64,
+    /// New POSTs are refused at the bound on what is owed: since when, and how many so far.
+    refusing: Mutex<Option<(Instant, u64)>>,
     /// Bumped after anything below (but the counts) changes.
     news: AtomicU64,
     roster: Published<Snapshot>,
     /// Up or down, by backend slot.
     health: Published<Vec<bool>>,
+    /// Whether lb can reach each backend slot (`fanout::gate`).
+    reachable: Published<Vec<bool>>,
     tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
     stop: Mutex<Stop>,
     wakers: Vec<OnceLock<Arc<mio::Waker>>>,
@@ -118,11 +127,14 @@ impl Shared {
             max_connections,
             clients: AtomicUsize::new(0),
             posts: AtomicUsize::new(0),
+            posts_bytes: AtomicU64::new(0),
+            refusing: Mutex::new(None),
             news: AtomicU64::new(0),
             roster: Published {
                 value: Mutex::new(roster),
             },
-            health: Published::new(up),
+            health: Published::new(up.clone()),
+            reachable: Published::new(up),
             tls: Mutex::new(None),
             stop: Mutex::new(Stop::Running),
             wakers: (0..workers).map(|_| OnceLock::new()).collect(),
@@ -157,17 +169,44 @@ impl Shared {
         self.clients.load(Relaxed)
     }
 
-    /// POSTs being delivered in the whole process (`--max-pending` bounds them).
-    pub fn posts(&self) -> usize {
-        self.posts.load(Relaxed)
+    /// POSTs being delivered in the whole process, and their request bytes
+    /// (`--max-pending` and `--max-pending-bytes` bound them).
+    pub fn posts(&self) -> (usize, u64) {
+        (self.posts.load(Relaxed), self.posts_bytes.load(Relaxed))
     }
 
-    pub fn post_started(&self) {
+    pub fn post_started(&self, bytes: u64) {
         self.posts.fetch_add(1, Relaxed);
+        self.posts_bytes.fetch_add(bytes, Relaxed);
     }
 
-    pub fn post_ended(&self) {
+    pub fn post_ended(&self, bytes: u64) {
         self.posts.fetch_sub(1, Relaxed);
+        self.posts_bytes.fetch_sub(bytes, Relaxed);
+    }
+
+    /// A new POST was refused at the bound; true for the first of a run of refusals (its
+    /// worker says so in the log).
+    pub fn refused_at_bound(&self, now: Instant) -> bool {
+        let Ok(mut r) = self.refusing.lock() else {
+            return false;
+        };
+        match r.as_mut() {
+            Some((_, n)) => {
+                *n += 1;
+                false
+            }
+            None => {
+                *r = Some((now, 1));
+                true
+            }
+        }
+    }
+
+    /// The backlog is well under the bound again: when refusing began and how many were
+    /// refused, once (its worker says so in the log).
+    pub fn taking_posts_again(&self) -> Option<(Instant, u64)> {
+        self.refusing.lock().ok()?.take()
     }
 
     /// Bumped whenever a published value changes; a worker reads them when it moved.
@@ -215,27 +254,42 @@ impl Shared {
 
     /// Backend `id` is up or down now; true if that is news (its flipper logs it).
     pub fn set_health(&self, from: usize, id: BackendId, up: bool) -> bool {
+        self.flip(&self.health, from, id, up)
+    }
+
+    /// Up or down, by backend slot (a slot past the end was never flipped: up).
+    pub fn health(&self) -> Option<Arc<Vec<bool>>> {
+        self.health.get()
+    }
+
+    /// lb can reach backend `id` now, or cannot; true if that is news (its flipper logs it).
+    pub fn set_reachable(&self, from: usize, id: BackendId, reachable: bool) -> bool {
+        self.flip(&self.reachable, from, id, reachable)
+    }
+
+    /// Whether lb can reach each backend slot (a slot past the end was never flipped: yes).
+    pub fn reachable(&self) -> Option<Arc<Vec<bool>>> {
+        self.reachable.get()
+    }
+
+    /// Sets slot `id` of `flags` (true past the end); true if that changed it.
+    fn flip(&self, flags: &Published<Vec<bool>>, from: usize, id: BackendId, to: bool) -> bool {
         // Read, changed and put back under one lock: two workers may flip two backends at once.
-        let Ok(mut current) = self.health.value.lock() else {
+        let Ok(mut current) = flags.value.lock() else {
             return false;
         };
-        if current.get(id).copied().unwrap_or(true) == up {
+        if current.get(id).copied().unwrap_or(true) == to {
             return false;
         }
         let mut all = Vec::clone(&current);
         if id >= all.len() {
             all.resize(id + 1, true);
         }
-        all[id] = up;
+        all[id] = to;
         *current = Arc::new(all);
         drop(current);
         self.announce(from);
         true
-    }
-
-    /// Up or down, by backend slot (a slot past the end was never flipped: up).
-    pub fn health(&self) -> Option<Arc<Vec<bool>>> {
-        self.health.get()
     }
 
     /// Certificates were reloaded: new handshakes in every worker use `config`.

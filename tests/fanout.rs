@@ -219,37 +219,6 @@ fn too_many_pending_writes_get_503_and_nothing_is_dropped() {
     assert_eq!(registered(&late, "c"), 0);
 }
 
-/// One sample of lb's /metrics, e.g. `lb_fanout_copies_total{backend="..",result="sent"}`.
-fn metric(admin: std::net::SocketAddr, series: &str) -> f64 {
-    let text = get(admin, "/metrics").text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
-fn copies(admin: std::net::SocketAddr, b: &Proc, result: &str) -> f64 {
-    metric(
-        admin,
-        &format!(
-            "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}}",
-            b.addr
-        ),
-    )
-}
-
-fn post_body(addr: std::net::SocketAddr, path: &str, body: &str, close: bool) -> Response {
-    let connection = if close { "Connection: close\r\n" } else { "" };
-    request(
-        addr,
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{connection}\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-}
-
 #[test]
 fn ordinary_answers_are_relayed_at_once_and_never_retried() {
     let bs = [backend("a", &[]), backend("b", &[]), backend("c", &[])];
@@ -259,18 +228,18 @@ fn ordinary_answers_are_relayed_at_once_and_never_retried() {
     );
     let admin = admin_addr(&lb);
     let started = Instant::now();
-    let r = post_body(lb.addr, "/echo", "hello", true);
+    let r = post_body(lb.addr, "/echo", "hello");
     assert_eq!((r.status, r.text().as_str()), (200, "hello"));
-    let r = post_body(lb.addr, "/no/such/path", "x=1", true);
+    let r = post_body(lb.addr, "/no/such/path", "x=1");
     assert_eq!((r.status, r.text().as_str()), (404, "not found\n"));
     assert!(r.header("x-request-id").is_some());
     assert!(started.elapsed() < Duration::from_secs(2), "both at once");
     std::thread::sleep(Duration::from_millis(300));
     for b in &bs {
-        assert_eq!(copies(admin, b, "sent"), 2.0);
-        assert_eq!(copies(admin, b, "delivered"), 1.0);
-        assert_eq!(copies(admin, b, "refused"), 1.0);
-        assert_eq!(copies(admin, b, "retried"), 0.0);
+        assert_eq!(copies(admin, b.addr, "sent"), 2.0);
+        assert_eq!(copies(admin, b.addr, "delivered"), 1.0);
+        assert_eq!(copies(admin, b.addr, "refused"), 1.0);
+        assert_eq!(copies(admin, b.addr, "retried"), 0.0);
     }
     assert!(eventually(Duration::from_secs(3), || {
         metric(admin, "lb_fanout_writes_owed") == 0.0
@@ -296,10 +265,10 @@ fn a_backend_failing_then_succeeding_gets_exactly_one_delivered_copy() {
     ) == 1));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(registered(&flaky, "kim"), 1);
-    assert_eq!(copies(admin, &flaky, "sent"), 3.0);
-    assert_eq!(copies(admin, &flaky, "retried"), 2.0);
-    assert_eq!(copies(admin, &flaky, "delivered"), 1.0);
-    assert_eq!(copies(admin, &good, "delivered"), 1.0);
+    assert_eq!(copies(admin, flaky.addr, "sent"), 3.0);
+    assert_eq!(copies(admin, flaky.addr, "retried"), 2.0);
+    assert_eq!(copies(admin, flaky.addr, "delivered"), 1.0);
+    assert_eq!(copies(admin, good.addr, "delivered"), 1.0);
     assert_eq!(
         metric(
             admin,
@@ -358,10 +327,10 @@ fn a_large_answer_is_relayed_whatever_max_body_says() {
     let b = backend("a", &[]);
     let lb1 = lb(&[&b], &flags(&["--max-body", "160"]));
     let body = "y".repeat(150);
-    let r = post_body(lb1.addr, "/echo", &body, true);
+    let r = post_body(lb1.addr, "/echo", &body);
     assert_eq!((r.status, r.text()), (200, body.clone()));
     let lb2 = lb(&[&b], &flags(&["--fanout-max-response", "100"]));
-    let r = post_body(lb2.addr, "/echo", &body, true);
+    let r = post_body(lb2.addr, "/echo", &body);
     assert_eq!(r.status, 502);
     assert!(r.text().contains("--fanout-max-response"), "{}", r.text());
 }
@@ -437,7 +406,7 @@ fn a_backend_coming_back_gets_its_backlog_a_few_at_a_time_over_pooled_connection
     assert!(
         eventually(Duration::from_secs(30), || copies(
             admin,
-            &late,
+            late.addr,
             "delivered"
         ) == 300.0),
         "the backlog is delivered"

@@ -216,6 +216,17 @@ fn limits(v: &View, out: &mut String) {
             "--max-pending",
             "new POSTs get 503",
         );
+        // Refreshed once a second, and a POST is refused before it would pass the limit:
+        // near it counts as full.
+        let (owed, limit) = (v.metrics.owed_bytes, cfg.max_pending_bytes);
+        let near = owed.saturating_mul(10) >= limit.saturating_mul(9);
+        let note = if near {
+            "near full: new POSTs get 503 (--max-pending-bytes)"
+        } else {
+            "--max-pending-bytes"
+        };
+        let value = format!("{} / {}", Bytes(owed), Bytes(limit));
+        tile(out, near, &value, "POST bytes in delivery / limit", note);
     }
     out.push_str("</section>\n<p class=\"limits\">");
     let _ = write!(out, "Timeouts: connect {}", Flag(cfg.connect_timeout));

@@ -236,9 +236,17 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
     numeric(
         Unit::Count,
         "max-pending",
-        (10_000, 1_000_000),
+        (100_000, 1_000_000),
         NO_ZERO,
         "POSTs still being delivered; then 503 at once",
+        true,
+    ),
+    numeric(
+        Unit::Size,
+        "max-pending-bytes",
+        (128 * MIB, 64 * 1024 * MIB),
+        NO_ZERO,
+        "request bytes (head and body) of the POSTs still being delivered; then 503 at once",
         true,
     ),
 ];

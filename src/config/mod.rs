@@ -107,7 +107,10 @@ pub struct Config {
     pub journal_sync: JournalSync,
     /// How long SIGTERM/SIGINT waits for open work before lb exits anyway.
     pub drain_timeout: Duration,
+    /// At most this many POSTs still owed, holding at most this many request bytes; past
+    /// either, new POSTs get 503.
     pub max_pending: usize,
+    pub max_pending_bytes: u64,
     /// Where /metrics, /stats and /healthz are served; `None` with `--admin off`.
     pub admin: Option<SocketAddr>,
     pub access_log: AccessLogTo,
@@ -378,6 +381,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         journal: m.opt_strs("journal").pop().map(PathBuf::from),
         journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
         max_pending: num(&m, "max-pending")? as usize,
+        max_pending_bytes: num(&m, "max-pending-bytes")?,
         rise: small(&m, "rise")?,
         fall: small(&m, "fall")?,
         admin,

@@ -58,8 +58,13 @@ pub fn begin(
     if let Some(input) = c.io.input.as_mut() {
         input.consume(head.len);
     }
-    let too_big = matches!(head.framing, Framing::Length(n) if n > core.cfg.max_body);
-    let refusal = if core.shared.posts() >= core.cfg.max_pending {
+    let declared = match head.framing {
+        Framing::Length(n) => n,
+        _ => 0,
+    };
+    let too_big = declared > core.cfg.max_body;
+    let incoming = (forward.len() as u64).saturating_add(declared);
+    let refusal = if super::cap::full(core, incoming) {
         Some((503, "too many writes are still being delivered"))
     } else if too_big {
         Some((413, "the body is larger than --max-body"))

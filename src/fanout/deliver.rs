@@ -10,7 +10,7 @@ use slab::Slab;
 use super::copy::{CopyStep, Response, step_copy};
 use super::lane::Limits;
 use super::outcome::{Answer, Outcome, Rules};
-use super::{Phase, durable, reply};
+use super::{Phase, durable, gate, reply};
 use crate::backend::{BackendId, Role};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
@@ -28,9 +28,9 @@ pub fn backoff(base: Duration, max: Duration, jitter: Duration, n: u32, unit: f6
     exp.min(max) + jitter.mul_f64(unit.clamp(0.0, 1.0))
 }
 
-/// Sends a copy now if its backend is up and its lane has room for it (`fresh`: a new
-/// POST's copy); otherwise the copy waits in the lane. A copy that waits for its backend
-/// to come up joins the backlog, whatever it is.
+/// Sends a copy now if its backend takes copies and its lane has room for it (`fresh`: a
+/// new POST's copy); otherwise the copy waits in the lane. A copy that waits for lb to
+/// reach its backend joins the backlog, whatever it is.
 pub(super) fn dispatch(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -44,10 +44,10 @@ pub(super) fn dispatch(
     };
     let backend = j.copies[copy].backend;
     let lane = &mut core.fanout.lanes[backend];
-    let up = core.backends[backend].takes_copies();
-    if !up || !lane.admits(fresh, limits) {
+    let takes = core.backends[backend].takes_copies();
+    if !takes || !lane.admits(fresh, limits) {
         j.copies[copy].phase = Phase::Queued;
-        lane.queue(fresh && up, (job, copy, j.serial));
+        lane.queue(fresh && takes, (job, copy, j.serial));
         core.metrics.pending_retries += 1;
         return;
     }
@@ -201,11 +201,13 @@ fn attempt_ended(
         }
         Outcome::Retryable => retry_later(core, job, copy),
     }
+    gate::attempt_ended(core, backend, answer, outcome);
     release_lane(conns, core, backend);
 }
 
 fn retry_later(core: &mut Core, job: usize, copy: usize) {
-    let Some(j) = core.fanout.jobs.get_mut(job) else {
+    let fanout = &mut core.fanout;
+    let Some(j) = fanout.jobs.get_mut(job) else {
         return;
     };
     let c = &mut j.copies[copy];
@@ -218,12 +220,14 @@ fn retry_later(core: &mut Core, job: usize, copy: usize) {
         n,
         rand::random(),
     );
-    c.phase = Phase::Backoff;
+    let serial = j.serial;
+    let timer = core
+        .timers
+        .insert(core.now + delay, Timer::Retry { job, copy, serial });
+    let slot = fanout.lanes[c.backend].backoff.insert((job, copy));
+    c.phase = Phase::Backoff { timer, slot };
     core.metrics.backends[c.backend].fanout_retried += 1;
     core.metrics.pending_retries += 1;
-    let serial = j.serial;
-    core.timers
-        .insert(core.now + delay, Timer::Retry { job, copy, serial });
 }
 
 /// A copy is finished: counted, logged, recorded in the journal; its answer is offered to
@@ -246,6 +250,9 @@ fn finish(
     let recorded = match phase {
         Phase::Delivered => {
             counts.fanout_delivered += 1;
+            counts
+                .delivery
+                .observe(core.now.saturating_duration_since(j.started));
             if core.backends[backend].role == Role::Leaving {
                 info!(
                     "write {:?} delivered to removed backend {label}",
@@ -286,15 +293,14 @@ pub(super) fn end_if_done(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
         .get(job)
         .is_some_and(|j| j.open == 0 && j.durable)
     {
-        let j = core.fanout.jobs.remove(job);
-        core.shared.post_ended();
+        let j = super::remove_job(core, job);
         durable::job_finished(core, &j);
         reply::nothing_deliverable(conns, core, job, j);
     }
 }
 
-/// Sends what waits in `backend`'s queue while it is up and has room.
-fn release_lane(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
+/// Sends what waits in `backend`'s queue while it takes copies and has room.
+pub(super) fn release_lane(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
     if core.fanout.releasing {
         return;
     }
@@ -316,23 +322,22 @@ fn release_lane(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
     core.fanout.releasing = false;
 }
 
-/// A retry is due: send it, or queue it while its backend is down or busy.
+/// A retry is due: send it, or queue it while its backend cannot take it or is busy.
 pub fn retry_due(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize, serial: u32) {
-    let due = core
+    let Some(c) = core
         .fanout
         .jobs
         .get(job)
-        .is_some_and(|j| j.serial == serial && matches!(j.copies[copy].phase, Phase::Backoff));
-    if due {
+        .filter(|j| j.serial == serial)
+        .map(|j| &j.copies[copy])
+    else {
+        return;
+    };
+    if let Phase::Backoff { slot, .. } = c.phase {
+        core.fanout.lanes[c.backend].backoff.try_remove(slot);
         core.metrics.pending_retries = core.metrics.pending_retries.saturating_sub(1);
         dispatch(conns, core, job, copy, false);
     }
-}
-
-/// Backend `id` came up, or back in rotation: its queued copies go out, a few at a time,
-/// spending no attempt for the time they waited.
-pub fn backend_up(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId) {
-    release_lane(conns, core, id);
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use crate::config::JournalSync;
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
 use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed, Writer};
-use crate::metrics::JournalMetrics;
 
 /// How often an upgraded lb tries to take the journal over.
 const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
@@ -58,17 +57,6 @@ pub fn use_journal(
         (None, None) => return Err("no --journal to take over".into()),
     };
     Ok((resumed, doorbell))
-}
-
-/// Once a second: the fan-out's gauges and the journal's counters, for /metrics and /stats.
-pub fn refresh_metrics(core: &mut Core) {
-    let (owed, oldest) = core.fanout.owed(core.now);
-    let m = &mut core.metrics;
-    (m.writes_owed, m.oldest_owed_seconds) = (owed as u64, oldest);
-    m.journal = core.fanout.journal.as_ref().map(|j| JournalMetrics {
-        stats: j.stats.clone(),
-        bytes_on_disk: j.bytes_on_disk(),
-    });
 }
 
 /// Starts `journal`'s thread, which rings `doorbell` after each sync.

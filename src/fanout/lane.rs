@@ -1,11 +1,13 @@
-//! One backend's lane: how many copies are in flight there, and the copies waiting for
-//! room. A new POST's copies may fill the backend's pool (`--pool-size` in flight); retries
-//! and copies released after an outage go only while fewer than a handful are in flight,
-//! and never ahead of new ones. So a backend that falls behind gets its copies at the pace
-//! it answers, over connections it keeps, not on a new connection each; and one coming back
-//! up gets its backlog a few at a time.
+//! One backend's lane: how many copies are in flight there, the copies waiting for room,
+//! and those waiting out a backoff. A new POST's copies may fill the backend's pool
+//! (`--pool-size` in flight); retries and copies released after an outage go only while
+//! fewer than a handful are in flight, and never ahead of new ones. So a backend that falls
+//! behind gets its copies at the pace it answers, over connections it keeps, not on a new
+//! connection each; and one coming back up gets its backlog a few at a time.
 
 use std::collections::VecDeque;
+
+use slab::Slab;
 
 /// A queued copy: job, copy, and the job's serial.
 pub(super) type Entry = (usize, usize, u32);
@@ -36,6 +38,11 @@ pub(super) struct Lane {
     fresh: VecDeque<Entry>,
     later: VecDeque<Entry>,
     pub in_flight: usize,
+    /// Copies waiting for a retry timer: job and copy (the copy knows its slot here), so
+    /// that a recovery can send them without a walk over every job.
+    pub backoff: Slab<(usize, usize)>,
+    /// Attempts in a row that ended retryable (`gate.rs`).
+    pub failures_in_a_row: u32,
 }
 
 impl Lane {

@@ -2,11 +2,12 @@
 //! backend. Each attempt of a copy comes to one outcome (`outcome.rs`): delivered,
 //! retryable or refused. The client gets the first delivered answer at once, or the first
 //! refused one once nothing can be delivered any more (`reply.rs`); a retryable copy is sent
-//! again after an exponential backoff with jitter, and waits in its backend's queue while
-//! the backend is down (`deliver.rs`). With `--journal` the job is written to disk before
-//! any copy goes out and is durable before its client hears of a delivery, and every final
-//! outcome is recorded (`durable.rs`). A job holds the one copy of the request that all its
-//! copies share; a waiting retry costs one timer entry.
+//! again after an exponential backoff with jitter (`deliver.rs`), and copies wait in their
+//! backend's lane while lb cannot reach it (`gate.rs`). Past --max-pending(-bytes) new
+//! POSTs get 503 (`cap.rs`). With `--journal` the job is written to disk before any copy
+//! goes out and is durable before its client hears of a delivery, and every final outcome
+//! is recorded (`durable.rs`). A job holds the one copy of the request that all its copies
+//! share; a waiting retry costs one timer entry.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -23,18 +24,23 @@ use crate::strategy::PickContext;
 use crate::timer::TimerId;
 
 mod body;
+mod cap;
+mod census;
 mod copy;
 mod deliver;
 mod durable;
+mod gate;
 mod lane;
 mod outcome;
 mod reply;
 
 pub use body::{PendingPost, begin, buffer_body};
+pub use census::refresh_metrics;
 use copy::Response;
-pub use deliver::{backend_up, backoff, copy_failed, copy_ready, retry_due};
+pub use deliver::{backoff, copy_failed, copy_ready, retry_due};
 use durable::Takeover;
-pub use durable::{end_turn, finish_journal, journal_woke, refresh_metrics, resume, use_journal};
+pub use durable::{end_turn, finish_journal, journal_woke, resume, use_journal};
+pub use gate::{backend_up, checked, follow_published, moved, unreachable};
 use lane::Lane;
 pub use outcome::Answer;
 pub use reply::{client_gone, deadline_passed};
@@ -53,6 +59,8 @@ pub struct Jobs {
     unsynced: VecDeque<(u64, usize, u32)>,
     /// A lane is being released: a copy that ends meanwhile leaves the releasing to it.
     releasing: bool,
+    /// Request bytes held by this worker's jobs, for /metrics (the bound is the process's).
+    owed_bytes: u64,
 }
 
 impl Jobs {
@@ -66,6 +74,7 @@ impl Jobs {
             unwritten: VecDeque::new(),
             unsynced: VecDeque::new(),
             releasing: false,
+            owed_bytes: 0,
         }
     }
 
@@ -132,16 +141,10 @@ impl Jobs {
             && self.jobs.iter().all(|(_, j)| {
                 j.client.is_none()
                     && j.copies.iter().all(|c| {
-                        matches!(c.phase, Phase::Backoff | Phase::Queued) || c.phase.is_final()
+                        matches!(c.phase, Phase::Backoff { .. } | Phase::Queued)
+                            || c.phase.is_final()
                     })
             })
-    }
-
-    /// POSTs still owed to some backend, and the age of the oldest.
-    pub fn owed(&self, now: Instant) -> (usize, f64) {
-        let oldest = self.jobs.iter().map(|(_, j)| j.started).min();
-        let age = oldest.map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-        (self.jobs.len(), age)
     }
 }
 
@@ -194,9 +197,13 @@ enum Phase {
         sent: usize,
         response: Option<Response>,
     },
-    /// Waiting for its retry timer.
-    Backoff,
-    /// In its backend's queue: the backend is down, or has its share of copies in flight.
+    /// Waiting for its retry timer, with its slot in the lane's `backoff`.
+    Backoff {
+        timer: TimerId,
+        slot: usize,
+    },
+    /// In its backend's lane: lb cannot reach the backend, or it has its share of copies in
+    /// flight.
     Queued,
     Delivered,
     Refused,
@@ -294,8 +301,24 @@ fn insert_job(
         durable: true,
         held: None,
     };
-    core.shared.post_started();
+    insert(core, job)
+}
+
+/// Counts job `job` against the bound on what is owed, in this worker and the process.
+fn insert(core: &mut Core, job: Job) -> usize {
+    let bytes = job.request.len() as u64;
+    core.fanout.owed_bytes += bytes;
+    core.shared.post_started(bytes);
     core.fanout.jobs.insert(job)
+}
+
+/// Takes job `job` out: what it held no longer counts against the bound.
+fn remove_job(core: &mut Core, job: usize) -> Job {
+    let j = core.fanout.jobs.remove(job);
+    let bytes = j.request.len() as u64;
+    core.fanout.owed_bytes = core.fanout.owed_bytes.saturating_sub(bytes);
+    core.shared.post_ended(bytes);
+    j
 }
 
 /// The backends a new POST goes to: every listed one (--fanout 0), up or not, drained or

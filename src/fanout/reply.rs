@@ -197,8 +197,7 @@ pub(super) fn journal_failed(conns: &mut Slab<Conn>, core: &mut Core, job: usize
     let text = format!("the write could not be made durable ({why}); nothing was sent");
     answer_waiting(conns, core, job, 503, &text);
     if core.fanout.jobs.contains(job) {
-        let j = core.fanout.jobs.remove(job);
-        core.shared.post_ended();
+        let j = super::remove_job(core, job);
         durable::job_finished(core, &j);
     }
 }

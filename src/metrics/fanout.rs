@@ -2,10 +2,12 @@
 
 use std::fmt::Write;
 
-use super::Metrics;
-use super::prometheus::{family, samples};
+use super::COPY_PLACES;
+use super::prometheus::{LabelValue, family, samples};
+use crate::admin::View;
 
-pub fn render(m: &Metrics, out: &mut String) {
+pub fn render(v: &View, out: &mut String) {
+    let m = v.metrics;
     family(
         out,
         "lb_fanout_writes_owed",
@@ -24,6 +26,21 @@ pub fn render(m: &Metrics, out: &mut String) {
         "lb_fanout_oldest_owed_seconds {}",
         m.oldest_owed_seconds
     );
+    family(
+        out,
+        "lb_fanout_owed_bytes",
+        "gauge",
+        "Request bytes (head and body) of the POSTs still owed, against --max-pending-bytes (refreshed once a second).",
+    );
+    let _ = writeln!(out, "lb_fanout_owed_bytes {}", m.owed_bytes);
+    family(
+        out,
+        "lb_fanout_refused_full_total",
+        "counter",
+        "POSTs answered 503 because the writes still owed had reached --max-pending or --max-pending-bytes.",
+    );
+    let _ = writeln!(out, "lb_fanout_refused_full_total {}", m.posts_refused_full);
+    per_backend(v, out);
     let Some(j) = &m.journal else {
         return;
     };
@@ -88,4 +105,48 @@ pub fn render(m: &Metrics, out: &mut String) {
         "Time of one fdatasync of the journal.",
     );
     samples(out, "lb_journal_sync_duration_seconds", "", &s.sync_latency);
+}
+
+/// Where each backend's owed copies are, how old its oldest owed write is, and how long
+/// its delivered copies took.
+fn per_backend(v: &View, out: &mut String) {
+    family(
+        out,
+        "lb_fanout_backend_copies_owed",
+        "gauge",
+        "POST copies owed to the backend, by place: in flight, in backoff after a failed attempt, waiting in its lane, parked while lb cannot reach it (refreshed once a second).",
+    );
+    for (_, b, bm) in v.listed() {
+        for (place, n) in COPY_PLACES.iter().zip(bm.copies_owed) {
+            let _ = writeln!(
+                out,
+                "lb_fanout_backend_copies_owed{{backend=\"{}\",place=\"{place}\"}} {n}",
+                LabelValue(&b.label)
+            );
+        }
+    }
+    family(
+        out,
+        "lb_fanout_backend_oldest_owed_seconds",
+        "gauge",
+        "Age of the oldest POST still owed to the backend; 0 when none is.",
+    );
+    for (_, b, bm) in v.listed() {
+        let _ = writeln!(
+            out,
+            "lb_fanout_backend_oldest_owed_seconds{{backend=\"{}\"}} {}",
+            LabelValue(&b.label),
+            bm.oldest_owed_seconds
+        );
+    }
+    family(
+        out,
+        "lb_fanout_delivery_seconds",
+        "histogram",
+        "From a POST's arrival until its copy was delivered to the backend, retries and waits included.",
+    );
+    for (_, b, bm) in v.listed() {
+        let label = format!("backend=\"{}\"", LabelValue(&b.label));
+        samples(out, "lb_fanout_delivery_seconds", &label, &bm.delivery);
+    }
 }

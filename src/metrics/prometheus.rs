@@ -200,7 +200,7 @@ pub fn render(v: &View, out: &mut String) {
             "POST fan-out copies waiting for a retry or for their backend.",
         );
         let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
-        super::fanout::render(m, out);
+        super::fanout::render(v, out);
     }
     family(
         out,

@@ -32,6 +32,11 @@ impl BackendMetrics {
         self.fanout_refused += o.fanout_refused;
         self.fanout_retried += o.fanout_retried;
         self.fanout_spent += o.fanout_spent;
+        for (n, m) in self.copies_owed.iter_mut().zip(o.copies_owed) {
+            *n += m;
+        }
+        self.oldest_owed_seconds = self.oldest_owed_seconds.max(o.oldest_owed_seconds);
+        self.delivery.add(&o.delivery);
         self.sessions += o.sessions;
         self.session_duration.add(&o.session_duration);
     }
@@ -58,6 +63,8 @@ impl Metrics {
         self.tunnels_open += o.tunnels_open;
         self.writes_owed += o.writes_owed;
         self.oldest_owed_seconds = self.oldest_owed_seconds.max(o.oldest_owed_seconds);
+        self.owed_bytes += o.owed_bytes;
+        self.posts_refused_full += o.posts_refused_full;
         self.journal = match (self.journal.take(), &o.journal) {
             (Some(mut j), Some(other)) => {
                 let (s, t) = (&mut j.stats, &other.stats);
@@ -96,6 +103,10 @@ mod tests {
         b.client_answer(200);
         b.client_connections_total = 4;
         b.oldest_owed_seconds = 2.5;
+        b.backends[0].copies_owed = [1, 2, 3, 4];
+        b.backends[0].oldest_owed_seconds = 7.0;
+        a.backends[0].copies_owed = [1, 0, 0, 1];
+        b.backends[0].delivery.observe(Duration::from_secs(3));
         a.add(&b);
         let bm = &a.backends[0];
         assert_eq!(bm.requests_total(), 3);
@@ -109,5 +120,8 @@ mod tests {
         assert_eq!(a.client_answers[1], 2);
         assert_eq!(a.client_connections_total, 4);
         assert_eq!(a.oldest_owed_seconds, 2.5, "the oldest, not a sum");
+        assert_eq!(bm.copies_owed, [2, 2, 3, 5]);
+        assert_eq!(bm.oldest_owed_seconds, 7.0);
+        assert_eq!(bm.delivery.count, 1);
     }
 }

@@ -13,6 +13,7 @@ pub use raw::{RawBackend, exchange_raw};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -176,11 +177,22 @@ pub fn spawn_command(cmd: &mut Command) -> Proc {
 }
 
 /// A port that was free a moment ago, for a backend that must come back on the same port.
+/// It lies above the ephemeral range (32768-60999 by default), so that no outgoing
+/// connection of a test running beside takes it as its source port while the backend is
+/// away (that made a restarted backend fail to listen, now and then), and away from the
+/// 20000-31999 that the scripts use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = std::process::id() as usize * 7919;
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 61_000 + (start + n * 104_729) % 4_500;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            drop(l);
+            return port as u16;
+        }
+    }
+    panic!("no free port in 61000-65499")
 }
 
 pub fn backend(name: &str, extra: &[&str]) -> Proc {
@@ -449,6 +461,18 @@ pub fn post(addr: SocketAddr, path: &str) -> Response {
     )
 }
 
+/// A POST with `body` on a fresh connection.
+pub fn post_body(addr: SocketAddr, path: &str, body: &str) -> Response {
+    request(
+        addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
 /// One request on a fresh connection.
 pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
     let mut c = Client::new(addr);
@@ -552,6 +576,23 @@ pub fn assert_metric(lb: &Proc, line: &str) {
         metrics.lines().any(|l| l == line),
         "no {line:?} in /metrics:\n{metrics}"
     );
+}
+
+/// One sample of lb's /metrics, e.g. `lb_fanout_copies_total{backend="..",result="sent"}`.
+pub fn metric(admin: SocketAddr, series: &str) -> f64 {
+    let text = get(admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// POST copies to `backend` that came to `result` (sent, delivered, retried, ...).
+pub fn copies(admin: SocketAddr, backend: SocketAddr, result: &str) -> f64 {
+    metric(
+        admin,
+        &format!("lb_fanout_copies_total{{backend=\"{backend}\",result=\"{result}\"}}"),
+    )
 }
 
 /// How many times `user` was registered on demo backend `b` (0 when unknown or unreachable).

@@ -98,7 +98,7 @@ fn requests_count_clients_once_and_retries_pending_once() {
     assert_eq!(page.matches("retries pending").count(), 1, "{page}");
     assert!(page.contains("<h2>POST fan-out</h2>"));
     assert!(
-        page.contains("2 / 10,000</b><span>POSTs in delivery"),
+        page.contains("2 / 100,000</b><span>POSTs in delivery"),
         "{page}"
     );
     assert!(page.contains("3 / 10,000</b><span>client connections / limit"));

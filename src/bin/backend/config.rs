@@ -32,6 +32,7 @@ Routes (text/plain; X-Request-Id is echoed back):
   POST /register           username, password from the query or a form body: 201
   POST /changePassword     201, or 404 for an unknown user
   GET  /users/USER         'USER registered R changed C password P', or 404
+  GET  /status/N           answers status N (400 to 599), e.g. to fail health checks
   GET  /conns              TCP connections accepted since start
   GET  /headers            the request head exactly as received
   GET  /bytes/N            N bytes, Content-Length framed

@@ -10,6 +10,7 @@
 
 mod config;
 mod conn;
+mod form;
 mod http;
 mod pi;
 mod routes;

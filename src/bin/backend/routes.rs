@@ -6,6 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use rand::RngExt;
 use rand::rngs::ThreadRng;
 
+use crate::form::{form_value, percent_decode};
 use crate::http::{Framing, Method, Reply, push_hex};
 use crate::pi;
 use crate::stream::Stream;
@@ -32,6 +33,8 @@ pub enum Route {
     Register(String),
     ChangePassword(String),
     User(String),
+    /// GET /status/N: answers status N, an error status.
+    Status(u16),
     /// Known to fail before the body is read.
     Error {
         status: u16,
@@ -92,6 +95,12 @@ impl Route {
             let name =
                 String::from_utf8_lossy(&percent_decode(name.as_bytes(), false)).into_owned();
             return Some(Route::User(name));
+        }
+        if let Some(n) = path.strip_prefix("/status/") {
+            return Some(match n.parse() {
+                Ok(status @ 400..=599) => Route::Status(status),
+                _ => Route::error(400, "the status must be 400 to 599\n"),
+            });
         }
         let (make, len): (MakeStream, _) = if let Some(n) = path.strip_prefix("/bytes/") {
             (Route::Bytes, n)
@@ -272,6 +281,9 @@ impl App {
             Route::Register(ref query) => self.write(req, query, true, reply),
             Route::ChangePassword(ref query) => self.write(req, query, false, reply),
             Route::User(ref name) => self.show_user(name, reply),
+            Route::Status(status) => {
+                reply.send(status, &[], &[format!("status {status}\n").as_bytes()])
+            }
             Route::Error {
                 status,
                 message,
@@ -374,58 +386,9 @@ impl App {
     }
 }
 
-/// The value of `key` in an `application/x-www-form-urlencoded` string, decoded.
-fn form_value(form: &[u8], key: &str) -> Option<String> {
-    form.split(|&b| b == b'&').find_map(|pair| {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
-        (percent_decode(k, true) == key.as_bytes())
-            .then(|| String::from_utf8_lossy(&percent_decode(v, true)).into_owned())
-    })
-}
-
-/// Decodes %XX escapes (a malformed one is kept as is) and, in forms, '+' as a space.
-fn percent_decode(s: &[u8], plus_as_space: bool) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        let escaped = match s.get(i..i + 3) {
-            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(h, l)| h << 4 | l),
-            _ => None,
-        };
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(if plus_as_space && s[i] == b'+' {
-                    b' '
-                } else {
-                    s[i]
-                });
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forms() {
-        let form = b"a=1&username=j%C3%A4ck+o%27neil&bad=%zz&password";
-        assert_eq!(form_value(form, "username").as_deref(), Some("jäck o'neil"));
-        assert_eq!(form_value(form, "bad").as_deref(), Some("%zz"));
-        assert_eq!(form_value(form, "password").as_deref(), Some(""));
-        assert_eq!(form_value(form, "missing"), None);
-    }
 
     #[test]
     fn routes() {
@@ -452,5 +415,13 @@ mod tests {
         assert!(
             matches!(Route::parse(Method::Get, "/users/a%20b"), Route::User(ref n) if n == "a b")
         );
+        assert!(matches!(
+            Route::parse(Method::Get, "/status/503"),
+            Route::Status(503)
+        ));
+        assert!(matches!(
+            Route::parse(Method::Get, "/status/200"),
+            Route::Error { status: 400, .. }
+        ));
     }
 }
