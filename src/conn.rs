@@ -149,6 +149,7 @@ impl Socket {
             if got == Filled::Eof {
                 self.read_closed = true;
             }
+            self.note_full_input(pool);
             pool.release_if_empty(&mut self.input);
             return got;
         }
@@ -178,8 +179,21 @@ impl Socket {
             }
             Io::Failed(_) => Filled::Failed,
         };
+        self.note_full_input(pool);
         pool.release_if_empty(&mut self.input);
         got
+    }
+
+    /// A message that fills a small buffer is a large one: the rest of it is read
+    /// full-size, though the buffer may empty and go back to the pool in between (a
+    /// 16 KiB answer was read 1 KiB at a time before).
+    fn note_full_input(&mut self, pool: &BufferPool) {
+        if let Some(buf) = self.input.as_mut()
+            && buf.room() == 0
+            && !pool.is_full_size(buf)
+        {
+            self.input_grown = true;
+        }
     }
 
     /// Writes pending output until it is gone or the socket is full; says whether it wrote.
@@ -295,6 +309,15 @@ impl Socket {
         self.release_input(pool);
         pool.release(&mut self.output);
     }
+
+    /// Between exchanges on a pooled backend connection: the buffers go back, but one
+    /// whose answers outgrew a small buffer reads full-size from the next answer's first
+    /// byte. A backend's answers tend to be alike, and starting small would cost a
+    /// second read and a copy per large answer; an idle connection holds no buffer either way.
+    pub fn release_buffers_keeping_size(&mut self, pool: &mut BufferPool) {
+        pool.release(&mut self.input);
+        pool.release(&mut self.output);
+    }
 }
 
 /// The buffer to read into: a small one for a new message, moved to a full-size one when
@@ -310,4 +333,71 @@ fn input_buffer<'a>(
         *grown = true;
     }
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A socket whose peer has sent `len` bytes, all of them waiting to be read.
+    fn socket_with_waiting(len: usize) -> (Socket, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut socket = Socket::new(TcpStream::from_std(ours));
+        send(&mut socket, &mut peer, len);
+        (socket, peer)
+    }
+
+    /// The peer sends `len` bytes; returns once they are all waiting at `socket`.
+    fn send(socket: &mut Socket, peer: &mut std::net::TcpStream, len: usize) {
+        peer.write_all(&vec![b'x'; len]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut peek = vec![0; len];
+        while socket.sock.peek(&mut peek).unwrap_or(0) < len {
+            assert!(Instant::now() < deadline, "{len} bytes never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        socket.readable = true;
+    }
+
+    /// Reads until `len` bytes came, emptying the buffer after each read as the pump
+    /// does when it moves bytes on; returns how many reads it took.
+    fn reads_for(socket: &mut Socket, pool: &mut BufferPool, len: usize) -> usize {
+        let (mut reads, mut got) = (0, 0);
+        while got < len {
+            assert_eq!(socket.fill(pool), Filled::Got);
+            reads += 1;
+            let input = socket.input.as_mut().unwrap();
+            got += input.len();
+            input.clear();
+            pool.release_if_empty(&mut socket.input);
+        }
+        reads
+    }
+
+    #[test]
+    fn a_message_that_fills_a_small_buffer_is_read_on_full_size() {
+        let mut pool = BufferPool::new(32 * 1024, 4);
+        let (mut socket, _peer) = socket_with_waiting(16 * 1024);
+        // One small read, then one full-size read for the rest (16 small ones before).
+        assert_eq!(reads_for(&mut socket, &mut pool, 16 * 1024), 2);
+    }
+
+    #[test]
+    fn a_pooled_connection_keeps_its_size_and_a_client_starts_small_again() {
+        let mut pool = BufferPool::new(32 * 1024, 4);
+        let (mut socket, mut peer) = socket_with_waiting(16 * 1024);
+        reads_for(&mut socket, &mut pool, 16 * 1024);
+
+        socket.release_buffers_keeping_size(&mut pool);
+        send(&mut socket, &mut peer, 4096);
+        assert_eq!(reads_for(&mut socket, &mut pool, 4096), 1);
+
+        socket.release_buffers(&mut pool);
+        send(&mut socket, &mut peer, 4096);
+        assert_eq!(reads_for(&mut socket, &mut pool, 4096), 2);
+    }
 }

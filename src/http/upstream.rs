@@ -178,7 +178,7 @@ pub(crate) fn release_upstream(
     u.state = UpstreamState::Idle;
     u.reused = true;
     core.disarm(&mut u.timer);
-    u.io.release_buffers(&mut core.buffers);
+    u.io.release_buffers_keeping_size(&mut core.buffers);
     core.backends[backend].idle.push(ukey);
 }
 
