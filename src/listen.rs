@@ -6,7 +6,7 @@
 //! busy worker is passed over. The kernel tries the pollers in the order they registered,
 //! so among idle workers the first would get every client; a worker that holds more than
 //! its share of the clients therefore registers again (`requeue`), which puts it last.
-//! Why one shared socket and not one `SO_REUSEPORT` socket per worker: see the README
+//! Why one shared socket and not one `SO_REUSEPORT` socket per worker: see docs/operations.md
 //! (Workers).
 //!
 //! With one worker the socket is registered as mio does it, and nothing here costs more

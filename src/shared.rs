@@ -1,4 +1,4 @@
-//! What the worker loops share, and nothing else (see the README's Workers section).
+//! What the worker loops share, and nothing else (see docs/operations.md, Workers).
 //!
 //! Each worker is a whole event loop with its own slab, timers, pools and counters. What
 //! must be the same for all of them goes through here:

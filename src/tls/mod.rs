@@ -22,7 +22,7 @@ pub use certs::CertPair;
 use certs::CertStore;
 pub use session::TlsSession;
 
-/// The crypto provider, chosen at build time (see the README for why aws-lc-rs).
+/// The crypto provider, chosen at build time (why aws-lc-rs: docs/benchmarks.md, TLS).
 #[cfg(feature = "aws-lc-rs")]
 mod provider {
     pub const NAME: &str = "aws-lc-rs";
