@@ -116,8 +116,7 @@ positive "$idle_conns" || die_usage "bad --idle-connections: $idle_conns"
 positive "$burst" || die_usage "bad --burst: $burst"
 [[ $slow_clients =~ ^[0-9]+$ ]] || die_usage "bad --slow-clients: $slow_clients"
 [[ -z $lb_override || -x $lb_override ]] || die_usage "--lb $lb_override is not an executable"
-[[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) \
-    || die_usage "bad --ports: $port_range (e.g. 20000-20999)"
+check_port_range "$port_range" 20000-20999
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 5s, 1m)"
 ((threads <= base_connections)) || die_usage "--threads must not exceed --connections"
 IFS=, read -r -a shape_list <<<"$shapes"

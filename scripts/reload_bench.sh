@@ -66,8 +66,7 @@ positive "$connections" || die_usage "bad --connections: $connections"
 positive "$workers" || die_usage "bad --workers: $workers"
 [[ $upgrades =~ ^[0-9]+$ ]] || die_usage "bad --upgrades: $upgrades"
 [[ $duration =~ ^[0-9]+s$ ]] || die_usage "bad --duration: $duration (seconds, e.g. 5s)"
-[[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) ||
-    die_usage "bad --ports: $port_range (e.g. 20000-32000)"
+check_port_range "$port_range" 20000-32000
 
 cd "$bench_root"
 wrk_bin=$(find_tool wrk) || die "wrk is not installed (sudo apt-get install wrk)"
@@ -83,8 +82,7 @@ done
 mkdir "$tmp/bin"
 cp target/release/lb target/release/backend "$tmp/bin/"
 
-read -r -a ports <<<"$(free_ports 5 "$port_range")"
-((${#ports[@]} == 5)) || die "not 5 free ports in $port_range"
+take_ports 5 "$port_range"
 lb_port=${ports[0]}
 for i in 1 2 3 4; do
     "$tmp/bin/backend" --listen "127.0.0.1:${ports[$i]}" --name "b$i" 2>"$tmp/b$i.log" &

@@ -47,8 +47,7 @@ done
 [[ $kind == demo || $kind == nginx ]] || die_usage "bad --backend: $kind (demo or nginx)"
 positive "$rounds" || die_usage "bad --rounds: $rounds"
 positive "$seconds" || die_usage "bad --duration: $seconds (whole seconds)"
-[[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) ||
-    die_usage "bad --ports: $port_range (e.g. 27000-27999)"
+check_port_range "$port_range" 27000-27999
 
 cd "$bench_root"
 wrk_bin=$(find_tool wrk) || die "wrk is not installed (sudo apt-get install wrk)"
@@ -66,8 +65,7 @@ floor_bin=""
 # shellcheck source=scripts/bench/proxies.sh
 source scripts/bench/proxies.sh
 
-read -r -a ports <<<"$(free_ports 4 "$port_range")"
-((${#ports[@]} == 4)) || die "not 4 free ports in $port_range"
+take_ports 4 "$port_range"
 start_backend "$kind" b1 "${ports[0]}"
 start_backend "$kind" b2 "${ports[1]}"
 start_proxy lb http "${ports[2]}" "${ports[0]}" "${ports[1]}"

@@ -65,8 +65,7 @@ positive "$connections" || die_usage "bad --connections: $connections"
 positive "$threads" || die_usage "bad --threads: $threads"
 positive "$long_rounds" || die_usage "bad --long-rounds: $long_rounds"
 [[ $duration =~ ^[0-9]+s$ ]] || die_usage "bad --duration: $duration (seconds, e.g. 5s)"
-[[ $port_range =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) ||
-    die_usage "bad --ports: $port_range (e.g. 20000-32000)"
+check_port_range "$port_range" 20000-32000
 
 cd "$bench_root"
 wrk_bin=$(find_tool wrk) || die "wrk is not installed (sudo apt-get install wrk)"
@@ -79,8 +78,7 @@ for b in target/release/lb target/release/backend target/release/examples/accept
     [[ -x $b ]] || die "$b is missing (run without --no-build)"
 done
 
-read -r -a ports <<<"$(free_ports 6 "$port_range")"
-((${#ports[@]} == 6)) || die "not 6 free ports in $port_range"
+take_ports 6 "$port_range"
 for i in 1 2; do
     target/release/backend --listen "127.0.0.1:${ports[$i]}" --name "b$i" 2>"$tmp/b$i.log" &
     pids+=($!)

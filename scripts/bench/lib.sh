@@ -106,6 +106,19 @@ print(" ".join(map(str, found)))
 PY
 }
 
+# Dies with a usage error unless RANGE (a --ports value) is FROM-TO with FROM < TO;
+# EXAMPLE goes in the message.
+check_port_range() {
+    [[ $1 =~ ^([0-9]+)-([0-9]+)$ ]] && ((BASH_REMATCH[1] < BASH_REMATCH[2])) ||
+        die_usage "bad --ports: $1 (e.g. $2)"
+}
+
+# Sets the array `ports` to N free loopback ports from RANGE, or dies.
+take_ports() {
+    read -r -a ports <<<"$(free_ports "$1" "$2")"
+    ((${#ports[@]} == $1)) || die "not $1 free ports in $2"
+}
+
 # True when 127.0.0.1:PORT answers GET PATH with a 2xx.
 http_ok() {
     local port=$1 path=${2:-/} fd line
