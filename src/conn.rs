@@ -37,8 +37,9 @@ pub struct Socket {
     hung_up: bool,
     pub input: Option<Buffer>,
     pub output: Option<Buffer>,
-    /// A message outgrew a small input buffer: reads take full-size ones until the
-    /// connection goes idle (`release_buffers`, `release_input`).
+    /// A message filled a small input buffer: reads take full-size ones until the
+    /// connection goes idle (`release_buffers`, `release_input`; a pooled backend
+    /// connection keeps it, `release_buffers_keeping_size`).
     input_grown: bool,
     /// `None` for plain TCP. Boxed: a plain socket pays one pointer for it.
     tls: Option<Box<TlsSession>>,
@@ -144,7 +145,7 @@ impl Socket {
             if !tls.may_read(self.readable) || self.read_closed {
                 return Filled::Nothing;
             }
-            let buf = input_buffer(&mut self.input, &mut self.input_grown, pool);
+            let buf = input_buffer(&mut self.input, self.input_grown, pool);
             let got = tls.fill(&mut self.sock, &mut self.readable, &mut self.writable, buf);
             if got == Filled::Eof {
                 self.read_closed = true;
@@ -156,7 +157,7 @@ impl Socket {
         if !self.readable || self.read_closed {
             return Filled::Nothing;
         }
-        let buf = input_buffer(&mut self.input, &mut self.input_grown, pool);
+        let buf = input_buffer(&mut self.input, self.input_grown, pool);
         let room = buf.room();
         if room == 0 {
             return Filled::Nothing;
@@ -320,17 +321,16 @@ impl Socket {
     }
 }
 
-/// The buffer to read into: a small one for a new message, moved to a full-size one when
-/// a message fills it; full-size from then on (`grown`) until the connection goes idle.
+/// The buffer to read into: a small one for a new message, full-size once the message
+/// has filled a small one (`grown`, set by `note_full_input`) until the connection goes idle.
 fn input_buffer<'a>(
     input: &'a mut Option<Buffer>,
-    grown: &mut bool,
+    grown: bool,
     pool: &mut BufferPool,
 ) -> &'a mut Buffer {
-    let buf = input.get_or_insert_with(|| if *grown { pool.get() } else { pool.get_small() });
-    if buf.room() == 0 && !pool.is_full_size(buf) {
+    let buf = input.get_or_insert_with(|| if grown { pool.get() } else { pool.get_small() });
+    if grown {
         pool.grow(buf);
-        *grown = true;
     }
     buf
 }
