@@ -1,5 +1,6 @@
-//! Handshake counters for /metrics. Atomics rather than loop-owned integers: sessions
-//! count where rustls reports, below the event loop, and workers will share them.
+//! Handshake counters for /metrics. Process-wide atomics rather than loop-owned integers:
+//! sessions count where rustls reports, below the event loop, and every worker adds to the
+//! same ones, so /metrics reads them once rather than summing workers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
