@@ -131,6 +131,22 @@ fn dom_row<'a>(dom: &'a str, label: &str) -> &'a str {
     &dom[start..end]
 }
 
+/// The heights of the points of backend `label`'s requests/s chart in the page's HTML,
+/// oldest first (1.0 is the top of the chart, 29.0 its bottom).
+fn rate_heights(page: &str, label: &str) -> Vec<f64> {
+    let row = dom_row(page, label);
+    let Some(at) = row.find("<svg class=\"spark rate\"") else {
+        return Vec::new();
+    };
+    let chart = &row[at..at + row[at..].find("</svg>").unwrap_or(0)];
+    chart
+        .split("points=\"")
+        .skip(1)
+        .flat_map(|run| run[..run.find('"').unwrap_or(0)].split(' '))
+        .filter_map(|xy| xy.split_once(',')?.1.parse().ok())
+        .collect()
+}
+
 /// An RGB picture decoded from a PNG file.
 struct Picture {
     width: usize,
@@ -223,12 +239,27 @@ fn stats_page_in_headless_chromium_shows_a_killed_backend_down() {
     );
     let admin = admin_addr(&lb);
     let url = format!("http://{admin}/stats");
-    // Traffic over two chart intervals, so that each backend's chart has a line.
-    let end = Instant::now() + Duration::from_millis(4500);
-    while Instant::now() < end {
+    // Traffic until each backend's rate chart has a point at its top, then none until it
+    // has dropped to the bottom: a steep segment that shows in a screenshot. A flat line
+    // drawn between pixel rows is only anti-aliased pixels, none near the line's colour.
+    let (labels, stats) = ([l1.as_str(), l2.as_str()], |lb: &Proc| {
+        get(admin_addr(lb), "/stats").text()
+    });
+    let topped = eventually(Duration::from_secs(30), || {
         assert_eq!(get(lb.addr, "/").status, 200);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        let page = stats(&lb);
+        labels
+            .iter()
+            .all(|l| rate_heights(&page, l).iter().any(|&y| y <= 2.0))
+    });
+    assert!(topped, "no chart reached its top:\n{}", stats(&lb));
+    let dropped = eventually(Duration::from_secs(30), || {
+        let page = stats(&lb);
+        labels
+            .iter()
+            .all(|l| rate_heights(&page, l).last().is_some_and(|&y| y >= 28.0))
+    });
+    assert!(dropped, "no chart dropped to zero:\n{}", stats(&lb));
 
     let dom = chromium(&browser, &["--dump-dom"], &url);
     assert!(dom.contains("<title>lb · all 2 up</title>"), "{dom}");
