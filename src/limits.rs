@@ -52,6 +52,14 @@ pub fn descriptors_needed(max_connections: usize, pool_size: usize, backends: us
         .saturating_add(64)
 }
 
+/// The most client connections that `limit` descriptors allow, by `descriptors_needed`'s
+/// count, and at least one.
+pub fn connections_within(limit: u64, pool_size: usize, backends: usize) -> usize {
+    let pools = (pool_size as u64).saturating_mul(backends as u64);
+    let room = limit.saturating_sub(pools).saturating_sub(64) / 2;
+    usize::try_from(room).unwrap_or(usize::MAX).max(1)
+}
+
 /// The error says lb itself ran out of something (descriptors, buffers, memory, local
 /// ports), not that the peer failed: it must never count against a backend's health.
 pub fn is_local_exhaustion(e: &io::Error) -> bool {
@@ -127,5 +135,8 @@ mod tests {
     #[test]
     fn a_client_needs_two_descriptors() {
         assert_eq!(descriptors_needed(10_000, 128, 3), 20_000 + 384 + 64);
+        assert_eq!(connections_within(20_000, 128, 3), 9_776);
+        assert_eq!(descriptors_needed(9_776, 128, 3), 20_000);
+        assert_eq!(connections_within(64, 128, 3), 1);
     }
 }

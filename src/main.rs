@@ -14,7 +14,7 @@ use lb::upgrade;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match config::parse_args(&args) {
+    let mut cfg = match config::parse_args(&args) {
         Ok(Command::Run(cfg)) => *cfg,
         Ok(Command::Help(text)) => {
             print!("{text}");
@@ -72,17 +72,7 @@ fn main() -> ExitCode {
         backends.join(" ")
     );
     match limits::raise_fd_limit() {
-        Ok(limit) => {
-            let need =
-                limits::descriptors_needed(cfg.max_connections, cfg.pool_size, cfg.backends.len());
-            if need > limit {
-                log::warn!(
-                    "--max-connections {} may need {need} file descriptors, but lb may open only \
-                     {limit} (ulimit -n): raise the hard limit or lower --max-connections",
-                    cfg.max_connections
-                );
-            }
-        }
+        Ok(limit) => fit_connections(&mut cfg, limit),
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
     if cfg.journal.is_none() && cfg.mode == Mode::Http {
@@ -187,4 +177,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Keeps `--max-connections` within what `limit` open files allow: a count given on the
+/// command line stays as asked, with a warning; the default shrinks to fit, as HAProxy's
+/// maxconn does, so that an ordinary machine starts without a warning.
+fn fit_connections(cfg: &mut config::Config, limit: u64) {
+    let need = limits::descriptors_needed(cfg.max_connections, cfg.pool_size, cfg.backends.len());
+    if need <= limit {
+        return;
+    }
+    if cfg.max_connections_given {
+        log::warn!(
+            "--max-connections {} may need {need} file descriptors, but lb may open only \
+             {limit} (ulimit -n): raise the hard limit or lower --max-connections",
+            cfg.max_connections
+        );
+        return;
+    }
+    let fits = limits::connections_within(limit, cfg.pool_size, cfg.backends.len());
+    log::info!(
+        "--max-connections {fits}: the default {} needs more file descriptors than the {limit} \
+         lb may open (ulimit -n)",
+        cfg.max_connections
+    );
+    cfg.max_connections = fits;
 }

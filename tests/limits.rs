@@ -42,7 +42,12 @@ fn try_get(addr: SocketAddr) -> Option<u16> {
 #[test]
 fn clients_queued_while_out_of_descriptors_are_answered() {
     let b = backend("b1", &[]);
-    let lb = lb_with_fd_limit(&[&b], &["--health-interval", "0"], 64);
+    // --max-connections given: kept as asked, far past what 64 descriptors allow.
+    let lb = lb_with_fd_limit(
+        &[&b],
+        &["--health-interval", "0", "--max-connections", "10000"],
+        64,
+    );
     // More clients than lb has descriptors: the rest wait in the backlog, and no new
     // connection will come to announce them once descriptors are free again.
     let held = crowd(lb.addr, 120);
@@ -69,7 +74,16 @@ fn running_out_of_descriptors_is_not_the_backends_fault() {
     let b = backend("b1", &[]);
     let lb = lb_with_fd_limit(
         &[&b],
-        &["--fall", "1", "--health-interval", "60s", "--retries", "0"],
+        &[
+            "--fall",
+            "1",
+            "--health-interval",
+            "60s",
+            "--retries",
+            "0",
+            "--max-connections",
+            "10000",
+        ],
         64,
     );
     let mut first = Client::new(lb.addr);
@@ -89,6 +103,30 @@ fn running_out_of_descriptors_is_not_the_backends_fault() {
         lb.log_text()
     );
     assert!(!lb.log_text().contains("DOWN"), "{}", lb.log_text());
+}
+
+#[test]
+fn the_default_connection_count_fits_the_descriptor_limit_without_a_warning() {
+    let b = backend("b1", &[]);
+    // 4096 descriptors, --pool-size 128 for one backend, 64 in reserve: 1952 clients.
+    let quiet = lb_with_fd_limit(&[&b], &[], 4096);
+    let log = quiet.log_text();
+    assert!(
+        log.contains("INFO  --max-connections 1952: the default 10000"),
+        "{log}"
+    );
+    assert!(!log.contains("WARN"), "{log}");
+    assert_eq!(try_get(quiet.addr), Some(200));
+    // A count the operator asked for stays, and the shortfall is a warning.
+    let asked = lb_with_fd_limit(&[&b], &["--max-connections", "10000"], 4096);
+    assert!(
+        asked.log_text().contains(
+            "WARN  --max-connections 10000 may need 20192 file descriptors, but lb may open \
+             only 4096"
+        ),
+        "{}",
+        asked.log_text()
+    );
 }
 
 #[test]

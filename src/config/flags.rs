@@ -126,7 +126,7 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "max-connections",
         (10_000, 1_000_000),
         NO_ZERO,
-        "open client connections; past it, new ones wait in the backlog",
+        "open client connections; past it, new ones wait in the backlog (the default shrinks to fit ulimit -n)",
         false,
     ),
     numeric(

@@ -83,6 +83,9 @@ pub struct Config {
     pub retries: u32,
     pub max_body: u64,
     pub max_connections: usize,
+    /// `--max-connections` was given: kept as asked even where the descriptor limit falls
+    /// short (with a warning), where the default shrinks to fit it.
+    pub max_connections_given: bool,
     /// `--workers`: event loops, each on its own thread.
     pub workers: usize,
     pub pool_size: usize,
@@ -354,6 +357,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         retries: small(&m, "retries")?,
         max_body: num(&m, "max-body")?,
         max_connections: num(&m, "max-connections")? as usize,
+        max_connections_given: m.opt_present("max-connections"),
         workers: opt(&m, "workers", 1, parse_workers)?,
         pool_size: num(&m, "pool-size")? as usize,
         health_interval,
