@@ -5,6 +5,7 @@
 mod backends;
 mod fanout;
 mod flags;
+pub mod model;
 mod values;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

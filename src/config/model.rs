@@ -1,0 +1,233 @@
+//! The one model of what lb runs: listeners, pools, routes and the process-wide settings.
+//! The flags, the TOML file and the admin API are front ends that build or edit it;
+//! `validate` holds every rule that spans more than one value, so that a value refused
+//! on the command line is refused in the file and through the API, each front end saying
+//! where (a flag, `FILE:LINE:COL`, a request).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::backends::BackendLine;
+use super::fanout::{JournalSync, RetryOn, StatusSet};
+use super::values::Secret;
+use super::{AccessLogTo, LogFormat};
+use crate::proxy_protocol::{self, Cidr};
+use crate::tls::CertPair;
+
+/// Everything lb runs, as values: no sockets, nothing resolved yet.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub listeners: Vec<Listener>,
+    pub pools: Vec<Pool>,
+    /// In order: the first that matches a request wins.
+    pub routes: Vec<Route>,
+    pub admin: Admin,
+    pub process: Process,
+}
+
+/// Where a value came from, for messages: a key path such as `routes[2].pool` or
+/// `pools.app.backends[1]`. Each front end maps it back to what the operator wrote (a
+/// flag, a file's line and column).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyPath(pub String);
+
+impl KeyPath {
+    pub fn key(&self, k: &str) -> KeyPath {
+        if self.0.is_empty() {
+            KeyPath(k.to_string())
+        } else {
+            KeyPath(format!("{}.{k}", self.0))
+        }
+    }
+
+    pub fn index(&self, i: usize) -> KeyPath {
+        KeyPath(format!("{}[{i}]", self.0))
+    }
+}
+
+impl std::fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One thing wrong with a model, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub at: KeyPath,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub protocol: Protocol,
+    /// TCP listeners: the pool every connection goes to.
+    pub pool: Option<String>,
+    /// HTTP listeners: the routes that apply, by name, in the site's order; `None`: all.
+    pub routes: Option<Vec<String>>,
+    /// Certificates chosen by SNI; empty for a plain listener.
+    pub tls: Vec<CertPair>,
+    /// Every client starts with a PROXY header; if the list is not empty, only from these.
+    pub accept_proxy: Option<Vec<Cidr>>,
+}
+
+/// Active health checks of one pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Zero: no active checks.
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub path: String,
+    pub rise: u32,
+    pub fall: u32,
+    /// Statuses that pass a check.
+    pub expect: StatusSet,
+}
+
+/// How a pool's POST copies are delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fanout {
+    /// Copies per POST; 0: every backend of the pool.
+    pub count: usize,
+    pub success_status: StatusSet,
+    pub retry_on: RetryOn,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub retry_jitter: Duration,
+    pub retry_attempts: u32,
+    pub timeout: Duration,
+    /// The largest answer to a POST kept to be relayed to its client.
+    pub max_response: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub name: String,
+    /// As written; names are resolved when the pool is started, and again later.
+    pub backends: Vec<BackendLine>,
+    /// `-f`: a file of backends that SIGHUP reads again (flags only).
+    pub backends_file: Option<String>,
+    /// One of `strategy::NAMES`.
+    pub strategy: String,
+    pub health: Health,
+    pub connect_timeout: Duration,
+    pub server_timeout: Duration,
+    pub retries: u32,
+    pub pool_size: usize,
+    pub send_proxy: Option<proxy_protocol::Version>,
+    pub fanout: Fanout,
+}
+
+/// A host a route matches, without a port, in lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    /// `*.example.com`: any name ending in `.example.com` (not `example.com` itself).
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// Segment-aware: `/api` matches `/api` and `/api/x`, not `/apix`.
+    Prefix(String),
+    /// Anchored at both ends.
+    Regex(String),
+}
+
+/// A header field (or query parameter) that must be present, with this value if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMatch {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    StripPrefix(String),
+    ReplacePrefix { from: String, to: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Proxy {
+        pool: String,
+        /// `None`: a POST fans out, anything else goes to one backend.
+        fanout: Option<bool>,
+        rewrite: Option<Rewrite>,
+        server_timeout: Option<Duration>,
+        max_body: Option<u64>,
+    },
+    /// `to` is a template: `{host}`, `{path}`, `{query}`.
+    Redirect { to: String, status: u16 },
+    Respond {
+        status: u16,
+        body: String,
+        content_type: String,
+    },
+}
+
+/// Header edits on one side of an exchange, applied in this order: remove, set, add.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    pub set: Vec<(String, String)>,
+    pub add: Vec<(String, String)>,
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Given, or `#N` (its place in the list, from 1).
+    pub name: String,
+    /// Empty: any host.
+    pub hosts: Vec<HostPattern>,
+    pub path: Option<PathMatch>,
+    /// Upper case; empty: any method.
+    pub methods: Vec<String>,
+    pub headers: Vec<FieldMatch>,
+    pub query: Vec<FieldMatch>,
+    pub action: Action,
+    pub request_headers: HeaderEdits,
+    pub response_headers: HeaderEdits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// `None`: no admin listener.
+    pub listen: Option<SocketAddr>,
+    /// The token that write actions must carry.
+    pub token: Option<Secret>,
+}
+
+/// Settings of the whole process.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub workers: usize,
+    pub max_connections: usize,
+    /// Given by the operator: kept even where the descriptor limit falls short.
+    pub max_connections_given: bool,
+    pub client_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub max_body: u64,
+    pub max_pending: usize,
+    pub max_pending_bytes: u64,
+    pub journal: Option<PathBuf>,
+    pub journal_sync: JournalSync,
+    pub resolve_interval: Duration,
+    pub hosts_file: Option<PathBuf>,
+    /// Roots that `https://` backends are verified against instead of the system's.
+    pub backend_ca: Option<String>,
+    pub access_log: AccessLogTo,
+    pub log_format: LogFormat,
+    pub log_level: log::LevelFilter,
+}
