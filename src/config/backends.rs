@@ -76,6 +76,11 @@ pub fn parse_line(s: &str, at: String) -> Result<BackendLine, String> {
             "bad backend '{s}' (write host:port, http://host:port or https://host:port)"
         ));
     }
+    if !super::values::has_port(address) {
+        return Err(format!(
+            "bad backend '{s}': the port is missing (write {address}:80, or the port it serves on)"
+        ));
+    }
     let label = if https {
         format!("https://{address}")
     } else {

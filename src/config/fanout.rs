@@ -13,6 +13,8 @@ impl StatusSet {
 
     /// Every final status, 200 to 599.
     pub const FINAL: StatusSet = StatusSet::EMPTY.with_range(200, 600);
+    /// What passes a health check: any answer but a server error.
+    pub const PASSING: StatusSet = StatusSet::EMPTY.with_range(200, 500);
     /// `--success-status`'s default.
     pub const SUCCESS: StatusSet = StatusSet::EMPTY.with_range(200, 300);
 

@@ -3,9 +3,12 @@
 //! backend list; this file turns the parsed flags into one `Config`.
 
 mod backends;
+pub mod diagnostic;
 mod fanout;
+pub mod file;
 mod flags;
 pub mod model;
+mod validate;
 mod values;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::backends::BackendLine;
+use super::diagnostic::Level;
 use super::fanout::{JournalSync, RetryOn, StatusSet};
 use super::values::Secret;
 use super::{AccessLogTo, LogFormat};
@@ -55,6 +56,7 @@ impl std::fmt::Display for KeyPath {
 /// One thing wrong with a model, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    pub level: Level,
     pub at: KeyPath,
     pub message: String,
 }

@@ -79,10 +79,27 @@ pub(super) fn parse_number(f: &NumberFlag, s: &str) -> Result<u64, String> {
 }
 
 pub(super) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    if !has_port(s) {
+        return Err(format!(
+            "'{s}' has no port: write host:port, such as 127.0.0.1:8080"
+        ));
+    }
     s.to_socket_addrs()
         .map_err(|e| format!("bad address '{s}': {e}"))?
         .next()
         .ok_or_else(|| format!("'{s}' resolves to no address"))
+}
+
+/// `host:port` or `[v6]:port` ends with a port, whatever the host.
+pub(super) fn has_port(s: &str) -> bool {
+    let port = match s.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:").map(|(_, p)| p),
+        None => s
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.contains(':'))
+            .map(|(_, p)| p),
+    };
+    port.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A secret read from a file; `Debug` does not show it.

@@ -1,0 +1,257 @@
+//! The config file (`-c FILE`, TOML) read into the one model, `Site`. Every problem is
+//! collected, not just the first, each at its line and column: what TOML itself refuses,
+//! a key no section knows, a value of the wrong kind or out of range (the same bounds as
+//! the flag of the same name), and what `model::validate` finds across sections.
+
+mod doc;
+mod listeners;
+mod pools;
+mod routes;
+
+use std::path::PathBuf;
+
+use toml::de::DeTable;
+
+use super::diagnostic::{Diagnostic, Level};
+use super::fanout::JournalSync;
+use super::flags::{as_duration, number_flag};
+use super::model::{Admin, KeyPath, Process, Site};
+use super::values::{parse_addr, read_token_file};
+use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
+use doc::{Doc, Table};
+
+/// A file read: the site if nothing is wrong with it, and every problem found (warnings
+/// do not stop the site).
+pub struct Checked {
+    pub site: Option<Site>,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.problems.iter().filter(|d| d.level == Level::Error)
+    }
+}
+
+const TOP: &[&str] = &[
+    "admin",
+    "log",
+    "listeners",
+    "pools",
+    "routes",
+    "workers",
+    "max_connections",
+    "client_timeout",
+    "idle_timeout",
+    "drain_timeout",
+    "max_body",
+    "max_pending",
+    "max_pending_bytes",
+    "journal",
+    "journal_sync",
+    "resolve_interval",
+    "hosts_file",
+    "backend_ca",
+];
+
+/// Reads `text`, the content of a config file.
+pub fn check(text: &str) -> Checked {
+    let mut doc = Doc::default();
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // What follows a syntax error is read in ways the author never meant: only the
+        // syntax errors are worth reading.
+        let problems = syntax
+            .iter()
+            .map(|e| Diagnostic::error(e.span().unwrap_or(0..0), e.message().trim()))
+            .collect();
+        return Checked {
+            site: None,
+            problems,
+        };
+    }
+    let root = toml::Spanned::new(root.span(), toml::de::DeValue::Table(root.into_inner()));
+    let site = doc
+        .table(&root, KeyPath(String::new()), "the file", TOP)
+        .and_then(|t| read_site(&mut doc, &t));
+    if let Some(site) = site.as_ref().filter(|_| !doc.dropped) {
+        for p in site.validate() {
+            let span = doc.span_of(&p.at);
+            doc.problems.push(Diagnostic {
+                level: p.level,
+                span,
+                message: p.message,
+            });
+        }
+    }
+    let mut problems = doc.problems;
+    problems.sort_by_key(|d| (d.span.start, d.span.end));
+    problems.dedup();
+    let site = site.filter(|_| problems.iter().all(|d| d.level != Level::Error));
+    Checked { site, problems }
+}
+
+fn read_site(doc: &mut Doc, t: &Table) -> Option<Site> {
+    let process = read_process(doc, t);
+    let admin = read_admin(doc, t);
+    let pools = match doc.get(t, "pools") {
+        Some(v) => pools::read(doc, v),
+        None => Vec::new(),
+    };
+    let listeners = match doc.get(t, "listeners") {
+        Some(v) => listeners::read(doc, v),
+        None => Vec::new(),
+    };
+    let routes = match doc.get(t, "routes") {
+        Some(v) => routes::read(doc, v),
+        None => Vec::new(),
+    };
+    Some(Site {
+        listeners,
+        pools,
+        routes,
+        admin: admin?,
+        process: process?,
+    })
+}
+
+/// A number with the default of the flag of the same name.
+fn number_or_default(doc: &mut Doc, t: &Table, key: &str) -> u64 {
+    let flag = key.replace('_', "-");
+    doc.number(t, key, &flag)
+        .unwrap_or(number_flag(&flag).default)
+}
+
+/// A string value turned into a `T` by `parse`, whose error is said at the value.
+fn parsed<T>(
+    doc: &mut Doc,
+    t: &Table,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<T> {
+    let s = doc.string(t, key)?;
+    match parse(&s) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let span = doc.span_of(&t.path.key(key));
+            doc.error(span, format!("`{key}`: {e}"));
+            None
+        }
+    }
+}
+
+fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
+    let workers = match doc.get(t, "workers") {
+        None => 1,
+        Some(v) => {
+            let written = match v.get_ref() {
+                toml::de::DeValue::String(s) => Ok(s.to_string()),
+                toml::de::DeValue::Integer(n) => Ok(n.as_str().to_string()),
+                other => Err(format!(
+                    "`workers` must be a number or \"auto\", not {}",
+                    doc::kind(other)
+                )),
+            };
+            match written.and_then(|w| parse_workers(&w).map_err(|e| format!("`workers`: {e}"))) {
+                Ok(n) => n,
+                Err(e) => {
+                    doc.error(v.span(), e);
+                    1
+                }
+            }
+        }
+    };
+    let log = match doc.get(t, "log") {
+        Some(v) => doc.table(
+            v,
+            t.path.key("log"),
+            "[log]",
+            &["level", "format", "access_log"],
+        ),
+        None => None,
+    };
+    let (log_level, log_format, access_log) = match &log {
+        Some(l) => (
+            parsed(doc, l, "level", parse_level).unwrap_or(log::LevelFilter::Info),
+            parsed(doc, l, "format", |s| match s {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err(format!("'{s}' is not a log format (text or json)")),
+            })
+            .unwrap_or(LogFormat::Text),
+            parsed(doc, l, "access_log", |s| {
+                Ok(match s {
+                    "off" => AccessLogTo::Off,
+                    "stdout" => AccessLogTo::Stdout,
+                    "" => return Err("the path is empty (off, stdout or a path)".into()),
+                    path => AccessLogTo::File(path.into()),
+                })
+            })
+            .unwrap_or(AccessLogTo::Off),
+        ),
+        None => (log::LevelFilter::Info, LogFormat::Text, AccessLogTo::Off),
+    };
+    Some(Process {
+        workers,
+        max_connections: number_or_default(doc, t, "max_connections") as usize,
+        max_connections_given: t.has("max_connections"),
+        client_timeout: as_duration(number_or_default(doc, t, "client_timeout")),
+        idle_timeout: as_duration(number_or_default(doc, t, "idle_timeout")),
+        drain_timeout: as_duration(number_or_default(doc, t, "drain_timeout")),
+        max_body: number_or_default(doc, t, "max_body"),
+        max_pending: number_or_default(doc, t, "max_pending") as usize,
+        max_pending_bytes: number_or_default(doc, t, "max_pending_bytes"),
+        journal: doc.string(t, "journal").map(PathBuf::from),
+        journal_sync: parsed(doc, t, "journal_sync", JournalSync::parse)
+            .unwrap_or(JournalSync::Batch),
+        resolve_interval: as_duration(number_or_default(doc, t, "resolve_interval")),
+        hosts_file: doc.string(t, "hosts_file").map(PathBuf::from),
+        backend_ca: doc.string(t, "backend_ca"),
+        access_log,
+        log_format,
+        log_level,
+    })
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    match s {
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        _ => Err(format!(
+            "'{s}' is not a log level (error, warn, info, debug or trace)"
+        )),
+    }
+}
+
+fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
+    let Some(v) = doc.get(t, "admin") else {
+        return Some(Admin {
+            listen: Some(DEFAULT_ADMIN),
+            token: None,
+        });
+    };
+    let a = doc.table(v, t.path.key("admin"), "[admin]", &["listen", "token_file"])?;
+    let listen = parsed(doc, &a, "listen", |s| match s {
+        "off" => Ok(None),
+        _ => parse_addr(s).map(Some),
+    })
+    .unwrap_or(Some(DEFAULT_ADMIN));
+    let token = match doc.string(&a, "token_file") {
+        Some(path) => match read_token_file(&path) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                let span = doc.span_of(&a.path.key("token_file"));
+                doc.error(span, e);
+                None
+            }
+        },
+        None => None,
+    };
+    Some(Admin { listen, token })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,350 @@
+use super::*;
+use crate::config::model::{Action, HostPattern, PathMatch, Protocol, Rewrite};
+
+/// The issue's example file: every key in it is read, nothing is wrong with it.
+const SAMPLE: &str = r#"
+[admin]
+listen = "127.0.0.1:9901"
+
+[listeners.web]
+address = "127.0.0.1:8080"
+
+[pools.app]
+backends = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003,weight=2"]
+strategy = "round-robin"
+health = { path = "/ping", interval = "2s" }
+
+[[routes]]
+name = "login"
+path = "/login"
+methods = ["GET"]
+pool = "app"
+
+[[routes]]
+path_prefix = "/home"
+pool = "app"
+rewrite = { strip_prefix = "/home" }
+fanout = false
+
+[[routes]]
+host = "api.example.com"
+path_prefix = "/v1"
+pool = "app"
+headers = { request = { set = { "X-Api" = "1" } }, response = { set = { "Strict-Transport-Security" = "max-age=31536000" }, remove = ["Server"] } }
+
+[[routes]]
+host = "old.example.com"
+redirect = { to = "https://new.example.com{path}", status = 308 }
+
+[[routes]]
+respond = { status = 404, body = "no such page\n" }
+"#;
+
+#[test]
+fn the_sample_file_reads_whole() {
+    let checked = check(SAMPLE);
+    assert_eq!(checked.problems, vec![]);
+    let site = checked.site.expect("a site");
+    assert_eq!(site.listeners.len(), 1);
+    assert_eq!(site.listeners[0].protocol, Protocol::Http);
+    let app = &site.pools[0];
+    assert_eq!(app.backends.len(), 3);
+    assert_eq!(app.backends[2].weight, 2);
+    assert_eq!(app.health.path, "/ping");
+    assert_eq!(app.health.interval, std::time::Duration::from_secs(2));
+    assert_eq!(site.routes.len(), 5);
+    assert_eq!(site.routes[0].name, "login");
+    assert_eq!(site.routes[1].name, "#2");
+    assert_eq!(site.routes[0].path, Some(PathMatch::Exact("/login".into())));
+    assert!(matches!(
+        &site.routes[1].action,
+        Action::Proxy { fanout: Some(false), rewrite: Some(Rewrite::StripPrefix(p)), .. } if p == "/home"
+    ));
+    assert_eq!(
+        site.routes[2].hosts,
+        vec![HostPattern::Exact("api.example.com".into())]
+    );
+    assert_eq!(site.routes[2].response_headers.remove, vec!["Server"]);
+    assert!(matches!(
+        &site.routes[3].action,
+        Action::Redirect { status: 308, .. }
+    ));
+    assert!(matches!(
+        &site.routes[4].action,
+        Action::Respond { status: 404, .. }
+    ));
+    assert_eq!(site.admin.listen, Some("127.0.0.1:9901".parse().unwrap()));
+}
+
+/// `LINE:COL: message` of each problem, warnings marked.
+fn said(text: &str) -> Vec<String> {
+    check(text)
+        .problems
+        .iter()
+        .map(|d| {
+            let (line, col) = d.line_col(text);
+            let w = if d.level == Level::Warning {
+                "warning: "
+            } else {
+                ""
+            };
+            format!("{line}:{col}: {w}{}", d.message)
+        })
+        .collect()
+}
+
+#[test]
+fn a_base_file_is_fine() {
+    assert_eq!(said(&edited("")), Vec::<String>::new());
+}
+
+/// Bad files, each as an edit of a good one (see `edited`), and what check says of it.
+const BAD: &[(&str, &[&str])] = &[
+    (
+        "[pools.app\nbackends = []\n",
+        &["9:11: unclosed table, expected `]`"],
+    ),
+    (
+        "@TOP workres = 2",
+        &["1:1: unknown key `workres` in the file (did you mean `workers`?)"],
+    ),
+    (
+        "@POOL helth = { path = \"/x\" }",
+        &["6:1: unknown key `helth` in [pools.app] (did you mean `health`?)"],
+    ),
+    (
+        "methds = [\"GET\"]",
+        &["9:1: unknown key `methds` in a route (did you mean `methods`?)"],
+    ),
+    (
+        "@POOL health = { pth = \"/x\" }",
+        &["6:12: unknown key `pth` in `health` (did you mean `path`?)"],
+    ),
+    (
+        "@TOP max_connections = \"many\"",
+        &["1:19: `max_connections`: 'many' is not a whole number"],
+    ),
+    (
+        "@TOP client_timeout = \"2h\"",
+        &["1:18: `client_timeout`: 2h is more than the maximum, 1h"],
+    ),
+    (
+        "@TOP max_body = 0",
+        &["1:12: `max_body`: must be more than 0 (at most 1g)"],
+    ),
+    (
+        "@TOP idle_timeout = \"5 minutes\"",
+        &["1:16: `idle_timeout`: bad duration '5 minutes' (write 250ms, 10s, 1m or 1h)"],
+    ),
+    (
+        "@POOL strategy = \"fastest\"",
+        &[
+            "6:12: `strategy`: unknown strategy 'fastest' (one of: round-robin, n-to-1, least-connections, least-response-time, random, power-of-two, hash-source, hash-uri)",
+        ],
+    ),
+    (
+        "@BACKENDS backends = [\"127.0.0.1:9001,wieght=2\"]",
+        &["5:13: bad option 'wieght=2' in backend '127.0.0.1:9001,wieght=2' (only weight=N)"],
+    ),
+    (
+        "[[routes]]\npool = \"ap\"",
+        &["10:8: no pool is called `ap` (did you mean `app`?)"],
+    ),
+    (
+        "@BACKENDS backends = []",
+        &["5:12: pool `app` has no backends: list them in `backends`"],
+    ),
+    (
+        "@BACKENDS backends = [\"127.0.0.1:9001\", \"127.0.0.1:9001\"]",
+        &[
+            "5:31: backend 127.0.0.1:9001 is listed twice in pool `app`: each backend once, with ,weight=N to send it more",
+        ],
+    ),
+    (
+        "[listeners.again]\naddress = \"127.0.0.1:8080\"",
+        &["10:11: 127.0.0.1:8080 is also the address of listener `web`"],
+    ),
+    (
+        "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = []",
+        &[
+            "11:7: `tls` lists no certificate: give at least one { cert = ..., key = ... }, or leave `tls` out for a plain listener",
+        ],
+    ),
+    (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"\nroutes = [\"x\"]",
+        &["13:10: a TCP listener has no routes: its connections go to its `pool` unparsed"],
+    ),
+    (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"",
+        &["9:1: TCP listener `db` needs `pool`: where its connections go"],
+    ),
+    (
+        "@LISTENER pool = \"app\"",
+        &[
+            "3:8: an HTTP listener sends requests where its routes say: `pool` is for mode = \"tcp\" (a route has `pool`)",
+        ],
+    ),
+    (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"\n@POOL strategy = \"hash-uri\"",
+        &[
+            "13:8: pool `app` balances with hash-uri, which needs HTTP requests: a TCP listener cannot use it",
+        ],
+    ),
+    (
+        "respond = { status = 404 }",
+        &["9:1: a route has one action: `pool` and `respond` given"],
+    ),
+    (
+        "[[routes]]\npath = \"/x\"",
+        &["9:1: a route needs one action: `pool`, `redirect` or `respond`"],
+    ),
+    (
+        "[[routes]]\npath = \"/x\"\npath_prefix = \"/y\"\npool = \"app\"",
+        &["11:1: a route matches one path: `path` and `path_prefix` given"],
+    ),
+    (
+        "[[routes]]\nredirect = { status = 301 }",
+        &["10:12: `redirect` needs `to`, e.g. \"https://{host}{path}\""],
+    ),
+    (
+        "[[routes]]\nrespond = { status = 404 }\nfanout = true",
+        &["11:1: `fanout` applies to a route with `pool`, not `respond`"],
+    ),
+    (
+        "host = \"exa mple.com\"",
+        &[
+            "9:8: 'exa mple.com' is not a host name (example.com, or *.example.com for any name under it)",
+        ],
+    ),
+    (
+        "rewrite = { with = \"/x\" }",
+        &[
+            "9:11: `rewrite` takes `strip_prefix = \"/a\"`, or `replace_prefix = \"/a\"` with `with = \"/b\"`",
+        ],
+    ),
+    (
+        "[[routes]]\nrespond = { status = \"404\" }",
+        &["10:22: `status` must be an HTTP status code, such as 308"],
+    ),
+    (
+        "[admin]\nlisten = \"127.0.0.1:8080\"",
+        &["10:10: the admin listener's 127.0.0.1:8080 is also listener `web`'s address"],
+    ),
+    (
+        "@BACKENDS backends = [\"127.0.0.1:8080\"]",
+        &["5:13: backend 127.0.0.1:8080 is listener `web`'s own address: requests would loop"],
+    ),
+    (
+        "@BACKENDS backends = [\"127.0.0.1:0\"]",
+        &["5:13: backend 127.0.0.1:0 has port 0"],
+    ),
+    (
+        "@POOL fanout = { count = 3 }",
+        &["6:20: a fan-out to 3 backends, but pool `app` has 2"],
+    ),
+    (
+        "@POOL fanout = { retry_base = \"10s\", retry_max = \"1s\" }",
+        &["6:44: `retry_max` is below `retry_base`"],
+    ),
+    (
+        "[log]\nlevel = \"loud\"",
+        &["10:9: `level`: 'loud' is not a log level (error, warn, info, debug or trace)"],
+    ),
+    (
+        "@TOP workers = 0",
+        &["1:11: `workers`: 0 workers: give 1 to 1024, or auto"],
+    ),
+    (
+        "@LISTENER accept_proxy = [\"10.0.0.0/33\"]",
+        &["3:17: `accept_proxy`: '10.0.0.0/33' is not an address or a range such as 10.0.0.0/8"],
+    ),
+    (
+        "header = { \"X-A\" = 1 }",
+        &["9:20: `header.X-A` must be a string to equal, or true for present, not an integer"],
+    ),
+    (
+        "@LISTENER mode = \"udp\"",
+        &["3:8: `mode`: 'udp' is not a mode (http or tcp)"],
+    ),
+    (
+        "[listeners.other]\nmode = \"http\"",
+        &["9:1: [listeners.other] needs an `address`"],
+    ),
+    (
+        "[listeners.other]\naddress = \"nowhere\"",
+        &["10:11: `address`: 'nowhere' has no port: write host:port, such as 127.0.0.1:8080"],
+    ),
+    (
+        "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = [{ cert = \"a.pem\" }]",
+        &["11:8: a certificate needs both `cert` (a PEM chain) and `key` (its PEM key)"],
+    ),
+    (
+        "@POOL send_proxy = \"v3\"",
+        &["6:14: `send_proxy`: 'v3' is not a PROXY protocol version (v1 or v2)"],
+    ),
+    (
+        "@POOL fanout = { success_status = \"6xx\" }",
+        &["6:29: `success_status`: '6xx' is not a status (200-599) or a class (2xx-5xx)"],
+    ),
+    (
+        "@POOL fanout = { retry_on = \"sometimes\" }",
+        &[
+            "6:23: `retry_on`: 'sometimes' is not a status (200-599) or a class (2xx-5xx); the list takes codes, classes, connect-failure, timeout, reset, bad-response or all",
+        ],
+    ),
+    (
+        "@TOP journal_sync = \"never\"",
+        &["1:16: `journal_sync`: 'never' is not one of always, batch, off"],
+    ),
+    (
+        "[pools.spare]\nbackends = [\"127.0.0.1:9009\"]",
+        &["9:1: warning: pool `spare` is used by no route and no listener"],
+    ),
+    (
+        "@POOL strategy = \"least-connections\"\n@BACKENDS backends = [\"127.0.0.1:9001,weight=3\"]",
+        &[
+            "6:12: warning: weight= is ignored: least-connections does not use weights (round-robin does)",
+        ],
+    ),
+];
+
+/// A base file changed by `edit`: `@TOP`, `@POOL`, `@LISTENER` put a line in that
+/// section, `@BACKENDS` replaces the pool's backends line; other lines follow the route.
+fn edited(edit: &str) -> String {
+    let mut top = String::new();
+    let mut pool = String::new();
+    let mut backends = "backends = [\"127.0.0.1:9001\", \"127.0.0.1:9002\"]".to_string();
+    let mut listener = String::new();
+    let mut rest = String::new();
+    for line in edit.lines() {
+        if let Some(l) = line.strip_prefix("@TOP ") {
+            top.push_str(l);
+            top.push('\n');
+        } else if let Some(l) = line.strip_prefix("@BACKENDS ") {
+            backends = l.to_string();
+        } else if let Some(l) = line.strip_prefix("@POOL ") {
+            pool.push_str(l);
+            pool.push('\n');
+        } else if let Some(l) = line.strip_prefix("@LISTENER ") {
+            listener.push_str(l);
+            listener.push('\n');
+        } else {
+            rest.push_str(line);
+            rest.push('\n');
+        }
+    }
+    format!(
+        "{top}[listeners.web]\naddress = \"127.0.0.1:8080\"\n{listener}\n[pools.app]\n{backends}\n{pool}\n[[routes]]\npool = \"app\"\n{rest}"
+    )
+}
+
+#[test]
+fn every_bad_file_is_told_at_its_line_and_column() {
+    assert!(BAD.len() >= 30);
+    for (edit, expected) in BAD {
+        let text = edited(edit);
+        assert_eq!(said(&text), *expected, "{edit:?} in:\n{text}");
+        let errors = expected.iter().any(|e| !e.contains(": warning: "));
+        assert_eq!(check(&text).site.is_none(), errors, "{edit:?}");
+    }
+}

@@ -1,0 +1,233 @@
+//! The rules that span more than one value of a `Site`: names that must refer to
+//! something, addresses that must not collide, settings that contradict each other. Each
+//! problem names the key path it is about; the front end says where that was written.
+
+use std::net::SocketAddr;
+
+use super::diagnostic::{Level, nearest};
+use super::model::{Action, KeyPath, Problem, Protocol, Site};
+use crate::strategy;
+
+impl Site {
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut out = Problems(Vec::new());
+        self.check_listeners(&mut out);
+        self.check_pools(&mut out);
+        self.check_routes(&mut out);
+        out.0
+    }
+
+    fn pool_names(&self) -> Vec<&str> {
+        self.pools.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn check_listeners(&self, out: &mut Problems) {
+        if self.listeners.is_empty() {
+            out.error(
+                KeyPath("listeners".into()),
+                "no listeners: add one, e.g. [listeners.web] with address = \"127.0.0.1:8080\"",
+            );
+        }
+        let pools = self.pool_names();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let at = KeyPath("listeners".into()).key(&l.name);
+            if let Some(first) = self.listeners[..i].iter().find(|o| o.address == l.address) {
+                out.error(
+                    at.key("address"),
+                    format!(
+                        "{} is also the address of listener `{}`",
+                        l.address, first.name
+                    ),
+                );
+            }
+            if self.admin.listen == Some(l.address) && l.address.port() != 0 {
+                out.error(
+                    KeyPath("admin.listen".into()),
+                    format!(
+                        "the admin listener's {} is also listener `{}`'s address",
+                        l.address, l.name
+                    ),
+                );
+            }
+            match (l.protocol, &l.pool, &l.routes) {
+                (Protocol::Tcp, None, _) => out.error(
+                    at.clone(),
+                    format!(
+                        "TCP listener `{}` needs `pool`: where its connections go",
+                        l.name
+                    ),
+                ),
+                (Protocol::Tcp, Some(_), Some(_)) => out.error(
+                    at.key("routes"),
+                    "a TCP listener has no routes: its connections go to its `pool` unparsed",
+                ),
+                (Protocol::Http, Some(_), _) => out.error(
+                    at.key("pool"),
+                    "an HTTP listener sends requests where its routes say: `pool` is for \
+                     mode = \"tcp\" (a route has `pool`)",
+                ),
+                _ => {}
+            }
+            if let (Protocol::Tcp, Some(name)) = (l.protocol, &l.pool) {
+                match self.pools.iter().find(|p| &p.name == name) {
+                    None => out.error(at.key("pool"), unknown_pool(name, &pools)),
+                    Some(p) if !strategy::tcp_compatible(&p.strategy) => out.error(
+                        at.key("pool"),
+                        format!(
+                            "pool `{name}` balances with {}, which needs HTTP requests: a TCP \
+                             listener cannot use it",
+                            p.strategy
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+
+    fn check_pools(&self, out: &mut Problems) {
+        for p in &self.pools {
+            let at = KeyPath("pools".into()).key(&p.name);
+            if p.backends.is_empty() && p.backends_file.is_none() {
+                out.error(
+                    at.key("backends"),
+                    format!("pool `{}` has no backends: list them in `backends`", p.name),
+                );
+            }
+            for (i, b) in p.backends.iter().enumerate() {
+                let bat = at.key("backends").index(i);
+                if p.backends[..i].iter().any(|o| o.label == b.label) {
+                    out.error(
+                        bat.clone(),
+                        format!(
+                            "backend {} is listed twice in pool `{}`: each backend once, with \
+                             ,weight=N to send it more",
+                            b.label, p.name
+                        ),
+                    );
+                }
+                if let Ok(addr) = b.label.trim_start_matches("http://").parse::<SocketAddr>() {
+                    self.check_backend_address(out, bat, addr);
+                }
+            }
+            let n = p.backends.len();
+            if p.backends_file.is_none() && p.fanout.count > n {
+                out.error(
+                    at.key("fanout").key("count"),
+                    format!(
+                        "a fan-out to {} backends, but pool `{}` has {n}",
+                        p.fanout.count, p.name
+                    ),
+                );
+            }
+            if p.fanout.retry_max < p.fanout.retry_base {
+                out.error(
+                    at.key("fanout").key("retry_max"),
+                    "`retry_max` is below `retry_base`",
+                );
+            }
+            if !strategy::uses_weights(&p.strategy) && p.backends.iter().any(|b| b.weight != 1) {
+                out.warning(
+                    at.key("strategy"),
+                    format!(
+                        "weight= is ignored: {} does not use weights (round-robin does)",
+                        p.strategy
+                    ),
+                );
+            }
+            let used =
+                self.listeners
+                    .iter()
+                    .any(|l| l.pool.as_deref() == Some(&p.name))
+                    || self.routes.iter().any(
+                        |r| matches!(&r.action, Action::Proxy { pool, .. } if pool == &p.name),
+                    );
+            if !used {
+                out.warning(
+                    at,
+                    format!("pool `{}` is used by no route and no listener", p.name),
+                );
+            }
+        }
+    }
+
+    /// A backend that is lb itself, or port 0, as the command line refuses it.
+    fn check_backend_address(&self, out: &mut Problems, at: KeyPath, addr: SocketAddr) {
+        if addr.port() == 0 {
+            out.error(at, format!("backend {addr} has port 0"));
+            return;
+        }
+        let own = self
+            .listeners
+            .iter()
+            .map(|l| (l.address, format!("listener `{}`", l.name)))
+            .chain(
+                self.admin
+                    .listen
+                    .map(|a| (a, "the admin listener".to_string())),
+            );
+        for (listen, whose) in own {
+            let same_host = addr.ip() == listen.ip()
+                || (listen.ip().is_unspecified() && addr.ip().is_loopback());
+            if same_host && addr.port() == listen.port() {
+                out.error(
+                    at,
+                    format!("backend {addr} is {whose}'s own address: requests would loop"),
+                );
+                return;
+            }
+        }
+    }
+
+    fn check_routes(&self, out: &mut Problems) {
+        let pools = self.pool_names();
+        let http = self.listeners.iter().any(|l| l.protocol == Protocol::Http);
+        if http && self.routes.is_empty() {
+            out.warning(
+                KeyPath("listeners".into()),
+                "no [[routes]]: every request gets 404 from lb",
+            );
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Action::Proxy { pool, .. } = &r.action
+                && !pools.contains(&pool.as_str())
+            {
+                out.error(
+                    KeyPath("routes".into()).index(i).key("pool"),
+                    unknown_pool(pool, &pools),
+                );
+            }
+        }
+    }
+}
+
+fn unknown_pool(name: &str, pools: &[&str]) -> String {
+    match nearest(name, pools) {
+        Some(near) => format!("no pool is called `{name}` (did you mean `{near}`?)"),
+        None if pools.is_empty() => format!("no pool is called `{name}`: there are no [pools]"),
+        None => format!(
+            "no pool is called `{name}` (there are: {})",
+            pools.join(", ")
+        ),
+    }
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn error(&mut self, at: KeyPath, message: impl Into<String>) {
+        self.0.push(Problem {
+            level: Level::Error,
+            at,
+            message: message.into(),
+        });
+    }
+
+    fn warning(&mut self, at: KeyPath, message: impl Into<String>) {
+        self.0.push(Problem {
+            level: Level::Warning,
+            at,
+            message: message.into(),
+        });
+    }
+}
