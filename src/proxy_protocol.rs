@@ -17,6 +17,16 @@ pub enum Version {
     V2,
 }
 
+impl Version {
+    /// As `--send-proxy` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
+}
+
 /// The addresses a header carries: `None` for `UNKNOWN` (v1) or `LOCAL` (v2), a
 /// connection the sender made for itself, such as a health check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +235,12 @@ pub fn write(version: Version, addresses: Option<Addresses>, out: &mut Vec<u8>) 
 pub struct Cidr {
     net: IpAddr,
     prefix: u8,
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
 }
 
 impl Cidr {

@@ -62,6 +62,24 @@ impl StatusSet {
     }
 }
 
+/// As `parse` takes it: whole classes as `2xx`, other statuses one by one.
+impl std::fmt::Display for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut items = Vec::new();
+        for class in 2..6u16 {
+            let codes: Vec<u16> = (class * 100..class * 100 + 100)
+                .filter(|c| self.contains(*c))
+                .collect();
+            if codes.len() == 100 {
+                items.push(format!("{class}xx"));
+            } else {
+                items.extend(codes.iter().map(u16::to_string));
+            }
+        }
+        f.write_str(&items.join(","))
+    }
+}
+
 /// Which failed POST copies are sent again (`--retry-on`); any other answer that does not
 /// deliver the write refuses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +141,37 @@ impl RetryOn {
     }
 }
 
+/// As `parse` takes it.
+impl std::fmt::Display for RetryOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if *self == RetryOn::ALL {
+            return f.write_str("all");
+        }
+        let statuses = self.statuses.to_string();
+        let kinds = [
+            (self.connect_failure, "connect-failure"),
+            (self.timeout, "timeout"),
+            (self.reset, "reset"),
+            (self.bad_response, "bad-response"),
+        ];
+        let items: Vec<&str> = std::iter::once(statuses.as_str())
+            .filter(|s| !s.is_empty())
+            .chain(kinds.iter().filter(|(on, _)| *on).map(|(_, name)| *name))
+            .collect();
+        f.write_str(&items.join(","))
+    }
+}
+
+impl JournalSync {
+    pub fn name(self) -> &'static str {
+        match self {
+            JournalSync::Off => "off",
+            JournalSync::Batch => "batch",
+            JournalSync::Always => "always",
+        }
+    }
+}
+
 /// When the journal's records reach the disk (`--journal-sync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JournalSync {
@@ -180,6 +229,21 @@ mod tests {
             e.contains("'sometimes'") && e.contains("connect-failure"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sets_are_written_back_as_they_are_parsed() {
+        for written in ["2xx", "201,202,4xx", "2xx,3xx,4xx", "503"] {
+            assert_eq!(StatusSet::parse(written).unwrap().to_string(), written);
+        }
+        assert_eq!(StatusSet::PASSING.to_string(), "2xx,3xx,4xx");
+        for written in [
+            "5xx,connect-failure,timeout,reset,bad-response",
+            "all",
+            "429,503,timeout",
+        ] {
+            assert_eq!(RetryOn::parse(written).unwrap().to_string(), written);
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@ pub mod diagnostic;
 mod fanout;
 pub mod file;
 mod flags;
+mod from_flags;
 pub mod model;
+mod print;
 mod validate;
 mod values;
 

@@ -116,7 +116,7 @@ pub struct Pool {
     pub name: String,
     /// As written; names are resolved when the pool is started, and again later.
     pub backends: Vec<BackendLine>,
-    /// `-f`: a file of backends that SIGHUP reads again (flags only).
+    /// `-f`, `backends_file`: more backends, one per line, read again at each SIGHUP.
     pub backends_file: Option<String>,
     /// One of `strategy::NAMES`.
     pub strategy: String,

@@ -91,7 +91,11 @@ impl Site {
             if p.backends.is_empty() && p.backends_file.is_none() {
                 out.error(
                     at.key("backends"),
-                    format!("pool `{}` has no backends: list them in `backends`", p.name),
+                    format!(
+                        "pool `{}` has no backends: list them in `backends` (or name a \
+                         `backends_file`)",
+                        p.name
+                    ),
                 );
             }
             for (i, b) in p.backends.iter().enumerate() {

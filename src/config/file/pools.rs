@@ -14,6 +14,7 @@ type Value<'i> = toml::Spanned<toml::de::DeValue<'i>>;
 
 const POOL: &[&str] = &[
     "backends",
+    "backends_file",
     "strategy",
     "health",
     "connect_timeout",
@@ -87,7 +88,7 @@ fn read_pool(doc: &mut Doc, t: &Table, name: String) -> Pool {
     Pool {
         name,
         backends,
-        backends_file: None,
+        backends_file: doc.string(t, "backends_file"),
         strategy,
         health: read_health(doc, health.as_ref()),
         connect_timeout: as_duration(number_or_default(doc, t, "connect_timeout")),

@@ -152,7 +152,7 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "@BACKENDS backends = []",
-        &["5:12: pool `app` has no backends: list them in `backends`"],
+        &["5:12: pool `app` has no backends: list them in `backends` (or name a `backends_file`)"],
     ),
     (
         "@BACKENDS backends = [\"127.0.0.1:9001\", \"127.0.0.1:9001\"]",
@@ -347,4 +347,77 @@ fn every_bad_file_is_told_at_its_line_and_column() {
         let errors = expected.iter().any(|e| !e.contains(": warning: "));
         assert_eq!(check(&text).site.is_none(), errors, "{edit:?}");
     }
+}
+
+/// The site with where each backend was written left out: the same backends written in
+/// two places are the same.
+fn comparable(mut site: Site) -> String {
+    for p in &mut site.pools {
+        for b in &mut p.backends {
+            b.at.clear();
+        }
+    }
+    format!("{site:?}")
+}
+
+#[test]
+fn a_printed_site_reads_back_the_same() {
+    let site = check(SAMPLE).site.expect("the sample");
+    let printed = site.to_toml();
+    let again = check(&printed);
+    assert_eq!(again.problems, vec![], "{printed}");
+    assert_eq!(
+        comparable(again.site.expect("printed")),
+        comparable(site),
+        "{printed}"
+    );
+}
+
+#[test]
+fn the_flags_print_as_the_file_they_mean() {
+    let args: Vec<String> = [
+        "-l",
+        "127.0.0.1:7000",
+        "-b",
+        "127.0.0.1:9001",
+        "-b",
+        "127.0.0.1:9002,weight=3",
+        "-s",
+        "least-connections",
+        "--health-interval",
+        "500ms",
+        "--health-path",
+        "/ping",
+        "--retry-on",
+        "503,timeout",
+        "--fanout",
+        "1",
+        "--workers",
+        "2",
+        "--admin",
+        "off",
+        "--access-log",
+        "--max-body",
+        "64k",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let Ok(crate::config::Command::Run(cfg)) = crate::config::parse_args(&args) else {
+        panic!("flags refused");
+    };
+    let site = cfg.site();
+    let printed = site.to_toml();
+    assert!(printed.contains("[pools.default]\nbackends = [\"127.0.0.1:9001\", \"127.0.0.1:9002,weight=3\"]\nstrategy = \"least-connections\"\nhealth = { path = \"/ping\", interval = \"500ms\" }\n"), "{printed}");
+    let again = check(&printed);
+    let warnings: Vec<_> = again.problems.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        warnings,
+        vec!["weight= is ignored: least-connections does not use weights (round-robin does)"]
+    );
+    assert_eq!(
+        comparable(again.site.expect("printed")),
+        comparable(site),
+        "{printed}"
+    );
 }
