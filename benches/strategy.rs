@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use lb::backend::Backend;
-use lb::strategy::{NAMES, PickContext, by_name};
+use lb::strategy::{Members, NAMES, PickContext, by_name};
 
 fn pool(n: u32) -> Vec<Backend> {
     (0..n)
@@ -24,8 +24,11 @@ fn pick(c: &mut Criterion) {
     let mut group = c.benchmark_group("pick");
     for n in [3, 1000] {
         let backends = pool(n);
+        // A pool's members, as lb passes them: ids into the list of every backend.
+        let ids: Vec<usize> = (0..backends.len()).collect();
+        let members = Members::of(&backends, &ids);
         for name in NAMES {
-            let mut strategy = by_name(name, &backends).unwrap();
+            let mut strategy = by_name(name, members).unwrap();
             // A different client and path each time, so the hash strategies don't hit one point.
             let mut client = 0u32;
             let paths: Vec<String> = (0..256).map(|i| format!("/api/items/{i}")).collect();
@@ -36,7 +39,7 @@ fn pick(c: &mut Criterion) {
                         client_ip: Some(Ipv4Addr::from(client.wrapping_mul(2_654_435_761)).into()),
                         path: paths[client as usize % paths.len()].as_bytes(),
                     };
-                    strategy.pick(black_box(&backends), &ctx, &|_| true)
+                    strategy.pick(black_box(members), &ctx, &|_| true)
                 })
             });
         }

@@ -46,7 +46,7 @@ pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
         b.rank = s.rank;
     }
     if rebuild {
-        match strategy::by_name(&core.cfg.strategy, &core.backends) {
+        match strategy::by_name(&core.cfg.strategy, strategy::Members::all(&core.backends)) {
             Ok(s) => core.strategy = s,
             Err(e) => error!("cannot rebuild the strategy: {e}"),
         }

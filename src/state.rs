@@ -174,7 +174,7 @@ impl Core {
             .iter()
             .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
             .collect();
-        let strategy = strategy::by_name(&cfg.strategy, &backends)?;
+        let strategy = strategy::by_name(&cfg.strategy, strategy::Members::all(&backends))?;
         let health = HealthMonitor::new(&cfg, &backends);
         let now = Instant::now();
         let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);

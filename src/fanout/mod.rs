@@ -20,7 +20,7 @@ use crate::event_loop::{Conn, Core, Timer};
 use crate::http::client::{self, ClientState};
 use crate::http::head::{ClientSide, RequestId};
 use crate::journal::Journal;
-use crate::strategy::PickContext;
+use crate::strategy::{Members, PickContext};
 use crate::timer::TimerId;
 
 mod body;
@@ -337,8 +337,9 @@ fn choose_targets(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Vec<Ba
         let taken = &chosen;
         match core
             .strategy
-            .pick(&core.backends, &ctx, &|id| !taken.contains(&id))
-        {
+            .pick(Members::all(&core.backends), &ctx, &|id| {
+                !taken.contains(&id)
+            }) {
             Some(id) => chosen.push(id),
             None => break,
         }

@@ -18,7 +18,7 @@ use crate::free_list::FreeList;
 use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
-use crate::strategy::PickContext;
+use crate::strategy::{Members, PickContext};
 
 mod outcome;
 pub(super) use outcome::{client_stalled, fail_exchange, proxy_step};
@@ -208,7 +208,7 @@ fn fail_exhausted(conns: &mut Slab<Conn>, core: &mut Core, key: usize, ex: Box<E
 
 fn pick_backend(core: &mut Core, ctx: &PickContext, tried: &Tried) -> Option<BackendId> {
     core.strategy
-        .pick(&core.backends, ctx, &|id| !tried.contains(id))
+        .pick(Members::all(&core.backends), ctx, &|id| !tried.contains(id))
 }
 
 /// Gives the exchange a connection to `backend`: one from the pool, or a new connect.

@@ -1,8 +1,8 @@
 use std::net::IpAddr;
 
 use super::ring::{Fnv, Ring};
-use super::{PickContext, Strategy};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy};
+use crate::backend::BackendId;
 
 /// The same client address goes to the same backend while that backend is up.
 #[derive(Debug)]
@@ -11,17 +11,15 @@ pub struct HashSource {
 }
 
 impl HashSource {
-    pub fn new(backends: &[Backend]) -> Self {
-        HashSource {
-            ring: Ring::new(backends),
-        }
+    pub fn new(m: Members) -> Self {
+        HashSource { ring: Ring::new(m) }
     }
 }
 
 impl Strategy for HashSource {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
@@ -30,7 +28,7 @@ impl Strategy for HashSource {
             Some(IpAddr::V6(ip)) => Fnv::new().write(&ip.octets()),
             None => Fnv::new(),
         };
-        self.ring.pick(key.finish(), backends, accept)
+        self.ring.pick(key.finish(), m, accept)
     }
 }
 
@@ -55,27 +53,30 @@ mod tests {
     #[test]
     fn same_client_same_backend() {
         let backends = pool(4);
-        let mut s = HashSource::new(&backends);
+        let mut s = HashSource::new(Members::all(&backends));
         for i in 0..50 {
-            let first = s.pick(&backends, &client(i), &any);
+            let first = s.pick(Members::all(&backends), &client(i), &any);
             assert!(first.is_some());
-            assert_eq!(s.pick(&backends, &client(i), &any), first);
+            assert_eq!(s.pick(Members::all(&backends), &client(i), &any), first);
         }
         let v6 = from(Ipv6Addr::LOCALHOST.into());
-        assert_eq!(s.pick(&backends, &v6, &any), s.pick(&backends, &v6, &any));
+        assert_eq!(
+            s.pick(Members::all(&backends), &v6, &any),
+            s.pick(Members::all(&backends), &v6, &any)
+        );
         let none = PickContext::default();
         assert_eq!(
-            s.pick(&backends, &none, &any),
-            s.pick(&backends, &none, &any)
+            s.pick(Members::all(&backends), &none, &any),
+            s.pick(Members::all(&backends), &none, &any)
         );
     }
 
     #[test]
     fn spreads_clients_and_moves_only_the_downed_backends_share() {
         let mut backends = pool(3);
-        let mut s = HashSource::new(&backends);
+        let mut s = HashSource::new(Members::all(&backends));
         let before: Vec<_> = (0..3000)
-            .map(|i| s.pick(&backends, &client(i), &any).unwrap())
+            .map(|i| s.pick(Members::all(&backends), &client(i), &any).unwrap())
             .collect();
         for id in 0..3 {
             let n = before.iter().filter(|&&b| b == id).count();
@@ -83,7 +84,7 @@ mod tests {
         }
         backends[2].up = false;
         for (i, &was) in (0..3000).zip(&before) {
-            let now = s.pick(&backends, &client(i), &any).unwrap();
+            let now = s.pick(Members::all(&backends), &client(i), &any).unwrap();
             assert!(if was == 2 { now != 2 } else { now == was });
         }
     }

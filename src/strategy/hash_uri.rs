@@ -1,6 +1,6 @@
 use super::ring::{Fnv, Ring};
-use super::{PickContext, Strategy};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy};
+use crate::backend::BackendId;
 
 /// The same request path goes to the same backend while that backend is up (HTTP mode only).
 #[derive(Debug)]
@@ -9,22 +9,20 @@ pub struct HashUri {
 }
 
 impl HashUri {
-    pub fn new(backends: &[Backend]) -> Self {
-        HashUri {
-            ring: Ring::new(backends),
-        }
+    pub fn new(m: Members) -> Self {
+        HashUri { ring: Ring::new(m) }
     }
 }
 
 impl Strategy for HashUri {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
         let key = Fnv::new().write(ctx.path).finish();
-        self.ring.pick(key, backends, accept)
+        self.ring.pick(key, m, accept)
     }
 }
 
@@ -32,18 +30,19 @@ impl Strategy for HashUri {
 mod tests {
     use super::super::testutil::{any, pool};
     use super::*;
+    use crate::backend::Backend;
 
     #[test]
     fn same_path_same_backend_and_paths_spread() {
         let mut backends = pool(3);
-        let mut s = HashUri::new(&backends);
+        let mut s = HashUri::new(Members::all(&backends));
         let paths: Vec<String> = (0..3000).map(|i| format!("/img/{i}.png")).collect();
         let pick = |s: &mut HashUri, backends: &[Backend], p: &str| {
             let ctx = PickContext {
                 client_ip: None,
                 path: p.as_bytes(),
             };
-            s.pick(backends, &ctx, &any).unwrap()
+            s.pick(Members::all(backends), &ctx, &any).unwrap()
         };
         let before: Vec<_> = paths.iter().map(|p| pick(&mut s, &backends, p)).collect();
         for id in 0..3 {

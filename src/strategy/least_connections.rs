@@ -1,5 +1,5 @@
-use super::{PickContext, Strategy, least_from};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy, least_from};
+use crate::backend::BackendId;
 
 /// Fewest active connections or requests; equal backends take turns.
 #[derive(Debug, Default)]
@@ -11,13 +11,13 @@ pub struct LeastConnections {
 impl Strategy for LeastConnections {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         _ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
-        let id = least_from(backends, accept, self.next, |b| b.active)?;
-        self.next = id + 1;
-        Some(id)
+        let pos = least_from(m, accept, self.next, |b| b.active)?;
+        self.next = pos + 1;
+        Some(m.id(pos))
     }
 }
 
@@ -53,7 +53,9 @@ mod tests {
         let mut backends = pool(3);
         let mut s = LeastConnections::default();
         for _ in 0..9 {
-            let id = s.pick(&backends, &PickContext::default(), &any).unwrap();
+            let id = s
+                .pick(Members::all(&backends), &PickContext::default(), &any)
+                .unwrap();
             backends[id].active += 1;
         }
         assert!(backends.iter().all(|b| b.active == 3));
@@ -65,9 +67,13 @@ mod tests {
         backends[0].up = false;
         backends[2].active = 4;
         let mut s = LeastConnections::default();
-        assert_eq!(s.pick(&backends, &PickContext::default(), &any), Some(1));
         assert_eq!(
-            s.pick(&backends, &PickContext::default(), &|id| id != 1),
+            s.pick(Members::all(&backends), &PickContext::default(), &any),
+            Some(1)
+        );
+        assert_eq!(
+            s.pick(Members::all(&backends), &PickContext::default(), &|id| id
+                != 1),
             Some(2)
         );
     }

@@ -1,5 +1,5 @@
-use super::{PickContext, Strategy, least_from};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy, least_from};
+use crate::backend::BackendId;
 
 /// Lowest average response time; a backend never measured goes first so it gets a sample.
 /// Equal backends take turns.
@@ -12,14 +12,14 @@ pub struct LeastResponseTime {
 impl Strategy for LeastResponseTime {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         _ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
         // `None` orders before any `Some`, which is exactly "unmeasured first".
-        let id = least_from(backends, accept, self.next, |b| b.ewma_us)?;
-        self.next = id + 1;
-        Some(id)
+        let pos = least_from(m, accept, self.next, |b| b.ewma_us)?;
+        self.next = pos + 1;
+        Some(m.id(pos))
     }
 }
 
@@ -73,9 +73,13 @@ mod tests {
         backends[1].ewma_us = Some(10.0);
         backends[2].ewma_us = Some(20.0);
         let mut s = LeastResponseTime::default();
-        assert_eq!(s.pick(&backends, &PickContext::default(), &any), Some(1));
         assert_eq!(
-            s.pick(&backends, &PickContext::default(), &|id| id != 1),
+            s.pick(Members::all(&backends), &PickContext::default(), &any),
+            Some(1)
+        );
+        assert_eq!(
+            s.pick(Members::all(&backends), &PickContext::default(), &|id| id
+                != 1),
             Some(2)
         );
     }

@@ -33,12 +33,55 @@ pub struct PickContext<'a> {
     pub path: &'a [u8],
 }
 
+/// The backends a strategy picks among: one pool's members, within the loop's list of
+/// every backend. A strategy keeps what it knows per member by position (0..len), and is
+/// built again whenever the members change.
+#[derive(Debug, Clone, Copy)]
+pub struct Members<'a> {
+    backends: &'a [Backend],
+    /// `None`: every backend of the list, each at the position of its id.
+    ids: Option<&'a [BackendId]>,
+}
+
+impl<'a> Members<'a> {
+    pub fn of(backends: &'a [Backend], ids: &'a [BackendId]) -> Self {
+        Members {
+            backends,
+            ids: Some(ids),
+        }
+    }
+
+    pub fn all(backends: &'a [Backend]) -> Self {
+        Members {
+            backends,
+            ids: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.map_or(self.backends.len(), <[BackendId]>::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The id of the member at `pos`.
+    pub fn id(&self, pos: usize) -> BackendId {
+        self.ids.map_or(pos, |ids| ids[pos])
+    }
+
+    pub fn get(&self, pos: usize) -> &'a Backend {
+        &self.backends[self.id(pos)]
+    }
+}
+
 pub trait Strategy {
-    /// Chooses a backend that is up and that `accept` allows, or `None` when there is none.
+    /// Chooses a member that is up and that `accept` allows, or `None` when there is none.
     /// `accept` lets the caller skip backends already tried for this request.
     fn pick(
         &mut self,
-        backends: &[Backend],
+        members: Members,
         ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId>;
@@ -74,9 +117,9 @@ pub fn uses_weights(name: &str) -> bool {
     name == "round-robin"
 }
 
-/// Builds the strategy called `name` (as `canonical` returns it) for this backend list;
-/// built again whenever the list changes at run time.
-pub fn by_name(name: &str, backends: &[Backend]) -> Result<Box<dyn Strategy>, String> {
+/// Builds the strategy called `name` (as `canonical` returns it) for these members;
+/// built again whenever they change at run time.
+pub fn by_name(name: &str, backends: Members) -> Result<Box<dyn Strategy>, String> {
     Ok(match name {
         "round-robin" => Box::new(RoundRobin::new(backends)),
         "n-to-1" => Box::new(NToOne::new(backends)),
@@ -100,41 +143,38 @@ pub fn tcp_compatible(name: &str) -> bool {
     name != "hash-uri"
 }
 
-/// True when backend `id` may be picked at all.
-pub(crate) fn eligible(
-    backends: &[Backend],
-    id: BackendId,
-    accept: &dyn Fn(BackendId) -> bool,
-) -> bool {
-    backends[id].selectable() && accept(id)
+/// True when the member at `pos` may be picked at all.
+pub(crate) fn eligible(m: Members, pos: usize, accept: &dyn Fn(BackendId) -> bool) -> bool {
+    m.get(pos).selectable() && accept(m.id(pos))
 }
 
-/// The eligible backend with the smallest `key`. The scan starts at `start` (wrapping), so
-/// among equals the first one after `start` wins: moving `start` past each pick shares ties.
+/// The position of the eligible member with the smallest `key`. The scan starts at
+/// `start` (wrapping), so among equals the first one after `start` wins: moving `start`
+/// past each pick shares ties.
 pub(crate) fn least_from<K: PartialOrd>(
-    backends: &[Backend],
+    m: Members,
     accept: &dyn Fn(BackendId) -> bool,
     start: usize,
     key: impl Fn(&Backend) -> K,
-) -> Option<BackendId> {
-    let n = backends.len();
+) -> Option<usize> {
+    let n = m.len();
     if n == 0 {
         return None;
     }
     let start = start % n;
-    let mut best: Option<(BackendId, K)> = None;
-    for id in (start..n).chain(0..start) {
-        let b = &backends[id];
+    let mut best: Option<(usize, K)> = None;
+    for pos in (start..n).chain(0..start) {
+        let b = m.get(pos);
         if !b.selectable() {
             continue;
         }
         let k = key(b);
         // `accept` is an indirect call: ask it only about backends that would win.
-        if best.as_ref().is_none_or(|(_, best)| k < *best) && accept(id) {
-            best = Some((id, k));
+        if best.as_ref().is_none_or(|(_, best)| k < *best) && accept(m.id(pos)) {
+            best = Some((pos, k));
         }
     }
-    best.map(|(id, _)| id)
+    best.map(|(pos, _)| pos)
 }
 
 #[cfg(test)]
@@ -146,15 +186,19 @@ mod tests {
     fn by_name_builds_every_listed_strategy() {
         let backends = pool(3);
         for name in NAMES {
-            let mut s = by_name(name, &backends).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(s.pick(&backends, &PickContext::default(), &any).is_some());
+            let mut s =
+                by_name(name, Members::all(&backends)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                s.pick(Members::all(&backends), &PickContext::default(), &any)
+                    .is_some()
+            );
         }
         assert_eq!(NAMES[0], "round-robin");
     }
 
     #[test]
     fn by_name_rejects_unknown_names_and_lists_the_valid_ones() {
-        let err = by_name("fastest", &pool(1)).err().unwrap();
+        let err = by_name("fastest", Members::all(&pool(1))).err().unwrap();
         assert!(err.starts_with("unknown strategy 'fastest' (one of: round-robin, n-to-1,"));
         assert!(err.ends_with("hash-uri)"));
     }
@@ -178,25 +222,9 @@ mod tests {
     #[test]
     fn every_strategy_returns_none_without_backends() {
         for name in NAMES {
-            let mut s = by_name(name, &[]).unwrap();
-            assert_eq!(s.pick(&[], &PickContext::default(), &any), None, "{name}");
-        }
-    }
-
-    #[test]
-    fn every_strategy_returns_none_when_all_are_down_or_refused() {
-        let mut backends = pool(4);
-        for name in NAMES {
-            let mut s = by_name(name, &backends).unwrap();
-            assert_eq!(s.pick(&backends, &PickContext::default(), &|_| false), None);
-        }
-        for b in &mut backends {
-            b.up = false;
-        }
-        for name in NAMES {
-            let mut s = by_name(name, &backends).unwrap();
+            let mut s = by_name(name, Members::all(&[])).unwrap();
             assert_eq!(
-                s.pick(&backends, &PickContext::default(), &any),
+                s.pick(Members::all(&[]), &PickContext::default(), &any),
                 None,
                 "{name}"
             );
@@ -204,12 +232,57 @@ mod tests {
     }
 
     #[test]
+    fn every_strategy_returns_none_when_all_are_down_or_refused() {
+        let mut backends = pool(4);
+        for name in NAMES {
+            let mut s = by_name(name, Members::all(&backends)).unwrap();
+            assert_eq!(
+                s.pick(Members::all(&backends), &PickContext::default(), &|_| false),
+                None
+            );
+        }
+        for b in &mut backends {
+            b.up = false;
+        }
+        for name in NAMES {
+            let mut s = by_name(name, Members::all(&backends)).unwrap();
+            assert_eq!(
+                s.pick(Members::all(&backends), &PickContext::default(), &any),
+                None,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_strategy_picks_only_members_and_answers_with_their_ids() {
+        let backends = pool(5);
+        let ids = [1, 3];
+        let members = Members::of(&backends, &ids);
+        for name in NAMES {
+            let mut s = by_name(name, members).unwrap();
+            for _ in 0..20 {
+                let id = s.pick(members, &PickContext::default(), &any);
+                assert!(matches!(id, Some(1 | 3)), "{name}: {id:?}");
+            }
+            let only = s.pick(members, &PickContext::default(), &|id| id == 3);
+            assert_eq!(only, Some(3), "{name}");
+        }
+    }
+
+    #[test]
     fn least_from_breaks_ties_by_scan_order_from_start() {
         let backends = pool(4);
-        assert_eq!(least_from(&backends, &any, 2, |b| b.active), Some(2));
-        assert_eq!(least_from(&backends, &any, 6, |b| b.active), Some(2));
         assert_eq!(
-            least_from(&backends, &|id| id != 2, 2, |b| b.active),
+            least_from(Members::all(&backends), &any, 2, |b| b.active),
+            Some(2)
+        );
+        assert_eq!(
+            least_from(Members::all(&backends), &any, 6, |b| b.active),
+            Some(2)
+        );
+        assert_eq!(
+            least_from(Members::all(&backends), &|id| id != 2, 2, |b| b.active),
             Some(3)
         );
     }

@@ -1,8 +1,8 @@
 use rand::rngs::SmallRng;
 
 use super::random::sample;
-use super::{PickContext, Strategy};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy};
+use crate::backend::BackendId;
 
 /// Two distinct random eligible backends; the one with fewer active wins.
 #[derive(Debug)]
@@ -19,19 +19,19 @@ impl PowerOfTwo {
 impl Strategy for PowerOfTwo {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         _ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
-        let a = sample(&mut self.rng, backends, accept, None)?;
-        let Some(b) = sample(&mut self.rng, backends, accept, Some(a)) else {
-            return Some(a);
+        let a = sample(&mut self.rng, m, accept, None)?;
+        let Some(b) = sample(&mut self.rng, m, accept, Some(a)) else {
+            return Some(m.id(a));
         };
-        Some(if backends[b].active < backends[a].active {
+        Some(m.id(if m.get(b).active < m.get(a).active {
             b
         } else {
             a
-        })
+        }))
     }
 }
 
@@ -74,10 +74,14 @@ mod tests {
         let mut s = seeded();
         for _ in 0..50 {
             assert_eq!(
-                s.pick(&backends, &PickContext::default(), &|id| id != 2),
+                s.pick(Members::all(&backends), &PickContext::default(), &|id| id
+                    != 2),
                 Some(1)
             );
         }
-        assert_ne!(s.pick(&backends, &PickContext::default(), &any), Some(0));
+        assert_ne!(
+            s.pick(Members::all(&backends), &PickContext::default(), &any),
+            Some(0)
+        );
     }
 }

@@ -1,8 +1,8 @@
 use rand::RngExt;
 use rand::rngs::SmallRng;
 
-use super::{PickContext, Strategy, eligible};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy, eligible};
+use crate::backend::BackendId;
 
 /// Uniform among the eligible backends.
 #[derive(Debug)]
@@ -19,44 +19,45 @@ impl Random {
 impl Strategy for Random {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         _ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
-        sample(&mut self.rng, backends, accept, None)
+        sample(&mut self.rng, m, accept, None).map(|pos| m.id(pos))
     }
 }
 
 /// Random probes before falling back to a scan: with most backends up, the first one hits.
 const PROBES: usize = 4;
 
-/// A uniformly random eligible backend other than `skip`, without allocating.
+/// The position of a uniformly random eligible member other than the one at `skip`,
+/// without allocating.
 ///
 /// A uniform probe that lands on an eligible backend is uniform among the eligible ones, and
 /// so is the fallback (count them, then take the k-th), so the mix of the two is too.
 pub(super) fn sample(
     rng: &mut SmallRng,
-    backends: &[Backend],
+    m: Members,
     accept: &dyn Fn(BackendId) -> bool,
-    skip: Option<BackendId>,
-) -> Option<BackendId> {
-    let n = backends.len();
+    skip: Option<usize>,
+) -> Option<usize> {
+    let n = m.len();
     if n == 0 {
         return None;
     }
-    let ok = |id: BackendId| Some(id) != skip && eligible(backends, id, accept);
+    let ok = |pos: usize| Some(pos) != skip && eligible(m, pos, accept);
     for _ in 0..PROBES {
-        let id = rng.random_range(0..n);
-        if ok(id) {
-            return Some(id);
+        let pos = rng.random_range(0..n);
+        if ok(pos) {
+            return Some(pos);
         }
     }
-    let count = (0..n).filter(|&id| ok(id)).count();
+    let count = (0..n).filter(|&pos| ok(pos)).count();
     if count == 0 {
         return None;
     }
     let k = rng.random_range(0..count);
-    (0..n).filter(|&id| ok(id)).nth(k)
+    (0..n).filter(|&pos| ok(pos)).nth(k)
 }
 
 #[cfg(test)]
@@ -99,11 +100,14 @@ mod tests {
         let backends = pool(3);
         let mut s = seeded();
         for _ in 0..100 {
-            let id = s.pick(&backends, &PickContext::default(), &|id| id != 1);
+            let id = s.pick(Members::all(&backends), &PickContext::default(), &|id| {
+                id != 1
+            });
             assert_ne!(id, Some(1));
         }
         assert_eq!(
-            s.pick(&backends, &PickContext::default(), &|id| id == 1),
+            s.pick(Members::all(&backends), &PickContext::default(), &|id| id
+                == 1),
             Some(1)
         );
     }

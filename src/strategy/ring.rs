@@ -1,7 +1,7 @@
 //! The consistent-hash ring behind `hash-source` and `hash-uri`.
 
-use super::eligible;
-use crate::backend::{Backend, BackendId};
+use super::{Members, eligible};
+use crate::backend::BackendId;
 
 /// Points per backend: enough that each backend's share of the ring is within a few percent
 /// of even, few enough that the ring stays small.
@@ -34,19 +34,21 @@ impl Fnv {
     }
 }
 
-/// Points hashed from each listed backend's label and replica number, sorted by hash. A key
+/// Points hashed from each listed member's label and replica number, sorted by hash. A key
 /// maps to the first point at or after its own hash whose backend is eligible, so taking a
 /// backend out moves only the keys that were on it. Nothing depends on ids or list order:
 /// every lb with the same backends makes the same choice.
 #[derive(Debug)]
 pub(super) struct Ring {
-    points: Vec<(u64, BackendId)>,
+    /// Hash and member position.
+    points: Vec<(u64, usize)>,
 }
 
 impl Ring {
-    pub(super) fn new(backends: &[Backend]) -> Self {
-        let mut points = Vec::with_capacity(backends.len() * POINTS_PER_BACKEND as usize);
-        for (id, b) in backends.iter().enumerate() {
+    pub(super) fn new(m: Members) -> Self {
+        let mut points = Vec::with_capacity(m.len() * POINTS_PER_BACKEND as usize);
+        for pos in 0..m.len() {
+            let b = m.get(pos);
             if !b.role.is_member() {
                 continue;
             }
@@ -56,7 +58,7 @@ impl Ring {
                     .write(b"#")
                     .write(&replica.to_le_bytes())
                     .finish();
-                points.push((h, id));
+                points.push((h, pos));
             }
         }
         points.sort_unstable();
@@ -66,22 +68,22 @@ impl Ring {
     pub(super) fn pick(
         &self,
         key: u64,
-        backends: &[Backend],
+        m: Members,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
         let start = self.points.partition_point(|&(h, _)| h < key);
         let (before, after) = self.points.split_at(start);
-        let mut walk = after.iter().chain(before).map(|&(_, id)| id);
-        let ok = |id: BackendId| eligible(backends, id, accept);
-        if let Some(id) = walk.by_ref().take(SHORT_WALK).find(|&id| ok(id)) {
-            return Some(id);
+        let mut walk = after.iter().chain(before).map(|&(_, pos)| pos);
+        let ok = |pos: usize| eligible(m, pos, accept);
+        if let Some(pos) = walk.by_ref().take(SHORT_WALK).find(|&pos| ok(pos)) {
+            return Some(m.id(pos));
         }
         // Only a long walk pays for this pass over the backends, and it saves walking the whole
         // ring (points × backends) on every request while all of them are down.
-        if !(0..backends.len()).any(ok) {
+        if !(0..m.len()).any(ok) {
             return None;
         }
-        walk.find(|&id| ok(id))
+        walk.find(|&pos| ok(pos)).map(|pos| m.id(pos))
     }
 }
 
@@ -97,22 +99,25 @@ mod tests {
     #[test]
     fn same_key_same_backend() {
         let backends = pool(5);
-        let ring = Ring::new(&backends);
+        let ring = Ring::new(Members::all(&backends));
         for k in keys().take(100) {
-            let first = ring.pick(k, &backends, &any);
+            let first = ring.pick(k, Members::all(&backends), &any);
             assert!(first.is_some());
-            assert_eq!(ring.pick(k, &backends, &any), first);
-            assert_eq!(Ring::new(&backends).pick(k, &backends, &any), first);
+            assert_eq!(ring.pick(k, Members::all(&backends), &any), first);
+            assert_eq!(
+                Ring::new(Members::all(&backends)).pick(k, Members::all(&backends), &any),
+                first
+            );
         }
     }
 
     #[test]
     fn spreads_keys_within_15_percent_of_even() {
         let backends = pool(3);
-        let ring = Ring::new(&backends);
+        let ring = Ring::new(Members::all(&backends));
         let mut c = [0; 3];
         for k in keys() {
-            c[ring.pick(k, &backends, &any).unwrap()] += 1;
+            c[ring.pick(k, Members::all(&backends), &any).unwrap()] += 1;
         }
         assert!(c.iter().all(|n| (850..=1150).contains(n)), "{c:?}");
     }
@@ -120,14 +125,14 @@ mod tests {
     #[test]
     fn downing_one_moves_only_its_keys() {
         let mut backends = pool(3);
-        let ring = Ring::new(&backends);
+        let ring = Ring::new(Members::all(&backends));
         let before: Vec<_> = keys()
-            .map(|k| ring.pick(k, &backends, &any).unwrap())
+            .map(|k| ring.pick(k, Members::all(&backends), &any).unwrap())
             .collect();
         backends[1].up = false;
         let mut moved = 0;
         for (k, &was) in keys().zip(&before) {
-            let now = ring.pick(k, &backends, &any).unwrap();
+            let now = ring.pick(k, Members::all(&backends), &any).unwrap();
             if was == 1 {
                 assert_ne!(now, 1);
                 moved += 1;
@@ -139,7 +144,9 @@ mod tests {
         // Refusing through `accept` (a retry) behaves the same as down.
         backends[1].up = true;
         for (k, &was) in keys().zip(&before) {
-            let now = ring.pick(k, &backends, &|id| id != 1).unwrap();
+            let now = ring
+                .pick(k, Members::all(&backends), &|id| id != 1)
+                .unwrap();
             assert!(now == was || was == 1);
         }
     }
@@ -151,9 +158,12 @@ mod tests {
             b.up = false;
         }
         backends[37].up = true;
-        let ring = Ring::new(&backends);
-        assert!(keys().all(|k| ring.pick(k, &backends, &any) == Some(37)));
-        assert!(keys().all(|k| ring.pick(k, &backends, &|id| id != 37).is_none()));
+        let ring = Ring::new(Members::all(&backends));
+        assert!(keys().all(|k| ring.pick(k, Members::all(&backends), &any) == Some(37)));
+        assert!(keys().all(|k| {
+            ring.pick(k, Members::all(&backends), &|id| id != 37)
+                .is_none()
+        }));
     }
 
     #[test]
@@ -166,10 +176,17 @@ mod tests {
         vacant[0].label = "gone".into();
         vacant[0].role = crate::backend::Role::Vacant;
         shuffled.push(vacant.remove(0));
-        let (a, b) = (Ring::new(&backends), Ring::new(&shuffled));
+        let (a, b) = (
+            Ring::new(Members::all(&backends)),
+            Ring::new(Members::all(&shuffled)),
+        );
         for k in keys().take(500) {
-            let x = a.pick(k, &backends, &any).map(|id| &backends[id].label);
-            let y = b.pick(k, &shuffled, &any).map(|id| &shuffled[id].label);
+            let x = a
+                .pick(k, Members::all(&backends), &any)
+                .map(|id| &backends[id].label);
+            let y = b
+                .pick(k, Members::all(&shuffled), &any)
+                .map(|id| &shuffled[id].label);
             if x.is_some_and(|l| *l != shuffled[0].label) {
                 assert_eq!(x, y);
             }
@@ -179,10 +196,10 @@ mod tests {
     #[test]
     fn keys_wrap_past_the_last_point() {
         let backends = pool(2);
-        let ring = Ring::new(&backends);
+        let ring = Ring::new(Members::all(&backends));
         assert_eq!(
-            ring.pick(u64::MAX, &backends, &any),
-            ring.pick(0, &backends, &any)
+            ring.pick(u64::MAX, Members::all(&backends), &any),
+            ring.pick(0, Members::all(&backends), &any)
         );
     }
 }

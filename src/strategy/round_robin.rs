@@ -1,5 +1,5 @@
-use super::{PickContext, Strategy, eligible};
-use crate::backend::{Backend, BackendId};
+use super::{Members, PickContext, Strategy, eligible};
+use crate::backend::BackendId;
 
 /// Round-robin, weighted as in nginx and HAProxy (smooth, as nginx does it): each pick adds
 /// every eligible backend's weight to its running score, takes the highest, and charges the
@@ -7,14 +7,14 @@ use crate::backend::{Backend, BackendId};
 /// others' rather than bunched; with equal weights it is a strict rotation.
 #[derive(Debug)]
 pub struct RoundRobin {
-    /// Running score per backend, indexed like the backend list.
+    /// Running score per member, by position.
     current: Vec<i64>,
 }
 
 impl RoundRobin {
-    pub fn new(backends: &[Backend]) -> Self {
+    pub fn new(members: Members) -> Self {
         RoundRobin {
-            current: vec![0; backends.len()],
+            current: vec![0; members.len()],
         }
     }
 }
@@ -22,28 +22,28 @@ impl RoundRobin {
 impl Strategy for RoundRobin {
     fn pick(
         &mut self,
-        backends: &[Backend],
+        m: Members,
         _ctx: &PickContext,
         accept: &dyn Fn(BackendId) -> bool,
     ) -> Option<BackendId> {
-        debug_assert_eq!(self.current.len(), backends.len());
+        debug_assert_eq!(self.current.len(), m.len());
         let mut total = 0;
-        let mut best: Option<(BackendId, i64)> = None;
-        for (id, (b, cur)) in backends.iter().zip(&mut self.current).enumerate() {
-            if !eligible(backends, id, accept) {
+        let mut best: Option<(usize, i64)> = None;
+        for (pos, cur) in self.current.iter_mut().enumerate() {
+            if !eligible(m, pos, accept) {
                 continue;
             }
-            let w = i64::from(b.weight);
+            let w = i64::from(m.get(pos).weight);
             *cur += w;
             total += w;
             // Strictly greater: the earlier backend wins a tie, as in nginx.
             if best.is_none_or(|(_, score)| *cur > score) {
-                best = Some((id, *cur));
+                best = Some((pos, *cur));
             }
         }
-        let (id, _) = best?;
-        self.current[id] -= total;
-        Some(id)
+        let (pos, _) = best?;
+        self.current[pos] -= total;
+        Some(m.id(pos))
     }
 }
 
@@ -51,6 +51,7 @@ impl Strategy for RoundRobin {
 mod tests {
     use super::super::testutil::{any, counts, picks, pool};
     use super::*;
+    use crate::backend::Backend;
 
     fn weighted(weights: &[u32]) -> Vec<Backend> {
         let mut backends = pool(weights.len());
@@ -63,21 +64,21 @@ mod tests {
     #[test]
     fn equal_weights_rotate_in_order() {
         let backends = pool(3);
-        let mut s = RoundRobin::new(&backends);
+        let mut s = RoundRobin::new(Members::all(&backends));
         assert_eq!(picks(&mut s, &backends, 7), [0, 1, 2, 0, 1, 2, 0]);
     }
 
     #[test]
     fn three_to_one_interleaves() {
         let backends = weighted(&[3, 1]);
-        let mut s = RoundRobin::new(&backends);
+        let mut s = RoundRobin::new(Members::all(&backends));
         assert_eq!(picks(&mut s, &backends, 8), [0, 0, 1, 0, 0, 0, 1, 0]);
     }
 
     #[test]
     fn five_one_one_has_no_bursts() {
         let backends = weighted(&[5, 1, 1]);
-        let mut s = RoundRobin::new(&backends);
+        let mut s = RoundRobin::new(Members::all(&backends));
         let seq = picks(&mut s, &backends, 70);
         assert_eq!(seq[..7], [0, 0, 1, 0, 2, 0, 0]);
         // Every cycle of 7 is the same, so the heavy backend never runs more than 4 in a row
@@ -94,7 +95,7 @@ mod tests {
     #[test]
     fn shares_follow_weights() {
         let backends = weighted(&[4, 2, 1]);
-        let mut s = RoundRobin::new(&backends);
+        let mut s = RoundRobin::new(Members::all(&backends));
         assert_eq!(counts(&mut s, &backends, 700), [400, 200, 100]);
     }
 
@@ -102,10 +103,13 @@ mod tests {
     fn skips_down_and_refused() {
         let mut backends = weighted(&[3, 2, 1]);
         backends[0].up = false;
-        let mut s = RoundRobin::new(&backends);
+        let mut s = RoundRobin::new(Members::all(&backends));
         assert_eq!(picks(&mut s, &backends, 3), [1, 2, 1]);
         let ctx = PickContext::default();
-        assert_eq!(s.pick(&backends, &ctx, &|id| id != 1), Some(2));
-        assert_eq!(s.pick(&backends, &ctx, &any), Some(1));
+        assert_eq!(
+            s.pick(Members::all(&backends), &ctx, &|id| id != 1),
+            Some(2)
+        );
+        assert_eq!(s.pick(Members::all(&backends), &ctx, &any), Some(1));
     }
 }

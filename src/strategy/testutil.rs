@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::{PickContext, Strategy};
+use super::{Members, PickContext, Strategy};
 use crate::backend::{Backend, BackendId};
 
 /// `n` backends, all up, weight 1, idle, labelled by address.
@@ -24,7 +24,10 @@ pub(crate) fn any(_: BackendId) -> bool {
 /// The next `n` picks with an empty context, panicking if any is `None`.
 pub(crate) fn picks(s: &mut dyn Strategy, backends: &[Backend], n: usize) -> Vec<BackendId> {
     (0..n)
-        .map(|_| s.pick(backends, &PickContext::default(), &any).unwrap())
+        .map(|_| {
+            s.pick(Members::all(backends), &PickContext::default(), &any)
+                .unwrap()
+        })
         .collect()
 }
 

@@ -16,7 +16,7 @@ use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::proxy_protocol::Addresses;
-use crate::strategy::PickContext;
+use crate::strategy::{Members, PickContext};
 
 /// Starts a connect to the next backend the strategy picks that `tried` does not hold yet,
 /// as long as `--retries` allows; the new socket is registered on side 1 of `key`.
@@ -41,7 +41,9 @@ pub(super) fn connect_next(
     while tried.count() <= core.cfg.retries as usize {
         let id = core
             .strategy
-            .pick(&core.backends, &ctx, &|id| !tried.contains(id))?;
+            .pick(Members::all(&core.backends), &ctx, &|id| {
+                !tried.contains(id)
+            })?;
         tried.add(id);
         let connected = TcpStream::connect(core.backends[id].addr)
             .and_then(|sock| backend_socket(core, sock, id, addresses));
