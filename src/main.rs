@@ -24,6 +24,16 @@ fn main() -> ExitCode {
             println!("lb {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(Command::PrintConfig(cfg)) => {
+            print!("{}", cfg.site().to_toml());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Check { file }) => {
+            let report = config::check::check_file(&file);
+            print!("{}", report.out);
+            eprint!("{}", report.err);
+            return ExitCode::from(report.status);
+        }
         Err(e) => {
             eprintln!("lb: {e} (see lb --help)");
             return ExitCode::from(2);

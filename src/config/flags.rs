@@ -463,6 +463,11 @@ pub(super) fn options() -> getopts::Options {
         "more logging: debug, then trace (not with -q)",
     );
     o.optflag("q", "quiet", "log errors only (not with -v)");
+    o.optflag(
+        "",
+        "print-config",
+        "print the config file that the other flags mean, and exit (see lb check -c FILE)",
+    );
     o.optflag("V", "version", "print the version and exit");
     o.optflag("h", "help", "print this help and exit");
     o

@@ -3,6 +3,7 @@
 //! backend list; this file turns the parsed flags into one `Config`.
 
 mod backends;
+pub mod check;
 pub mod diagnostic;
 mod fanout;
 pub mod file;
@@ -131,6 +132,12 @@ pub struct Config {
 
 pub enum Command {
     Run(Box<Config>),
+    /// `lb check -c FILE`: check a config file without running it.
+    Check {
+        file: String,
+    },
+    /// `--print-config`: the config file the other flags mean.
+    PrintConfig(Box<Config>),
     Help(String),
     Version,
 }
@@ -169,6 +176,9 @@ fn small(m: &getopts::Matches, name: &str) -> Result<u32, String> {
 }
 
 pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    if args.first().is_some_and(|a| a == "check") {
+        return parse_check(&args[1..]);
+    }
     let m = options().parse(args).map_err(|e| e.to_string())?;
     if m.opt_present("help") {
         return Ok(Command::Help(usage()));
@@ -340,7 +350,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             "weight= is ignored: -s {strategy} does not use weights (round-robin does)"
         ));
     }
-    Ok(Command::Run(Box::new(Config {
+    let print = m.opt_present("print-config");
+    let cfg = Box::new(Config {
         listen,
         tls_listen,
         tls_certs,
@@ -399,7 +410,26 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         log_format,
         log_level,
         warnings,
-    })))
+    });
+    Ok(if print {
+        Command::PrintConfig(cfg)
+    } else {
+        Command::Run(cfg)
+    })
+}
+
+/// `lb check -c FILE`.
+fn parse_check(args: &[String]) -> Result<Command, String> {
+    let mut o = getopts::Options::new();
+    o.optopt("c", "config", "the config file to check", "FILE");
+    let m = o.parse(args).map_err(|e| format!("check: {e}"))?;
+    if let Some(extra) = m.free.first() {
+        return Err(format!("check: unexpected argument '{extra}'"));
+    }
+    let file = m
+        .opt_str("config")
+        .ok_or("check needs the file: lb check -c FILE")?;
+    Ok(Command::Check { file })
 }
 
 /// The most worker threads `--workers` may ask for.

@@ -1,0 +1,133 @@
+//! The config file from the command line: `lb check -c FILE` says every problem at its
+//! line and column and exits 2, or prints one line and the routing table; and
+//! `--print-config` writes the file that flags mean, which `lb check` accepts.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A file in the test's own temporary directory.
+fn file(name: &str, text: &str) -> String {
+    let path: PathBuf = [
+        env!("CARGO_TARGET_TMPDIR"),
+        &format!("{}-{name}", std::process::id()),
+    ]
+    .iter()
+    .collect();
+    std::fs::write(&path, text).expect("write the file");
+    path.display().to_string()
+}
+
+/// Runs lb with `args` to its end: exit code, stdout, stderr.
+fn lb(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .args(args)
+        .output()
+        .expect("run lb");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_says_every_problem_at_its_line_with_a_caret_and_exits_2() {
+    let path = file(
+        "bad.toml",
+        "[listeners.web]\naddress = \"127.0.0.1:8080\"\n\n[pools.app]\n\
+         backends = [\"127.0.0.1:9001\"]\nhelth = { path = \"/ping\" }\n\n\
+         [[routes]]\npath = \"/login\"\npool = \"ap\"\n",
+    );
+    let (code, out, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains(&format!(
+            "{path}:6:1: unknown key `helth` in [pools.app] (did you mean `health`?)\n  |\n6 | \
+             helth = {{ path = \"/ping\" }}\n  | ^^^^^\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{path}:10:8: no pool is called `ap` (did you mean `app`?)\n   |\n10 | pool = \
+             \"ap\"\n   |        ^^^^\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with(&format!("{path}: 2 error(s), 1 warning(s): not loaded\n")),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_of_a_good_file_prints_one_line_and_the_routing_table() {
+    let path = file(
+        "good.toml",
+        "[listeners.web]\naddress = \"127.0.0.1:8080\"\n\n[pools.app]\n\
+         backends = [\"127.0.0.1:9001\"]\n\n[[routes]]\nname = \"login\"\npath = \"/login\"\n\
+         methods = [\"GET\"]\npool = \"app\"\n\n[[routes]]\nrespond = { status = 404 }\n",
+    );
+    let (code, out, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(err, "");
+    assert_eq!(
+        out,
+        format!(
+            "{path}: ok, 1 listener(s), 1 pool(s) with 1 backend(s), 2 route(s)\n  \
+             listener web 127.0.0.1:8080: HTTP, every route\n  \
+             route login: GET, path /login -> pool app\n  route #2: any request -> answer 404\n"
+        )
+    );
+}
+
+#[test]
+fn check_needs_a_readable_file() {
+    let (code, _, err) = lb(&["check"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("check needs the file: lb check -c FILE"),
+        "{err}"
+    );
+    let (code, _, err) = lb(&["check", "-c", "/nonexistent/lb.toml"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with("lb: cannot read /nonexistent/lb.toml: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn print_config_writes_a_file_that_check_accepts() {
+    let (code, printed, err) = lb(&[
+        "--print-config",
+        "-b",
+        "127.0.0.1:9001",
+        "-b",
+        "127.0.0.1:9002,weight=2",
+        "--health-path",
+        "/ping",
+        "--admin",
+        "127.0.0.1:9901",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        printed.contains("[admin]\nlisten = \"127.0.0.1:9901\"\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            "[pools.default]\nbackends = [\"127.0.0.1:9001\", \"127.0.0.1:9002,weight=2\"]\n\
+             health = { path = \"/ping\" }\n"
+        ),
+        "{printed}"
+    );
+    let path = file("printed.toml", &printed);
+    let (code, out, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with(&format!("{path}: ok, 1 listener(s)")),
+        "{out}"
+    );
+}
