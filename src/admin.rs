@@ -21,7 +21,7 @@ mod gather;
 mod stats;
 mod totals;
 
-pub use conn::{AdminConn, accept, answer_later, close, ready, timed_out};
+pub use conn::{AdminConn, Open, accept, answer_later, close, ready, timed_out};
 pub use gather::{gathered, sample_history};
 use totals::Totals;
 pub use totals::{WorkerLine, worker_stats};

@@ -139,7 +139,8 @@ pub struct Core {
     pub clients_open: usize,
     /// Client connections this worker has accepted.
     pub clients_total: u64,
-    pub admin_open: usize,
+    /// Admin connections open, oldest first.
+    pub admin_open: crate::admin::Open,
     /// Admin connections (slab keys) waiting for every worker's counters.
     pub gathering: Vec<usize>,
     /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
@@ -225,7 +226,7 @@ impl Core {
             gathering: Vec::new(),
             clients_open: 0,
             clients_total: 0,
-            admin_open: 0,
+            admin_open: crate::admin::Open::new(),
             draining: false,
             handing_over: false,
             default_host,

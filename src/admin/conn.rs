@@ -1,5 +1,12 @@
 //! One admin connection: its request head read, answered, and closed.
+//!
+//! A liveness probe must get through whatever else is open here. So a connection has
+//! `HEAD_TIMEOUT` from accept to send its whole head (armed once: a byte at a time does
+//! not extend it), then `ANSWER_TIMEOUT` for the rest; and when all `MAX_OPEN` slots are
+//! taken, the oldest connection still without a whole head is closed to make room (the
+//! oldest of any, if every one has sent its head), rather than the new one refused.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
@@ -12,17 +19,24 @@ use super::{Answer, MAX_HEAD, Totals, View, answer, api, gather, head_done};
 use crate::event_loop::{Conn, Core};
 use crate::timer::TimerId;
 
-/// A whole admin connection, from accept to close: a slow client is cut off after this.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// Admin connections open at once; more are closed at accept so that a flood of them
-/// cannot pile up next to the traffic.
-const MAX_OPEN: usize = 64;
+/// From accept to a whole request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
+/// From the head to the close: waiting for the other workers' counters or a name lookup,
+/// writing the answer, and the client's close.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Admin connections open at once; each holds at most a `MAX_HEAD` head, then its answer.
+const MAX_OPEN: usize = 1024;
+
+/// The open admin connections by slab key, oldest first.
+pub type Open = VecDeque<usize>;
 
 pub struct AdminConn {
     sock: TcpStream,
     pub(super) peer: SocketAddr,
     pub serial: u32,
     timer: Option<TimerId>,
+    /// The whole head is in: the timer runs `ANSWER_TIMEOUT` now.
+    has_head: bool,
     state: State,
     /// With several workers: fresh counters asked of every worker before answering.
     pub(super) gather: Gather,
@@ -51,9 +65,8 @@ enum State {
 }
 
 pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
-    if core.admin_open >= MAX_OPEN {
-        debug!("{MAX_OPEN} admin connections open: closing a new one");
-        return;
+    if core.admin_open.len() >= MAX_OPEN {
+        make_room(conns, core);
     }
     let entry = conns.vacant_entry();
     let key = entry.key();
@@ -67,6 +80,7 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
         peer,
         serial,
         timer: None,
+        has_head: false,
         state: State::Reading(Vec::new()),
         gather: if core.shared.workers() > 1 {
             Gather::NotYet
@@ -74,9 +88,21 @@ pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer
             Gather::Done
         },
     };
-    core.arm(&mut conn.timer, TIMEOUT, key, serial);
+    core.arm(&mut conn.timer, HEAD_TIMEOUT, key, serial);
     entry.insert(Conn::Admin(conn));
-    core.admin_open += 1;
+    core.admin_open.push_back(key);
+}
+
+/// Every slot is taken: closes the oldest connection that has not sent a whole head, or
+/// else the oldest of all.
+fn make_room(conns: &mut Slab<Conn>, core: &mut Core) {
+    let headless = |key: &usize| matches!(conns.get(*key), Some(Conn::Admin(a)) if !a.has_head);
+    let oldest = core.admin_open.iter().copied().find(headless);
+    let Some(key) = oldest.or_else(|| core.admin_open.front().copied()) else {
+        return;
+    };
+    debug!("{MAX_OPEN} admin connections open: closing the oldest idle one to make room");
+    close(conns, core, key);
 }
 
 /// What stepping an admin connection came to.
@@ -94,7 +120,7 @@ pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         let Some(Conn::Admin(a)) = conns.get_mut(key) else {
             return;
         };
-        match step(a, core) {
+        match step(a, core, key) {
             Ok(Flow::Wait) => return,
             Ok(Flow::Done) => return close(conns, core, key),
             Ok(Flow::Gather) => return gather::ask(core, a, key),
@@ -148,15 +174,21 @@ pub fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     if let Some(Conn::Admin(mut a)) = conns.try_remove(key) {
         core.disarm(&mut a.timer);
         let _ = core.registry.deregister(&mut a.sock);
-        core.admin_open -= 1;
+        if let Some(i) = core.admin_open.iter().position(|&k| k == key) {
+            core.admin_open.remove(i);
+        }
     }
 }
 
-/// Advances a connection as far as its socket allows.
-fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
+/// Advances connection `key` as far as its socket allows.
+fn step(a: &mut AdminConn, core: &mut Core, key: usize) -> io::Result<Flow> {
     let mut chunk = [0u8; 4096];
     loop {
         match &mut a.state {
+            State::Reading(head) if head_done(head) && !a.has_head => {
+                a.has_head = true;
+                core.arm(&mut a.timer, ANSWER_TIMEOUT, key, a.serial);
+            }
             State::Reading(head) if head_done(head) => match a.gather {
                 Gather::NotYet => return Ok(Flow::Gather),
                 Gather::Waiting(_) => return Ok(Flow::Wait),

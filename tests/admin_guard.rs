@@ -1,0 +1,76 @@
+//! The admin listener under attack: connections held idle or trickled, writes from a page
+//! that rebinds a name to the admin address, backends that would loop back into lb, and
+//! removed backends that cannot be reached.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const ADMIN: &[&str] = &["--admin", "127.0.0.1:0"];
+
+/// Connections a flood holds open: more than the admin listener's 1024 slots.
+const FLOOD: usize = 1100;
+
+/// Lets this process open `n` more descriptors: the soft limit up to the hard one.
+fn allow_descriptors(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    assert!(
+        lim.rlim_cur >= n + 100,
+        "this test needs {n} descriptors; the hard limit is {}",
+        lim.rlim_cur
+    );
+}
+
+#[test]
+fn idle_connections_do_not_lock_out_healthz() {
+    allow_descriptors(FLOOD as u64);
+    let b = backend("a", &[]);
+    let lb = lb(&[&b], ADMIN);
+    let admin = admin_addr(&lb);
+    let idle: Vec<TcpStream> = (0..FLOOD).map(|_| connect(admin)).collect();
+    // Before any of them has been open long enough to be cut off by its deadline.
+    let r = get(admin, "/healthz");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "ok\n");
+    let m = get(admin, "/metrics");
+    assert_eq!(m.status, 200);
+    let api = request(
+        admin,
+        format!("GET /backends HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(api.status, 200, "{}", api.text());
+    drop(idle);
+}
+
+#[test]
+fn a_trickled_admin_head_is_cut_off_at_its_deadline() {
+    let b = backend("a", &[]);
+    let lb = lb(&[&b], ADMIN);
+    let admin = admin_addr(&lb);
+    let mut c = Client::new(admin);
+    c.send(b"GET /healthz HTTP/1.1\r\nX-Slow: ");
+    let start = Instant::now();
+    let mut closed = false;
+    // A byte every 300 ms: each would reset a deadline that restarts on progress.
+    while !closed && start.elapsed() < Duration::from_secs(8) {
+        closed = c.stream.write_all(b"x").is_err() || c.closed_within(Duration::from_millis(300));
+    }
+    assert!(
+        closed,
+        "a head trickled for {:?} is still being read",
+        start.elapsed()
+    );
+}
