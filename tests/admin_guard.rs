@@ -74,3 +74,81 @@ fn a_trickled_admin_head_is_cut_off_at_its_deadline() {
         start.elapsed()
     );
 }
+
+/// A request to the admin listener `admin` with `host` as its Host and `extra` lines.
+fn admin_request(
+    admin: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra: &str,
+) -> Response {
+    request(
+        admin,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn a_rebinding_page_can_change_nothing() {
+    let (a, spare) = (backend("a", &[]), backend("spare", &[]));
+    let lb = lb(
+        &[&a],
+        &["--admin", "127.0.0.1:0", "--admin-host", "lb.test"],
+    );
+    let admin = admin_addr(&lb);
+    let port = admin.port();
+    // What a page on evil.example sends once its name resolves to the admin address.
+    let evil = format!("evil.example:{port}");
+    let origin = format!("Origin: http://{evil}\r\n");
+    let drain = format!("/backends/{}/drain", a.addr);
+    let add = format!("/backends/{}", spare.addr);
+    for (method, path) in [("POST", &drain), ("PUT", &add), ("DELETE", &add)] {
+        let r = admin_request(admin, method, path, &evil, &origin);
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        assert!(
+            r.text().contains("does not name this admin listener"),
+            "{}",
+            r.text()
+        );
+        let r = admin_request(admin, method, path, &evil, "");
+        assert_eq!(
+            r.status,
+            403,
+            "{method} {path} without Origin: {}",
+            r.text()
+        );
+    }
+    assert!(lb.wait_log(
+        &format!("Host {evil} does not name this admin listener"),
+        Duration::from_secs(1)
+    ));
+    let list = admin_request(admin, "GET", "/backends", &evil, "").text();
+    assert!(
+        list.starts_with("{\"version\":0,"),
+        "nothing changed: {list}"
+    );
+    assert!(list.contains("\"state\":\"ready\""), "{list}");
+    assert!(!list.contains(&spare.addr.to_string()), "{list}");
+    // The listener's own names may write: its address, localhost, and --admin-host's.
+    let named = format!("lb.test:{port}");
+    let r = admin_request(
+        admin,
+        "POST",
+        &drain,
+        &named,
+        &format!("Origin: http://{named}\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let local = format!("localhost:{port}");
+    assert_eq!(admin_request(admin, "POST", &drain, &local, "").status, 200);
+    let own = admin.to_string();
+    assert_eq!(admin_request(admin, "PUT", &add, &own, "").status, 201);
+    // A page of another site, even when the Host is ours.
+    let r = admin_request(admin, "DELETE", &add, &own, &origin);
+    assert_eq!(r.status, 403, "{}", r.text());
+}

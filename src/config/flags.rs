@@ -440,6 +440,13 @@ pub(super) fn options() -> getopts::Options {
     );
     o.optmulti(
         "",
+        "admin-host",
+        "a name the admin listener is reached by: /backends writes need a Host that is \
+         an IP address, localhost, or such a name (repeatable)",
+        "NAME",
+    );
+    o.optmulti(
+        "",
         "hosts-file",
         "names listed in this hosts(5)-format file resolve from it, read at every lookup",
         "FILE",

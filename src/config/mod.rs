@@ -24,7 +24,7 @@ pub use flags::usage;
 pub use values::{Secret, parse_duration, parse_size};
 
 use flags::{HTTP_ONLY, NUMBERS, as_duration, number_flag, options};
-use values::{parse_addr, parse_number, read_token_file};
+use values::{parse_addr, parse_admin_hosts, parse_number, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -73,6 +73,9 @@ pub struct Config {
     pub hosts_file: Option<PathBuf>,
     /// The token that write actions on the admin listener must carry.
     pub admin_token: Option<Secret>,
+    /// `--admin-host`: names besides its address and `localhost` that write actions on the
+    /// admin listener may carry as their Host.
+    pub admin_hosts: Vec<String>,
     pub mode: Mode,
     /// One of `strategy::NAMES`.
     pub strategy: String,
@@ -344,6 +347,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         resolve_interval: duration(&m, "resolve-interval")?,
         hosts_file,
         admin_token,
+        admin_hosts: parse_admin_hosts(m.opt_strs("admin-host"))?,
         mode,
         strategy: strategy.to_string(),
         connect_timeout: duration(&m, "connect-timeout")?,

@@ -85,6 +85,27 @@ pub(super) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{s}' resolves to no address"))
 }
 
+/// `--admin-host` names, as a Host header is compared with them: lower case, without a
+/// trailing dot. A port is refused, since none is compared.
+pub(super) fn parse_admin_hosts(names: Vec<String>) -> Result<Vec<String>, String> {
+    names
+        .into_iter()
+        .map(|n| {
+            let name = n.trim().trim_end_matches('.').to_ascii_lowercase();
+            let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+            if name.contains(':') {
+                Err(format!(
+                    "--admin-host {n}: give the name without a port (any port is accepted)"
+                ))
+            } else if name.is_empty() || name.len() > 253 || !name.bytes().all(ok) {
+                Err(format!("--admin-host {n}: not a host name"))
+            } else {
+                Ok(name)
+            }
+        })
+        .collect()
+}
+
 /// A secret read from a file; `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
