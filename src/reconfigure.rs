@@ -194,7 +194,7 @@ pub fn reload(core: &mut Core) {
 /// A result from the resolver thread.
 pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
     match done {
-        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.listening) {
+        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.own) {
             Ok(kept) => {
                 for note in kept {
                     warn!("reload: {note}");
@@ -249,6 +249,11 @@ fn refreshed(
     };
     match resolver.judge(label, &got, current) {
         Verdict::Moved(addr) => {
+            let at = "looked up again";
+            if let Err(why) = core.roster.check_add(label, addr, at, &core.own) {
+                warn!("{why}; it keeps its address {current}");
+                return;
+            }
             core.roster.set_address(id, addr);
             let notes = sync(conns, core);
             info!(

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::backend::{BackendId, Role};
-use crate::config::{BackendSpec, check_backends};
+use crate::config::{BackendSpec, OwnAddrs, check_backends};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -205,13 +205,9 @@ impl Roster {
     /// The list becomes `wanted`, as a reload from the file makes it: backends not in it
     /// leave, new ones join, and roles and weights set at run time are forgotten. A name
     /// that no longer resolves keeps the address it had; one that never did fails the whole
-    /// reload, and so does what lb refuses at start (a backend twice, lb's own `listen`).
-    /// Returns a note for each address kept.
-    pub fn reload(
-        &mut self,
-        wanted: Vec<Lookup>,
-        listeners: &[SocketAddr],
-    ) -> Result<Vec<String>, String> {
+    /// reload, and so does what lb refuses at start (`check_backends`: a backend twice, port
+    /// 0, one of lb's `own` addresses). Returns a note for each address kept.
+    pub fn reload(&mut self, wanted: Vec<Lookup>, own: &OwnAddrs) -> Result<Vec<String>, String> {
         let mut kept = Vec::new();
         let mut settled = Vec::with_capacity(wanted.len());
         for w in wanted {
@@ -230,7 +226,7 @@ impl Roster {
             .iter()
             .map(|(label, _, addr, at)| (label.as_str(), *addr, at.as_str()))
             .collect();
-        check_backends(&named, listeners)?;
+        check_backends(&named, own)?;
         let resolved: Vec<(String, u32, SocketAddr)> = settled
             .into_iter()
             .map(|(label, weight, addr, _)| (label, weight, addr))
@@ -246,6 +242,30 @@ impl Roster {
             }
         });
         Ok(kept)
+    }
+
+    /// Whether `label` at `addr` (written `at`) may join the listed backends, or move there,
+    /// by the rules of the command line (`check_backends`).
+    pub fn check_add(
+        &self,
+        label: &str,
+        addr: SocketAddr,
+        at: &str,
+        own: &OwnAddrs,
+    ) -> Result<(), String> {
+        let others: Vec<(&str, SocketAddr, String)> = self
+            .current
+            .slots
+            .iter()
+            .filter(|s| s.role.is_member() && s.label != label)
+            .map(|s| (s.label.as_str(), s.addr, format!("listed as {}", s.label)))
+            .collect();
+        let mut list: Vec<(&str, SocketAddr, &str)> = others
+            .iter()
+            .map(|(label, addr, at)| (*label, *addr, at.as_str()))
+            .collect();
+        list.push((label, addr, at));
+        check_backends(&list, own)
     }
 
     /// Adds a backend, or updates the listed one with this label (its weight only if

@@ -15,7 +15,7 @@ use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, OwnAddrs};
 use crate::conn::Socket;
 use crate::fanout;
 use crate::held_sends::HeldSends;
@@ -149,8 +149,9 @@ pub struct Core {
     pub handing_over: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
-    /// The addresses lb listens on for clients, as bound (`-l` may have asked for port 0).
-    pub listening: Vec<SocketAddr>,
+    /// The addresses lb listens on, as bound (`-l` may have asked for port 0): no backend
+    /// may be one of them.
+    pub own: OwnAddrs,
     /// `--access-log`, written at the end of each turn.
     pub access: AccessLog,
     /// When lb itself is out of descriptors, memory or ports, it says so this often.
@@ -168,7 +169,7 @@ impl Core {
         registry: Registry,
         (worker, shared, waker): (usize, Arc<Shared>, Arc<mio::Waker>),
         default_host: String,
-        listening: Vec<SocketAddr>,
+        own: OwnAddrs,
     ) -> Result<Self, String> {
         let backends: Vec<Backend> = cfg
             .backends
@@ -230,7 +231,7 @@ impl Core {
             draining: false,
             handing_over: false,
             default_host,
-            listening,
+            own,
             access,
             exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,

@@ -152,3 +152,94 @@ fn a_rebinding_page_can_change_nothing() {
     let r = admin_request(admin, "DELETE", &add, &own, &origin);
     assert_eq!(r.status, 403, "{}", r.text());
 }
+
+#[test]
+fn the_api_refuses_what_the_command_line_refuses() {
+    let (a, b) = (backend("a", &[]), backend("b", &[]));
+    let lb = lb(&[&a], ADMIN);
+    let admin = admin_addr(&lb);
+    let host = admin.to_string();
+    let put = |target: &str| admin_request(admin, "PUT", &format!("/backends/{target}"), &host, "");
+    for (target, flag) in [
+        (lb.addr.to_string(), "--listen"),
+        (admin.to_string(), "--admin"),
+        (format!("localhost:{}", lb.addr.port()), "--listen"),
+    ] {
+        let r = put(&target);
+        assert_eq!(r.status, 400, "PUT {target}: {}", r.text());
+        assert!(
+            r.text().contains(&format!(
+                "backend {target} (PUT /backends/{target}) is lb's own {flag} address: \
+                 requests would loop"
+            )),
+            "{}",
+            r.text()
+        );
+    }
+    let r = put("127.0.0.1:0");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("has port 0"), "{}", r.text());
+    // The same address under another name: the command line says "given twice".
+    let r = put(&format!("localhost:{}", a.addr.port()));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("given twice"), "{}", r.text());
+    assert!(lb.wait_log("refused PUT /backends/", Duration::from_secs(1)));
+    let list = admin_request(admin, "GET", "/backends", &host, "").text();
+    assert!(
+        list.starts_with("{\"version\":0,"),
+        "nothing changed: {list}"
+    );
+    // The command line's words for the same backend.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lb"))
+        .args(["-l", &lb.addr.to_string(), "--admin", "off", "-b"])
+        .arg(lb.addr.to_string())
+        .output()
+        .expect("run lb");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    let target = lb.addr.to_string();
+    assert!(
+        said.contains(&format!(
+            "backend {target} (-b {target}) is lb's own --listen address: requests would loop"
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        put(&b.addr.to_string()).status,
+        201,
+        "a good one still joins"
+    );
+}
+
+#[test]
+fn a_reload_naming_lb_itself_is_refused_and_keeps_the_running_list() {
+    let a = backend("a", &[]);
+    let file = std::env::temp_dir().join(format!("lb-test-guard-reload-{}", std::process::id()));
+    std::fs::write(&file, format!("{}\n", a.addr)).unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let lb = lb_addrs(&[], &["-f", &path, "--admin", "127.0.0.1:0"]);
+    let admin = admin_addr(&lb);
+    for (own, flag) in [(lb.addr, "--listen"), (admin, "--admin")] {
+        std::fs::write(&file, format!("{}\n{own}\n", a.addr)).unwrap();
+        let failed = lb.log_text().matches("reload failed").count();
+        lb.signal(libc::SIGHUP);
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                lb.log_text().matches("reload failed").count() > failed
+            }),
+            "no refusal logged:\n{}",
+            lb.log_text()
+        );
+        assert!(
+            lb.log_text()
+                .contains(&format!("is lb's own {flag} address: requests would loop")),
+            "{}",
+            lb.log_text()
+        );
+        let list = get(admin, "/backends").text();
+        assert!(list.starts_with("{\"version\":0,"), "{list}");
+        assert!(!list.contains(&format!("\"{own}\"")), "{list}");
+    }
+    assert_metric(&lb, "lb_reloads_total{result=\"failed\"} 2");
+    std::fs::remove_file(&file).ok();
+}

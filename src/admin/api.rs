@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use log::info;
+use log::{info, warn};
 use slab::Slab;
 
 use super::auth::authorize;
@@ -162,6 +162,9 @@ fn put(
     };
     match key.parse::<SocketAddr>() {
         Ok(addr) => {
+            if let Err(why) = may_add(core, &line.label, addr, peer) {
+                return Some(why);
+            }
             let (id, new) = core.roster.add(&line.label, addr, weight);
             Some(changed(
                 conns,
@@ -194,8 +197,12 @@ pub fn added(
     weight: Option<u32>,
     addr: Result<SocketAddr, String>,
 ) {
-    let out = match addr {
-        Ok(addr) => {
+    let peer = match conns.get(reply.0) {
+        Some(Conn::Admin(a)) => a.peer,
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let out = match addr.map(|addr| (addr, may_add(core, label, addr, peer))) {
+        Ok((addr, Ok(()))) => {
             let (id, new) = core.roster.add(label, addr, weight);
             let rest = format!("/{label}");
             let req = Request {
@@ -204,15 +211,24 @@ pub fn added(
                 query: "",
                 header: Vec::new(),
             };
-            let peer = match conns.get(reply.0) {
-                Some(Conn::Admin(a)) => a.peer,
-                _ => SocketAddr::from(([0, 0, 0, 0], 0)),
-            };
             changed(conns, core, &req, peer, id, if new { 201 } else { 200 })
         }
+        Ok((_, Err(refused))) => refused,
         Err(why) => error(400, &why),
     };
     super::answer_later(conns, core, reply, out);
+}
+
+/// A backend that PUT adds must pass what the command line checks (`Roster::check_add`);
+/// the refusal is logged and answered with the command line's words.
+fn may_add(core: &Core, label: &str, addr: SocketAddr, peer: SocketAddr) -> Result<(), Vec<u8>> {
+    let at = format!("PUT /backends/{label}");
+    core.roster
+        .check_add(label, addr, &at, &core.own)
+        .map_err(|why| {
+            warn!("admin {peer}: refused {at}: {why}");
+            error(400, &why)
+        })
 }
 
 /// GET /backends, or one backend.

@@ -114,9 +114,6 @@ pub fn parse_backend(s: &str, hosts: Option<&Path>) -> Result<BackendSpec, Strin
 
 pub fn resolve_line(line: &BackendLine, hosts: Option<&Path>) -> Result<BackendSpec, String> {
     let addr = names::resolve(&line.label, hosts)?;
-    if addr.port() == 0 {
-        return Err(format!("backend '{}' has port 0", line.label));
-    }
     Ok(BackendSpec {
         addr,
         label: line.label.clone(),
@@ -144,12 +141,67 @@ pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {
     Ok(lines)
 }
 
-/// Each backend once (by label or address), none of them lb itself: `list` holds each
-/// backend's label, address and where it was written.
-pub fn check_backends(
-    list: &[(&str, SocketAddr, &str)],
-    listeners: &[SocketAddr],
+/// lb's own addresses, each with the flag that made it: a backend at one of them would
+/// send lb's requests back to lb, which would send them on again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnAddrs(Vec<(&'static str, SocketAddr)>);
+
+impl OwnAddrs {
+    /// The traffic listeners (HTTP or TCP, and TLS) and the admin listener; one on port 0
+    /// (not bound yet) is left out.
+    pub fn new(
+        listen: Option<SocketAddr>,
+        tls_listen: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
+    ) -> Self {
+        let all = [
+            ("--listen", listen),
+            ("--tls-listen", tls_listen),
+            ("--admin", admin),
+        ];
+        OwnAddrs(
+            all.into_iter()
+                .filter_map(|(flag, a)| a.filter(|a| a.port() != 0).map(|a| (flag, a)))
+                .collect(),
+        )
+    }
+
+    /// The flag of lb's own address that a connection to `addr` would reach.
+    fn reached_by(&self, addr: SocketAddr) -> Option<&'static str> {
+        let ip = addr.ip().to_canonical();
+        self.0
+            .iter()
+            .find(|(_, own)| {
+                let same_host = ip == own.ip().to_canonical()
+                    || (own.ip().is_unspecified() && ip.is_loopback());
+                same_host && addr.port() == own.port()
+            })
+            .map(|(flag, _)| *flag)
+    }
+}
+
+/// What every backend must be, wherever it was written (`-b`, a file, a reload, the admin
+/// API, a name looked up again): somewhere to connect to, and not lb itself.
+pub fn check_backend(
+    label: &str,
+    addr: SocketAddr,
+    at: &str,
+    own: &OwnAddrs,
 ) -> Result<(), String> {
+    if addr.port() == 0 {
+        return Err(format!("backend {label} ({at}) has port 0"));
+    }
+    if let Some(flag) = own.reached_by(addr) {
+        return Err(format!(
+            "backend {label} ({at}) is lb's own {flag} address: requests would loop"
+        ));
+    }
+    Ok(())
+}
+
+/// Each backend once (by label or address), each one `check_backend` accepts: `list`
+/// holds each backend's label, address and where it was written.
+pub fn check_backends(list: &[(&str, SocketAddr, &str)], own: &OwnAddrs) -> Result<(), String> {
     if list.is_empty() {
         return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
     }
@@ -161,16 +213,7 @@ pub fn check_backends(
                  with weight=N to send it more"
             ));
         }
-        let own = listeners.iter().any(|listen| {
-            let same_host = addr.ip() == listen.ip()
-                || (listen.ip().is_unspecified() && addr.ip().is_loopback());
-            same_host && addr.port() == listen.port()
-        });
-        if own {
-            return Err(format!(
-                "backend {label} ({at}) is lb's own --listen address: requests would loop"
-            ));
-        }
+        check_backend(label, addr, at, own)?;
     }
     Ok(())
 }

@@ -16,8 +16,8 @@ use crate::strategy;
 use crate::tls::CertPair;
 
 pub use backends::{
-    BackendLine, BackendSpec, check_backends, parse_backend, parse_line, parse_weight,
-    read_backends_file, resolve_line, tls_name,
+    BackendLine, BackendSpec, OwnAddrs, check_backend, check_backends, parse_backend, parse_line,
+    parse_weight, read_backends_file, resolve_line, tls_name,
 };
 pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
@@ -242,7 +242,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         specs: backends,
         flags: backend_flags,
         file: backends_file,
-    } = backend_list(&m, &listeners, hosts_file.as_deref())?;
+    } = backend_list(
+        &m,
+        &OwnAddrs::new(listen, tls_listen, admin),
+        hosts_file.as_deref(),
+    )?;
     let strategy = opt(&m, "strategy", "round-robin", |s| {
         strategy::canonical(s).ok_or_else(|| {
             format!(
@@ -421,10 +425,11 @@ struct BackendList {
     file: Option<String>,
 }
 
-/// The backends from `-b` and `-f`, each named once, none of them one of lb's `listeners`.
+/// The backends from `-b` and `-f`, each named once, none of them at one of lb's `own`
+/// addresses.
 fn backend_list(
     m: &getopts::Matches,
-    listeners: &[SocketAddr],
+    own: &OwnAddrs,
     hosts: Option<&std::path::Path>,
 ) -> Result<BackendList, String> {
     let flags = m
@@ -446,7 +451,7 @@ fn backend_list(
         .zip(&lines)
         .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
         .collect();
-    check_backends(&named, listeners)?;
+    check_backends(&named, own)?;
     Ok(BackendList { specs, flags, file })
 }
 

@@ -129,6 +129,16 @@ fn contradictions_are_refused() {
             .unwrap_err()
             .contains("would loop")
     );
+    assert_eq!(
+        run("-b 127.0.0.1:8081").unwrap_err(),
+        "backend 127.0.0.1:8081 (-b 127.0.0.1:8081) is lb's own --admin address: requests would loop"
+    );
+    assert!(run("-b 127.0.0.1:8081 --admin 127.0.0.1:9002").is_ok());
+    assert!(
+        run("--tls-listen [::]:9443 --tls-cert c --tls-key k -b [::ffff:127.0.0.1]:9443")
+            .unwrap_err()
+            .contains("lb's own --tls-listen address")
+    );
 }
 
 #[test]
