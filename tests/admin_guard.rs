@@ -243,3 +243,88 @@ fn a_reload_naming_lb_itself_is_refused_and_keeps_the_running_list() {
     assert_metric(&lb, "lb_reloads_total{result=\"failed\"} 2");
     std::fs::remove_file(&file).ok();
 }
+
+#[test]
+fn an_added_backend_is_of_unknown_health_until_a_check_ends() {
+    let (a, later) = (backend("a", &[]), backend("later", &[]));
+    // Takes connections into its backlog and never answers: a check of it never ends.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = silent.local_addr().unwrap().to_string();
+    let lb = lb(
+        &[&a],
+        &["--admin", "127.0.0.1:0", "--health-timeout", "10m"],
+    );
+    let admin = admin_addr(&lb);
+    let host = admin.to_string();
+    let r = admin_request(admin, "PUT", &format!("/backends/{silent}"), &host, "");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.text().contains("\"health\":\"unknown\""), "{}", r.text());
+    let one = admin_request(admin, "GET", &format!("/backends/{silent}"), &host, "");
+    assert!(
+        one.text().contains("\"health\":\"unknown\""),
+        "{}",
+        one.text()
+    );
+    assert_metric(
+        &lb,
+        &format!("lb_backend_health{{backend=\"{silent}\",health=\"unknown\"}} 1"),
+    );
+    let page = get(admin, "/stats").text();
+    let row = page
+        .lines()
+        .find(|l| l.contains(&format!("data-backend=\"{silent}\"")))
+        .unwrap_or_else(|| panic!("no row for {silent}:\n{page}"));
+    assert!(
+        row.contains(">UNKNOWN<") && row.contains("backend unknown"),
+        "{row}"
+    );
+    let r = admin_request(
+        admin,
+        "PUT",
+        &format!("/backends/{}", later.addr),
+        &host,
+        "",
+    );
+    assert!(r.text().contains("\"health\":\"unknown\""), "{}", r.text());
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            admin_request(
+                admin,
+                "GET",
+                &format!("/backends/{}", later.addr),
+                &host,
+                "",
+            )
+            .text()
+            .contains("\"health\":\"up\"")
+        }),
+        "its first check passed"
+    );
+}
+
+#[test]
+fn without_health_checks_health_is_unchecked() {
+    let (a, b) = (backend("a", &[]), backend("b", &[]));
+    let lb = lb(&[&a], &["--admin", "127.0.0.1:0", "--health-interval", "0"]);
+    let admin = admin_addr(&lb);
+    let host = admin.to_string();
+    let r = admin_request(admin, "PUT", &format!("/backends/{}", b.addr), &host, "");
+    assert!(
+        r.text().contains("\"health\":\"unchecked\""),
+        "{}",
+        r.text()
+    );
+    let list = admin_request(admin, "GET", "/backends", &host, "").text();
+    assert_eq!(
+        list.matches("\"health\":\"unchecked\"").count(),
+        2,
+        "{list}"
+    );
+    assert_metric(
+        &lb,
+        &format!(
+            "lb_backend_health{{backend=\"{}\",health=\"unchecked\"}} 1",
+            a.addr
+        ),
+    );
+}

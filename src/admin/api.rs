@@ -279,7 +279,7 @@ fn backend_json(core: &Core, totals: &Totals, id: BackendId, out: &mut String) {
         Json(&b.label),
         b.addr,
         b.role.name(),
-        if b.up { "up" } else { "down" },
+        core.health.known(id, b.up).name(),
         b.weight,
         load.active,
         m.connections,
