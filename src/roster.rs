@@ -25,6 +25,8 @@ pub struct Slot {
     pub role: Role,
     /// Place in the configured list: file order, then backends added at run time.
     pub rank: usize,
+    /// Removed, and the POST copies it still owes are given up rather than delivered.
+    pub owed_given_up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub enum Change {
     },
     /// Backends listed before and after are in another order.
     Reordered,
+    /// A removed backend's owed POST copies are to be given up.
+    GaveUp(BackendId),
 }
 
 /// A backend line of a reload, with what its name resolved to.
@@ -110,6 +114,9 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
                 to: n.addr,
             });
         }
+        if n.owed_given_up && !o.owed_given_up {
+            changes.push(Change::GaveUp(id));
+        }
     }
     if staying(old, new) != staying(new, old) {
         changes.push(Change::Reordered);
@@ -145,6 +152,7 @@ impl Roster {
                 weight: s.weight,
                 role: Role::Ready,
                 rank,
+                owed_given_up: false,
             })
             .collect();
         Roster {
@@ -290,6 +298,29 @@ impl Roster {
         self.set(key, |s| s.role = Role::Leaving)
     }
 
+    /// Removes the backend found by `key`, listed or already removed, and gives up the POST
+    /// copies it still owes.
+    pub fn give_up(&mut self, key: &str) -> Option<BackendId> {
+        let id = self.find(key)?;
+        self.give_up_owed(id);
+        Some(id)
+    }
+
+    /// A removed backend's owed POST copies are given up (`--leave-timeout`).
+    pub fn give_up_owed(&mut self, id: BackendId) {
+        self.edit(|slots| {
+            if let Some(s) = slots.get_mut(id).filter(|s| s.role != Role::Vacant) {
+                s.role = Role::Leaving;
+                s.owed_given_up = true;
+            }
+        });
+    }
+
+    /// Whether removed backend `id`'s owed POST copies are given up already.
+    pub fn owed_given_up(&self, id: BackendId) -> bool {
+        self.slot(id).is_some_and(|s| s.owed_given_up)
+    }
+
     /// Ready, Drain or Maint for a listed backend.
     pub fn set_role(&mut self, key: &str, role: Role) -> Option<BackendId> {
         debug_assert!(role.is_member());
@@ -315,6 +346,7 @@ impl Roster {
             if let Some(s) = slots.get_mut(id).filter(|s| s.role == Role::Leaving) {
                 s.role = Role::Vacant;
                 s.label.clear();
+                s.owed_given_up = false;
             }
         });
     }
@@ -353,6 +385,7 @@ fn place(
         if reset || !s.role.is_member() {
             s.role = Role::Ready;
         }
+        s.owed_given_up = false;
         s.addr = addr;
         s.weight = weight.unwrap_or(s.weight);
         s.rank = rank;
@@ -364,6 +397,7 @@ fn place(
         weight: weight.unwrap_or(1),
         role: Role::Ready,
         rank,
+        owed_given_up: false,
     };
     match slots.iter().position(|s| s.role == Role::Vacant) {
         Some(id) => {

@@ -113,9 +113,10 @@ pub struct Core {
     pub shared: Arc<Shared>,
     /// The `Shared::news` this loop has taken in.
     pub news_seen: u64,
-    /// The roster version at which each slot's backend was removed (worker 0 frees the
-    /// slot once every worker has applied it and has nothing left there).
-    pub left_at: Vec<u64>,
+    /// The roster version at which each slot's backend was removed, and when (worker 0
+    /// frees the slot once every worker has applied it and has nothing left there, and
+    /// gives up what it still owes after --leave-timeout).
+    pub left_at: Vec<(u64, Instant)>,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
     /// Certificates served and how https backends are verified.

@@ -328,3 +328,128 @@ fn without_health_checks_health_is_unchecked() {
         ),
     );
 }
+
+/// The one entry of `GET /backends` for `label`, if it is listed.
+fn entry(admin: std::net::SocketAddr, label: &str) -> Option<String> {
+    let list = admin_request(admin, "GET", "/backends", &admin.to_string(), "").text();
+    list.split("{\"backend\":\"")
+        .find(|e| e.starts_with(&format!("{label}\"")))
+        .map(String::from)
+}
+
+/// lb in front of `up` and `dead` (a port nobody listens on) with `extra` flags; one POST
+/// delivered to `up` leaves a copy parked for `dead`, which is then removed.
+fn removed_with_a_parked_copy(
+    up: &Proc,
+    dead: &str,
+    extra: &[&str],
+) -> (Proc, std::net::SocketAddr) {
+    let up_addr = up.addr.to_string();
+    let mut flags = vec!["--admin", "127.0.0.1:0"];
+    flags.extend_from_slice(FAST_RETRIES);
+    flags.extend_from_slice(extra);
+    let lb = lb_addrs(&[&up_addr, dead], &flags);
+    let admin = admin_addr(&lb);
+    let r = post(lb.addr, "/register?username=ann&password=p");
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        eventually(Duration::from_secs(5), || metric(
+            admin,
+            &format!("lb_fanout_backend_copies_owed{{backend=\"{dead}\",place=\"parked\"}}")
+        ) == 1.0),
+        "the copy for {dead} is parked:\n{}",
+        lb.log_text()
+    );
+    let host = admin.to_string();
+    let r = admin_request(admin, "DELETE", &format!("/backends/{dead}"), &host, "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let gone = entry(admin, dead).expect("a removed backend that owes a copy stays listed");
+    assert!(
+        gone.contains("\"state\":\"removed\"") && gone.contains("\"owed_copies\":1"),
+        "{gone}"
+    );
+    (lb, admin)
+}
+
+#[test]
+fn an_operator_gives_up_what_an_unreachable_removed_backend_owes() {
+    let dir = std::env::temp_dir().join(format!("lb-test-guard-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = dir.to_string_lossy().into_owned();
+    let up = backend("up", &[]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (mut lb, admin) = removed_with_a_parked_copy(&up, &dead, &["--journal", &journal]);
+    let host = admin.to_string();
+    let give_up = format!("/backends/{dead}?owed=give-up");
+    let bad = admin_request(
+        admin,
+        "DELETE",
+        &format!("/backends/{dead}?owed=keep"),
+        &host,
+        "",
+    );
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    let r = admin_request(admin, "DELETE", &give_up, &host, "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(Duration::from_secs(5), || entry(admin, &dead).is_none()),
+        "the removed backend has left: {:?}",
+        entry(admin, &dead)
+    );
+    assert_eq!(metric(admin, "lb_fanout_removed_given_up_total"), 1.0);
+    assert!(lb.wait_log(
+        &format!("removed backend {dead}: 1 POST copies it owed are given up"),
+        Duration::from_secs(1)
+    ));
+    assert!(
+        lb.log_text().contains(&format!("to {dead} given up")),
+        "{}",
+        lb.log_text()
+    );
+    lb.signal(libc::SIGTERM);
+    assert_eq!(
+        lb.exit_code_within(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        lb.log_text()
+    );
+    // The journal says the copy was given up: a restart with the backend back does not
+    // send it again.
+    let up_addr = up.addr.to_string();
+    let _back = backend_on("back", &dead, &[]);
+    let again = lb_addrs(
+        &[&up_addr, &dead],
+        &["--journal", &journal, "--admin", "127.0.0.1:0"],
+    );
+    let again_admin = admin_addr(&again);
+    let resumed = "lb_journal_resumed_writes_total";
+    assert!(
+        eventually(Duration::from_secs(5), || get(again_admin, "/metrics")
+            .text()
+            .contains(resumed)),
+        "the journal's counters are published once a second"
+    );
+    assert_eq!(metric(again_admin, resumed), 0.0, "{}", again.log_text());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn leave_timeout_gives_up_what_an_unreachable_removed_backend_owes() {
+    let up = backend("up", &[]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    // Two workers: the copy may be owed by either; the roster tells both to give up.
+    let flags = ["--leave-timeout", "1s", "--workers", "2"];
+    let (lb, admin) = removed_with_a_parked_copy(&up, &dead, &flags);
+    assert!(
+        eventually(Duration::from_secs(5), || entry(admin, &dead).is_none()),
+        "the removed backend has left: {:?}",
+        entry(admin, &dead)
+    );
+    assert_eq!(metric(admin, "lb_fanout_removed_given_up_total"), 1.0);
+    assert!(
+        lb.wait_log("(--leave-timeout)", Duration::from_secs(1)),
+        "{}",
+        lb.log_text()
+    );
+    assert!(lb.log_text().contains(&format!("backend {dead} has left")));
+}

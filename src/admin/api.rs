@@ -2,7 +2,8 @@
 //!
 //! - `GET /backends`: every backend as JSON (address, state, health, weight, counters).
 //! - `POST /backends/HOST:PORT/drain`, `/maint`, `/ready`, `/weight?value=N`.
-//! - `PUT /backends/HOST:PORT[?weight=N]` adds a backend; `DELETE /backends/HOST:PORT` removes one.
+//! - `PUT /backends/HOST:PORT[?weight=N]` adds a backend; `DELETE /backends/HOST:PORT` removes one,
+//!   and with `?owed=give-up` gives up the POST copies it still owes (removed or not).
 //!
 //! Each change goes through the roster and `reconfigure::sync`, as a reload does, and lasts
 //! until the next reload from the file. Who may write is `auth.rs`'s concern.
@@ -96,7 +97,11 @@ pub fn handle(
             Some(w) => core.roster.set_weight(&key, w),
             None => return Some(error(400, "weight?value=N wants N from 1 to 1000")),
         },
-        ("DELETE", None) => core.roster.remove(&key),
+        ("DELETE", None) => match query_value(req.query, "owed") {
+            None => core.roster.remove(&key),
+            Some("give-up") => core.roster.give_up(&key),
+            Some(_) => return Some(error(400, "owed=give-up is the one choice")),
+        },
         ("PUT", None) => return put(conns, core, &req, (reply, peer), key),
         ("POST", Some(_)) => return Some(error(404, "actions: drain, maint, ready, weight")),
         _ => {
@@ -127,9 +132,10 @@ fn changed(
     } else {
         notes.join(", ")
     };
+    let query = if req.query.is_empty() { "" } else { "?" };
     info!(
-        "admin {peer}: {} /backends{}: {what} (until the next reload)",
-        req.method, req.rest
+        "admin {peer}: {} /backends{}{query}{}: {what} (until the next reload)",
+        req.method, req.rest, req.query
     );
     if req.wants_page() {
         return response_with(303, TEXT, b"", false, &[("Location", "../../stats")]);

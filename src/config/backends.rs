@@ -217,3 +217,40 @@ pub fn check_backends(list: &[(&str, SocketAddr, &str)], own: &OwnAddrs) -> Resu
     }
     Ok(())
 }
+
+/// The backends from `-b` and `-f`, resolved, and as written for reloads.
+pub(super) struct BackendList {
+    pub specs: Vec<BackendSpec>,
+    pub flags: Vec<BackendLine>,
+    pub file: Option<String>,
+}
+
+/// The backends from `-b` and `-f`, each named once, none of them at one of lb's `own`
+/// addresses.
+pub(super) fn backend_list(
+    m: &getopts::Matches,
+    own: &OwnAddrs,
+    hosts: Option<&Path>,
+) -> Result<BackendList, String> {
+    let flags = m
+        .opt_strs("backend")
+        .iter()
+        .map(|b| parse_line(b, format!("-b {b}")).map_err(|e| format!("--backend: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let file = m.opt_strs("backends-file").pop();
+    let mut lines = flags.clone();
+    if let Some(path) = &file {
+        lines.extend(read_backends_file(path)?);
+    }
+    let specs = lines
+        .iter()
+        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let named: Vec<(&str, SocketAddr, &str)> = specs
+        .iter()
+        .zip(&lines)
+        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
+        .collect();
+    check_backends(&named, own)?;
+    Ok(BackendList { specs, flags, file })
+}

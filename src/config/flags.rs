@@ -211,6 +211,15 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
     ),
     numeric(
         Unit::Duration,
+        "leave-timeout",
+        (HOUR, 7 * 24 * HOUR),
+        NO_ZERO,
+        "a removed backend keeps the POST copies it still owes this long; then they are \
+         given up",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
         "fanout-timeout",
         (60 * SEC, 24 * HOUR),
         NO_ZERO,

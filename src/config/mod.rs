@@ -19,6 +19,7 @@ pub use backends::{
     BackendLine, BackendSpec, OwnAddrs, check_backend, check_backends, parse_backend, parse_line,
     parse_weight, read_backends_file, resolve_line, tls_name,
 };
+use backends::{BackendList, backend_list};
 pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
 pub use values::{Secret, parse_duration, parse_size};
@@ -103,6 +104,8 @@ pub struct Config {
     pub retry_attempts: u32,
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
+    /// How long a removed backend may keep the POST copies it owes before they are given up.
+    pub leave_timeout: Duration,
     /// The largest answer to a POST kept to be relayed to its client.
     pub fanout_max_response: u64,
     /// Where owed POST copies are journaled; `None`: in memory only.
@@ -385,6 +388,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         retry_attempts: small(&m, "retry-attempts")?,
         retry_on: opt(&m, "retry-on", RetryOn::DEFAULT, RetryOn::parse)?,
         fanout_timeout: duration(&m, "fanout-timeout")?,
+        leave_timeout: duration(&m, "leave-timeout")?,
         fanout_max_response: num(&m, "fanout-max-response")?,
         journal: m.opt_strs("journal").pop().map(PathBuf::from),
         journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
@@ -416,43 +420,6 @@ fn parse_workers(s: &str) -> Result<usize, String> {
             "'{s}' is not a number of workers (1-{MAX_WORKERS} or auto)"
         )),
     }
-}
-
-/// The backends from `-b` and `-f`, resolved, and as written for reloads.
-struct BackendList {
-    specs: Vec<BackendSpec>,
-    flags: Vec<BackendLine>,
-    file: Option<String>,
-}
-
-/// The backends from `-b` and `-f`, each named once, none of them at one of lb's `own`
-/// addresses.
-fn backend_list(
-    m: &getopts::Matches,
-    own: &OwnAddrs,
-    hosts: Option<&std::path::Path>,
-) -> Result<BackendList, String> {
-    let flags = m
-        .opt_strs("backend")
-        .iter()
-        .map(|b| parse_line(b, format!("-b {b}")).map_err(|e| format!("--backend: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let file = m.opt_strs("backends-file").pop();
-    let mut lines = flags.clone();
-    if let Some(path) = &file {
-        lines.extend(read_backends_file(path)?);
-    }
-    let specs = lines
-        .iter()
-        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let named: Vec<(&str, SocketAddr, &str)> = specs
-        .iter()
-        .zip(&lines)
-        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
-        .collect();
-    check_backends(&named, own)?;
-    Ok(BackendList { specs, flags, file })
 }
 
 #[cfg(test)]

@@ -236,3 +236,24 @@ fn an_added_backend_passes_the_command_line_checks() {
             .contains("port 0")
     );
 }
+
+#[test]
+fn giving_up_what_a_removed_backend_owes_is_one_change_until_it_comes_back() {
+    let mut r = abc();
+    let got = changes(&mut r, |r| {
+        assert_eq!(r.give_up("b"), Some(1));
+    });
+    assert_eq!(got, [Change::Left(1), Change::GaveUp(1)]);
+    assert!(r.owed_given_up(1));
+    let again = changes(&mut r, |r| {
+        assert_eq!(r.give_up("b"), Some(1), "a removed one too");
+    });
+    assert_eq!(again, [], "already given up");
+    assert_eq!(r.remove("b"), None, "removing needs a listed one");
+    let back = changes(&mut r, |r| {
+        r.add("b", spec("b", 2).addr, None);
+    });
+    assert_eq!(back, [Change::Returned(1)]);
+    assert!(!r.owed_given_up(1), "what it owes from now on is delivered");
+    assert_eq!(r.give_up("nobody"), None);
+}
