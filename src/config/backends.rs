@@ -4,7 +4,7 @@
 //! A line is parsed apart from resolving its name, so that a reload can resolve the same
 //! lines again; the same checks hold at start and at every reload.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 use rustls_pki_types::ServerName;
@@ -166,9 +166,14 @@ impl OwnAddrs {
         )
     }
 
-    /// The flag of lb's own address that a connection to `addr` would reach.
+    /// The flag of lb's own address that a connection to `addr` would reach (a connection
+    /// to 0.0.0.0 or :: goes to loopback).
     fn reached_by(&self, addr: SocketAddr) -> Option<&'static str> {
-        let ip = addr.ip().to_canonical();
+        let ip = match addr.ip().to_canonical() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
         self.0
             .iter()
             .find(|(_, own)| {

@@ -135,6 +135,11 @@ fn contradictions_are_refused() {
     );
     assert!(run("-b 127.0.0.1:8081 --admin 127.0.0.1:9002").is_ok());
     assert!(
+        run("-l 127.0.0.1:9001 -b 0.0.0.0:9001")
+            .unwrap_err()
+            .contains("would loop")
+    );
+    assert!(
         run("--tls-listen [::]:9443 --tls-cert c --tls-key k -b [::ffff:127.0.0.1]:9443")
             .unwrap_err()
             .contains("lb's own --tls-listen address")
