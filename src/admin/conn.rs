@@ -101,7 +101,7 @@ fn make_room(conns: &mut Slab<Conn>, core: &mut Core) {
     let Some(key) = oldest.or_else(|| core.admin_open.front().copied()) else {
         return;
     };
-    debug!("{MAX_OPEN} admin connections open: closing the oldest idle one to make room");
+    debug!("{MAX_OPEN} admin connections open: closing the oldest to make room");
     close(conns, core, key);
 }
 
