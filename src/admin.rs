@@ -4,40 +4,30 @@
 //! into a `Vec` and renders into `String`s.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
-
-use log::debug;
-use mio::net::TcpStream;
-use slab::Slab;
 
 use crate::backend::{Backend, Role};
 use crate::config::Config;
-use crate::event_loop::{Conn, Core};
+use crate::event_loop::Core;
 use crate::metrics::history::History;
 use crate::metrics::{BackendMetrics, Metrics, prometheus};
 use crate::probe::HealthMonitor;
 use crate::shared::Load;
-use crate::timer::TimerId;
 
 pub mod api;
 mod auth;
+mod conn;
 mod gather;
 mod stats;
 mod totals;
 
+pub use conn::{AdminConn, Open, accept, answer_later, close, ready, timed_out};
 pub use gather::{gathered, sample_history};
 use totals::Totals;
 pub use totals::{WorkerLine, worker_stats};
 
 /// The largest request head read; an admin request is a request line and a few headers.
 const MAX_HEAD: usize = 8 * 1024;
-/// A whole admin connection, from accept to close: a slow client is cut off after this.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// Admin connections open at once; more are closed at accept so that a flood of them
-/// cannot pile up next to the traffic.
-const MAX_OPEN: usize = 64;
 
 /// What the admin pages show, borrowed from the loop's state.
 pub struct View<'a> {
@@ -93,195 +83,6 @@ impl<'a> View<'a> {
             .enumerate()
             .filter(|(_, (b, _))| b.role != Role::Vacant)
             .map(|(id, (b, bm))| (id, b, bm))
-    }
-}
-
-pub struct AdminConn {
-    sock: TcpStream,
-    peer: SocketAddr,
-    pub serial: u32,
-    timer: Option<TimerId>,
-    state: State,
-    /// With several workers: fresh counters asked of every worker before answering.
-    gather: Gather,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gather {
-    NotYet,
-    /// Asked, as this request number (see `Shared::want_stats`).
-    Waiting(u64),
-    Done,
-}
-
-enum State {
-    /// The request head so far.
-    Reading(Vec<u8>),
-    /// A control request waits for the resolver thread (`api::added`).
-    Waiting,
-    Writing {
-        out: Vec<u8>,
-        sent: usize,
-    },
-    /// Answered and half-closed: reading until the client closes, so that bytes it sent
-    /// and we never read do not turn our close into a reset that could eat the answer.
-    Draining,
-}
-
-pub fn accept(conns: &mut Slab<Conn>, core: &mut Core, mut sock: TcpStream, peer: SocketAddr) {
-    if core.admin_open >= MAX_OPEN {
-        debug!("{MAX_OPEN} admin connections open: closing a new one");
-        return;
-    }
-    let entry = conns.vacant_entry();
-    let key = entry.key();
-    if let Err(e) = core.register(&mut sock, key, 0) {
-        debug!("cannot register admin connection: {e}");
-        return;
-    }
-    let serial = core.next_serial();
-    let mut conn = AdminConn {
-        sock,
-        peer,
-        serial,
-        timer: None,
-        state: State::Reading(Vec::new()),
-        gather: if core.shared.workers() > 1 {
-            Gather::NotYet
-        } else {
-            Gather::Done
-        },
-    };
-    core.arm(&mut conn.timer, TIMEOUT, key, serial);
-    entry.insert(Conn::Admin(conn));
-    core.admin_open += 1;
-}
-
-/// What stepping an admin connection came to.
-enum Flow {
-    Wait,
-    Done,
-    /// A complete request, to be answered once every worker has published its counters.
-    Gather,
-    /// A complete request for the control API, which needs the loop's state.
-    Control(Vec<u8>),
-}
-
-pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    loop {
-        let Some(Conn::Admin(a)) = conns.get_mut(key) else {
-            return;
-        };
-        match step(a, core) {
-            Ok(Flow::Wait) => return,
-            Ok(Flow::Done) => return close(conns, core, key),
-            Ok(Flow::Gather) => return gather::ask(core, a, key),
-            Ok(Flow::Control(head)) => {
-                a.state = State::Waiting;
-                let (peer, serial) = (a.peer, a.serial);
-                match api::handle(conns, core, (key, serial), peer, &head) {
-                    Some(out) => set_answer(conns, key, out),
-                    None => return,
-                }
-            }
-            Err(e) => {
-                debug!("admin connection: {e}");
-                return close(conns, core, key);
-            }
-        }
-    }
-}
-
-/// Gives a waiting connection its answer; it is written as the socket allows.
-fn set_answer(conns: &mut Slab<Conn>, key: usize, out: Vec<u8>) {
-    if let Some(Conn::Admin(a)) = conns.get_mut(key) {
-        a.state = State::Writing { out, sent: 0 };
-    }
-}
-
-/// The answer a control request waited for is ready.
-pub fn answer_later(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    (key, serial): (usize, u32),
-    out: Vec<u8>,
-) {
-    match conns.get(key) {
-        Some(Conn::Admin(a)) if a.serial == serial && matches!(a.state, State::Waiting) => {
-            set_answer(conns, key, out);
-            ready(conns, core, key);
-        }
-        _ => {}
-    }
-}
-
-pub fn timed_out(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    if let Some(Conn::Admin(a)) = conns.get_mut(key) {
-        a.timer = None;
-        close(conns, core, key);
-    }
-}
-
-pub fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
-    if let Some(Conn::Admin(mut a)) = conns.try_remove(key) {
-        core.disarm(&mut a.timer);
-        let _ = core.registry.deregister(&mut a.sock);
-        core.admin_open -= 1;
-    }
-}
-
-/// Advances a connection as far as its socket allows.
-fn step(a: &mut AdminConn, core: &Core) -> io::Result<Flow> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        match &mut a.state {
-            State::Reading(head) if head_done(head) => match a.gather {
-                Gather::NotYet => return Ok(Flow::Gather),
-                Gather::Waiting(_) => return Ok(Flow::Wait),
-                Gather::Done => {
-                    let totals = Totals::gather(core);
-                    match answer(head, &View::of(core, &totals)) {
-                        Some(Answer::Now(out)) => a.state = State::Writing { out, sent: 0 },
-                        Some(Answer::Control) => {
-                            return Ok(Flow::Control(std::mem::take(head)));
-                        }
-                        None => return Ok(Flow::Wait),
-                    }
-                }
-            },
-            State::Reading(head) => {
-                let room = (MAX_HEAD - head.len()).min(chunk.len());
-                match a.sock.read(&mut chunk[..room]) {
-                    // Gone before sending a whole request: there is no one to answer.
-                    Ok(0) => return Ok(Flow::Done),
-                    Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Wait),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            State::Waiting => return Ok(Flow::Wait),
-            State::Writing { out, sent } => {
-                if *sent == out.len() {
-                    a.sock.shutdown(Shutdown::Write)?;
-                    a.state = State::Draining;
-                    continue;
-                }
-                match a.sock.write(&out[*sent..]) {
-                    Ok(n) => *sent += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Wait),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            State::Draining => match a.sock.read(&mut chunk) {
-                Ok(0) => return Ok(Flow::Done),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flow::Wait),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            },
-        }
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Backend {
     /// notice it answering again.
     pub reachable: bool,
     pub role: Role,
+    /// Removed, and the POST copies it still owes are given up, not sent (`fanout::abandon`).
+    pub owed_given_up: bool,
     /// Its place in the configured list, for strategies that follow the list's order.
     pub rank: usize,
     /// Counts the backends this slot has held, so that a health check timer or probe
@@ -87,6 +89,7 @@ impl Backend {
             up: true,
             reachable: true,
             role: Role::Ready,
+            owed_given_up: false,
             rank: 0,
             generation: 0,
             active: 0,

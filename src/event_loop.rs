@@ -18,7 +18,7 @@ use slab::Slab;
 use crate::accept::Accepting;
 use crate::accept_proxy;
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Config, OwnAddrs};
 use crate::drain::{self, Stopped};
 use crate::fanout;
 use crate::http;
@@ -146,19 +146,21 @@ impl EventLoop {
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let listening: Vec<SocketAddr> = [&listener, &tls_listener]
-            .into_iter()
-            .flatten()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
-        let default_host = listening.first().map(|a| a.to_string()).unwrap_or_default();
+        let bound = |l: &Option<Listener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let (plain, tls_bound) = (bound(&listener), bound(&tls_listener));
+        let default_host = plain
+            .or(tls_bound)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let admin_bound = admin.as_ref().and_then(|a| a.local_addr().ok());
+        let own = OwnAddrs::new(plain, tls_bound, admin_bound);
         let waker = mio::Waker::new(poll.registry(), WAKE)
             .map_err(|e| format!("cannot make a waker: {e}"))?;
         let waker = Arc::new(waker);
         shared.set_waker(worker, Arc::clone(&waker));
         let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
         let threads = (worker, shared, waker);
-        let mut core = Core::new(cfg, tls, registry, threads, default_host, listening)?;
+        let mut core = Core::new(cfg, tls, registry, threads, default_host, own)?;
         let (resumed, doorbell) = match journal {
             Some(writer) => {
                 let (resumed, doorbell) = fanout::use_journal(&mut core, writer)?;

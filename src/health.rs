@@ -3,7 +3,7 @@
 
 mod monitor;
 
-pub use monitor::{HealthMonitor, LastCheck};
+pub use monitor::{HealthMonitor, Known, LastCheck};
 
 /// Where one backend stands with its health checks. Starts up.
 #[derive(Debug, Clone)]

@@ -241,6 +241,9 @@ pub struct Metrics {
     /// because --max-pending or --max-pending-bytes was reached.
     pub owed_bytes: u64,
     pub posts_refused_full: u64,
+    /// POST copies given up because their backend was removed and its owed copies were
+    /// (`fanout::abandon`): kept here, as the backend's own counters leave with it.
+    pub removed_given_up: u64,
     pub journal: Option<JournalMetrics>,
 }
 
@@ -273,6 +276,7 @@ impl Metrics {
             oldest_owed_seconds: 0.0,
             owed_bytes: 0,
             posts_refused_full: 0,
+            removed_given_up: 0,
             journal: None,
         }
     }

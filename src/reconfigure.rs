@@ -17,6 +17,7 @@ use crate::http::upstream::close_pool;
 use crate::probe;
 use crate::resolver::{Done, Job, Verdict};
 use crate::roster::{Change, Slot, diff};
+use crate::shared::WorkerStats;
 use crate::strategy;
 
 /// Applies every roster change since the last sync; returns one note per change for the log.
@@ -37,7 +38,10 @@ pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
     let mut notes = Vec::new();
     let mut rebuild = false;
     for change in changes.iter().copied() {
-        rebuild |= !matches!(change, Change::Role { .. } | Change::Address { .. });
+        rebuild |= !matches!(
+            change,
+            Change::Role { .. } | Change::Address { .. } | Change::GaveUp(_)
+        );
         if let Some(note) = apply(conns, core, &snap.slots, change) {
             notes.push(note);
         }
@@ -60,9 +64,9 @@ pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
     for change in &changes {
         if let Change::Left(id) = *change {
             if core.left_at.len() <= id {
-                core.left_at.resize(id + 1, 0);
+                core.left_at.resize(id + 1, (0, core.now));
             }
-            core.left_at[id] = snap.version;
+            core.left_at[id] = (snap.version, core.now);
         }
     }
     core.applied = snap;
@@ -82,6 +86,7 @@ fn apply(
             Some(format!("+{} ({}, weight {})", s.label, s.addr, s.weight))
         }
         Change::Returned(id) => {
+            core.backends[id].owed_given_up = false;
             set_role(conns, core, id, slots[id].role);
             Some(format!("+{} (back before it had left)", slots[id].label))
         }
@@ -128,6 +133,11 @@ fn apply(
             Some(format!("{} address {from} -> {to}", slots[id].label))
         }
         Change::Reordered => None,
+        Change::GaveUp(id) => {
+            core.backends[id].owed_given_up = true;
+            fanout::give_up_owed(conns, core, id);
+            Some(format!("{}: POST copies owed given up", slots[id].label))
+        }
     }
 }
 
@@ -194,7 +204,7 @@ pub fn reload(core: &mut Core) {
 /// A result from the resolver thread.
 pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
     match done {
-        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.listening) {
+        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.own) {
             Ok(kept) => {
                 for note in kept {
                     warn!("reload: {note}");
@@ -249,6 +259,11 @@ fn refreshed(
     };
     match resolver.judge(label, &got, current) {
         Verdict::Moved(addr) => {
+            let at = "looked up again";
+            if let Err(why) = core.roster.check_add(label, addr, at, &core.own) {
+                warn!("{why}; it keeps its address {current}");
+                return;
+            }
             core.roster.set_address(id, addr);
             let notes = sync(conns, core);
             info!(
@@ -285,6 +300,39 @@ pub fn left_idle(core: &Core) -> Vec<BackendId> {
         .collect()
 }
 
+/// Removed backends that still owe POST copies --leave-timeout after they left have those
+/// copies given up, through the roster, so that every worker gives up its own.
+fn give_up_overdue(core: &mut Core, others: &[Option<Arc<Option<WorkerStats>>>]) {
+    let owed_here = core.fanout.undelivered();
+    for id in 0..core.backends.len() {
+        let Some(&(_, since)) = core.left_at.get(id) else {
+            continue;
+        };
+        let gone = core.now.saturating_duration_since(since);
+        let overdue = core.backends[id].role == Role::Leaving
+            && gone >= core.cfg.leave_timeout
+            && !core.roster.owed_given_up(id);
+        if !overdue {
+            continue;
+        }
+        let owed_elsewhere: usize = others
+            .iter()
+            .filter_map(|s| s.as_deref().and_then(Option::as_ref))
+            .filter_map(|s| s.load.get(id).map(|l| l.owed))
+            .sum();
+        let owed = owed_here.get(id).copied().unwrap_or(0) + owed_elsewhere;
+        if owed > 0 {
+            warn!(
+                "backend {} was removed {} s ago and still owes {owed} POST copies: they are \
+                 given up (--leave-timeout)",
+                core.backends[id].label,
+                gone.as_secs()
+            );
+            core.roster.give_up_owed(id);
+        }
+    }
+}
+
 /// Frees the slots of removed backends that no worker has anything left in flight for
 /// (worker 0's housekeeping). Another worker's word counts once it has applied the
 /// removal: a worker that has not may still send a request there.
@@ -295,8 +343,9 @@ pub fn tidy(conns: &mut Slab<Conn>, core: &mut Core) {
     let others: Vec<_> = (1..core.shared.workers())
         .map(|k| core.shared.stats(k))
         .collect();
+    give_up_overdue(core, &others);
     for id in left_idle(core) {
-        let left_at = core.left_at.get(id).copied().unwrap_or(0);
+        let left_at = core.left_at.get(id).map_or(0, |&(version, _)| version);
         let everywhere = others.iter().all(|s| {
             s.as_deref()
                 .and_then(Option::as_ref)

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::backend::{BackendId, Role};
-use crate::config::{BackendSpec, check_backends};
+use crate::config::{BackendSpec, OwnAddrs, check_backends};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -25,6 +25,8 @@ pub struct Slot {
     pub role: Role,
     /// Place in the configured list: file order, then backends added at run time.
     pub rank: usize,
+    /// Removed, and the POST copies it still owes are given up rather than delivered.
+    pub owed_given_up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub enum Change {
     },
     /// Backends listed before and after are in another order.
     Reordered,
+    /// A removed backend's owed POST copies are to be given up.
+    GaveUp(BackendId),
 }
 
 /// A backend line of a reload, with what its name resolved to.
@@ -110,6 +114,9 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
                 to: n.addr,
             });
         }
+        if n.owed_given_up && !o.owed_given_up {
+            changes.push(Change::GaveUp(id));
+        }
     }
     if staying(old, new) != staying(new, old) {
         changes.push(Change::Reordered);
@@ -145,6 +152,7 @@ impl Roster {
                 weight: s.weight,
                 role: Role::Ready,
                 rank,
+                owed_given_up: false,
             })
             .collect();
         Roster {
@@ -205,13 +213,9 @@ impl Roster {
     /// The list becomes `wanted`, as a reload from the file makes it: backends not in it
     /// leave, new ones join, and roles and weights set at run time are forgotten. A name
     /// that no longer resolves keeps the address it had; one that never did fails the whole
-    /// reload, and so does what lb refuses at start (a backend twice, lb's own `listen`).
-    /// Returns a note for each address kept.
-    pub fn reload(
-        &mut self,
-        wanted: Vec<Lookup>,
-        listeners: &[SocketAddr],
-    ) -> Result<Vec<String>, String> {
+    /// reload, and so does what lb refuses at start (`check_backends`: a backend twice, port
+    /// 0, one of lb's `own` addresses). Returns a note for each address kept.
+    pub fn reload(&mut self, wanted: Vec<Lookup>, own: &OwnAddrs) -> Result<Vec<String>, String> {
         let mut kept = Vec::new();
         let mut settled = Vec::with_capacity(wanted.len());
         for w in wanted {
@@ -230,7 +234,7 @@ impl Roster {
             .iter()
             .map(|(label, _, addr, at)| (label.as_str(), *addr, at.as_str()))
             .collect();
-        check_backends(&named, listeners)?;
+        check_backends(&named, own)?;
         let resolved: Vec<(String, u32, SocketAddr)> = settled
             .into_iter()
             .map(|(label, weight, addr, _)| (label, weight, addr))
@@ -246,6 +250,30 @@ impl Roster {
             }
         });
         Ok(kept)
+    }
+
+    /// Whether `label` at `addr` (written `at`) may join the listed backends, or move there,
+    /// by the rules of the command line (`check_backends`).
+    pub fn check_add(
+        &self,
+        label: &str,
+        addr: SocketAddr,
+        at: &str,
+        own: &OwnAddrs,
+    ) -> Result<(), String> {
+        let others: Vec<(&str, SocketAddr, String)> = self
+            .current
+            .slots
+            .iter()
+            .filter(|s| s.role.is_member() && s.label != label)
+            .map(|s| (s.label.as_str(), s.addr, format!("listed as {}", s.label)))
+            .collect();
+        let mut list: Vec<(&str, SocketAddr, &str)> = others
+            .iter()
+            .map(|(label, addr, at)| (*label, *addr, at.as_str()))
+            .collect();
+        list.push((label, addr, at));
+        check_backends(&list, own)
     }
 
     /// Adds a backend, or updates the listed one with this label (its weight only if
@@ -268,6 +296,29 @@ impl Roster {
     /// Removes a listed backend: it leaves once its work is done.
     pub fn remove(&mut self, key: &str) -> Option<BackendId> {
         self.set(key, |s| s.role = Role::Leaving)
+    }
+
+    /// Removes the backend found by `key`, listed or already removed, and gives up the POST
+    /// copies it still owes.
+    pub fn give_up(&mut self, key: &str) -> Option<BackendId> {
+        let id = self.find(key)?;
+        self.give_up_owed(id);
+        Some(id)
+    }
+
+    /// A removed backend's owed POST copies are given up (`--leave-timeout`).
+    pub fn give_up_owed(&mut self, id: BackendId) {
+        self.edit(|slots| {
+            if let Some(s) = slots.get_mut(id).filter(|s| s.role != Role::Vacant) {
+                s.role = Role::Leaving;
+                s.owed_given_up = true;
+            }
+        });
+    }
+
+    /// Whether removed backend `id`'s owed POST copies are given up already.
+    pub fn owed_given_up(&self, id: BackendId) -> bool {
+        self.slot(id).is_some_and(|s| s.owed_given_up)
     }
 
     /// Ready, Drain or Maint for a listed backend.
@@ -295,6 +346,7 @@ impl Roster {
             if let Some(s) = slots.get_mut(id).filter(|s| s.role == Role::Leaving) {
                 s.role = Role::Vacant;
                 s.label.clear();
+                s.owed_given_up = false;
             }
         });
     }
@@ -333,6 +385,7 @@ fn place(
         if reset || !s.role.is_member() {
             s.role = Role::Ready;
         }
+        s.owed_given_up = false;
         s.addr = addr;
         s.weight = weight.unwrap_or(s.weight);
         s.rank = rank;
@@ -344,6 +397,7 @@ fn place(
         weight: weight.unwrap_or(1),
         role: Role::Ready,
         rank,
+        owed_given_up: false,
     };
     match slots.iter().position(|s| s.role == Role::Vacant) {
         Some(id) => {

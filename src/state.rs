@@ -15,7 +15,7 @@ use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, OwnAddrs};
 use crate::conn::Socket;
 use crate::fanout;
 use crate::held_sends::HeldSends;
@@ -113,9 +113,10 @@ pub struct Core {
     pub shared: Arc<Shared>,
     /// The `Shared::news` this loop has taken in.
     pub news_seen: u64,
-    /// The roster version at which each slot's backend was removed (worker 0 frees the
-    /// slot once every worker has applied it and has nothing left there).
-    pub left_at: Vec<u64>,
+    /// The roster version at which each slot's backend was removed, and when (worker 0
+    /// frees the slot once every worker has applied it and has nothing left there, and
+    /// gives up what it still owes after --leave-timeout).
+    pub left_at: Vec<(u64, Instant)>,
     pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
     /// Certificates served and how https backends are verified.
@@ -139,7 +140,8 @@ pub struct Core {
     pub clients_open: usize,
     /// Client connections this worker has accepted.
     pub clients_total: u64,
-    pub admin_open: usize,
+    /// Admin connections open, oldest first.
+    pub admin_open: crate::admin::Open,
     /// Admin connections (slab keys) waiting for every worker's counters.
     pub gathering: Vec<usize>,
     /// A stop signal came: no new clients, no new keep-alive requests (see `drain`).
@@ -148,8 +150,9 @@ pub struct Core {
     pub handing_over: bool,
     /// The Host header for HTTP/1.0 requests that carry none.
     pub default_host: String,
-    /// The addresses lb listens on for clients, as bound (`-l` may have asked for port 0).
-    pub listening: Vec<SocketAddr>,
+    /// The addresses lb listens on, as bound (`-l` may have asked for port 0): no backend
+    /// may be one of them.
+    pub own: OwnAddrs,
     /// `--access-log`, written at the end of each turn.
     pub access: AccessLog,
     /// When lb itself is out of descriptors, memory or ports, it says so this often.
@@ -167,7 +170,7 @@ impl Core {
         registry: Registry,
         (worker, shared, waker): (usize, Arc<Shared>, Arc<mio::Waker>),
         default_host: String,
-        listening: Vec<SocketAddr>,
+        own: OwnAddrs,
     ) -> Result<Self, String> {
         let backends: Vec<Backend> = cfg
             .backends
@@ -225,11 +228,11 @@ impl Core {
             gathering: Vec::new(),
             clients_open: 0,
             clients_total: 0,
-            admin_open: 0,
+            admin_open: crate::admin::Open::new(),
             draining: false,
             handing_over: false,
             default_host,
-            listening,
+            own,
             access,
             exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,

@@ -34,7 +34,12 @@ fn get_backends_lists_each_backend_as_json() {
     let (a, b) = (backend("a", &[]), backend("b", &[]));
     let lb = lb(&[&a, &b], ADMIN);
     assert_eq!(get(lb.addr, "/").status, 200);
-    let r = admin(&lb, "GET", "/backends", "");
+    // Health is "unknown" until each backend's first check, spread over the interval.
+    let mut r = admin(&lb, "GET", "/backends", "");
+    assert!(eventually(Duration::from_secs(5), || {
+        r = admin(&lb, "GET", "/backends", "");
+        r.text().matches("\"health\":\"up\"").count() == 2
+    }));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let text = r.text();

@@ -230,7 +230,7 @@ fn a_change_made_through_the_api_lasts_until_the_next_reload() {
     let lb = lb_addrs(&[], &["--admin", "127.0.0.1:0", "-f", &file.flag()]);
     let admin = admin_addr(&lb);
     let drain = format!(
-        "POST /backends/{}/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        "POST /backends/{}/drain HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\n\r\n",
         a.addr
     );
     assert_eq!(request(admin, drain.as_bytes()).status, 200);

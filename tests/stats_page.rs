@@ -17,7 +17,12 @@ fn stats_page_is_self_contained_and_lists_every_backend() {
     let b2 = backend("s2", &[]);
     let lb = lb(&[&b1, &b2], &["--admin", "127.0.0.1:0"]);
     get(lb.addr, "/");
-    let r = get(admin_addr(&lb), "/stats");
+    // UP once each backend's first check, spread over the interval, has passed.
+    let mut r = get(admin_addr(&lb), "/stats");
+    assert!(eventually(Duration::from_secs(5), || {
+        r = get(admin_addr(&lb), "/stats");
+        r.text().matches(">UP<").count() == 2
+    }));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let page = r.text();

@@ -213,7 +213,7 @@ fn a_reload_and_an_api_drain_reach_every_worker() {
     let drain = request(
         admin,
         format!(
-            "POST /backends/{}/drain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            "POST /backends/{}/drain HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n",
             a.addr
         )
         .as_bytes(),

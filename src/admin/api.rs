@@ -2,7 +2,8 @@
 //!
 //! - `GET /backends`: every backend as JSON (address, state, health, weight, counters).
 //! - `POST /backends/HOST:PORT/drain`, `/maint`, `/ready`, `/weight?value=N`.
-//! - `PUT /backends/HOST:PORT[?weight=N]` adds a backend; `DELETE /backends/HOST:PORT` removes one.
+//! - `PUT /backends/HOST:PORT[?weight=N]` adds a backend; `DELETE /backends/HOST:PORT` removes one,
+//!   and with `?owed=give-up` gives up the POST copies it still owes (removed or not).
 //!
 //! Each change goes through the roster and `reconfigure::sync`, as a reload does, and lasts
 //! until the next reload from the file. Who may write is `auth.rs`'s concern.
@@ -10,7 +11,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use log::info;
+use log::{info, warn};
 use slab::Slab;
 
 use super::auth::authorize;
@@ -96,7 +97,11 @@ pub fn handle(
             Some(w) => core.roster.set_weight(&key, w),
             None => return Some(error(400, "weight?value=N wants N from 1 to 1000")),
         },
-        ("DELETE", None) => core.roster.remove(&key),
+        ("DELETE", None) => match query_value(req.query, "owed") {
+            None => core.roster.remove(&key),
+            Some("give-up") => core.roster.give_up(&key),
+            Some(_) => return Some(error(400, "owed=give-up is the one choice")),
+        },
         ("PUT", None) => return put(conns, core, &req, (reply, peer), key),
         ("POST", Some(_)) => return Some(error(404, "actions: drain, maint, ready, weight")),
         _ => {
@@ -127,9 +132,10 @@ fn changed(
     } else {
         notes.join(", ")
     };
+    let query = if req.query.is_empty() { "" } else { "?" };
     info!(
-        "admin {peer}: {} /backends{}: {what} (until the next reload)",
-        req.method, req.rest
+        "admin {peer}: {} /backends{}{query}{}: {what} (until the next reload)",
+        req.method, req.rest, req.query
     );
     if req.wants_page() {
         return response_with(303, TEXT, b"", false, &[("Location", "../../stats")]);
@@ -162,6 +168,9 @@ fn put(
     };
     match key.parse::<SocketAddr>() {
         Ok(addr) => {
+            if let Err(why) = may_add(core, &line.label, addr, peer) {
+                return Some(why);
+            }
             let (id, new) = core.roster.add(&line.label, addr, weight);
             Some(changed(
                 conns,
@@ -194,8 +203,12 @@ pub fn added(
     weight: Option<u32>,
     addr: Result<SocketAddr, String>,
 ) {
-    let out = match addr {
-        Ok(addr) => {
+    let peer = match conns.get(reply.0) {
+        Some(Conn::Admin(a)) => a.peer,
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let out = match addr.map(|addr| (addr, may_add(core, label, addr, peer))) {
+        Ok((addr, Ok(()))) => {
             let (id, new) = core.roster.add(label, addr, weight);
             let rest = format!("/{label}");
             let req = Request {
@@ -204,15 +217,24 @@ pub fn added(
                 query: "",
                 header: Vec::new(),
             };
-            let peer = match conns.get(reply.0) {
-                Some(Conn::Admin(a)) => a.peer,
-                _ => SocketAddr::from(([0, 0, 0, 0], 0)),
-            };
             changed(conns, core, &req, peer, id, if new { 201 } else { 200 })
         }
+        Ok((_, Err(refused))) => refused,
         Err(why) => error(400, &why),
     };
     super::answer_later(conns, core, reply, out);
+}
+
+/// A backend that PUT adds must pass what the command line checks (`Roster::check_add`);
+/// the refusal is logged and answered with the command line's words.
+fn may_add(core: &Core, label: &str, addr: SocketAddr, peer: SocketAddr) -> Result<(), Vec<u8>> {
+    let at = format!("PUT /backends/{label}");
+    core.roster
+        .check_add(label, addr, &at, &core.own)
+        .map_err(|why| {
+            warn!("admin {peer}: refused {at}: {why}");
+            error(400, &why)
+        })
 }
 
 /// GET /backends, or one backend.
@@ -263,7 +285,7 @@ fn backend_json(core: &Core, totals: &Totals, id: BackendId, out: &mut String) {
         Json(&b.label),
         b.addr,
         b.role.name(),
-        if b.up { "up" } else { "down" },
+        core.health.known(id, b.up).name(),
         b.weight,
         load.active,
         m.connections,

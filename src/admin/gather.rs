@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use super::{AdminConn, Gather, Totals, ready};
+use super::Totals;
+use super::conn::{AdminConn, Gather, ready};
 use crate::event_loop::{Conn, Core, Timer};
 
 /// The longest an admin request waits for the other workers; then it is answered with

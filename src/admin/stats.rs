@@ -157,7 +157,7 @@ fn backends(v: &View, out: &mut String) {
     }
     out.push_str("</tr></thead>\n<tbody>\n");
     for (id, b, _) in v.listed() {
-        let class = if b.up { "up" } else { "down" };
+        let class = v.health.known(id, b.up).name();
         let label = Html(&b.label);
         let _ = write!(
             out,

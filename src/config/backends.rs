@@ -4,7 +4,7 @@
 //! A line is parsed apart from resolving its name, so that a reload can resolve the same
 //! lines again; the same checks hold at start and at every reload.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 use rustls_pki_types::ServerName;
@@ -119,9 +119,6 @@ pub fn parse_backend(s: &str, hosts: Option<&Path>) -> Result<BackendSpec, Strin
 
 pub fn resolve_line(line: &BackendLine, hosts: Option<&Path>) -> Result<BackendSpec, String> {
     let addr = names::resolve(&line.label, hosts)?;
-    if addr.port() == 0 {
-        return Err(format!("backend '{}' has port 0", line.label));
-    }
     Ok(BackendSpec {
         addr,
         label: line.label.clone(),
@@ -149,12 +146,72 @@ pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {
     Ok(lines)
 }
 
-/// Each backend once (by label or address), none of them lb itself: `list` holds each
-/// backend's label, address and where it was written.
-pub fn check_backends(
-    list: &[(&str, SocketAddr, &str)],
-    listeners: &[SocketAddr],
+/// lb's own addresses, each with the flag that made it: a backend at one of them would
+/// send lb's requests back to lb, which would send them on again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnAddrs(Vec<(&'static str, SocketAddr)>);
+
+impl OwnAddrs {
+    /// The traffic listeners (HTTP or TCP, and TLS) and the admin listener; one on port 0
+    /// (not bound yet) is left out.
+    pub fn new(
+        listen: Option<SocketAddr>,
+        tls_listen: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
+    ) -> Self {
+        let all = [
+            ("--listen", listen),
+            ("--tls-listen", tls_listen),
+            ("--admin", admin),
+        ];
+        OwnAddrs(
+            all.into_iter()
+                .filter_map(|(flag, a)| a.filter(|a| a.port() != 0).map(|a| (flag, a)))
+                .collect(),
+        )
+    }
+
+    /// The flag of lb's own address that a connection to `addr` would reach (a connection
+    /// to 0.0.0.0 or :: goes to loopback).
+    fn reached_by(&self, addr: SocketAddr) -> Option<&'static str> {
+        let ip = match addr.ip().to_canonical() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        self.0
+            .iter()
+            .find(|(_, own)| {
+                let same_host = ip == own.ip().to_canonical()
+                    || (own.ip().is_unspecified() && ip.is_loopback());
+                same_host && addr.port() == own.port()
+            })
+            .map(|(flag, _)| *flag)
+    }
+}
+
+/// What every backend must be, wherever it was written (`-b`, a file, a reload, the admin
+/// API, a name looked up again): somewhere to connect to, and not lb itself.
+pub fn check_backend(
+    label: &str,
+    addr: SocketAddr,
+    at: &str,
+    own: &OwnAddrs,
 ) -> Result<(), String> {
+    if addr.port() == 0 {
+        return Err(format!("backend {label} ({at}) has port 0"));
+    }
+    if let Some(flag) = own.reached_by(addr) {
+        return Err(format!(
+            "backend {label} ({at}) is lb's own {flag} address: requests would loop"
+        ));
+    }
+    Ok(())
+}
+
+/// Each backend once (by label or address), each one `check_backend` accepts: `list`
+/// holds each backend's label, address and where it was written.
+pub fn check_backends(list: &[(&str, SocketAddr, &str)], own: &OwnAddrs) -> Result<(), String> {
     if list.is_empty() {
         return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
     }
@@ -166,16 +223,44 @@ pub fn check_backends(
                  with weight=N to send it more"
             ));
         }
-        let own = listeners.iter().any(|listen| {
-            let same_host = addr.ip() == listen.ip()
-                || (listen.ip().is_unspecified() && addr.ip().is_loopback());
-            same_host && addr.port() == listen.port()
-        });
-        if own {
-            return Err(format!(
-                "backend {label} ({at}) is lb's own --listen address: requests would loop"
-            ));
-        }
+        check_backend(label, addr, at, own)?;
     }
     Ok(())
+}
+
+/// The backends from `-b` and `-f`, resolved, and as written for reloads.
+pub(super) struct BackendList {
+    pub specs: Vec<BackendSpec>,
+    pub flags: Vec<BackendLine>,
+    pub file: Option<String>,
+}
+
+/// The backends from `-b` and `-f`, each named once, none of them at one of lb's `own`
+/// addresses.
+pub(super) fn backend_list(
+    m: &getopts::Matches,
+    own: &OwnAddrs,
+    hosts: Option<&Path>,
+) -> Result<BackendList, String> {
+    let flags = m
+        .opt_strs("backend")
+        .iter()
+        .map(|b| parse_line(b, format!("-b {b}")).map_err(|e| format!("--backend: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let file = m.opt_strs("backends-file").pop();
+    let mut lines = flags.clone();
+    if let Some(path) = &file {
+        lines.extend(read_backends_file(path)?);
+    }
+    let specs = lines
+        .iter()
+        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let named: Vec<(&str, SocketAddr, &str)> = specs
+        .iter()
+        .zip(&lines)
+        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
+        .collect();
+    check_backends(&named, own)?;
+    Ok(BackendList { specs, flags, file })
 }

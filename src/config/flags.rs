@@ -211,6 +211,15 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
     ),
     numeric(
         Unit::Duration,
+        "leave-timeout",
+        (HOUR, 7 * 24 * HOUR),
+        NO_ZERO,
+        "a removed backend keeps the POST copies it still owes this long; then they are \
+         given up",
+        true,
+    ),
+    numeric(
+        Unit::Duration,
         "fanout-timeout",
         (60 * SEC, 24 * HOUR),
         NO_ZERO,
@@ -437,6 +446,13 @@ pub(super) fn options() -> getopts::Options {
         "file whose first line is the token that /backends writes must carry \
          (default: writes only when --admin is on loopback)",
         "FILE",
+    );
+    o.optmulti(
+        "",
+        "admin-host",
+        "a name the admin listener is reached by: /backends writes need a Host that is \
+         an IP address, localhost, or such a name (repeatable)",
+        "NAME",
     );
     o.optmulti(
         "",

@@ -62,6 +62,7 @@ impl Config {
             admin: Admin {
                 listen: self.admin,
                 token: self.admin_token.clone(),
+                hosts: self.admin_hosts.clone(),
             },
             process: self.process(),
         }
@@ -111,6 +112,7 @@ impl Config {
             max_body: self.max_body,
             max_pending: self.max_pending,
             max_pending_bytes: self.max_pending_bytes,
+            leave_timeout: self.leave_timeout,
             journal: self.journal.clone(),
             journal_sync: self.journal_sync,
             resolve_interval: self.resolve_interval,

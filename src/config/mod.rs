@@ -23,15 +23,16 @@ use crate::strategy;
 use crate::tls::CertPair;
 
 pub use backends::{
-    BackendLine, BackendSpec, check_backends, parse_backend, parse_line, parse_weight,
-    read_backends_file, resolve_line, tls_name,
+    BackendLine, BackendSpec, OwnAddrs, check_backend, check_backends, parse_backend, parse_line,
+    parse_weight, read_backends_file, resolve_line, tls_name,
 };
+use backends::{BackendList, backend_list};
 pub use fanout::{JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
 pub use values::{Secret, parse_duration, parse_size};
 
 use flags::{HTTP_ONLY, NUMBERS, as_duration, number_flag, options};
-use values::{parse_addr, parse_number, read_token_file};
+use values::{parse_addr, parse_admin_hosts, parse_number, read_token_file};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -80,6 +81,9 @@ pub struct Config {
     pub hosts_file: Option<PathBuf>,
     /// The token that write actions on the admin listener must carry.
     pub admin_token: Option<Secret>,
+    /// `--admin-host`: names besides its address and `localhost` that write actions on the
+    /// admin listener may carry as their Host.
+    pub admin_hosts: Vec<String>,
     pub mode: Mode,
     /// One of `strategy::NAMES`.
     pub strategy: String,
@@ -110,6 +114,8 @@ pub struct Config {
     pub retry_attempts: u32,
     pub retry_on: RetryOn,
     pub fanout_timeout: Duration,
+    /// How long a removed backend may keep the POST copies it owes before they are given up.
+    pub leave_timeout: Duration,
     /// The largest answer to a POST kept to be relayed to its client.
     pub fanout_max_response: u64,
     /// Where owed POST copies are journaled; `None`: in memory only.
@@ -258,7 +264,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         specs: backends,
         flags: backend_flags,
         file: backends_file,
-    } = backend_list(&m, &listeners, hosts_file.as_deref())?;
+    } = backend_list(
+        &m,
+        &OwnAddrs::new(listen, tls_listen, admin),
+        hosts_file.as_deref(),
+    )?;
     let strategy = opt(&m, "strategy", "round-robin", |s| {
         strategy::canonical(s).ok_or_else(|| {
             format!(
@@ -364,6 +374,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         resolve_interval: duration(&m, "resolve-interval")?,
         hosts_file,
         admin_token,
+        admin_hosts: parse_admin_hosts(m.opt_strs("admin-host"))?,
         mode,
         strategy: strategy.to_string(),
         connect_timeout: duration(&m, "connect-timeout")?,
@@ -398,6 +409,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         retry_attempts: small(&m, "retry-attempts")?,
         retry_on: opt(&m, "retry-on", RetryOn::DEFAULT, RetryOn::parse)?,
         fanout_timeout: duration(&m, "fanout-timeout")?,
+        leave_timeout: duration(&m, "leave-timeout")?,
         fanout_max_response: num(&m, "fanout-max-response")?,
         journal: m.opt_strs("journal").pop().map(PathBuf::from),
         journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
@@ -448,42 +460,6 @@ fn parse_workers(s: &str) -> Result<usize, String> {
             "'{s}' is not a number of workers (1-{MAX_WORKERS} or auto)"
         )),
     }
-}
-
-/// The backends from `-b` and `-f`, resolved, and as written for reloads.
-struct BackendList {
-    specs: Vec<BackendSpec>,
-    flags: Vec<BackendLine>,
-    file: Option<String>,
-}
-
-/// The backends from `-b` and `-f`, each named once, none of them one of lb's `listeners`.
-fn backend_list(
-    m: &getopts::Matches,
-    listeners: &[SocketAddr],
-    hosts: Option<&std::path::Path>,
-) -> Result<BackendList, String> {
-    let flags = m
-        .opt_strs("backend")
-        .iter()
-        .map(|b| parse_line(b, format!("-b {b}")).map_err(|e| format!("--backend: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let file = m.opt_strs("backends-file").pop();
-    let mut lines = flags.clone();
-    if let Some(path) = &file {
-        lines.extend(read_backends_file(path)?);
-    }
-    let specs = lines
-        .iter()
-        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let named: Vec<(&str, SocketAddr, &str)> = specs
-        .iter()
-        .zip(&lines)
-        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
-        .collect();
-    check_backends(&named, listeners)?;
-    Ok(BackendList { specs, flags, file })
 }
 
 #[cfg(test)]

@@ -208,6 +208,8 @@ pub struct Admin {
     pub listen: Option<SocketAddr>,
     /// The token that write actions must carry.
     pub token: Option<Secret>,
+    /// Names besides its address and `localhost` that writes may carry as their Host.
+    pub hosts: Vec<String>,
 }
 
 /// Settings of the whole process.
@@ -223,6 +225,8 @@ pub struct Process {
     pub max_body: u64,
     pub max_pending: usize,
     pub max_pending_bytes: u64,
+    /// How long a removed backend may keep the POST copies it owes.
+    pub leave_timeout: Duration,
     pub journal: Option<PathBuf>,
     pub journal_sync: JournalSync,
     pub resolve_interval: Duration,

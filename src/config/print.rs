@@ -67,12 +67,20 @@ impl Site {
     pub fn to_toml(&self) -> String {
         let mut out = String::new();
         process(&self.process, &mut out);
+        let mut admin = Entries(Vec::new());
         if self.admin.listen != Some(DEFAULT_ADMIN) {
             let listen = self
                 .admin
                 .listen
                 .map_or("off".to_string(), |a| a.to_string());
-            let _ = writeln!(out, "\n[admin]\nlisten = {}", q(&listen));
+            admin.push("listen", q(&listen));
+        }
+        if !self.admin.hosts.is_empty() {
+            admin.push("hosts", list(self.admin.hosts.iter().map(|h| q(h))));
+        }
+        if !admin.0.is_empty() {
+            out.push_str("\n[admin]\n");
+            admin.lines(&mut out);
         }
         for l in &self.listeners {
             listener(l, &mut out);
@@ -105,6 +113,7 @@ fn process(p: &Process, out: &mut String) {
         "max-pending-bytes",
         p.max_pending_bytes,
     );
+    e.duration("leave_timeout", "leave-timeout", p.leave_timeout);
     if let Some(j) = &p.journal {
         e.push("journal", q(&j.display().to_string()));
     }

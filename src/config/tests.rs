@@ -114,6 +114,10 @@ fn contradictions_are_refused() {
     assert!(refused("-m tcp --client-timeout 1s").contains("--tls-listen or --accept-proxy"));
     assert!(run("-b 127.0.0.1:1 -m tcp --accept-proxy --client-timeout 1s").is_ok());
     assert!(refused("--retry-base 10s --retry-max 5s").contains("below --retry-base"));
+    assert!(refused("--admin-host lb:8081").contains("without a port"));
+    assert!(refused("--admin-host a/b").contains("not a host name"));
+    let named = run("-b 127.0.0.1:1 --admin-host LB.Internal. --admin-host x").unwrap();
+    assert_eq!(named.admin_hosts, ["lb.internal", "x"]);
     assert!(refused("-l 127.0.0.1:9100 --admin 127.0.0.1:9100").contains("--admin off"));
     assert!(
         run("-l 127.0.0.1:9001 -b 127.0.0.1:9001")
@@ -124,6 +128,21 @@ fn contradictions_are_refused() {
         run("-l 0.0.0.0:9001 -b 127.0.0.1:9001")
             .unwrap_err()
             .contains("would loop")
+    );
+    assert_eq!(
+        run("-b 127.0.0.1:8081").unwrap_err(),
+        "backend 127.0.0.1:8081 (-b 127.0.0.1:8081) is lb's own --admin address: requests would loop"
+    );
+    assert!(run("-b 127.0.0.1:8081 --admin 127.0.0.1:9002").is_ok());
+    assert!(
+        run("-l 127.0.0.1:9001 -b 0.0.0.0:9001")
+            .unwrap_err()
+            .contains("would loop")
+    );
+    assert!(
+        run("--tls-listen [::]:9443 --tls-cert c --tls-key k -b [::ffff:127.0.0.1]:9443")
+            .unwrap_err()
+            .contains("lb's own --tls-listen address")
     );
 }
 

@@ -102,6 +102,27 @@ pub(super) fn has_port(s: &str) -> bool {
     port.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// `--admin-host` names, as a Host header is compared with them: lower case, without a
+/// trailing dot. A port is refused, since none is compared.
+pub(super) fn parse_admin_hosts(names: Vec<String>) -> Result<Vec<String>, String> {
+    names
+        .into_iter()
+        .map(|n| {
+            let name = n.trim().trim_end_matches('.').to_ascii_lowercase();
+            let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+            if name.contains(':') {
+                Err(format!(
+                    "--admin-host {n}: give the name without a port (any port is accepted)"
+                ))
+            } else if name.is_empty() || name.len() > 253 || !name.bytes().all(ok) {
+                Err(format!("--admin-host {n}: not a host name"))
+            } else {
+                Ok(name)
+            }
+        })
+        .collect()
+}
+
 /// A secret read from a file; `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);

@@ -10,7 +10,7 @@ use slab::Slab;
 use super::copy::{CopyStep, Response, step_copy};
 use super::lane::Limits;
 use super::outcome::{Answer, Outcome, Rules};
-use super::{Phase, durable, gate, reply};
+use super::{Phase, abandon, durable, gate, reply};
 use crate::backend::{BackendId, Role};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::held_sends::Destination;
@@ -43,6 +43,9 @@ pub(super) fn dispatch(
         return;
     };
     let backend = j.copies[copy].backend;
+    if core.backends[backend].owed_given_up {
+        return abandon::give_up(conns, core, job, copy);
+    }
     let lane = &mut core.fanout.lanes[backend];
     let takes = core.backends[backend].takes_copies();
     if !takes || !lane.admits(fresh, limits) {
@@ -193,6 +196,9 @@ fn attempt_ended(
             finish(conns, core, job, copy, Phase::Spent, None, &text);
         }
         // lb's own shortage spends no attempt, as a copy waiting for its backend spends none.
+        Outcome::Retryable if core.backends[backend].owed_given_up => {
+            abandon::give_up(conns, core, job, copy);
+        }
         Outcome::Retryable
             if attempts >= core.cfg.retry_attempts && answer != Answer::Exhausted =>
         {
@@ -232,7 +238,7 @@ fn retry_later(core: &mut Core, job: usize, copy: usize) {
 
 /// A copy is finished: counted, logged, recorded in the journal; its answer is offered to
 /// the waiting client; the job ends with its last copy.
-fn finish(
+pub(super) fn finish(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     job: usize,

@@ -63,6 +63,12 @@ impl Lane {
         }
     }
 
+    /// The copies waiting for room are no longer owed (`abandon`).
+    pub fn forget_waiting(&mut self) {
+        self.fresh.clear();
+        self.later.clear();
+    }
+
     /// The next waiting copy there is room for: new POSTs' first.
     pub fn next(&mut self, limits: Limits) -> Option<Entry> {
         if self.in_flight < limits.fresh

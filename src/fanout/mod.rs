@@ -23,6 +23,7 @@ use crate::journal::Journal;
 use crate::strategy::{Members, PickContext};
 use crate::timer::TimerId;
 
+mod abandon;
 mod body;
 mod cap;
 mod census;
@@ -34,6 +35,7 @@ mod lane;
 mod outcome;
 mod reply;
 
+pub use abandon::give_up_owed;
 pub use body::{PendingPost, begin, buffer_body};
 pub use census::refresh_metrics;
 use copy::Response;

@@ -27,6 +27,29 @@ pub struct HealthMonitor {
     pub since: Vec<Instant>,
 }
 
+/// What lb can tell of a backend's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Up,
+    Down,
+    /// No check has ended since it joined: it takes traffic, and nothing has said whether
+    /// it should.
+    Unknown,
+    /// `--health-interval 0`: nothing checks it.
+    Unchecked,
+}
+
+impl Known {
+    pub fn name(self) -> &'static str {
+        match self {
+            Known::Up => "up",
+            Known::Down => "down",
+            Known::Unknown => "unknown",
+            Known::Unchecked => "unchecked",
+        }
+    }
+}
+
 /// How the latest active check of a backend went.
 #[derive(Debug, Clone)]
 pub struct LastCheck {
@@ -162,6 +185,20 @@ impl HealthMonitor {
         self.states[id] = HealthState::starting(up);
         backends[id].up = up;
         self.since[id] = now;
+    }
+
+    /// What can be said of backend `id`, `up` or held down: down says so at once, up only
+    /// once a check has ended since it joined.
+    pub fn known(&self, id: BackendId, up: bool) -> Known {
+        if !up {
+            Known::Down
+        } else if !self.enabled() {
+            Known::Unchecked
+        } else if self.last_check.get(id).is_none_or(Option::is_none) {
+            Known::Unknown
+        } else {
+            Known::Up
+        }
     }
 
     pub fn is_up(&self, id: BackendId) -> bool {

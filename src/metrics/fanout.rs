@@ -40,6 +40,19 @@ pub fn render(v: &View, out: &mut String) {
         "POSTs answered 503 because the writes still owed had reached --max-pending or --max-pending-bytes.",
     );
     let _ = writeln!(out, "lb_fanout_refused_full_total {}", m.posts_refused_full);
+    family(
+        out,
+        "lb_fanout_removed_given_up_total",
+        "counter",
+        "POST copies owed to removed backends and given up (DELETE ?owed=give-up or \
+         --leave-timeout); each is also in lb_fanout_copies_total{result=\"spent\"} while \
+         its backend is listed.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_fanout_removed_given_up_total {}",
+        m.removed_given_up
+    );
     per_backend(v, out);
     let Some(j) = &m.journal else {
         return;

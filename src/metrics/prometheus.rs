@@ -226,6 +226,21 @@ pub fn render(v: &View, out: &mut String) {
     });
     family(
         out,
+        "lb_backend_health",
+        "gauge",
+        "1 for what is known of the backend's health: up, down, unknown (no check has ended \
+         since it joined), or unchecked (--health-interval 0).",
+    );
+    for (id, b, _) in v.listed() {
+        let _ = writeln!(
+            out,
+            "lb_backend_health{{backend=\"{}\",health=\"{}\"}} 1",
+            LabelValue(&b.label),
+            v.health.known(id, b.up).name()
+        );
+    }
+    family(
+        out,
         "lb_backend_state",
         "gauge",
         "1 for the backend's state: ready, drain, maint, or removed (finishing its work).",

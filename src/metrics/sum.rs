@@ -65,6 +65,7 @@ impl Metrics {
         self.oldest_owed_seconds = self.oldest_owed_seconds.max(o.oldest_owed_seconds);
         self.owed_bytes += o.owed_bytes;
         self.posts_refused_full += o.posts_refused_full;
+        self.removed_given_up += o.removed_given_up;
         self.journal = match (self.journal.take(), &o.journal) {
             (Some(mut j), Some(other)) => {
                 let (s, t) = (&mut j.stats, &other.stats);

@@ -17,15 +17,17 @@ fn lookup(label: &str, port: u16, weight: u32) -> Lookup {
     }
 }
 
-/// Where lb listens in these tests.
-const LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+/// Where lb listens in these tests: traffic on 8080, the admin listener on 8081.
+fn own() -> OwnAddrs {
+    let at = |port| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    OwnAddrs::new(at(8080), None, at(8081))
+}
 
 /// Reloads `r` with `(label, port, weight)` lines that all resolve.
 fn reload(r: &mut Roster, lines: &[(&str, u16, u32)]) -> Result<Vec<String>, String> {
     r.reload(
         lines.iter().map(|&(l, p, w)| lookup(l, p, w)).collect(),
-        &[LISTEN],
+        &own(),
     )
 }
 
@@ -120,14 +122,21 @@ fn a_reload_forgets_runtime_roles_and_weights() {
 #[test]
 fn bad_reloads_change_nothing() {
     let mut r = abc();
-    assert!(r.reload(vec![], &[LISTEN]).is_err());
+    assert!(r.reload(vec![], &own()).is_err());
     let twice = reload(&mut r, &[("a", 1, 1), ("a", 1, 1)]).unwrap_err();
     assert!(
         twice.contains("given twice (servers.txt:1 and servers.txt:1)"),
         "{twice}"
     );
-    let own = reload(&mut r, &[("a", 1, 1), ("lb", 8080, 1)]).unwrap_err();
-    assert!(own.contains("lb's own --listen address"), "{own}");
+    let looped = reload(&mut r, &[("a", 1, 1), ("lb", 8080, 1)]).unwrap_err();
+    assert!(looped.contains("lb's own --listen address"), "{looped}");
+    let admin = reload(&mut r, &[("a", 1, 1), ("lb", 8081, 1)]).unwrap_err();
+    assert!(admin.contains("lb's own --admin address"), "{admin}");
+    let zero = reload(&mut r, &[("a", 1, 1), ("z", 0, 1)]).unwrap_err();
+    assert!(
+        zero.contains("backend z (servers.txt:0) has port 0"),
+        "{zero}"
+    );
     let unknown = Lookup {
         label: "new:80".into(),
         weight: 1,
@@ -135,7 +144,7 @@ fn bad_reloads_change_nothing() {
         addr: Err("cannot resolve backend 'new:80'".into()),
     };
     assert_eq!(
-        r.reload(vec![lookup("a", 1, 1), unknown], &[LISTEN]),
+        r.reload(vec![lookup("a", 1, 1), unknown], &own()),
         Err("servers.txt:2: cannot resolve backend 'new:80'".into())
     );
     assert_eq!(r.version(), 0);
@@ -151,10 +160,7 @@ fn a_name_that_stops_resolving_keeps_its_address() {
         addr: Err("cannot resolve backend 'b'".into()),
     };
     let kept = r
-        .reload(
-            vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)],
-            &[LISTEN],
-        )
+        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)], &own())
         .unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].ends_with("b keeps address 127.0.0.1:2"), "{kept:?}");
@@ -201,4 +207,53 @@ fn a_diff_across_several_versions_sees_a_reused_slot_as_a_new_backend() {
         reload(r, &[("c", 3, 1), ("b", 2, 1), ("x", 7, 1)]).unwrap();
     });
     assert_eq!(got, [Change::Reordered]);
+}
+
+#[test]
+fn an_added_backend_passes_the_command_line_checks() {
+    let r = abc();
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    assert_eq!(r.check_add("d", at(4), "PUT", &own()), Ok(()));
+    assert_eq!(
+        r.check_add("a", at(9), "PUT", &own()),
+        Ok(()),
+        "a listed one moves"
+    );
+    let twice = r
+        .check_add("x", at(2), "PUT /backends/x", &own())
+        .unwrap_err();
+    assert!(
+        twice.contains("given twice (listed as b and PUT /backends/x)"),
+        "{twice}"
+    );
+    let looped = r.check_add("x", at(8080), "PUT", &own()).unwrap_err();
+    assert!(looped.contains("lb's own --listen address"), "{looped}");
+    let admin = r.check_add("x", at(8081), "PUT", &own()).unwrap_err();
+    assert!(admin.contains("lb's own --admin address"), "{admin}");
+    assert!(
+        r.check_add("x", at(0), "PUT", &own())
+            .unwrap_err()
+            .contains("port 0")
+    );
+}
+
+#[test]
+fn giving_up_what_a_removed_backend_owes_is_one_change_until_it_comes_back() {
+    let mut r = abc();
+    let got = changes(&mut r, |r| {
+        assert_eq!(r.give_up("b"), Some(1));
+    });
+    assert_eq!(got, [Change::Left(1), Change::GaveUp(1)]);
+    assert!(r.owed_given_up(1));
+    let again = changes(&mut r, |r| {
+        assert_eq!(r.give_up("b"), Some(1), "a removed one too");
+    });
+    assert_eq!(again, [], "already given up");
+    assert_eq!(r.remove("b"), None, "removing needs a listed one");
+    let back = changes(&mut r, |r| {
+        r.add("b", spec("b", 2).addr, None);
+    });
+    assert_eq!(back, [Change::Returned(1)]);
+    assert!(!r.owed_given_up(1), "what it owes from now on is delivered");
+    assert_eq!(r.give_up("nobody"), None);
 }

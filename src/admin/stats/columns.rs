@@ -72,7 +72,11 @@ fn wall_time_ago(d: Duration) -> String {
 }
 
 fn state_cell(v: &View, id: BackendId, out: &mut String) {
-    let state = if v.backends[id].up { "UP" } else { "DOWN" };
+    let state = v
+        .health
+        .known(id, v.backends[id].up)
+        .name()
+        .to_ascii_uppercase();
     let for_how_long = v.now.saturating_duration_since(v.health.since[id]);
     let _ = write!(
         out,

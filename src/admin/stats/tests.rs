@@ -50,8 +50,25 @@ fn down_backends_stand_out_and_labels_are_escaped() {
     let down = row(&page, "zz");
     assert!(down.contains("class=\"backend down\""), "{down}");
     assert!(down.contains(">DOWN<"), "{down}");
-    let up = row(&page, "a&quot;b");
-    assert!(up.contains(">UP<") && up.contains("2xx 7"), "{up}");
+    let unknown = row(&page, "a&quot;b");
+    assert!(unknown.contains("class=\"backend unknown\""), "{unknown}");
+    assert!(
+        unknown.contains(">UNKNOWN<") && unknown.contains("2xx 7"),
+        "{unknown}"
+    );
+    fx.health.last_check[0] = Some(LastCheck {
+        passed: true,
+        error: String::new(),
+        took: Duration::from_millis(1),
+        at: start,
+    });
+    let mut again = String::new();
+    render(&fx.view(), &mut again);
+    let up = row(&again, "a&quot;b");
+    assert!(
+        up.contains("class=\"backend up\"") && up.contains(">UP<"),
+        "{up}"
+    );
     for external in ["src=", "<link", "<script", "http://", "https://"] {
         assert!(
             !page.contains(external),

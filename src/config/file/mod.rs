@@ -16,7 +16,7 @@ use super::diagnostic::{Diagnostic, Level};
 use super::fanout::JournalSync;
 use super::flags::{as_duration, number_flag};
 use super::model::{Admin, KeyPath, Process, Site};
-use super::values::{parse_addr, read_token_file};
+use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
 use doc::{Doc, Table};
 
@@ -47,6 +47,7 @@ const TOP: &[&str] = &[
     "max_body",
     "max_pending",
     "max_pending_bytes",
+    "leave_timeout",
     "journal",
     "journal_sync",
     "resolve_interval",
@@ -201,6 +202,7 @@ fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
         max_body: number_or_default(doc, t, "max_body"),
         max_pending: number_or_default(doc, t, "max_pending") as usize,
         max_pending_bytes: number_or_default(doc, t, "max_pending_bytes"),
+        leave_timeout: as_duration(number_or_default(doc, t, "leave_timeout")),
         journal: doc.string(t, "journal").map(PathBuf::from),
         journal_sync: parsed(doc, t, "journal_sync", JournalSync::parse)
             .unwrap_or(JournalSync::Batch),
@@ -231,9 +233,11 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
         return Some(Admin {
             listen: Some(DEFAULT_ADMIN),
             token: None,
+            hosts: Vec::new(),
         });
     };
-    let a = doc.table(v, t.path.key("admin"), "[admin]", &["listen", "token_file"])?;
+    let keys = &["listen", "token_file", "hosts"];
+    let a = doc.table(v, t.path.key("admin"), "[admin]", keys)?;
     let listen = parsed(doc, &a, "listen", |s| match s {
         "off" => Ok(None),
         _ => parse_addr(s).map(Some),
@@ -250,7 +254,20 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
         },
         None => None,
     };
-    Some(Admin { listen, token })
+    let written = doc.strings(&a, "hosts").unwrap_or_default();
+    let hosts = match parse_admin_hosts(written.iter().map(|(h, _)| h.clone()).collect()) {
+        Ok(hosts) => hosts,
+        Err(e) => {
+            let span = doc.span_of(&a.path.key("hosts"));
+            doc.error(span, e.replace("--admin-host", "`hosts`:"));
+            Vec::new()
+        }
+    };
+    Some(Admin {
+        listen,
+        token,
+        hosts,
+    })
 }
 
 #[cfg(test)]
