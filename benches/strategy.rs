@@ -11,7 +11,7 @@ fn pool(n: u32) -> Vec<Backend> {
     (0..n)
         .map(|i| {
             let addr = SocketAddr::from((Ipv4Addr::from(0x0a00_0001 + i), 8080));
-            let mut b = Backend::new(addr, addr.to_string(), 1 + i % 3);
+            let mut b = Backend::new(0, addr, addr.to_string(), 1 + i % 3);
             // Varied load and latency so the least-* scans do real comparisons.
             b.active = i.wrapping_mul(7919) % 13;
             b.ewma_us = Some(f64::from(200 + i.wrapping_mul(104_729) % 900));

@@ -1,6 +1,6 @@
 //! Taking new clients off a listening socket: each goes first to `--accept-proxy`'s wait
-//! for its PROXY header, or straight to HTTP or TCP mode, over TLS if it came to
-//! `--tls-listen`.
+//! for its PROXY header, or straight to HTTP or TCP mode, over TLS if it came to a TLS
+//! listener.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +11,8 @@ use mio::net::{TcpListener, TcpStream};
 use slab::Slab;
 
 use crate::accept_proxy;
-use crate::config::Mode;
+use crate::config::model::Protocol;
+use crate::front::FrontId;
 use crate::http;
 use crate::limits::is_local_exhaustion;
 use crate::state::{Conn, Core};
@@ -45,7 +46,7 @@ pub fn accept_all(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     listener: &TcpListener,
-    tls: bool,
+    front: FrontId,
 ) -> Accepting {
     let workers = core.shared.workers();
     let mut first = true;
@@ -58,12 +59,12 @@ pub fn accept_all(
             return Accepting::Full;
         }
         let e = match listener.accept() {
-            Ok((sock, peer)) if core.cfg.accept_proxy.is_some() => {
-                accept_proxy::accept(conns, core, sock, peer, tls);
+            Ok((sock, peer)) if core.fronts[front].accept_proxy.is_some() => {
+                accept_proxy::accept(conns, core, sock, peer, front);
                 continue;
             }
             Ok((sock, peer)) => {
-                open_client(conns, core, sock, peer, tls);
+                open_client(conns, core, sock, peer, front);
                 continue;
             }
             Err(e) => e,
@@ -98,12 +99,12 @@ pub fn open_client(
     core: &mut Core,
     sock: TcpStream,
     peer: SocketAddr,
-    tls: bool,
+    front: FrontId,
 ) {
     let before = core.clients_open;
-    match core.cfg.mode {
-        Mode::Http => http::client::accept(conns, core, sock, peer, tls),
-        Mode::Tcp => tcp::accept(conns, core, sock, peer, tls),
+    match (core.fronts[front].protocol, core.fronts[front].pool) {
+        (Protocol::Tcp, Some(pool)) => tcp::accept(conns, core, sock, peer, (front, pool)),
+        _ => http::client::accept(conns, core, sock, peer, front),
     }
     if core.clients_open == before {
         core.shared.close_client();

@@ -14,6 +14,7 @@ use slab::Slab;
 
 use crate::accept::open_client;
 use crate::event_loop::{Conn, Core};
+use crate::front::FrontId;
 use crate::proxy_protocol::{self, Parsed};
 use crate::timer::TimerId;
 
@@ -22,7 +23,8 @@ pub struct AwaitingProxy {
     sock: TcpStream,
     /// The address the connection really comes from: the sender of the header.
     peer: SocketAddr,
-    tls: bool,
+    /// The listener it came through.
+    front: FrontId,
     pub serial: u32,
     timer: Option<TimerId>,
 }
@@ -34,9 +36,9 @@ pub fn accept(
     core: &mut Core,
     sock: TcpStream,
     peer: SocketAddr,
-    tls: bool,
+    front: FrontId,
 ) {
-    if !wait_for_header(conns, core, sock, peer, tls) {
+    if !wait_for_header(conns, core, sock, peer, front) {
         core.shared.close_client();
     }
 }
@@ -46,12 +48,12 @@ fn wait_for_header(
     core: &mut Core,
     mut sock: TcpStream,
     peer: SocketAddr,
-    tls: bool,
+    front: FrontId,
 ) -> bool {
-    let allowed =
-        core.cfg.accept_proxy.as_ref().is_some_and(|from| {
-            from.is_empty() || from.iter().any(|range| range.contains(peer.ip()))
-        });
+    let allowed = core.fronts[front]
+        .accept_proxy
+        .as_ref()
+        .is_some_and(|from| from.is_empty() || from.iter().any(|range| range.contains(peer.ip())));
     if !allowed {
         debug!("{peer} is not in --accept-proxy-from: closing");
         core.metrics.proxy_headers_refused += 1;
@@ -67,7 +69,7 @@ fn wait_for_header(
     let mut conn = AwaitingProxy {
         sock,
         peer,
-        tls,
+        front,
         serial,
         timer: None,
     };
@@ -143,7 +145,7 @@ pub fn ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 return;
             }
             let peer = addresses.map_or(conn.peer, |a| a.source);
-            open_client(conns, core, conn.sock, peer, conn.tls);
+            open_client(conns, core, conn.sock, peer, conn.front);
         }
     }
 }

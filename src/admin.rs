@@ -7,10 +7,12 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Role};
-use crate::config::Config;
+use crate::config::model::{Process, Protocol};
 use crate::event_loop::Core;
+use crate::front::Front;
 use crate::metrics::history::History;
 use crate::metrics::{BackendMetrics, Metrics, prometheus};
+use crate::pool::Pool;
 use crate::probe::HealthMonitor;
 use crate::shared::Load;
 
@@ -31,7 +33,9 @@ const MAX_HEAD: usize = 8 * 1024;
 
 /// What the admin pages show, borrowed from the loop's state.
 pub struct View<'a> {
-    pub cfg: &'a Config,
+    pub cfg: &'a Process,
+    pub pools: &'a [Pool],
+    pub fronts: &'a [Front],
     /// The traffic listener's bound address (`--listen` may have asked for port 0).
     pub listen: &'a str,
     pub backends: &'a [Backend],
@@ -53,6 +57,8 @@ impl<'a> View<'a> {
     pub fn of(core: &'a Core, totals: &'a Totals) -> Self {
         View {
             cfg: &core.cfg,
+            pools: &core.pools,
+            fronts: &core.fronts,
             listen: &core.default_host,
             backends: &core.backends,
             metrics: &totals.metrics,
@@ -73,6 +79,16 @@ impl<'a> View<'a> {
 
     pub fn uptime(&self) -> Duration {
         self.now.saturating_duration_since(self.metrics.started)
+    }
+
+    /// Every pool carries TCP connections: what is about HTTP has nothing to show.
+    pub fn tcp_only(&self) -> bool {
+        self.pools.iter().all(|p| p.protocol == Protocol::Tcp)
+    }
+
+    /// The pool of backend `id`.
+    pub fn pool_of(&self, id: usize) -> &'a Pool {
+        &self.pools[self.backends[id].pool]
     }
 
     /// The backends to show: the listed ones, and removed ones still finishing their work.
@@ -125,7 +141,7 @@ fn answer(head: &[u8], view: &View) -> Option<Answer> {
         }
     };
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    if path == "/backends" || path.starts_with("/backends/") {
+    if path == "/backends" || path.starts_with("/backends/") || path.starts_with("/pools/") {
         return Some(Answer::Control);
     }
     let head_only = method == "HEAD";

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use rustls_pki_types::ServerName;
 
 use crate::config::MAX_RETRIES;
+use crate::pool::PoolId;
 
 /// Index of a backend's slot. A slot keeps its backend while anything in flight refers to
 /// it, removed or not, so an id never changes meaning under a request or a POST copy;
@@ -45,6 +46,8 @@ impl Role {
 
 #[derive(Debug)]
 pub struct Backend {
+    /// The pool it serves in.
+    pub pool: PoolId,
     pub addr: SocketAddr,
     /// The address as the operator wrote it, for logs and the status page.
     pub label: String,
@@ -79,9 +82,10 @@ pub struct Backend {
 const EWMA_ALPHA: f64 = 0.3;
 
 impl Backend {
-    pub fn new(addr: SocketAddr, label: String, weight: u32) -> Self {
+    pub fn new(pool: PoolId, addr: SocketAddr, label: String, weight: u32) -> Self {
         let tls = crate::config::tls_name(&label);
         Backend {
+            pool,
             addr,
             label,
             weight,

@@ -18,9 +18,11 @@ use slab::Slab;
 use crate::accept::Accepting;
 use crate::accept_proxy;
 use crate::admin;
-use crate::config::{Config, OwnAddrs};
+use crate::config::model::Site;
+use crate::config::{BackendSpec, OwnAddrs};
 use crate::drain::{self, Stopped};
 use crate::fanout;
+use crate::front::FrontId;
 use crate::http;
 use crate::journal::{Doorbell, Replayed, Writer};
 use crate::limits;
@@ -39,8 +41,7 @@ pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
 mod control;
 pub mod workers;
 
-const LISTENER: Token = Token(usize::MAX);
-/// Slab tokens are `key << 1 | side`, so this one is never a slab entry's either.
+/// Slab tokens are `key << 1 | side`, so these are never a slab entry's.
 const ADMIN_LISTENER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 /// Another thread has something for this loop: the resolver or another worker.
@@ -48,13 +49,22 @@ const WAKE: Token = Token(usize::MAX - 3);
 const UPGRADE: Token = Token(usize::MAX - 4);
 /// The journal's thread finished a sync (its eventfd).
 const JOURNAL: Token = Token(usize::MAX - 5);
-const TLS_LISTENER: Token = Token(usize::MAX - 6);
+/// Listener `i` (its place among the site's listeners) is `LISTENERS - i`.
+const LISTENERS: usize = usize::MAX - 16;
+/// The most listeners a site may have: their tokens stay far above any slab entry's.
+pub const MAX_LISTENERS: usize = 1 << 16;
+
+fn listener_token(front: FrontId) -> Token {
+    Token(LISTENERS - front)
+}
 
 /// What one worker's loop starts from.
 pub struct Start {
     /// 0 for the control loop.
     pub worker: usize,
-    pub cfg: Config,
+    pub site: Site,
+    /// The backends at start, their names resolved.
+    pub backends: Vec<BackendSpec>,
     pub tls: TlsContexts,
     /// Worker 0's are the process's own (with the admin listener and, after an upgrade,
     /// the ready pipe); the others' are duplicates of the client listeners.
@@ -67,10 +77,8 @@ pub struct Start {
 
 pub struct EventLoop {
     poll: Poll,
-    /// `None` without `--listen` (only `--tls-listen`), or once a stop signal closed it.
-    listener: Option<Listener>,
-    /// `--tls-listen`, if given, until a stop signal.
-    tls_listener: Option<Listener>,
+    /// The site's listeners, by their place, until a stop signal closes them.
+    listeners: Vec<Option<Listener>>,
     /// Serves /metrics, /stats and /healthz; `None` with `--admin off`, in workers but 0,
     /// or once stopping.
     admin: Option<TcpListener>,
@@ -86,8 +94,8 @@ pub struct EventLoop {
     core: Core,
     /// Whether new clients are taken; while not, they wait in the backlog.
     accepting: Accepting,
-    /// The plain and the TLS listener to be accepted from again next turn (`Yielded`).
-    accept_again: [bool; 2],
+    /// The listeners to be accepted from again next turn (`Yielded`).
+    accept_again: Vec<FrontId>,
     /// Writes the journal still owed at start, resumed when the loop runs.
     resumed: Vec<Replayed>,
     /// Rung by the journal's thread after each sync.
@@ -101,7 +109,8 @@ impl EventLoop {
     pub fn bind(start: Start) -> Result<Self, String> {
         let Start {
             worker,
-            cfg,
+            site,
+            backends,
             tls,
             listeners,
             journal,
@@ -109,21 +118,16 @@ impl EventLoop {
         } = start;
         let poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         let many = shared.workers() > 1;
-        let register = |l: Option<TcpListener>, token| -> Result<_, String> {
-            l.map(|l| {
-                Listener::register(l, poll.registry(), token, many)
-                    .map_err(|e| format!("cannot register a listener: {e}"))
-            })
-            .transpose()
-        };
-        let listener = register(listeners.listen, LISTENER)?;
-        let tls_listener = register(listeners.tls, TLS_LISTENER)?;
-        if worker == 0 {
-            for l in [&listener, &tls_listener].into_iter().flatten() {
-                if let Err(e) = limits::deepen_backlog(&**l) {
-                    log::warn!("cannot deepen a listen backlog: {e}");
-                }
+        let mut traffic = Vec::with_capacity(listeners.traffic.len());
+        for (front, l) in listeners.traffic.into_iter().enumerate() {
+            let l = Listener::register(l, poll.registry(), listener_token(front), many)
+                .map_err(|e| format!("cannot register a listener: {e}"))?;
+            if worker == 0
+                && let Err(e) = limits::deepen_backlog(&*l)
+            {
+                log::warn!("cannot deepen a listen backlog: {e}");
             }
+            traffic.push(Some(l));
         }
         let mut admin = listeners.admin;
         if let Some(a) = admin.as_mut() {
@@ -146,21 +150,30 @@ impl EventLoop {
             .registry()
             .try_clone()
             .map_err(|e| format!("cannot clone registry: {e}"))?;
-        let bound = |l: &Option<Listener>| l.as_ref().and_then(|l| l.local_addr().ok());
-        let (plain, tls_bound) = (bound(&listener), bound(&tls_listener));
-        let default_host = plain
-            .or(tls_bound)
+        let bound: Vec<Option<SocketAddr>> = traffic
+            .iter()
+            .map(|l| l.as_ref().and_then(|l| l.local_addr().ok()))
+            .collect();
+        let default_host = bound
+            .iter()
+            .flatten()
+            .next()
             .map(|a| a.to_string())
             .unwrap_or_default();
         let admin_bound = admin.as_ref().and_then(|a| a.local_addr().ok());
-        let own = OwnAddrs::new(plain, tls_bound, admin_bound);
+        let own = OwnAddrs::of_site(&site, &bound, admin_bound);
         let waker = mio::Waker::new(poll.registry(), WAKE)
             .map_err(|e| format!("cannot make a waker: {e}"))?;
         let waker = Arc::new(waker);
         shared.set_waker(worker, Arc::clone(&waker));
-        let slab_capacity = cfg.max_connections.saturating_mul(2).clamp(1024, 1 << 21);
+        let slab_capacity = site
+            .process
+            .max_connections
+            .saturating_mul(2)
+            .clamp(1024, 1 << 21);
         let threads = (worker, shared, waker);
-        let mut core = Core::new(cfg, tls, registry, threads, default_host, own)?;
+        let start = (site, backends.as_slice());
+        let mut core = Core::new(start, tls, registry, threads, default_host, own)?;
         let (resumed, doorbell) = match journal {
             Some(writer) => {
                 let (resumed, doorbell) = fanout::use_journal(&mut core, writer)?;
@@ -173,8 +186,7 @@ impl EventLoop {
         };
         Ok(EventLoop {
             poll,
-            listener,
-            tls_listener,
+            listeners: traffic,
             signals,
             ready: listeners.ready,
             upgrades: Upgrades::default(),
@@ -185,21 +197,19 @@ impl EventLoop {
             admin,
             core,
             accepting: Accepting::Open,
-            accept_again: [false; 2],
+            accept_again: Vec::new(),
             resumed,
             doorbell,
             stats_answered: 0,
         })
     }
 
-    /// Where plain clients connect, if anywhere.
-    pub fn local_addr(&self) -> Option<io::Result<SocketAddr>> {
-        self.listener.as_ref().map(|l| l.local_addr())
-    }
-
-    /// Where TLS clients connect, if anywhere.
-    pub fn tls_addr(&self) -> Option<io::Result<SocketAddr>> {
-        self.tls_listener.as_ref().map(|l| l.local_addr())
+    /// Where each listener's clients connect, in the site's order (`None` once closed).
+    pub fn local_addrs(&self) -> Vec<Option<io::Result<SocketAddr>>> {
+        self.listeners
+            .iter()
+            .map(|l| l.as_ref().map(|l| l.local_addr()))
+            .collect()
     }
 
     /// Where the admin listener is, if there is one.
@@ -232,7 +242,7 @@ impl EventLoop {
         let mut fired = Vec::new();
         let mut sending = Vec::new();
         loop {
-            let timeout = if self.core.revisit.is_empty() && self.accept_again == [false; 2] {
+            let timeout = if self.core.revisit.is_empty() && self.accept_again.is_empty() {
                 self.core.timers.next_timeout(Instant::now())
             } else {
                 Some(Duration::ZERO)
@@ -251,8 +261,9 @@ impl EventLoop {
             self.core.sends.hold();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(false),
-                    TLS_LISTENER => self.accept(true),
+                    Token(t) if t <= LISTENERS && LISTENERS - t < self.listeners.len() => {
+                        self.accept(LISTENERS - t);
+                    }
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
                     WAKE => self.woken(),
@@ -264,10 +275,8 @@ impl EventLoop {
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
-            for tls in [false, true] {
-                if std::mem::take(&mut self.accept_again[usize::from(tls)]) {
-                    self.accept(tls);
-                }
+            for front in std::mem::take(&mut self.accept_again) {
+                self.accept(front);
             }
             self.release_sends(&mut sending);
             for key in std::mem::take(&mut self.core.revisit) {

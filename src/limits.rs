@@ -43,20 +43,19 @@ pub fn deepen_backlog(listener: &impl AsRawFd) -> io::Result<()> {
 }
 
 /// Descriptors lb may need at once: each client and the backend connection serving it,
-/// the idle pools, and a reserve for listeners, checks, POST copies and the log.
-pub fn descriptors_needed(max_connections: usize, pool_size: usize, backends: usize) -> u64 {
-    let pools = pool_size.saturating_mul(backends);
+/// the idle connections the backends' pools keep (`pooled`), and a reserve for
+/// listeners, checks, POST copies and the log.
+pub fn descriptors_needed(max_connections: usize, pooled: u64) -> u64 {
     (max_connections as u64)
         .saturating_mul(2)
-        .saturating_add(pools as u64)
+        .saturating_add(pooled)
         .saturating_add(64)
 }
 
 /// The most client connections that `limit` descriptors allow, by `descriptors_needed`'s
 /// count, and at least one.
-pub fn connections_within(limit: u64, pool_size: usize, backends: usize) -> usize {
-    let pools = (pool_size as u64).saturating_mul(backends as u64);
-    let room = limit.saturating_sub(pools).saturating_sub(64) / 2;
+pub fn connections_within(limit: u64, pooled: u64) -> usize {
+    let room = limit.saturating_sub(pooled).saturating_sub(64) / 2;
     usize::try_from(room).unwrap_or(usize::MAX).max(1)
 }
 
@@ -134,9 +133,9 @@ mod tests {
 
     #[test]
     fn a_client_needs_two_descriptors() {
-        assert_eq!(descriptors_needed(10_000, 128, 3), 20_000 + 384 + 64);
-        assert_eq!(connections_within(20_000, 128, 3), 9_776);
-        assert_eq!(descriptors_needed(9_776, 128, 3), 20_000);
-        assert_eq!(connections_within(64, 128, 3), 1);
+        assert_eq!(descriptors_needed(10_000, 128 * 3), 20_000 + 384 + 64);
+        assert_eq!(connections_within(20_000, 128 * 3), 9_776);
+        assert_eq!(descriptors_needed(9_776, 128 * 3), 20_000);
+        assert_eq!(connections_within(64, 128 * 3), 1);
     }
 }

@@ -1,9 +1,9 @@
 use std::process::ExitCode;
-
-use lb::config::{self, Command, Mode};
-use lb::drain::Stopped;
 use std::sync::Arc;
 
+use lb::config::model::{Protocol, Site, Source};
+use lb::config::{self, BackendSpec, Command};
+use lb::drain::Stopped;
 use lb::event_loop::workers::{self, Common};
 use lb::event_loop::{EventLoop, Start};
 use lb::journal::{Journal, Opened, Writer};
@@ -14,7 +14,7 @@ use lb::upgrade;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut cfg = match config::parse_args(&args) {
+    let cfg = match config::parse_args(&args) {
         Ok(Command::Run(cfg)) => *cfg,
         Ok(Command::Help(text)) => {
             print!("{text}");
@@ -42,12 +42,21 @@ fn main() -> ExitCode {
     if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
         eprintln!("lb: cannot start logging: {e}");
     }
+    for warning in &cfg.warnings {
+        log::warn!("{warning}");
+    }
+    serve(cfg.site(), cfg.backends)
+}
+
+/// Runs `site` with `backends` (their names resolved) until it is stopped.
+fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
     // Certificates are checked before anything starts: a bad one is a bad flag.
+    let pairs: Vec<_> = site.listeners.iter().map(|l| l.tls.clone()).collect();
     let tls = match TlsContexts::load(&TlsSettings {
-        pairs: &cfg.tls_certs,
-        https_backends: cfg.backends.iter().any(|b| b.label.starts_with("https://")),
-        backend_ca: cfg.backend_ca.as_deref(),
-        http: cfg.mode == Mode::Http,
+        pairs: &pairs,
+        https_backends: backends.iter().any(|b| b.label.starts_with("https://")),
+        backend_ca: site.process.backend_ca.as_deref(),
+        http: site.listeners.iter().any(|l| l.protocol == Protocol::Http),
     }) {
         Ok(tls) => tls,
         Err(e) => {
@@ -55,47 +64,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for warning in &cfg.warnings {
-        log::warn!("{warning}");
-    }
-    let mode = match cfg.mode {
-        Mode::Http => "HTTP",
-        Mode::Tcp => "TCP",
-    };
-    let backends: Vec<String> = cfg
-        .backends
-        .iter()
-        .map(|b| match b.weight {
-            1 => b.label.clone(),
-            w => format!("{},weight={w}", b.label),
-        })
-        .collect();
-    // What is really running, in one line: setup.sh prints it back. The pid tells an
-    // upgraded lb's lines from its predecessor's.
-    let threads = match cfg.workers {
-        1 => String::new(),
-        n => format!(", {n} workers"),
-    };
-    let what = format!(
-        "({mode}, {}{threads}) in front of {}",
-        cfg.strategy,
-        backends.join(" ")
-    );
     match limits::raise_fd_limit() {
-        Ok(limit) => fit_connections(&mut cfg, limit),
+        Ok(limit) => fit_connections(&mut site, &backends, limit),
         Err(e) => log::warn!("cannot raise the open file limit: {e}"),
     }
-    if cfg.journal.is_none() && cfg.mode == Mode::Http {
+    let http = site.pools.iter().any(|p| {
+        !site
+            .listeners
+            .iter()
+            .any(|l| l.protocol == Protocol::Tcp && l.pool.as_ref() == Some(&p.name))
+    });
+    if site.process.journal.is_none() && http {
         log::info!(
             "no --journal: POST copies still owed are kept in memory only, and a crash of \
              lb loses them"
         );
     }
-    let workers = cfg.workers;
+    let workers = site.process.workers;
     // One journal per process, one writer in it per worker: `None` without --journal,
     // `Some(None)` for each worker while the lb this one replaces still holds it.
-    let mut journals: Vec<Option<Option<Writer>>> = match cfg.journal.as_deref() {
-        Some(dir) => match Journal::open(dir, cfg.journal_sync, workers) {
+    let mut journals: Vec<Option<Option<Writer>>> = match site.process.journal.as_deref() {
+        Some(dir) => match Journal::open(dir, site.process.journal_sync, workers) {
             // An upgrade: the lb this one replaces lets go of the journal once it is done.
             Ok(Opened::Held(why)) if upgrade::inheriting() => {
                 log::info!(
@@ -113,7 +102,7 @@ fn main() -> ExitCode {
         },
         None => (0..workers).map(|_| None).collect(),
     };
-    let listeners = match upgrade::listeners(&cfg) {
+    let listeners = match upgrade::listeners(&site) {
         Ok(l) => l,
         Err(e) => {
             log::error!("{e}");
@@ -122,11 +111,12 @@ fn main() -> ExitCode {
     };
     let shared = Arc::new(Shared::new(
         workers,
-        cfg.max_connections,
-        lb::roster::Roster::new(&cfg.backends).snapshot(),
+        site.process.max_connections,
+        lb::roster::Roster::new(&backends).snapshot(),
     ));
     let common = Common {
-        cfg: &cfg,
+        site: &site,
+        backends: &backends,
         tls: &tls,
         listeners: &listeners,
         shared: &shared,
@@ -138,9 +128,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let lines = started(&site, &backends);
     let start = Start {
         worker: 0,
-        cfg,
+        site,
+        backends,
         tls,
         listeners,
         journal: journals.first_mut().and_then(Option::take),
@@ -154,24 +146,15 @@ fn main() -> ExitCode {
         }
     };
     let version = env!("CARGO_PKG_VERSION");
-    match event_loop.local_addr() {
-        Some(Ok(addr)) => log::info!(
-            "lb {version} listening on {addr} (pid {}) {what}",
-            std::process::id()
-        ),
-        Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
-        None => {}
+    let pid = std::process::id();
+    for (addr, (listening, what)) in event_loop.local_addrs().into_iter().zip(lines) {
+        match addr {
+            Some(Ok(addr)) => log::info!("lb {version} {listening} on {addr} (pid {pid}) {what}"),
+            Some(Err(e)) => log::warn!("listening, but cannot read the local address: {e}"),
+            None => {}
+        }
     }
-    match event_loop.tls_addr() {
-        Some(Ok(addr)) => log::info!(
-            "lb {version} TLS listening on {addr} (pid {}) {what} ({})",
-            std::process::id(),
-            lb::tls::PROVIDER
-        ),
-        Some(Err(e)) => log::warn!("TLS listening, but cannot read the local address: {e}"),
-        None => {}
-    }
-    // Logged after the line above: scripts take the first "listening on" as the traffic port.
+    // Logged after the lines above: scripts take the first "listening on" as the traffic port.
     match event_loop.admin_addr() {
         Some(Ok(addr)) => log::info!("admin interface on {addr}: /stats, /metrics, /healthz"),
         Some(Err(e)) => log::warn!("admin interface up, but cannot read its address: {e}"),
@@ -189,27 +172,84 @@ fn main() -> ExitCode {
     }
 }
 
+/// For each listener, what its start-up line says: "listening" or "TLS listening", and
+/// what it serves. The flags' lines say what is really running in one line, which
+/// setup.sh prints back; a file's name each listener. The pid tells an upgraded lb's lines
+/// from its predecessor's.
+fn started(site: &Site, backends: &[BackendSpec]) -> Vec<(&'static str, String)> {
+    let threads = match site.process.workers {
+        1 => String::new(),
+        n => format!(", {n} workers"),
+    };
+    site.listeners
+        .iter()
+        .map(|l| {
+            let listening = if l.tls.is_empty() {
+                "listening"
+            } else {
+                "TLS listening"
+            };
+            let mode = match l.protocol {
+                Protocol::Http => "HTTP",
+                Protocol::Tcp => "TCP",
+            };
+            let what = match (&site.source, site.pools.first()) {
+                (Source::Flags, Some(pool)) => {
+                    let listed: Vec<String> = backends
+                        .iter()
+                        .map(|b| match b.weight {
+                            1 => b.label.clone(),
+                            w => format!("{},weight={w}", b.label),
+                        })
+                        .collect();
+                    format!(
+                        "({mode}, {}{threads}) in front of {}",
+                        pool.strategy,
+                        listed.join(" ")
+                    )
+                }
+                _ => match &l.pool {
+                    Some(pool) => format!("listener {} ({mode}{threads}) to pool {pool}", l.name),
+                    None => format!("listener {} ({mode}{threads})", l.name),
+                },
+            };
+            let provider = match l.tls.is_empty() {
+                true => String::new(),
+                false => format!(" ({})", lb::tls::PROVIDER),
+            };
+            (listening, format!("{what}{provider}"))
+        })
+        .collect()
+}
+
 /// Keeps `--max-connections` within what `limit` open files allow: a count given on the
 /// command line stays as asked, with a warning; the default shrinks to fit, as HAProxy's
 /// maxconn does, so that an ordinary machine starts without a warning.
-fn fit_connections(cfg: &mut config::Config, limit: u64) {
-    let need = limits::descriptors_needed(cfg.max_connections, cfg.pool_size, cfg.backends.len());
+fn fit_connections(site: &mut Site, backends: &[BackendSpec], limit: u64) {
+    // Idle connections each backend's pool may keep.
+    let pooled = backends
+        .iter()
+        .filter_map(|b| site.pools.iter().find(|p| p.name == b.pool))
+        .map(|p| p.pool_size as u64)
+        .sum();
+    let p = &mut site.process;
+    let need = limits::descriptors_needed(p.max_connections, pooled);
     if need <= limit {
         return;
     }
-    if cfg.max_connections_given {
+    if p.max_connections_given {
         log::warn!(
             "--max-connections {} may need {need} file descriptors, but lb may open only \
              {limit} (ulimit -n): raise the hard limit or lower --max-connections",
-            cfg.max_connections
+            p.max_connections
         );
         return;
     }
-    let fits = limits::connections_within(limit, cfg.pool_size, cfg.backends.len());
+    let fits = limits::connections_within(limit, pooled);
     log::info!(
         "--max-connections {fits}: the default {} needs more file descriptors than the {limit} \
          lb may open (ulimit -n)",
-        cfg.max_connections
+        p.max_connections
     );
-    cfg.max_connections = fits;
+    p.max_connections = fits;
 }

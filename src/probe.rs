@@ -41,7 +41,8 @@ pub fn observe_result(core: &mut Core, backend: BackendId, passed: bool, why: &s
     if went_down && publish_health(core, backend, false) {
         warn!(
             "backend {} DOWN after {} failed requests: {why}",
-            core.backends[backend].label, core.cfg.fall
+            core.backends[backend].label,
+            core.settings(backend).health.fall
         );
     }
 }
@@ -115,7 +116,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
         return;
     }
     if !b.checked() {
-        return schedule(core, id, core.cfg.health_interval);
+        return schedule(core, id, core.health.checks[id].interval);
     }
     let addr = b.addr;
     let check = (generation, core.now);
@@ -130,7 +131,7 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
         // lb's own shortage says nothing about the backend: no result, check again later.
         Err(e) if is_local_exhaustion(&e) => {
             core.exhausted("checking a backend", &e);
-            return schedule(core, id, core.cfg.health_interval);
+            return schedule(core, id, core.health.checks[id].interval);
         }
         Err(e) => {
             finish_check(conns, core, id, check, (Check::Unanswered, &e.to_string()));
@@ -149,12 +150,13 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
         timer: None,
         state: ProbeState::Connecting,
     };
-    core.arm(&mut probe.timer, core.cfg.health_timeout, key, serial);
+    let timeout = core.health.checks[id].timeout;
+    core.arm(&mut probe.timer, timeout, key, serial);
     entry.insert(Conn::Probe(probe));
 }
 
-/// How a check ended: passed (a status below 500, or a TCP connect), a failing status, or
-/// no answer at all.
+/// How a check ended: passed (a status its pool expects, by default any but a 5xx, or a
+/// TCP connect), a failing status, or no answer at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Check {
     Passed,
@@ -183,7 +185,7 @@ fn finish_check(
     if let Some(t) = transition {
         publish_health(core, id, t == Transition::CameUp);
     }
-    schedule(core, id, core.cfg.health_interval);
+    schedule(core, id, core.health.checks[id].interval);
     fanout::checked(conns, core, id, result != Check::Unanswered, why);
 }
 
@@ -218,9 +220,13 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(Conn::Probe(p)) = conns.get_mut(key) else {
         return;
     };
-    match step(p, core.health.request(p.backend), &mut core.buffers) {
+    let checks = &core.health.checks[p.backend];
+    match step(p, checks.request(), &mut core.buffers) {
         Ok(None) => {}
-        Ok(Some(status)) if status < 500 => close(conns, core, key, Check::Passed, ""),
+        // 0: a TCP check, passed by connecting.
+        Ok(Some(status)) if status == 0 || checks.expect.contains(status) => {
+            close(conns, core, key, Check::Passed, "")
+        }
         Ok(Some(status)) => {
             let why = format!("status {status}");
             close(conns, core, key, Check::Failed, &why);

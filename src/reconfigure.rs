@@ -14,11 +14,11 @@ use crate::backend::{Backend, BackendId, Role};
 use crate::event_loop::{Conn, Core};
 use crate::fanout;
 use crate::http::upstream::close_pool;
+use crate::pool;
 use crate::probe;
-use crate::resolver::{Done, Job, Verdict};
+use crate::resolver::{Done, Job, Listed, Verdict};
 use crate::roster::{Change, Slot, diff};
 use crate::shared::WorkerStats;
-use crate::strategy;
 
 /// Applies every roster change since the last sync; returns one note per change for the log.
 /// Worker 0 edits the roster and publishes each new snapshot; the other workers apply the
@@ -50,9 +50,10 @@ pub fn sync(conns: &mut Slab<Conn>, core: &mut Core) -> Vec<String> {
         b.rank = s.rank;
     }
     if rebuild {
-        match strategy::by_name(&core.cfg.strategy, strategy::Members::all(&core.backends)) {
-            Ok(s) => core.strategy = s,
-            Err(e) => error!("cannot rebuild the strategy: {e}"),
+        for (id, p) in core.pools.iter_mut().enumerate() {
+            if let Err(e) = p.rebuild(id, &core.backends) {
+                error!("cannot rebuild the strategy of pool {}: {e}", p.name());
+            }
         }
     }
     if let Some(resolver) = core.resolver.as_ref().filter(|_| !changes.is_empty()) {
@@ -145,12 +146,18 @@ fn apply(
 fn join(core: &mut Core, id: BackendId, s: &Slot) {
     // Slots that came and went between two syncs (a loop that applies several versions at
     // once) were never seen here: they stay empty.
+    let Some(pool) = pool::by_name(&core.pools, &s.pool) else {
+        return error!(
+            "backend {} joins pool {}, which this lb does not have",
+            s.label, s.pool
+        );
+    };
     while core.backends.len() < id {
-        let mut vacant = Backend::new(s.addr, String::new(), 1);
+        let mut vacant = Backend::new(pool, s.addr, String::new(), 1);
         vacant.role = Role::Vacant;
         core.backends.push(vacant);
     }
-    let mut b = Backend::new(s.addr, s.label.clone(), s.weight);
+    let mut b = Backend::new(pool, s.addr, s.label.clone(), s.weight);
     b.role = s.role;
     match core.backends.get(id) {
         Some(old) => {
@@ -159,13 +166,13 @@ fn join(core: &mut Core, id: BackendId, s: &Slot) {
         }
         None => core.backends.push(b),
     }
-    core.health.place(id, &s.label);
+    core.health.place(id, &s.label, &core.pools[pool]);
     core.metrics.place(id);
-    core.history.place(id);
+    core.history.place(id, core.pools[pool].protocol);
     core.fanout.place(id);
     if core.worker == 0 {
         probe::joined(core, id);
-        if core.health.enabled() {
+        if core.health.enabled(id) {
             probe::schedule(core, id, Duration::ZERO);
         }
     }
@@ -183,21 +190,36 @@ fn set_role(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, role: Role) 
     }
 }
 
-/// SIGHUP: the backends file is read and its names resolved on the resolver thread; the
-/// result comes back through `resolved`. Flags are not read again.
+/// SIGHUP: each pool's backends file is read and every name resolved on the resolver
+/// thread; the result comes back through `resolved`. Flags are not read again.
 pub fn reload(core: &mut Core) {
     if core.draining {
         warn!("SIGHUP while stopping: not reloading");
         return;
     }
-    let file = core.cfg.backends_file.clone();
-    match &file {
-        Some(path) => info!("SIGHUP: reading {path} again (flags are not re-read)"),
-        None => info!("SIGHUP: no --backends-file; looking up the backends' names again"),
+    let files: Vec<&str> = core
+        .pools
+        .iter()
+        .filter_map(|p| p.settings.backends_file.as_deref())
+        .collect();
+    match files.is_empty() {
+        false => info!(
+            "SIGHUP: reading {} again (flags are not re-read)",
+            files.join(", ")
+        ),
+        true => info!("SIGHUP: no --backends-file; looking up the backends' names again"),
     }
-    let flags = core.cfg.backend_flags.clone();
+    let pools = core
+        .pools
+        .iter()
+        .map(|p| Listed {
+            pool: p.name().to_string(),
+            file: p.settings.backends_file.clone(),
+            lines: p.settings.backends.clone(),
+        })
+        .collect();
     if let Some(resolver) = &core.resolver {
-        resolver.send(Job::Reload { file, flags });
+        resolver.send(Job::Reload { pools });
     }
 }
 
@@ -217,18 +239,27 @@ pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
                 } else {
                     notes.join(", ")
                 };
-                let from = core.cfg.backends_file.as_deref().unwrap_or("the -b flags");
+                let files: Vec<&str> = core
+                    .pools
+                    .iter()
+                    .filter_map(|p| p.settings.backends_file.as_deref())
+                    .collect();
+                let from = match files.is_empty() {
+                    true => "the -b flags".to_string(),
+                    false => files.join(", "),
+                };
                 info!("reloaded {from}: {what}; {listed} backends listed");
             }
             Err(why) => reload_failed(core, &why),
         },
         Done::Reloaded(Err(why)) => reload_failed(core, &why),
         Done::Added {
+            pool,
             label,
             weight,
             reply,
             addr,
-        } => crate::admin::api::added(conns, core, reply, &label, weight, addr),
+        } => crate::admin::api::added(conns, core, reply, (&pool, &label), weight, addr),
         Done::Refreshed(results) => {
             for (label, got) in results {
                 refreshed(conns, core, &label, got);
@@ -250,7 +281,8 @@ fn refreshed(
     label: &str,
     got: Result<Vec<std::net::SocketAddr>, String>,
 ) {
-    let Some(id) = core.roster.find(label) else {
+    let ids = core.roster.with_label(label);
+    let Some(&id) = ids.first() else {
         return;
     };
     let current = core.backends[id].addr;
@@ -260,11 +292,16 @@ fn refreshed(
     match resolver.judge(label, &got, current) {
         Verdict::Moved(addr) => {
             let at = "looked up again";
-            if let Err(why) = core.roster.check_add(label, addr, at, &core.own) {
-                warn!("{why}; it keeps its address {current}");
-                return;
+            for &id in &ids {
+                let pool = core.pools[core.backends[id].pool].name();
+                if let Err(why) = core.roster.check_add((pool, label), addr, at, &core.own) {
+                    warn!("{why}; it keeps its address {current}");
+                    return;
+                }
             }
-            core.roster.set_address(id, addr);
+            for id in ids {
+                core.roster.set_address(id, addr);
+            }
             let notes = sync(conns, core);
             info!(
                 "backend {label} resolves elsewhere now: {}",

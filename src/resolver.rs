@@ -20,15 +20,20 @@ use crate::roster::Lookup;
 /// The admin connection that waits for an answer: slab key and serial.
 pub type Reply = (usize, u32);
 
+/// The backends of one pool as configured: lines, and a file that lists more.
+pub struct Listed {
+    pub pool: String,
+    pub file: Option<String>,
+    pub lines: Vec<BackendLine>,
+}
+
 pub enum Job {
-    /// Read the backends file again (if there is one), after the `-b` lines, and resolve
+    /// Read each pool's backends file again (if it has one), after its lines, and resolve
     /// every line.
-    Reload {
-        file: Option<String>,
-        flags: Vec<BackendLine>,
-    },
-    /// Resolve a backend that `PUT /backends/...` adds.
+    Reload { pools: Vec<Listed> },
+    /// Resolve a backend that `PUT /backends/...` adds to `pool`.
     Add {
+        pool: String,
         label: String,
         weight: Option<u32>,
         reply: Reply,
@@ -38,6 +43,7 @@ pub enum Job {
 pub enum Done {
     Reloaded(Result<Vec<Lookup>, String>),
     Added {
+        pool: String,
         label: String,
         weight: Option<u32>,
         reply: Reply,
@@ -191,14 +197,16 @@ impl Worker {
         let mut done = Vec::new();
         for job in std::iter::once(first).chain(self.jobs.try_iter()) {
             match job {
-                Job::Reload { file, flags } => reload = Some((file, flags)),
+                Job::Reload { pools } => reload = Some(pools),
                 Job::Add {
+                    pool,
                     label,
                     weight,
                     reply,
                 } => {
                     let addr = names::resolve(&label, self.hosts.as_deref());
                     done.push(Done::Added {
+                        pool,
                         label,
                         weight,
                         reply,
@@ -207,33 +215,36 @@ impl Worker {
                 }
             }
         }
-        if let Some((file, flags)) = reload {
-            done.push(Done::Reloaded(self.reload(file, flags)));
+        if let Some(pools) = reload {
+            done.push(Done::Reloaded(self.reload(pools)));
         }
         done
     }
 
-    fn reload(
-        &self,
-        file: Option<String>,
-        mut lines: Vec<BackendLine>,
-    ) -> Result<Vec<Lookup>, String> {
-        if let Some(path) = &file {
-            let listed = read_backends_file(path)?;
-            if listed.is_empty() {
-                return Err(format!("{path} lists no backends"));
+    fn reload(&self, pools: Vec<Listed>) -> Result<Vec<Lookup>, String> {
+        let mut lookups = Vec::new();
+        for Listed {
+            pool,
+            file,
+            mut lines,
+        } in pools
+        {
+            if let Some(path) = &file {
+                let listed = read_backends_file(path)?;
+                if listed.is_empty() {
+                    return Err(format!("{path} lists no backends"));
+                }
+                lines.extend(listed);
             }
-            lines.extend(listed);
-        }
-        Ok(lines
-            .into_iter()
-            .map(|l| Lookup {
+            lookups.extend(lines.into_iter().map(|l| Lookup {
+                pool: pool.clone(),
                 addr: names::resolve(&l.label, self.hosts.as_deref()),
                 label: l.label,
                 weight: l.weight,
                 at: l.at,
-            })
-            .collect())
+            }));
+        }
+        Ok(lookups)
     }
 
     fn refresh(&self) -> Done {

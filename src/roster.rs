@@ -15,10 +15,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::backend::{BackendId, Role};
-use crate::config::{BackendSpec, OwnAddrs, check_backends};
+use crate::config::{BackendSpec, Named, OwnAddrs, check_backends};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
+    /// The pool it serves in: a backend is its pool and its label.
+    pub pool: String,
     pub label: String,
     pub addr: SocketAddr,
     pub weight: u32,
@@ -70,6 +72,7 @@ pub enum Change {
 /// A backend line of a reload, with what its name resolved to.
 #[derive(Debug, Clone)]
 pub struct Lookup {
+    pub pool: String,
     pub label: String,
     pub weight: u32,
     /// Where it was written (`-b ADDR`, `FILE:LINE`), for messages.
@@ -82,7 +85,8 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     let mut changes = Vec::new();
     for (id, n) in new.slots.iter().enumerate() {
         let o = old.slots.get(id).filter(|o| o.role != Role::Vacant);
-        let Some(o) = o.filter(|o| o.label == n.label && n.role != Role::Vacant) else {
+        let same = |o: &&Slot| o.pool == n.pool && o.label == n.label;
+        let Some(o) = o.filter(|o| same(o) && n.role != Role::Vacant) else {
             if let Some(o) = o {
                 if o.role.is_member() {
                     changes.push(Change::Left(id));
@@ -127,9 +131,9 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
 /// In list order, the ids of `s`'s listed backends that `other` lists too.
 fn staying(s: &Snapshot, other: &Snapshot) -> Vec<BackendId> {
     let stays = |id: BackendId| {
-        let o = other.slots.get(id);
-        s.slots[id].role.is_member()
-            && o.is_some_and(|o| o.role.is_member() && o.label == s.slots[id].label)
+        let (mine, o) = (&s.slots[id], other.slots.get(id));
+        mine.role.is_member()
+            && o.is_some_and(|o| o.role.is_member() && o.pool == mine.pool && o.label == mine.label)
     };
     let mut ids: Vec<BackendId> = (0..s.slots.len()).filter(|&id| stays(id)).collect();
     ids.sort_by_key(|&id| s.slots[id].rank);
@@ -141,12 +145,13 @@ pub struct Roster {
 }
 
 impl Roster {
-    /// The roster at start; labels are unique (the config refuses repeats).
+    /// The roster at start; labels are unique in each pool (the config refuses repeats).
     pub fn new(specs: &[BackendSpec]) -> Self {
         let slots = specs
             .iter()
             .enumerate()
             .map(|(rank, s)| Slot {
+                pool: s.pool.clone(),
                 label: s.label.clone(),
                 addr: s.addr,
                 weight: s.weight,
@@ -175,10 +180,13 @@ impl Roster {
             .filter(|s| s.role != Role::Vacant)
     }
 
-    /// The slot of a backend, listed or still leaving, by its label or else its address.
-    pub fn find(&self, key: &str) -> Option<BackendId> {
+    /// The slot of a backend, listed or still leaving, by its label or else its address,
+    /// in `pool` or else in any pool.
+    pub fn find(&self, pool: Option<&str>, key: &str) -> Option<BackendId> {
         let slots = &self.current.slots;
-        let live = |id: &BackendId| slots[*id].role != Role::Vacant;
+        let live = |id: &BackendId| {
+            slots[*id].role != Role::Vacant && pool.is_none_or(|p| slots[*id].pool == p)
+        };
         (0..slots.len())
             .filter(live)
             .find(|&id| slots[id].label == key)
@@ -189,6 +197,14 @@ impl Roster {
             })
     }
 
+    /// Every live slot whose label is `label`, whatever its pool.
+    pub fn with_label(&self, label: &str) -> Vec<BackendId> {
+        let slots = &self.current.slots;
+        (0..slots.len())
+            .filter(|&id| slots[id].role != Role::Vacant && slots[id].label == label)
+            .collect()
+    }
+
     /// Listed backends whose label is a host name, to be looked up again.
     pub fn names(&self) -> Vec<String> {
         self.current
@@ -196,6 +212,8 @@ impl Roster {
             .iter()
             .filter(|s| s.role.is_member() && crate::names::is_name(&s.label))
             .map(|s| s.label.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect()
     }
 
@@ -219,7 +237,7 @@ impl Roster {
         let mut kept = Vec::new();
         let mut settled = Vec::with_capacity(wanted.len());
         for w in wanted {
-            let addr = match (w.addr, self.find_label(&w.label)) {
+            let addr = match (w.addr, self.find_label(&w.pool, &w.label)) {
                 (Ok(addr), _) => addr,
                 (Err(why), Some(id)) => {
                     let addr = self.current.slots[id].addr;
@@ -228,25 +246,24 @@ impl Roster {
                 }
                 (Err(why), None) => return Err(format!("{}: {why}", w.at)),
             };
-            settled.push((w.label, w.weight, addr, w.at));
+            settled.push((w.pool, w.label, w.weight, addr, w.at));
         }
-        let named: Vec<(&str, SocketAddr, &str)> = settled
+        let named: Vec<Named> = settled
             .iter()
-            .map(|(label, _, addr, at)| (label.as_str(), *addr, at.as_str()))
+            .map(|(pool, label, _, addr, at)| (pool.as_str(), label.as_str(), *addr, at.as_str()))
             .collect();
         check_backends(&named, own)?;
-        let resolved: Vec<(String, u32, SocketAddr)> = settled
-            .into_iter()
-            .map(|(label, weight, addr, _)| (label, weight, addr))
-            .collect();
         self.edit(|slots| {
             for s in slots.iter_mut().filter(|s| s.role.is_member()) {
-                if !resolved.iter().any(|(label, ..)| *label == s.label) {
+                if !settled
+                    .iter()
+                    .any(|(pool, label, ..)| *pool == s.pool && *label == s.label)
+                {
                     s.role = Role::Leaving;
                 }
             }
-            for (rank, (label, weight, addr)) in resolved.into_iter().enumerate() {
-                place(slots, label, addr, Some(weight), rank, true);
+            for (rank, (pool, label, weight, addr, _)) in settled.into_iter().enumerate() {
+                place(slots, (pool, label), addr, Some(weight), rank, true);
             }
         });
         Ok(kept)
@@ -256,52 +273,65 @@ impl Roster {
     /// by the rules of the command line (`check_backends`).
     pub fn check_add(
         &self,
-        label: &str,
+        (pool, label): (&str, &str),
         addr: SocketAddr,
         at: &str,
         own: &OwnAddrs,
     ) -> Result<(), String> {
-        let others: Vec<(&str, SocketAddr, String)> = self
+        let others: Vec<(&str, &str, SocketAddr, String)> = self
             .current
             .slots
             .iter()
-            .filter(|s| s.role.is_member() && s.label != label)
-            .map(|s| (s.label.as_str(), s.addr, format!("listed as {}", s.label)))
+            .filter(|s| s.role.is_member() && !(s.pool == pool && s.label == label))
+            .map(|s| {
+                (
+                    s.pool.as_str(),
+                    s.label.as_str(),
+                    s.addr,
+                    format!("listed as {}", s.label),
+                )
+            })
             .collect();
-        let mut list: Vec<(&str, SocketAddr, &str)> = others
+        let mut list: Vec<Named> = others
             .iter()
-            .map(|(label, addr, at)| (*label, *addr, at.as_str()))
+            .map(|(pool, label, addr, at)| (*pool, *label, *addr, at.as_str()))
             .collect();
-        list.push((label, addr, at));
+        list.push((pool, label, addr, at));
         check_backends(&list, own)
     }
 
-    /// Adds a backend, or updates the listed one with this label (its weight only if
-    /// `weight` is given; its role stays). True when it was not listed before.
-    pub fn add(&mut self, label: &str, addr: SocketAddr, weight: Option<u32>) -> (BackendId, bool) {
+    /// Adds a backend to `pool`, or updates the listed one with this label there (its
+    /// weight only if `weight` is given; its role stays). True when it was not listed before.
+    pub fn add(
+        &mut self,
+        (pool, label): (&str, &str),
+        addr: SocketAddr,
+        weight: Option<u32>,
+    ) -> (BackendId, bool) {
         let listed = self
-            .find_label(label)
+            .find_label(pool, label)
             .is_some_and(|id| self.current.slots[id].role.is_member());
         let rank = self.current.slots.iter().map(|s| s.rank + 1).max();
         let id = self.edit(|slots| {
             let rank = slots
                 .iter()
-                .find(|s| s.label == label && s.role.is_member())
+                .find(|s| s.pool == pool && s.label == label && s.role.is_member())
                 .map_or(rank.unwrap_or(0), |s| s.rank);
-            place(slots, label.to_string(), addr, weight, rank, false)
+            let key = (pool.to_string(), label.to_string());
+            place(slots, key, addr, weight, rank, false)
         });
         (id, !listed)
     }
 
     /// Removes a listed backend: it leaves once its work is done.
-    pub fn remove(&mut self, key: &str) -> Option<BackendId> {
-        self.set(key, |s| s.role = Role::Leaving)
+    pub fn remove(&mut self, pool: Option<&str>, key: &str) -> Option<BackendId> {
+        self.set(pool, key, |s| s.role = Role::Leaving)
     }
 
     /// Removes the backend found by `key`, listed or already removed, and gives up the POST
     /// copies it still owes.
-    pub fn give_up(&mut self, key: &str) -> Option<BackendId> {
-        let id = self.find(key)?;
+    pub fn give_up(&mut self, pool: Option<&str>, key: &str) -> Option<BackendId> {
+        let id = self.find(pool, key)?;
         self.give_up_owed(id);
         Some(id)
     }
@@ -322,13 +352,13 @@ impl Roster {
     }
 
     /// Ready, Drain or Maint for a listed backend.
-    pub fn set_role(&mut self, key: &str, role: Role) -> Option<BackendId> {
+    pub fn set_role(&mut self, pool: Option<&str>, key: &str, role: Role) -> Option<BackendId> {
         debug_assert!(role.is_member());
-        self.set(key, |s| s.role = role)
+        self.set(pool, key, |s| s.role = role)
     }
 
-    pub fn set_weight(&mut self, key: &str, weight: u32) -> Option<BackendId> {
-        self.set(key, |s| s.weight = weight)
+    pub fn set_weight(&mut self, pool: Option<&str>, key: &str, weight: u32) -> Option<BackendId> {
+        self.set(pool, key, |s| s.weight = weight)
     }
 
     /// A name resolved to a new address; a leaving backend's owed copies follow it too.
@@ -351,27 +381,35 @@ impl Roster {
         });
     }
 
-    fn find_label(&self, label: &str) -> Option<BackendId> {
+    fn find_label(&self, pool: &str, label: &str) -> Option<BackendId> {
         let slots = &self.current.slots;
-        (0..slots.len()).find(|&id| slots[id].role != Role::Vacant && slots[id].label == label)
+        (0..slots.len()).find(|&id| {
+            let s = &slots[id];
+            s.role != Role::Vacant && s.pool == pool && s.label == label
+        })
     }
 
     /// Edits the listed backend found by `key`.
-    fn set(&mut self, key: &str, f: impl FnOnce(&mut Slot)) -> Option<BackendId> {
+    fn set(
+        &mut self,
+        pool: Option<&str>,
+        key: &str,
+        f: impl FnOnce(&mut Slot),
+    ) -> Option<BackendId> {
         let id = self
-            .find(key)
+            .find(pool, key)
             .filter(|&id| self.current.slots[id].role.is_member())?;
         self.edit(|slots| f(&mut slots[id]));
         Some(id)
     }
 }
 
-/// Lists `label`: in its own slot if it has one (listed or leaving), else in the first
-/// empty slot, else in a new one. A leaving backend comes back ready; a listed one keeps
-/// its role unless `reset` (a reload) puts it back in rotation.
+/// Lists `label` in `pool`: in its own slot if it has one (listed or leaving), else in the
+/// first empty slot, else in a new one. A leaving backend comes back ready; a listed one
+/// keeps its role unless `reset` (a reload) puts it back in rotation.
 fn place(
     slots: &mut Vec<Slot>,
-    label: String,
+    (pool, label): (String, String),
     addr: SocketAddr,
     weight: Option<u32>,
     rank: usize,
@@ -379,7 +417,7 @@ fn place(
 ) -> BackendId {
     let own = slots
         .iter()
-        .position(|s| s.role != Role::Vacant && s.label == label);
+        .position(|s| s.role != Role::Vacant && s.pool == pool && s.label == label);
     if let Some(id) = own {
         let s = &mut slots[id];
         if reset || !s.role.is_member() {
@@ -392,6 +430,7 @@ fn place(
         return id;
     }
     let slot = Slot {
+        pool,
         label,
         addr,
         weight: weight.unwrap_or(1),

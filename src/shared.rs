@@ -25,6 +25,9 @@ use crate::backend::BackendId;
 use crate::metrics::Metrics;
 use crate::roster::Snapshot;
 
+/// The TLS configuration of each listener (`None` for a plain one), by its place.
+pub type TlsServers = Vec<Option<Arc<rustls::ServerConfig>>>;
+
 /// How lb is to stop, as every worker must hear it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
@@ -106,7 +109,7 @@ pub struct Shared {
     health: Published<Vec<bool>>,
     /// Whether lb can reach each backend slot (`fanout::gate`).
     reachable: Published<Vec<bool>>,
-    tls: Mutex<Option<Arc<rustls::ServerConfig>>>,
+    tls: Mutex<Option<TlsServers>>,
     stop: Mutex<Stop>,
     wakers: Vec<OnceLock<Arc<mio::Waker>>>,
     stats: Vec<Published<Option<WorkerStats>>>,
@@ -293,14 +296,14 @@ impl Shared {
     }
 
     /// Certificates were reloaded: new handshakes in every worker use `config`.
-    pub fn publish_tls(&self, config: Arc<rustls::ServerConfig>) {
+    pub fn publish_tls(&self, configs: TlsServers) {
         if let Ok(mut t) = self.tls.lock() {
-            *t = Some(config);
+            *t = Some(configs);
         }
         self.announce(0);
     }
 
-    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+    pub fn tls(&self) -> Option<TlsServers> {
         self.tls.lock().ok().and_then(|t| t.clone())
     }
 

@@ -15,9 +15,11 @@ use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::{Config, Mode, OwnAddrs};
+use crate::config::model::{Admin, Pool as PoolSettings, Process, Protocol, Site};
+use crate::config::{BackendSpec, OwnAddrs};
 use crate::conn::Socket;
 use crate::fanout;
+use crate::front::{Front, FrontId};
 use crate::held_sends::HeldSends;
 use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
@@ -26,11 +28,11 @@ use crate::http::upstream::UpstreamConn;
 use crate::limits::Throttle;
 use crate::metrics::Metrics;
 use crate::metrics::history::History;
+use crate::pool::{self, Pool};
 use crate::probe::{HealthMonitor, Probe};
 use crate::resolver::Resolver;
 use crate::roster::{Roster, Snapshot};
 use crate::shared::Shared;
-use crate::strategy::{self, Strategy};
 use crate::tcp::TcpPipe;
 use crate::timer::{TimerId, TimerWheel};
 use crate::tls::TlsContexts;
@@ -98,7 +100,13 @@ pub enum Timer {
 
 /// Everything the connection handlers share, apart from the slab itself.
 pub struct Core {
-    pub cfg: Config,
+    /// The settings of the whole process.
+    pub cfg: Process,
+    pub admin_settings: Admin,
+    /// Every pool, by `PoolId`; each backend serves in one.
+    pub pools: Vec<Pool>,
+    /// What comes through each listener, by its place among the site's listeners.
+    pub fronts: Vec<Front>,
     /// This loop's backends, by slot; in line with `applied` (see `reconfigure`).
     pub backends: Vec<Backend>,
     /// The backend list as configured now, edited by reloads, the admin API and lookups.
@@ -117,7 +125,6 @@ pub struct Core {
     /// frees the slot once every worker has applied it and has nothing left there, and
     /// gives up what it still owes after --leave-timeout).
     pub left_at: Vec<(u64, Instant)>,
-    pub strategy: Box<dyn Strategy>,
     pub buffers: BufferPool,
     /// Certificates served and how https backends are verified.
     pub tls: TlsContexts,
@@ -165,31 +172,56 @@ impl Core {
     /// The state at start: every backend up, its first health check spread over one
     /// interval; `waker` is how the resolver thread wakes worker 0's loop.
     pub fn new(
-        cfg: Config,
+        (site, specs): (Site, &[BackendSpec]),
         tls: TlsContexts,
         registry: Registry,
         (worker, shared, waker): (usize, Arc<Shared>, Arc<mio::Waker>),
         default_host: String,
         own: OwnAddrs,
     ) -> Result<Self, String> {
-        let backends: Vec<Backend> = cfg
-            .backends
+        let Site {
+            listeners,
+            pools,
+            admin,
+            process: cfg,
+            ..
+        } = site;
+        let mut pools = pools
+            .into_iter()
+            .map(|p| {
+                let tcp = listeners
+                    .iter()
+                    .any(|l| l.protocol == Protocol::Tcp && l.pool.as_deref() == Some(&p.name));
+                Pool::new(p, if tcp { Protocol::Tcp } else { Protocol::Http })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let fronts = listeners
             .iter()
-            .map(|b| Backend::new(b.addr, b.label.clone(), b.weight))
-            .collect();
-        let strategy = strategy::by_name(&cfg.strategy, strategy::Members::all(&backends))?;
-        let health = HealthMonitor::new(&cfg, &backends);
+            .map(|l| Front::of(l, &pools))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut backends = Vec::with_capacity(specs.len());
+        for (rank, s) in specs.iter().enumerate() {
+            let pool = pool::by_name(&pools, &s.pool)
+                .ok_or_else(|| format!("backend {} is in no pool called {}", s.label, s.pool))?;
+            let mut b = Backend::new(pool, s.addr, s.label.clone(), s.weight);
+            b.rank = rank;
+            backends.push(b);
+        }
+        for (id, p) in pools.iter_mut().enumerate() {
+            p.rebuild(id, &backends)?;
+        }
+        let health = HealthMonitor::new(&pools, &backends);
         let now = Instant::now();
         let mut timers = TimerWheel::new(TIMER_TICK, TIMER_SLOTS, now);
         // One health checker for the process: worker 0's.
-        if health.enabled() && worker == 0 {
-            for id in 0..backends.len() {
+        if worker == 0 {
+            for id in (0..backends.len()).filter(|&id| health.enabled(id)) {
                 let at = now + health.first_delay(id, backends.len());
                 timers.insert(at, Timer::Check { id, generation: 0 });
             }
         }
         timers.insert(now + HOUSEKEEPING, Timer::Housekeeping);
-        let roster = Roster::new(&cfg.backends);
+        let roster = Roster::new(specs);
         let resolver = match worker {
             0 => Some(
                 Resolver::spawn(
@@ -204,8 +236,8 @@ impl Core {
         };
         let access = AccessLog::open(&cfg.access_log, cfg.log_format)?;
         Ok(Core {
-            metrics: Metrics::new(backends.len(), now, longest_wait(&cfg)),
-            history: History::new(backends.len(), cfg.mode == Mode::Tcp),
+            metrics: Metrics::new(backends.len(), now, longest_wait(&pools)),
+            history: History::new(&pools, &backends),
             fanout: fanout::Jobs::new(backends.len()),
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
@@ -219,7 +251,9 @@ impl Core {
             shared,
             news_seen: 0,
             left_at: Vec::new(),
-            strategy,
+            pools,
+            fronts,
+            admin_settings: admin,
             buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
             tls,
             timers,
@@ -255,13 +289,13 @@ impl Core {
         )
     }
 
-    /// The socket of a newly accepted client: TLS if it came to `--tls-listen`.
-    pub fn client_socket(&self, sock: mio::net::TcpStream, tls: bool) -> Option<Socket> {
-        if !tls {
+    /// The socket of a newly accepted client: TLS if it came to a TLS listener.
+    pub fn client_socket(&self, sock: mio::net::TcpStream, front: FrontId) -> Option<Socket> {
+        if !self.fronts[front].tls {
             return Some(Socket::new(sock));
         }
         self.tls
-            .server_session()
+            .server_session(front)
             .map(|session| Socket::with_tls(sock, session))
     }
 
@@ -275,6 +309,11 @@ impl Core {
     pub fn client_closed(&mut self) {
         self.clients_open -= 1;
         self.shared.close_client();
+    }
+
+    /// The settings of backend `id`'s pool.
+    pub fn settings(&self, id: BackendId) -> &PoolSettings {
+        &self.pools[self.backends[id].pool].settings
     }
 
     pub fn next_serial(&mut self) -> u32 {
@@ -339,6 +378,10 @@ impl Core {
 }
 
 /// The longest a request may wait for its answer head: the top latency bucket.
-fn longest_wait(cfg: &Config) -> Duration {
-    cfg.server_timeout.max(cfg.connect_timeout)
+fn longest_wait(pools: &[Pool]) -> Duration {
+    pools
+        .iter()
+        .map(|p| p.settings.server_timeout.max(p.settings.connect_timeout))
+        .max()
+        .unwrap_or_default()
 }

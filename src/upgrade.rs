@@ -9,10 +9,13 @@
 //! waiting in its own queue.
 //!
 //! The descriptors are named in one environment variable,
-//! `LB_INHERITED_FDS=listen,tls,admin,ready` (`-` for a listener lb does not have; the
-//! three-field form of lb versions before `--tls-listen` is read too); `ready` is the write
-//! end of a pipe on which the new process writes one byte once it serves. End of file
-//! without that byte means it failed; the old process then logs why and goes on serving.
+//! `LB_INHERITED_FDS=ready=FD,admin=FD,NAME=FD,...`, each listener by its name; the new
+//! process takes the listener of each name it has, binds the others, and closes what it
+//! no longer has. The form of lb versions before named listeners,
+//! `listen,tls,admin,ready` (`-` for one lb did not have, or three fields without `tls`),
+//! is read too. `ready` is the write end of a pipe on which the new process writes one
+//! byte once it serves. End of file without that byte means it failed; the old process
+//! then logs why and goes on serving.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -26,24 +29,24 @@ use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::config::Config;
+use crate::config::from_flags::{LISTENER, TLS_LISTENER};
+use crate::config::model::{Site, Source};
 
 const ENV: &str = "LB_INHERITED_FDS";
 
 /// What a new process got from the lb that started it.
 struct Inherited {
-    listen: Option<std::net::TcpListener>,
-    tls: Option<std::net::TcpListener>,
+    /// Traffic listeners by name.
+    traffic: Vec<(String, std::net::TcpListener)>,
     admin: Option<std::net::TcpListener>,
     ready: ReadyPipe,
 }
 
-/// The listening sockets: plain (`--listen`), TLS (`--tls-listen`) and admin, each if
-/// configured, and the pipe on which to say that this process serves if it was started
-/// by an upgrade.
+/// The listening sockets: one for each of the site's listeners, in its order, and the
+/// admin one if configured, and the pipe on which to say that this process serves if it
+/// was started by an upgrade.
 pub struct Listeners {
-    pub listen: Option<TcpListener>,
-    pub tls: Option<TcpListener>,
+    pub traffic: Vec<TcpListener>,
     pub admin: Option<TcpListener>,
     pub ready: Option<ReadyPipe>,
 }
@@ -93,39 +96,52 @@ pub fn inheriting() -> bool {
 /// The listeners: those handed over by the lb that started this one (with the pipe on
 /// which to say that this one serves), or new ones. Called once, before any thread
 /// starts: it takes the variable out of the environment.
-pub fn listeners(cfg: &Config) -> Result<Listeners, String> {
-    if let Some(got) = inherited()? {
-        return Ok(Listeners {
-            listen: got.listen.map(TcpListener::from_std),
-            tls: got.tls.map(TcpListener::from_std),
-            admin: got.admin.map(TcpListener::from_std),
-            ready: Some(got.ready),
+pub fn listeners(site: &Site) -> Result<Listeners, String> {
+    let mut inherited = inherited()?;
+    let mut traffic = Vec::with_capacity(site.listeners.len());
+    for l in &site.listeners {
+        let handed = inherited.as_mut().and_then(|got| {
+            let at = got.traffic.iter().position(|(name, _)| *name == l.name)?;
+            Some(got.traffic.swap_remove(at).1)
         });
+        let sock = match handed {
+            Some(sock) => TcpListener::from_std(sock),
+            None => TcpListener::bind(l.address).map_err(|e| {
+                let hint = match (&site.source, l.name.as_str()) {
+                    (Source::Flags, LISTENER) => "-l ADDR listens elsewhere".to_string(),
+                    (Source::Flags, TLS_LISTENER) => {
+                        "--tls-listen ADDR listens elsewhere".to_string()
+                    }
+                    _ => format!("listener {}: give it another address", l.name),
+                };
+                format!("cannot listen on {}: {e} ({hint})", l.address)
+            })?,
+        };
+        traffic.push(sock);
     }
-    let bind = |addr: Option<std::net::SocketAddr>, flag: &str| {
-        addr.map(|addr| {
-            TcpListener::bind(addr).map_err(|e| {
-                format!("cannot listen on {addr}: {e} ({flag} ADDR listens elsewhere)")
-            })
-        })
-        .transpose()
+    let (admin, ready) = match inherited {
+        Some(got) => {
+            for (name, _) in &got.traffic {
+                info!("upgrade: listener {name} is no longer configured; closing it");
+            }
+            (got.admin.map(TcpListener::from_std), Some(got.ready))
+        }
+        None => (None, None),
     };
-    let listen = bind(cfg.listen, "-l")?;
-    let tls = bind(cfg.tls_listen, "--tls-listen")?;
-    let admin = match cfg.admin {
-        Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+    let admin = match (admin, site.admin.listen) {
+        (Some(a), _) => Some(a),
+        (None, Some(addr)) => Some(TcpListener::bind(addr).map_err(|e| {
             format!(
                 "cannot listen on {addr} for the admin interface: {e}; give it another \
                  address with --admin ADDR, or turn it off with --admin off"
             )
         })?),
-        None => None,
+        (None, None) => None,
     };
     Ok(Listeners {
-        listen,
-        tls,
+        traffic,
         admin,
-        ready: None,
+        ready,
     })
 }
 
@@ -136,20 +152,34 @@ fn inherited() -> Result<Option<Inherited>, String> {
     // SAFETY: lb has started no thread yet, so nothing reads the environment meanwhile.
     unsafe { std::env::remove_var(ENV) };
     let value = value.to_string_lossy().into_owned();
-    let bad = || format!("{ENV}={value}: expected listen,tls,admin,ready descriptors");
-    let fds: Vec<Option<RawFd>> = value
-        .split(',')
-        .map(|f| match f {
+    let bad = || format!("{ENV}={value}: expected ready=FD,admin=FD,NAME=FD,...");
+    let fd = |f: &str| -> Result<Option<RawFd>, String> {
+        match f {
             "-" => Ok(None),
             f => f.parse().map(Some).map_err(|_| bad()),
-        })
-        .collect::<Result<_, _>>()?;
-    let (listen, tls, admin, ready) = match fds[..] {
-        [listen, tls, admin, Some(ready)] if listen.is_some() || tls.is_some() => {
-            (listen, tls, admin, ready)
         }
-        [Some(listen), admin, Some(ready)] => (Some(listen), None, admin, ready),
-        _ => return Err(bad()),
+    };
+    let named: Vec<(String, RawFd)> = if value.contains('=') {
+        value
+            .split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+                Ok((k.to_string(), fd(v)?.ok_or_else(bad)?))
+            })
+            .collect::<Result<_, String>>()?
+    } else {
+        // Before named listeners: listen,tls,admin,ready (or listen,admin,ready).
+        let fds: Vec<Option<RawFd>> = value.split(',').map(fd).collect::<Result<_, _>>()?;
+        let names: &[&str] = match fds.len() {
+            4 => &[LISTENER, TLS_LISTENER, "admin", "ready"],
+            3 => &[LISTENER, "admin", "ready"],
+            _ => return Err(bad()),
+        };
+        names
+            .iter()
+            .zip(fds)
+            .filter_map(|(n, f)| f.map(|f| (n.to_string(), f)))
+            .collect()
     };
     let listener = |fd: RawFd| -> Result<std::net::TcpListener, String> {
         if !is_listening(fd) {
@@ -162,12 +192,22 @@ fn inherited() -> Result<Option<Inherited>, String> {
             .map_err(|e| format!("{ENV}: descriptor {fd}: {e}"))?;
         Ok(l)
     };
+    let mut ready = None;
+    let mut admin = None;
+    let mut traffic = Vec::new();
+    for (name, fd) in named {
+        match name.as_str() {
+            // SAFETY: handed to this process as the write end of the ready pipe, owned by
+            // no one else.
+            "ready" => ready = Some(ReadyPipe(unsafe { OwnedFd::from_raw_fd(fd) })),
+            "admin" => admin = Some(listener(fd)?),
+            _ => traffic.push((name, listener(fd)?)),
+        }
+    }
     Ok(Some(Inherited {
-        listen: listen.map(listener).transpose()?,
-        tls: tls.map(listener).transpose()?,
-        admin: admin.map(listener).transpose()?,
-        // SAFETY: handed to this process as the write end of the ready pipe, owned by no one else.
-        ready: ReadyPipe(unsafe { OwnedFd::from_raw_fd(ready) }),
+        traffic,
+        admin,
+        ready: ready.ok_or_else(bad)?,
     }))
 }
 
@@ -213,13 +253,13 @@ pub enum Outcome {
 }
 
 impl Upgrades {
-    /// Starts the binary on disk with the listeners' descriptors (plain, TLS, admin);
-    /// returns the new pid.
+    /// Starts the binary on disk with the listeners' descriptors, each by its name (the
+    /// admin one as `admin`); returns the new pid.
     pub fn start(
         &mut self,
         registry: &Registry,
         token: Token,
-        fds: [Option<RawFd>; 3],
+        fds: Vec<(String, RawFd)>,
     ) -> Result<u32, String> {
         if let Some(p) = &self.pending {
             return Err(format!("pid {} is already starting to take over", p.pid()));
@@ -287,7 +327,7 @@ enum Progress {
 }
 
 /// Starts the binary at our own path with our arguments, handing it the listeners.
-fn start(listeners: [Option<RawFd>; 3]) -> Result<Pending, String> {
+fn start(listeners: Vec<(String, RawFd)>) -> Result<Pending, String> {
     let path = own_path().map_err(|e| format!("cannot find the lb binary: {e}"))?;
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 fills in.
@@ -307,12 +347,16 @@ fn start(listeners: [Option<RawFd>; 3]) -> Result<Pending, String> {
     let ready = write.as_raw_fd();
     let named: Vec<String> = listeners
         .iter()
-        .map(|fd| fd.map_or("-".to_string(), |fd| fd.to_string()))
+        .map(|(name, fd)| format!("{name}={fd}"))
         .collect();
     let mut cmd = Command::new(&path);
     cmd.args(std::env::args_os().skip(1))
-        .env(ENV, format!("{},{ready}", named.join(",")));
-    let keep: Vec<RawFd> = listeners.into_iter().flatten().chain([ready]).collect();
+        .env(ENV, format!("ready={ready},{}", named.join(",")));
+    let keep: Vec<RawFd> = listeners
+        .into_iter()
+        .map(|(_, fd)| fd)
+        .chain([ready])
+        .collect();
     // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it lets
     // exactly these descriptors survive the exec.
     unsafe {

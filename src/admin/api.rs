@@ -1,9 +1,11 @@
 //! Runtime control on the admin listener, in HAProxy's vocabulary:
 //!
-//! - `GET /backends`: every backend as JSON (address, state, health, weight, counters).
+//! - `GET /backends`: every backend as JSON (pool, address, state, health, weight, counters).
 //! - `POST /backends/HOST:PORT/drain`, `/maint`, `/ready`, `/weight?value=N`.
 //! - `PUT /backends/HOST:PORT[?weight=N]` adds a backend; `DELETE /backends/HOST:PORT` removes one,
 //!   and with `?owed=give-up` gives up the POST copies it still owes (removed or not).
+//! - The same under `/pools/NAME/backends`, for one pool. Without the pool a backend is found
+//!   in any pool, and one is added to the only pool there is.
 //!
 //! Each change goes through the roster and `reconfigure::sync`, as a reload does, and lasts
 //! until the next reload from the file. Who may write is `auth.rs`'s concern.
@@ -26,6 +28,8 @@ use crate::resolver::{Job, Reply};
 /// The parts of a request the API looks at.
 pub(super) struct Request<'a> {
     pub(super) method: &'a str,
+    /// `/pools/NAME/backends...`: the pool it is about.
+    pool: Option<&'a str>,
     /// After `/backends`: empty, or `/HOST:PORT[/action]`, not yet decoded.
     pub(super) rest: &'a str,
     query: &'a str,
@@ -63,9 +67,25 @@ pub fn handle(
         return Some(error(400, "malformed request"));
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (pool, path) = match path.strip_prefix("/pools/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((name, path)) => (Some(name), path),
+            None => (Some(rest), ""),
+        },
+        None => (None, path.strip_prefix('/').unwrap_or(path)),
+    };
+    if let Some(name) = pool
+        && !core.pools.iter().any(|p| p.name() == name)
+    {
+        return Some(error(404, &format!("no pool {name}")));
+    }
+    let Some(rest) = path.strip_prefix("backends") else {
+        return Some(error(404, "not found: /backends, /pools/NAME/backends"));
+    };
     let req = Request {
         method,
-        rest: path.strip_prefix("/backends").unwrap_or(""),
+        pool,
+        rest,
         query,
         header: parsed
             .headers
@@ -89,17 +109,18 @@ pub fn handle(
     if let Err(refused) = authorize(core, &req, peer) {
         return Some(refused);
     }
+    let pool = req.pool;
     let done = match (method, action) {
-        ("POST", Some("drain")) => core.roster.set_role(&key, Role::Drain),
-        ("POST", Some("maint")) => core.roster.set_role(&key, Role::Maint),
-        ("POST", Some("ready")) => core.roster.set_role(&key, Role::Ready),
+        ("POST", Some("drain")) => core.roster.set_role(pool, &key, Role::Drain),
+        ("POST", Some("maint")) => core.roster.set_role(pool, &key, Role::Maint),
+        ("POST", Some("ready")) => core.roster.set_role(pool, &key, Role::Ready),
         ("POST", Some("weight")) => match query_value(req.query, "value").and_then(parse_weight) {
-            Some(w) => core.roster.set_weight(&key, w),
+            Some(w) => core.roster.set_weight(pool, &key, w),
             None => return Some(error(400, "weight?value=N wants N from 1 to 1000")),
         },
         ("DELETE", None) => match query_value(req.query, "owed") {
-            None => core.roster.remove(&key),
-            Some("give-up") => core.roster.give_up(&key),
+            None => core.roster.remove(pool, &key),
+            Some("give-up") => core.roster.give_up(pool, &key),
             Some(_) => return Some(error(400, "owed=give-up is the one choice")),
         },
         ("PUT", None) => return put(conns, core, &req, (reply, peer), key),
@@ -133,8 +154,9 @@ fn changed(
         notes.join(", ")
     };
     let query = if req.query.is_empty() { "" } else { "?" };
+    let pool = req.pool.map_or(String::new(), |p| format!("/pools/{p}"));
     info!(
-        "admin {peer}: {} /backends{}{query}{}: {what} (until the next reload)",
+        "admin {peer}: {} {pool}/backends{}{query}{}: {what} (until the next reload)",
         req.method, req.rest, req.query
     );
     if req.wants_page() {
@@ -166,12 +188,22 @@ fn put(
         Ok(_) => return Some(error(400, "write the backend as HOST:PORT")),
         Err(e) => return Some(error(400, &e)),
     };
+    let pool = match (req.pool, core.pools.as_slice()) {
+        (Some(pool), _) => pool.to_string(),
+        (None, [only]) => only.name().to_string(),
+        (None, _) => {
+            return Some(error(
+                400,
+                "there are several pools: PUT /pools/NAME/backends/HOST:PORT",
+            ));
+        }
+    };
     match key.parse::<SocketAddr>() {
         Ok(addr) => {
-            if let Err(why) = may_add(core, &line.label, addr, peer) {
+            if let Err(why) = may_add(core, (&pool, &line.label), addr, peer) {
                 return Some(why);
             }
-            let (id, new) = core.roster.add(&line.label, addr, weight);
+            let (id, new) = core.roster.add((&pool, &line.label), addr, weight);
             Some(changed(
                 conns,
                 core,
@@ -185,6 +217,7 @@ fn put(
             // The admin listener is worker 0's, which has the resolver.
             let resolver = core.resolver.as_ref()?;
             resolver.send(Job::Add {
+                pool,
                 label: line.label,
                 weight,
                 reply,
@@ -199,7 +232,7 @@ pub fn added(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     reply: Reply,
-    label: &str,
+    (pool, label): (&str, &str),
     weight: Option<u32>,
     addr: Result<SocketAddr, String>,
 ) {
@@ -207,12 +240,13 @@ pub fn added(
         Some(Conn::Admin(a)) => a.peer,
         _ => SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let out = match addr.map(|addr| (addr, may_add(core, label, addr, peer))) {
+    let out = match addr.map(|addr| (addr, may_add(core, (pool, label), addr, peer))) {
         Ok((addr, Ok(()))) => {
-            let (id, new) = core.roster.add(label, addr, weight);
+            let (id, new) = core.roster.add((pool, label), addr, weight);
             let rest = format!("/{label}");
             let req = Request {
                 method: "PUT",
+                pool: Some(pool),
                 rest: &rest,
                 query: "",
                 header: Vec::new(),
@@ -227,10 +261,15 @@ pub fn added(
 
 /// A backend that PUT adds must pass what the command line checks (`Roster::check_add`);
 /// the refusal is logged and answered with the command line's words.
-fn may_add(core: &Core, label: &str, addr: SocketAddr, peer: SocketAddr) -> Result<(), Vec<u8>> {
+fn may_add(
+    core: &Core,
+    (pool, label): (&str, &str),
+    addr: SocketAddr,
+    peer: SocketAddr,
+) -> Result<(), Vec<u8>> {
     let at = format!("PUT /backends/{label}");
     core.roster
-        .check_add(label, addr, &at, &core.own)
+        .check_add((pool, label), addr, &at, &core.own)
         .map_err(|why| {
             warn!("admin {peer}: refused {at}: {why}");
             error(400, &why)
@@ -264,7 +303,7 @@ fn read_only(core: &Core, req: &Request, key: Option<&str>) -> Vec<u8> {
             }
             body.push_str("]}");
         }
-        Some(key) => match core.roster.find(key) {
+        Some(key) => match core.roster.find(req.pool, key) {
             Some(id) => backend_json(core, &totals, id, &mut body),
             None => return error(404, &format!("no backend {key}")),
         },
@@ -281,7 +320,7 @@ fn backend_json(core: &Core, totals: &Totals, id: BackendId, out: &mut String) {
         out,
         "{{\"backend\":\"{}\",\"address\":\"{}\",\"state\":\"{}\",\"health\":\"{}\",\
          \"weight\":{},\"active\":{},\"connections\":{},\"idle\":{},\"requests\":{},\
-         \"errors\":{},\"owed_copies\":{}}}",
+         \"errors\":{},\"owed_copies\":{},\"pool\":\"{}\"}}",
         Json(&b.label),
         b.addr,
         b.role.name(),
@@ -293,6 +332,7 @@ fn backend_json(core: &Core, totals: &Totals, id: BackendId, out: &mut String) {
         m.requests_total(),
         m.errors_total(),
         load.owed,
+        Json(core.pools[b.pool].name()),
     );
 }
 

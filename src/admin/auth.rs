@@ -16,11 +16,12 @@ use crate::event_loop::Core;
 /// Write actions: the token if there is one, else loopback only; never from another site.
 pub(super) fn authorize(core: &Core, req: &Request, peer: SocketAddr) -> Result<(), Vec<u8>> {
     let what = format!("{} /backends{}", req.method, req.rest);
-    if let Err(why) = same_site(req, &core.cfg.admin_hosts) {
+    let admin = &core.admin_settings;
+    if let Err(why) = same_site(req, &admin.hosts) {
         warn!("admin: refused {what} from {peer}: {why}");
         return Err(error(403, &why));
     }
-    match &core.cfg.admin_token {
+    match &admin.token {
         Some(token) => {
             let given = req.header("authorization").and_then(credential);
             if given.is_some_and(|g| same(g.as_bytes(), token.0.as_bytes())) {
@@ -34,7 +35,7 @@ pub(super) fn authorize(core: &Core, req: &Request, peer: SocketAddr) -> Result<
             )];
             Err(response_with(401, JSON, body, false, &challenge))
         }
-        None if core.cfg.admin.is_some_and(|a| a.ip().is_loopback()) => Ok(()),
+        None if admin.listen.is_some_and(|a| a.ip().is_loopback()) => Ok(()),
         None => {
             warn!(
                 "admin: refused {what} from {peer}: no --admin-token-file and --admin is not on loopback"

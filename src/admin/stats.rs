@@ -7,10 +7,11 @@
 use std::fmt::Write;
 
 use super::View;
-use crate::config::Mode;
+use crate::config::model::Protocol;
 use crate::metrics::BackendMetrics;
 use crate::metrics::history::{self, POINTS, recent_rate};
 use crate::metrics::process::Process;
+use crate::pool::{Pool, PoolId};
 
 mod chart;
 mod columns;
@@ -44,9 +45,14 @@ pub fn render(v: &View, out: &mut String) {
     } else {
         format!("{} DOWN", total - up)
     };
-    let mode = match v.cfg.mode {
-        Mode::Http => "HTTP",
-        Mode::Tcp => "TCP",
+    let what = match (v.pools, v.fronts) {
+        ([pool], [_]) => format!(
+            "{} on {} · {}",
+            protocol(pool.protocol),
+            Html(v.listen),
+            Html(&pool.settings.strategy)
+        ),
+        (pools, fronts) => format!("{} listeners · {} pools", fronts.len(), pools.len()),
     };
     let _ = write!(
         out,
@@ -55,10 +61,8 @@ pub fn render(v: &View, out: &mut String) {
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\n\
          <title>lb · {title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <header><h1>lb <small>{}</small></h1>\
-         <p>{mode} on {} · {} · up {}</p></header>\n<main>\n",
+         <p>{what} · up {}</p></header>\n<main>\n",
         env!("CARGO_PKG_VERSION"),
-        Html(v.listen),
-        Html(&v.cfg.strategy),
         Uptime(v.uptime().as_secs()),
     );
     for section in SECTIONS {
@@ -94,8 +98,15 @@ fn rate_note(points: &std::collections::VecDeque<history::Point>, errors: bool) 
     }
 }
 
+fn protocol(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Http => "HTTP",
+        Protocol::Tcp => "TCP",
+    }
+}
+
 pub(super) fn tcp(v: &View) -> bool {
-    v.cfg.mode == Mode::Tcp
+    v.tcp_only()
 }
 
 fn summary(v: &View, out: &mut String) {
@@ -149,14 +160,35 @@ fn summary(v: &View, out: &mut String) {
     out.push_str("</section>\n");
 }
 
+/// One table per pool (one called Backends with the flags' single pool).
 fn backends(v: &View, out: &mut String) {
-    let columns = columns(v.cfg.mode);
-    out.push_str("<h2>Backends</h2>\n<table id=\"backends\">\n<thead><tr><th>Backend</th>");
+    for (pool, p) in v.pools.iter().enumerate() {
+        if v.pools.len() == 1 {
+            out.push_str("<h2>Backends</h2>\n<table id=\"backends\">\n");
+        } else {
+            let _ = write!(
+                out,
+                "<h2>Pool {} <small>{} · {}</small></h2>\n\
+                 <table class=\"backends\" data-pool=\"{}\">\n",
+                Html(p.name()),
+                protocol(p.protocol),
+                Html(&p.settings.strategy),
+                Html(p.name())
+            );
+        }
+        pool_table(v, pool, out);
+        let _ = writeln!(out, "<p class=\"limits\">{}</p>", PoolLimits(p));
+    }
+}
+
+fn pool_table(v: &View, pool: PoolId, out: &mut String) {
+    let columns = columns(v.pools[pool].protocol);
+    out.push_str("<thead><tr><th>Backend</th>");
     for c in &columns {
         let _ = write!(out, "<th>{}</th>", c.title);
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for (id, b, _) in v.listed() {
+    for (id, b, _) in v.listed().filter(|(_, b, _)| b.pool == pool) {
         let class = v.health.known(id, b.up).name();
         let label = Html(&b.label);
         let _ = write!(
@@ -229,25 +261,30 @@ fn limits(v: &View, out: &mut String) {
         tile(out, near, &value, "POST bytes in delivery / limit", note);
     }
     out.push_str("</section>\n<p class=\"limits\">");
-    let _ = write!(out, "Timeouts: connect {}", Flag(cfg.connect_timeout));
     if !tcp(v) {
-        let _ = write!(
-            out,
-            " · client {} · server {}",
-            Flag(cfg.client_timeout),
-            Flag(cfg.server_timeout)
-        );
+        let _ = write!(out, "Timeouts: client {} · ", Flag(cfg.client_timeout));
+    } else {
+        out.push_str("Timeouts: ");
     }
-    let _ = write!(
-        out,
-        " · idle {} · retries {}",
-        Flag(cfg.idle_timeout),
-        cfg.retries
-    );
+    let _ = write!(out, "idle {}", Flag(cfg.idle_timeout));
     if !tcp(v) {
         let _ = write!(out, " · max body {}", Bytes(cfg.max_body));
     }
     out.push_str("</p>\n");
+}
+
+/// A pool's timeouts and retries, under its table.
+struct PoolLimits<'a>(&'a Pool);
+
+impl std::fmt::Display for PoolLimits<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.0.settings;
+        write!(f, "Connect {}", Flag(s.connect_timeout))?;
+        if self.0.protocol == Protocol::Http {
+            write!(f, " · server {}", Flag(s.server_timeout))?;
+        }
+        write!(f, " · retries {}", s.retries)
+    }
 }
 
 /// POST fan-out: HTTP only.

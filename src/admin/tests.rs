@@ -5,7 +5,9 @@ use crate::config::{self, Command};
 
 /// The state behind a `View`, owned, for rendering tests without an event loop.
 pub struct Fixture {
-    pub cfg: Config,
+    pub cfg: Process,
+    pub pools: Vec<Pool>,
+    pub fronts: Vec<Front>,
     pub backends: Vec<Backend>,
     pub metrics: Metrics,
     pub history: History,
@@ -17,6 +19,8 @@ impl Fixture {
     pub fn view(&self) -> View<'_> {
         View {
             cfg: &self.cfg,
+            pools: &self.pools,
+            fronts: &self.fronts,
             listen: "127.0.0.1:8080",
             backends: &self.backends,
             metrics: &self.metrics,
@@ -41,15 +45,29 @@ pub fn view_fixture(now: Instant) -> Fixture {
         panic!("fixture config");
     };
     let backends = vec![
-        Backend::new(cfg.backends[0].addr, "a\"b".into(), 1),
-        Backend::new(cfg.backends[1].addr, "zz".into(), 3),
+        Backend::new(0, cfg.backends[0].addr, "a\"b".into(), 1),
+        Backend::new(0, cfg.backends[1].addr, "zz".into(), 3),
     ];
+    let site = cfg.site();
+    let mut pools: Vec<Pool> = site
+        .pools
+        .into_iter()
+        .map(|p| Pool::new(p, Protocol::Http).expect("a pool"))
+        .collect();
+    pools[0].rebuild(0, &backends).expect("members");
+    let fronts = site
+        .listeners
+        .iter()
+        .map(|l| Front::of(l, &pools).expect("a front"))
+        .collect();
     Fixture {
-        health: HealthMonitor::new(&cfg, &backends),
+        health: HealthMonitor::new(&pools, &backends),
         metrics: Metrics::new(backends.len(), now, cfg.server_timeout),
-        history: History::new(backends.len(), false),
+        history: History::new(&pools, &backends),
+        pools,
+        fronts,
         backends,
-        cfg: *cfg,
+        cfg: site.process,
         now,
     }
 }

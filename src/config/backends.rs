@@ -24,6 +24,8 @@ pub struct BackendLine {
 /// A backend with the address its name resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
+    /// The pool it serves in; the same address may serve in several.
+    pub pool: String,
     pub addr: SocketAddr,
     pub label: String,
     pub weight: u32,
@@ -114,12 +116,20 @@ pub fn tls_name(label: &str) -> Option<ServerName<'static>> {
 
 /// A backend written on the command line, with its host name resolved now.
 pub fn parse_backend(s: &str, hosts: Option<&Path>) -> Result<BackendSpec, String> {
-    resolve_line(&parse_line(s, format!("-b {s}"))?, hosts)
+    resolve_line(&parse_line(s, format!("-b {s}"))?, FLAGS_POOL, hosts)
 }
 
-pub fn resolve_line(line: &BackendLine, hosts: Option<&Path>) -> Result<BackendSpec, String> {
+/// The pool the flags' backends serve in.
+pub const FLAGS_POOL: &str = "default";
+
+pub fn resolve_line(
+    line: &BackendLine,
+    pool: &str,
+    hosts: Option<&Path>,
+) -> Result<BackendSpec, String> {
     let addr = names::resolve(&line.label, hosts)?;
     Ok(BackendSpec {
+        pool: pool.to_string(),
         addr,
         label: line.label.clone(),
         weight: line.weight,
@@ -146,34 +156,67 @@ pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {
     Ok(lines)
 }
 
-/// lb's own addresses, each with the flag that made it: a backend at one of them would
-/// send lb's requests back to lb, which would send them on again.
+/// lb's own addresses, each with what made it (a flag, a listener): a backend at one of
+/// them would send lb's requests back to lb, which would send them on again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OwnAddrs(Vec<(&'static str, SocketAddr)>);
+pub struct OwnAddrs(Vec<(String, SocketAddr)>);
 
 impl OwnAddrs {
-    /// The traffic listeners (HTTP or TCP, and TLS) and the admin listener; one on port 0
-    /// (not bound yet) is left out.
-    pub fn new(
-        listen: Option<SocketAddr>,
-        tls_listen: Option<SocketAddr>,
-        admin: Option<SocketAddr>,
-    ) -> Self {
-        let all = [
-            ("--listen", listen),
-            ("--tls-listen", tls_listen),
-            ("--admin", admin),
-        ];
+    /// The traffic listeners (HTTP or TCP, and TLS) and the admin listener, each with what
+    /// made it; one on port 0 (not bound yet) is left out.
+    pub fn new(all: impl IntoIterator<Item = (String, Option<SocketAddr>)>) -> Self {
         OwnAddrs(
             all.into_iter()
-                .filter_map(|(flag, a)| a.filter(|a| a.port() != 0).map(|a| (flag, a)))
+                .filter_map(|(what, a)| a.filter(|a| a.port() != 0).map(|a| (what, a)))
                 .collect(),
         )
     }
 
-    /// The flag of lb's own address that a connection to `addr` would reach (a connection
+    /// The flags' listeners and admin listener.
+    pub fn of_flags(
+        listen: Option<SocketAddr>,
+        tls_listen: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
+    ) -> Self {
+        OwnAddrs::new([
+            ("--listen".to_string(), listen),
+            ("--tls-listen".to_string(), tls_listen),
+            ("--admin".to_string(), admin),
+        ])
+    }
+
+    /// A site's listeners as bound (`bound`, in the site's order) and its admin listener:
+    /// the flags' ones by their flags, a file's by their names.
+    pub fn of_site(
+        site: &super::model::Site,
+        bound: &[Option<SocketAddr>],
+        admin: Option<SocketAddr>,
+    ) -> Self {
+        use super::from_flags::{LISTENER, TLS_LISTENER};
+        use super::model::Source;
+        let flags = site.source == Source::Flags;
+        let what = |name: &str| match name {
+            LISTENER if flags => "--listen".to_string(),
+            TLS_LISTENER if flags => "--tls-listen".to_string(),
+            _ => format!("listener {name}"),
+        };
+        let listeners = site
+            .listeners
+            .iter()
+            .zip(bound)
+            .map(|(l, a)| (what(&l.name), *a));
+        let admin_what = (if flags {
+            "--admin"
+        } else {
+            "the admin listener"
+        })
+        .to_string();
+        OwnAddrs::new(listeners.chain([(admin_what, admin)]))
+    }
+
+    /// What made lb's own address that a connection to `addr` would reach (a connection
     /// to 0.0.0.0 or :: goes to loopback).
-    fn reached_by(&self, addr: SocketAddr) -> Option<&'static str> {
+    fn reached_by(&self, addr: SocketAddr) -> Option<&str> {
         let ip = match addr.ip().to_canonical() {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -186,7 +229,7 @@ impl OwnAddrs {
                     || (own.ip().is_unspecified() && ip.is_loopback());
                 same_host && addr.port() == own.port()
             })
-            .map(|(flag, _)| *flag)
+            .map(|(what, _)| what.as_str())
     }
 }
 
@@ -209,15 +252,17 @@ pub fn check_backend(
     Ok(())
 }
 
-/// Each backend once (by label or address), each one `check_backend` accepts: `list`
-/// holds each backend's label, address and where it was written.
-pub fn check_backends(list: &[(&str, SocketAddr, &str)], own: &OwnAddrs) -> Result<(), String> {
+/// Each backend once in its pool (by label or address), each one `check_backend` accepts:
+/// `list` holds each backend's pool, label, address and where it was written.
+pub fn check_backends(list: &[Named], own: &OwnAddrs) -> Result<(), String> {
     if list.is_empty() {
         return Err("no backends: give -b ADDR (repeatable) or -f FILE".into());
     }
-    for (i, &(label, addr, at)) in list.iter().enumerate() {
-        let twice = list[..i].iter().find(|(l, a, _)| *a == addr || *l == label);
-        if let Some((_, _, first)) = twice {
+    for (i, &(pool, label, addr, at)) in list.iter().enumerate() {
+        let twice = list[..i]
+            .iter()
+            .find(|(p, l, a, _)| *p == pool && (*a == addr || *l == label));
+        if let Some((_, _, _, first)) = twice {
             return Err(format!(
                 "backend {addr} is given twice ({first} and {at}): each backend once, \
                  with weight=N to send it more"
@@ -227,6 +272,9 @@ pub fn check_backends(list: &[(&str, SocketAddr, &str)], own: &OwnAddrs) -> Resu
     }
     Ok(())
 }
+
+/// A backend to check: its pool, label, address and where it was written.
+pub type Named<'a> = (&'a str, &'a str, SocketAddr, &'a str);
 
 /// The backends from `-b` and `-f`, resolved, and as written for reloads.
 pub(super) struct BackendList {
@@ -254,12 +302,12 @@ pub(super) fn backend_list(
     }
     let specs = lines
         .iter()
-        .map(|l| resolve_line(l, hosts).map_err(|e| format!("{}: {e}", l.at)))
+        .map(|l| resolve_line(l, FLAGS_POOL, hosts).map_err(|e| format!("{}: {e}", l.at)))
         .collect::<Result<Vec<_>, _>>()?;
-    let named: Vec<(&str, SocketAddr, &str)> = specs
+    let named: Vec<Named> = specs
         .iter()
         .zip(&lines)
-        .map(|(s, l)| (s.label.as_str(), s.addr, l.at.as_str()))
+        .map(|(s, l)| (FLAGS_POOL, s.label.as_str(), s.addr, l.at.as_str()))
         .collect();
     check_backends(&named, own)?;
     Ok(BackendList { specs, flags, file })

@@ -3,11 +3,12 @@
 
 use super::model::{
     Action, Admin, Fanout, HeaderEdits, Health, Listener, Pool, Process, Protocol, Route, Site,
+    Source,
 };
 use super::{Config, Mode};
 
 /// The names the flags' parts get in the model, and in `--print-config`.
-pub const POOL: &str = "default";
+pub const POOL: &str = super::FLAGS_POOL;
 pub const LISTENER: &str = "main";
 pub const TLS_LISTENER: &str = "tls";
 
@@ -56,6 +57,7 @@ impl Config {
             Protocol::Tcp => Vec::new(),
         };
         Site {
+            source: Source::Flags,
             listeners,
             pools: vec![self.pool()],
             routes,

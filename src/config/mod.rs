@@ -8,7 +8,7 @@ pub mod diagnostic;
 mod fanout;
 pub mod file;
 mod flags;
-mod from_flags;
+pub mod from_flags;
 pub mod model;
 mod print;
 mod validate;
@@ -23,8 +23,8 @@ use crate::strategy;
 use crate::tls::CertPair;
 
 pub use backends::{
-    BackendLine, BackendSpec, OwnAddrs, check_backend, check_backends, parse_backend, parse_line,
-    parse_weight, read_backends_file, resolve_line, tls_name,
+    BackendLine, BackendSpec, FLAGS_POOL, Named, OwnAddrs, check_backend, check_backends,
+    parse_backend, parse_line, parse_weight, read_backends_file, resolve_line, tls_name,
 };
 use backends::{BackendList, backend_list};
 pub use fanout::{JournalSync, RetryOn, StatusSet};
@@ -266,7 +266,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         file: backends_file,
     } = backend_list(
         &m,
-        &OwnAddrs::new(listen, tls_listen, admin),
+        &OwnAddrs::of_flags(listen, tls_listen, admin),
         hosts_file.as_deref(),
     )?;
     let strategy = opt(&m, "strategy", "round-robin", |s| {

@@ -16,9 +16,17 @@ use super::{AccessLogTo, LogFormat};
 use crate::proxy_protocol::{self, Cidr};
 use crate::tls::CertPair;
 
+/// Where a site came from: what a reload reads again, and what messages name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flags,
+    File(PathBuf),
+}
+
 /// Everything lb runs, as values: no sockets, nothing resolved yet.
 #[derive(Debug, Clone)]
 pub struct Site {
+    pub source: Source,
     pub listeners: Vec<Listener>,
     pub pools: Vec<Pool>,
     /// In order: the first that matches a request wins.

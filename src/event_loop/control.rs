@@ -4,7 +4,7 @@
 //! (`take_news`) and publishes its own counters.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use super::{EventLoop, Timer, UPGRADE};
 use crate::accept::{self, Accepting};
 use crate::admin;
 use crate::drain::{self, Reason, Stopped};
+use crate::front::FrontId;
 use crate::probe;
 use crate::reconfigure;
 use crate::shared::Stop;
@@ -31,13 +32,8 @@ impl EventLoop {
         if arrived.reload {
             reconfigure::reload(&mut self.core);
             self.core.tls.reload_certificates();
-            if let Some(config) = self
-                .core
-                .tls
-                .serving()
-                .filter(|_| self.core.shared.workers() > 1)
-            {
-                self.core.shared.publish_tls(config);
+            if self.core.shared.workers() > 1 {
+                self.core.shared.publish_tls(self.core.tls.serving());
             }
         }
         if arrived.upgrade {
@@ -62,15 +58,19 @@ impl EventLoop {
 
     /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
     fn upgrade(&mut self) {
-        let serving = self.listener.is_some() || self.tls_listener.is_some();
+        let serving = self.listeners.iter().any(Option::is_some);
         if !serving || self.core.draining {
             return warn!("SIGUSR2 while stopping: no upgrade");
         }
-        let fds = [
-            self.listener.as_ref().map(|l| l.as_raw_fd()),
-            self.tls_listener.as_ref().map(|l| l.as_raw_fd()),
-            self.admin.as_ref().map(AsRawFd::as_raw_fd),
-        ];
+        let mut fds: Vec<(String, RawFd)> = self
+            .listeners
+            .iter()
+            .zip(&self.core.fronts)
+            .filter_map(|(l, f)| Some((f.name.clone(), l.as_ref()?.as_raw_fd())))
+            .collect();
+        if let Some(admin) = &self.admin {
+            fds.push(("admin".to_string(), admin.as_raw_fd()));
+        }
         let registry = self.poll.registry();
         match self.upgrades.start(registry, UPGRADE, fds) {
             Ok(pid) => {
@@ -161,10 +161,7 @@ impl EventLoop {
     /// its queue is lost to a handover.
     fn close_listeners(&mut self) {
         let registry = self.poll.registry();
-        for listener in [self.listener.take(), self.tls_listener.take()]
-            .into_iter()
-            .flatten()
-        {
+        for listener in self.listeners.iter_mut().filter_map(Option::take) {
             listener.deregister(registry);
         }
         if let Some(mut admin) = self.admin.take() {
@@ -221,16 +218,12 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn accept(&mut self, tls: bool) {
-        let listener = if tls {
-            &self.tls_listener
-        } else {
-            &self.listener
-        };
+    pub(super) fn accept(&mut self, front: FrontId) {
+        let listener = self.listeners.get(front).and_then(Option::as_ref);
         let (Some(listener), false) = (listener, self.accepting == Accepting::Failing) else {
             return;
         };
-        let state = accept::accept_all(&mut self.conns, &mut self.core, listener, tls);
+        let state = accept::accept_all(&mut self.conns, &mut self.core, listener, front);
         let shared = &self.core.shared;
         // More than its share of the clients: the next idle worker gets the next one.
         if shared.workers() > 1 && self.core.clients_open * shared.workers() > shared.clients() {
@@ -238,7 +231,7 @@ impl EventLoop {
         }
         match state {
             Accepting::Open => {}
-            Accepting::Yielded => self.accept_again[usize::from(tls)] = true,
+            Accepting::Yielded => self.accept_again.push(front),
             Accepting::Full => {
                 if self.accepting == Accepting::Open {
                     info!(
@@ -259,8 +252,9 @@ impl EventLoop {
 
     pub(super) fn resume_accepting(&mut self) {
         self.accepting = Accepting::Open;
-        self.accept(false);
-        self.accept(true);
+        for front in 0..self.listeners.len() {
+            self.accept(front);
+        }
     }
 
     pub(super) fn accept_admin(&mut self) {

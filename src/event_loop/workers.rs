@@ -8,7 +8,8 @@ use std::sync::mpsc::sync_channel;
 use std::thread::JoinHandle;
 
 use super::{EventLoop, Start};
-use crate::config::Config;
+use crate::config::BackendSpec;
+use crate::config::model::Site;
 use crate::drain::Stopped;
 use crate::journal::Writer;
 use crate::listen::duplicate;
@@ -23,7 +24,8 @@ pub struct Workers {
 
 /// What every worker but 0 starts from.
 pub struct Common<'a> {
-    pub cfg: &'a Config,
+    pub site: &'a Site,
+    pub backends: &'a [BackendSpec],
     pub tls: &'a TlsContexts,
     /// Worker 0's listeners, which the others duplicate.
     pub listeners: &'a Listeners,
@@ -35,19 +37,20 @@ pub struct Common<'a> {
 pub fn spawn(c: &Common, journals: &mut [Option<Option<Writer>>]) -> Result<Workers, String> {
     let mut threads = Vec::new();
     for k in 1..c.shared.workers() {
-        let dup = |l: &Option<mio::net::TcpListener>| {
-            l.as_ref()
-                .map(duplicate)
-                .transpose()
-                .map_err(|e| format!("cannot share a listener with worker {k}: {e}"))
-        };
+        let traffic = c
+            .listeners
+            .traffic
+            .iter()
+            .map(duplicate)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot share a listener with worker {k}: {e}"))?;
         let start = Start {
             worker: k,
-            cfg: c.cfg.clone(),
+            site: c.site.clone(),
+            backends: c.backends.to_vec(),
             tls: c.tls.clone(),
             listeners: Listeners {
-                listen: dup(&c.listeners.listen)?,
-                tls: dup(&c.listeners.tls)?,
+                traffic,
                 admin: None,
                 ready: None,
             },

@@ -11,9 +11,12 @@ use crate::event_loop::{Core, STEP_BUDGET};
 use crate::http::body::Framing;
 use crate::http::client::{self, ClientState, Step};
 use crate::http::head::{ClientSide, RequestHead, RequestId};
+use crate::pool::PoolId;
 
 /// A POST whose body is still arriving.
 pub struct PendingPost {
+    /// The pool its route sends it to.
+    pub(super) pool: PoolId,
     /// The forwarded head, then the body bytes as they came.
     pub(super) request: Vec<u8>,
     pub(super) framing: Framing,
@@ -51,7 +54,7 @@ pub fn begin(
     c: &mut client::ClientConn,
     core: &mut Core,
     key: usize,
-    head: RequestHead,
+    (head, pool): (RequestHead, PoolId),
     forward: Buffer,
 ) {
     let id = head.request_id;
@@ -85,6 +88,7 @@ pub fn begin(
         out.push(b"HTTP/1.1 100 Continue\r\n\r\n");
     }
     let pending = PendingPost {
+        pool,
         request: forward.data().to_vec(),
         framing: head.framing,
         body_len: 0,

@@ -38,11 +38,14 @@ pub(super) fn dispatch(
     copy: usize,
     fresh: bool,
 ) {
-    let limits = Limits::of(core.cfg.pool_size);
-    let Some(j) = core.fanout.jobs.get_mut(job) else {
+    let Some(j) = core.fanout.jobs.get(job) else {
         return;
     };
     let backend = j.copies[copy].backend;
+    let limits = Limits::of(core.settings(backend).pool_size);
+    let Some(j) = core.fanout.jobs.get_mut(job) else {
+        return;
+    };
     if core.backends[backend].owed_given_up {
         return abandon::give_up(conns, core, job, copy);
     }
@@ -95,12 +98,12 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     let UpstreamState::Busy(Owner::Copy { job, copy }) = u.state else {
         return;
     };
+    let rules = Rules::of(&core.settings(u.backend).fanout);
     let Some(j) = core.fanout.jobs.get_mut(job) else {
         close_upstream(conns, core, ukey);
         return;
     };
     let holding = core.sends.holding();
-    let rules = Rules::of(&core.cfg);
     match step_copy(u, j, copy, &mut core.buffers, !holding, &rules) {
         CopyStep::Wait => {
             if holding
@@ -182,7 +185,7 @@ fn attempt_ended(
     }
     let outcome = match &response {
         Some(r) => r.outcome,
-        None => Rules::of(&core.cfg).classify(answer),
+        None => Rules::of(&core.settings(backend).fanout).classify(answer),
     };
     let text = match answer {
         Answer::Status(status) => format!("status {status}"),
@@ -200,7 +203,8 @@ fn attempt_ended(
             abandon::give_up(conns, core, job, copy);
         }
         Outcome::Retryable
-            if attempts >= core.cfg.retry_attempts && answer != Answer::Exhausted =>
+            if attempts >= core.settings(backend).fanout.retry_attempts
+                && answer != Answer::Exhausted =>
         {
             let text = format!("{text}; {attempts} attempts spent (--retry-attempts)");
             finish(conns, core, job, copy, Phase::Spent, None, &text);
@@ -217,15 +221,9 @@ fn retry_later(core: &mut Core, job: usize, copy: usize) {
         return;
     };
     let c = &mut j.copies[copy];
-    let cfg = &core.cfg;
+    let f = &core.pools[core.backends[c.backend].pool].settings.fanout;
     let n = c.attempts.saturating_sub(1);
-    let delay = backoff(
-        cfg.retry_base,
-        cfg.retry_max,
-        cfg.retry_jitter,
-        n,
-        rand::random(),
-    );
+    let delay = backoff(f.retry_base, f.retry_max, f.retry_jitter, n, rand::random());
     let serial = j.serial;
     let timer = core
         .timers
@@ -311,7 +309,7 @@ pub(super) fn release_lane(conns: &mut Slab<Conn>, core: &mut Core, backend: Bac
         return;
     }
     core.fanout.releasing = true;
-    let limits = Limits::of(core.cfg.pool_size);
+    let limits = Limits::of(core.settings(backend).pool_size);
     while core.backends[backend].takes_copies() {
         let Some((job, copy, serial)) = core.fanout.lanes[backend].next(limits) else {
             break;

@@ -4,6 +4,7 @@
 //! segment are carried forward, and at start the jobs still owed are resumed. An lb started
 //! by an upgrade takes the journal over once the lb it replaces has let go of it.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,10 +13,12 @@ use log::{error, info};
 use slab::Slab;
 
 use super::{Job, Phase, deliver, insert_job, reply};
-use crate::config::JournalSync;
+use crate::backend::{Backend, BackendId, Role};
+use crate::config::{FLAGS_POOL, JournalSync};
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
 use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed, Writer};
+use crate::pool::Pool;
 
 /// How often an upgraded lb tries to take the journal over.
 const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
@@ -88,11 +91,12 @@ pub(super) fn append(core: &mut Core, job: usize) -> bool {
     else {
         return false;
     };
-    let labels: Vec<&str> = j
+    let keys: Vec<Cow<str>> = j
         .copies
         .iter()
-        .map(|c| core.backends[c.backend].label.as_str())
+        .map(|c| journal_key(&core.backends, &core.pools, c.backend))
         .collect();
+    let labels: Vec<&str> = keys.iter().map(|k| k.as_ref()).collect();
     let id = journal.next_id();
     let ticket = journal.append(&JobRecord {
         id,
@@ -114,7 +118,18 @@ pub(super) fn record(core: &mut Core, job: usize, backend: usize, outcome: Outco
         return;
     };
     if let Some((id, _)) = j.journal {
-        journal.record(id, &core.backends[backend].label, outcome);
+        let key = journal_key(&core.backends, &core.pools, backend);
+        journal.record(id, &key, outcome);
+    }
+}
+
+/// How the journal names a backend: its label in the flags' pool (as journals written
+/// before pools did), else its pool and its label, apart by a space (which no label holds).
+fn journal_key<'a>(backends: &'a [Backend], pools: &[Pool], id: BackendId) -> Cow<'a, str> {
+    let b = &backends[id];
+    match pools[b.pool].name() {
+        FLAGS_POOL => Cow::Borrowed(&b.label),
+        pool => Cow::Owned(format!("{pool} {}", b.label)),
     }
 }
 
@@ -261,12 +276,13 @@ fn carry_forward(core: &mut Core) {
         let Some((id, s)) = j.journal.filter(|&(_, s)| s == segment) else {
             continue;
         };
-        let labels: Vec<&str> = j
+        let keys: Vec<Cow<str>> = j
             .copies
             .iter()
             .filter(|c| !c.phase.is_final())
-            .map(|c| core.backends[c.backend].label.as_str())
+            .map(|c| journal_key(&core.backends, &core.pools, c.backend))
             .collect();
+        let labels: Vec<&str> = keys.iter().map(|k| k.as_ref()).collect();
         let record = JobRecord {
             id,
             request_id: j.request_id.as_bytes(),
@@ -294,7 +310,11 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
     for r in replayed {
         let mut targets = Vec::with_capacity(r.owed.len());
         for label in &r.owed {
-            match core.backends.iter().position(|b| &b.label == label) {
+            let listed = |&id: &BackendId| {
+                core.backends[id].role != Role::Vacant
+                    && journal_key(&core.backends, &core.pools, id) == label.as_str()
+            };
+            match (0..core.backends.len()).find(listed) {
                 Some(id) => targets.push(id),
                 None => {
                     error!(
@@ -315,9 +335,10 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
             continue;
         }
         let rid = RequestId::from_bytes(&r.request_id);
+        let pool = core.backends[targets[0]].pool;
         let job = insert_job(
             core,
-            &targets,
+            (pool, &targets),
             r.request.into_boxed_slice(),
             rid,
             None,

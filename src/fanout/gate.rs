@@ -19,7 +19,7 @@ use slab::Slab;
 use super::outcome::{Answer, Outcome};
 use super::{Phase, deliver};
 use crate::backend::{BackendId, Role};
-use crate::config::Mode;
+use crate::config::model::Protocol;
 use crate::event_loop::{Conn, Core};
 
 /// Retryable attempts in a row that say the backend was failing, not one copy.
@@ -54,7 +54,7 @@ pub fn checked(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, answered:
     if set_reachable(core, id, answered, why) {
         hasten(core, id);
         deliver::release_lane(conns, core, id);
-    } else if core.shared.workers() > 1 && tracked(core) {
+    } else if core.shared.workers() > 1 && tracked(core, id) {
         // Another worker may have published the opposite since this one last looked: the
         // check has the last word (once an interval, so the lock costs nothing).
         announce(core, id, answered, why);
@@ -103,7 +103,7 @@ pub fn follow_published(conns: &mut Slab<Conn>, core: &mut Core) {
 
 /// Records whether lb can reach `id`; true when it has just become reachable again.
 fn set_reachable(core: &mut Core, id: BackendId, answered: bool, why: &str) -> bool {
-    if !tracked(core) || core.backends[id].reachable == answered {
+    if !tracked(core, id) || core.backends[id].reachable == answered {
         return false;
     }
     core.backends[id].reachable = answered;
@@ -114,8 +114,8 @@ fn set_reachable(core: &mut Core, id: BackendId, answered: bool, why: &str) -> b
 /// Reachability is tracked only with health checks on: without them nothing would notice a
 /// backend answering again while its copies wait, so they are retried on their backoff
 /// instead. TCP mode has no copies.
-fn tracked(core: &Core) -> bool {
-    core.health.enabled() && core.cfg.mode == Mode::Http
+fn tracked(core: &Core, id: BackendId) -> bool {
+    core.health.enabled(id) && core.pools[core.backends[id].pool].protocol == Protocol::Http
 }
 
 /// Tells the other workers (if any) and the log, once: by the worker that publishes it.

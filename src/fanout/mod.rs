@@ -20,6 +20,7 @@ use crate::event_loop::{Conn, Core, Timer};
 use crate::http::client::{self, ClientState};
 use crate::http::head::{ClientSide, RequestId};
 use crate::journal::Journal;
+use crate::pool::PoolId;
 use crate::strategy::{Members, PickContext};
 use crate::timer::TimerId;
 
@@ -151,6 +152,8 @@ impl Jobs {
 }
 
 struct Job {
+    /// The pool its copies go to.
+    pool: PoolId,
     serial: u32,
     /// The journal's id for the job and the segment holding its latest record.
     journal: Option<(u64, u64)>,
@@ -223,7 +226,7 @@ impl Phase {
 /// the journal cannot take it; otherwise its copies go out (after the journal has it), and
 /// the client waits for the first answer it may get.
 pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPost) {
-    let targets = choose_targets(conns, core, key);
+    let targets = choose_targets(conns, core, key, p.pool);
     let Some(c) = client::client_mut(conns, key) else {
         return;
     };
@@ -251,14 +254,21 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     let client = Some((key, c.serial));
     let side = p.client.unless_draining(core.draining);
     let request = p.request.into_boxed_slice();
-    let id = insert_job(core, &targets, request, p.request_id, client, side);
+    let id = insert_job(
+        core,
+        (p.pool, &targets),
+        request,
+        p.request_id,
+        client,
+        side,
+    );
     core.fanout.jobs[id].started = p.started;
     let serial = core.fanout.jobs[id].serial;
     if let Some(c) = client::client_mut(conns, key) {
         c.state = ClientState::AwaitingFanout { job: id };
     }
     let deadline = core.timers.insert(
-        core.now + core.cfg.fanout_timeout,
+        core.now + core.pools[p.pool].settings.fanout.timeout,
         Timer::FanoutDeadline { job: id, serial },
     );
     core.fanout.jobs[id].deadline = Some(deadline);
@@ -272,7 +282,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
 /// Adds a job with one copy per target, none sent yet.
 fn insert_job(
     core: &mut Core,
-    targets: &[BackendId],
+    (pool, targets): (PoolId, &[BackendId]),
     request: Box<[u8]>,
     request_id: RequestId,
     client: Option<(usize, u32)>,
@@ -280,6 +290,7 @@ fn insert_job(
 ) -> usize {
     core.fanout.serial = core.fanout.serial.wrapping_add(1);
     let job = Job {
+        pool,
         serial: core.fanout.serial,
         journal: None,
         started: core.now,
@@ -323,25 +334,28 @@ fn remove_job(core: &mut Core, job: usize) -> Job {
     j
 }
 
-/// The backends a new POST goes to: every listed one (--fanout 0), up or not, drained or
-/// not (their copies wait), or N distinct ones that are up and in rotation.
-fn choose_targets(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> Vec<BackendId> {
-    let listed = (0..core.backends.len()).filter(|&id| core.backends[id].role.is_member());
-    if core.cfg.fanout == 0 || core.cfg.fanout >= listed.clone().count() {
-        return listed.collect();
+/// The backends of `pool` a new POST goes to: every listed one (fan-out count 0), up or
+/// not, drained or not (their copies wait), or N distinct ones that are up and in rotation.
+fn choose_targets(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    pool: PoolId,
+) -> Vec<BackendId> {
+    let p = &mut core.pools[pool];
+    let count = p.settings.fanout.count;
+    if count == 0 || count >= p.members.len() {
+        return p.members.clone();
     }
     let ctx = PickContext {
         client_ip: client::client_mut(conns, key).map(|c| c.peer.ip()),
         path: b"",
     };
-    let mut chosen = Vec::with_capacity(core.cfg.fanout);
-    while chosen.len() < core.cfg.fanout {
+    let mut chosen = Vec::with_capacity(count);
+    while chosen.len() < count {
         let taken = &chosen;
-        match core
-            .strategy
-            .pick(Members::all(&core.backends), &ctx, &|id| {
-                !taken.contains(&id)
-            }) {
+        let members = Members::of(&core.backends, &p.members);
+        match p.strategy.pick(members, &ctx, &|id| !taken.contains(&id)) {
             Some(id) => chosen.push(id),
             None => break,
         }

@@ -8,7 +8,8 @@
 //! | answers any other status (4xx, 3xx)           | refused     | final: logged once, counted, never sent again |
 //! | a failure `--retry-on` does not name          | given up    | final, as when attempts run out               |
 
-use crate::config::{Config, RetryOn, StatusSet};
+use crate::config::model::Fanout;
+use crate::config::{RetryOn, StatusSet};
 use crate::metrics::Failure;
 
 /// How an attempt ended, as far as the backend is concerned.
@@ -59,11 +60,11 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn of(cfg: &Config) -> Self {
+    pub fn of(fanout: &Fanout) -> Self {
         Rules {
-            success: cfg.success_status,
-            retry_on: cfg.retry_on,
-            max_response: cfg.fanout_max_response,
+            success: fanout.success_status,
+            retry_on: fanout.retry_on,
+            max_response: fanout.max_response,
         }
     }
 
@@ -100,7 +101,7 @@ mod tests {
         let Ok(Command::Run(cfg)) = parse_args(&args) else {
             panic!("config {flags}");
         };
-        Rules::of(&cfg)
+        Rules::of(&cfg.site().pools[0].fanout)
     }
 
     #[test]

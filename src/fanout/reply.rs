@@ -49,7 +49,7 @@ pub(super) fn offer(
             let text = format!(
                 "the write was delivered, but its answer is larger than --fanout-max-response \
                  ({} bytes) and cannot be relayed",
-                core.cfg.fanout_max_response
+                core.pools[j.pool].settings.fanout.max_response
             );
             answer_waiting(conns, core, job, 502, &text);
         }

@@ -7,18 +7,61 @@ use log::{debug, info, warn};
 
 use super::{HealthState, Transition};
 use crate::backend::{Backend, BackendId};
-use crate::config::{Config, Mode};
+use crate::config::StatusSet;
+use crate::config::model::Protocol;
+use crate::pool::Pool;
+
+/// How one backend is checked: its pool's settings, taken when it joins.
+#[derive(Debug, Clone)]
+pub struct Checks {
+    /// Zero: no active checks.
+    pub interval: Duration,
+    pub timeout: Duration,
+    rise: u32,
+    fall: u32,
+    /// What a check sends: an HTTP request, or nothing (a TCP connect is the check).
+    request: Vec<u8>,
+    /// Statuses that pass.
+    pub expect: StatusSet,
+}
+
+impl Checks {
+    fn of(pool: &Pool, label: &str) -> Self {
+        let h = &pool.settings.health;
+        let host = label.strip_prefix("https://").unwrap_or(label);
+        let request = match pool.protocol {
+            Protocol::Http => format!(
+                "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
+                h.path
+            )
+            .into_bytes(),
+            Protocol::Tcp => Vec::new(),
+        };
+        Checks {
+            interval: h.interval,
+            timeout: h.timeout,
+            rise: h.rise,
+            fall: h.fall,
+            request,
+            expect: h.expect,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    /// What a check sends.
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+}
 
 /// Health of every backend, and what a check sends.
 pub struct HealthMonitor {
     states: Vec<HealthState>,
-    /// The check request for each backend, written when it joins.
-    requests: Vec<Vec<u8>>,
-    mode: Mode,
-    path: String,
-    interval: Duration,
-    rise: u32,
-    fall: u32,
+    /// How each backend is checked, set when it joins.
+    pub checks: Vec<Checks>,
     /// Last check results, for the status page and metrics.
     pub last_check: Vec<Option<LastCheck>>,
     pub checks_passed: Vec<u64>,
@@ -61,62 +104,52 @@ pub struct LastCheck {
 }
 
 impl HealthMonitor {
-    pub fn new(cfg: &Config, backends: &[Backend]) -> Self {
+    pub fn new(pools: &[Pool], backends: &[Backend]) -> Self {
         let mut health = HealthMonitor {
             states: Vec::new(),
-            requests: Vec::new(),
-            mode: cfg.mode,
-            path: cfg.health_path.clone(),
-            interval: cfg.health_interval,
-            rise: cfg.rise,
-            fall: cfg.fall,
+            checks: Vec::new(),
             last_check: Vec::new(),
             checks_passed: Vec::new(),
             checks_failed: Vec::new(),
             since: Vec::new(),
         };
         for (id, b) in backends.iter().enumerate() {
-            health.place(id, &b.label);
+            health.place(id, &b.label, &pools[b.pool]);
         }
         health
     }
 
-    /// A backend joined slot `id`: it starts up, with no history.
-    pub fn place(&mut self, id: BackendId, label: &str) {
-        let label = label.strip_prefix("https://").unwrap_or(label);
-        let request = match self.mode {
-            Mode::Http => format!(
-                "GET {} HTTP/1.1\r\nHost: {label}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
-                self.path
-            )
-            .into_bytes(),
-            Mode::Tcp => Vec::new(),
-        };
+    /// A backend joined slot `id` in `pool`: it starts up, with no history.
+    pub fn place(&mut self, id: BackendId, label: &str, pool: &Pool) {
         let now = Instant::now();
+        let checks = Checks::of(pool, label);
         if id >= self.states.len() {
             let n = id + 1;
             self.states.resize_with(n, HealthState::new);
-            self.requests.resize_with(n, Vec::new);
+            self.checks.resize(n, checks.clone());
             self.last_check.resize(n, None);
             self.checks_passed.resize(n, 0);
             self.checks_failed.resize(n, 0);
             self.since.resize(n, now);
         }
         self.states[id] = HealthState::new();
-        self.requests[id] = request;
+        self.checks[id] = checks;
         self.last_check[id] = None;
         self.checks_passed[id] = 0;
         self.checks_failed[id] = 0;
         self.since[id] = now;
     }
 
-    pub fn enabled(&self) -> bool {
-        !self.interval.is_zero()
+    /// Backend `id` is checked actively.
+    pub fn enabled(&self, id: BackendId) -> bool {
+        self.checks.get(id).is_some_and(Checks::enabled)
     }
 
     /// First checks are spread over one interval so that they do not all fire at once.
     pub fn first_delay(&self, id: BackendId, count: usize) -> Duration {
-        self.interval.mul_f64(id as f64 / count.max(1) as f64)
+        self.checks[id]
+            .interval
+            .mul_f64(id as f64 / count.max(1) as f64)
     }
 
     /// An active check result, `started` at and done now; logs a transition once, with its
@@ -140,15 +173,16 @@ impl HealthMonitor {
             self.checks_failed[id] += 1;
             debug!("health check of {} failed: {why}", backends[id].label);
         }
-        let transition = self.states[id].record(passed, self.rise, self.fall);
+        let Checks { rise, fall, .. } = self.checks[id];
+        let transition = self.states[id].record(passed, rise, fall);
         match transition {
             Some(Transition::WentDown) => warn!(
-                "backend {} DOWN after {} failed checks: {why}",
-                backends[id].label, self.fall
+                "backend {} DOWN after {fall} failed checks: {why}",
+                backends[id].label
             ),
             Some(Transition::CameUp) => info!(
-                "backend {} UP after {} passed checks",
-                backends[id].label, self.rise
+                "backend {} UP after {rise} passed checks",
+                backends[id].label
             ),
             None => {}
         }
@@ -163,11 +197,12 @@ impl HealthMonitor {
     /// a backend (down, at `--fall` in a row); bringing it back is left to the active
     /// checks, so passive tracking is off when they are.
     pub fn observed(&mut self, backends: &mut [Backend], id: BackendId, passed: bool) -> bool {
-        if !self.enabled() || !self.states[id].is_up() {
+        if !self.enabled(id) || !self.states[id].is_up() {
             return false;
         }
+        let Checks { rise, fall, .. } = self.checks[id];
         let went_down = matches!(
-            self.states[id].record(passed, self.rise, self.fall),
+            self.states[id].record(passed, rise, fall),
             Some(Transition::WentDown)
         );
         if went_down {
@@ -192,7 +227,7 @@ impl HealthMonitor {
     pub fn known(&self, id: BackendId, up: bool) -> Known {
         if !up {
             Known::Down
-        } else if !self.enabled() {
+        } else if !self.enabled(id) {
             Known::Unchecked
         } else if self.last_check.get(id).is_none_or(Option::is_none) {
             Known::Unknown
@@ -203,10 +238,5 @@ impl HealthMonitor {
 
     pub fn is_up(&self, id: BackendId) -> bool {
         self.states[id].is_up()
-    }
-
-    /// What a check of backend `id` sends.
-    pub fn request(&self, id: BackendId) -> &[u8] {
-        &self.requests[id]
     }
 }

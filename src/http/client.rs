@@ -18,6 +18,7 @@ use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::fanout::{self, PendingPost};
+use crate::front::FrontId;
 use crate::proxy_protocol::Addresses;
 use crate::timer::TimerId;
 
@@ -74,7 +75,7 @@ pub fn accept(
     core: &mut Core,
     mut sock: TcpStream,
     peer: SocketAddr,
-    tls: bool,
+    front: FrontId,
 ) {
     let entry = conns.vacant_entry();
     let key = entry.key();
@@ -83,7 +84,7 @@ pub fn accept(
         return;
     }
     let _ = sock.set_nodelay(true);
-    let Some(io) = core.client_socket(sock, tls) else {
+    let Some(io) = core.client_socket(sock, front) else {
         return;
     };
     let serial = core.next_serial();
@@ -152,12 +153,16 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 close_client(conns, core, key);
                 return;
             }
-            Step::Dispatch(head, forward) if head.method == Method::Post => {
-                if let Some(c) = client_mut(conns, key) {
-                    fanout::begin(c, core, key, head, forward);
+            Step::Dispatch(head, forward) => {
+                let pool = 0;
+                if head.method == Method::Post {
+                    if let Some(c) = client_mut(conns, key) {
+                        fanout::begin(c, core, key, (head, pool), forward);
+                    }
+                } else {
+                    dispatch(conns, core, key, (head, pool), forward);
                 }
             }
-            Step::Dispatch(head, forward) => dispatch(conns, core, key, head, forward),
             Step::Launch(post) => {
                 // From here the wait is for the backends: --fanout-timeout.
                 if let Some(c) = client_mut(conns, key) {

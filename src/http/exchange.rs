@@ -17,6 +17,7 @@ use crate::event_loop::{Conn, Core};
 use crate::free_list::FreeList;
 use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
+use crate::pool::PoolId;
 use crate::probe::observe;
 use crate::strategy::{Members, PickContext};
 
@@ -60,6 +61,8 @@ impl ExchangePool {
 
 /// One request and its response, from dispatch until the response is written.
 pub struct Exchange {
+    /// The pool its route sends it to.
+    pub pool: PoolId,
     /// Slab key of the backend connection serving it.
     pub upstream: usize,
     pub backend: BackendId,
@@ -101,7 +104,7 @@ pub(super) fn dispatch(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    head: RequestHead,
+    (head, pool): (RequestHead, PoolId),
     forward: Buffer,
 ) {
     let Some(c) = client_mut(conns, key) else {
@@ -122,6 +125,7 @@ pub(super) fn dispatch(
     }
     let replayable = head.framing.is_done();
     let mut ex = core.exchanges.get(Exchange {
+        pool,
         upstream: usize::MAX,
         backend: 0,
         client: ClientSide {
@@ -147,7 +151,7 @@ pub(super) fn dispatch(
             client_ip: Some(ip),
             path: &input[head.path.0..head.path.1],
         };
-        pick_backend(core, &ctx, &ex.tried)
+        pick_backend(core, pool, &ctx, &ex.tried)
     };
     // A bodiless request stays in the input until its answer starts, to be sent again
     // if needed; one that is refused, or whose body follows, leaves it now.
@@ -206,9 +210,15 @@ fn fail_exhausted(conns: &mut Slab<Conn>, core: &mut Core, key: usize, ex: Box<E
     fail_exchange(conns, core, key, ex, 503, text);
 }
 
-fn pick_backend(core: &mut Core, ctx: &PickContext, tried: &Tried) -> Option<BackendId> {
-    core.strategy
-        .pick(Members::all(&core.backends), ctx, &|id| !tried.contains(id))
+fn pick_backend(
+    core: &mut Core,
+    pool: PoolId,
+    ctx: &PickContext,
+    tried: &Tried,
+) -> Option<BackendId> {
+    let p = &mut core.pools[pool];
+    let members = Members::of(&core.backends, &p.members);
+    p.strategy.pick(members, ctx, &|id| !tried.contains(id))
 }
 
 /// Gives the exchange a connection to `backend`: one from the pool, or a new connect.
@@ -265,12 +275,12 @@ pub(super) fn retry_elsewhere(
         ex.request_id, core.backends[ex.backend].label
     );
     let mut forward = Some(forward);
-    while ex.tried.count() <= core.cfg.retries as usize {
+    while ex.tried.count() <= core.pools[ex.pool].settings.retries as usize {
         let ctx = PickContext {
             client_ip: client_mut(conns, key).map(|c| c.peer.ip()),
             path: b"",
         };
-        let Some(next) = pick_backend(core, &ctx, &ex.tried) else {
+        let Some(next) = pick_backend(core, ex.pool, &ctx, &ex.tried) else {
             break;
         };
         let Some(buf) = forward.take() else {

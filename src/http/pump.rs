@@ -294,7 +294,12 @@ fn time_the_stalled_side(
     // While connecting, the upstream timer is the connect timeout: left alone.
     if matches!(u.state, UpstreamState::Busy(_)) {
         let due = u.timer.is_none()
-            || (moved && half_passed(core.now, u.armed_at, core.cfg.server_timeout));
+            || (moved
+                && half_passed(
+                    core.now,
+                    u.armed_at,
+                    core.settings(u.backend).server_timeout,
+                ));
         if !backend_owes {
             core.disarm(&mut u.timer);
         } else if due {

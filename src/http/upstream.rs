@@ -103,7 +103,7 @@ pub(crate) fn connect(
     backend: BackendId,
 ) -> io::Result<usize> {
     let source = match owner {
-        Owner::Client(key) if core.cfg.send_proxy.is_some() => {
+        Owner::Client(key) if core.settings(backend).send_proxy.is_some() => {
             client_mut(conns, key).and_then(|c| c.addresses())
         }
         // A POST copy is lb's own delivery, often retried after its client left; the
@@ -126,7 +126,8 @@ pub(crate) fn connect(
         armed_at: core.now,
         reused: false,
     };
-    core.arm(&mut u.timer, core.cfg.connect_timeout, ukey, serial);
+    let timeout = core.settings(backend).connect_timeout;
+    core.arm(&mut u.timer, timeout, ukey, serial);
     entry.insert(Conn::Upstream(u));
     core.metrics.backends[backend].connections += 1;
     Ok(ukey)
@@ -147,7 +148,7 @@ pub fn backend_socket(
         }
         None => Socket::new(sock),
     };
-    if let Some(version) = core.cfg.send_proxy {
+    if let Some(version) = core.settings(backend).send_proxy {
         // Without a client's addresses the header says the connection is lb's own.
         let mut header = Vec::new();
         proxy_protocol::write(version, source, &mut header);
@@ -170,8 +171,9 @@ pub(crate) fn release_upstream(
     let backend = u.backend;
     let b = &core.backends[backend];
     // A connection that began with a PROXY header speaks for one client only.
-    let private = core.cfg.send_proxy.is_some();
-    if !reusable || private || !b.pools() || b.idle.len() >= core.cfg.pool_size {
+    let settings = core.settings(backend);
+    let private = settings.send_proxy.is_some();
+    if !reusable || private || !b.pools() || b.idle.len() >= settings.pool_size {
         close_upstream(conns, core, ukey);
         return;
     }
@@ -184,7 +186,8 @@ pub(crate) fn release_upstream(
 
 pub(crate) fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
     u.armed_at = core.now;
-    core.arm(&mut u.timer, core.cfg.server_timeout, ukey, u.serial);
+    let timeout = core.settings(u.backend).server_timeout;
+    core.arm(&mut u.timer, timeout, ukey, u.serial);
 }
 
 pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {

@@ -7,6 +7,9 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::{BackendMetrics, Metrics, quantile};
+use crate::backend::Backend;
+use crate::config::model::Protocol;
+use crate::pool::Pool;
 
 /// Time between points: the status page's refresh.
 pub const EVERY: Duration = Duration::from_secs(2);
@@ -46,7 +49,8 @@ impl Snapshot {
 }
 
 pub struct History {
-    tcp: bool,
+    /// By backend slot: its pool carries TCP connections (sessions, not requests).
+    tcp: Vec<bool>,
     last: Option<(Instant, Vec<Snapshot>, Snapshot)>,
     backends: Vec<VecDeque<Point>>,
     /// Client requests answered, whoever answered (a POST once, however many copies).
@@ -54,22 +58,28 @@ pub struct History {
 }
 
 impl History {
-    pub fn new(backends: usize, tcp: bool) -> Self {
+    pub fn new(pools: &[Pool], backends: &[Backend]) -> Self {
         History {
-            tcp,
+            tcp: backends
+                .iter()
+                .map(|b| pools[b.pool].protocol == Protocol::Tcp)
+                .collect(),
             last: None,
-            backends: vec![VecDeque::with_capacity(POINTS); backends],
+            backends: vec![VecDeque::with_capacity(POINTS); backends.len()],
             total: VecDeque::with_capacity(POINTS),
         }
     }
 
-    /// A backend joined slot `id`: its points start afresh, from counters at zero.
-    pub fn place(&mut self, id: usize) {
+    /// A backend joined slot `id`, in a pool of `protocol`: its points start afresh, from
+    /// counters at zero.
+    pub fn place(&mut self, id: usize, protocol: Protocol) {
         if id >= self.backends.len() {
             self.backends
                 .resize(id + 1, VecDeque::with_capacity(POINTS));
+            self.tcp.resize(id + 1, false);
         }
         self.backends[id].clear();
+        self.tcp[id] = protocol == Protocol::Tcp;
         if let Some((_, before, _)) = &mut self.last {
             let zero = Snapshot {
                 count: 0,
@@ -87,19 +97,15 @@ impl History {
 
     /// Adds a point per backend if `EVERY` has passed since the last one.
     pub fn sample(&mut self, now: Instant, m: &Metrics) {
-        let tcp = self.tcp;
-        let snaps: Vec<Snapshot> = m.backends.iter().map(|b| Snapshot::of(b, tcp)).collect();
+        let tcp = |id: usize| self.tcp.get(id).copied().unwrap_or(false);
+        let snaps: Vec<Snapshot> = (m.backends.iter().enumerate())
+            .map(|(id, b)| Snapshot::of(b, tcp(id)))
+            .collect();
+        // Requests answered to HTTP clients, and sessions of TCP ones.
+        let sessions = || (0..snaps.len()).filter(|&id| tcp(id)).map(|id| &snaps[id]);
         let total = Snapshot {
-            count: if tcp {
-                snaps.iter().map(|s| s.count).sum()
-            } else {
-                m.client_answers.iter().sum()
-            },
-            errors: if tcp {
-                snaps.iter().map(|s| s.errors).sum()
-            } else {
-                m.client_answers[4]
-            },
+            count: m.client_answers.iter().sum::<u64>() + sessions().map(|s| s.count).sum::<u64>(),
+            errors: m.client_answers[4] + sessions().map(|s| s.errors).sum::<u64>(),
             bytes: snaps.iter().map(|s| s.bytes).sum(),
             buckets: Vec::new(),
         };
@@ -111,7 +117,10 @@ impl History {
         if secs < EVERY.as_secs_f64() {
             return;
         }
-        for ((points, then), snap) in self.backends.iter_mut().zip(before).zip(&snaps) {
+        for (id, ((points, then), snap)) in
+            self.backends.iter_mut().zip(before).zip(&snaps).enumerate()
+        {
+            let tcp = self.tcp.get(id).copied().unwrap_or(false);
             push(points, point(then, snap, secs, tcp, bounds_of(m)));
         }
         push(
@@ -186,7 +195,8 @@ mod tests {
     fn points_are_rates_and_interval_p99() {
         let start = Instant::now();
         let mut m = Metrics::new(1, start, Duration::from_secs(30));
-        let mut h = History::new(1, false);
+        let mut h = History::new(&[], &[]);
+        h.place(0, Protocol::Http);
         h.sample(start, &m);
         assert!(
             h.backend(0).is_empty(),

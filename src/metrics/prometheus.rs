@@ -7,7 +7,6 @@ use std::time::UNIX_EPOCH;
 use super::process::Process;
 use super::{BackendMetrics, FAILURE_REASONS, Histogram, METHOD_CLASSES};
 use crate::admin::View;
-use crate::config::Mode;
 
 /// The Content-Type Prometheus expects for this format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -133,7 +132,7 @@ fn process(out: &mut String, v: &View) {
 
 pub fn render(v: &View, out: &mut String) {
     let m = v.metrics;
-    let http = v.cfg.mode == Mode::Http;
+    let http = !v.tcp_only();
 
     process(out, v);
     family(

@@ -1,7 +1,11 @@
 use super::*;
 
+/// The pool every backend here serves in.
+const P: &str = "default";
+
 fn spec(label: &str, port: u16) -> BackendSpec {
     BackendSpec {
+        pool: P.into(),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         label: label.into(),
         weight: 1,
@@ -10,6 +14,7 @@ fn spec(label: &str, port: u16) -> BackendSpec {
 
 fn lookup(label: &str, port: u16, weight: u32) -> Lookup {
     Lookup {
+        pool: P.into(),
         label: label.into(),
         weight,
         at: format!("servers.txt:{port}"),
@@ -20,7 +25,7 @@ fn lookup(label: &str, port: u16, weight: u32) -> Lookup {
 /// Where lb listens in these tests: traffic on 8080, the admin listener on 8081.
 fn own() -> OwnAddrs {
     let at = |port| Some(SocketAddr::from(([127, 0, 0, 1], port)));
-    OwnAddrs::new(at(8080), None, at(8081))
+    OwnAddrs::of_flags(at(8080), None, at(8081))
 }
 
 /// Reloads `r` with `(label, port, weight)` lines that all resolve.
@@ -73,14 +78,14 @@ fn a_reload_adds_removes_and_reweights_in_one_version() {
 #[test]
 fn ids_stay_put_and_a_slot_is_reused_only_once_released() {
     let mut r = abc();
-    assert_eq!(r.remove("b"), Some(1));
-    assert_eq!(r.remove("b"), None, "already removed");
-    let (id, new) = r.add("d", spec("d", 4).addr, None);
+    assert_eq!(r.remove(None, "b"), Some(1));
+    assert_eq!(r.remove(None, "b"), None, "already removed");
+    let (id, new) = r.add((P, "d"), spec("d", 4).addr, None);
     assert_eq!((id, new), (3, true), "b's slot is still in use");
     assert_eq!(changes(&mut r, |r| r.release(1)), [Change::Vacated(1)]);
-    assert_eq!(r.find("b"), None);
+    assert_eq!(r.find(None, "b"), None);
     let got = changes(&mut r, |r| {
-        assert_eq!(r.add("e", spec("e", 5).addr, Some(2)), (1, true));
+        assert_eq!(r.add((P, "e"), spec("e", 5).addr, Some(2)), (1, true));
     });
     assert_eq!(got, [Change::Joined(1)]);
     assert_eq!(r.slot(1).map(|s| (s.weight, s.rank)), Some((2, 4)));
@@ -89,7 +94,7 @@ fn ids_stay_put_and_a_slot_is_reused_only_once_released() {
 #[test]
 fn a_backend_listed_again_before_it_has_left_returns_to_its_slot() {
     let mut r = abc();
-    r.remove("c");
+    r.remove(None, "c");
     let got = changes(&mut r, |r| {
         reload(r, &[("a", 1, 1), ("b", 2, 1), ("c", 3, 1)]).unwrap();
     });
@@ -100,9 +105,9 @@ fn a_backend_listed_again_before_it_has_left_returns_to_its_slot() {
 #[test]
 fn a_reload_forgets_runtime_roles_and_weights() {
     let mut r = abc();
-    r.set_role("a", Role::Drain);
-    r.set_weight("b", 7);
-    r.add("z", spec("z", 9).addr, None);
+    r.set_role(None, "a", Role::Drain);
+    r.set_weight(None, "b", 7);
+    r.add((P, "z"), spec("z", 9).addr, None);
     let got = changes(&mut r, |r| {
         reload(r, &[("a", 1, 1), ("b", 2, 1), ("c", 3, 1)]).unwrap();
     });
@@ -138,6 +143,7 @@ fn bad_reloads_change_nothing() {
         "{zero}"
     );
     let unknown = Lookup {
+        pool: P.into(),
         label: "new:80".into(),
         weight: 1,
         at: "servers.txt:2".into(),
@@ -154,6 +160,7 @@ fn bad_reloads_change_nothing() {
 fn a_name_that_stops_resolving_keeps_its_address() {
     let mut r = abc();
     let failing = Lookup {
+        pool: P.into(),
         label: "b".into(),
         weight: 1,
         at: "servers.txt:2".into(),
@@ -170,8 +177,8 @@ fn a_name_that_stops_resolving_keeps_its_address() {
 #[test]
 fn runtime_edits_find_backends_by_label_or_address() {
     let mut r = abc();
-    assert_eq!(r.set_role("127.0.0.1:2", Role::Maint), Some(1));
-    assert_eq!(r.set_weight("nope", 3), None);
+    assert_eq!(r.set_role(None, "127.0.0.1:2", Role::Maint), Some(1));
+    assert_eq!(r.set_weight(None, "nope", 3), None);
     let moved = SocketAddr::from(([127, 0, 0, 9], 2));
     let got = changes(&mut r, |r| r.set_address(1, moved));
     assert_eq!(
@@ -182,7 +189,7 @@ fn runtime_edits_find_backends_by_label_or_address() {
             to: moved
         }]
     );
-    let (id, new) = r.add("b", moved, Some(4));
+    let (id, new) = r.add((P, "b"), moved, Some(4));
     assert_eq!((id, new), (1, false));
     assert_eq!(
         r.slot(1).map(|s| (s.role, s.weight)),
@@ -195,9 +202,9 @@ fn runtime_edits_find_backends_by_label_or_address() {
 fn a_diff_across_several_versions_sees_a_reused_slot_as_a_new_backend() {
     let mut r = abc();
     let before = r.snapshot();
-    r.remove("a");
+    r.remove(None, "a");
     r.release(0);
-    r.add("x", spec("x", 7).addr, None);
+    r.add((P, "x"), spec("x", 7).addr, None);
     let got = diff(&before, &r.snapshot());
     assert_eq!(
         got,
@@ -213,25 +220,25 @@ fn a_diff_across_several_versions_sees_a_reused_slot_as_a_new_backend() {
 fn an_added_backend_passes_the_command_line_checks() {
     let r = abc();
     let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    assert_eq!(r.check_add("d", at(4), "PUT", &own()), Ok(()));
+    assert_eq!(r.check_add((P, "d"), at(4), "PUT", &own()), Ok(()));
     assert_eq!(
-        r.check_add("a", at(9), "PUT", &own()),
+        r.check_add((P, "a"), at(9), "PUT", &own()),
         Ok(()),
         "a listed one moves"
     );
     let twice = r
-        .check_add("x", at(2), "PUT /backends/x", &own())
+        .check_add((P, "x"), at(2), "PUT /backends/x", &own())
         .unwrap_err();
     assert!(
         twice.contains("given twice (listed as b and PUT /backends/x)"),
         "{twice}"
     );
-    let looped = r.check_add("x", at(8080), "PUT", &own()).unwrap_err();
+    let looped = r.check_add((P, "x"), at(8080), "PUT", &own()).unwrap_err();
     assert!(looped.contains("lb's own --listen address"), "{looped}");
-    let admin = r.check_add("x", at(8081), "PUT", &own()).unwrap_err();
+    let admin = r.check_add((P, "x"), at(8081), "PUT", &own()).unwrap_err();
     assert!(admin.contains("lb's own --admin address"), "{admin}");
     assert!(
-        r.check_add("x", at(0), "PUT", &own())
+        r.check_add((P, "x"), at(0), "PUT", &own())
             .unwrap_err()
             .contains("port 0")
     );
@@ -241,19 +248,19 @@ fn an_added_backend_passes_the_command_line_checks() {
 fn giving_up_what_a_removed_backend_owes_is_one_change_until_it_comes_back() {
     let mut r = abc();
     let got = changes(&mut r, |r| {
-        assert_eq!(r.give_up("b"), Some(1));
+        assert_eq!(r.give_up(None, "b"), Some(1));
     });
     assert_eq!(got, [Change::Left(1), Change::GaveUp(1)]);
     assert!(r.owed_given_up(1));
     let again = changes(&mut r, |r| {
-        assert_eq!(r.give_up("b"), Some(1), "a removed one too");
+        assert_eq!(r.give_up(None, "b"), Some(1), "a removed one too");
     });
     assert_eq!(again, [], "already given up");
-    assert_eq!(r.remove("b"), None, "removing needs a listed one");
+    assert_eq!(r.remove(None, "b"), None, "removing needs a listed one");
     let back = changes(&mut r, |r| {
-        r.add("b", spec("b", 2).addr, None);
+        r.add((P, "b"), spec("b", 2).addr, None);
     });
     assert_eq!(back, [Change::Returned(1)]);
     assert!(!r.owed_given_up(1), "what it owes from now on is delivered");
-    assert_eq!(r.give_up("nobody"), None);
+    assert_eq!(r.give_up(None, "nobody"), None);
 }

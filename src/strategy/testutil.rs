@@ -10,7 +10,7 @@ pub(crate) fn pool(n: usize) -> Vec<Backend> {
     (0..n)
         .map(|i| {
             let addr = SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250 + 1) as u8], 8080));
-            let mut b = Backend::new(addr, addr.to_string(), 1);
+            let mut b = Backend::new(0, addr, addr.to_string(), 1);
             b.rank = i;
             b
         })

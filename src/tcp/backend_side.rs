@@ -14,6 +14,7 @@ use crate::event_loop::Core;
 use crate::http::upstream::backend_socket;
 use crate::limits::is_local_exhaustion;
 use crate::metrics::Failure;
+use crate::pool::PoolId;
 use crate::probe::observe;
 use crate::proxy_protocol::Addresses;
 use crate::strategy::{Members, PickContext};
@@ -22,7 +23,7 @@ use crate::strategy::{Members, PickContext};
 /// as long as `--retries` allows; the new socket is registered on side 1 of `key`.
 pub(super) fn connect_next(
     core: &mut Core,
-    key: usize,
+    (key, pool): (usize, PoolId),
     client: &Socket,
     peer: SocketAddr,
     tried: &mut Tried,
@@ -31,19 +32,19 @@ pub(super) fn connect_next(
         client_ip: Some(peer.ip()),
         path: b"",
     };
-    let addresses = match core.cfg.send_proxy {
+    let settings = &core.pools[pool].settings;
+    let addresses = match settings.send_proxy {
         Some(_) => client.sock.local_addr().ok().map(|destination| Addresses {
             source: peer,
             destination,
         }),
         None => None,
     };
-    while tried.count() <= core.cfg.retries as usize {
-        let id = core
-            .strategy
-            .pick(Members::all(&core.backends), &ctx, &|id| {
-                !tried.contains(id)
-            })?;
+    let retries = settings.retries as usize;
+    while tried.count() <= retries {
+        let p = &mut core.pools[pool];
+        let members = Members::of(&core.backends, &p.members);
+        let id = p.strategy.pick(members, &ctx, &|id| !tried.contains(id))?;
         tried.add(id);
         let connected = TcpStream::connect(core.backends[id].addr)
             .and_then(|sock| backend_socket(core, sock, id, addresses));

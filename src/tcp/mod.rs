@@ -27,8 +27,10 @@ use crate::backend::BackendId;
 use crate::backend::Tried;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
+use crate::front::FrontId;
 use crate::held_sends::Destination;
 use crate::metrics::Failure;
+use crate::pool::PoolId;
 use crate::timer::TimerId;
 
 mod backend_side;
@@ -93,7 +95,7 @@ pub fn accept(
     core: &mut Core,
     mut sock: TcpStream,
     peer: SocketAddr,
-    tls: bool,
+    (front, pool): (FrontId, PoolId),
 ) {
     core.metrics.client_connections_total += 1;
     let entry = conns.vacant_entry();
@@ -104,11 +106,12 @@ pub fn accept(
     }
     // Bytes go on as they arrive: Nagle would add a delay the endpoints did not ask for.
     let _ = sock.set_nodelay(true);
-    let Some(mut client) = core.client_socket(sock, tls) else {
+    let Some(mut client) = core.client_socket(sock, front) else {
         return;
     };
     let mut tried = Tried::default();
-    let Some((backend_id, backend)) = connect_next(core, key, &client, peer, &mut tried) else {
+    let Some((backend_id, backend)) = connect_next(core, (key, pool), &client, peer, &mut tried)
+    else {
         warn!("no backend could take client {peer}: closing it");
         let _ = core.registry.deregister(&mut client.sock);
         let entry = Entry::Tcp {
@@ -137,7 +140,8 @@ pub fn accept(
         sent: 0,
         received: 0,
     };
-    core.arm(&mut pipe.timer, core.cfg.connect_timeout, key, serial);
+    let timeout = core.pools[pool].settings.connect_timeout;
+    core.arm(&mut pipe.timer, timeout, key, serial);
     entry.insert(Conn::Pipe(Box::new(pipe)));
     core.client_opened();
 }
@@ -348,14 +352,17 @@ impl TcpPipe {
         };
         // Out of the poll first, so that its last events cannot reach its successor.
         let _ = core.registry.deregister(&mut self.backend.sock);
-        let Some((id, sock)) = connect_next(core, key, &self.client, self.peer, tried) else {
+        let pool = core.backends[self.backend_id].pool;
+        let Some((id, sock)) = connect_next(core, (key, pool), &self.client, self.peer, tried)
+        else {
             return false;
         };
         *since = core.now;
         release_backend(core, self.backend_id);
         self.backend = sock;
         self.backend_id = id;
-        core.arm(&mut self.timer, core.cfg.connect_timeout, key, self.serial);
+        let timeout = core.pools[pool].settings.connect_timeout;
+        core.arm(&mut self.timer, timeout, key, self.serial);
         true
     }
 

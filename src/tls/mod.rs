@@ -44,20 +44,24 @@ pub use provider::NAME as PROVIDER;
 #[derive(Clone)]
 pub struct TlsContexts {
     provider: Arc<CryptoProvider>,
-    /// For clients of `--tls-listen`; `None` without it.
-    server: Option<Arc<ServerConfig>>,
+    /// For the clients of each listener, by its place among the site's listeners; `None`
+    /// for a plain one.
+    servers: Vec<Option<Arc<ServerConfig>>>,
     /// For `https://` backends; `None` if no root certificates could be found.
     client: Option<Arc<ClientConfig>>,
-    pairs: Vec<CertPair>,
+    /// Each listener's certificates, to read again on SIGHUP.
+    pairs: Vec<Vec<CertPair>>,
     /// Kept across reloads, so that tickets issued before a reload still resume.
     ticketer: Option<Arc<dyn ProducesTickets>>,
     /// ALPN `http/1.1` is offered in HTTP mode only: TCP mode carries any protocol.
     http: bool,
 }
 
-/// What the TLS side of lb is asked to do, from the flags.
+/// What the TLS side of lb is asked to do.
 pub struct TlsSettings<'a> {
-    pub pairs: &'a [CertPair],
+    /// Each listener's certificates, chosen by SNI, the first the default; none for a
+    /// plain listener.
+    pub pairs: &'a [Vec<CertPair>],
     pub https_backends: bool,
     pub backend_ca: Option<&'a str>,
     pub http: bool,
@@ -69,18 +73,26 @@ impl TlsContexts {
         let provider = Arc::new(provider::default_provider());
         let mut contexts = TlsContexts {
             provider,
-            server: None,
+            servers: Vec::new(),
             client: None,
             pairs: settings.pairs.to_vec(),
             ticketer: None,
             http: settings.http,
         };
-        if !settings.pairs.is_empty() {
+        if settings.pairs.iter().any(|p| !p.is_empty()) {
             let ticketer = provider::Ticketer::new()
                 .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
             contexts.ticketer = Some(ticketer);
-            let store = CertStore::load(&contexts.pairs, &contexts.provider)?;
-            contexts.server = Some(contexts.server_config(store)?);
+        }
+        for pairs in settings.pairs {
+            let server = match pairs.is_empty() {
+                true => None,
+                false => {
+                    let store = CertStore::load(pairs, &contexts.provider)?;
+                    Some(contexts.server_config(store)?)
+                }
+            };
+            contexts.servers.push(server);
         }
         // Built even without https backends, which a reload may add; a failure stops lb
         // only if one is there from the start.
@@ -147,33 +159,36 @@ impl TlsContexts {
     /// SIGHUP: reads the certificate files again, and new handshakes use them; if one is
     /// bad, the certificates in use stay. Logs what happened.
     pub fn reload_certificates(&mut self) {
-        if self.server.is_none() {
-            return;
+        for i in 0..self.pairs.len() {
+            if self.pairs[i].is_empty() {
+                continue;
+            }
+            let reloaded = CertStore::load(&self.pairs[i], &self.provider).and_then(|store| {
+                let loaded = store.len();
+                self.servers[i] = Some(self.server_config(store)?);
+                Ok(loaded)
+            });
+            match reloaded {
+                Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
+                Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
+            }
         }
-        let reloaded = CertStore::load(&self.pairs, &self.provider).and_then(|store| {
-            let loaded = store.len();
-            self.server = Some(self.server_config(store)?);
-            Ok(loaded)
-        });
-        match reloaded {
-            Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
-            Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
-        }
     }
 
-    /// What new TLS clients get, for the other workers after a certificate reload.
-    pub fn serving(&self) -> Option<Arc<ServerConfig>> {
-        self.server.clone()
+    /// What new TLS clients of each listener get, for the other workers after a
+    /// certificate reload.
+    pub fn serving(&self) -> Vec<Option<Arc<ServerConfig>>> {
+        self.servers.clone()
     }
 
-    /// Another worker reloaded the certificates: new handshakes here use `config`.
-    pub fn adopt(&mut self, config: Arc<ServerConfig>) {
-        self.server = Some(config);
+    /// Another worker reloaded the certificates: new handshakes here use `configs`.
+    pub fn adopt(&mut self, configs: Vec<Option<Arc<ServerConfig>>>) {
+        self.servers = configs;
     }
 
-    /// A session for a client that connected to `--tls-listen`.
-    pub fn server_session(&self) -> Option<TlsSession> {
-        let config = Arc::clone(self.server.as_ref()?);
+    /// A session for a client that connected to TLS listener `front`.
+    pub fn server_session(&self, front: usize) -> Option<TlsSession> {
+        let config = Arc::clone(self.servers.get(front)?.as_ref()?);
         let conn = ServerConnection::new(config).ok()?;
         Some(TlsSession::new(conn.into()))
     }

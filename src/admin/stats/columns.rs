@@ -8,7 +8,7 @@ use super::chart::sparkline;
 use super::format::{Bytes, Count, Html, Rate, Secs, Uptime};
 use super::{RATE_POINTS, View, tcp};
 use crate::backend::BackendId;
-use crate::config::Mode;
+use crate::config::model::Protocol;
 use crate::logging::Timestamp;
 use crate::metrics::history::{POINTS, recent_rate};
 use crate::metrics::{BackendMetrics, FAILURE_REASONS};
@@ -19,8 +19,8 @@ pub struct Column {
     pub cell: fn(&View, BackendId, &mut String),
 }
 
-pub fn columns(mode: Mode) -> Vec<Column> {
-    let http = mode == Mode::Http;
+pub fn columns(protocol: Protocol) -> Vec<Column> {
+    let http = protocol == Protocol::Http;
     vec![
         Column {
             title: "State",
@@ -96,8 +96,14 @@ fn load_cell(v: &View, id: BackendId, out: &mut String) {
         b.weight,
         bm.connections
     );
-    if !tcp(v) {
-        let _ = write!(out, " · {} idle of {}", v.load(id).idle, v.cfg.pool_size);
+    let pool = v.pool_of(id);
+    if pool.protocol == Protocol::Http {
+        let _ = write!(
+            out,
+            " · {} idle of {}",
+            v.load(id).idle,
+            pool.settings.pool_size
+        );
     }
     out.push_str("</small>");
 }
@@ -205,7 +211,7 @@ fn chart_cell(v: &View, id: BackendId, out: &mut String) {
 }
 
 fn check_cell(v: &View, id: BackendId, out: &mut String) {
-    if !v.health.enabled() {
+    if !v.health.enabled(id) {
         out.push_str("<span>checks off</span>");
         return;
     }

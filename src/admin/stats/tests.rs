@@ -124,7 +124,7 @@ fn requests_count_clients_once_and_retries_pending_once() {
 #[test]
 fn tcp_mode_shows_sessions_and_no_posts() {
     let mut fx = view_fixture(Instant::now());
-    fx.cfg.mode = Mode::Tcp;
+    fx.pools[0].protocol = Protocol::Tcp;
     fx.metrics.backends[1].sessions = 5;
     let page = page(&fx);
     assert_eq!(tile_value(&page, "sessions"), "5");

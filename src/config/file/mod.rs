@@ -15,7 +15,7 @@ use toml::de::DeTable;
 use super::diagnostic::{Diagnostic, Level};
 use super::fanout::JournalSync;
 use super::flags::{as_duration, number_flag};
-use super::model::{Admin, KeyPath, Process, Site};
+use super::model::{Admin, KeyPath, Process, Site, Source};
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
 use doc::{Doc, Table};
@@ -108,6 +108,7 @@ fn read_site(doc: &mut Doc, t: &Table) -> Option<Site> {
         None => Vec::new(),
     };
     Some(Site {
+        source: Source::File(PathBuf::new()),
         listeners,
         pools,
         routes,

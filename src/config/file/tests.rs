@@ -352,6 +352,7 @@ fn every_bad_file_is_told_at_its_line_and_column() {
 /// The site with where each backend was written left out: the same backends written in
 /// two places are the same.
 fn comparable(mut site: Site) -> String {
+    site.source = Source::Flags;
     for p in &mut site.pools {
         for b in &mut p.backends {
             b.at.clear();
