@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             print!("{}", cfg.site().to_toml());
             return ExitCode::SUCCESS;
         }
+        Ok(Command::RunFile { path, log_level }) => return run_file(&path, log_level),
         Ok(Command::Check { file }) => {
             let report = config::check::check_file(&file);
             print!("{}", report.out);
@@ -46,6 +47,33 @@ fn main() -> ExitCode {
         log::warn!("{warning}");
     }
     serve(cfg.site(), cfg.backends)
+}
+
+/// `lb -c FILE`: the file is checked as `lb check` does, and run if nothing is wrong.
+fn run_file(path: &str, log_level: Option<log::LevelFilter>) -> ExitCode {
+    let loaded = match config::file::load(path) {
+        Ok(loaded) => loaded,
+        Err(shown) => {
+            eprint!("{shown}");
+            return ExitCode::from(2);
+        }
+    };
+    let process = &loaded.site.process;
+    let level = log_level.unwrap_or(process.log_level);
+    if let Err(e) = lb::logging::init(level, process.log_format) {
+        eprintln!("lb: cannot start logging: {e}");
+    }
+    for warning in &loaded.warnings {
+        log::warn!("{warning}");
+    }
+    let backends = match config::resolve_site(&loaded.site) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("lb: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    serve(loaded.site, backends)
 }
 
 /// Runs `site` with `backends` (their names resolved) until it is stopped.

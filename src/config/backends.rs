@@ -136,6 +136,40 @@ pub fn resolve_line(
     })
 }
 
+/// Every backend of every pool of `site`, its name resolved now: a pool's lines, then its
+/// backends file's. Each pool lists each backend once, none at one of lb's own addresses.
+pub fn resolve_site(site: &super::model::Site) -> Result<Vec<BackendSpec>, String> {
+    let hosts = site.process.hosts_file.as_deref();
+    let mut specs = Vec::new();
+    let mut at = Vec::new();
+    for pool in &site.pools {
+        let mut lines = pool.backends.clone();
+        if let Some(path) = &pool.backends_file {
+            lines.extend(read_backends_file(path)?);
+        }
+        for l in lines {
+            specs.push(resolve_line(&l, &pool.name, hosts).map_err(|e| format!("{}: {e}", l.at))?);
+            at.push(l.at);
+        }
+    }
+    let own = OwnAddrs::of_site(
+        site,
+        &site
+            .listeners
+            .iter()
+            .map(|l| Some(l.address))
+            .collect::<Vec<_>>(),
+        site.admin.listen,
+    );
+    let named: Vec<Named> = specs
+        .iter()
+        .zip(&at)
+        .map(|(s, at)| (s.pool.as_str(), s.label.as_str(), s.addr, at.as_str()))
+        .collect();
+    check_backends(&named, &own)?;
+    Ok(specs)
+}
+
 /// The backends in file `path`, one per line, `#` comments. A byte-order mark at the start
 /// is skipped (editors on Windows write one); errors name the file and the line.
 pub fn read_backends_file(path: &str) -> Result<Vec<BackendLine>, String> {

@@ -300,6 +300,13 @@ pub(super) fn as_duration(v: u64) -> Duration {
 pub(super) fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
     o.optmulti(
+        "c",
+        "config",
+        "run the config file FILE (TOML; see lb check -c FILE); the other flags are for \
+         running without one, but -v and -q",
+        "FILE",
+    );
+    o.optmulti(
         "l",
         "listen",
         "address to accept clients on (default 127.0.0.1:8080)",

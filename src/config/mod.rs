@@ -24,7 +24,8 @@ use crate::tls::CertPair;
 
 pub use backends::{
     BackendLine, BackendSpec, FLAGS_POOL, Named, OwnAddrs, check_backend, check_backends,
-    parse_backend, parse_line, parse_weight, read_backends_file, resolve_line, tls_name,
+    parse_backend, parse_line, parse_weight, read_backends_file, resolve_line, resolve_site,
+    tls_name,
 };
 use backends::{BackendList, backend_list};
 pub use fanout::{JournalSync, RetryOn, StatusSet};
@@ -142,6 +143,11 @@ pub enum Command {
     Check {
         file: String,
     },
+    /// `-c FILE`: run a config file; `-v` or `-q` may set how much is logged.
+    RunFile {
+        path: String,
+        log_level: Option<log::LevelFilter>,
+    },
     /// `--print-config`: the config file the other flags mean.
     PrintConfig(Box<Config>),
     Help(String),
@@ -191,6 +197,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     }
     if m.opt_present("version") {
         return Ok(Command::Version);
+    }
+    if let Some(path) = m.opt_strs("config").pop() {
+        return run_file(args, &m, path);
     }
     if let Some(extra) = m.free.first() {
         let hint = if m.opt_present("access-log") {
@@ -428,6 +437,41 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     } else {
         Command::Run(cfg)
     })
+}
+
+/// `-c FILE`: everything is in the file, so a flag beside it (but for how much is
+/// logged) would be a second, contradicting source.
+fn run_file(args: &[String], m: &getopts::Matches, path: String) -> Result<Command, String> {
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-c" | "--config" => {
+                rest.next();
+            }
+            a if a.starts_with("--config=") || a.starts_with("-c") => {}
+            "--verbose" | "--quiet" => {}
+            a if a.starts_with('-')
+                && !a.starts_with("--")
+                && a[1..].bytes().all(|b| b == b'v') => {}
+            "-q" => {}
+            a => {
+                return Err(format!(
+                    "{a}: with -c FILE, everything is set in the file (lb --print-config turns \
+                     flags into one)"
+                ));
+            }
+        }
+    }
+    if m.opt_present("quiet") && m.opt_present("verbose") {
+        return Err("-q and -v contradict each other: give one".into());
+    }
+    let log_level = match (m.opt_present("quiet"), m.opt_count("verbose")) {
+        (true, _) => Some(log::LevelFilter::Error),
+        (false, 0) => None,
+        (false, 1) => Some(log::LevelFilter::Debug),
+        (false, _) => Some(log::LevelFilter::Trace),
+    };
+    Ok(Command::RunFile { path, log_level })
 }
 
 /// `lb check -c FILE`.

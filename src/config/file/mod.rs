@@ -55,6 +55,31 @@ const TOP: &[&str] = &[
     "backend_ca",
 ];
 
+/// A file that reads: its site, and its warnings as log lines (`FILE:LINE:COL: ...`).
+pub struct Loaded {
+    pub site: Site,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks the file at `path` for running it. `Err`: what `lb check` would
+/// print of it, every problem with its source line.
+pub fn load(path: &str) -> Result<Loaded, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("lb: cannot read {path}: {e}\n"))?;
+    let checked = check(&text);
+    let Some(mut site) = checked.site else {
+        let shown: String = checked.errors().map(|d| d.render(path, &text)).collect();
+        return Err(shown);
+    };
+    site.source = Source::File(PathBuf::from(path));
+    let warnings = checked
+        .problems
+        .iter()
+        .map(|d| d.one_line(path, &text))
+        .collect();
+    Ok(Loaded { site, warnings })
+}
+
 /// Reads `text`, the content of a config file.
 pub fn check(text: &str) -> Checked {
     let mut doc = Doc::default();
