@@ -9,6 +9,8 @@
 //! first route in file order is tried first whichever kind of host pattern it has.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 
 use super::host::suffixes;
 use crate::config::model::HostPattern;
@@ -19,10 +21,9 @@ struct ExactHost {
     wild: Option<u32>,
 }
 
-#[derive(Default)]
 pub(super) struct HostIndex {
-    exact: HashMap<Box<[u8]>, ExactHost>,
-    wild: HashMap<Box<[u8]>, u32>,
+    exact: HashMap<Box<[u8]>, ExactHost, Seeded>,
+    wild: HashMap<Box<[u8]>, u32, Seeded>,
     wild_lists: Vec<Box<[u32]>>,
     any: Box<[u32]>,
 }
@@ -51,9 +52,12 @@ impl HostIndex {
                 }
             }
         }
+        let seed = Seeded::new();
         let mut index = HostIndex {
+            exact: HashMap::with_hasher(seed.clone()),
+            wild: HashMap::with_hasher(seed),
+            wild_lists: Vec::new(),
             any: any.into(),
-            ..HostIndex::default()
         };
         for key in wild.keys() {
             let mut merged: Vec<u32> = std::iter::once(&key[..])
@@ -116,6 +120,12 @@ impl Iterator for Candidates<'_> {
     type Item = usize;
 
     fn next(&mut self) -> Option<usize> {
+        // Most hosts see one list (a host's own routes, or the routes for any host).
+        if let [one, [], []] | [[], one, []] | [[], [], one] = &mut self.lists {
+            let (&first, rest) = one.split_first()?;
+            *one = rest;
+            return Some(first as usize);
+        }
         let min = self.lists.iter().filter_map(|l| l.first()).min().copied()?;
         for list in &mut self.lists {
             if let Some((&first, rest)) = list.split_first()
@@ -125,5 +135,64 @@ impl Iterator for Candidates<'_> {
             }
         }
         Some(min as usize)
+    }
+}
+
+/// The hash of the host maps. A request may cost one lookup per label of its host, and
+/// SipHash was most of the routing step; host names are short, so a multiply-rotate hash
+/// eight bytes at a time does. Its weakness to chosen keys does not matter here: what is
+/// stored comes from the operator, a client only chooses what to look up, and no lookup
+/// probes further than the table's own longest run. The seed is drawn per table.
+#[derive(Clone)]
+struct Seeded(u64);
+
+impl Seeded {
+    fn new() -> Seeded {
+        Seeded(RandomState::new().hash_one(0u64))
+    }
+}
+
+impl BuildHasher for Seeded {
+    type Hasher = HostHasher;
+
+    fn build_hasher(&self) -> HostHasher {
+        HostHasher(self.0)
+    }
+}
+
+struct HostHasher(u64);
+
+impl HostHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = self
+            .0
+            .wrapping_add(word)
+            .wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+}
+
+impl Hasher for HostHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    /// The multiply leaves the low bits weakest; the map takes its bucket from them.
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
     }
 }

@@ -320,3 +320,29 @@ fn the_hit_gives_the_site_index_of_the_route() {
     let index = get("b.com", "/").with(|v| t.find(v).map(|hit| hit.index));
     assert_eq!(index, Some(1));
 }
+
+#[test]
+fn each_of_many_hosts_finds_its_own_routes() {
+    let mut routes = Vec::new();
+    for h in 0..500 {
+        routes.push(Route {
+            hosts: hosts(&[&format!("h{h}.example.com")]),
+            path: prefix("/a"),
+            ..route(&format!("h{h}"))
+        });
+        routes.push(Route {
+            hosts: hosts(&[&format!("*.w{h}.example.net")]),
+            ..route(&format!("w{h}"))
+        });
+    }
+    let t = table(&routes);
+    for h in 0..500 {
+        let exact = format!("H{h}.Example.com");
+        assert_eq!(get(&exact, "/a/x").routed_by(&t), Some(format!("h{h}")));
+        assert_eq!(get(&exact, "/b").routed_by(&t), None);
+        let wild = format!("x.y.w{h}.example.net:443");
+        assert_eq!(get(&wild, "/").routed_by(&t), Some(format!("w{h}")));
+    }
+    assert_eq!(get("h500.example.com", "/a").routed_by(&t), None);
+    assert_eq!(get("w1.example.net", "/").routed_by(&t), None);
+}
