@@ -39,6 +39,13 @@ fn path_kinds() {
         (regex("/a|/b"), "/bc", false),
         (regex("/a|/b"), "/xa", false),
         (regex("/caf%C3%A9"), "/caf%c3%a9", true),
+        (prefix("/admin"), "/admin;x", false),
+        (prefix("/admin"), "/ADMIN", false),
+        // The guard docs/routing.md gives for servers that ignore case or strip `;x`.
+        (regex("(?i)/admin(;[^/]*)?(/.*)?"), "/ADMIN", true),
+        (regex("(?i)/admin(;[^/]*)?(/.*)?"), "/admin;jsessionid=1/x", true),
+        (regex("(?i)/admin(;[^/]*)?(/.*)?"), "/Admin/", true),
+        (regex("(?i)/admin(;[^/]*)?(/.*)?"), "/administrator", false),
         (None, "/whatever", true),
     ];
     for (path, target, want) in cases {
