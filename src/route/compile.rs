@@ -49,8 +49,7 @@ impl RouteTable {
         let mut names = HashMap::with_capacity(routes.len());
         for (i, route) in routes.iter().enumerate() {
             let at = root.index(i);
-            if let Some(first) = names.insert(route.name.as_str(), i) {
-                names.insert(route.name.as_str(), first);
+            if let Some(&first) = names.get(route.name.as_str()) {
                 problems.add(
                     at.key("name"),
                     format!(
@@ -59,6 +58,7 @@ impl RouteTable {
                     ),
                 );
             }
+            names.entry(route.name.as_str()).or_insert(i);
             let route_hosts = compile_hosts(&route.hosts, &at, &mut problems);
             if let Some(c) = compile_route(route, applied[i], &at, &mut problems) {
                 compiled.push(c);
