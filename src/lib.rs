@@ -28,6 +28,7 @@ pub mod proxy_protocol;
 pub mod reconfigure;
 pub mod resolver;
 pub mod roster;
+pub mod route;
 pub mod shared;
 pub mod signals;
 pub mod state;
