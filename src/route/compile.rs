@@ -14,6 +14,7 @@ use super::matcher::{Conditions, FieldTest, PathTest};
 use super::normalize::normalize;
 use super::redirect::{Redirect, STATUSES};
 use super::{CompiledRoute, RouteTable};
+use crate::config::diagnostic::Level;
 use crate::config::model::{
     self, FieldMatch, HeaderEdits, HostPattern, KeyPath, PathMatch, Problem, Route,
 };
@@ -26,6 +27,7 @@ struct Problems {
 impl Problems {
     fn add(&mut self, at: KeyPath, message: impl Into<String>) {
         self.list.push(Problem {
+            level: Level::Error,
             at,
             message: message.into(),
         });
@@ -365,6 +367,7 @@ fn shadowed(
                 format!("every request for {}", names.join(", "))
             };
             warnings.push(Problem {
+                level: Level::Warning,
                 at: KeyPath(format!("routes[{j}]")),
                 message: format!(
                     "route {:?} can never match: route {:?} (routes[{i}]) comes first and takes {scope}",
