@@ -29,8 +29,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::RunFile { path, log_level }) => return run_file(&path, log_level),
-        Ok(Command::Check { file }) => {
-            let report = config::check::check_file(&file);
+        Ok(Command::Check { file, explain }) => {
+            let report = config::check::check_file(&file, explain.as_deref());
             print!("{}", report.out);
             eprint!("{}", report.err);
             return ExitCode::from(report.status);

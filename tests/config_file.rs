@@ -131,3 +131,49 @@ fn print_config_writes_a_file_that_check_accepts() {
         "{out}"
     );
 }
+
+#[test]
+fn explain_says_which_route_takes_a_request_and_why_the_others_did_not() {
+    let path = file(
+        "explain.toml",
+        "[listeners.web]\naddress = \"127.0.0.1:8080\"\n\n[pools.app]\n\
+         backends = [\"127.0.0.1:9001\"]\n\n[pools.api]\nbackends = [\"127.0.0.1:9002\"]\n\n\
+         [[routes]]\nname = \"login\"\npath = \"/login\"\nmethods = [\"GET\"]\npool = \"app\"\n\n\
+         [[routes]]\nname = \"api\"\nhost = \"shop.example.com\"\npath_prefix = \"/api\"\n\
+         pool = \"api\"\nrewrite = { strip_prefix = \"/api\" }\n\n\
+         [[routes]]\nrespond = { status = 404 }\n",
+    );
+    let (code, out, err) = lb(&[
+        "check",
+        "-c",
+        &path,
+        "--explain",
+        "GET http://SHOP.example.com:8080/api/x?q=1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.ends_with(
+            "GET http://SHOP.example.com:8080/api/x?q=1 on listener web:\n  \
+             #1 login: path /api/x is not /login\n  \
+             #2 api: matches -> pool api, path rewritten to /x?q=1\n"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = lb(&["check", "-c", &path, "--explain", "POST /api/../login"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("  target /api/../login is routed as /login\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  #1 login: method POST is not GET\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("  #3: matches -> respond 404 (0 bytes of text/plain; charset=utf-8)\n"),
+        "{out}"
+    );
+    let (code, _, err) = lb(&["check", "-c", &path, "--explain", "GET https://x/"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no HTTP listener has TLS"), "{err}");
+}

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::diagnostic::Level;
 use super::file;
 use super::model::{Action, HostPattern, PathMatch, Protocol, Rewrite, Route, Site};
+use crate::route::{RequestView, RouteTable};
 
 /// What `lb check` prints, on stdout and on stderr, and its exit status.
 pub struct Report {
@@ -15,8 +16,8 @@ pub struct Report {
     pub status: u8,
 }
 
-/// `lb check -c FILE`.
-pub fn check_file(path: &str) -> Report {
+/// `lb check -c FILE [--explain 'METHOD URL']`.
+pub fn check_file(path: &str, explain: Option<&str>) -> Report {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -56,11 +57,65 @@ pub fn check_file(path: &str) -> Report {
     }
     out.push('\n');
     out.push_str(&routing_table(&site));
-    Report {
-        out,
-        err,
-        status: 0,
+    let status = match explain.map(|request| explain_request(&site, request)) {
+        Some(Ok(lines)) => {
+            out.push_str(&lines);
+            0
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(err, "lb: --explain: {e}");
+            2
+        }
+        None => 0,
+    };
+    Report { out, err, status }
+}
+
+/// Which route `request` (`METHOD URL`) takes on the listener it would come to: a TLS one
+/// for `https://`, a plain one for `http://`, the first HTTP one for a bare path.
+fn explain_request(site: &Site, request: &str) -> Result<String, String> {
+    let (method, url) = request
+        .trim()
+        .split_once(' ')
+        .ok_or("write the request as 'METHOD URL', e.g. 'GET https://example.com/x'")?;
+    let (tls, rest) = match url.trim().split_once("://") {
+        Some(("https", rest)) => (Some(true), rest),
+        Some(("http", rest)) => (Some(false), rest),
+        Some((scheme, _)) => return Err(format!("{scheme}:// is not http:// or https://")),
+        None => (None, url.trim()),
+    };
+    let (host, target) = match rest.find('/') {
+        Some(0) => ("", rest),
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let listener = site
+        .listeners
+        .iter()
+        .filter(|l| l.protocol == Protocol::Http)
+        .find(|l| tls.is_none_or(|tls| tls != l.tls.is_empty()))
+        .ok_or(match tls {
+            Some(true) => "no HTTP listener has TLS: an https:// request comes to none",
+            Some(false) => "every HTTP listener has TLS: an http:// request comes to none",
+            None => "no listener takes HTTP requests",
+        })?;
+    let table = RouteTable::compile(&site.routes, listener.routes.as_deref())
+        .map_err(|_| "the routes do not compile".to_string())?;
+    let mut scratch = vec![0; target.len()];
+    let method = method.to_ascii_uppercase();
+    let view = RequestView::new(
+        &method,
+        host.as_bytes(),
+        target.as_bytes(),
+        &[],
+        &mut scratch,
+    )
+    .map_err(|e| format!("{}: {}", e.status(), e.reason()))?;
+    let mut out = format!("{request} on listener {}:\n", listener.name);
+    for line in table.explain(&site.routes, &view) {
+        let _ = writeln!(out, "  {line}");
     }
+    Ok(out)
 }
 
 /// `2 listeners, 3 pools with 9 backends, 12 routes`.

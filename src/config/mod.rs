@@ -139,9 +139,11 @@ pub struct Config {
 
 pub enum Command {
     Run(Box<Config>),
-    /// `lb check -c FILE`: check a config file without running it.
+    /// `lb check -c FILE [--explain 'METHOD URL']`: check a config file without running
+    /// it, and say which route a request would take.
     Check {
         file: String,
+        explain: Option<String>,
     },
     /// `-c FILE`: run a config file; `-v` or `-q` may set how much is logged.
     RunFile {
@@ -474,10 +476,16 @@ fn run_file(args: &[String], m: &getopts::Matches, path: String) -> Result<Comma
     Ok(Command::RunFile { path, log_level })
 }
 
-/// `lb check -c FILE`.
+/// `lb check -c FILE [--explain 'METHOD URL']`.
 fn parse_check(args: &[String]) -> Result<Command, String> {
     let mut o = getopts::Options::new();
     o.optopt("c", "config", "the config file to check", "FILE");
+    o.optopt(
+        "",
+        "explain",
+        "which route a request takes, and why the ones before it did not",
+        "'METHOD URL'",
+    );
     let m = o.parse(args).map_err(|e| format!("check: {e}"))?;
     if let Some(extra) = m.free.first() {
         return Err(format!("check: unexpected argument '{extra}'"));
@@ -485,7 +493,10 @@ fn parse_check(args: &[String]) -> Result<Command, String> {
     let file = m
         .opt_str("config")
         .ok_or("check needs the file: lb check -c FILE")?;
-    Ok(Command::Check { file })
+    Ok(Command::Check {
+        file,
+        explain: m.opt_str("explain"),
+    })
 }
 
 /// The most worker threads `--workers` may ask for.

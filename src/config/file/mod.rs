@@ -15,9 +15,10 @@ use toml::de::DeTable;
 use super::diagnostic::{Diagnostic, Level};
 use super::fanout::JournalSync;
 use super::flags::{as_duration, number_flag};
-use super::model::{Admin, KeyPath, Process, Site, Source};
+use super::model::{Admin, KeyPath, Problem, Process, Site, Source};
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
+use crate::route::RouteTable;
 use doc::{Doc, Table};
 
 /// A file read: the site if nothing is wrong with it, and every problem found (warnings
@@ -101,7 +102,7 @@ pub fn check(text: &str) -> Checked {
         .table(&root, KeyPath(String::new()), "the file", TOP)
         .and_then(|t| read_site(&mut doc, &t));
     if let Some(site) = site.as_ref().filter(|_| !doc.dropped) {
-        for p in site.validate() {
+        for p in site.validate().into_iter().chain(route_problems(site)) {
             let span = doc.span_of(&p.at);
             doc.problems.push(Diagnostic {
                 level: p.level,
@@ -115,6 +116,31 @@ pub fn check(text: &str) -> Checked {
     problems.dedup();
     let site = site.filter(|_| problems.iter().all(|d| d.level != Level::Error));
     Checked { site, problems }
+}
+
+/// What compiling the route table finds: in the routes (once, for every listener), and
+/// in each listener's list of the routes it applies.
+fn route_problems(site: &Site) -> Vec<Problem> {
+    let mut problems = match RouteTable::compile(&site.routes, None) {
+        Ok(table) => table.warnings().to_vec(),
+        Err(problems) => problems,
+    };
+    for l in &site.listeners {
+        let Some(only) = &l.routes else {
+            continue;
+        };
+        if let Err(found) = RouteTable::compile(&site.routes, Some(only)) {
+            let at = KeyPath("listeners".into()).key(&l.name).key("routes");
+            problems.extend(found.into_iter().filter_map(|p| {
+                let k = p.at.0.strip_prefix("only")?;
+                Some(Problem {
+                    at: KeyPath(format!("{}{k}", at.0)),
+                    ..p
+                })
+            }));
+        }
+    }
+    problems
 }
 
 fn read_site(doc: &mut Doc, t: &Table) -> Option<Site> {

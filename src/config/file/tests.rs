@@ -101,8 +101,44 @@ fn a_base_file_is_fine() {
 /// Bad files, each as an edit of a good one (see `edited`), and what check says of it.
 const BAD: &[(&str, &[&str])] = &[
     (
+        "[[routes]]\npath_regex = \"/(a\"\npool = \"app\"",
+        &["11:14: path_regex \"/(a\" is not a valid regular expression: unclosed group"],
+    ),
+    (
+        "[[routes]]\npath = \"/h\"\npool = \"app\"\nheaders = { request = { set = { \"Host\" = \"x\" } } }",
+        &["13:31: a rule cannot set Host: lb routes by it and forwards it as the client sent it"],
+    ),
+    (
+        "[[routes]]\nredirect = { to = \"https://{host}{path}\", status = 305 }",
+        &["11:52: redirect status 305 is not one of 301, 302, 303, 307, 308"],
+    ),
+    (
+        "[[routes]]\nredirect = { to = \"https://{hots}{path}\" }",
+        &[
+            "11:19: unknown placeholder {hots} in the redirect target: use {host}, {path} or {query}",
+        ],
+    ),
+    (
+        "[[routes]]\nrespond = { status = 404 }\n[[routes]]\npath = \"/never\"\nrespond = { status = 410 }",
+        &[
+            "12:1: warning: route \"#3\" can never match: route \"#2\" (routes[1]) comes first and takes every request",
+        ],
+    ),
+    (
+        "@LISTENER routes = [\"nosuch\"]",
+        &["3:11: no route is named \"nosuch\""],
+    ),
+    (
+        "[[routes]]\npath = \"x\"\npool = \"app\"",
+        &["11:8: path \"x\" does not start with '/'"],
+    ),
+    (
+        "[[routes]]\nmethods = [\"GE T\"]\npath = \"/m\"\npool = \"app\"",
+        &["11:12: \"GE T\" is not a method name"],
+    ),
+    (
         "[pools.app\nbackends = []\n",
-        &["9:11: unclosed table, expected `]`"],
+        &["10:11: unclosed table, expected `]`"],
     ),
     (
         "@TOP workres = 2",
@@ -114,7 +150,7 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "methds = [\"GET\"]",
-        &["9:1: unknown key `methds` in a route (did you mean `methods`?)"],
+        &["10:1: unknown key `methds` in a route (did you mean `methods`?)"],
     ),
     (
         "@POOL health = { pth = \"/x\" }",
@@ -148,7 +184,7 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "[[routes]]\npool = \"ap\"",
-        &["10:8: no pool is called `ap` (did you mean `app`?)"],
+        &["11:8: no pool is called `ap` (did you mean `app`?)"],
     ),
     (
         "@BACKENDS backends = []",
@@ -162,21 +198,24 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "[listeners.again]\naddress = \"127.0.0.1:8080\"",
-        &["10:11: 127.0.0.1:8080 is also the address of listener `web`"],
+        &["11:11: 127.0.0.1:8080 is also the address of listener `web`"],
     ),
     (
         "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = []",
         &[
-            "11:7: `tls` lists no certificate: give at least one { cert = ..., key = ... }, or leave `tls` out for a plain listener",
+            "12:7: `tls` lists no certificate: give at least one { cert = ..., key = ... }, or leave `tls` out for a plain listener",
         ],
     ),
     (
         "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"\nroutes = [\"x\"]",
-        &["13:10: a TCP listener has no routes: its connections go to its `pool` unparsed"],
+        &[
+            "14:10: a TCP listener has no routes: its connections go to its `pool` unparsed",
+            "14:11: no route is named \"x\"",
+        ],
     ),
     (
         "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"",
-        &["9:1: TCP listener `db` needs `pool`: where its connections go"],
+        &["10:1: TCP listener `db` needs `pool`: where its connections go"],
     ),
     (
         "@LISTENER pool = \"app\"",
@@ -187,48 +226,48 @@ const BAD: &[(&str, &[&str])] = &[
     (
         "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"\n@POOL strategy = \"hash-uri\"",
         &[
-            "13:8: pool `app` balances with hash-uri, which needs HTTP requests: a TCP listener cannot use it",
+            "14:8: pool `app` balances with hash-uri, which needs HTTP requests: a TCP listener cannot use it",
         ],
     ),
     (
         "respond = { status = 404 }",
-        &["9:1: a route has one action: `pool` and `respond` given"],
+        &["10:1: a route has one action: `pool` and `respond` given"],
     ),
     (
         "[[routes]]\npath = \"/x\"",
-        &["9:1: a route needs one action: `pool`, `redirect` or `respond`"],
+        &["10:1: a route needs one action: `pool`, `redirect` or `respond`"],
     ),
     (
         "[[routes]]\npath = \"/x\"\npath_prefix = \"/y\"\npool = \"app\"",
-        &["11:1: a route matches one path: `path` and `path_prefix` given"],
+        &["12:1: a route matches one path: `path` and `path_prefix` given"],
     ),
     (
         "[[routes]]\nredirect = { status = 301 }",
-        &["10:12: `redirect` needs `to`, e.g. \"https://{host}{path}\""],
+        &["11:12: `redirect` needs `to`, e.g. \"https://{host}{path}\""],
     ),
     (
         "[[routes]]\nrespond = { status = 404 }\nfanout = true",
-        &["11:1: `fanout` applies to a route with `pool`, not `respond`"],
+        &["12:1: `fanout` applies to a route with `pool`, not `respond`"],
     ),
     (
         "host = \"exa mple.com\"",
         &[
-            "9:8: 'exa mple.com' is not a host name (example.com, or *.example.com for any name under it)",
+            "10:8: 'exa mple.com' is not a host name (example.com, or *.example.com for any name under it)",
         ],
     ),
     (
         "rewrite = { with = \"/x\" }",
         &[
-            "9:11: `rewrite` takes `strip_prefix = \"/a\"`, or `replace_prefix = \"/a\"` with `with = \"/b\"`",
+            "10:11: `rewrite` takes `strip_prefix = \"/a\"`, or `replace_prefix = \"/a\"` with `with = \"/b\"`",
         ],
     ),
     (
         "[[routes]]\nrespond = { status = \"404\" }",
-        &["10:22: `status` must be an HTTP status code, such as 308"],
+        &["11:22: `status` must be an HTTP status code, such as 308"],
     ),
     (
         "[admin]\nlisten = \"127.0.0.1:8080\"",
-        &["10:10: the admin listener's 127.0.0.1:8080 is also listener `web`'s address"],
+        &["11:10: the admin listener's 127.0.0.1:8080 is also listener `web`'s address"],
     ),
     (
         "@BACKENDS backends = [\"127.0.0.1:8080\"]",
@@ -248,7 +287,7 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "[log]\nlevel = \"loud\"",
-        &["10:9: `level`: 'loud' is not a log level (error, warn, info, debug or trace)"],
+        &["11:9: `level`: 'loud' is not a log level (error, warn, info, debug or trace)"],
     ),
     (
         "@TOP workers = 0",
@@ -260,7 +299,7 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "header = { \"X-A\" = 1 }",
-        &["9:20: `header.X-A` must be a string to equal, or true for present, not an integer"],
+        &["10:20: `header.X-A` must be a string to equal, or true for present, not an integer"],
     ),
     (
         "@LISTENER mode = \"udp\"",
@@ -268,15 +307,15 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "[listeners.other]\nmode = \"http\"",
-        &["9:1: [listeners.other] needs an `address`"],
+        &["10:1: [listeners.other] needs an `address`"],
     ),
     (
         "[listeners.other]\naddress = \"nowhere\"",
-        &["10:11: `address`: 'nowhere' has no port: write host:port, such as 127.0.0.1:8080"],
+        &["11:11: `address`: 'nowhere' has no port: write host:port, such as 127.0.0.1:8080"],
     ),
     (
         "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = [{ cert = \"a.pem\" }]",
-        &["11:8: a certificate needs both `cert` (a PEM chain) and `key` (its PEM key)"],
+        &["12:8: a certificate needs both `cert` (a PEM chain) and `key` (its PEM key)"],
     ),
     (
         "@POOL send_proxy = \"v3\"",
@@ -298,7 +337,7 @@ const BAD: &[(&str, &[&str])] = &[
     ),
     (
         "[pools.spare]\nbackends = [\"127.0.0.1:9009\"]",
-        &["9:1: warning: pool `spare` is used by no route and no listener"],
+        &["10:1: warning: pool `spare` is used by no route and no listener"],
     ),
     (
         "@POOL strategy = \"least-connections\"\n@BACKENDS backends = [\"127.0.0.1:9001,weight=3\"]",
@@ -334,7 +373,7 @@ fn edited(edit: &str) -> String {
         }
     }
     format!(
-        "{top}[listeners.web]\naddress = \"127.0.0.1:8080\"\n{listener}\n[pools.app]\n{backends}\n{pool}\n[[routes]]\npool = \"app\"\n{rest}"
+        "{top}[listeners.web]\naddress = \"127.0.0.1:8080\"\n{listener}\n[pools.app]\n{backends}\n{pool}\n[[routes]]\npath = \"/\"\npool = \"app\"\n{rest}"
     )
 }
 
