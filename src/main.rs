@@ -79,13 +79,11 @@ fn run_file(path: &str, log_level: Option<log::LevelFilter>) -> ExitCode {
 /// Runs `site` with `backends` (their names resolved) until it is stopped.
 fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
     // Certificates are checked before anything starts: a bad one is a bad flag.
-    let pairs: Vec<_> = site.listeners.iter().map(|l| l.tls.clone()).collect();
-    let tls = match TlsContexts::load(&TlsSettings {
-        pairs: &pairs,
+    let settings = TlsSettings {
         https_backends: backends.iter().any(|b| b.label.starts_with("https://")),
-        backend_ca: site.process.backend_ca.as_deref(),
-        http: site.listeners.iter().any(|l| l.protocol == Protocol::Http),
-    }) {
+        ..config::check::tls_settings(&site)
+    };
+    let tls = match TlsContexts::load(&settings) {
         Ok(tls) => tls,
         Err(e) => {
             eprintln!("lb: {e}");

@@ -8,6 +8,7 @@ use super::diagnostic::Level;
 use super::file;
 use super::model::{Action, HostPattern, PathMatch, Protocol, Rewrite, Route, Site};
 use crate::route::{RequestView, RouteTable};
+use crate::tls::{TlsContexts, TlsSettings};
 
 /// What `lb check` prints, on stdout and on stderr, and its exit status.
 pub struct Report {
@@ -28,7 +29,7 @@ pub fn check_file(path: &str, explain: Option<&str>) -> Report {
             };
         }
     };
-    let checked = file::check(&text);
+    let checked = file::check_file(path, &text);
     let mut err = String::new();
     for d in &checked.problems {
         err.push_str(&d.render(path, &text));
@@ -50,6 +51,15 @@ pub fn check_file(path: &str, explain: Option<&str>) -> Report {
             status: 2,
         };
     };
+    // What lb would load at start beside the file: certificates and keys, as nginx -t does.
+    if let Err(e) = TlsContexts::load(&tls_settings(&site)) {
+        let _ = writeln!(err, "{path}: {e}");
+        return Report {
+            out: String::new(),
+            err,
+            status: 2,
+        };
+    }
     let warned = checked.problems.iter().any(|d| d.level == Level::Warning);
     let mut out = format!("{path}: ok, {}", summary(&site));
     if warned {
@@ -118,6 +128,20 @@ fn explain_request(site: &Site, request: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// What TLS `site` needs: each listener's certificates, and roots for `https://` backends.
+pub fn tls_settings(site: &Site) -> TlsSettings<'_> {
+    TlsSettings {
+        pairs: site.listeners.iter().map(|l| l.tls.clone()).collect(),
+        https_backends: site
+            .pools
+            .iter()
+            .flat_map(|p| &p.backends)
+            .any(|b| b.label.starts_with("https://")),
+        backend_ca: site.process.backend_ca.as_deref(),
+        http: site.listeners.iter().any(|l| l.protocol == Protocol::Http),
+    }
+}
+
 /// `2 listeners, 3 pools with 9 backends, 12 routes`.
 fn summary(site: &Site) -> String {
     let backends: usize = site.pools.iter().map(|p| p.backends.len()).sum();
@@ -174,6 +198,7 @@ pub fn matcher(r: &Route) -> String {
     match &r.path {
         None => {}
         Some(PathMatch::Exact(p)) => parts.push(format!("path {p}")),
+        Some(PathMatch::Prefix(p)) if p.ends_with('/') => parts.push(format!("path {p}...")),
         Some(PathMatch::Prefix(p)) => parts.push(format!("path {p}/...")),
         Some(PathMatch::Regex(p)) => parts.push(format!("path ~ {p}")),
     }

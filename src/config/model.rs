@@ -35,6 +35,39 @@ pub struct Site {
     pub process: Process,
 }
 
+impl Site {
+    /// Makes the file paths of a site read from a file in `dir` relative to `dir`, not to
+    /// wherever lb was started from (systemd starts it in `/`).
+    pub fn relative_to(&mut self, dir: &std::path::Path) {
+        let under = |p: &mut String| {
+            if !p.is_empty() && std::path::Path::new(p).is_relative() {
+                *p = dir.join(&*p).display().to_string();
+            }
+        };
+        for l in &mut self.listeners {
+            for pair in &mut l.tls {
+                under(&mut pair.cert);
+                under(&mut pair.key);
+            }
+        }
+        for p in &mut self.pools {
+            p.backends_file.as_mut().map(under);
+        }
+        let process = &mut self.process;
+        process.backend_ca.as_mut().map(under);
+        for path in [&mut process.journal, &mut process.hosts_file] {
+            if let Some(p) = path.as_mut().filter(|p| p.is_relative()) {
+                *p = dir.join(&*p);
+            }
+        }
+        if let super::AccessLogTo::File(p) = &mut process.access_log
+            && p.is_relative()
+        {
+            *p = dir.join(&*p);
+        }
+    }
+}
+
 /// Where a value came from, for messages: a key path such as `routes[2].pool` or
 /// `pools.app.backends[1]`. Each front end maps it back to what the operator wrote (a
 /// flag, a file's line and column).

@@ -61,7 +61,7 @@ pub struct TlsContexts {
 pub struct TlsSettings<'a> {
     /// Each listener's certificates, chosen by SNI, the first the default; none for a
     /// plain listener.
-    pub pairs: &'a [Vec<CertPair>],
+    pub pairs: Vec<Vec<CertPair>>,
     pub https_backends: bool,
     pub backend_ca: Option<&'a str>,
     pub http: bool,
@@ -75,7 +75,7 @@ impl TlsContexts {
             provider,
             servers: Vec::new(),
             client: None,
-            pairs: settings.pairs.to_vec(),
+            pairs: settings.pairs.clone(),
             ticketer: None,
             http: settings.http,
         };
@@ -84,7 +84,7 @@ impl TlsContexts {
                 .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
             contexts.ticketer = Some(ticketer);
         }
-        for pairs in settings.pairs {
+        for pairs in &settings.pairs {
             let server = match pairs.is_empty() {
                 true => None,
                 false => {

@@ -22,6 +22,8 @@ pub struct Doc {
     /// A route or a backend could not be read: checks of the whole site would point at
     /// the wrong route, or miss a backend, so they wait until the file reads.
     pub dropped: bool,
+    /// The file's directory: what file paths in it are relative to.
+    pub dir: std::path::PathBuf,
     spans: HashMap<KeyPath, Range<usize>>,
 }
 
@@ -33,6 +35,13 @@ pub struct Table<'a, 'i> {
 }
 
 impl Doc {
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        Doc {
+            dir: dir.to_path_buf(),
+            ..Doc::default()
+        }
+    }
+
     pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.problems.push(Diagnostic::error(span, message));
     }

@@ -8,7 +8,7 @@ mod listeners;
 mod pools;
 mod routes;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
@@ -67,12 +67,11 @@ pub struct Loaded {
 pub fn load(path: &str) -> Result<Loaded, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("lb: cannot read {path}: {e}\n"))?;
-    let checked = check(&text);
-    let Some(mut site) = checked.site else {
+    let checked = check_file(path, &text);
+    let Some(site) = checked.site else {
         let shown: String = checked.errors().map(|d| d.render(path, &text)).collect();
         return Err(shown);
     };
-    site.source = Source::File(PathBuf::from(path));
     let warnings = checked
         .problems
         .iter()
@@ -81,9 +80,25 @@ pub fn load(path: &str) -> Result<Loaded, String> {
     Ok(Loaded { site, warnings })
 }
 
-/// Reads `text`, the content of a config file.
+/// Reads `text`, the content of the file at `path`: file paths in it are relative to its
+/// directory, not to wherever lb was started from (systemd starts it in `/`).
+pub fn check_file(path: &str, text: &str) -> Checked {
+    let dir = Path::new(path).parent().unwrap_or(Path::new(""));
+    let mut checked = check_in(text, dir);
+    if let Some(site) = checked.site.as_mut() {
+        site.source = Source::File(PathBuf::from(path));
+        site.relative_to(dir);
+    }
+    checked
+}
+
+/// Reads `text`, the content of a config file, with its paths relative to where lb runs.
 pub fn check(text: &str) -> Checked {
-    let mut doc = Doc::default();
+    check_in(text, Path::new(""))
+}
+
+fn check_in(text: &str, dir: &Path) -> Checked {
+    let mut doc = Doc::in_dir(dir);
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         // What follows a syntax error is read in ways the author never meant: only the
@@ -296,7 +311,7 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
     })
     .unwrap_or(Some(DEFAULT_ADMIN));
     let token = match doc.string(&a, "token_file") {
-        Some(path) => match read_token_file(&path) {
+        Some(path) => match read_token_file(&doc.dir.join(path).display().to_string()) {
             Ok(token) => Some(token),
             Err(e) => {
                 let span = doc.span_of(&a.path.key("token_file"));
