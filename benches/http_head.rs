@@ -61,7 +61,7 @@ fn chunked_body() -> Vec<u8> {
 fn info() -> ForwardInfo<'static> {
     ForwardInfo {
         client_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
-        fresh_id: RequestId::generate(1),
+        fresh_id: RequestId::uuid(1),
         default_host: "h",
         tls: false,
     }
@@ -120,7 +120,7 @@ fn chunked(c: &mut Criterion) {
 }
 
 fn responses(c: &mut Criterion) {
-    let id = RequestId::generate(0xa1);
+    let id = RequestId::uuid(0xa1);
     let client = ClientSide {
         method: Method::Get,
         version: 1,
@@ -129,7 +129,7 @@ fn responses(c: &mut Criterion) {
     };
     let mut pool = BufferPool::new(32 * 1024, 4);
     let mut out = pool.get();
-    let head = parse_response(RESPONSE_200, client, &id, &mut out)
+    let head = parse_response(RESPONSE_200, client, b"", &id, &mut out)
         .expect("accepted")
         .expect("complete");
     assert_eq!(head.status, 200);
@@ -140,7 +140,7 @@ fn responses(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(RESPONSE_200.len() as u64));
     group.bench_function("200, Content-Length", |b| {
         b.iter(|| {
-            let head = parse_response(black_box(RESPONSE_200), client, &id, &mut out);
+            let head = parse_response(black_box(RESPONSE_200), client, b"", &id, &mut out);
             black_box(&head);
             out.clear();
         })
