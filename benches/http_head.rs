@@ -1,5 +1,6 @@
 //! Cost of the per-request work on the hot path: parsing a request head and writing the
-//! head we forward, walking a chunked body, and parsing a backend's response head.
+//! head we forward, making a request id, walking a chunked body, and parsing a backend's
+//! response head.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -98,6 +99,16 @@ fn requests(c: &mut Criterion) {
     group.finish();
 }
 
+/// Every request read gets a fresh id (used if the client sent none): 16 bytes from the
+/// thread's CSPRNG, written out as a UUID.
+fn request_ids(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_id");
+    group.bench_function("random UUIDv4", |b| {
+        b.iter(|| black_box(RequestId::random()))
+    });
+    group.finish();
+}
+
 fn chunked(c: &mut Criterion) {
     let body = chunked_body();
     let mut check = Framing::chunked();
@@ -148,5 +159,5 @@ fn responses(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, requests, chunked, responses);
+criterion_group!(benches, requests, request_ids, chunked, responses);
 criterion_main!(benches);
