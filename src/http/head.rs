@@ -207,20 +207,20 @@ fn write_request_head(
 
 /// What the header lines of a request say, beyond its framing fields.
 #[derive(Default)]
-struct Scan {
+struct Scan<'a> {
     hosts: usize,
     expect_continue: bool,
     /// The client's X-Request-Id, if it sent a usable one.
-    request_id: Option<RequestId>,
+    request_id: Option<&'a [u8]>,
     last_xff: Option<usize>,
 }
 
 /// Reads the header lines into `fields` and a `Scan`, refusing what is ambiguous.
-fn scan(
-    headers: &[httparse::Header],
+fn scan<'a>(
+    headers: &[httparse::Header<'a>],
     fields: &mut MessageFields,
     info: &ForwardInfo,
-) -> Result<Scan, Reject> {
+) -> Result<Scan<'a>, Reject> {
     let mut s = Scan::default();
     let mut ids = 0;
     for (i, h) in headers.iter().enumerate() {
@@ -239,7 +239,7 @@ fn scan(
             }
             let v = trim(h.value);
             match request_id::unusable(v) {
-                None => s.request_id = Some(RequestId::from_bytes(v)),
+                None => s.request_id = Some(v),
                 Some(why) => log::debug!(
                     "X-Request-Id from {} {why}: replaced by {:?}",
                     info.client_ip,
@@ -364,7 +364,7 @@ pub fn parse_request(
         keep_alive,
         expect_continue: scan.expect_continue,
         upgrade,
-        request_id: scan.request_id.unwrap_or(info.fresh_id),
+        request_id: scan.request_id.map_or(info.fresh_id, RequestId::from_bytes),
     }))
 }
 

@@ -160,10 +160,9 @@ impl MessageFields {
     /// (unless lb keeps it whatever Connection says).
     pub fn is_hop_by_hop(&self, name: &str, headers: &[httparse::Header]) -> bool {
         is_hop_by_hop(name)
-            || (!kept_when_named(name)
-                && self.connection[..self.n_connection].iter().any(|&i| {
-                    tokens(headers[i].value).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
-                }))
+            || (self.connection[..self.n_connection].iter().any(|&i| {
+                tokens(headers[i].value).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+            }) && !kept_when_named(name))
     }
 }
 

@@ -38,18 +38,15 @@ impl RequestId {
     /// The UUIDv4 text form of `random`: its version and variant bits are overwritten, the
     /// other 122 bits appear as they are.
     pub fn uuid(random: u128) -> Self {
+        // Where each byte's two hex digits go in `xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx`.
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let v = (random & !(0xf << 76)) | (0x4 << 76);
         let v = (v & !(0x3 << 62)) | (0x2 << 62);
-        let mut bytes = [0; MAX_REQUEST_ID];
-        let mut at = 0;
-        for digit in 0..32 {
-            if matches!(digit, 8 | 12 | 16 | 20) {
-                bytes[at] = b'-';
-                at += 1;
-            }
-            let nibble = (v >> ((31 - digit) * 4)) & 0xf;
-            bytes[at] = b"0123456789abcdef"[nibble as usize];
-            at += 1;
+        let mut bytes = [b'-'; MAX_REQUEST_ID];
+        for (&at, byte) in AT.iter().zip(v.to_be_bytes()) {
+            bytes[at] = HEX[usize::from(byte >> 4)];
+            bytes[at + 1] = HEX[usize::from(byte & 0xf)];
         }
         RequestId {
             bytes,
