@@ -1,5 +1,6 @@
 //! Cost of the per-request work on the hot path: parsing a request head and writing the
-//! head we forward, walking a chunked body, and parsing a backend's response head.
+//! head we forward, making a request id, walking a chunked body, and parsing a backend's
+//! response head.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
@@ -61,7 +62,7 @@ fn chunked_body() -> Vec<u8> {
 fn info() -> ForwardInfo<'static> {
     ForwardInfo {
         client_ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
-        fresh_id: RequestId::generate(1),
+        fresh_id: RequestId::uuid(1),
         default_host: "h",
         tls: false,
     }
@@ -98,6 +99,16 @@ fn requests(c: &mut Criterion) {
     group.finish();
 }
 
+/// Every request read gets a fresh id (used if the client sent none): 16 bytes from the
+/// thread's CSPRNG, written out as a UUID.
+fn request_ids(c: &mut Criterion) {
+    let mut group = c.benchmark_group("request_id");
+    group.bench_function("random UUIDv4", |b| {
+        b.iter(|| black_box(RequestId::random()))
+    });
+    group.finish();
+}
+
 fn chunked(c: &mut Criterion) {
     let body = chunked_body();
     let mut check = Framing::chunked();
@@ -120,7 +131,7 @@ fn chunked(c: &mut Criterion) {
 }
 
 fn responses(c: &mut Criterion) {
-    let id = RequestId::generate(0xa1);
+    let id = RequestId::uuid(0xa1);
     let client = ClientSide {
         method: Method::Get,
         version: 1,
@@ -129,7 +140,7 @@ fn responses(c: &mut Criterion) {
     };
     let mut pool = BufferPool::new(32 * 1024, 4);
     let mut out = pool.get();
-    let head = parse_response(RESPONSE_200, client, &id, &mut out)
+    let head = parse_response(RESPONSE_200, client, b"", &id, &mut out)
         .expect("accepted")
         .expect("complete");
     assert_eq!(head.status, 200);
@@ -140,7 +151,7 @@ fn responses(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(RESPONSE_200.len() as u64));
     group.bench_function("200, Content-Length", |b| {
         b.iter(|| {
-            let head = parse_response(black_box(RESPONSE_200), client, &id, &mut out);
+            let head = parse_response(black_box(RESPONSE_200), client, b"", &id, &mut out);
             black_box(&head);
             out.clear();
         })
@@ -148,5 +159,5 @@ fn responses(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, requests, chunked, responses);
+criterion_group!(benches, requests, request_ids, chunked, responses);
 criterion_main!(benches);

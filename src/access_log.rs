@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn off_keeps_no_request_line() {
-        let id = RequestId::generate(1);
+        let id = RequestId::uuid(1);
         let mut log = RequestLog::start(false, b"GET /");
         assert!(log.request.is_none());
         assert_eq!(log.answered(None, &id).request, b"");
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn http_lines_have_every_field_and_no_forged_ones() {
-        let id = RequestId::generate(0xabc);
+        let id = RequestId::uuid(0xabc);
         let entry = Entry::Http {
             request: b"GET /a?b=\"c\" \x01\xff",
             backend: Some("10.0.0.1:80"),
@@ -349,14 +349,14 @@ mod tests {
         assert_eq!(
             line(LogFormat::Text, &entry),
             "1970-01-01T00:00:00.000Z 127.0.0.1:5000 \"GET /a?b=\\\"c\\\" \\x01\\xff\" \
-             10.0.0.1:80 200 120 1.500ms 0000000000000abc\n"
+             10.0.0.1:80 200 120 1.500ms 00000000-0000-4000-8000-000000000abc\n"
         );
         assert_eq!(
             line(LogFormat::Json, &entry),
             "{\"time\":\"1970-01-01T00:00:00.000Z\",\"client\":\"127.0.0.1:5000\",\
              \"method\":\"GET\",\"target\":\"/a?b=\\\"c\\\" \\\\x01\\\\xff\",\
              \"backend\":\"10.0.0.1:80\",\"status\":200,\"bytes\":120,\"duration_ms\":1.500,\
-             \"request_id\":\"0000000000000abc\"}\n"
+             \"request_id\":\"00000000-0000-4000-8000-000000000abc\"}\n"
         );
         let nothing = Entry::Http {
             request: b"PUT /x",

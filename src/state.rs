@@ -23,7 +23,6 @@ use crate::front::{Front, FrontId};
 use crate::held_sends::HeldSends;
 use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
-use crate::http::head::RequestId;
 use crate::http::upstream::UpstreamConn;
 use crate::limits::Throttle;
 use crate::metrics::Metrics;
@@ -165,7 +164,6 @@ pub struct Core {
     /// When lb itself is out of descriptors, memory or ports, it says so this often.
     exhaustion_log: Throttle,
     serial: u32,
-    request_ids: u64,
 }
 
 impl Core {
@@ -270,7 +268,6 @@ impl Core {
             access,
             exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,
-            request_ids: rand::random::<u64>() & 0xffff_ffff_0000_0000,
             cfg,
         })
     }
@@ -319,11 +316,6 @@ impl Core {
     pub fn next_serial(&mut self) -> u32 {
         self.serial = self.serial.wrapping_add(1);
         self.serial
-    }
-
-    pub fn fresh_request_id(&mut self) -> RequestId {
-        self.request_ids = self.request_ids.wrapping_add(1);
-        RequestId::generate(self.request_ids)
     }
 
     /// Replaces whatever timer `slot` held with one firing `after` from now.

@@ -193,7 +193,7 @@ fn every_line_has_a_timestamp_and_json_lines_parse() {
     );
     assert_eq!(r.status, 200);
     let id = r.header("x-request-id").unwrap().to_string();
-    assert_eq!(id.len(), 16, "a generated id replaced the forged one: {id}");
+    assert_eq!(id.len(), 36, "a generated id replaced the forged one: {id}");
     assert!(lb.wait_log("\"target\":", WAIT), "{}", lb.log_text());
     assert!(lb.wait_log("replaced by", WAIT), "said at debug level");
     let mut access = 0;

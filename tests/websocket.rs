@@ -212,3 +212,44 @@ fn a_101_to_a_request_that_asked_for_no_upgrade_is_502() {
     let lb = lb_addrs(&[&addr.to_string()], &["--health-interval", "0"]);
     assert_eq!(get(lb.addr, "/").status, 502);
 }
+
+#[test]
+fn h2c_is_taken_out_of_an_upgrade_list_and_the_rest_goes_on() {
+    let b = backend("one", &[]);
+    let lb = lb(&[&b], &[]);
+    for (offer, forwarded) in [("websocket, h2c", "websocket"), ("h2c, foo", "foo")] {
+        let raw = format!(
+            "GET /headers HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: {offer}\r\n\r\n"
+        );
+        let r = request(lb.addr, raw.as_bytes());
+        assert_eq!(r.status, 200);
+        let seen = r.text();
+        assert!(
+            seen.contains(&format!("\r\nUpgrade: {forwarded}\r\n")),
+            "{seen}"
+        );
+        assert!(!seen.to_ascii_lowercase().contains("h2c"), "{seen}");
+    }
+}
+
+#[test]
+fn a_101_to_a_protocol_the_client_did_not_offer_is_502_and_no_tunnel() {
+    let b = RawBackend::start(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n\
+          FOO PROTOCOL BYTES",
+    );
+    let lb = lb_addrs(&[&b.addr.to_string()], &["--health-interval", "0"]);
+    let mut c = Client::new(lb.addr);
+    c.send(format!("GET /chat HTTP/1.1\r\nHost: t\r\n{UPGRADE}\r\n").as_bytes());
+    let r = c
+        .read_response(false)
+        .expect("an HTTP answer")
+        .expect("an answer, not a 101 and the bytes of a tunnel");
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.text().contains("FOO"), "{}", r.text());
+    // The connection still speaks HTTP: the next answer is a framed one, not the bytes
+    // of a protocol no one asked for.
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(false).unwrap().unwrap();
+    assert_eq!(r.status, 502, "{}", r.text());
+}

@@ -1,7 +1,7 @@
 //! The response head parser: never panics, and what it accepts goes to the client as a
 //! head that a strict parser reads whole, with CRLF only, with no framing field on a
-//! status that has no body, and with `Connection: close` whenever the client's
-//! connection is to close.
+//! status that has no body, with the framing lb read the body by, and with
+//! `Connection: close` whenever the client's connection is to close.
 #![no_main]
 
 use lb::buffer::BufferPool;
@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut pool = BufferPool::new(32 * 1024, 1);
     let mut out = pool.get();
-    let Ok(Some(head)) = parse_response(response, client, &RequestId::generate(9), &mut out) else {
+    let offered: &[u8] = if client.upgrade { b"websocket, foo" } else { b"" };
+    let id = RequestId::uuid(9);
+    let Ok(Some(head)) = parse_response(response, client, offered, &id, &mut out) else {
         return;
     };
     assert!(head.len <= response.len());
@@ -50,6 +52,21 @@ fuzz_target!(|data: &[u8]| {
         lengths.len() + codings.len() <= 1,
         "one framing field at most"
     );
+    // The client reads the body as lb does: the framing field lb read goes on with it.
+    match head.framing {
+        Framing::Length(n) => assert_eq!(
+            lengths
+                .first()
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()),
+            Some(n),
+            "a body lb frames by length goes out without that length"
+        ),
+        Framing::UntilClose => assert!(lengths.is_empty() && codings.is_empty()),
+        Framing::Chunked(_) if !head.dechunk => {
+            assert_eq!(codings.len(), 1, "a chunked body goes out without its coding")
+        }
+        Framing::Chunked(_) | Framing::Done => {}
+    }
     let status = head.status;
     if (100..200).contains(&status) || status == 204 || status == 304 {
         assert!(

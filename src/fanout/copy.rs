@@ -89,8 +89,13 @@ pub(super) fn step_copy(
         }
         if response.is_none() && u.io.input_len() > 0 {
             let mut out = buffers.get();
-            let parsed =
-                head::parse_response(u.io.input_data(), j.client_side, &j.request_id, &mut out);
+            let parsed = head::parse_response(
+                u.io.input_data(),
+                j.client_side,
+                b"",
+                &j.request_id,
+                &mut out,
+            );
             match parsed {
                 Ok(None) => {
                     buffers.put(out);

@@ -67,6 +67,9 @@ pub struct Exchange {
     pub upstream: usize,
     pub backend: BackendId,
     pub client: ClientSide,
+    /// An upgrade request's Upgrade value, in the client's input (where its head stays
+    /// until the answer starts): the protocols a 101 may switch to.
+    pub upgrade_offer: Option<(usize, usize)>,
     pub request_id: RequestId,
     /// What is left of the request body to forward.
     pub request_body: Framing,
@@ -113,7 +116,7 @@ pub(super) fn dispatch(
     };
     core.disarm(&mut c.timer);
     // Bytes behind an upgrade request would be sent to the backend as the new protocol.
-    if head.upgrade && (!head.framing.is_done() || c.io.input_len() > head.len) {
+    if head.upgrade.is_some() && (!head.framing.is_done() || c.io.input_len() > head.len) {
         if let Some(buf) = c.io.input.as_mut() {
             buf.consume(head.len);
         }
@@ -132,8 +135,9 @@ pub(super) fn dispatch(
             method: head.method,
             version: head.version,
             keep_alive: head.keep_alive,
-            upgrade: head.upgrade,
+            upgrade: head.upgrade.is_some(),
         },
+        upgrade_offer: head.upgrade,
         request_id: head.request_id,
         request_body: head.framing,
         replayable_head: replayable.then_some(head.len),

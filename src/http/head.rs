@@ -9,17 +9,20 @@ use super::body::Framing;
 use crate::buffer::Buffer;
 
 mod fields;
+mod request_id;
 mod response;
+mod target;
 use fields::{
-    MessageFields, Overflow, copy_fields, has_bare_lf, offset, put, trim, within_field_limit,
+    MessageFields, Overflow, copy_fields, has_bare_lf, offset, protocols, put, trim,
+    within_field_limit,
 };
+pub use request_id::{MAX_REQUEST_ID, RequestId};
 pub use response::{ClientSide, ResponseHead, parse_response};
+use target::Target;
 
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 100;
-/// Longest X-Request-Id we keep and echo; a longer one is replaced by one of ours.
-pub const MAX_REQUEST_ID: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -43,65 +46,6 @@ const fn bad(reason: &'static str) -> Reject {
     }
 }
 
-/// An X-Request-Id, kept inline so that a request costs no allocation.
-#[derive(Clone, Copy)]
-pub struct RequestId {
-    bytes: [u8; MAX_REQUEST_ID],
-    len: u8,
-}
-
-impl RequestId {
-    /// At most MAX_REQUEST_ID bytes of `src`.
-    pub(crate) fn from_bytes(src: &[u8]) -> Self {
-        let src = &src[..src.len().min(MAX_REQUEST_ID)];
-        let mut bytes = [0; MAX_REQUEST_ID];
-        bytes[..src.len()].copy_from_slice(src);
-        RequestId {
-            bytes,
-            len: src.len() as u8,
-        }
-    }
-
-    /// A fresh id: 16 hex digits from a per-process random base plus a counter.
-    pub fn generate(n: u64) -> Self {
-        let mut bytes = [0; MAX_REQUEST_ID];
-        for (i, b) in bytes[..16].iter_mut().enumerate() {
-            let nibble = (n >> ((15 - i) * 4)) & 0xf;
-            *b = b"0123456789abcdef"[nibble as usize];
-        }
-        RequestId { bytes, len: 16 }
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(self.as_bytes()).unwrap_or("-")
-    }
-}
-
-impl std::fmt::Debug for RequestId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a client's X-Request-Id is not used, if it is not: it goes into logs and to every
-/// backend, so only a short run of visible ASCII is kept (no spaces, quotes or controls
-/// that could forge a log field).
-fn unusable_request_id(v: &[u8]) -> Option<&'static str> {
-    if v.is_empty() {
-        Some("is empty")
-    } else if v.len() > MAX_REQUEST_ID {
-        Some("is longer than 128 bytes")
-    } else if !v.iter().all(|b| b.is_ascii_graphic() && *b != b'"') {
-        Some("has a space, a quote or a byte that is not visible ASCII")
-    } else {
-        None
-    }
-}
-
 /// What the proxy needs to know about a parsed request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestHead {
@@ -110,13 +54,15 @@ pub struct RequestHead {
     pub version: u8,
     /// Bytes of the head, including the blank line.
     pub len: usize,
-    /// Where the request target sits in the parsed input.
+    /// Where the request target's path sits in the parsed input: all of an origin-form
+    /// target, what follows the authority in an absolute-form one.
     pub path: (usize, usize),
     pub framing: Framing,
     pub keep_alive: bool,
     pub expect_continue: bool,
-    /// `Connection: upgrade` with an `Upgrade` we pass on (anything but h2c alone).
-    pub upgrade: bool,
+    /// `Connection: upgrade` with an `Upgrade` we pass on (anything but h2c alone): where
+    /// that Upgrade value, the protocols a 101 may switch to, sits in the parsed input.
+    pub upgrade: Option<(usize, usize)>,
     pub request_id: RequestId,
 }
 
@@ -169,21 +115,23 @@ fn check_partial(buf: &[u8]) -> Result<(), Reject> {
 
 /// Fields the client did not send (or sent unusable) that the forwarded head gets from us.
 #[derive(Clone, Copy)]
-struct Added {
+struct Added<'a> {
     id: bool,
-    host: bool,
-    /// `Connection: upgrade`, with the client's Upgrade field kept.
+    /// Host, replacing any the client sent: the authority of an absolute-form target, or
+    /// the default for an HTTP/1.0 request without one.
+    host: Option<&'a str>,
+    /// `Connection: upgrade`, with the client's Upgrade field kept (less any h2c).
     upgrade: bool,
 }
 
-/// Writes the head to forward: the request line as HTTP/1.1, the client's header lines
-/// but hop-by-hop ones, then X-Forwarded-For (appended to the client's last one),
-/// X-Forwarded-Proto, and X-Request-Id and Host where the client sent none.
+/// Writes the head to forward: the request line as HTTP/1.1 in origin-form, the client's
+/// header lines but hop-by-hop ones, then X-Forwarded-For (appended to the client's last
+/// one), X-Forwarded-Proto, and X-Request-Id and Host where the client sent none.
 #[allow(clippy::too_many_arguments)]
 fn write_request_head(
     out: &mut Buffer,
     buf: &[u8],
-    (method, target): (&str, &str),
+    (method, target): (&str, Target),
     headers: &[httparse::Header],
     len: usize,
     fields: &MessageFields,
@@ -192,18 +140,30 @@ fn write_request_head(
     added: Added,
 ) -> Result<(), Overflow> {
     put(out, method.as_bytes())?;
-    put(out, b" ")?;
-    put(out, target.as_bytes())?;
+    put(out, if target.needs_slash() { b" /" } else { b" " })?;
+    put(out, target.path.as_bytes())?;
     put(out, b" HTTP/1.1\r\n")?;
+    let rewritten_upgrade = |i| added.upgrade && Some(i) == fields.upgrade_field;
     // Where we add our X-Request-Id, any the client sent were unusable: none goes on.
     let drop = |i: usize, h: &httparse::Header| {
-        let kept_upgrade = added.upgrade && Some(i) == fields.upgrade_field;
         Some(i) == last_xff
+            || rewritten_upgrade(i)
             || h.name.eq_ignore_ascii_case("x-forwarded-proto")
             || (added.id && h.name.eq_ignore_ascii_case("x-request-id"))
-            || (!kept_upgrade && fields.is_hop_by_hop(h.name, headers))
+            || (added.host.is_some() && h.name.eq_ignore_ascii_case("host"))
+            || fields.is_hop_by_hop(h.name, headers)
     };
     let instead = |i: usize, h: &httparse::Header, out: &mut Buffer| {
+        if rewritten_upgrade(i) {
+            put(out, h.name.as_bytes())?;
+            let mut sep: &[u8] = b": ";
+            for protocol in protocols(h.value) {
+                put(out, sep)?;
+                put(out, protocol)?;
+                sep = b", ";
+            }
+            return put(out, b"\r\n");
+        }
         if Some(i) != last_xff {
             return Ok(());
         }
@@ -212,8 +172,11 @@ fn write_request_head(
         write!(out, ", {}\r\n", info.client_ip).map_err(|_| Overflow)
     };
     let kept = copy_fields(out, buf, headers, len - 2, drop, instead)?;
-    // Ours: X-Forwarded-For (appended to or added), X-Forwarded-Proto, maybe the other two.
-    let ours = 2 + usize::from(added.id) + usize::from(added.host) + usize::from(added.upgrade);
+    // Ours: X-Forwarded-For (appended to or added), X-Forwarded-Proto, maybe the others.
+    let ours = 2
+        + usize::from(added.id)
+        + usize::from(added.host.is_some())
+        + 2 * usize::from(added.upgrade);
     within_field_limit(kept + ours)?;
     if last_xff.is_none() {
         write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
@@ -231,15 +194,64 @@ fn write_request_head(
         put(out, info.fresh_id.as_bytes())?;
         put(out, b"\r\n")?;
     }
-    if added.host {
+    if let Some(host) = added.host {
         put(out, b"Host: ")?;
-        put(out, info.default_host.as_bytes())?;
+        put(out, host.as_bytes())?;
         put(out, b"\r\n")?;
     }
     if added.upgrade {
         put(out, b"Connection: upgrade\r\n")?;
     }
     put(out, b"\r\n")
+}
+
+/// What the header lines of a request say, beyond its framing fields.
+#[derive(Default)]
+struct Scan<'a> {
+    hosts: usize,
+    expect_continue: bool,
+    /// The client's X-Request-Id, if it sent a usable one.
+    request_id: Option<&'a [u8]>,
+    last_xff: Option<usize>,
+}
+
+/// Reads the header lines into `fields` and a `Scan`, refusing what is ambiguous.
+fn scan<'a>(
+    headers: &[httparse::Header<'a>],
+    fields: &mut MessageFields,
+    info: &ForwardInfo,
+) -> Result<Scan<'a>, Reject> {
+    let mut s = Scan::default();
+    let mut ids = 0;
+    for (i, h) in headers.iter().enumerate() {
+        let name = h.name;
+        if fields.read(i, h).map_err(bad)? {
+        } else if name.eq_ignore_ascii_case("host") {
+            s.hosts += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            s.expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("x-request-id") {
+            // The id is the write's key at the backends: two would leave each hop to pick
+            // its own, and lb could not say which one it logged and de-duplicated on.
+            ids += 1;
+            if ids > 1 {
+                return Err(bad("several X-Request-Id fields"));
+            }
+            let v = trim(h.value);
+            match request_id::unusable(v) {
+                None => s.request_id = Some(v),
+                Some(why) => log::debug!(
+                    "X-Request-Id from {} {why}: replaced by {:?}",
+                    info.client_ip,
+                    info.fresh_id
+                ),
+            }
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            s.last_xff = Some(i);
+        }
+    }
+    fields.check(true).map_err(bad)?;
+    Ok(s)
 }
 
 /// Parses the request head at the start of `buf` and writes the head to forward into `out`.
@@ -256,7 +268,7 @@ pub fn parse_request(
         Ok(httparse::Status::Partial) => return check_partial(buf).map(|()| None),
         Err(e) => return Err(map_parse_error(e)),
     };
-    let (Some(method_str), Some(target), Some(version)) = (req.method, req.path, req.version)
+    let (Some(method_str), Some(target_str), Some(version)) = (req.method, req.path, req.version)
     else {
         return Err(bad("malformed request line"));
     };
@@ -293,52 +305,19 @@ pub fn parse_request(
         }
         _ => Method::Other,
     };
+    let target = target::parse(method_str, target_str)?;
     let headers = &*req.headers;
-
     let mut fields = MessageFields::default();
-    let mut hosts = 0;
-    let mut expect_continue = false;
-    let mut request_id = None;
-    // The client's id cannot be used: its X-Request-Id lines are dropped, ours is sent.
-    let mut replace_id = false;
-    let mut last_xff = None;
-    for (i, h) in headers.iter().enumerate() {
-        let name = h.name;
-        if fields.read(i, h).map_err(bad)? {
-        } else if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-        } else if name.eq_ignore_ascii_case("expect") {
-            expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("x-request-id") && request_id.is_none() && !replace_id {
-            let v = trim(h.value);
-            match unusable_request_id(v) {
-                None => request_id = Some(RequestId::from_bytes(v)),
-                Some(why) => {
-                    log::debug!(
-                        "X-Request-Id from {} {why}: replaced by {:?}",
-                        info.client_ip,
-                        info.fresh_id
-                    );
-                    replace_id = true;
-                }
-            }
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            last_xff = Some(i);
-        }
-    }
-    fields.check().map_err(bad)?;
+    let scan = scan(headers, &mut fields, info)?;
     if fields.chunked && version == 0 {
         return Err(bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
-    if version == 1 && hosts != 1 {
-        return Err(bad(if hosts == 0 {
+    if (version == 1 && scan.hosts == 0) || scan.hosts > 1 {
+        return Err(bad(if scan.hosts == 0 {
             "missing Host"
         } else {
             "several Host fields"
         }));
-    }
-    if hosts > 1 {
-        return Err(bad("several Host fields"));
     }
     let framing = match (fields.chunked, fields.content_length) {
         (true, _) => Framing::chunked(),
@@ -347,35 +326,49 @@ pub fn parse_request(
     };
     let keep_alive = !fields.close && (version == 1 || fields.keep_alive);
     // A POST is fanned out, and copies cannot become tunnels.
-    let upgrade = version == 1 && method != Method::Post && fields.asks_upgrade(headers);
-    let add_id = request_id.is_none();
-    let request_id = request_id.unwrap_or(info.fresh_id);
-    let line = (method_str, target);
+    let upgrade = (version == 1 && method != Method::Post && fields.asks_upgrade(headers))
+        .then(|| fields.upgrade_field.map(|i| headers[i].value))
+        .flatten()
+        .map(|v| (offset(buf, v), offset(buf, v) + v.len()));
     let added = Added {
-        id: add_id,
-        host: hosts == 0,
-        upgrade,
+        id: scan.request_id.is_none(),
+        host: target
+            .authority
+            .or((scan.hosts == 0).then_some(info.default_host)),
+        upgrade: upgrade.is_some(),
     };
-    write_request_head(out, buf, line, headers, len, &fields, last_xff, info, added).map_err(
-        |Overflow| Reject {
-            status: 431,
-            reason: "request head too large to forward",
-        },
-    )?;
+    let line = (method_str, target);
+    write_request_head(
+        out,
+        buf,
+        line,
+        headers,
+        len,
+        &fields,
+        scan.last_xff,
+        info,
+        added,
+    )
+    .map_err(|Overflow| Reject {
+        status: 431,
+        reason: "request head too large to forward",
+    })?;
 
-    let path_start = offset(buf, target.as_bytes());
+    let path_start = offset(buf, target.path.as_bytes());
     Ok(Some(RequestHead {
         method,
         version,
         len,
-        path: (path_start, path_start + target.len()),
+        path: (path_start, path_start + target.path.len()),
         framing,
         keep_alive,
-        expect_continue,
+        expect_continue: scan.expect_continue,
         upgrade,
-        request_id,
+        request_id: scan.request_id.map_or(info.fresh_id, RequestId::from_bytes),
     }))
 }
 
+#[cfg(test)]
+mod forwarding_tests;
 #[cfg(test)]
 mod tests;

@@ -117,10 +117,15 @@ pub(super) fn pump(
         }
 
         if ex.response == ResponsePhase::Head && u.io.input_len() > 0 && c.io.output_len() == 0 {
+            let offered = ex
+                .upgrade_offer
+                .and_then(|(start, end)| c.io.input.as_ref()?.data().get(start..end))
+                .unwrap_or_default();
             let out = c.io.output.get_or_insert_with(|| core.buffers.get());
             match head::parse_response(
                 u.io.input_data(),
                 ex.client.unless_draining(core.draining),
+                offered,
                 &ex.request_id,
                 out,
             ) {

@@ -24,7 +24,7 @@ fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',').map(trim).filter(|t| !t.is_empty())
 }
 
-/// Hop-by-hop headers (RFC 9110 7.6.1) that never cross the proxy, plus ones we set ourselves.
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that never cross the proxy.
 fn is_hop_by_hop(name: &str) -> bool {
     [
         "connection",
@@ -36,6 +36,28 @@ fn is_hop_by_hop(name: &str) -> bool {
     ]
     .iter()
     .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Fields that a Connection nomination does not remove: the framing fields and Host (a
+/// message naming them is refused, see `MessageFields::check`), lb's X-Request-Id, and
+/// what a proxy in front of lb asserts about the client, which the client must not be
+/// able to strip by naming it (a proxy that passes the client's Connection on, as HAProxy
+/// does, would otherwise let the client remove the address it added).
+fn kept_when_named(name: &str) -> bool {
+    const PREFIX: &str = "x-forwarded-";
+    [
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "x-request-id",
+        "forwarded",
+        "x-real-ip",
+    ]
+    .iter()
+    .any(|k| name.eq_ignore_ascii_case(k))
+        || name
+            .get(..PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }
 
 /// Any line ending that is not CRLF: a message with one is refused rather than
@@ -57,8 +79,12 @@ pub(super) struct MessageFields {
     pub keep_alive: bool,
     /// `upgrade` among the Connection tokens.
     pub upgrade: bool,
-    /// The Upgrade field, if any.
+    /// The Upgrade field, if any (the last, if several: only that one is forwarded).
     pub upgrade_field: Option<usize>,
+    /// A Connection field names Content-Length or Transfer-Encoding.
+    names_framing: bool,
+    /// A Connection field names Host.
+    names_host: bool,
     /// Which fields are Connection fields: the names they list are hop-by-hop too.
     connection: [usize; 4],
     n_connection: usize,
@@ -91,6 +117,9 @@ impl MessageFields {
                 self.close |= t.eq_ignore_ascii_case(b"close");
                 self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
                 self.upgrade |= t.eq_ignore_ascii_case(b"upgrade");
+                self.names_framing |= t.eq_ignore_ascii_case(b"content-length")
+                    || t.eq_ignore_ascii_case(b"transfer-encoding");
+                self.names_host |= t.eq_ignore_ascii_case(b"host");
             }
         } else if name.eq_ignore_ascii_case("upgrade") {
             self.upgrade_field = Some(i);
@@ -100,10 +129,20 @@ impl MessageFields {
         Ok(true)
     }
 
-    /// Both framings at once: refused, whoever sent it (RFC 9112 §6.3).
-    pub fn check(&self) -> Result<(), &'static str> {
+    /// Refuses, whoever sent it: both framings at once (RFC 9112 §6.3), and a Connection
+    /// field naming a framing field or (in a request) Host. lb must remove what Connection
+    /// names (RFC 9110 §7.6.1), yet without its framing the next hop would read the body
+    /// as the next message, and without Host route it elsewhere: no honest sender names
+    /// them, so such a message is not forwarded at all.
+    pub fn check(&self, request: bool) -> Result<(), &'static str> {
         if self.chunked && self.content_length.is_some() {
             return Err("both Content-Length and Transfer-Encoding");
+        }
+        if self.names_framing {
+            return Err("Connection names Content-Length or Transfer-Encoding");
+        }
+        if request && self.names_host {
+            return Err("Connection names Host");
         }
         Ok(())
     }
@@ -114,16 +153,45 @@ impl MessageFields {
         self.upgrade
             && self
                 .upgrade_field
-                .is_some_and(|i| tokens(headers[i].value).any(|t| !t.eq_ignore_ascii_case(b"h2c")))
+                .is_some_and(|i| protocols(headers[i].value).next().is_some())
     }
 
-    /// A field that must not cross the proxy: hop-by-hop, or named by a Connection field.
+    /// A field that must not cross the proxy: hop-by-hop, or named by a Connection field
+    /// (unless lb keeps it whatever Connection says).
     pub fn is_hop_by_hop(&self, name: &str, headers: &[httparse::Header]) -> bool {
         is_hop_by_hop(name)
-            || self.connection[..self.n_connection]
-                .iter()
-                .any(|&i| tokens(headers[i].value).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+            || (self.connection[..self.n_connection].iter().any(|&i| {
+                tokens(headers[i].value).any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+            }) && !kept_when_named(name))
     }
+}
+
+/// The protocols of an Upgrade value that lb passes on: all but h2c (backends are spoken
+/// to in HTTP/1.1 only, and an h2c upgrade would make the backend speak HTTP/2 to lb).
+pub(super) fn protocols(upgrade: &[u8]) -> impl Iterator<Item = &[u8]> {
+    tokens(upgrade).filter(|t| !t.eq_ignore_ascii_case(b"h2c"))
+}
+
+/// A 101's Upgrade value names only protocols the request offered (RFC 9110 §7.8: a server
+/// must not switch to one the client did not ask for), and at least one. A versioned answer
+/// (`foo/2`) matches an offer of the bare name (`foo`).
+pub(super) fn switches_to_offered(answer: &[u8], offered: &[u8]) -> bool {
+    let same = |got: &[u8], offer: &[u8]| {
+        got.eq_ignore_ascii_case(offer)
+            || (!offer.contains(&b'/')
+                && got
+                    .split(|&b| b == b'/')
+                    .next()
+                    .is_some_and(|name| name.eq_ignore_ascii_case(offer)))
+    };
+    let mut any = false;
+    for got in tokens(answer) {
+        any = true;
+        if !protocols(offered).any(|offer| same(got, offer)) {
+            return false;
+        }
+    }
+    any
 }
 
 /// Too large to fit the forwarded head's buffer.

@@ -2,7 +2,8 @@
 //! and the head written for the client.
 
 use super::fields::{
-    self, MessageFields, Overflow, copy_fields, has_bare_lf, offset, within_field_limit,
+    self, MessageFields, Overflow, copy_fields, has_bare_lf, offset, switches_to_offered,
+    within_field_limit,
 };
 use super::{MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId};
 use crate::buffer::Buffer;
@@ -56,10 +57,12 @@ impl ClientSide {
 }
 
 /// Parses a backend's response head at the start of `buf` and writes the head for the
-/// client into `out`. `Err` carries why the response is unusable (answered with 502).
+/// client into `out`. `offered` is the request's Upgrade value, which a 101 must keep to.
+/// `Err` carries why the response is unusable (answered with 502).
 pub fn parse_response(
     buf: &[u8],
     client: ClientSide,
+    offered: &[u8],
     request_id: &RequestId,
     out: &mut Buffer,
 ) -> Result<Option<ResponseHead>, &'static str> {
@@ -91,7 +94,16 @@ pub fn parse_response(
             has_id = true;
         }
     }
-    msg.check()?;
+    msg.check(false)?;
+    // A 101 to a protocol the client did not offer would turn its connection into a
+    // tunnel of bytes it cannot read.
+    if switching
+        && !msg
+            .upgrade_field
+            .is_some_and(|i| switches_to_offered(headers[i].value, offered))
+    {
+        return Err("101 Switching Protocols to a protocol the request did not offer");
+    }
     let (chunked, content_length) = (msg.chunked, msg.content_length);
     let bodiless = client.method == Method::Head
         || (100..200).contains(&status)

@@ -5,20 +5,20 @@ use std::net::Ipv4Addr;
 fn info() -> ForwardInfo<'static> {
     ForwardInfo {
         client_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
-        fresh_id: RequestId::generate(0xabc),
+        fresh_id: RequestId::uuid(0xabc),
         default_host: "lb.local",
         tls: false,
     }
 }
 
-fn request(raw: &[u8]) -> Result<Option<(RequestHead, String)>, Reject> {
+pub(super) fn request(raw: &[u8]) -> Result<Option<(RequestHead, String)>, Reject> {
     let mut pool = BufferPool::new(64 * 1024, 1);
     let mut out = pool.get();
     parse_request(raw, &info(), &mut out)
         .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
 }
 
-fn status_of(raw: &[u8]) -> u16 {
+pub(super) fn status_of(raw: &[u8]) -> u16 {
     match request(raw) {
         Err(r) => r.status,
         Ok(Some(_)) => 200,
@@ -37,9 +37,12 @@ fn forwards_headers_and_adds_proxy_fields() {
     assert_eq!(
         out,
         "GET /a?b HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.7\r\n\
-         X-Forwarded-Proto: http\r\nX-Request-Id: 0000000000000abc\r\n\r\n"
+         X-Forwarded-Proto: http\r\nX-Request-Id: 00000000-0000-4000-8000-000000000abc\r\n\r\n"
     );
-    assert_eq!(head.request_id.as_str(), "0000000000000abc");
+    assert_eq!(
+        head.request_id.as_str(),
+        "00000000-0000-4000-8000-000000000abc"
+    );
 }
 
 #[test]
@@ -160,40 +163,38 @@ fn unusable_request_ids_are_replaced_by_ours() {
         "".into(),
     ] {
         let (head, out) = request(with_id(&bad).as_bytes()).unwrap().unwrap();
-        assert_eq!(head.request_id.as_str(), "0000000000000abc", "{bad:?}");
-        let (head, _) = request(
-            format!(
-                "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: {bad}\r\nX-Request-Id: later\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap()
-        .unwrap();
         assert_eq!(
             head.request_id.as_str(),
-            "0000000000000abc",
-            "the first decides"
+            "00000000-0000-4000-8000-000000000abc",
+            "{bad:?}"
         );
         assert_eq!(
             out,
             "GET / HTTP/1.1\r\nHost: x\r\nA: b\r\nX-Forwarded-For: 10.0.0.7\r\n\
-             X-Forwarded-Proto: http\r\nX-Request-Id: 0000000000000abc\r\n\r\n",
+             X-Forwarded-Proto: http\r\nX-Request-Id: 00000000-0000-4000-8000-000000000abc\r\n\r\n",
             "only ours goes to the backend: {bad:?}"
         );
     }
+    // Two ids, usable or not: refused, so that no hop keys the write on another than lb's.
+    for second in ["later", "x y", "abc-1"] {
+        let raw = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-1\r\nX-Request-Id: {second}\r\n\r\n"
+        );
+        assert_eq!(status_of(raw.as_bytes()), 400, "{second}");
+    }
 }
 
-fn response(
+pub(super) fn response(
     raw: &[u8],
     client: ClientSide,
 ) -> Result<Option<(ResponseHead, String)>, &'static str> {
     let mut pool = BufferPool::new(64 * 1024, 1);
     let mut out = pool.get();
-    parse_response(raw, client, &RequestId::generate(1), &mut out)
+    parse_response(raw, client, b"websocket", &RequestId::uuid(1), &mut out)
         .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
 }
 
-const GET11: ClientSide = ClientSide {
+pub(super) const GET11: ClientSide = ClientSide {
     method: Method::Get,
     version: 1,
     keep_alive: true,
@@ -212,7 +213,7 @@ fn response_framing_and_rewrite() {
     assert!(head.reusable && !head.close_client);
     assert_eq!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-Request-Id: 0000000000000001\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nX-Request-Id: 00000000-0000-4000-8000-000000000001\r\n\r\n"
     );
 
     let (head, out) = response(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", GET11)
@@ -285,7 +286,7 @@ fn upgrades_keep_their_headers_and_h2c_is_dropped() {
     )
     .unwrap()
     .unwrap();
-    assert!(head.upgrade);
+    assert!(head.upgrade.is_some());
     assert!(out.contains("Upgrade: websocket\r\n"), "{out}");
     assert!(out.ends_with("Connection: upgrade\r\n\r\n"), "{out}");
     assert!(!out.contains("keep-alive"), "{out}");
@@ -297,7 +298,7 @@ fn upgrades_keep_their_headers_and_h2c_is_dropped() {
         b"POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
     ] {
         let (head, out) = request(raw).unwrap().unwrap();
-        assert!(!head.upgrade, "{}", String::from_utf8_lossy(raw));
+        assert!(head.upgrade.is_none(), "{}", String::from_utf8_lossy(raw));
         let lower = out.to_ascii_lowercase();
         assert!(!lower.contains("upgrade") && !lower.contains("http2-settings"), "{out}");
     }
@@ -322,7 +323,7 @@ fn a_101_is_forwarded_only_to_an_upgrade_request() {
     assert_eq!(
         out,
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\
-         Connection: upgrade\r\nX-Request-Id: 0000000000000001\r\n\r\n"
+         Connection: upgrade\r\nX-Request-Id: 00000000-0000-4000-8000-000000000001\r\n\r\n"
     );
     assert!(response(raw, GET11).is_err());
     let (head, out) = response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", upgrade)
