@@ -8,7 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lb::buffer::BufferPool;
 use lb::http::body::Framing;
-use lb::http::head::{ClientSide, ForwardInfo, Method, RequestId, parse_request, parse_response};
+use lb::http::head::{
+    ClientSide, ForwardInfo, MAX_REQUEST_LINE, Method, RequestId, Routing, parse_request,
+    parse_response,
+};
+use lb::route::RouteTable;
 
 /// What a browser sends: eight header fields, long values.
 const BROWSER_GET: &[u8] = b"GET /products/42?ref=home&utm_source=newsletter HTTP/1.1\r\n\
@@ -72,6 +76,9 @@ fn requests(c: &mut Criterion) {
     let info = info();
     let mut pool = BufferPool::new(32 * 1024, 4);
     let mut out = pool.get();
+    // What the flags mean: one route, for every request.
+    let table = RouteTable::everything_to("default");
+    let mut scratch = vec![0; 2 * (MAX_REQUEST_LINE + 2)];
     let mut group = c.benchmark_group("parse_request");
     for (name, input) in [
         ("browser GET, 8 headers", BROWSER_GET),
@@ -79,9 +86,17 @@ fn requests(c: &mut Criterion) {
         ("POST, Content-Length", POST),
     ] {
         // Check once that the input is a complete, accepted head.
-        let head = parse_request(input, &info, &mut out)
-            .expect("accepted")
-            .expect("complete");
+        let head = parse_request(
+            input,
+            &info,
+            &mut out,
+            Routing {
+                table: &table,
+                scratch: &mut scratch,
+            },
+        )
+        .expect("accepted")
+        .expect("complete");
         if input == POST {
             assert_eq!(head.method, Method::Post);
             assert_eq!(head.framing, Framing::Length(31));
@@ -90,7 +105,15 @@ fn requests(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(input.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
-                let head = parse_request(black_box(input), &info, &mut out);
+                let head = parse_request(
+                    black_box(input),
+                    &info,
+                    &mut out,
+                    Routing {
+                        table: &table,
+                        scratch: &mut scratch,
+                    },
+                );
                 black_box(&head);
                 out.clear();
             })
@@ -140,7 +163,7 @@ fn responses(c: &mut Criterion) {
     };
     let mut pool = BufferPool::new(32 * 1024, 4);
     let mut out = pool.get();
-    let head = parse_response(RESPONSE_200, client, b"", &id, &mut out)
+    let head = parse_response(RESPONSE_200, client, b"", (&id, None), &mut out)
         .expect("accepted")
         .expect("complete");
     assert_eq!(head.status, 200);
@@ -151,7 +174,7 @@ fn responses(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(RESPONSE_200.len() as u64));
     group.bench_function("200, Content-Length", |b| {
         b.iter(|| {
-            let head = parse_response(black_box(RESPONSE_200), client, b"", &id, &mut out);
+            let head = parse_response(black_box(RESPONSE_200), client, b"", (&id, None), &mut out);
             black_box(&head);
             out.clear();
         })

@@ -2,9 +2,10 @@
 //! one pool; over TLS or not; with a PROXY header first or not. The loop keeps the
 //! sockets; a client remembers which front it came through.
 
-use crate::config::model::{Listener, Protocol};
+use crate::config::model::{Action, Listener, Problem, Protocol, Site};
 use crate::pool::{self, Pool, PoolId};
 use crate::proxy_protocol::Cidr;
+use crate::route::RouteTable;
 
 /// A listener's place among the site's listeners.
 pub type FrontId = usize;
@@ -37,5 +38,53 @@ impl Front {
             tls: !l.tls.is_empty(),
             accept_proxy: l.accept_proxy.clone(),
         })
+    }
+}
+
+/// The site's routes as the listeners apply them: one table per HTTP listener, and the
+/// pool of each route that proxies. Swapped whole at a reload; an exchange that still
+/// needs its route (for the rules on its answer) keeps the one it started with.
+pub struct Routes {
+    /// By `FrontId`; `None` for a TCP listener.
+    pub tables: Vec<Option<RouteTable>>,
+    /// By route index: the pool a proxying route sends to.
+    pub pools: Vec<Option<PoolId>>,
+}
+
+impl Routes {
+    /// The tables of `site`'s listeners; pool ids are places in its list of pools, as
+    /// they are in the loop's.
+    pub fn compile(site: &Site) -> Result<Self, String> {
+        let problems = |p: Vec<Problem>| {
+            let lines: Vec<String> = p
+                .iter()
+                .map(|p| format!("{}: {}", p.at, p.message))
+                .collect();
+            lines.join("; ")
+        };
+        let tables = site
+            .listeners
+            .iter()
+            .map(|l| match l.protocol {
+                Protocol::Tcp => Ok(None),
+                Protocol::Http => RouteTable::compile(&site.routes, l.routes.as_deref())
+                    .map(Some)
+                    .map_err(problems),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pools = site
+            .routes
+            .iter()
+            .map(|r| match &r.action {
+                Action::Proxy { pool, .. } => site
+                    .pools
+                    .iter()
+                    .position(|p| p.name == *pool)
+                    .map(Some)
+                    .ok_or_else(|| format!("route {} names no pool {pool}", r.name)),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Routes { tables, pools })
     }
 }

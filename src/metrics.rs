@@ -244,6 +244,9 @@ pub struct Metrics {
     /// POST copies given up because their backend was removed and its owed copies were
     /// (`fanout::abandon`): kept here, as the backend's own counters leave with it.
     pub removed_given_up: u64,
+    /// Requests each route took, by its place in the site's list, and those no route took.
+    pub routed: Vec<u64>,
+    pub unrouted: u64,
     pub journal: Option<JournalMetrics>,
 }
 
@@ -277,8 +280,18 @@ impl Metrics {
             owed_bytes: 0,
             posts_refused_full: 0,
             removed_given_up: 0,
+            routed: Vec::new(),
+            unrouted: 0,
             journal: None,
         }
+    }
+
+    /// Request routed by route `index`.
+    pub fn route_taken(&mut self, index: usize) {
+        if index >= self.routed.len() {
+            self.routed.resize(index + 1, 0);
+        }
+        self.routed[index] += 1;
     }
 
     /// A backend joined slot `id`: its counters start at zero.

@@ -19,10 +19,11 @@ use crate::config::model::{Admin, Pool as PoolSettings, Process, Protocol, Site}
 use crate::config::{BackendSpec, OwnAddrs};
 use crate::conn::Socket;
 use crate::fanout;
-use crate::front::{Front, FrontId};
+use crate::front::{Front, FrontId, Routes};
 use crate::held_sends::HeldSends;
 use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
+use crate::http::head::MAX_REQUEST_LINE;
 use crate::http::upstream::UpstreamConn;
 use crate::limits::Throttle;
 use crate::metrics::Metrics;
@@ -106,6 +107,10 @@ pub struct Core {
     pub pools: Vec<Pool>,
     /// What comes through each listener, by its place among the site's listeners.
     pub fronts: Vec<Front>,
+    /// The routes each HTTP listener applies.
+    pub routes: Arc<Routes>,
+    /// Room for a request's target and its normal form, while it is routed.
+    pub route_scratch: Box<[u8]>,
     /// This loop's backends, by slot; in line with `applied` (see `reconfigure`).
     pub backends: Vec<Backend>,
     /// The backend list as configured now, edited by reloads, the admin API and lookups.
@@ -177,6 +182,7 @@ impl Core {
         default_host: String,
         own: OwnAddrs,
     ) -> Result<Self, String> {
+        let routes = Arc::new(Routes::compile(&site)?);
         let Site {
             listeners,
             pools,
@@ -251,6 +257,8 @@ impl Core {
             left_at: Vec::new(),
             pools,
             fronts,
+            routes,
+            route_scratch: vec![0; 2 * (MAX_REQUEST_LINE + 2)].into_boxed_slice(),
             admin_settings: admin,
             buffers: BufferPool::new(BUFFER_SIZE, FREE_BUFFERS),
             tls,

@@ -6,6 +6,7 @@
 //! `expire` visits each passed slot at most once per call, and a bitmap of non-empty slots
 //! lets `next_timeout` skip straight to the next slot that could hold a due entry.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -24,24 +25,24 @@ pub struct TimerWheel<T> {
     tick_nanos: u128,
     /// Last tick already expired: every entry still in a slot has a later tick.
     current: u64,
-    next_generation: u32,
+    next_generation: NonZeroU32,
 }
 
 /// Handle to a pending timer; goes stale once the timer fires or is cancelled. Kept to
-/// eight bytes because every connection holds one; a 32-bit generation repeats only
-/// after four billion timers, and then only a handle that old for the same slab key
-/// could be mistaken.
+/// eight bytes, `Option` included (the generation is never 0), because every connection
+/// holds one; a 32-bit generation repeats only after four billion timers, and then only
+/// a handle that old for the same slab key could be mistaken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerId {
     key: u32,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 struct Entry<T> {
     data: T,
     /// Absolute tick (since `start`) at which the entry becomes due.
     tick: u64,
-    generation: u32,
+    generation: NonZeroU32,
     prev: usize,
     next: usize,
 }
@@ -61,7 +62,7 @@ impl<T> TimerWheel<T> {
             start: now,
             tick_nanos: tick.as_nanos(),
             current: 0,
-            next_generation: 0,
+            next_generation: NonZeroU32::MIN,
         }
     }
 
@@ -71,7 +72,7 @@ impl<T> TimerWheel<T> {
         let nanos = deadline.saturating_duration_since(self.start).as_nanos();
         let tick = u64::try_from(nanos.div_ceil(self.tick_nanos)).unwrap_or(u64::MAX);
         let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation = generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
         let list = self.list_of(tick);
         let head = self.heads[list];
         let key = self.entries.insert(Entry {

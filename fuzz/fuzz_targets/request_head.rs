@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use lb::buffer::BufferPool;
 use lb::http::body::Framing;
-use lb::http::head::{ForwardInfo, RequestId, parse_request};
+use lb::http::head::{ForwardInfo, MAX_REQUEST_LINE, RequestId, Routing, parse_request};
+use lb::route::RouteTable;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
@@ -23,7 +24,12 @@ fuzz_target!(|data: &[u8]| {
         default_host: "lb.test",
         tls: false,
     };
-    let Ok(Some(head)) = parse_request(data, &info, &mut out) else {
+    let table = RouteTable::everything_to("default");
+    let mut scratch = vec![0; 2 * (MAX_REQUEST_LINE + 2)];
+    let Ok(Some(head)) = parse_request(data, &info, &mut out, Routing {
+            table: &table,
+            scratch: &mut scratch,
+        }) else {
         return;
     };
     let accepted = &data[..head.len];
@@ -92,7 +98,10 @@ fuzz_target!(|data: &[u8]| {
 
     // What we forward, we accept again: same framing, same method, same target.
     let mut again = pool.get();
-    let reparsed = parse_request(forwarded, &info, &mut again);
+    let reparsed = parse_request(forwarded, &info, &mut again, Routing {
+            table: &table,
+            scratch: &mut scratch,
+        });
     let Ok(Some(second)) = reparsed else {
         panic!("our own forwarded head is refused: {reparsed:?}");
     };

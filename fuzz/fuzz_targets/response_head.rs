@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = pool.get();
     let offered: &[u8] = if client.upgrade { b"websocket, foo" } else { b"" };
     let id = RequestId::uuid(9);
-    let Ok(Some(head)) = parse_response(response, client, offered, &id, &mut out) else {
+    let Ok(Some(head)) = parse_response(response, client, offered, (&id, None), &mut out) else {
         return;
     };
     assert!(head.len <= response.len());

@@ -8,6 +8,7 @@ use crate::access_log::{Answered, request_line};
 use crate::buffer::Buffer;
 use crate::conn::Filled;
 use crate::event_loop::{Core, STEP_BUDGET};
+use crate::http::Routed;
 use crate::http::body::Framing;
 use crate::http::client::{self, ClientState, Step};
 use crate::http::head::{ClientSide, RequestHead, RequestId};
@@ -17,6 +18,10 @@ use crate::pool::PoolId;
 pub struct PendingPost {
     /// The pool its route sends it to.
     pub(super) pool: PoolId,
+    /// The largest body its route takes.
+    pub(super) max_body: u64,
+    /// How long a backend may stay silent on a copy of it.
+    pub(super) server_timeout: std::time::Duration,
     /// The forwarded head, then the body bytes as they came.
     pub(super) request: Vec<u8>,
     pub(super) framing: Framing,
@@ -54,9 +59,10 @@ pub fn begin(
     c: &mut client::ClientConn,
     core: &mut Core,
     key: usize,
-    (head, pool): (RequestHead, PoolId),
+    (head, routed): (RequestHead, Routed),
     forward: Buffer,
 ) {
+    let (pool, max_body) = (routed.pool, routed.max_body);
     let id = head.request_id;
     if let Some(input) = c.io.input.as_mut() {
         input.consume(head.len);
@@ -65,7 +71,7 @@ pub fn begin(
         Framing::Length(n) => n,
         _ => 0,
     };
-    let too_big = declared > core.cfg.max_body;
+    let too_big = declared > max_body;
     let incoming = (forward.len() as u64).saturating_add(declared);
     let refusal = if super::cap::full(core, incoming) {
         Some((503, "too many writes are still being delivered"))
@@ -89,6 +95,8 @@ pub fn begin(
     }
     let pending = PendingPost {
         pool,
+        max_body,
+        server_timeout: routed.server_timeout,
         request: forward.data().to_vec(),
         framing: head.framing,
         body_len: 0,
@@ -134,7 +142,7 @@ pub fn buffer_body(
             };
             p.body_len += payload;
             taken += used as u64;
-            if p.body_len > core.cfg.max_body {
+            if p.body_len > p.max_body {
                 p.ended(c.peer, core, Some(413));
                 let text = "the body is larger than --max-body";
                 client::answer(c, core, key, 413, text, Some(&p.request_id), true);

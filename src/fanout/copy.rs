@@ -93,7 +93,7 @@ pub(super) fn step_copy(
                 u.io.input_data(),
                 j.client_side,
                 b"",
-                &j.request_id,
+                (&j.request_id, None),
                 &mut out,
             );
             match parsed {

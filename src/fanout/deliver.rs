@@ -75,7 +75,7 @@ fn send(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize) {
     core.fanout.lanes[backend].in_flight += 1;
     core.metrics.backends[backend].fanout_sent += 1;
     core.backends[backend].request_started();
-    let owner = Owner::Copy { job, copy };
+    let owner = (Owner::Copy { job, copy }, j.server_timeout);
     if let Some(ukey) = take_pooled(conns, core, backend, owner) {
         return copy_ready(conns, core, ukey);
     }

@@ -154,6 +154,8 @@ impl Jobs {
 struct Job {
     /// The pool its copies go to.
     pool: PoolId,
+    /// How long a backend may stay silent on a copy: its route's, or its pool's.
+    server_timeout: std::time::Duration,
     serial: u32,
     /// The journal's id for the job and the segment holding its latest record.
     journal: Option<(u64, u64)>,
@@ -263,6 +265,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
         side,
     );
     core.fanout.jobs[id].started = p.started;
+    core.fanout.jobs[id].server_timeout = p.server_timeout;
     let serial = core.fanout.jobs[id].serial;
     if let Some(c) = client::client_mut(conns, key) {
         c.state = ClientState::AwaitingFanout { job: id };
@@ -291,6 +294,7 @@ fn insert_job(
     core.fanout.serial = core.fanout.serial.wrapping_add(1);
     let job = Job {
         pool,
+        server_timeout: core.pools[pool].settings.server_timeout,
         serial: core.fanout.serial,
         journal: None,
         started: core.now,

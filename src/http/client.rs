@@ -10,8 +10,9 @@ use log::{debug, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::exchange::{Exchange, client_stalled, dispatch, proxy_step};
-use super::head::{self, ForwardInfo, Method, RequestHead, RequestId};
+use super::exchange::{Exchange, client_stalled, proxy_step};
+use super::head::{self, ForwardInfo, RequestHead, RequestId, Routing};
+use super::routed;
 use super::upstream::close_upstream;
 use crate::access_log::Answered;
 use crate::buffer::Buffer;
@@ -26,6 +27,8 @@ pub struct ClientConn {
     pub io: Socket,
     pub peer: SocketAddr,
     pub serial: u32,
+    /// The listener it came through, whose routes its requests go by.
+    pub front: u32,
     pub state: ClientState,
     pub timer: Option<TimerId>,
 }
@@ -95,6 +98,7 @@ pub fn accept(
         io,
         peer,
         serial,
+        front: front as u32,
         state: ClientState::Idle,
         timer: None,
     };
@@ -155,16 +159,7 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 close_client(conns, core, key);
                 return;
             }
-            Step::Dispatch(head, forward) => {
-                let pool = 0;
-                if head.method == Method::Post {
-                    if let Some(c) = client_mut(conns, key) {
-                        fanout::begin(c, core, key, (head, pool), forward);
-                    }
-                } else {
-                    dispatch(conns, core, key, (head, pool), forward);
-                }
-            }
+            Step::Dispatch(head, forward) => routed::take(conns, core, key, head, forward),
             Step::Launch(post) => {
                 // From here the wait is for the backends: --fanout-timeout.
                 if let Some(c) = client_mut(conns, key) {
@@ -203,7 +198,20 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         default_host: &core.default_host,
         tls: c.io.is_tls(),
     };
-    match head::parse_request(c.io.input_data(), &info, &mut forward) {
+    let Some(table) = core
+        .routes
+        .tables
+        .get(c.front as usize)
+        .and_then(Option::as_ref)
+    else {
+        core.buffers.put(forward);
+        return Step::Close;
+    };
+    let routing = Routing {
+        table,
+        scratch: &mut core.route_scratch,
+    };
+    match head::parse_request(c.io.input_data(), &info, &mut forward, routing) {
         Ok(Some(head)) => Step::Dispatch(head, forward),
         // Closed halfway through a head, which can never be completed now.
         Ok(None) if c.io.read_closed => {

@@ -9,6 +9,7 @@ use slab::Slab;
 use super::body::Framing;
 use super::client::{ClientState, Step, answer, client_mut};
 use super::head::{self, ClientSide, ForwardInfo, RequestHead, RequestId};
+use super::routed::{RouteRef, Routed};
 use super::upstream::{Owner, connect, take_pooled, upstream_mut};
 use crate::access_log::RequestLog;
 use crate::backend::{BackendId, Tried};
@@ -63,6 +64,12 @@ impl ExchangePool {
 pub struct Exchange {
     /// The pool its route sends it to.
     pub pool: PoolId,
+    /// The route that took it (its place in the site's list).
+    pub route: usize,
+    /// How long its backend may take to answer.
+    pub server_timeout: Duration,
+    /// Its route, for the rules on its answer (`None`: it has none).
+    pub rules: Option<RouteRef>,
     /// Slab key of the backend connection serving it.
     pub upstream: usize,
     pub backend: BackendId,
@@ -107,9 +114,10 @@ pub(super) fn dispatch(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
-    (head, pool): (RequestHead, PoolId),
+    (head, routed): (RequestHead, Routed),
     forward: Buffer,
 ) {
+    let pool = routed.pool;
     let Some(c) = client_mut(conns, key) else {
         core.buffers.put(forward);
         return;
@@ -129,6 +137,9 @@ pub(super) fn dispatch(
     let replayable = head.framing.is_done();
     let mut ex = core.exchanges.get(Exchange {
         pool,
+        route: routed.route,
+        server_timeout: routed.server_timeout,
+        rules: routed.rules,
         upstream: usize::MAX,
         backend: 0,
         client: ClientSide {
@@ -237,6 +248,7 @@ fn attach(
 ) -> Result<(), NotAttached> {
     ex.backend = backend;
     let owner = Owner::Client(client);
+    let owner = (owner, ex.server_timeout);
     let pooled = take_pooled(conns, core, backend, owner);
     let ukey = match pooled.map_or_else(|| connect(conns, core, owner, backend), Ok) {
         Ok(ukey) => ukey,
@@ -343,11 +355,38 @@ fn replay(
         default_host: &core.default_host,
         tls: c.io.is_tls(),
     };
-    match head::parse_request(c.io.input_data(), &info, &mut forward) {
+    // Routed again by the same table, so the same head goes out (after a reload, by the
+    // new one: a request is only replayed before any of it reached a backend).
+    let Some(table) = core
+        .routes
+        .tables
+        .get(c.front as usize)
+        .and_then(Option::as_ref)
+    else {
+        core.buffers.put(forward);
+        return Step::Close;
+    };
+    let routing = head::Routing {
+        table,
+        scratch: &mut core.route_scratch,
+    };
+    match head::parse_request(c.io.input_data(), &info, &mut forward, routing) {
+        // Routed elsewhere than the first time (a reload changed the routes): what is in
+        // `forward` is not this exchange's request any more.
+        Ok(Some(h)) if h.route != Some(ex.route) => {
+            core.buffers.put(forward);
+            let text = "the routes changed before the request could be sent again";
+            fail_exchange(conns, core, key, ex, 503, text);
+        }
         Ok(Some(_)) if matches!(how, Replay::Elsewhere) => {
             retry_elsewhere(conns, core, key, ex, forward, "failed before answering");
         }
-        Ok(Some(_)) => match connect(conns, core, Owner::Client(key), ex.backend) {
+        Ok(Some(_)) => match connect(
+            conns,
+            core,
+            (Owner::Client(key), ex.server_timeout),
+            ex.backend,
+        ) {
             Ok(ukey) => {
                 if let Some(u) = upstream_mut(conns, ukey) {
                     u.io.output = Some(forward);

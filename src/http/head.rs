@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::body::Framing;
 use crate::buffer::Buffer;
+use crate::route::{Action, Edits, RequestView, RouteTable, Sink};
 
 mod fields;
 mod request_id;
@@ -64,6 +65,17 @@ pub struct RequestHead {
     /// that Upgrade value, the protocols a 101 may switch to, sits in the parsed input.
     pub upgrade: Option<(usize, usize)>,
     pub request_id: RequestId,
+    /// The route that took it (its place in the site's list), or `None`: lb answers 404.
+    /// A route that redirects or answers had its answer's head written instead of the
+    /// forwarded one.
+    pub route: Option<usize>,
+}
+
+/// What routes a parsed request: the listener's table, and room for the request's target
+/// normalized (at least twice `MAX_REQUEST_LINE`: the target, and its normal form).
+pub struct Routing<'a> {
+    pub table: &'a RouteTable,
+    pub scratch: &'a mut [u8],
 }
 
 /// What is added to every forwarded request.
@@ -124,25 +136,21 @@ struct Added<'a> {
     upgrade: bool,
 }
 
-/// Writes the head to forward: the request line as HTTP/1.1 in origin-form, the client's
-/// header lines but hop-by-hop ones, then X-Forwarded-For (appended to the client's last
-/// one), X-Forwarded-Proto, and X-Request-Id and Host where the client sent none.
+/// Writes the header lines to forward, after the request line: the client's but hop-by-hop
+/// ones and those the route's rules remove, then X-Forwarded-For (appended to the
+/// client's last one), X-Forwarded-Proto, X-Request-Id and Host where the client sent
+/// none, and what the route's rules add.
 #[allow(clippy::too_many_arguments)]
-fn write_request_head(
+fn write_request_fields(
     out: &mut Buffer,
     buf: &[u8],
-    (method, target): (&str, Target),
     headers: &[httparse::Header],
     len: usize,
     fields: &MessageFields,
     last_xff: Option<usize>,
     info: &ForwardInfo,
-    added: Added,
+    (added, edits): (Added, &Edits),
 ) -> Result<(), Overflow> {
-    put(out, method.as_bytes())?;
-    put(out, if target.needs_slash() { b" /" } else { b" " })?;
-    put(out, target.path.as_bytes())?;
-    put(out, b" HTTP/1.1\r\n")?;
     let rewritten_upgrade = |i| added.upgrade && Some(i) == fields.upgrade_field;
     // Where we add our X-Request-Id, any the client sent were unusable: none goes on.
     let drop = |i: usize, h: &httparse::Header| {
@@ -152,6 +160,7 @@ fn write_request_head(
             || (added.id && h.name.eq_ignore_ascii_case("x-request-id"))
             || (added.host.is_some() && h.name.eq_ignore_ascii_case("host"))
             || fields.is_hop_by_hop(h.name, headers)
+            || edits.drops(h.name)
     };
     let instead = |i: usize, h: &httparse::Header, out: &mut Buffer| {
         if rewritten_upgrade(i) {
@@ -202,6 +211,7 @@ fn write_request_head(
     if added.upgrade {
         put(out, b"Connection: upgrade\r\n")?;
     }
+    edits.write_added(out).map_err(|_| Overflow)?;
     put(out, b"\r\n")
 }
 
@@ -209,6 +219,8 @@ fn write_request_head(
 #[derive(Default)]
 struct Scan<'a> {
     hosts: usize,
+    /// The Host field's value, as sent.
+    host: Option<&'a [u8]>,
     expect_continue: bool,
     /// The client's X-Request-Id, if it sent a usable one.
     request_id: Option<&'a [u8]>,
@@ -228,6 +240,7 @@ fn scan<'a>(
         if fields.read(i, h).map_err(bad)? {
         } else if name.eq_ignore_ascii_case("host") {
             s.hosts += 1;
+            s.host = Some(trim(h.value));
         } else if name.eq_ignore_ascii_case("expect") {
             s.expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("x-request-id") {
@@ -254,12 +267,14 @@ fn scan<'a>(
     Ok(s)
 }
 
-/// Parses the request head at the start of `buf` and writes the head to forward into `out`.
-/// `Ok(None)`: the head is not complete yet.
+/// Parses the request head at the start of `buf`, routes it, and writes into `out` the
+/// head to forward (or the head of the route's own answer). `Ok(None)`: the head is not
+/// complete yet.
 pub fn parse_request(
     buf: &[u8],
     info: &ForwardInfo,
     out: &mut Buffer,
+    routing: Routing,
 ) -> Result<Option<RequestHead>, Reject> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut storage);
@@ -337,22 +352,49 @@ pub fn parse_request(
             .or((scan.hosts == 0).then_some(info.default_host)),
         upgrade: upgrade.is_some(),
     };
-    let line = (method_str, target);
-    write_request_head(
-        out,
-        buf,
-        line,
-        headers,
-        len,
-        &fields,
-        scan.last_xff,
-        info,
-        added,
-    )
-    .map_err(|Overflow| Reject {
+    let host = match target.authority {
+        Some(authority) => authority.as_bytes(),
+        None => scan.host.unwrap_or_default(),
+    };
+    let (origin, scratch) = origin_form(&target, routing.scratch)?;
+    let view = if routing.table.looks_at_paths() && origin != b"*" {
+        RequestView::new(method_str, host, origin, headers, scratch).map_err(|e| Reject {
+            status: e.status(),
+            reason: e.reason(),
+        })?
+    } else {
+        RequestView::as_sent(method_str, host, origin, headers)
+    };
+    let hit = routing.table.find(&view);
+    let too_big = |Overflow| Reject {
         status: 431,
         reason: "request head too large to forward",
-    })?;
+    };
+    match hit.map(|h| (h.route.action(), h.route)) {
+        Some((Action::Proxy(p), route)) => {
+            put(out, method_str.as_bytes()).map_err(too_big)?;
+            put(out, b" ").map_err(too_big)?;
+            match &p.rewrite {
+                Some(rewrite) => rewrite.write(&view, out),
+                None => out.put(view.target()),
+            }
+            .map_err(|_| too_big(Overflow))?;
+            put(out, b" HTTP/1.1\r\n").map_err(too_big)?;
+            let rules = (added, route.request_headers());
+            write_request_fields(out, buf, headers, len, &fields, scan.last_xff, info, rules)
+                .map_err(too_big)?;
+        }
+        // The answer's head but what varies per request: the caller ends it.
+        Some((Action::Redirect(r), route)) => r
+            .write_head(&view, out)
+            .and_then(|()| route.response_headers().write_added(out))
+            .map_err(|_| too_big(Overflow))?,
+        Some((Action::Respond(r), route)) => out
+            .put(r.head())
+            .and_then(|()| route.response_headers().write_added(out))
+            .map_err(|_| too_big(Overflow))?,
+        None => {}
+    }
 
     let path_start = offset(buf, target.path.as_bytes());
     Ok(Some(RequestHead {
@@ -365,7 +407,30 @@ pub fn parse_request(
         expect_continue: scan.expect_continue,
         upgrade,
         request_id: scan.request_id.map_or(info.fresh_id, RequestId::from_bytes),
+        route: hit.map(|h| h.index),
     }))
+}
+
+/// The target in origin-form (an absolute-form one's path with the `/` it may lack, put in
+/// front of it in `scratch`), and what is left of `scratch`.
+fn origin_form<'s>(
+    target: &Target<'s>,
+    scratch: &'s mut [u8],
+) -> Result<(&'s [u8], &'s mut [u8]), Reject> {
+    if !target.needs_slash() {
+        return Ok((target.path.as_bytes(), scratch));
+    }
+    let n = target.path.len() + 1;
+    if scratch.len() < n {
+        return Err(Reject {
+            status: 414,
+            reason: "request target too long",
+        });
+    }
+    let (joined, rest) = scratch.split_at_mut(n);
+    joined[0] = b'/';
+    joined[1..].copy_from_slice(target.path.as_bytes());
+    Ok((joined, rest))
 }
 
 #[cfg(test)]

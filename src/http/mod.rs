@@ -5,5 +5,7 @@ pub mod chunked;
 pub mod client;
 pub mod exchange;
 pub mod head;
+mod routed;
+pub use routed::Routed;
 mod pump;
 pub mod upstream;

@@ -126,7 +126,10 @@ pub(super) fn pump(
                 u.io.input_data(),
                 ex.client.unless_draining(core.draining),
                 offered,
-                &ex.request_id,
+                (
+                    &ex.request_id,
+                    ex.rules.as_ref().and_then(|r| r.response_headers()),
+                ),
                 out,
             ) {
                 Ok(None) => {
@@ -298,13 +301,8 @@ fn time_the_stalled_side(
         c.io.output_len() > 0 || (!ex.request_body.is_done() && u.io.output_len() == 0);
     // While connecting, the upstream timer is the connect timeout: left alone.
     if matches!(u.state, UpstreamState::Busy(_)) {
-        let due = u.timer.is_none()
-            || (moved
-                && half_passed(
-                    core.now,
-                    u.armed_at,
-                    core.settings(u.backend).server_timeout,
-                ));
+        let due =
+            u.timer.is_none() || (moved && half_passed(core.now, u.armed_at, u.server_timeout));
         if !backend_owes {
             core.disarm(&mut u.timer);
         } else if due {

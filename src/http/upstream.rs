@@ -2,7 +2,7 @@
 //! serves whoever owns it now: a client's exchange or a fan-out copy.
 
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use mio::net::TcpStream;
@@ -27,6 +27,9 @@ pub struct UpstreamConn {
     pub timer: Option<TimerId>,
     /// When the server timeout was last pushed back.
     pub armed_at: Instant,
+    /// How long its backend may stay silent on what it carries now (its owner's route's
+    /// timeout, or its pool's).
+    pub server_timeout: Duration,
     /// It has served a request before: a failure before any answer may just mean the
     /// backend closed it while it sat in the pool.
     pub reused: bool,
@@ -82,11 +85,12 @@ pub(crate) fn take_pooled(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     backend: BackendId,
-    owner: Owner,
+    (owner, server_timeout): (Owner, Duration),
 ) -> Option<usize> {
     while let Some(ukey) = core.backends[backend].idle.pop() {
         if let Some(u) = upstream_mut(conns, ukey) {
             u.state = UpstreamState::Busy(owner);
+            u.server_timeout = server_timeout;
             arm_server_timer(core, u, ukey);
             return Some(ukey);
         }
@@ -99,7 +103,7 @@ pub(crate) fn take_pooled(
 pub(crate) fn connect(
     conns: &mut Slab<Conn>,
     core: &mut Core,
-    owner: Owner,
+    (owner, server_timeout): (Owner, Duration),
     backend: BackendId,
 ) -> io::Result<usize> {
     let source = match owner {
@@ -124,6 +128,7 @@ pub(crate) fn connect(
         state: UpstreamState::Connecting(owner),
         timer: None,
         armed_at: core.now,
+        server_timeout,
         reused: false,
     };
     let timeout = core.settings(backend).connect_timeout;
@@ -186,8 +191,7 @@ pub(crate) fn release_upstream(
 
 pub(crate) fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
     u.armed_at = core.now;
-    let timeout = core.settings(u.backend).server_timeout;
-    core.arm(&mut u.timer, timeout, ukey, u.serial);
+    core.arm(&mut u.timer, u.server_timeout, ukey, u.serial);
 }
 
 pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {

@@ -66,6 +66,13 @@ impl Metrics {
         self.owed_bytes += o.owed_bytes;
         self.posts_refused_full += o.posts_refused_full;
         self.removed_given_up += o.removed_given_up;
+        self.unrouted += o.unrouted;
+        if self.routed.len() < o.routed.len() {
+            self.routed.resize(o.routed.len(), 0);
+        }
+        for (n, m) in self.routed.iter_mut().zip(&o.routed) {
+            *n += m;
+        }
         self.journal = match (self.journal.take(), &o.journal) {
             (Some(mut j), Some(other)) => {
                 let (s, t) = (&mut j.stats, &other.stats);

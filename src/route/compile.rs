@@ -78,10 +78,16 @@ impl RouteTable {
                 .map(|(i, h)| (i as u32, &h[..])),
         );
         let warnings = shadowed(routes, &compiled, &hosts);
+        let paths = compiled.iter().any(|c| {
+            c.applied
+                && (!matches!(c.conditions.path, PathTest::Any)
+                    || matches!(&c.action, Action::Proxy(p) if p.rewrite.is_some()))
+        });
         Ok(RouteTable {
             routes: compiled.into(),
             index,
             warnings,
+            paths,
         })
     }
 }

@@ -44,6 +44,9 @@ pub struct RouteTable {
     routes: Box<[CompiledRoute]>,
     index: HostIndex,
     warnings: Vec<Problem>,
+    /// An applied route tests the path or rewrites it: targets are then normalized
+    /// before they are routed and forwarded.
+    paths: bool,
 }
 
 pub struct CompiledRoute {
@@ -83,6 +86,32 @@ pub struct Hit<'t> {
 }
 
 impl RouteTable {
+    /// One route that sends everything to `pool`: what the flags mean, and a table for
+    /// tests and benchmarks of the request path.
+    pub fn everything_to(pool: &str) -> RouteTable {
+        let route = crate::config::model::Route {
+            name: pool.to_string(),
+            hosts: Vec::new(),
+            path: None,
+            methods: Vec::new(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            action: crate::config::model::Action::Proxy {
+                pool: pool.to_string(),
+                fanout: None,
+                rewrite: None,
+                server_timeout: None,
+                max_body: None,
+            },
+            request_headers: Default::default(),
+            response_headers: Default::default(),
+        };
+        match RouteTable::compile(&[route], None) {
+            Ok(table) => table,
+            Err(_) => unreachable!("a route without conditions always compiles"),
+        }
+    }
+
     /// The first route in file order that matches `req`, if any (then lb answers 404).
     pub fn find(&self, req: &RequestView) -> Option<Hit<'_>> {
         let mut buf: HostBuf = [0; _];
@@ -92,6 +121,17 @@ impl RouteTable {
             route.conditions.check(req).ok()?;
             Some(Hit { index, route })
         })
+    }
+
+    /// Route `index` (its place in the site's list).
+    pub fn route(&self, index: usize) -> Option<&CompiledRoute> {
+        self.routes.get(index)
+    }
+
+    /// Whether any route this listener applies looks at the path: only then must a
+    /// request's target be normalized, so that what is routed is what is forwarded.
+    pub fn looks_at_paths(&self) -> bool {
+        self.paths
     }
 
     /// Routes that can never match, and the like: the table works, but the file is

@@ -35,6 +35,28 @@ impl<'a> RequestView<'a> {
         })
     }
 
+    /// A view that routes on the target as sent, for a table none of whose routes looks
+    /// at the path (`RouteTable::looks_at_paths`): what it forwards is what came, as a
+    /// proxy without path routes does.
+    pub fn as_sent(
+        method: &'a str,
+        host: &'a [u8],
+        target: &'a [u8],
+        headers: &'a [httparse::Header<'a>],
+    ) -> RequestView<'a> {
+        let path_len = target
+            .iter()
+            .position(|&b| b == b'?')
+            .unwrap_or(target.len());
+        RequestView {
+            method,
+            host,
+            sent: target,
+            target: Normalized { target, path_len },
+            headers,
+        }
+    }
+
     pub fn method(&self) -> &'a str {
         self.method
     }

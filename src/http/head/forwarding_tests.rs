@@ -120,7 +120,14 @@ fn switch(answer: &str, offered: &str) -> Result<(), &'static str> {
         ..GET11
     };
     let id = RequestId::uuid(1);
-    parse_response(raw.as_bytes(), client, offered.as_bytes(), &id, &mut out).map(|_| ())
+    parse_response(
+        raw.as_bytes(),
+        client,
+        offered.as_bytes(),
+        (&id, None),
+        &mut out,
+    )
+    .map(|_| ())
 }
 
 #[test]

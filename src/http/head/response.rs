@@ -8,6 +8,7 @@ use super::fields::{
 use super::{MAX_HEADER_BLOCK, MAX_HEADERS, MAX_REQUEST_LINE, Method, RequestId};
 use crate::buffer::Buffer;
 use crate::http::body::Framing;
+use crate::route::Edits;
 
 /// What the proxy needs to know about a backend's response head.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +64,7 @@ pub fn parse_response(
     buf: &[u8],
     client: ClientSide,
     offered: &[u8],
-    request_id: &RequestId,
+    (request_id, rules): (&RequestId, Option<&Edits>),
     out: &mut Buffer,
 ) -> Result<Option<ResponseHead>, &'static str> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -135,6 +136,8 @@ pub fn parse_response(
     // 1xx and 204 must not carry framing fields (RFC 9110 §8.6); a 304's are dropped as
     // nginx does, so that no client takes them for a body to wait for.
     // A 101's Upgrade field goes on: it names the protocol that follows.
+    // The route's rules shape the final answer, not an interim one.
+    let final_head = switching || !(100..200).contains(&status);
     let drop = |i: usize, h: &httparse::Header| {
         let te = h.name.eq_ignore_ascii_case("transfer-encoding");
         let framing_field = te || h.name.eq_ignore_ascii_case("content-length");
@@ -142,10 +145,10 @@ pub fn parse_response(
         (!kept_upgrade && msg.is_hop_by_hop(h.name, headers))
             || (dechunk && te)
             || (no_body_status && framing_field)
+            || (final_head && rules.is_some_and(|r| r.drops(h.name)))
     };
     let kept = copy_fields(out, buf, headers, len - 2, drop, |_, _, _| Ok(()))
         .map_err(|Overflow| too_big)?;
-    let final_head = switching || !(100..200).contains(&status);
     let connection = switching || close_client || client.version == 0;
     let ours = usize::from(final_head) * (usize::from(connection) + usize::from(!has_id));
     within_field_limit(kept + ours).map_err(|Overflow| too_big)?;
@@ -162,6 +165,9 @@ pub fn parse_response(
             put(out, b"X-Request-Id: ")?;
             put(out, request_id.as_bytes())?;
             put(out, b"\r\n")?;
+        }
+        if let Some(rules) = rules {
+            rules.write_added(out).map_err(|_| too_big)?;
         }
     }
     put(out, b"\r\n")?;

@@ -14,7 +14,13 @@ fn info() -> ForwardInfo<'static> {
 pub(super) fn request(raw: &[u8]) -> Result<Option<(RequestHead, String)>, Reject> {
     let mut pool = BufferPool::new(64 * 1024, 1);
     let mut out = pool.get();
-    parse_request(raw, &info(), &mut out)
+    let table = RouteTable::everything_to("default");
+    let mut scratch = vec![0; 2 * (MAX_REQUEST_LINE + 2)];
+    let routing = Routing {
+        table: &table,
+        scratch: &mut scratch,
+    };
+    parse_request(raw, &info(), &mut out, routing)
         .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
 }
 
@@ -190,8 +196,14 @@ pub(super) fn response(
 ) -> Result<Option<(ResponseHead, String)>, &'static str> {
     let mut pool = BufferPool::new(64 * 1024, 1);
     let mut out = pool.get();
-    parse_response(raw, client, b"websocket", &RequestId::uuid(1), &mut out)
-        .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
+    parse_response(
+        raw,
+        client,
+        b"websocket",
+        (&RequestId::uuid(1), None),
+        &mut out,
+    )
+    .map(|r| r.map(|h| (h, String::from_utf8_lossy(out.data()).into_owned())))
 }
 
 pub(super) const GET11: ClientSide = ClientSide {
