@@ -4,6 +4,7 @@
 //! segment are carried forward, and at start the jobs still owed are resumed. An lb started
 //! by an upgrade takes the journal over once the lb it replaces has let go of it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,9 @@ use super::{Job, Phase, deliver, insert_job, reply};
 use crate::config::JournalSync;
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
-use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed, Writer};
+use crate::journal::{
+    Done, Doorbell, INHERITED, JobRecord, Journal, Opened, Outcome, Replayed, Uncarried, Writer,
+};
 
 /// How often an upgraded lb tries to take the journal over.
 const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
@@ -200,6 +203,31 @@ fn settle_batches(conns: &mut Slab<Conn>, core: &mut Core) {
         if done.durable {
             durable(conns, core, &done);
         }
+        uncarried(core, &done.uncarried);
+    }
+}
+
+/// Jobs whose carried-forward record did not become durable: each still has its latest
+/// record where it had it before, and is carried again once the disk is tried again.
+fn uncarried(core: &mut Core, lost: &[Uncarried]) {
+    let (Some(journal), false) = (core.fanout.journal.as_mut(), lost.is_empty()) else {
+        return;
+    };
+    let mut lost: HashMap<u128, Uncarried> = lost.iter().map(|u| (u.id, *u)).collect();
+    for (_, j) in core.fanout.jobs.iter_mut() {
+        let Some((id, segment)) = j.journal else {
+            continue;
+        };
+        if let Some(&u) = lost.get(&id)
+            && u.to == segment
+        {
+            lost.remove(&id);
+            j.journal = Some((id, u.from));
+            journal.uncarried(u, true);
+        }
+    }
+    for u in lost.into_values() {
+        journal.uncarried(u, false);
     }
 }
 
@@ -253,7 +281,7 @@ fn carry_forward(core: &mut Core) {
     let Some(journal) = fanout.journal.as_mut() else {
         return;
     };
-    let Some(segment) = journal.carry_due() else {
+    let Some(segment) = journal.carry_due(core.now) else {
         return;
     };
     let mut carried = 0;
@@ -276,15 +304,18 @@ fn carry_forward(core: &mut Core) {
         j.journal = Some((id, journal.carry(&record, s).segment));
         carried += 1;
     }
-    info!("journal: {carried} writes still owed carried forward out of segment {segment}");
+    match segment {
+        INHERITED => info!("journal: {carried} writes resumed at start written anew"),
+        _ => info!("journal: {carried} writes still owed carried forward out of segment {segment}"),
+    }
 }
 
 /// At start: the writes the journal still owes go out again, paced like retries. A
 /// backend that is no longer configured cannot be delivered to: that copy is given up.
 pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) {
-    let Some(segment) = core.fanout.journal.as_ref().map(|j| j.current_segment()) else {
+    if core.fanout.journal.is_none() {
         return;
-    };
+    }
     let side = ClientSide {
         method: Method::Post,
         version: 1,
@@ -310,7 +341,7 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
         }
         if targets.is_empty() {
             if let Some(journal) = core.fanout.journal.as_mut() {
-                journal.finished(segment);
+                journal.finished(INHERITED);
             }
             continue;
         }
@@ -323,7 +354,8 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
             None,
             side,
         );
-        core.fanout.jobs[job].journal = Some((r.id, segment));
+        // Its records are in the segments read at start until it is carried forward.
+        core.fanout.jobs[job].journal = Some((r.id, INHERITED));
         for copy in 0..targets.len() {
             if let Some(j) = core.fanout.jobs.get_mut(job) {
                 j.copies[copy].phase = Phase::Queued;
