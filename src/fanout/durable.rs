@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{error, info};
+use log::{debug, error, info};
 use slab::Slab;
 
 use super::{Job, Phase, deliver, insert_job, reply};
@@ -304,9 +304,13 @@ fn carry_forward(core: &mut Core) {
         j.journal = Some((id, journal.carry(&record, s).segment));
         carried += 1;
     }
-    match segment {
-        INHERITED => info!("journal: {carried} writes resumed at start written anew"),
-        _ => info!("journal: {carried} writes still owed carried forward out of segment {segment}"),
+    // Said once: a disk that stays full makes every later try fail the same way.
+    if journal.failing() {
+        debug!("journal: {carried} writes still owed carried forward again");
+    } else if segment == INHERITED {
+        info!("journal: {carried} writes resumed at start are written anew");
+    } else {
+        info!("journal: {carried} writes still owed carried forward out of segment {segment}");
     }
 }
 

@@ -184,6 +184,11 @@ impl Journal {
         (now < *until).then(|| why.clone())
     }
 
+    /// The last write or sync failed, and none has succeeded since.
+    pub fn failing(&self) -> bool {
+        self.failing > 0
+    }
+
     /// Adds a new job; its copies may go out once batch `ticket.batch` is written.
     pub fn append(&mut self, job: &JobRecord) -> Ticket {
         self.add_job(job)
