@@ -5,8 +5,8 @@
 //! An append-only log of records authenticated with the directory's secret key
 //! (`record.rs`, `key.rs`) in numbered segment files, `{writer}-{number}.journal`, so that
 //! several writers can share one directory; one `flock` per directory keeps a second
-//! process out (`files.rs`). A job record carries the
-//! request and the backends still owed it; an outcome record finishes one backend's copy.
+//! process out (`files.rs`). A job record carries the request and the backends still owed
+//! it; an outcome record finishes one backend's copy.
 //! The records made during one loop turn are written together at its end, before any copy
 //! of those jobs goes out, so a crash of lb never forgets a copy that went out. With
 //! `--journal-sync batch` a thread beside the loop then makes one `fdatasync` for them and

@@ -112,11 +112,10 @@ impl Journal {
         let Some(upto) = done.upto else {
             return;
         };
-        let (carried, later) = std::mem::take(&mut self.carried_unsynced)
+        let (carried, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.carried_unsynced)
             .into_iter()
             .partition(|&(batch, ..)| batch <= upto);
         self.carried_unsynced = later;
-        let carried: Vec<(u64, u128, u64, u64)> = carried;
         let mut uncarried = Vec::new();
         match &done.result {
             Ok(()) => {
