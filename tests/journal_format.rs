@@ -1,9 +1,11 @@
-//! A POST body cannot forge journal records. The attacker's body carries a job record for
-//! a request of its own and a "delivered" record for the victim's acknowledged write, in
-//! the format of the lb before records were authenticated and in today's format under a
-//! key the attacker made up; then the attacker's own record is damaged, as `kill -9` in
-//! the middle of writing it (or a bad sector) would leave it, and lb starts again on the
-//! directory. Nothing forged may be delivered, and the victim's write must be.
+//! The journal's record format over real processes. A POST body cannot forge records: the
+//! attacker's body carries a job record for a request of its own and a "delivered" record
+//! for the victim's acknowledged write, in the format of the lb before records were
+//! authenticated and in today's format under a key the attacker made up; then the
+//! attacker's own record is damaged, as `kill -9` in the middle of writing it (or a bad
+//! sector) would leave it, and lb starts again on the directory. Nothing forged may be
+//! delivered, and the victim's write must be. And a directory in the format before is
+//! still replayed once, then written anew.
 
 mod common;
 
@@ -225,4 +227,52 @@ fn crc32c(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn a_journal_of_the_format_before_the_key_is_delivered_once_and_written_anew() {
+    let tmp = TempDir::new();
+    let dir = tmp.0.join("journal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let late = backend("late", &[]);
+    let late_addr = late.addr.to_string();
+    let request = b"POST /register?username=old&password=p HTTP/1.1\r\nHost: t\r\n\
+                    Content-Length: 0\r\nX-Request-Id: old-1\r\n\r\n";
+    let mut old = Vec::new();
+    old_format_job(&mut old, 1, &["127.0.0.1:1", &late_addr], request);
+    old_format_delivered(&mut old, 1, "127.0.0.1:1");
+    let legacy = dir.join("w0-000000000005.journal");
+    std::fs::write(&legacy, &old).unwrap();
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    let args = lb_args(&["127.0.0.1:1", &late_addr], &["--journal", dir_arg]);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    assert!(
+        lb.wait_log("read once", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
+    assert!(eventually(Duration::from_secs(10), || registered(
+        &late, "old"
+    ) == 1));
+    assert!(
+        eventually(Duration::from_secs(5), || !legacy.exists()),
+        "the old segment goes once its write is written anew or delivered"
+    );
+    assert!(dir.join(lb::journal::KEY_FILE).exists());
+    let mut lb = lb;
+    lb.signal(libc::SIGTERM);
+    assert_eq!(lb.exit_code_within(Duration::from_secs(10)), Some(0));
+    // Started again on what it wrote, nothing is owed any more.
+    let args = lb_args(
+        &["127.0.0.1:1", &late_addr],
+        &["--journal", dir_arg, "--admin", "127.0.0.1:0"],
+    );
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    let admin = admin_addr(&lb);
+    assert!(eventually(Duration::from_secs(3), || {
+        get(admin, "/metrics")
+            .text()
+            .contains("lb_journal_resumed_writes_total 0\n")
+    }));
+    assert_eq!(registered(&late, "old"), 1);
 }
