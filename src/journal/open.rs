@@ -88,8 +88,9 @@ impl Journal {
             Err(Err(why)) => return Err(why),
         };
         let (key_file, had_key) = KeyFile::open(dir)?;
-        let found = replay::read_dir(dir, key_file.key())?;
+        let mut found = replay::read_dir(dir, key_file.key())?;
         check_key(dir, &found, had_key)?;
+        replay::report_unreadable(&mut found);
         let key_file = Arc::new(key_file);
         let writers = writers.max(1);
         let mut shares: Vec<Vec<Replayed>> = (0..writers).map(|_| Vec::new()).collect();

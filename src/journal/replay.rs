@@ -46,6 +46,8 @@ pub struct Found {
     pub current: u64,
     pub headed: u64,
     pub authentic: u64,
+    /// Segments of the current format without one authentic header, and their size.
+    pub unreadable: Vec<(PathBuf, usize)>,
 }
 
 /// A segment's file name: `{writer}-{number}.journal`.
@@ -115,7 +117,13 @@ fn read_segment(path: &Path, bytes: &[u8], key: SipKey, found: &mut Found, jobs:
             Read::Lost => next_header(bytes, 0, key),
             _ => Some(0),
         };
-        found.authentic += u64::from(first.is_some());
+        if first.is_none() {
+            // Not a header made with this key in it: damage through and through, or
+            // another key (which the caller refuses, so it is not reported here).
+            found.unreadable.push((path.to_path_buf(), bytes.len()));
+            return;
+        }
+        found.authentic += 1;
     }
     let mut pos = 0;
     while pos < bytes.len() {
@@ -149,6 +157,19 @@ fn read_segment(path: &Path, bytes: &[u8], key: SipKey, found: &mut Found, jobs:
             },
             Read::Short => return torn(path, bytes.len() - pos, found),
         }
+    }
+}
+
+/// Segments with nothing authentic in them, once the key is known to be the right one:
+/// counted with the torn tails, as nothing can be read past their damage.
+pub fn report_unreadable(found: &mut Found) {
+    for (path, bytes) in std::mem::take(&mut found.unreadable) {
+        found.torn += 1;
+        warn!(
+            "journal {}: none of its {bytes} bytes is a record that authenticates \
+             (damage): dropped",
+            path.display()
+        );
     }
 }
 

@@ -209,5 +209,11 @@ fn segments_made_with_another_key_do_not_authenticate() {
     let found = read_dir(&dir, SipKey::new([8; 16])).unwrap();
     assert!(found.jobs.is_empty());
     assert_eq!((found.current, found.headed, found.authentic), (1, 1, 0));
+    assert_eq!(
+        found.unreadable.len(),
+        1,
+        "reported only once the key is known right"
+    );
+    assert_eq!(found.torn, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
