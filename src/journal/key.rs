@@ -39,7 +39,7 @@ impl KeyFile {
             let mode = meta.permissions().mode();
             if mode & 0o077 != 0 {
                 log::warn!(
-                    "{} can be read by other users (mode {:o}): whoever has it can forge \
+                    "{} is open to other users (mode {:o}): whoever reads it can forge \
                      journal records; chmod 600 it",
                     path.display(),
                     mode & 0o777
