@@ -136,12 +136,13 @@ fn crash_and_restart(name: &str, extra: &[&str]) -> TempDir {
 
 /// Walks the records of a segment: (start, payload type) of each.
 fn records(bytes: &[u8]) -> Vec<(usize, u8)> {
+    use lb::journal::record::{HEADER, MAGIC, TAG};
     let mut found = Vec::new();
     let mut pos = 0;
-    while pos + 12 <= bytes.len() && &bytes[pos..pos + 4] == b"LBJ1" {
+    while pos + HEADER <= bytes.len() && bytes[pos..pos + 4] == MAGIC {
         let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-        found.push((pos, bytes[pos + 12]));
-        pos += 12 + len;
+        found.push((pos, bytes[pos + HEADER]));
+        pos += HEADER + len + TAG;
     }
     found
 }

@@ -5,11 +5,12 @@
 //! by an upgrade takes the journal over once the lb it replaces has let go of it.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{error, info};
+use log::{debug, error, info};
 use slab::Slab;
 
 use super::{Job, Phase, deliver, insert_job, reply};
@@ -17,7 +18,9 @@ use crate::backend::{Backend, BackendId, Role};
 use crate::config::{FLAGS_POOL, JournalSync};
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
-use crate::journal::{Done, Doorbell, JobRecord, Journal, Opened, Outcome, Replayed, Writer};
+use crate::journal::{
+    Done, Doorbell, INHERITED, JobRecord, Journal, Opened, Outcome, Replayed, Uncarried, Writer,
+};
 use crate::pool::Pool;
 
 /// How often an upgraded lb tries to take the journal over.
@@ -215,6 +218,31 @@ fn settle_batches(conns: &mut Slab<Conn>, core: &mut Core) {
         if done.durable {
             durable(conns, core, &done);
         }
+        uncarried(core, &done.uncarried);
+    }
+}
+
+/// Jobs whose carried-forward record did not become durable: each still has its latest
+/// record where it had it before, and is carried again once the disk is tried again.
+fn uncarried(core: &mut Core, lost: &[Uncarried]) {
+    let (Some(journal), false) = (core.fanout.journal.as_mut(), lost.is_empty()) else {
+        return;
+    };
+    let mut lost: HashMap<u128, Uncarried> = lost.iter().map(|u| (u.id, *u)).collect();
+    for (_, j) in core.fanout.jobs.iter_mut() {
+        let Some((id, segment)) = j.journal else {
+            continue;
+        };
+        if let Some(&u) = lost.get(&id)
+            && u.to == segment
+        {
+            lost.remove(&id);
+            j.journal = Some((id, u.from));
+            journal.uncarried(u, true);
+        }
+    }
+    for u in lost.into_values() {
+        journal.uncarried(u, false);
     }
 }
 
@@ -268,7 +296,7 @@ fn carry_forward(core: &mut Core) {
     let Some(journal) = fanout.journal.as_mut() else {
         return;
     };
-    let Some(segment) = journal.carry_due() else {
+    let Some(segment) = journal.carry_due(core.now) else {
         return;
     };
     let mut carried = 0;
@@ -292,15 +320,22 @@ fn carry_forward(core: &mut Core) {
         j.journal = Some((id, journal.carry(&record, s).segment));
         carried += 1;
     }
-    info!("journal: {carried} writes still owed carried forward out of segment {segment}");
+    // Said once: a disk that stays full makes every later try fail the same way.
+    if journal.failing() {
+        debug!("journal: {carried} writes still owed carried forward again");
+    } else if segment == INHERITED {
+        info!("journal: {carried} writes resumed at start are written anew");
+    } else {
+        info!("journal: {carried} writes still owed carried forward out of segment {segment}");
+    }
 }
 
 /// At start: the writes the journal still owes go out again, paced like retries. A
 /// backend that is no longer configured cannot be delivered to: that copy is given up.
 pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) {
-    let Some(segment) = core.fanout.journal.as_ref().map(|j| j.current_segment()) else {
+    if core.fanout.journal.is_none() {
         return;
-    };
+    }
     let side = ClientSide {
         method: Method::Post,
         version: 1,
@@ -330,7 +365,7 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
         }
         if targets.is_empty() {
             if let Some(journal) = core.fanout.journal.as_mut() {
-                journal.finished(segment);
+                journal.finished(INHERITED);
             }
             continue;
         }
@@ -344,7 +379,8 @@ pub fn resume(conns: &mut Slab<Conn>, core: &mut Core, replayed: Vec<Replayed>) 
             None,
             side,
         );
-        core.fanout.jobs[job].journal = Some((r.id, segment));
+        // Its records are in the segments read at start until it is carried forward.
+        core.fanout.jobs[job].journal = Some((r.id, INHERITED));
         for copy in 0..targets.len() {
             if let Some(j) = core.fanout.jobs.get_mut(job) {
                 j.copies[copy].phase = Phase::Queued;

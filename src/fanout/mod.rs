@@ -158,7 +158,7 @@ struct Job {
     server_timeout: std::time::Duration,
     serial: u32,
     /// The journal's id for the job and the segment holding its latest record.
-    journal: Option<(u64, u64)>,
+    journal: Option<(u128, u64)>,
     /// When the client's head was complete (or the job was resumed from the journal).
     started: Instant,
     /// The forwarded head and the body.

@@ -53,12 +53,20 @@ fn try_lock(dir: &Path) -> Result<DirLock, (bool, String)> {
             ),
         ));
     }
+    // Only for the message above: a full disk must not keep lb from starting.
     let pid = std::process::id().to_string();
-    file.set_len(0)
+    let _ = file
+        .set_len(0)
         .and_then(|()| file.rewind())
-        .and_then(|()| file.write_all(pid.as_bytes()))
-        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+        .and_then(|()| file.write_all(pid.as_bytes()));
     Ok(DirLock { _file: file })
+}
+
+/// A write that failed, and whether its segment is left with nothing on disk (then it
+/// can be written again under the same name).
+pub struct Failed {
+    pub why: String,
+    pub empty: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,19 +121,21 @@ impl Segments {
 
     /// Appends `bytes` (records ending at `ends`) to segment `segment`, creating it if it
     /// is new, and syncs as `sync` says. A failed write is cut back to the last whole
-    /// record, and the next write goes to a new segment.
+    /// record; a segment left with none is removed.
     pub fn append(
         &mut self,
         segment: u64,
         bytes: &[u8],
         ends: &[usize],
         sync: Sync,
-    ) -> Result<Synced, String> {
-        let result = self.try_append(segment, bytes, ends, sync);
-        if result.is_err() {
+    ) -> Result<Synced, Failed> {
+        self.try_append(segment, bytes, ends, sync).map_err(|why| {
             self.cut_back();
-        }
-        result
+            Failed {
+                why,
+                empty: !self.path(segment).exists(),
+            }
+        })
     }
 
     fn try_append(
@@ -204,10 +214,16 @@ impl Segments {
     }
 
     fn cut_back(&mut self) {
-        if let Some((n, file, whole)) = self.current.take()
-            && let Err(e) = file.set_len(whole)
-        {
-            log::error!("journal: cannot cut {} back: {e}", self.path(n).display());
+        let Some((n, file, whole)) = self.current.take() else {
+            return;
+        };
+        let path = self.path(n);
+        let cut = match whole {
+            0 => std::fs::remove_file(&path),
+            _ => file.set_len(whole),
+        };
+        if let Err(e) = cut {
+            log::error!("journal: cannot cut {} back: {e}", path.display());
         }
     }
 }
@@ -218,9 +234,12 @@ fn sync_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
 }
 
-fn remove(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        log::warn!("journal: cannot delete {}: {e}", path.display());
+pub fn remove(path: &Path) {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            log::warn!("journal: cannot delete {}: {e}", path.display());
+        }
+        _ => {}
     }
 }
 

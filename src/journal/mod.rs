@@ -2,10 +2,11 @@
 //! a client was told had succeeded. It takes and returns plain values and knows nothing
 //! of sockets or the event loop.
 //!
-//! An append-only log of checksummed records (`record.rs`) in numbered segment files,
-//! `{writer}-{number}.journal`, so that several writers can share one directory; one
-//! `flock` per directory keeps a second process out (`files.rs`). A job record carries the
-//! request and the backends still owed it; an outcome record finishes one backend's copy.
+//! An append-only log of records authenticated with the directory's secret key
+//! (`record.rs`, `key.rs`) in numbered segment files, `{writer}-{number}.journal`, so that
+//! several writers can share one directory; one `flock` per directory keeps a second
+//! process out (`files.rs`). A job record carries the request and the backends still owed
+//! it; an outcome record finishes one backend's copy.
 //! The records made during one loop turn are written together at its end, before any copy
 //! of those jobs goes out, so a crash of lb never forgets a copy that went out. With
 //! `--journal-sync batch` a thread beside the loop then makes one `fdatasync` for them and
@@ -13,30 +14,36 @@
 //! disk works while the copies travel. A segment is deleted once every job in it has finished;
 //! jobs that pin an old segment are written again into the current one (carried forward),
 //! so the directory stays small however long a backend stays down. At start every segment
-//! is read back (`replay.rs`), what is still owed is written into a fresh segment, and the
-//! old ones are deleted.
+//! is read back (`replay.rs`) and what is still owed is resumed at once; the segments read
+//! are kept until those jobs are carried forward into a fresh segment (or finished), so a
+//! disk that is full at start delays only that, and new POSTs, never the deliveries.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::error;
-
 use crate::config::JournalSync;
 use crate::metrics::{Histogram, latency_bounds};
 
 mod doorbell;
 mod files;
+mod key;
+mod legacy;
 mod open;
-mod record;
+pub mod record;
 mod replay;
+mod siphash;
+mod write;
 
 pub use doorbell::Doorbell;
+pub use key::KEY_FILE;
+use open::Inherited;
 pub use open::{Opened, Writer};
 
-use files::{DirLock, Segments, Sync, SyncDone, SyncJob, Synced, Worker};
-pub use record::{JobRecord, Outcome};
+use files::{DirLock, Segments, Sync, Worker};
+use key::KeyFile;
+pub use record::{JobRecord, Outcome, SipKey};
 pub use replay::Replayed;
 
 /// A segment this large gets no more records; the next go to a new one.
@@ -45,6 +52,9 @@ const SEGMENT_BYTES: u64 = 8 << 20;
 const MAX_SEGMENTS: usize = 4;
 /// After a failed write, new jobs are refused this long before the disk is tried again.
 const BACKOFF: Duration = Duration::from_secs(1);
+/// The segment number that stands for the segments read at start, whose jobs each writer
+/// resumes: they are carried forward into a fresh segment, and the old ones deleted.
+pub const INHERITED: u64 = 0;
 
 /// Where a job's record went: the batch it is written (then synced) with, and its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +71,16 @@ pub struct Done {
     /// Written and made as durable as --journal-sync asks (else only written: the thread
     /// reports the sync later).
     pub durable: bool,
+    /// Jobs carried forward in the failed batches: their latest record is still in `from`.
+    pub uncarried: Vec<Uncarried>,
+}
+
+/// A job carried from segment `from` to `to` whose record in `to` did not become durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uncarried {
+    pub id: u128,
+    pub from: u64,
+    pub to: u64,
 }
 
 /// Counters for /metrics and /stats.
@@ -103,6 +123,11 @@ struct Segment {
 
 pub struct Journal {
     mode: JournalSync,
+    /// The directory's key, which authenticates every record, and whether this writer has
+    /// seen it saved (a new directory's key is written before its first record).
+    key: SipKey,
+    key_file: Arc<KeyFile>,
+    key_saved: bool,
     files: Segments,
     /// The syncing thread (`batch`), once started.
     syncer: Option<Worker>,
@@ -120,16 +145,20 @@ pub struct Journal {
     unsynced: Option<u64>,
     unsynced_files: Vec<(u64, Arc<File>)>,
     syncing: bool,
-    /// Segments whose jobs were carried forward in `pending`, then in written batches
-    /// not yet durable: each may lose one live job once that is durable.
-    carried: Vec<u64>,
-    carried_unsynced: Vec<(u64, u64)>,
+    /// Jobs carried forward in `pending` (id, from), then in written batches not yet
+    /// durable (batch, id, from, to): each `from` may lose one live job once that is
+    /// durable; if it fails, the job is still in `from`.
+    carried: Vec<(u128, u64)>,
+    carried_unsynced: Vec<(u64, u128, u64, u64)>,
+    uncarried: Vec<Uncarried>,
     delete: Vec<u64>,
+    /// The segments read at start (`INHERITED`), shared with the other writers.
+    inherited: Arc<Inherited>,
+    let_go: bool,
     /// Until when new jobs are refused after a failed write, and why.
     refused: Option<(Instant, String)>,
-    next_id: u64,
-    /// How far apart this writer's ids are: one per writer, so that none repeats another's.
-    id_step: u64,
+    /// Writes failed in a row: the first is logged as an error, the others quietly.
+    failing: u64,
     done: VecDeque<Done>,
     pub stats: Stats,
 }
@@ -143,9 +172,10 @@ impl Journal {
         Ok(())
     }
 
-    pub fn next_id(&mut self) -> u64 {
-        self.next_id += self.id_step;
-        self.next_id - self.id_step
+    /// A new job's id: 128 bits from a CSPRNG (ChaCha12 seeded by the OS), so that no one
+    /// can name a job they did not make, and no two jobs share one.
+    pub fn next_id(&mut self) -> u128 {
+        rand::random()
     }
 
     /// Why new jobs should be refused now: the disk failed a moment ago.
@@ -154,26 +184,26 @@ impl Journal {
         (now < *until).then(|| why.clone())
     }
 
+    /// The last write or sync failed, and none has succeeded since.
+    pub fn failing(&self) -> bool {
+        self.failing > 0
+    }
+
     /// Adds a new job; its copies may go out once batch `ticket.batch` is written.
     pub fn append(&mut self, job: &JobRecord) -> Ticket {
         self.add_job(job)
     }
 
-    /// The segment being written now.
-    pub fn current_segment(&self) -> u64 {
-        self.segments.back().map_or(0, |s| s.number)
-    }
-
     /// Writes a live job from segment `from` again into the current one, so that `from`
     /// can go once that is durable.
     pub fn carry(&mut self, job: &JobRecord, from: u64) -> Ticket {
-        self.carried.push(from);
+        self.carried.push((job.id, from));
         self.add_job(job)
     }
 
     fn add_job(&mut self, job: &JobRecord) -> Ticket {
         self.rotate_if_full();
-        record::encode_job(&mut self.pending, job);
+        record::encode_job(&mut self.pending, self.key, job);
         self.ends.push(self.pending.len());
         self.stats.records += 1;
         let batch = self.batch;
@@ -186,9 +216,9 @@ impl Journal {
     }
 
     /// One backend's copy of job `id` is finished.
-    pub fn record(&mut self, id: u64, backend: &str, outcome: Outcome) {
+    pub fn record(&mut self, id: u128, backend: &str, outcome: Outcome) {
         self.rotate_if_full();
-        record::encode_outcome(&mut self.pending, id, backend, outcome);
+        record::encode_outcome(&mut self.pending, self.key, id, backend, outcome);
         self.ends.push(self.pending.len());
         self.stats.records += 1;
     }
@@ -198,18 +228,31 @@ impl Journal {
         self.forget_one(segment);
     }
 
-    /// A segment whose live jobs should be carried forward now, if one is due.
-    pub fn carry_due(&self) -> Option<u64> {
+    /// After a failed carry (`Done::uncarried`): job `u.id` is back in `u.from` if it is
+    /// still `live`; else it finished meanwhile, as a job of `u.to`.
+    pub fn uncarried(&mut self, u: Uncarried, live: bool) {
+        self.forget_one(if live { u.to } else { u.from });
+    }
+
+    /// A segment whose live jobs should be carried forward now, if one is due: the
+    /// segments read at start at once, an old one when there are too many; none while the
+    /// disk is refused or a carry is on its way.
+    pub fn carry_due(&self, now: Instant) -> Option<u64> {
         let oldest = self.segments.front()?;
         let busy = !self.carried.is_empty() || !self.carried_unsynced.is_empty();
-        (self.segments.len() > MAX_SEGMENTS && oldest.live > 0 && !busy).then_some(oldest.number)
+        let due = oldest.number == INHERITED || self.segments.len() > MAX_SEGMENTS;
+        (due && oldest.live > 0 && !busy && self.refusing(now).is_none()).then_some(oldest.number)
     }
 
     /// The end of a loop turn: the turn's records are written (with `always`, each synced);
     /// with `batch` the thread is asked to sync them. Results come through `take_done`.
     pub fn end_turn(&mut self) {
         if !self.pending.is_empty() {
+            // The segments read at start go once what they owe is written anew: synced
+            // first, as it was before this lb, whatever --journal-sync says.
+            let inherited = self.carried.iter().any(|&(_, from)| from == INHERITED);
             let sync = match self.mode {
+                JournalSync::Off if inherited => Sync::Once,
                 JournalSync::Off | JournalSync::Batch => Sync::Never,
                 JournalSync::Always => Sync::EachRecord,
             };
@@ -220,6 +263,7 @@ impl Journal {
                 batch,
                 result,
                 durable,
+                uncarried: std::mem::take(&mut self.uncarried),
             });
         }
         self.hand_to_thread();
@@ -256,127 +300,6 @@ impl Journal {
         self.segments.iter().map(|s| s.bytes).sum()
     }
 
-    /// Writes `pending` into the current segment.
-    fn write_pending(&mut self, sync: Sync) -> Result<(), String> {
-        let batch = self.batch;
-        self.batch += 1;
-        let len = self.pending.len() as u64;
-        let current = self.current();
-        current.bytes += len;
-        let segment = current.number;
-        let written = self.files.append(segment, &self.pending, &self.ends, sync);
-        self.pending.clear();
-        self.ends.clear();
-        let carried = std::mem::take(&mut self.carried);
-        let synced = match written {
-            Ok(synced) => synced,
-            Err(e) => {
-                self.fail(&e);
-                return Err(e);
-            }
-        };
-        self.stats.bytes += len;
-        self.count_syncs(synced);
-        if sync == Sync::Never && self.mode == JournalSync::Batch {
-            self.unsynced = Some(batch);
-            if let Some((n, file)) = self.files.current_file()
-                && !self.unsynced_files.iter().any(|(m, _)| *m == n)
-            {
-                self.unsynced_files.push((n, file));
-            }
-            self.carried_unsynced
-                .extend(carried.into_iter().map(|from| (batch, from)));
-        } else {
-            for from in carried {
-                self.forget_one(from);
-            }
-        }
-        Ok(())
-    }
-
-    /// With `batch`: gives the thread what was written since its last job, and the
-    /// segments to delete, unless it is busy. Otherwise deletes finished segments here.
-    fn hand_to_thread(&mut self) {
-        let Some(worker) = &self.syncer else {
-            let delete = std::mem::take(&mut self.delete);
-            self.files.delete(&delete);
-            return;
-        };
-        if self.syncing || (self.unsynced.is_none() && self.delete.is_empty()) {
-            return;
-        }
-        let job = SyncJob {
-            upto: self.unsynced.take(),
-            files: self.unsynced_files.drain(..).map(|(_, f)| f).collect(),
-            dir: self.files.take_unsynced_dir(),
-            delete: self.delete.drain(..).map(|n| self.files.path(n)).collect(),
-        };
-        let upto = job.upto;
-        match worker.send(job) {
-            Ok(()) => self.syncing = true,
-            Err(e) => self.synced(SyncDone {
-                upto,
-                result: Err(e),
-                synced: Synced::default(),
-            }),
-        }
-    }
-
-    /// The thread finished a job: the batches up to its `upto` are durable, or failed to be.
-    fn synced(&mut self, done: SyncDone) {
-        self.syncing = false;
-        self.count_syncs(done.synced);
-        let Some(upto) = done.upto else {
-            return;
-        };
-        let carried: Vec<u64> = self
-            .carried_unsynced
-            .iter()
-            .filter(|(batch, _)| *batch <= upto)
-            .map(|&(_, from)| from)
-            .collect();
-        self.carried_unsynced.retain(|(batch, _)| *batch > upto);
-        match &done.result {
-            Ok(()) => {
-                for from in carried {
-                    self.forget_one(from);
-                }
-            }
-            Err(e) => self.fail(e),
-        }
-        self.done.push_back(Done {
-            batch: upto,
-            result: done.result,
-            durable: true,
-        });
-    }
-
-    fn count_syncs(&mut self, synced: Synced) {
-        if synced.calls > 0 {
-            self.stats.syncs += synced.calls;
-            let each = synced.time / u32::try_from(synced.calls).unwrap_or(u32::MAX);
-            for _ in 0..synced.calls {
-                self.stats.sync_latency.observe(each);
-            }
-        }
-    }
-
-    fn fail(&mut self, why: &str) {
-        self.stats.failures += 1;
-        error!(
-            "journal: {why}; new POSTs are refused with 503 for {BACKOFF:?}, then the disk \
-             is tried again (GETs go on; writes already acknowledged stay owed)"
-        );
-        self.refused = Some((Instant::now() + BACKOFF, why.to_string()));
-        // The next records go to a new segment.
-        let number = self.current().number + 1;
-        self.segments.push_back(Segment {
-            number,
-            bytes: 0,
-            live: 0,
-        });
-    }
-
     /// One job whose latest record is in `segment` is no longer live there.
     fn forget_one(&mut self, segment: u64) {
         if let Some(s) = self.segments.iter_mut().find(|s| s.number == segment) {
@@ -386,10 +309,19 @@ impl Journal {
     }
 
     /// Deletes finished segments from the oldest on (never the current one), so that an
-    /// outcome record never outlives the job record it finishes.
+    /// outcome record never outlives the job record it finishes. The segments read at
+    /// start go when no writer needs them any more; this writer's newer ones wait for that.
     fn collect_finished(&mut self) {
         while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.live == 0) {
-            if let Some(s) = self.segments.pop_front() {
+            if self.segments.front().is_some_and(|s| s.number == INHERITED) {
+                if !std::mem::replace(&mut self.let_go, true) {
+                    self.inherited.let_go();
+                }
+                if !self.inherited.gone() {
+                    return;
+                }
+                self.segments.pop_front();
+            } else if let Some(s) = self.segments.pop_front() {
                 self.delete.push(s.number);
             }
         }

@@ -1,14 +1,18 @@
-//! Opening a journal directory: its lock, reading back what is still owed, and writing
-//! that into a fresh segment before the old ones go.
+//! Opening a journal directory: its lock and key, reading back what is still owed, and
+//! sharing that out among the writers. The segments read are kept until every writer has
+//! carried its share forward into a fresh segment (or finished it): then they are deleted.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use log::info;
 
-use super::files::{self, Segments, Sync};
-use super::{JobRecord, Journal, Replayed, Segment, Stats, replay};
+use super::files::{self, Segments};
+use super::key::{KEY_FILE, KeyFile};
+use super::replay::{self, Found};
+use super::{INHERITED, Journal, Replayed, Segment, Stats};
 use crate::config::JournalSync;
 
 /// What opening a journal directory came to.
@@ -27,10 +31,50 @@ pub struct Writer {
     pub owed: Vec<Replayed>,
 }
 
+/// The segments read at start, shared by the writers that resume jobs from them: deleted
+/// by the last one to let go.
+pub struct Inherited {
+    paths: Vec<PathBuf>,
+    holders: AtomicUsize,
+    gone: AtomicBool,
+}
+
+impl Inherited {
+    fn new(paths: Vec<PathBuf>, holders: usize) -> Inherited {
+        let inherited = Inherited {
+            paths,
+            holders: AtomicUsize::new(holders),
+            gone: AtomicBool::new(false),
+        };
+        if holders == 0 {
+            inherited.delete();
+        }
+        inherited
+    }
+
+    /// One writer has carried forward (or finished) every job it resumed.
+    pub fn let_go(&self) {
+        if self.holders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.delete();
+        }
+    }
+
+    pub fn gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
+    fn delete(&self) {
+        for path in &self.paths {
+            files::remove(path);
+        }
+        self.gone.store(true, Ordering::Release);
+    }
+}
+
 impl Journal {
-    /// Locks `dir`, reads back what is still owed, shares it out among `writers` writers
-    /// (`w0`, `w1`, ...: one per worker), which each write their share into a fresh segment,
-    /// deletes the old segments, and returns the writers; or says that another lb holds it.
+    /// Locks `dir`, reads back what is still owed, and shares it out among `writers`
+    /// writers (`w0`, `w1`, ...: one per worker), which each resume their share; or says
+    /// that another lb holds it.
     pub fn open(dir: &Path, mode: JournalSync, writers: usize) -> Result<Opened, String> {
         // A file-size limit (`ulimit -f`) must fail a write with EFBIG, handled like a full
         // disk, instead of killing lb with SIGXFSZ.
@@ -43,26 +87,42 @@ impl Journal {
             Err(Ok(held)) => return Ok(Opened::Held(held)),
             Err(Err(why)) => return Err(why),
         };
-        let found = replay::read_dir(dir)?;
+        let (key_file, had_key) = KeyFile::open(dir)?;
+        let mut found = replay::read_dir(dir, key_file.key())?;
+        check_key(dir, &found, had_key)?;
+        replay::report_unreadable(&mut found);
+        let key_file = Arc::new(key_file);
         let writers = writers.max(1);
         let mut shares: Vec<Vec<Replayed>> = (0..writers).map(|_| Vec::new()).collect();
         // Round robin: the retries of a long outage are spread over every worker.
         for (i, job) in found.jobs.iter().enumerate() {
             shares[i % writers].push(job.clone());
         }
+        let holders = shares.iter().filter(|s| !s.is_empty()).count();
+        let inherited = Arc::new(Inherited::new(found.segments.clone(), holders));
         let mut opened = Vec::with_capacity(writers);
         for (k, owed) in shares.into_iter().enumerate() {
-            let step = writers as u64;
-            let mut journal = Journal {
+            let mut segments = VecDeque::from([Segment {
+                number: found.max_segment + 1,
+                bytes: 0,
+                live: 0,
+            }]);
+            if !owed.is_empty() {
+                segments.push_front(Segment {
+                    number: INHERITED,
+                    bytes: 0,
+                    live: owed.len(),
+                });
+            }
+            let journal = Journal {
                 mode,
+                key: key_file.key(),
+                key_file: Arc::clone(&key_file),
+                key_saved: had_key,
                 files: Segments::new(dir, &format!("w{k}")),
                 syncer: None,
                 _lock: Arc::clone(&lock),
-                segments: VecDeque::from([Segment {
-                    number: found.max_segment + 1,
-                    bytes: 0,
-                    live: 0,
-                }]),
+                segments,
                 pending: Vec::new(),
                 ends: Vec::new(),
                 batch: 0,
@@ -71,11 +131,12 @@ impl Journal {
                 syncing: false,
                 carried: Vec::new(),
                 carried_unsynced: Vec::new(),
+                uncarried: Vec::new(),
                 delete: Vec::new(),
+                inherited: Arc::clone(&inherited),
+                let_go: owed.is_empty(),
                 refused: None,
-                // Writers take turns through the ids, so that no two ever use the same.
-                next_id: found.max_id + 1 + k as u64,
-                id_step: step,
+                failing: 0,
                 done: VecDeque::new(),
                 stats: Stats {
                     corrupt: if k == 0 { found.corrupt } else { 0 },
@@ -84,25 +145,20 @@ impl Journal {
                     ..Stats::default()
                 },
             };
-            for job in &owed {
-                let backends: Vec<&str> = job.owed.iter().map(String::as_str).collect();
-                journal.add_job(&JobRecord {
-                    id: job.id,
-                    request_id: &job.request_id,
-                    request: &job.request,
-                    backends: &backends,
-                });
-            }
-            // Written and synced before the old segments go, whatever --journal-sync says.
-            journal.write_pending(Sync::Once)?;
             opened.push(Writer {
                 journal: Box::new(journal),
                 owed,
             });
         }
-        for path in &found.segments {
-            std::fs::remove_file(path)
-                .map_err(|e| format!("cannot delete {}: {e}", path.display()))?;
+        if found.legacy > 0 {
+            info!(
+                "journal {}: {} segments in the format before records were authenticated \
+                 read once; what they owe is written anew with the key {} made for the \
+                 directory, and they are deleted",
+                dir.display(),
+                found.legacy,
+                dir.join(KEY_FILE).display()
+            );
         }
         if found.records > 0 {
             info!(
@@ -114,4 +170,28 @@ impl Journal {
         }
         Ok(Opened::Ready(opened))
     }
+}
+
+/// Segments that no key could have made, or that the key at hand did not make, are not
+/// read as nothing: lb refuses to start and says what to restore.
+fn check_key(dir: &Path, found: &Found, had_key: bool) -> Result<(), String> {
+    let key = dir.join(KEY_FILE);
+    if !had_key && found.current > 0 {
+        return Err(format!(
+            "{} holds journal segments but not their key {}: restore the key file that was \
+             kept with them, or move the segments away to start afresh (nothing was read or \
+             deleted)",
+            dir.display(),
+            key.display()
+        ));
+    }
+    if found.headed > 0 && found.authentic == 0 {
+        return Err(format!(
+            "no segment in {} authenticates with {}: it is not the key they were written \
+             with; restore the directory's own key file (nothing was deleted)",
+            dir.display(),
+            key.display()
+        ));
+    }
+    Ok(())
 }

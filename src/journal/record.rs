@@ -1,16 +1,28 @@
 //! The journal's record format. Each record is
 //!
 //! ```text
-//! magic u32 "LBJ1" | payload length u32 | CRC-32C of the payload u32 | payload
+//! magic "LBJ2" | payload length u32 | header tag u64 | payload | record tag 16 bytes
 //! ```
 //!
-//! all little-endian. The payload's first byte says what it is: a job (the request and the
-//! backends it is still owed to) or an outcome (one backend's copy of one job is finished).
-//! The magic lets a reader find the next record after a damaged one.
+//! all little-endian. The header tag is SipHash-2-4 (64-bit) of the first 8 bytes, the
+//! record tag SipHash-2-4 (128-bit) of everything before it, both under the directory's
+//! secret key (`key.rs`). The payload's first byte says what it is: a job (the request and
+//! the backends it is still owed to) or an outcome (one backend's copy of one job is
+//! finished).
+//!
+//! A request's bytes end up inside a job's payload, so a payload can hold anything a client
+//! chose, records included. Two rules keep such bytes from ever being read as records: a
+//! record is read only if both tags check out, which takes the key; and a reader that
+//! finds an intact header trusts its length, so it steps over a damaged record whole
+//! instead of looking for records inside it (`replay.rs`).
 
-/// Marks the start of every record: "LBJ1".
-pub const MAGIC: u32 = u32::from_le_bytes(*b"LBJ1");
-pub const HEADER: usize = 12;
+pub use super::siphash::SipKey;
+use super::siphash::{siphash64, siphash128};
+
+/// Marks the start of every record: "LBJ2".
+pub const MAGIC: [u8; 4] = *b"LBJ2";
+pub const HEADER: usize = 16;
+pub const TAG: usize = 16;
 /// No payload is larger: a length beyond it is damage, not a record.
 pub const MAX_PAYLOAD: usize = 1 << 30;
 
@@ -20,8 +32,9 @@ const OUTCOME: u8 = 2;
 /// A POST still owed to some backends, as the journal keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord<'a> {
-    /// Unique within one journal directory; the same id when a job is carried forward.
-    pub id: u64,
+    /// Random (unguessable), and so unique within one journal directory; the same id when
+    /// a job is carried forward.
+    pub id: u128,
     pub request_id: &'a [u8],
     /// The request exactly as it goes to each backend (head and body).
     pub request: &'a [u8],
@@ -42,20 +55,20 @@ pub enum Outcome {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record<'a> {
     Job {
-        id: u64,
+        id: u128,
         request_id: &'a [u8],
         request: &'a [u8],
         backends: Vec<&'a str>,
     },
     Outcome {
-        id: u64,
+        id: u128,
         backend: &'a str,
         outcome: Outcome,
     },
 }
 
 /// Appends one job record to `out`.
-pub fn encode_job(out: &mut Vec<u8>, job: &JobRecord) {
+pub fn encode_job(out: &mut Vec<u8>, key: SipKey, job: &JobRecord) {
     let start = begin(out);
     out.push(JOB);
     out.extend_from_slice(&job.id.to_le_bytes());
@@ -65,11 +78,11 @@ pub fn encode_job(out: &mut Vec<u8>, job: &JobRecord) {
         put_bytes(out, b.as_bytes());
     }
     put_bytes(out, job.request);
-    finish(out, start);
+    finish(out, start, key);
 }
 
 /// Appends one outcome record to `out`.
-pub fn encode_outcome(out: &mut Vec<u8>, id: u64, backend: &str, outcome: Outcome) {
+pub fn encode_outcome(out: &mut Vec<u8>, key: SipKey, id: u128, backend: &str, outcome: Outcome) {
     let start = begin(out);
     out.push(OUTCOME);
     out.extend_from_slice(&id.to_le_bytes());
@@ -79,7 +92,7 @@ pub fn encode_outcome(out: &mut Vec<u8>, id: u64, backend: &str, outcome: Outcom
         Outcome::Spent => 2,
     });
     put_bytes(out, backend.as_bytes());
-    finish(out, start);
+    finish(out, start, key);
 }
 
 fn begin(out: &mut Vec<u8>) -> usize {
@@ -88,13 +101,14 @@ fn begin(out: &mut Vec<u8>) -> usize {
     start
 }
 
-fn finish(out: &mut [u8], start: usize) {
-    let payload = &out[start + HEADER..];
-    let len = payload.len() as u32;
-    let crc = crc32c(payload);
-    out[start..start + 4].copy_from_slice(&MAGIC.to_le_bytes());
+fn finish(out: &mut Vec<u8>, start: usize, key: SipKey) {
+    let len = (out.len() - start - HEADER) as u32;
+    out[start..start + 4].copy_from_slice(&MAGIC);
     out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+    let header_tag = siphash64(key, &out[start..start + 8]);
+    out[start + 8..start + HEADER].copy_from_slice(&header_tag.to_le_bytes());
+    let tag = siphash128(key, &out[start..]);
+    out.extend_from_slice(&tag);
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -105,42 +119,63 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 /// What is at `buf[pos..]`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Read<'a> {
-    /// A whole, intact record, and where the next one starts.
+    /// A whole, authentic record, and where the next one starts.
     Record(Record<'a>, usize),
-    /// Too few bytes for the record the header announces (or for a header).
+    /// Too few bytes for a header, or for the record an intact header announces: at the
+    /// end of a segment, a write cut short.
     Short,
-    /// Bytes that are not an intact record.
-    Damaged,
+    /// An intact header whose record does not authenticate: damaged, and the next record
+    /// starts at the given position.
+    Damaged(usize),
+    /// No intact header: where the next record starts is not known.
+    Lost,
 }
 
-pub fn read_at(buf: &[u8], pos: usize) -> Read<'_> {
-    let Some(header) = buf.get(pos..pos + HEADER) else {
+pub fn read_at(buf: &[u8], pos: usize, key: SipKey) -> Read<'_> {
+    let Some(len) = header_at(buf, pos, key) else {
+        return match buf.len() - pos.min(buf.len()) < HEADER {
+            true => Read::Short,
+            false => Read::Lost,
+        };
+    };
+    let body = pos + HEADER + len;
+    let Some(tag) = buf.get(body..body + TAG) else {
         return Read::Short;
     };
-    let word =
-        |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    let (magic, len, crc) = (word(0), word(4) as usize, word(8));
-    if magic != MAGIC || len > MAX_PAYLOAD {
-        return Read::Damaged;
+    if !same(&siphash128(key, &buf[pos..body]), tag) {
+        return Read::Damaged(body + TAG);
     }
-    let Some(payload) = buf.get(pos + HEADER..pos + HEADER + len) else {
-        return Read::Short;
-    };
-    if crc32c(payload) != crc {
-        return Read::Damaged;
-    }
-    match decode(payload) {
-        Some(record) => Read::Record(record, pos + HEADER + len),
-        None => Read::Damaged,
+    match decode(&buf[pos + HEADER..body], 16) {
+        Some(record) => Read::Record(record, body + TAG),
+        None => Read::Damaged(body + TAG),
     }
 }
 
-/// The next position after `pos` where an intact record starts, if any.
-pub fn resync(buf: &[u8], pos: usize) -> Option<usize> {
-    let magic = MAGIC.to_le_bytes();
-    (pos + 1..buf.len().saturating_sub(HEADER - 1))
-        .filter(|&p| buf[p..p + 4] == magic)
-        .find(|&p| matches!(read_at(buf, p), Read::Record(..)))
+/// Compared without an early exit: how long a check takes says nothing of how much of a
+/// tag was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The payload length of the intact header at `pos`, if there is one there.
+fn header_at(buf: &[u8], pos: usize, key: SipKey) -> Option<usize> {
+    let header = buf.get(pos..pos + HEADER)?;
+    let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+    let tag = u64::from_le_bytes(header[8..16].try_into().ok()?);
+    (header[..4] == MAGIC && siphash64(key, &header[..8]) == tag && len <= MAX_PAYLOAD)
+        .then_some(len)
+}
+
+/// The first intact header after `pos`, for a reader that lost its place: only a header
+/// made with the key counts, so bytes from a request never do.
+pub fn next_header(buf: &[u8], pos: usize, key: SipKey) -> Option<usize> {
+    let from = pos.checked_add(1)?;
+    let rest = buf.get(from..)?;
+    rest.windows(MAGIC.len())
+        .enumerate()
+        .filter(|(_, w)| *w == MAGIC)
+        .map(|(i, _)| from + i)
+        .find(|&p| header_at(buf, p, key).is_some())
 }
 
 /// Reads fields front to back; `None` once anything is out of bounds.
@@ -164,8 +199,11 @@ impl<'a> Fields<'a> {
         self.take(4)?.try_into().ok().map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    /// An id of `width` bytes (8 in the old format, 16 now).
+    fn id(&mut self, width: usize) -> Option<u128> {
+        let mut id = [0u8; 16];
+        id.get_mut(..width)?.copy_from_slice(self.take(width)?);
+        Some(u128::from_le_bytes(id))
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {
@@ -178,11 +216,12 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn decode(payload: &[u8]) -> Option<Record<'_>> {
+/// A payload, whose ids are `id_width` bytes long.
+pub fn decode(payload: &[u8], id_width: usize) -> Option<Record<'_>> {
     let mut f = Fields(payload);
     let record = match f.u8()? {
         JOB => {
-            let id = f.u64()?;
+            let id = f.id(id_width)?;
             let request_id = f.bytes()?;
             let n = f.u32()? as usize;
             // Each label takes at least its 4-byte length: a count beyond that is damage.
@@ -198,7 +237,7 @@ fn decode(payload: &[u8]) -> Option<Record<'_>> {
             }
         }
         OUTCOME => {
-            let id = f.u64()?;
+            let id = f.id(id_width)?;
             let outcome = match f.u8()? {
                 0 => Outcome::Delivered,
                 1 => Outcome::Refused,
@@ -216,108 +255,5 @@ fn decode(payload: &[u8]) -> Option<Record<'_>> {
     f.0.is_empty().then_some(record)
 }
 
-/// CRC-32C (Castagnoli), the checksum of ext4, iSCSI and most logs: it catches every
-/// burst error up to 32 bits.
-pub fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
-}
-
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0x82f6_3b78 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32c_known_answers() {
-        // RFC 3720 B.4 test vectors.
-        assert_eq!(crc32c(&[0; 32]), 0x8a91_36aa);
-        assert_eq!(crc32c(&[0xff; 32]), 0x62a8_ab43);
-        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
-    }
-
-    fn sample(out: &mut Vec<u8>) {
-        let job = JobRecord {
-            id: 7,
-            request_id: b"abc",
-            request: b"POST / HTTP/1.1\r\n\r\n",
-            backends: &["a:1", "b:2"],
-        };
-        encode_job(out, &job);
-        encode_outcome(out, 7, "a:1", Outcome::Refused);
-    }
-
-    #[test]
-    fn records_read_back_as_written() {
-        let mut buf = Vec::new();
-        sample(&mut buf);
-        let Read::Record(job, next) = read_at(&buf, 0) else {
-            panic!("a job record");
-        };
-        let expected = Record::Job {
-            id: 7,
-            request_id: b"abc",
-            request: b"POST / HTTP/1.1\r\n\r\n",
-            backends: vec!["a:1", "b:2"],
-        };
-        assert_eq!(job, expected);
-        let expected = Record::Outcome {
-            id: 7,
-            backend: "a:1",
-            outcome: Outcome::Refused,
-        };
-        assert_eq!(read_at(&buf, next), Read::Record(expected, buf.len()));
-        assert_eq!(read_at(&buf, buf.len()), Read::Short);
-    }
-
-    #[test]
-    fn damage_is_seen_and_skipped() {
-        let mut buf = Vec::new();
-        sample(&mut buf);
-        let Read::Record(_, second) = read_at(&buf, 0) else {
-            panic!("intact");
-        };
-        for cut in [1, HEADER, second - 1] {
-            assert_eq!(read_at(&buf[..cut], 0), Read::Short, "cut at {cut}");
-        }
-        let mut flipped = buf.clone();
-        flipped[HEADER + 3] ^= 0x40;
-        assert_eq!(read_at(&flipped, 0), Read::Damaged);
-        assert_eq!(resync(&flipped, 0), Some(second));
-        assert_eq!(resync(&buf, second), None, "nothing after the last");
-        let mut bad_len = buf.clone();
-        bad_len[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(read_at(&bad_len, 0), Read::Damaged);
-    }
-
-    #[test]
-    fn a_valid_checksum_over_nonsense_is_still_damage() {
-        let mut buf = Vec::new();
-        let start = begin(&mut buf);
-        buf.extend_from_slice(&[JOB, 1, 2, 3]);
-        finish(&mut buf, start);
-        assert_eq!(read_at(&buf, 0), Read::Damaged);
-    }
-}
+mod tests;
