@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::diagnostic::{Level, nearest};
-use super::model::{Action, KeyPath, Problem, Protocol, Site};
+use super::model::{Action, KeyPath, Listener, Problem, Protocol, Site};
 use crate::strategy;
 
 impl Site {
@@ -31,7 +31,9 @@ impl Site {
         let pools = self.pool_names();
         for (i, l) in self.listeners.iter().enumerate() {
             let at = KeyPath("listeners".into()).key(&l.name);
-            if let Some(first) = self.listeners[..i].iter().find(|o| o.address == l.address) {
+            // Port 0 is any free port: two such listeners do not collide.
+            let collides = |o: &&Listener| o.address == l.address && l.address.port() != 0;
+            if let Some(first) = self.listeners[..i].iter().find(collides) {
                 out.error(
                     at.key("address"),
                     format!(
