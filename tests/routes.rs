@@ -29,13 +29,19 @@ fn lb_file(path: &str) -> Proc {
     spawn_command(Command::new(env!("CARGO_BIN_EXE_lb")).args(["-c", path]))
 }
 
-/// Where listener `name` of `lb` listens, from its start-up line.
+/// Where listener `name` of `lb` listens, from its start-up line (lb is started once its
+/// first listener's line is out; the others' follow).
 fn listener(lb: &Proc, name: &str) -> SocketAddr {
-    let text = lb.log_text();
-    text.lines()
-        .filter(|l| l.contains(&format!(") listener {name} (")))
-        .find_map(|l| addr_after(l, "listening on "))
-        .unwrap_or_else(|| panic!("no listener {name}:\n{text}"))
+    let mut found = None;
+    eventually(Duration::from_secs(5), || {
+        found = lb
+            .log_text()
+            .lines()
+            .filter(|l| l.contains(&format!(") listener {name} (")))
+            .find_map(|l| addr_after(l, "listening on "));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no listener {name}:\n{}", lb.log_text()))
 }
 
 /// `GET path` for `host` on a connection kept open.
