@@ -39,6 +39,8 @@ use crate::state::HOUSEKEEPING;
 pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
 
 mod control;
+mod site;
+pub use site::SiteUpdate;
 pub mod workers;
 
 /// Slab tokens are `key << 1 | side`, so these are never a slab entry's.
@@ -102,6 +104,8 @@ pub struct EventLoop {
     doorbell: Option<Arc<Doorbell>>,
     /// The latest request for counters this worker has answered (see `shared`).
     stats_answered: u64,
+    /// The site update this worker applied last (workers but 0).
+    applied_site: Option<Arc<SiteUpdate>>,
 }
 
 impl EventLoop {
@@ -201,6 +205,7 @@ impl EventLoop {
             resumed,
             doorbell,
             stats_answered: 0,
+            applied_site: None,
         })
     }
 

@@ -3,7 +3,9 @@
 //! sockets; a client remembers which front it came through.
 
 use crate::config::model::{Action, Listener, Problem, Protocol, Site};
-use crate::pool::{self, Pool, PoolId};
+use std::net::SocketAddr;
+
+use crate::pool::PoolId;
 use crate::proxy_protocol::Cidr;
 use crate::route::RouteTable;
 
@@ -13,6 +15,9 @@ pub type FrontId = usize;
 #[derive(Debug, Clone)]
 pub struct Front {
     pub name: String,
+    pub address: SocketAddr,
+    /// Its listener vanished from the config: it takes no new clients.
+    pub closed: bool,
     pub protocol: Protocol,
     /// TCP: the pool every connection goes to.
     pub pool: Option<PoolId>,
@@ -23,16 +28,21 @@ pub struct Front {
 }
 
 impl Front {
-    pub fn of(l: &Listener, pools: &[Pool]) -> Result<Self, String> {
+    /// Listener `l`, with `pools` the names of the pools by id.
+    pub fn of(l: &Listener, pools: &[&str]) -> Result<Self, String> {
         let pool = match &l.pool {
             Some(name) => Some(
-                pool::by_name(pools, name)
+                pools
+                    .iter()
+                    .position(|p| p == name)
                     .ok_or_else(|| format!("listener {} names no pool {name}", l.name))?,
             ),
             None => None,
         };
         Ok(Front {
             name: l.name.clone(),
+            address: l.address,
+            closed: false,
             protocol: l.protocol,
             pool,
             tls: !l.tls.is_empty(),
@@ -52,9 +62,9 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The tables of `site`'s listeners; pool ids are places in its list of pools, as
-    /// they are in the loop's.
-    pub fn compile(site: &Site) -> Result<Self, String> {
+    /// The tables of `site`'s listeners, by the ids of `fronts` (a closed one has none),
+    /// with pools by the ids of `pools` (their names).
+    pub fn compile(site: &Site, fronts: &[Front], pools: &[&str]) -> Result<Self, String> {
         let problems = |p: Vec<Problem>| {
             let lines: Vec<String> = p
                 .iter()
@@ -62,24 +72,25 @@ impl Routes {
                 .collect();
             lines.join("; ")
         };
-        let tables = site
-            .listeners
+        let tables = fronts
             .iter()
-            .map(|l| match l.protocol {
-                Protocol::Tcp => Ok(None),
-                Protocol::Http => RouteTable::compile(&site.routes, l.routes.as_deref())
-                    .map(Some)
-                    .map_err(problems),
+            .map(|f| {
+                let listener = site.listeners.iter().find(|l| l.name == f.name);
+                match listener.filter(|l| !f.closed && l.protocol == Protocol::Http) {
+                    None => Ok(None),
+                    Some(l) => RouteTable::compile(&site.routes, l.routes.as_deref())
+                        .map(Some)
+                        .map_err(problems),
+                }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let pools = site
             .routes
             .iter()
             .map(|r| match &r.action {
-                Action::Proxy { pool, .. } => site
-                    .pools
+                Action::Proxy { pool, .. } => pools
                     .iter()
-                    .position(|p| p.name == *pool)
+                    .position(|p| p == pool)
                     .map(Some)
                     .ok_or_else(|| format!("route {} names no pool {pool}", r.name)),
                 _ => Ok(None),

@@ -11,12 +11,13 @@ use log::{error, info, warn};
 use slab::Slab;
 
 use crate::backend::{Backend, BackendId, Role};
+use crate::config::model::Source;
 use crate::event_loop::{Conn, Core};
 use crate::fanout;
 use crate::http::upstream::close_pool;
 use crate::pool;
 use crate::probe;
-use crate::resolver::{Done, Job, Listed, Verdict};
+use crate::resolver::{Done, FileReloaded, Job, Listed, Verdict};
 use crate::roster::{Change, Slot, diff};
 use crate::shared::WorkerStats;
 
@@ -197,6 +198,14 @@ pub fn reload(core: &mut Core) {
         warn!("SIGHUP while stopping: not reloading");
         return;
     }
+    if let Source::File(path) = &core.source {
+        info!("SIGHUP: reading {} again", path.display());
+        let path = path.display().to_string();
+        if let Some(resolver) = &core.resolver {
+            resolver.send(Job::ReloadFile { path });
+        }
+        return;
+    }
     let files: Vec<&str> = core
         .pools
         .iter()
@@ -223,9 +232,10 @@ pub fn reload(core: &mut Core) {
     }
 }
 
-/// A result from the resolver thread.
-pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
+/// A result from the resolver thread; a config file read again goes back to the loop.
+pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) -> Option<FileReloaded> {
     match done {
+        Done::ReloadedFile(result) => return Some(result),
         Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.own) {
             Ok(kept) => {
                 for note in kept {
@@ -266,6 +276,7 @@ pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) {
             }
         }
     }
+    None
 }
 
 fn reload_failed(core: &mut Core, why: &str) {

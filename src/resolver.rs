@@ -13,6 +13,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::config::file;
+use crate::config::model::Site;
 use crate::config::{BackendLine, read_backends_file};
 use crate::names;
 use crate::roster::Lookup;
@@ -31,6 +33,8 @@ pub enum Job {
     /// Read each pool's backends file again (if it has one), after its lines, and resolve
     /// every line.
     Reload { pools: Vec<Listed> },
+    /// Read and check the config file again, and resolve every pool's backends.
+    ReloadFile { path: String },
     /// Resolve a backend that `PUT /backends/...` adds to `pool`.
     Add {
         pool: String,
@@ -42,6 +46,7 @@ pub enum Job {
 
 pub enum Done {
     Reloaded(Result<Vec<Lookup>, String>),
+    ReloadedFile(FileReloaded),
     Added {
         pool: String,
         label: String,
@@ -51,6 +56,16 @@ pub enum Done {
     },
     /// The periodic lookup of the listed names: every address of each.
     Refreshed(Vec<(String, Result<Vec<SocketAddr>, String>)>),
+}
+
+/// The config file read again: the site with its backends looked up, and its warnings;
+/// or every problem found, one line each.
+pub type FileReloaded = Result<Box<SiteRead>, Vec<String>>;
+
+pub struct SiteRead {
+    pub site: Site,
+    pub lookups: Vec<Lookup>,
+    pub warnings: Vec<String>,
 }
 
 /// What one periodic lookup means for a backend.
@@ -198,6 +213,7 @@ impl Worker {
         for job in std::iter::once(first).chain(self.jobs.try_iter()) {
             match job {
                 Job::Reload { pools } => reload = Some(pools),
+                Job::ReloadFile { path } => done.push(Done::ReloadedFile(self.reload_file(&path))),
                 Job::Add {
                     pool,
                     label,
@@ -219,6 +235,27 @@ impl Worker {
             done.push(Done::Reloaded(self.reload(pools)));
         }
         done
+    }
+
+    /// The file at `path` read and checked as at start, and its backends looked up.
+    fn reload_file(&self, path: &str) -> FileReloaded {
+        let loaded = file::load_lines(path)?;
+        let listed = loaded
+            .site
+            .pools
+            .iter()
+            .map(|p| Listed {
+                pool: p.name.clone(),
+                file: p.backends_file.clone(),
+                lines: p.backends.clone(),
+            })
+            .collect();
+        let lookups = self.reload(listed).map_err(|e| vec![e])?;
+        Ok(Box::new(SiteRead {
+            site: loaded.site,
+            lookups,
+            warnings: loaded.warnings,
+        }))
     }
 
     fn reload(&self, pools: Vec<Listed>) -> Result<Vec<Lookup>, String> {

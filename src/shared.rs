@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::backend::BackendId;
+use crate::event_loop::SiteUpdate;
 use crate::metrics::Metrics;
 use crate::roster::Snapshot;
 
@@ -110,6 +111,8 @@ pub struct Shared {
     /// Whether lb can reach each backend slot (`fanout::gate`).
     reachable: Published<Vec<bool>>,
     tls: Mutex<Option<TlsServers>>,
+    /// The config file as worker 0 last applied it.
+    site: Mutex<Option<Arc<SiteUpdate>>>,
     stop: Mutex<Stop>,
     wakers: Vec<OnceLock<Arc<mio::Waker>>>,
     stats: Vec<Published<Option<WorkerStats>>>,
@@ -139,6 +142,7 @@ impl Shared {
             health: Published::new(up.clone()),
             reachable: Published::new(up),
             tls: Mutex::new(None),
+            site: Mutex::new(None),
             stop: Mutex::new(Stop::Running),
             wakers: (0..workers).map(|_| OnceLock::new()).collect(),
             stats: (0..workers).map(|_| Published::new(None)).collect(),
@@ -301,6 +305,17 @@ impl Shared {
             *t = Some(configs);
         }
         self.announce(0);
+    }
+
+    pub fn publish_site(&self, update: Arc<SiteUpdate>) {
+        if let Ok(mut s) = self.site.lock() {
+            *s = Some(update);
+        }
+        self.announce(0);
+    }
+
+    pub fn site(&self) -> Option<Arc<SiteUpdate>> {
+        self.site.lock().ok().and_then(|s| s.clone())
     }
 
     pub fn tls(&self) -> Option<TlsServers> {

@@ -15,7 +15,7 @@ use crate::access_log::{AccessLog, Answered, Entry};
 use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
-use crate::config::model::{Admin, Pool as PoolSettings, Process, Protocol, Site};
+use crate::config::model::{Admin, Pool as PoolSettings, Process, Site, Source};
 use crate::config::{BackendSpec, OwnAddrs};
 use crate::conn::Socket;
 use crate::fanout;
@@ -102,6 +102,8 @@ pub enum Timer {
 pub struct Core {
     /// The settings of the whole process.
     pub cfg: Process,
+    /// The flags, or the config file that SIGHUP reads again.
+    pub source: Source,
     pub admin_settings: Admin,
     /// Every pool, by `PoolId`; each backend serves in one.
     pub pools: Vec<Pool>,
@@ -182,27 +184,24 @@ impl Core {
         default_host: String,
         own: OwnAddrs,
     ) -> Result<Self, String> {
-        let routes = Arc::new(Routes::compile(&site)?);
+        let names: Vec<&str> = site.pools.iter().map(|p| p.name.as_str()).collect();
+        let fronts = site
+            .listeners
+            .iter()
+            .map(|l| Front::of(l, &names))
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = Arc::new(Routes::compile(&site, &fronts, &names)?);
+        let mut pools = site
+            .pools
+            .iter()
+            .map(|p| Pool::new(p.clone(), site.protocol_of(&p.name)))
+            .collect::<Result<Vec<_>, _>>()?;
         let Site {
-            listeners,
-            pools,
             admin,
             process: cfg,
+            source,
             ..
         } = site;
-        let mut pools = pools
-            .into_iter()
-            .map(|p| {
-                let tcp = listeners
-                    .iter()
-                    .any(|l| l.protocol == Protocol::Tcp && l.pool.as_deref() == Some(&p.name));
-                Pool::new(p, if tcp { Protocol::Tcp } else { Protocol::Http })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let fronts = listeners
-            .iter()
-            .map(|l| Front::of(l, &pools))
-            .collect::<Result<Vec<_>, _>>()?;
         let mut backends = Vec::with_capacity(specs.len());
         for (rank, s) in specs.iter().enumerate() {
             let pool = pool::by_name(&pools, &s.pool)
@@ -257,6 +256,7 @@ impl Core {
             left_at: Vec::new(),
             pools,
             fronts,
+            source,
             routes,
             route_scratch: vec![0; 2 * (MAX_REQUEST_LINE + 2)].into_boxed_slice(),
             admin_settings: admin,

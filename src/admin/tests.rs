@@ -58,7 +58,7 @@ pub fn view_fixture(now: Instant) -> Fixture {
     let fronts = site
         .listeners
         .iter()
-        .map(|l| Front::of(l, &pools).expect("a front"))
+        .map(|l| Front::of(l, &["default"]).expect("a front"))
         .collect();
     Fixture {
         health: HealthMonitor::new(&pools, &backends),

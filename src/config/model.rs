@@ -36,6 +36,16 @@ pub struct Site {
 }
 
 impl Site {
+    /// What pool `name` carries: TCP connections if a TCP listener sends to it, else HTTP
+    /// requests (a pool serves one of the two, `validate` says).
+    pub fn protocol_of(&self, name: &str) -> Protocol {
+        let tcp = self
+            .listeners
+            .iter()
+            .any(|l| l.protocol == Protocol::Tcp && l.pool.as_deref() == Some(name));
+        if tcp { Protocol::Tcp } else { Protocol::Http }
+    }
+
     /// Makes the file paths of a site read from a file in `dir` relative to `dir`, not to
     /// wherever lb was started from (systemd starts it in `/`).
     pub fn relative_to(&mut self, dir: &std::path::Path) {

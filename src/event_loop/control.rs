@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 
+use super::site::SiteUpdate;
 use super::{EventLoop, Timer, UPGRADE};
 use crate::accept::{self, Accepting};
 use crate::admin;
+use crate::config::model::Source;
 use crate::drain::{self, Reason, Stopped};
 use crate::front::FrontId;
 use crate::probe;
@@ -31,9 +33,12 @@ impl EventLoop {
         let arrived = signals.take();
         if arrived.reload {
             reconfigure::reload(&mut self.core);
-            self.core.tls.reload_certificates();
-            if self.core.shared.workers() > 1 {
-                self.core.shared.publish_tls(self.core.tls.serving());
+            // A config file brings its certificates with the rest of it (`site`).
+            if self.core.source == Source::Flags {
+                self.core.tls.reload_certificates();
+                if self.core.shared.workers() > 1 {
+                    self.core.shared.publish_tls(self.core.tls.serving());
+                }
             }
         }
         if arrived.upgrade {
@@ -49,7 +54,9 @@ impl EventLoop {
     pub(super) fn woken(&mut self) {
         let done = self.core.resolver.as_ref().map(|r| r.take());
         for done in done.into_iter().flatten() {
-            reconfigure::resolved(&mut self.conns, &mut self.core, done);
+            if let Some(file) = reconfigure::resolved(&mut self.conns, &mut self.core, done) {
+                self.file_reloaded(file);
+            }
         }
         if self.core.worker == 0 {
             admin::gathered(&mut self.conns, &mut self.core, false);
@@ -175,6 +182,16 @@ impl EventLoop {
         let shared = Arc::clone(&self.core.shared);
         self.core.news_seen = shared.news();
         if self.core.worker != 0 {
+            // Pools first: the roster may put backends in pools that are new.
+            let applied = |u: &Arc<SiteUpdate>| {
+                self.applied_site
+                    .as_ref()
+                    .is_some_and(|a| Arc::ptr_eq(a, u))
+            };
+            if let Some(update) = shared.site().filter(|u| !applied(u)) {
+                self.apply_site(&update);
+                self.applied_site = Some(update);
+            }
             let notes = reconfigure::sync(&mut self.conns, &mut self.core);
             if !notes.is_empty() {
                 log::debug!("worker {}: {}", self.core.worker, notes.join(", "));

@@ -140,6 +140,14 @@ impl HealthMonitor {
         self.since[id] = now;
     }
 
+    /// Backend `id`'s pool changed its health settings: they apply from its next check,
+    /// with its state kept.
+    pub fn retune(&mut self, id: BackendId, label: &str, pool: &Pool) {
+        if let Some(c) = self.checks.get_mut(id) {
+            *c = Checks::of(pool, label);
+        }
+    }
+
     /// Backend `id` is checked actively.
     pub fn enabled(&self, id: BackendId) -> bool {
         self.checks.get(id).is_some_and(Checks::enabled)

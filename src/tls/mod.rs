@@ -20,6 +20,8 @@ use rustls_pki_types::{CertificateDer, ServerName};
 
 pub use certs::CertPair;
 use certs::CertStore;
+
+use crate::shared::TlsServers;
 pub use session::TlsSession;
 
 /// The crypto provider, chosen at build time (why aws-lc-rs: docs/benchmarks.md, TLS).
@@ -173,6 +175,28 @@ impl TlsContexts {
                 Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
             }
         }
+    }
+
+    /// Server configurations for listeners with these certificates (by listener id; none
+    /// for a plain one), sharing this lb's ticket key; none is used until `adopt`.
+    pub fn servers_for(&mut self, pairs: &[Vec<CertPair>]) -> Result<TlsServers, String> {
+        if self.ticketer.is_none() && pairs.iter().any(|p| !p.is_empty()) {
+            let ticketer = provider::Ticketer::new()
+                .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
+            self.ticketer = Some(ticketer);
+        }
+        let servers = pairs
+            .iter()
+            .map(|p| match p.is_empty() {
+                true => Ok(None),
+                false => {
+                    let store = CertStore::load(p, &self.provider)?;
+                    self.server_config(store).map(Some)
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        self.pairs = pairs.to_vec();
+        Ok(servers)
     }
 
     /// What new TLS clients of each listener get, for the other workers after a

@@ -80,6 +80,23 @@ pub fn load(path: &str) -> Result<Loaded, String> {
     Ok(Loaded { site, warnings })
 }
 
+/// As `load`, but each problem as one log line (`FILE:LINE:COL: message`): what a reload
+/// that fails says.
+pub fn load_lines(path: &str) -> Result<Loaded, Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {path}: {e}")])?;
+    let checked = check_file(path, &text);
+    let Some(site) = checked.site else {
+        return Err(checked.errors().map(|d| d.one_line(path, &text)).collect());
+    };
+    let warnings = checked
+        .problems
+        .iter()
+        .map(|d| d.one_line(path, &text))
+        .collect();
+    Ok(Loaded { site, warnings })
+}
+
 /// Reads `text`, the content of the file at `path`: file paths in it are relative to its
 /// directory, not to wherever lb was started from (systemd starts it in `/`).
 pub fn check_file(path: &str, text: &str) -> Checked {

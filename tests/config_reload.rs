@@ -1,0 +1,216 @@
+//! SIGHUP with a config file: the whole file is read again and taken between requests;
+//! listeners, pools and routes come and go; a bad file changes nothing and says why.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::tls::TempDir;
+use common::*;
+
+fn lb_file(path: &str, extra: &[&str]) -> Proc {
+    spawn_command(
+        Command::new(env!("CARGO_BIN_EXE_lb"))
+            .arg("-c")
+            .arg(path)
+            .args(extra),
+    )
+}
+
+/// Where listener `name` listens, once lb has said so.
+fn listener(lb: &Proc, name: &str) -> SocketAddr {
+    let mut found = None;
+    eventually(Duration::from_secs(5), || {
+        found = lb
+            .log_text()
+            .lines()
+            .filter(|l| l.contains(&format!(") listener {name} (")))
+            .find_map(|l| addr_after(l, "listening on "));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no listener {name}:\n{}", lb.log_text()))
+}
+
+fn hup(lb: &Proc) {
+    let _ = Command::new("kill")
+        .args(["-HUP", &lb.child.id().to_string()])
+        .status();
+}
+
+/// Sends SIGHUP and waits for the `n`th line that says how a reload ended.
+fn reload(lb: &Proc, n: usize) {
+    hup(lb);
+    let ended = |l: &&str| l.contains("reloaded the config file") || l.contains("reload failed");
+    assert!(
+        eventually(Duration::from_secs(5), || lb
+            .log_text()
+            .lines()
+            .filter(ended)
+            .count()
+            >= n),
+        "reload {n} never ended:\n{}",
+        lb.log_text()
+    );
+}
+
+/// A config file; two workers, so that every reload is taken in by a worker that did not
+/// read the file.
+fn site(admin: &str, listeners: &str, pools: &str, routes: &str) -> String {
+    format!("workers = 2\n\n[admin]\nlisten = \"{admin}\"\n\n{listeners}\n{pools}\n{routes}")
+}
+
+#[test]
+fn listeners_pools_and_routes_come_and_go_and_a_bad_file_changes_nothing() {
+    let (a, b, c) = (backend("a", &[]), backend("b", &[]), backend("c", &[]));
+    let dir = TempDir::new();
+    let first = site(
+        "127.0.0.1:0",
+        "[listeners.web]\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "[pools.pa]\nbackends = [\"{}\"]\n[pools.pb]\nbackends = [\"{}\"]\n",
+            a.addr, b.addr
+        ),
+        "[[routes]]\nname = \"to-b\"\nhost = \"b.test\"\npool = \"pb\"\n[[routes]]\nname = \"rest\"\npool = \"pa\"\n",
+    );
+    let path = dir.write("lb.toml", &first);
+    let lb = lb_file(&path, &[]);
+    let web = listener(&lb, "web");
+    let by_host = |addr, host: &str| {
+        let r = request(
+            addr,
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+        );
+        (r.status, served_by(&r))
+    };
+    assert_eq!(by_host(web, "b.test"), (200, "b".into()));
+    assert_eq!(by_host(web, "x.test"), (200, "a".into()));
+    // Pool pb goes, pool pc comes with a route of its own, and a second listener opens.
+    let second = site(
+        "127.0.0.1:0",
+        "[listeners.web]\naddress = \"127.0.0.1:0\"\n[listeners.more]\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "[pools.pa]\nbackends = [\"{}\"]\n[pools.pc]\nbackends = [\"{}\"]\n",
+            a.addr, c.addr
+        ),
+        "[[routes]]\nname = \"to-c\"\nhost = \"c.test\"\npool = \"pc\"\n[[routes]]\nname = \"rest\"\npool = \"pa\"\n",
+    );
+    dir.write("lb.toml", &second);
+    reload(&lb, 1);
+    assert!(
+        lb.log_text()
+            .contains("reloaded the config file: 2 listener(s), 2 pool(s)"),
+        "{}",
+        lb.log_text()
+    );
+    assert_eq!(by_host(web, "c.test"), (200, "c".into()));
+    assert_eq!(
+        by_host(web, "b.test"),
+        (200, "a".into()),
+        "pb's route is gone"
+    );
+    let more = listener(&lb, "more");
+    for _ in 0..8 {
+        assert_eq!(by_host(more, "c.test"), (200, "c".into()));
+    }
+    // A file with a mistake: one line for it, the count, and the running site unchanged.
+    dir.write("lb.toml", &second.replace("pool = \"pc\"", "pool = \"pz\""));
+    reload(&lb, 2);
+    let log = lb.log_text();
+    assert!(
+        log.contains("lb.toml:19:8: no pool is called `pz` (did you mean `pa`?)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("reload failed: the running config stays as it was"),
+        "{log}"
+    );
+    assert_eq!(by_host(web, "c.test"), (200, "c".into()));
+    let metrics = get(admin_addr(&lb), "/metrics").text();
+    assert!(
+        metrics.contains("lb_reloads_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
+    // The second listener goes: it takes no new client.
+    dir.write("lb.toml", &first);
+    reload(&lb, 3);
+    assert!(
+        eventually(Duration::from_secs(5), || std::net::TcpStream::connect(
+            more
+        )
+        .is_err()),
+        "listener more still accepts"
+    );
+    assert_eq!(by_host(web, "b.test"), (200, "b".into()));
+}
+
+#[test]
+fn reloads_under_load_that_add_and_remove_pools_lose_no_request() {
+    let (a, b) = (backend("a", &[]), backend("b", &[]));
+    let dir = TempDir::new();
+    let with = |extra_pool: bool| {
+        let pools = if extra_pool {
+            format!(
+                "[pools.main]\nbackends = [\"{}\"]\n[pools.extra]\nbackends = [\"{}\"]\n",
+                a.addr, b.addr
+            )
+        } else {
+            format!("[pools.main]\nbackends = [\"{}\"]\n", a.addr)
+        };
+        let routes = if extra_pool {
+            "[[routes]]\npath_prefix = \"/extra\"\npool = \"extra\"\nrewrite = { strip_prefix = \"/extra\" }\n[[routes]]\npool = \"main\"\n"
+        } else {
+            "[[routes]]\npool = \"main\"\n"
+        };
+        site(
+            "127.0.0.1:0",
+            "[listeners.web]\naddress = \"127.0.0.1:0\"\n",
+            &pools,
+            routes,
+        )
+    };
+    let path = dir.write("lb.toml", &with(false));
+    let lb = lb_file(&path, &["--verbose"]);
+    let web = listener(&lb, "web");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, done, failed) = (Arc::clone(&stop), Arc::clone(&done), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                let mut c = Client::new(web);
+                while !stop.load(Ordering::Relaxed) {
+                    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+                    match c.read_response(false) {
+                        Ok(Some(r)) if r.status == 200 => done.fetch_add(1, Ordering::Relaxed),
+                        _ => {
+                            c = Client::new(web);
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+    for i in 1..=20 {
+        dir.write("lb.toml", &with(i % 2 == 1));
+        reload(&lb, i);
+        if i % 2 == 1 {
+            assert_eq!(served_by(&get(web, "/extra/")), "b");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("a client thread");
+    }
+    assert!(done.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "{}", lb.log_text());
+    assert!(
+        !lb.log_text().contains("reload failed"),
+        "{}",
+        lb.log_text()
+    );
+}
