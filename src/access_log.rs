@@ -51,6 +51,7 @@ impl RequestLog {
             status: self.status.or(ours),
             bytes: self.bytes,
             id: Some(id),
+            route: None,
         }
     }
 }
@@ -63,9 +64,16 @@ pub struct Answered<'a> {
     pub status: Option<u16>,
     pub bytes: u64,
     pub id: Option<&'a RequestId>,
+    /// The route that took the request, if one did.
+    pub route: Option<usize>,
 }
 
 impl<'a> Answered<'a> {
+    /// Taken by route `route`.
+    pub fn by(self, route: Option<usize>) -> Self {
+        Answered { route, ..self }
+    }
+
     /// An answer of lb's own to the request whose head starts `head`.
     pub fn ours(head: &'a [u8], status: u16, id: Option<&'a RequestId>) -> Self {
         Answered {
@@ -73,6 +81,7 @@ impl<'a> Answered<'a> {
             status: Some(status),
             bytes: 0,
             id,
+            route: None,
         }
     }
 }
@@ -101,6 +110,9 @@ pub enum Entry<'a> {
         status: Option<u16>,
         bytes: u64,
         id: Option<&'a RequestId>,
+        /// With a config file: the route and the pool (`None` each when there was none);
+        /// `None` with the flags, whose lines stay as they were.
+        routed: Option<(Option<&'a str>, Option<&'a str>)>,
     },
     Tcp {
         backend: Option<&'a str>,
@@ -236,6 +248,7 @@ fn format_line(
             status,
             bytes,
             id,
+            routed,
         } => {
             let quoted = format == LogFormat::Text;
             let text = RequestText {
@@ -244,20 +257,30 @@ fn format_line(
             };
             if quoted {
                 let status = status.map_or("-".to_string(), |s| s.to_string());
+                let routed = routed.map_or(String::new(), |(route, pool)| {
+                    format!(" {} {}", route.unwrap_or("-"), pool.unwrap_or("-"))
+                });
                 writeln!(
                     out,
-                    "{ts} {client} \"{text}\" {} {status} {bytes} {ms:.3}ms {}",
+                    "{ts} {client} \"{text}\" {} {status} {bytes} {ms:.3}ms {}{routed}",
                     backend.unwrap_or("-"),
                     id.map_or("-", RequestId::as_str)
                 )
             } else {
                 let text = text.to_string();
                 let (method, target) = text.split_once(' ').unwrap_or((&text, ""));
+                let routed = routed.map_or(String::new(), |(route, pool)| {
+                    format!(
+                        ",\"route\":{},\"pool\":{}",
+                        json_or_null(route),
+                        json_or_null(pool)
+                    )
+                });
                 writeln!(
                     out,
                     "{{\"time\":\"{ts}\",\"client\":\"{client}\",\"method\":\"{}\",\
                      \"target\":\"{}\",\"backend\":{},\"status\":{},\"bytes\":{bytes},\
-                     \"duration_ms\":{ms:.3},\"request_id\":{}}}",
+                     \"duration_ms\":{ms:.3},\"request_id\":{}{routed}}}",
                     Json(method),
                     Json(target),
                     json_or_null(*backend),
@@ -345,6 +368,7 @@ mod tests {
             status: Some(200),
             bytes: 120,
             id: Some(&id),
+            routed: None,
         };
         assert_eq!(
             line(LogFormat::Text, &entry),
@@ -364,6 +388,7 @@ mod tests {
             status: None,
             bytes: 0,
             id: None,
+            routed: None,
         };
         assert!(line(LogFormat::Text, &nothing).ends_with(" \"PUT /x\" - - 0 1.500ms -\n"));
         assert!(line(LogFormat::Json, &nothing).contains(

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, Role};
-use crate::config::model::{Process, Protocol};
+use crate::config::model::{Process, Protocol, Source};
 use crate::event_loop::Core;
 use crate::front::Front;
 use crate::metrics::history::History;
+use crate::metrics::prometheus::LabelValue;
 use crate::metrics::{BackendMetrics, Metrics, prometheus};
 use crate::pool::Pool;
 use crate::probe::HealthMonitor;
@@ -36,6 +37,10 @@ pub struct View<'a> {
     pub cfg: &'a Process,
     pub pools: &'a [Pool],
     pub fronts: &'a [Front],
+    /// The site is the flags' (one pool, one route).
+    pub flags: bool,
+    /// The routes' names, in the site's order, and the requests each took.
+    pub routes: Vec<&'a str>,
     /// The traffic listener's bound address (`--listen` may have asked for port 0).
     pub listen: &'a str,
     pub backends: &'a [Backend],
@@ -59,6 +64,8 @@ impl<'a> View<'a> {
             cfg: &core.cfg,
             pools: &core.pools,
             fronts: &core.fronts,
+            flags: core.source == Source::Flags,
+            routes: core.routes.names(),
             listen: &core.default_host,
             backends: &core.backends,
             metrics: &totals.metrics,
@@ -81,6 +88,17 @@ impl<'a> View<'a> {
         self.now.saturating_duration_since(self.metrics.started)
     }
 
+    /// The labels of backend `id`'s series: `backend="..."`, and `pool="..."` beside it
+    /// when lb runs a config file (the flags' one pool says nothing, and their series
+    /// stay as they were before pools).
+    pub fn labels(&self, id: usize) -> BackendLabels<'a> {
+        let b = &self.backends[id];
+        BackendLabels {
+            backend: &b.label,
+            pool: (!self.flags).then(|| self.pools[b.pool].name()),
+        }
+    }
+
     /// Every pool carries TCP connections: what is about HTTP has nothing to show.
     pub fn tcp_only(&self) -> bool {
         self.pools.iter().all(|p| p.protocol == Protocol::Tcp)
@@ -99,6 +117,22 @@ impl<'a> View<'a> {
             .enumerate()
             .filter(|(_, (b, _))| b.role != Role::Vacant)
             .map(|(id, (b, bm))| (id, b, bm))
+    }
+}
+
+/// Prometheus labels of one backend's series (see `View::labels`).
+pub struct BackendLabels<'a> {
+    backend: &'a str,
+    pool: Option<&'a str>,
+}
+
+impl std::fmt::Display for BackendLabels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backend=\"{}\"", LabelValue(self.backend))?;
+        match self.pool {
+            Some(pool) => write!(f, ",pool=\"{}\"", LabelValue(pool)),
+            None => Ok(()),
+        }
     }
 }
 

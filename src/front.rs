@@ -2,6 +2,7 @@
 //! one pool; over TLS or not; with a PROXY header first or not. The loop keeps the
 //! sockets; a client remembers which front it came through.
 
+use crate::config::check;
 use crate::config::model::{Action, Listener, Problem, Protocol, Site};
 use std::net::SocketAddr;
 
@@ -59,9 +60,16 @@ pub struct Routes {
     pub tables: Vec<Option<RouteTable>>,
     /// By route index: the pool a proxying route sends to.
     pub pools: Vec<Option<PoolId>>,
+    /// By route index: its name, and what it matches and does, in words.
+    pub names: Vec<String>,
+    pub described: Vec<(String, String)>,
 }
 
 impl Routes {
+    pub fn names(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+
     /// The tables of `site`'s listeners, by the ids of `fronts` (a closed one has none),
     /// with pools by the ids of `pools` (their names).
     pub fn compile(site: &Site, fronts: &[Front], pools: &[&str]) -> Result<Self, String> {
@@ -96,6 +104,17 @@ impl Routes {
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Routes { tables, pools })
+        let names = site.routes.iter().map(|r| r.name.clone()).collect();
+        let described = site
+            .routes
+            .iter()
+            .map(|r| (check::matcher(r), check::action(&r.action)))
+            .collect();
+        Ok(Routes {
+            tables,
+            pools,
+            names,
+            described,
+        })
     }
 }

@@ -286,6 +286,16 @@ impl Metrics {
         }
     }
 
+    /// The routes were reloaded: each count follows its route's name to its new place,
+    /// and the counts of routes that are gone are dropped.
+    pub fn routes_renamed(&mut self, before: &[String], after: &[String]) {
+        let count = |name: &String| {
+            let i = before.iter().position(|b| b == name)?;
+            self.routed.get(i).copied()
+        };
+        self.routed = after.iter().map(|n| count(n).unwrap_or(0)).collect();
+    }
+
     /// Request routed by route `index`.
     pub fn route_taken(&mut self, index: usize) {
         if index >= self.routed.len() {

@@ -365,12 +365,18 @@ impl Core {
             self.metrics.client_answer(status);
         }
         if self.access.enabled() {
+            let routed = (self.source != Source::Flags).then(|| {
+                let route = a.route.and_then(|r| self.routes.names.get(r));
+                let pool = backend.map(|id| self.pools[self.backends[id].pool].name());
+                (route.map(String::as_str), pool)
+            });
             let entry = Entry::Http {
                 request: a.request,
                 backend: backend.map(|id| self.backends[id].label.as_str()),
                 status: a.status,
                 bytes: a.bytes,
                 id: a.id,
+                routed,
             };
             self.access.write(client, took, &entry);
         }

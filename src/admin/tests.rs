@@ -21,6 +21,8 @@ impl Fixture {
             cfg: &self.cfg,
             pools: &self.pools,
             fronts: &self.fronts,
+            flags: true,
+            routes: vec!["default"],
             listen: "127.0.0.1:8080",
             backends: &self.backends,
             metrics: &self.metrics,

@@ -242,6 +242,8 @@ impl EventLoop {
             }
         }
         core.fronts = update.fronts.clone();
+        core.metrics
+            .routes_renamed(&core.routes.names, &update.routes.names);
         core.routes = Arc::clone(&update.routes);
         core.tls.adopt(update.tls.clone());
         core.cfg = update.site.process.clone();

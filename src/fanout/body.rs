@@ -49,6 +49,7 @@ impl PendingPost {
             status,
             bytes: 0,
             id: Some(&self.request_id),
+            route: None,
         };
         core.answered(client, took, None, answer);
     }

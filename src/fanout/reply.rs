@@ -87,6 +87,7 @@ fn relay(conns: &mut Slab<Conn>, core: &mut Core, job: usize, reply: Reply) {
                 status: Some(status),
                 bytes: reply.bytes.len() as u64,
                 id: Some(&id),
+                route: None,
             };
             core.answered(c.peer, took, Some(backend), answer);
         }
@@ -230,6 +231,7 @@ pub fn client_gone(core: &mut Core, job: usize, peer: SocketAddr) {
             status: None,
             bytes: 0,
             id: Some(&id),
+            route: None,
         };
         core.answered(peer, took, None, answer);
     }

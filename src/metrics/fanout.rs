@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::COPY_PLACES;
-use super::prometheus::{LabelValue, family, samples};
+use super::prometheus::{family, samples};
 use crate::admin::View;
 
 pub fn render(v: &View, out: &mut String) {
@@ -129,12 +129,12 @@ fn per_backend(v: &View, out: &mut String) {
         "gauge",
         "POST copies owed to the backend, by place: in flight, in backoff after a failed attempt, waiting in its lane, parked while lb cannot reach it (refreshed once a second).",
     );
-    for (_, b, bm) in v.listed() {
+    for (id, _, bm) in v.listed() {
         for (place, n) in COPY_PLACES.iter().zip(bm.copies_owed) {
             let _ = writeln!(
                 out,
-                "lb_fanout_backend_copies_owed{{backend=\"{}\",place=\"{place}\"}} {n}",
-                LabelValue(&b.label)
+                "lb_fanout_backend_copies_owed{{{},place=\"{place}\"}} {n}",
+                v.labels(id)
             );
         }
     }
@@ -144,11 +144,11 @@ fn per_backend(v: &View, out: &mut String) {
         "gauge",
         "Age of the oldest POST still owed to the backend; 0 when none is.",
     );
-    for (_, b, bm) in v.listed() {
+    for (id, _, bm) in v.listed() {
         let _ = writeln!(
             out,
-            "lb_fanout_backend_oldest_owed_seconds{{backend=\"{}\"}} {}",
-            LabelValue(&b.label),
+            "lb_fanout_backend_oldest_owed_seconds{{{}}} {}",
+            v.labels(id),
             bm.oldest_owed_seconds
         );
     }
@@ -158,8 +158,8 @@ fn per_backend(v: &View, out: &mut String) {
         "histogram",
         "From a POST's arrival until its copy was delivered to the backend, retries and waits included.",
     );
-    for (_, b, bm) in v.listed() {
-        let label = format!("backend=\"{}\"", LabelValue(&b.label));
+    for (id, _, bm) in v.listed() {
+        let label = v.labels(id).to_string();
         samples(out, "lb_fanout_delivery_seconds", &label, &bm.delivery);
     }
 }

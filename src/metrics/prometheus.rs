@@ -38,13 +38,8 @@ pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// One gauge or counter sample per backend.
 fn per_backend(out: &mut String, v: &View, name: &str, value: impl Fn(usize) -> f64) {
-    for (id, b, _) in v.listed() {
-        let _ = writeln!(
-            out,
-            "{name}{{backend=\"{}\"}} {}",
-            LabelValue(&b.label),
-            value(id)
-        );
+    for (id, _, _) in v.listed() {
+        let _ = writeln!(out, "{name}{{{}}} {}", v.labels(id), value(id));
     }
 }
 
@@ -55,9 +50,8 @@ fn histograms<'a>(
     name: &str,
     histogram: impl Fn(&'a BackendMetrics) -> &'a Histogram,
 ) {
-    for (_, b, bm) in v.listed() {
-        let label = format!("backend=\"{}\"", LabelValue(&b.label));
-        samples(out, name, &label, histogram(bm));
+    for (id, _, bm) in v.listed() {
+        samples(out, name, &v.labels(id).to_string(), histogram(bm));
     }
 }
 
@@ -201,6 +195,23 @@ pub fn render(v: &View, out: &mut String) {
         let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
         super::fanout::render(v, out);
     }
+    if http && !v.flags {
+        family(
+            out,
+            "lb_route_requests_total",
+            "counter",
+            "Requests each route took (by its name), and those no route took (route=\"\", answered 404).",
+        );
+        for (i, name) in v.routes.iter().enumerate() {
+            let n = m.routed.get(i).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "lb_route_requests_total{{route=\"{}\"}} {n}",
+                LabelValue(name)
+            );
+        }
+        let _ = writeln!(out, "lb_route_requests_total{{route=\"\"}} {}", m.unrouted);
+    }
     family(
         out,
         "lb_reloads_total",
@@ -233,8 +244,8 @@ pub fn render(v: &View, out: &mut String) {
     for (id, b, _) in v.listed() {
         let _ = writeln!(
             out,
-            "lb_backend_health{{backend=\"{}\",health=\"{}\"}} 1",
-            LabelValue(&b.label),
+            "lb_backend_health{{{},health=\"{}\"}} 1",
+            v.labels(id),
             v.health.known(id, b.up).name()
         );
     }
@@ -244,11 +255,11 @@ pub fn render(v: &View, out: &mut String) {
         "gauge",
         "1 for the backend's state: ready, drain, maint, or removed (finishing its work).",
     );
-    for (_, b, _) in v.listed() {
+    for (id, b, _) in v.listed() {
         let _ = writeln!(
             out,
-            "lb_backend_state{{backend=\"{}\",state=\"{}\"}} 1",
-            LabelValue(&b.label),
+            "lb_backend_state{{{},state=\"{}\"}} 1",
+            v.labels(id),
             b.role.name()
         );
     }
@@ -297,13 +308,13 @@ pub fn render(v: &View, out: &mut String) {
         "counter",
         "Active health checks, by result.",
     );
-    for (id, b, _) in v.listed() {
-        let label = LabelValue(&b.label);
+    for (id, _, _) in v.listed() {
+        let label = v.labels(id);
         let (pass, fail) = (v.health.checks_passed[id], v.health.checks_failed[id]);
         let _ = writeln!(
             out,
-            "lb_health_checks_total{{backend=\"{label}\",result=\"pass\"}} {pass}\n\
-             lb_health_checks_total{{backend=\"{label}\",result=\"fail\"}} {fail}"
+            "lb_health_checks_total{{{label},result=\"pass\"}} {pass}\n\
+             lb_health_checks_total{{{label},result=\"fail\"}} {fail}"
         );
     }
 
@@ -314,13 +325,13 @@ pub fn render(v: &View, out: &mut String) {
             "counter",
             "Requests answered through a backend, by method class and status class (502 and 504 included); each POST copy counts.",
         );
-        for (_, b, bm) in v.listed() {
+        for (id, _, bm) in v.listed() {
             for (method, by_status) in METHOD_CLASSES.iter().zip(&bm.requests) {
                 for (code, n) in STATUS_CLASSES.iter().zip(by_status) {
                     let _ = writeln!(
                         out,
-                        "lb_requests_total{{backend=\"{}\",method=\"{method}\",code=\"{code}\"}} {n}",
-                        LabelValue(&b.label)
+                        "lb_requests_total{{{},method=\"{method}\",code=\"{code}\"}} {n}",
+                        v.labels(id)
                     );
                 }
             }
@@ -342,12 +353,12 @@ pub fn render(v: &View, out: &mut String) {
         "counter",
         "Failures talking to the backend, by reason.",
     );
-    for (_, b, bm) in v.listed() {
+    for (id, _, bm) in v.listed() {
         for (reason, n) in FAILURE_REASONS.iter().zip(bm.failures) {
             let _ = writeln!(
                 out,
-                "lb_backend_failures_total{{backend=\"{}\",reason=\"{reason}\"}} {n}",
-                LabelValue(&b.label)
+                "lb_backend_failures_total{{{},reason=\"{reason}\"}} {n}",
+                v.labels(id)
             );
         }
     }
@@ -358,7 +369,7 @@ pub fn render(v: &View, out: &mut String) {
             "counter",
             "POST fan-out copies to the backend, by what became of them.",
         );
-        for (_, b, bm) in v.listed() {
+        for (id, _, bm) in v.listed() {
             let counts = [
                 bm.fanout_sent,
                 bm.fanout_delivered,
@@ -369,8 +380,8 @@ pub fn render(v: &View, out: &mut String) {
             for (result, n) in FANOUT_RESULTS.iter().zip(counts) {
                 let _ = writeln!(
                     out,
-                    "lb_fanout_copies_total{{backend=\"{}\",result=\"{result}\"}} {n}",
-                    LabelValue(&b.label)
+                    "lb_fanout_copies_total{{{},result=\"{result}\"}} {n}",
+                    v.labels(id)
                 );
             }
         }
