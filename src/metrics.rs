@@ -241,6 +241,12 @@ pub struct Metrics {
     /// because --max-pending or --max-pending-bytes was reached.
     pub owed_bytes: u64,
     pub posts_refused_full: u64,
+    /// Bytes held for POSTs in the whole process (bodies arriving, answers kept), read
+    /// from the process-wide count once a second; POSTs refused at --max-buffered-bytes.
+    pub buffered_bytes: u64,
+    pub posts_refused_buffers: u64,
+    /// Clients cut off for moving less than --client-min-rate over a --client-timeout.
+    pub slow_clients: u64,
     pub journal: Option<JournalMetrics>,
 }
 
@@ -273,6 +279,9 @@ impl Metrics {
             oldest_owed_seconds: 0.0,
             owed_bytes: 0,
             posts_refused_full: 0,
+            buffered_bytes: 0,
+            posts_refused_buffers: 0,
+            slow_clients: 0,
             journal: None,
         }
     }

@@ -114,6 +114,24 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         true,
     ),
     numeric(
+        Unit::Size,
+        "max-buffered-bytes",
+        (64 * MIB, 64 * 1024 * MIB),
+        NO_ZERO,
+        "POST bodies still arriving, in the whole process; then 503 at \
+         once (the default grows to 4 x --max-body; at least --max-body + 32k)",
+        true,
+    ),
+    numeric(
+        Unit::Size,
+        "client-min-rate",
+        (1024, 1024 * MIB),
+        NO_ZERO,
+        "bytes per second a request body must bring over each --client-timeout; then 408 \
+         and close",
+        true,
+    ),
+    numeric(
         Unit::Duration,
         "drain-timeout",
         (30 * SEC, 24 * HOUR),

@@ -233,7 +233,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     if let Some(text) = refusal {
         core.metrics.local_response(503);
         let took = core.now.saturating_duration_since(p.started);
-        let head = Answered::ours(&p.request, 503, Some(&p.request_id));
+        let head = Answered::ours(p.request.data(), 503, Some(&p.request_id));
         core.answered(c.peer, took, None, head);
         client::answer(
             c,
@@ -248,7 +248,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     }
     let client = Some((key, c.serial));
     let side = p.client.unless_draining(core.draining);
-    let request = p.request.into_boxed_slice();
+    let request = p.request.into_vec().into_boxed_slice();
     let id = insert_job(core, &targets, request, p.request_id, client, side);
     core.fanout.jobs[id].started = p.started;
     let serial = core.fanout.jobs[id].serial;

@@ -368,13 +368,24 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
     }
 }
 
-/// The client's own timer: a slow head or POST body gets 408, a stalled exchange ends
-/// without blaming its backend, an idle or lingering connection closes.
+/// The client's own timer: a slow head gets 408, and so does a body that brought less
+/// than its quota in a --client-timeout window (one that did starts the next window); a
+/// stalled exchange ends without blaming its backend; an idle or lingering connection
+/// closes.
 pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let quota = core.window_quota();
     let Some(c) = client_mut(conns, key) else {
         return;
     };
     c.timer = None;
+    let next_window = match &mut c.state {
+        ClientState::Buffering(p) => p.window_ended(quota),
+        ClientState::Proxying(ex) => ex.body_window_ended(quota),
+        _ => false,
+    };
+    if next_window {
+        return core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
     let (text, id) = match &c.state {
         ClientState::ReadingHead => {
             core.metrics.local_response(408);
@@ -383,10 +394,15 @@ pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             ("timed out reading the request head", None)
         }
         ClientState::Buffering(p) => {
+            core.too_slow(c.peer, "sending its request body");
             p.ended(c.peer, core, Some(408));
-            ("timed out reading the request body", Some(p.request_id()))
+            let text = "the request body came too slowly (see --client-min-rate)";
+            (text, Some(p.request_id()))
         }
-        ClientState::Proxying(_) => {
+        ClientState::Proxying(ex) => {
+            if ex.body_in_progress() {
+                core.too_slow(c.peer, "sending its request body");
+            }
             client_stalled(conns, core, key);
             return drive(conns, core, key);
         }

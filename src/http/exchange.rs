@@ -76,8 +76,24 @@ pub struct Exchange {
     pub started: Instant,
     /// When the client's timer was last pushed back while the exchange waited for it.
     pub client_armed_at: Instant,
+    /// Request body bytes the client sent since its current --client-timeout window began.
+    pub body_window: u64,
     pub tried: Tried,
     pub log: RequestLog,
+}
+
+impl Exchange {
+    /// The client still owes part of its request body.
+    pub fn body_in_progress(&self) -> bool {
+        !self.request_body.is_done()
+    }
+
+    /// The client's --client-timeout window is over: true if its body is still arriving
+    /// and brought `quota` bytes in the window (a new window begins). Measured per window,
+    /// so that a fast start earns no time for a trickle after it.
+    pub fn body_window_ended(&mut self, quota: u64) -> bool {
+        self.body_in_progress() && std::mem::take(&mut self.body_window) >= quota
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +153,7 @@ pub(super) fn dispatch(
         responded: false,
         started: core.now,
         client_armed_at: core.now,
+        body_window: 0,
         tried: Tried::default(),
         log: RequestLog::start(core.access.enabled(), &c.io.input_data()[..head.path.1]),
     });

@@ -40,6 +40,31 @@ pub fn render(v: &View, out: &mut String) {
         "POSTs answered 503 because the writes still owed had reached --max-pending or --max-pending-bytes.",
     );
     let _ = writeln!(out, "lb_fanout_refused_full_total {}", m.posts_refused_full);
+    family(
+        out,
+        "lb_fanout_buffered_bytes",
+        "gauge",
+        "Bytes held for POSTs in the whole process: bodies still arriving, against --max-buffered-bytes (refreshed once a second).",
+    );
+    let _ = writeln!(out, "lb_fanout_buffered_bytes {}", m.buffered_bytes);
+    family(
+        out,
+        "lb_fanout_refused_buffers_total",
+        "counter",
+        "POSTs answered 503 because the bytes held for POSTs had reached --max-buffered-bytes.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_fanout_refused_buffers_total {}",
+        m.posts_refused_buffers
+    );
+    family(
+        out,
+        "lb_client_too_slow_total",
+        "counter",
+        "Clients cut off for sending less than --client-min-rate bytes a second of a request body over a --client-timeout window (answered 408).",
+    );
+    let _ = writeln!(out, "lb_client_too_slow_total {}", m.slow_clients);
     per_backend(v, out);
     let Some(j) = &m.journal else {
         return;

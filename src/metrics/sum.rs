@@ -65,6 +65,10 @@ impl Metrics {
         self.oldest_owed_seconds = self.oldest_owed_seconds.max(o.oldest_owed_seconds);
         self.owed_bytes += o.owed_bytes;
         self.posts_refused_full += o.posts_refused_full;
+        // Each worker reads the one process-wide count: the highest reading, not a sum.
+        self.buffered_bytes = self.buffered_bytes.max(o.buffered_bytes);
+        self.posts_refused_buffers += o.posts_refused_buffers;
+        self.slow_clients += o.slow_clients;
         self.journal = match (self.journal.take(), &o.journal) {
             (Some(mut j), Some(other)) => {
                 let (s, t) = (&mut j.stats, &other.stats);
