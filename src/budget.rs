@@ -1,4 +1,5 @@
-//! Bytes lb holds for a POST beyond its pooled buffers: the body while it arrives. Each `HeldBytes` counts its bytes against
+//! Bytes lb holds for a POST beyond its pooled buffers: the body while it arrives, and a
+//! refused answer kept for the client. Each `HeldBytes` counts its bytes against
 //! `--max-buffered-bytes`, one bound for the whole process (`Shared::buffered`), and gives
 //! them back when it is dropped or handed on, so no path that ends a POST can forget to.
 

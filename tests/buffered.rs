@@ -1,7 +1,9 @@
-//! What POSTs make lb hold (issue 21, item 3): bodies still arriving count against one
-//! process-wide bound, --max-buffered-bytes, past which a new POST gets 503 at once; a
+//! What POSTs make lb hold (issue 21, items 3 and 4): bodies still arriving count against
+//! one process-wide bound, --max-buffered-bytes, past which a new POST gets 503 at once; a
 //! body must keep coming at --client-min-rate, judged once per --client-timeout window,
-//! so that a trickle after a fast start cannot hold its buffer.
+//! so that a trickle after a fast start cannot hold its buffer; the delivered answer to a
+//! POST streams to its client, so that one that does not read holds what a GET's would;
+//! and a refusal kept whole for its client counts against the same bound.
 
 mod common;
 
@@ -185,4 +187,202 @@ fn a_slow_body_that_keeps_the_rate_is_served() {
         let r = c.read_response(false).expect("answer").expect("answer");
         assert_eq!((r.status, r.body.len()), (200, 40000), "{method}");
     }
+}
+
+/// A backend that answers every request head with `status` and a body of `len` bytes.
+fn answering(status: &str, len: usize) -> RawBackend {
+    let mut reply = format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    reply.resize(reply.len() + len, b'z');
+    RawBackend::start(&reply)
+}
+
+/// Reads from `s` until `n` bytes came; what came.
+fn read_at_least(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < n {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(e) => panic!("after {} bytes: {e}", got.len()),
+        }
+    }
+    got
+}
+
+/// Eight clients POST and read only the first 64 KiB of an 8 MiB answer.
+fn slow_readers_of_a_large_answer(extra: &[&str]) {
+    const ANSWER: usize = 8 << 20;
+    let big = answering("200 OK", ANSWER);
+    let mut flags = vec!["--health-interval", "0"];
+    flags.extend_from_slice(extra);
+    let lb = lb_addrs(&[&big.addr.to_string()], &flags);
+    let before = lb.rss_kib();
+    let mut readers: Vec<(TcpStream, Vec<u8>)> = (0..8)
+        .map(|_| {
+            let mut s = connect(lb.addr);
+            s.write_all(b"POST /write HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+                .expect("send");
+            let first = read_at_least(&mut s, 64 * 1024);
+            (s, first)
+        })
+        .collect();
+    // Each client had its first bytes at once; none of the answers is held whole.
+    let grown = lb.rss_kib().saturating_sub(before);
+    assert!(
+        grown < 16 * 1024,
+        "8 clients not reading an 8 MiB answer to a POST grew lb by {grown} KiB"
+    );
+    // Read to its end, the answer is whole.
+    let (mut s, first) = readers.pop().expect("a reader");
+    let head = first
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head first")
+        + 4;
+    assert!(first.starts_with(b"HTTP/1.1 200"), "{:?}", &first[..head]);
+    let rest = read_at_least(&mut s, head + ANSWER - first.len());
+    assert_eq!(first.len() + rest.len(), head + ANSWER);
+}
+
+#[test]
+fn the_answer_to_a_post_streams_to_a_client_that_does_not_read() {
+    slow_readers_of_a_large_answer(&[]);
+}
+
+#[test]
+fn with_a_journal_the_answer_streams_once_the_write_is_durable() {
+    let dir = std::env::temp_dir().join(format!("lb-test-buffered-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let arg = dir.to_str().expect("a UTF-8 temp path").to_string();
+    slow_readers_of_a_large_answer(&["--journal", &arg]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_refusal_kept_for_its_client_counts_against_the_bound() {
+    const REFUSAL: usize = 300 * 1024;
+    let refuser = answering("404 Not Found", REFUSAL);
+    // Nothing listens there: the write stays open while its copy is retried, and the
+    // refusal is kept for the client meanwhile.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let backends = [refuser.addr.to_string(), dead];
+    let backends: Vec<&str> = backends.iter().map(String::as_str).collect();
+    let retried = [
+        "--admin",
+        "127.0.0.1:0",
+        "--health-interval",
+        "0",
+        "--retry-attempts",
+        "4",
+        "--retry-base",
+        "500ms",
+        "--retry-jitter",
+        "0",
+        "--max-body",
+        "64k",
+    ];
+    let lb1 = lb_addrs(
+        &backends,
+        &[&retried[..], &["--max-buffered-bytes", "1m"]].concat(),
+    );
+    let admin = admin_addr(&lb1);
+    let mut c = Client::new(lb1.addr);
+    c.send(b"POST /write HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi");
+    assert!(
+        eventually(Duration::from_secs(10), || buffered(admin)
+            >= REFUSAL as f64),
+        "the refusal kept is counted: {}",
+        get(admin, "/metrics").text()
+    );
+    let r = c.read_response(false).expect("answer").expect("answer");
+    assert_eq!((r.status, r.body.len()), (404, REFUSAL));
+    assert!(eventually(Duration::from_secs(5), || buffered(admin) == 0.0));
+    // With no room for it under the bound, only its status is kept.
+    let lb2 = lb_addrs(
+        &backends,
+        &[&retried[..], &["--max-buffered-bytes", "200k"]].concat(),
+    );
+    let r = post(lb2.addr, "/write");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("too large to keep"), "{}", r.text());
+}
+
+#[test]
+fn a_client_too_slow_to_take_a_kept_refusal_is_cut_off() {
+    // Far more than the kernel's socket buffers take, so lb holds the rest meanwhile.
+    const REFUSAL: usize = 24 << 20;
+    let refuser = answering("404 Not Found", REFUSAL);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let backends = [refuser.addr.to_string(), dead];
+    let backends: Vec<&str> = backends.iter().map(String::as_str).collect();
+    let lb = lb_addrs(
+        &backends,
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--health-interval",
+            "0",
+            "--retry-attempts",
+            "2",
+            "--retry-base",
+            "200ms",
+            "--max-buffered-bytes",
+            "32m",
+            "--fanout-max-response",
+            "32m",
+            "--client-timeout",
+            "2s",
+            "--client-min-rate",
+            "4m",
+        ],
+    );
+    let admin = admin_addr(&lb);
+    let mut s = connect(lb.addr);
+    s.write_all(b"POST /write HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
+        .expect("send");
+    // Taken at about 1.6 MB a second, a little every 20 ms: often enough to push the
+    // client's timer back each time, as it used to be, but below the rate asked.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 32 * 1024];
+            let mut got = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return got,
+                    Ok(n) => got += n,
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Then whatever lb had written before it let go, at full speed.
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                got += n;
+            }
+            got
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || buffered(admin)
+            >= REFUSAL as f64),
+        "the refusal is kept: {}",
+        lb.log_text()
+    );
+    let let_go = eventually(Duration::from_secs(20), || buffered(admin) == 0.0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let got = reader.join().expect("reader");
+    assert!(
+        let_go,
+        "the slow reader still holds its answer:\n{}",
+        lb.log_text()
+    );
+    assert!(
+        got < REFUSAL,
+        "it was served whole ({got} bytes), not cut off"
+    );
+    assert!(metric(admin, "lb_client_too_slow_total") >= 1.0);
+    assert!(lb.log_text().contains("cut off taking its answer"));
 }

@@ -118,8 +118,8 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "max-buffered-bytes",
         (64 * MIB, 64 * 1024 * MIB),
         NO_ZERO,
-        "POST bodies still arriving, in the whole process; then 503 at \
-         once (the default grows to 4 x --max-body; at least --max-body + 32k)",
+        "bytes of POST bodies still arriving and of POST answers kept, in the whole process; \
+         then 503 at once. Not below --max-body + 32k; by default 4 x --max-body if larger",
         true,
     ),
     numeric(
@@ -127,8 +127,8 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "client-min-rate",
         (1024, 1024 * MIB),
         NO_ZERO,
-        "bytes per second a request body must bring over each --client-timeout; then 408 \
-         and close",
+        "bytes per second a request body must bring, or a kept POST answer be taken, over \
+         each --client-timeout window; then 408 (or a close) for that client",
         true,
     ),
     numeric(
@@ -240,7 +240,7 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "fanout-max-response",
         (16 * MIB, 1024 * MIB),
         NO_ZERO,
-        "largest answer to a POST relayed to its client; past it, 502",
+        "largest refused answer to a POST kept for its client; past it, only its status",
         true,
     ),
     numeric(

@@ -16,7 +16,8 @@ use crate::http::client::{self, ClientState, Step};
 use crate::http::head::{ClientSide, RequestHead, RequestId};
 
 /// What a POST refused at --max-buffered-bytes is told.
-const BUFFERS_FULL: &str = "lb holds as many POST bodies as --max-buffered-bytes allows; try again";
+const BUFFERS_FULL: &str =
+    "lb holds as many POST bodies and answers as --max-buffered-bytes allows; try again";
 
 /// A POST whose body is still arriving.
 pub struct PendingPost {

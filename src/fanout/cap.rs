@@ -73,7 +73,8 @@ pub(super) fn buffers_ran_out(core: &mut Core) {
         return;
     }
     warn!(
-        "new POSTs get 503: {} KiB are held for POSTs (bodies still arriving), up to --max-buffered-bytes ({} KiB); raise it if memory allows, \
+        "new POSTs get 503: {} KiB are held for POSTs (bodies still arriving, answers kept \
+         for their clients), up to --max-buffered-bytes ({} KiB); raise it if memory allows, \
          or see whether clients send their bodies slowly (--client-min-rate cuts them off)",
         core.shared.buffered() / 1024,
         core.cfg.max_buffered_bytes / 1024

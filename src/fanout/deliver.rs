@@ -7,7 +7,7 @@ use std::time::Duration;
 use log::{error, info};
 use slab::Slab;
 
-use super::copy::{CopyStep, Response, step_copy};
+use super::copy::{Capture, CopyStep, Response, step_copy};
 use super::lane::Limits;
 use super::outcome::{Answer, Outcome, Rules};
 use super::{Phase, durable, gate, reply};
@@ -98,7 +98,8 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     };
     let holding = core.sends.holding();
     let rules = Rules::of(&core.cfg);
-    match step_copy(u, j, copy, &mut core.buffers, !holding, &rules) {
+    let pool = (&mut core.buffers, &core.shared);
+    match step_copy((u, ukey), j, copy, pool, !holding, &rules) {
         CopyStep::Wait => {
             if holding
                 && let Phase::InFlight { sent, .. } = j.copies[copy].phase
@@ -106,6 +107,16 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
             {
                 core.sends.later(Destination::Backend(u.backend), ukey);
             }
+        }
+        CopyStep::Parked => {
+            // The backend has answered: what is awaited now is the journal, not it.
+            j.parked = Some((copy, ukey));
+            core.disarm(&mut u.timer);
+        }
+        CopyStep::Answered(r) if matches!(r.capture, Capture::Stream { .. }) => {
+            // The connection stays busy: it carries the answer on to the client.
+            let status = Answer::Status(r.status);
+            attempt_ended(conns, core, job, copy, status, "", Some(r));
         }
         CopyStep::Answered(r) => {
             // Back in the pool first: the next queued copy for this backend may take it.

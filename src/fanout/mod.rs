@@ -1,7 +1,8 @@
 //! POST fan-out. The body is read whole (`body.rs`), then the request goes to every chosen
 //! backend. Each attempt of a copy comes to one outcome (`outcome.rs`): delivered,
-//! retryable or refused. The client gets the first delivered answer at once, or the first
-//! refused one once nothing can be delivered any more (`reply.rs`); a retryable copy is sent
+//! retryable or refused. The client gets the first delivered answer at once, streamed from
+//! its backend connection, or the first refused one (kept whole) once nothing can be
+//! delivered any more (`reply.rs`); a retryable copy is sent
 //! again after an exponential backoff with jitter (`deliver.rs`), and copies wait in their
 //! backend's lane while lb cannot reach it (`gate.rs`). Past --max-pending(-bytes) new
 //! POSTs get 503 (`cap.rs`). With `--journal` the job is written to disk before any copy
@@ -16,6 +17,7 @@ use slab::Slab;
 
 use crate::access_log::{Answered, request_line};
 use crate::backend::BackendId;
+use crate::budget::HeldBytes;
 use crate::event_loop::{Conn, Core, Timer};
 use crate::http::client::{self, ClientState};
 use crate::http::head::{ClientSide, RequestId};
@@ -169,14 +171,16 @@ struct Job {
     refusal: Option<Reply>,
     /// The job's journal record is durable (or there is no journal).
     durable: bool,
-    /// A delivered answer waiting for the record to be durable.
-    held: Option<Reply>,
+    /// A delivered answer waiting, unread in its backend connection, for the record to be
+    /// durable: the copy, and the connection's slab key.
+    parked: Option<(usize, usize)>,
 }
 
-/// An answer kept for the client, as it will be written, and the backend and status it
-/// came with.
+/// A refused answer kept for the client, and the backend and status it came with.
 struct Reply {
-    bytes: Vec<u8>,
+    /// As it will be written; `None` when it was too large to keep (the client is told
+    /// its status in lb's words).
+    bytes: Option<HeldBytes>,
     close: bool,
     from: (BackendId, u16),
 }
@@ -299,7 +303,7 @@ fn insert_job(
         open: targets.len(),
         refusal: None,
         durable: true,
-        held: None,
+        parked: None,
     };
     insert(core, job)
 }

@@ -54,8 +54,10 @@ pub enum Outcome {
 pub struct Rules {
     success: StatusSet,
     retry_on: RetryOn,
-    /// The largest answer kept for the client.
+    /// The largest refused answer kept for the client.
     pub max_response: u64,
+    /// --max-buffered-bytes, which kept answers count against.
+    pub max_buffered: u64,
 }
 
 impl Rules {
@@ -64,6 +66,7 @@ impl Rules {
             success: cfg.success_status,
             retry_on: cfg.retry_on,
             max_response: cfg.fanout_max_response,
+            max_buffered: cfg.max_buffered_bytes,
         }
     }
 

@@ -44,7 +44,7 @@ pub fn render(v: &View, out: &mut String) {
         out,
         "lb_fanout_buffered_bytes",
         "gauge",
-        "Bytes held for POSTs in the whole process: bodies still arriving, against --max-buffered-bytes (refreshed once a second).",
+        "Bytes held for POSTs in the whole process: bodies still arriving and refused answers kept for their client, against --max-buffered-bytes (refreshed once a second).",
     );
     let _ = writeln!(out, "lb_fanout_buffered_bytes {}", m.buffered_bytes);
     family(
@@ -62,7 +62,7 @@ pub fn render(v: &View, out: &mut String) {
         out,
         "lb_client_too_slow_total",
         "counter",
-        "Clients cut off for sending less than --client-min-rate bytes a second of a request body over a --client-timeout window (answered 408).",
+        "Clients cut off for moving less than --client-min-rate bytes a second over a --client-timeout window: 408 while sending a request body, a close while taking an answer lb held.",
     );
     let _ = writeln!(out, "lb_client_too_slow_total {}", m.slow_clients);
     per_backend(v, out);
