@@ -134,7 +134,9 @@ fn admit(
     if cap::buffers_full(core, incoming) {
         return Err((503, BUFFERS_FULL));
     }
-    // A declared length is reserved whole: the body is not copied again as it grows.
+    // A declared length is reserved whole, so that the body is not copied as it grows; a
+    // large reservation is a mapping of its own, resident only as far as it is written
+    // (`budget::map_large_blocks_apart`).
     let body = usize::try_from(declared).unwrap_or(0);
     let mut request = HeldBytes::with_capacity(&core.shared, forward.len().saturating_add(body));
     if request
