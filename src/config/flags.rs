@@ -77,8 +77,9 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "client-timeout",
         (10 * SEC, HOUR),
         NO_ZERO,
-        "to receive a request head or body, then 408; a TLS handshake or a PROXY \
-         header (with -m tcp, only with --tls-listen or --accept-proxy)",
+        "to receive a request head, then 408, and each window a body is judged over \
+         (--client-min-rate); a TLS handshake or a PROXY header (with -m tcp, only with \
+         --tls-listen or --accept-proxy)",
         false,
     ),
     numeric(
