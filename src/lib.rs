@@ -5,6 +5,7 @@ pub mod accept_proxy;
 pub mod access_log;
 pub mod admin;
 pub mod backend;
+pub mod budget;
 pub mod buffer;
 pub mod config;
 pub mod conn;

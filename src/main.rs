@@ -13,6 +13,7 @@ use lb::tls::{TlsContexts, TlsSettings};
 use lb::upgrade;
 
 fn main() -> ExitCode {
+    lb::budget::map_large_blocks_apart();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match config::parse_args(&args) {
         Ok(Command::Run(cfg)) => *cfg,

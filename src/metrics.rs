@@ -247,6 +247,12 @@ pub struct Metrics {
     /// Requests each route took, by its place in the site's list, and those no route took.
     pub routed: Vec<u64>,
     pub unrouted: u64,
+    /// Bytes held for POSTs in the whole process (bodies arriving, answers kept), read
+    /// from the process-wide count once a second; POSTs refused at --max-buffered-bytes.
+    pub buffered_bytes: u64,
+    pub posts_refused_buffers: u64,
+    /// Clients cut off for moving less than --client-min-rate over a --client-timeout.
+    pub slow_clients: u64,
     pub journal: Option<JournalMetrics>,
 }
 
@@ -282,6 +288,9 @@ impl Metrics {
             removed_given_up: 0,
             routed: Vec::new(),
             unrouted: 0,
+            buffered_bytes: 0,
+            posts_refused_buffers: 0,
+            slow_clients: 0,
             journal: None,
         }
     }

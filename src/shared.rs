@@ -4,7 +4,8 @@
 //! must be the same for all of them goes through here:
 //! - process-wide counts checked at accept and at a new POST (`--max-connections`,
 //!   `--max-pending`, `--max-pending-bytes`): one atomic add per connection or POST, never
-//!   per request;
+//!   per request; and the bytes POSTs hold while their bodies arrive or their answers wait
+//!   (`--max-buffered-bytes`): one atomic add per read of a POST body;
 //! - values that change rarely and are published whole (the roster's newest snapshot, the
 //!   backends' health and whether lb can reach them, the TLS configuration after a
 //!   certificate reload, how lb stops):
@@ -71,6 +72,23 @@ pub struct WorkerStats {
     pub left_idle: Vec<BackendId>,
 }
 
+/// Counts one refusal in a run of them; true for the first, which starts the run at `now`.
+fn first_of_run(run: &Mutex<Option<(Instant, u64)>>, now: Instant) -> bool {
+    let Ok(mut r) = run.lock() else {
+        return false;
+    };
+    match r.as_mut() {
+        Some((_, n)) => {
+            *n += 1;
+            false
+        }
+        None => {
+            *r = Some((now, 1));
+            true
+        }
+    }
+}
+
 /// A value published whole by one thread and read by the others when they choose.
 struct Published<T> {
     value: Mutex<Arc<T>>,
@@ -103,6 +121,11 @@ pub struct Shared {
     posts_bytes: AtomicU64,
     /// New POSTs are refused at the bound on what is owed: since when, and how many so far.
     refusing: Mutex<Option<(Instant, u64)>>,
+    /// Bytes held for POSTs: bodies still arriving, answers waiting for their client
+    /// (`budget::HeldBytes`).
+    buffered: AtomicU64,
+    /// The same as `refusing`, for `--max-buffered-bytes`.
+    refusing_buffers: Mutex<Option<(Instant, u64)>>,
     /// Bumped after anything below (but the counts) changes.
     news: AtomicU64,
     roster: Published<Snapshot>,
@@ -135,6 +158,8 @@ impl Shared {
             posts: AtomicUsize::new(0),
             posts_bytes: AtomicU64::new(0),
             refusing: Mutex::new(None),
+            buffered: AtomicU64::new(0),
+            refusing_buffers: Mutex::new(None),
             news: AtomicU64::new(0),
             roster: Published {
                 value: Mutex::new(roster),
@@ -195,25 +220,43 @@ impl Shared {
     /// A new POST was refused at the bound; true for the first of a run of refusals (its
     /// worker says so in the log).
     pub fn refused_at_bound(&self, now: Instant) -> bool {
-        let Ok(mut r) = self.refusing.lock() else {
-            return false;
-        };
-        match r.as_mut() {
-            Some((_, n)) => {
-                *n += 1;
-                false
-            }
-            None => {
-                *r = Some((now, 1));
-                true
-            }
-        }
+        first_of_run(&self.refusing, now)
     }
 
     /// The backlog is well under the bound again: when refusing began and how many were
     /// refused, once (its worker says so in the log).
     pub fn taking_posts_again(&self) -> Option<(Instant, u64)> {
         self.refusing.lock().ok()?.take()
+    }
+
+    /// Bytes held for POSTs in the whole process (`--max-buffered-bytes` bounds them).
+    pub fn buffered(&self) -> u64 {
+        self.buffered.load(Relaxed)
+    }
+
+    /// Counts `n` more bytes held, if they keep the process within `bound`.
+    pub fn take_buffered(&self, n: u64, bound: u64) -> bool {
+        let before = self.buffered.fetch_add(n, Relaxed);
+        if before.saturating_add(n) > bound {
+            self.buffered.fetch_sub(n, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    pub fn give_buffered(&self, n: u64) {
+        self.buffered.fetch_sub(n, Relaxed);
+    }
+
+    /// A POST was refused at `--max-buffered-bytes`; true for the first of a run.
+    pub fn refused_at_buffer_bound(&self, now: Instant) -> bool {
+        first_of_run(&self.refusing_buffers, now)
+    }
+
+    /// What POSTs hold is well under `--max-buffered-bytes` again: when refusing began and
+    /// how many were refused, once.
+    pub fn buffers_free_again(&self) -> Option<(Instant, u64)> {
+        self.refusing_buffers.lock().ok()?.take()
     }
 
     /// Bumped whenever a published value changes; a worker reads them when it moved.

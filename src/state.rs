@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::warn;
+use log::{info, warn};
 use mio::{Interest, Registry, Token};
 
 use crate::accept_proxy::AwaitingProxy;
@@ -170,6 +170,8 @@ pub struct Core {
     pub access: AccessLog,
     /// When lb itself is out of descriptors, memory or ports, it says so this often.
     exhaustion_log: Throttle,
+    /// Clients cut off for sending a body (or taking a held answer) too slowly: as often.
+    slow_log: Throttle,
     serial: u32,
 }
 
@@ -275,6 +277,7 @@ impl Core {
             own,
             access,
             exhaustion_log: Throttle::new(EXHAUSTION_LOG_EVERY),
+            slow_log: Throttle::new(EXHAUSTION_LOG_EVERY),
             serial: 0,
             cfg,
         })
@@ -348,6 +351,28 @@ impl Core {
             warn!(
                 "lb is out of resources: {doing}: {e} ({held_back} more since the last report; \
                  see --max-connections and ulimit -n)"
+            );
+        }
+    }
+
+    /// The bytes a client must move in each --client-timeout window while it sends a
+    /// request body, or takes an answer lb holds for it: --client-min-rate per second.
+    pub fn window_quota(&self) -> u64 {
+        let millis = self.cfg.client_timeout.as_millis();
+        let quota = u128::from(self.cfg.client_min_rate).saturating_mul(millis) / 1000;
+        u64::try_from(quota).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Client `client` moved less than its window's quota while `doing` (sending its
+    /// body, taking its answer): counted, and logged at most every few seconds.
+    pub fn too_slow(&mut self, client: SocketAddr, doing: &str) {
+        self.metrics.slow_clients += 1;
+        if let Some(held_back) = self.slow_log.allow(self.now) {
+            info!(
+                "client {client} was cut off {doing}: less than --client-min-rate ({} bytes/s) \
+                 over --client-timeout ({} ms); {held_back} more since the last report",
+                self.cfg.client_min_rate,
+                self.cfg.client_timeout.as_millis()
             );
         }
     }

@@ -1,5 +1,49 @@
 //! The fan-out's flag values: which answers deliver a write (`--success-status`), which
-//! failures are sent again (`--retry-on`), and how the journal syncs (`--journal-sync`).
+//! failures are sent again (`--retry-on`), how the journal syncs (`--journal-sync`), and
+//! the bound on what POSTs hold in memory (`--max-buffered-bytes`).
+
+use super::flags::{Unit, show};
+use super::num;
+
+/// Room for the head that a POST holds beside its body: the forwarded head fits one
+/// pooled buffer.
+pub const HEAD_ROOM: u64 = crate::state::BUFFER_SIZE as u64;
+
+/// `--max-buffered-bytes`: as given, at least one body of --max-body with its head; by
+/// default 4 bodies of --max-body (at least the table's 64m), and no more than
+/// --max-connections bodies, the most that can be arriving at once.
+pub(super) fn buffered_bound(m: &getopts::Matches) -> Result<u64, String> {
+    let given = num(m, "max-buffered-bytes")?;
+    bound_of(
+        m.opt_present("max-buffered-bytes").then_some(given),
+        num(m, "max-body")?,
+        num(m, "max-connections")?,
+    )
+}
+
+/// The bound on what POSTs hold: `given` (checked), or the default for these settings.
+pub(super) fn bound_of(given: Option<u64>, max_body: u64, connections: u64) -> Result<u64, String> {
+    let one = max_body.saturating_add(HEAD_ROOM);
+    if let Some(given) = given {
+        if given < one {
+            let size = |v| show(Unit::Size, v);
+            return Err(format!(
+                "--max-buffered-bytes {} is below one body of --max-body ({}) with its head \
+                 ({}): give at least {}",
+                size(given),
+                size(max_body),
+                size(HEAD_ROOM),
+                size(one)
+            ));
+        }
+        return Ok(given);
+    }
+    Ok(super::flags::number_flag("max-buffered-bytes")
+        .default
+        .max(max_body.saturating_mul(4))
+        .min(one.saturating_mul(connections))
+        .max(one))
+}
 
 /// A set of HTTP statuses, written as codes and classes: `201,202`, `2xx`, `2xx,304`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

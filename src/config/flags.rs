@@ -77,8 +77,9 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "client-timeout",
         (10 * SEC, HOUR),
         NO_ZERO,
-        "to receive a request head or body, then 408; a TLS handshake or a PROXY \
-         header (with -m tcp, only with --tls-listen or --accept-proxy)",
+        "to receive a request head, then 408, and each window a body is judged over \
+         (--client-min-rate); a TLS handshake or a PROXY header (with -m tcp, only with \
+         --tls-listen or --accept-proxy)",
         false,
     ),
     numeric(
@@ -111,6 +112,24 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         (MIB, 1024 * MIB),
         NO_ZERO,
         "largest POST body, which is buffered; then 413",
+        true,
+    ),
+    numeric(
+        Unit::Size,
+        "max-buffered-bytes",
+        (64 * MIB, 64 * 1024 * MIB),
+        NO_ZERO,
+        "bytes of POST bodies still arriving and of POST answers kept, in the whole process; \
+         then 503 at once. Not below --max-body + 32k; by default 4 x --max-body if larger",
+        true,
+    ),
+    numeric(
+        Unit::Size,
+        "client-min-rate",
+        (1024, 1024 * MIB),
+        NO_ZERO,
+        "bytes per second a request body must bring, or a kept POST answer be taken, over \
+         each --client-timeout window; then 408 (or a close) for that client",
         true,
     ),
     numeric(
@@ -231,7 +250,7 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "fanout-max-response",
         (16 * MIB, 1024 * MIB),
         NO_ZERO,
-        "largest answer to a POST relayed to its client; past it, 502",
+        "largest refused answer to a POST kept for its client; past it, only its status",
         true,
     ),
     numeric(

@@ -112,6 +112,8 @@ impl Config {
             idle_timeout: self.idle_timeout,
             drain_timeout: self.drain_timeout,
             max_body: self.max_body,
+            max_buffered_bytes: self.max_buffered_bytes,
+            client_min_rate: self.client_min_rate,
             max_pending: self.max_pending,
             max_pending_bytes: self.max_pending_bytes,
             leave_timeout: self.leave_timeout,

@@ -94,6 +94,10 @@ pub struct Config {
     pub server_timeout: Duration,
     pub retries: u32,
     pub max_body: u64,
+    /// POST bodies being received and POST answers held, for the whole process (bytes).
+    pub max_buffered_bytes: u64,
+    /// Bytes per second a request body must bring over each --client-timeout window.
+    pub client_min_rate: u64,
     pub max_connections: usize,
     /// `--max-connections` was given: kept as asked even where the descriptor limit falls
     /// short (with a warning), where the default shrinks to fit it.
@@ -395,6 +399,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         server_timeout: duration(&m, "server-timeout")?,
         retries: small(&m, "retries")?,
         max_body: num(&m, "max-body")?,
+        max_buffered_bytes: fanout::buffered_bound(&m)?,
+        client_min_rate: num(&m, "client-min-rate")?,
         max_connections: num(&m, "max-connections")? as usize,
         max_connections_given: m.opt_present("max-connections"),
         workers: opt(&m, "workers", 1, parse_workers)?,

@@ -274,6 +274,10 @@ pub struct Process {
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub max_body: u64,
+    /// Bytes POSTs may hold in the whole process (bodies arriving, refusals kept).
+    pub max_buffered_bytes: u64,
+    /// Bytes a second a request body must bring, judged per client timeout.
+    pub client_min_rate: u64,
     pub max_pending: usize,
     pub max_pending_bytes: u64,
     /// How long a removed backend may keep the POST copies it owes.

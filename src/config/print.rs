@@ -107,6 +107,14 @@ fn process(p: &Process, out: &mut String) {
     e.duration("idle_timeout", "idle-timeout", p.idle_timeout);
     e.duration("drain_timeout", "drain-timeout", p.drain_timeout);
     e.number("max_body", "max-body", p.max_body);
+    let default = super::fanout::bound_of(None, p.max_body, p.max_connections as u64);
+    if default != Ok(p.max_buffered_bytes) {
+        e.push(
+            "max_buffered_bytes",
+            q(&show(Unit::Size, p.max_buffered_bytes)),
+        );
+    }
+    e.number("client_min_rate", "client-min-rate", p.client_min_rate);
     e.number("max_pending", "max-pending", p.max_pending as u64);
     e.number(
         "max_pending_bytes",

@@ -394,3 +394,27 @@ fn workers_are_counted_or_one_per_core() {
         assert!(err.starts_with("--workers: "), "{err}");
     }
 }
+
+#[test]
+fn the_bound_on_buffered_bytes_fits_one_body_and_follows_max_body() {
+    let bound =
+        |flags: &str| run(&format!("-b 127.0.0.1:9001 {flags}")).map(|c| c.max_buffered_bytes);
+    assert_eq!(bound(""), Ok(64 << 20));
+    assert_eq!(
+        bound("--max-body 100m"),
+        Ok(400 << 20),
+        "4 bodies of --max-body"
+    );
+    assert_eq!(
+        bound("--max-body 1m --max-connections 2"),
+        Ok(2 * ((1 << 20) + (32 << 10))),
+        "no more than can be arriving at once"
+    );
+    assert_eq!(bound("--max-buffered-bytes 1m --max-body 64k"), Ok(1 << 20));
+    assert_eq!(
+        refused("--max-buffered-bytes 64k --max-body 64k"),
+        "--max-buffered-bytes 64k is below one body of --max-body (64k) with its head (32k): \
+         give at least 96k"
+    );
+    assert_eq!(run("-b 127.0.0.1:9001").unwrap().client_min_rate, 1024);
+}

@@ -66,6 +66,7 @@ pub fn refresh_metrics(core: &mut Core) {
     let m = &mut core.metrics;
     (m.writes_owed, m.oldest_owed_seconds) = (owed as u64, oldest);
     m.owed_bytes = core.fanout.owed_bytes;
+    m.buffered_bytes = core.shared.buffered();
     for (id, o) in census.into_iter().enumerate() {
         let (Some(b), Some(bm)) = (core.backends.get(id), m.backends.get_mut(id)) else {
             continue;

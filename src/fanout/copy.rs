@@ -1,13 +1,19 @@
 //! One copy's conversation with its backend: the shared request goes out, the answer
-//! comes in, and an answer the waiting client may get is kept for it.
+//! comes in, and what the waiting client may get of it is decided: the delivered answer
+//! streams to it from this connection, a refusal is kept whole in case nothing can be
+//! delivered.
+
+use std::sync::Arc;
 
 use super::outcome::{Answer, Outcome, Rules};
 use super::{Job, Phase};
-use crate::buffer::BufferPool;
+use crate::budget::HeldBytes;
+use crate::buffer::{Buffer, BufferPool};
 use crate::conn::Filled;
 use crate::http::body::Framing;
 use crate::http::head;
 use crate::http::upstream::UpstreamConn;
+use crate::shared::Shared;
 
 pub(super) struct Response {
     pub(super) status: u16,
@@ -19,34 +25,46 @@ pub(super) struct Response {
     pub(super) close_client: bool,
 }
 
-/// The answer as the client would get it (head as forwarded, body as received).
+/// What becomes of the answer for the client.
 pub(super) enum Capture {
     /// Nobody waits for this answer.
     Skip,
-    Keep(Vec<u8>),
-    /// Over --fanout-max-response: dropped.
-    TooLarge,
+    /// A refusal, kept whole (head as forwarded, body as received) in case nothing can be
+    /// delivered; counted against --max-buffered-bytes.
+    Keep(HeldBytes),
+    /// A refusal larger than --fanout-max-response or than the room left under
+    /// --max-buffered-bytes: only its status is kept.
+    Dropped,
+    /// The delivered answer, which streams to its client from backend connection
+    /// `upstream`: its head as forwarded; the body is still in the connection.
+    Stream { head: Buffer, upstream: usize },
 }
 
 pub(super) enum CopyStep {
     Wait,
-    /// A whole answer came: the response, with its capture.
+    /// A delivered answer's head came before the job's record is durable: the answer
+    /// waits in the connection, unread, until the record is (`Job::parked`).
+    Parked,
+    /// A whole answer came, or the head of one that streams to its client.
     Answered(Response),
     Failed(Answer, &'static str),
 }
 
 /// Moves the request out (unless sends are held) and the answer in, as far as the
-/// socket allows.
+/// socket allows. `ukey` is `u`'s slab key.
 pub(super) fn step_copy(
-    u: &mut UpstreamConn,
+    (u, ukey): (&mut UpstreamConn, usize),
     j: &mut Job,
     copy: usize,
-    buffers: &mut BufferPool,
+    (buffers, shared): (&mut BufferPool, &Arc<Shared>),
     send: bool,
     rules: &Rules,
 ) -> CopyStep {
-    let waiting = j.client.is_some() && !j.answered;
+    // Another copy's delivered answer is parked for the client: this one is not needed.
+    let first = j.parked.is_none_or(|(parked, _)| parked == copy);
+    let waiting = j.client.is_some() && !j.answered && first;
     let want_refusal = waiting && j.refusal.is_none();
+    let durable = j.durable;
     let Phase::InFlight { sent, response, .. } = &mut j.copies[copy].phase else {
         return CopyStep::Failed(Answer::Reset, "copy is not in flight");
     };
@@ -93,7 +111,10 @@ pub(super) fn step_copy(
                 u.io.input_data(),
                 j.client_side,
                 b"",
-                (&j.request_id, None),
+                (
+                    &j.request_id,
+                    j.rules.as_ref().and_then(|r| r.response_headers()),
+                ),
                 &mut out,
             );
             match parsed {
@@ -107,49 +128,75 @@ pub(super) fn step_copy(
                     buffers.put(out);
                     return CopyStep::Failed(Answer::BadResponse, why);
                 }
+                Ok(Some(resp)) if resp.is_interim() => {
+                    progress = true;
+                    buffers.put(out);
+                    if let Some(input) = u.io.input.as_mut() {
+                        input.consume(resp.len);
+                    }
+                }
                 Ok(Some(resp)) => {
+                    let outcome = rules.classify(Answer::Status(resp.status));
+                    let delivered = outcome == Outcome::Delivered && waiting;
+                    if delivered && !durable {
+                        // The client hears of a delivery only once the job's record is
+                        // durable; the backend's answer can wait in its socket till then.
+                        buffers.put(out);
+                        return CopyStep::Parked;
+                    }
                     progress = true;
                     if let Some(input) = u.io.input.as_mut() {
                         input.consume(resp.len);
                     }
-                    if !resp.is_interim() {
-                        let outcome = rules.classify(Answer::Status(resp.status));
-                        let wanted = match outcome {
-                            Outcome::Delivered => waiting,
-                            Outcome::Refused => want_refusal,
-                            Outcome::Retryable | Outcome::GivenUp => false,
+                    let mut r = Response {
+                        status: resp.status,
+                        outcome,
+                        framing: resp.framing,
+                        dechunk: resp.dechunk,
+                        reusable: resp.reusable,
+                        capture: Capture::Skip,
+                        close_client: resp.close_client,
+                    };
+                    if delivered {
+                        // Answered before the whole request went out: the rest is not
+                        // sent, so the connection cannot carry another one.
+                        r.reusable &= *sent >= j.request.len();
+                        r.capture = Capture::Stream {
+                            head: out,
+                            upstream: ukey,
                         };
-                        *response = Some(Response {
-                            status: resp.status,
-                            outcome,
-                            framing: resp.framing,
-                            dechunk: resp.dechunk,
-                            reusable: resp.reusable,
-                            capture: if wanted {
-                                Capture::Keep(out.data().to_vec())
-                            } else {
-                                Capture::Skip
-                            },
-                            close_client: resp.close_client,
-                        });
+                        return CopyStep::Answered(r);
+                    }
+                    if outcome == Outcome::Refused && want_refusal {
+                        let mut held = HeldBytes::with_capacity(shared, out.len());
+                        let fits = out.len() as u64 <= rules.max_response;
+                        r.capture = match held.extend(out.data(), rules.max_buffered) {
+                            Ok(()) if fits => Capture::Keep(held),
+                            _ => Capture::Dropped,
+                        };
                     }
                     buffers.put(out);
+                    *response = Some(r);
                 }
             }
         }
         if let Some(r) = response.as_mut() {
             if let Some(input) = u.io.input.as_mut() {
                 let capture = &mut r.capture;
+                let mut dropped = false;
                 let used = match r.framing.forward(input.data(), r.dechunk, |b| {
-                    if let Capture::Keep(cap) = capture {
-                        cap.extend_from_slice(b);
+                    if let Capture::Keep(held) = capture
+                        && !dropped
+                    {
+                        let fits = (held.len() + b.len()) as u64 <= rules.max_response;
+                        dropped = !fits || held.extend(b, rules.max_buffered).is_err();
                     }
                 }) {
                     Ok(used) => used,
                     Err(e) => return CopyStep::Failed(Answer::BadResponse, e.0),
                 };
-                if matches!(capture, Capture::Keep(cap) if cap.len() as u64 > rules.max_response) {
-                    *capture = Capture::TooLarge;
+                if dropped {
+                    *capture = Capture::Dropped;
                 }
                 input.consume(used);
                 progress |= used > 0;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use log::{error, info};
 use slab::Slab;
 
-use super::copy::{CopyStep, Response, step_copy};
+use super::copy::{Capture, CopyStep, Response, step_copy};
 use super::lane::Limits;
 use super::outcome::{Answer, Outcome, Rules};
 use super::{Phase, abandon, durable, gate, reply};
@@ -98,13 +98,17 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     let UpstreamState::Busy(Owner::Copy { job, copy }) = u.state else {
         return;
     };
-    let rules = Rules::of(&core.settings(u.backend).fanout);
+    let rules = Rules::of(
+        &core.settings(u.backend).fanout,
+        core.cfg.max_buffered_bytes,
+    );
     let Some(j) = core.fanout.jobs.get_mut(job) else {
         close_upstream(conns, core, ukey);
         return;
     };
     let holding = core.sends.holding();
-    match step_copy(u, j, copy, &mut core.buffers, !holding, &rules) {
+    let pool = (&mut core.buffers, &core.shared);
+    match step_copy((u, ukey), j, copy, pool, !holding, &rules) {
         CopyStep::Wait => {
             if holding
                 && let Phase::InFlight { sent, .. } = j.copies[copy].phase
@@ -112,6 +116,16 @@ pub fn copy_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
             {
                 core.sends.later(Destination::Backend(u.backend), ukey);
             }
+        }
+        CopyStep::Parked => {
+            // The backend has answered: what is awaited now is the journal, not it.
+            j.parked = Some((copy, ukey));
+            core.disarm(&mut u.timer);
+        }
+        CopyStep::Answered(r) if matches!(r.capture, Capture::Stream { .. }) => {
+            // The connection stays busy: it carries the answer on to the client.
+            let status = Answer::Status(r.status);
+            attempt_ended(conns, core, job, copy, status, "", Some(r));
         }
         CopyStep::Answered(r) => {
             // Back in the pool first: the next queued copy for this backend may take it.
@@ -185,7 +199,9 @@ fn attempt_ended(
     }
     let outcome = match &response {
         Some(r) => r.outcome,
-        None => Rules::of(&core.settings(backend).fanout).classify(answer),
+        None => {
+            Rules::of(&core.settings(backend).fanout, core.cfg.max_buffered_bytes).classify(answer)
+        }
     };
     let text = match answer {
         Answer::Status(status) => format!("status {status}"),

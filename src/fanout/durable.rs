@@ -269,8 +269,8 @@ fn written(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
     }
 }
 
-/// The jobs of the batches up to `done.batch` are durable: a delivered answer held for
-/// one of them goes to its client. A failed sync turns that answer into a 503.
+/// The jobs of the batches up to `done.batch` are durable: a delivered answer parked for
+/// one of them goes to its client. A failed sync tells the client 503 instead.
 fn durable(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
     while let Some(&(batch, job, serial)) = core.fanout.unsynced.front() {
         if batch > done.batch {
@@ -282,7 +282,7 @@ fn durable(conns: &mut Slab<Conn>, core: &mut Core, done: &Done) {
         };
         j.durable = true;
         match &done.result {
-            Ok(()) => reply::release_held(conns, core, job),
+            Ok(()) => reply::unpark(conns, core, job),
             Err(why) => reply::not_durable(conns, core, job, why),
         }
         deliver::end_if_done(conns, core, job);

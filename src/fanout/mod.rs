@@ -1,7 +1,8 @@
 //! POST fan-out. The body is read whole (`body.rs`), then the request goes to every chosen
 //! backend. Each attempt of a copy comes to one outcome (`outcome.rs`): delivered,
-//! retryable or refused. The client gets the first delivered answer at once, or the first
-//! refused one once nothing can be delivered any more (`reply.rs`); a retryable copy is sent
+//! retryable or refused. The client gets the first delivered answer at once, streamed from
+//! its backend connection, or the first refused one (kept whole) once nothing can be
+//! delivered any more (`reply.rs`); a retryable copy is sent
 //! again after an exponential backoff with jitter (`deliver.rs`), and copies wait in their
 //! backend's lane while lb cannot reach it (`gate.rs`). Past --max-pending(-bytes) new
 //! POSTs get 503 (`cap.rs`). With `--journal` the job is written to disk before any copy
@@ -16,7 +17,9 @@ use slab::Slab;
 
 use crate::access_log::{Answered, request_line};
 use crate::backend::BackendId;
+use crate::budget::HeldBytes;
 use crate::event_loop::{Conn, Core, Timer};
+use crate::http::RouteRef;
 use crate::http::client::{self, ClientState};
 use crate::http::head::{ClientSide, RequestId};
 use crate::journal::Journal;
@@ -152,6 +155,9 @@ impl Jobs {
 }
 
 struct Job {
+    /// The route that took it (`None`: resumed from the journal), and its answer's rules.
+    route: Option<usize>,
+    rules: Option<RouteRef>,
     /// The pool its copies go to.
     pool: PoolId,
     /// How long a backend may stay silent on a copy: its route's, or its pool's.
@@ -176,14 +182,16 @@ struct Job {
     refusal: Option<Reply>,
     /// The job's journal record is durable (or there is no journal).
     durable: bool,
-    /// A delivered answer waiting for the record to be durable.
-    held: Option<Reply>,
+    /// A delivered answer waiting, unread in its backend connection, for the record to be
+    /// durable: the copy, and the connection's slab key.
+    parked: Option<(usize, usize)>,
 }
 
-/// An answer kept for the client, as it will be written, and the backend and status it
-/// came with.
+/// A refused answer kept for the client, and the backend and status it came with.
 struct Reply {
-    bytes: Vec<u8>,
+    /// As it will be written; `None` when it was too large to keep (the client is told
+    /// its status in lb's words).
+    bytes: Option<HeldBytes>,
     close: bool,
     from: (BackendId, u16),
 }
@@ -240,7 +248,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     if let Some(text) = refusal {
         core.metrics.local_response(503);
         let took = core.now.saturating_duration_since(p.started);
-        let head = Answered::ours(&p.request, 503, Some(&p.request_id));
+        let head = Answered::ours(p.request.data(), 503, Some(&p.request_id));
         core.answered(c.peer, took, None, head);
         client::answer(
             c,
@@ -255,7 +263,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     }
     let client = Some((key, c.serial));
     let side = p.client.unless_draining(core.draining);
-    let request = p.request.into_boxed_slice();
+    let request = p.request.into_vec().into_boxed_slice();
     let id = insert_job(
         core,
         (p.pool, &targets),
@@ -266,6 +274,8 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     );
     core.fanout.jobs[id].started = p.started;
     core.fanout.jobs[id].server_timeout = p.server_timeout;
+    core.fanout.jobs[id].route = Some(p.route);
+    core.fanout.jobs[id].rules = p.rules;
     let serial = core.fanout.jobs[id].serial;
     if let Some(c) = client::client_mut(conns, key) {
         c.state = ClientState::AwaitingFanout { job: id };
@@ -293,6 +303,8 @@ fn insert_job(
 ) -> usize {
     core.fanout.serial = core.fanout.serial.wrapping_add(1);
     let job = Job {
+        route: None,
+        rules: None,
         pool,
         server_timeout: core.pools[pool].settings.server_timeout,
         serial: core.fanout.serial,
@@ -316,7 +328,7 @@ fn insert_job(
         open: targets.len(),
         refusal: None,
         durable: true,
-        held: None,
+        parked: None,
     };
     insert(core, job)
 }

@@ -55,16 +55,19 @@ pub enum Outcome {
 pub struct Rules {
     success: StatusSet,
     retry_on: RetryOn,
-    /// The largest answer kept for the client.
+    /// The largest refused answer kept for the client.
     pub max_response: u64,
+    /// --max-buffered-bytes, which kept answers count against.
+    pub max_buffered: u64,
 }
 
 impl Rules {
-    pub fn of(fanout: &Fanout) -> Self {
+    pub fn of(fanout: &Fanout, max_buffered: u64) -> Self {
         Rules {
             success: fanout.success_status,
             retry_on: fanout.retry_on,
             max_response: fanout.max_response,
+            max_buffered,
         }
     }
 
@@ -101,7 +104,7 @@ mod tests {
         let Ok(Command::Run(cfg)) = parse_args(&args) else {
             panic!("config {flags}");
         };
-        Rules::of(&cfg.site().pools[0].fanout)
+        Rules::of(&cfg.site().pools[0].fanout, cfg.max_buffered_bytes)
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::head::{self, ForwardInfo, RequestHead, RequestId, Routing};
 use super::routed;
 use super::upstream::close_upstream;
 use crate::access_log::Answered;
+use crate::budget::HeldBytes;
 use crate::buffer::Buffer;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
@@ -47,15 +48,20 @@ pub enum ClientState {
     Buffering(Box<PendingPost>),
     /// A POST went out to its backends; waiting for the first success.
     AwaitingFanout { job: usize },
-    /// Writing the answer a fan-out copy brought back.
-    Replying {
-        reply: Vec<u8>,
-        sent: usize,
-        close: bool,
-    },
+    /// Writing a refused answer a fan-out copy brought back, kept whole for the client.
+    Replying(Box<Kept>),
     /// Answered and half-closed: reading what the client still sends until it closes,
     /// so that its unread bytes do not turn our close into a reset.
     Lingering,
+}
+
+/// A refused fan-out answer kept whole for its client, and how far it is written.
+pub struct Kept {
+    pub reply: HeldBytes,
+    pub sent: usize,
+    /// `sent` when the client's current --client-timeout window began.
+    pub window: usize,
+    pub close: bool,
 }
 
 /// How long a closing client may keep sending before we stop reading and close.
@@ -148,9 +154,7 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 c.state = ClientState::AwaitingFanout { job };
                 Step::Wait
             }
-            ClientState::Replying { reply, sent, close } => {
-                replying(c, core, key, reply, sent, close)
-            }
+            ClientState::Replying(kept) => replying(c, core, key, kept),
         };
         match step {
             Step::Wait => return,
@@ -275,7 +279,11 @@ pub(crate) fn answer(
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         408 => "Request Timeout",
         413 => "Content Too Large",
         414 => "URI Too Long",
@@ -320,29 +328,26 @@ pub(crate) fn become_idle(c: &mut ClientConn, core: &mut Core, key: usize) {
     }
 }
 
-/// Writes a fan-out answer straight from its own buffer.
-fn replying(
-    c: &mut ClientConn,
-    core: &mut Core,
-    key: usize,
-    reply: Vec<u8>,
-    mut sent: usize,
-    close: bool,
-) -> Step {
-    while sent < reply.len() {
-        match c.io.send(&reply[sent..]) {
+/// Writes a kept fan-out answer straight from its own buffer.
+fn replying(c: &mut ClientConn, core: &mut Core, key: usize, mut kept: Box<Kept>) -> Step {
+    while kept.sent < kept.reply.len() {
+        match c.io.send(&kept.reply.data()[kept.sent..]) {
             Ok(0) => break,
-            Ok(n) => sent += n,
+            Ok(n) => kept.sent += n,
             Err(_) => return Step::Close,
         }
     }
-    if sent < reply.len() {
-        // A client that stops reading its answer is timed like one that stops sending.
-        core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
-        c.state = ClientState::Replying { reply, sent, close };
+    if kept.sent < kept.reply.len() {
+        // What it holds counts against --max-buffered-bytes: the client must take it at
+        // --client-min-rate, judged once per window (`client_timer`), not just keep
+        // taking a byte now and then.
+        if c.timer.is_none() {
+            core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+        }
+        c.state = ClientState::Replying(kept);
         return Step::Wait;
     }
-    c.state = ClientState::Answering { close };
+    c.state = ClientState::Answering { close: kept.close };
     core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
     Step::Again
 }
@@ -383,13 +388,30 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
     }
 }
 
-/// The client's own timer: a slow head or POST body gets 408, a stalled exchange ends
-/// without blaming its backend, an idle or lingering connection closes.
+/// The client's own timer: a slow head gets 408, and so does a body that brought less
+/// than its quota in a --client-timeout window (one that did starts the next window); a
+/// stalled exchange ends without blaming its backend; an idle or lingering connection, or
+/// one too slow to take an answer lb holds for it, closes.
 pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let quota = core.window_quota();
     let Some(c) = client_mut(conns, key) else {
         return;
     };
     c.timer = None;
+    let next_window = match &mut c.state {
+        ClientState::Buffering(p) => p.window_ended(quota),
+        ClientState::Proxying(ex) => ex.body_window_ended(quota),
+        ClientState::Replying(kept) => {
+            let taken = kept
+                .sent
+                .saturating_sub(std::mem::replace(&mut kept.window, kept.sent));
+            taken as u64 >= quota
+        }
+        _ => false,
+    };
+    if next_window {
+        return core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
     let (text, id) = match &c.state {
         ClientState::ReadingHead => {
             core.metrics.local_response(408);
@@ -398,12 +420,21 @@ pub fn client_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             ("timed out reading the request head", None)
         }
         ClientState::Buffering(p) => {
+            core.too_slow(c.peer, "sending its request body");
             p.ended(c.peer, core, Some(408));
-            ("timed out reading the request body", Some(p.request_id()))
+            let text = "the request body came too slowly (see --client-min-rate)";
+            (text, Some(p.request_id()))
         }
-        ClientState::Proxying(_) => {
+        ClientState::Proxying(ex) => {
+            if ex.body_in_progress() {
+                core.too_slow(c.peer, "sending its request body");
+            }
             client_stalled(conns, core, key);
             return drive(conns, core, key);
+        }
+        ClientState::Replying(_) => {
+            core.too_slow(c.peer, "taking its answer");
+            return close_client(conns, core, key);
         }
         _ => return close_client(conns, core, key),
     };

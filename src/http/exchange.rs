@@ -64,8 +64,9 @@ impl ExchangePool {
 pub struct Exchange {
     /// The pool its route sends it to.
     pub pool: PoolId,
-    /// The route that took it (its place in the site's list).
-    pub route: usize,
+    /// The route that took it (its place in the site's list); `None` for a POST resumed
+    /// from the journal whose answer streams.
+    pub route: Option<usize>,
     /// How long its backend may take to answer.
     pub server_timeout: Duration,
     /// Its route, for the rules on its answer (`None`: it has none).
@@ -89,8 +90,24 @@ pub struct Exchange {
     pub started: Instant,
     /// When the client's timer was last pushed back while the exchange waited for it.
     pub client_armed_at: Instant,
+    /// Request body bytes the client sent since its current --client-timeout window began.
+    pub body_window: u64,
     pub tried: Tried,
     pub log: RequestLog,
+}
+
+impl Exchange {
+    /// The client still owes part of its request body.
+    pub fn body_in_progress(&self) -> bool {
+        !self.request_body.is_done()
+    }
+
+    /// The client's --client-timeout window is over: true if its body is still arriving
+    /// and brought `quota` bytes in the window (a new window begins). Measured per window,
+    /// so that a fast start earns no time for a trickle after it.
+    pub fn body_window_ended(&mut self, quota: u64) -> bool {
+        self.body_in_progress() && std::mem::take(&mut self.body_window) >= quota
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +154,7 @@ pub(super) fn dispatch(
     let replayable = head.framing.is_done();
     let mut ex = core.exchanges.get(Exchange {
         pool,
-        route: routed.route,
+        route: Some(routed.route),
         server_timeout: routed.server_timeout,
         rules: routed.rules,
         upstream: usize::MAX,
@@ -156,6 +173,7 @@ pub(super) fn dispatch(
         responded: false,
         started: core.now,
         client_armed_at: core.now,
+        body_window: 0,
         tried: Tried::default(),
         log: RequestLog::start(core.access.enabled(), &c.io.input_data()[..head.path.1]),
     });
@@ -373,7 +391,7 @@ fn replay(
     match head::parse_request(c.io.input_data(), &info, &mut forward, routing) {
         // Routed elsewhere than the first time (a reload changed the routes): what is in
         // `forward` is not this exchange's request any more.
-        Ok(Some(h)) if h.route != Some(ex.route) => {
+        Ok(Some(h)) if h.route != ex.route => {
             core.buffers.put(forward);
             let text = "the routes changed before the request could be sent again";
             fail_exchange(conns, core, key, ex, 503, text);

@@ -6,6 +6,6 @@ pub mod client;
 pub mod exchange;
 pub mod head;
 mod routed;
-pub use routed::Routed;
+pub use routed::{RouteRef, Routed};
 mod pump;
 pub mod upstream;

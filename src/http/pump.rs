@@ -70,6 +70,7 @@ pub(super) fn pump(
                 };
                 if used > 0 {
                     input.consume(used);
+                    ex.body_window += used as u64;
                     core.metrics.backends[ex.backend].bytes_sent += used as u64;
                     moved += used as u64;
                     progress = true;
@@ -278,10 +279,13 @@ pub(super) fn pump(
 /// Runs the timer of whichever side the exchange waits for, and only that side's: the
 /// backend is timed (--server-timeout, 504, counted against its health) only while it
 /// owes lb something, and a client that stops sending its body or taking its response
-/// is timed by --client-timeout (408) and never blamed on the backend. Both measure
-/// inactivity: bytes that flow push them back, once per half-period, so that a busy
-/// exchange does not churn the wheel. Output held back for the end of the turn is no
-/// one's stall: the pump that sends it decides.
+/// is timed by --client-timeout (408) and never blamed on the backend. The backend's
+/// timer and a client's taking its response measure inactivity: bytes that flow push
+/// them back, once per half-period, so that a busy exchange does not churn the wheel. A
+/// body being sent does not push the client's timer back: each window must bring its
+/// quota (`Exchange::body_window_ended`), so that a trickle cannot hold the exchange.
+/// Output held back for the end of the turn is no one's stall: the pump that sends it
+/// decides.
 fn time_the_stalled_side(
     c: &mut ClientConn,
     ex: &mut Exchange,
@@ -297,8 +301,8 @@ fn time_the_stalled_side(
     let response_open = !matches!(ex.response, ResponsePhase::Done { .. });
     let backend_owes = u.io.output_len() > 0
         || (ex.request_body.is_done() && response_open && c.io.output_len() == 0);
-    let client_owes =
-        c.io.output_len() > 0 || (!ex.request_body.is_done() && u.io.output_len() == 0);
+    let body_owed = !ex.request_body.is_done() && u.io.output_len() == 0;
+    let client_owes = c.io.output_len() > 0 || body_owed;
     // While connecting, the upstream timer is the connect timeout: left alone.
     if matches!(u.state, UpstreamState::Busy(_)) {
         let due =
@@ -310,11 +314,14 @@ fn time_the_stalled_side(
         }
     }
     let due = c.timer.is_none()
-        || (moved && half_passed(core.now, ex.client_armed_at, core.cfg.client_timeout));
+        || (moved
+            && !body_owed
+            && half_passed(core.now, ex.client_armed_at, core.cfg.client_timeout));
     if !client_owes {
         core.disarm(&mut c.timer);
     } else if due {
         ex.client_armed_at = core.now;
+        ex.body_window = 0;
         core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
     }
 }

@@ -35,6 +35,7 @@ pub struct Routed {
 
 /// A route of the table a request was routed by, kept across a reload that swaps the
 /// tables: what a request started with, it finishes with.
+#[derive(Clone)]
 pub struct RouteRef {
     routes: Arc<Routes>,
     front: FrontId,

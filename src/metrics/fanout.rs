@@ -53,6 +53,31 @@ pub fn render(v: &View, out: &mut String) {
         "lb_fanout_removed_given_up_total {}",
         m.removed_given_up
     );
+    family(
+        out,
+        "lb_fanout_buffered_bytes",
+        "gauge",
+        "Bytes held for POSTs in the whole process: bodies still arriving and refused answers kept for their client, against --max-buffered-bytes (refreshed once a second).",
+    );
+    let _ = writeln!(out, "lb_fanout_buffered_bytes {}", m.buffered_bytes);
+    family(
+        out,
+        "lb_fanout_refused_buffers_total",
+        "counter",
+        "POSTs answered 503 because the bytes held for POSTs had reached --max-buffered-bytes.",
+    );
+    let _ = writeln!(
+        out,
+        "lb_fanout_refused_buffers_total {}",
+        m.posts_refused_buffers
+    );
+    family(
+        out,
+        "lb_client_too_slow_total",
+        "counter",
+        "Clients cut off for moving less than --client-min-rate bytes a second over a --client-timeout window: 408 while sending a request body, a close while taking an answer lb held.",
+    );
+    let _ = writeln!(out, "lb_client_too_slow_total {}", m.slow_clients);
     per_backend(v, out);
     let Some(j) = &m.journal else {
         return;

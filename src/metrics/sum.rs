@@ -73,6 +73,10 @@ impl Metrics {
         for (n, m) in self.routed.iter_mut().zip(&o.routed) {
             *n += m;
         }
+        // Each worker reads the one process-wide count: the highest reading, not a sum.
+        self.buffered_bytes = self.buffered_bytes.max(o.buffered_bytes);
+        self.posts_refused_buffers += o.posts_refused_buffers;
+        self.slow_clients += o.slow_clients;
         self.journal = match (self.journal.take(), &o.journal) {
             (Some(mut j), Some(other)) => {
                 let (s, t) = (&mut j.stats, &other.stats);

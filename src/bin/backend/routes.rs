@@ -48,6 +48,8 @@ type MakeStream = fn(u64) -> Route;
 #[derive(Clone, Copy)]
 enum Allow {
     Get,
+    /// GET and HEAD, and POST (whose body is read and dropped): a large answer to a write.
+    GetPost,
     Post,
     PostPut,
 }
@@ -66,12 +68,14 @@ impl Route {
             "/register" => (Route::Register(query.to_owned()), Allow::Post),
             "/changePassword" => (Route::ChangePassword(query.to_owned()), Allow::Post),
             _ => match Self::parse_param(path) {
+                Some(route @ Route::Bytes(_)) => (route, Allow::GetPost),
                 Some(route) => (route, Allow::Get),
                 None => return Route::error(404, "not found\n"),
             },
         };
         let permitted = match allow {
             Allow::Get => matches!(method, Method::Get | Method::Head),
+            Allow::GetPost => matches!(method, Method::Get | Method::Head | Method::Post),
             Allow::Post => method == Method::Post,
             Allow::PostPut => matches!(method, Method::Post | Method::Put),
         };
@@ -83,6 +87,7 @@ impl Route {
             message: "method not allowed\n",
             allow: Some(match allow {
                 Allow::Get => "GET, HEAD",
+                Allow::GetPost => "GET, HEAD, POST",
                 Allow::Post => "POST",
                 Allow::PostPut => "POST, PUT",
             }),
@@ -411,6 +416,14 @@ mod tests {
         assert!(matches!(
             Route::parse(Method::Head, "/bytes/5"),
             Route::Bytes(5)
+        ));
+        assert!(matches!(
+            Route::parse(Method::Post, "/bytes/5"),
+            Route::Bytes(5)
+        ));
+        assert!(matches!(
+            Route::parse(Method::Put, "/bytes/5"),
+            Route::Error { status: 405, .. }
         ));
         assert!(
             matches!(Route::parse(Method::Get, "/users/a%20b"), Route::User(ref n) if n == "a b")

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::diagnostic::{Diagnostic, Level};
-use super::fanout::JournalSync;
+use super::fanout::{JournalSync, bound_of};
 use super::flags::{as_duration, number_flag};
 use super::model::{Admin, KeyPath, Problem, Process, Site, Source};
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
@@ -46,6 +46,8 @@ const TOP: &[&str] = &[
     "idle_timeout",
     "drain_timeout",
     "max_body",
+    "max_buffered_bytes",
+    "client_min_rate",
     "max_pending",
     "max_pending_bytes",
     "leave_timeout",
@@ -276,14 +278,30 @@ fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
         ),
         None => (log::LevelFilter::Info, LogFormat::Text, AccessLogTo::Off),
     };
+    let max_body = number_or_default(doc, t, "max_body");
+    let max_connections = number_or_default(doc, t, "max_connections");
+    let given = doc.number(t, "max_buffered_bytes", "max-buffered-bytes");
+    let max_buffered_bytes = match bound_of(given, max_body, max_connections) {
+        Ok(n) => n,
+        Err(e) => {
+            let span = doc.span_of(&t.path.key("max_buffered_bytes"));
+            doc.error(
+                span,
+                e.replace("--max-buffered-bytes", "`max_buffered_bytes`"),
+            );
+            0
+        }
+    };
     Some(Process {
         workers,
-        max_connections: number_or_default(doc, t, "max_connections") as usize,
+        max_connections: max_connections as usize,
         max_connections_given: t.has("max_connections"),
         client_timeout: as_duration(number_or_default(doc, t, "client_timeout")),
         idle_timeout: as_duration(number_or_default(doc, t, "idle_timeout")),
         drain_timeout: as_duration(number_or_default(doc, t, "drain_timeout")),
-        max_body: number_or_default(doc, t, "max_body"),
+        max_body,
+        max_buffered_bytes,
+        client_min_rate: number_or_default(doc, t, "client_min_rate"),
         max_pending: number_or_default(doc, t, "max_pending") as usize,
         max_pending_bytes: number_or_default(doc, t, "max_pending_bytes"),
         leave_timeout: as_duration(number_or_default(doc, t, "leave_timeout")),
