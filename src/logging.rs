@@ -12,13 +12,23 @@ use log::{Level, LevelFilter, Metadata, Record};
 use crate::config::LogFormat;
 
 struct Logger {
+    /// lb's own lines.
     level: LevelFilter,
+    /// The lines of the libraries lb uses (mio, rustls): their warnings and errors unless
+    /// asked for more (`-vvv`).
+    others: LevelFilter,
     format: LogFormat,
 }
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= self.level
+        let target = metadata.target();
+        let ours = ["lb", "backend"].iter().any(|crate_name| {
+            target
+                .strip_prefix(crate_name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        });
+        metadata.level() <= if ours { self.level } else { self.others }
     }
 
     fn log(&self, record: &Record) {
@@ -40,9 +50,23 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// Installs the logger for the whole process; once only.
-pub fn init(level: LevelFilter, format: LogFormat) -> Result<(), log::SetLoggerError> {
-    log::set_logger(Box::leak(Box::new(Logger { level, format })))?;
+/// Installs the logger for the whole process; once only. The libraries' lines come at
+/// `level` too with `dependencies`, else only their warnings and errors.
+pub fn init(
+    level: LevelFilter,
+    format: LogFormat,
+    dependencies: bool,
+) -> Result<(), log::SetLoggerError> {
+    let others = if dependencies {
+        level
+    } else {
+        level.min(LevelFilter::Warn)
+    };
+    log::set_logger(Box::leak(Box::new(Logger {
+        level,
+        others,
+        format,
+    })))?;
     log::set_max_level(level);
     Ok(())
 }

@@ -29,7 +29,11 @@ fn main() -> ExitCode {
             print!("{}", cfg.site().to_toml());
             return ExitCode::SUCCESS;
         }
-        Ok(Command::RunFile { path, log_level }) => return run_file(&path, log_level),
+        Ok(Command::RunFile {
+            path,
+            log_level,
+            log_dependencies,
+        }) => return run_file(&path, (log_level, log_dependencies)),
         Ok(Command::Check { file, explain }) => {
             let report = config::check::check_file(&file, explain.as_deref());
             print!("{}", report.out);
@@ -41,7 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format) {
+    if let Err(e) = lb::logging::init(cfg.log_level, cfg.log_format, cfg.log_dependencies) {
         eprintln!("lb: cannot start logging: {e}");
     }
     for warning in &cfg.warnings {
@@ -51,7 +55,7 @@ fn main() -> ExitCode {
 }
 
 /// `lb -c FILE`: the file is checked as `lb check` does, and run if nothing is wrong.
-fn run_file(path: &str, log_level: Option<log::LevelFilter>) -> ExitCode {
+fn run_file(path: &str, (log_level, dependencies): (Option<log::LevelFilter>, bool)) -> ExitCode {
     let loaded = match config::file::load(path) {
         Ok(loaded) => loaded,
         Err(shown) => {
@@ -61,7 +65,7 @@ fn run_file(path: &str, log_level: Option<log::LevelFilter>) -> ExitCode {
     };
     let process = &loaded.site.process;
     let level = log_level.unwrap_or(process.log_level);
-    if let Err(e) = lb::logging::init(level, process.log_format) {
+    if let Err(e) = lb::logging::init(level, process.log_format, dependencies) {
         eprintln!("lb: cannot start logging: {e}");
     }
     for warning in &loaded.warnings {

@@ -268,3 +268,49 @@ fn access_log_to_a_file_and_tcp_sessions() {
     assert_eq!(fields[5].parse::<usize>().unwrap(), answer.len(), "{line}");
     assert_eq!(fields[7], "closed");
 }
+
+#[test]
+fn verbose_follows_each_copy_retried_and_delivered_late_and_each_health_check() {
+    let steady = backend("steady", &[]);
+    let flaky = backend("flaky", &["--fail-first", "1"]);
+    let lb = lb(
+        &[&steady, &flaky],
+        &[
+            "-v",
+            "--health-interval",
+            "100ms",
+            "--retry-base",
+            "10ms",
+            "--retry-jitter",
+            "0",
+        ],
+    );
+    let r = request(
+        lb.addr,
+        b"POST /register?username=ann&password=x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 201);
+    let late = format!("delivered to {} at attempt 2", flaky.addr);
+    assert!(lb.wait_log(&late, WAIT), "{}", lb.log_text());
+    let failed = lines_with(&lb, "attempt 1 failed (status 500); again in");
+    assert_eq!(failed.len(), 1, "{}", lb.log_text());
+    assert!(
+        failed[0].contains(&format!("to {}:", flaky.addr)),
+        "{failed:?}"
+    );
+    let checked = format!("health check of {} passed in", steady.addr);
+    assert!(lb.wait_log(&checked, WAIT), "{}", lb.log_text());
+}
+
+#[test]
+fn very_verbose_is_lb_own_trace_not_its_libraries() {
+    let b = backend("b", &[]);
+    let lb = lb(&[&b], &["-vv"]);
+    assert_eq!(get(lb.addr, "/").status, 200);
+    // mio says this at trace for every socket it registers.
+    assert!(
+        !lb.log_text().contains("registering event source"),
+        "{}",
+        lb.log_text()
+    );
+}

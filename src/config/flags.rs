@@ -502,7 +502,7 @@ pub(super) fn options() -> getopts::Options {
     o.optflagmulti(
         "v",
         "verbose",
-        "more logging: debug, then trace (not with -q)",
+        "more logging: debug, then trace, then the libraries' trace too (not with -q)",
     );
     o.optflag("q", "quiet", "log errors only (not with -v)");
     o.optflag(

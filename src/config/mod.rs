@@ -137,6 +137,8 @@ pub struct Config {
     pub access_log: AccessLogTo,
     pub log_format: LogFormat,
     pub log_level: log::LevelFilter,
+    /// `-vvv`: the libraries' own debug and trace lines too.
+    pub log_dependencies: bool,
     /// Flags that were given but have no effect, to be logged once at start.
     pub warnings: Vec<String>,
 }
@@ -153,6 +155,7 @@ pub enum Command {
     RunFile {
         path: String,
         log_level: Option<log::LevelFilter>,
+        log_dependencies: bool,
     },
     /// `--print-config`: the config file the other flags mean.
     PrintConfig(Box<Config>),
@@ -320,15 +323,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             );
         }
     }
-    if m.opt_present("quiet") && m.opt_present("verbose") {
-        return Err("-q and -v contradict each other: give one".into());
-    }
-    let log_level = match (m.opt_present("quiet"), m.opt_count("verbose")) {
-        (true, _) => log::LevelFilter::Error,
-        (false, 0) => log::LevelFilter::Info,
-        (false, 1) => log::LevelFilter::Debug,
-        (false, _) => log::LevelFilter::Trace,
-    };
+    let (log_level, log_dependencies) = verbosity(&m)?;
+    let log_level = log_level.unwrap_or(log::LevelFilter::Info);
     let access_log = match (m.opt_present("access-log"), m.opt_str("access-log")) {
         (false, _) => AccessLogTo::Off,
         (true, None) => AccessLogTo::Stdout,
@@ -438,6 +434,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         access_log,
         log_format,
         log_level,
+        log_dependencies,
         warnings,
     });
     Ok(if print {
@@ -470,16 +467,28 @@ fn run_file(args: &[String], m: &getopts::Matches, path: String) -> Result<Comma
             }
         }
     }
+    let (log_level, log_dependencies) = verbosity(m)?;
+    Ok(Command::RunFile {
+        path,
+        log_level,
+        log_dependencies,
+    })
+}
+
+/// What `-v` and `-q` ask: a level for lb's own lines (`None`: nothing asked), and whether
+/// the lines of the libraries lb uses come too (`-vvv`; else only their warnings and
+/// errors, so that `-vv` is lb's own trace, not mio's).
+fn verbosity(m: &getopts::Matches) -> Result<(Option<log::LevelFilter>, bool), String> {
     if m.opt_present("quiet") && m.opt_present("verbose") {
         return Err("-q and -v contradict each other: give one".into());
     }
-    let log_level = match (m.opt_present("quiet"), m.opt_count("verbose")) {
+    let level = match (m.opt_present("quiet"), m.opt_count("verbose")) {
         (true, _) => Some(log::LevelFilter::Error),
         (false, 0) => None,
         (false, 1) => Some(log::LevelFilter::Debug),
         (false, _) => Some(log::LevelFilter::Trace),
     };
-    Ok(Command::RunFile { path, log_level })
+    Ok((level, m.opt_count("verbose") >= 3))
 }
 
 /// `lb check -c FILE [--explain 'METHOD URL']`.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use log::{error, info};
+use log::{debug, error, info};
 use slab::Slab;
 
 use super::copy::{Capture, CopyStep, Response, step_copy};
@@ -225,13 +225,14 @@ fn attempt_ended(
             let text = format!("{text}; {attempts} attempts spent (--retry-attempts)");
             finish(conns, core, job, copy, Phase::Spent, None, &text);
         }
-        Outcome::Retryable => retry_later(core, job, copy),
+        Outcome::Retryable => retry_later(core, job, copy, &text),
     }
     gate::attempt_ended(core, backend, answer, outcome);
     release_lane(conns, core, backend);
 }
 
-fn retry_later(core: &mut Core, job: usize, copy: usize) {
+/// The copy's attempt failed for a reason worth another (`why`): it waits its backoff.
+fn retry_later(core: &mut Core, job: usize, copy: usize, why: &str) {
     let fanout = &mut core.fanout;
     let Some(j) = fanout.jobs.get_mut(job) else {
         return;
@@ -240,6 +241,10 @@ fn retry_later(core: &mut Core, job: usize, copy: usize) {
     let f = &core.pools[core.backends[c.backend].pool].settings.fanout;
     let n = c.attempts.saturating_sub(1);
     let delay = backoff(f.retry_base, f.retry_max, f.retry_jitter, n, rand::random());
+    debug!(
+        "write {:?} to {}: attempt {} failed ({why}); again in {delay:?}",
+        j.request_id, core.backends[c.backend].label, c.attempts
+    );
     let serial = j.serial;
     let timer = core
         .timers
@@ -277,6 +282,13 @@ pub(super) fn finish(
                 info!(
                     "write {:?} delivered to removed backend {label}",
                     j.request_id
+                );
+            } else if j.copies[copy].attempts > 1 {
+                debug!(
+                    "write {:?} delivered to {label} at attempt {}, {:?} after it came",
+                    j.request_id,
+                    j.copies[copy].attempts,
+                    core.now.saturating_duration_since(j.started)
                 );
             }
             Recorded::Delivered

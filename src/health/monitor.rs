@@ -177,6 +177,11 @@ impl HealthMonitor {
         });
         if passed {
             self.checks_passed[id] += 1;
+            debug!(
+                "health check of {} passed in {:?}",
+                backends[id].label,
+                now.saturating_duration_since(started)
+            );
         } else {
             self.checks_failed[id] += 1;
             debug!("health check of {} failed: {why}", backends[id].label);

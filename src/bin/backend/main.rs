@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     } else {
         LevelFilter::Warn
     };
-    if let Err(e) = lb::logging::init(level, lb::config::LogFormat::Text) {
+    if let Err(e) = lb::logging::init(level, lb::config::LogFormat::Text, false) {
         eprintln!("backend: cannot start logging: {e}");
     }
     let listener = match TcpListener::bind(cfg.listen) {
