@@ -72,7 +72,12 @@ fn run_file(path: &str, (log_level, dependencies): (Option<log::LevelFilter>, bo
         log::warn!("{warning}");
     }
     let backends = match config::resolve_site(&loaded.site) {
-        Ok(b) => b,
+        Ok((backends, warnings)) => {
+            for w in warnings {
+                log::warn!("{w}");
+            }
+            backends
+        }
         Err(e) => {
             eprintln!("lb: {e}");
             return ExitCode::from(2);

@@ -11,6 +11,7 @@ use log::{error, info, warn};
 use slab::Slab;
 
 use crate::backend::{Backend, BackendId, Role};
+use crate::config::UNRESOLVED;
 use crate::config::model::Source;
 use crate::event_loop::{Conn, Core};
 use crate::fanout;
@@ -130,6 +131,10 @@ fn apply(
         }
         Change::Address { id, from, to } => {
             core.backends[id].addr = to;
+            // A name resolved at last: checks bring it up, or it is up at once without them.
+            if from == UNRESOLVED && !core.health.enabled(id) {
+                core.backends[id].up = true;
+            }
             close_pool(conns, core, id);
             fanout::moved(conns, core, id);
             Some(format!("{} address {from} -> {to}", slots[id].label))
@@ -319,6 +324,8 @@ fn refreshed(
                 notes.join(", ")
             );
         }
+        // Never resolved: said at start already.
+        Verdict::StoppedResolving if current == UNRESOLVED => {}
         Verdict::StoppedResolving => {
             let why = got.err().unwrap_or_default();
             warn!("backend {label} no longer resolves ({why}); keeping its last address {current}");

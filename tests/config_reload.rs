@@ -214,3 +214,36 @@ fn reloads_under_load_that_add_and_remove_pools_lose_no_request() {
         lb.log_text()
     );
 }
+
+#[test]
+fn a_backend_whose_name_does_not_resolve_yet_waits_and_the_rest_serve() {
+    let (early, late) = (backend("early", &[]), backend("late", &[]));
+    let dir = TempDir::new();
+    let hosts = dir.write("hosts", "# late-server comes later\n");
+    let text = format!(
+        "hosts_file = \"{hosts}\"\nresolve_interval = \"100ms\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [listeners.web]\naddress = \"127.0.0.1:0\"\n\n\
+         [pools.app]\nbackends = [\"{}\", \"late-server:{}\"]\nhealth = {{ interval = \"100ms\" }}\n\n\
+         [[routes]]\npool = \"app\"\n",
+        early.addr,
+        late.addr.port()
+    );
+    let path = dir.write("lb.toml", &text);
+    let lb = lb_file(&path, &[]);
+    assert!(
+        lb.log_text().contains(&format!("late-server:{}", late.addr.port()))
+            && lb.log_text().contains("stays down until its name resolves"),
+        "{}",
+        lb.log_text()
+    );
+    let web = listener(&lb, "web");
+    for _ in 0..4 {
+        assert_eq!(served_by(&get(web, "/")), "early");
+    }
+    dir.write("hosts", "127.0.0.1 late-server\n");
+    assert!(
+        eventually(Duration::from_secs(10), || served_by(&get(web, "/")) == "late"),
+        "{}",
+        lb.log_text()
+    );
+}

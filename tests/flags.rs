@@ -103,3 +103,25 @@ fn a_taken_admin_or_listen_port_says_what_to_type() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("-l ADDR"), "{err}");
 }
+
+#[test]
+fn an_empty_backends_file_and_a_backend_without_a_port_say_so() {
+    let dir = std::env::temp_dir().join(format!("lb-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("servers.txt");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let empty = empty.display().to_string();
+    let (code, err) = lb_exits(&["-f", &empty]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(&format!("{empty} lists no backends, and no -b gives one")),
+        "{err}"
+    );
+    let (code, err) = lb_exits(&["-b", "127.0.0.1"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("the port is missing (write 127.0.0.1:80"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

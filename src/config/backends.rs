@@ -21,6 +21,10 @@ pub struct BackendLine {
     pub at: String,
 }
 
+/// Where a backend named in a config file is until its name resolves: it takes nothing,
+/// and the periodic lookup gives it its address when there is one.
+pub const UNRESOLVED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
 /// A backend with the address its name resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSpec {
@@ -138,17 +142,37 @@ pub fn resolve_line(
 
 /// Every backend of every pool of `site`, its name resolved now: a pool's lines, then its
 /// backends file's. Each pool lists each backend once, none at one of lb's own addresses.
-pub fn resolve_site(site: &super::model::Site) -> Result<Vec<BackendSpec>, String> {
+/// A name that does not resolve yet (containers start in any order) is a warning: the
+/// backend waits at `UNRESOLVED`, down, and lb serves the rest.
+pub fn resolve_site(site: &super::model::Site) -> Result<(Vec<BackendSpec>, Vec<String>), String> {
     let hosts = site.process.hosts_file.as_deref();
     let mut specs = Vec::new();
     let mut at = Vec::new();
+    let mut warnings = Vec::new();
     for pool in &site.pools {
         let mut lines = pool.backends.clone();
         if let Some(path) = &pool.backends_file {
             lines.extend(read_backends_file(path)?);
         }
         for l in lines {
-            specs.push(resolve_line(&l, &pool.name, hosts).map_err(|e| format!("{}: {e}", l.at))?);
+            let spec = match resolve_line(&l, &pool.name, hosts) {
+                Ok(spec) => spec,
+                Err(e) if names::is_name(&l.label) => {
+                    warnings.push(format!(
+                        "{}: {e}; it stays down until its name resolves (looked up every \
+                         resolve_interval)",
+                        l.at
+                    ));
+                    BackendSpec {
+                        pool: pool.name.clone(),
+                        addr: UNRESOLVED,
+                        label: l.label.clone(),
+                        weight: l.weight,
+                    }
+                }
+                Err(e) => return Err(format!("{}: {e}", l.at)),
+            };
+            specs.push(spec);
             at.push(l.at);
         }
     }
@@ -167,7 +191,7 @@ pub fn resolve_site(site: &super::model::Site) -> Result<Vec<BackendSpec>, Strin
         .map(|(s, at)| (s.pool.as_str(), s.label.as_str(), s.addr, at.as_str()))
         .collect();
     check_backends(&named, &own)?;
-    Ok(specs)
+    Ok((specs, warnings))
 }
 
 /// The backends in file `path`, one per line, `#` comments. A byte-order mark at the start
@@ -275,6 +299,9 @@ pub fn check_backend(
     at: &str,
     own: &OwnAddrs,
 ) -> Result<(), String> {
+    if addr == UNRESOLVED && names::is_name(label) {
+        return Ok(());
+    }
     if addr.port() == 0 {
         return Err(format!("backend {label} ({at}) has port 0"));
     }
@@ -295,7 +322,7 @@ pub fn check_backends(list: &[Named], own: &OwnAddrs) -> Result<(), String> {
     for (i, &(pool, label, addr, at)) in list.iter().enumerate() {
         let twice = list[..i]
             .iter()
-            .find(|(p, l, a, _)| *p == pool && (*a == addr || *l == label));
+            .find(|(p, l, a, _)| *p == pool && ((*a == addr && addr != UNRESOLVED) || *l == label));
         if let Some((_, _, _, first)) = twice {
             return Err(format!(
                 "backend {addr} is given twice ({first} and {at}): each backend once, \
@@ -333,6 +360,9 @@ pub(super) fn backend_list(
     let mut lines = flags.clone();
     if let Some(path) = &file {
         lines.extend(read_backends_file(path)?);
+        if lines.is_empty() {
+            return Err(format!("{path} lists no backends, and no -b gives one"));
+        }
     }
     let specs = lines
         .iter()

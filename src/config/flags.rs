@@ -463,7 +463,7 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "admin",
-        "address for /metrics, /stats, /healthz and /backends, or off (default 127.0.0.1:8081)",
+        "address for /metrics, /stats, /healthz and /backends, or off (default 127.0.0.1:9901)",
         "ADDR|off",
     );
     o.optmulti(

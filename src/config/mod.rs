@@ -23,9 +23,9 @@ use crate::strategy;
 use crate::tls::CertPair;
 
 pub use backends::{
-    BackendLine, BackendSpec, FLAGS_POOL, Named, OwnAddrs, check_backend, check_backends,
-    parse_backend, parse_line, parse_weight, read_backends_file, resolve_line, resolve_site,
-    tls_name,
+    BackendLine, BackendSpec, FLAGS_POOL, Named, OwnAddrs, UNRESOLVED, check_backend,
+    check_backends, parse_backend, parse_line, parse_weight, read_backends_file, resolve_line,
+    resolve_site, tls_name,
 };
 use backends::{BackendList, backend_list};
 pub use fanout::{JournalSync, RetryOn, StatusSet};
@@ -167,7 +167,9 @@ pub enum Command {
 pub const MAX_RETRIES: u32 = 7;
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
-const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8081);
+/// Out of the way of the ports backends tend to use (8080-8083 in the set-ups our users
+/// come from); the one Envoy uses for its admin interface.
+const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9901);
 
 fn opt<T>(
     m: &getopts::Matches,

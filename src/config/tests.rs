@@ -130,10 +130,10 @@ fn contradictions_are_refused() {
             .contains("would loop")
     );
     assert_eq!(
-        run("-b 127.0.0.1:8081").unwrap_err(),
-        "backend 127.0.0.1:8081 (-b 127.0.0.1:8081) is lb's own --admin address: requests would loop"
+        run("-b 127.0.0.1:9901").unwrap_err(),
+        "backend 127.0.0.1:9901 (-b 127.0.0.1:9901) is lb's own --admin address: requests would loop"
     );
-    assert!(run("-b 127.0.0.1:8081 --admin 127.0.0.1:9002").is_ok());
+    assert!(run("-b 127.0.0.1:9901 --admin 127.0.0.1:9002").is_ok());
     assert!(
         run("-l 127.0.0.1:9001 -b 0.0.0.0:9001")
             .unwrap_err()
@@ -261,7 +261,7 @@ fn defaults_and_errors() {
 #[test]
 fn admin_address_or_off_and_access_log() {
     let c = run("-b 127.0.0.1:9001").unwrap();
-    assert_eq!(c.admin, Some("127.0.0.1:8081".parse().unwrap()));
+    assert_eq!(c.admin, Some("127.0.0.1:9901".parse().unwrap()));
     assert_eq!(c.access_log, AccessLogTo::Off);
     let c = run("-b 127.0.0.1:9001 --admin off --access-log").unwrap();
     assert_eq!(c.admin, None);
