@@ -231,7 +231,8 @@ fn a_backend_whose_name_does_not_resolve_yet_waits_and_the_rest_serve() {
     let path = dir.write("lb.toml", &text);
     let lb = lb_file(&path, &[]);
     assert!(
-        lb.log_text().contains(&format!("late-server:{}", late.addr.port()))
+        lb.log_text()
+            .contains(&format!("late-server:{}", late.addr.port()))
             && lb.log_text().contains("stays down until its name resolves"),
         "{}",
         lb.log_text()
@@ -242,7 +243,8 @@ fn a_backend_whose_name_does_not_resolve_yet_waits_and_the_rest_serve() {
     }
     dir.write("hosts", "127.0.0.1 late-server\n");
     assert!(
-        eventually(Duration::from_secs(10), || served_by(&get(web, "/")) == "late"),
+        eventually(Duration::from_secs(10), || served_by(&get(web, "/"))
+            == "late"),
         "{}",
         lb.log_text()
     );
