@@ -41,6 +41,8 @@ pub struct View<'a> {
     pub flags: bool,
     /// The routes' names, in the site's order, and the requests each took.
     pub routes: Vec<&'a str>,
+    /// By route index: what it matches and what it does, in words.
+    pub described: &'a [(String, String)],
     /// The traffic listener's bound address (`--listen` may have asked for port 0).
     pub listen: &'a str,
     pub backends: &'a [Backend],
@@ -66,6 +68,7 @@ impl<'a> View<'a> {
             fronts: &core.fronts,
             flags: core.source == Source::Flags,
             routes: core.routes.names(),
+            described: &core.routes.described,
             listen: &core.default_host,
             backends: &core.backends,
             metrics: &totals.metrics,

@@ -165,6 +165,10 @@ fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
         }
     };
     let lines = started(&site, &backends);
+    let routes = match site.source {
+        Source::Flags => Vec::new(),
+        Source::File(_) => config::check::route_lines(&site),
+    };
     let start = Start {
         worker: 0,
         site,
@@ -195,6 +199,12 @@ fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
         Some(Ok(addr)) => log::info!("admin interface on {addr}: /stats, /metrics, /healthz"),
         Some(Err(e)) => log::warn!("admin interface up, but cannot read its address: {e}"),
         None => {}
+    }
+    if !routes.is_empty() {
+        log::info!("routes, first match wins:");
+    }
+    for line in routes {
+        log::info!("  {line}");
     }
     let stopped = event_loop.run();
     let others = others.join();

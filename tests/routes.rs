@@ -88,6 +88,17 @@ fn seed_002_splits_logins_writes_and_everything_else() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["server1", "server2", "server3"], "{}", lb.log_text());
+    // The start-up log lists the routes in the order they are tried.
+    let listed = || {
+        let log = lb.log_text();
+        let at = |name: &str| log.find(&format!("  route {name}: "));
+        matches!((at("login"), at("writes"), at("not-found")), (Some(a), Some(b), Some(c)) if a < b && b < c)
+    };
+    assert!(
+        eventually(Duration::from_secs(10), listed),
+        "{}",
+        lb.log_text()
+    );
     // POST /register: every server has the user, and the client got 201.
     let r = request(
         web,

@@ -28,7 +28,7 @@ pub(super) const RATE_POINTS: usize = 5;
 const STYLE: &str = include_str!("stats/style.css");
 
 /// The page, top to bottom. Each section decides for itself whether it shows in a mode.
-const SECTIONS: &[fn(&View, &mut String)] = &[summary, backends, limits, fanout];
+const SECTIONS: &[fn(&View, &mut String)] = &[summary, routes, backends, limits, fanout];
 
 /// How many listed backends are up, of how many (removed ones finishing are not counted).
 fn up_of(v: &View) -> (usize, usize) {
@@ -158,6 +158,41 @@ fn summary(v: &View, out: &mut String) {
         "",
     );
     out.push_str("</section>\n");
+}
+
+/// A config file's routes in the order they are tried, with the requests each took.
+fn routes(v: &View, out: &mut String) {
+    if v.flags || tcp(v) {
+        return;
+    }
+    out.push_str(
+        "<h2>Routes <small>first match wins</small></h2>\n<table id=\"routes\">\n\
+         <thead><tr><th>Route</th><th>Matches</th><th>Does</th><th>Requests</th></tr></thead>\n\
+         <tbody>\n",
+    );
+    let m = v.metrics;
+    for (i, name) in v.routes.iter().enumerate() {
+        let (matches, does) = v.described.get(i).map_or(("", ""), |(m, d)| (m, d));
+        let n = m.routed.get(i).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "<tr data-route=\"{name}\"><td class=\"name\" data-label=\"Route\">{name}</td>\
+             <td data-label=\"Matches\">{}</td><td data-label=\"Does\">{}</td>\
+             <td data-label=\"Requests\">{}</td></tr>",
+            Html(matches),
+            Html(does),
+            Count(n),
+            name = Html(name),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<tr data-route=\"\"><td class=\"name\" data-label=\"Route\"><em>none</em></td>\
+         <td data-label=\"Matches\">what no route took</td>\
+         <td data-label=\"Does\">404 from lb</td><td data-label=\"Requests\">{}</td></tr>",
+        Count(m.unrouted)
+    );
+    out.push_str("</tbody>\n</table>\n");
 }
 
 /// One table per pool (one called Backends with the flags' single pool).

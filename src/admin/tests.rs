@@ -23,6 +23,7 @@ impl Fixture {
             fronts: &self.fronts,
             flags: true,
             routes: vec!["default"],
+            described: &[],
             listen: "127.0.0.1:8080",
             backends: &self.backends,
             metrics: &self.metrics,

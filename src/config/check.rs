@@ -166,16 +166,18 @@ pub fn routing_table(site: &Site) -> String {
         };
         let _ = writeln!(out, "  listener {} {}{tls}: {what}", l.name, l.address);
     }
-    for r in &site.routes {
-        let _ = writeln!(
-            out,
-            "  route {}: {} -> {}",
-            r.name,
-            matcher(r),
-            action(&r.action)
-        );
+    for line in route_lines(site) {
+        let _ = writeln!(out, "  {line}");
     }
     out
+}
+
+/// Each route in the order they are tried: "route NAME: MATCHES -> DOES".
+pub fn route_lines(site: &Site) -> Vec<String> {
+    site.routes
+        .iter()
+        .map(|r| format!("route {}: {} -> {}", r.name, matcher(r), action(&r.action)))
+        .collect()
 }
 
 /// What a route matches, as one phrase.

@@ -162,3 +162,35 @@ fn charts_draw_the_last_minutes_from_the_history() {
         "no answers, no p99: {zz}"
     );
 }
+
+#[test]
+fn a_config_files_routes_are_listed_in_order_with_their_requests() {
+    let mut fx = view_fixture(Instant::now());
+    fx.metrics.routed = vec![7, 0];
+    fx.metrics.unrouted = 2;
+    let described = [
+        (
+            "host shop.example.com, path under /api".to_string(),
+            "proxy to pool api".to_string(),
+        ),
+        ("any request".to_string(), "respond 404 <gone>".to_string()),
+    ];
+    let mut v = fx.view();
+    v.flags = false;
+    v.routes = vec!["api", "rest"];
+    v.described = &described;
+    let mut page = String::new();
+    render(&v, &mut page);
+    let api = page.find("data-route=\"api\"").expect("api row");
+    let rest = page.find("data-route=\"rest\"").expect("rest row");
+    assert!(api < rest, "in the file's order");
+    let api_row = page[api..].lines().next().unwrap();
+    assert!(api_row.contains("path under /api</td>") && api_row.contains(">7</td>"));
+    assert!(page.contains("respond 404 &lt;gone&gt;"), "escaped");
+    let none = page.find("data-route=\"\"").expect("the row for no route");
+    assert!(page[none..].lines().next().unwrap().contains(">2</td>"));
+    assert!(
+        !self::page(&fx).contains("id=\"routes\""),
+        "not for the flags"
+    );
+}
