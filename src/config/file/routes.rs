@@ -33,6 +33,9 @@ const ROUTE: &[&str] = &[
 ];
 
 /// Keys that only mean something with `pool`.
+/// A fixed answer goes out of one 32 KiB buffer with its head.
+const MAX_RESPOND_BODY: usize = 16 * 1024;
+
 const PROXY_ONLY: &[&str] = &["fanout", "rewrite", "timeout", "max_body"];
 const ACTIONS: &[&str] = &["pool", "redirect", "respond"];
 const PATHS: &[&str] = &["path", "path_prefix", "path_regex"];
@@ -232,9 +235,22 @@ fn read_action(doc: &mut Doc, t: &Table) -> Option<Action> {
             let v = doc.get(t, "respond")?;
             let keys = &["status", "body", "content_type"];
             let r = doc.table(v, t.path.key("respond"), "`respond`", keys)?;
+            let body = doc.string(&r, "body").unwrap_or_default();
+            if body.len() > MAX_RESPOND_BODY {
+                let span = doc.get(&r, "body").map_or(r.span.clone(), |v| v.span());
+                doc.error(
+                    span,
+                    format!(
+                        "a `respond` body is at most {} KiB ({} bytes here): lb answers it \
+                         from one buffer; serve larger pages from a pool",
+                        MAX_RESPOND_BODY / 1024,
+                        body.len()
+                    ),
+                );
+            }
             Some(Action::Respond {
                 status: status(doc, &r).unwrap_or(200),
-                body: doc.string(&r, "body").unwrap_or_default(),
+                body,
                 content_type: doc
                     .string(&r, "content_type")
                     .unwrap_or_else(|| "text/plain; charset=utf-8".to_string()),

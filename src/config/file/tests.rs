@@ -461,3 +461,22 @@ fn the_flags_print_as_the_file_they_mean() {
         "{printed}"
     );
 }
+
+#[test]
+fn a_fixed_answer_fits_the_buffer_it_goes_out_of() {
+    let fits = format!(
+        "[[routes]]\nrespond = {{ body = \"{}\" }}",
+        "x".repeat(16 * 1024)
+    );
+    assert!(said(&edited(&fits)).is_empty());
+    let large = format!(
+        "[[routes]]\nrespond = {{ body = \"{}\" }}",
+        "x".repeat(16 * 1024 + 1)
+    );
+    assert_eq!(
+        said(&edited(&large)),
+        [
+            "11:20: a `respond` body is at most 16 KiB (16385 bytes here): lb answers it from one buffer; serve larger pages from a pool"
+        ]
+    );
+}
