@@ -249,3 +249,86 @@ fn a_backend_whose_name_does_not_resolve_yet_waits_and_the_rest_serve() {
         lb.log_text()
     );
 }
+
+/// A request to lb's admin listener.
+fn admin(lb: &Proc, method: &str, path: &str) -> Response {
+    let addr = admin_addr(lb);
+    request(
+        addr,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn the_admin_api_changes_one_pool_until_the_next_reload() {
+    let (a, b, c) = (backend("a", &[]), backend("b", &[]), backend("c", &[]));
+    let dir = TempDir::new();
+    let text = site(
+        "127.0.0.1:0",
+        "[listeners.web]\naddress = \"127.0.0.1:0\"\n",
+        &format!(
+            "[pools.pa]\nbackends = [\"{}\"]\n[pools.pb]\nbackends = [\"{}\"]\n",
+            a.addr, b.addr
+        ),
+        "[[routes]]\nhost = \"b.test\"\npool = \"pb\"\n[[routes]]\npool = \"pa\"\n",
+    );
+    let path = dir.write("lb.toml", &text);
+    let lb = lb_file(&path, &[]);
+    let web = listener(&lb, "web");
+    let to_b = |n: usize| -> std::collections::BTreeSet<String> {
+        (0..n)
+            .map(|_| served_by(&request(web, b"GET / HTTP/1.1\r\nHost: b.test\r\n\r\n")))
+            .collect()
+    };
+    let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+    assert_eq!(to_b(4), set(&["b"]));
+    let r = admin(&lb, "PUT", &format!("/backends/{}", c.addr));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("/pools/NAME/backends"), "{}", r.text());
+    assert_eq!(admin(&lb, "GET", "/pools/nope/backends").status, 404);
+    let r = admin(&lb, "PUT", &format!("/pools/pb/backends/{}", c.addr));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let listed = admin(&lb, "GET", "/pools/pb/backends").text();
+    assert!(
+        listed.contains(&c.addr.to_string())
+            && listed.contains(&b.addr.to_string())
+            && !listed.contains(&a.addr.to_string()),
+        "{listed}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || to_b(8) == set(&["b", "c"])),
+        "{}",
+        lb.log_text()
+    );
+    let r = admin(&lb, "POST", &format!("/pools/pb/backends/{}/drain", b.addr));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(eventually(Duration::from_secs(10), || to_b(8) == set(&["c"])));
+    // /stats' button for b puts it back in its own pool, and leads back to the page.
+    let page = admin(&lb, "GET", "/stats").text();
+    let ready = format!("action=\"pools/pb/backends/{}/ready\"", b.addr);
+    assert!(page.contains(&ready), "{page}");
+    let addr = admin_addr(&lb);
+    let r = request(
+        addr,
+        format!(
+            "POST /pools/pb/backends/{}/drain HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            b.addr
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("../../../../stats"));
+    // Pool pa is untouched, and the file wins again at the next reload.
+    assert_eq!(served_by(&get(web, "/")), "a");
+    reload(&lb, 1);
+    assert!(
+        eventually(Duration::from_secs(10), || to_b(8) == set(&["b"])),
+        "{}",
+        lb.log_text()
+    );
+}

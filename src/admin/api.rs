@@ -160,7 +160,12 @@ fn changed(
         req.method, req.rest, req.query
     );
     if req.wants_page() {
-        return response_with(303, TEXT, b"", false, &[("Location", "../../stats")]);
+        // Relative, so that the page still works behind a proxy that moves the admin API.
+        let back = match req.pool {
+            Some(_) => "../../../../stats",
+            None => "../../stats",
+        };
+        return response_with(303, TEXT, b"", false, &[("Location", back)]);
     }
     let mut body = String::new();
     backend_json(core, &Totals::gather(core), id, &mut body);
@@ -293,8 +298,12 @@ fn read_only(core: &Core, req: &Request, key: Option<&str>) -> Vec<u8> {
                 "{{\"version\":{},\"backends\":[",
                 core.roster.version()
             );
-            let listed =
-                (0..core.backends.len()).filter(|&id| core.backends[id].role != Role::Vacant);
+            let in_pool = |id: BackendId| {
+                req.pool
+                    .is_none_or(|name| core.pools[core.backends[id].pool].name() == name)
+            };
+            let listed = (0..core.backends.len())
+                .filter(|&id| core.backends[id].role != Role::Vacant && in_pool(id));
             for (i, id) in listed.enumerate() {
                 if i > 0 {
                     body.push(',');
@@ -388,7 +397,8 @@ impl std::fmt::Display for Json<'_> {
 }
 
 /// The Control column of `/stats`: the backend's role, and a button that drains it or puts
-/// it back in rotation (a plain form, no script).
+/// it back in rotation (a plain form, no script). With a config file, under the backend's
+/// pool: a backend may be listed in two pools.
 pub fn control_cell(v: &View, id: BackendId, out: &mut String) {
     let role = v.backends[id].role;
     out.push_str(role.name());
@@ -406,9 +416,14 @@ pub fn control_cell(v: &View, id: BackendId, out: &mut String) {
             c => c.to_string(),
         })
         .collect();
+    let pool = match v.flags {
+        true => String::new(),
+        false => format!("pools/{}/", v.pool_of(id).name()),
+    };
     let _ = write!(
         out,
-        "<form method=\"post\" action=\"backends/{}/{action}\"><button>{action}</button></form>",
+        "<form method=\"post\" action=\"{}backends/{}/{action}\"><button>{action}</button></form>",
+        Html(&pool),
         Html(&path)
     );
 }
