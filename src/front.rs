@@ -66,6 +66,11 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// The table of listener `front`; `None` for a TCP listener.
+    pub fn table(&self, front: FrontId) -> Option<&RouteTable> {
+        self.tables.get(front).and_then(Option::as_ref)
+    }
+
     pub fn names(&self) -> Vec<&str> {
         self.names.iter().map(String::as_str).collect()
     }

@@ -56,10 +56,10 @@ fn main() -> ExitCode {
 
 /// `lb -c FILE`: the file is checked as `lb check` does, and run if nothing is wrong.
 fn run_file(path: &str, (log_level, dependencies): (Option<log::LevelFilter>, bool)) -> ExitCode {
-    let loaded = match config::file::load(path) {
+    let loaded = match config::file::load(path, config::file::Told::Shown) {
         Ok(loaded) => loaded,
         Err(shown) => {
-            eprint!("{shown}");
+            eprint!("{}", shown.concat());
             return ExitCode::from(2);
         }
     };

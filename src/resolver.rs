@@ -239,7 +239,7 @@ impl Worker {
 
     /// The file at `path` read and checked as at start, and its backends looked up.
     fn reload_file(&self, path: &str) -> FileReloaded {
-        let loaded = file::load_lines(path)?;
+        let loaded = file::load(path, file::Told::Logged)?;
         let listed = loaded
             .site
             .pools

@@ -109,11 +109,11 @@ fn print_config_writes_a_file_that_check_accepts() {
         "--health-path",
         "/ping",
         "--admin",
-        "127.0.0.1:9901",
+        "127.0.0.1:9911",
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        printed.contains("[admin]\nlisten = \"127.0.0.1:9901\"\n"),
+        printed.contains("[admin]\nlisten = \"127.0.0.1:9911\"\n"),
         "{printed}"
     );
     assert!(

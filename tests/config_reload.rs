@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,29 +10,6 @@ use std::time::Duration;
 
 use common::tls::TempDir;
 use common::*;
-
-fn lb_file(path: &str, extra: &[&str]) -> Proc {
-    spawn_command(
-        Command::new(env!("CARGO_BIN_EXE_lb"))
-            .arg("-c")
-            .arg(path)
-            .args(extra),
-    )
-}
-
-/// Where listener `name` listens, once lb has said so.
-fn listener(lb: &Proc, name: &str) -> SocketAddr {
-    let mut found = None;
-    eventually(Duration::from_secs(5), || {
-        found = lb
-            .log_text()
-            .lines()
-            .filter(|l| l.contains(&format!(") listener {name} (")))
-            .find_map(|l| addr_after(l, "listening on "));
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no listener {name}:\n{}", lb.log_text()))
-}
 
 fn hup(lb: &Proc) {
     let _ = Command::new("kill")

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::tls::{TempDir, TestCa, tls_connect, write_pair};
@@ -22,26 +20,6 @@ fn example(dir: &TempDir, name: &str, swaps: &[(&str, String)]) -> String {
         text = text.replace(from, to);
     }
     dir.write(name, &text)
-}
-
-/// lb running config file `path`.
-fn lb_file(path: &str) -> Proc {
-    spawn_command(Command::new(env!("CARGO_BIN_EXE_lb")).args(["-c", path]))
-}
-
-/// Where listener `name` of `lb` listens, from its start-up line (lb is started once its
-/// first listener's line is out; the others' follow).
-fn listener(lb: &Proc, name: &str) -> SocketAddr {
-    let mut found = None;
-    eventually(Duration::from_secs(5), || {
-        found = lb
-            .log_text()
-            .lines()
-            .filter(|l| l.contains(&format!(") listener {name} (")))
-            .find_map(|l| addr_after(l, "listening on "));
-        found.is_some()
-    });
-    found.unwrap_or_else(|| panic!("no listener {name}:\n{}", lb.log_text()))
 }
 
 /// `GET path` for `host` on a connection kept open.
@@ -72,7 +50,7 @@ fn seed_002_splits_logins_writes_and_everything_else() {
             s.addr.to_string(),
         ));
     }
-    let lb = lb_file(&example(&dir, "seed-002.toml", &swaps));
+    let lb = lb_file(&example(&dir, "seed-002.toml", &swaps), &[]);
     let web = listener(&lb, "web");
     // GET /login: round-robin over the three.
     let mut seen: Vec<String> = (0..3)
@@ -142,7 +120,7 @@ fn seed_001_serves_home_from_the_servers_root_and_checks_ping() {
             s.addr.to_string(),
         ));
     }
-    let lb = lb_file(&example(&dir, "seed-001.toml", &swaps));
+    let lb = lb_file(&example(&dir, "seed-001.toml", &swaps), &[]);
     let web = listener(&lb, "web");
     let r = get(web, "/home");
     assert_eq!(r.status, 200, "{}", lb.log_text());
@@ -189,7 +167,7 @@ fn site_serves_two_names_over_tls_redirects_http_and_passes_tcp_through() {
         ("certs/blog.example.com.pem", blog_cert),
         ("certs/blog.example.com.key", blog_key),
     ];
-    let lb = lb_file(&example(&dir, "site.toml", &swaps));
+    let lb = lb_file(&example(&dir, "site.toml", &swaps), &[]);
     let (https, http, tcp) = (
         listener(&lb, "https"),
         listener(&lb, "http"),

@@ -202,12 +202,7 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
         default_host: &core.default_host,
         tls: c.io.is_tls(),
     };
-    let Some(table) = core
-        .routes
-        .tables
-        .get(c.front as usize)
-        .and_then(Option::as_ref)
-    else {
+    let Some(table) = core.routes.table(c.front as usize) else {
         core.buffers.put(forward);
         return Step::Close;
     };

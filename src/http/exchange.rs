@@ -375,12 +375,7 @@ fn replay(
     };
     // Routed again by the same table, so the same head goes out (after a reload, by the
     // new one: a request is only replayed before any of it reached a backend).
-    let Some(table) = core
-        .routes
-        .tables
-        .get(c.front as usize)
-        .and_then(Option::as_ref)
-    else {
+    let Some(table) = core.routes.table(c.front as usize) else {
         core.buffers.put(forward);
         return Step::Close;
     };

@@ -72,10 +72,9 @@ pub(super) fn take(
     };
     let front = c.front as usize;
     let routes = Arc::clone(&core.routes);
-    let route = head.route.and_then(|i| {
-        let table = routes.tables.get(front)?.as_ref()?;
-        Some((i, table.route(i)?))
-    });
+    let route = head
+        .route
+        .and_then(|i| Some((i, routes.table(front)?.route(i)?)));
     let Some((index, route)) = route else {
         core.buffers.put(forward);
         core.metrics.unrouted += 1;

@@ -231,6 +231,31 @@ pub fn lb_args<'a>(backends: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// lb running config file `path`, with `extra` flags (-v or -q).
+pub fn lb_file(path: &str, extra: &[&str]) -> Proc {
+    spawn_command(
+        Command::new(env!("CARGO_BIN_EXE_lb"))
+            .arg("-c")
+            .arg(path)
+            .args(extra),
+    )
+}
+
+/// Where listener `name` of an lb run with a config file listens, from its start-up line
+/// (lb counts as started once its first listener's line is out; the others' follow).
+pub fn listener(lb: &Proc, name: &str) -> SocketAddr {
+    let mut found = None;
+    eventually(Duration::from_secs(5), || {
+        found = lb
+            .log_text()
+            .lines()
+            .filter(|l| l.contains(&format!(") listener {name} (")))
+            .find_map(|l| addr_after(l, "listening on "));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no listener {name}:\n{}", lb.log_text()))
+}
+
 /// The admin address of an lb started with `--admin 127.0.0.1:0`, from its log.
 pub fn admin_addr(lb: &Proc) -> SocketAddr {
     let mut found = None;

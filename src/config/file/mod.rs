@@ -64,32 +64,29 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// Reads and checks the file at `path` for running it. `Err`: what `lb check` would
-/// print of it, every problem with its source line.
-pub fn load(path: &str) -> Result<Loaded, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("lb: cannot read {path}: {e}\n"))?;
-    let checked = check_file(path, &text);
-    let Some(site) = checked.site else {
-        let shown: String = checked.errors().map(|d| d.render(path, &text)).collect();
-        return Err(shown);
-    };
-    let warnings = checked
-        .problems
-        .iter()
-        .map(|d| d.one_line(path, &text))
-        .collect();
-    Ok(Loaded { site, warnings })
+/// How a file's errors are told: as `lb check` prints them, each with its source line and
+/// a caret (at start), or each as one log line, `FILE:LINE:COL: message` (a reload).
+#[derive(Clone, Copy)]
+pub enum Told {
+    Shown,
+    Logged,
 }
 
-/// As `load`, but each problem as one log line (`FILE:LINE:COL: message`): what a reload
-/// that fails says.
-pub fn load_lines(path: &str) -> Result<Loaded, Vec<String>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("cannot read {path}: {e}")])?;
+/// Reads and checks the file at `path` for running it; `Err`: every error, told as `told`.
+pub fn load(path: &str, told: Told) -> Result<Loaded, Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![match told {
+            Told::Shown => format!("lb: cannot read {path}: {e}\n"),
+            Told::Logged => format!("cannot read {path}: {e}"),
+        }]
+    })?;
     let checked = check_file(path, &text);
+    let tell = |d: &Diagnostic| match told {
+        Told::Shown => d.render(path, &text),
+        Told::Logged => d.one_line(path, &text),
+    };
     let Some(site) = checked.site else {
-        return Err(checked.errors().map(|d| d.one_line(path, &text)).collect());
+        return Err(checked.errors().map(tell).collect());
     };
     let warnings = checked
         .problems
