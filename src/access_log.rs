@@ -33,14 +33,17 @@ pub struct RequestLog {
     pub status: Option<u16>,
     /// Response bytes received from the backend, head and body.
     pub bytes: u64,
+    /// The route that took the request.
+    route: Option<usize>,
 }
 
 impl RequestLog {
-    pub fn start(enabled: bool, request_line: &[u8]) -> Self {
+    pub fn start(enabled: bool, request_line: &[u8], route: Option<usize>) -> Self {
         RequestLog {
             request: enabled.then(|| request_line.into()),
             status: None,
             bytes: 0,
+            route,
         }
     }
 
@@ -51,7 +54,7 @@ impl RequestLog {
             status: self.status.or(ours),
             bytes: self.bytes,
             id: Some(id),
-            route: None,
+            route: self.route,
         }
     }
 }
@@ -337,7 +340,7 @@ mod tests {
     #[test]
     fn off_keeps_no_request_line() {
         let id = RequestId::uuid(1);
-        let mut log = RequestLog::start(false, b"GET /");
+        let mut log = RequestLog::start(false, b"GET /", None);
         assert!(log.request.is_none());
         assert_eq!(log.answered(None, &id).request, b"");
         log.status = Some(200);
@@ -346,7 +349,7 @@ mod tests {
             Some(200),
             "the backend's came first"
         );
-        let log = RequestLog::start(true, b"GET /");
+        let log = RequestLog::start(true, b"GET /", None);
         assert_eq!(log.answered(Some(502), &id).request, b"GET /");
         assert_eq!(log.answered(Some(502), &id).status, Some(502));
     }

@@ -394,7 +394,14 @@ impl Core {
         if self.access.enabled() {
             let routed = (self.source != Source::Flags).then(|| {
                 let route = a.route.and_then(|r| self.routes.names.get(r));
-                let pool = backend.map(|id| self.pools[self.backends[id].pool].name());
+                // The backend's pool, or, for an answer of lb's own, the route's.
+                let pool = match backend {
+                    Some(id) => Some(self.backends[id].pool),
+                    None => a
+                        .route
+                        .and_then(|r| self.routes.pools.get(r).copied().flatten()),
+                };
+                let pool = pool.map(|p| self.pools[p].name());
                 (route.map(String::as_str), pool)
             });
             let entry = Entry::Http {

@@ -43,6 +43,10 @@ fn seed_002_splits_logins_writes_and_everything_else() {
     let mut swaps = vec![
         ("127.0.0.1:8080", "127.0.0.1:0".to_string()),
         ("127.0.0.1:9901", "127.0.0.1:0".to_string()),
+        (
+            "[admin]",
+            "[log]\naccess_log = \"stdout\"\n\n[admin]".to_string(),
+        ),
     ];
     for (i, s) in servers.iter().enumerate() {
         swaps.push((
@@ -103,6 +107,28 @@ fn seed_002_splits_logins_writes_and_everything_else() {
     assert_eq!(r.status, 404);
     assert_eq!(r.text(), "no such page\n");
     assert!(r.header("x-request-id").is_some());
+    // Each access log line ends with the route that took the request and its pool.
+    let logged = |request: &str, ends: &str| {
+        lb.log_text()
+            .lines()
+            .any(|l| l.contains(&format!("\"{request}\" ")) && l.ends_with(ends))
+    };
+    let lines = [
+        ("GET /login", " login servers"),
+        (
+            "POST /register?username=jack&password=pw",
+            " writes servers",
+        ),
+        ("POST /login", " other-posts servers"),
+        ("GET /nothing-here", " not-found -"),
+    ];
+    assert!(
+        eventually(Duration::from_secs(10), || lines
+            .iter()
+            .all(|(r, e)| logged(r, e))),
+        "{}",
+        lb.log_text()
+    );
 }
 
 #[test]

@@ -95,7 +95,7 @@ pub fn begin(
         Ok(request) => request,
         Err((status, text)) => {
             core.metrics.local_response(status);
-            let answer = Answered::ours(forward.data(), status, Some(&id));
+            let answer = Answered::ours(forward.data(), status, Some(&id)).by(Some(routed.route));
             core.answered(c.peer, Duration::ZERO, None, answer);
             core.buffers.put(forward);
             let close = !head.framing.is_done() || !head.keep_alive;

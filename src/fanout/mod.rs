@@ -248,7 +248,7 @@ pub fn launch(conns: &mut Slab<Conn>, core: &mut Core, key: usize, p: PendingPos
     if let Some(text) = refusal {
         core.metrics.local_response(503);
         let took = core.now.saturating_duration_since(p.started);
-        let head = Answered::ours(p.request.data(), 503, Some(&p.request_id));
+        let head = Answered::ours(p.request.data(), 503, Some(&p.request_id)).by(Some(p.route));
         core.answered(c.peer, took, None, head);
         client::answer(
             c,

@@ -97,7 +97,7 @@ fn stream(
     if let Some(j) = core.fanout.jobs.get_mut(job) {
         j.refusal = None;
     }
-    let mut log = RequestLog::start(core.access.enabled(), &request);
+    let mut log = RequestLog::start(core.access.enabled(), &request, route);
     log.status = Some(r.status);
     log.bytes = head.len() as u64;
     let mut tried = Tried::default();
@@ -192,7 +192,7 @@ fn answer_waiting(conns: &mut Slab<Conn>, core: &mut Core, job: usize, status: u
     let Some(j) = core.fanout.jobs.get(job) else {
         return;
     };
-    let (id, close) = (j.request_id, !j.client_side.keep_alive);
+    let (id, close, route) = (j.request_id, !j.client_side.keep_alive, j.route);
     let logged = core.fanout.for_log(job, core.access.enabled());
     let Some(key) = take_client(conns, core, job) else {
         return;
@@ -201,12 +201,8 @@ fn answer_waiting(conns: &mut Slab<Conn>, core: &mut Core, job: usize, status: u
         core.metrics.local_response(status);
         if let Some((request, started, _)) = logged {
             let took = core.now.saturating_duration_since(started);
-            core.answered(
-                c.peer,
-                took,
-                None,
-                Answered::ours(&request, status, Some(&id)),
-            );
+            let answer = Answered::ours(&request, status, Some(&id)).by(route);
+            core.answered(c.peer, took, None, answer);
         }
         client::answer(c, core, key, status, text, Some(&id), close);
         client::drive(conns, core, key);
@@ -230,7 +226,7 @@ pub(super) fn nothing_deliverable(conns: &mut Slab<Conn>, core: &mut Core, job: 
         return;
     }
     let took = core.now.saturating_duration_since(j.started);
-    let mut answer = Answered::ours(&j.request, 502, Some(&j.request_id));
+    let mut answer = Answered::ours(&j.request, 502, Some(&j.request_id)).by(j.route);
     let close = !j.client_side.keep_alive;
     match j.refusal {
         Some(Reply {

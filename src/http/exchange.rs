@@ -175,7 +175,11 @@ pub(super) fn dispatch(
         client_armed_at: core.now,
         body_window: 0,
         tried: Tried::default(),
-        log: RequestLog::start(core.access.enabled(), &c.io.input_data()[..head.path.1]),
+        log: RequestLog::start(
+            core.access.enabled(),
+            &c.io.input_data()[..head.path.1],
+            Some(routed.route),
+        ),
     });
     let ip = c.peer.ip();
     let pick = {

@@ -91,7 +91,7 @@ pub(super) fn take(
     };
     core.metrics.route_taken(index);
     let Action::Proxy(proxy) = route.action() else {
-        return own_answer(c, core, key, (&head, route), forward);
+        return own_answer(c, core, key, (&head, index, route), forward);
     };
     let Some(pool) = routes.pools.get(index).copied().flatten() else {
         core.buffers.put(forward);
@@ -123,7 +123,7 @@ fn own_answer(
     c: &mut super::client::ClientConn,
     core: &mut Core,
     key: usize,
-    (head, route): (&RequestHead, &CompiledRoute),
+    (head, index, route): (&RequestHead, usize, &CompiledRoute),
     forward: Buffer,
 ) {
     let (status, body): (u16, &[u8]) = match route.action() {
@@ -131,7 +131,8 @@ fn own_answer(
         Action::Respond(r) => (r.status(), r.body()),
         Action::Proxy(_) => return core.buffers.put(forward),
     };
-    let answered = Answered::ours(c.io.input_data(), status, Some(&head.request_id));
+    let answered =
+        Answered::ours(c.io.input_data(), status, Some(&head.request_id)).by(Some(index));
     core.metrics.local_response(status);
     core.answered(c.peer, Duration::ZERO, None, answered);
     if let Some(input) = c.io.input.as_mut() {
