@@ -90,7 +90,8 @@ impl Backend {
             label,
             weight,
             tls,
-            up: true,
+            // Nowhere yet: it takes nothing until its name resolves.
+            up: addr != crate::config::UNRESOLVED,
             reachable: true,
             role: Role::Ready,
             owed_given_up: false,

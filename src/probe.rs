@@ -11,6 +11,7 @@ use slab::Slab;
 
 use crate::backend::{BackendId, Role};
 use crate::buffer::BufferPool;
+use crate::config::UNRESOLVED;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
@@ -115,7 +116,8 @@ pub fn start(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, generation:
     if b.generation != generation || b.role == Role::Vacant {
         return;
     }
-    if !b.checked() {
+    // Nowhere to connect to until its name resolves: it stays down, unchecked.
+    if !b.checked() || b.addr == UNRESOLVED {
         return schedule(core, id, core.health.checks[id].interval);
     }
     let addr = b.addr;

@@ -241,7 +241,7 @@ pub fn reload(core: &mut Core) {
 pub fn resolved(conns: &mut Slab<Conn>, core: &mut Core, done: Done) -> Option<FileReloaded> {
     match done {
         Done::ReloadedFile(result) => return Some(result),
-        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.own) {
+        Done::Reloaded(Ok(lookups)) => match core.roster.reload(lookups, &core.own, false) {
             Ok(kept) => {
                 for note in kept {
                     warn!("reload: {note}");

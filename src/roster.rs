@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::backend::{BackendId, Role};
-use crate::config::{BackendSpec, Named, OwnAddrs, check_backends};
+use crate::config::{BackendSpec, Named, OwnAddrs, UNRESOLVED, check_backends};
+use crate::names;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
@@ -233,7 +234,15 @@ impl Roster {
     /// that no longer resolves keeps the address it had; one that never did fails the whole
     /// reload, and so does what lb refuses at start (`check_backends`: a backend twice, port
     /// 0, one of lb's `own` addresses). Returns a note for each address kept.
-    pub fn reload(&mut self, wanted: Vec<Lookup>, own: &OwnAddrs) -> Result<Vec<String>, String> {
+    /// `Err`: what makes the list unusable; `Ok`: warnings. A new backend whose name does
+    /// not resolve fails the reload, unless `names_wait` (a config file's rule, as at
+    /// start): then it joins at `UNRESOLVED`, down until its name resolves.
+    pub fn reload(
+        &mut self,
+        wanted: Vec<Lookup>,
+        own: &OwnAddrs,
+        names_wait: bool,
+    ) -> Result<Vec<String>, String> {
         let mut kept = Vec::new();
         let mut settled = Vec::with_capacity(wanted.len());
         for w in wanted {
@@ -243,6 +252,13 @@ impl Roster {
                     let addr = self.current.slots[id].addr;
                     kept.push(format!("{}: {why}; {} keeps address {addr}", w.at, w.label));
                     addr
+                }
+                (Err(why), None) if names_wait && names::is_name(&w.label) => {
+                    kept.push(format!(
+                        "{}: {why}; it stays down until its name resolves",
+                        w.at
+                    ));
+                    UNRESOLVED
                 }
                 (Err(why), None) => return Err(format!("{}: {why}", w.at)),
             };

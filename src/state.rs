@@ -16,7 +16,7 @@ use crate::admin::AdminConn;
 use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::model::{Admin, Pool as PoolSettings, Process, Site, Source};
-use crate::config::{BackendSpec, OwnAddrs, UNRESOLVED};
+use crate::config::{BackendSpec, OwnAddrs};
 use crate::conn::Socket;
 use crate::fanout;
 use crate::front::{Front, FrontId, Routes};
@@ -210,8 +210,6 @@ impl Core {
                 .ok_or_else(|| format!("backend {} is in no pool called {}", s.label, s.pool))?;
             let mut b = Backend::new(pool, s.addr, s.label.clone(), s.weight);
             b.rank = rank;
-            // Nowhere yet: it takes nothing until its name resolves.
-            b.up = s.addr != UNRESOLVED;
             backends.push(b);
         }
         for (id, p) in pools.iter_mut().enumerate() {

@@ -217,10 +217,54 @@ fn a_backend_whose_name_does_not_resolve_yet_waits_and_the_rest_serve() {
     for _ in 0..4 {
         assert_eq!(served_by(&get(web, "/")), "early");
     }
+    // Nowhere to check yet: while early's checks pass, none is made of it.
+    let admin = admin_addr(&lb);
+    let checks = |backend: &str, result: &str| {
+        metric(
+            admin,
+            &format!(
+                "lb_health_checks_total{{backend=\"{backend}\",pool=\"app\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    let early_label = early.addr.to_string();
+    assert!(eventually(Duration::from_secs(10), || checks(
+        &early_label,
+        "pass"
+    ) >= 5.0));
+    let late_label = format!("late-server:{}", late.addr.port());
+    assert_eq!(checks(&late_label, "fail"), 0.0, "{}", lb.log_text());
     dir.write("hosts", "127.0.0.1 late-server\n");
     assert!(
         eventually(Duration::from_secs(10), || served_by(&get(web, "/"))
             == "late"),
+        "{}",
+        lb.log_text()
+    );
+    // A reload adds another name that does not resolve yet: the same rule as at start, the
+    // reload is taken and the rest serve.
+    let later = backend("later", &[]);
+    let more = text.replace(
+        "\"]\nhealth",
+        &format!("\", \"later-server:{}\"]\nhealth", later.addr.port()),
+    );
+    assert_ne!(more, text);
+    dir.write("lb.toml", &more);
+    reload(&lb, 1);
+    let log = lb.log_text();
+    assert!(log.contains("reloaded the config file"), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("later-server") && l.contains("stays down until its name resolves")),
+        "{log}"
+    );
+    for _ in 0..6 {
+        assert_ne!(served_by(&get(web, "/")), "later");
+    }
+    dir.write("hosts", "127.0.0.1 late-server\n127.0.0.1 later-server\n");
+    assert!(
+        eventually(Duration::from_secs(10), || served_by(&get(web, "/"))
+            == "later"),
         "{}",
         lb.log_text()
     );

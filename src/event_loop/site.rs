@@ -132,7 +132,7 @@ impl EventLoop {
             .collect();
         let admin = self.admin.as_ref().and_then(|a| a.local_addr().ok());
         let own = OwnAddrs::of_site(&site, &bound, admin);
-        let kept = self.core.roster.reload(lookups, &own)?;
+        let kept = self.core.roster.reload(lookups, &own, true)?;
         for note in kept {
             warn!("reload: {note}");
         }

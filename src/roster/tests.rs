@@ -33,6 +33,7 @@ fn reload(r: &mut Roster, lines: &[(&str, u16, u32)]) -> Result<Vec<String>, Str
     r.reload(
         lines.iter().map(|&(l, p, w)| lookup(l, p, w)).collect(),
         &own(),
+        false,
     )
 }
 
@@ -127,7 +128,7 @@ fn a_reload_forgets_runtime_roles_and_weights() {
 #[test]
 fn bad_reloads_change_nothing() {
     let mut r = abc();
-    assert!(r.reload(vec![], &own()).is_err());
+    assert!(r.reload(vec![], &own(), false).is_err());
     let twice = reload(&mut r, &[("a", 1, 1), ("a", 1, 1)]).unwrap_err();
     assert!(
         twice.contains("given twice (servers.txt:1 and servers.txt:1)"),
@@ -150,7 +151,7 @@ fn bad_reloads_change_nothing() {
         addr: Err("cannot resolve backend 'new:80'".into()),
     };
     assert_eq!(
-        r.reload(vec![lookup("a", 1, 1), unknown], &own()),
+        r.reload(vec![lookup("a", 1, 1), unknown], &own(), false),
         Err("servers.txt:2: cannot resolve backend 'new:80'".into())
     );
     assert_eq!(r.version(), 0);
@@ -167,7 +168,7 @@ fn a_name_that_stops_resolving_keeps_its_address() {
         addr: Err("cannot resolve backend 'b'".into()),
     };
     let kept = r
-        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)], &own())
+        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)], &own(), false)
         .unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].ends_with("b keeps address 127.0.0.1:2"), "{kept:?}");
