@@ -195,12 +195,28 @@ impl Site {
             );
         }
         for (i, r) in self.routes.iter().enumerate() {
-            if let Action::Proxy { pool, .. } = &r.action
-                && !pools.contains(&pool.as_str())
-            {
+            let Action::Proxy { pool, .. } = &r.action else {
+                continue;
+            };
+            let at = KeyPath("routes".into()).index(i).key("pool");
+            if !pools.contains(&pool.as_str()) {
+                out.error(at, unknown_pool(pool, &pools));
+                continue;
+            }
+            // A pool's backends speak HTTP or take raw TCP: its settings, health checks
+            // and connections are of one kind.
+            let tcp = self
+                .listeners
+                .iter()
+                .find(|l| l.protocol == Protocol::Tcp && l.pool.as_deref() == Some(pool));
+            if let Some(l) = tcp {
                 out.error(
-                    KeyPath("routes".into()).index(i).key("pool"),
-                    unknown_pool(pool, &pools),
+                    at,
+                    format!(
+                        "pool `{pool}` is used by TCP listener `{}` and by route `{}`: a pool \
+                         carries TCP connections or HTTP requests, not both (give each its own)",
+                        l.name, r.name
+                    ),
                 );
             }
         }

@@ -207,7 +207,7 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"\nroutes = [\"x\"]",
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\nroutes = [\"x\"]\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]",
         &[
             "14:10: a TCP listener has no routes: its connections go to its `pool` unparsed",
             "14:11: no route is named \"x\"",
@@ -224,9 +224,15 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"\n@POOL strategy = \"hash-uri\"",
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]\nstrategy = \"hash-uri\"",
         &[
-            "14:8: pool `app` balances with hash-uri, which needs HTTP requests: a TCP listener cannot use it",
+            "13:8: pool `db` balances with hash-uri, which needs HTTP requests: a TCP listener cannot use it",
+        ],
+    ),
+    (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"",
+        &[
+            "9:8: pool `app` is used by TCP listener `db` and by route `#1`: a pool carries TCP connections or HTTP requests, not both (give each its own)",
         ],
     ),
     (
