@@ -9,7 +9,7 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::diagnostic::{Diagnostic, nearest};
-use crate::config::flags::{NumberFlag, Unit, number_flag};
+use crate::config::flags::{NumberFlag, Unit, Zero, number_flag};
 use crate::config::model::KeyPath;
 use crate::config::values::parse_number;
 
@@ -182,9 +182,19 @@ impl Doc {
         let v = self.get(t, key)?;
         let written = match v.get_ref() {
             DeValue::String(s) => s.to_string(),
-            DeValue::Integer(n) if !n.as_str().starts_with('-') && n.radix() == 10 => {
-                n.as_str().replace('_', "")
+            DeValue::Integer(n) if n.as_str().starts_with('-') => {
+                let zero = match f.zero {
+                    Zero::Means(what) => format!(" (0 {what})"),
+                    Zero::Refused => String::new(),
+                };
+                self.error(v.span(), format!("`{key}` cannot be negative{zero}"));
+                return None;
             }
+            DeValue::Integer(n) if n.radix() != 10 => {
+                self.error(v.span(), format!("`{key}`: write the number in decimal"));
+                return None;
+            }
+            DeValue::Integer(n) => n.as_str().replace('_', ""),
             other => {
                 self.error(
                     v.span(),

@@ -169,6 +169,14 @@ const BAD: &[(&str, &[&str])] = &[
         &["1:12: `max_body`: must be more than 0 (at most 1g)"],
     ),
     (
+        "@POOL health = { interval = -5 }\n@POOL connect_timeout = -1\n@POOL retries = 0x2",
+        &[
+            "6:23: `interval` cannot be negative (0 turns health checks off)",
+            "7:19: `connect_timeout` cannot be negative",
+            "8:11: `retries`: write the number in decimal",
+        ],
+    ),
+    (
         "@TOP idle_timeout = \"5 minutes\"",
         &["1:16: `idle_timeout`: bad duration '5 minutes' (write 250ms, 10s, 1m or 1h)"],
     ),
