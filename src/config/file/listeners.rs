@@ -54,8 +54,17 @@ fn read_tls(doc: &mut Doc, t: &Table) -> Vec<CertPair> {
         return Vec::new();
     };
     let path = t.path.key("tls");
+    if let toml::de::DeValue::Table(_) = v.get_ref() {
+        // One certificate written alone: the list is the only thing wrong with it.
+        doc.error(
+            v.span(),
+            "`tls` is a list of certificates: write `tls = [{ cert = ..., key = ... }]`, \
+             the first being the default",
+        );
+        return Vec::new();
+    }
     let items = doc.array(v, &path);
-    if items.is_empty() {
+    if items.is_empty() && matches!(v.get_ref(), toml::de::DeValue::Array(_)) {
         doc.error(
             v.span(),
             "`tls` lists no certificate: give at least one { cert = ..., key = ... }, or \

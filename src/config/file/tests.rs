@@ -215,6 +215,18 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = { cert = \"a.pem\", key = \"a.key\" }",
+        &[
+            "12:7: `tls` is a list of certificates: write `tls = [{ cert = ..., key = ... }]`, the first being the default",
+        ],
+    ),
+    (
+        "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = \"a.pem\"",
+        &[
+            "12:7: `listeners.secure.tls` must be a list of tables ([[listeners.secure.tls]]), not a string",
+        ],
+    ),
+    (
         "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\nroutes = [\"x\"]\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]",
         &[
             "14:10: a TCP listener has no routes: its connections go to its `pool` unparsed",
