@@ -72,6 +72,19 @@ impl Doc {
         what: &str,
         known: &[&str],
     ) -> Option<Table<'a, 'i>> {
+        self.table_or(value, path, what, known, |_| None)
+    }
+
+    /// As `table`; `elsewhere` says where a key this section does not know belongs, if it
+    /// is another section's.
+    pub fn table_or<'a, 'i>(
+        &mut self,
+        value: &'a Value<'i>,
+        path: KeyPath,
+        what: &str,
+        known: &[&str],
+        elsewhere: impl Fn(&str) -> Option<String>,
+    ) -> Option<Table<'a, 'i>> {
         self.note(&path, value.span());
         let DeValue::Table(table) = value.get_ref() else {
             self.error(
@@ -84,9 +97,10 @@ impl Doc {
             if known.contains(&key.get_ref().as_ref()) {
                 continue;
             }
-            let hint = match nearest(key.get_ref(), known) {
-                Some(k) => format!(" (did you mean `{k}`?)"),
-                None => format!("; {what} takes {}", list(known, "or")),
+            let hint = match (elsewhere(key.get_ref()), nearest(key.get_ref(), known)) {
+                (Some(there), _) => format!(" ({there})"),
+                (None, Some(k)) => format!(" (did you mean `{k}`?)"),
+                (None, None) => format!("; {what} takes {}", list(known, "or")),
             };
             self.error(
                 key.span(),

@@ -10,7 +10,7 @@ use crate::tls::CertPair;
 
 type Value<'i> = toml::Spanned<toml::de::DeValue<'i>>;
 
-const LISTENER: &[&str] = &["address", "mode", "pool", "routes", "tls", "accept_proxy"];
+pub(super) const LISTENER: &[&str] = &["address", "mode", "pool", "routes", "tls", "accept_proxy"];
 
 pub fn read(doc: &mut Doc, value: &Value) -> Vec<Listener> {
     let path = KeyPath("listeners".into());

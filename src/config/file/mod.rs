@@ -58,6 +58,38 @@ const TOP: &[&str] = &[
     "backend_ca",
 ];
 
+const ADMIN: &[&str] = &["listen", "token_file", "hosts"];
+const LOG: &[&str] = &["level", "format", "access_log"];
+
+/// Where a key written at the top level belongs, if a section knows it: process-wide
+/// settings come first in the file, and a section's key above every `[section]` lands
+/// among them.
+fn belongs(key: &str) -> Option<String> {
+    let sections: &[(&[&str], &str, &str)] = &[
+        (pools::POOL, "a pool setting", "under [pools.NAME]"),
+        (routes::ROUTE, "a route setting", "under [[routes]]"),
+        (
+            listeners::LISTENER,
+            "a listener setting",
+            "under [listeners.NAME]",
+        ),
+        (
+            pools::HEALTH,
+            "a health check setting",
+            "in `health = { ... }` under [pools.NAME]",
+        ),
+        (
+            pools::FANOUT,
+            "a fan-out setting",
+            "in `fanout = { ... }` under [pools.NAME]",
+        ),
+        (ADMIN, "an admin setting", "under [admin]"),
+        (LOG, "a log setting", "under [log]"),
+    ];
+    let (_, what, under) = sections.iter().find(|(keys, _, _)| keys.contains(&key))?;
+    Some(format!("`{key}` is {what}: put it {under}"))
+}
+
 /// A file that reads: its site, and its warnings as log lines (`FILE:LINE:COL: ...`).
 pub struct Loaded {
     pub site: Site,
@@ -130,7 +162,7 @@ fn check_in(text: &str, dir: &Path) -> Checked {
     }
     let root = toml::Spanned::new(root.span(), toml::de::DeValue::Table(root.into_inner()));
     let site = doc
-        .table(&root, KeyPath(String::new()), "the file", TOP)
+        .table_or(&root, KeyPath(String::new()), "the file", TOP, belongs)
         .and_then(|t| read_site(&mut doc, &t));
     if let Some(site) = site.as_ref().filter(|_| !doc.dropped) {
         for p in site.validate().into_iter().chain(route_problems(site)) {
@@ -246,12 +278,7 @@ fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
         }
     };
     let log = match doc.get(t, "log") {
-        Some(v) => doc.table(
-            v,
-            t.path.key("log"),
-            "[log]",
-            &["level", "format", "access_log"],
-        ),
+        Some(v) => doc.table(v, t.path.key("log"), "[log]", LOG),
         None => None,
     };
     let (log_level, log_format, access_log) = match &log {
@@ -335,8 +362,7 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
             hosts: Vec::new(),
         });
     };
-    let keys = &["listen", "token_file", "hosts"];
-    let a = doc.table(v, t.path.key("admin"), "[admin]", keys)?;
+    let a = doc.table(v, t.path.key("admin"), "[admin]", ADMIN)?;
     let listen = parsed(doc, &a, "listen", |s| match s {
         "off" => Ok(None),
         _ => parse_addr(s).map(Some),

@@ -12,7 +12,7 @@ use crate::strategy;
 
 type Value<'i> = toml::Spanned<toml::de::DeValue<'i>>;
 
-const POOL: &[&str] = &[
+pub(super) const POOL: &[&str] = &[
     "backends",
     "backends_file",
     "strategy",
@@ -25,9 +25,9 @@ const POOL: &[&str] = &[
     "fanout",
 ];
 
-const HEALTH: &[&str] = &["path", "interval", "timeout", "rise", "fall", "expect"];
+pub(super) const HEALTH: &[&str] = &["path", "interval", "timeout", "rise", "fall", "expect"];
 
-const FANOUT: &[&str] = &[
+pub(super) const FANOUT: &[&str] = &[
     "count",
     "success_status",
     "retry_on",

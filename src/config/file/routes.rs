@@ -13,7 +13,7 @@ use crate::config::model::{
 
 type Value<'i> = toml::Spanned<toml::de::DeValue<'i>>;
 
-const ROUTE: &[&str] = &[
+pub(super) const ROUTE: &[&str] = &[
     "name",
     "host",
     "path",

@@ -145,6 +145,16 @@ const BAD: &[(&str, &[&str])] = &[
         &["1:1: unknown key `workres` in the file (did you mean `workers`?)"],
     ),
     (
+        "@TOP retries = 3\n@TOP pool = \"app\"\n@TOP address = \"127.0.0.1:80\"\n@TOP interval = \"5s\"\n@TOP level = \"debug\"",
+        &[
+            "1:1: unknown key `retries` in the file (`retries` is a pool setting: put it under [pools.NAME])",
+            "2:1: unknown key `pool` in the file (`pool` is a route setting: put it under [[routes]])",
+            "3:1: unknown key `address` in the file (`address` is a listener setting: put it under [listeners.NAME])",
+            "4:1: unknown key `interval` in the file (`interval` is a health check setting: put it in `health = { ... }` under [pools.NAME])",
+            "5:1: unknown key `level` in the file (`level` is a log setting: put it under [log])",
+        ],
+    ),
+    (
         "@POOL helth = { path = \"/x\" }",
         &["6:1: unknown key `helth` in [pools.app] (did you mean `health`?)"],
     ),
