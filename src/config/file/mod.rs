@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::diagnostic::{Diagnostic, Level};
-use super::fanout::{JournalSync, bound_of};
-use super::flags::{as_duration, number_flag};
+use super::fanout::{HEAD_ROOM, JournalSync, bound_of};
+use super::flags::{Unit, as_duration, number_flag, show};
 use super::model::{Admin, KeyPath, Problem, Process, Site, Source};
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
@@ -256,6 +256,10 @@ fn parsed<T>(
     }
 }
 
+fn size(v: u64) -> String {
+    show(Unit::Size, v)
+}
+
 fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
     let workers = match doc.get(t, "workers") {
         None => 1,
@@ -305,16 +309,26 @@ fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
     let max_body = number_or_default(doc, t, "max_body");
     let max_connections = number_or_default(doc, t, "max_connections");
     let given = doc.number(t, "max_buffered_bytes", "max-buffered-bytes");
-    let max_buffered_bytes = match bound_of(given, max_body, max_connections) {
-        Ok(n) => n,
-        Err(e) => {
-            let span = doc.span_of(&t.path.key("max_buffered_bytes"));
-            doc.error(
-                span,
-                e.replace("--max-buffered-bytes", "`max_buffered_bytes`"),
-            );
-            0
+    let max_buffered_bytes = match given {
+        Some(bound) => {
+            let one = max_body.saturating_add(HEAD_ROOM);
+            if bound < one {
+                let span = doc.span_of(&t.path.key("max_buffered_bytes"));
+                doc.error(
+                    span,
+                    format!(
+                        "`max_buffered_bytes` {} is below one body of `max_body` ({}) with its \
+                         head ({}): give at least {}",
+                        size(bound),
+                        size(max_body),
+                        size(HEAD_ROOM),
+                        size(one)
+                    ),
+                );
+            }
+            bound
         }
+        None => bound_of(None, max_body, max_connections).unwrap_or(max_body),
     };
     Some(Process {
         workers,

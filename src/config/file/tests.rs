@@ -187,6 +187,12 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "@TOP max_body = \"2m\"\n@TOP max_buffered_bytes = \"1m\"",
+        &[
+            "2:22: `max_buffered_bytes` 1m is below one body of `max_body` (2m) with its head (32k): give at least 2080k",
+        ],
+    ),
+    (
         "@TOP idle_timeout = \"5 minutes\"",
         &["1:16: `idle_timeout`: bad duration '5 minutes' (write 250ms, 10s, 1m or 1h)"],
     ),
