@@ -15,7 +15,7 @@ use toml::de::DeTable;
 use super::diagnostic::{Diagnostic, Level};
 use super::fanout::{HEAD_ROOM, JournalSync, bound_of};
 use super::flags::{Unit, as_duration, number_flag, show};
-use super::model::{Admin, KeyPath, Problem, Process, Site, Source};
+use super::model::{Action, Admin, KeyPath, Problem, Process, Route, Site, Source};
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
 use crate::route::RouteTable;
@@ -207,7 +207,12 @@ fn route_problems(site: &Site) -> Vec<Problem> {
 }
 
 fn read_site(doc: &mut Doc, t: &Table) -> Option<Site> {
-    let process = read_process(doc, t);
+    // The routes first: the bound on buffered POSTs fits the largest body one takes.
+    let routes = match doc.get(t, "routes") {
+        Some(v) => routes::read(doc, v),
+        None => Vec::new(),
+    };
+    let process = read_process(doc, t, &routes);
     let admin = read_admin(doc, t);
     let pools = match doc.get(t, "pools") {
         Some(v) => pools::read(doc, v),
@@ -215,10 +220,6 @@ fn read_site(doc: &mut Doc, t: &Table) -> Option<Site> {
     };
     let listeners = match doc.get(t, "listeners") {
         Some(v) => listeners::read(doc, v),
-        None => Vec::new(),
-    };
-    let routes = match doc.get(t, "routes") {
-        Some(v) => routes::read(doc, v),
         None => Vec::new(),
     };
     Some(Site {
@@ -260,7 +261,38 @@ fn size(v: u64) -> String {
     show(Unit::Size, v)
 }
 
-fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
+/// Each route's `max_body` fits the process's bound on buffered POSTs, `bound`: a body
+/// past it would get 503 every time, never 413.
+fn fit_route_bodies(doc: &mut Doc, routes: &[Route], bound: u64) {
+    for (i, r) in routes.iter().enumerate() {
+        let Action::Proxy {
+            max_body: Some(body),
+            ..
+        } = r.action
+        else {
+            continue;
+        };
+        let one = body.saturating_add(HEAD_ROOM);
+        if bound < one {
+            let span = doc.span_of(&KeyPath("routes".into()).index(i).key("max_body"));
+            doc.error(
+                span,
+                format!(
+                    "route `{}`'s `max_body` ({}) with its head ({}) is more than \
+                     `max_buffered_bytes` ({}): every such POST would get 503; give \
+                     `max_buffered_bytes` at least {}, or a smaller `max_body`",
+                    r.name,
+                    size(body),
+                    size(HEAD_ROOM),
+                    size(bound),
+                    size(one)
+                ),
+            );
+        }
+    }
+}
+
+fn read_process(doc: &mut Doc, t: &Table, routes: &[Route]) -> Option<Process> {
     let workers = match doc.get(t, "workers") {
         None => 1,
         Some(v) => {
@@ -309,6 +341,13 @@ fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
     let max_body = number_or_default(doc, t, "max_body");
     let max_connections = number_or_default(doc, t, "max_connections");
     let given = doc.number(t, "max_buffered_bytes", "max-buffered-bytes");
+    let largest = routes
+        .iter()
+        .filter_map(|r| match r.action {
+            Action::Proxy { max_body, .. } => max_body,
+            _ => None,
+        })
+        .fold(max_body, u64::max);
     let max_buffered_bytes = match given {
         Some(bound) => {
             let one = max_body.saturating_add(HEAD_ROOM);
@@ -326,9 +365,11 @@ fn read_process(doc: &mut Doc, t: &Table) -> Option<Process> {
                     ),
                 );
             }
+            fit_route_bodies(doc, routes, bound);
             bound
         }
-        None => bound_of(None, max_body, max_connections).unwrap_or(max_body),
+        // As for the flags: room for a few of the largest body a POST may have.
+        None => bound_of(None, largest, max_connections).unwrap_or(largest),
     };
     Some(Process {
         workers,

@@ -193,6 +193,12 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "@TOP max_buffered_bytes = \"64m\"\nmax_body = \"100m\"",
+        &[
+            "11:12: route `#1`'s `max_body` (100m) with its head (32k) is more than `max_buffered_bytes` (64m): every such POST would get 503; give `max_buffered_bytes` at least 102432k, or a smaller `max_body`",
+        ],
+    ),
+    (
         "@TOP idle_timeout = \"5 minutes\"",
         &["1:16: `idle_timeout`: bad duration '5 minutes' (write 250ms, 10s, 1m or 1h)"],
     ),
@@ -428,6 +434,14 @@ fn every_bad_file_is_told_at_its_line_and_column() {
         let errors = expected.iter().any(|e| !e.contains(": warning: "));
         assert_eq!(check(&text).site.is_none(), errors, "{edit:?}");
     }
+}
+
+#[test]
+fn the_default_bound_on_buffered_posts_fits_the_largest_body_a_route_takes() {
+    let site = check(&edited("max_body = \"100m\"")).site.expect("a site");
+    assert_eq!(site.process.max_buffered_bytes, 400 * 1024 * 1024);
+    let site = check(&edited("")).site.expect("a site");
+    assert_eq!(site.process.max_buffered_bytes, 64 * 1024 * 1024);
 }
 
 /// The site with where each backend was written left out: the same backends written in
