@@ -46,6 +46,10 @@ impl Doc {
         self.problems.push(Diagnostic::error(span, message));
     }
 
+    pub fn warning(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push(Diagnostic::warning(span, message));
+    }
+
     /// Where `path` was written: its own span, or the nearest enclosing one that was read.
     pub fn span_of(&self, path: &KeyPath) -> Range<usize> {
         let mut p = path.0.as_str();

@@ -124,8 +124,20 @@ fn read_health(doc: &mut Doc, t: Option<&Table>) -> Health {
             }
         })
     });
+    let interval = as_duration(sub_number(doc, t, "interval", "health-interval"));
+    if let Some(t) = t.filter(|_| interval.is_zero()) {
+        for key in ["timeout", "path", "rise", "fall", "expect"] {
+            if t.has(key) {
+                let span = doc.key_span(t, key);
+                doc.warning(
+                    span,
+                    format!("`{key}` is ignored: `interval` 0 turns health checks off"),
+                );
+            }
+        }
+    }
     Health {
-        interval: as_duration(sub_number(doc, t, "interval", "health-interval")),
+        interval,
         timeout: as_duration(sub_number(doc, t, "timeout", "health-timeout")),
         path: path.unwrap_or_else(|| "/".to_string()),
         rise: sub_number(doc, t, "rise", "rise") as u32,

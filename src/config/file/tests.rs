@@ -384,6 +384,13 @@ const BAD: &[(&str, &[&str])] = &[
         &["1:16: `journal_sync`: 'never' is not one of always, batch, off"],
     ),
     (
+        "@POOL health = { interval = \"0s\", path = \"/ping\", rise = 3 }",
+        &[
+            "6:29: warning: `path` is ignored: `interval` 0 turns health checks off",
+            "6:45: warning: `rise` is ignored: `interval` 0 turns health checks off",
+        ],
+    ),
+    (
         "[pools.spare]\nbackends = [\"127.0.0.1:9009\"]",
         &["10:1: warning: pool `spare` is used by no route and no listener"],
     ),
