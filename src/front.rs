@@ -4,6 +4,7 @@
 
 use crate::config::check;
 use crate::config::model::{Action, Listener, Problem, Protocol, Site};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::pool::PoolId;
@@ -78,6 +79,22 @@ impl Routes {
     /// The tables of `site`'s listeners, by the ids of `fronts` (a closed one has none),
     /// with pools by the ids of `pools` (their names).
     pub fn compile(site: &Site, fronts: &[Front], pools: &[&str]) -> Result<Self, String> {
+        CompiledRoutes::of(site)?.place(fronts, pools)
+    }
+}
+
+/// A site's routes compiled, before they have ids: a table per HTTP listener, by its name,
+/// and each route's pool by name. Compiling thousands of routes takes milliseconds, so a
+/// reload does it on the resolver thread; the loop only `place`s the result.
+pub struct CompiledRoutes {
+    tables: Vec<(String, RouteTable)>,
+    pools: Vec<Option<String>>,
+    names: Vec<String>,
+    described: Vec<(String, String)>,
+}
+
+impl CompiledRoutes {
+    pub fn of(site: &Site) -> Result<Self, String> {
         let problems = |p: Vec<Problem>| {
             let lines: Vec<String> = p
                 .iter()
@@ -85,41 +102,66 @@ impl Routes {
                 .collect();
             lines.join("; ")
         };
-        let tables = fronts
+        let tables = site
+            .listeners
             .iter()
-            .map(|f| {
-                let listener = site.listeners.iter().find(|l| l.name == f.name);
-                match listener.filter(|l| !f.closed && l.protocol == Protocol::Http) {
-                    None => Ok(None),
-                    Some(l) => RouteTable::compile(&site.routes, l.routes.as_deref())
-                        .map(Some)
-                        .map_err(problems),
-                }
+            .filter(|l| l.protocol == Protocol::Http)
+            .map(|l| {
+                RouteTable::compile(&site.routes, l.routes.as_deref())
+                    .map(|t| (l.name.clone(), t))
+                    .map_err(problems)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let pools = site
             .routes
             .iter()
             .map(|r| match &r.action {
-                Action::Proxy { pool, .. } => pools
-                    .iter()
-                    .position(|p| p == pool)
-                    .map(Some)
-                    .ok_or_else(|| format!("route {} names no pool {pool}", r.name)),
-                _ => Ok(None),
+                Action::Proxy { pool, .. } => Some(pool.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok(CompiledRoutes {
+            tables,
+            pools,
+            names: site.routes.iter().map(|r| r.name.clone()).collect(),
+            described: site
+                .routes
+                .iter()
+                .map(|r| (check::matcher(r), check::action(&r.action)))
+                .collect(),
+        })
+    }
+
+    /// The tables by the ids of `fronts` (a closed one has none), each route's pool by
+    /// the ids of `pools` (their names): linear in the routes.
+    pub fn place(self, fronts: &[Front], pools: &[&str]) -> Result<Routes, String> {
+        let mut by_name: HashMap<String, RouteTable> = self.tables.into_iter().collect();
+        let tables = fronts
+            .iter()
+            .map(|f| {
+                if f.closed {
+                    None
+                } else {
+                    by_name.remove(&f.name)
+                }
+            })
+            .collect();
+        let mut ids: HashMap<&str, PoolId> = HashMap::with_capacity(pools.len());
+        for (id, name) in pools.iter().enumerate() {
+            ids.entry(name).or_insert(id);
+        }
+        let pools = (self.pools.iter().zip(&self.names))
+            .map(|(pool, route)| match pool {
+                None => Ok(None),
+                Some(pool) => (ids.get(pool.as_str()).copied().map(Some))
+                    .ok_or_else(|| format!("route {route} names no pool {pool}")),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let names = site.routes.iter().map(|r| r.name.clone()).collect();
-        let described = site
-            .routes
-            .iter()
-            .map(|r| (check::matcher(r), check::action(&r.action)))
-            .collect();
         Ok(Routes {
             tables,
             pools,
-            names,
-            described,
+            names: self.names,
+            described: self.described,
         })
     }
 }

@@ -297,12 +297,17 @@ impl Metrics {
 
     /// The routes were reloaded: each count follows its route's name to its new place,
     /// and the counts of routes that are gone are dropped.
+    /// Linear in the routes: a file may have thousands.
     pub fn routes_renamed(&mut self, before: &[String], after: &[String]) {
-        let count = |name: &String| {
-            let i = before.iter().position(|b| b == name)?;
-            self.routed.get(i).copied()
-        };
-        self.routed = after.iter().map(|n| count(n).unwrap_or(0)).collect();
+        let counts: std::collections::HashMap<&str, u64> = before
+            .iter()
+            .zip(&self.routed)
+            .map(|(name, &n)| (name.as_str(), n))
+            .collect();
+        self.routed = after
+            .iter()
+            .map(|n| counts.get(n.as_str()).copied().unwrap_or(0))
+            .collect();
     }
 
     /// Request routed by route `index`.
@@ -347,6 +352,17 @@ mod tests {
     use super::*;
 
     const TEN_S: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn route_counts_follow_their_names_across_a_reload() {
+        let mut m = Metrics::new(0, Instant::now(), TEN_S);
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        m.route_taken(0);
+        m.route_taken(2);
+        m.route_taken(2);
+        m.routes_renamed(&names(&["a", "b", "c"]), &names(&["c", "new", "a"]));
+        assert_eq!(m.routed, [2, 0, 1]);
+    }
 
     #[test]
     fn latency_buckets_reach_the_longest_wait() {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::config::file;
 use crate::config::model::Site;
 use crate::config::{BackendLine, read_backends_file};
+use crate::front::CompiledRoutes;
 use crate::names;
 use crate::roster::Lookup;
 
@@ -64,6 +65,8 @@ pub type FileReloaded = Result<Box<SiteRead>, Vec<String>>;
 
 pub struct SiteRead {
     pub site: Site,
+    /// Its routes compiled here, off the loop.
+    pub routes: CompiledRoutes,
     pub lookups: Vec<Lookup>,
     pub warnings: Vec<String>,
 }
@@ -251,7 +254,9 @@ impl Worker {
             })
             .collect();
         let lookups = self.reload(listed).map_err(|e| vec![e])?;
+        let routes = CompiledRoutes::of(&loaded.site).map_err(|e| vec![e])?;
         Ok(Box::new(SiteRead {
+            routes,
             site: loaded.site,
             lookups,
             warnings: loaded.warnings,

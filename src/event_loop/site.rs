@@ -17,7 +17,7 @@ use log::{error, info, warn};
 use super::{EventLoop, listener_token};
 use crate::config::OwnAddrs;
 use crate::config::model::{Pool as PoolSettings, Process, Protocol, Site};
-use crate::front::{Front, Routes};
+use crate::front::{CompiledRoutes, Front, Routes};
 use crate::listen::{Listener, duplicate};
 use crate::pool::Pool;
 use crate::reconfigure;
@@ -35,7 +35,7 @@ impl EventLoop {
         for w in read.warnings {
             warn!("reload: {w}");
         }
-        match self.stage(read.site, read.lookups) {
+        match self.stage(read.site, read.routes, read.lookups) {
             Ok(update) => {
                 let closing: Vec<(String, SocketAddr)> = (update.fronts.iter().enumerate())
                     .filter(|&(id, f)| {
@@ -99,7 +99,12 @@ impl EventLoop {
     /// Everything the new site needs, made ready without changing what runs: the ids its
     /// pools and listeners get, its certificates, its new listeners bound, its routes
     /// compiled, and the backend list accepted by the roster (the one edit made here).
-    fn stage(&mut self, mut site: Site, lookups: Vec<Lookup>) -> Result<Arc<SiteUpdate>, String> {
+    fn stage(
+        &mut self,
+        mut site: Site,
+        routes: CompiledRoutes,
+        lookups: Vec<Lookup>,
+    ) -> Result<Arc<SiteUpdate>, String> {
         site.process = kept_for_restart(&self.core.cfg, site.process);
         if site.admin.listen != self.core.admin_settings.listen {
             warn!("reload: the admin listener moves at a restart only; it stays where it is");
@@ -120,7 +125,7 @@ impl EventLoop {
             .collect();
         let tls = self.core.tls.servers_for(&pairs)?;
         let names: Vec<&str> = pools.iter().map(|p| p.settings.name.as_str()).collect();
-        let routes = Routes::compile(&site, &fronts, &names)?;
+        let routes = routes.place(&fronts, &names)?;
         let bound: Vec<Option<SocketAddr>> = fronts
             .iter()
             .enumerate()
