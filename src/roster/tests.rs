@@ -168,7 +168,11 @@ fn a_name_that_stops_resolving_keeps_its_address() {
         addr: Err("cannot resolve backend 'b'".into()),
     };
     let kept = r
-        .reload(vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)], &own(), false)
+        .reload(
+            vec![lookup("a", 1, 1), failing, lookup("c", 3, 1)],
+            &own(),
+            false,
+        )
         .unwrap();
     assert_eq!(kept.len(), 1);
     assert!(kept[0].ends_with("b keeps address 127.0.0.1:2"), "{kept:?}");
