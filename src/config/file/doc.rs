@@ -25,6 +25,8 @@ pub struct Doc {
     /// The file's directory: what file paths in it are relative to.
     pub dir: std::path::PathBuf,
     spans: HashMap<KeyPath, Range<usize>>,
+    /// Where each key read was written (the key, not its value).
+    keys: HashMap<KeyPath, Range<usize>>,
 }
 
 /// One table of the file with the keys its section knows.
@@ -120,9 +122,16 @@ impl Doc {
 
     /// The value under `key`, noted at its key path.
     pub fn get<'a, 'i>(&mut self, t: &Table<'a, 'i>, key: &str) -> Option<&'a Value<'i>> {
-        let v = t.table.get(key)?;
-        self.note(&t.path.key(key), v.span());
+        let (k, v) = t.table.get_key_value(key)?;
+        let path = t.path.key(key);
+        self.keys.insert(path.clone(), k.span());
+        self.note(&path, v.span());
         Some(v)
+    }
+
+    /// Where the key at `path` was written, if it was (and was read).
+    pub fn key_at(&self, path: &KeyPath) -> Option<Range<usize>> {
+        self.keys.get(path).cloned()
     }
 
     /// The span of `key` itself (not its value), for a problem with the key.

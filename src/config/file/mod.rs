@@ -15,7 +15,9 @@ use toml::de::DeTable;
 use super::diagnostic::{Diagnostic, Level};
 use super::fanout::{HEAD_ROOM, JournalSync, bound_of};
 use super::flags::{Unit, as_duration, number_flag, show};
-use super::model::{Action, Admin, KeyPath, Problem, Process, Route, Site, Source};
+use super::model::{
+    Action, Admin, KeyPath, Listener, Problem, Process, Protocol, Route, Site, Source,
+};
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
 use crate::route::RouteTable;
@@ -165,6 +167,7 @@ fn check_in(text: &str, dir: &Path) -> Checked {
         .table_or(&root, KeyPath(String::new()), "the file", TOP, belongs)
         .and_then(|t| read_site(&mut doc, &t));
     if let Some(site) = site.as_ref().filter(|_| !doc.dropped) {
+        http_only(&mut doc, site);
         for p in site.validate().into_iter().chain(route_problems(site)) {
             let span = doc.span_of(&p.at);
             doc.problems.push(Diagnostic {
@@ -179,6 +182,93 @@ fn check_in(text: &str, dir: &Path) -> Checked {
     problems.dedup();
     let site = site.filter(|_| problems.iter().all(|d| d.level != Level::Error));
     Checked { site, problems }
+}
+
+/// A pool's keys that do nothing when a TCP listener sends to it, refused as `-m tcp`
+/// refuses their flags.
+const HTTP_ONLY_POOL: &[&str] = &[
+    "server_timeout",
+    "pool_size",
+    "health.path",
+    "health.expect",
+    "fanout",
+];
+
+/// Process keys that do nothing when every listener is TCP.
+const HTTP_ONLY_PROCESS: &[&str] = &[
+    "max_body",
+    "max_buffered_bytes",
+    "client_min_rate",
+    "leave_timeout",
+    "max_pending",
+    "max_pending_bytes",
+    "journal",
+    "journal_sync",
+];
+
+/// HTTP settings written where only TCP passes: a pool that a TCP listener uses (and no
+/// route: that is refused by itself), the process when every listener is TCP. Each is an
+/// error at its key, as `-m tcp` refuses the flag of the same name.
+fn http_only(doc: &mut Doc, site: &Site) {
+    for p in &site.pools {
+        let Some(l) = site
+            .listeners
+            .iter()
+            .find(|l| l.protocol == Protocol::Tcp && l.pool.as_deref() == Some(&p.name))
+        else {
+            continue;
+        };
+        let routed = site
+            .routes
+            .iter()
+            .any(|r| matches!(&r.action, Action::Proxy { pool, .. } if pool == &p.name));
+        if routed {
+            continue;
+        }
+        let at = KeyPath("pools".into()).key(&p.name);
+        for key in HTTP_ONLY_POOL {
+            if let Some(span) = doc.key_at(&at.key(key)) {
+                doc.error(
+                    span,
+                    format!(
+                        "`{key}` applies to HTTP only and does nothing in pool `{}`, which TCP \
+                         listener `{}` uses",
+                        p.name, l.name
+                    ),
+                );
+            }
+        }
+    }
+    let tcp = |l: &Listener| l.protocol == Protocol::Tcp;
+    if !site.listeners.is_empty() && site.listeners.iter().all(tcp) {
+        let top = KeyPath(String::new());
+        for key in HTTP_ONLY_PROCESS {
+            if let Some(span) = doc.key_at(&top.key(key)) {
+                doc.error(
+                    span,
+                    format!(
+                        "`{key}` applies to HTTP only and does nothing: every listener is \
+                         mode = \"tcp\""
+                    ),
+                );
+            }
+        }
+        // With TCP, the client timeout times only what lb reads before the pipe opens.
+        let client_first = site
+            .listeners
+            .iter()
+            .any(|l| !l.tls.is_empty() || l.accept_proxy.is_some());
+        if let Some(span) = doc
+            .key_at(&top.key("client_timeout"))
+            .filter(|_| !client_first)
+        {
+            doc.error(
+                span,
+                "`client_timeout` with only TCP listeners times TLS handshakes and PROXY \
+                 headers only: give it with a listener's `tls` or `accept_proxy`",
+            );
+        }
+    }
 }
 
 /// What compiling the route table finds: in the routes (once, for every listener), and

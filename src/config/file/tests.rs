@@ -272,6 +272,16 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]\nserver_timeout = \"5s\"\npool_size = 4\nhealth = { path = \"/x\", expect = \"2xx\", rise = 3 }\nfanout = { count = 1 }",
+        &[
+            "16:1: `server_timeout` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+            "17:1: `pool_size` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+            "18:12: `health.path` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+            "18:25: `health.expect` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+            "19:1: `fanout` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+        ],
+    ),
+    (
         "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"app\"",
         &[
             "9:8: pool `app` is used by TCP listener `db` and by route `#1`: a pool carries TCP connections or HTTP requests, not both (give each its own)",
@@ -449,6 +459,29 @@ fn the_default_bound_on_buffered_posts_fits_the_largest_body_a_route_takes() {
     assert_eq!(site.process.max_buffered_bytes, 400 * 1024 * 1024);
     let site = check(&edited("")).site.expect("a site");
     assert_eq!(site.process.max_buffered_bytes, 64 * 1024 * 1024);
+}
+
+#[test]
+fn http_settings_are_refused_where_only_tcp_passes() {
+    let tcp = "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\n\n\
+               [pools.db]\nbackends = [\"127.0.0.1:5433\"]\n";
+    let text = format!(
+        "max_body = \"2m\"\njournal = \"/var/lib/lb\"\nclient_timeout = \"5s\"\nidle_timeout = \"5m\"\n{tcp}"
+    );
+    assert_eq!(
+        said(&text),
+        [
+            "1:1: `max_body` applies to HTTP only and does nothing: every listener is mode = \"tcp\"",
+            "2:1: `journal` applies to HTTP only and does nothing: every listener is mode = \"tcp\"",
+            "3:1: `client_timeout` with only TCP listeners times TLS handshakes and PROXY headers only: give it with a listener's `tls` or `accept_proxy`",
+        ]
+    );
+    // With a PROXY header to read first, the client timeout has something to time.
+    let text = format!(
+        "client_timeout = \"5s\"\n{}",
+        tcp.replace("mode = ", "accept_proxy = true\nmode = ")
+    );
+    assert_eq!(said(&text), Vec::<String>::new());
 }
 
 /// The site with where each backend was written left out: the same backends written in
