@@ -121,6 +121,18 @@ fn listeners_pools_and_routes_come_and_go_and_a_bad_file_changes_nothing() {
         "listener more still accepts"
     );
     assert_eq!(by_host(web, "b.test"), (200, "b".into()));
+    // What only a restart changes stays, and the warning names the file's keys.
+    dir.write(
+        "lb.toml",
+        &first.replace("workers = 2\n", "workers = 3\n[log]\nlevel = \"debug\"\n"),
+    );
+    reload(&lb, 4);
+    let log = lb.log_text();
+    assert!(
+        log.contains("reload: workers, [log] level change at a restart only"),
+        "{log}"
+    );
+    assert_eq!(by_host(web, "b.test"), (200, "b".into()));
 }
 
 #[test]

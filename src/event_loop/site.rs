@@ -316,23 +316,29 @@ fn kept_for_restart(running: &Process, mut new: Process) -> Process {
     if !new.max_connections_given {
         new.max_connections = running.max_connections;
     }
+    // Each field with its key as the file writes it.
     macro_rules! keep {
-        ($($field:ident),*) => {$(
+        ($($field:ident $key:literal),*) => {$(
             if new.$field != running.$field {
-                kept.push(stringify!($field));
+                kept.push($key);
                 new.$field = running.$field.clone();
             }
         )*};
     }
     keep!(
-        workers,
-        max_connections,
-        journal,
-        journal_sync,
-        resolve_interval,
-        hosts_file
+        workers "workers",
+        max_connections "max_connections",
+        journal "journal",
+        journal_sync "journal_sync",
+        resolve_interval "resolve_interval",
+        hosts_file "hosts_file"
     );
-    keep!(backend_ca, access_log, log_format, log_level);
+    keep!(
+        backend_ca "backend_ca",
+        access_log "[log] access_log",
+        log_format "[log] format",
+        log_level "[log] level"
+    );
     if !kept.is_empty() {
         warn!(
             "reload: {} change at a restart only; the running values stay",
