@@ -112,8 +112,9 @@ fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
     });
     if site.process.journal.is_none() && http {
         log::info!(
-            "no --journal: POST copies still owed are kept in memory only, and a crash of \
-             lb loses them"
+            "no {}: POST copies still owed are kept in memory only, and a crash of lb loses \
+             them",
+            said(&site, "--journal", "journal")
         );
     }
     let workers = site.process.workers;
@@ -278,6 +279,7 @@ fn fit_connections(site: &mut Site, backends: &[BackendSpec], limit: u64) {
         .filter_map(|b| site.pools.iter().find(|p| p.name == b.pool))
         .map(|p| p.pool_size as u64)
         .sum();
+    let name = said(site, "--max-connections", "max_connections");
     let p = &mut site.process;
     let need = limits::descriptors_needed(p.max_connections, pooled);
     if need <= limit {
@@ -285,17 +287,25 @@ fn fit_connections(site: &mut Site, backends: &[BackendSpec], limit: u64) {
     }
     if p.max_connections_given {
         log::warn!(
-            "--max-connections {} may need {need} file descriptors, but lb may open only \
-             {limit} (ulimit -n): raise the hard limit or lower --max-connections",
+            "{name} {} may need {need} file descriptors, but lb may open only {limit} \
+             (ulimit -n): raise the hard limit or lower {name}",
             p.max_connections
         );
         return;
     }
     let fits = limits::connections_within(limit, pooled);
     log::info!(
-        "--max-connections {fits}: the default {} needs more file descriptors than the {limit} \
-         lb may open (ulimit -n)",
+        "{name} {fits}: the default {} needs more file descriptors than the {limit} lb may \
+         open (ulimit -n)",
         p.max_connections
     );
     p.max_connections = fits;
+}
+
+/// A setting as the operator wrote it: its flag, or its key in the config file.
+fn said(site: &Site, flag: &'static str, key: &'static str) -> &'static str {
+    match site.source {
+        Source::Flags => flag,
+        Source::File(_) => key,
+    }
 }

@@ -70,6 +70,12 @@ fn seed_002_splits_logins_writes_and_everything_else() {
         .collect();
     seen.sort();
     assert_eq!(seen, ["server1", "server2", "server3"], "{}", lb.log_text());
+    // Settings are named as the file writes them.
+    assert!(
+        lb.log_text().contains("INFO  no journal: POST copies"),
+        "{}",
+        lb.log_text()
+    );
     // The start-up log lists the routes in the order they are tried.
     let listed = || {
         let log = lb.log_text();
