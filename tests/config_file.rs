@@ -83,6 +83,48 @@ fn check_of_a_good_file_prints_one_line_and_the_routing_table() {
 }
 
 #[test]
+fn check_reads_each_pools_backends_file_and_counts_its_backends() {
+    let listed = file("listed.txt", "127.0.0.1:9002\n127.0.0.1:9003\n");
+    let toml = |backends_file: &str| {
+        format!(
+            "[listeners.web]\naddress = \"127.0.0.1:8080\"\n\n[pools.app]\n\
+             backends = [\"127.0.0.1:9001\"]\nbackends_file = \"{backends_file}\"\n\n\
+             [[routes]]\npool = \"app\"\n"
+        )
+    };
+    let path = file("with-list.toml", &toml(&listed));
+    let (code, out, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with(&format!(
+            "{path}: ok, 1 listener(s), 1 pool(s) with 3 backend(s), 1 route(s)\n"
+        )),
+        "{out}"
+    );
+    // What lb -c would refuse at start, lb check refuses at the key, naming the line.
+    let bad = file("bad-list.txt", "127.0.0.1:9002\n127.0.0.1:9003,weight=0\n");
+    let path = file("with-bad-list.toml", &toml(&bad));
+    let (code, out, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        err.starts_with(&format!(
+            "{path}:6:17: {bad}:2: bad weight in backend '127.0.0.1:9003,weight=0' (1 to 1000)\n"
+        )),
+        "{err}"
+    );
+    let missing = format!("{listed}.gone");
+    let path = file("with-no-list.toml", &toml(&missing));
+    let (code, _, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with(&format!(
+            "{path}:6:17: cannot read backends file {missing}: "
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn check_needs_a_readable_file() {
     let (code, _, err) = lb(&["check"]);
     assert_eq!(code, Some(2));

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::diagnostic::Level;
 use super::file;
-use super::model::{Action, HostPattern, PathMatch, Protocol, Rewrite, Route, Site};
+use super::model::{Action, HostPattern, Listed, PathMatch, Protocol, Rewrite, Route, Site};
 use crate::route::{RequestView, RouteTable};
 use crate::tls::{TlsContexts, TlsSettings};
 
@@ -61,7 +61,7 @@ pub fn check_file(path: &str, explain: Option<&str>) -> Report {
         };
     }
     let warned = checked.problems.iter().any(|d| d.level == Level::Warning);
-    let mut out = format!("{path}: ok, {}", summary(&site));
+    let mut out = format!("{path}: ok, {}", summary(&site, &checked.listed));
     if warned {
         out.push_str(" (with warnings)");
     }
@@ -142,9 +142,14 @@ pub fn tls_settings(site: &Site) -> TlsSettings<'_> {
     }
 }
 
-/// `2 listeners, 3 pools with 9 backends, 12 routes`.
-fn summary(site: &Site) -> String {
-    let backends: usize = site.pools.iter().map(|p| p.backends.len()).sum();
+/// `2 listeners, 3 pools with 9 backends, 12 routes`: the backends of the pools' lists
+/// and of their backends files, as read to check them.
+fn summary(site: &Site, listed: &Listed) -> String {
+    let backends: usize = site
+        .pools
+        .iter()
+        .map(|p| p.backends.len() + listed.get(&p.name).map_or(0, Vec::len))
+        .sum();
     format!(
         "{} listener(s), {} pool(s) with {backends} backend(s), {} route(s)",
         site.listeners.len(),

@@ -104,6 +104,10 @@ impl std::fmt::Display for KeyPath {
     }
 }
 
+/// What each pool's `backends_file` lists, by pool, as a front end read it to check it;
+/// a pool that is not in it has no file, or one that could not be read.
+pub type Listed = std::collections::HashMap<String, Vec<BackendLine>>;
+
 /// One thing wrong with a model, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

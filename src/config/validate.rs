@@ -4,15 +4,17 @@
 
 use std::net::SocketAddr;
 
+use super::backends::BackendLine;
 use super::diagnostic::{Level, nearest};
-use super::model::{Action, KeyPath, Listener, Problem, Protocol, Site};
+use super::model::{Action, KeyPath, Listed, Listener, Problem, Protocol, Site};
 use crate::strategy;
 
 impl Site {
-    pub fn validate(&self) -> Vec<Problem> {
+    /// `listed`: what the pools' backends files list, as the front end read them.
+    pub fn validate(&self, listed: &Listed) -> Vec<Problem> {
         let mut out = Problems(Vec::new());
         self.check_listeners(&mut out);
-        self.check_pools(&mut out);
+        self.check_pools(&mut out, listed);
         self.check_routes(&mut out);
         out.0
     }
@@ -87,37 +89,61 @@ impl Site {
         }
     }
 
-    fn check_pools(&self, out: &mut Problems) {
+    fn check_pools(&self, out: &mut Problems, listed: &Listed) {
         for p in &self.pools {
             let at = KeyPath("pools".into()).key(&p.name);
-            if p.backends.is_empty() && p.backends_file.is_none() {
-                out.error(
+            let file = listed.get(&p.name);
+            match (&p.backends_file, file) {
+                (None, _) if p.backends.is_empty() => out.error(
                     at.key("backends"),
                     format!(
                         "pool `{}` has no backends: list them in `backends` (or name a \
                          `backends_file`)",
                         p.name
                     ),
-                );
+                ),
+                (Some(path), Some(lines)) if lines.is_empty() && p.backends.is_empty() => out
+                    .error(
+                        at.key("backends_file"),
+                        format!(
+                            "pool `{}` has no backends: {path} lists none, and no `backends` \
+                             gives one",
+                            p.name
+                        ),
+                    ),
+                _ => {}
             }
-            for (i, b) in p.backends.iter().enumerate() {
-                let bat = at.key("backends").index(i);
-                if p.backends[..i].iter().any(|o| o.label == b.label) {
+            // The lines of the file are said at `backends_file`, each named by its line.
+            let lines: Vec<(KeyPath, Option<&str>, &BackendLine)> = p
+                .backends
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (at.key("backends").index(i), None, b))
+                .chain(
+                    file.into_iter()
+                        .flatten()
+                        .map(|b| (at.key("backends_file"), Some(b.at.as_str()), b)),
+                )
+                .collect();
+            for (i, (bat, line, b)) in lines.iter().enumerate() {
+                let whence = line.map(|l| format!("{l}: ")).unwrap_or_default();
+                if lines[..i].iter().any(|(_, _, o)| o.label == b.label) {
                     out.error(
                         bat.clone(),
                         format!(
-                            "backend {} is listed twice in pool `{}`: each backend once, with \
-                             ,weight=N to send it more",
+                            "{whence}backend {} is listed twice in pool `{}`: each backend \
+                             once, with ,weight=N to send it more",
                             b.label, p.name
                         ),
                     );
                 }
                 if let Ok(addr) = b.label.trim_start_matches("http://").parse::<SocketAddr>() {
-                    self.check_backend_address(out, bat, addr);
+                    self.check_backend_address(out, bat.clone(), &whence, addr);
                 }
             }
-            let n = p.backends.len();
-            if p.backends_file.is_none() && p.fanout.count > n {
+            // A file that could not be read has been told of: its count is not known.
+            let n = lines.len();
+            if (p.backends_file.is_none() || file.is_some()) && p.fanout.count > n {
                 out.error(
                     at.key("fanout").key("count"),
                     format!(
@@ -132,7 +158,7 @@ impl Site {
                     "`retry_max` is below `retry_base`",
                 );
             }
-            if !strategy::uses_weights(&p.strategy) && p.backends.iter().any(|b| b.weight != 1) {
+            if !strategy::uses_weights(&p.strategy) && lines.iter().any(|(_, _, b)| b.weight != 1) {
                 out.warning(
                     at.key("strategy"),
                     format!(
@@ -158,9 +184,16 @@ impl Site {
     }
 
     /// A backend that is lb itself, or port 0, as the command line refuses it.
-    fn check_backend_address(&self, out: &mut Problems, at: KeyPath, addr: SocketAddr) {
+    /// `whence` leads the message: where in a backends file it was written.
+    fn check_backend_address(
+        &self,
+        out: &mut Problems,
+        at: KeyPath,
+        whence: &str,
+        addr: SocketAddr,
+    ) {
         if addr.port() == 0 {
-            out.error(at, format!("backend {addr} has port 0"));
+            out.error(at, format!("{whence}backend {addr} has port 0"));
             return;
         }
         let own = self
@@ -178,7 +211,7 @@ impl Site {
             if same_host && addr.port() == listen.port() {
                 out.error(
                     at,
-                    format!("backend {addr} is {whose}'s own address: requests would loop"),
+                    format!("{whence}backend {addr} is {whose}'s own address: requests would loop"),
                 );
                 return;
             }

@@ -10,7 +10,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::config::diagnostic::{Diagnostic, nearest};
 use crate::config::flags::{NumberFlag, Unit, Zero, number_flag};
-use crate::config::model::KeyPath;
+use crate::config::model::{KeyPath, Listed};
 use crate::config::values::parse_number;
 
 type Value<'i> = toml::Spanned<DeValue<'i>>;
@@ -25,6 +25,8 @@ pub struct Doc {
     /// The file's directory: what file paths in it are relative to.
     pub dir: std::path::PathBuf,
     spans: HashMap<KeyPath, Range<usize>>,
+    /// What each pool's `backends_file` lists, read to be checked.
+    pub listed: Listed,
     /// Where each key read was written (the key, not its value).
     keys: HashMap<KeyPath, Range<usize>>,
 }

@@ -16,7 +16,7 @@ use super::diagnostic::{Diagnostic, Level};
 use super::fanout::{HEAD_ROOM, JournalSync, bound_of};
 use super::flags::{Unit, as_duration, number_flag, show};
 use super::model::{
-    Action, Admin, KeyPath, Listener, Problem, Process, Protocol, Route, Site, Source,
+    Action, Admin, KeyPath, Listed, Listener, Problem, Process, Protocol, Route, Site, Source,
 };
 use super::values::{parse_addr, parse_admin_hosts, read_token_file};
 use super::{AccessLogTo, DEFAULT_ADMIN, LogFormat, parse_workers};
@@ -28,6 +28,8 @@ use doc::{Doc, Table};
 pub struct Checked {
     pub site: Option<Site>,
     pub problems: Vec<Diagnostic>,
+    /// What the pools' backends files list, read to check them.
+    pub listed: Listed,
 }
 
 impl Checked {
@@ -160,6 +162,7 @@ fn check_in(text: &str, dir: &Path) -> Checked {
         return Checked {
             site: None,
             problems,
+            listed: Listed::new(),
         };
     }
     let root = toml::Spanned::new(root.span(), toml::de::DeValue::Table(root.into_inner()));
@@ -168,7 +171,11 @@ fn check_in(text: &str, dir: &Path) -> Checked {
         .and_then(|t| read_site(&mut doc, &t));
     if let Some(site) = site.as_ref().filter(|_| !doc.dropped) {
         http_only(&mut doc, site);
-        for p in site.validate().into_iter().chain(route_problems(site)) {
+        for p in site
+            .validate(&doc.listed)
+            .into_iter()
+            .chain(route_problems(site))
+        {
             let span = doc.span_of(&p.at);
             doc.problems.push(Diagnostic {
                 level: p.level,
@@ -181,7 +188,11 @@ fn check_in(text: &str, dir: &Path) -> Checked {
     problems.sort_by_key(|d| (d.span.start, d.span.end));
     problems.dedup();
     let site = site.filter(|_| problems.iter().all(|d| d.level != Level::Error));
-    Checked { site, problems }
+    Checked {
+        site,
+        problems,
+        listed: doc.listed,
+    }
 }
 
 /// A pool's keys that do nothing when a TCP listener sends to it, refused as `-m tcp`

@@ -3,7 +3,7 @@
 
 use super::doc::{Doc, Table};
 use super::{number_or_default, parsed};
-use crate::config::backends::parse_line;
+use crate::config::backends::{parse_line, read_backends_file};
 use crate::config::fanout::{RetryOn, StatusSet};
 use crate::config::flags::{as_duration, number_flag};
 use crate::config::model::{Fanout, Health, KeyPath, Pool};
@@ -85,10 +85,23 @@ fn read_pool(doc: &mut Doc, t: &Table, name: String) -> Pool {
         Some(v) => doc.table(v, t.path.key("fanout"), "`fanout`", FANOUT),
         None => None,
     };
+    let backends_file = doc.string(t, "backends_file");
+    if let Some(path) = &backends_file {
+        // Read as `lb -c` reads it at start: its errors name the file and the line.
+        match read_backends_file(&doc.dir.join(path).display().to_string()) {
+            Ok(lines) => {
+                doc.listed.insert(name.clone(), lines);
+            }
+            Err(e) => {
+                let span = doc.span_of(&t.path.key("backends_file"));
+                doc.error(span, e);
+            }
+        }
+    }
     Pool {
         name,
         backends,
-        backends_file: doc.string(t, "backends_file"),
+        backends_file,
         strategy,
         health: read_health(doc, health.as_ref()),
         connect_timeout: as_duration(number_or_default(doc, t, "connect_timeout")),

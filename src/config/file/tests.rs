@@ -484,6 +484,71 @@ fn http_settings_are_refused_where_only_tcp_passes() {
     assert_eq!(said(&text), Vec::<String>::new());
 }
 
+#[test]
+fn a_pools_backends_file_is_read_as_lb_reads_it_at_start() {
+    let dir = std::env::temp_dir().join(format!("lb-file-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("a backends file");
+        path.display().to_string()
+    };
+    let good = write(
+        "good.txt",
+        "127.0.0.1:9003\n# spare\n127.0.0.1:9004,weight=2\n",
+    );
+    let bad = write("bad.txt", "127.0.0.1:9003\n127.0.0.1\n");
+    let twice = write("twice.txt", "127.0.0.1:9001\n");
+    let empty = write("empty.txt", "# none yet\n");
+    let missing = dir.join("missing.txt").display().to_string();
+    let with =
+        |file: &str, more: &str| edited(&format!("@POOL backends_file = \"{file}\"\n{more}"));
+
+    let checked = check(&with(&good, ""));
+    assert_eq!(checked.problems, vec![]);
+    assert_eq!(checked.listed["app"].len(), 2);
+    assert_eq!(checked.listed["app"][1].at, format!("{good}:3"));
+    assert_eq!(
+        said(&with(&good, "@POOL fanout = { count = 4 }")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        said(&with(&good, "@POOL fanout = { count = 5 }")),
+        ["7:20: a fan-out to 5 backends, but pool `app` has 4"]
+    );
+    assert_eq!(
+        said(&with(&missing, "")),
+        [format!(
+            "6:17: cannot read backends file {missing}: No such file or directory (os error 2)"
+        )]
+    );
+    assert_eq!(
+        said(&with(&bad, "")),
+        [format!(
+            "6:17: {bad}:2: bad backend '127.0.0.1': the port is missing (write 127.0.0.1:80, or the port it serves on)"
+        )]
+    );
+    assert_eq!(
+        said(&with(&twice, "")),
+        [format!(
+            "6:17: {twice}:1: backend 127.0.0.1:9001 is listed twice in pool `app`: each backend once, with ,weight=N to send it more"
+        )]
+    );
+    assert_eq!(
+        said(&edited(&format!("@BACKENDS backends_file = \"{empty}\""))),
+        [format!(
+            "5:17: pool `app` has no backends: {empty} lists none, and no `backends` gives one"
+        )]
+    );
+    // A path in the file is relative to the file's directory.
+    let lb_toml = dir.join("lb.toml").display().to_string();
+    let text = edited("@POOL backends_file = \"good.txt\"");
+    let checked = check_file(&lb_toml, &text);
+    assert_eq!(checked.problems, vec![]);
+    assert_eq!(checked.listed["app"].len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The site with where each backend was written left out: the same backends written in
 /// two places are the same.
 fn comparable(mut site: Site) -> String {
