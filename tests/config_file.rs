@@ -175,6 +175,34 @@ fn print_config_writes_a_file_that_check_accepts() {
 }
 
 #[test]
+fn print_config_keeps_what_the_flags_said_not_what_they_came_to() {
+    let token = file("token", "s3cret\n");
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let (code, printed, err) = lb(&[
+        "--print-config",
+        "-b",
+        "127.0.0.1:9001",
+        "--workers",
+        "auto",
+        "--admin-token-file",
+        &token,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(printed.starts_with("workers = \"auto\"\n"), "{printed}");
+    assert!(
+        printed.contains(&format!("[admin]\ntoken_file = \"{token}\"\n")),
+        "{printed}"
+    );
+    let path = file("printed-auto.toml", &printed);
+    let (code, _, err) = lb(&["check", "-c", &path]);
+    assert_eq!(code, Some(0), "{err}");
+    // Without process settings, the file starts with its first section.
+    let (_, printed, _) = lb(&["--print-config", "-b", "127.0.0.1:9001"]);
+    assert!(printed.starts_with("[listeners.main]\n"), "{printed:?}");
+}
+
+#[test]
 fn explain_says_which_route_takes_a_request_and_why_the_others_did_not() {
     let path = file(
         "explain.toml",

@@ -64,6 +64,7 @@ impl Config {
             admin: Admin {
                 listen: self.admin,
                 token: self.admin_token.clone(),
+                token_file: self.admin_token_file.clone(),
                 hosts: self.admin_hosts.clone(),
             },
             process: self.process(),
@@ -106,6 +107,7 @@ impl Config {
     fn process(&self) -> Process {
         Process {
             workers: self.workers,
+            workers_auto: self.workers_auto,
             max_connections: self.max_connections,
             max_connections_given: self.max_connections_given,
             client_timeout: self.client_timeout,

@@ -82,6 +82,8 @@ pub struct Config {
     pub hosts_file: Option<PathBuf>,
     /// The token that write actions on the admin listener must carry.
     pub admin_token: Option<Secret>,
+    /// `--admin-token-file` as given.
+    pub admin_token_file: Option<String>,
     /// `--admin-host`: names besides its address and `localhost` that write actions on the
     /// admin listener may carry as their Host.
     pub admin_hosts: Vec<String>,
@@ -104,6 +106,8 @@ pub struct Config {
     pub max_connections_given: bool,
     /// `--workers`: event loops, each on its own thread.
     pub workers: usize,
+    /// `--workers auto`.
+    pub workers_auto: bool,
     pub pool_size: usize,
     pub health_interval: Duration,
     pub health_timeout: Duration,
@@ -271,8 +275,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         _ => Err(format!("'{s}' is not a PROXY protocol version (v1 or v2)")),
     })?;
     let hosts_file = m.opt_strs("hosts-file").pop().map(PathBuf::from);
-    let admin_token = match m.opt_strs("admin-token-file").pop() {
-        Some(path) => Some(read_token_file(&path).map_err(|e| format!("--admin-token-file: {e}"))?),
+    let admin_token_file = m.opt_strs("admin-token-file").pop();
+    let admin_token = match &admin_token_file {
+        Some(path) => Some(read_token_file(path).map_err(|e| format!("--admin-token-file: {e}"))?),
         None => None,
     };
     let mode = opt(&m, "mode", Mode::Http, |s| match s {
@@ -387,6 +392,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         resolve_interval: duration(&m, "resolve-interval")?,
         hosts_file,
         admin_token,
+        admin_token_file,
         admin_hosts: parse_admin_hosts(m.opt_strs("admin-host"))?,
         mode,
         strategy: strategy.to_string(),
@@ -402,6 +408,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         max_connections: num(&m, "max-connections")? as usize,
         max_connections_given: m.opt_present("max-connections"),
         workers: opt(&m, "workers", 1, parse_workers)?,
+        workers_auto: m.opt_strs("workers").pop().as_deref() == Some("auto"),
         pool_size: num(&m, "pool-size")? as usize,
         health_interval,
         health_timeout: duration(&m, "health-timeout")?,

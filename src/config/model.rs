@@ -263,6 +263,8 @@ pub struct Admin {
     pub listen: Option<SocketAddr>,
     /// The token that write actions must carry.
     pub token: Option<Secret>,
+    /// The file it was read from, as written (for `--print-config`).
+    pub token_file: Option<String>,
     /// Names besides its address and `localhost` that writes may carry as their Host.
     pub hosts: Vec<String>,
 }
@@ -271,6 +273,8 @@ pub struct Admin {
 #[derive(Debug, Clone)]
 pub struct Process {
     pub workers: usize,
+    /// Written `auto` (one per core): printed back as `auto`, not this machine's count.
+    pub workers_auto: bool,
     pub max_connections: usize,
     /// Given by the operator: kept even where the descriptor limit falls short.
     pub max_connections_given: bool,

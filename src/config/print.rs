@@ -75,6 +75,9 @@ impl Site {
                 .map_or("off".to_string(), |a| a.to_string());
             admin.push("listen", q(&listen));
         }
+        if let Some(file) = &self.admin.token_file {
+            admin.push("token_file", q(file));
+        }
         if !self.admin.hosts.is_empty() {
             admin.push("hosts", list(self.admin.hosts.iter().map(|h| q(h))));
         }
@@ -91,13 +94,16 @@ impl Site {
         for r in &self.routes {
             route(r, &mut out);
         }
-        out
+        // Each section starts with a blank line; the file does not.
+        out.trim_start_matches('\n').to_string()
     }
 }
 
 fn process(p: &Process, out: &mut String) {
     let mut e = Entries(Vec::new());
-    if p.workers != 1 {
+    if p.workers_auto {
+        e.push("workers", q("auto"));
+    } else if p.workers != 1 {
         e.push("workers", p.workers.to_string());
     }
     if p.max_connections_given {

@@ -394,6 +394,9 @@ fn fit_route_bodies(doc: &mut Doc, routes: &[Route], bound: u64) {
 }
 
 fn read_process(doc: &mut Doc, t: &Table, routes: &[Route]) -> Option<Process> {
+    let workers_auto = doc.get(t, "workers").is_some_and(
+        |v| matches!(v.get_ref(), toml::de::DeValue::String(s) if s.as_ref() == "auto"),
+    );
     let workers = match doc.get(t, "workers") {
         None => 1,
         Some(v) => {
@@ -474,6 +477,7 @@ fn read_process(doc: &mut Doc, t: &Table, routes: &[Route]) -> Option<Process> {
     };
     Some(Process {
         workers,
+        workers_auto,
         max_connections: max_connections as usize,
         max_connections_given: t.has("max_connections"),
         client_timeout: as_duration(number_or_default(doc, t, "client_timeout")),
@@ -515,6 +519,7 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
         return Some(Admin {
             listen: Some(DEFAULT_ADMIN),
             token: None,
+            token_file: None,
             hosts: Vec::new(),
         });
     };
@@ -524,7 +529,8 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
         _ => parse_addr(s).map(Some),
     })
     .unwrap_or(Some(DEFAULT_ADMIN));
-    let token = match doc.string(&a, "token_file") {
+    let token_file = doc.string(&a, "token_file");
+    let token = match &token_file {
         Some(path) => match read_token_file(&doc.dir.join(path).display().to_string()) {
             Ok(token) => Some(token),
             Err(e) => {
@@ -547,6 +553,7 @@ fn read_admin(doc: &mut Doc, t: &Table) -> Option<Admin> {
     Some(Admin {
         listen,
         token,
+        token_file,
         hosts,
     })
 }
