@@ -218,11 +218,21 @@ fn a_backend_whose_name_does_not_resolve_yet_waits_and_the_rest_serve() {
     );
     let path = dir.write("lb.toml", &text);
     let lb = lb_file(&path, &[]);
+    // Said where the file names it, as lb check would.
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("backends = "))
+        .expect("the backends line")
+        + 1;
+    let col = format!("\"{}\", ", early.addr).len() + "backends = [".len() + 1;
+    let said = format!(
+        "{path}:{line}:{col} (pools.app.backends[1]): cannot resolve backend 'late-server:{}'",
+        late.addr.port()
+    );
     assert!(
-        lb.log_text()
-            .contains(&format!("late-server:{}", late.addr.port()))
+        lb.log_text().contains(&said)
             && lb.log_text().contains("stays down until its name resolves"),
-        "{}",
+        "{said}\n{}",
         lb.log_text()
     );
     let web = listener(&lb, "web");

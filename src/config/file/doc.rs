@@ -29,6 +29,9 @@ pub struct Doc {
     pub listed: Listed,
     /// Where each key read was written (the key, not its value).
     keys: HashMap<KeyPath, Range<usize>>,
+    /// The file's name and where each of its lines starts: for `place`.
+    file: String,
+    line_starts: Vec<usize>,
 }
 
 /// One table of the file with the keys its section knows.
@@ -39,10 +42,32 @@ pub struct Table<'a, 'i> {
 }
 
 impl Doc {
-    pub fn in_dir(dir: &std::path::Path) -> Self {
+    /// The document `text`, of the file `file` (empty when it has no name) in `dir`.
+    pub fn new(text: &str, file: &str, dir: &std::path::Path) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Doc {
             dir: dir.to_path_buf(),
+            file: file.to_string(),
+            line_starts,
             ..Doc::default()
+        }
+    }
+
+    /// `FILE:LINE:COL` of `span`'s start, for messages told after the check (at run time);
+    /// the column counts bytes.
+    pub fn place(&self, span: &Range<usize>) -> String {
+        let line = self.line_starts.partition_point(|&s| s <= span.start);
+        let start = self
+            .line_starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(0);
+        let col = span.start.saturating_sub(start) + 1;
+        match self.file.as_str() {
+            "" => format!("line {line}:{col}"),
+            file => format!("{file}:{line}:{col}"),
         }
     }
 

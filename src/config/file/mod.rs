@@ -136,7 +136,7 @@ pub fn load(path: &str, told: Told) -> Result<Loaded, Vec<String>> {
 /// directory, not to wherever lb was started from (systemd starts it in `/`).
 pub fn check_file(path: &str, text: &str) -> Checked {
     let dir = Path::new(path).parent().unwrap_or(Path::new(""));
-    let mut checked = check_in(text, dir);
+    let mut checked = check_in(text, path, dir);
     if let Some(site) = checked.site.as_mut() {
         site.source = Source::File(PathBuf::from(path));
         site.relative_to(dir);
@@ -146,11 +146,11 @@ pub fn check_file(path: &str, text: &str) -> Checked {
 
 /// Reads `text`, the content of a config file, with its paths relative to where lb runs.
 pub fn check(text: &str) -> Checked {
-    check_in(text, Path::new(""))
+    check_in(text, "", Path::new(""))
 }
 
-fn check_in(text: &str, dir: &Path) -> Checked {
-    let mut doc = Doc::in_dir(dir);
+fn check_in(text: &str, file: &str, dir: &Path) -> Checked {
+    let mut doc = Doc::new(text, file, dir);
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         // What follows a syntax error is read in ways the author never meant: only the

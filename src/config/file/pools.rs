@@ -59,7 +59,7 @@ fn read_pool(doc: &mut Doc, t: &Table, name: String) -> Pool {
         .into_iter()
         .enumerate()
     {
-        let at = format!("pools.{name}.backends[{i}]");
+        let at = format!("{} (pools.{name}.backends[{i}])", doc.place(&span));
         match parse_line(&line, at) {
             Ok(b) => backends.push(b),
             Err(e) => {
