@@ -27,6 +27,7 @@ use crate::http;
 use crate::journal::{Doorbell, Replayed, Writer};
 use crate::limits;
 use crate::listen::Listener;
+use crate::notify::Notifier;
 use crate::probe;
 use crate::reconfigure;
 use crate::shared::Shared;
@@ -40,6 +41,7 @@ pub use crate::state::{BUFFER_SIZE, Conn, Core, STEP_BUDGET, Timer, token};
 
 mod control;
 mod site;
+use control::Reloading;
 pub use site::SiteUpdate;
 pub mod workers;
 
@@ -90,6 +92,10 @@ pub struct EventLoop {
     ready: Option<ReadyPipe>,
     /// A new lb started by SIGUSR2, until it serves or fails.
     upgrades: Upgrades,
+    /// Worker 0's tells systemd when lb serves, reloads and stops; the others' say nothing.
+    notifier: Notifier,
+    /// Worker 0's SIGHUP reload, from the signal until its result is taken in.
+    reloading: Reloading,
     /// Set when the loop is to end after this turn.
     stopped: Option<Stopped>,
     conns: Slab<Conn>,
@@ -194,6 +200,11 @@ impl EventLoop {
             signals,
             ready: listeners.ready,
             upgrades: Upgrades::default(),
+            notifier: match worker {
+                0 => Notifier::from_env(),
+                _ => Notifier::default(),
+            },
+            reloading: Reloading::No,
             stopped: None,
             // Room for every client and a backend connection each, reserved up front: the
             // slab never moves, and slots never used never become resident memory.
@@ -224,15 +235,18 @@ impl EventLoop {
 
     /// Serves until a stop signal and the drain that follows end it.
     pub fn run(&mut self) -> io::Result<Stopped> {
+        let resumed = std::mem::take(&mut self.resumed);
+        fanout::resume(&mut self.conns, &mut self.core, resumed);
+        // systemd first: the lb this one replaces may exit as soon as it hears, and by
+        // then systemd must know the new main pid.
+        if self.notifier.is_on() {
+            let status = self.status_line();
+            self.notifier.started(status);
+        }
         if let Some(ready) = self.ready.take() {
             log::info!("upgrade: serving; the lb that started this one stops accepting now");
             ready.announce();
         }
-        if self.core.worker == 0 {
-            crate::upgrade::notify_service_manager();
-        }
-        let resumed = std::mem::take(&mut self.resumed);
-        fanout::resume(&mut self.conns, &mut self.core, resumed);
         let stopped = self.turns();
         fanout::finish_journal(&mut self.core);
         self.publish_final();
@@ -349,6 +363,10 @@ impl EventLoop {
         if self.core.worker == 0 {
             admin::sample_history(&mut self.core);
             reconfigure::tidy(&mut self.conns, &mut self.core);
+            if self.notifier.is_on() {
+                let status = self.status_line();
+                self.notifier.status(status);
+            }
         }
         let next = self.core.now + HOUSEKEEPING;
         self.core.timers.insert(next, Timer::Housekeeping);

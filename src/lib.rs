@@ -23,6 +23,7 @@ pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod pool;
 pub mod probe;
 pub mod proxy_protocol;

@@ -16,6 +16,8 @@ pub struct Pool {
     /// Its listed backends (ready, drained or in maintenance), in list order.
     pub members: Vec<BackendId>,
     pub strategy: Box<dyn Strategy>,
+    /// Gone from the config file at a reload: it keeps its id while its backends leave.
+    pub retired: bool,
 }
 
 impl Pool {
@@ -28,6 +30,7 @@ impl Pool {
             protocol,
             members: Vec::new(),
             strategy,
+            retired: false,
         })
     }
 

@@ -197,19 +197,21 @@ fn set_role(conns: &mut Slab<Conn>, core: &mut Core, id: BackendId, role: Role) 
 }
 
 /// SIGHUP: each pool's backends file is read and every name resolved on the resolver
-/// thread; the result comes back through `resolved`. Flags are not read again.
-pub fn reload(core: &mut Core) {
+/// thread; the result comes back through `resolved`. Flags are not read again. True if
+/// a reload started (not while stopping), whose result is then still to come.
+pub fn reload(core: &mut Core) -> bool {
     if core.draining {
         warn!("SIGHUP while stopping: not reloading");
-        return;
+        return false;
     }
+    let Some(resolver) = &core.resolver else {
+        return false;
+    };
     if let Source::File(path) = &core.source {
         info!("SIGHUP: reading {} again", path.display());
         let path = path.display().to_string();
-        if let Some(resolver) = &core.resolver {
-            resolver.send(Job::ReloadFile { path });
-        }
-        return;
+        resolver.send(Job::ReloadFile { path });
+        return true;
     }
     let files: Vec<&str> = core
         .pools
@@ -232,9 +234,8 @@ pub fn reload(core: &mut Core) {
             lines: p.settings.backends.clone(),
         })
         .collect();
-    if let Some(resolver) = &core.resolver {
-        resolver.send(Job::Reload { pools });
-    }
+    resolver.send(Job::Reload { pools });
+    true
 }
 
 /// A result from the resolver thread; a config file read again goes back to the loop.

@@ -15,7 +15,8 @@
 //! `listen,tls,admin,ready` (`-` for one lb did not have, or three fields without `tls`),
 //! is read too. `ready` is the write end of a pipe on which the new process writes one
 //! byte once it serves. End of file without that byte means it failed; the old process
-//! then logs why and goes on serving.
+//! then logs why and goes on serving. Under systemd the new process tells it its pid
+//! before writing that byte (`notify.rs`), so the old one's exit is not the service's.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -24,7 +25,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use log::{info, warn};
+use log::info;
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -60,32 +61,6 @@ impl ReadyPipe {
         // SAFETY: writes one byte from a live buffer to a descriptor this value owns.
         unsafe { libc::write(self.0.as_raw_fd(), b"R".as_ptr().cast(), 1) };
     }
-}
-
-/// Tells systemd (`Type=notify`, `NotifyAccess=all`) that this process serves and is the
-/// service's main process now: after an upgrade the old one exits, and systemd must not
-/// take that for the service stopping and kill the new one with it.
-pub fn notify_service_manager() {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let message = format!("READY=1\nMAINPID={}\n", std::process::id());
-    if let Err(e) = send_datagram(&path, message.as_bytes()) {
-        warn!("cannot notify systemd at {}: {e}", path.to_string_lossy());
-    }
-}
-
-/// Sends one datagram to a unix socket path, or to an abstract one written `@name`.
-fn send_datagram(path: &std::ffi::OsStr, message: &[u8]) -> io::Result<()> {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let sock = UnixDatagram::unbound()?;
-    let addr = match path.as_bytes().strip_prefix(b"@") {
-        Some(name) => SocketAddr::from_abstract_name(name)?,
-        None => SocketAddr::from_pathname(path)?,
-    };
-    sock.send_to_addr(message, &addr).map(drop)
 }
 
 /// This process was started by an upgrade: the lb it replaces still runs.
@@ -428,20 +403,6 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn systemd_hears_ready_and_the_main_pid() {
-        let path = std::env::temp_dir().join(format!("lb-notify-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        let message = format!("READY=1\nMAINPID={}\n", std::process::id());
-        send_datagram(path.as_os_str(), message.as_bytes()).unwrap();
-        let mut got = [0u8; 64];
-        let n = listener.recv(&mut got).unwrap();
-        std::fs::remove_file(&path).ok();
-        assert_eq!(&got[..n], message.as_bytes());
-        assert!(send_datagram("@lb-test-no-such-socket".as_ref(), b"x").is_err());
-    }
 
     #[test]
     fn own_path_is_a_file() {

@@ -1,7 +1,7 @@
 //! What a loop does apart from its connections: taking clients off the listeners, and
-//! everything that crosses workers. Worker 0 receives the signals, starts upgrades and
-//! tells the other workers how to stop; each worker takes in what the others published
-//! (`take_news`) and publishes its own counters.
+//! everything that crosses workers. Worker 0 receives the signals, starts upgrades, tells
+//! the other workers how to stop and tells systemd what lb is doing; each worker takes in
+//! what the others published (`take_news`) and publishes its own counters.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -17,13 +17,26 @@ use crate::admin;
 use crate::config::model::Source;
 use crate::drain::{self, Reason, Stopped};
 use crate::front::FrontId;
+use crate::notify;
 use crate::probe;
 use crate::reconfigure;
+use crate::resolver::Done;
 use crate::shared::Stop;
 use crate::upgrade::Outcome;
 
 /// How long a new process started by SIGUSR2 may take to serve before it is given up.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Worker 0's SIGHUP reload. One runs at a time, so that systemd hears one RELOADING=1
+/// and then one READY=1 however many SIGHUPs come: those that arrive meanwhile make one
+/// more reload, in the same RELOADING=1, which reads the files as they are by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reloading {
+    No,
+    Yes,
+    /// And another SIGHUP came meanwhile.
+    Again,
+}
 
 impl EventLoop {
     pub(super) fn signalled(&mut self) {
@@ -32,7 +45,7 @@ impl EventLoop {
         };
         let arrived = signals.take();
         if arrived.reload {
-            reconfigure::reload(&mut self.core);
+            self.reload();
             // A config file brings its certificates with the rest of it (`site`).
             if self.core.source == Source::Flags {
                 self.core.tls.reload_certificates();
@@ -54,13 +67,67 @@ impl EventLoop {
     pub(super) fn woken(&mut self) {
         let done = self.core.resolver.as_ref().map(|r| r.take());
         for done in done.into_iter().flatten() {
+            let reload = matches!(done, Done::Reloaded(_) | Done::ReloadedFile(_));
             if let Some(file) = reconfigure::resolved(&mut self.conns, &mut self.core, done) {
                 self.file_reloaded(file);
+            }
+            if reload {
+                self.reload_ended();
             }
         }
         if self.core.worker == 0 {
             admin::gathered(&mut self.conns, &mut self.core, false);
         }
+    }
+
+    /// SIGHUP: a reload starts, or follows the one under way.
+    fn reload(&mut self) {
+        if self.reloading != Reloading::No {
+            info!("SIGHUP during a reload: reading again once this one is done");
+            self.reloading = Reloading::Again;
+            return;
+        }
+        if reconfigure::reload(&mut self.core) {
+            self.reloading = Reloading::Yes;
+            self.notifier.reloading(notify::monotonic_usec());
+        }
+    }
+
+    /// A reload's result was taken in, whether it changed something or failed: lb serves
+    /// either way, unless a SIGHUP that came meanwhile reloads once more.
+    fn reload_ended(&mut self) {
+        match std::mem::replace(&mut self.reloading, Reloading::No) {
+            Reloading::No => return,
+            Reloading::Again if reconfigure::reload(&mut self.core) => {
+                self.reloading = Reloading::Yes;
+                return;
+            }
+            Reloading::Again | Reloading::Yes => {}
+        }
+        if self.notifier.is_on() {
+            let status = self.status_line();
+            self.notifier.ready(status);
+        }
+    }
+
+    /// What `systemctl status` shows: pools, backends up, POST copies owed. Worker 0's
+    /// copies are counted now; the other workers' as they last published them (once a
+    /// second).
+    pub(super) fn status_line(&self) -> String {
+        let core = &self.core;
+        let pools = core.pools.iter().filter(|p| !p.retired).count();
+        let members = || core.backends.iter().filter(|b| b.role.is_member());
+        let up = members().filter(|b| b.up).count();
+        let others: usize = (1..core.shared.workers())
+            .filter_map(|k| core.shared.stats(k))
+            .filter_map(|s| {
+                s.as_ref()
+                    .as_ref()
+                    .map(|s| s.load.iter().map(|l| l.owed).sum::<usize>())
+            })
+            .sum();
+        let owed = core.fanout.undelivered().iter().sum::<usize>() + others;
+        notify::summary(pools, up, members().count(), owed)
     }
 
     /// SIGUSR2: starts the binary on disk with our listeners; it takes over once it serves.
@@ -95,6 +162,7 @@ impl EventLoop {
         match self.upgrades.progress(self.poll.registry()) {
             None => {}
             Some(Outcome::Serving(pid)) => {
+                self.notifier.handed_over();
                 self.tell_workers(Stop::HandedOver(pid));
                 self.begin_drain(Reason::HandedOver(pid));
             }
@@ -120,6 +188,7 @@ impl EventLoop {
         if self.upgrades.stop(self.poll.registry(), None) {
             warn!("{signal}: stopped the new lb that was starting to take over");
         }
+        self.notifier.stopping();
         self.tell_workers(Stop::Signal(signal));
         self.begin_drain(Reason::Signal(signal));
     }

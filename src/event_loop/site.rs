@@ -199,6 +199,7 @@ impl EventLoop {
             if let Some(p) = core.pools.get_mut(id) {
                 p.settings = spec.settings.clone();
                 p.protocol = spec.protocol;
+                p.retired = spec.retired;
                 if let Err(e) = p.rebuild(id, &core.backends) {
                     error!("pool {}: {e}", spec.settings.name);
                 }
