@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("lb {}", env!("CARGO_PKG_VERSION"));
+            println!("lb {} ({})", env!("CARGO_PKG_VERSION"), env!("LB_COMMIT"));
             return ExitCode::SUCCESS;
         }
         Ok(Command::PrintConfig(cfg)) => {

@@ -124,6 +124,26 @@ fn check_reads_each_pools_backends_file_and_counts_its_backends() {
     );
 }
 
+/// The file the Debian package installs as /etc/lb/lb.toml: lb.service runs `lb check` on
+/// it before each start and reload, so as shipped it must pass, with no warning.
+#[test]
+fn the_packaged_config_passes_check() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/lb.toml");
+    let (code, out, err) = lb(&["check", "-c", path, "--explain", "POST http://x/register"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(err, "");
+    assert!(
+        out.starts_with(&format!(
+            "{path}: ok, 1 listener(s), 1 pool(s) with 3 backend(s), 2 route(s)\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("#1 writes: matches -> pool app, fanned out"),
+        "{out}"
+    );
+}
+
 #[test]
 fn check_needs_a_readable_file() {
     let (code, _, err) = lb(&["check"]);

@@ -125,3 +125,29 @@ fn an_empty_backends_file_and_a_backend_without_a_port_say_so() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn version_names_the_version_and_the_commit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .arg("--version")
+        .output()
+        .expect("run lb");
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = regex::Regex::new(r"^lb (\d+\.\d+\.\d+) \(([0-9a-f]{7,40}|unknown)\)\n$")
+        .expect("the pattern compiles");
+    let Some(got) = line.captures(&text) else {
+        panic!("lb --version printed {text:?}");
+    };
+    assert_eq!(&got[1], env!("CARGO_PKG_VERSION"));
+    // Built in a git checkout, the commit is HEAD's: build.rs reran when HEAD moved.
+    let dir = env!("CARGO_MANIFEST_DIR");
+    if std::path::Path::new(dir).join(".git").exists()
+        && let Ok(head) = Command::new("git")
+            .args(["-C", dir, "rev-parse", "--short", "HEAD"])
+            .output()
+        && head.status.success()
+    {
+        assert_eq!(&got[2], String::from_utf8_lossy(&head.stdout).trim());
+    }
+}

@@ -1,5 +1,6 @@
-//! The config files in examples/ run end to end: each file as shipped, with only its
-//! addresses (and certificate paths) put where this test's servers are.
+//! The config files in examples/, and the one the Debian package installs as
+//! /etc/lb/lb.toml (dist/lb.toml), run end to end: each file as shipped, with only its
+//! addresses (and certificate and journal paths) put where this test's servers are.
 
 mod common;
 
@@ -11,10 +12,14 @@ use common::*;
 
 /// Example `name` with each `from` replaced by its `to`, written in `dir`.
 fn example(dir: &TempDir, name: &str, swaps: &[(&str, String)]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
-    let mut text = std::fs::read_to_string(&path).expect("the example");
+    shipped(dir, "examples", name, swaps)
+}
+
+/// File `name` of the repository's directory `under`, with each `from` replaced by its
+/// `to`, written in `dir`.
+fn shipped(dir: &TempDir, under: &str, name: &str, swaps: &[(&str, String)]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(under).join(name);
+    let mut text = std::fs::read_to_string(&path).expect("the shipped file");
     for (from, to) in swaps {
         assert!(text.contains(from), "{name} has no {from}");
         text = text.replace(from, to);
@@ -134,6 +139,71 @@ fn seed_002_splits_logins_writes_and_everything_else() {
             .all(|(r, e)| logged(r, e))),
         "{}",
         lb.log_text()
+    );
+}
+
+#[test]
+fn the_packaged_config_fans_writes_out_to_the_demo_backends() {
+    let servers: Vec<Proc> = (1..=3)
+        .map(|i| backend(&format!("server{i}"), &[]))
+        .collect();
+    let dir = TempDir::new();
+    let journal = dir.0.join("journal");
+    let mut swaps = vec![
+        ("0.0.0.0:80\"", "127.0.0.1:0\"".to_string()),
+        ("127.0.0.1:9901", "127.0.0.1:0".to_string()),
+        ("/var/lib/lb/journal", journal.display().to_string()),
+    ];
+    for (i, s) in servers.iter().enumerate() {
+        swaps.push((
+            ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"][i],
+            s.addr.to_string(),
+        ));
+    }
+    let lb = lb_file(&shipped(&dir, "dist", "lb.toml", &swaps), &[]);
+    let web = listener(&lb, "web");
+    // GET: one server each, round-robin.
+    let mut seen: Vec<String> = (0..3).map(|_| served_by(&get(web, "/"))).collect();
+    seen.sort();
+    assert_eq!(seen, ["server1", "server2", "server3"], "{}", lb.log_text());
+    // The writes reach every server, and the journal is where the file says.
+    for (write, user) in [
+        (
+            "/register?username=jack&password=pw",
+            "jack registered 1 changed 0",
+        ),
+        (
+            "/changePassword?username=jack&password=pw2",
+            "jack registered 1 changed 1",
+        ),
+    ] {
+        let r = post(web, write);
+        assert_eq!(r.status, 201, "{write}: {}", r.text());
+        for s in &servers {
+            assert!(
+                eventually(Duration::from_secs(5), || get(s.addr, "/users/jack")
+                    .text()
+                    .starts_with(user)),
+                "{} never got {write}",
+                s.addr
+            );
+        }
+    }
+    assert!(journal.is_dir(), "{}", lb.log_text());
+    // Any other POST goes to one server: the demo backend answers POST /login 405.
+    assert_eq!(post(web, "/login").status, 405);
+    // The health checks (GET /ping) pass: each server comes up.
+    let admin = admin_addr(&lb);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            get(admin, "/backends")
+                .text()
+                .matches("\"health\":\"up\"")
+                .count()
+                == 3
+        }),
+        "{}",
+        get(admin, "/backends").text()
     );
 }
 

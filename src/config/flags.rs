@@ -510,7 +510,11 @@ pub(super) fn options() -> getopts::Options {
         "print-config",
         "print the config file that the other flags mean, and exit (see lb check -c FILE)",
     );
-    o.optflag("V", "version", "print the version and exit");
+    o.optflag(
+        "V",
+        "version",
+        "print the version and the commit it was built from, and exit",
+    );
     o.optflag("h", "help", "print this help and exit");
     o
 }
