@@ -85,8 +85,15 @@ const TCP: &[&str] = &["lb_tcp_sessions", "lb_tcp_session_duration_seconds"];
 fn prometheus_client_parses_metrics_with_any_flags() {
     let b1 = backend("p1", &[]);
     let b2 = backend("p2", &["--fail-rate", "0.5"]);
+    // With --fanout 1 a POST's one copy is retried at its backend until delivered (1 s,
+    // 2 s, 4 s...): that run has no failing backend, or its POST could outlast the read.
+    let b3 = backend("p3", &[]);
     let dead = format!("127.0.0.1:{}", free_port());
-    let (l1, l2) = (b1.addr.to_string(), b2.addr.to_string());
+    let (l1, l2, l3) = (
+        b1.addr.to_string(),
+        b2.addr.to_string(),
+        b3.addr.to_string(),
+    );
     let by_name = format!("localhost:{}", b1.addr.port());
     let weighted = format!("{l2},weight=3");
     let http_traffic = |lb: &Proc| {
@@ -116,7 +123,7 @@ fn prometheus_client_parses_metrics_with_any_flags() {
             true,
         ),
         (
-            vec![&by_name, &l2],
+            vec![&by_name, &l3],
             vec![
                 "-s",
                 "least-connections",
