@@ -22,6 +22,10 @@ use crate::tcp;
 /// is tried again this often.
 pub const RETRY: Duration = Duration::from_millis(100);
 
+/// A worker that left clients of a burst to the others accepts again after this, if they
+/// have not taken them.
+pub const YIELD_PAUSE: Duration = Duration::from_millis(2);
+
 /// Whether new clients are taken from the listen backlog; while not, they wait there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepting {
@@ -32,7 +36,8 @@ pub enum Accepting {
     /// clients left in the backlog bring no new readiness edge.
     Failing,
     /// With several workers: this one took its share of a burst and left the rest to the
-    /// others; it tries again next turn, since no new edge may come.
+    /// others, whom it wakes; it tries again after `YIELD_PAUSE`, since no new edge may
+    /// come.
     Yielded,
 }
 

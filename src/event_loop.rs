@@ -102,8 +102,10 @@ pub struct EventLoop {
     core: Core,
     /// Whether new clients are taken; while not, they wait in the backlog.
     accepting: Accepting,
-    /// The listeners to be accepted from again next turn (`Yielded`).
+    /// The listeners this worker left clients in (`Yielded`), and when it accepts from
+    /// them again if no other worker has taken those clients by then.
     accept_again: Vec<FrontId>,
+    accept_again_at: Option<Instant>,
     /// Writes the journal still owed at start, resumed when the loop runs.
     resumed: Vec<Replayed>,
     /// Rung by the journal's thread after each sync.
@@ -213,6 +215,7 @@ impl EventLoop {
             core,
             accepting: Accepting::Open,
             accept_again: Vec::new(),
+            accept_again_at: None,
             resumed,
             doorbell,
             stats_answered: 0,
@@ -261,8 +264,13 @@ impl EventLoop {
         let mut fired = Vec::new();
         let mut sending = Vec::new();
         loop {
-            let timeout = if self.core.revisit.is_empty() && self.accept_again.is_empty() {
-                self.core.timers.next_timeout(Instant::now())
+            let now = Instant::now();
+            let timeout = if self.core.revisit.is_empty() {
+                let timers = self.core.timers.next_timeout(now);
+                let again = self
+                    .accept_again_at
+                    .map(|at| at.saturating_duration_since(now));
+                timers.into_iter().chain(again).min()
             } else {
                 Some(Duration::ZERO)
             };
@@ -280,8 +288,13 @@ impl EventLoop {
             self.core.sends.hold();
             for event in events.iter() {
                 match event.token() {
+                    // A worker pausing after a yield was made ready by its own `requeue`
+                    // (the backlog it left is still there): the pause holds.
                     Token(t) if t <= LISTENERS && LISTENERS - t < self.listeners.len() => {
-                        self.accept(LISTENERS - t);
+                        let front = LISTENERS - t;
+                        if !self.accept_again.contains(&front) {
+                            self.accept(front);
+                        }
                     }
                     ADMIN_LISTENER => self.accept_admin(),
                     SIGNALS => self.signalled(),
@@ -294,8 +307,11 @@ impl EventLoop {
                     Token(t) => self.ready(t >> 1, event),
                 }
             }
-            for front in std::mem::take(&mut self.accept_again) {
-                self.accept(front);
+            if self.accept_again_at.is_some_and(|at| at <= self.core.now) {
+                self.accept_again_at = None;
+                for front in std::mem::take(&mut self.accept_again) {
+                    self.accept(front);
+                }
             }
             self.release_sends(&mut sending);
             for key in std::mem::take(&mut self.core.revisit) {

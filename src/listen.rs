@@ -5,7 +5,9 @@
 //! new client wakes one worker that is waiting in `epoll_wait`, not all of them, and a
 //! busy worker is passed over. The kernel tries the pollers in the order they registered,
 //! so among idle workers the first would get every client; a worker that holds more than
-//! its share of the clients therefore registers again (`requeue`), which puts it last.
+//! its share of the clients therefore registers again (`requeue`), which puts it last; that
+//! makes the socket ready for it again at once while clients wait, which the loop ignores
+//! while it leaves them to the others (`Accepting::Yielded`).
 //! Why one shared socket and not one `SO_REUSEPORT` socket per worker: see docs/operations.md
 //! (Workers).
 //!

@@ -138,6 +138,8 @@ pub struct Shared {
     site: Mutex<Option<Arc<SiteUpdate>>>,
     stop: Mutex<Stop>,
     wakers: Vec<OnceLock<Arc<mio::Waker>>>,
+    /// By worker: another worker left clients in a listen backlog for it (`hand_off`).
+    handed: Vec<AtomicBool>,
     stats: Vec<Published<Option<WorkerStats>>>,
     stats_wanted: AtomicU64,
     /// Workers whose loop has ended.
@@ -170,6 +172,7 @@ impl Shared {
             site: Mutex::new(None),
             stop: Mutex::new(Stop::Running),
             wakers: (0..workers).map(|_| OnceLock::new()).collect(),
+            handed: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             stats: (0..workers).map(|_| Published::new(None)).collect(),
             stats_wanted: AtomicU64::new(0),
             finished: AtomicUsize::new(0),
@@ -279,6 +282,25 @@ impl Shared {
                 let _ = w.wake();
             }
         }
+    }
+
+    /// Worker `from` took its share of a burst and left the rest in the backlog: every
+    /// other worker is woken to accept from the listeners (a new client's readiness edge
+    /// reaches one worker only, and no edge comes for clients already waiting).
+    pub fn hand_off(&self, from: usize) {
+        for (k, handed) in self.handed.iter().enumerate() {
+            if k != from {
+                handed.store(true, Relaxed);
+            }
+        }
+        self.wake_all(from);
+    }
+
+    /// Whether another worker handed clients to worker `k` since it last looked.
+    pub fn take_handed(&self, k: usize) -> bool {
+        self.handed
+            .get(k)
+            .is_some_and(|handed| handed.swap(false, Relaxed))
     }
 
     /// How worker `k` is woken from another thread (its poll's one `Waker`).

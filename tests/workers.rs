@@ -1,6 +1,7 @@
 //! `--workers 2`: both workers serve and /metrics counts what every worker did, health is
 //! checked once and seen by all, a reload and an API drain reach every worker,
-//! --max-connections holds for the process, and a drain ends every worker cleanly.
+//! --max-connections holds for the process, a burst of clients is shared, and a drain ends
+//! every worker cleanly.
 
 mod common;
 
@@ -308,4 +309,44 @@ fn a_drain_with_two_workers_finishes_every_request_and_exits_0() {
     let log = lb.log_text();
     assert!(log.contains("worker 0: drained"), "{log}");
     assert!(log.contains("worker 1: drained"), "{log}");
+}
+
+/// Clients each worker has accepted so far.
+fn accepted_by_worker(admin: SocketAddr) -> [f64; 2] {
+    let m = metrics(admin);
+    [0, 1].map(|k| {
+        let name = format!("lb_worker_client_connections_total{{worker=\"{k}\"}}");
+        sample(&m, &name).unwrap_or(0.0)
+    })
+}
+
+/// A burst that is all in the backlog before lb accepts any of it (as wrk's connections
+/// are) is shared: the worker that wakes first takes its share and hands the rest over,
+/// and does not take it all one client per turn while the other waits for a CPU.
+#[test]
+fn a_burst_of_keep_alive_clients_is_shared_between_the_workers() {
+    let a = backend("a", &[]);
+    let lb = lb(&[&a], &["--workers", "2", "--admin", "127.0.0.1:0"]);
+    let admin = admin_addr(&lb);
+    for burst in 0..3 {
+        let before = accepted_by_worker(admin);
+        let mut clients: Vec<Client> = (0..50).map(|_| Client::new(lb.addr)).collect();
+        for c in &mut clients {
+            assert_eq!(c.get("/").status, 200);
+        }
+        let after = accepted_by_worker(admin);
+        let took = [after[0] - before[0], after[1] - before[1]];
+        assert_eq!(took[0] + took[1], 50.0, "burst {burst}: {took:?}");
+        assert!(
+            took.iter().all(|&n| n <= 30.0),
+            "burst {burst}: one worker took more than 60% of 50 clients: {took:?}"
+        );
+        drop(clients);
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                sample(&metrics(admin), "lb_client_connections_open") == Some(0.0)
+            }),
+            "burst {burst}: the clients were not seen closed"
+        );
+    }
 }

@@ -65,6 +65,14 @@ impl EventLoop {
     /// Another thread rang: the resolver has results, or (worker 0) another worker
     /// published the counters the admin listener waits for, or ended.
     pub(super) fn woken(&mut self) {
+        if self.core.shared.take_handed(self.core.worker) {
+            // Handed by a worker past its share: this one is not, so any pause ends.
+            self.accept_again.clear();
+            self.accept_again_at = None;
+            for front in 0..self.listeners.len() {
+                self.accept(front);
+            }
+        }
         let done = self.core.resolver.as_ref().map(|r| r.take());
         for done in done.into_iter().flatten() {
             let reload = matches!(done, Done::Reloaded(_) | Done::ReloadedFile(_));
@@ -317,7 +325,17 @@ impl EventLoop {
         }
         match state {
             Accepting::Open => {}
-            Accepting::Yielded => self.accept_again.push(front),
+            // The others are told; this worker looks again after a pause that lets one of
+            // them run (on a busy machine a woken thread may wait for a CPU), so that it
+            // does not take the whole burst one client per turn meanwhile.
+            Accepting::Yielded => {
+                self.core.shared.hand_off(self.core.worker);
+                if !self.accept_again.contains(&front) {
+                    self.accept_again.push(front);
+                }
+                self.accept_again_at
+                    .get_or_insert(self.core.now + accept::YIELD_PAUSE);
+            }
             Accepting::Full => {
                 if self.accepting == Accepting::Open {
                     info!(
