@@ -17,7 +17,10 @@ and two lbs in front of them, one with --workers 1 and one with --workers 2, the
   2. Spread in lb: 4 keep-alive connections opened one after another (few, long-lived),
      --long-rounds times, and a wrk run with a new connection per request (many, short);
      how many each worker accepted, from lb_worker_client_connections_total.
-  3. Spread in the kernel: the same two patterns against SO_REUSEPORT (a socket per
+  3. Fresh runs: --fresh-runs times, a new lb --workers 2 and one wrk run against it; each
+     worker's share of the requests, from lb_worker_client_requests_total (a burst of
+     wrk's connections all waiting in the queue before lb takes any).
+  4. Spread in the kernel: the same two patterns against SO_REUSEPORT (a socket per
      worker), one socket with EPOLLEXCLUSIVE, and EPOLLEXCLUSIVE with lb's re-registration
      of a worker that holds more than its share.
 For requests/s during a reload storm with several workers:
@@ -31,6 +34,7 @@ Options:
   --connections N   wrk connections (default 50)
   --threads N       wrk threads (default 1)
   --long-rounds N   rounds of 4 long-lived connections (default 20)
+  --fresh-runs N    fresh lb --workers 2 runs, 2 s of wrk each (default 10)
   --ports FROM-TO   where to look for free loopback ports (default 20000-32000)
   --no-build        use target/release/{lb,backend} and examples/accept_spread as they are
   -h, --help        this help
@@ -45,6 +49,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
 rounds=5
 long_rounds=20
+fresh_runs=10
 port_range=20000-32000
 build=1
 while [[ $# -gt 0 ]]; do
@@ -54,6 +59,7 @@ while [[ $# -gt 0 ]]; do
         --connections) need_arg "$@"; connections=$2; shift 2 ;;
         --threads) need_arg "$@"; threads=$2; shift 2 ;;
         --long-rounds) need_arg "$@"; long_rounds=$2; shift 2 ;;
+        --fresh-runs) need_arg "$@"; fresh_runs=$2; shift 2 ;;
         --ports) need_arg "$@"; port_range=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -64,6 +70,7 @@ positive "$rounds" || die_usage "bad --rounds: $rounds"
 positive "$connections" || die_usage "bad --connections: $connections"
 positive "$threads" || die_usage "bad --threads: $threads"
 positive "$long_rounds" || die_usage "bad --long-rounds: $long_rounds"
+positive "$fresh_runs" || die_usage "bad --fresh-runs: $fresh_runs"
 [[ $duration =~ ^[0-9]+s$ ]] || die_usage "bad --duration: $duration (seconds, e.g. 5s)"
 check_port_range "$port_range" 20000-32000
 
@@ -78,7 +85,7 @@ for b in target/release/lb target/release/backend target/release/examples/accept
     [[ -x $b ]] || die "$b is missing (run without --no-build)"
 done
 
-take_ports 6 "$port_range"
+take_ports 8 "$port_range"
 for i in 1 2; do
     target/release/backend --listen "127.0.0.1:${ports[$i]}" --name "b$i" 2>"$tmp/b$i.log" &
     pids+=($!)
@@ -133,7 +140,24 @@ before=$(accepted)
 wrk_run "http://127.0.0.1:${ports[4]}/" "$duration" "$tmp/close.lua" >/dev/null
 short_split=$(minus "$(accepted)" "$before")
 
-# 3. The kernel's spread, the same patterns.
+# 3. Fresh runs: a new lb each time, so that wrk's burst of connections meets idle workers.
+log "spread in lb: $fresh_runs fresh runs of wrk -c$connections"
+fresh_shares=""
+for ((r = 1; r <= fresh_runs; r++)); do
+    target/release/lb -q -l "127.0.0.1:${ports[6]}" "${backends[@]}" \
+        --admin "127.0.0.1:${ports[7]}" --workers 2 2>"$tmp/lbf.log" &
+    fresh=$!
+    pids+=("$fresh")
+    wait_ready "lb --workers 2 (fresh run $r)" "$fresh" "${ports[6]}" "$tmp/lbf.log"
+    "$wrk_bin" -t"$threads" -c"$connections" -d2s "http://127.0.0.1:${ports[6]}/" >/dev/null
+    fresh_shares+=$(curl -s "http://127.0.0.1:${ports[7]}/metrics" |
+        awk '/^lb_worker_client_requests_total/ { n[++k] = $2 }
+            END { m = n[1] > n[2] ? n[1] : n[2]; printf "%.0f%% ", 100 * m / (n[1] + n[2]) }')
+    kill "$fresh"
+    wait "$fresh" 2>/dev/null || true
+done
+
+# 4. The kernel's spread, the same patterns.
 declare -A KLONG KSHORT
 for mode in reuseport exclusive exclusive-requeue; do
     log "spread in the kernel: $mode"
@@ -171,3 +195,7 @@ echo "| lb --workers 2 | $(balance "$long_splits") | $(share "${short_split% }")
 for mode in reuseport exclusive exclusive-requeue; do
     echo "| kernel, $mode | $(balance "${KLONG[$mode]}") | $(share "${KSHORT[$mode]}") |"
 done
+echo
+echo "Fresh runs: $fresh_runs times a new lb --workers 2 and wrk -t$threads -c$connections -d2s;"
+echo "the busier worker's share of the requests in each run (50% is even): ${fresh_shares% }"
+
