@@ -17,6 +17,7 @@ backends on free loopback ports and puts the same wrk load through each of:
   - HAProxy: nbthread 1, mode http, http-reuse always, roundrobin      (if installed)
 alternating between them for several rounds, for each load shape (--shapes):
   small   GET / (a short answer), keep-alive, --connections connections
+  c10     the same with 10 connections (the tail when few requests are in flight)
   c200    the same with 200 connections
   16k     GET /bytes/16384, a 16 KiB answer
   256k    GET /bytes/262144, a 256 KiB answer
@@ -34,10 +35,10 @@ The results (markdown) go to stdout, progress to stderr.
 
 Options:
   --backend KIND        demo, nginx or both (default both; nginx needs nginx installed)
-  --shapes LIST         comma-separated load shapes (default small,c200,16k,256k,mixed,post)
+  --shapes LIST         comma-separated load shapes (default small,c10,c200,16k,256k,mixed,post)
   --rounds N            alternating rounds per target (default 5)
   --duration DUR        length of each wrk run (default 5s)
-  --connections N       wrk connections for all shapes but c200 (default 50)
+  --connections N       wrk connections for all shapes but c10 and c200 (default 50)
   --threads N           wrk threads (default 1)
   --idle-connections N  idle connections for the memory test (default 5000)
   --burst N             connections opened at once in the memory test's burst (default 1000)
@@ -64,7 +65,7 @@ script=compare.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
 backend_kinds=(demo nginx)
-shapes=small,c200,16k,256k,mixed,post
+shapes=small,c10,c200,16k,256k,mixed,post
 base_connections=50
 idle_conns=5000
 burst=1000
@@ -121,7 +122,7 @@ check_port_range "$port_range" 20000-20999
 ((threads <= base_connections)) || die_usage "--threads must not exceed --connections"
 IFS=, read -r -a shape_list <<<"$shapes"
 for s in "${shape_list[@]}"; do
-    [[ $s =~ ^(small|c200|16k|256k|mixed|post)$ ]] || die_usage "unknown shape: $s"
+    [[ $s =~ ^(small|c10|c200|16k|256k|mixed|post)$ ]] || die_usage "unknown shape: $s"
 done
 has_shape() { [[ ,$shapes, == *,$1,* ]]; }
 
@@ -266,6 +267,10 @@ shape_setup() {
     connections=$base_connections
     case $shape in
         small) title="GET / (a short answer), keep-alive, $connections connections" ;;
+        c10)
+            connections=10
+            title="GET /, keep-alive, 10 connections"
+            ;;
         c200)
             connections=200
             title="GET /, keep-alive, 200 connections"
@@ -318,7 +323,7 @@ backend_section() {
     add_proxy lb http "lb" "$b1" "$b2"
     [[ -z $nginx_bin ]] || add_proxy nginx http "nginx (1 worker, keepalive 64)" "$b1" "$b2"
     [[ -z $haproxy_bin ]] || add_proxy haproxy http "HAProxy (nbthread 1, http-reuse always)" "$b1" "$b2"
-    for shape in small c200 16k 256k mixed; do
+    for shape in small c10 c200 16k 256k mixed; do
         has_shape "$shape" || continue
         shape_setup "$shape"
         log "[$kind backends] $title"
