@@ -46,7 +46,8 @@ pub fn use_journal(
     let doorbell =
         Doorbell::new().map_err(|e| format!("cannot make the journal's eventfd: {e}"))?;
     let doorbell = Arc::new(doorbell);
-    let resumed = match (writer, core.cfg.journal.clone()) {
+    let dir = core.cfg.journal.as_ref().and_then(|j| j.dir());
+    let resumed = match (writer, dir.map(PathBuf::from)) {
         (Some(mut w), _) => {
             start(&mut *w.store, &doorbell)?;
             core.fanout.attach_journal(w.store);

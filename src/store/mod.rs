@@ -1,16 +1,19 @@
-//! Where owed POST copies are kept, behind one interface: the fan-out takes a turn's
-//! records to a store, which makes them durable on a thread of its own and rings the
-//! loop's doorbell when done, so the fan-out code does not know which store it has and
-//! the loop never waits for a disk or a network. The directory journal
-//! (`crate::journal`) is the one store so far.
+//! Where owed POST copies are kept: one interface, two places. The directory journal
+//! (`crate::journal`) and PostgreSQL (`postgres/`) both take a turn's records on the loop,
+//! make them durable on a thread of their own and ring the loop's doorbell when done, so
+//! the fan-out code does not know which it has and the loop never waits for a disk or a
+//! network.
 
-use std::path::Path;
 use std::time::Instant;
 
-use crate::config::JournalSync;
+use crate::config::{JournalAt, JournalSync};
 use crate::journal::{self, Done, JobRecord, Journal, Outcome, Replayed, Stats, Ticket, Uncarried};
 
-/// What the fan-out asks of a store: the directory journal's API.
+pub mod postgres;
+
+/// What the fan-out asks of a store; the directory journal's API, which PostgreSQL
+/// implements too. A store without segments (PostgreSQL) has nothing to carry forward:
+/// `carry_due` is always `None` there, and `finished`, `uncarried` do nothing.
 pub trait Store: Send {
     /// Starts the store's thread, which calls `wake` after each batch it finished.
     fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String>;
@@ -106,10 +109,14 @@ pub enum Opened {
     Held(String),
 }
 
-/// Opens the journal in `dir` for `writers` workers: locked and read back.
-pub fn open(dir: &Path, mode: JournalSync, writers: usize) -> Result<Opened, String> {
-    Ok(match Journal::open(dir, mode, writers)? {
-        journal::Opened::Ready(w) => Opened::Ready(w.into_iter().map(Writer::from).collect()),
-        journal::Opened::Held(why) => Opened::Held(why),
-    })
+/// Opens `at` for `writers` workers: a directory is locked and read back, a database is
+/// reached, its schema made or migrated, and this instance's owed copies read back.
+pub fn open(at: &JournalAt, mode: JournalSync, writers: usize) -> Result<Opened, String> {
+    match at {
+        JournalAt::Dir(dir) => Ok(match Journal::open(dir, mode, writers)? {
+            journal::Opened::Ready(w) => Opened::Ready(w.into_iter().map(Writer::from).collect()),
+            journal::Opened::Held(why) => Opened::Held(why),
+        }),
+        JournalAt::Postgres(url) => postgres::open(url, writers).map(Opened::Ready),
+    }
 }

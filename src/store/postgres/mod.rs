@@ -1,0 +1,268 @@
+//! Owed POST copies in PostgreSQL (`--journal postgres://...`): the loop's side. A turn's
+//! records are one batch; the store thread (`thread.rs`) commits every batch made while
+//! it was busy in one transaction (`write.rs`) and rings the loop, which only then lets
+//! the copies of those jobs go out and their answers through. So a copy reaches a backend
+//! only once its record is committed, and a client hears of a delivery only then.
+//!
+//! A failed commit refuses its POSTs (nothing of them went out); the records of copies
+//! finished in it are sent again with the next batch. Rows are keyed by the instance (`connect.rs`), and an
+//! lb that starts resumes what its instance still owes (`replay.rs`). The tables are made
+//! and migrated by lb (`schema.rs`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use super::{Store, Writer};
+use crate::journal::{Done, JobRecord, Outcome, Stats, Ticket, Uncarried};
+
+mod connect;
+mod replay;
+mod schema;
+mod thread;
+mod write;
+
+use connect::Target;
+use thread::{Batch, News, Op, Thread};
+
+/// How long lb, exiting, waits for its last records to be committed.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Postgres {
+    target: Target,
+    thread: Option<Thread>,
+    /// The batch the next record goes into.
+    batch: u64,
+    /// Records of closed batches not yet handed to the thread, and the last such batch.
+    queued: Vec<Op>,
+    queued_upto: Option<u64>,
+    /// The records of the open batch.
+    pending: Vec<Op>,
+    /// The batch in the thread: since when, and its finished copies, to send again should
+    /// it fail (a failed job is refused to its client instead: nothing of it went out).
+    in_flight: Option<(Instant, Vec<Op>)>,
+    done: VecDeque<Done>,
+    stats: Stats,
+}
+
+/// Reaches the database at `url`, makes or migrates its tables, and reads back what this
+/// instance owes, dealt round robin among `writers` workers. It runs on a thread of its
+/// own, so that no PostgreSQL client ever runs on a loop's thread.
+pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
+    let target = Target::parse(url)?;
+    let opening = target.clone();
+    let owed = std::thread::Builder::new()
+        .name("lb-store-open".into())
+        .spawn(move || {
+            let mut client = opening.connect()?;
+            schema::migrate(&mut client, &opening.shown)?;
+            replay::owed(&mut client, &opening.instance, &opening.shown)
+        })
+        .map_err(|e| format!("cannot start the store thread: {e}"))?
+        .join()
+        .map_err(|_| "the store thread failed while opening the store".to_string())??;
+    info!(
+        "PostgreSQL at {} (schema version {}, instance {}): {} writes still owed are resumed",
+        target.shown,
+        schema::current(),
+        target.instance,
+        owed.len()
+    );
+    let writers = writers.max(1);
+    let mut shares: Vec<Vec<_>> = (0..writers).map(|_| Vec::new()).collect();
+    for (i, job) in owed.into_iter().enumerate() {
+        shares[i % writers].push(job);
+    }
+    Ok(shares
+        .into_iter()
+        .map(|owed| Writer {
+            store: Box::new(Postgres::new(target.clone(), owed.len() as u64)),
+            owed,
+        })
+        .collect())
+}
+
+impl Postgres {
+    fn new(target: Target, replayed: u64) -> Postgres {
+        Postgres {
+            target,
+            thread: None,
+            batch: 0,
+            queued: Vec::new(),
+            queued_upto: None,
+            pending: Vec::new(),
+            in_flight: None,
+            done: VecDeque::new(),
+            stats: Stats {
+                replayed,
+                ..Stats::default()
+            },
+        }
+    }
+
+    /// Gives the thread what is queued, unless it is busy.
+    fn hand_to_thread(&mut self) {
+        let Some(thread) = &self.thread else {
+            return;
+        };
+        if self.in_flight.is_some() || self.queued.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.queued);
+        let finished = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Finished { .. }))
+            .cloned()
+            .collect();
+        let upto = self.queued_upto.take();
+        match thread.send(Batch { upto, ops }) {
+            Ok(()) => self.in_flight = Some((Instant::now(), finished)),
+            Err(why) => self.committed(upto, Err(why), Duration::ZERO, finished),
+        }
+    }
+
+    fn news(&mut self, news: News) {
+        let News::Committed { upto, result, took } = news;
+        let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
+        self.committed(upto, result, took, finished);
+    }
+
+    fn committed(
+        &mut self,
+        upto: Option<u64>,
+        result: Result<(), String>,
+        took: Duration,
+        finished: Vec<Op>,
+    ) {
+        match &result {
+            Ok(()) => {
+                self.stats.syncs += 1;
+                self.stats.sync_latency.observe(took);
+            }
+            Err(_) => {
+                self.stats.failures += 1;
+                // Finished copies are recorded with the next batch, before its records.
+                let later = std::mem::take(&mut self.queued);
+                self.queued = finished;
+                self.queued.extend(later);
+            }
+        }
+        if let Some(batch) = upto {
+            self.done.push_back(Done {
+                batch,
+                result,
+                durable: true,
+                uncarried: Vec::new(),
+            });
+        }
+    }
+
+    fn add(&mut self, op: Op) {
+        self.stats.records += 1;
+        self.pending.push(op);
+    }
+}
+
+impl Store for Postgres {
+    fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String> {
+        if self.thread.is_none() {
+            self.thread = Some(Thread::spawn(self.target.clone(), wake)?);
+        }
+        Ok(())
+    }
+
+    fn next_id(&mut self) -> u128 {
+        rand::random()
+    }
+
+    fn refusing(&self, _now: Instant) -> Option<String> {
+        None
+    }
+
+    fn failing(&self) -> bool {
+        false
+    }
+
+    fn append(&mut self, job: &JobRecord) -> Ticket {
+        self.stats.bytes += job.request.len() as u64;
+        self.add(Op::Job {
+            id: job.id,
+            request_id: job.request_id.to_vec(),
+            request: job.request.to_vec(),
+            backends: job.backends.iter().map(|b| b.to_string()).collect(),
+        });
+        Ticket {
+            batch: self.batch,
+            segment: 0,
+        }
+    }
+
+    fn carry(&mut self, job: &JobRecord, _from: u64) -> Ticket {
+        self.append(job)
+    }
+
+    fn record(&mut self, id: u128, backend: &str, _outcome: Outcome) {
+        self.add(Op::Finished {
+            id,
+            backend: backend.to_string(),
+        });
+    }
+
+    fn finished(&mut self, _segment: u64) {}
+
+    fn uncarried(&mut self, _u: Uncarried, _live: bool) {}
+
+    fn carry_due(&self, _now: Instant) -> Option<u64> {
+        None
+    }
+
+    fn end_turn(&mut self) {
+        if !self.pending.is_empty() {
+            self.queued.append(&mut self.pending);
+            self.queued_upto = Some(self.batch);
+            self.batch += 1;
+        }
+        self.hand_to_thread();
+    }
+
+    fn poll_thread(&mut self) {
+        while let Some(news) = self.thread.as_ref().and_then(Thread::try_recv) {
+            self.news(news);
+        }
+        self.hand_to_thread();
+    }
+
+    fn take_done(&mut self) -> Option<Done> {
+        self.done.pop_front()
+    }
+
+    fn flush(&mut self) {
+        self.end_turn();
+        let end = Instant::now() + FLUSH_WAIT;
+        while self.in_flight.is_some() || !self.queued.is_empty() {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.thread.as_ref().and_then(|t| t.recv(left)) {
+                Some(news) => self.news(news),
+                None => break,
+            }
+            self.hand_to_thread();
+        }
+        if !self.queued.is_empty() || self.in_flight.is_some() {
+            warn!(
+                "PostgreSQL at {}: the last records could not be committed; the copies they \
+                 finished will be sent again by the next start (backends drop repeats)",
+                self.target.shown
+            );
+        }
+        self.done.clear();
+    }
+
+    fn bytes_on_disk(&self) -> u64 {
+        0
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
