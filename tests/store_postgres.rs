@@ -1,10 +1,13 @@
 //! `--journal postgres://...` against a real PostgreSQL: acknowledged writes survive
-//! `kill -9` and are resumed by the next start, and a schema newer than lb's is refused.
+//! `kill -9` and are resumed by the next start, a store that goes away or hangs refuses
+//! new POSTs at once and loses nothing acknowledged, and a schema newer than lb's is
+//! refused.
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
 use common::*;
@@ -69,6 +72,172 @@ fn acknowledged_writes_survive_kill_9_and_the_next_start_delivers_them_once() {
         eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0),
         "delivered copies are deleted from the store"
     );
+}
+
+/// What the clients of a POST storm saw: the writes acknowledged, and each refusal's
+/// status, how long it took, and whether it said when to come back.
+#[derive(Default)]
+struct Storm {
+    acknowledged: Vec<String>,
+    refused: Vec<(u16, Duration, bool)>,
+}
+
+fn storm(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Storm>>, k: usize) {
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let user = format!("s{k}-{i}");
+        i += 1;
+        let started = Instant::now();
+        let r = post(addr, &format!("/register?username={user}&password=p"));
+        let took = started.elapsed();
+        let Ok(mut s) = seen.lock() else { return };
+        match r.status {
+            201 => s.acknowledged.push(user),
+            status => {
+                let retry_after = r.header("retry-after").is_some();
+                s.refused.push((status, took, retry_after));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_store_outage_refuses_posts_at_once_and_loses_nothing_acknowledged() {
+    let Some(mut pg) = Postgres::start("outage") else {
+        return;
+    };
+    let url = pg.url("outage");
+    let up = backend("up", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let up_addr = up.addr.to_string();
+    let mut args = lb_args(&[&up_addr, &late_addr], &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Storm::default()));
+    let clients: Vec<_> = (0..4)
+        .map(|k| {
+            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            std::thread::spawn(move || storm(lb.addr, stop, seen, k))
+        })
+        .collect();
+    let acknowledged = || seen.lock().map(|s| s.acknowledged.len()).unwrap_or(0);
+    assert!(eventually(Duration::from_secs(10), || acknowledged() >= 200));
+    pg.stop();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            seen.lock().map(|s| s.refused.len() >= 50).unwrap_or(false)
+        }),
+        "POSTs are refused while the store is down"
+    );
+    assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
+    let r = post(lb.addr, "/register?username=while-down&password=p");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("PostgreSQL"), "{}", r.text());
+    pg.resume();
+    let before = acknowledged();
+    assert!(
+        eventually(Duration::from_secs(10), || acknowledged() >= before + 100),
+        "POSTs are taken again once the store is back"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("a storm client");
+    }
+    let s = seen.lock().expect("the storm's results");
+    for &(status, took, retry_after) in &s.refused {
+        assert_eq!(status, 503);
+        assert!(retry_after, "a 503 says when to come back");
+        assert!(
+            took < Duration::from_secs(1),
+            "refused at once, not {took:?}"
+        );
+    }
+    let text = lb.log_text();
+    assert_eq!(
+        text.matches("new POSTs get 503 until it can be reached again")
+            .count(),
+        1,
+        "one line for the outage, not one per POST:\n{text}"
+    );
+    assert!(text.contains("reached again after"), "{text}");
+    let late = backend_on("late", &late_addr, &[]);
+    every_write_once(&[&up, &late], &s.acknowledged);
+    assert!(
+        eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0),
+        "every copy finished during and after the outage is recorded"
+    );
+}
+
+#[test]
+fn a_store_that_hangs_refuses_posts_at_once_until_it_answers_again() {
+    let Some(pg) = Postgres::start("hang") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    let lb = spawn(
+        env!("CARGO_BIN_EXE_lb"),
+        &lb_args(&[&b_addr], &["--journal", &pg.url("hang")]),
+    );
+    assert_eq!(
+        post(lb.addr, "/register?username=h0&password=p").status,
+        201
+    );
+    pg.freeze(true);
+    // The POST whose commit hangs is held; once the commit is overdue, new ones are
+    // refused without waiting.
+    let held = std::thread::spawn(move || post(lb.addr, "/register?username=h1&password=p"));
+    let mut tries = 0;
+    let mut refused = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            tries += 1;
+            let user = format!("r{tries}");
+            let refusing = post_within(lb.addr, &user, Duration::from_millis(500)) == Some(503);
+            if refusing {
+                refused.push(user);
+            }
+            refusing
+        }),
+        "POSTs are refused at once while the store does not answer"
+    );
+    assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
+    pg.freeze(false);
+    let r = held.join().expect("the held POST");
+    assert_eq!(
+        r.status, 201,
+        "its commit went through once the store answered"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            post(lb.addr, "/register?username=h2&password=p").status == 201
+        }),
+        "POSTs are taken again"
+    );
+    for user in ["h0", "h1", "h2"] {
+        assert_eq!(registered(&b, user), 1, "{user}");
+    }
+    for user in &refused {
+        assert_eq!(registered(&b, user), 0, "a refused POST went nowhere");
+    }
+}
+
+/// The status of a POST registering `user`, if it comes within `within`; `None` while lb
+/// holds it (the connection is then closed).
+fn post_within(addr: std::net::SocketAddr, user: &str, within: Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(within)).ok()?;
+    let request = format!(
+        "POST /register?username={user}&password=p HTTP/1.1\r\nHost: t\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 #[test]

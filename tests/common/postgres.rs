@@ -137,8 +137,27 @@ impl Postgres {
         );
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server and every process it started: its
+    /// kernel still accepts connections and acknowledges bytes, but nothing answers, as
+    /// with a database that hangs.
+    pub fn freeze(&self, frozen: bool) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        let mut pids = children(server.id());
+        pids.push(server.id());
+        for pid in pids {
+            // SAFETY: kill(2) on the server (our child, not yet waited for) and on its own
+            // children, which it reaps only once it runs again.
+            unsafe { libc::kill(pid as i32, signal) };
+        }
+    }
+
     /// Stops the server (a fast shutdown: clients are cut off) and waits for it to exit.
     pub fn stop(&mut self) {
+        // A frozen server would never hear the signal.
+        self.freeze(false);
         if let Some(mut server) = self.server.take() {
             // SAFETY: kill(2) on our own child, not yet waited for.
             unsafe { libc::kill(server.id() as i32, libc::SIGINT) };
@@ -161,4 +180,23 @@ fn command(program: &Path) -> Command {
         cmd.uid(uid).gid(gid).env("HOME", "/tmp");
     }
     cmd
+}
+
+/// The processes whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // The fourth field of /proc/PID/stat, after the parenthesized command name.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
 }

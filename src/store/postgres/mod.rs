@@ -4,15 +4,16 @@
 //! the copies of those jobs go out and their answers through. So a copy reaches a backend
 //! only once its record is committed, and a client hears of a delivery only then.
 //!
-//! A failed commit refuses its POSTs (nothing of them went out); the records of copies
-//! finished in it are sent again with the next batch. Rows are keyed by the instance (`connect.rs`), and an
+//! While the database cannot be reached, new POSTs are refused at once and nothing is
+//! queued; the records of copies finishing meanwhile wait in memory and are committed once
+//! the thread has reached it again. Rows are keyed by the instance (`connect.rs`), and an
 //! lb that starts resumes what its instance still owes (`replay.rs`). The tables are made
 //! and migrated by lb (`schema.rs`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{error, info, warn};
 
 use super::{Store, Writer};
 use crate::journal::{Done, JobRecord, Outcome, Stats, Ticket, Uncarried};
@@ -26,6 +27,9 @@ mod write;
 use connect::Target;
 use thread::{Batch, News, Op, Thread};
 
+/// A commit unanswered this long means the database is unreachable in all but name: new
+/// POSTs are refused until it answers.
+const STALL: Duration = Duration::from_secs(2);
 /// How long lb, exiting, waits for its last records to be committed.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
 
@@ -42,6 +46,9 @@ pub struct Postgres {
     /// The batch in the thread: since when, and its finished copies, to send again should
     /// it fail (a failed job is refused to its client instead: nothing of it went out).
     in_flight: Option<(Instant, Vec<Op>)>,
+    /// Why the database cannot be used, until the thread reaches it again.
+    down: Option<String>,
+    failed_tries: u64,
     done: VecDeque<Done>,
     stats: Stats,
 }
@@ -93,6 +100,8 @@ impl Postgres {
             queued_upto: None,
             pending: Vec::new(),
             in_flight: None,
+            down: None,
+            failed_tries: 0,
             done: VecDeque::new(),
             stats: Stats {
                 replayed,
@@ -101,12 +110,13 @@ impl Postgres {
         }
     }
 
-    /// Gives the thread what is queued, unless it is busy.
+    /// Gives the thread what is queued, unless it is busy or the database is down (then
+    /// the thread is reaching for it on its own, and says when it has).
     fn hand_to_thread(&mut self) {
         let Some(thread) = &self.thread else {
             return;
         };
-        if self.in_flight.is_some() || self.queued.is_empty() {
+        if self.in_flight.is_some() || self.down.is_some() || self.queued.is_empty() {
             return;
         }
         let ops = std::mem::take(&mut self.queued);
@@ -123,9 +133,22 @@ impl Postgres {
     }
 
     fn news(&mut self, news: News) {
-        let News::Committed { upto, result, took } = news;
-        let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
-        self.committed(upto, result, took, finished);
+        match news {
+            News::Committed { upto, result, took } => {
+                let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
+                self.committed(upto, result, took, finished);
+            }
+            News::Reachable => {
+                if self.down.take().is_some() {
+                    info!(
+                        "PostgreSQL at {} reached again after {} failed tries; new POSTs are \
+                         taken again",
+                        self.target.shown, self.failed_tries
+                    );
+                    self.failed_tries = 0;
+                }
+            }
+        }
     }
 
     fn committed(
@@ -140,18 +163,45 @@ impl Postgres {
                 self.stats.syncs += 1;
                 self.stats.sync_latency.observe(took);
             }
-            Err(_) => {
+            Err(why) => {
                 self.stats.failures += 1;
-                // Finished copies are recorded with the next batch, before its records.
+                self.failed_tries += 1;
+                if self.down.is_none() {
+                    error!(
+                        "{why}; new POSTs get 503 until it can be reached again (GETs go on; \
+                         writes already acknowledged stay owed and are delivered)"
+                    );
+                }
+                self.down = Some(why.clone());
+                // Finished copies are recorded once it is back, before the newer records.
                 let later = std::mem::take(&mut self.queued);
                 self.queued = finished;
                 self.queued.extend(later);
+                return self.fail_queued(upto);
             }
         }
         if let Some(batch) = upto {
             self.done.push_back(Done {
                 batch,
                 result,
+                durable: true,
+                uncarried: Vec::new(),
+            });
+        }
+    }
+
+    /// The database is down: the jobs of the batches up to `upto` and of those queued are
+    /// refused to their clients at once (none of their copies went out), rather than wait
+    /// for it; the finished copies stay queued.
+    fn fail_queued(&mut self, upto: Option<u64>) {
+        let Some(why) = self.down.clone() else {
+            return;
+        };
+        self.queued.retain(|op| matches!(op, Op::Finished { .. }));
+        if let Some(batch) = self.queued_upto.take().or(upto) {
+            self.done.push_back(Done {
+                batch,
+                result: Err(why),
                 durable: true,
                 uncarried: Vec::new(),
             });
@@ -176,12 +226,21 @@ impl Store for Postgres {
         rand::random()
     }
 
-    fn refusing(&self, _now: Instant) -> Option<String> {
-        None
+    fn refusing(&self, now: Instant) -> Option<String> {
+        if let Some(why) = &self.down {
+            return Some(why.clone());
+        }
+        let (since, _) = self.in_flight.as_ref()?;
+        (now.saturating_duration_since(*since) > STALL).then(|| {
+            format!(
+                "PostgreSQL at {} has not answered a commit for {STALL:?}",
+                self.target.shown
+            )
+        })
     }
 
     fn failing(&self) -> bool {
-        false
+        self.down.is_some()
     }
 
     fn append(&mut self, job: &JobRecord) -> Ticket {
@@ -223,6 +282,7 @@ impl Store for Postgres {
             self.queued_upto = Some(self.batch);
             self.batch += 1;
         }
+        self.fail_queued(None);
         self.hand_to_thread();
     }
 
@@ -240,7 +300,7 @@ impl Store for Postgres {
     fn flush(&mut self) {
         self.end_turn();
         let end = Instant::now() + FLUSH_WAIT;
-        while self.in_flight.is_some() || !self.queued.is_empty() {
+        while self.in_flight.is_some() || (!self.queued.is_empty() && self.down.is_none()) {
             let left = end.saturating_duration_since(Instant::now());
             match self.thread.as_ref().and_then(|t| t.recv(left)) {
                 Some(news) => self.news(news),

@@ -1,15 +1,18 @@
 //! The store thread: the only place a PostgreSQL client runs. It takes batches of records
 //! from the loop, commits each in one transaction, answers, and rings the loop. The
 //! `postgres` crate drives its connection with a small runtime of its own, which lives in
-//! this thread and never touches the event loop. A failed commit drops the connection;
-//! the next batch makes a new one.
+//! this thread and never touches the event loop. Without a connection it tries again on
+//! its own every `RECONNECT`, and says when it has one, so the loop takes POSTs again.
 
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
 
 use super::connect::Target;
+
+/// How often the thread tries to reach the database again while it cannot.
+pub const RECONNECT: Duration = Duration::from_millis(500);
 
 /// One record for the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub enum News {
         result: Result<(), String>,
         took: Duration,
     },
+    /// The database can be reached again.
+    Reachable,
 }
 
 /// The loop's end of the thread.
@@ -78,16 +83,32 @@ impl Thread {
 
 fn run(target: &Target, inbox: &Receiver<Batch>, outbox: &Sender<News>, wake: &dyn Fn()) {
     let mut client: Option<Client> = None;
-    for batch in inbox {
-        let started = Instant::now();
-        let result = commit(target, &mut client, &batch.ops);
-        if result.is_err() {
-            client = None;
-        }
-        let news = News::Committed {
-            upto: batch.upto,
-            result,
-            took: started.elapsed(),
+    loop {
+        let batch = match &client {
+            Some(_) => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            None => inbox.recv_timeout(RECONNECT),
+        };
+        let news = match batch {
+            Ok(batch) => {
+                let started = Instant::now();
+                let result = commit(target, &mut client, &batch.ops);
+                if result.is_err() {
+                    client = None;
+                }
+                News::Committed {
+                    upto: batch.upto,
+                    result,
+                    took: started.elapsed(),
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => match target.connect() {
+                Ok(c) => {
+                    client = Some(c);
+                    News::Reachable
+                }
+                Err(_) => continue,
+            },
+            Err(RecvTimeoutError::Disconnected) => return,
         };
         if outbox.send(news).is_err() {
             return;
