@@ -257,10 +257,10 @@ fn defaults_and_errors() {
         c.journal.as_ref().and_then(|j| j.dir()),
         Some(std::path::Path::new("/j"))
     );
+    assert_eq!(c.journal_sync, JournalSync::Off);
     let url = "postgres://lb@127.0.0.1:5432/lb";
     let c = run(&format!("-b 127.0.0.1:1 --journal {url}")).unwrap();
     assert_eq!(c.journal, Some(super::JournalAt::Postgres(url.into())));
-    assert_eq!(c.journal_sync, JournalSync::Off);
     assert!(run("-b 127.0.0.1:1 --journal-sync later").is_err());
 }
 
