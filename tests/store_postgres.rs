@@ -38,15 +38,28 @@ fn owed_rows(pg: &Postgres, backend: &str) -> i64 {
 
 #[test]
 fn acknowledged_writes_survive_kill_9_and_the_next_start_delivers_them_once() {
-    let Some(pg) = Postgres::start("crash") else {
+    crash_and_restart("crash", &[]);
+}
+
+#[test]
+fn with_two_workers_acknowledged_writes_survive_kill_9_and_a_restart() {
+    crash_and_restart("crash-workers", &["--workers", "2"]);
+}
+
+/// 100 writes acknowledged while one of two backends is down, lb (with `extra` flags)
+/// killed with -9 and started again on the same store, the backend back: every write
+/// reaches each backend once, and the store is left owing nothing.
+fn crash_and_restart(name: &str, extra: &[&str]) {
+    let Some(pg) = Postgres::start(name) else {
         return;
     };
-    let url = pg.url("crash");
+    let url = pg.url(name);
     let good = backend("good", &[]);
     let late_addr = format!("127.0.0.1:{}", free_port());
     let good_addr = good.addr.to_string();
     let mut args = lb_args(&[&good_addr, &late_addr], &["--journal", &url]);
     args.extend_from_slice(FAST_RETRIES);
+    args.extend_from_slice(extra);
     let mut lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
     let users: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
     for user in &users {
