@@ -311,3 +311,192 @@ fn spawn_exiting(cmd: &mut std::process::Command) -> Proc {
     let addr = "127.0.0.1:0".parse().expect("an address");
     Proc { child, addr, log }
 }
+
+/// lb on `pg` as instance `name` with a one-second lease, in front of `backends`.
+fn leased(pg: &Postgres, name: &str, backends: &[&str]) -> Proc {
+    let url = format!("{}&lease=1s", pg.url(name));
+    let mut args = lb_args(backends, &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    spawn(env!("CARGO_BIN_EXE_lb"), &args)
+}
+
+/// Registers `users` through `lb`, each acknowledged.
+fn register(lb: &Proc, users: &[String]) {
+    for user in users {
+        let r = post(lb.addr, &format!("/register?username={user}&password=p"));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+}
+
+fn epoch(pg: &Postgres, instance: &str) -> i64 {
+    pg.client()
+        .query_one(
+            "SELECT epoch FROM lb_instances WHERE instance = $1",
+            &[&instance],
+        )
+        .and_then(|row| row.try_get(0))
+        .expect("the instance's epoch")
+}
+
+#[test]
+fn a_dead_instances_copies_are_taken_over_once_its_lease_runs_out() {
+    let Some(pg) = Postgres::start("takeover") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let good_addr = good.addr.to_string();
+    let mut a = leased(&pg, "a", &[&good_addr, &late_addr]);
+    let users: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    register(&a, &users);
+    a.signal(libc::SIGKILL);
+    assert_eq!(a.exit_code_within(Duration::from_secs(5)), Some(-1));
+    assert_eq!(epoch(&pg, "a"), 1);
+    let late = backend_on("late", &late_addr, &[]);
+    let b = leased(&pg, "b", &[&good_addr, &late_addr]);
+    assert!(
+        b.wait_log(
+            "instance a let its lease run out; this lb (instance b) took over the 50 writes",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        b.log_text()
+    );
+    every_write_once(&[&good, &late], &users);
+    assert!(
+        eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0),
+        "what was taken over is recorded as delivered"
+    );
+    assert_eq!(
+        epoch(&pg, "a"),
+        2,
+        "the dead instance's claim is fenced off"
+    );
+}
+
+#[test]
+fn an_instance_that_was_only_slow_is_fenced_off_and_claims_its_name_again() {
+    let Some(pg) = Postgres::start("fence") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let good_addr = good.addr.to_string();
+    let a = leased(&pg, "a", &[&good_addr, &late_addr]);
+    let users: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    register(&a, &users);
+    // Frozen, lb a renews nothing: b takes its copies over and raises its epoch.
+    a.signal(libc::SIGSTOP);
+    let b = leased(&pg, "b", &[&good_addr, &late_addr]);
+    let took = b.wait_log("took over the 20 writes", Duration::from_secs(15));
+    a.signal(libc::SIGCONT);
+    assert!(took, "{}", b.log_text());
+    assert!(
+        a.wait_log(
+            "instance a was taken over by another lb",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        a.log_text()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            post(a.addr, "/register?username=after&password=p").status == 201
+        }),
+        "lb a takes writes again under a new epoch"
+    );
+    assert!(epoch(&pg, "a") >= 3, "claimed, raised by b, claimed again");
+    let late = backend_on("late", &late_addr, &[]);
+    let mut all = users.clone();
+    all.push("after".into());
+    every_write_once(&[&good, &late], &all);
+}
+
+#[test]
+fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
+    let Some(pg) = Postgres::start("migrate") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    // The tables as the first lb with a PostgreSQL store made them, owing one write.
+    let request = b"POST /register?username=old&password=p HTTP/1.1\r\nHost: t\r\n\
+                    X-Request-Id: old-1\r\nContent-Length: 0\r\n\r\n"
+        .to_vec();
+    let mut c = pg.client();
+    c.batch_execute(
+        "CREATE TABLE lb_schema (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+             version integer NOT NULL);
+         INSERT INTO lb_schema (version) VALUES (1);
+         CREATE TABLE lb_jobs (instance text NOT NULL, id bytea NOT NULL,
+             request_id bytea NOT NULL, request bytea NOT NULL,
+             created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (instance, id));
+         CREATE TABLE lb_copies (instance text NOT NULL, job bytea NOT NULL,
+             backend text NOT NULL, PRIMARY KEY (instance, job, backend),
+             FOREIGN KEY (instance, job) REFERENCES lb_jobs ON DELETE CASCADE);",
+    )
+    .expect("version 1 tables");
+    let id = [7u8; 16].to_vec();
+    c.execute(
+        "INSERT INTO lb_jobs (instance, id, request_id, request) VALUES ('old', $1, $2, $3)",
+        &[&id, &b"old-1".to_vec(), &request],
+    )
+    .expect("a job");
+    c.execute(
+        "INSERT INTO lb_copies (instance, job, backend) VALUES ('old', $1, $2)",
+        &[&id, &b_addr],
+    )
+    .expect("its copy");
+    let lb = spawn(
+        env!("CARGO_BIN_EXE_lb"),
+        &lb_args(&[&b_addr], &["--journal", &pg.url("old")]),
+    );
+    assert!(
+        lb.wait_log(
+            "(schema version 2, instance old): 1 writes still owed",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        lb.log_text()
+    );
+    every_write_once(&[&b], &["old".to_string()]);
+    let version: i32 = c
+        .query_one("SELECT version FROM lb_schema", &[])
+        .and_then(|row| row.try_get(0))
+        .expect("the version");
+    assert_eq!(version, 2);
+    assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
+}
+
+#[test]
+fn a_second_lb_with_the_same_name_takes_it_and_the_first_takes_no_more_posts() {
+    let Some(pg) = Postgres::start("same-name") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    let first = leased(&pg, "x", &[&b_addr]);
+    assert_eq!(
+        post(first.addr, "/register?username=n0&password=p").status,
+        201
+    );
+    // As an upgrade does: a new lb with the same name while the first still runs.
+    let second = leased(&pg, "x", &[&b_addr]);
+    assert!(
+        first.wait_log(
+            "instance x was claimed by another lb started with the same name",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        first.log_text()
+    );
+    let r = post(first.addr, "/register?username=n1&password=p");
+    assert_eq!(r.status, 503, "{}", r.text());
+    // The first claims nothing back: the second's commits keep going through.
+    for i in 2..40 {
+        let r = post(second.addr, &format!("/register?username=n{i}&password=p"));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    assert_eq!(epoch(&pg, "x"), 2);
+    assert_eq!(registered(&b, "n1"), 0, "a refused POST went nowhere");
+}

@@ -207,12 +207,15 @@ fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
     resume(conns, core, w.owed);
 }
 
-/// The journal's thread finished a sync.
+/// The store's thread finished a batch, or took over another lb's owed writes.
 pub fn journal_woke(conns: &mut Slab<Conn>, core: &mut Core) {
-    if let Some(journal) = core.fanout.journal.as_mut() {
-        journal.poll_thread();
-    }
+    let Some(journal) = core.fanout.journal.as_mut() else {
+        return;
+    };
+    journal.poll_thread();
+    let claimed = journal.take_claimed();
     settle_batches(conns, core);
+    resume(conns, core, claimed);
 }
 
 fn settle_batches(conns: &mut Slab<Conn>, core: &mut Core) {

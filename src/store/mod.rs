@@ -30,6 +30,10 @@ pub trait Store: Send {
     fn end_turn(&mut self);
     fn poll_thread(&mut self);
     fn take_done(&mut self) -> Option<Done>;
+    /// Jobs this store took over from another lb since the last call, to be resumed.
+    fn take_claimed(&mut self) -> Vec<Replayed> {
+        Vec::new()
+    }
     fn flush(&mut self);
     fn bytes_on_disk(&self) -> u64;
     fn stats(&self) -> &Stats;

@@ -1,8 +1,10 @@
 //! What `--journal postgres://...` names: the database, with timeouts that keep an
-//! unreachable one from holding the store thread for long, and the instance whose rows
-//! this lb owns (`?instance=NAME`, else the host's name).
+//! unreachable one from holding the store thread for long, the instance whose rows this
+//! lb owns (`?instance=NAME`, else the host's name), and its lease (`?lease=DURATION`).
+//! Both parameters are lb's: they are taken off before the URL reaches PostgreSQL.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postgres::config::Host;
@@ -15,11 +17,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest instance name: it is a key in every row.
 const MAX_INSTANCE: usize = 128;
+/// How long an instance that stopped renewing its lease is taken for alive.
+const LEASE: Duration = Duration::from_secs(10);
+const MIN_LEASE: Duration = Duration::from_secs(1);
+const MAX_LEASE: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct Target {
     config: Config,
     pub instance: String,
+    pub lease: Duration,
+    /// The epoch this lb claimed the instance under, shared by its workers' threads.
+    pub epoch: Arc<Mutex<i64>>,
     /// The database for messages: host, port and name, never the password.
     pub shown: String,
 }
@@ -28,11 +37,18 @@ impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut instance = None;
+        let mut lease = LEASE;
         let mut rest = Vec::new();
         for param in query.split('&').filter(|p| !p.is_empty()) {
-            match param.strip_prefix("instance=") {
-                Some(name) => instance = Some(name.to_string()),
-                None => rest.push(param),
+            if let Some(name) = param.strip_prefix("instance=") {
+                instance = Some(name.to_string());
+            } else if let Some(d) = param.strip_prefix("lease=") {
+                lease = crate::config::parse_duration(d).map_err(|e| format!("lease: {e}"))?;
+                if !(MIN_LEASE..=MAX_LEASE).contains(&lease) {
+                    return Err(format!("lease {d}: from {MIN_LEASE:?} to {MAX_LEASE:?}"));
+                }
+            } else {
+                rest.push(param);
             }
         }
         let url = match rest.is_empty() {
@@ -64,6 +80,8 @@ impl Target {
         Ok(Target {
             config,
             instance,
+            lease,
+            epoch: Arc::new(Mutex::new(0)),
             shown,
         })
     }
@@ -108,5 +126,15 @@ mod tests {
         assert!(Target::parse("postgres://lb@h/x?instance=").is_err());
         assert!(Target::parse("postgres://lb@h/x?instance=a%20b").is_ok());
         assert!(Target::parse("postgres://lb@h/x?nonsense=1").is_err());
+        let t = Target::parse("postgres://lb@h/x?lease=3s&instance=b").unwrap();
+        assert_eq!(
+            (t.lease, t.instance.as_str()),
+            (Duration::from_secs(3), "b")
+        );
+        assert_eq!(
+            Target::parse("postgres://h/x?instance=a").unwrap().lease,
+            LEASE
+        );
+        assert!(Target::parse("postgres://lb@h/x?lease=100ms").is_err());
     }
 }

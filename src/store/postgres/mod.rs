@@ -7,8 +7,9 @@
 //! While the database cannot be reached, new POSTs are refused at once and nothing is
 //! queued; the records of copies finishing meanwhile wait in memory and are committed once
 //! the thread has reached it again. Rows are keyed by the instance (`connect.rs`), and an
-//! lb that starts resumes what its instance still owes (`replay.rs`). The tables are made
-//! and migrated by lb (`schema.rs`).
+//! lb that starts resumes what its instance still owes (`replay.rs`), and what instances
+//! whose lease ran out owed (`lease.rs`). The tables are made and migrated by lb
+//! (`schema.rs`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,9 +17,10 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use super::{Store, Writer};
-use crate::journal::{Done, JobRecord, Outcome, Stats, Ticket, Uncarried};
+use crate::journal::{Done, JobRecord, Outcome, Replayed, Stats, Ticket, Uncarried};
 
 mod connect;
+mod lease;
 mod replay;
 mod schema;
 mod thread;
@@ -49,12 +51,15 @@ pub struct Postgres {
     /// Why the database cannot be used, until the thread reaches it again.
     down: Option<String>,
     failed_tries: u64,
+    /// Jobs taken over from instances whose lease ran out, to be resumed.
+    claimed: Vec<Replayed>,
     done: VecDeque<Done>,
     stats: Stats,
 }
 
-/// Reaches the database at `url`, makes or migrates its tables, and reads back what this
-/// instance owes, dealt round robin among `writers` workers. It runs on a thread of its
+/// Reaches the database at `url`, makes or migrates its tables, claims this instance's
+/// name (fencing off any earlier holder), and reads back what the instance owes, dealt
+/// round robin among `writers` workers. It runs on a thread of its
 /// own, so that no PostgreSQL client ever runs on a loop's thread.
 pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
     let target = Target::parse(url)?;
@@ -64,6 +69,15 @@ pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
         .spawn(move || {
             let mut client = opening.connect()?;
             schema::migrate(&mut client, &opening.shown)?;
+            let epoch = lease::claim(&mut client, &opening).map_err(|e| {
+                format!(
+                    "PostgreSQL at {}: cannot claim instance {}: {e}",
+                    opening.shown, opening.instance
+                )
+            })?;
+            if let Ok(mut claimed) = opening.epoch.lock() {
+                *claimed = epoch;
+            }
             replay::owed(&mut client, &opening.instance, &opening.shown)
         })
         .map_err(|e| format!("cannot start the store thread: {e}"))?
@@ -102,6 +116,7 @@ impl Postgres {
             in_flight: None,
             down: None,
             failed_tries: 0,
+            claimed: Vec::new(),
             done: VecDeque::new(),
             stats: Stats {
                 replayed,
@@ -137,6 +152,12 @@ impl Postgres {
             News::Committed { upto, result, took } => {
                 let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
                 self.committed(upto, result, took, finished);
+            }
+            News::Refused(why) => self.down = Some(why),
+            News::Retired => {}
+            News::TookOver(jobs) => {
+                self.stats.replayed += jobs.len() as u64;
+                self.claimed.extend(jobs);
             }
             News::Reachable => {
                 if self.down.take().is_some() {
@@ -295,6 +316,10 @@ impl Store for Postgres {
 
     fn take_done(&mut self) -> Option<Done> {
         self.done.pop_front()
+    }
+
+    fn take_claimed(&mut self) -> Vec<Replayed> {
+        std::mem::take(&mut self.claimed)
     }
 
     fn flush(&mut self) {

@@ -1,10 +1,9 @@
-//! Reading back at start what this instance still owes: each job with the backends it
-//! has copies owed to. Jobs left with no copy (a finished copy deleted, the job's own
-//! delete not yet committed: it cannot happen within one transaction, but rows written by
-//! hand can) are deleted rather than resumed.
+//! Reading back what an instance owes, at start and when it takes another's over: each
+//! job with the backends it has copies owed to. At start, jobs left with no copy (which one
+//! transaction never leaves, but rows written by hand can) are deleted, not resumed.
 
 use log::warn;
-use postgres::{Client, Row};
+use postgres::{Client, GenericClient, Row};
 
 use crate::journal::Replayed;
 
@@ -18,15 +17,23 @@ pub fn owed(client: &mut Client, instance: &str, shown: &str) -> Result<Vec<Repl
             &[&instance],
         )
         .map_err(failed)?;
-    let rows = client
-        .query(
-            "SELECT j.id, j.request_id, j.request, array_agg(c.backend ORDER BY c.backend) \
-             FROM lb_jobs j JOIN lb_copies c ON c.instance = j.instance AND c.job = j.id \
-             WHERE j.instance = $1 GROUP BY j.id, j.request_id, j.request, j.created \
-             ORDER BY j.created, j.id",
-            &[&instance],
-        )
-        .map_err(failed)?;
+    jobs(client, instance, None, shown).map_err(failed)
+}
+
+/// `instance`'s jobs (those of `ids` only, if given), each with the backends still owed.
+pub fn jobs(
+    client: &mut impl GenericClient,
+    instance: &str,
+    ids: Option<&[Vec<u8>]>,
+    shown: &str,
+) -> Result<Vec<Replayed>, postgres::Error> {
+    let rows = client.query(
+        "SELECT j.id, j.request_id, j.request, array_agg(c.backend ORDER BY c.backend) \
+         FROM lb_jobs j JOIN lb_copies c ON c.instance = j.instance AND c.job = j.id \
+         WHERE j.instance = $1 AND ($2::bytea[] IS NULL OR j.id = ANY($2)) \
+         GROUP BY j.id, j.request_id, j.request, j.created ORDER BY j.created, j.id",
+        &[&instance, &ids],
+    )?;
     let mut owed = Vec::with_capacity(rows.len());
     for row in &rows {
         match read(row) {

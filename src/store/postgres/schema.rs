@@ -26,6 +26,18 @@ const STEPS: &[&str] = &[
          PRIMARY KEY (instance, job, backend),
          FOREIGN KEY (instance, job) REFERENCES lb_jobs ON DELETE CASCADE
      );",
+    // 2: leases. An instance's row says until when it is alive, under which epoch it may
+    // commit, and which instance took its copies over, if one did; a job's rows move to
+    // another instance when that one takes them over.
+    "CREATE TABLE lb_instances (
+         instance text PRIMARY KEY,
+         epoch bigint NOT NULL,
+         expires timestamptz NOT NULL,
+         taken_by text
+     );
+     ALTER TABLE lb_copies DROP CONSTRAINT lb_copies_instance_job_fkey,
+         ADD FOREIGN KEY (instance, job) REFERENCES lb_jobs
+             ON DELETE CASCADE ON UPDATE CASCADE;",
 ];
 
 /// Any number, the same for every lb: held while the tables are made or migrated.

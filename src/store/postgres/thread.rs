@@ -3,13 +3,18 @@
 //! `postgres` crate drives its connection with a small runtime of its own, which lives in
 //! this thread and never touches the event loop. Without a connection it tries again on
 //! its own every `RECONNECT`, and says when it has one, so the loop takes POSTs again.
+//! With one, it renews the instance's lease a few times per lease, and takes over the
+//! copies of instances whose lease ran out (`lease.rs`).
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
+use log::{info, warn};
 use postgres::Client;
 
 use super::connect::Target;
+use super::lease::{self, Failure};
+use crate::journal::Replayed;
 
 /// How often the thread tries to reach the database again while it cannot.
 pub const RECONNECT: Duration = Duration::from_millis(500);
@@ -46,6 +51,12 @@ pub enum News {
     },
     /// The database can be reached again.
     Reachable,
+    /// The jobs of an instance whose lease ran out, now this instance's.
+    TookOver(Vec<Replayed>),
+    /// Another lb claimed the name: new POSTs are refused for good, for this reason.
+    Refused(String),
+    /// Within the thread: another lb claimed the name (told the loop as `Refused`).
+    Retired,
 }
 
 /// The loop's end of the thread.
@@ -81,47 +92,192 @@ impl Thread {
     }
 }
 
+/// The thread's connection, and since when it has had it.
+struct Conn {
+    client: Client,
+    since: Instant,
+}
+
 fn run(target: &Target, inbox: &Receiver<Batch>, outbox: &Sender<News>, wake: &dyn Fn()) {
-    let mut client: Option<Client> = None;
+    let mut conn: Option<Conn> = None;
+    let beat = target.lease / 3;
+    let mut next_beat = Instant::now();
     loop {
-        let batch = match &client {
-            Some(_) => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            None => inbox.recv_timeout(RECONNECT),
+        let wait = match &conn {
+            Some(_) => next_beat.saturating_duration_since(Instant::now()),
+            None => RECONNECT,
         };
-        let news = match batch {
-            Ok(batch) => {
-                let started = Instant::now();
-                let result = commit(target, &mut client, &batch.ops);
-                if result.is_err() {
-                    client = None;
-                }
-                News::Committed {
-                    upto: batch.upto,
-                    result,
-                    took: started.elapsed(),
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => match target.connect() {
-                Ok(c) => {
-                    client = Some(c);
-                    News::Reachable
-                }
-                Err(_) => continue,
-            },
+        let mut news = Vec::new();
+        match inbox.recv_timeout(wait) {
+            Ok(batch) => news.extend(commit(target, &mut conn, batch)),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
-        };
-        if outbox.send(news).is_err() {
-            return;
+        }
+        if news.iter().any(|n| matches!(n, News::Retired)) {
+            return retired(target, inbox, outbox, wake, news);
+        }
+        if conn.is_none() && news.is_empty() {
+            conn = connect(target);
+            news.extend(conn.as_ref().map(|_| News::Reachable));
+        }
+        if let Some(c) = conn.as_mut().filter(|_| Instant::now() >= next_beat) {
+            next_beat = Instant::now() + beat;
+            match heartbeat(target, c) {
+                Ok(took) => news.extend(took),
+                Err(Failure::Fenced) if !fenced(target, c) => {
+                    return retired(target, inbox, outbox, wake, news);
+                }
+                Err(Failure::Fenced) => {}
+                Err(Failure::Db(_)) => conn = None,
+            }
+        }
+        if news.is_empty() {
+            continue;
+        }
+        for n in news {
+            if outbox.send(n).is_err() {
+                return;
+            }
         }
         wake();
     }
 }
 
-fn commit(target: &Target, client: &mut Option<Client>, ops: &[Op]) -> Result<(), String> {
-    let c = match client {
-        Some(c) if !c.is_closed() => c,
-        _ => client.insert(target.connect()?),
+fn connect(target: &Target) -> Option<Conn> {
+    let client = target.connect().ok()?;
+    Some(Conn {
+        client,
+        since: Instant::now(),
+    })
+}
+
+fn epoch(target: &Target) -> i64 {
+    target.epoch.lock().map(|e| *e).unwrap_or(0)
+}
+
+/// Commits `batch`: what the loop is told of it, and (after a commit refused by a raised
+/// epoch, once the name is claimed again) that POSTs may be taken again.
+fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> Vec<News> {
+    let started = Instant::now();
+    let epoch = epoch(target);
+    let c = match conn.take().filter(|c| !c.client.is_closed()) {
+        Some(c) => Some(c),
+        None => connect(target),
     };
-    super::write::commit(c, &target.instance, ops)
-        .map_err(|e| format!("cannot commit to PostgreSQL: {e}"))
+    let Some(mut c) = c else {
+        let why = format!("cannot reach PostgreSQL at {}", target.shown);
+        return vec![committed(batch.upto, Err(why), started)];
+    };
+    let result = super::write::commit(&mut c.client, target, epoch, &batch.ops);
+    let mut news = Vec::new();
+    match result {
+        Ok(()) => news.push(committed(batch.upto, Ok(()), started)),
+        Err(Failure::Db(e)) => {
+            let why = format!("cannot commit to PostgreSQL at {}: {e}", target.shown);
+            return vec![committed(batch.upto, Err(why), started)];
+        }
+        Err(Failure::Fenced) => {
+            let why = format!(
+                "instance {} was taken over by another lb after its lease ran out",
+                target.instance
+            );
+            news.push(committed(batch.upto, Err(why), started));
+            news.push(match fenced(target, &mut c) {
+                true => News::Reachable,
+                false => News::Retired,
+            });
+        }
+    }
+    *conn = Some(c);
+    news
+}
+
+fn committed(upto: Option<u64>, result: Result<(), String>, started: Instant) -> News {
+    News::Committed {
+        upto,
+        result,
+        took: started.elapsed(),
+    }
+}
+
+/// Renews the lease; once the connection has lasted a lease (so that every lb that lost
+/// the database with this one has had the time to renew its own), takes over one
+/// instance whose lease ran out, if there is one.
+fn heartbeat(target: &Target, c: &mut Conn) -> Result<Option<News>, Failure> {
+    let epoch = epoch(target);
+    let mut tx = c.client.transaction()?;
+    lease::renew(&mut tx, target, epoch)?;
+    tx.commit()?;
+    if c.since.elapsed() < target.lease {
+        return Ok(None);
+    }
+    let Some((from, jobs)) = lease::take_over(&mut c.client, target, epoch)? else {
+        return Ok(None);
+    };
+    info!(
+        "PostgreSQL at {}: instance {from} let its lease run out; this lb (instance {}) \
+         took over the {} writes it still owed",
+        target.shown,
+        target.instance,
+        jobs.len()
+    );
+    Ok(Some(News::TookOver(jobs)))
+}
+
+/// Another lb raised this instance's epoch. If it took the copies over, it owns what
+/// this one owed, and the name is claimed again under a new epoch for the writes to come
+/// (true). If it claimed the name itself, this lb is done with the store (false).
+fn fenced(target: &Target, c: &mut Conn) -> bool {
+    let used = epoch(target);
+    match lease::reclaim(&mut c.client, target, used) {
+        Ok(true) => {
+            warn!(
+                "PostgreSQL at {}: instance {} was taken over by another lb after its lease \
+                 ran out; that lb delivers what this one owed (this one does too, for the \
+                 copies it holds: backends drop the repeats); the name is claimed again for \
+                 new writes",
+                target.shown, target.instance
+            );
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            warn!(
+                "PostgreSQL at {}: instance {} was taken over, and cannot be claimed again: {e}",
+                target.shown, target.instance
+            );
+            true
+        }
+    }
+}
+
+/// Another lb claimed this instance's name: this one commits nothing more. Every batch
+/// fails at once, so its POSTs get 503 and new ones are refused; the loop is told once.
+fn retired(
+    target: &Target,
+    inbox: &Receiver<Batch>,
+    outbox: &Sender<News>,
+    wake: &dyn Fn(),
+    news: Vec<News>,
+) {
+    let why = format!(
+        "instance {} was claimed by another lb started with the same name (an upgrade, or a \
+         second lb by mistake): this lb commits nothing more to PostgreSQL at {}",
+        target.instance, target.shown
+    );
+    warn!("{why}; new POSTs get 503, and the copies this lb holds are still delivered");
+    let told = news.into_iter().filter(|n| !matches!(n, News::Retired));
+    for n in told.chain(std::iter::once(News::Refused(why.clone()))) {
+        if outbox.send(n).is_err() {
+            return;
+        }
+    }
+    wake();
+    for batch in inbox {
+        let news = committed(batch.upto, Err(why.clone()), Instant::now());
+        if outbox.send(news).is_err() {
+            return;
+        }
+        wake();
+    }
 }

@@ -1,10 +1,13 @@
-//! One batch in one transaction (group commit): the new jobs and their owed copies are
+//! One batch in one transaction (group commit): the lease renewed (and the commit refused
+//! if another lb has raised the epoch meanwhile), the new jobs and their owed copies
 //! inserted, the finished copies deleted, and the jobs left with none deleted. Each kind
 //! is one statement over arrays, so a batch costs the same few round trips whatever its
 //! size.
 
 use postgres::Client;
 
+use super::connect::Target;
+use super::lease::{self, Failure};
 use super::thread::Op;
 
 /// A batch as columns, for `unnest`.
@@ -19,7 +22,8 @@ struct Columns<'a> {
     finished: (Vec<&'a [u8]>, Vec<&'a str>),
 }
 
-pub fn commit(client: &mut Client, instance: &str, ops: &[Op]) -> Result<(), postgres::Error> {
+pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> Result<(), Failure> {
+    let instance = target.instance.as_str();
     let ids: Vec<[u8; 16]> = ops
         .iter()
         .map(|op| match op {
@@ -50,6 +54,7 @@ pub fn commit(client: &mut Client, instance: &str, ops: &[Op]) -> Result<(), pos
         }
     }
     let mut tx = client.transaction()?;
+    lease::renew(&mut tx, target, epoch)?;
     if !c.job_ids.is_empty() {
         tx.execute(
             "INSERT INTO lb_jobs (instance, id, request_id, request) \
@@ -75,5 +80,5 @@ pub fn commit(client: &mut Client, instance: &str, ops: &[Op]) -> Result<(), pos
             &[&instance, &c.finished.0],
         )?;
     }
-    tx.commit()
+    Ok(tx.commit()?)
 }
