@@ -217,8 +217,18 @@ fn a_store_that_hangs_refuses_posts_at_once_until_it_answers_again() {
         "POSTs are refused at once while the store does not answer"
     );
     assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
+    assert!(lb.wait_log("has not answered a commit for 2s", Duration::from_secs(5)));
     pg.freeze(false);
     let r = held.join().expect("the held POST");
+    assert!(
+        lb.wait_log("answered a commit after", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
+    assert_eq!(
+        lb.log_text().matches("has not answered a commit").count(),
+        1
+    );
     assert_eq!(
         r.status, 201,
         "its commit went through once the store answered"

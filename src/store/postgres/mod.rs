@@ -51,6 +51,8 @@ pub struct Postgres {
     /// Why the database cannot be used, until the thread reaches it again.
     down: Option<String>,
     failed_tries: u64,
+    /// The commit in flight is overdue (`STALL`), and that was said.
+    stalled: bool,
     /// Jobs taken over from instances whose lease ran out, to be resumed.
     claimed: Vec<Replayed>,
     done: VecDeque<Done>,
@@ -116,6 +118,7 @@ impl Postgres {
             in_flight: None,
             down: None,
             failed_tries: 0,
+            stalled: false,
             claimed: Vec::new(),
             done: VecDeque::new(),
             stats: Stats {
@@ -150,6 +153,13 @@ impl Postgres {
     fn news(&mut self, news: News) {
         match news {
             News::Committed { upto, result, took } => {
+                if std::mem::take(&mut self.stalled) {
+                    info!(
+                        "PostgreSQL at {} answered a commit after {took:?}; new POSTs are \
+                         taken again",
+                        self.target.shown
+                    );
+                }
                 let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
                 self.committed(upto, result, took, finished);
             }
@@ -305,6 +315,17 @@ impl Store for Postgres {
         }
         self.fail_queued(None);
         self.hand_to_thread();
+        let overdue = self
+            .in_flight
+            .as_ref()
+            .map(|(since, _)| since.elapsed() > STALL);
+        if overdue == Some(true) && !std::mem::replace(&mut self.stalled, true) {
+            warn!(
+                "PostgreSQL at {} has not answered a commit for {STALL:?}; new POSTs get 503 \
+                 until it does (GETs go on)",
+                self.target.shown
+            );
+        }
     }
 
     fn poll_thread(&mut self) {
