@@ -164,7 +164,6 @@ impl Postgres {
                 self.committed(upto, result, took, finished);
             }
             News::Refused(why) => self.down = Some(why),
-            News::Retired => {}
             News::TookOver(jobs) => {
                 self.stats.replayed += jobs.len() as u64;
                 self.claimed.extend(jobs);

@@ -55,8 +55,6 @@ pub enum News {
     TookOver(Vec<Replayed>),
     /// Another lb claimed the name: new POSTs are refused for good, for this reason.
     Refused(String),
-    /// Within the thread: another lb claimed the name (told the loop as `Refused`).
-    Retired,
 }
 
 /// The loop's end of the thread.
@@ -109,12 +107,15 @@ fn run(target: &Target, inbox: &Receiver<Batch>, outbox: &Sender<News>, wake: &d
         };
         let mut news = Vec::new();
         match inbox.recv_timeout(wait) {
-            Ok(batch) => news.extend(commit(target, &mut conn, batch)),
+            Ok(batch) => {
+                let (told, claimed) = commit(target, &mut conn, batch);
+                news.extend(told);
+                if !claimed {
+                    return retired(target, inbox, outbox, wake, news);
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
-        }
-        if news.iter().any(|n| matches!(n, News::Retired)) {
-            return retired(target, inbox, outbox, wake, news);
         }
         if conn.is_none() && news.is_empty() {
             conn = connect(target);
@@ -155,9 +156,10 @@ fn epoch(target: &Target) -> i64 {
     target.epoch.lock().map(|e| *e).unwrap_or(0)
 }
 
-/// Commits `batch`: what the loop is told of it, and (after a commit refused by a raised
-/// epoch, once the name is claimed again) that POSTs may be taken again.
-fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> Vec<News> {
+/// Commits `batch`: what the loop is told of it (after a commit refused by a raised epoch,
+/// once the name is claimed again, that POSTs may be taken again), and whether this lb
+/// still holds its name (false: another lb claimed it).
+fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> (Vec<News>, bool) {
     let started = Instant::now();
     let epoch = epoch(target);
     let c = match conn.take().filter(|c| !c.client.is_closed()) {
@@ -166,7 +168,7 @@ fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> Vec<News> {
     };
     let Some(mut c) = c else {
         let why = format!("cannot reach PostgreSQL at {}", target.shown);
-        return vec![committed(batch.upto, Err(why), started)];
+        return (vec![committed(batch.upto, Err(why), started)], true);
     };
     let result = super::write::commit(&mut c.client, target, epoch, &batch.ops);
     let mut news = Vec::new();
@@ -174,7 +176,7 @@ fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> Vec<News> {
         Ok(()) => news.push(committed(batch.upto, Ok(()), started)),
         Err(Failure::Db(e)) => {
             let why = format!("cannot commit to PostgreSQL at {}: {e}", target.shown);
-            return vec![committed(batch.upto, Err(why), started)];
+            return (vec![committed(batch.upto, Err(why), started)], true);
         }
         Err(Failure::Fenced) => {
             let why = format!(
@@ -182,14 +184,14 @@ fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> Vec<News> {
                 target.instance
             );
             news.push(committed(batch.upto, Err(why), started));
-            news.push(match fenced(target, &mut c) {
-                true => News::Reachable,
-                false => News::Retired,
-            });
+            if !fenced(target, &mut c) {
+                return (news, false);
+            }
+            news.push(News::Reachable);
         }
     }
     *conn = Some(c);
-    news
+    (news, true)
 }
 
 fn committed(upto: Option<u64>, result: Result<(), String>, started: Instant) -> News {
@@ -266,8 +268,10 @@ fn retired(
         target.instance, target.shown
     );
     warn!("{why}; new POSTs get 503, and the copies this lb holds are still delivered");
-    let told = news.into_iter().filter(|n| !matches!(n, News::Retired));
-    for n in told.chain(std::iter::once(News::Refused(why.clone()))) {
+    for n in news
+        .into_iter()
+        .chain(std::iter::once(News::Refused(why.clone())))
+    {
         if outbox.send(n).is_err() {
             return;
         }
