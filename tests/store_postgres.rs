@@ -218,6 +218,10 @@ fn a_store_that_hangs_refuses_posts_at_once_until_it_answers_again() {
     );
     assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
     assert!(lb.wait_log("has not answered a commit for 2s", Duration::from_secs(5)));
+    assert!(
+        !held.is_finished(),
+        "a POST is answered only once its record is committed"
+    );
     pg.freeze(false);
     let r = held.join().expect("the held POST");
     assert!(

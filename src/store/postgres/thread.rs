@@ -17,7 +17,7 @@ use super::lease::{self, Failure};
 use crate::journal::Replayed;
 
 /// How often the thread tries to reach the database again while it cannot.
-pub const RECONNECT: Duration = Duration::from_millis(500);
+const RECONNECT: Duration = Duration::from_millis(500);
 
 /// One record for the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
