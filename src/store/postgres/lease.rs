@@ -22,7 +22,8 @@ use crate::journal::Replayed;
 #[derive(Debug)]
 pub enum Failure {
     Db(postgres::Error),
-    /// Another lb raised this instance's epoch: it took over what this one owed.
+    /// Another lb raised this instance's epoch: it took over what this one owed, or
+    /// claimed the name itself.
     Fenced,
 }
 
