@@ -360,14 +360,19 @@ fn a_dead_instances_copies_are_taken_over_once_its_lease_runs_out() {
     let good = backend("good", &[]);
     let late_addr = format!("127.0.0.1:{}", free_port());
     let good_addr = good.addr.to_string();
+    // Two instances on one store, each with its lease.
     let mut a = leased(&pg, "a", &[&good_addr, &late_addr]);
+    let b = leased(&pg, "b", &[&good_addr, &late_addr]);
     let users: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
     register(&a, &users);
+    assert!(
+        !b.log_text().contains("took over"),
+        "a live instance's copies stay its own"
+    );
     a.signal(libc::SIGKILL);
     assert_eq!(a.exit_code_within(Duration::from_secs(5)), Some(-1));
     assert_eq!(epoch(&pg, "a"), 1);
     let late = backend_on("late", &late_addr, &[]);
-    let b = leased(&pg, "b", &[&good_addr, &late_addr]);
     assert!(
         b.wait_log(
             "instance a let its lease run out; this lb (instance b) took over the 50 writes",
