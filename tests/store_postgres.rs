@@ -472,7 +472,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 2, instance old): 1 writes still owed",
+            "(schema version 3, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -483,7 +483,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 
@@ -518,4 +518,68 @@ fn a_second_lb_with_the_same_name_takes_it_and_the_first_takes_no_more_posts() {
     }
     assert_eq!(epoch(&pg, "x"), 2);
     assert_eq!(registered(&b, "n1"), 0, "a refused POST went nowhere");
+}
+
+#[test]
+fn operators_see_what_is_owed_per_backend_and_what_was_given_up() {
+    let Some(pg) = Postgres::start("views") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let good_addr = good.addr.to_string();
+    let down = format!("127.0.0.1:{}", free_port());
+    let gone = format!("127.0.0.1:{}", free_port());
+    // A backend that never answers: its copies wait, parked by the health checks.
+    let url = pg.url("ops");
+    let mut args = lb_args(&[&good_addr, &down], &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    register(&lb, &["v1".to_string(), "v2".to_string()]);
+    let owed = || -> Vec<(String, String, i64)> {
+        pg.client()
+            .query("SELECT instance, backend, copies FROM lb_owed", &[])
+            .expect("read lb_owed")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    assert_eq!(owed(), vec![("ops".to_string(), down.clone(), 2)]);
+    drop(lb);
+    // Started again without that backend: what it was owed is given up. Another that
+    // never answers, without health checks and with two attempts: given up too.
+    let quick = [
+        "--retry-base",
+        "20ms",
+        "--retry-max",
+        "40ms",
+        "--retry-attempts",
+        "2",
+        "--health-interval",
+        "0",
+    ];
+    let mut args = lb_args(&[&good_addr, &gone], &["--journal", &url]);
+    args.extend_from_slice(&quick);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    register(&lb, &["v3".to_string()]);
+    let given_up = || -> Vec<(String, Vec<u8>)> {
+        pg.client()
+            .query("SELECT backend, request_id FROM lb_given_up", &[])
+            .expect("read lb_given_up")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let count = |backend: &str| given_up().iter().filter(|(b, _)| b == backend).count();
+    assert!(
+        eventually(Duration::from_secs(10), || count(&gone) == 1),
+        "{:?}\n{}",
+        given_up(),
+        lb.log_text()
+    );
+    assert_eq!(count(&down), 2);
+    assert!(
+        given_up().iter().all(|(_, id)| !id.is_empty()),
+        "with its X-Request-Id"
+    );
+    assert!(eventually(Duration::from_secs(10), || owed().is_empty()));
 }

@@ -291,10 +291,11 @@ impl Store for Postgres {
         self.append(job)
     }
 
-    fn record(&mut self, id: u128, backend: &str, _outcome: Outcome) {
+    fn record(&mut self, id: u128, backend: &str, outcome: Outcome) {
         self.add(Op::Finished {
             id,
             backend: backend.to_string(),
+            given_up: outcome == Outcome::Spent,
         });
     }
 

@@ -38,6 +38,21 @@ const STEPS: &[&str] = &[
      ALTER TABLE lb_copies DROP CONSTRAINT lb_copies_instance_job_fkey,
          ADD FOREIGN KEY (instance, job) REFERENCES lb_jobs
              ON DELETE CASCADE ON UPDATE CASCADE;",
+    // 3: for operators. `lb_owed`: the copies owed per instance and backend, and since
+    // when the oldest is; `lb_given_up`: each copy given up, kept until an operator
+    // deletes it (lb only adds to it).
+    "CREATE VIEW lb_owed AS
+         SELECT c.instance, c.backend, count(*) AS copies, min(j.created) AS oldest
+         FROM lb_copies c JOIN lb_jobs j ON j.instance = c.instance AND j.id = c.job
+         GROUP BY c.instance, c.backend;
+     CREATE TABLE lb_given_up (
+         instance text NOT NULL,
+         job bytea NOT NULL,
+         backend text NOT NULL,
+         request_id bytea NOT NULL,
+         at timestamptz NOT NULL DEFAULT now()
+     );
+     CREATE INDEX ON lb_given_up (at);",
 ];
 
 /// Any number, the same for every lb: held while the tables are made or migrated.

@@ -29,8 +29,13 @@ pub enum Op {
         request: Vec<u8>,
         backends: Vec<String>,
     },
-    /// One backend's copy of job `id` is finished, whatever its outcome.
-    Finished { id: u128, backend: String },
+    /// One backend's copy of job `id` is finished: delivered, refused, or (`given_up`)
+    /// given up, which operators are shown.
+    Finished {
+        id: u128,
+        backend: String,
+        given_up: bool,
+    },
 }
 
 /// The records of the batches up to `upto` (`None`: only records that failed to be

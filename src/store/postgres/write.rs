@@ -1,6 +1,7 @@
 //! One batch in one transaction (group commit): the lease renewed (and the commit refused
 //! if another lb has raised the epoch meanwhile), the new jobs and their owed copies
-//! inserted, the finished copies deleted, and the jobs left with none deleted. Each kind
+//! inserted, the copies given up noted for operators, the finished copies deleted, and the
+//! jobs left with none deleted. Each kind
 //! is one statement over arrays, so a batch costs the same few round trips whatever its
 //! size.
 
@@ -18,8 +19,9 @@ struct Columns<'a> {
     requests: Vec<&'a [u8]>,
     /// Owed copies: job and backend.
     owed: (Vec<&'a [u8]>, Vec<&'a str>),
-    /// Finished copies: job and backend.
+    /// Finished copies: job and backend; and those of them given up.
     finished: (Vec<&'a [u8]>, Vec<&'a str>),
+    given_up: (Vec<&'a [u8]>, Vec<&'a str>),
 }
 
 pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> Result<(), Failure> {
@@ -47,9 +49,15 @@ pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> R
                     c.owed.1.push(b);
                 }
             }
-            Op::Finished { backend, .. } => {
+            Op::Finished {
+                backend, given_up, ..
+            } => {
                 c.finished.0.push(id);
                 c.finished.1.push(backend);
+                if *given_up {
+                    c.given_up.0.push(id);
+                    c.given_up.1.push(backend);
+                }
             }
         }
     }
@@ -66,6 +74,17 @@ pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> R
             "INSERT INTO lb_copies (instance, job, backend) \
              SELECT $1, * FROM unnest($2::bytea[], $3::text[]) ON CONFLICT DO NOTHING",
             &[&instance, &c.owed.0, &c.owed.1],
+        )?;
+    }
+    if !c.given_up.0.is_empty() {
+        // Only a copy still owed here: one given up twice (sent again) is noted once.
+        tx.execute(
+            "INSERT INTO lb_given_up (instance, job, backend, request_id) \
+             SELECT $1, c.job, c.backend, j.request_id \
+             FROM unnest($2::bytea[], $3::text[]) AS g(job, backend) \
+             JOIN lb_copies c ON c.instance = $1 AND c.job = g.job AND c.backend = g.backend \
+             JOIN lb_jobs j ON j.instance = $1 AND j.id = g.job",
+            &[&instance, &c.given_up.0, &c.given_up.1],
         )?;
     }
     if !c.finished.0.is_empty() {
