@@ -4,13 +4,16 @@
 //! refused.
 
 mod common;
+// Here only, not in common/: the other test binaries need not build a PostgreSQL client.
+#[path = "common/postgres.rs"]
+mod db;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::postgres::Postgres;
 use common::*;
+use db::Postgres;
 
 fn every_write_once(backends: &[&Proc], users: &[String]) {
     for b in backends {

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub mod postgres;
 pub mod tls;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{eventually, free_port};
+use crate::common::{eventually, free_port};
 
 pub struct Postgres {
     bin: PathBuf,
