@@ -64,6 +64,18 @@ impl Target {
             .tcp_user_timeout(TCP_USER_TIMEOUT)
             .keepalives(true)
             .application_name("lb");
+        // A session left in the middle of a transaction (its lb frozen, or cut off while
+        // the connection stays up) would hold its instance's row locked, and no other lb
+        // could take that instance over; PostgreSQL ends such a session after a lease.
+        let idle = format!(
+            "-c idle_in_transaction_session_timeout={}",
+            lease.as_millis()
+        );
+        let options = match config.get_options() {
+            Some(given) => format!("{given} {idle}"),
+            None => idle,
+        };
+        config.options(&options);
         let instance = match instance {
             Some(name) => name,
             None => host_name()?,
