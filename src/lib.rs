@@ -34,6 +34,7 @@ pub mod route;
 pub mod shared;
 pub mod signals;
 pub mod state;
+pub mod store;
 pub mod strategy;
 pub mod tcp;
 pub mod timer;

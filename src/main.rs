@@ -6,9 +6,9 @@ use lb::config::{self, BackendSpec, Command};
 use lb::drain::Stopped;
 use lb::event_loop::workers::{self, Common};
 use lb::event_loop::{EventLoop, Start};
-use lb::journal::{Journal, Opened, Writer};
 use lb::limits;
 use lb::shared::Shared;
+use lb::store::{self, Opened, Writer};
 use lb::tls::{TlsContexts, TlsSettings};
 use lb::upgrade;
 
@@ -120,19 +120,18 @@ fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
     let workers = site.process.workers;
     // One journal per process, one writer in it per worker: `None` without --journal,
     // `Some(None)` for each worker while the lb this one replaces still holds it.
-    let mut journals: Vec<Option<Option<Writer>>> = match site.process.journal.as_deref() {
-        Some(dir) => match Journal::open(dir, site.process.journal_sync, workers) {
+    let mut journals: Vec<Option<Option<Writer>>> = match site.process.journal.as_ref() {
+        Some(at) => match store::open(at, site.process.journal_sync, workers) {
             // An upgrade: the lb this one replaces lets go of the journal once it is done.
             Ok(Opened::Held(why)) if upgrade::inheriting() => {
                 log::info!(
-                    "--journal {}: {why}; this lb takes it over once that one has finished \
-                     (until then its POSTs get 503)",
-                    dir.display()
+                    "--journal {at}: {why}; this lb takes it over once that one has finished \
+                     (until then its POSTs get 503)"
                 );
                 (0..workers).map(|_| Some(None)).collect()
             }
             Ok(Opened::Held(why)) | Err(why) => {
-                log::error!("--journal {}: {why}", dir.display());
+                log::error!("--journal {at}: {why}");
                 return ExitCode::from(2);
             }
             Ok(Opened::Ready(writers)) => writers.into_iter().map(|w| Some(Some(w))).collect(),

@@ -146,7 +146,7 @@ pub struct Shared {
     finished: AtomicUsize,
     /// After an upgrade's take-over of the journal, each worker's writer, by worker, until
     /// the worker takes it (see `fanout::durable`).
-    journals: Mutex<Vec<Option<crate::journal::Writer>>>,
+    journals: Mutex<Vec<Option<crate::store::Writer>>>,
     journal_ready: AtomicBool,
 }
 
@@ -446,7 +446,7 @@ impl Shared {
     }
 
     /// After a take-over, the control loop hands each worker its journal writer.
-    pub fn hand_journals(&self, writers: Vec<Option<crate::journal::Writer>>) {
+    pub fn hand_journals(&self, writers: Vec<Option<crate::store::Writer>>) {
         if let Ok(mut j) = self.journals.lock() {
             *j = writers;
         }
@@ -455,7 +455,7 @@ impl Shared {
     }
 
     /// Worker `k`'s journal writer, once the control loop has handed it over.
-    pub fn take_journal(&self, k: usize) -> Option<crate::journal::Writer> {
+    pub fn take_journal(&self, k: usize) -> Option<crate::store::Writer> {
         if !self.journal_ready.load(Relaxed) {
             return None;
         }

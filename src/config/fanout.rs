@@ -1,6 +1,10 @@
 //! The fan-out's flag values: which answers deliver a write (`--success-status`), which
-//! failures are sent again (`--retry-on`), how the journal syncs (`--journal-sync`), and
-//! the bound on what POSTs hold in memory (`--max-buffered-bytes`).
+//! failures are sent again (`--retry-on`), where owed copies are kept (`--journal`) and
+//! how the journal syncs (`--journal-sync`), and the bound on what POSTs hold in memory
+//! (`--max-buffered-bytes`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use super::flags::{Unit, show};
 use super::num;
@@ -212,6 +216,40 @@ impl JournalSync {
             JournalSync::Off => "off",
             JournalSync::Batch => "batch",
             JournalSync::Always => "always",
+        }
+    }
+}
+
+/// Where owed POST copies are kept (`--journal`): a directory, or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalAt {
+    Dir(PathBuf),
+    /// `postgres://USER@HOST:PORT/DB` (or `postgresql://`), as given.
+    Postgres(String),
+}
+
+impl JournalAt {
+    pub fn parse(s: &str) -> JournalAt {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            JournalAt::Postgres(s.to_string())
+        } else {
+            JournalAt::Dir(PathBuf::from(s))
+        }
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        match self {
+            JournalAt::Dir(d) => Some(d),
+            JournalAt::Postgres(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for JournalAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JournalAt::Dir(d) => write!(f, "{}", d.display()),
+            JournalAt::Postgres(url) => f.write_str(url),
         }
     }
 }

@@ -450,9 +450,9 @@ pub(super) fn options() -> getopts::Options {
     o.optmulti(
         "",
         "journal",
-        "directory where POST copies still owed are kept across crashes \
-         (default: memory only; HTTP only)",
-        "DIR",
+        "directory, or postgres://USER@HOST:PORT/DB, where POST copies still owed are \
+         kept across crashes (default: memory only; HTTP only)",
+        "DIR|URL",
     );
     o.optmulti(
         "",

@@ -28,7 +28,7 @@ pub use backends::{
     resolve_site, tls_name,
 };
 use backends::{BackendList, backend_list};
-pub use fanout::{JournalSync, RetryOn, StatusSet};
+pub use fanout::{JournalAt, JournalSync, RetryOn, StatusSet};
 pub use flags::usage;
 pub use values::{Secret, parse_duration, parse_size};
 
@@ -128,7 +128,7 @@ pub struct Config {
     /// The largest answer to a POST kept to be relayed to its client.
     pub fanout_max_response: u64,
     /// Where owed POST copies are journaled; `None`: in memory only.
-    pub journal: Option<PathBuf>,
+    pub journal: Option<JournalAt>,
     pub journal_sync: JournalSync,
     /// How long SIGTERM/SIGINT waits for open work before lb exits anyway.
     pub drain_timeout: Duration,
@@ -433,7 +433,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         fanout_timeout: duration(&m, "fanout-timeout")?,
         leave_timeout: duration(&m, "leave-timeout")?,
         fanout_max_response: num(&m, "fanout-max-response")?,
-        journal: m.opt_strs("journal").pop().map(PathBuf::from),
+        journal: m.opt_strs("journal").pop().as_deref().map(JournalAt::parse),
         journal_sync: opt(&m, "journal-sync", JournalSync::Batch, JournalSync::parse)?,
         max_pending: num(&m, "max-pending")? as usize,
         max_pending_bytes: num(&m, "max-pending-bytes")?,

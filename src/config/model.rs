@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::backends::BackendLine;
 use super::diagnostic::Level;
-use super::fanout::{JournalSync, RetryOn, StatusSet};
+use super::fanout::{JournalAt, JournalSync, RetryOn, StatusSet};
 use super::values::Secret;
 use super::{AccessLogTo, LogFormat};
 use crate::proxy_protocol::{self, Cidr};
@@ -65,8 +65,12 @@ impl Site {
         }
         let process = &mut self.process;
         process.backend_ca.as_mut().map(under);
-        for path in [&mut process.journal, &mut process.hosts_file] {
-            if let Some(p) = path.as_mut().filter(|p| p.is_relative()) {
+        let journal = match &mut process.journal {
+            Some(JournalAt::Dir(p)) => Some(p),
+            _ => None,
+        };
+        for path in [journal, process.hosts_file.as_mut()] {
+            if let Some(p) = path.filter(|p| p.is_relative()) {
                 *p = dir.join(&*p);
             }
         }
@@ -290,7 +294,7 @@ pub struct Process {
     pub max_pending_bytes: u64,
     /// How long a removed backend may keep the POST copies it owes.
     pub leave_timeout: Duration,
-    pub journal: Option<PathBuf>,
+    pub journal: Option<JournalAt>,
     pub journal_sync: JournalSync,
     pub resolve_interval: Duration,
     pub hosts_file: Option<PathBuf>,

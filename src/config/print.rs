@@ -129,7 +129,7 @@ fn process(p: &Process, out: &mut String) {
     );
     e.duration("leave_timeout", "leave-timeout", p.leave_timeout);
     if let Some(j) = &p.journal {
-        e.push("journal", q(&j.display().to_string()));
+        e.push("journal", q(&j.to_string()));
     }
     if p.journal_sync != JournalSync::Batch {
         e.push("journal_sync", q(p.journal_sync.name()));

@@ -253,8 +253,14 @@ fn defaults_and_errors() {
     assert_eq!((c.journal, c.journal_sync), (None, JournalSync::Batch));
     let c = run("-b 127.0.0.1:1 --success-status 201,202 --journal /j --journal-sync off").unwrap();
     assert!(c.success_status.contains(202) && !c.success_status.contains(200));
-    assert_eq!(c.journal.as_deref(), Some(std::path::Path::new("/j")));
+    assert_eq!(
+        c.journal.as_ref().and_then(|j| j.dir()),
+        Some(std::path::Path::new("/j"))
+    );
     assert_eq!(c.journal_sync, JournalSync::Off);
+    let url = "postgres://lb@127.0.0.1:5432/lb";
+    let c = run(&format!("-b 127.0.0.1:1 --journal {url}")).unwrap();
+    assert_eq!(c.journal, Some(super::JournalAt::Postgres(url.into())));
     assert!(run("-b 127.0.0.1:1 --journal-sync later").is_err());
 }
 

@@ -11,9 +11,9 @@ use super::{EventLoop, Start};
 use crate::config::BackendSpec;
 use crate::config::model::Site;
 use crate::drain::Stopped;
-use crate::journal::Writer;
 use crate::listen::duplicate;
 use crate::shared::Shared;
+use crate::store::Writer;
 use crate::tls::TlsContexts;
 use crate::upgrade::Listeners;
 

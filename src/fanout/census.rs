@@ -82,7 +82,7 @@ pub fn refresh_metrics(core: &mut Core) {
         bm.oldest_owed_seconds = age(core.now, o.oldest);
     }
     m.journal = core.fanout.journal.as_ref().map(|j| JournalMetrics {
-        stats: j.stats.clone(),
+        stats: j.stats().clone(),
         bytes_on_disk: j.bytes_on_disk(),
     });
     cap::review(core);

@@ -19,9 +19,10 @@ use crate::config::{FLAGS_POOL, JournalSync};
 use crate::event_loop::{Conn, Core};
 use crate::http::head::{ClientSide, Method, RequestId};
 use crate::journal::{
-    Done, Doorbell, INHERITED, JobRecord, Journal, Opened, Outcome, Replayed, Uncarried, Writer,
+    Done, Doorbell, INHERITED, JobRecord, Journal, Opened, Outcome, Replayed, Uncarried,
 };
 use crate::pool::Pool;
+use crate::store::{Store, Writer};
 
 /// How often an upgraded lb tries to take the journal over.
 const TAKEOVER_RETRY: Duration = Duration::from_millis(100);
@@ -45,10 +46,11 @@ pub fn use_journal(
     let doorbell =
         Doorbell::new().map_err(|e| format!("cannot make the journal's eventfd: {e}"))?;
     let doorbell = Arc::new(doorbell);
-    let resumed = match (writer, core.cfg.journal.clone()) {
+    let dir = core.cfg.journal.as_ref().and_then(|j| j.dir());
+    let resumed = match (writer, dir.map(PathBuf::from)) {
         (Some(mut w), _) => {
-            start(&mut w.journal, &doorbell)?;
-            core.fanout.attach_journal(*w.journal);
+            start(&mut *w.store, &doorbell)?;
+            core.fanout.attach_journal(w.store);
             w.owed
         }
         (None, Some(dir)) => {
@@ -65,10 +67,10 @@ pub fn use_journal(
     Ok((resumed, doorbell))
 }
 
-/// Starts `journal`'s thread, which rings `doorbell` after each sync.
-fn start(journal: &mut Journal, doorbell: &Arc<Doorbell>) -> Result<(), String> {
+/// Starts `store`'s thread, which rings `doorbell` after each batch it finished.
+fn start(store: &mut dyn Store, doorbell: &Arc<Doorbell>) -> Result<(), String> {
     let doorbell = Arc::clone(doorbell);
-    journal.start(Box::new(move || doorbell.ring()))
+    store.start(Box::new(move || doorbell.ring()))
 }
 
 /// Why a new POST cannot be taken now: the journal failed a moment ago, or is still held
@@ -172,7 +174,8 @@ fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
     let mut w = if core.worker == 0 {
         match Journal::open(&t.dir, t.mode, core.shared.workers()) {
             Ok(Opened::Ready(writers)) => {
-                let mut writers: Vec<Option<Writer>> = writers.into_iter().map(Some).collect();
+                let mut writers: Vec<Option<Writer>> =
+                    writers.into_iter().map(|w| Some(w.into())).collect();
                 let Some(Some(mine)) = writers.first_mut().map(Option::take) else {
                     return;
                 };
@@ -191,7 +194,7 @@ fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
             None => return,
         }
     };
-    if let Err(why) = start(&mut w.journal, &t.doorbell) {
+    if let Err(why) = start(&mut *w.store, &t.doorbell) {
         return error!("--journal {dir}: {why}");
     }
     info!(
@@ -200,16 +203,19 @@ fn take_over(conns: &mut Slab<Conn>, core: &mut Core) {
         w.owed.len()
     );
     core.fanout.takeover = None;
-    core.fanout.attach_journal(*w.journal);
+    core.fanout.attach_journal(w.store);
     resume(conns, core, w.owed);
 }
 
-/// The journal's thread finished a sync.
+/// The store's thread finished a batch, or took over another lb's owed writes.
 pub fn journal_woke(conns: &mut Slab<Conn>, core: &mut Core) {
-    if let Some(journal) = core.fanout.journal.as_mut() {
-        journal.poll_thread();
-    }
+    let Some(journal) = core.fanout.journal.as_mut() else {
+        return;
+    };
+    journal.poll_thread();
+    let claimed = journal.take_claimed();
     settle_batches(conns, core);
+    resume(conns, core, claimed);
 }
 
 fn settle_batches(conns: &mut Slab<Conn>, core: &mut Core) {

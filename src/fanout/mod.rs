@@ -22,8 +22,8 @@ use crate::event_loop::{Conn, Core, Timer};
 use crate::http::RouteRef;
 use crate::http::client::{self, ClientState};
 use crate::http::head::{ClientSide, RequestId};
-use crate::journal::Journal;
 use crate::pool::PoolId;
+use crate::store::Store;
 use crate::strategy::{Members, PickContext};
 use crate::timer::TimerId;
 
@@ -56,7 +56,7 @@ pub struct Jobs {
     jobs: Slab<Job>,
     lanes: Vec<Lane>,
     serial: u32,
-    journal: Option<Journal>,
+    journal: Option<Box<dyn Store>>,
     /// An upgraded lb waiting for the one it replaces to let go of the journal.
     takeover: Option<Takeover>,
     /// Jobs whose journal record is not written yet, then not yet durable: (batch, job,
@@ -84,9 +84,9 @@ impl Jobs {
         }
     }
 
-    /// From now on every new job goes to `journal` first.
-    pub fn attach_journal(&mut self, journal: Journal) {
-        self.journal = Some(journal);
+    /// From now on every new job goes to `store` first.
+    pub fn attach_journal(&mut self, store: Box<dyn Store>) {
+        self.journal = Some(store);
     }
 
     pub fn len(&self) -> usize {
@@ -116,8 +116,8 @@ impl Jobs {
         self.jobs.is_empty()
     }
 
-    pub fn journal(&self) -> Option<&Journal> {
-        self.journal.as_ref()
+    pub fn journal(&self) -> Option<&dyn Store> {
+        self.journal.as_deref()
     }
 
     /// lb is stopping: the answers still to come tell their clients to close.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::diagnostic::{Diagnostic, Level};
-use super::fanout::{HEAD_ROOM, JournalSync, bound_of};
+use super::fanout::{HEAD_ROOM, JournalAt, JournalSync, bound_of};
 use super::flags::{Unit, as_duration, number_flag, show};
 use super::model::{
     Action, Admin, KeyPath, Listed, Listener, Problem, Process, Protocol, Route, Site, Source,
@@ -489,7 +489,7 @@ fn read_process(doc: &mut Doc, t: &Table, routes: &[Route]) -> Option<Process> {
         max_pending: number_or_default(doc, t, "max_pending") as usize,
         max_pending_bytes: number_or_default(doc, t, "max_pending_bytes"),
         leave_timeout: as_duration(number_or_default(doc, t, "leave_timeout")),
-        journal: doc.string(t, "journal").map(PathBuf::from),
+        journal: doc.string(t, "journal").as_deref().map(JournalAt::parse),
         journal_sync: parsed(doc, t, "journal_sync", JournalSync::parse)
             .unwrap_or(JournalSync::Batch),
         resolve_interval: as_duration(number_or_default(doc, t, "resolve_interval")),

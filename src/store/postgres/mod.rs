@@ -1,0 +1,374 @@
+//! Owed POST copies in PostgreSQL (`--journal postgres://...`): the loop's side. A turn's
+//! records are one batch; the store thread (`thread.rs`) commits every batch made while
+//! it was busy in one transaction (`write.rs`) and rings the loop, which only then lets
+//! the copies of those jobs go out and their answers through. So a copy reaches a backend
+//! only once its record is committed, and a client hears of a delivery only then.
+//!
+//! While the database cannot be reached, new POSTs are refused at once and nothing is
+//! queued; the records of copies finishing meanwhile wait in memory and are committed once
+//! the thread has reached it again. Rows are keyed by the instance (`connect.rs`), and an
+//! lb that starts resumes what its instance still owes (`replay.rs`), and what instances
+//! whose lease ran out owed (`lease.rs`). The tables are made and migrated by lb
+//! (`schema.rs`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+
+use super::{Store, Writer};
+use crate::journal::{Done, JobRecord, Outcome, Replayed, Stats, Ticket, Uncarried};
+
+mod connect;
+mod lease;
+mod replay;
+mod schema;
+mod thread;
+mod write;
+
+use connect::Target;
+use thread::{Batch, News, Op, Thread};
+
+/// A commit unanswered this long means the database is unreachable in all but name: new
+/// POSTs are refused until it answers.
+const STALL: Duration = Duration::from_secs(2);
+/// How long lb, exiting, waits for its last records to be committed.
+const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Postgres {
+    target: Target,
+    thread: Option<Thread>,
+    /// The batch the next record goes into.
+    batch: u64,
+    /// Records of closed batches not yet handed to the thread, and the last such batch.
+    queued: Vec<Op>,
+    queued_upto: Option<u64>,
+    /// The records of the open batch.
+    pending: Vec<Op>,
+    /// The batch in the thread: since when, and its finished copies, to send again should
+    /// it fail (a failed job is refused to its client instead: nothing of it went out).
+    in_flight: Option<(Instant, Vec<Op>)>,
+    /// Why the database cannot be used, until the thread reaches it again.
+    down: Option<String>,
+    failed_tries: u64,
+    /// The commit in flight is overdue (`STALL`), and that was said.
+    stalled: bool,
+    /// Jobs taken over from instances whose lease ran out, to be resumed.
+    claimed: Vec<Replayed>,
+    done: VecDeque<Done>,
+    stats: Stats,
+}
+
+/// Reaches the database at `url`, makes or migrates its tables, claims this instance's
+/// name (fencing off any earlier holder), and reads back what the instance owes, dealt
+/// round robin among `writers` workers. It runs on a thread of its
+/// own, so that no PostgreSQL client ever runs on a loop's thread.
+pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
+    let target = Target::parse(url)?;
+    let opening = target.clone();
+    let owed = std::thread::Builder::new()
+        .name("lb-store-open".into())
+        .spawn(move || {
+            let mut client = opening.connect()?;
+            schema::migrate(&mut client, &opening.shown)?;
+            let epoch = lease::claim(&mut client, &opening).map_err(|e| {
+                format!(
+                    "PostgreSQL at {}: cannot claim instance {}: {e}",
+                    opening.shown, opening.instance
+                )
+            })?;
+            if let Ok(mut claimed) = opening.epoch.lock() {
+                *claimed = epoch;
+            }
+            replay::owed(&mut client, &opening.instance, &opening.shown)
+        })
+        .map_err(|e| format!("cannot start the store thread: {e}"))?
+        .join()
+        .map_err(|_| "the store thread failed while opening the store".to_string())??;
+    info!(
+        "PostgreSQL at {} (schema version {}, instance {}): {} writes still owed are resumed",
+        target.shown,
+        schema::current(),
+        target.instance,
+        owed.len()
+    );
+    let writers = writers.max(1);
+    let mut shares: Vec<Vec<_>> = (0..writers).map(|_| Vec::new()).collect();
+    for (i, job) in owed.into_iter().enumerate() {
+        shares[i % writers].push(job);
+    }
+    Ok(shares
+        .into_iter()
+        .map(|owed| Writer {
+            store: Box::new(Postgres::new(target.clone(), owed.len() as u64)),
+            owed,
+        })
+        .collect())
+}
+
+impl Postgres {
+    fn new(target: Target, replayed: u64) -> Postgres {
+        Postgres {
+            target,
+            thread: None,
+            batch: 0,
+            queued: Vec::new(),
+            queued_upto: None,
+            pending: Vec::new(),
+            in_flight: None,
+            down: None,
+            failed_tries: 0,
+            stalled: false,
+            claimed: Vec::new(),
+            done: VecDeque::new(),
+            stats: Stats {
+                replayed,
+                ..Stats::default()
+            },
+        }
+    }
+
+    /// Gives the thread what is queued, unless it is busy or the database is down (then
+    /// the thread is reaching for it on its own, and says when it has).
+    fn hand_to_thread(&mut self) {
+        let Some(thread) = &self.thread else {
+            return;
+        };
+        if self.in_flight.is_some() || self.down.is_some() || self.queued.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.queued);
+        let finished = ops
+            .iter()
+            .filter(|op| matches!(op, Op::Finished { .. }))
+            .cloned()
+            .collect();
+        let upto = self.queued_upto.take();
+        match thread.send(Batch { upto, ops }) {
+            Ok(()) => self.in_flight = Some((Instant::now(), finished)),
+            Err(why) => self.committed(upto, Err(why), Duration::ZERO, finished),
+        }
+    }
+
+    fn news(&mut self, news: News) {
+        match news {
+            News::Committed { upto, result, took } => {
+                if std::mem::take(&mut self.stalled) {
+                    info!(
+                        "PostgreSQL at {} answered a commit after {took:?}; new POSTs are \
+                         taken again",
+                        self.target.shown
+                    );
+                }
+                let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
+                self.committed(upto, result, took, finished);
+            }
+            News::Refused(why) => self.down = Some(why),
+            News::TookOver(jobs) => {
+                self.stats.replayed += jobs.len() as u64;
+                self.claimed.extend(jobs);
+            }
+            News::Reachable => {
+                if self.down.take().is_some() {
+                    info!(
+                        "PostgreSQL at {} reached again after {} failed tries; new POSTs are \
+                         taken again",
+                        self.target.shown, self.failed_tries
+                    );
+                    self.failed_tries = 0;
+                }
+            }
+        }
+    }
+
+    fn committed(
+        &mut self,
+        upto: Option<u64>,
+        result: Result<(), String>,
+        took: Duration,
+        finished: Vec<Op>,
+    ) {
+        match &result {
+            Ok(()) => {
+                self.stats.syncs += 1;
+                self.stats.sync_latency.observe(took);
+            }
+            Err(why) => {
+                self.stats.failures += 1;
+                self.failed_tries += 1;
+                if self.down.is_none() {
+                    error!(
+                        "{why}; new POSTs get 503 until it can be reached again (GETs go on; \
+                         writes already acknowledged stay owed and are delivered)"
+                    );
+                }
+                self.down = Some(why.clone());
+                // Finished copies are recorded once it is back, before the newer records.
+                let later = std::mem::take(&mut self.queued);
+                self.queued = finished;
+                self.queued.extend(later);
+                return self.fail_queued(upto);
+            }
+        }
+        if let Some(batch) = upto {
+            self.done.push_back(Done {
+                batch,
+                result,
+                durable: true,
+                uncarried: Vec::new(),
+            });
+        }
+    }
+
+    /// The database is down: the jobs of the batches up to `upto` and of those queued are
+    /// refused to their clients at once (none of their copies went out), rather than wait
+    /// for it; the finished copies stay queued.
+    fn fail_queued(&mut self, upto: Option<u64>) {
+        let Some(why) = self.down.clone() else {
+            return;
+        };
+        self.queued.retain(|op| matches!(op, Op::Finished { .. }));
+        if let Some(batch) = self.queued_upto.take().or(upto) {
+            self.done.push_back(Done {
+                batch,
+                result: Err(why),
+                durable: true,
+                uncarried: Vec::new(),
+            });
+        }
+    }
+
+    fn add(&mut self, op: Op) {
+        self.stats.records += 1;
+        self.pending.push(op);
+    }
+}
+
+impl Store for Postgres {
+    fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String> {
+        if self.thread.is_none() {
+            self.thread = Some(Thread::spawn(self.target.clone(), wake)?);
+        }
+        Ok(())
+    }
+
+    fn next_id(&mut self) -> u128 {
+        rand::random()
+    }
+
+    fn refusing(&self, now: Instant) -> Option<String> {
+        if let Some(why) = &self.down {
+            return Some(why.clone());
+        }
+        let (since, _) = self.in_flight.as_ref()?;
+        (now.saturating_duration_since(*since) > STALL).then(|| {
+            format!(
+                "PostgreSQL at {} has not answered a commit for {STALL:?}",
+                self.target.shown
+            )
+        })
+    }
+
+    fn failing(&self) -> bool {
+        self.down.is_some()
+    }
+
+    fn append(&mut self, job: &JobRecord) -> Ticket {
+        self.stats.bytes += job.request.len() as u64;
+        self.add(Op::Job {
+            id: job.id,
+            request_id: job.request_id.to_vec(),
+            request: job.request.to_vec(),
+            backends: job.backends.iter().map(|b| b.to_string()).collect(),
+        });
+        Ticket {
+            batch: self.batch,
+            segment: 0,
+        }
+    }
+
+    fn carry(&mut self, job: &JobRecord, _from: u64) -> Ticket {
+        self.append(job)
+    }
+
+    fn record(&mut self, id: u128, backend: &str, outcome: Outcome) {
+        self.add(Op::Finished {
+            id,
+            backend: backend.to_string(),
+            given_up: outcome == Outcome::Spent,
+        });
+    }
+
+    fn finished(&mut self, _segment: u64) {}
+
+    fn uncarried(&mut self, _u: Uncarried, _live: bool) {}
+
+    fn carry_due(&self, _now: Instant) -> Option<u64> {
+        None
+    }
+
+    fn end_turn(&mut self) {
+        if !self.pending.is_empty() {
+            self.queued.append(&mut self.pending);
+            self.queued_upto = Some(self.batch);
+            self.batch += 1;
+        }
+        self.fail_queued(None);
+        self.hand_to_thread();
+        let overdue = self
+            .in_flight
+            .as_ref()
+            .map(|(since, _)| since.elapsed() > STALL);
+        if overdue == Some(true) && !std::mem::replace(&mut self.stalled, true) {
+            warn!(
+                "PostgreSQL at {} has not answered a commit for {STALL:?}; new POSTs get 503 \
+                 until it does (GETs go on)",
+                self.target.shown
+            );
+        }
+    }
+
+    fn poll_thread(&mut self) {
+        while let Some(news) = self.thread.as_ref().and_then(Thread::try_recv) {
+            self.news(news);
+        }
+        self.hand_to_thread();
+    }
+
+    fn take_done(&mut self) -> Option<Done> {
+        self.done.pop_front()
+    }
+
+    fn take_claimed(&mut self) -> Vec<Replayed> {
+        std::mem::take(&mut self.claimed)
+    }
+
+    fn flush(&mut self) {
+        self.end_turn();
+        let end = Instant::now() + FLUSH_WAIT;
+        while self.in_flight.is_some() || (!self.queued.is_empty() && self.down.is_none()) {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.thread.as_ref().and_then(|t| t.recv(left)) {
+                Some(news) => self.news(news),
+                None => break,
+            }
+            self.hand_to_thread();
+        }
+        if !self.queued.is_empty() || self.in_flight.is_some() {
+            warn!(
+                "PostgreSQL at {}: the last records could not be committed; the copies they \
+                 finished will be sent again by the next start (backends drop repeats)",
+                self.target.shown
+            );
+        }
+        self.done.clear();
+    }
+
+    fn bytes_on_disk(&self) -> u64 {
+        0
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}

@@ -1,0 +1,105 @@
+//! The store's tables, made and migrated by lb. `lb_schema` holds one row: the version of
+//! the tables. Each step below takes the tables one version up, in the transaction that
+//! records it, under an advisory lock so that two lbs starting together migrate once. An
+//! lb that finds a version newer than it knows refuses to start: an lb of a later release
+//! has changed the tables, and this one would misread them.
+
+use postgres::Client;
+
+/// The steps from version 0 (nothing) up; the version is the number of steps.
+const STEPS: &[&str] = &[
+    // 1: a job per owed POST and a row per copy still owed. A copy's key leads with the
+    // instance, so the copies an instance owes are one index range: read back at its start,
+    // and what another instance would claim once a lease lapses.
+    "CREATE TABLE lb_jobs (
+         instance text NOT NULL,
+         id bytea NOT NULL,
+         request_id bytea NOT NULL,
+         request bytea NOT NULL,
+         created timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (instance, id)
+     );
+     CREATE TABLE lb_copies (
+         instance text NOT NULL,
+         job bytea NOT NULL,
+         backend text NOT NULL,
+         PRIMARY KEY (instance, job, backend),
+         FOREIGN KEY (instance, job) REFERENCES lb_jobs ON DELETE CASCADE
+     );",
+    // 2: leases. An instance's row says until when it is alive, under which epoch it may
+    // commit, and which instance took its copies over, if one did; a job's rows move to
+    // another instance when that one takes them over.
+    "CREATE TABLE lb_instances (
+         instance text PRIMARY KEY,
+         epoch bigint NOT NULL,
+         expires timestamptz NOT NULL,
+         taken_by text
+     );
+     ALTER TABLE lb_copies DROP CONSTRAINT lb_copies_instance_job_fkey,
+         ADD FOREIGN KEY (instance, job) REFERENCES lb_jobs
+             ON DELETE CASCADE ON UPDATE CASCADE;",
+    // 3: for operators. `lb_owed`: the copies owed per instance and backend, and since
+    // when the oldest is; `lb_given_up`: each copy given up, kept until an operator
+    // deletes it (lb only adds to it).
+    "CREATE VIEW lb_owed AS
+         SELECT c.instance, c.backend, count(*) AS copies, min(j.created) AS oldest
+         FROM lb_copies c JOIN lb_jobs j ON j.instance = c.instance AND j.id = c.job
+         GROUP BY c.instance, c.backend;
+     CREATE TABLE lb_given_up (
+         instance text NOT NULL,
+         job bytea NOT NULL,
+         backend text NOT NULL,
+         request_id bytea NOT NULL,
+         at timestamptz NOT NULL DEFAULT now()
+     );
+     CREATE INDEX ON lb_given_up (at);",
+];
+
+/// Any number, the same for every lb: held while the tables are made or migrated.
+const MIGRATION_LOCK: i64 = i64::from_be_bytes(*b"lb-store");
+
+/// The version this lb reads and writes.
+pub fn current() -> i32 {
+    STEPS.len() as i32
+}
+
+/// Makes or migrates the tables to `current()`; refuses a newer version.
+pub fn migrate(client: &mut Client, shown: &str) -> Result<(), String> {
+    let failed =
+        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot set up lb's tables: {e}");
+    let mut tx = client.transaction().map_err(failed)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(failed)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS lb_schema (
+             one boolean PRIMARY KEY DEFAULT true CHECK (one),
+             version integer NOT NULL
+         )",
+    )
+    .map_err(failed)?;
+    let found: i32 = match tx
+        .query_opt("SELECT version FROM lb_schema", &[])
+        .map_err(failed)?
+    {
+        Some(row) => row.try_get(0).map_err(failed)?,
+        None => 0,
+    };
+    if found > current() {
+        return Err(format!(
+            "PostgreSQL at {shown}: lb's tables are at version {found}, newer than this lb's \
+             {}: an lb of a later release has used this database. Run that release (or a \
+             later one); this lb changed nothing",
+            current()
+        ));
+    }
+    for step in &STEPS[usize::try_from(found).unwrap_or(0)..] {
+        tx.batch_execute(step).map_err(failed)?;
+    }
+    tx.execute(
+        "INSERT INTO lb_schema (version) VALUES ($1) \
+         ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+        &[&current()],
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)
+}

@@ -1,0 +1,594 @@
+//! `--journal postgres://...` against a real PostgreSQL: acknowledged writes survive
+//! `kill -9` and are resumed by the next start, a store that goes away or hangs refuses
+//! new POSTs at once and loses nothing acknowledged, and a schema newer than lb's is
+//! refused.
+
+mod common;
+// Here only, not in common/: the other test binaries need not build a PostgreSQL client.
+#[path = "common/postgres.rs"]
+mod db;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use db::Postgres;
+
+fn every_write_once(backends: &[&Proc], users: &[String]) {
+    for b in backends {
+        for user in users {
+            assert!(
+                eventually(Duration::from_secs(30), || registered(b, user) >= 1),
+                "{user} never reached {}",
+                b.addr
+            );
+            assert_eq!(registered(b, user), 1, "{user} applied twice on {}", b.addr);
+        }
+    }
+}
+
+/// Copies the store still owes, for all instances, to `backend` or (`""`) to any.
+fn owed_rows(pg: &Postgres, backend: &str) -> i64 {
+    pg.client()
+        .query_one(
+            "SELECT count(*) FROM lb_copies WHERE $1 = '' OR backend = $1",
+            &[&backend],
+        )
+        .and_then(|row| row.try_get(0))
+        .expect("count the owed copies")
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_and_the_next_start_delivers_them_once() {
+    crash_and_restart("crash", &[]);
+}
+
+#[test]
+fn with_two_workers_acknowledged_writes_survive_kill_9_and_a_restart() {
+    crash_and_restart("crash-workers", &["--workers", "2"]);
+}
+
+/// 100 writes acknowledged while one of two backends is down, lb (with `extra` flags)
+/// killed with -9 and started again on the same store, the backend back: every write
+/// reaches each backend once, and the store is left owing nothing.
+fn crash_and_restart(name: &str, extra: &[&str]) {
+    let Some(pg) = Postgres::start(name) else {
+        return;
+    };
+    let url = pg.url(name);
+    let good = backend("good", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let good_addr = good.addr.to_string();
+    let mut args = lb_args(&[&good_addr, &late_addr], &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    args.extend_from_slice(extra);
+    let mut lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    let users: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    for user in &users {
+        let r = post(lb.addr, &format!("/register?username={user}&password=p"));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    lb.signal(libc::SIGKILL);
+    assert_eq!(lb.exit_code_within(Duration::from_secs(5)), Some(-1));
+    assert_eq!(
+        owed_rows(&pg, &late_addr),
+        100,
+        "the store holds the copy owed to the backend that is down, for every write"
+    );
+    let late = backend_on("late", &late_addr, &[]);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    assert!(
+        lb.wait_log("100 writes still owed are resumed", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
+    every_write_once(&[&good, &late], &users);
+    assert!(
+        eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0),
+        "delivered copies are deleted from the store"
+    );
+}
+
+/// What the clients of a POST storm saw: the writes acknowledged, and each refusal's
+/// status, how long it took, and whether it said when to come back.
+#[derive(Default)]
+struct Storm {
+    acknowledged: Vec<String>,
+    refused: Vec<(u16, Duration, bool)>,
+}
+
+fn storm(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Mutex<Storm>>, k: usize) {
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let user = format!("s{k}-{i}");
+        i += 1;
+        let started = Instant::now();
+        let r = post(addr, &format!("/register?username={user}&password=p"));
+        let took = started.elapsed();
+        let Ok(mut s) = seen.lock() else { return };
+        match r.status {
+            201 => s.acknowledged.push(user),
+            status => {
+                let retry_after = r.header("retry-after").is_some();
+                s.refused.push((status, took, retry_after));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_store_outage_refuses_posts_at_once_and_loses_nothing_acknowledged() {
+    let Some(mut pg) = Postgres::start("outage") else {
+        return;
+    };
+    let url = pg.url("outage");
+    let up = backend("up", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let up_addr = up.addr.to_string();
+    let mut args = lb_args(&[&up_addr, &late_addr], &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Storm::default()));
+    let clients: Vec<_> = (0..4)
+        .map(|k| {
+            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            std::thread::spawn(move || storm(lb.addr, stop, seen, k))
+        })
+        .collect();
+    let acknowledged = || seen.lock().map(|s| s.acknowledged.len()).unwrap_or(0);
+    assert!(eventually(Duration::from_secs(10), || acknowledged() >= 200));
+    pg.stop();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            seen.lock().map(|s| s.refused.len() >= 50).unwrap_or(false)
+        }),
+        "POSTs are refused while the store is down"
+    );
+    assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
+    let r = post(lb.addr, "/register?username=while-down&password=p");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("PostgreSQL"), "{}", r.text());
+    pg.resume();
+    let before = acknowledged();
+    assert!(
+        eventually(Duration::from_secs(10), || acknowledged() >= before + 100),
+        "POSTs are taken again once the store is back"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("a storm client");
+    }
+    let s = seen.lock().expect("the storm's results");
+    for &(status, took, retry_after) in &s.refused {
+        assert_eq!(status, 503);
+        assert!(retry_after, "a 503 says when to come back");
+        assert!(
+            took < Duration::from_secs(1),
+            "refused at once, not {took:?}"
+        );
+    }
+    let text = lb.log_text();
+    assert_eq!(
+        text.matches("new POSTs get 503 until it can be reached again")
+            .count(),
+        1,
+        "one line for the outage, not one per POST:\n{text}"
+    );
+    assert!(text.contains("reached again after"), "{text}");
+    let late = backend_on("late", &late_addr, &[]);
+    every_write_once(&[&up, &late], &s.acknowledged);
+    assert!(
+        eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0),
+        "every copy finished during and after the outage is recorded"
+    );
+}
+
+#[test]
+fn a_store_that_hangs_refuses_posts_at_once_until_it_answers_again() {
+    let Some(pg) = Postgres::start("hang") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    let lb = spawn(
+        env!("CARGO_BIN_EXE_lb"),
+        &lb_args(&[&b_addr], &["--journal", &pg.url("hang")]),
+    );
+    assert_eq!(
+        post(lb.addr, "/register?username=h0&password=p").status,
+        201
+    );
+    pg.freeze(true);
+    // The POST whose commit hangs is held; once the commit is overdue, new ones are
+    // refused without waiting.
+    let held = std::thread::spawn(move || post(lb.addr, "/register?username=h1&password=p"));
+    let mut tries = 0;
+    let mut refused = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            tries += 1;
+            let user = format!("r{tries}");
+            let refusing = post_within(lb.addr, &user, Duration::from_millis(500)) == Some(503);
+            if refusing {
+                refused.push(user);
+            }
+            refusing
+        }),
+        "POSTs are refused at once while the store does not answer"
+    );
+    assert_eq!(get(lb.addr, "/").status, 200, "GETs go on");
+    assert!(lb.wait_log("has not answered a commit for 2s", Duration::from_secs(5)));
+    assert!(
+        !held.is_finished(),
+        "a POST is answered only once its record is committed"
+    );
+    pg.freeze(false);
+    let r = held.join().expect("the held POST");
+    assert!(
+        lb.wait_log("answered a commit after", Duration::from_secs(5)),
+        "{}",
+        lb.log_text()
+    );
+    assert_eq!(
+        lb.log_text().matches("has not answered a commit").count(),
+        1
+    );
+    assert_eq!(
+        r.status, 201,
+        "its commit went through once the store answered"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            post(lb.addr, "/register?username=h2&password=p").status == 201
+        }),
+        "POSTs are taken again"
+    );
+    for user in ["h0", "h1", "h2"] {
+        assert_eq!(registered(&b, user), 1, "{user}");
+    }
+    for user in &refused {
+        assert_eq!(registered(&b, user), 0, "a refused POST went nowhere");
+    }
+}
+
+/// The status of a POST registering `user`, if it comes within `within`; `None` while lb
+/// holds it (the connection is then closed).
+fn post_within(addr: std::net::SocketAddr, user: &str, within: Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(within)).ok()?;
+    let request = format!(
+        "POST /register?username={user}&password=p HTTP/1.1\r\nHost: t\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[test]
+fn a_schema_newer_than_lb_is_refused_at_start() {
+    let Some(pg) = Postgres::start("schema") else {
+        return;
+    };
+    let url = pg.url("schema");
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    // The first start makes the tables at lb's version.
+    let mut lb = spawn(
+        env!("CARGO_BIN_EXE_lb"),
+        &lb_args(&[&b_addr], &["--journal", &url]),
+    );
+    lb.kill();
+    pg.client()
+        .execute("UPDATE lb_schema SET version = version + 1", &[])
+        .expect("pretend a later lb migrated");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lb"));
+    cmd.args(lb_args(&[&b_addr], &["--journal", &url]));
+    let mut refused = spawn_exiting(&mut cmd);
+    assert_eq!(
+        refused.exit_code_within(Duration::from_secs(10)),
+        Some(2),
+        "{}",
+        refused.log_text()
+    );
+    assert!(
+        refused.wait_log("newer than this lb's", Duration::from_secs(5)),
+        "{}",
+        refused.log_text()
+    );
+}
+
+/// Starts `cmd`, which is expected to exit without listening, keeping its stderr lines.
+fn spawn_exiting(cmd: &mut std::process::Command) -> Proc {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start lb");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(mut l) = sink.lock() {
+                l.push(line);
+            }
+        }
+    });
+    let addr = "127.0.0.1:0".parse().expect("an address");
+    Proc { child, addr, log }
+}
+
+/// lb on `pg` as instance `name` with a one-second lease, in front of `backends`.
+fn leased(pg: &Postgres, name: &str, backends: &[&str]) -> Proc {
+    let url = format!("{}&lease=1s", pg.url(name));
+    let mut args = lb_args(backends, &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    spawn(env!("CARGO_BIN_EXE_lb"), &args)
+}
+
+/// Registers `users` through `lb`, each acknowledged.
+fn register(lb: &Proc, users: &[String]) {
+    for user in users {
+        let r = post(lb.addr, &format!("/register?username={user}&password=p"));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+}
+
+fn epoch(pg: &Postgres, instance: &str) -> i64 {
+    pg.client()
+        .query_one(
+            "SELECT epoch FROM lb_instances WHERE instance = $1",
+            &[&instance],
+        )
+        .and_then(|row| row.try_get(0))
+        .expect("the instance's epoch")
+}
+
+#[test]
+fn a_dead_instances_copies_are_taken_over_once_its_lease_runs_out() {
+    let Some(pg) = Postgres::start("takeover") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let good_addr = good.addr.to_string();
+    // Two instances on one store, each with its lease.
+    let mut a = leased(&pg, "a", &[&good_addr, &late_addr]);
+    let b = leased(&pg, "b", &[&good_addr, &late_addr]);
+    let users: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    register(&a, &users);
+    assert!(
+        !b.log_text().contains("took over"),
+        "a live instance's copies stay its own"
+    );
+    a.signal(libc::SIGKILL);
+    assert_eq!(a.exit_code_within(Duration::from_secs(5)), Some(-1));
+    assert_eq!(epoch(&pg, "a"), 1);
+    let late = backend_on("late", &late_addr, &[]);
+    assert!(
+        b.wait_log(
+            "instance a let its lease run out; this lb (instance b) took over the 50 writes",
+            Duration::from_secs(15)
+        ),
+        "{}",
+        b.log_text()
+    );
+    every_write_once(&[&good, &late], &users);
+    assert!(
+        eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0),
+        "what was taken over is recorded as delivered"
+    );
+    assert_eq!(
+        epoch(&pg, "a"),
+        2,
+        "the dead instance's claim is fenced off"
+    );
+}
+
+#[test]
+fn an_instance_that_was_only_slow_is_fenced_off_and_claims_its_name_again() {
+    let Some(pg) = Postgres::start("fence") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let good_addr = good.addr.to_string();
+    let a = leased(&pg, "a", &[&good_addr, &late_addr]);
+    let users: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+    register(&a, &users);
+    // Frozen, lb a renews nothing: b takes its copies over and raises its epoch.
+    a.signal(libc::SIGSTOP);
+    let b = leased(&pg, "b", &[&good_addr, &late_addr]);
+    let took = b.wait_log("took over the 20 writes", Duration::from_secs(15));
+    a.signal(libc::SIGCONT);
+    assert!(took, "{}", b.log_text());
+    assert!(
+        a.wait_log(
+            "instance a was taken over by another lb",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        a.log_text()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            post(a.addr, "/register?username=after&password=p").status == 201
+        }),
+        "lb a takes writes again under a new epoch"
+    );
+    assert!(epoch(&pg, "a") >= 3, "claimed, raised by b, claimed again");
+    let late = backend_on("late", &late_addr, &[]);
+    let mut all = users.clone();
+    all.push("after".into());
+    every_write_once(&[&good, &late], &all);
+}
+
+#[test]
+fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
+    let Some(pg) = Postgres::start("migrate") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    // The tables as the first lb with a PostgreSQL store made them, owing one write.
+    let request = b"POST /register?username=old&password=p HTTP/1.1\r\nHost: t\r\n\
+                    X-Request-Id: old-1\r\nContent-Length: 0\r\n\r\n"
+        .to_vec();
+    let mut c = pg.client();
+    c.batch_execute(
+        "CREATE TABLE lb_schema (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+             version integer NOT NULL);
+         INSERT INTO lb_schema (version) VALUES (1);
+         CREATE TABLE lb_jobs (instance text NOT NULL, id bytea NOT NULL,
+             request_id bytea NOT NULL, request bytea NOT NULL,
+             created timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (instance, id));
+         CREATE TABLE lb_copies (instance text NOT NULL, job bytea NOT NULL,
+             backend text NOT NULL, PRIMARY KEY (instance, job, backend),
+             FOREIGN KEY (instance, job) REFERENCES lb_jobs ON DELETE CASCADE);",
+    )
+    .expect("version 1 tables");
+    let id = [7u8; 16].to_vec();
+    c.execute(
+        "INSERT INTO lb_jobs (instance, id, request_id, request) VALUES ('old', $1, $2, $3)",
+        &[&id, &b"old-1".to_vec(), &request],
+    )
+    .expect("a job");
+    c.execute(
+        "INSERT INTO lb_copies (instance, job, backend) VALUES ('old', $1, $2)",
+        &[&id, &b_addr],
+    )
+    .expect("its copy");
+    let lb = spawn(
+        env!("CARGO_BIN_EXE_lb"),
+        &lb_args(&[&b_addr], &["--journal", &pg.url("old")]),
+    );
+    assert!(
+        lb.wait_log(
+            "(schema version 3, instance old): 1 writes still owed",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        lb.log_text()
+    );
+    every_write_once(&[&b], &["old".to_string()]);
+    let version: i32 = c
+        .query_one("SELECT version FROM lb_schema", &[])
+        .and_then(|row| row.try_get(0))
+        .expect("the version");
+    assert_eq!(version, 3);
+    assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
+}
+
+#[test]
+fn a_second_lb_with_the_same_name_takes_it_and_the_first_takes_no_more_posts() {
+    let Some(pg) = Postgres::start("same-name") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    let first = leased(&pg, "x", &[&b_addr]);
+    assert_eq!(
+        post(first.addr, "/register?username=n0&password=p").status,
+        201
+    );
+    // As an upgrade does: a new lb with the same name while the first still runs.
+    let second = leased(&pg, "x", &[&b_addr]);
+    assert!(
+        first.wait_log(
+            "instance x was claimed by another lb started with the same name",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        first.log_text()
+    );
+    let r = post(first.addr, "/register?username=n1&password=p");
+    assert_eq!(r.status, 503, "{}", r.text());
+    // The first claims nothing back: the second's commits keep going through.
+    for i in 2..40 {
+        let r = post(second.addr, &format!("/register?username=n{i}&password=p"));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    assert_eq!(epoch(&pg, "x"), 2);
+    assert_eq!(registered(&b, "n1"), 0, "a refused POST went nowhere");
+}
+
+#[test]
+fn operators_see_what_is_owed_per_backend_and_what_was_given_up() {
+    let Some(pg) = Postgres::start("views") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let good_addr = good.addr.to_string();
+    let down = format!("127.0.0.1:{}", free_port());
+    let gone = format!("127.0.0.1:{}", free_port());
+    // A backend that never answers: its copies wait, parked by the health checks.
+    let url = pg.url("ops");
+    let mut args = lb_args(&[&good_addr, &down], &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    register(&lb, &["v1".to_string(), "v2".to_string()]);
+    let owed = || -> Vec<(String, String, i64)> {
+        pg.client()
+            .query("SELECT instance, backend, copies FROM lb_owed", &[])
+            .expect("read lb_owed")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    // The deliveries to the good backend are recorded after their answers: wait for them.
+    let expected = vec![("ops".to_string(), down.clone(), 2)];
+    assert!(
+        eventually(Duration::from_secs(10), || owed() == expected),
+        "{:?}",
+        owed()
+    );
+    drop(lb);
+    // Started again without that backend: what it was owed is given up. Another that
+    // never answers, without health checks and with two attempts: given up too.
+    let quick = [
+        "--retry-base",
+        "20ms",
+        "--retry-max",
+        "40ms",
+        "--retry-attempts",
+        "2",
+        "--health-interval",
+        "0",
+    ];
+    let mut args = lb_args(&[&good_addr, &gone], &["--journal", &url]);
+    args.extend_from_slice(&quick);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    register(&lb, &["v3".to_string()]);
+    let given_up = || -> Vec<(String, Vec<u8>)> {
+        pg.client()
+            .query("SELECT backend, request_id FROM lb_given_up", &[])
+            .expect("read lb_given_up")
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let count = |backend: &str| given_up().iter().filter(|(b, _)| b == backend).count();
+    assert!(
+        eventually(Duration::from_secs(10), || count(&gone) == 1),
+        "{:?}\n{}",
+        given_up(),
+        lb.log_text()
+    );
+    assert_eq!(count(&down), 2);
+    assert!(
+        given_up().iter().all(|(_, id)| !id.is_empty()),
+        "with its X-Request-Id"
+    );
+    assert!(eventually(Duration::from_secs(10), || owed().is_empty()));
+}
