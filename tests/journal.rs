@@ -74,19 +74,6 @@ fn run_to_exit(args: &[&str]) -> (i32, String) {
     (code, stderr)
 }
 
-fn every_write_once(backends: &[&Proc], users: &[String]) {
-    for b in backends {
-        for user in users {
-            assert!(
-                eventually(Duration::from_secs(30), || registered(b, user) >= 1),
-                "{user} never reached {}",
-                b.addr
-            );
-            assert_eq!(registered(b, user), 1, "{user} applied twice on {}", b.addr);
-        }
-    }
-}
-
 #[test]
 fn acknowledged_writes_survive_kill_9_and_a_restart_on_the_same_journal() {
     crash_and_restart("crash", &[]);

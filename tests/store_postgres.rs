@@ -15,19 +15,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use db::Postgres;
 
-fn every_write_once(backends: &[&Proc], users: &[String]) {
-    for b in backends {
-        for user in users {
-            assert!(
-                eventually(Duration::from_secs(30), || registered(b, user) >= 1),
-                "{user} never reached {}",
-                b.addr
-            );
-            assert_eq!(registered(b, user), 1, "{user} applied twice on {}", b.addr);
-        }
-    }
-}
-
 /// Copies the store still owes, for all instances, to `backend` or (`""`) to any.
 fn owed_rows(pg: &Postgres, backend: &str) -> i64 {
     pg.client()

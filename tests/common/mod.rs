@@ -620,6 +620,20 @@ pub fn copies(admin: SocketAddr, backend: SocketAddr, result: &str) -> f64 {
     )
 }
 
+/// Each of `users` reaches each of `backends` within 30 s, and is applied there once.
+pub fn every_write_once(backends: &[&Proc], users: &[String]) {
+    for b in backends {
+        for user in users {
+            assert!(
+                eventually(Duration::from_secs(30), || registered(b, user) >= 1),
+                "{user} never reached {}",
+                b.addr
+            );
+            assert_eq!(registered(b, user), 1, "{user} applied twice on {}", b.addr);
+        }
+    }
+}
+
 /// How many times `user` was registered on demo backend `b` (0 when unknown or unreachable).
 pub fn registered(b: &Proc, user: &str) -> u32 {
     if TcpStream::connect(b.addr).is_err() {
