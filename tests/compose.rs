@@ -1,4 +1,5 @@
-//! docker-compose.yml and the Dockerfile, run without docker. This machine has a docker
+//! docker-compose.yml (alone and with docker-compose.postgres.yml) and the Dockerfile, run
+//! without docker. This machine has a docker
 //! CLI and no engine, so each service's entrypoint and command are run as the files write
 //! them, natively on loopback: the binaries the Dockerfile installs are this build's, the
 //! paths it and the compose file mount are mapped back to the repository, and what only a
@@ -11,6 +12,8 @@
 //! compose and build and run the image; otherwise they say they were skipped.
 
 mod common;
+#[path = "common/postgres.rs"]
+mod db;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -104,6 +107,30 @@ fn parse_compose(text: &str) -> Compose {
         }
     }
     compose
+}
+
+/// `docker compose -f base -f over`: a service's keys in `over` replace its keys in `base`,
+/// but its `depends_on`, `volumes` and `ports` are added to; new services and volumes join.
+fn merged(mut base: Compose, over: Compose) -> Compose {
+    for service in over.services {
+        let Some(into) = base.services.iter_mut().find(|s| s.name == service.name) else {
+            base.services.push(service);
+            continue;
+        };
+        for (key, value) in service.keys {
+            let value = match (key.as_str(), into.keys.get(&key)) {
+                ("depends_on" | "volumes" | "ports", Some(before)) => {
+                    let mut all: Vec<String> = serde_json::from_str(before).expect("a list");
+                    all.extend(serde_json::from_str::<Vec<String>>(&value).expect("a list"));
+                    serde_json::to_string(&all).expect("a list")
+                }
+                _ => value,
+            };
+            into.keys.insert(key, value);
+        }
+    }
+    base.volumes.extend(over.volumes);
+    base
 }
 
 /// The Dockerfile's instructions, stage by stage: comment lines dropped, continued lines
@@ -349,6 +376,7 @@ fn start_servers(compose: &Compose, image: &Image) -> Servers {
     let servers: Vec<&Service> = compose
         .services
         .iter()
+        .filter(|s| s.get("entrypoint").is_some())
         .filter(|s| image.binary(&s.list("entrypoint")[0]) == backend)
         .collect();
     assert_eq!(
@@ -419,6 +447,7 @@ fn compose_lb<'a>(
     let lbs: Vec<&Service> = compose
         .services
         .iter()
+        .filter(|s| s.get("entrypoint").is_some())
         .filter(|s| image.binary(&s.list("entrypoint")[0]) == lb_bin)
         .collect();
     assert_eq!(lbs.len(), 1, "one lb service");
@@ -728,9 +757,160 @@ fn the_image_runs_its_own_config_as_its_entrypoint_and_cmd_say() {
     );
 }
 
+/// docker-compose.postgres.yml over docker-compose.yml, as `docker compose -f ... -f ...`
+/// merges them: a postgres service on the project's network only, and lb's command and
+/// config switched to it. lb runs natively as the merged service says, against a
+/// PostgreSQL of this test's own with the database, user and password the file gives it.
 #[test]
-fn lb_check_takes_both_configs_as_shipped() {
-    for rel in ["dist/docker/compose.toml", "dist/docker/lb.toml"] {
+fn the_postgres_compose_file_runs_lb_on_the_shared_store() {
+    let compose = merged(
+        parse_compose(&read("docker-compose.yml")),
+        parse_compose(&read("docker-compose.postgres.yml")),
+    );
+    let image = Image::load();
+    let pg_service = compose
+        .services
+        .iter()
+        .find(|s| s.name == "postgres")
+        .expect("a postgres service");
+    assert!(
+        pg_service
+            .get("image")
+            .is_some_and(|i| i.starts_with("postgres:")),
+        "the postgres service runs PostgreSQL's image"
+    );
+    assert!(
+        pg_service.get("ports").is_none(),
+        "the database is published outside the project's network"
+    );
+    assert!(compose.volumes.contains(&"lb-store".to_string()));
+    assert!(
+        pg_service
+            .list("volumes")
+            .iter()
+            .any(|v| v.starts_with("lb-store:")),
+        "the database is not on the lb-store volume"
+    );
+    let env = |key: &str| {
+        pg_service
+            .get(&format!("environment.{key}"))
+            .unwrap_or_else(|| panic!("postgres: no environment {key}"))
+            .to_string()
+    };
+
+    let servers = start_servers(&compose, &image);
+    let (lb_service, lb_bin, mut args, config_path) = compose_lb(&compose, &image);
+    assert_eq!(
+        config_path,
+        root().join("dist/docker/compose-postgres.toml"),
+        "the lb service runs dist/docker/compose-postgres.toml"
+    );
+    let mut depends = servers.names.clone();
+    depends.push("postgres".to_string());
+    assert_eq!(lb_service.list("depends_on"), depends);
+    // lb exits 2 while the database does not answer; compose starts it again until it does.
+    assert_eq!(lb_service.get("restart"), Some("on-failure"));
+
+    // The journal URL names the service, its port, and the user, password and database the
+    // service is made with.
+    let text = std::fs::read_to_string(&config_path).expect("the compose config");
+    let config = toml_table(&text);
+    let journal = toml_str(&config, &["journal"]).to_string();
+    let (user, password, db) = (
+        env("POSTGRES_USER"),
+        env("POSTGRES_PASSWORD"),
+        env("POSTGRES_DB"),
+    );
+    let at = format!("postgres://{user}:{password}@postgres:5432/{db}?");
+    assert!(journal.starts_with(&at), "{journal} is not at {at}...");
+
+    let Some(pg) = db::Postgres::start("compose") else {
+        return;
+    };
+    pg.client()
+        .batch_execute(&format!("CREATE DATABASE {db} OWNER {user}"))
+        .expect("create the compose file's database");
+    let dir = TempDir::new();
+    let hosts = dir.write("hosts", &servers.hosts);
+    let web_addr = toml_str(&config, &["listeners", "web", "address"]).to_string();
+    let admin_addr_file = toml_str(&config, &["admin", "listen"]).to_string();
+    let mut swaps = vec![
+        (
+            format!("address = \"{web_addr}\""),
+            "address = \"127.0.0.1:0\"".to_string(),
+        ),
+        (
+            format!("listen = \"{admin_addr_file}\""),
+            "listen = \"127.0.0.1:0\"".to_string(),
+        ),
+        (
+            "@postgres:5432/".to_string(),
+            format!("@127.0.0.1:{}/", pg.port),
+        ),
+    ];
+    for name in &servers.names {
+        swaps.push((
+            format!("http://{name}:{}\"", servers.file_port),
+            format!("http://{name}:{}\"", servers.port),
+        ));
+    }
+    let local = format!(
+        "hosts_file = \"{hosts}\"\n{}",
+        swapped(text.clone(), &swaps)
+    );
+    let local_path = dir.write("compose-postgres.toml", &local);
+    let at = args.iter().position(|a| a == "-c").expect("-c") + 1;
+    args[at] = local_path;
+    let mut lb = start(lb_bin, &args).unwrap_or_else(|e| panic!("service lb did not start: {e}"));
+    let web = listener(&lb, "web");
+
+    let r = post(web, "/register?username=jill&password=secret");
+    assert_eq!(r.status, 201, "{}\n{}", r.text(), lb.log_text());
+    for s in &servers.procs {
+        assert!(
+            eventually(Duration::from_secs(10), || user_on(s, "jill") == (1, 0)),
+            "{} has {:?}\n{}",
+            s.addr,
+            user_on(s, "jill"),
+            lb.log_text()
+        );
+    }
+    // lb holds the lease of the instance its URL names, in the compose file's database.
+    let instance = journal
+        .split_once("instance=")
+        .map(|(_, name)| name.to_string())
+        .expect("an instance name");
+    let leases: i64 = postgres::Client::connect(
+        &format!("host=127.0.0.1 port={} user={user} dbname={db}", pg.port),
+        postgres::NoTls,
+    )
+    .and_then(|mut c| {
+        c.query_one(
+            "SELECT count(*) FROM lb_instances WHERE instance = $1",
+            &[&instance],
+        )
+    })
+    .and_then(|row| row.try_get(0))
+    .expect("read lb_instances");
+    assert_eq!(leases, 1, "no lease of {instance} in database {db}");
+
+    lb.signal(libc::SIGTERM);
+    assert_eq!(
+        lb.exit_code_within(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        lb.log_text()
+    );
+}
+
+#[test]
+fn lb_check_takes_every_config_as_shipped() {
+    let configs = [
+        "dist/docker/compose.toml",
+        "dist/docker/compose-postgres.toml",
+        "dist/docker/lb.toml",
+    ];
+    for rel in configs {
         let out = Command::new(env!("CARGO_BIN_EXE_lb"))
             .args(["check", "-c"])
             .arg(root().join(rel))
@@ -804,18 +984,30 @@ fn docker_compose_reads_the_file_where_it_is_installed() {
         if !works {
             continue;
         }
-        let out = Command::new(cli[0])
-            .args(&cli[1..])
-            .args(["-f", "docker-compose.yml", "config", "-q"])
-            .current_dir(root())
-            .output()
-            .expect("run compose config");
-        assert!(
-            out.status.success(),
-            "{} config:\n{}",
-            cli.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let files: [&[&str]; 2] = [
+            &["-f", "docker-compose.yml"],
+            &[
+                "-f",
+                "docker-compose.yml",
+                "-f",
+                "docker-compose.postgres.yml",
+            ],
+        ];
+        for f in files {
+            let out = Command::new(cli[0])
+                .args(&cli[1..])
+                .args(f)
+                .args(["config", "-q"])
+                .current_dir(root())
+                .output()
+                .expect("run compose config");
+            assert!(
+                out.status.success(),
+                "{} {f:?} config:\n{}",
+                cli.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         return;
     }
     eprintln!("skipped: neither `docker compose` nor `docker-compose` is installed");

@@ -3,6 +3,8 @@
 //! same directory), stopped when the test lets go of it, panics included. PostgreSQL
 //! refuses to run as root, so a test running as root runs it as `nobody`.
 
+#![allow(dead_code)] // each test binary that includes it uses a different subset
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
