@@ -1,9 +1,9 @@
 //! docker-compose.yml (alone and with docker-compose.postgres.yml) and the Dockerfile, run
-//! without docker. This machine has a docker
-//! CLI and no engine, so each service's entrypoint and command are run as the files write
-//! them, natively on loopback: the binaries the Dockerfile installs are this build's, the
-//! paths it and the compose file mount are mapped back to the repository, and what only a
-//! container network gives is put on loopback. Each demo backend gets an address of its
+//! without docker. This machine has a docker CLI and no engine, so each service's
+//! entrypoint and command are run as the files write them, natively on loopback: the
+//! binaries the Dockerfile installs are this build's, the paths it and the compose file
+//! mount are mapped back to the repository, and what only a container network gives is put
+//! on loopback. Each demo backend gets an address of its
 //! own in 127.0.0.0/8 (all of it is local on Linux) on one port, and lb finds them by
 //! their service names through a hosts file. So the names, the flags and the config's
 //! routes are proven as written; only the addresses and the port are swapped.
