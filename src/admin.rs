@@ -21,6 +21,7 @@ pub mod api;
 mod auth;
 mod conn;
 mod gather;
+pub mod peers;
 mod stats;
 mod totals;
 

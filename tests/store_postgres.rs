@@ -1,7 +1,7 @@
 //! `--journal postgres://...` against a real PostgreSQL: acknowledged writes survive
 //! `kill -9` and are resumed by the next start, a store that goes away or hangs refuses
-//! new POSTs at once and loses nothing acknowledged, and a schema newer than lb's is
-//! refused.
+//! new POSTs at once and loses nothing acknowledged, a schema newer than lb's is
+//! refused, and a runtime API change made through one instance reaches the others.
 
 mod common;
 // Here only, not in common/: the other test binaries need not build a PostgreSQL client.
@@ -475,7 +475,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 3, instance old): 1 writes still owed",
+            "(schema version 4, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -486,7 +486,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 
@@ -591,4 +591,104 @@ fn operators_see_what_is_owed_per_backend_and_what_was_given_up() {
         "with its X-Request-Id"
     );
     assert!(eventually(Duration::from_secs(10), || owed().is_empty()));
+}
+
+/// lb on `pg` as instance `name`, its admin API on a free port, in front of `backends`.
+fn with_admin(pg: &Postgres, name: &str, backends: &[&str]) -> Proc {
+    let url = pg.url(name);
+    spawn(
+        env!("CARGO_BIN_EXE_lb"),
+        &lb_args(backends, &["--journal", &url, "--admin", "127.0.0.1:0"]),
+    )
+}
+
+/// Whether some of 20 GETs through `lb` reach demo backend `name`.
+fn serves(lb: &Proc, name: &str) -> bool {
+    tally(lb.addr, 20).contains_key(name)
+}
+
+/// What `lb`'s admin API answers to `method` on `path`, and its body.
+fn admin(lb: &Proc, method: &str, path: &str) -> Response {
+    let at = admin_addr(lb);
+    let raw = format!("{method} {path} HTTP/1.1\r\nHost: {at}\r\nContent-Length: 0\r\n\r\n");
+    request(at, raw.as_bytes())
+}
+
+#[test]
+fn a_runtime_api_change_through_one_instance_reaches_the_others_on_the_store() {
+    let Some(pg) = Postgres::start("changes") else {
+        return;
+    };
+    let one = backend("one", &[]);
+    let two = backend("two", &[]);
+    let three = backend("three", &[]);
+    let (one_addr, two_addr) = (one.addr.to_string(), two.addr.to_string());
+    let three_addr = three.addr.to_string();
+    let a = with_admin(&pg, "a", &[&one_addr, &two_addr]);
+    let b = with_admin(&pg, "b", &[&one_addr, &two_addr]);
+    assert!(serves(&b, "one"), "both backends serve at first");
+    let soon = Duration::from_secs(5);
+
+    let r = admin(&a, "POST", &format!("/backends/{one_addr}/drain"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(soon, || !serves(&b, "one")),
+        "a drain through a reaches b\n{}",
+        b.log_text()
+    );
+    assert!(b.wait_log(
+        &format!("instance a on the store: drain default/{one_addr}"),
+        soon
+    ));
+    // An instance started now runs its file: changes from before its start are not its.
+    let c = with_admin(&pg, "c", &[&one_addr, &two_addr]);
+    assert!(serves(&c, "one"), "{}", c.log_text());
+
+    let r = admin(&b, "POST", &format!("/backends/{one_addr}/ready"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(soon, || serves(&a, "one")),
+        "a ready through b reaches a\n{}",
+        a.log_text()
+    );
+
+    let r = admin(&b, "PUT", &format!("/backends/{three_addr}"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        eventually(soon, || serves(&a, "three") && serves(&c, "three")),
+        "an addition through b reaches a and c"
+    );
+    let r = admin(&c, "DELETE", &format!("/backends/{three_addr}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(soon, || !serves(&a, "three") && !serves(&b, "three")),
+        "a removal through c reaches a and b"
+    );
+
+    for (lb, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert!(
+            !lb.log_text()
+                .contains(&format!("instance {name} on the store")),
+            "an instance does not apply its own changes again"
+        );
+    }
+    let recorded: Vec<(String, String)> = pg
+        .client()
+        .query("SELECT instance, action FROM lb_changes ORDER BY id", &[])
+        .expect("read lb_changes")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [
+        ("a", "drain"),
+        ("b", "ready"),
+        ("b", "add"),
+        ("c", "remove"),
+    ];
+    assert_eq!(
+        recorded,
+        expected
+            .map(|(i, a)| (i.to_string(), a.to_string()))
+            .to_vec()
+    );
 }
