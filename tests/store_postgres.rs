@@ -1,7 +1,8 @@
 //! `--journal postgres://...` against a real PostgreSQL: acknowledged writes survive
 //! `kill -9` and are resumed by the next start, a store that goes away or hangs refuses
 //! new POSTs at once and loses nothing acknowledged, a schema newer than lb's is
-//! refused, and a runtime API change made through one instance reaches the others.
+//! refused, a runtime API change made through one instance reaches the others, and the
+//! instances sharing a store see each other.
 
 mod common;
 // Here only, not in common/: the other test binaries need not build a PostgreSQL client.
@@ -475,7 +476,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 4, instance old): 1 writes still owed",
+            "(schema version 5, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -486,7 +487,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 
@@ -690,5 +691,111 @@ fn a_runtime_api_change_through_one_instance_reaches_the_others_on_the_store() {
         expected
             .map(|(i, a)| (i.to_string(), a.to_string()))
             .to_vec()
+    );
+}
+
+/// Whether Prometheus' own parser takes `scrape` with `families` in it; `false` (said on
+/// stderr) when the parser is not installed, outside CI.
+fn prometheus_parses(scrape: &str, families: &[&str]) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/check_metrics.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(families)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(scrape.as_bytes())
+        .expect("write the scrape");
+    let out = child.wait_with_output().expect("python3 ran");
+    let said = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => true,
+        Some(3) if std::env::var("CI").map_or(true, |v| v.is_empty()) => {
+            eprintln!("skipped the parser: {said}");
+            false
+        }
+        _ => panic!("{said}\n--- the scrape:\n{scrape}"),
+    }
+}
+
+#[test]
+fn instances_sharing_a_store_see_each_other_and_what_they_owe() {
+    let Some(pg) = Postgres::start("cluster") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let good_addr = good.addr.to_string();
+    let down = format!("127.0.0.1:{}", free_port());
+    let a = with_admin(&pg, "a", &[&good_addr, &down]);
+    let b = with_admin(&pg, "b", &[&good_addr, &down]);
+    register(&a, &["c1".to_string(), "c2".to_string()]);
+    let expected = [
+        format!("lb_cluster_owed_copies{{backend=\"{down}\"}} 2"),
+        "lb_cluster_instance_owed_copies{instance=\"a\"} 2".to_string(),
+        "lb_cluster_instance_owed_copies{instance=\"b\"} 0".to_string(),
+    ];
+    let mut scrape = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            scrape = get(admin_addr(&b), "/metrics").text();
+            expected.iter().all(|l| scrape.lines().any(|s| s == l))
+        }),
+        "b sees what a owes\n{scrape}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    for instance in ["a", "b"] {
+        let series = format!(
+            "lb_cluster_instance_last_heartbeat_timestamp_seconds{{instance=\"{instance}\"}}"
+        );
+        let at: f64 = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{scrape}"));
+        assert!(
+            (now - at).abs() < 30.0,
+            "{instance} beat at {at}, now is {now}"
+        );
+    }
+    let version = format!(
+        "version=\"{}\",alive=\"true\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(scrape.contains(&format!(
+        "lb_cluster_instance_info{{instance=\"a\",{version}"
+    )));
+    prometheus_parses(
+        &scrape,
+        &[
+            "lb_cluster_instance_last_heartbeat_timestamp_seconds",
+            "lb_cluster_instance_info",
+            "lb_cluster_instance_owed_copies",
+            "lb_cluster_owed_copies",
+        ],
+    );
+    let page = get(admin_addr(&b), "/stats").text();
+    assert!(page.contains("<table id=\"cluster\">"), "{page}");
+    assert!(page.contains("<tr><td>a</td>") && page.contains("<tr><td>b</td>"));
+    assert!(
+        page.contains(&format!("<tr><td>{down}</td><td>2</td></tr>")),
+        "{page}"
+    );
+    let plain = lb(&[&good], &["--admin", "127.0.0.1:0"]);
+    let text = get(admin_addr(&plain), "/metrics").text();
+    assert!(
+        !text.contains("lb_cluster_"),
+        "no cluster without a shared store"
     );
 }

@@ -3,7 +3,7 @@
 //! make them durable on a thread of their own and ring the loop's doorbell when done, so
 //! the fan-out code does not know which it has and the loop never waits for a disk or a
 //! network. Instances sharing a PostgreSQL store also tell each other of their runtime API
-//! changes through it (`change.rs`).
+//! changes through it (`change.rs`), and see each other (`cluster.rs`).
 
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use crate::config::{JournalAt, JournalSync};
 use crate::journal::{self, Done, JobRecord, Journal, Outcome, Replayed, Stats, Ticket, Uncarried};
 
 pub mod change;
+pub mod cluster;
 pub mod postgres;
 
 pub use change::BackendChange;
@@ -46,6 +47,10 @@ pub trait Store: Send {
     /// the name of the instance that made it.
     fn take_changes(&mut self) -> Vec<(String, BackendChange)> {
         Vec::new()
+    }
+    /// The instances sharing the store, as last read (worker 0's store only).
+    fn cluster(&self) -> Option<&cluster::Cluster> {
+        None
     }
     fn flush(&mut self);
     fn bytes_on_disk(&self) -> u64;

@@ -10,22 +10,25 @@
 //! lb that starts resumes what its instance still owes (`replay.rs`), and what instances
 //! whose lease ran out owed (`lease.rs`). The tables are made and migrated by lb
 //! (`schema.rs`). Runtime API changes go into worker 0's batches, and its thread reads
-//! those of the other instances (`changes.rs`).
+//! those of the other instances (`changes.rs`) and the cluster view (`follow.rs`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 
+use super::cluster::Cluster;
 use super::{BackendChange, Store, Writer};
 use crate::journal::{Done, JobRecord, Outcome, Replayed, Stats, Ticket, Uncarried};
 
 mod changes;
 mod connect;
+mod follow;
 mod lease;
 mod replay;
 mod schema;
 mod thread;
+mod view;
 mod write;
 
 use connect::Target;
@@ -61,6 +64,8 @@ pub struct Postgres {
     follow: Option<i64>,
     /// Changes other instances made, to be applied, with their makers' names.
     changes: Vec<(String, BackendChange)>,
+    /// Worker 0's: the instances sharing the store, as last read.
+    cluster: Option<Cluster>,
     done: VecDeque<Done>,
     stats: Stats,
 }
@@ -142,6 +147,7 @@ impl Postgres {
             claimed: Vec::new(),
             follow,
             changes: Vec::new(),
+            cluster: None,
             done: VecDeque::new(),
             stats: Stats {
                 replayed,
@@ -187,6 +193,7 @@ impl Postgres {
                 self.claimed.extend(jobs);
             }
             News::Changes(changes) => self.changes.extend(changes),
+            News::Cluster(cluster) => self.cluster = Some(cluster),
             News::Reachable => {
                 if self.down.take().is_some() {
                     info!(
@@ -369,6 +376,10 @@ impl Store for Postgres {
 
     fn take_changes(&mut self) -> Vec<(String, BackendChange)> {
         std::mem::take(&mut self.changes)
+    }
+
+    fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     fn flush(&mut self) {

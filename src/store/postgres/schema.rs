@@ -66,6 +66,8 @@ const STEPS: &[&str] = &[
          weight integer,
          address text
      );",
+    // 5: for the cluster view, each instance's release and its last renewal.
+    "ALTER TABLE lb_instances ADD COLUMN version text, ADD COLUMN renewed timestamptz;",
 ];
 
 /// Any number, the same for every lb: held while the tables are made or migrated.

@@ -5,8 +5,8 @@
 //! its own every `RECONNECT`, and says when it has one, so the loop takes POSTs again.
 //! With one, it renews the instance's lease a few times per lease, and takes over the
 //! copies of instances whose lease ran out (`lease.rs`). Worker 0's thread also reads the
-//! runtime API changes other instances made (`changes.rs`) every `LOOK`, and hands them to
-//! its loop, which applies them as its own API would.
+//! runtime API changes other instances made, and the cluster view (`follow.rs`), and
+//! hands them to its loop.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -14,17 +14,15 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use postgres::Client;
 
-use super::changes;
 use super::connect::Target;
+use super::follow::Follow;
 use super::lease::{self, Failure};
 use crate::journal::Replayed;
 use crate::store::BackendChange;
+use crate::store::cluster::Cluster;
 
 /// How often the thread tries to reach the database again while it cannot.
 const RECONNECT: Duration = Duration::from_millis(500);
-/// How often worker 0's thread reads the changes other instances made: a change reaches
-/// every instance within about this, and a read of nothing new costs one indexed query.
-const LOOK: Duration = Duration::from_millis(300);
 
 /// One record for the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +78,8 @@ pub enum News {
     Refused(String),
     /// Runtime API changes other instances made, each with the instance's name.
     Changes(Vec<(String, BackendChange)>),
+    /// The instances sharing the store, and what they owe.
+    Cluster(Cluster),
 }
 
 /// The loop's end of the thread.
@@ -89,8 +89,8 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// `follow`: the id after which to read other instances' changes (worker 0's thread),
-    /// or `None`.
+    /// `follow`: the id after which to read other instances' changes, and with them the
+    /// cluster view (worker 0's thread), or `None`.
     pub fn spawn(
         target: Target,
         wake: Box<dyn Fn() + Send>,
@@ -100,7 +100,7 @@ impl Thread {
         let (outbox, from) = channel();
         std::thread::Builder::new()
             .name("lb-store".into())
-            .spawn(move || run(&target, &inbox, &outbox, &*wake, follow))
+            .spawn(move || run(&target, &inbox, &outbox, &*wake, follow.map(Follow::new)))
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         Ok(Thread { to, from })
     }
@@ -132,15 +132,14 @@ fn run(
     inbox: &Receiver<Batch>,
     outbox: &Sender<News>,
     wake: &dyn Fn(),
-    mut follow: Option<i64>,
+    mut follow: Option<Follow>,
 ) {
     let mut conn: Option<Conn> = None;
     let beat = target.lease / 3;
     let mut next_beat = Instant::now();
-    let mut next_look = Instant::now();
     loop {
-        let due = match follow {
-            Some(_) => next_beat.min(next_look),
+        let due = match &follow {
+            Some(f) => next_beat.min(f.due()),
             None => next_beat,
         };
         let wait = match &conn {
@@ -174,11 +173,10 @@ fn run(
                 Err(Failure::Db(_)) => conn = None,
             }
         }
-        if let (Some(c), Some(after)) = (conn.as_mut(), follow.as_mut())
-            && Instant::now() >= next_look
+        if let (Some(c), Some(f)) = (conn.as_mut(), follow.as_mut())
+            && Instant::now() >= f.due()
         {
-            next_look = Instant::now() + LOOK;
-            match look(target, c, after) {
+            match f.read(target, &mut c.client) {
                 Ok(found) => news.extend(found),
                 Err(_) => conn = None,
             }
@@ -193,13 +191,6 @@ fn run(
         }
         wake();
     }
-}
-
-/// The changes other instances made after id `after`, which moves past them.
-fn look(target: &Target, c: &mut Conn, after: &mut i64) -> Result<Option<News>, postgres::Error> {
-    let (newest, found) = changes::since(&mut c.client, &target.instance, *after, &target.shown)?;
-    *after = newest;
-    Ok((!found.is_empty()).then_some(News::Changes(found)))
 }
 
 fn connect(target: &Target) -> Option<Conn> {
