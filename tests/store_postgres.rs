@@ -694,6 +694,39 @@ fn a_runtime_api_change_through_one_instance_reaches_the_others_on_the_store() {
     );
 }
 
+#[test]
+fn a_change_made_while_the_store_is_down_reaches_the_others_once_it_is_back() {
+    let Some(mut pg) = Postgres::start("changes-outage") else {
+        return;
+    };
+    let one = backend("one", &[]);
+    let two = backend("two", &[]);
+    let (one_addr, two_addr) = (one.addr.to_string(), two.addr.to_string());
+    let a = with_admin(&pg, "a", &[&one_addr, &two_addr]);
+    let b = with_admin(&pg, "b", &[&one_addr, &two_addr]);
+    pg.stop();
+    let r = admin(&a, "POST", &format!("/backends/{one_addr}/drain"));
+    assert_eq!(
+        r.status,
+        200,
+        "the change is made here at once\n{}",
+        r.text()
+    );
+    assert!(eventually(Duration::from_secs(5), || !serves(&a, "one")));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        serves(&b, "one"),
+        "b cannot hear of it while the store is down"
+    );
+    pg.resume();
+    assert!(
+        eventually(Duration::from_secs(10), || !serves(&b, "one")),
+        "recorded once the store is back, and applied by b\n{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+}
+
 /// Whether Prometheus' own parser takes `scrape` with `families` in it; `false` (said on
 /// stderr) when the parser is not installed, outside CI.
 fn prometheus_parses(scrape: &str, families: &[&str]) -> bool {
