@@ -594,13 +594,13 @@ fn operators_see_what_is_owed_per_backend_and_what_was_given_up() {
     assert!(eventually(Duration::from_secs(10), || owed().is_empty()));
 }
 
-/// lb on `pg` as instance `name`, its admin API on a free port, in front of `backends`.
-fn with_admin(pg: &Postgres, name: &str, backends: &[&str]) -> Proc {
+/// lb on `pg` as instance `name`, its admin API on a free port, in front of `backends`,
+/// with `extra` flags.
+fn with_admin(pg: &Postgres, name: &str, backends: &[&str], extra: &[&str]) -> Proc {
     let url = pg.url(name);
-    spawn(
-        env!("CARGO_BIN_EXE_lb"),
-        &lb_args(backends, &["--journal", &url, "--admin", "127.0.0.1:0"]),
-    )
+    let mut args = lb_args(backends, &["--journal", &url, "--admin", "127.0.0.1:0"]);
+    args.extend_from_slice(extra);
+    spawn(env!("CARGO_BIN_EXE_lb"), &args)
 }
 
 /// Whether some of 20 GETs through `lb` reach demo backend `name`.
@@ -625,8 +625,9 @@ fn a_runtime_api_change_through_one_instance_reaches_the_others_on_the_store() {
     let three = backend("three", &[]);
     let (one_addr, two_addr) = (one.addr.to_string(), two.addr.to_string());
     let three_addr = three.addr.to_string();
-    let a = with_admin(&pg, "a", &[&one_addr, &two_addr]);
-    let b = with_admin(&pg, "b", &[&one_addr, &two_addr]);
+    let a = with_admin(&pg, "a", &[&one_addr, &two_addr], &[]);
+    // Worker 0 follows the store; the change reaches b's other worker as its API's would.
+    let b = with_admin(&pg, "b", &[&one_addr, &two_addr], &["--workers", "2"]);
     assert!(serves(&b, "one"), "both backends serve at first");
     let soon = Duration::from_secs(5);
 
@@ -642,7 +643,7 @@ fn a_runtime_api_change_through_one_instance_reaches_the_others_on_the_store() {
         soon
     ));
     // An instance started now runs its file: changes from before its start are not its.
-    let c = with_admin(&pg, "c", &[&one_addr, &two_addr]);
+    let c = with_admin(&pg, "c", &[&one_addr, &two_addr], &[]);
     assert!(serves(&c, "one"), "{}", c.log_text());
 
     let r = admin(&b, "POST", &format!("/backends/{one_addr}/ready"));
@@ -702,8 +703,8 @@ fn a_change_made_while_the_store_is_down_reaches_the_others_once_it_is_back() {
     let one = backend("one", &[]);
     let two = backend("two", &[]);
     let (one_addr, two_addr) = (one.addr.to_string(), two.addr.to_string());
-    let a = with_admin(&pg, "a", &[&one_addr, &two_addr]);
-    let b = with_admin(&pg, "b", &[&one_addr, &two_addr]);
+    let a = with_admin(&pg, "a", &[&one_addr, &two_addr], &[]);
+    let b = with_admin(&pg, "b", &[&one_addr, &two_addr], &[]);
     pg.stop();
     let r = admin(&a, "POST", &format!("/backends/{one_addr}/drain"));
     assert_eq!(
@@ -769,8 +770,8 @@ fn instances_sharing_a_store_see_each_other_and_what_they_owe() {
     let good = backend("good", &[]);
     let good_addr = good.addr.to_string();
     let down = format!("127.0.0.1:{}", free_port());
-    let a = with_admin(&pg, "a", &[&good_addr, &down]);
-    let b = with_admin(&pg, "b", &[&good_addr, &down]);
+    let a = with_admin(&pg, "a", &[&good_addr, &down], &[]);
+    let b = with_admin(&pg, "b", &[&good_addr, &down], &[]);
     register(&a, &["c1".to_string(), "c2".to_string()]);
     let expected = [
         format!("lb_cluster_owed_copies{{backend=\"{down}\"}} 2"),
