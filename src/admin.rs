@@ -16,11 +16,13 @@ use crate::metrics::{BackendMetrics, Metrics, prometheus};
 use crate::pool::Pool;
 use crate::probe::HealthMonitor;
 use crate::shared::Load;
+use crate::store::cluster::Cluster;
 
 pub mod api;
 mod auth;
 mod conn;
 mod gather;
+pub mod peers;
 mod stats;
 mod totals;
 
@@ -56,6 +58,8 @@ pub struct View<'a> {
     pub clients_open: usize,
     /// POSTs still being delivered (bounded by --max-pending).
     pub posts_pending: usize,
+    /// The instances sharing a PostgreSQL store, as worker 0's store thread last read them.
+    pub cluster: Option<&'a Cluster>,
     pub now: Instant,
 }
 
@@ -78,6 +82,7 @@ impl<'a> View<'a> {
             workers: &totals.workers,
             clients_open: totals.clients_open,
             posts_pending: totals.posts,
+            cluster: core.fanout.journal().and_then(|s| s.cluster()),
             now: core.now,
         }
     }

@@ -304,6 +304,7 @@ impl EventLoop {
                     JOURNAL => {
                         self.doorbell.iter().for_each(|d| d.clear());
                         fanout::journal_woke(&mut self.conns, &mut self.core);
+                        admin::peers::apply(&mut self.conns, &mut self.core);
                     }
                     Token(t) => self.ready(t >> 1, event),
                 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::http::head::Method;
 
+mod cluster;
 mod fanout;
 pub mod history;
 pub mod process;

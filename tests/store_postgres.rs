@@ -1,7 +1,8 @@
 //! `--journal postgres://...` against a real PostgreSQL: acknowledged writes survive
 //! `kill -9` and are resumed by the next start, a store that goes away or hangs refuses
-//! new POSTs at once and loses nothing acknowledged, and a schema newer than lb's is
-//! refused.
+//! new POSTs at once and loses nothing acknowledged, a schema newer than lb's is
+//! refused, a runtime API change made through one instance reaches the others, and the
+//! instances sharing a store see each other.
 
 mod common;
 // Here only, not in common/: the other test binaries need not build a PostgreSQL client.
@@ -462,7 +463,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 3, instance old): 1 writes still owed",
+            "(schema version 5, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -473,7 +474,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 5);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 
@@ -578,4 +579,244 @@ fn operators_see_what_is_owed_per_backend_and_what_was_given_up() {
         "with its X-Request-Id"
     );
     assert!(eventually(Duration::from_secs(10), || owed().is_empty()));
+}
+
+/// lb on `pg` as instance `name`, its admin API on a free port, in front of `backends`,
+/// with `extra` flags.
+fn with_admin(pg: &Postgres, name: &str, backends: &[&str], extra: &[&str]) -> Proc {
+    let url = pg.url(name);
+    let mut args = lb_args(backends, &["--journal", &url, "--admin", "127.0.0.1:0"]);
+    args.extend_from_slice(extra);
+    spawn(env!("CARGO_BIN_EXE_lb"), &args)
+}
+
+/// Whether some of 20 GETs through `lb` reach demo backend `name`.
+fn serves(lb: &Proc, name: &str) -> bool {
+    tally(lb.addr, 20).contains_key(name)
+}
+
+/// What `lb`'s admin API answers to `method` on `path`, and its body.
+fn admin(lb: &Proc, method: &str, path: &str) -> Response {
+    let at = admin_addr(lb);
+    let raw = format!("{method} {path} HTTP/1.1\r\nHost: {at}\r\nContent-Length: 0\r\n\r\n");
+    request(at, raw.as_bytes())
+}
+
+#[test]
+fn a_runtime_api_change_through_one_instance_reaches_the_others_on_the_store() {
+    let Some(pg) = Postgres::start("changes") else {
+        return;
+    };
+    let one = backend("one", &[]);
+    let two = backend("two", &[]);
+    let three = backend("three", &[]);
+    let (one_addr, two_addr) = (one.addr.to_string(), two.addr.to_string());
+    let three_addr = three.addr.to_string();
+    let a = with_admin(&pg, "a", &[&one_addr, &two_addr], &[]);
+    // Worker 0 follows the store; the change reaches b's other worker as its API's would.
+    let b = with_admin(&pg, "b", &[&one_addr, &two_addr], &["--workers", "2"]);
+    assert!(serves(&b, "one"), "both backends serve at first");
+    let soon = Duration::from_secs(5);
+
+    let r = admin(&a, "POST", &format!("/backends/{one_addr}/drain"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(soon, || !serves(&b, "one")),
+        "a drain through a reaches b\n{}",
+        b.log_text()
+    );
+    assert!(b.wait_log(
+        &format!("instance a on the store: drain default/{one_addr}"),
+        soon
+    ));
+    // An instance started now runs its file: changes from before its start are not its.
+    let c = with_admin(&pg, "c", &[&one_addr, &two_addr], &[]);
+    assert!(serves(&c, "one"), "{}", c.log_text());
+
+    let r = admin(&b, "POST", &format!("/backends/{one_addr}/ready"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(soon, || serves(&a, "one")),
+        "a ready through b reaches a\n{}",
+        a.log_text()
+    );
+
+    let r = admin(&b, "PUT", &format!("/backends/{three_addr}"));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        eventually(soon, || serves(&a, "three") && serves(&c, "three")),
+        "an addition through b reaches a and c"
+    );
+    let r = admin(&c, "DELETE", &format!("/backends/{three_addr}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        eventually(soon, || !serves(&a, "three") && !serves(&b, "three")),
+        "a removal through c reaches a and b"
+    );
+
+    for (lb, name) in [(&a, "a"), (&b, "b"), (&c, "c")] {
+        assert!(
+            !lb.log_text()
+                .contains(&format!("instance {name} on the store")),
+            "an instance does not apply its own changes again"
+        );
+    }
+    let recorded: Vec<(String, String)> = pg
+        .client()
+        .query("SELECT instance, action FROM lb_changes ORDER BY id", &[])
+        .expect("read lb_changes")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [
+        ("a", "drain"),
+        ("b", "ready"),
+        ("b", "add"),
+        ("c", "remove"),
+    ];
+    assert_eq!(
+        recorded,
+        expected
+            .map(|(i, a)| (i.to_string(), a.to_string()))
+            .to_vec()
+    );
+}
+
+#[test]
+fn a_change_made_while_the_store_is_down_reaches_the_others_once_it_is_back() {
+    let Some(mut pg) = Postgres::start("changes-outage") else {
+        return;
+    };
+    let one = backend("one", &[]);
+    let two = backend("two", &[]);
+    let (one_addr, two_addr) = (one.addr.to_string(), two.addr.to_string());
+    let a = with_admin(&pg, "a", &[&one_addr, &two_addr], &[]);
+    let b = with_admin(&pg, "b", &[&one_addr, &two_addr], &[]);
+    pg.stop();
+    let r = admin(&a, "POST", &format!("/backends/{one_addr}/drain"));
+    assert_eq!(
+        r.status,
+        200,
+        "the change is made here at once\n{}",
+        r.text()
+    );
+    assert!(eventually(Duration::from_secs(5), || !serves(&a, "one")));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        serves(&b, "one"),
+        "b cannot hear of it while the store is down"
+    );
+    pg.resume();
+    assert!(
+        eventually(Duration::from_secs(10), || !serves(&b, "one")),
+        "recorded once the store is back, and applied by b\n{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+}
+
+/// Whether Prometheus' own parser takes `scrape` with `families` in it; `false` (said on
+/// stderr) when the parser is not installed, outside CI.
+fn prometheus_parses(scrape: &str, families: &[&str]) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/check_metrics.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(families)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(scrape.as_bytes())
+        .expect("write the scrape");
+    let out = child.wait_with_output().expect("python3 ran");
+    let said = String::from_utf8_lossy(&out.stdout);
+    match out.status.code() {
+        Some(0) => true,
+        Some(3) if std::env::var("CI").map_or(true, |v| v.is_empty()) => {
+            eprintln!("skipped the parser: {said}");
+            false
+        }
+        _ => panic!("{said}\n--- the scrape:\n{scrape}"),
+    }
+}
+
+#[test]
+fn instances_sharing_a_store_see_each_other_and_what_they_owe() {
+    let Some(pg) = Postgres::start("cluster") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let good_addr = good.addr.to_string();
+    let down = format!("127.0.0.1:{}", free_port());
+    let a = with_admin(&pg, "a", &[&good_addr, &down], &[]);
+    let b = with_admin(&pg, "b", &[&good_addr, &down], &[]);
+    register(&a, &["c1".to_string(), "c2".to_string()]);
+    let expected = [
+        format!("lb_cluster_owed_copies{{backend=\"{down}\"}} 2"),
+        "lb_cluster_instance_owed_copies{instance=\"a\"} 2".to_string(),
+        "lb_cluster_instance_owed_copies{instance=\"b\"} 0".to_string(),
+    ];
+    let mut scrape = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            scrape = get(admin_addr(&b), "/metrics").text();
+            expected.iter().all(|l| scrape.lines().any(|s| s == l))
+        }),
+        "b sees what a owes\n{scrape}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    for instance in ["a", "b"] {
+        let series = format!(
+            "lb_cluster_instance_last_heartbeat_timestamp_seconds{{instance=\"{instance}\"}}"
+        );
+        let at: f64 = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{scrape}"));
+        assert!(
+            (now - at).abs() < 30.0,
+            "{instance} beat at {at}, now is {now}"
+        );
+    }
+    let version = format!(
+        "version=\"{}\",alive=\"true\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(scrape.contains(&format!(
+        "lb_cluster_instance_info{{instance=\"a\",{version}"
+    )));
+    prometheus_parses(
+        &scrape,
+        &[
+            "lb_cluster_instance_last_heartbeat_timestamp_seconds",
+            "lb_cluster_instance_info",
+            "lb_cluster_instance_owed_copies",
+            "lb_cluster_owed_copies",
+        ],
+    );
+    let page = get(admin_addr(&b), "/stats").text();
+    assert!(page.contains("<table id=\"cluster\">"), "{page}");
+    assert!(page.contains("<tr><td>a</td>") && page.contains("<tr><td>b</td>"));
+    assert!(
+        page.contains(&format!("<tr><td>{down}</td><td>2</td></tr>")),
+        "{page}"
+    );
+    let plain = lb(&[&good], &["--admin", "127.0.0.1:0"]);
+    let text = get(admin_addr(&plain), "/metrics").text();
+    assert!(
+        !text.contains("lb_cluster_"),
+        "no cluster without a shared store"
+    );
 }

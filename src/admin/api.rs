@@ -8,7 +8,9 @@
 //!   in any pool, and one is added to the only pool there is.
 //!
 //! Each change goes through the roster and `reconfigure::sync`, as a reload does, and lasts
-//! until the next reload from the file. Who may write is `auth.rs`'s concern.
+//! until the next reload from the file. With a PostgreSQL store, each change is also
+//! recorded there for the other instances sharing it, which apply it by the same path
+//! (`peers.rs`). Who may write is `auth.rs`'s concern.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -24,6 +26,9 @@ use crate::config::{parse_line, parse_weight};
 use crate::event_loop::{Conn, Core};
 use crate::reconfigure;
 use crate::resolver::{Job, Reply};
+use crate::roster::Roster;
+use crate::store::BackendChange;
+use crate::store::change::{Action, Edit};
 
 /// The parts of a request the API looks at.
 pub(super) struct Request<'a> {
@@ -109,18 +114,17 @@ pub fn handle(
     if let Err(refused) = authorize(core, &req, peer) {
         return Some(refused);
     }
-    let pool = req.pool;
-    let done = match (method, action) {
-        ("POST", Some("drain")) => core.roster.set_role(pool, &key, Role::Drain),
-        ("POST", Some("maint")) => core.roster.set_role(pool, &key, Role::Maint),
-        ("POST", Some("ready")) => core.roster.set_role(pool, &key, Role::Ready),
+    let edit = match (method, action) {
+        ("POST", Some("drain")) => Edit::Drain,
+        ("POST", Some("maint")) => Edit::Maint,
+        ("POST", Some("ready")) => Edit::Ready,
         ("POST", Some("weight")) => match query_value(req.query, "value").and_then(parse_weight) {
-            Some(w) => core.roster.set_weight(pool, &key, w),
+            Some(w) => Edit::Weight(w),
             None => return Some(error(400, "weight?value=N wants N from 1 to 1000")),
         },
         ("DELETE", None) => match query_value(req.query, "owed") {
-            None => core.roster.remove(pool, &key),
-            Some("give-up") => core.roster.give_up(pool, &key),
+            None => Edit::Remove,
+            Some("give-up") => Edit::GiveUp,
             Some(_) => return Some(error(400, "owed=give-up is the one choice")),
         },
         ("PUT", None) => return put(conns, core, &req, (reply, peer), key),
@@ -132,10 +136,59 @@ pub fn handle(
             ));
         }
     };
-    let Some(id) = done else {
+    let Some(id) = edit_roster(&mut core.roster, req.pool, &key, edit) else {
         return Some(error(404, &format!("no backend {key}")));
     };
+    share(core, id, Action::Edit(edit));
     Some(changed(conns, core, &req, peer, id, 200))
+}
+
+/// Edits backend `key` (its label or address) of `pool`, or of any pool; `None` when it is
+/// not listed. The path of this instance's API and of changes others made (`peers.rs`).
+pub(super) fn edit_roster(
+    roster: &mut Roster,
+    pool: Option<&str>,
+    key: &str,
+    edit: Edit,
+) -> Option<BackendId> {
+    match edit {
+        Edit::Drain => roster.set_role(pool, key, Role::Drain),
+        Edit::Maint => roster.set_role(pool, key, Role::Maint),
+        Edit::Ready => roster.set_role(pool, key, Role::Ready),
+        Edit::Weight(w) => roster.set_weight(pool, key, w),
+        Edit::Remove => roster.remove(pool, key),
+        Edit::GiveUp => roster.give_up(pool, key),
+    }
+}
+
+/// Adds `label` at `addr` to `pool`, if the command line's rules let it
+/// (`Roster::check_add`): its slot, and whether it is new. The path of this instance's API
+/// and of additions others made (`peers.rs`).
+pub(super) fn add(
+    core: &mut Core,
+    (pool, label): (&str, &str),
+    addr: SocketAddr,
+    weight: Option<u32>,
+) -> Result<(BackendId, bool), String> {
+    let at = format!("PUT /backends/{label}");
+    core.roster.check_add((pool, label), addr, &at, &core.own)?;
+    Ok(core.roster.add((pool, label), addr, weight))
+}
+
+/// Records a change this instance's API made in the store, for the other instances
+/// sharing it; under the backend's own pool and label, as they find it by.
+fn share(core: &mut Core, id: BackendId, action: Action) {
+    let Some(slot) = core.roster.slot(id) else {
+        return;
+    };
+    let change = BackendChange {
+        pool: slot.pool.clone(),
+        backend: slot.label.clone(),
+        action,
+    };
+    if let Some(store) = core.fanout.journal_mut() {
+        store.share(change);
+    }
 }
 
 /// Applies a write that the roster took, logs it, and answers with the backend's state.
@@ -205,10 +258,10 @@ fn put(
     };
     match key.parse::<SocketAddr>() {
         Ok(addr) => {
-            if let Err(why) = may_add(core, (&pool, &line.label), addr, peer) {
-                return Some(why);
-            }
-            let (id, new) = core.roster.add((&pool, &line.label), addr, weight);
+            let (id, new) = match may_add(core, (&pool, &line.label), addr, weight, peer) {
+                Ok(added) => added,
+                Err(why) => return Some(why),
+            };
             Some(changed(
                 conns,
                 core,
@@ -245,9 +298,8 @@ pub fn added(
         Some(Conn::Admin(a)) => a.peer,
         _ => SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let out = match addr.map(|addr| (addr, may_add(core, (pool, label), addr, peer))) {
-        Ok((addr, Ok(()))) => {
-            let (id, new) = core.roster.add((pool, label), addr, weight);
+    let out = match addr.map(|addr| may_add(core, (pool, label), addr, weight, peer)) {
+        Ok(Ok((id, new))) => {
             let rest = format!("/{label}");
             let req = Request {
                 method: "PUT",
@@ -258,27 +310,31 @@ pub fn added(
             };
             changed(conns, core, &req, peer, id, if new { 201 } else { 200 })
         }
-        Ok((_, Err(refused))) => refused,
+        Ok(Err(refused)) => refused,
         Err(why) => error(400, &why),
     };
     super::answer_later(conns, core, reply, out);
 }
 
-/// A backend that PUT adds must pass what the command line checks (`Roster::check_add`);
-/// the refusal is logged and answered with the command line's words.
+/// PUT adds a backend (`add`), and records it for the other instances sharing the store;
+/// a refusal is logged and answered with the command line's words.
 fn may_add(
-    core: &Core,
+    core: &mut Core,
     (pool, label): (&str, &str),
     addr: SocketAddr,
+    weight: Option<u32>,
     peer: SocketAddr,
-) -> Result<(), Vec<u8>> {
-    let at = format!("PUT /backends/{label}");
-    core.roster
-        .check_add((pool, label), addr, &at, &core.own)
-        .map_err(|why| {
-            warn!("admin {peer}: refused {at}: {why}");
-            error(400, &why)
-        })
+) -> Result<(BackendId, bool), Vec<u8>> {
+    match add(core, (pool, label), addr, weight) {
+        Ok((id, new)) => {
+            share(core, id, Action::Add { addr, weight });
+            Ok((id, new))
+        }
+        Err(why) => {
+            warn!("admin {peer}: refused PUT /backends/{label}: {why}");
+            Err(error(400, &why))
+        }
+    }
 }
 
 /// GET /backends, or one backend.

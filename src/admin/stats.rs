@@ -14,6 +14,7 @@ use crate::metrics::process::Process;
 use crate::pool::{Pool, PoolId};
 
 mod chart;
+mod cluster;
 mod columns;
 pub(super) mod format;
 
@@ -28,7 +29,8 @@ pub(super) const RATE_POINTS: usize = 5;
 const STYLE: &str = include_str!("stats/style.css");
 
 /// The page, top to bottom. Each section decides for itself whether it shows in a mode.
-const SECTIONS: &[fn(&View, &mut String)] = &[summary, routes, backends, limits, fanout];
+const SECTIONS: &[fn(&View, &mut String)] =
+    &[summary, routes, backends, limits, fanout, cluster::cluster];
 
 /// How many listed backends are up, of how many (removed ones finishing are not counted).
 fn up_of(v: &View) -> (usize, usize) {

@@ -33,6 +33,7 @@ impl Fixture {
             workers: &[],
             clients_open: 3,
             posts_pending: 2,
+            cluster: None,
             now: self.now,
         }
     }

@@ -120,6 +120,11 @@ impl Jobs {
         self.journal.as_deref()
     }
 
+    /// The store, for the runtime API changes instances sharing it tell each other of.
+    pub fn journal_mut(&mut self) -> Option<&mut (dyn Store + 'static)> {
+        self.journal.as_deref_mut()
+    }
+
     /// lb is stopping: the answers still to come tell their clients to close.
     pub fn end_keep_alive(&mut self) {
         for (_, j) in self.jobs.iter_mut() {

@@ -195,6 +195,9 @@ pub fn render(v: &View, out: &mut String) {
         let _ = writeln!(out, "lb_fanout_pending_retries {}", m.pending_retries);
         super::fanout::render(v, out);
     }
+    if let Some(cluster) = v.cluster {
+        super::cluster::render(cluster, out);
+    }
     if http && !v.flags {
         family(
             out,

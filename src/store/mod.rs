@@ -2,18 +2,24 @@
 //! (`crate::journal`) and PostgreSQL (`postgres/`) both take a turn's records on the loop,
 //! make them durable on a thread of their own and ring the loop's doorbell when done, so
 //! the fan-out code does not know which it has and the loop never waits for a disk or a
-//! network.
+//! network. Instances sharing a PostgreSQL store also tell each other of their runtime API
+//! changes through it (`change.rs`), and see each other (`cluster.rs`).
 
 use std::time::Instant;
 
 use crate::config::{JournalAt, JournalSync};
 use crate::journal::{self, Done, JobRecord, Journal, Outcome, Replayed, Stats, Ticket, Uncarried};
 
+pub mod change;
+pub mod cluster;
 pub mod postgres;
 
-/// What the fan-out asks of a store; the directory journal's API, which PostgreSQL
-/// implements too. A store without segments (PostgreSQL) has nothing to carry forward:
-/// `carry_due` is always `None` there, and `finished`, `uncarried` do nothing.
+pub use change::BackendChange;
+
+/// What the fan-out (and, for shared changes, the admin API) asks of a store; the
+/// directory journal's API, which PostgreSQL implements too. A store without segments
+/// (PostgreSQL) has nothing to carry forward: `carry_due` is always `None` there, and
+/// `finished`, `uncarried` do nothing.
 pub trait Store: Send {
     /// Starts the store's thread, which calls `wake` after each batch it finished.
     fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String>;
@@ -33,6 +39,18 @@ pub trait Store: Send {
     /// Jobs this store took over from another lb since the last call, to be resumed.
     fn take_claimed(&mut self) -> Vec<Replayed> {
         Vec::new()
+    }
+    /// Tells the other instances sharing the store of a change this one's API made; a
+    /// directory is one machine's, with no one to tell.
+    fn share(&mut self, _change: BackendChange) {}
+    /// The changes other instances sharing the store made since the last call, each with
+    /// the name of the instance that made it.
+    fn take_changes(&mut self) -> Vec<(String, BackendChange)> {
+        Vec::new()
+    }
+    /// The instances sharing the store, as last read (worker 0's store only).
+    fn cluster(&self) -> Option<&cluster::Cluster> {
+        None
     }
     fn flush(&mut self);
     fn bytes_on_disk(&self) -> u64;

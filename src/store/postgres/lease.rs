@@ -33,6 +33,9 @@ impl From<postgres::Error> for Failure {
     }
 }
 
+/// This lb's release, shown to the other instances.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 fn seconds(lease: Duration) -> f64 {
     lease.as_secs_f64()
 }
@@ -41,12 +44,13 @@ fn seconds(lease: Duration) -> f64 {
 pub fn claim(client: &mut impl GenericClient, target: &Target) -> Result<i64, postgres::Error> {
     client
         .query_one(
-            "INSERT INTO lb_instances (instance, epoch, expires) \
-             VALUES ($1, 1, now() + make_interval(secs => $2)) \
+            "INSERT INTO lb_instances (instance, epoch, expires, version, renewed) \
+             VALUES ($1, 1, now() + make_interval(secs => $2), $3, now()) \
              ON CONFLICT (instance) DO UPDATE \
-             SET epoch = lb_instances.epoch + 1, expires = excluded.expires, taken_by = NULL \
+             SET epoch = lb_instances.epoch + 1, expires = excluded.expires, taken_by = NULL, \
+             version = excluded.version, renewed = excluded.renewed \
              RETURNING epoch",
-            &[&target.instance, &seconds(target.lease)],
+            &[&target.instance, &seconds(target.lease), &VERSION],
         )?
         .try_get(0)
 }
@@ -54,7 +58,7 @@ pub fn claim(client: &mut impl GenericClient, target: &Target) -> Result<i64, po
 /// Renews the lease, in `tx`, if `epoch` is still the instance's.
 pub fn renew(tx: &mut Transaction, target: &Target, epoch: i64) -> Result<(), Failure> {
     let renewed = tx.execute(
-        "UPDATE lb_instances SET expires = now() + make_interval(secs => $3) \
+        "UPDATE lb_instances SET expires = now() + make_interval(secs => $3), renewed = now() \
          WHERE instance = $1 AND epoch = $2",
         &[&target.instance, &epoch, &seconds(target.lease)],
     )?;

@@ -9,21 +9,26 @@
 //! the thread has reached it again. Rows are keyed by the instance (`connect.rs`), and an
 //! lb that starts resumes what its instance still owes (`replay.rs`), and what instances
 //! whose lease ran out owed (`lease.rs`). The tables are made and migrated by lb
-//! (`schema.rs`).
+//! (`schema.rs`). Runtime API changes go into worker 0's batches, and its thread reads
+//! those of the other instances (`changes.rs`) and the cluster view (`follow.rs`).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
 
-use super::{Store, Writer};
+use super::cluster::Cluster;
+use super::{BackendChange, Store, Writer};
 use crate::journal::{Done, JobRecord, Outcome, Replayed, Stats, Ticket, Uncarried};
 
+mod changes;
 mod connect;
+mod follow;
 mod lease;
 mod replay;
 mod schema;
 mod thread;
+mod view;
 mod write;
 
 use connect::Target;
@@ -45,8 +50,8 @@ pub struct Postgres {
     queued_upto: Option<u64>,
     /// The records of the open batch.
     pending: Vec<Op>,
-    /// The batch in the thread: since when, and its finished copies, to send again should
-    /// it fail (a failed job is refused to its client instead: nothing of it went out).
+    /// The batch in the thread: since when, and its records to send again should it fail
+    /// (`Op::kept`: a failed job is refused to its client instead).
     in_flight: Option<(Instant, Vec<Op>)>,
     /// Why the database cannot be used, until the thread reaches it again.
     down: Option<String>,
@@ -55,6 +60,12 @@ pub struct Postgres {
     stalled: bool,
     /// Jobs taken over from instances whose lease ran out, to be resumed.
     claimed: Vec<Replayed>,
+    /// Worker 0's: the id after which its thread reads other instances' changes.
+    follow: Option<i64>,
+    /// Changes other instances made, to be applied, with their makers' names.
+    changes: Vec<(String, BackendChange)>,
+    /// Worker 0's: the instances sharing the store, as last read.
+    cluster: Option<Cluster>,
     done: VecDeque<Done>,
     stats: Stats,
 }
@@ -80,11 +91,19 @@ pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
             if let Ok(mut claimed) = opening.epoch.lock() {
                 *claimed = epoch;
             }
-            replay::owed(&mut client, &opening.instance, &opening.shown)
+            let newest = changes::newest(&mut client).map_err(|e| {
+                format!(
+                    "PostgreSQL at {}: cannot read lb_changes: {e}",
+                    opening.shown
+                )
+            })?;
+            let owed = replay::owed(&mut client, &opening.instance, &opening.shown)?;
+            Ok::<_, String>((owed, newest))
         })
         .map_err(|e| format!("cannot start the store thread: {e}"))?
         .join()
         .map_err(|_| "the store thread failed while opening the store".to_string())??;
+    let (owed, newest) = owed;
     info!(
         "PostgreSQL at {} (schema version {}, instance {}): {} writes still owed are resumed",
         target.shown,
@@ -97,17 +116,23 @@ pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
     for (i, job) in owed.into_iter().enumerate() {
         shares[i % writers].push(job);
     }
+    // Worker 0, whose admin API applies changes, follows the other instances' changes,
+    // from those made after this start: the file is what this lb runs until then.
     Ok(shares
         .into_iter()
-        .map(|owed| Writer {
-            store: Box::new(Postgres::new(target.clone(), owed.len() as u64)),
-            owed,
+        .enumerate()
+        .map(|(i, owed)| {
+            let follow = (i == 0).then_some(newest);
+            Writer {
+                store: Box::new(Postgres::new(target.clone(), owed.len() as u64, follow)),
+                owed,
+            }
         })
         .collect())
 }
 
 impl Postgres {
-    fn new(target: Target, replayed: u64) -> Postgres {
+    fn new(target: Target, replayed: u64, follow: Option<i64>) -> Postgres {
         Postgres {
             target,
             thread: None,
@@ -120,6 +145,9 @@ impl Postgres {
             failed_tries: 0,
             stalled: false,
             claimed: Vec::new(),
+            follow,
+            changes: Vec::new(),
+            cluster: None,
             done: VecDeque::new(),
             stats: Stats {
                 replayed,
@@ -138,15 +166,11 @@ impl Postgres {
             return;
         }
         let ops = std::mem::take(&mut self.queued);
-        let finished = ops
-            .iter()
-            .filter(|op| matches!(op, Op::Finished { .. }))
-            .cloned()
-            .collect();
+        let kept = ops.iter().filter(|op| op.kept()).cloned().collect();
         let upto = self.queued_upto.take();
         match thread.send(Batch { upto, ops }) {
-            Ok(()) => self.in_flight = Some((Instant::now(), finished)),
-            Err(why) => self.committed(upto, Err(why), Duration::ZERO, finished),
+            Ok(()) => self.in_flight = Some((Instant::now(), kept)),
+            Err(why) => self.committed(upto, Err(why), Duration::ZERO, kept),
         }
     }
 
@@ -160,14 +184,16 @@ impl Postgres {
                         self.target.shown
                     );
                 }
-                let finished = self.in_flight.take().map(|(_, f)| f).unwrap_or_default();
-                self.committed(upto, result, took, finished);
+                let kept = self.in_flight.take().map(|(_, k)| k).unwrap_or_default();
+                self.committed(upto, result, took, kept);
             }
             News::Refused(why) => self.down = Some(why),
             News::TookOver(jobs) => {
                 self.stats.replayed += jobs.len() as u64;
                 self.claimed.extend(jobs);
             }
+            News::Changes(changes) => self.changes.extend(changes),
+            News::Cluster(cluster) => self.cluster = Some(cluster),
             News::Reachable => {
                 if self.down.take().is_some() {
                     info!(
@@ -186,7 +212,7 @@ impl Postgres {
         upto: Option<u64>,
         result: Result<(), String>,
         took: Duration,
-        finished: Vec<Op>,
+        kept: Vec<Op>,
     ) {
         match &result {
             Ok(()) => {
@@ -203,9 +229,10 @@ impl Postgres {
                     );
                 }
                 self.down = Some(why.clone());
-                // Finished copies are recorded once it is back, before the newer records.
+                // Finished copies and changes are recorded once it is back, before the
+                // newer records.
                 let later = std::mem::take(&mut self.queued);
-                self.queued = finished;
+                self.queued = kept;
                 self.queued.extend(later);
                 return self.fail_queued(upto);
             }
@@ -222,12 +249,12 @@ impl Postgres {
 
     /// The database is down: the jobs of the batches up to `upto` and of those queued are
     /// refused to their clients at once (none of their copies went out), rather than wait
-    /// for it; the finished copies stay queued.
+    /// for it; the finished copies and changes stay queued.
     fn fail_queued(&mut self, upto: Option<u64>) {
         let Some(why) = self.down.clone() else {
             return;
         };
-        self.queued.retain(|op| matches!(op, Op::Finished { .. }));
+        self.queued.retain(Op::kept);
         if let Some(batch) = self.queued_upto.take().or(upto) {
             self.done.push_back(Done {
                 batch,
@@ -247,7 +274,7 @@ impl Postgres {
 impl Store for Postgres {
     fn start(&mut self, wake: Box<dyn Fn() + Send>) -> Result<(), String> {
         if self.thread.is_none() {
-            self.thread = Some(Thread::spawn(self.target.clone(), wake)?);
+            self.thread = Some(Thread::spawn(self.target.clone(), wake, self.follow)?);
         }
         Ok(())
     }
@@ -341,6 +368,18 @@ impl Store for Postgres {
 
     fn take_claimed(&mut self) -> Vec<Replayed> {
         std::mem::take(&mut self.claimed)
+    }
+
+    fn share(&mut self, change: BackendChange) {
+        self.add(Op::Change(change));
+    }
+
+    fn take_changes(&mut self) -> Vec<(String, BackendChange)> {
+        std::mem::take(&mut self.changes)
+    }
+
+    fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     fn flush(&mut self) {

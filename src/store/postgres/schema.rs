@@ -53,6 +53,21 @@ const STEPS: &[&str] = &[
          at timestamptz NOT NULL DEFAULT now()
      );
      CREATE INDEX ON lb_given_up (at);",
+    // 4: runtime API changes, for every instance on the store to apply. Ids are taken
+    // under a lock held to the commit (`changes.rs`), so they are committed in their order
+    // and an instance that read up to one id has missed none below it.
+    "CREATE TABLE lb_changes (
+         id bigserial PRIMARY KEY,
+         at timestamptz NOT NULL DEFAULT now(),
+         instance text NOT NULL,
+         pool text NOT NULL,
+         backend text NOT NULL,
+         action text NOT NULL,
+         weight integer,
+         address text
+     );",
+    // 5: for the cluster view, each instance's release and its last renewal.
+    "ALTER TABLE lb_instances ADD COLUMN version text, ADD COLUMN renewed timestamptz;",
 ];
 
 /// Any number, the same for every lb: held while the tables are made or migrated.

@@ -4,7 +4,9 @@
 //! this thread and never touches the event loop. Without a connection it tries again on
 //! its own every `RECONNECT`, and says when it has one, so the loop takes POSTs again.
 //! With one, it renews the instance's lease a few times per lease, and takes over the
-//! copies of instances whose lease ran out (`lease.rs`).
+//! copies of instances whose lease ran out (`lease.rs`). Worker 0's thread also reads the
+//! runtime API changes other instances made, and the cluster view (`follow.rs`), and
+//! hands them to its loop.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -13,8 +15,11 @@ use log::{info, warn};
 use postgres::Client;
 
 use super::connect::Target;
+use super::follow::Follow;
 use super::lease::{self, Failure};
 use crate::journal::Replayed;
+use crate::store::BackendChange;
+use crate::store::cluster::Cluster;
 
 /// How often the thread tries to reach the database again while it cannot.
 const RECONNECT: Duration = Duration::from_millis(500);
@@ -36,6 +41,17 @@ pub enum Op {
         backend: String,
         given_up: bool,
     },
+    /// A runtime API change, for the other instances sharing the store.
+    Change(BackendChange),
+}
+
+impl Op {
+    /// Kept to be committed once the database is back, should its batch fail: a finished
+    /// copy (else it is sent again), a change (else the others never hear of it). A job
+    /// is refused to its client instead: nothing of it went out.
+    pub fn kept(&self) -> bool {
+        !matches!(self, Op::Job { .. })
+    }
 }
 
 /// The records of the batches up to `upto` (`None`: only records that failed to be
@@ -60,6 +76,10 @@ pub enum News {
     TookOver(Vec<Replayed>),
     /// Another lb claimed the name: new POSTs are refused for good, for this reason.
     Refused(String),
+    /// Runtime API changes other instances made, each with the instance's name.
+    Changes(Vec<(String, BackendChange)>),
+    /// The instances sharing the store, and what they owe.
+    Cluster(Cluster),
 }
 
 /// The loop's end of the thread.
@@ -69,12 +89,18 @@ pub struct Thread {
 }
 
 impl Thread {
-    pub fn spawn(target: Target, wake: Box<dyn Fn() + Send>) -> Result<Thread, String> {
+    /// `follow`: the id after which to read other instances' changes, and with them the
+    /// cluster view (worker 0's thread), or `None`.
+    pub fn spawn(
+        target: Target,
+        wake: Box<dyn Fn() + Send>,
+        follow: Option<i64>,
+    ) -> Result<Thread, String> {
         let (to, inbox) = channel::<Batch>();
         let (outbox, from) = channel();
         std::thread::Builder::new()
             .name("lb-store".into())
-            .spawn(move || run(&target, &inbox, &outbox, &*wake))
+            .spawn(move || run(&target, &inbox, &outbox, &*wake, follow.map(Follow::new)))
             .map_err(|e| format!("cannot start the store thread: {e}"))?;
         Ok(Thread { to, from })
     }
@@ -101,13 +127,23 @@ struct Conn {
     since: Instant,
 }
 
-fn run(target: &Target, inbox: &Receiver<Batch>, outbox: &Sender<News>, wake: &dyn Fn()) {
+fn run(
+    target: &Target,
+    inbox: &Receiver<Batch>,
+    outbox: &Sender<News>,
+    wake: &dyn Fn(),
+    mut follow: Option<Follow>,
+) {
     let mut conn: Option<Conn> = None;
     let beat = target.lease / 3;
     let mut next_beat = Instant::now();
     loop {
+        let due = match &follow {
+            Some(f) => next_beat.min(f.due()),
+            None => next_beat,
+        };
         let wait = match &conn {
-            Some(_) => next_beat.saturating_duration_since(Instant::now()),
+            Some(_) => due.saturating_duration_since(Instant::now()),
             None => RECONNECT,
         };
         let mut news = Vec::new();
@@ -135,6 +171,14 @@ fn run(target: &Target, inbox: &Receiver<Batch>, outbox: &Sender<News>, wake: &d
                 }
                 Err(Failure::Fenced) => {}
                 Err(Failure::Db(_)) => conn = None,
+            }
+        }
+        if let (Some(c), Some(f)) = (conn.as_mut(), follow.as_mut())
+            && Instant::now() >= f.due()
+        {
+            match f.read(target, &mut c.client) {
+                Ok(found) => news.extend(found),
+                Err(_) => conn = None,
             }
         }
         if news.is_empty() {

@@ -1,12 +1,13 @@
 //! One batch in one transaction (group commit): the lease renewed (and the commit refused
 //! if another lb has raised the epoch meanwhile), the new jobs and their owed copies
-//! inserted, the copies given up noted for operators, the finished copies deleted, and the
-//! jobs left with none deleted. Each kind
+//! inserted, the copies given up noted for operators, the finished copies deleted, the
+//! jobs left with none deleted, and the runtime API changes recorded. Each kind
 //! is one statement over arrays, so a batch costs the same few round trips whatever its
 //! size.
 
 use postgres::Client;
 
+use super::changes;
 use super::connect::Target;
 use super::lease::{self, Failure};
 use super::thread::Op;
@@ -26,14 +27,19 @@ struct Columns<'a> {
 
 pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> Result<(), Failure> {
     let instance = target.instance.as_str();
-    let ids: Vec<[u8; 16]> = ops
+    let mut changes = Vec::new();
+    let ids: Vec<(&Op, [u8; 16])> = ops
         .iter()
-        .map(|op| match op {
-            Op::Job { id, .. } | Op::Finished { id, .. } => id.to_le_bytes(),
+        .filter_map(|op| match op {
+            Op::Job { id, .. } | Op::Finished { id, .. } => Some((op, id.to_le_bytes())),
+            Op::Change(change) => {
+                changes.push(change);
+                None
+            }
         })
         .collect();
     let mut c = Columns::default();
-    for (op, id) in ops.iter().zip(&ids) {
+    for (op, id) in &ids {
         match op {
             Op::Job {
                 request_id,
@@ -59,6 +65,7 @@ pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> R
                     c.given_up.1.push(backend);
                 }
             }
+            Op::Change(_) => {}
         }
     }
     let mut tx = client.transaction()?;
@@ -99,5 +106,6 @@ pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> R
             &[&instance, &c.finished.0],
         )?;
     }
+    changes::record(&mut tx, instance, &changes)?;
     Ok(tx.commit()?)
 }
