@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# What the journal costs: POST fan-out to three backends with no journal and with
-# --journal-sync off, batch and always, in alternating rounds of one run; then GET p99
-# during a POST storm with no journal and with batch; and the disk's own fdatasync latency.
-# Everything listens on 127.0.0.1 and is stopped on exit.  scripts/journal_bench.sh --help
+# What the journal costs: POST fan-out to three backends with no journal, with
+# --journal-sync off, batch and always, and with the PostgreSQL store (a server of its own,
+# started here), in alternating rounds of one run; then GET p99 during a POST storm with no
+# journal, with batch and with PostgreSQL, against GET p99 with no storm; PostgreSQL's
+# commits per second and POSTs per commit (pg_stat_database); and the disk's own fdatasync
+# latency. Everything listens on 127.0.0.1 and is stopped on exit.
+# scripts/journal_bench.sh --help
 set -euo pipefail
 
 usage() {
@@ -16,19 +19,26 @@ Options:
   --dir DIR         a directory on the disk you mean to measure; the journals go in a
                     fresh subdirectory, removed at the end (default target; /tmp may be
                     a tmpfs, where a sync costs nothing)
-  --port N          first of the 10 loopback ports used (default 21000)
+  --port N          first of the 10 loopback ports used (default 21000); PostgreSQL
+                    listens on the last of them
+  --no-postgres     leave out the PostgreSQL store's rows
   --no-build        use target/release/{lb,backend} as they are
   -h, --help        this help
 
-Needs wrk. Results (markdown) go to stdout, progress to stderr. wrk, lb and the three
-backends share the machine's CPUs: compare the ratios, not the absolute figures.
+Needs wrk. The PostgreSQL rows need Debian's server binaries (apt-get install postgresql;
+the newest /usr/lib/postgresql/*/bin is used) and are skipped, with a message, without
+them. Its cluster is made by initdb in the fresh subdirectory of --dir, so that its WAL
+flushes go to the same disk as the journal's syncs (fsync and synchronous_commit on, as
+in production), and runs as nobody when the script runs as root. Results (markdown) go to
+stdout, progress to stderr. wrk, lb, PostgreSQL and the three backends share the
+machine's CPUs: compare the ratios, not the absolute figures.
 TXT
 }
 
 log() { echo "journal_bench.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-rounds=3 duration=5s connections=50 dir=target port=21000 build=1
+rounds=3 duration=5s connections=50 dir=target port=21000 build=1 postgres=1
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -36,26 +46,96 @@ while [[ $# -gt 0 ]]; do
         --connections) connections=$2; shift 2 ;;
         --dir) dir=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
+        --no-postgres) postgres=0; shift ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) log "unknown option $1"; usage >&2; exit 2 ;;
     esac
 done
 
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds: $rounds"
+[[ $duration =~ ^([1-9][0-9]*)([sm]?)$ ]] || die "bad --duration: $duration (e.g. 5s, 1m)"
+secs=${BASH_REMATCH[1]}
+[[ ${BASH_REMATCH[2]} != m ]] || secs=$((secs * 60))
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || die "wrk not found (Debian/Ubuntu: apt-get install wrk)"
 ((build)) && cargo build --release --bins >&2
 tmp=$(mktemp -d)
 mkdir -p "$dir"
 work=$(mktemp -d "$dir/journal-bench.XXXXXX")
+work=$(cd "$work" && pwd) # absolute: PostgreSQL takes its paths from its data directory
 journal=$work/journal
 pids=()
+pg_pid=""
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [[ -n $pg_pid ]]; then
+        # A fast shutdown: PostgreSQL cuts its clients off and exits; killed after 10 s.
+        kill -INT "$pg_pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pg_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pg_pid" 2>/dev/null || true
+    fi
     wait 2>/dev/null || true
     rm -rf "$tmp" "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# PostgreSQL: the newest installed server, a cluster of its own in $work/pg, on the last of
+# the 10 ports. It refuses to run as root, so as root it runs as nobody (as in the tests,
+# tests/common/postgres.rs).
+pg_bin="" pg_port=$((port + 9)) pg_url=""
+if ((postgres)); then
+    pg_bin=$(for d in /usr/lib/postgresql/*/bin; do
+        [[ -x $d/postgres && -x $d/initdb && -x $d/psql ]] && echo "$d"
+    done | sort -V | tail -n 1)
+    if [[ -z $pg_bin ]]; then
+        log "PostgreSQL is not installed (/usr/lib/postgresql/*/bin): skipping its rows" \
+            "(Debian/Ubuntu: apt-get install postgresql)"
+        postgres=0
+    fi
+fi
+# What runs PostgreSQL's programs as nobody when we are root; setpriv and env exec, so that
+# $! of a server started in the background is the server itself.
+as_pg=()
+((EUID != 0)) ||
+    as_pg=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups env HOME=/tmp)
+# One value from the benchmark's database.
+psql_value() {
+    "$pg_bin/psql" -X -At -h 127.0.0.1 -p "$pg_port" -U lb -d postgres -c "$1"
+}
+start_postgres() {
+    (echo >"/dev/tcp/127.0.0.1/$pg_port") 2>/dev/null && die "port $pg_port is taken (try --port)"
+    mkdir "$work/pg"
+    chmod 755 "$work"
+    ((EUID != 0)) || chown nobody: "$work/pg"
+    "${as_pg[@]}" "$pg_bin/initdb" -A trust -U lb -D "$work/pg/data" >"$tmp/initdb.log" 2>&1 || {
+        cat "$tmp/initdb.log" >&2
+        die "initdb failed"
+    }
+    "${as_pg[@]}" "$pg_bin/postgres" -D "$work/pg/data" -p "$pg_port" -k "$work/pg" \
+        -c listen_addresses=127.0.0.1 -c track_wal_io_timing=on </dev/null 2>"$tmp/pg.log" &
+    pg_pid=$!
+    for _ in $(seq 300); do
+        psql_value "SELECT 1" >/dev/null 2>&1 && break
+        kill -0 "$pg_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    psql_value "SELECT 1" >/dev/null 2>&1 || {
+        cat "$tmp/pg.log" >&2
+        die "PostgreSQL did not start on 127.0.0.1:$pg_port"
+    }
+    pg_url="postgres://lb@127.0.0.1:$pg_port/postgres?instance=bench"
+    log "PostgreSQL $("$pg_bin/postgres" --version | awk '{ print $3 }') on 127.0.0.1:$pg_port," \
+        "data in $work/pg (fsync on, synchronous_commit on)"
+}
+((postgres)) && start_postgres
 
 backends=()
 for i in 1 2 3; do
@@ -85,6 +165,18 @@ stop_lb() {
     wait "$lb_pid" 2>/dev/null || true
 }
 
+# PostgreSQL's counters: "COMMITS WAL_SYNCS WAL_SYNC_MS". A backend reports its counts
+# when it exits, so this waits for lb's sessions to be gone first.
+pg_counters() {
+    for _ in $(seq 50); do
+        [[ $(psql_value "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lb'") == 0 ]] &&
+            break
+        sleep 0.1
+    done
+    psql_value "SELECT d.xact_commit, w.wal_sync, round(w.wal_sync_time::numeric, 3)
+        FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = 'postgres'" | tr '|' ' '
+}
+
 cat >"$tmp/post.lua" <<'LUA'
 -- POST /register with a new user name each request, a small form body.
 local n = 0
@@ -98,11 +190,11 @@ function request()
 end
 LUA
 
-# wrk's answered requests/s and p99 in ms: "RPS P99".
+# wrk's answered requests/s, p99 in ms and answered requests: "RPS P99 ANSWERED".
 wrk_run() {
     local c=$1 script=$2 arg=$3 out
     out=$(wrk -t1 -c"$c" -d"$duration" --latency ${script:+-s "$script"} \
-        "http://$lb_addr/" ${arg:+-- "$arg"} 2>&1) || { log "wrk failed: $out"; echo "0 0"; return; }
+        "http://$lb_addr/" ${arg:+-- "$arg"} 2>&1) || { log "wrk failed: $out"; echo "0 0 0"; return; }
     echo "$out" | awk '
         function ms(v) {
             if (v ~ /us$/) return v / 1000
@@ -115,7 +207,7 @@ wrk_run() {
         $1 == "99%" { p99 = ms($2) }
         /Non-2xx or 3xx responses:/ { bad = $NF }
         /Socket errors:/ { gsub(/,/, ""); bad += $4 + $6 + $8 + $10 }
-        END { printf "%.0f %.3f\n", (reqs > 0 ? rps * (reqs - bad) / reqs : 0), p99 }'
+        END { printf "%.0f %.3f %d\n", (reqs > 0 ? rps * (reqs - bad) / reqs : 0), p99, reqs - bad }'
 }
 
 median() {
@@ -123,38 +215,73 @@ median() {
         awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# "MIN-MAX" of a list.
+range() {
+    tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'
+}
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }'; }
+
 configs=(none off batch always)
-flags_for() {
+((postgres)) && configs+=(postgres)
+# Sets `flags` to lb's flags for a configuration.
+set_flags() {
     case $1 in
-        none) echo "" ;;
-        *) echo "--journal $journal --journal-sync $1" ;;
+        none) flags=() ;;
+        postgres) flags=(--journal "$pg_url") ;;
+        *) flags=(--journal "$journal" --journal-sync "$1") ;;
+    esac
+}
+label_of() {
+    case $1 in
+        none) echo "none" ;;
+        postgres) echo "PostgreSQL store" ;;
+        *) echo "\`--journal-sync $1\`" ;;
     esac
 }
 
 declare -A rps p99 get_p99 get_rps
+commits_s="" per_commit="" wal_s="" wal_ms=""
 log "POST fan-out to three backends, $rounds rounds of $duration"
 for r in $(seq "$rounds"); do
     for c in "${configs[@]}"; do
-        # shellcheck disable=SC2046
-        start_lb $(flags_for "$c")
-        read -r a b <<<"$(wrk_run "$connections" "$tmp/post.lua" "$c$r")"
+        set_flags "$c"
+        [[ $c != postgres ]] || read -r c0 w0 t0 <<<"$(pg_counters)"
+        start_lb "${flags[@]}"
+        read -r a b n <<<"$(wrk_run "$connections" "$tmp/post.lua" "$c$r")"
         stop_lb
         rps[$c]+=" $a" p99[$c]+=" $b"
         log "  round $r  $c: $a POST/s, p99 $b ms"
+        if [[ $c == postgres ]]; then
+            read -r c1 w1 t1 <<<"$(pg_counters)"
+            read -r cs pc ws wm < <(awk -v c=$((c1 - c0)) -v n="$n" -v s="$secs" \
+                -v w=$((w1 - w0)) -v t="$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')" \
+                'BEGIN { printf "%.0f %.1f %.0f %.3f\n", c / s, (c > 0 ? n / c : 0), w / s, (w > 0 ? t / w : 0) }')
+            commits_s+=" $cs" per_commit+=" $pc" wal_s+=" $ws" wal_ms+=" $wm"
+            log "    PostgreSQL: $((c1 - c0)) commits ($cs/s, $pc POSTs each)," \
+                "$((w1 - w0)) WAL syncs ($ws/s, $wm ms each)," \
+                "$(psql_value "SELECT count(*) FROM lb_copies") copies left owed"
+        fi
     done
 done
 
-log "GET p99 during a POST storm, $rounds rounds"
+# The GETs run inside the storm: it starts half a second before and ends half a second after.
+storm_configs=(none batch)
+((postgres)) && storm_configs+=(postgres)
+quiet=$([[ ${storm_configs[-1]} == postgres ]] && echo postgres || echo batch)
+log "GET p99 during a POST storm and without one, $rounds rounds"
 for r in $(seq "$rounds"); do
-    for c in none batch; do
-        # shellcheck disable=SC2046
-        start_lb $(flags_for "$c")
-        wrk -t1 -c"$connections" -d"$duration" -s "$tmp/post.lua" "http://$lb_addr/" -- "s$c$r" \
-            >/dev/null 2>&1 &
-        storm=$!
-        sleep 0.5
-        read -r a b <<<"$(wrk_run 10 "" "")"
-        wait "$storm" || true
+    for c in "${storm_configs[@]}" quiet; do
+        set_flags "$([[ $c == quiet ]] && echo "$quiet" || echo "$c")"
+        start_lb "${flags[@]}"
+        storm=""
+        if [[ $c != quiet ]]; then
+            wrk -t1 -c"$connections" -d$((secs + 1))s -s "$tmp/post.lua" "http://$lb_addr/" -- "s$c$r" \
+                >/dev/null 2>&1 &
+            storm=$!
+            sleep 0.5
+        fi
+        read -r a b _ <<<"$(wrk_run 10 "" "")"
+        [[ -z $storm ]] || wait "$storm" || true
         stop_lb
         get_rps[$c]+=" $a" get_p99[$c]+=" $b"
         log "  round $r  $c: GET $a/s, p99 $b ms"
@@ -167,27 +294,57 @@ dd_secs=$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) ~ /^s,?$/) print $i }' <<
 sync_us=$(awk -v s="${dd_secs:-0}" 'BEGIN { printf "%.0f", s * 1e6 / 1000 }')
 
 base=$(median "${rps[none]}")
+batch=$(median "${rps[batch]}")
 echo "### POST fan-out to three backends (medians of $rounds rounds, wrk -t1 -c$connections -d$duration)"
 echo
-echo "| journal | POST/s | of no journal | p99 |"
-echo "|---|---:|---:|---:|"
+echo "| journal | POST/s | range | of none | of \`batch\` | p99 |"
+echo "|---|---:|---:|---:|---:|---:|"
 for c in "${configs[@]}"; do
     m=$(median "${rps[$c]}")
-    pct=$(awk -v m="$m" -v b="$base" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * m / b : 0) }')
-    label=$([[ $c == none ]] && echo "none" || echo "--journal-sync $c")
-    echo "| $label | $m | $pct | $(median "${p99[$c]}") ms |"
+    echo "| $(label_of "$c") | $m | $(range "${rps[$c]}") | $(pct "$m" "$base") | $(pct "$m" "$batch") |" \
+        "$(median "${p99[$c]}") ms |"
 done
+echo
+if ((postgres)); then
+    share=$(awk -v a="$(median "${rps[postgres]}")" -v b="$batch" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "PostgreSQL store / \`batch\`: $share (goal: at least 0.50," \
+        "$(awk -v s="$share" 'BEGIN { print (s >= 0.5 ? "met" : "not met") }'))."
+    echo
+    echo "### PostgreSQL during the POST runs (pg_stat_database, pg_stat_wal)"
+    echo
+    echo "| | median | range |"
+    echo "|---|---:|---:|"
+    echo "| commits/s | $(median "$commits_s") | $(range "$commits_s") |"
+    echo "| POSTs per commit | $(median "$per_commit") | $(range "$per_commit") |"
+    echo "| WAL syncs/s | $(median "$wal_s") | $(range "$wal_s") |"
+    echo "| mean WAL sync | $(median "$wal_ms") ms | $(range "$wal_ms") ms |"
+    echo
+    echo "Commits include lb's lease renewals (a few a second) and its start."
+else
+    echo "PostgreSQL store: skipped (not installed, or --no-postgres)."
+fi
 echo
 echo "### GET during a POST storm (wrk -t1 -c10 GET beside wrk -t1 -c$connections POST)"
 echo
-echo "| journal | GET/s | GET p99 |"
-echo "|---|---:|---:|"
-for c in none batch; do
-    label=$([[ $c == none ]] && echo "none" || echo "--journal-sync batch")
-    echo "| $label | $(median "${get_rps[$c]}") | $(median "${get_p99[$c]}") ms |"
+quiet_p99=$(median "${get_p99[quiet]}")
+echo "| journal | POST storm | GET/s | GET p99 | range | of no storm |"
+echo "|---|---|---:|---:|---:|---:|"
+for c in "${storm_configs[@]}" quiet; do
+    if [[ $c == quiet ]]; then
+        label="$(label_of "$quiet") | none"
+    else
+        label="$(label_of "$c") | beside"
+    fi
+    m=$(median "${get_p99[$c]}")
+    echo "| $label | $(median "${get_rps[$c]}") | $m ms | $(range "${get_p99[$c]}") ms |" \
+        "$(awk -v a="$m" -v b="$quiet_p99" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
 done
-ratio=$(awk -v a="$(median "${get_p99[batch]}")" -v b="$(median "${get_p99[none]}")" \
-    'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 echo
-echo "GET p99 with the journal / without: $ratio. The disk's own fdatasync: ${sync_us} µs"
-echo "(dd oflag=dsync of 4 KiB blocks in $dir: $dd_out)."
+if ((postgres)); then
+    g=$(awk -v a="$(median "${get_p99[postgres]}")" -v b="$quiet_p99" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    echo "GET p99 beside the storm with the PostgreSQL store / without the storm: $g (goal: at" \
+        "most 1.5, $(awk -v g="$g" 'BEGIN { print (g <= 1.5 ? "met" : "not met") }'))."
+fi
+echo "The disk's own fdatasync: ${sync_us} µs (dd oflag=dsync of 4 KiB blocks in $dir: $dd_out)."
+echo "Load average (1, 5, 15 min) at the start: $load_start; at the end:" \
+    "$(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)."
