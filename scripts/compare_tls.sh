@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # lb, nginx and HAProxy terminating TLS with one ECDSA P-256 certificate in front of the same
-# two demo backends, in one run: full handshakes (a new connection for every request),
-# keep-alive HTTPS requests, the CPU time each costs the proxy, and resident memory per idle
-# TLS connection. lb runs twice, once per rustls crypto provider (aws-lc-rs, ring).
+# two demo backends, in one run: full handshakes and resumed ones (a new connection for
+# every request), keep-alive HTTPS requests, the CPU time each costs the proxy, and resident
+# memory per idle TLS connection. lb runs twice, once per rustls crypto provider (aws-lc-rs, ring).
 # Everything listens on 127.0.0.1 and is stopped on exit.  scripts/compare_tls.sh --help
 set -euo pipefail
 
@@ -20,6 +20,8 @@ Alternating rounds, medians:
   - handshakes: 4 parallel `openssl s_time -new -www /`, each opening one connection after
     another with a full handshake (no session offered) and one HTTP/1.0 GET on it (wrk
     cannot do this: with Connection: close it resumes its sessions)
+  - resumed connections: wrk (OpenSSL) with Connection: close, a new connection for every
+    request, each resuming the session of the one before with its TLS 1.3 ticket
   - keep-alive: wrk (OpenSSL), each connection reused for every request
 CPU time is the proxy's own user + system time from /proc over each run. Memory: RSS added
 per idle TLS connection (handshake done, one request answered), scripts/idle_clients.py --tls.
@@ -238,6 +240,16 @@ for t in "${targets[@]}"; do HS_RPS[$t]=$(median "${HS_RPS[$t]}"); done
 log "keep-alive HTTPS requests"
 duration=${duration}s
 bench_alternating "${targets[@]}"
+declare -A KA_RPS KA_CPU
+for t in "${targets[@]}"; do KA_RPS[$t]=${RPS[$t]} KA_CPU[$t]=${CPU[$t]}; done
+# wrk with Connection: close opens a new connection for every request and resumes the
+# session of the one before (a TLS 1.3 ticket), as a browser or an HTTP client library does.
+log "resumed connections: a new TLS connection for every request, resuming its session"
+printf 'wrk.headers["Connection"] = "close"\n' >"$tmp/close.lua"
+for t in "${targets[@]}"; do SCRIPT[$t]=$tmp/close.lua; done
+bench_alternating "${targets[@]}"
+declare -A RES_RPS RES_CPU
+for t in "${targets[@]}"; do RES_RPS[$t]=${RPS[$t]} RES_CPU[$t]=${CPU[$t]}; done
 
 # RSS added per idle TLS connection, opened 10 at a time.
 declare -A MEM
@@ -274,29 +286,35 @@ per_cpu_s() { awk -v us="$1" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else 
     echo "## TLS termination: lb, nginx and HAProxy ($(date -u +%Y-%m-%d))"
     echo
     echo "ECDSA P-256 certificate, TLS 1.3 (X25519); handshakes from $handshakers parallel"
-    echo "\`openssl s_time -new -www /\`, keep-alive from \`wrk -t1 -c$connections\`; $duration per run,"
+    echo "\`openssl s_time -new -www /\`, resumed connections from \`wrk -t1 -c$connections\` with"
+    echo "\`Connection: close\`, keep-alive from the same without it; $duration per run,"
     echo "$rounds alternating rounds, medians; $(nproc) CPUs shared by the load, the proxy and two"
     echo "demo backends. RSS per idle connection: $idle_conns connections opened 10 at a time."
     echo
-    echo "| proxy | handshakes/s | CPU per handshake | handshakes per CPU second | keep-alive req/s | CPU per request | requests per CPU second | RSS per idle TLS connection |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| proxy | full handshakes/s | CPU per handshake | handshakes per CPU second | resumed connections/s | CPU per resumed connection | resumed per CPU second | keep-alive req/s | CPU per request | requests per CPU second | RSS per idle TLS connection |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for t in "${targets[@]}"; do
-        ka_cpu=$(median "${CPU[$t]}")
+        ka_cpu=$(median "${KA_CPU[$t]}") res_cpu=$(median "${RES_CPU[$t]}")
         echo "| ${LABEL[$t]} | $(fmt_int "${HS_RPS[$t]}") | $(fmt_us "${HS_CPU[$t]}") | $(per_cpu_s "$(median "${HS_CPU[$t]}")") |" \
-            "$(fmt_int "$(median "${RPS[$t]}")") | $(fmt_us "${CPU[$t]}") | $(per_cpu_s "$ka_cpu") | ${MEM[$t]} KiB |"
+            "$(fmt_int "$(median "${RES_RPS[$t]}")") | $(fmt_us "${RES_CPU[$t]}") | $(per_cpu_s "$res_cpu") |" \
+            "$(fmt_int "$(median "${KA_RPS[$t]}")") | $(fmt_us "${KA_CPU[$t]}") | $(per_cpu_s "$ka_cpu") | ${MEM[$t]} KiB |"
     done
     echo
-    best_hs="" best_ka=""
+    best_hs="" best_res="" best_ka=""
     for t in nginx haproxy; do
         [[ -n ${PIDS[$t]:-} ]] || continue
-        best_hs+=" $(per_cpu_s "$(median "${HS_CPU[$t]}")")" best_ka+=" $(per_cpu_s "$(median "${CPU[$t]}")")"
+        best_hs+=" $(per_cpu_s "$(median "${HS_CPU[$t]}")")"
+        best_res+=" $(per_cpu_s "$(median "${RES_CPU[$t]}")")"
+        best_ka+=" $(per_cpu_s "$(median "${KA_CPU[$t]}")")"
     done
     if [[ -n $best_hs ]]; then
         best_hs=$(tr ' ' '\n' <<<"$best_hs" | sort -g | tail -1)
+        best_res=$(tr ' ' '\n' <<<"$best_res" | sort -g | tail -1)
         best_ka=$(tr ' ' '\n' <<<"$best_ka" | sort -g | tail -1)
-        echo "lb (aws-lc-rs) against the better of nginx and HAProxy, per CPU second: handshakes" \
-            "$(ratio "$(per_cpu_s "$(median "${HS_CPU[lb]}")")" "$best_hs") (goal 1.3), keep-alive requests" \
-            "$(ratio "$(per_cpu_s "$(median "${CPU[lb]}")")" "$best_ka") (goal 1.1)."
+        echo "lb (aws-lc-rs) against the better of nginx and HAProxy, per CPU second: full handshakes" \
+            "$(ratio "$(per_cpu_s "$(median "${HS_CPU[lb]}")")" "$best_hs") (goal 1.3), resumed connections" \
+            "$(ratio "$(per_cpu_s "$(median "${RES_CPU[lb]}")")" "$best_res") (goal 1.3), keep-alive requests" \
+            "$(ratio "$(per_cpu_s "$(median "${KA_CPU[lb]}")")" "$best_ka") (goal 1.1)."
         echo
     fi
 }
