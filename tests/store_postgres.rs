@@ -463,7 +463,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 5, instance old): 1 writes still owed",
+            "(schema version 6, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -474,7 +474,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 
