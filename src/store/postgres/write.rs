@@ -4,7 +4,7 @@
 //! jobs left with none deleted, and the runtime API changes recorded. Each kind
 //! is one statement over arrays, so a batch costs the same few round trips whatever its
 //! size; each statement is prepared once per connection (`Statements`), so a commit
-//! neither parses nor plans them again, and each costs one round trip.
+//! does not parse them again, and each costs one round trip.
 
 use postgres::{Client, Statement};
 
@@ -25,6 +25,10 @@ pub struct Statements {
 
 impl Statements {
     pub fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        // Planned for each commit's arrays, never once for all: a generic plan made while
+        // the tables are nearly empty (early in a connection's life) scans the instance's
+        // whole key range, dead entries included, for as long as the connection lasts.
+        client.batch_execute("SET plan_cache_mode = force_custom_plan")?;
         Ok(Statements {
             renew: client.prepare(super::lease::RENEW)?,
             insert_jobs: client.prepare(
