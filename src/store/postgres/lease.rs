@@ -56,7 +56,7 @@ pub fn claim(client: &mut impl GenericClient, target: &Target) -> Result<i64, po
 }
 
 /// Renews the lease of instance `$1` for `$3` seconds if `$2` is still its epoch.
-pub const RENEW: &str = "UPDATE lb_instances \
+const RENEW: &str = "UPDATE lb_instances \
      SET expires = now() + make_interval(secs => $3), renewed = now() \
      WHERE instance = $1 AND epoch = $2";
 
