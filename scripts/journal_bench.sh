@@ -22,6 +22,9 @@ Options:
   --port N          first of the 10 loopback ports used (default 21000); PostgreSQL
                     listens on the last of them
   --no-postgres     leave out the PostgreSQL store's rows
+  --baseline PATH   also measure the PostgreSQL store with this lb binary (an earlier
+                    build), in the same alternating rounds, as the row "baseline"; it
+                    has a database of its own, as its schema may be older
   --no-build        use target/release/{lb,backend} as they are
   -h, --help        this help
 
@@ -38,7 +41,7 @@ TXT
 log() { echo "journal_bench.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-rounds=3 duration=5s connections=50 dir=target port=21000 build=1 postgres=1
+rounds=3 duration=5s connections=50 dir=target port=21000 build=1 postgres=1 baseline=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
@@ -47,6 +50,7 @@ while [[ $# -gt 0 ]]; do
         --dir) dir=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
         --no-postgres) postgres=0; shift ;;
+        --baseline) baseline=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) log "unknown option $1"; usage >&2; exit 2 ;;
@@ -57,6 +61,8 @@ done
 [[ $duration =~ ^([1-9][0-9]*)([sm]?)$ ]] || die "bad --duration: $duration (e.g. 5s, 1m)"
 secs=${BASH_REMATCH[1]}
 [[ ${BASH_REMATCH[2]} != m ]] || secs=$((secs * 60))
+[[ -z $baseline || -x $baseline ]] || die "--baseline $baseline is not an executable"
+[[ -z $baseline ]] || baseline=$(cd "$(dirname "$baseline")" && pwd)/$(basename "$baseline")
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 cd "$(dirname "$0")/.."
@@ -106,9 +112,9 @@ fi
 as_pg=()
 ((EUID != 0)) ||
     as_pg=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups env HOME=/tmp)
-# One value from the benchmark's database.
+# One value from the benchmark's database (or database $2).
 psql_value() {
-    "$pg_bin/psql" -X -At -h 127.0.0.1 -p "$pg_port" -U lb -d postgres -c "$1"
+    "$pg_bin/psql" -X -At -h 127.0.0.1 -p "$pg_port" -U lb -d "${2:-postgres}" -c "$1"
 }
 start_postgres() {
     (echo >"/dev/tcp/127.0.0.1/$pg_port") 2>/dev/null && die "port $pg_port is taken (try --port)"
@@ -136,6 +142,9 @@ start_postgres() {
         "data in $work/pg (fsync on, synchronous_commit on)"
 }
 ((postgres)) && start_postgres
+if ((postgres)) && [[ -n $baseline ]]; then
+    psql_value "CREATE DATABASE baseline" >/dev/null
+fi
 
 backends=()
 for i in 1 2 3; do
@@ -146,11 +155,11 @@ for i in 1 2 3; do
 done
 lb_addr=127.0.0.1:$port
 
-# Starts lb with the given extra flags and waits until it answers.
-lb_pid=""
+# Starts lb (the binary $lb_bin) with the given extra flags and waits until it answers.
+lb_pid="" lb_bin=./target/release/lb
 start_lb() {
     rm -rf "$journal"
-    ./target/release/lb -q -l "$lb_addr" --admin off "${backends[@]}" "$@" 2>"$tmp/lb.log" &
+    "$lb_bin" -q -l "$lb_addr" --admin off "${backends[@]}" "$@" 2>"$tmp/lb.log" &
     lb_pid=$!
     pids+=("$lb_pid")
     for _ in $(seq 100); do
@@ -165,8 +174,9 @@ stop_lb() {
     wait "$lb_pid" 2>/dev/null || true
 }
 
-# PostgreSQL's counters: "COMMITS WAL_SYNCS WAL_SYNC_MS". A backend reports its counts
-# when it exits, so this waits for lb's sessions to be gone first.
+# PostgreSQL's counters for database $1: "COMMITS WAL_SYNCS WAL_SYNC_MS" (the WAL's are
+# the server's). A backend reports its counts when it exits, so this waits for lb's
+# sessions to be gone first.
 pg_counters() {
     for _ in $(seq 50); do
         [[ $(psql_value "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lb'") == 0 ]] &&
@@ -174,7 +184,7 @@ pg_counters() {
         sleep 0.1
     done
     psql_value "SELECT d.xact_commit, w.wal_sync, round(w.wal_sync_time::numeric, 3)
-        FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = 'postgres'" | tr '|' ' '
+        FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = '$1'" | tr '|' ' '
 }
 
 cat >"$tmp/post.lua" <<'LUA'
@@ -223,11 +233,14 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b :
 
 configs=(none off batch always)
 ((postgres)) && configs+=(postgres)
-# Sets `flags` to lb's flags for a configuration.
+((postgres)) && [[ -n $baseline ]] && configs+=(baseline)
+# Sets `flags` to lb's flags for a configuration, and `lb_bin` to the lb that runs it.
 set_flags() {
+    lb_bin=./target/release/lb
     case $1 in
         none) flags=() ;;
         postgres) flags=(--journal "$pg_url") ;;
+        baseline) flags=(--journal "${pg_url/\/postgres\?//baseline?}") lb_bin=$baseline ;;
         *) flags=(--journal "$journal" --journal-sync "$1") ;;
     esac
 }
@@ -235,31 +248,33 @@ label_of() {
     case $1 in
         none) echo "none" ;;
         postgres) echo "PostgreSQL store" ;;
+        baseline) echo "PostgreSQL store, baseline lb" ;;
         *) echo "\`--journal-sync $1\`" ;;
     esac
 }
+is_pg() { [[ $1 == postgres || $1 == baseline ]]; }
+db_of() { [[ $1 == baseline ]] && echo baseline || echo postgres; }
 
-declare -A rps p99 get_p99 get_rps
-commits_s="" per_commit="" wal_s="" wal_ms=""
+declare -A rps p99 get_p99 get_rps commits_s per_commit wal_s wal_ms
 log "POST fan-out to three backends, $rounds rounds of $duration"
 for r in $(seq "$rounds"); do
     for c in "${configs[@]}"; do
         set_flags "$c"
-        [[ $c != postgres ]] || read -r c0 w0 t0 <<<"$(pg_counters)"
+        ! is_pg "$c" || read -r c0 w0 t0 <<<"$(pg_counters "$(db_of "$c")")"
         start_lb "${flags[@]}"
         read -r a b n <<<"$(wrk_run "$connections" "$tmp/post.lua" "$c$r")"
         stop_lb
         rps[$c]+=" $a" p99[$c]+=" $b"
         log "  round $r  $c: $a POST/s, p99 $b ms"
-        if [[ $c == postgres ]]; then
-            read -r c1 w1 t1 <<<"$(pg_counters)"
+        if is_pg "$c"; then
+            read -r c1 w1 t1 <<<"$(pg_counters "$(db_of "$c")")"
             read -r cs pc ws wm < <(awk -v c=$((c1 - c0)) -v n="$n" -v s="$secs" \
                 -v w=$((w1 - w0)) -v t="$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')" \
                 'BEGIN { printf "%.0f %.1f %.0f %.3f\n", c / s, (c > 0 ? n / c : 0), w / s, (w > 0 ? t / w : 0) }')
-            commits_s+=" $cs" per_commit+=" $pc" wal_s+=" $ws" wal_ms+=" $wm"
+            commits_s[$c]+=" $cs" per_commit[$c]+=" $pc" wal_s[$c]+=" $ws" wal_ms[$c]+=" $wm"
             log "    PostgreSQL: $((c1 - c0)) commits ($cs/s, $pc POSTs each)," \
                 "$((w1 - w0)) WAL syncs ($ws/s, $wm ms each)," \
-                "$(psql_value "SELECT count(*) FROM lb_copies") copies left owed"
+                "$(psql_value "SELECT count(*) FROM lb_copies" "$(db_of "$c")") copies left owed"
         fi
     done
 done
@@ -267,7 +282,8 @@ done
 # The GETs run inside the storm: it starts half a second before and ends half a second after.
 storm_configs=(none batch)
 ((postgres)) && storm_configs+=(postgres)
-quiet=$([[ ${storm_configs[-1]} == postgres ]] && echo postgres || echo batch)
+((postgres)) && [[ -n $baseline ]] && storm_configs+=(baseline)
+quiet=$( ((postgres)) && echo postgres || echo batch)
 log "GET p99 during a POST storm and without one, $rounds rounds"
 for r in $(seq "$rounds"); do
     for c in "${storm_configs[@]}" quiet; do
@@ -309,15 +325,27 @@ if ((postgres)); then
     share=$(awk -v a="$(median "${rps[postgres]}")" -v b="$batch" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     echo "PostgreSQL store / \`batch\`: $share (goal: at least 0.50," \
         "$(awk -v s="$share" 'BEGIN { print (s >= 0.5 ? "met" : "not met") }'))."
+    if [[ -n $baseline ]]; then
+        echo "Per round, PostgreSQL store / \`batch\`:" \
+            "$(paste -d/ <(tr ' ' '\n' <<<"${rps[postgres]# }") <(tr ' ' '\n' <<<"${rps[batch]# }") |
+                awk -F/ '{ printf "%s%.2f", (NR > 1 ? ", " : ""), ($2 > 0 ? $1 / $2 : 0) }');" \
+            "baseline lb / \`batch\`:" \
+            "$(paste -d/ <(tr ' ' '\n' <<<"${rps[baseline]# }") <(tr ' ' '\n' <<<"${rps[batch]# }") |
+                awk -F/ '{ printf "%s%.2f", (NR > 1 ? ", " : ""), ($2 > 0 ? $1 / $2 : 0) }')." \
+            "Baseline lb: $baseline."
+    fi
     echo
     echo "### PostgreSQL during the POST runs (pg_stat_database, pg_stat_wal)"
     echo
-    echo "| | median | range |"
-    echo "|---|---:|---:|"
-    echo "| commits/s | $(median "$commits_s") | $(range "$commits_s") |"
-    echo "| POSTs per commit | $(median "$per_commit") | $(range "$per_commit") |"
-    echo "| WAL syncs/s | $(median "$wal_s") | $(range "$wal_s") |"
-    echo "| mean WAL sync | $(median "$wal_ms") ms | $(range "$wal_ms") ms |"
+    echo "| lb | commits/s | range | POSTs per commit | range | WAL syncs/s | range | mean WAL sync | range |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for c in "${configs[@]}"; do
+        is_pg "$c" || continue
+        echo "| $(label_of "$c") | $(median "${commits_s[$c]}") | $(range "${commits_s[$c]}") |" \
+            "$(median "${per_commit[$c]}") | $(range "${per_commit[$c]}") |" \
+            "$(median "${wal_s[$c]}") | $(range "${wal_s[$c]}") |" \
+            "$(median "${wal_ms[$c]}") ms | $(range "${wal_ms[$c]}") ms |"
+    done
     echo
     echo "Commits include lb's lease renewals (a few a second) and its start."
 else

@@ -384,6 +384,61 @@ fn a_dead_instances_copies_are_taken_over_once_its_lease_runs_out() {
     );
 }
 
+/// Rows of `table` (`lb_jobs` or `lb_copies`) that `instance` holds.
+fn rows_of(pg: &Postgres, table: &str, instance: &str) -> i64 {
+    pg.client()
+        .query_one(
+            &format!("SELECT count(*) FROM {table} WHERE instance = $1"),
+            &[&instance],
+        )
+        .and_then(|row| row.try_get(0))
+        .expect("count an instance's rows")
+}
+
+#[test]
+fn finished_copies_are_deleted_from_this_instances_rows_only() {
+    let Some(pg) = Postgres::start("own-rows") else {
+        return;
+    };
+    let good = backend("good", &[]);
+    let late_addr = format!("127.0.0.1:{}", free_port());
+    let good_addr = good.addr.to_string();
+    let url = pg.url("mine");
+    let mut args = lb_args(&[&good_addr, &late_addr], &["--journal", &url]);
+    args.extend_from_slice(FAST_RETRIES);
+    let lb = spawn(env!("CARGO_BIN_EXE_lb"), &args);
+    let users: Vec<String> = (0..20).map(|i| format!("o{i}")).collect();
+    register(&lb, &users);
+    // Another live instance owing the very same jobs and copies: ids are random, so only
+    // rows copied by hand collide, but a commit must key every row by its instance.
+    pg.client()
+        .batch_execute(
+            "INSERT INTO lb_instances (instance, epoch, expires) \
+             VALUES ('other', 1, now() + interval '1 hour');
+             INSERT INTO lb_jobs (instance, id, request_id, request) \
+             SELECT 'other', id, request_id, request FROM lb_jobs WHERE instance = 'mine';
+             INSERT INTO lb_copies (instance, job, backend) \
+             SELECT 'other', job, backend FROM lb_copies WHERE instance = 'mine';",
+        )
+        .expect("the other instance's rows");
+    assert_eq!(rows_of(&pg, "lb_copies", "other"), 20);
+    let late = backend_on("late", &late_addr, &[]);
+    every_write_once(&[&good, &late], &users);
+    assert!(
+        eventually(Duration::from_secs(10), || rows_of(
+            &pg,
+            "lb_copies",
+            "mine"
+        ) + rows_of(
+            &pg, "lb_jobs", "mine"
+        ) == 0),
+        "{}",
+        lb.log_text()
+    );
+    assert_eq!(rows_of(&pg, "lb_copies", "other"), 20);
+    assert_eq!(rows_of(&pg, "lb_jobs", "other"), 20);
+}
+
 #[test]
 fn an_instance_that_was_only_slow_is_fenced_off_and_claims_its_name_again() {
     let Some(pg) = Postgres::start("fence") else {
@@ -463,7 +518,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 5, instance old): 1 writes still owed",
+            "(schema version 6, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -474,7 +529,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 

@@ -36,7 +36,7 @@ impl From<postgres::Error> for Failure {
 /// This lb's release, shown to the other instances.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn seconds(lease: Duration) -> f64 {
+pub fn seconds(lease: Duration) -> f64 {
     lease.as_secs_f64()
 }
 
@@ -55,13 +55,14 @@ pub fn claim(client: &mut impl GenericClient, target: &Target) -> Result<i64, po
         .try_get(0)
 }
 
+/// Renews the lease of instance `$1` for `$3` seconds if `$2` is still its epoch.
+const RENEW: &str = "UPDATE lb_instances \
+     SET expires = now() + make_interval(secs => $3), renewed = now() \
+     WHERE instance = $1 AND epoch = $2";
+
 /// Renews the lease, in `tx`, if `epoch` is still the instance's.
 pub fn renew(tx: &mut Transaction, target: &Target, epoch: i64) -> Result<(), Failure> {
-    let renewed = tx.execute(
-        "UPDATE lb_instances SET expires = now() + make_interval(secs => $3), renewed = now() \
-         WHERE instance = $1 AND epoch = $2",
-        &[&target.instance, &epoch, &seconds(target.lease)],
-    )?;
+    let renewed = tx.execute(RENEW, &[&target.instance, &epoch, &seconds(target.lease)])?;
     match renewed {
         0 => Err(Failure::Fenced),
         _ => Ok(()),
@@ -124,6 +125,11 @@ pub fn take_over(
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
+    // The copies move with their jobs (no foreign key cascades it since schema 6).
+    tx.execute(
+        "UPDATE lb_copies SET instance = $1 WHERE instance = $2",
+        &[&target.instance, &dead],
+    )?;
     let jobs = replay::jobs(&mut tx, &target.instance, Some(&ids), &target.shown)?;
     tx.commit()?;
     Ok(Some((dead, jobs)))

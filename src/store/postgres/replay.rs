@@ -1,6 +1,7 @@
 //! Reading back what an instance owes, at start and when it takes another's over: each
-//! job with the backends it has copies owed to. At start, jobs left with no copy (which one
-//! transaction never leaves, but rows written by hand can) are deleted, not resumed.
+//! job with the backends it has copies owed to. At start, jobs left with no copy, and copies
+//! left with no job (which one transaction never leaves, but rows written or deleted by
+//! hand can), are deleted, not resumed.
 
 use log::warn;
 use postgres::{Client, GenericClient, Row};
@@ -14,6 +15,13 @@ pub fn owed(client: &mut Client, instance: &str, shown: &str) -> Result<Vec<Repl
         .execute(
             "DELETE FROM lb_jobs j WHERE j.instance = $1 \
              AND NOT EXISTS (SELECT 1 FROM lb_copies c WHERE c.instance = $1 AND c.job = j.id)",
+            &[&instance],
+        )
+        .map_err(failed)?;
+    client
+        .execute(
+            "DELETE FROM lb_copies c WHERE c.instance = $1 \
+             AND NOT EXISTS (SELECT 1 FROM lb_jobs j WHERE j.instance = $1 AND j.id = c.job)",
             &[&instance],
         )
         .map_err(failed)?;

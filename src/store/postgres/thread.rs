@@ -17,6 +17,7 @@ use postgres::Client;
 use super::connect::Target;
 use super::follow::Follow;
 use super::lease::{self, Failure};
+use super::write::Statements;
 use crate::journal::Replayed;
 use crate::store::BackendChange;
 use crate::store::cluster::Cluster;
@@ -121,9 +122,11 @@ impl Thread {
     }
 }
 
-/// The thread's connection, and since when it has had it.
+/// The thread's connection, the commit's statements prepared on it, and since when it
+/// has had it.
 struct Conn {
     client: Client,
+    statements: Statements,
     since: Instant,
 }
 
@@ -194,9 +197,18 @@ fn run(
 }
 
 fn connect(target: &Target) -> Option<Conn> {
-    let client = target.connect().ok()?;
+    let mut client = target.connect().ok()?;
+    let statements = Statements::prepare(&mut client)
+        .map_err(|e| {
+            warn!(
+                "PostgreSQL at {}: cannot prepare lb's statements: {e}",
+                target.shown
+            )
+        })
+        .ok()?;
     Some(Conn {
         client,
+        statements,
         since: Instant::now(),
     })
 }
@@ -219,7 +231,7 @@ fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> (Vec<News>,
         let why = format!("cannot reach PostgreSQL at {}", target.shown);
         return (vec![committed(batch.upto, Err(why), started)], true);
     };
-    let result = super::write::commit(&mut c.client, target, epoch, &batch.ops);
+    let result = super::write::commit(&mut c.client, &c.statements, target, epoch, &batch.ops);
     let mut news = Vec::new();
     match result {
         Ok(()) => news.push(committed(batch.upto, Ok(()), started)),

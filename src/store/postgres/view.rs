@@ -1,13 +1,16 @@
 //! Reading the cluster view (`store::cluster`): every instance's row, with the copies
 //! it owes, and the copies owed per backend. Two grouped reads of `lb_copies`, made once
-//! a second by worker 0's store thread only.
+//! a second by worker 0's store thread only. They count whole tables, so they may scan
+//! them, which the thread's connection otherwise forbids (`write.rs`).
 
 use postgres::Client;
 
 use crate::store::cluster::{Cluster, Instance};
 
 pub fn read(client: &mut Client) -> Result<Cluster, postgres::Error> {
-    let rows = client.query(
+    let mut tx = client.transaction()?;
+    tx.batch_execute("SET LOCAL enable_seqscan = on")?;
+    let rows = tx.query(
         "SELECT i.instance, i.version, extract(epoch FROM i.renewed)::float8, \
          i.expires > now(), coalesce(o.copies, 0) \
          FROM lb_instances i LEFT JOIN \
@@ -25,7 +28,7 @@ pub fn read(client: &mut Client) -> Result<Cluster, postgres::Error> {
             owed: row.try_get(4)?,
         });
     }
-    let owed = client
+    let owed = tx
         .query(
             "SELECT backend, count(*) FROM lb_copies GROUP BY backend ORDER BY backend",
             &[],
@@ -33,5 +36,6 @@ pub fn read(client: &mut Client) -> Result<Cluster, postgres::Error> {
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<_, postgres::Error>>()?;
+    tx.commit()?;
     Ok(Cluster { instances, owed })
 }

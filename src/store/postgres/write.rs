@@ -1,111 +1,230 @@
-//! One batch in one transaction (group commit): the lease renewed (and the commit refused
-//! if another lb has raised the epoch meanwhile), the new jobs and their owed copies
-//! inserted, the copies given up noted for operators, the finished copies deleted, the
-//! jobs left with none deleted, and the runtime API changes recorded. Each kind
-//! is one statement over arrays, so a batch costs the same few round trips whatever its
-//! size.
+//! One batch in one statement (group commit), sent in one round trip and committed as its
+//! own transaction: the lease renewed, the new jobs and their owed copies inserted, the
+//! copies given up noted for operators, the finished copies deleted, and the jobs left
+//! with none deleted. Every part reads the lease's `RETURNING`, so if another lb has
+//! raised the epoch the statement changes nothing and says so. Each part works on arrays
+//! (`unnest`), so a batch costs one round trip whatever its size; a commit used to take
+//! seven (`BEGIN`, the lease, four statements, `COMMIT`), each a wake-up of the store
+//! thread and of the PostgreSQL backend. A batch holding runtime API changes wraps the
+//! statement and the changes in one transaction.
+//!
+//! Rows are found by a lookup on their whole primary key per finished copy (a scalar
+//! subquery) and deleted by `ctid`, so no plan can scan an instance's whole key range,
+//! dead entries included, whatever the table's statistics say. Inserts check no conflict
+//! beyond the primary key's own: a job is inserted once, under a new random 128-bit id
+//! (a batch that fails is never sent again with its jobs, `Op::kept`), and its copies
+//! name distinct backends.
 
-use postgres::Client;
+use std::collections::HashSet;
+
+use postgres::{Client, Statement};
 
 use super::changes;
 use super::connect::Target;
-use super::lease::{self, Failure};
+use super::lease::Failure;
 use super::thread::Op;
 
-/// A batch as columns, for `unnest`.
-#[derive(Default)]
-struct Columns<'a> {
-    job_ids: Vec<&'a [u8]>,
-    request_ids: Vec<&'a [u8]>,
-    requests: Vec<&'a [u8]>,
-    /// Owed copies: job and backend.
-    owed: (Vec<&'a [u8]>, Vec<&'a str>),
-    /// Finished copies: job and backend; and those of them given up.
-    finished: (Vec<&'a [u8]>, Vec<&'a str>),
-    given_up: (Vec<&'a [u8]>, Vec<&'a str>),
+#[cfg(test)]
+mod tests;
+
+/// The commit's statement: `$1` instance, `$2` epoch, `$3` lease in seconds; new jobs
+/// (`$4` ids, `$5` request ids, `$6` requests); owed copies (`$7` jobs, `$8` backends);
+/// copies finished of jobs committed before (`$9` jobs, `$10` backends, `$11` given up);
+/// copies of this batch's jobs given up at once (`$12` jobs, `$13` backends, `$14` request
+/// ids). Returns the number of lease rows renewed: 0 means fenced, and nothing changed.
+const COMMIT: &str = "\
+WITH renew AS (
+    UPDATE lb_instances SET expires = now() + make_interval(secs => $3), renewed = now()
+    WHERE instance = $1 AND epoch = $2 RETURNING instance
+), new_jobs AS (
+    INSERT INTO lb_jobs (instance, id, request_id, request)
+    SELECT r.instance, n.* FROM renew r, unnest($4::bytea[], $5::bytea[], $6::bytea[]) n
+), new_copies AS (
+    INSERT INTO lb_copies (instance, job, backend)
+    SELECT r.instance, n.* FROM renew r, unnest($7::bytea[], $8::text[]) n
+), finished AS (
+    SELECT f.job, f.backend, f.given_up,
+        (SELECT c.ctid FROM lb_copies c
+         WHERE c.instance = r.instance AND c.job = f.job AND c.backend = f.backend) AS copy
+    FROM renew r, unnest($9::bytea[], $10::text[], $11::bool[]) f (job, backend, given_up)
+), gone AS (
+    SELECT ARRAY(SELECT copy FROM finished WHERE copy IS NOT NULL) AS copies
+), noted AS (
+    INSERT INTO lb_given_up (instance, job, backend, request_id)
+    SELECT $1, g.job, g.backend, g.request_id FROM (
+        SELECT f.job, f.backend,
+            (SELECT j.request_id FROM lb_jobs j WHERE j.instance = $1 AND j.id = f.job)
+        FROM finished f WHERE f.given_up AND f.copy IS NOT NULL
+    ) g (job, backend, request_id) WHERE g.request_id IS NOT NULL
+    UNION ALL
+    SELECT r.instance, g.* FROM renew r, unnest($12::bytea[], $13::text[], $14::bytea[]) g
+), copies_deleted AS (
+    DELETE FROM lb_copies WHERE ctid = ANY ((SELECT copies FROM gone)::tid[])
+), jobs_deleted AS (
+    DELETE FROM lb_jobs WHERE ctid = ANY (ARRAY(
+        SELECT (SELECT j.ctid FROM lb_jobs j WHERE j.instance = $1 AND j.id = f.job)
+        FROM (SELECT DISTINCT job FROM finished) f
+        WHERE (SELECT true FROM lb_copies c WHERE c.instance = $1 AND c.job = f.job
+            AND c.ctid <> ALL ((SELECT copies FROM gone)::tid[]) LIMIT 1) IS NULL))
+)
+SELECT count(*) FROM renew";
+
+/// The commit's statement, prepared on one connection (and prepared again on the next).
+pub struct Statements {
+    commit: Statement,
 }
 
-pub fn commit(client: &mut Client, target: &Target, epoch: i64, ops: &[Op]) -> Result<(), Failure> {
-    let instance = target.instance.as_str();
-    let mut changes = Vec::new();
-    let ids: Vec<(&Op, [u8; 16])> = ops
-        .iter()
+impl Statements {
+    pub fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        // Planned once (planning the statement cost more than running it), and never with
+        // a sequential scan: planned while the tables are nearly empty, early in a
+        // connection's life, each lookup would otherwise read a whole table for as long as
+        // the plan lasts. Nothing else on this connection wants one but the cluster view,
+        // which turns them back on for itself (`view.rs`).
+        client
+            .batch_execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")?;
+        Ok(Statements {
+            commit: client.prepare(COMMIT)?,
+        })
+    }
+}
+
+/// A column of `bytea` and one of `text`, for `unnest`.
+type Bytes<'a> = Vec<&'a [u8]>;
+type Texts<'a> = Vec<&'a str>;
+
+/// A batch as columns, for `unnest`.
+#[derive(Debug, Default, PartialEq)]
+struct Columns<'a> {
+    /// New jobs that still owe a copy: ids, request ids, requests.
+    jobs: (Bytes<'a>, Bytes<'a>, Bytes<'a>),
+    /// Their owed copies: job and backend.
+    owed: (Bytes<'a>, Texts<'a>),
+    /// Finished copies of jobs committed before: job, backend, whether given up.
+    finished: (Bytes<'a>, Texts<'a>, Vec<bool>),
+    /// Copies of the batch's own jobs given up in it: job, backend, request id.
+    given_up_new: (Bytes<'a>, Texts<'a>, Bytes<'a>),
+}
+
+/// Each job's and finished copy's id as the 16 bytes stored: the ops with theirs.
+fn keyed(ops: &[Op]) -> Vec<(&Op, [u8; 16])> {
+    ops.iter()
         .filter_map(|op| match op {
             Op::Job { id, .. } | Op::Finished { id, .. } => Some((op, id.to_le_bytes())),
-            Op::Change(change) => {
-                changes.push(change);
-                None
-            }
+            Op::Change(_) => None,
         })
-        .collect();
-    let mut c = Columns::default();
-    for (op, id) in &ids {
-        match op {
-            Op::Job {
+        .collect()
+}
+
+impl<'a> Columns<'a> {
+    /// A copy finished in the batch of its own job (the loop sends a copy only once its
+    /// job is committed, but the store does not rest on it) is never inserted; its job is
+    /// not either once no copy of it is owed.
+    fn of(keyed: &'a [(&'a Op, [u8; 16])]) -> Columns<'a> {
+        let new: HashSet<u128> = keyed
+            .iter()
+            .filter_map(|(op, _)| match op {
+                Op::Job { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let mut finished_new: Vec<(u128, &str, bool)> = Vec::new();
+        let mut c = Columns::default();
+        for (op, id) in keyed {
+            if let Op::Finished {
+                id: job,
+                backend,
+                given_up,
+            } = op
+            {
+                if new.contains(job) {
+                    finished_new.push((*job, backend.as_str(), *given_up));
+                } else {
+                    c.finished.0.push(id);
+                    c.finished.1.push(backend);
+                    c.finished.2.push(*given_up);
+                }
+            }
+        }
+        for (op, key) in keyed {
+            let Op::Job {
+                id,
                 request_id,
                 request,
                 backends,
-                ..
-            } => {
-                c.job_ids.push(id);
-                c.request_ids.push(request_id);
-                c.requests.push(request);
-                for b in backends {
-                    c.owed.0.push(id);
-                    c.owed.1.push(b);
+            } = op
+            else {
+                continue;
+            };
+            let ended = |b: &str| finished_new.iter().find(|f| f.0 == *id && f.1 == b);
+            for b in backends {
+                match ended(b.as_str()) {
+                    None => {
+                        c.owed.0.push(key);
+                        c.owed.1.push(b);
+                    }
+                    Some(&(_, _, true)) => {
+                        c.given_up_new.0.push(key);
+                        c.given_up_new.1.push(b);
+                        c.given_up_new.2.push(request_id);
+                    }
+                    Some(_) => {}
                 }
             }
-            Op::Finished {
-                backend, given_up, ..
-            } => {
-                c.finished.0.push(id);
-                c.finished.1.push(backend);
-                if *given_up {
-                    c.given_up.0.push(id);
-                    c.given_up.1.push(backend);
-                }
+            if backends.iter().any(|b| ended(b.as_str()).is_none()) {
+                c.jobs.0.push(key);
+                c.jobs.1.push(request_id);
+                c.jobs.2.push(request);
             }
-            Op::Change(_) => {}
         }
+        c
+    }
+}
+
+pub fn commit(
+    client: &mut Client,
+    s: &Statements,
+    target: &Target,
+    epoch: i64,
+    ops: &[Op],
+) -> Result<(), Failure> {
+    let keyed = keyed(ops);
+    let c = Columns::of(&keyed);
+    let changes: Vec<&_> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Change(change) => Some(change),
+            _ => None,
+        })
+        .collect();
+    let lease = super::lease::seconds(target.lease);
+    let params: [&(dyn postgres::types::ToSql + Sync); 14] = [
+        &target.instance,
+        &epoch,
+        &lease,
+        &c.jobs.0,
+        &c.jobs.1,
+        &c.jobs.2,
+        &c.owed.0,
+        &c.owed.1,
+        &c.finished.0,
+        &c.finished.1,
+        &c.finished.2,
+        &c.given_up_new.0,
+        &c.given_up_new.1,
+        &c.given_up_new.2,
+    ];
+    let renewed = |row: postgres::Row| -> Result<(), Failure> {
+        match row.try_get::<_, i64>(0)? {
+            0 => Err(Failure::Fenced),
+            _ => Ok(()),
+        }
+    };
+    if changes.is_empty() {
+        return renewed(client.query_one(&s.commit, &params)?);
     }
     let mut tx = client.transaction()?;
-    lease::renew(&mut tx, target, epoch)?;
-    if !c.job_ids.is_empty() {
-        tx.execute(
-            "INSERT INTO lb_jobs (instance, id, request_id, request) \
-             SELECT $1, * FROM unnest($2::bytea[], $3::bytea[], $4::bytea[]) \
-             ON CONFLICT DO NOTHING",
-            &[&instance, &c.job_ids, &c.request_ids, &c.requests],
-        )?;
-        tx.execute(
-            "INSERT INTO lb_copies (instance, job, backend) \
-             SELECT $1, * FROM unnest($2::bytea[], $3::text[]) ON CONFLICT DO NOTHING",
-            &[&instance, &c.owed.0, &c.owed.1],
-        )?;
-    }
-    if !c.given_up.0.is_empty() {
-        // Only a copy still owed here: one given up twice (sent again) is noted once.
-        tx.execute(
-            "INSERT INTO lb_given_up (instance, job, backend, request_id) \
-             SELECT $1, c.job, c.backend, j.request_id \
-             FROM unnest($2::bytea[], $3::text[]) AS g(job, backend) \
-             JOIN lb_copies c ON c.instance = $1 AND c.job = g.job AND c.backend = g.backend \
-             JOIN lb_jobs j ON j.instance = $1 AND j.id = g.job",
-            &[&instance, &c.given_up.0, &c.given_up.1],
-        )?;
-    }
-    if !c.finished.0.is_empty() {
-        tx.execute(
-            "DELETE FROM lb_copies c USING unnest($2::bytea[], $3::text[]) AS f(job, backend) \
-             WHERE c.instance = $1 AND c.job = f.job AND c.backend = f.backend",
-            &[&instance, &c.finished.0, &c.finished.1],
-        )?;
-        tx.execute(
-            "DELETE FROM lb_jobs j WHERE j.instance = $1 AND j.id = ANY($2::bytea[]) \
-             AND NOT EXISTS (SELECT 1 FROM lb_copies c WHERE c.instance = $1 AND c.job = j.id)",
-            &[&instance, &c.finished.0],
-        )?;
-    }
-    changes::record(&mut tx, instance, &changes)?;
+    renewed(tx.query_one(&s.commit, &params)?)?;
+    changes::record(&mut tx, &target.instance, &changes)?;
     Ok(tx.commit()?)
 }
