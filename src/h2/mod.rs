@@ -3,4 +3,6 @@
 //! to drive with bytes and take frames from.
 
 pub mod error;
+pub mod flow;
 pub mod frame;
+pub mod settings;
