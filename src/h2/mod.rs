@@ -6,3 +6,4 @@ pub mod error;
 pub mod flow;
 pub mod frame;
 pub mod settings;
+pub mod stream;
