@@ -1,9 +1,11 @@
 //! HTTP/2 (RFC 9113) as a sans-IO codec: frames, settings, flow control, the stream and
 //! connection state machines and every limit a hostile client meets, for the event loop
-//! to drive with bytes and take frames from.
+//! to drive with bytes and take frames from; HPACK, bounded against the header bombs a
+//! client can send (`hpack`).
 
 pub mod error;
 pub mod flow;
 pub mod frame;
+pub mod hpack;
 pub mod settings;
 pub mod stream;
