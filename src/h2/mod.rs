@@ -3,9 +3,14 @@
 //! to drive with bytes and take frames from; HPACK, bounded against the header bombs a
 //! client can send (`hpack`).
 
+pub mod connection;
 pub mod error;
 pub mod flow;
 pub mod frame;
 pub mod hpack;
+pub mod limits;
 pub mod settings;
 pub mod stream;
+
+#[cfg(test)]
+mod tests;
