@@ -3,3 +3,4 @@
 //! lists and the HTTP/1.1 heads lb's backends speak (`message`).
 
 pub mod hpack;
+pub mod message;
