@@ -294,8 +294,8 @@ impl Encoder {
         headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         out: &mut Vec<u8>,
     ) {
-        // The crate fails only on an index that is not in its table, and it looks up
-        // the indices itself (BEST_FORMAT).
+        // The crate fails only on what cannot come from here: an index not in its table
+        // (it looks them up itself: BEST_FORMAT), a string of 4 GiB, a bad prefix size.
         if let Some((smallest, now)) = self.owed.take() {
             if smallest < now.min(self.signalled) {
                 let _ = self.table.update_max_dynamic_size(smallest, out);
