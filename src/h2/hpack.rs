@@ -1,12 +1,16 @@
-//! HPACK (RFC 7541) for lb's HTTP/2 codec, around the `loona-hpack` crate. The crate keeps
-//! the tables and does the Huffman coding; this module holds what lb must not leave to
-//! it:
+//! HPACK (RFC 7541) for lb's HTTP/2 codec, around the `httlib-hpack` crate (chosen by
+//! measuring it against the other candidates: see benches/hpack.rs and the README). The
+//! crate keeps the tables and does the Huffman coding; this module holds what lb must not
+//! leave to it:
+//! - a block is cut into whole representations before the crate sees any of it, and fed
+//!   to it one at a time: the crate indexes past the end of a cut-short input (a panic),
+//!   and moves the rest of its input down after each field (quadratic in the block);
 //! - a decoded header list lives in one reused byte buffer and is counted with the
 //!   32-octet overhead as it is decoded, so a small block that names a big table entry
 //!   many times stops being stored at the limit (the rest is still decoded, so the table
 //!   stays in step with the peer's);
-//! - dynamic table size updates are checked before the crate sees the block: none above
-//!   what we advertise, none after the first field (§4.2);
+//! - dynamic table size updates: none above what we advertise, none after the first
+//!   field (§4.2);
 //! - the encoder signals every change of its table size (§4.2), and never indexes the
 //!   fields that are secret or differ in every message (§7.1.3).
 
@@ -134,25 +138,33 @@ pub enum DecodeError {
     ListTooLarge,
 }
 
+/// One decoded field, as the crate hands it over: name, value, flags.
+type CrateField = (Vec<u8>, Vec<u8>, u8);
+
 /// Decodes the header blocks of one direction of one connection.
 pub struct Decoder {
-    table: loona_hpack::Decoder<'static>,
+    table: httlib_hpack::Decoder<'static>,
     max_table_size: u32,
     max_list_size: usize,
+    /// The representation being decoded: the crate takes its input as a `Vec` it drains.
+    representation: Vec<u8>,
+    /// What the crate decoded from it: one field at most.
+    decoded: Vec<CrateField>,
 }
 
 impl Decoder {
     /// `max_table_size` is the SETTINGS_HEADER_TABLE_SIZE we advertise, `max_list_size`
     /// the SETTINGS_MAX_HEADER_LIST_SIZE.
     pub fn new(max_table_size: u32, max_list_size: u32) -> Self {
-        let mut table = loona_hpack::Decoder::new();
-        // The crate starts at the protocol's 4096; starting at what we advertise means a
-        // peer that never sends a size update still cannot make us hold more.
-        table.set_max_table_size(max_table_size as usize);
         Self {
-            table,
+            // The table starts at what we advertise (not the protocol's 4096), so a peer
+            // that never sends a size update still cannot make us hold more.
+            table: httlib_hpack::Decoder::with_dynamic_size(max_table_size),
             max_table_size,
             max_list_size: max_list_size as usize,
+            representation: Vec::new(),
+            // The crate decodes as many fields as this has room for: one.
+            decoded: Vec::with_capacity(1),
         }
     }
 
@@ -160,63 +172,94 @@ impl Decoder {
     /// replacing what it held.
     pub fn decode(&mut self, block: &[u8], out: &mut HeaderList) -> Result<(), DecodeError> {
         out.clear();
-        let fields = self.apply_size_updates(block)?;
-        if !wire::only_fields(fields) {
-            return Err(DecodeError::Compression);
-        }
-        let limit = self.max_list_size;
         let mut over = false;
-        self.table
-            .decode_with_cb(fields, |name, value| {
-                if !over && out.size().saturating_add(field_size(&name, &value)) <= limit {
+        let mut after_field = false;
+        let mut rest = block;
+        while !rest.is_empty() {
+            let (representation, after) =
+                wire::split_representation(rest).ok_or(DecodeError::Compression)?;
+            rest = after;
+            if representation
+                .first()
+                .is_some_and(|&b| wire::is_size_update(b))
+            {
+                let size = wire::integer(representation, 5).map_or(u32::MAX, |(size, _)| size);
+                if after_field || size > self.max_table_size {
+                    return Err(DecodeError::Compression);
+                }
+            } else {
+                after_field = true;
+            }
+            self.representation.clear();
+            self.representation.extend_from_slice(representation);
+            self.table
+                .decode_exact(&mut self.representation, &mut self.decoded)
+                .map_err(|_| DecodeError::Compression)?;
+            for (name, value, _) in self.decoded.drain(..) {
+                if !over
+                    && out.size().saturating_add(field_size(&name, &value)) <= self.max_list_size
+                {
                     out.push(&name, &value);
                 } else {
                     over = true;
                 }
-            })
-            .map_err(|_| DecodeError::Compression)?;
+            }
+        }
         if over {
             Err(DecodeError::ListTooLarge)
         } else {
             Ok(())
         }
     }
-
-    /// Applies the dynamic table size updates that open `block` and returns the rest.
-    fn apply_size_updates<'b>(&mut self, block: &'b [u8]) -> Result<&'b [u8], DecodeError> {
-        let mut rest = block;
-        while rest.first().is_some_and(|&b| wire::is_size_update(b)) {
-            let (size, after) = wire::integer(rest, 5).ok_or(DecodeError::Compression)?;
-            if size > self.max_table_size {
-                return Err(DecodeError::Compression);
-            }
-            self.table.set_max_table_size(size as usize);
-            rest = after;
-        }
-        Ok(rest)
-    }
 }
 
-/// Fields never put in the encoder's table, with their name's index in the static table
-/// (RFC 7541 Appendix A) where it has one: credentials, whose value an attacker who can
-/// add fields of its own could guess entry by entry (§7.1.3), and values that differ in
-/// every message, which would only push out the entries that repeat.
-const NEVER_INDEXED: [(&[u8], Option<usize>); 5] = [
-    (b"authorization", Some(23)),
-    (b"cookie", Some(32)),
-    (b"proxy-authorization", Some(49)),
-    (b"set-cookie", Some(55)),
-    (b"x-request-id", None),
+/// Fields never put in the encoder's table, nor in any table after the peer (§6.2.3):
+/// credentials, whose value an attacker who can add fields of its own could guess entry
+/// by entry (§7.1.3), and lb's request id.
+const NEVER_INDEXED: [&[u8]; 5] = [
+    b"authorization",
+    b"cookie",
+    b"proxy-authorization",
+    b"set-cookie",
+    b"x-request-id",
 ];
+
+/// Fields whose value differs in nearly every message: sent without indexing, as they
+/// would only push out the entries that repeat.
+const NOT_INDEXED: [&[u8]; 5] = [
+    b":path",
+    b"content-length",
+    b"etag",
+    b"last-modified",
+    b"location",
+];
+
+/// How the crate is to encode a field.
+fn flags(name: &[u8], value: &[u8]) -> u8 {
+    use httlib_hpack::Encoder as E;
+    let listed = |list: &[&[u8]]| list.iter().any(|n| name.eq_ignore_ascii_case(n));
+    let indexing = if listed(&NEVER_INDEXED) {
+        E::NEVER_INDEXED
+    } else if listed(&NOT_INDEXED) {
+        0
+    } else {
+        E::WITH_INDEXING
+    };
+    // Huffman coding shortens text, but can make other octets up to 3.75 times longer.
+    let text = |s: &[u8]| s.iter().all(|&b| b == b' ' || b.is_ascii_graphic());
+    let huffman_name = if text(name) { E::HUFFMAN_NAME } else { 0 };
+    let huffman_value = if text(value) { E::HUFFMAN_VALUE } else { 0 };
+    E::BEST_FORMAT | indexing | huffman_name | huffman_value
+}
 
 /// Encodes the header blocks of one direction of one connection.
 pub struct Encoder {
-    table: loona_hpack::Encoder<'static>,
+    table: httlib_hpack::Encoder<'static>,
     /// The table size the peer's decoder works with: the protocol's initial one, then the
     /// last one we signalled.
     signalled: u32,
-    /// The size updates owed at the start of the next block: the smallest size the table
-    /// had since the last block, and the size it has now (§4.2).
+    /// The size updates owed at the start of the next block: the smallest size the peer
+    /// allowed since the last block, and the size to use now (§4.2).
     owed: Option<(u32, u32)>,
 }
 
@@ -229,22 +272,20 @@ impl Default for Encoder {
 impl Encoder {
     pub fn new() -> Self {
         Self {
-            table: loona_hpack::Encoder::new(),
+            table: httlib_hpack::Encoder::with_dynamic_size(HEADER_TABLE_SIZE),
             signalled: HEADER_TABLE_SIZE,
             owed: None,
         }
     }
 
-    /// Takes the peer's SETTINGS_HEADER_TABLE_SIZE. The table shrinks at once when the
-    /// peer allows less than it has; it never grows past `HEADER_TABLE_SIZE`.
+    /// Takes the peer's SETTINGS_HEADER_TABLE_SIZE. The table follows at the start of the
+    /// next block, before any field is encoded; it never grows past `HEADER_TABLE_SIZE`.
     pub fn set_max_table_size(&mut self, peer_setting: u32) {
         let size = peer_setting.min(HEADER_TABLE_SIZE);
         let (smallest, now) = self.owed.unwrap_or((self.signalled, self.signalled));
-        if size == now {
-            return;
+        if size != now {
+            self.owed = Some((smallest.min(size), size));
         }
-        self.owed = Some((smallest.min(size), size));
-        self.table.set_max_table_size(size as usize);
     }
 
     /// Encodes one header list as a block, appended to `out`.
@@ -253,37 +294,20 @@ impl Encoder {
         headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         out: &mut Vec<u8>,
     ) {
+        // The crate fails only on what cannot come from here: an index not in its table
+        // (it looks them up itself: BEST_FORMAT), a string of 4 GiB, a bad prefix size.
         if let Some((smallest, now)) = self.owed.take() {
             if smallest < now.min(self.signalled) {
-                wire::put_integer(out, smallest as usize, 5, 0x20);
+                let _ = self.table.update_max_dynamic_size(smallest, out);
             }
-            wire::put_integer(out, now as usize, 5, 0x20);
+            let _ = self.table.update_max_dynamic_size(now, out);
             self.signalled = now;
         }
         for (name, value) in headers {
-            match NEVER_INDEXED
-                .iter()
-                .find(|(never, _)| name.eq_ignore_ascii_case(never))
-            {
-                Some(&(_, static_index)) => put_never_indexed(out, name, static_index, value),
-                // Writing into a Vec cannot fail.
-                None => drop(self.table.encode_header_into((name, value), out)),
-            }
+            let field = (name.to_vec(), value.to_vec(), flags(name, value));
+            let _ = self.table.encode(field, out);
         }
     }
-}
-
-/// Writes a literal field never indexed (§6.2.3): the peer, and any proxy after it, must
-/// not index it either.
-fn put_never_indexed(out: &mut Vec<u8>, name: &[u8], static_index: Option<usize>, value: &[u8]) {
-    match static_index {
-        Some(index) => wire::put_integer(out, index, 4, 0x10),
-        None => {
-            out.push(0x10);
-            wire::put_string(out, name);
-        }
-    }
-    wire::put_string(out, value);
 }
 
 #[cfg(test)]

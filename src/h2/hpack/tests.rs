@@ -28,11 +28,33 @@ fn owned(fields: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// Writes an integer with a `prefix_bits`-bit prefix after the `pattern` bits (§5.1).
+fn put_integer(out: &mut Vec<u8>, value: usize, prefix_bits: u32, pattern: u8) {
+    let mask = u8::MAX >> (8 - prefix_bits);
+    let Some(mut rest) = value.checked_sub(usize::from(mask)) else {
+        // Below the mask, so it fits the prefix.
+        out.push(pattern | value as u8);
+        return;
+    };
+    out.push(pattern | mask);
+    while rest >= 0x80 {
+        out.push(0x80 | (rest & 0x7f) as u8);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+}
+
+/// Writes a string literal without Huffman coding (§5.2).
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    put_integer(out, s.len(), 7, 0x00);
+    out.extend_from_slice(s);
+}
+
 /// A literal field with incremental indexing and a new name (RFC 7541 §6.2.1).
 fn put_indexed_literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.push(0x40);
-    wire::put_string(out, name);
-    wire::put_string(out, value);
+    put_string(out, name);
+    put_string(out, value);
 }
 
 /// The first entry of the dynamic table, indexed (§6.1).
@@ -164,7 +186,7 @@ fn a_block_past_the_limit_still_updates_the_table() {
 #[test]
 fn a_size_update_above_what_we_advertise_is_a_compression_error() {
     let mut block = Vec::new();
-    wire::put_integer(&mut block, 4097, 5, 0x20);
+    put_integer(&mut block, 4097, 5, 0x20);
     block.push(0x82);
     let mut list = HeaderList::new();
     assert_eq!(
@@ -172,7 +194,7 @@ fn a_size_update_above_what_we_advertise_is_a_compression_error() {
         Err(DecodeError::Compression)
     );
     let mut block = Vec::new();
-    wire::put_integer(&mut block, 4096, 5, 0x20);
+    put_integer(&mut block, 4096, 5, 0x20);
     block.push(0x82);
     decoder().decode(&block, &mut list).unwrap();
 }
@@ -210,6 +232,25 @@ fn a_block_cut_inside_a_size_update_is_an_error_not_a_panic() {
         &[0x3f][..],
         &[0x3f, 0xff],
         &[0x3f, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+    ] {
+        assert_eq!(
+            decoder().decode(block, &mut list),
+            Err(DecodeError::Compression),
+            "{block:?}"
+        );
+    }
+}
+
+#[test]
+fn a_block_cut_inside_a_field_is_an_error_not_a_panic() {
+    let mut list = HeaderList::new();
+    for block in [
+        &[0x44][..],
+        &[0x40, 0x03, b'a'],
+        &[0x40, 0x01, b'a', 0x05, b'b'],
+        &[0x82, 0xff],
+        &[0x0f],
+        &[0x10, 0x00],
     ] {
         assert_eq!(
             decoder().decode(block, &mut list),
@@ -348,7 +389,7 @@ fn integers_read_as_written() {
             u32::MAX as usize,
         ] {
             let mut out = Vec::new();
-            wire::put_integer(&mut out, value, prefix_bits, 0);
+            put_integer(&mut out, value, prefix_bits, 0);
             let (read, rest) = wire::integer(&out, prefix_bits).unwrap();
             assert_eq!(
                 (read as usize, rest.len()),
@@ -359,7 +400,7 @@ fn integers_read_as_written() {
     }
     // RFC 7541 C.1.2: 1337 with a 5-bit prefix.
     let mut out = Vec::new();
-    wire::put_integer(&mut out, 1337, 5, 0);
+    put_integer(&mut out, 1337, 5, 0);
     assert_eq!(out, [31, 154, 10]);
     assert_eq!(
         wire::integer(&[0x1f, 0xff, 0xff, 0xff, 0xff, 0x10], 5),

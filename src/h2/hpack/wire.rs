@@ -1,7 +1,6 @@
 //! The layout of HPACK representations on the wire (RFC 7541 §5, §6), read without
-//! decoding strings or touching a table: enough to find where each representation starts,
-//! and so where a dynamic table size update stands. Also the few representations the
-//! encoder writes itself.
+//! decoding strings or touching a table: enough to cut a block into whole representations
+//! and to see where a dynamic table size update stands.
 
 /// The first octet of a dynamic table size update (§6.3) is `001xxxxx`.
 pub(super) fn is_size_update(first: u8) -> bool {
@@ -35,54 +34,23 @@ fn skip_string(buf: &[u8]) -> Option<&[u8]> {
     rest.get(usize::try_from(len).ok()?..)
 }
 
-/// Skips one field representation (§6.1, §6.2) whose first octet is `first`.
-fn skip_field(buf: &[u8], first: u8) -> Option<&[u8]> {
-    if first & 0x80 != 0 {
-        return integer(buf, 7).map(|(_, rest)| rest);
-    }
-    let prefix_bits = if first & 0x40 != 0 { 6 } else { 4 };
-    let (name_index, rest) = integer(buf, prefix_bits)?;
-    let rest = if name_index == 0 {
-        skip_string(rest)?
+/// Splits the first representation (§6) off `block`: `None` when the block ends inside
+/// it, or an integer in it is out of bounds.
+pub(super) fn split_representation(block: &[u8]) -> Option<(&[u8], &[u8])> {
+    let &first = block.first()?;
+    let rest = if first & 0x80 != 0 {
+        integer(block, 7)?.1
+    } else if is_size_update(first) {
+        integer(block, 5)?.1
     } else {
-        rest
+        let prefix_bits = if first & 0x40 != 0 { 6 } else { 4 };
+        let (name_index, rest) = integer(block, prefix_bits)?;
+        let rest = if name_index == 0 {
+            skip_string(rest)?
+        } else {
+            rest
+        };
+        skip_string(rest)?
     };
-    skip_string(rest)
-}
-
-/// Whether `fields` (a block after its leading size updates) is a run of whole field
-/// representations with no size update among them: §4.2 allows one only at the start.
-pub(super) fn only_fields(mut fields: &[u8]) -> bool {
-    while let Some(&first) = fields.first() {
-        if is_size_update(first) {
-            return false;
-        }
-        match skip_field(fields, first) {
-            Some(rest) => fields = rest,
-            None => return false,
-        }
-    }
-    true
-}
-
-/// Writes an integer with a `prefix_bits`-bit prefix after the `pattern` bits (§5.1).
-pub(super) fn put_integer(out: &mut Vec<u8>, value: usize, prefix_bits: u32, pattern: u8) {
-    let mask = u8::MAX >> (8 - prefix_bits);
-    let Some(mut rest) = value.checked_sub(usize::from(mask)) else {
-        // Below the mask, so it fits the prefix.
-        out.push(pattern | value as u8);
-        return;
-    };
-    out.push(pattern | mask);
-    while rest >= 0x80 {
-        out.push(0x80 | (rest & 0x7f) as u8);
-        rest >>= 7;
-    }
-    out.push(rest as u8);
-}
-
-/// Writes a string literal without Huffman coding (§5.2).
-pub(super) fn put_string(out: &mut Vec<u8>, s: &[u8]) {
-    put_integer(out, s.len(), 7, 0x00);
-    out.extend_from_slice(s);
+    Some(block.split_at(block.len() - rest.len()))
 }
