@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use super::error::ErrorCode;
 use super::frame::MAX_STREAM_ID;
+use super::hpack::{HEADER_TABLE_SIZE, MAX_HEADER_LIST_SIZE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// SETTINGS_MAX_CONCURRENT_STREAMS, advertised and enforced: what RFC 9113 §5.1.2
     /// recommends as the least, and what nginx, HAProxy and Envoy advertise.
     pub max_concurrent_streams: u32,
-    /// SETTINGS_MAX_HEADER_LIST_SIZE (§6.5.2 counting): lb's HTTP/1.1 head limit, 16 KiB of
-    /// fields, plus the 32-octet overhead for each of its 100 fields.
+    /// SETTINGS_MAX_HEADER_LIST_SIZE (§6.5.2 counting): what lb takes in an HTTP/1.1 head,
+    /// with the 32-octet overhead of its fields (`hpack::MAX_HEADER_LIST_SIZE`).
     pub max_header_list_size: u32,
     /// The HPACK dynamic table we let the client use: the RFC default, so nothing changes
     /// when our SETTINGS are acknowledged.
@@ -61,11 +62,11 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_concurrent_streams: 100,
-            max_header_list_size: 16 * 1024 + 32 * 100,
-            header_table_size: 4096,
+            max_header_list_size: MAX_HEADER_LIST_SIZE,
+            header_table_size: HEADER_TABLE_SIZE,
             connection_window: 1 << 20,
             max_header_block_frames: 16,
-            max_header_block_bytes: 16 * 1024 + 32 * 100,
+            max_header_block_bytes: MAX_HEADER_LIST_SIZE,
             premature_resets_min: 100,
             premature_reset_percent: 50,
             flood_allowance: 100,
