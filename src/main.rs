@@ -117,13 +117,29 @@ fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
             said(&site, "--journal", "journal")
         );
     }
+    // Bound before the store is opened, which records where this lb listens (a port of 0
+    // is only known once bound); no client is taken before the loop runs. Taking them
+    // takes the upgrade's variable out of the environment: asked first.
+    let upgrading = upgrade::inheriting();
+    let listeners = match upgrade::listeners(&site) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let workers = site.process.workers;
     // One journal per process, one writer in it per worker: `None` without --journal,
     // `Some(None)` for each worker while the lb this one replaces still holds it.
     let mut journals: Vec<Option<Option<Writer>>> = match site.process.journal.as_ref() {
-        Some(at) => match store::open(at, site.process.journal_sync, workers) {
+        Some(at) => match store::open(
+            at,
+            site.process.journal_sync,
+            workers,
+            &listening(&listeners),
+        ) {
             // An upgrade: the lb this one replaces lets go of the journal once it is done.
-            Ok(Opened::Held(why)) if upgrade::inheriting() => {
+            Ok(Opened::Held(why)) if upgrading => {
                 log::info!(
                     "--journal {at}: {why}; this lb takes it over once that one has finished \
                      (until then its POSTs get 503)"
@@ -137,13 +153,6 @@ fn serve(mut site: Site, backends: Vec<BackendSpec>) -> ExitCode {
             Ok(Opened::Ready(writers)) => writers.into_iter().map(|w| Some(Some(w))).collect(),
         },
         None => (0..workers).map(|_| None).collect(),
-    };
-    let listeners = match upgrade::listeners(&site) {
-        Ok(l) => l,
-        Err(e) => {
-            log::error!("{e}");
-            return ExitCode::FAILURE;
-        }
     };
     let shared = Arc::new(Shared::new(
         workers,
@@ -299,6 +308,17 @@ fn fit_connections(site: &mut Site, backends: &[BackendSpec], limit: u64) {
         p.max_connections
     );
     p.max_connections = fits;
+}
+
+/// The addresses lb listens on for clients, for the other instances sharing a store.
+fn listening(listeners: &upgrade::Listeners) -> String {
+    let addresses: Vec<String> = listeners
+        .traffic
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    addresses.join(",")
 }
 
 /// A setting as the operator wrote it: its flag, or its key in the config file.

@@ -518,7 +518,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 6, instance old): 1 writes still owed",
+            "(schema version 7, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -529,7 +529,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 
@@ -845,13 +845,13 @@ fn instances_sharing_a_store_see_each_other_and_what_they_owe() {
             "{instance} beat at {at}, now is {now}"
         );
     }
-    let version = format!(
-        "version=\"{}\",alive=\"true\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    assert!(scrape.contains(&format!(
-        "lb_cluster_instance_info{{instance=\"a\",{version}"
-    )));
+    for (instance, at) in [("a", a.addr), ("b", b.addr)] {
+        let info = format!(
+            "lb_cluster_instance_info{{instance=\"{instance}\",version=\"{}\",address=\"{at}\",alive=\"true\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(scrape.lines().any(|l| l == info), "no {info} in\n{scrape}");
+    }
     prometheus_parses(
         &scrape,
         &[
@@ -863,7 +863,15 @@ fn instances_sharing_a_store_see_each_other_and_what_they_owe() {
     );
     let page = get(admin_addr(&b), "/stats").text();
     assert!(page.contains("<table id=\"cluster\">"), "{page}");
-    assert!(page.contains("<tr><td>a</td>") && page.contains("<tr><td>b</td>"));
+    assert!(
+        page.contains(&format!(
+            "<tr><td>a</td><td>{}</td><td>{}</td>",
+            env!("CARGO_PKG_VERSION"),
+            a.addr
+        )),
+        "{page}"
+    );
+    assert!(page.contains("<tr><td>b</td>"));
     assert!(
         page.contains(&format!("<tr><td>{down}</td><td>2</td></tr>")),
         "{page}"

@@ -26,14 +26,15 @@ pub fn render(c: &Cluster, out: &mut String) {
         out,
         "lb_cluster_instance_info",
         "gauge",
-        "Always 1 for each instance sharing the store; its release and whether its lease runs are labels.",
+        "Always 1 for each instance sharing the store; its release, where it listens for clients and whether its lease runs are labels.",
     );
     for i in &c.instances {
         let _ = writeln!(
             out,
-            "lb_cluster_instance_info{{instance=\"{}\",version=\"{}\",alive=\"{}\"}} 1",
+            "lb_cluster_instance_info{{instance=\"{}\",version=\"{}\",address=\"{}\",alive=\"{}\"}} 1",
             LabelValue(&i.name),
             LabelValue(i.version.as_deref().unwrap_or("")),
+            LabelValue(i.address.as_deref().unwrap_or("")),
             i.alive
         );
     }

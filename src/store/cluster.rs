@@ -13,6 +13,8 @@ pub struct Instance {
     /// Whether its lease still runs.
     pub alive: bool,
     pub owed: i64,
+    /// Where it listens for clients (`None` for a row an lb before schema 7 wrote).
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -132,13 +132,19 @@ pub enum Opened {
 }
 
 /// Opens `at` for `writers` workers: a directory is locked and read back, a database is
-/// reached, its schema made or migrated, and this instance's owed copies read back.
-pub fn open(at: &JournalAt, mode: JournalSync, writers: usize) -> Result<Opened, String> {
+/// reached, its schema made or migrated, and this instance's owed copies read back. A
+/// database also records `address`, where this lb listens for clients, for the others.
+pub fn open(
+    at: &JournalAt,
+    mode: JournalSync,
+    writers: usize,
+    address: &str,
+) -> Result<Opened, String> {
     match at {
         JournalAt::Dir(dir) => Ok(match Journal::open(dir, mode, writers)? {
             journal::Opened::Ready(w) => Opened::Ready(w.into_iter().map(Writer::from).collect()),
             journal::Opened::Held(why) => Opened::Held(why),
         }),
-        JournalAt::Postgres(url) => postgres::open(url, writers).map(Opened::Ready),
+        JournalAt::Postgres(url) => postgres::open(url, writers, address).map(Opened::Ready),
     }
 }

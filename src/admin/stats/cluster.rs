@@ -1,5 +1,5 @@
 //! The status page's section on the instances sharing a PostgreSQL store: one row each
-//! (release, last heartbeat, owed copies), and the copies owed per backend over all.
+//! (release, where it listens, last heartbeat, owed copies), and the copies owed per backend over all.
 
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,7 +16,8 @@ pub fn cluster(v: &View, out: &mut String) {
         .map_or(0.0, |d| d.as_secs_f64());
     out.push_str(
         "<h2>Instances sharing the store</h2>\n<table id=\"cluster\">\n\
-         <tr><th>instance</th><th>version</th><th>last heartbeat</th><th>lease</th>\
+         <tr><th>instance</th><th>version</th><th>listens on</th><th>last heartbeat</th>\
+         <th>lease</th>\
          <th>owed copies</th></tr>\n",
     );
     for i in &c.instances {
@@ -25,9 +26,15 @@ pub fn cluster(v: &View, out: &mut String) {
         });
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{ago}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{ago}</td><td>{}</td><td>{}</td></tr>",
             Html(&i.name),
             Html(i.version.as_deref().unwrap_or("–")),
+            Html(
+                i.address
+                    .as_deref()
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or("–")
+            ),
             if i.alive { "held" } else { "ran out" },
             Count(u64::try_from(i.owed).unwrap_or(0)),
         );

@@ -31,6 +31,8 @@ pub struct Target {
     pub epoch: Arc<Mutex<i64>>,
     /// The database for messages: host, port and name, never the password.
     pub shown: String,
+    /// Where this lb listens for clients, shown to the other instances.
+    pub address: String,
 }
 
 impl Target {
@@ -95,6 +97,7 @@ impl Target {
             lease,
             epoch: Arc::new(Mutex::new(0)),
             shown,
+            address: String::new(),
         })
     }
 

@@ -44,13 +44,19 @@ pub fn seconds(lease: Duration) -> f64 {
 pub fn claim(client: &mut impl GenericClient, target: &Target) -> Result<i64, postgres::Error> {
     client
         .query_one(
-            "INSERT INTO lb_instances (instance, epoch, expires, version, renewed) \
-             VALUES ($1, 1, now() + make_interval(secs => $2), $3, now()) \
+            "INSERT INTO lb_instances (instance, epoch, expires, version, renewed, address) \
+             VALUES ($1, 1, now() + make_interval(secs => $2), $3, now(), $4) \
              ON CONFLICT (instance) DO UPDATE \
              SET epoch = lb_instances.epoch + 1, expires = excluded.expires, taken_by = NULL, \
-             version = excluded.version, renewed = excluded.renewed \
+             version = excluded.version, renewed = excluded.renewed, \
+             address = excluded.address \
              RETURNING epoch",
-            &[&target.instance, &seconds(target.lease), &VERSION],
+            &[
+                &target.instance,
+                &seconds(target.lease),
+                &VERSION,
+                &target.address,
+            ],
         )?
         .try_get(0)
 }

@@ -71,11 +71,12 @@ pub struct Postgres {
 }
 
 /// Reaches the database at `url`, makes or migrates its tables, claims this instance's
-/// name (fencing off any earlier holder), and reads back what the instance owes, dealt
-/// round robin among `writers` workers. It runs on a thread of its
-/// own, so that no PostgreSQL client ever runs on a loop's thread.
-pub fn open(url: &str, writers: usize) -> Result<Vec<Writer>, String> {
-    let target = Target::parse(url)?;
+/// name (fencing off any earlier holder) with `address`, where this lb listens, and reads
+/// back what the instance owes, dealt round robin among `writers` workers. It runs on a
+/// thread of its own, so that no PostgreSQL client ever runs on a loop's thread.
+pub fn open(url: &str, writers: usize, address: &str) -> Result<Vec<Writer>, String> {
+    let mut target = Target::parse(url)?;
+    target.address = address.to_string();
     let opening = target.clone();
     let owed = std::thread::Builder::new()
         .name("lb-store-open".into())

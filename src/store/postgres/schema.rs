@@ -85,6 +85,8 @@ const STEPS: &[&str] = &[
      ALTER TABLE lb_copies SET (autovacuum_vacuum_scale_factor = 0,
          autovacuum_vacuum_threshold = 500, autovacuum_vacuum_cost_delay = 0);
      ALTER TABLE lb_instances SET (fillfactor = 50);",
+    // 7: for the cluster view, where each instance listens for clients.
+    "ALTER TABLE lb_instances ADD COLUMN address text;",
 ];
 
 /// Any number, the same for every lb: held while the tables are made or migrated.

@@ -12,7 +12,7 @@ pub fn read(client: &mut Client) -> Result<Cluster, postgres::Error> {
     tx.batch_execute("SET LOCAL enable_seqscan = on")?;
     let rows = tx.query(
         "SELECT i.instance, i.version, extract(epoch FROM i.renewed)::float8, \
-         i.expires > now(), coalesce(o.copies, 0) \
+         i.expires > now(), coalesce(o.copies, 0), i.address \
          FROM lb_instances i LEFT JOIN \
          (SELECT instance, count(*) AS copies FROM lb_copies GROUP BY instance) o \
          ON o.instance = i.instance ORDER BY i.instance",
@@ -26,6 +26,7 @@ pub fn read(client: &mut Client) -> Result<Cluster, postgres::Error> {
             heartbeat: row.try_get(2)?,
             alive: row.try_get(3)?,
             owed: row.try_get(4)?,
+            address: row.try_get(5)?,
         });
     }
     let owed = tx
