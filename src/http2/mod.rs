@@ -32,6 +32,11 @@ use streams::{Outcome, Stream};
 /// Frame bytes taken from the codec and not yet written: past this, answers wait in
 /// their streams (and their exchanges stop reading from backends) until the client reads.
 const OUT_LIMIT: usize = 64 * 1024;
+/// The frame buffer an idle connection keeps: its PINGs and SETTINGS fit.
+const IDLE_OUT_CAPACITY: usize = 1024;
+/// Stream buffers kept for the next streams while others are open; an idle connection
+/// keeps none.
+const SPARE_STREAMS: usize = 8;
 
 pub struct H2Conn {
     pub io: Socket,
@@ -371,7 +376,7 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             }
             Outcome::Finished => {
                 let stream = streams.swap_remove(at);
-                if Rc::strong_count(&stream.io) == 1 {
+                if Rc::strong_count(&stream.io) == 1 && spare.len() < SPARE_STREAMS {
                     stream.io.borrow_mut().recycle();
                     spare.push(stream.io);
                 }
@@ -386,7 +391,10 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         && h.streams.is_empty()
         && h.idle_since.is_none()
     {
+        // Idle, it keeps no stream buffers (they are made again for the next stream).
         h.idle_since = Some(core.now);
+        h.spare = Vec::new();
+        h.list = HeaderList::new();
     }
 }
 
@@ -410,6 +418,10 @@ fn flush(h: &mut H2Conn, core: &mut Core) -> Result<(), PeerGone> {
         true => None,
         false => h.blocked_since.or(Some(core.now)),
     };
+    if h.out.is_empty() && h.streams.is_empty() {
+        // What large answers grew it to goes back; small ones never reallocate.
+        h.out.shrink_to(IDLE_OUT_CAPACITY);
+    }
     Ok(())
 }
 
