@@ -149,7 +149,9 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(h) = h2_mut(conns, key) else {
         return;
     };
-    if core.draining {
+    // Stopping, or its listener left the config: the streams in flight finish.
+    let front_closed = core.fronts.get(h.front as usize).is_none_or(|f| f.closed);
+    if core.draining || front_closed {
         h.codec.go_away(true);
     }
     let mut read = 0u64;
