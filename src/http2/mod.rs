@@ -317,7 +317,9 @@ fn act(conns: &mut Slab<Conn>, core: &mut Core, key: usize, next: Next) -> bool 
             };
             h.streams.push(*stream);
             core.metrics.h2_streams_total += 1;
-            client::drive(conns, core, child.0);
+            // Started once this turn's frames are read: a stream reset in the same read
+            // (rapid reset sends them in pairs) never reaches a backend.
+            core.revisit.push(child.0);
         }
         Next::Refuse(id, code) => {
             if let Some(h) = h2_mut(conns, key) {
