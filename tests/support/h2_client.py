@@ -163,9 +163,9 @@ def table_size(port, arg):
 
 
 def big_headers(port, arg):
-    """Stream 1 with ARG fields of 60 bytes (default 294: 27 930 octets counted with 32 a
-    field, past 27 904); stream 3 a plain GET."""
-    n = int(arg or 294)
+    """Stream 1 with ARG fields x-f of 60 bytes (default 292: with the pseudo-header
+    fields 27 909 octets counted with 32 a field, past 27 904); stream 3 a plain GET."""
+    n = int(arg or 292)
     c = Raw(port)
     fields = request(b"GET", b"/") + [(b"x-f", b"v" * 60)] * n
     block = c.encoder.encode([(k, v, True) for k, v in fields])
