@@ -1,15 +1,18 @@
 //! What every socket in the slab shares: readiness flags kept between edge-triggered
 //! events, and reading and writing through pooled buffers. A socket is plain TCP or
 //! TLS (`tls::TlsSession`) underneath; the connection code above it reads and writes
-//! plaintext the same way for both.
+//! plaintext the same way for both. A client's socket may also be one HTTP/2 stream
+//! (`wire`), which the HTTP/1 code reads and writes like any other.
+
+mod wire;
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
 use crate::buffer::{Buffer, BufferPool, Io};
 use crate::tls::TlsSession;
+pub use wire::{ANSWER_ROOM, StreamEnd, StreamIo, Wire, Woken};
 
 /// What one attempt to read gave.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct PeerGone;
 
 /// A non-blocking socket with its readiness and its input and output buffers.
 pub struct Socket {
-    pub sock: TcpStream,
+    pub sock: Wire,
     /// Set by a readable event, cleared once a read finds the socket drained.
     pub readable: bool,
     /// Set by a writable event, cleared once a write finds the socket full.
@@ -49,6 +52,15 @@ pub struct Socket {
 
 impl Socket {
     pub fn new(sock: TcpStream) -> Self {
+        Socket::on(Wire::Tcp(sock))
+    }
+
+    /// The client side of an HTTP/2 stream.
+    pub fn stream(end: StreamEnd) -> Self {
+        Socket::on(Wire::Stream(end))
+    }
+
+    fn on(sock: Wire) -> Self {
         Socket {
             sock,
             readable: false,
@@ -70,8 +82,23 @@ impl Socket {
         }
     }
 
+    /// The client reached lb over TLS (for a stream: its connection did).
     pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        self.tls.is_some() || self.sock.stream_over_tls()
+    }
+
+    /// A stream has no readiness events: what its connection gives it is read when the
+    /// HTTP/1 code looks, and its answer written while there is room.
+    fn poll_stream(&mut self) {
+        if self.sock.is_stream() {
+            self.readable = true;
+            self.writable = true;
+        }
+    }
+
+    /// A TLS client that chose HTTP/2 by ALPN.
+    pub fn chose_h2(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.chose_h2())
     }
 
     /// A TLS client that has not finished its handshake yet.
@@ -133,6 +160,7 @@ impl Socket {
 
     /// Reads once into the input buffer, if the socket may have data and the buffer has room.
     pub fn fill(&mut self, pool: &mut BufferPool) -> Filled {
+        self.poll_stream();
         if self.tls.is_some() {
             // Our handshake answers must not overtake the preamble.
             match self.send_preamble() {
@@ -141,12 +169,12 @@ impl Socket {
                 Err(PeerGone) => return Filled::Failed,
             }
         }
-        if let Some(tls) = self.tls.as_mut() {
+        if let (Some(tls), Wire::Tcp(sock)) = (self.tls.as_mut(), &mut self.sock) {
             if !tls.may_read(self.readable) || self.read_closed {
                 return Filled::Nothing;
             }
             let buf = input_buffer(&mut self.input, self.input_grown, pool);
-            let got = tls.fill(&mut self.sock, &mut self.readable, &mut self.writable, buf);
+            let got = tls.fill(sock, &mut self.readable, &mut self.writable, buf);
             if got == Filled::Eof {
                 self.read_closed = true;
             }
@@ -219,8 +247,8 @@ impl Socket {
             wrote |= sent > 0;
             if sent == 0 || buf.is_empty() {
                 // Ciphertext rustls still holds goes out too, even with no plaintext left.
-                if let Some(tls) = self.tls.as_mut() {
-                    tls.flush_tls(&mut self.sock, &mut self.writable)?;
+                if let (Some(tls), Wire::Tcp(sock)) = (self.tls.as_mut(), &mut self.sock) {
+                    tls.flush_tls(sock, &mut self.writable)?;
                 }
                 return Ok(wrote);
             }
@@ -230,11 +258,12 @@ impl Socket {
     /// Writes once from `data` if the socket is writable; says how much went. A short
     /// write clears `writable`: the socket is full.
     pub fn send(&mut self, data: &[u8]) -> Result<usize, PeerGone> {
+        self.poll_stream();
         if !self.send_preamble()? {
             return Ok(0);
         }
-        if let Some(tls) = self.tls.as_mut() {
-            return tls.send(&mut self.sock, &mut self.writable, data);
+        if let (Some(tls), Wire::Tcp(sock)) = (self.tls.as_mut(), &mut self.sock) {
+            return tls.send(sock, &mut self.writable, data);
         }
         while self.writable && !data.is_empty() {
             match self.sock.write(data) {
@@ -254,17 +283,16 @@ impl Socket {
 
     /// Ends our sending side: a TLS close_notify first, then the TCP FIN.
     pub fn shutdown_write(&mut self) {
-        match self.tls.as_mut() {
-            Some(tls) => tls.shutdown_write(&mut self.sock, &mut self.writable),
-            None => {
-                let _ = self.sock.shutdown(Shutdown::Write);
-            }
+        match (self.tls.as_mut(), &mut self.sock) {
+            (Some(tls), Wire::Tcp(sock)) => tls.shutdown_write(sock, &mut self.writable),
+            (_, wire) => wire.shutdown_write(),
         }
     }
 
     /// Reads and drops what the peer sends, at most `budget` bytes; `Eof` or `Failed`
     /// once it is gone, `Got` if the budget ran out first.
     pub fn discard_input(&mut self, pool: &mut BufferPool, budget: u64) -> Filled {
+        self.poll_stream();
         if self.tls.is_some() {
             let mut dropped = 0;
             loop {
@@ -356,7 +384,10 @@ mod tests {
         peer.write_all(&vec![b'x'; len]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut peek = vec![0; len];
-        while socket.sock.peek(&mut peek).unwrap_or(0) < len {
+        let Wire::Tcp(sock) = &socket.sock else {
+            panic!("a TCP socket")
+        };
+        while sock.peek(&mut peek).unwrap_or(0) < len {
             assert!(Instant::now() < deadline, "{len} bytes never arrived");
             std::thread::sleep(Duration::from_millis(1));
         }

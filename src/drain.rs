@@ -51,7 +51,7 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, why: Reason) {
         .iter()
         .filter(|(_, conn)| match conn {
             Conn::Client(c) => matches!(c.state, ClientState::Idle),
-            Conn::Admin(_) => true,
+            Conn::Admin(_) | Conn::H2(_) => true,
             _ => false,
         })
         .map(|(key, _)| key)
@@ -64,6 +64,8 @@ pub fn begin(conns: &mut Slab<Conn>, core: &mut Core, why: Reason) {
             // Reads first: a request that has just arrived is still served.
             Some(Conn::Client(_)) => client::client_ready(conns, core, key),
             Some(Conn::Admin(_)) => crate::admin::close(conns, core, key),
+            // GOAWAY: the streams in flight finish, and no new one starts.
+            Some(Conn::H2(_)) => crate::http2::drive(conns, core, key),
             _ => {}
         }
     }
@@ -113,7 +115,7 @@ pub fn report_cut(conns: &Slab<Conn>, core: &Core, why: &str) {
     let (mut http, mut tcp) = (0, 0);
     for (_, conn) in conns {
         match conn {
-            Conn::Client(_) | Conn::AwaitingProxy(_) => http += 1,
+            Conn::Client(_) | Conn::AwaitingProxy(_) | Conn::H2(_) => http += 1,
             Conn::Pipe(_) => tcp += 1,
             _ => {}
         }

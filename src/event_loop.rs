@@ -24,6 +24,7 @@ use crate::drain::{self, Stopped};
 use crate::fanout;
 use crate::front::FrontId;
 use crate::http;
+use crate::http2;
 use crate::journal::{Doorbell, Replayed};
 use crate::limits;
 use crate::listen::Listener;
@@ -266,7 +267,8 @@ impl EventLoop {
         let mut sending = Vec::new();
         loop {
             let now = Instant::now();
-            let timeout = if self.core.revisit.is_empty() {
+            let timeout = if self.core.revisit.is_empty() && self.core.h2_woken.borrow().is_empty()
+            {
                 let timers = self.core.timers.next_timeout(now);
                 let again = self
                     .accept_again_at
@@ -319,6 +321,7 @@ impl EventLoop {
             for key in std::mem::take(&mut self.core.revisit) {
                 self.resume(key);
             }
+            http2::wake(&mut self.conns, &mut self.core);
             self.core.timers.expire(self.core.now, &mut fired);
             for timer in fired.drain(..) {
                 self.timer_fired(timer);
@@ -328,6 +331,7 @@ impl EventLoop {
             self.core.sends.hold();
             fanout::end_turn(&mut self.conns, &mut self.core);
             self.release_sends(&mut sending);
+            http2::wake(&mut self.conns, &mut self.core);
             if self.accepting == Accepting::Full
                 && self.core.shared.clients() < self.core.cfg.max_connections
             {
@@ -364,6 +368,7 @@ impl EventLoop {
                 http::upstream::upstream_ready(&mut self.conns, &mut self.core, key);
             }
             Some(Conn::Pipe(_)) => tcp::resume(&mut self.conns, &mut self.core, key),
+            Some(Conn::H2(_)) => http2::drive(&mut self.conns, &mut self.core, key),
             _ => {}
         }
     }
@@ -412,6 +417,10 @@ impl EventLoop {
                 let side = event.token().0 & 1;
                 tcp::ready(&mut self.conns, &mut self.core, key, side, event);
             }
+            Some(Conn::H2(h)) => {
+                h.io.on_event(event);
+                http2::drive(&mut self.conns, &mut self.core, key);
+            }
             None => debug!("event for closed token {key}"),
         }
     }
@@ -453,6 +462,9 @@ impl EventLoop {
             }
             Some(Conn::AwaitingProxy(a)) if a.serial == serial => {
                 accept_proxy::timed_out(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::H2(h)) if h.serial == serial => {
+                http2::timer_fired(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

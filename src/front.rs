@@ -27,6 +27,8 @@ pub struct Front {
     pub tls: bool,
     /// Every client starts with a PROXY header; if the list is not empty, only from these.
     pub accept_proxy: Option<Vec<Cidr>>,
+    /// Plain HTTP clients may start with the HTTP/2 preface.
+    pub h2c: bool,
 }
 
 impl Front {
@@ -49,6 +51,7 @@ impl Front {
             pool,
             tls: !l.tls.is_empty(),
             accept_proxy: l.accept_proxy.clone(),
+            h2c: l.h2c,
         })
     }
 }

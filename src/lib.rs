@@ -18,6 +18,7 @@ pub mod h2;
 pub mod health;
 pub mod held_sends;
 pub mod http;
+pub mod http2;
 pub mod journal;
 pub mod limits;
 pub mod listen;

@@ -224,6 +224,11 @@ pub struct Metrics {
     /// status class: a POST counts once however many copies it took.
     pub client_answers: [u64; 5],
     pub client_connections_total: u64,
+    /// Client connections that spoke HTTP/2, the streams they opened, and those ended by
+    /// a connection error of the client's (a GOAWAY other than NO_ERROR).
+    pub h2_connections_total: u64,
+    pub h2_streams_total: u64,
+    pub h2_connection_errors_total: u64,
     /// POST copies waiting for a retry or for their backend (maintained by the fan-out code).
     pub pending_retries: u64,
     /// `--accept-proxy` connections closed for a missing, malformed or untrusted header.
@@ -276,6 +281,9 @@ impl Metrics {
             local_responses: [0; 5],
             client_answers: [0; 5],
             client_connections_total: 0,
+            h2_connections_total: 0,
+            h2_streams_total: 0,
+            h2_connection_errors_total: 0,
             pending_retries: 0,
             proxy_headers_refused: 0,
             upgrades_total: 0,

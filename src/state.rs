@@ -17,7 +17,7 @@ use crate::backend::{Backend, BackendId};
 use crate::buffer::BufferPool;
 use crate::config::model::{Admin, Pool as PoolSettings, Process, Site, Source};
 use crate::config::{BackendSpec, OwnAddrs};
-use crate::conn::Socket;
+use crate::conn::{Socket, Woken};
 use crate::fanout;
 use crate::front::{Front, FrontId, Routes};
 use crate::held_sends::HeldSends;
@@ -25,6 +25,7 @@ use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
 use crate::http::head::MAX_REQUEST_LINE;
 use crate::http::upstream::UpstreamConn;
+use crate::http2::H2Conn;
 use crate::limits::Throttle;
 use crate::metrics::Metrics;
 use crate::metrics::history::History;
@@ -69,6 +70,9 @@ pub enum Conn {
     Pipe(Box<TcpPipe>),
     /// `--accept-proxy`: a new connection whose PROXY header is still to come.
     AwaitingProxy(AwaitingProxy),
+    /// An HTTP/2 client; each of its streams is a `Client` of its own. Boxed: its codec
+    /// is large, and the HTTP/1 slots stay small.
+    H2(Box<H2Conn>),
 }
 
 /// What a timer is for once it fires.
@@ -145,6 +149,8 @@ pub struct Core {
     pub revisit: Vec<usize>,
     /// Sends held while the loop reads a turn's events (see `held_sends`).
     pub sends: HeldSends,
+    /// HTTP/2 connections whose streams have news (see `http2`).
+    pub h2_woken: Woken,
     pub timers: TimerWheel<Timer>,
     pub registry: Registry,
     /// The time the loop last woke; handlers read this instead of the clock.
@@ -247,6 +253,7 @@ impl Core {
             exchanges: ExchangePool::default(),
             revisit: Vec::new(),
             sends: HeldSends::default(),
+            h2_woken: Woken::default(),
             health,
             backends,
             applied: roster.snapshot(),
@@ -286,7 +293,7 @@ impl Core {
     /// Registers socket `side` of slab entry `key` for both readiness kinds, edge-triggered.
     pub fn register(
         &self,
-        sock: &mut mio::net::TcpStream,
+        sock: &mut impl mio::event::Source,
         key: usize,
         side: usize,
     ) -> io::Result<()> {
@@ -295,6 +302,12 @@ impl Core {
             token(key, side),
             Interest::READABLE | Interest::WRITABLE,
         )
+    }
+
+    /// Socket 0 of slab entry `key` moved there from another entry.
+    pub fn reregister(&self, sock: &mut impl mio::event::Source, key: usize) -> io::Result<()> {
+        self.registry
+            .reregister(sock, token(key, 0), Interest::READABLE | Interest::WRITABLE)
     }
 
     /// The socket of a newly accepted client: TLS if it came to a TLS listener.

@@ -286,6 +286,7 @@ pub(super) const HTTP_ONLY: &[&str] = &[
     "retry-on",
     "journal",
     "journal-sync",
+    "h2c",
 ];
 
 /// The numeric flag called `name`.
@@ -362,6 +363,12 @@ pub(super) fn options() -> getopts::Options {
         "backend-ca",
         "PEM roots that https backends are verified against (default: the system's)",
         "FILE",
+    );
+    o.optflag(
+        "",
+        "h2c",
+        "the plain listener also takes HTTP/2 from clients that start with it (prior \
+         knowledge); the TLS listener offers HTTP/2 by ALPN without it",
     );
     o.optflag(
         "",

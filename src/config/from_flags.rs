@@ -18,7 +18,8 @@ impl Config {
             Mode::Http => Protocol::Http,
             Mode::Tcp => Protocol::Tcp,
         };
-        let listener = |name: &str, address, tls| Listener {
+        let listener = |name: &str, address, tls: Vec<_>| Listener {
+            h2c: self.h2c && tls.is_empty(),
             name: name.to_string(),
             address,
             protocol,

@@ -68,6 +68,8 @@ pub struct Config {
     /// `--accept-proxy`: every client starts with a PROXY header; if the list is not
     /// empty, only from these addresses.
     pub accept_proxy: Option<Vec<Cidr>>,
+    /// `--h2c`: the plain listener also takes HTTP/2 with prior knowledge.
+    pub h2c: bool,
     /// `--send-proxy`: a PROXY header before every connection to a backend.
     pub send_proxy: Option<proxy_protocol::Version>,
     /// Every backend at start: the `-b` ones, then the file's.
@@ -236,6 +238,13 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         "off" => Ok(None),
         _ => parse_addr(s).map(Some),
     })?;
+    if m.opt_present("h2c") && listen.is_none() {
+        return Err(
+            "--h2c is for the plain listener, and there is none: give --listen too (the TLS \
+             listener offers HTTP/2 by ALPN without it)"
+                .into(),
+        );
+    }
     let listeners: Vec<SocketAddr> = listen.into_iter().chain(tls_listen).collect();
     if let Some(both) = admin.filter(|a| a.port() != 0 && listeners.contains(a)) {
         return Err(format!(
@@ -385,6 +394,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         tls_certs,
         backend_ca: m.opt_strs("backend-ca").pop(),
         accept_proxy,
+        h2c: m.opt_present("h2c"),
         send_proxy,
         backends,
         backend_flags,

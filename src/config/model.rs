@@ -139,6 +139,9 @@ pub struct Listener {
     pub tls: Vec<CertPair>,
     /// Every client starts with a PROXY header; if the list is not empty, only from these.
     pub accept_proxy: Option<Vec<Cidr>>,
+    /// A plain HTTP listener also takes HTTP/2 from clients that start with its preface
+    /// (prior knowledge); TLS listeners offer HTTP/2 by ALPN whatever this says.
+    pub h2c: bool,
 }
 
 /// Active health checks of one pool.

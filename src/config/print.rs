@@ -185,6 +185,9 @@ fn listener(l: &Listener, out: &mut String) {
         Some(from) if from.is_empty() => e.push("accept_proxy", "true".into()),
         Some(from) => e.push("accept_proxy", list(from.iter().map(|c| q(&c.to_string())))),
     }
+    if l.h2c {
+        e.push("h2c", "true".into());
+    }
     e.lines(out);
 }
 

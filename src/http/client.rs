@@ -79,6 +79,8 @@ pub enum Step {
     Dispatch(RequestHead, Buffer),
     /// A whole POST is buffered: fan it out.
     Launch(Box<PendingPost>),
+    /// The client speaks HTTP/2 (ALPN, or the preface on an h2c listener).
+    Http2,
 }
 
 pub fn accept(
@@ -112,6 +114,31 @@ pub fn accept(
     entry.insert(Conn::Client(client));
     core.client_opened();
     core.metrics.client_connections_total += 1;
+}
+
+/// The client side of a new HTTP/2 stream (`http2`): a client whose socket is the
+/// stream. It is not counted as a connection; its requests are counted as any are.
+pub fn accept_stream(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    io: Socket,
+    peer: SocketAddr,
+    front: u32,
+) -> (usize, u32) {
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    let serial = core.next_serial();
+    let mut client = ClientConn {
+        io,
+        peer,
+        serial,
+        front,
+        state: ClientState::Idle,
+        timer: None,
+    };
+    core.arm(&mut client.timer, core.cfg.client_timeout, key, serial);
+    entry.insert(Conn::Client(client));
+    (key, serial)
 }
 
 impl ClientConn {
@@ -164,6 +191,7 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 return;
             }
             Step::Dispatch(head, forward) => routed::take(conns, core, key, head, forward),
+            Step::Http2 => return crate::http2::take_over(conns, core, key),
             Step::Launch(post) => {
                 // From here the wait is for the backends: --fanout-timeout.
                 if let Some(c) = client_mut(conns, key) {
@@ -178,6 +206,9 @@ pub(crate) fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
 fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> Step {
     if c.io.fill(&mut core.buffers) == Filled::Failed {
         return Step::Close;
+    }
+    if speaks_http2(c, core) {
+        return Step::Http2;
     }
     // Closed between requests: no one is left to answer. A half-close after a whole
     // request is not a disconnect: that request is still answered.
@@ -236,6 +267,16 @@ fn read_request(c: &mut ClientConn, core: &mut Core, key: usize, idle: bool) -> 
             Step::Again
         }
     }
+}
+
+/// What HTTP/2 clients send first, up to where an HTTP/1.1 request line would differ.
+const H2_PREFACE_START: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// The client chose HTTP/2 by ALPN, or starts with its preface on an h2c listener.
+fn speaks_http2(c: &ClientConn, core: &Core) -> bool {
+    c.io.chose_h2()
+        || (core.fronts.get(c.front as usize).is_some_and(|f| f.h2c)
+            && c.io.input_data().starts_with(H2_PREFACE_START))
 }
 
 /// Writes a response of our own and moves to `Answering`.
@@ -363,8 +404,11 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
     if let Some(Conn::Client(mut c)) = conns.try_remove(key) {
         core.disarm(&mut c.timer);
         c.io.release_buffers(&mut core.buffers);
-        let _ = core.registry.deregister(&mut c.io.sock);
-        core.client_closed();
+        // A stream's client side is not a connection: its connection counts itself.
+        if !c.io.sock.is_stream() {
+            let _ = core.registry.deregister(&mut c.io.sock);
+            core.client_closed();
+        }
         if let ClientState::AwaitingFanout { job } = c.state {
             fanout::client_gone(core, job, c.peer);
         }

@@ -168,6 +168,7 @@ pub fn render(v: &View, out: &mut String) {
     );
     clients::workers(out, v);
     if http {
+        clients::http2(out, m);
         family(
             out,
             "lb_client_requests_total",

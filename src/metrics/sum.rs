@@ -57,6 +57,9 @@ impl Metrics {
             *n += m;
         }
         self.client_connections_total += o.client_connections_total;
+        self.h2_connections_total += o.h2_connections_total;
+        self.h2_streams_total += o.h2_streams_total;
+        self.h2_connection_errors_total += o.h2_connection_errors_total;
         self.pending_retries += o.pending_retries;
         self.proxy_headers_refused += o.proxy_headers_refused;
         self.upgrades_total += o.upgrades_total;

@@ -241,7 +241,7 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
     let end = match broken {
         Some(Side::Client) => {
             debug!("client {} reset: resetting its backend", p.peer);
-            reset_on_close(&p.backend.sock);
+            p.backend.sock.tcp().iter().for_each(|s| reset_on_close(s));
             "client reset"
         }
         Some(Side::Backend) => {
@@ -250,7 +250,7 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
                 core.backends[p.backend_id].label, p.peer
             );
             core.metrics.failure(p.backend_id, Failure::Reset);
-            reset_on_close(&p.client.sock);
+            p.client.sock.tcp().iter().for_each(|s| reset_on_close(s));
             "backend reset"
         }
         None if open => "closed",

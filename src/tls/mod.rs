@@ -113,7 +113,8 @@ impl TlsContexts {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(store));
         if self.http {
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            // HTTP/2 first: a client that speaks both gets it, as from nginx and HAProxy.
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         }
         if let Some(ticketer) = &self.ticketer {
             config.ticketer = Arc::clone(ticketer);

@@ -222,6 +222,11 @@ impl TlsSession {
         self.phase == Phase::Handshaking
     }
 
+    /// The client chose HTTP/2 by ALPN.
+    pub fn chose_h2(&self) -> bool {
+        self.conn.alpn_protocol() == Some(b"h2")
+    }
+
     /// Not open yet, and not refused or failed either.
     pub fn handshaking(&self) -> bool {
         matches!(self.phase, Phase::Fresh | Phase::Handshaking)

@@ -2,6 +2,7 @@
 //! on loopback ports they choose themselves, and speak HTTP/1.1 over plain sockets.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
 mod fd_limit;
 pub mod load;
 mod raw;

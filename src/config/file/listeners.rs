@@ -10,7 +10,15 @@ use crate::tls::CertPair;
 
 type Value<'i> = toml::Spanned<toml::de::DeValue<'i>>;
 
-pub(super) const LISTENER: &[&str] = &["address", "mode", "pool", "routes", "tls", "accept_proxy"];
+pub(super) const LISTENER: &[&str] = &[
+    "address",
+    "mode",
+    "pool",
+    "routes",
+    "tls",
+    "accept_proxy",
+    "h2c",
+];
 
 pub fn read(doc: &mut Doc, value: &Value) -> Vec<Listener> {
     let path = KeyPath("listeners".into());
@@ -35,14 +43,27 @@ pub fn read(doc: &mut Doc, value: &Value) -> Vec<Listener> {
         let routes = doc
             .strings(&t, "routes")
             .map(|names| names.into_iter().map(|(n, _)| n).collect());
+        let tls = read_tls(doc, &t);
+        let h2c = doc.boolean(&t, "h2c").unwrap_or(false);
+        if h2c && (protocol == Protocol::Tcp || !tls.is_empty()) {
+            let why = match protocol {
+                Protocol::Tcp => "a TCP listener passes bytes through and speaks no HTTP",
+                Protocol::Http => "a TLS listener offers HTTP/2 by ALPN already",
+            };
+            doc.error(
+                doc.key_span(&t, "h2c"),
+                format!("`h2c` is for plain HTTP listeners: {why}"),
+            );
+        }
         listeners.push(Listener {
             name,
             address,
             protocol,
             pool: doc.string(&t, "pool"),
             routes,
-            tls: read_tls(doc, &t),
+            tls,
             accept_proxy: read_accept_proxy(doc, &t),
+            h2c,
         });
     }
     listeners

@@ -96,3 +96,28 @@ pub(super) fn connections(out: &mut String, m: &crate::metrics::Metrics, http: b
         m.proxy_headers_refused
     );
 }
+
+/// HTTP/2 clients: connections, the streams they opened, and connection errors.
+pub(super) fn http2(out: &mut String, m: &crate::metrics::Metrics) {
+    let families = [
+        (
+            "lb_http2_connections_total",
+            "Client connections that spoke HTTP/2 (ALPN h2, or h2c with prior knowledge).",
+            m.h2_connections_total,
+        ),
+        (
+            "lb_http2_streams_total",
+            "HTTP/2 streams that became requests.",
+            m.h2_streams_total,
+        ),
+        (
+            "lb_http2_connection_errors_total",
+            "HTTP/2 connections ended by a GOAWAY with an error code (a protocol error, a flood, rapid reset).",
+            m.h2_connection_errors_total,
+        ),
+    ];
+    for (name, help, value) in families {
+        family(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
