@@ -163,11 +163,13 @@ def table_size(port, arg):
 
 
 def big_headers(port, arg):
-    """Stream 1 with ARG fields x-f of 60 bytes (default 292: with the pseudo-header
-    fields 27 909 octets counted with 32 a field, past 27 904); stream 3 a plain GET."""
-    n = int(arg or 292)
+    """Stream 1 with fields x-f, as ARG says: COUNT[:VALUE_BYTES[:PATH_BYTES]] (default
+    292:60:1, with the pseudo-header fields 27 909 octets counted with 32 a field, past
+    27 904); stream 3 a plain GET."""
+    count, value, path = (list(map(int, (arg or "292").split(":"))) + [60, 1])[:3]
     c = Raw(port)
-    fields = request(b"GET", b"/") + [(b"x-f", b"v" * 60)] * n
+    target = b"/" + b"p" * (path - 1)
+    fields = request(b"GET", target) + [(b"x-f", b"v" * value)] * count
     block = c.encoder.encode([(k, v, True) for k, v in fields])
     c.write(c.block_frames(1, block))
     c.write(c.headers(3, request(b"GET", b"/")))
