@@ -199,18 +199,33 @@ fn rapid_reset_is_calmed_while_another_client_is_served() {
 }
 
 #[test]
-fn continuation_flood_is_cut_by_frame_count_and_by_bytes() {
+fn continuation_blocks_are_bounded_at_16_frames_and_27_904_bytes() {
     if !h2_ready() {
         return;
     }
     let b = backend("one", &[]);
     let mut lb = h2c_lb(&b, &[]);
-    // Empty CONTINUATIONs meet the 16-frame bound, 4 KiB ones the 27 904-byte one.
-    for size in ["0", "4096"] {
-        let report = run(&lb, "continuation", size);
+    // HEADERS and 15 CONTINUATIONs are a block of 16 frames: answered.
+    let most = run(&lb, "continuation", "frames:15");
+    assert_eq!(
+        statuses(&most),
+        BTreeMap::from([(1, 200), (3, 200)]),
+        "{most}"
+    );
+    // A block of 27 904 bytes is taken, and refused with 431 for what it decodes to
+    // (about 4 000 fields); the connection goes on.
+    let most = run(&lb, "continuation", "bytes:27904");
+    assert_eq!(
+        statuses(&most),
+        BTreeMap::from([(1, 431), (3, 200)]),
+        "{most}"
+    );
+    assert_eq!(goaway(&most), None, "{most}");
+    // One frame or one byte more ends the connection, as does a block that never ends.
+    for arg in ["frames:16", "bytes:27905", "flood:0", "flood:4096"] {
+        let report = run(&lb, "continuation", arg);
         assert_goaway(&report, "ENHANCE_YOUR_CALM");
-        assert!(report["sent"].as_u64() < Some(10_000), "{report}");
-        assert_eq!(statuses(&report), BTreeMap::new(), "{report}");
+        assert_eq!(statuses(&report), BTreeMap::new(), "{arg}: {report}");
     }
     still_serving(&mut lb);
 }
@@ -300,14 +315,17 @@ fn a_header_list_over_the_limit_gets_431_and_the_largest_http1_head_is_proxied()
     still_serving(&mut lb);
 }
 
-/// A flood of `kind` frames on a connection with one open stream ends with
-/// ENHANCE_YOUR_CALM long before the script's 20 000 frames.
+/// 50 `kind` frames on a connection with one open stream are fine (the allowance is 100
+/// per 10 s); a flood of them ends with ENHANCE_YOUR_CALM long before the script's 20 000.
 fn flood(kind: &str) {
     if !h2_ready() {
         return;
     }
     let b = backend("one", &[]);
     let mut lb = h2c_lb(&b, &[]);
+    let fifty = run(&lb, "flood", &format!("{kind}:50"));
+    assert_eq!(statuses(&fifty), BTreeMap::from([(1, 200)]), "{fifty}");
+    assert_eq!(goaway(&fifty), None, "{fifty}");
     let report = run(&lb, "flood", kind);
     assert_goaway(&report, "ENHANCE_YOUR_CALM");
     assert!(report["sent"].as_u64() < Some(20_000), "{report}");

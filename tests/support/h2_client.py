@@ -110,27 +110,48 @@ def rapid_reset(port, arg):
 
 
 def literal_fields(size):
-    """`size` bytes of HPACK literal fields (never indexed, new name x-a: b)."""
+    """Exactly `size` bytes (at least 6) of whole HPACK literal fields, never indexed,
+    new name: x-a: b, and a last x-a whose value (at most 126 bytes) fills the rest."""
     one = b"\x10\x03x-a\x01b"
-    return (one * (size // len(one) + 1))[:size]
+    count = -(-max(size - 132, 0) // len(one))
+    rest = size - count * len(one) - 6
+    return one * count + b"\x10\x03x-a" + bytes([rest]) + b"v" * rest
 
 
 def continuation(port, arg):
-    """HEADERS without END_HEADERS, then CONTINUATIONs of ARG bytes each (default 0)
-    until the server ends the connection (or 10 000 went)."""
-    size = int(arg or 0)
+    """A header block cut into CONTINUATIONs, as ARG says:
+    frames:N   HEADERS and N empty CONTINUATIONs, the last ending the block; stream 3 a GET
+    bytes:N    a block of exactly N bytes in frames of 4 096; stream 3 a GET
+    flood:N    CONTINUATIONs of N bytes never ending the block, until the server ends
+               the connection (or 10 000 went)."""
+    how, _, n = (arg or "flood:0").partition(":")
+    n = int(n or 0)
     c = Raw(port)
     # The SETTINGS exchange done first, so that no ACK of ours falls inside the block.
     c.sync(WAIT)
     first = c.encoder.encode(request(b"GET", b"/"))
-    c.write(HeadersFrame(1, first, flags=["END_STREAM"]).serialize())
-    sent = 0
-    while sent < 10_000 and c.seen.goaway is None and not c.seen.closed:
-        c.write(ContinuationFrame(1, literal_fields(size)).serialize() * 10)
-        sent += 10
-        c.drain()
-    c.wait(lambda: c.seen.goaway is not None, 5)
-    return finish(c, sent=sent)
+    if how == "flood":
+        c.write(HeadersFrame(1, first, flags=["END_STREAM"]).serialize())
+        payload = ContinuationFrame(1, literal_fields(n) if n else b"").serialize()
+        sent = 0
+        while sent < 10_000 and c.seen.goaway is None and not c.seen.closed:
+            c.write(payload * 10)
+            sent += 10
+            c.drain()
+        c.wait(lambda: c.seen.goaway is not None, 5)
+        return finish(c, sent=sent)
+    if how == "frames":
+        pieces = [first] + [b""] * n
+    else:
+        block = first + literal_fields(n - len(first))
+        pieces = [block[i : i + 4096] for i in range(0, len(block), 4096)]
+    frames = HeadersFrame(1, pieces[0], flags=["END_STREAM"]).serialize()
+    for i, piece in enumerate(pieces[1:], 2):
+        flags = ["END_HEADERS"] if i == len(pieces) else []
+        frames += ContinuationFrame(1, piece, flags=flags).serialize()
+    c.write(frames + c.headers(3, request(b"GET", b"/")))
+    c.wait(ended(c, [1, 3]), WAIT)
+    return finish(c, sent=sum(map(len, pieces)))
 
 
 def hpack_bomb(port, arg):
@@ -187,11 +208,18 @@ FLOODS = {
 
 
 def flood(port, arg):
-    """Stream 1 opened (its body still to come), then frames of kind ARG, 50 to a write,
-    until the server ends the connection (or 20 000 went)."""
-    make = FLOODS[arg]
+    """Stream 1 opened (its body still to come), then frames of the kind ARG names,
+    KIND or KIND:COUNT. Without a count, 50 to a write until the server ends the
+    connection (or 20 000 went); with one, COUNT of them, then stream 1 is ended."""
+    kind, _, count = arg.partition(":")
+    make = FLOODS[kind]
     c = Raw(port)
     c.write(c.headers(1, request(b"POST", b"/echo"), False))
+    if count:
+        c.write(b"".join(make(i) for i in range(int(count))))
+        c.write(DataFrame(1, b"", flags=["END_STREAM"]).serialize())
+        c.wait(ended(c, [1]), WAIT)
+        return finish(c, sent=int(count))
     sent = 0
     while sent < 20_000 and c.seen.goaway is None and not c.seen.closed:
         c.write(b"".join(make(sent + i) for i in range(50)))
