@@ -155,3 +155,32 @@ fn h2load_ten_streams_on_each_of_two_connections_all_2xx() {
     assert!(summary.contains("Application protocol: h2"), "{summary}");
     assert_all_2xx(&summary, 200);
 }
+
+#[test]
+fn h2c_in_a_config_file_is_per_listener() {
+    if !have("curl", "curl") {
+        return;
+    }
+    let b = backend("one", &[]);
+    let dir = TempDir::new();
+    let path = dir.write(
+        "lb.toml",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+             [listeners.h2]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n\
+             [listeners.old]\naddress = \"127.0.0.1:0\"\n\n\
+             [pools.app]\nbackends = [\"{}\"]\n\n[[routes]]\npool = \"app\"\n",
+            b.addr
+        ),
+    );
+    let lb = lb_file(&path, &[]);
+    let h2 = format!("http://{}/", listener(&lb, "h2"));
+    assert_eq!(curl(&["--http2-prior-knowledge", &h2]), "2 200 15");
+    assert_eq!(curl(&["--http1.1", &h2]), "1.1 200 15");
+    // The listener without it answers a preface as the HTTP/1.1 it is not, and closes.
+    let mut c = Client::new(listener(&lb, "old"));
+    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let r = c.read_response(false).expect("read").expect("an answer");
+    assert!((400..500).contains(&r.status), "{r:?}");
+    assert!(c.closed_within(IO_TIMEOUT));
+}
