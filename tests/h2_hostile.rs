@@ -403,3 +403,23 @@ fn malformed_requests_are_reset_with_protocol_error_and_the_connection_goes_on()
     }
     still_serving(&mut lb);
 }
+
+#[test]
+fn slow_clients_are_closed_by_the_client_and_idle_timeouts() {
+    if !h2_ready() {
+        return;
+    }
+    let b = backend("one", &[]);
+    let mut lb = h2c_lb(&b, &["--client-timeout", "1s", "--idle-timeout", "2s"]);
+    // Half a preface, a header block never ended, and keepalive PINGs on a connection
+    // with no stream: each closed within the script's 15 s.
+    for kind in ["preface", "header-block", "ping"] {
+        let report = run(&lb, "slow", kind);
+        assert_eq!(report["closed"], true, "{kind}: {report}");
+    }
+    // A body that never comes is answered 408, as over HTTP/1.1.
+    let report = run(&lb, "slow", "body");
+    assert_eq!(statuses(&report), BTreeMap::from([(1, 408)]), "{report}");
+    assert_eq!(report["closed"], true, "{report}");
+    still_serving(&mut lb);
+}

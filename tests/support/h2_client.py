@@ -30,7 +30,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from h2_wire import Polite, Raw, request
+from h2_wire import PREFACE, Polite, Raw, request
 
 WAIT = 20
 CANCEL = 8
@@ -253,6 +253,30 @@ def drip(port, arg):
     return finish(c, sent=sent)
 
 
+def slow(port, arg):
+    """A client that holds the connection without finishing anything, as ARG says:
+    preface (half the preface), header-block (a block never ended), body (a POST whose
+    body never comes), ping (no stream, a PING every 500 ms). Waits up to 15 s for the
+    server to close."""
+    if arg == "preface":
+        c = Raw(port, preface=PREFACE[:12])
+    else:
+        c = Raw(port)
+        c.sync(WAIT)
+    if arg == "header-block":
+        block = c.encoder.encode(request(b"GET", b"/"))
+        c.write(HeadersFrame(1, block, flags=["END_STREAM"]).serialize())
+    elif arg == "body":
+        fields = request(b"POST", b"/echo", [(b"content-length", b"10")])
+        c.write(c.headers(1, fields, False))
+    end = time.monotonic() + 15
+    while not c.seen.closed and time.monotonic() < end:
+        if arg == "ping":
+            c.write(PingFrame(0).serialize())
+        c.wait(lambda: c.seen.closed, 0.5)
+    return finish(c)
+
+
 MALFORMED = {
     "uppercase": request(b"GET", b"/", [(b"X-Upper", b"1")]),
     "connection": request(b"GET", b"/", [(b"connection", b"keep-alive")]),
@@ -283,6 +307,7 @@ SCENARIOS = {
     "zero-window": zero_window,
     "drip": drip,
     "malformed": malformed,
+    "slow": slow,
 }
 
 if __name__ == "__main__":

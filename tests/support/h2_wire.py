@@ -111,7 +111,7 @@ class Raw(Socket):
     """Frames written as given; the server's frames parsed and answered as a client must
     (SETTINGS and PING acknowledged, DATA credited back unless `credit` is off)."""
 
-    def __init__(self, port, settings=None, credit=True):
+    def __init__(self, port, settings=None, credit=True, preface=None):
         super().__init__(port)
         self.credit = credit
         self.encoder = Encoder()
@@ -121,7 +121,9 @@ class Raw(Socket):
         self.frames.max_frame_size = MAX_FRAME
         self.block = None
         self.acked = set()
-        self.write(PREFACE + SettingsFrame(0, settings=settings or {}).serialize())
+        if preface is None:
+            preface = PREFACE + SettingsFrame(0, settings=settings or {}).serialize()
+        self.write(preface)
 
     def pump(self, timeout):
         data = self.read(timeout)
