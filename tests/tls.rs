@@ -406,3 +406,32 @@ impl Drop for KillOnDrop {
         unsafe { libc::kill(self.0, libc::SIGKILL) };
     }
 }
+
+/// ALPN offers `h2` first, then `http/1.1`, on an HTTP listener, and nothing on a TCP one
+/// in the same site: what it relays may not be HTTP at all, let alone HTTP/2.
+#[test]
+fn alpn_offers_h2_on_http_listeners_and_nothing_on_tcp_ones() {
+    let b = backend("alpn", &[]);
+    let site = Site::new();
+    let config = format!(
+        "[listeners.web]\naddress = \"127.0.0.1:0\"\ntls = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n\
+         [listeners.raw]\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\npool = \"raw\"\n\
+         tls = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n\
+         [pools.main]\nbackends = [\"{b}\"]\n\n[pools.raw]\nbackends = [\"{b}\"]\n\n\
+         [[routes]]\nname = \"all\"\npool = \"main\"\n",
+        cert = site.cert,
+        key = site.key,
+        b = b.addr,
+    );
+    let path = site.dir.write("alpn.toml", &config);
+    let lb = lb_file(&path, &[]);
+    let mut both = (*site.ca.client_config()).clone();
+    both.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let both = std::sync::Arc::new(both);
+    let web = tls_connect(&both, listener(&lb, "web"), "localhost");
+    assert_eq!(web.conn.alpn_protocol(), Some(&b"h2"[..]));
+    let http1 = tls_connect(&site.ca.client_config(), listener(&lb, "web"), "localhost");
+    assert_eq!(http1.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let raw = tls_connect(&both, listener(&lb, "raw"), "localhost");
+    assert_eq!(raw.conn.alpn_protocol(), None);
+}

@@ -8,7 +8,7 @@ use super::diagnostic::Level;
 use super::file;
 use super::model::{Action, HostPattern, Listed, PathMatch, Protocol, Rewrite, Route, Site};
 use crate::route::{RequestView, RouteTable};
-use crate::tls::{TlsContexts, TlsSettings};
+use crate::tls::{ListenerTls, TlsContexts, TlsSettings};
 
 /// What `lb check` prints, on stdout and on stderr, and its exit status.
 pub struct Report {
@@ -131,7 +131,14 @@ fn explain_request(site: &Site, request: &str) -> Result<String, String> {
 /// What TLS `site` needs: each listener's certificates, and roots for `https://` backends.
 pub fn tls_settings(site: &Site) -> TlsSettings<'_> {
     TlsSettings {
-        pairs: site.listeners.iter().map(|l| l.tls.clone()).collect(),
+        pairs: site
+            .listeners
+            .iter()
+            .map(|l| ListenerTls {
+                certs: l.tls.clone(),
+                http: l.protocol == Protocol::Http,
+            })
+            .collect(),
         https_backends: site
             .pools
             .iter()

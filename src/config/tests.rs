@@ -424,3 +424,15 @@ fn the_bound_on_buffered_bytes_fits_one_body_and_follows_max_body() {
     );
     assert_eq!(run("-b 127.0.0.1:9001").unwrap().client_min_rate, 1024);
 }
+
+#[test]
+fn h2c_is_for_the_plain_http_listener() {
+    let c = run("-b 127.0.0.1:9001 --h2c --tls-listen 127.0.0.1:8443 --tls-cert c --tls-key k");
+    let err = c.unwrap_err();
+    assert!(err.contains("--h2c is for the plain listener"), "{err}");
+    let err = run("-b 127.0.0.1:9001 --h2c -m tcp").unwrap_err();
+    assert!(err.contains("--h2c applies to HTTP only"), "{err}");
+    let c = run("-b 127.0.0.1:9001 --h2c -l 127.0.0.1:8080").unwrap();
+    let site = c.site();
+    assert!(site.listeners.iter().all(|l| l.h2c));
+}

@@ -24,6 +24,7 @@ use crate::reconfigure;
 use crate::resolver::FileReloaded;
 use crate::roster::Lookup;
 use crate::shared::TlsServers;
+use crate::tls::ListenerTls;
 
 impl EventLoop {
     /// Worker 0: the config file was read again (or could not be).
@@ -115,12 +116,15 @@ impl EventLoop {
         let pairs: Vec<_> = fronts
             .iter()
             .map(|f| match f.closed {
-                true => Vec::new(),
+                true => ListenerTls::default(),
                 false => site
                     .listeners
                     .iter()
                     .find(|l| l.name == f.name)
-                    .map_or_else(Vec::new, |l| l.tls.clone()),
+                    .map_or_else(ListenerTls::default, |l| ListenerTls {
+                        certs: l.tls.clone(),
+                        http: l.protocol == Protocol::Http,
+                    }),
             })
             .collect();
         let tls = self.core.tls.servers_for(&pairs)?;

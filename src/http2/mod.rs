@@ -32,6 +32,11 @@ use streams::{Outcome, Stream};
 /// Frame bytes taken from the codec and not yet written: past this, answers wait in
 /// their streams (and their exchanges stop reading from backends) until the client reads.
 const OUT_LIMIT: usize = 64 * 1024;
+/// The frame buffer an idle connection keeps: its PINGs and SETTINGS fit.
+const IDLE_OUT_CAPACITY: usize = 1024;
+/// Stream buffers kept for the next streams while others are open; an idle connection
+/// keeps none.
+const SPARE_STREAMS: usize = 8;
 
 pub struct H2Conn {
     pub io: Socket,
@@ -144,7 +149,9 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(h) = h2_mut(conns, key) else {
         return;
     };
-    if core.draining {
+    // Stopping, or its listener left the config: the streams in flight finish.
+    let front_closed = core.fronts.get(h.front as usize).is_none_or(|f| f.closed);
+    if core.draining || front_closed {
         h.codec.go_away(true);
     }
     let mut read = 0u64;
@@ -310,7 +317,9 @@ fn act(conns: &mut Slab<Conn>, core: &mut Core, key: usize, next: Next) -> bool 
             };
             h.streams.push(*stream);
             core.metrics.h2_streams_total += 1;
-            client::drive(conns, core, child.0);
+            // Started once this turn's frames are read: a stream reset in the same read
+            // (rapid reset sends them in pairs) never reaches a backend.
+            core.revisit.push(child.0);
         }
         Next::Refuse(id, code) => {
             if let Some(h) = h2_mut(conns, key) {
@@ -371,7 +380,7 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             }
             Outcome::Finished => {
                 let stream = streams.swap_remove(at);
-                if Rc::strong_count(&stream.io) == 1 {
+                if Rc::strong_count(&stream.io) == 1 && spare.len() < SPARE_STREAMS {
                     stream.io.borrow_mut().recycle();
                     spare.push(stream.io);
                 }
@@ -386,7 +395,10 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         && h.streams.is_empty()
         && h.idle_since.is_none()
     {
+        // Idle, it keeps no stream buffers (they are made again for the next stream).
         h.idle_since = Some(core.now);
+        h.spare = Vec::new();
+        h.list = HeaderList::new();
     }
 }
 
@@ -410,6 +422,10 @@ fn flush(h: &mut H2Conn, core: &mut Core) -> Result<(), PeerGone> {
         true => None,
         false => h.blocked_since.or(Some(core.now)),
     };
+    if h.out.is_empty() && h.streams.is_empty() {
+        // What large answers grew it to goes back; small ones never reallocate.
+        h.out.shrink_to(IDLE_OUT_CAPACITY);
+    }
     Ok(())
 }
 

@@ -52,18 +52,26 @@ pub struct TlsContexts {
     /// For `https://` backends; `None` if no root certificates could be found.
     client: Option<Arc<ClientConfig>>,
     /// Each listener's certificates, to read again on SIGHUP.
-    pairs: Vec<Vec<CertPair>>,
+    pairs: Vec<ListenerTls>,
     /// Kept across reloads, so that tickets issued before a reload still resume.
     ticketer: Option<Arc<dyn ProducesTickets>>,
-    /// ALPN `http/1.1` is offered in HTTP mode only: TCP mode carries any protocol.
+    /// ALPN `http/1.1` is asked of `https://` backends in HTTP mode only.
     http: bool,
+}
+
+/// One listener's TLS: its certificates, chosen by SNI, the first the default (none for a
+/// plain listener); and whether it carries HTTP, whose clients ALPN offers `h2` and
+/// `http/1.1`. A TCP listener offers nothing: it carries any protocol to its backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerTls {
+    pub certs: Vec<CertPair>,
+    pub http: bool,
 }
 
 /// What the TLS side of lb is asked to do.
 pub struct TlsSettings<'a> {
-    /// Each listener's certificates, chosen by SNI, the first the default; none for a
-    /// plain listener.
-    pub pairs: Vec<Vec<CertPair>>,
+    /// Each listener's certificates and protocol.
+    pub pairs: Vec<ListenerTls>,
     pub https_backends: bool,
     pub backend_ca: Option<&'a str>,
     pub http: bool,
@@ -81,17 +89,17 @@ impl TlsContexts {
             ticketer: None,
             http: settings.http,
         };
-        if settings.pairs.iter().any(|p| !p.is_empty()) {
+        if settings.pairs.iter().any(|p| !p.certs.is_empty()) {
             let ticketer = provider::Ticketer::new()
                 .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
             contexts.ticketer = Some(ticketer);
         }
-        for pairs in &settings.pairs {
-            let server = match pairs.is_empty() {
+        for listener in &settings.pairs {
+            let server = match listener.certs.is_empty() {
                 true => None,
                 false => {
-                    let store = CertStore::load(pairs, &contexts.provider)?;
-                    Some(contexts.server_config(store)?)
+                    let store = CertStore::load(&listener.certs, &contexts.provider)?;
+                    Some(contexts.server_config(store, listener.http)?)
                 }
             };
             contexts.servers.push(server);
@@ -106,13 +114,13 @@ impl TlsContexts {
         Ok(contexts)
     }
 
-    fn server_config(&self, store: CertStore) -> Result<Arc<ServerConfig>, String> {
+    fn server_config(&self, store: CertStore, http: bool) -> Result<Arc<ServerConfig>, String> {
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(store));
-        if self.http {
+        if http {
             // HTTP/2 first: a client that speaks both gets it, as from nginx and HAProxy.
             config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         }
@@ -163,14 +171,16 @@ impl TlsContexts {
     /// bad, the certificates in use stay. Logs what happened.
     pub fn reload_certificates(&mut self) {
         for i in 0..self.pairs.len() {
-            if self.pairs[i].is_empty() {
+            if self.pairs[i].certs.is_empty() {
                 continue;
             }
-            let reloaded = CertStore::load(&self.pairs[i], &self.provider).and_then(|store| {
-                let loaded = store.len();
-                self.servers[i] = Some(self.server_config(store)?);
-                Ok(loaded)
-            });
+            let http = self.pairs[i].http;
+            let reloaded =
+                CertStore::load(&self.pairs[i].certs, &self.provider).and_then(|store| {
+                    let loaded = store.len();
+                    self.servers[i] = Some(self.server_config(store, http)?);
+                    Ok(loaded)
+                });
             match reloaded {
                 Ok(n) => info!("SIGHUP: reloaded {n} TLS certificate(s)"),
                 Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
@@ -180,19 +190,19 @@ impl TlsContexts {
 
     /// Server configurations for listeners with these certificates (by listener id; none
     /// for a plain one), sharing this lb's ticket key; none is used until `adopt`.
-    pub fn servers_for(&mut self, pairs: &[Vec<CertPair>]) -> Result<TlsServers, String> {
-        if self.ticketer.is_none() && pairs.iter().any(|p| !p.is_empty()) {
+    pub fn servers_for(&mut self, pairs: &[ListenerTls]) -> Result<TlsServers, String> {
+        if self.ticketer.is_none() && pairs.iter().any(|p| !p.certs.is_empty()) {
             let ticketer = provider::Ticketer::new()
                 .map_err(|e| format!("cannot make a session ticket key: {e}"))?;
             self.ticketer = Some(ticketer);
         }
         let servers = pairs
             .iter()
-            .map(|p| match p.is_empty() {
+            .map(|p| match p.certs.is_empty() {
                 true => Ok(None),
                 false => {
-                    let store = CertStore::load(p, &self.provider)?;
-                    self.server_config(store).map(Some)
+                    let store = CertStore::load(&p.certs, &self.provider)?;
+                    self.server_config(store, p.http).map(Some)
                 }
             })
             .collect::<Result<Vec<_>, String>>()?;

@@ -352,6 +352,16 @@ const BAD: &[(&str, &[&str])] = &[
         &["1:11: `workers`: 0 workers: give 1 to 1024, or auto"],
     ),
     (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\nh2c = true\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]",
+        &[
+            "14:1: `h2c` is for plain HTTP listeners: a TCP listener passes bytes through and speaks no HTTP",
+        ],
+    ),
+    (
+        "@LISTENER h2c = \"yes\"",
+        &["3:7: `h2c` must be true or false, not a string"],
+    ),
+    (
         "@LISTENER accept_proxy = [\"10.0.0.0/33\"]",
         &["3:17: `accept_proxy`: '10.0.0.0/33' is not an address or a range such as 10.0.0.0/8"],
     ),
