@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 
+use common::tls::{Site, tls_addr};
 use common::*;
 use serde_json::Value;
 
@@ -30,14 +31,15 @@ fn h2_ready() -> bool {
     false
 }
 
-fn script(lb: &Proc, scenario: &str, arg: &str) -> Command {
+/// The script against `port`, over TLS with ALPN h2 when `tls`.
+fn script_on(port: u16, tls: bool, scenario: &str, arg: &str) -> Command {
     let mut cmd = Command::new("python3");
     // No __pycache__ in the source tree for h2_wire.py.
-    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
-        .arg(SCRIPT)
-        .arg(lb.addr.port().to_string())
-        .arg(scenario)
-        .arg(arg);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").arg(SCRIPT);
+    if tls {
+        cmd.arg("--tls");
+    }
+    cmd.arg(port.to_string()).arg(scenario).arg(arg);
     cmd
 }
 
@@ -54,12 +56,21 @@ fn parse(out: std::process::Output, what: &str) -> Value {
 }
 
 fn run(lb: &Proc, scenario: &str, arg: &str) -> Value {
-    let out = script(lb, scenario, arg).output().expect("python3 runs");
+    let out = script_on(lb.addr.port(), false, scenario, arg)
+        .output()
+        .expect("python3 runs");
     parse(out, &format!("{scenario} {arg}"))
 }
 
+fn run_tls(port: u16, scenario: &str, arg: &str) -> Value {
+    let out = script_on(port, true, scenario, arg)
+        .output()
+        .expect("python3 runs");
+    parse(out, &format!("TLS {scenario} {arg}"))
+}
+
 fn spawn_script(lb: &Proc, scenario: &str, arg: &str) -> Child {
-    script(lb, scenario, arg)
+    script_on(lb.addr.port(), false, scenario, arg)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -315,46 +326,39 @@ fn a_header_list_over_the_limit_gets_431_and_the_largest_http1_head_is_proxied()
     still_serving(&mut lb);
 }
 
-/// 50 `kind` frames on a connection with one open stream are fine (the allowance is 100
-/// per 10 s); a flood of them ends with ENHANCE_YOUR_CALM long before the script's 20 000.
-fn flood(kind: &str) {
+#[test]
+fn floods_of_work_only_frames_are_calmed_and_fifty_are_fine() {
     if !h2_ready() {
         return;
     }
     let b = backend("one", &[]);
     let mut lb = h2c_lb(&b, &[]);
-    let fifty = run(&lb, "flood", &format!("{kind}:50"));
-    assert_eq!(statuses(&fifty), BTreeMap::from([(1, 200)]), "{fifty}");
-    assert_eq!(goaway(&fifty), None, "{fifty}");
-    let report = run(&lb, "flood", kind);
-    assert_goaway(&report, "ENHANCE_YOUR_CALM");
-    assert!(report["sent"].as_u64() < Some(20_000), "{report}");
+    for kind in [
+        "ping",
+        "settings",
+        "empty-data",
+        "window-update",
+        "priority",
+    ] {
+        // 50 on a connection with one open stream are fine (the allowance is 100 per 10 s)...
+        let fifty = run(&lb, "flood", &format!("{kind}:50"));
+        assert_eq!(
+            statuses(&fifty),
+            BTreeMap::from([(1, 200)]),
+            "{kind}: {fifty}"
+        );
+        assert_eq!(goaway(&fifty), None, "{kind}: {fifty}");
+        // ...a flood ends long before the script's 20 000.
+        let report = run(&lb, "flood", kind);
+        assert_goaway(&report, "ENHANCE_YOUR_CALM");
+        assert!(report["sent"].as_u64() < Some(20_000), "{kind}: {report}");
+    }
     still_serving(&mut lb);
 }
 
-#[test]
-fn ping_flood_is_calmed() {
-    flood("ping");
-}
-
-#[test]
-fn settings_flood_is_calmed() {
-    flood("settings");
-}
-
-#[test]
-fn empty_data_flood_is_calmed() {
-    flood("empty-data");
-}
-
-#[test]
-fn window_update_flood_is_calmed() {
-    flood("window-update");
-}
-
-#[test]
-fn priority_flood_is_calmed() {
-    flood("priority");
+/// lb ended stream 1, or the connection.
+fn ended(report: &Value) -> bool {
+    resets(report).contains_key(&1) || goaway(report).is_some() || report["closed"] == true
 }
 
 /// With the client timeout at 1 s, a stream the client never lets lb send on is ended
@@ -366,9 +370,7 @@ fn stalled_stream_is_ended(scenario: &str) {
     let b = backend("one", &[]);
     let mut lb = h2c_lb(&b, &["--client-timeout", "1s"]);
     let report = run(&lb, scenario, "100000");
-    let ended =
-        resets(&report).contains_key(&1) || goaway(&report).is_some() || report["closed"] == true;
-    assert!(ended, "lb held the stalled stream: {report}");
+    assert!(ended(&report), "lb held the stalled stream: {report}");
     assert!(report["body"]["1"].as_u64() < Some(100_000), "{report}");
     still_serving(&mut lb);
 }
@@ -422,4 +424,37 @@ fn slow_clients_are_closed_by_the_client_and_idle_timeouts() {
     assert_eq!(statuses(&report), BTreeMap::from([(1, 408)]), "{report}");
     assert_eq!(report["closed"], true, "{report}");
     still_serving(&mut lb);
+}
+
+#[test]
+fn over_tls_with_alpn_h2_the_same_limits_hold() {
+    if !h2_ready() {
+        return;
+    }
+    let b = backend("one", &[]);
+    let site = Site::new();
+    let mut lb = site.lb(&[b.addr], &["--client-timeout", "1s"]);
+    let port = tls_addr(&lb).port();
+    let twenty = run_tls(port, "get", "/*20");
+    assert_eq!(statuses(&twenty).len(), 20, "{twenty}");
+    assert!(statuses(&twenty).values().all(|s| *s == 200), "{twenty}");
+    let refused = run_tls(port, "refused", "110");
+    assert_eq!(resets(&refused).len(), 10, "{refused}");
+    assert_eq!(statuses(&refused).len(), 100, "{refused}");
+    for (scenario, arg) in [
+        ("rapid-reset", "2"),
+        ("flood", "ping"),
+        ("continuation", "frames:16"),
+    ] {
+        let report = run_tls(port, scenario, arg);
+        let rounds = report["rounds"].as_array().cloned().unwrap_or(vec![report]);
+        for round in &rounds {
+            assert_goaway(round, "ENHANCE_YOUR_CALM");
+        }
+    }
+    let stalled = run_tls(port, "zero-window", "100000");
+    assert!(ended(&stalled), "lb held the stalled stream: {stalled}");
+    assert_eq!(lb.exit_code_within(std::time::Duration::ZERO), None);
+    let after = run_tls(port, "get", "/");
+    assert_eq!(statuses(&after), BTreeMap::from([(1, 200)]), "{after}");
 }

@@ -1,6 +1,8 @@
 """HTTP/2 with prior knowledge against 127.0.0.1:PORT, well-behaved or hostile.
 
-    python3 h2_client.py PORT SCENARIO [ARG]
+    python3 h2_client.py [--tls] PORT SCENARIO [ARG]
+
+--tls: over TLS, with ALPN h2 (exit 1 if the server chooses anything else).
 
 Prints one JSON line of what the server did: `status`, `body` (bytes) and `resets` (the
 RST_STREAM code) by stream, `goaway` ({code, last_stream} or null), `closed` (the server
@@ -30,7 +32,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from h2_wire import PREFACE, Polite, Raw, request
+from h2_wire import PREFACE, Polite, Raw, request, use_tls
 
 WAIT = 20
 CANCEL = 8
@@ -311,8 +313,12 @@ SCENARIOS = {
 }
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or sys.argv[2] not in SCENARIOS:
+    args = sys.argv[1:]
+    if args[:1] == ["--tls"]:
+        args = args[1:]
+        use_tls()
+    if len(args) not in (2, 3) or args[1] not in SCENARIOS:
         print(__doc__ + "\nscenarios: " + " ".join(SCENARIOS))
         sys.exit(2)
-    arg = sys.argv[3] if len(sys.argv) == 4 else None
-    print(json.dumps(SCENARIOS[sys.argv[2]](int(sys.argv[1]), arg)))
+    arg = args[2] if len(args) == 3 else None
+    print(json.dumps(SCENARIOS[args[1]](int(args[0]), arg)))

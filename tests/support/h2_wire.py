@@ -4,6 +4,7 @@ send what no well-behaved client would; `Polite` is h2's own client state machin
 """
 import select
 import socket
+import ssl
 import time
 
 import h2.config
@@ -58,12 +59,30 @@ class Seen:
         return stream in self.ended or stream in self.resets
 
 
+# Set by use_tls(): every connection is then TLS with ALPN h2, the certificate unchecked
+# (the tests check lb's certificates elsewhere; here only the HTTP/2 inside matters).
+TLS = None
+
+
+def use_tls():
+    global TLS
+    TLS = ssl.create_default_context()
+    TLS.check_hostname = False
+    TLS.verify_mode = ssl.CERT_NONE
+    TLS.set_alpn_protocols(["h2"])
+
+
 class Socket:
     """A connected socket whose writes and reads survive the server closing it."""
 
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if TLS:
+            self.sock = TLS.wrap_socket(self.sock, server_hostname="localhost")
+            alpn = self.sock.selected_alpn_protocol()
+            if alpn != "h2":
+                raise SystemExit(f"ALPN chose {alpn!r}, not h2")
         self.seen = Seen()
 
     def write(self, data):
@@ -78,10 +97,14 @@ class Socket:
     def read(self, timeout):
         """Bytes that arrive within `timeout` seconds (b"" when none, None at the end)."""
         try:
-            ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
-            if not ready:
-                return b""
+            # TLS may hold decrypted bytes that select() cannot see.
+            if not (TLS and self.sock.pending()):
+                ready, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+                if not ready:
+                    return b""
             data = self.sock.recv(65536)
+        except ssl.SSLWantReadError:
+            return b""
         except OSError:
             data = b""
         if not data:
