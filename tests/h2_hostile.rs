@@ -392,7 +392,17 @@ fn malformed_requests_are_reset_with_protocol_error_and_the_connection_goes_on()
     }
     let b = backend("one", &[]);
     let mut lb = h2c_lb(&b, &[]);
-    for kind in ["uppercase", "connection", "no-path", "te-gzip"] {
+    for kind in [
+        "uppercase",
+        "connection",
+        "no-path",
+        "te-gzip",
+        "transfer-encoding",
+        "crlf-in-value",
+        "crlf-in-path",
+        "nul-in-value",
+        "colon-in-name",
+    ] {
         let report = run(&lb, "malformed", kind);
         let protocol_error = BTreeMap::from([(1, "PROTOCOL_ERROR".to_string())]);
         assert_eq!(resets(&report), protocol_error, "{kind}: {report}");

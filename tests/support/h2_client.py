@@ -284,6 +284,12 @@ MALFORMED = {
     "connection": request(b"GET", b"/", [(b"connection", b"keep-alive")]),
     "no-path": [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"test")],
     "te-gzip": request(b"GET", b"/", [(b"te", b"gzip")]),
+    "transfer-encoding": request(b"POST", b"/", [(b"transfer-encoding", b"chunked")]),
+    # What would smuggle a field or a request line into the HTTP/1.1 head lb writes.
+    "crlf-in-value": request(b"GET", b"/", [(b"x-a", b"1\r\nx-injected: yes")]),
+    "crlf-in-path": request(b"GET", b"/ HTTP/1.1\r\nx-injected: yes\r\nx-b:"),
+    "nul-in-value": request(b"GET", b"/", [(b"x-a", b"1\x00")]),
+    "colon-in-name": request(b"GET", b"/", [(b"x:a", b"1")]),
 }
 
 
