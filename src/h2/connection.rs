@@ -407,6 +407,12 @@ impl Connection {
             .min_by_key(|&(_, at)| at)
     }
 
+    /// A header block has begun and its END_HEADERS has not come: like a partial HTTP/1.1
+    /// head, the caller gives it a deadline.
+    pub fn in_header_block(&self) -> bool {
+        self.open_block.is_some()
+    }
+
     /// Live streams, for the caller's accounting.
     pub fn streams(&self) -> usize {
         self.streams.len()

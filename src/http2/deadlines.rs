@@ -19,6 +19,7 @@ fn deadline(h: &H2Conn, core: &Core) -> Option<Instant> {
         h.codec.settings_unacked_since().map(|t| t + wait),
         h.codec.oldest_stall().map(|(_, t)| t + wait),
         h.blocked_since.map(|t| t + wait),
+        h.block_since.map(|t| t + wait),
     ]
     .into_iter()
     .flatten()
@@ -56,6 +57,10 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     }
     if past(h.codec.settings_unacked_since(), wait) {
         h.codec.abort(ErrorCode::SETTINGS_TIMEOUT);
+    } else if past(h.block_since, wait) {
+        // A request head that never ends, as a partial HTTP/1.1 head gets 408.
+        core.too_slow(h.peer, "sending an HTTP/2 header block");
+        h.codec.abort(ErrorCode::PROTOCOL_ERROR);
     } else if let Some((id, since)) = h.codec.oldest_stall()
         && since + wait <= now
     {

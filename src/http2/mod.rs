@@ -63,6 +63,8 @@ pub struct H2Conn {
     idle_since: Option<Instant>,
     /// Since when frames have waited for the client to read.
     blocked_since: Option<Instant>,
+    /// Since when a header block has waited for its END_HEADERS.
+    block_since: Option<Instant>,
     /// The client sent GOAWAY: it opens no more streams.
     client_leaving: bool,
 }
@@ -129,6 +131,7 @@ pub fn take_over(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         spare: Vec::new(),
         idle_since: Some(core.now),
         blocked_since: None,
+        block_since: None,
         client_leaving: false,
     };
     core.metrics.h2_connections_total += 1;
@@ -194,6 +197,10 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     if flush(h, core).is_err() {
         return close(conns, core, key);
     }
+    h.block_since = match h.codec.in_header_block() {
+        true => h.block_since.or(Some(core.now)),
+        false => None,
+    };
     let over = h.codec.state() == State::Closed || (h.client_leaving && h.streams.is_empty());
     if over && h.out.is_empty() && !h.codec.has_output() {
         return close(conns, core, key);
