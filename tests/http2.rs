@@ -96,3 +96,55 @@ fn a_post_on_a_stream_fans_out_to_every_backend() {
         );
     }
 }
+
+/// A backend that answers every request on each connection with `answer`, as is.
+fn canned_backend(answer: &'static [u8]) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while s.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                    if head.ends_with(b"\r\n\r\n") {
+                        if s.write_all(answer).is_err() {
+                            return;
+                        }
+                        head.clear();
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_chunked_answers_trailers_end_the_stream_as_a_trailing_headers() {
+    if nghttp_or_skip().is_none() {
+        return;
+    }
+    let backend = canned_backend(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n\
+          5\r\nhello\r\n0\r\ngrpc-status: 0\r\nx-checksum: abc\r\nset-cookie: no=1\r\n\r\n",
+    );
+    let lb = lb_addrs(&[&backend.to_string()], &["--h2c"]);
+    let frames = trace(nghttp(&[&format!("http://{}/", lb.addr)]));
+    assert!(frames.contains("hello"), "{frames}");
+    // The trailers come last, in a HEADERS that ends the stream; set-cookie may not be one.
+    let trailers = frames
+        .rfind("grpc-status: 0")
+        .unwrap_or_else(|| panic!("no trailers: {frames}"));
+    let after = &frames[trailers..];
+    assert!(after.contains("x-checksum: abc"), "{frames}");
+    assert!(
+        after.contains("recv HEADERS frame") && after.contains("END_STREAM"),
+        "{frames}"
+    );
+    assert!(!frames.contains("set-cookie"), "{frames}");
+}

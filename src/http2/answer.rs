@@ -1,14 +1,16 @@
 //! A stream's answer, as lb's HTTP/1 code wrote it for its client side, turned into
 //! HEADERS and DATA frames within the client's windows: the head becomes a header list
-//! (`h2::message::response_head`), the body its payload without the HTTP/1.1 framing.
+//! (`h2::message::response_head`), the body its payload without the HTTP/1.1 framing,
+//! and a chunked body's trailers a trailing HEADERS (gRPC's status travels there).
 
 use std::time::Instant;
 
 use crate::conn::StreamIo;
 use crate::h2::connection::{Connection, SendError};
 use crate::h2::hpack::HeaderList;
-use crate::h2::message::{ResponseKind, response_head};
+use crate::h2::message::{ResponseKind, response_head, response_trailers};
 use crate::http::body::{Framing, Segment};
+use crate::http::chunked::Part;
 
 /// The most fields an answer head may have here; lb's own HTTP/1 code writes the head, so
 /// more means a backend sent more than any HTTP/2 client should get.
@@ -65,7 +67,7 @@ impl Answer {
                     *self = next;
                 }
                 Answer::Body(framing) => {
-                    let (used, next) = body(codec, id, framing, io, now)?;
+                    let (used, next) = body(codec, id, framing, io, list, now)?;
                     io.answer.drain(..used);
                     let stuck = used == 0 && matches!(next, Answer::Body(_));
                     *self = next;
@@ -142,6 +144,7 @@ fn body(
     id: u32,
     mut framing: Framing,
     io: &StreamIo,
+    list: &mut HeaderList,
     now: Instant,
 ) -> Result<(usize, Answer), Unrelayable> {
     let mut used = 0;
@@ -163,10 +166,19 @@ fn body(
         match after.next(rest).map_err(|_| Unrelayable)? {
             None => return Ok((used, Answer::Done)),
             Some(Segment::Framing(n)) => {
+                if in_trailers(&after) {
+                    // The trailer section is sent whole: wait for its end, unless the
+                    // answer was cut off inside it.
+                    if io.answer_ended {
+                        return Err(Unrelayable);
+                    }
+                    return Ok((used, Answer::Body(framing)));
+                }
+                let section = trailer_section(framing, rest.get(..n).unwrap_or_default());
                 used += n;
                 framing = after;
                 if framing.is_done() {
-                    codec.send_data(id, &[], true, now)?;
+                    end_with_trailers(codec, id, section, list, now)?;
                     return Ok((used, Answer::Done));
                 }
             }
@@ -188,4 +200,61 @@ fn body(
             }
         }
     }
+}
+
+/// Inside a chunked body's trailer section, before its final CRLF.
+fn in_trailers(framing: &Framing) -> bool {
+    matches!(
+        framing,
+        Framing::Chunked(c) if matches!(
+            c.part,
+            Part::TrailerStart | Part::TrailerName | Part::TrailerValue | Part::TrailerLf | Part::FinalLf
+        )
+    )
+}
+
+/// The trailer fields (with the final CRLF) in `bytes`, framing read from `before`: what
+/// follows the last chunk's size line.
+fn trailer_section(before: Framing, bytes: &[u8]) -> &[u8] {
+    let Framing::Chunked(mut c) = before else {
+        return &[];
+    };
+    for (i, &b) in bytes.iter().enumerate() {
+        if c.step(b).is_err() {
+            return &[];
+        }
+        if c.part == Part::TrailerStart {
+            return bytes.get(i + 1..).unwrap_or_default();
+        }
+    }
+    &[]
+}
+
+/// Ends the stream: with a HEADERS of the trailers if the section has any that may cross,
+/// else with an empty DATA.
+fn end_with_trailers(
+    codec: &mut Connection,
+    id: u32,
+    section: &[u8],
+    list: &mut HeaderList,
+    now: Instant,
+) -> Result<(), Unrelayable> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let parsed = match httparse::parse_headers(section, &mut fields) {
+        Ok(httparse::Status::Complete((_, parsed))) => parsed,
+        _ => &[],
+    };
+    list.clear();
+    if !parsed.is_empty() {
+        response_trailers(parsed.iter().map(|h| (h.name, h.value)), list)
+            .map_err(|_| Unrelayable)?;
+    }
+    match list.is_empty() {
+        true => codec.send_data(id, &[], true, now)?,
+        false => {
+            codec.send_headers(id, list.iter(), true)?;
+            0
+        }
+    };
+    Ok(())
 }
