@@ -472,3 +472,25 @@ fn over_tls_with_alpn_h2_the_same_limits_hold() {
     let after = run_tls(port, "get", "/");
     assert_eq!(statuses(&after), BTreeMap::from([(1, 200)]), "{after}");
 }
+
+#[test]
+fn a_client_that_opens_every_window_and_never_reads_holds_little_and_is_closed() {
+    if !h2_ready() {
+        return;
+    }
+    let b = backend("one", &[]);
+    let mut lb = h2c_lb(&b, &["--client-timeout", "1s"]);
+    let before = peak_rss_kib(&lb);
+    // Ten 50 MB answers with windows of 2 GiB: without a bound on frames queued for the
+    // client, lb would read all 500 MB from the backend and keep it.
+    let report = run(&lb, "no-read", "10");
+    assert_eq!(report["closed"], true, "{report}");
+    let grown = peak_rss_kib(&lb).saturating_sub(before);
+    assert!(grown < 32 * 1024, "lb's peak memory grew by {grown} KiB");
+    assert!(
+        lb.log_text().contains("cut off reading its HTTP/2 frames"),
+        "{}",
+        lb.log_text()
+    );
+    still_serving(&mut lb);
+}

@@ -52,8 +52,14 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let wait = core.cfg.client_timeout;
     let past = |t: Option<Instant>, after| t.is_some_and(|t| t + after <= now);
     if past(h.blocked_since, wait) {
-        core.too_slow(h.peer, "reading its HTTP/2 frames");
-        return close(conns, core, key);
+        // As an HTTP/1.1 answer held for a slow reader: a window's quota keeps it, a
+        // trickle does not.
+        if h.written < core.window_quota() {
+            core.too_slow(h.peer, "reading its HTTP/2 frames");
+            return close(conns, core, key);
+        }
+        h.blocked_since = Some(now);
+        h.written = 0;
     }
     if past(h.codec.settings_unacked_since(), wait) {
         h.codec.abort(ErrorCode::SETTINGS_TIMEOUT);

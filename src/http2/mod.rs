@@ -32,8 +32,9 @@ use deadlines::arm_timer;
 pub use deadlines::timer_fired;
 use streams::{Outcome, Stream};
 
-/// Frame bytes taken from the codec and not yet written: past this, answers wait in
-/// their streams (and their exchanges stop reading from backends) until the client reads.
+/// Frame bytes queued and not yet written: past this, answers wait in their streams (and
+/// their exchanges stop reading from backends) until the client reads, however wide the
+/// windows it opened.
 const OUT_LIMIT: usize = 64 * 1024;
 /// The frame buffer an idle connection keeps: its PINGs and SETTINGS fit.
 const IDLE_OUT_CAPACITY: usize = 1024;
@@ -61,8 +62,10 @@ pub struct H2Conn {
     spare: Vec<Rc<RefCell<StreamIo>>>,
     /// Since when it has had no stream: frames that open none (PINGs) do not reset it.
     idle_since: Option<Instant>,
-    /// Since when frames have waited for the client to read.
+    /// Since when frames have waited for the client to read (the current --client-timeout
+    /// window of it), and the bytes it took in that window.
     blocked_since: Option<Instant>,
+    written: u64,
     /// Since when a header block has waited for its END_HEADERS.
     block_since: Option<Instant>,
     /// The client sent GOAWAY: it opens no more streams.
@@ -131,6 +134,7 @@ pub fn take_over(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         spare: Vec::new(),
         idle_since: Some(core.now),
         blocked_since: None,
+        written: 0,
         block_since: None,
         client_leaving: false,
     };
@@ -185,6 +189,12 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             core.revisit.push(key);
             break;
         }
+    }
+    // Written first, so that answers may fill the room it leaves.
+    if let Some(h) = h2_mut(conns, key)
+        && flush(h, core).is_err()
+    {
+        return close(conns, core, key);
     }
     service(conns, core, key);
     let Some(h) = h2_mut(conns, key) else {
@@ -376,12 +386,14 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             codec,
             list,
             spare,
+            out,
             ..
         } = h;
         let Some(stream) = streams.get_mut(at) else {
             break;
         };
-        match stream.service(codec, list, core.now) {
+        let may_send = out.len().saturating_add(codec.output_len()) < OUT_LIMIT;
+        match stream.service(codec, list, core.now, may_send) {
             Outcome::Continues { wake_client } => {
                 if wake_client {
                     core.revisit.push(stream.client.0);
@@ -426,12 +438,17 @@ fn flush(h: &mut H2Conn, core: &mut Core) -> Result<(), PeerGone> {
             break;
         }
         h.out.drain(..n);
+        h.written = h.written.saturating_add(n as u64);
     }
     h.io.flush(&mut core.buffers)?;
-    h.blocked_since = match h.out.is_empty() && h.io.output_len() == 0 {
-        true => None,
-        false => h.blocked_since.or(Some(core.now)),
-    };
+    match (h.out.is_empty() && h.io.output_len() == 0, h.blocked_since) {
+        (true, _) => h.blocked_since = None,
+        (false, Some(_)) => {}
+        (false, None) => {
+            h.blocked_since = Some(core.now);
+            h.written = 0;
+        }
+    }
     if h.out.is_empty() && h.streams.is_empty() {
         // What large answers grew it to goes back; small ones never reallocate.
         h.out.shrink_to(IDLE_OUT_CAPACITY);

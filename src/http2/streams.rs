@@ -102,12 +102,14 @@ impl Stream {
     }
 
     /// Takes in what the client side did: gives back the window for the body it read,
-    /// frames its answer, and notices its close.
+    /// frames its answer (if `may_send`: the connection's frames are not backed up), and
+    /// notices its close.
     pub fn service(
         &mut self,
         codec: &mut Connection,
         list: &mut HeaderList,
         now: Instant,
+        may_send: bool,
     ) -> Outcome {
         let mut io = self.io.borrow_mut();
         io.parent_woken = false;
@@ -116,9 +118,12 @@ impl Stream {
             codec.consumed(self.id, credit);
         }
         let room_before = io.answer.len();
-        let pumped = self
-            .answer
-            .pump(codec, (self.id, self.head_only), &mut io, list, now);
+        let pumped = match may_send {
+            true => self
+                .answer
+                .pump(codec, (self.id, self.head_only), &mut io, list, now),
+            false => Ok(()),
+        };
         if pumped.is_err() {
             codec.send_reset(self.id, ErrorCode::INTERNAL_ERROR);
             io.reset = true;

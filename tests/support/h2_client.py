@@ -240,6 +240,29 @@ def zero_window(port, arg):
     return finish(c)
 
 
+def no_read(port, arg):
+    """Opens every window as wide as HTTP/2 allows, GETs /bytes/50000000 on ARG streams
+    (default 10), then never reads: waits up to 15 s for the server to close the connection
+    (a server that frames answers faster than the client takes them holds them all)."""
+    widest = 2**31 - 1
+    c = Raw(port, settings={INITIAL_WINDOW_SIZE: widest})
+    c.write(WindowUpdateFrame(0, window_increment=widest - 65535).serialize())
+    streams = int(arg or 10)
+    for i in range(streams):
+        c.write(c.headers(1 + 2 * i, request(b"GET", b"/bytes/50000000")))
+    end = time.monotonic() + 15
+    closed = False
+    while time.monotonic() < end and not closed:
+        time.sleep(0.5)
+        # Whether the server closed, without reading what it sent (its end of file waits
+        # behind that): a PING to a closed socket draws a reset, and the next write fails.
+        try:
+            c.sock.sendall(PingFrame(0).serialize())
+        except OSError:
+            closed = True
+    return {"closed": closed, "streams": streams}
+
+
 def drip(port, arg):
     """As zero-window, but a 1-byte WINDOW_UPDATE for the stream every 200 ms."""
     c = Raw(port, settings={INITIAL_WINDOW_SIZE: 0}, credit=False)
@@ -316,6 +339,7 @@ SCENARIOS = {
     "drip": drip,
     "malformed": malformed,
     "slow": slow,
+    "no-read": no_read,
 }
 
 if __name__ == "__main__":

@@ -29,6 +29,11 @@ impl Connection {
         !self.output.is_empty()
     }
 
+    /// Bytes of frames queued and not yet taken.
+    pub fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
     /// An answer's header section (or a trailer section, with `end_stream`).
     pub fn send_headers<'h>(
         &mut self,
