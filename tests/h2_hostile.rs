@@ -494,3 +494,16 @@ fn a_client_that_opens_every_window_and_never_reads_holds_little_and_is_closed()
     );
     still_serving(&mut lb);
 }
+
+#[test]
+fn a_client_that_shuts_its_side_still_gets_the_answers_in_flight() {
+    if !h2_ready() {
+        return;
+    }
+    let slow = backend("slow", &["--delay", "300ms"]);
+    let mut lb = h2c_lb(&slow, &[]);
+    let report = run(&lb, "half-close", "/");
+    assert_eq!(statuses(&report), BTreeMap::from([(1, 200)]), "{report}");
+    assert_eq!(report["closed"], true, "{report}");
+    still_serving(&mut lb);
+}

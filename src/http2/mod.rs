@@ -68,7 +68,7 @@ pub struct H2Conn {
     written: u64,
     /// Since when a header block has waited for its END_HEADERS.
     block_since: Option<Instant>,
-    /// The client sent GOAWAY: it opens no more streams.
+    /// The client sent GOAWAY, or shut its side: it opens no more streams.
     client_leaving: bool,
 }
 
@@ -170,9 +170,12 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             return;
         };
         let filled = h.io.fill(&mut core.buffers);
-        if filled == Filled::Failed || h.io.read_closed {
+        if filled == Filled::Failed {
             return close(conns, core, key);
         }
+        // An end of file is a client that sends nothing more: the frames it sent before
+        // are still read, and the streams in flight answered while it still reads.
+        h.client_leaving |= h.io.read_closed;
         let before = h.io.input_len();
         if !take_frames(conns, core, key) {
             break;

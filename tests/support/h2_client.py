@@ -11,6 +11,7 @@ scenario ran, whatever the server did; 2 on bad arguments; 3 when the h2 package
 installed (pip install h2).
 """
 import json
+import socket
 import sys
 import time
 
@@ -263,6 +264,19 @@ def no_read(port, arg):
     return {"closed": closed, "streams": streams}
 
 
+def half_close(port, arg):
+    """GET ARG (default /), then shut the socket's write side at once: the answer must
+    still come, then the close."""
+    # The settings exchanged first, and no credit given back: nothing is written after
+    # the shutdown.
+    c = Raw(port, credit=False)
+    c.sync(WAIT)
+    c.write(c.headers(1, request(b"GET", (arg or "/").encode())))
+    c.sock.shutdown(socket.SHUT_WR)
+    c.wait_closed(10)
+    return finish(c)
+
+
 def drip(port, arg):
     """As zero-window, but a 1-byte WINDOW_UPDATE for the stream every 200 ms."""
     c = Raw(port, settings={INITIAL_WINDOW_SIZE: 0}, credit=False)
@@ -340,6 +354,7 @@ SCENARIOS = {
     "malformed": malformed,
     "slow": slow,
     "no-read": no_read,
+    "half-close": half_close,
 }
 
 if __name__ == "__main__":
