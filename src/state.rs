@@ -45,8 +45,10 @@ pub fn token(key: usize, side: usize) -> Token {
 }
 /// Buffers hold a whole request head (8 KiB line + 16 KiB fields) with room to spare.
 pub const BUFFER_SIZE: usize = 32 * 1024;
-/// Free buffers kept for reuse (2 MiB); more are allocated under load and freed after.
-const FREE_BUFFERS: usize = 64;
+/// Free buffers kept for reuse: enough for a thousand HTTP/2 streams in flight, so that
+/// a busy loop reuses rather than allocates and zeroes them; what a housekeeping period
+/// leaves unused is freed (`FreeList`), so an idle lb keeps none of it.
+const FREE_BUFFERS: usize = 2048;
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// Warnings about lb's own exhaustion are logged at most this often.
 const EXHAUSTION_LOG_EVERY: Duration = Duration::from_secs(5);
