@@ -101,10 +101,9 @@ haproxy_bin=$(find_tool haproxy) || haproxy_bin=""
 [[ -n $nginx_bin ]] || log "nginx not found: skipped, and so are nginx backends"
 [[ -n $haproxy_bin ]] || log "haproxy not found: skipped"
 [[ -n $nginx_bin ]] || backend_kinds=("${backend_kinds[@]/nginx/}")
-h2_py=1
 if ((!skip_memory || !skip_flood)) && ! python3 -c 'import h2' 2>/dev/null; then
     log "the Python package h2 is missing (pip install h2): no memory or flood test"
-    h2_py=0 skip_memory=1 skip_flood=1
+    skip_memory=1 skip_flood=1
 fi
 
 # --- build and certificate -----------------------------------------------------------------
