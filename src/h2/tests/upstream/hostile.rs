@@ -2,7 +2,7 @@
 //! error with its exact code, and lb's connection goes on when only a stream was wrong.
 
 use super::{CEv, RawServer, get, list};
-use crate::h2::client::ClientConnection;
+use crate::h2::client::{ClientConnection, State};
 use crate::h2::error::ErrorCode;
 use crate::h2::frame::{flag, kind};
 use crate::h2::limits::Limits;
@@ -450,4 +450,39 @@ fn the_servers_settings_shape_what_the_client_sends() {
             (kind::DATA, flag::END_STREAM, 90),
         ]
     );
+}
+
+fn goaway(last_stream: u32, code: ErrorCode) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::h2::frame::encode_goaway(&mut out, last_stream, code, b"");
+    out
+}
+
+#[test]
+fn a_goaway_alone_refuses_the_streams_above_its_last() {
+    let mut s = server();
+    for want in [1, 3, 5, 7] {
+        assert_eq!(s.client.open_stream(&get("/"), true), Ok(want));
+    }
+    assert_eq!(
+        s.send(&goaway(5, ErrorCode::NO_ERROR)),
+        [
+            CEv::GoAway(5, ErrorCode::NO_ERROR),
+            CEv::Reset(7, ErrorCode::REFUSED_STREAM)
+        ]
+    );
+    // A second GOAWAY may only lower the last stream (§6.8).
+    assert_eq!(
+        s.send(&goaway(1, ErrorCode::NO_ERROR)),
+        [
+            CEv::GoAway(1, ErrorCode::NO_ERROR),
+            CEv::Reset(3, ErrorCode::REFUSED_STREAM),
+            CEv::Reset(5, ErrorCode::REFUSED_STREAM)
+        ]
+    );
+    assert_eq!(s.client.state(), State::Draining { last_stream: 1 });
+    let done = s.headers(1, &[(":status", "204")], true);
+    assert!(matches!(s.send(&done)[..], [CEv::Response { .. }]));
+    assert_eq!(s.client.state(), State::Closed);
+    assert_eq!(s.errors(), [], "nothing to reset: the server forgot them");
 }
