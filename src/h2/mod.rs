@@ -4,6 +4,7 @@
 //! client can send (`hpack`); and the mapping between an HTTP/2 stream's header lists and
 //! the HTTP/1.1 heads lb's backends speak (`message`).
 
+pub mod client;
 pub mod connection;
 pub mod error;
 pub mod flow;

@@ -78,7 +78,7 @@ impl State {
 }
 
 /// A request body's length against the content-length its header declared (§8.1.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BodyLength {
     declared: Option<u64>,
     received: u64,

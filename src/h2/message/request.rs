@@ -71,7 +71,7 @@ impl<'a> Pseudo<'a> {
 
 /// The bytes of an authority (RFC 3986 §3.2 without userinfo, which RFC 9113 §8.3.1 rules
 /// out for http and https): what may stand in a `Host` line.
-fn is_valid_authority(authority: &[u8]) -> bool {
+pub(super) fn is_valid_authority(authority: &[u8]) -> bool {
     !authority.is_empty()
         && authority
             .iter()
@@ -206,7 +206,7 @@ pub fn check_request(
     })
 }
 
-fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(super) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -279,7 +279,7 @@ pub fn write_request_head(request: &Request, list: &HeaderList, out: &mut Vec<u8
     out.extend_from_slice(b"\r\n");
 }
 
-fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn put_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -306,10 +306,9 @@ pub fn put_chunk_size(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Checks a request's trailers (§8.1: no pseudo-header field; §8.2 as for any field) and
-/// writes them as the end of a chunked body: the last chunk, the fields, the blank line.
-/// Nothing is written when they are malformed.
-pub fn write_trailers(list: &HeaderList, out: &mut Vec<u8>) -> Result<(), Malformed> {
+/// Checks a trailer section, a request's or a response's (§8.1: no pseudo-header field;
+/// §8.2 as for any field).
+pub fn check_trailers(list: &HeaderList) -> Result<(), Malformed> {
     for (name, value) in list.iter() {
         if name.first() == Some(&b':') {
             return Err("8.1 pseudo-header field in trailers");
@@ -324,6 +323,13 @@ pub fn write_trailers(list: &HeaderList, out: &mut Vec<u8>) -> Result<(), Malfor
             return Err("8.2.2 connection-specific field");
         }
     }
+    Ok(())
+}
+
+/// Checks trailers (`check_trailers`) and writes them as the end of a chunked body: the
+/// last chunk, the fields, the blank line. Nothing is written when they are malformed.
+pub fn write_trailers(list: &HeaderList, out: &mut Vec<u8>) -> Result<(), Malformed> {
+    check_trailers(list)?;
     out.extend_from_slice(b"0\r\n");
     for (name, value) in list.iter() {
         put_field(out, name, value);

@@ -32,7 +32,7 @@ fn nominated<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>, name: &s
 /// Adds the fields that cross to HTTP/2: names lowercased, values trimmed, without the
 /// connection-specific fields (§8.2.2), `te`, those a Connection field names, and those
 /// `also_dropped` names.
-fn push_fields<'a, I>(
+pub(super) fn push_fields<'a, I>(
     fields: I,
     also_dropped: impl Fn(&str) -> bool,
     out: &mut HeaderList,

@@ -8,4 +8,5 @@ mod frame;
 mod limits;
 mod settings;
 mod stream;
+mod upstream;
 mod well_behaved;
