@@ -2,7 +2,8 @@
 //! connection state machines and every limit a hostile client meets, for the event loop
 //! to drive with bytes and take frames from; HPACK, bounded against the header bombs a
 //! client can send (`hpack`); and the mapping between an HTTP/2 stream's header lists and
-//! the HTTP/1.1 heads lb's backends speak (`message`).
+//! the HTTP/1.1 heads lb's backends speak (`message`). `client` is the same codec from
+//! the other side, for HTTP/2 backends; the loop does not use it yet.
 
 pub mod client;
 pub mod connection;
