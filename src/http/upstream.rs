@@ -64,8 +64,8 @@ pub(crate) fn upstream_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut Up
 pub(crate) fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     if let Some(Conn::Upstream(mut u)) = conns.try_remove(key) {
         core.disarm(&mut u.timer);
+        // Its socket leaves the poll as it closes: no epoll_ctl call.
         u.io.release_buffers(&mut core.buffers);
-        let _ = core.registry.deregister(&mut u.io.sock);
         if u.state == UpstreamState::Idle {
             core.backends[u.backend].idle.retain(|&k| k != key);
         }
