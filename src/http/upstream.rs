@@ -2,6 +2,7 @@
 //! serves whoever owns it now: a client's exchange or a fan-out copy.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -22,6 +23,8 @@ use crate::timer::TimerId;
 pub struct UpstreamConn {
     pub io: Socket,
     pub backend: BackendId,
+    /// Where it connected: its backend's address then, which a name that moves changes.
+    pub addr: SocketAddr,
     pub serial: u32,
     pub state: UpstreamState,
     pub timer: Option<TimerId>,
@@ -114,7 +117,8 @@ pub(crate) fn connect(
         // client's address is in its X-Forwarded-For.
         _ => None,
     };
-    let sock = TcpStream::connect(core.backends[backend].addr)?;
+    let addr = core.backends[backend].addr;
+    let sock = TcpStream::connect(addr)?;
     let mut io = backend_socket(core, sock, backend, source)?;
     let entry = conns.vacant_entry();
     let ukey = entry.key();
@@ -124,6 +128,7 @@ pub(crate) fn connect(
     let mut u = UpstreamConn {
         io,
         backend,
+        addr,
         serial,
         state: UpstreamState::Connecting(owner),
         timer: None,
@@ -163,7 +168,8 @@ pub fn backend_socket(
 }
 
 /// Puts a backend connection back in its pool, or closes it (also when its backend is
-/// out of rotation: drained, in maintenance or removed).
+/// out of rotation: drained, in maintenance or removed, or moved to another address while
+/// this connection was busy, when its idle ones were closed).
 pub(crate) fn release_upstream(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -178,7 +184,8 @@ pub(crate) fn release_upstream(
     // A connection that began with a PROXY header speaks for one client only.
     let settings = core.settings(backend);
     let private = settings.send_proxy.is_some();
-    if !reusable || private || !b.pools() || b.idle.len() >= settings.pool_size {
+    let moved = u.addr != b.addr;
+    if !reusable || private || moved || !b.pools() || b.idle.len() >= settings.pool_size {
         close_upstream(conns, core, ukey);
         return;
     }
