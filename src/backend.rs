@@ -76,6 +76,9 @@ pub struct Backend {
     pub ewma_us: Option<f64>,
     /// Idle keep-alive connections to this backend, by slab token, most recent last.
     pub idle: Vec<usize>,
+    /// The fewest idle connections it had since the last `trim_idle`: what no request
+    /// needed in that time.
+    pub idle_low: usize,
 }
 
 /// How much one new sample moves the response-time average.
@@ -100,6 +103,7 @@ impl Backend {
             active: 0,
             ewma_us: None,
             idle: Vec::new(),
+            idle_low: 0,
         }
     }
 
