@@ -70,6 +70,9 @@ pub struct Backend {
     /// Counts the backends this slot has held, so that a health check timer or probe
     /// started for an earlier one is recognised and dropped.
     pub generation: u32,
+    /// Counts the addresses this backend has had (a name that moves), so that a connection
+    /// made to an earlier one is not pooled.
+    pub moves: u32,
     /// Open connections (TCP mode) or requests in flight (HTTP mode) right now.
     pub active: u32,
     /// Moving average of response time in microseconds; `None` until the first sample.
@@ -79,6 +82,9 @@ pub struct Backend {
     /// The fewest idle connections it had since the last `trim_idle`: what no request
     /// needed in that time.
     pub idle_low: usize,
+    /// The most connections busy at once since the last `trim_idle`: how many idle ones
+    /// a load like that one needs kept.
+    pub busy_peak: usize,
 }
 
 /// How much one new sample moves the response-time average.
@@ -104,6 +110,8 @@ impl Backend {
             ewma_us: None,
             idle: Vec::new(),
             idle_low: 0,
+            moves: 0,
+            busy_peak: 0,
         }
     }
 

@@ -131,6 +131,7 @@ fn apply(
         }
         Change::Address { id, from, to } => {
             core.backends[id].addr = to;
+            core.backends[id].moves = core.backends[id].moves.wrapping_add(1);
             // A name resolved at last: checks bring it up, or it is up at once without them.
             if from == UNRESOLVED && !core.health.enabled(id) {
                 core.backends[id].up = true;

@@ -20,10 +20,9 @@ fn idle_connections(admin: std::net::SocketAddr) -> Option<u32> {
         .ok()
 }
 
-/// More requests in flight than --pool-size: half of their connections stay pooled as they
-/// finish (each kept while as many others are busy), for the next burst, instead of
-/// closing all but two and connecting again; the housekeeping closes those no request
-/// takes.
+/// More requests in flight than --pool-size: their connections stay pooled as they
+/// finish, for the next burst, instead of all but two closing and the next burst
+/// connecting again; the housekeeping closes those no request takes.
 #[test]
 fn a_burst_beyond_the_pool_size_keeps_its_connections_until_they_go_unused() {
     let b = backend("slow", &["--delay", "1s"]);
@@ -38,7 +37,9 @@ fn a_burst_beyond_the_pool_size_keeps_its_connections_until_they_go_unused() {
     for request in burst {
         assert_eq!(request.join().expect("a request of the burst"), 200);
     }
-    assert_eq!(idle_connections(admin), Some(4), "{}", lb.log_text());
+    // All 8, unless a housekeeping turn fell among their ends; 2 before the change.
+    let kept = idle_connections(admin).unwrap_or(0);
+    assert!(kept > 2, "{kept} kept idle\n{}", lb.log_text());
     assert!(
         eventually(Duration::from_secs(5), || idle_connections(admin)
             == Some(2)),

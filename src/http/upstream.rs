@@ -2,7 +2,6 @@
 //! serves whoever owns it now: a client's exchange or a fan-out copy.
 
 use std::io;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -23,8 +22,9 @@ use crate::timer::TimerId;
 pub struct UpstreamConn {
     pub io: Socket,
     pub backend: BackendId,
-    /// Where it connected: its backend's address then, which a name that moves changes.
-    pub addr: SocketAddr,
+    /// Its backend's `moves` when it connected: another count means it connected to an
+    /// address the backend's name no longer has.
+    pub moves: u32,
     pub serial: u32,
     pub state: UpstreamState,
     pub timer: Option<TimerId>,
@@ -97,10 +97,24 @@ pub(crate) fn take_pooled(
             u.state = UpstreamState::Busy(owner);
             u.server_timeout = server_timeout;
             arm_server_timer(core, u, ukey);
+            note_busy(core, backend);
             return Some(ukey);
         }
     }
     None
+}
+
+/// Connections to `backend` that carry something now: open, less idle.
+fn busy(core: &Core, backend: BackendId) -> usize {
+    let open = usize::try_from(core.metrics.backends[backend].connections).unwrap_or(usize::MAX);
+    open.saturating_sub(core.backends[backend].idle.len())
+}
+
+/// One more connection to `backend` went to work: the peak may have risen.
+fn note_busy(core: &mut Core, backend: BackendId) {
+    let now = busy(core, backend);
+    let b = &mut core.backends[backend];
+    b.busy_peak = b.busy_peak.max(now);
 }
 
 /// Starts a non-blocking connect to `backend` for `owner`; the connection reports to
@@ -119,8 +133,7 @@ pub(crate) fn connect(
         // client's address is in its X-Forwarded-For.
         _ => None,
     };
-    let addr = core.backends[backend].addr;
-    let sock = TcpStream::connect(addr)?;
+    let sock = TcpStream::connect(core.backends[backend].addr)?;
     let mut io = backend_socket(core, sock, backend, source)?;
     let entry = conns.vacant_entry();
     let ukey = entry.key();
@@ -130,7 +143,7 @@ pub(crate) fn connect(
     let mut u = UpstreamConn {
         io,
         backend,
-        addr,
+        moves: core.backends[backend].moves,
         serial,
         state: UpstreamState::Connecting(owner),
         timer: None,
@@ -142,6 +155,7 @@ pub(crate) fn connect(
     core.arm(&mut u.timer, timeout, ukey, serial);
     entry.insert(Conn::Upstream(u));
     core.metrics.backends[backend].connections += 1;
+    note_busy(core, backend);
     Ok(ukey)
 }
 
@@ -172,10 +186,10 @@ pub fn backend_socket(
 /// Puts a backend connection back in its pool, or closes it (also when its backend is
 /// out of rotation: drained, in maintenance or removed, or moved to another address while
 /// this connection was busy, when its idle ones were closed). Beyond `pool_size` idle
-/// ones it is kept while at least as many others to the backend are busy: under a load
-/// of more requests in flight than that, closing it only meant connecting again for the
-/// next request (a third of lb's CPU with HTTP/2 clients' thousand streams). `trim_idle`
-/// closes those that then go unused.
+/// ones it is kept while fewer are idle than were busy at once lately: under a load of
+/// more requests in flight than that, closing it only meant connecting again for the
+/// next request (HTTP/2 clients' thousand streams: the answers of a turn all come back
+/// before the next requests arrive). `trim_idle` closes those that then go unused.
 pub(crate) fn release_upstream(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -190,11 +204,9 @@ pub(crate) fn release_upstream(
     // A connection that began with a PROXY header speaks for one client only.
     let settings = core.settings(backend);
     let private = settings.send_proxy.is_some();
-    let moved = u.addr != b.addr;
-    let open = core.metrics.backends[backend].connections as usize;
-    let busy_others = open.saturating_sub(b.idle.len() + 1);
+    let moved = u.moves != b.moves;
     let room =
-        b.idle.len() < settings.pool_size || (settings.pool_size > 0 && b.idle.len() < busy_others);
+        b.idle.len() < settings.pool_size || (settings.pool_size > 0 && b.idle.len() < b.busy_peak);
     if !reusable || private || moved || !b.pools() || !room {
         close_upstream(conns, core, ukey);
         return;
@@ -206,19 +218,27 @@ pub(crate) fn release_upstream(
     core.backends[backend].idle.push(ukey);
 }
 
-/// Housekeeping: closes, for each backend, the idle connections beyond its `pool_size`
-/// that no request took since the last call, the longest idle first.
+/// Housekeeping: closes, for each backend, half of the idle connections beyond its
+/// `pool_size` that no request took since the last call, the longest idle first (all at
+/// once would close some that a steady load takes only now and then); the peak of busy
+/// ones starts again from those busy now.
 pub(crate) fn trim_idle(conns: &mut Slab<Conn>, core: &mut Core) {
     for backend in 0..core.backends.len() {
         let keep = core.settings(backend).pool_size;
         let b = &mut core.backends[backend];
-        let unused = b.idle_low.min(b.idle.len()).saturating_sub(keep);
+        let unused = b
+            .idle_low
+            .min(b.idle.len())
+            .saturating_sub(keep)
+            .div_ceil(2);
         let closing: Vec<usize> = b.idle.drain(..unused).collect();
         for ukey in closing {
             close_upstream(conns, core, ukey);
         }
+        let now = busy(core, backend);
         let b = &mut core.backends[backend];
         b.idle_low = b.idle.len();
+        b.busy_peak = now;
     }
 }
 
