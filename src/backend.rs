@@ -76,6 +76,8 @@ pub struct Backend {
     pub ewma_us: Option<f64>,
     /// Idle keep-alive connections to this backend, by slab token, most recent last.
     pub idle: Vec<usize>,
+    /// Its HTTP/2 connections (`protocol = "h2"`), by slab key.
+    pub h2: Vec<usize>,
 }
 
 /// How much one new sample moves the response-time average.
@@ -100,6 +102,7 @@ impl Backend {
             active: 0,
             ewma_us: None,
             idle: Vec::new(),
+            h2: Vec::new(),
         }
     }
 

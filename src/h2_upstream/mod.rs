@@ -1,0 +1,542 @@
+//! HTTP/2 to backends (`protocol = "h2"`, gRPC). An `H2Upstream` is one connection to a
+//! backend, owning its socket and a client codec (`h2::client`); each exchange sent to
+//! the backend gets an ordinary `UpstreamConn` whose socket is one stream of it
+//! (`conn::Wire::Stream`), so that the HTTP/1 code writes its request and reads the
+//! response as from any backend connection, and `stream` maps both across.
+//!
+//! At most `MAX_PER_BACKEND` connections per backend, opened when a stream finds no room
+//! on the others. A stream's `UpstreamConn` stays `Connecting` until its connection is
+//! connected and has room for it, so that a failed connect or a wait past the connect
+//! timeout is retried elsewhere like any refused connect. Streams are never pooled: an
+//! exchange's end closes its stream, and the connection serves the next ones.
+
+mod deadlines;
+mod stream;
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::debug;
+use mio::net::TcpStream;
+use slab::Slab;
+
+use crate::backend::BackendId;
+use crate::conn::{Filled, PeerGone, Socket, StreamEnd, StreamIo};
+use crate::event_loop::{Conn, Core, STEP_BUDGET};
+use crate::h2::client::{ClientConnection, ClientEvent, State};
+use crate::h2::error::ErrorCode;
+use crate::h2::hpack::HeaderList;
+use crate::h2::limits::Limits;
+use crate::http::upstream::{
+    Owner, UpstreamConn, UpstreamState, backend_socket, connect_failed, stream_connected,
+};
+use crate::metrics::Failure;
+use crate::timer::TimerId;
+pub use deadlines::timer_fired;
+use stream::{Broken, Stream};
+
+/// HTTP/2 connections per backend at most; streams beyond what they allow wait.
+pub const MAX_PER_BACKEND: usize = 4;
+/// Frame bytes queued and not yet written: past this, request bodies wait.
+const OUT_LIMIT: usize = 64 * 1024;
+
+pub struct H2Upstream {
+    pub io: Socket,
+    pub backend: BackendId,
+    pub serial: u32,
+    pub timer: Option<TimerId>,
+    timer_at: Option<Instant>,
+    /// Since when the TCP connect has been under way; `None` once connected.
+    connecting_since: Option<Instant>,
+    codec: ClientConnection,
+    streams: Vec<Stream>,
+    /// Frames taken from the codec, not yet written.
+    out: Vec<u8>,
+    /// A request's header list, reused.
+    list: HeaderList,
+    /// Since when it has had no stream.
+    idle_since: Option<Instant>,
+    /// Since when frames have waited for the server to read them.
+    blocked_since: Option<Instant>,
+    /// The connect and SETTINGS deadline, and how long the server may leave written frames
+    /// unread: its pool's.
+    connect_timeout: Duration,
+    server_timeout: Duration,
+    addr: SocketAddr,
+}
+
+fn h2_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut H2Upstream> {
+    match conns.get_mut(key) {
+        Some(Conn::H2Upstream(h)) => Some(h),
+        _ => None,
+    }
+}
+
+impl H2Upstream {
+    /// Streams it carries that are not yet opened on the codec.
+    fn unopened(&self) -> usize {
+        self.streams.iter().filter(|s| s.id.is_none()).count()
+    }
+
+    /// It may be given another stream: its waiting ones fit in what the server allows.
+    fn has_room(&self) -> bool {
+        self.codec.can_open() > self.unopened()
+    }
+
+    /// It may let another waiting stream's exchange hand its request over.
+    fn admits(&self) -> bool {
+        let admitted = self
+            .streams
+            .iter()
+            .filter(|s| s.admitted && s.id.is_none())
+            .count();
+        self.connecting_since.is_none() && self.codec.can_open() > admitted
+    }
+
+    fn scheme(&self) -> &'static str {
+        match self.io.is_tls() {
+            true => "https",
+            false => "http",
+        }
+    }
+}
+
+/// A new stream to `backend` for `owner`: an `UpstreamConn` in `Connecting`, which its
+/// connection moves on once there is room (`stream_connected`). `Err`: no connection
+/// could be started.
+pub(crate) fn open_stream(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    (owner, server_timeout): (Owner, Duration),
+    backend: BackendId,
+) -> io::Result<usize> {
+    let hkey = pick_connection(conns, core, backend)?;
+    let Some(h) = h2_mut(conns, hkey) else {
+        return Err(io::ErrorKind::NotConnected.into());
+    };
+    let io = StreamIo::new(
+        (hkey, h.serial),
+        Rc::clone(&core.h2_woken),
+        (h.addr, h.addr),
+    );
+    let io = Rc::new(RefCell::new(io));
+    let entry = conns.vacant_entry();
+    let ukey = entry.key();
+    let serial = core.next_serial();
+    let mut u = UpstreamConn {
+        io: Socket::stream(StreamEnd(Rc::clone(&io))),
+        backend,
+        serial,
+        state: UpstreamState::Connecting(owner),
+        timer: None,
+        armed_at: core.now,
+        server_timeout,
+        reused: false,
+    };
+    let timeout = core.settings(backend).connect_timeout;
+    core.arm(&mut u.timer, timeout, ukey, serial);
+    entry.insert(Conn::Upstream(u));
+    core.metrics.backends[backend].connections += 1;
+    if let Some(h) = h2_mut(conns, hkey) {
+        h.streams.push(Stream::new((ukey, serial), io));
+        h.idle_since = None;
+    }
+    // Looked at once the exchange has handed its request over.
+    core.revisit.push(hkey);
+    Ok(ukey)
+}
+
+/// The connection with the most room among `backend`'s, a new one while there are fewer
+/// than `MAX_PER_BACKEND`, or else the least loaded (its new stream waits).
+fn pick_connection(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    backend: BackendId,
+) -> io::Result<usize> {
+    let mut open = 0;
+    let mut roomy = None;
+    let mut least = None;
+    for &k in &core.backends[backend].h2 {
+        let Some(Conn::H2Upstream(h)) = conns.get(k) else {
+            continue;
+        };
+        if !matches!(h.codec.state(), State::AwaitingSettings | State::Open) {
+            continue;
+        }
+        open += 1;
+        let load = h.streams.len();
+        if h.has_room() && roomy.is_none_or(|(_, l)| load < l) {
+            roomy = Some((k, load));
+        }
+        if least.is_none_or(|(_, l)| load < l) {
+            least = Some((k, load));
+        }
+    }
+    match (roomy, least) {
+        (Some((k, _)), _) => Ok(k),
+        (None, Some((k, _))) if open >= MAX_PER_BACKEND => Ok(k),
+        _ => connect(conns, core, backend),
+    }
+}
+
+/// Starts a connection to `backend`.
+fn connect(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) -> io::Result<usize> {
+    let addr = core.backends[backend].addr;
+    let sock = TcpStream::connect(addr)?;
+    let mut io = backend_socket(core, sock, backend, None)?;
+    let entry = conns.vacant_entry();
+    let key = entry.key();
+    core.register(&mut io.sock, key, 0)?;
+    let _ = io.sock.set_nodelay(true);
+    let (connect_timeout, server_timeout) = {
+        let settings = core.settings(backend);
+        (settings.connect_timeout, settings.server_timeout)
+    };
+    let h = H2Upstream {
+        io,
+        backend,
+        serial: core.next_serial(),
+        timer: None,
+        timer_at: None,
+        connecting_since: Some(core.now),
+        codec: ClientConnection::new(Limits::default(), core.now),
+        streams: Vec::new(),
+        out: Vec::new(),
+        list: HeaderList::new(),
+        idle_since: None,
+        blocked_since: None,
+        connect_timeout,
+        server_timeout,
+        addr,
+    };
+    entry.insert(Conn::H2Upstream(Box::new(h)));
+    core.backends[backend].h2.push(key);
+    core.metrics.backends[backend].h2_connections += 1;
+    if let Some(h) = h2_mut(conns, key) {
+        deadlines::arm_timer(h, core, key);
+    }
+    Ok(key)
+}
+
+/// Steps connection `key`: finishes its connect, reads frames into its streams, opens and
+/// feeds streams, writes, and closes when it is over.
+pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(h) = h2_mut(conns, key) else {
+        return;
+    };
+    if h.connecting_since.is_some() {
+        if !(h.io.writable || h.io.readable) {
+            return;
+        }
+        let connected = match h.io.sock.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => h.io.sock.peer_addr().map(|_| ()),
+        };
+        match connected {
+            Ok(()) => h.connecting_since = None,
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+            Err(e) => return fail(conns, core, key, Failure::Connect, &e.to_string()),
+        }
+    }
+    let mut read = 0u64;
+    loop {
+        let Some(h) = h2_mut(conns, key) else {
+            return;
+        };
+        let filled = h.io.fill(&mut core.buffers);
+        if filled == Filled::Failed || filled == Filled::Eof && h.io.input_len() == 0 {
+            return fail(conns, core, key, Failure::Reset, "connection closed");
+        }
+        let before = h.io.input_len();
+        if !take_frames(conns, core, key) {
+            return fail(conns, core, key, Failure::BadResponse, "HTTP/2 error");
+        }
+        let Some(h) = h2_mut(conns, key) else {
+            return;
+        };
+        read = read.saturating_add(before.saturating_sub(h.io.input_len()) as u64);
+        if filled != Filled::Got {
+            break;
+        }
+        if read >= STEP_BUDGET {
+            core.revisit.push(key);
+            break;
+        }
+    }
+    service(conns, core, key);
+    let Some(h) = h2_mut(conns, key) else {
+        return;
+    };
+    if flush(h, core).is_err() {
+        return fail(conns, core, key, Failure::Reset, "connection lost while sending");
+    }
+    let over = h.codec.state() == State::Closed
+        || (matches!(h.codec.state(), State::Draining { .. }) && h.streams.is_empty());
+    if over && h.out.is_empty() && !h.codec.has_output() {
+        return close(conns, core, key);
+    }
+    deadlines::arm_timer(h, core, key);
+}
+
+/// Reads frames until no whole one is left; false once the connection failed.
+fn take_frames(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> bool {
+    loop {
+        let Some(h) = h2_mut(conns, key) else {
+            return false;
+        };
+        let H2Upstream {
+            io, codec, streams, ..
+        } = h;
+        let (used, event) = match codec.next_event(io.input_data(), core.now) {
+            Ok(got) => got,
+            Err(goaway) => {
+                debug!("HTTP/2 backend {}: connection error {:?}", h.addr, goaway.code);
+                return false;
+            }
+        };
+        let Some(event) = event else {
+            if let Some(input) = io.input.as_mut() {
+                input.consume(used);
+            }
+            return true;
+        };
+        let broken = on_event(event, streams);
+        if let Some(input) = io.input.as_mut() {
+            input.consume(used);
+        }
+        if let Some((at, why)) = broken {
+            let s = streams.swap_remove(at);
+            debug!("HTTP/2 backend {}: stream: {}", h.addr, why.0);
+            if let Some(id) = s.id {
+                // A no-op for a stream the server reset.
+                codec.send_reset(id, ErrorCode::PROTOCOL_ERROR);
+            }
+            s.break_off();
+            wake_upstream(conns, core, &s);
+        }
+    }
+}
+
+/// Takes in one event; a stream that broke is returned with why.
+fn on_event(event: ClientEvent, streams: &mut [Stream]) -> Option<(usize, Broken)> {
+    let find = |streams: &[Stream], id: u32| streams.iter().position(|s| s.id == Some(id));
+    let (at, result) = match event {
+        ClientEvent::Interim {
+            stream, headers, ..
+        }
+        | ClientEvent::Response {
+            stream,
+            headers,
+            end_stream: false,
+            ..
+        } => {
+            let at = find(streams, stream)?;
+            (at, streams.get_mut(at)?.response(headers, false))
+        }
+        ClientEvent::Response {
+            stream, headers, ..
+        } => {
+            let at = find(streams, stream)?;
+            (at, streams.get_mut(at)?.response(headers, true))
+        }
+        ClientEvent::Data {
+            stream,
+            data,
+            end_stream,
+        } => {
+            let at = find(streams, stream)?;
+            streams.get_mut(at)?.data(data, end_stream);
+            (at, Ok(()))
+        }
+        ClientEvent::Trailers { stream, headers } => {
+            let at = find(streams, stream)?;
+            (at, streams.get_mut(at)?.trailers(headers))
+        }
+        ClientEvent::Reset { stream, code } => {
+            let at = find(streams, stream)?;
+            return streams.get_mut(at)?.reset(code).map(|why| (at, why));
+        }
+        ClientEvent::WindowOpened { .. } | ClientEvent::GoAway { .. } => return None,
+        ClientEvent::SettingsChanged => return None,
+    };
+    result.err().map(|why| (at, why))
+}
+
+/// Takes in what every stream's exchange did since the last look: closes, request heads
+/// and bodies, response bytes read; and lets waiting streams in while there is room.
+fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let mut at = 0;
+    loop {
+        let Some(h) = h2_mut(conns, key) else {
+            return;
+        };
+        let admits = h.admits();
+        let may_send = h.out.len() < OUT_LIMIT;
+        let scheme = h.scheme();
+        let H2Upstream {
+            streams,
+            codec,
+            list,
+            ..
+        } = h;
+        let Some(s) = streams.get_mut(at) else {
+            break;
+        };
+        s.io.borrow_mut().parent_woken = false;
+        if s.io.borrow().closed {
+            s.closed(codec);
+            streams.swap_remove(at);
+            continue;
+        }
+        let upstream = s.upstream;
+        let result = match s.id {
+            None if s.admitted => s.open(codec, list, scheme),
+            _ => Ok(false),
+        };
+        let result = result.and_then(|_| match may_send {
+            true => s.send(codec, core.now),
+            false => Ok(()),
+        });
+        if let Err(why) = result {
+            debug!("HTTP/2 backend: stream: {}", why.0);
+            s.break_off();
+            let s = streams.swap_remove(at);
+            wake_upstream(conns, core, &s);
+            continue;
+        }
+        let news = std::mem::take(&mut s.news);
+        let waiting = waits_for_room(conns, upstream);
+        if waiting
+            && admits
+            && let Some(s) = h2_mut(conns, key).and_then(|h| h.streams.get_mut(at))
+        {
+            s.admitted = true;
+        }
+        at += 1;
+        if waiting && admits {
+            // Its exchange hands the request over now; its head opens the stream next.
+            stream_connected(conns, core, upstream.0);
+            core.revisit.push(key);
+        } else if news && !waiting {
+            core.revisit.push(upstream.0);
+        }
+    }
+    if let Some(h) = h2_mut(conns, key)
+        && h.streams.is_empty()
+        && h.idle_since.is_none()
+    {
+        h.idle_since = Some(core.now);
+    }
+}
+
+/// The stream's `UpstreamConn` is still `Connecting`: it has not handed its request over.
+fn waits_for_room(conns: &Slab<Conn>, (ukey, serial): (usize, u32)) -> bool {
+    matches!(
+        conns.get(ukey),
+        Some(Conn::Upstream(u)) if u.serial == serial && matches!(u.state, UpstreamState::Connecting(_))
+    )
+}
+
+/// Steps the exchange of a stream that changed, unless it is gone.
+fn wake_upstream(conns: &Slab<Conn>, core: &mut Core, s: &Stream) {
+    let (ukey, serial) = s.upstream;
+    if matches!(conns.get(ukey), Some(Conn::Upstream(u)) if u.serial == serial) {
+        core.revisit.push(ukey);
+    }
+}
+
+/// Writes frames until they are all out or the socket is full.
+fn flush(h: &mut H2Upstream, core: &mut Core) -> Result<(), PeerGone> {
+    if h.connecting_since.is_some() {
+        return Ok(());
+    }
+    loop {
+        if h.out.len() < OUT_LIMIT {
+            h.codec.take_output(&mut h.out);
+        }
+        if h.out.is_empty() {
+            break;
+        }
+        let n = h.io.send(&h.out)?;
+        if n == 0 {
+            break;
+        }
+        h.out.drain(..n);
+    }
+    h.io.flush(&mut core.buffers)?;
+    let pending = !h.out.is_empty() || h.io.output_len() > 0;
+    h.blocked_since = match pending {
+        true => h.blocked_since.or(Some(core.now)),
+        false => None,
+    };
+    if h.out.is_empty() && h.streams.is_empty() {
+        h.out = Vec::new();
+    }
+    Ok(())
+}
+
+/// The connection failed: streams whose exchanges had not handed their requests over are
+/// retried as after a failed connect, the others fail their exchange's next read.
+fn fail(conns: &mut Slab<Conn>, core: &mut Core, key: usize, reason: Failure, why: &str) {
+    let Some(h) = h2_mut(conns, key) else {
+        return;
+    };
+    debug!("HTTP/2 backend {}: {why}", h.addr);
+    let streams = std::mem::take(&mut h.streams);
+    close(conns, core, key);
+    for s in streams {
+        s.lost();
+        let (ukey, serial) = s.upstream;
+        match conns.get(ukey) {
+            Some(Conn::Upstream(u)) if u.serial == serial => {
+                if let UpstreamState::Connecting(owner) = u.state {
+                    connect_failed(conns, core, owner, ukey, reason, why);
+                } else {
+                    core.revisit.push(ukey);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Closes the connection; its streams' exchanges find them reset.
+pub fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
+    let Some(Conn::H2Upstream(mut h)) = conns.try_remove(key) else {
+        return;
+    };
+    core.disarm(&mut h.timer);
+    h.io.release_buffers(&mut core.buffers);
+    let _ = core.registry.deregister(&mut h.io.sock);
+    core.backends[h.backend].h2.retain(|&k| k != key);
+    let m = &mut core.metrics.backends[h.backend];
+    m.h2_connections = m.h2_connections.saturating_sub(1);
+    for s in h.streams.drain(..) {
+        s.lost();
+        wake_upstream(conns, core, &s);
+    }
+}
+
+/// `backend` left rotation or moved: its connections take no new stream, and close once
+/// their streams are done.
+pub fn close_backend(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
+    for key in core.backends[backend].h2.clone() {
+        if let Some(h) = h2_mut(conns, key) {
+            h.codec.go_away();
+            core.revisit.push(key);
+        }
+    }
+}
+
+/// Whether the `Woken` entry `(key, serial)` is one of these connections; then it is
+/// stepped.
+pub fn woken(conns: &mut Slab<Conn>, core: &mut Core, (key, serial): (usize, u32)) -> bool {
+    if !matches!(conns.get(key), Some(Conn::H2Upstream(h)) if h.serial == serial) {
+        return false;
+    }
+    drive(conns, core, key);
+    true
+}
