@@ -56,3 +56,122 @@ fn an_http1_client_gets_and_posts_through_an_h2c_backend() {
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
     assert_eq!(r.text(), "one two three");
 }
+
+fn curl_h2(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--http2-prior-knowledge"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "curl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_h2_client_gets_posts_and_sees_the_trailers_of_an_h2c_backend() {
+    let b = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&b], "");
+    let url = format!("http://{addr}");
+    assert_eq!(curl_h2(&[&format!("{url}/echo")]), "GET /echo 0 ");
+    let posted = curl_h2(&["--data-binary", "twelve bytes", &format!("{url}/echo")]);
+    assert_eq!(posted, "POST /echo 12 twelve bytes");
+    // gRPC's status travels in the trailers: HEADERS after the DATA, to the client too.
+    let dumped = curl_h2(&["-D", "-", "-o", "/dev/null", &format!("{url}/grpc")]);
+    let (head, trailers) = dumped.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/2 200"), "{dumped}");
+    assert!(head.contains("content-type: application/grpc"), "{dumped}");
+    assert!(trailers.contains("grpc-status: 0"), "{dumped}");
+    assert!(trailers.contains("grpc-message: fine"), "{dumped}");
+}
+
+#[test]
+fn an_http1_client_gets_the_trailers_as_chunked_trailers() {
+    let b = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&b], "");
+    let mut s = connect(addr);
+    s.write_all(b"GET /grpc HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(
+        text.ends_with("\r\n0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\n\r\n"),
+        "{text:?}"
+    );
+}
+
+/// The value of the one `name{...}` series in lb's metrics.
+fn gauge(admin: SocketAddr, name: &str) -> f64 {
+    let text = get(admin, "/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('{')?.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn many_concurrent_requests_share_at_most_four_connections() {
+    let b = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (lb, addr) = lb_h2(&dir, &[&b], "");
+    // /slow answers only once 8 requests wait at the backend together: 24 at once, each
+    // from its own HTTP/1.1 client, must be streams on shared connections.
+    let clients: Vec<_> = (0..24)
+        .map(|_| std::thread::spawn(move || get(addr, "/slow").status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().expect("a client"), 200);
+    }
+    let stats = backend_stats(addr);
+    let most = stats["most_open"].as_u64().expect("most_open");
+    assert!((1..=4).contains(&most), "{stats}");
+    let open = gauge(admin_addr(&lb), "lb_backend_h2_connections_open");
+    assert!((1.0..=4.0).contains(&open), "{open}");
+}
+
+#[test]
+fn refused_streams_and_goaways_go_to_another_backend_or_get_502() {
+    let refusing = h2_backend(&["--refuse"]);
+    let leaving = h2_backend(&["--goaway"]);
+    let good = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&refusing, &leaving, &good], "retries = 2\n");
+    for i in 0..6 {
+        let r = get(addr, &format!("/echo?{i}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&refusing], "");
+    assert_eq!(get(addr, "/echo").status, 502);
+    // Not replayable once its body went: answered 502, not sent again.
+    let put = b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx";
+    assert_eq!(request(addr, put).status, 502);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&leaving], "");
+    assert_eq!(get(addr, "/echo").status, 502);
+}
+
+#[test]
+fn a_backend_pouring_to_a_client_that_does_not_read_is_held_to_its_window() {
+    let b = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&b], "");
+    let mut idle = connect(addr);
+    idle.write_all(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    // lb gives window back only as the client takes the bytes: once the sockets are full,
+    // the backend stops, having sent what the kernel's buffers, lb's few buffers and one
+    // stream window hold.
+    let mut stats = serde_json::Value::Null;
+    let stalled = eventually(Duration::from_secs(60), || {
+        stats = backend_stats(addr);
+        stats["stalled"] == true
+    });
+    assert!(stalled, "{stats}");
+    let sent = stats["endless_sent"].as_u64().expect("endless_sent");
+    assert!(sent < 32 << 20, "{stats}");
+    drop(idle);
+}

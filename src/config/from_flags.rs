@@ -2,9 +2,8 @@
 //! every backend, and one route to it, so that flags and a file run the same code.
 
 use super::model::{
-    Action, Admin, BackendProtocol, Fanout, HeaderEdits, Health, Listener, Pool, Process,
-    Protocol, Route, Site,
-    Source,
+    Action, Admin, BackendProtocol, Fanout, HeaderEdits, Health, Listener, Pool, Process, Protocol,
+    Route, Site, Source,
 };
 use super::{Config, Mode};
 

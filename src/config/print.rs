@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use super::flags::{Unit, number_flag, show};
 use super::model::{Action, FieldMatch, HeaderEdits, HostPattern, PathMatch, Rewrite, Site};
-use super::model::{
-    BackendProtocol, Fanout, Health, Listener, Pool, Process, Protocol, Route,
-};
+use super::model::{BackendProtocol, Fanout, Health, Listener, Pool, Process, Protocol, Route};
 use super::{AccessLogTo, DEFAULT_ADMIN, JournalSync, LogFormat, RetryOn, StatusSet};
 
 /// A TOML string, quoted and escaped.

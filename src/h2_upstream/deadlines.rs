@@ -15,7 +15,9 @@ use crate::metrics::Failure;
 fn deadline(h: &H2Upstream, core: &Core) -> Option<Instant> {
     [
         h.connecting_since.map(|t| t + h.connect_timeout),
-        h.codec.settings_unacked_since().map(|t| t + h.connect_timeout),
+        h.codec
+            .settings_unacked_since()
+            .map(|t| t + h.connect_timeout),
         h.blocked_since.map(|t| t + h.server_timeout),
         h.codec.oldest_stall().map(|(_, t)| t + h.server_timeout),
         h.idle_since.map(|t| t + core.cfg.idle_timeout),
@@ -54,7 +56,13 @@ pub fn timer_fired(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     }
     if past(h.codec.settings_unacked_since(), h.connect_timeout) {
         h.codec.abort(ErrorCode::SETTINGS_TIMEOUT);
-        return fail(conns, core, key, Failure::Timeout, "no SETTINGS ack in time");
+        return fail(
+            conns,
+            core,
+            key,
+            Failure::Timeout,
+            "no SETTINGS ack in time",
+        );
     }
     if past(h.blocked_since, h.server_timeout) {
         return fail(conns, core, key, Failure::Timeout, "frames left unread");

@@ -271,7 +271,13 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         return;
     };
     if flush(h, core).is_err() {
-        return fail(conns, core, key, Failure::Reset, "connection lost while sending");
+        return fail(
+            conns,
+            core,
+            key,
+            Failure::Reset,
+            "connection lost while sending",
+        );
     }
     let over = h.codec.state() == State::Closed
         || (matches!(h.codec.state(), State::Draining { .. }) && h.streams.is_empty());
@@ -293,7 +299,10 @@ fn take_frames(conns: &mut Slab<Conn>, core: &mut Core, key: usize) -> bool {
         let (used, event) = match codec.next_event(io.input_data(), core.now) {
             Ok(got) => got,
             Err(goaway) => {
-                debug!("HTTP/2 backend {}: connection error {:?}", h.addr, goaway.code);
+                debug!(
+                    "HTTP/2 backend {}: connection error {:?}",
+                    h.addr, goaway.code
+                );
                 return false;
             }
         };

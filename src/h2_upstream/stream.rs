@@ -84,7 +84,8 @@ impl Stream {
 
     /// The response came whole and the request went whole: the server is done with it.
     pub fn complete(&self) -> bool {
-        self.receiving == Receiving::Done && matches!(self.sending, Sending::Done | Sending::Discard)
+        self.receiving == Receiving::Done
+            && matches!(self.sending, Sending::Done | Sending::Discard)
     }
 
     /// Opens the stream once its request head is whole. `Ok(false)`: not yet (no whole

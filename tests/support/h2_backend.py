@@ -5,8 +5,8 @@ Paths: /echo (the method, path and body back, with a content-length), /chunks (a
 three DATA frames and no content-length), /grpc (a gRPC-style answer: a body, then
 trailers grpc-status 0 and grpc-message), /slow (answers once 8 streams wait at once:
 only streams that share connections can all get there), /endless (DATA for as long as
-the windows open), /stats (JSON: connections accepted, the most open at once, and the
-bytes /endless sent). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
+the windows open), /stats (JSON: connections accepted, the most open at once, the
+bytes /endless sent, and whether it has waited a second for window). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
 each connection gets GOAWAY (last stream 0) on its first request.
 """
 import json
@@ -21,7 +21,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import FlowControlError, StreamClosedError
 
 LOCK = threading.Lock()
-STATS = {"connections": 0, "open": 0, "most_open": 0, "endless_sent": 0}
+STATS = {"connections": 0, "open": 0, "most_open": 0, "endless_sent": 0, "stalled": False}
 SLOW = threading.Condition(LOCK)
 SLOW_WAITING = [0]
 MODE = set(sys.argv[1:])
@@ -100,7 +100,10 @@ class Conn:
                     return
                 room = min(self.h2.local_flow_control_window(stream), len(chunk))
                 if room <= 0:
-                    self.waiting_window.wait(timeout=5)
+                    # A second without window back: lb holds what it has and takes no more.
+                    if not self.waiting_window.wait(timeout=1):
+                        with LOCK:
+                            STATS["stalled"] = True
                     continue
                 try:
                     self.h2.send_data(stream, chunk[:room])
