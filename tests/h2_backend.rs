@@ -18,11 +18,17 @@ fn h2_backend(extra: &[&str]) -> Proc {
     spawn_command(Command::new("python3").arg(BACKEND).args(extra))
 }
 
-/// lb with one HTTP listener (`--h2c` too) before `backends`, spoken to in HTTP/2.
+/// lb with one HTTP listener (`--h2c` too) before `backends`, spoken to in HTTP/2;
+/// `extra` goes in the pool's table.
 fn lb_h2(dir: &TempDir, backends: &[&Proc], extra: &str) -> (Proc, SocketAddr) {
+    lb_h2_with(dir, backends, "", extra)
+}
+
+/// `lb_h2` with top-level settings `top`.
+fn lb_h2_with(dir: &TempDir, backends: &[&Proc], top: &str, extra: &str) -> (Proc, SocketAddr) {
     let list: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr)).collect();
     let text = format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n[pools.grpc]\n\
+        "{top}[admin]\nlisten = \"127.0.0.1:0\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n[pools.grpc]\n\
          backends = [{}]\nprotocol = \"h2\"\nhealth = {{ interval = \"0s\" }}\n{extra}\n\
          [[routes]]\npool = \"grpc\"\n",
         list.join(", ")
@@ -174,4 +180,31 @@ fn a_backend_pouring_to_a_client_that_does_not_read_is_held_to_its_window() {
     let sent = stats["endless_sent"].as_u64().expect("endless_sent");
     assert!(sent < 32 << 20, "{stats}");
     drop(idle);
+}
+
+#[test]
+fn a_silent_stream_gets_504_and_is_reset_and_an_idle_connection_closes() {
+    let b = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (lb, addr) = lb_h2(&dir, &[&b], "server_timeout = \"1s\"\n");
+    let r = get(addr, "/hang");
+    assert_eq!(r.status, 504, "{}", r.text());
+    // The stream is cancelled; its connection stays and serves the next request.
+    let mut stats = serde_json::Value::Null;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            stats = backend_stats(addr);
+            stats["resets"] == 1
+        }),
+        "{stats}"
+    );
+    assert_eq!(stats["connections"], 1, "{stats}");
+    drop(lb);
+    let dir = TempDir::new();
+    let (lb, addr) = lb_h2_with(&dir, &[&b], "idle_timeout = \"1s\"\n", "");
+    assert_eq!(get(addr, "/echo").status, 200);
+    let admin = admin_addr(&lb);
+    assert!(eventually(Duration::from_secs(10), || {
+        gauge(admin, "lb_backend_h2_connections_open") == 0.0
+    }));
 }

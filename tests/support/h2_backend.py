@@ -2,11 +2,12 @@
 thread per connection. Prints "listening on ADDR" on stderr.
 
 Paths: /echo (the method, path and body back, with a content-length), /chunks (a body in
-three DATA frames and no content-length), /grpc (a gRPC-style answer: a body, then
+three DATA frames and no content-length), /hang (no answer), /grpc (a gRPC-style answer: a body, then
 trailers grpc-status 0 and grpc-message), /slow (answers once 8 streams wait at once:
 only streams that share connections can all get there), /endless (DATA for as long as
 the windows open), /stats (JSON: connections accepted, the most open at once, the
-bytes /endless sent, and whether it has waited a second for window). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
+bytes /endless sent, whether it has waited a second for window, and the streams lb
+reset). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
 each connection gets GOAWAY (last stream 0) on its first request.
 """
 import json
@@ -21,7 +22,14 @@ from h2.errors import ErrorCodes
 from h2.exceptions import FlowControlError, StreamClosedError
 
 LOCK = threading.Lock()
-STATS = {"connections": 0, "open": 0, "most_open": 0, "endless_sent": 0, "stalled": False}
+STATS = {
+    "connections": 0,
+    "open": 0,
+    "most_open": 0,
+    "endless_sent": 0,
+    "stalled": False,
+    "resets": 0,
+}
 SLOW = threading.Condition(LOCK)
 SLOW_WAITING = [0]
 MODE = set(sys.argv[1:])
@@ -83,6 +91,8 @@ class Conn:
                 self.flush()
                 self.endless.add(stream)
             threading.Thread(target=self.pour, args=(stream,), daemon=True).start()
+            return
+        if path == "/hang":
             return
         if path == "/slow":
             with SLOW:
@@ -166,6 +176,8 @@ class Conn:
         elif isinstance(event, h2.events.StreamEnded):
             self.finish(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
+            with LOCK:
+                STATS["resets"] += 1
             with self.lock:
                 self.endless.discard(event.stream_id)
         elif isinstance(event, h2.events.WindowUpdated):
