@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::tls::TempDir;
+use common::tls::{Site, TempDir, tls_addr};
 use common::*;
 
 const BACKEND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h2_backend.py");
@@ -26,7 +26,13 @@ fn lb_h2(dir: &TempDir, backends: &[&Proc], extra: &str) -> (Proc, SocketAddr) {
 
 /// `lb_h2` with top-level settings `top`.
 fn lb_h2_with(dir: &TempDir, backends: &[&Proc], top: &str, extra: &str) -> (Proc, SocketAddr) {
-    let list: Vec<String> = backends.iter().map(|b| format!("\"{}\"", b.addr)).collect();
+    let list: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+    lb_h2_to(dir, &list, top, extra)
+}
+
+/// `lb_h2_with` before backends written as `backends`.
+fn lb_h2_to(dir: &TempDir, backends: &[String], top: &str, extra: &str) -> (Proc, SocketAddr) {
+    let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
     let text = format!(
         "{top}[admin]\nlisten = \"127.0.0.1:0\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n[pools.grpc]\n\
          backends = [{}]\nprotocol = \"h2\"\nhealth = {{ interval = \"0s\" }}\n{extra}\n\
@@ -207,4 +213,59 @@ fn a_silent_stream_gets_504_and_is_reset_and_an_idle_connection_closes() {
     assert!(eventually(Duration::from_secs(10), || {
         gauge(admin, "lb_backend_h2_connections_open") == 0.0
     }));
+}
+
+#[test]
+fn an_https_backend_is_spoken_to_in_h2_chosen_by_alpn() {
+    let inner = backend("inner", &[]);
+    let site = Site::new();
+    // lb's TLS listeners offer h2 by ALPN: one lb is the other's HTTP/2 backend.
+    let front = site.lb(&[inner.addr], &[]);
+    let ca = site.dir.write("ca.pem", &site.ca.pem);
+    let https = format!("https://localhost:{}", tls_addr(&front).port());
+    let top = format!("backend_ca = \"{ca}\"\n");
+    let dir = TempDir::new();
+    let (_outer, addr) = lb_h2_to(&dir, &[https], &top, "");
+    let r = get(addr, "/");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(served_by(&r), "inner");
+    let r = post_body(addr, "/echo", "over h2 and TLS");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), "over h2 and TLS");
+}
+
+#[test]
+fn an_https_backend_that_does_not_choose_h2_fails_clearly() {
+    let site = Site::new();
+    // A TLS server that speaks only http/1.1: no protocol in common with lb's offer.
+    let script = format!(
+        "import socket, ssl, sys\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         c.load_cert_chain('{}', '{}')\n\
+         c.set_alpn_protocols(['http/1.1'])\n\
+         l = socket.socket()\n\
+         l.bind(('127.0.0.1', 0))\n\
+         l.listen(8)\n\
+         print('listening on %s:%d' % l.getsockname(), file=sys.stderr, flush=True)\n\
+         while True:\n\
+         \x20   s, _ = l.accept()\n\
+         \x20   try:\n\
+         \x20       t = c.wrap_socket(s, server_side=True)\n\
+         \x20       t.recv(1)\n\
+         \x20   except OSError:\n\
+         \x20       pass\n",
+        site.cert, site.key
+    );
+    let http1 = spawn_command(Command::new("python3").args(["-c", &script]));
+    let ca = site.dir.write("ca.pem", &site.ca.pem);
+    let https = format!("https://localhost:{}", http1.addr.port());
+    let top = format!("backend_ca = \"{ca}\"\n");
+    let dir = TempDir::new();
+    let (outer, addr) = lb_h2_to(&dir, &[https], &top, "");
+    assert_eq!(get(addr, "/").status, 502);
+    assert!(
+        outer.log_text().contains("did not choose h2 by ALPN"),
+        "{}",
+        outer.log_text()
+    );
 }

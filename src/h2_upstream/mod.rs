@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use log::debug;
+use log::{debug, warn};
 use mio::net::TcpStream;
 use slab::Slab;
 
@@ -30,9 +30,7 @@ use crate::h2::client::{ClientConnection, ClientEvent, State};
 use crate::h2::error::ErrorCode;
 use crate::h2::hpack::HeaderList;
 use crate::h2::limits::Limits;
-use crate::http::upstream::{
-    Owner, UpstreamConn, UpstreamState, backend_socket, connect_failed, stream_connected,
-};
+use crate::http::upstream::{Owner, UpstreamConn, UpstreamState, connect_failed, stream_connected};
 use crate::metrics::Failure;
 use crate::timer::TimerId;
 pub use deadlines::timer_fired;
@@ -186,7 +184,14 @@ fn pick_connection(
 fn connect(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) -> io::Result<usize> {
     let addr = core.backends[backend].addr;
     let sock = TcpStream::connect(addr)?;
-    let mut io = backend_socket(core, sock, backend, None)?;
+    // Over TLS only h2 is offered (ALPN); without TLS it is h2c with prior knowledge.
+    let mut io = match &core.backends[backend].tls {
+        Some(name) => {
+            let session = core.tls.client_session_h2(name).map_err(io::Error::other)?;
+            Socket::with_tls(sock, session)
+        }
+        None => Socket::new(sock),
+    };
     let entry = conns.vacant_entry();
     let key = entry.key();
     core.register(&mut io.sock, key, 0)?;
@@ -249,6 +254,11 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         let filled = h.io.fill(&mut core.buffers);
         if filled == Filled::Failed || filled == Filled::Eof && h.io.input_len() == 0 {
             return fail(conns, core, key, Failure::Reset, "connection closed");
+        }
+        if h.io.is_tls() && !h.io.handshaking() && !h.io.chose_h2() {
+            let why = "the backend did not choose h2 by ALPN (is it an HTTP/2 server?)";
+            warn!("backend {}: {why}", core.backends[h.backend].label);
+            return fail(conns, core, key, Failure::BadResponse, why);
         }
         let before = h.io.input_len();
         if !take_frames(conns, core, key) {
