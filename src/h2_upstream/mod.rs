@@ -11,6 +11,7 @@
 //! exchange's end closes its stream, and the connection serves the next ones.
 
 mod deadlines;
+mod open;
 mod stream;
 
 use std::cell::RefCell;
@@ -20,24 +21,25 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
-use mio::net::TcpStream;
 use slab::Slab;
 
 use crate::backend::BackendId;
-use crate::conn::{Filled, PeerGone, Socket, StreamEnd, StreamIo};
+use crate::conn::{Filled, PeerGone, Socket, StreamIo};
 use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::h2::client::{ClientConnection, ClientEvent, State};
 use crate::h2::error::ErrorCode;
 use crate::h2::hpack::HeaderList;
-use crate::h2::limits::Limits;
-use crate::http::upstream::{Owner, UpstreamConn, UpstreamState, connect_failed, stream_connected};
+use crate::http::upstream::{UpstreamState, connect_failed, stream_connected};
 use crate::metrics::Failure;
 use crate::timer::TimerId;
 pub use deadlines::timer_fired;
+pub(crate) use open::open_stream;
 use stream::{Broken, Stream};
 
 /// HTTP/2 connections per backend at most; streams beyond what they allow wait.
 pub const MAX_PER_BACKEND: usize = 4;
+/// Stream buffers kept for the next streams while others are open.
+const SPARE_STREAMS: usize = 8;
 /// Frame bytes queued and not yet written: past this, request bodies wait.
 const OUT_LIMIT: usize = 64 * 1024;
 
@@ -64,6 +66,8 @@ pub struct H2Upstream {
     connect_timeout: Duration,
     server_timeout: Duration,
     addr: SocketAddr,
+    /// Buffers of finished streams, for the next ones.
+    spare: Vec<Rc<RefCell<StreamIo>>>,
 }
 
 fn h2_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut H2Upstream> {
@@ -100,130 +104,6 @@ impl H2Upstream {
             false => "http",
         }
     }
-}
-
-/// A new stream to `backend` for `owner`: an `UpstreamConn` in `Connecting`, which its
-/// connection moves on once there is room (`stream_connected`). `Err`: no connection
-/// could be started.
-pub(crate) fn open_stream(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    (owner, server_timeout): (Owner, Duration),
-    backend: BackendId,
-) -> io::Result<usize> {
-    let hkey = pick_connection(conns, core, backend)?;
-    let Some(h) = h2_mut(conns, hkey) else {
-        return Err(io::ErrorKind::NotConnected.into());
-    };
-    let io = StreamIo::new(
-        (hkey, h.serial),
-        Rc::clone(&core.h2_woken),
-        (h.addr, h.addr),
-    );
-    let io = Rc::new(RefCell::new(io));
-    let entry = conns.vacant_entry();
-    let ukey = entry.key();
-    let serial = core.next_serial();
-    let mut u = UpstreamConn {
-        io: Socket::stream(StreamEnd(Rc::clone(&io))),
-        backend,
-        serial,
-        state: UpstreamState::Connecting(owner),
-        timer: None,
-        armed_at: core.now,
-        server_timeout,
-        reused: false,
-    };
-    let timeout = core.settings(backend).connect_timeout;
-    core.arm(&mut u.timer, timeout, ukey, serial);
-    entry.insert(Conn::Upstream(u));
-    core.metrics.backends[backend].connections += 1;
-    if let Some(h) = h2_mut(conns, hkey) {
-        h.streams.push(Stream::new((ukey, serial), io));
-        h.idle_since = None;
-    }
-    // Looked at once the exchange has handed its request over.
-    core.revisit.push(hkey);
-    Ok(ukey)
-}
-
-/// The connection with the most room among `backend`'s, a new one while there are fewer
-/// than `MAX_PER_BACKEND`, or else the least loaded (its new stream waits).
-fn pick_connection(
-    conns: &mut Slab<Conn>,
-    core: &mut Core,
-    backend: BackendId,
-) -> io::Result<usize> {
-    let mut open = 0;
-    let mut roomy = None;
-    let mut least = None;
-    for &k in &core.backends[backend].h2 {
-        let Some(Conn::H2Upstream(h)) = conns.get(k) else {
-            continue;
-        };
-        if !matches!(h.codec.state(), State::AwaitingSettings | State::Open) {
-            continue;
-        }
-        open += 1;
-        let load = h.streams.len();
-        if h.has_room() && roomy.is_none_or(|(_, l)| load < l) {
-            roomy = Some((k, load));
-        }
-        if least.is_none_or(|(_, l)| load < l) {
-            least = Some((k, load));
-        }
-    }
-    match (roomy, least) {
-        (Some((k, _)), _) => Ok(k),
-        (None, Some((k, _))) if open >= MAX_PER_BACKEND => Ok(k),
-        _ => connect(conns, core, backend),
-    }
-}
-
-/// Starts a connection to `backend`.
-fn connect(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) -> io::Result<usize> {
-    let addr = core.backends[backend].addr;
-    let sock = TcpStream::connect(addr)?;
-    // Over TLS only h2 is offered (ALPN); without TLS it is h2c with prior knowledge.
-    let mut io = match &core.backends[backend].tls {
-        Some(name) => {
-            let session = core.tls.client_session_h2(name).map_err(io::Error::other)?;
-            Socket::with_tls(sock, session)
-        }
-        None => Socket::new(sock),
-    };
-    let entry = conns.vacant_entry();
-    let key = entry.key();
-    core.register(&mut io.sock, key, 0)?;
-    let _ = io.sock.set_nodelay(true);
-    let (connect_timeout, server_timeout) = {
-        let settings = core.settings(backend);
-        (settings.connect_timeout, settings.server_timeout)
-    };
-    let h = H2Upstream {
-        io,
-        backend,
-        serial: core.next_serial(),
-        timer: None,
-        timer_at: None,
-        connecting_since: Some(core.now),
-        codec: ClientConnection::new(Limits::default(), core.now),
-        streams: Vec::new(),
-        out: Vec::new(),
-        list: HeaderList::new(),
-        idle_since: None,
-        blocked_since: None,
-        connect_timeout,
-        server_timeout,
-        addr,
-    };
-    entry.insert(Conn::H2Upstream(Box::new(h)));
-    core.backends[backend].h2.push(key);
-    core.metrics.backends[backend].h2_connections += 1;
-    if let Some(h) = h2_mut(conns, key) {
-        deadlines::arm_timer(h, core, key);
-    }
-    Ok(key)
 }
 
 /// Steps connection `key`: finishes its connect, reads frames into its streams, opens and
@@ -399,6 +279,7 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             streams,
             codec,
             list,
+            spare,
             ..
         } = h;
         let Some(s) = streams.get_mut(at) else {
@@ -407,7 +288,11 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         s.io.borrow_mut().parent_woken = false;
         if s.io.borrow().closed {
             s.closed(codec);
-            streams.swap_remove(at);
+            let s = streams.swap_remove(at);
+            if Rc::strong_count(&s.io) == 1 && spare.len() < SPARE_STREAMS {
+                s.io.borrow_mut().recycle();
+                spare.push(s.io);
+            }
             continue;
         }
         let upstream = s.upstream;
@@ -447,7 +332,9 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         && h.streams.is_empty()
         && h.idle_since.is_none()
     {
+        // Idle, it keeps no stream buffers.
         h.idle_since = Some(core.now);
+        h.spare = Vec::new();
     }
 }
 
