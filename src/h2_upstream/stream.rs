@@ -109,6 +109,11 @@ impl Stream {
         let target = parsed.path.unwrap_or_default().as_bytes();
         let fields = parsed.headers.iter().map(|h| (h.name, h.value));
         request_list(method, target, scheme, fields.clone(), list).map_err(Broken)?;
+        // lb's HTTP/1 code drops TE as hop-by-hop; lb relays trailers whatever the client,
+        // and gRPC servers want to be told so.
+        if !list.iter().any(|(name, _)| name == b"te") {
+            list.push(b"te", b"trailers");
+        }
         let body = request_framing(fields).ok_or(Broken("request framing lb could not read"))?;
         let id = match codec.open_stream(list, body.is_done()) {
             Ok(id) => id,

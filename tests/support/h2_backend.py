@@ -2,13 +2,14 @@
 thread per connection. Prints "listening on ADDR" on stderr.
 
 Paths: /echo (the method, path and body back, with a content-length), /chunks (a body in
-three DATA frames and no content-length), /hang (no answer), /grpc (a gRPC-style answer: a body, then
-trailers grpc-status 0 and grpc-message), /slow (answers once 8 streams wait at once:
-only streams that share connections can all get there), /endless (DATA for as long as
-the windows open), /stats (JSON: connections accepted, the most open at once, the
-bytes /endless sent, whether it has waited a second for window, and the streams lb
-reset). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
-each connection gets GOAWAY (last stream 0) on its first request.
+three DATA frames and no content-length), /hang (no answer), /grpc (as a gRPC server: 400
+without te: trailers, else a body, then trailers grpc-status 0 and grpc-message), /slow
+(answers once 8 streams wait at once: only streams that share connections can all get
+there), /endless (DATA for as long as the windows open), /stats (JSON: connections
+accepted, the most open at once, the bytes /endless sent, whether it has waited a second
+for window, and the streams lb reset). --refuse: every stream is reset with
+REFUSED_STREAM. --goaway: each connection gets GOAWAY (last stream 0) on its first
+request.
 """
 import json
 import socket
@@ -70,6 +71,9 @@ class Conn:
         if path == "/stats":
             return self.respond(stream, 200, [("content-type", "application/json")], stats())
         if path == "/grpc":
+            # As a strict gRPC server: the client must say it takes trailers.
+            if headers.get("te") != "trailers":
+                return self.respond(stream, 400, [], b"te: trailers is missing")
             return self.respond(
                 stream,
                 200,
