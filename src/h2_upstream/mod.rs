@@ -13,6 +13,8 @@
 mod deadlines;
 mod open;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::cell::RefCell;
 use std::io;
