@@ -146,6 +146,24 @@ fn many_concurrent_requests_share_at_most_four_connections() {
 }
 
 #[test]
+fn a_backend_taking_two_streams_a_connection_gets_four_connections_and_no_more() {
+    let b = h2_backend(&["2"]);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&b], "");
+    // 8 must wait at the backend at once for /slow to answer: 4 connections of 2 streams.
+    // The other 16 wait in lb for a stream to end, not on a fifth connection.
+    let clients: Vec<_> = (0..24)
+        .map(|_| std::thread::spawn(move || get(addr, "/slow").status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().expect("a client"), 200);
+    }
+    let stats = backend_stats(addr);
+    assert_eq!(stats["most_open"], 4, "{stats}");
+    assert_eq!(stats["connections"], 4, "{stats}");
+}
+
+#[test]
 fn refused_streams_and_goaways_go_to_another_backend_or_get_502() {
     let refusing = h2_backend(&["--refuse"]);
     let leaving = h2_backend(&["--goaway"]);

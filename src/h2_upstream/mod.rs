@@ -31,7 +31,7 @@ use crate::event_loop::{Conn, Core, STEP_BUDGET};
 use crate::h2::client::{ClientConnection, ClientEvent, State};
 use crate::h2::error::ErrorCode;
 use crate::h2::hpack::HeaderList;
-use crate::http::upstream::{UpstreamState, connect_failed, stream_connected};
+use crate::http::upstream::{Owner, UpstreamState, connect_failed, stream_connected};
 use crate::metrics::Failure;
 use crate::timer::TimerId;
 pub use deadlines::timer_fired;
@@ -86,8 +86,13 @@ impl H2Upstream {
     }
 
     /// It may be given another stream: its waiting ones fit in what the server allows.
+    /// Until the server's SETTINGS say how many it takes, one.
     fn has_room(&self) -> bool {
-        self.codec.can_open() > self.unopened()
+        let allowed = match self.codec.state() {
+            State::AwaitingSettings => 1,
+            _ => self.codec.can_open(),
+        };
+        allowed > self.unopened()
     }
 
     /// It may let another waiting stream's exchange hand its request over.
@@ -97,7 +102,14 @@ impl H2Upstream {
             .iter()
             .filter(|s| s.admitted && s.id.is_none())
             .count();
-        self.connecting_since.is_none() && self.codec.can_open() > admitted
+        self.connecting_since.is_none()
+            && self.codec.state() == State::Open
+            && self.codec.can_open() > admitted
+    }
+
+    /// It takes no new stream any more (GOAWAY, or closing).
+    fn leaving(&self) -> bool {
+        matches!(self.codec.state(), State::Draining { .. } | State::Closed)
     }
 
     fn scheme(&self) -> &'static str {
@@ -275,6 +287,7 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             return;
         };
         let admits = h.admits();
+        let leaving = h.leaving();
         let may_send = h.out.len() < OUT_LIMIT;
         let scheme = h.scheme();
         let H2Upstream {
@@ -315,19 +328,28 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         }
         let news = std::mem::take(&mut s.news);
         let waiting = waits_for_room(conns, upstream);
-        if waiting
+        if waiting.is_some()
             && admits
             && let Some(s) = h2_mut(conns, key).and_then(|h| h.streams.get_mut(at))
         {
             s.admitted = true;
         }
         at += 1;
-        if waiting && admits {
-            // Its exchange hands the request over now; its head opens the stream next.
-            stream_connected(conns, core, upstream.0);
-            core.revisit.push(key);
-        } else if news && !waiting {
-            core.revisit.push(upstream.0);
+        match waiting {
+            // Nothing of its request reached the backend: it goes elsewhere, as after a
+            // refused connect.
+            Some(owner) if leaving => {
+                let why = "HTTP/2 connection going away";
+                connect_failed(conns, core, owner, upstream.0, Failure::Connect, why);
+            }
+            Some(_) if admits => {
+                // Its exchange hands the request over now; its head opens the stream next.
+                stream_connected(conns, core, upstream.0);
+                core.revisit.push(key);
+            }
+            Some(_) => {}
+            None if news => core.revisit.push(upstream.0),
+            None => {}
         }
     }
     if let Some(h) = h2_mut(conns, key)
@@ -340,12 +362,16 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     }
 }
 
-/// The stream's `UpstreamConn` is still `Connecting`: it has not handed its request over.
-fn waits_for_room(conns: &Slab<Conn>, (ukey, serial): (usize, u32)) -> bool {
-    matches!(
-        conns.get(ukey),
-        Some(Conn::Upstream(u)) if u.serial == serial && matches!(u.state, UpstreamState::Connecting(_))
-    )
+/// The owner of a stream whose `UpstreamConn` is still `Connecting`: it has not handed
+/// its request over.
+fn waits_for_room(conns: &Slab<Conn>, (ukey, serial): (usize, u32)) -> Option<Owner> {
+    match conns.get(ukey) {
+        Some(Conn::Upstream(u)) if u.serial == serial => match u.state {
+            UpstreamState::Connecting(owner) => Some(owner),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Steps the exchange of a stream that changed, unless it is gone.

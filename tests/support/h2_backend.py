@@ -9,7 +9,7 @@ there), /endless (DATA for as long as the windows open), /stats (JSON: connectio
 accepted, the most open at once, the bytes /endless sent, whether it has waited a second
 for window, and the streams lb reset). --refuse: every stream is reset with
 REFUSED_STREAM. --goaway: each connection gets GOAWAY (last stream 0) on its first
-request.
+request. A number N: SETTINGS_MAX_CONCURRENT_STREAMS N.
 """
 import json
 import socket
@@ -19,6 +19,7 @@ import threading
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 from h2.errors import ErrorCodes
 from h2.exceptions import FlowControlError, StreamClosedError
 
@@ -33,7 +34,8 @@ STATS = {
 }
 SLOW = threading.Condition(LOCK)
 SLOW_WAITING = [0]
-MODE = set(sys.argv[1:])
+MODE = set(a for a in sys.argv[1:] if a.startswith("--"))
+MAX_STREAMS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 0)
 
 
 def stats():
@@ -47,6 +49,9 @@ class Conn:
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
+        if MAX_STREAMS:
+            limit = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS}
+            self.h2.local_settings = h2.settings.Settings(client=False, initial_values=limit)
         self.lock = threading.Lock()
         self.requests = {}
         self.endless = set()
