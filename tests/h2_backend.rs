@@ -164,6 +164,22 @@ fn a_backend_taking_two_streams_a_connection_gets_four_connections_and_no_more()
 }
 
 #[test]
+fn a_backend_that_cannot_be_reached_is_passed_over_even_by_a_put() {
+    let good = h2_backend(&[]);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2_to(&dir, &[dead, good.addr.to_string()], "", "");
+    // Its stream waits for the connection before the exchange hands its request over: a
+    // failed connect leaves the whole request, body and all, to go elsewhere.
+    for i in 0..4 {
+        let put = format!("PUT /echo?{i} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+        let r = request(addr, put.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.text(), format!("PUT /echo?{i} 3 abc"));
+    }
+}
+
+#[test]
 fn refused_streams_and_goaways_go_to_another_backend_or_get_502() {
     let refusing = h2_backend(&["--refuse"]);
     let leaving = h2_backend(&["--goaway"]);

@@ -146,8 +146,8 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
             return;
         };
         let filled = h.io.fill(&mut core.buffers);
-        if filled == Filled::Failed || filled == Filled::Eof && h.io.input_len() == 0 {
-            return fail(conns, core, key, Failure::Reset, "connection closed");
+        if filled == Filled::Failed {
+            return fail(conns, core, key, Failure::Reset, "connection lost");
         }
         if h.io.is_tls() && !h.io.handshaking() && !h.io.chose_h2() {
             let why = "the backend did not choose h2 by ALPN (is it an HTTP/2 server?)";
@@ -161,6 +161,11 @@ pub fn drive(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         let Some(h) = h2_mut(conns, key) else {
             return;
         };
+        if h.io.read_closed {
+            // Its whole frames are taken in; what is left is cut short. Responses that
+            // came whole are still read by their exchanges.
+            return fail(conns, core, key, Failure::Reset, "connection closed");
+        }
         read = read.saturating_add(before.saturating_sub(h.io.input_len()) as u64);
         if filled != Filled::Got {
             break;
