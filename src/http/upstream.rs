@@ -91,6 +91,13 @@ pub(crate) fn take_pooled(
     backend: BackendId,
     (owner, server_timeout): (Owner, Duration),
 ) -> Option<usize> {
+    // Its pool turned to h2 at a reload: what it kept speaks HTTP/1.1.
+    if core.settings(backend).backend_protocol == BackendProtocol::H2 {
+        for ukey in std::mem::take(&mut core.backends[backend].idle) {
+            close_upstream(conns, core, ukey);
+        }
+        return None;
+    }
     while let Some(ukey) = core.backends[backend].idle.pop() {
         if let Some(u) = upstream_mut(conns, ukey) {
             u.state = UpstreamState::Busy(owner);
