@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::on_event;
+use super::frames::on_event;
 use super::stream::Stream;
 use crate::conn::StreamIo;
 use crate::h2::client::ClientConnection;
