@@ -12,7 +12,8 @@ Usage: scripts/compare_tls.sh [options] > results.md
 
 Builds lb twice (cargo build --release with the default aws-lc-rs provider, and with
 --no-default-features --features ring into target/ring), makes an ECDSA P-256 certificate
-with openssl, starts two demo backends, and terminates TLS 1.3 in front of them with:
+with openssl, starts two backends (demo or nginx), and terminates TLS 1.3 in front of them
+with:
   - lb (aws-lc-rs) and lb (ring): --tls-listen, defaults, -q
   - nginx: 1 worker, ssl_session_tickets on, upstream keepalive 64        (if installed)
   - HAProxy: nbthread 1, bind ... ssl crt, http-reuse always              (if installed)
@@ -23,10 +24,12 @@ Alternating rounds, medians:
   - resumed connections: wrk (OpenSSL) with Connection: close, a new connection for every
     request, each resuming the session of the one before with its TLS 1.3 ticket
   - keep-alive: wrk (OpenSSL), each connection reused for every request
-CPU time is the proxy's own user + system time from /proc over each run. Memory: RSS added
-per idle TLS connection (handshake done, one request answered), scripts/idle_clients.py --tls.
+CPU time is the proxy's own user + system time from /proc over each run; the report gives
+medians and, below the table, each figure's range over the rounds. Memory: RSS added per
+idle TLS connection (handshake done, one request answered), scripts/idle_clients.py --tls.
 
 Options:
+  --backend KIND        demo or nginx (default demo; nginx needs nginx installed)
   --rounds N            alternating rounds per target (default 3)
   --duration SECS       length of each run, whole seconds (default 5)
   --connections N       wrk connections (default 50)
@@ -44,9 +47,15 @@ script=compare_tls.sh
 # shellcheck source=scripts/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
 
-rounds=3 duration=5 idle_conns=2000 build=1 ring=1 handshakers=4
+rounds=3 duration=5 idle_conns=2000 build=1 ring=1 handshakers=4 backend_kind=demo
 while (($#)); do
     case $1 in
+        --backend)
+            need_arg "$@"
+            [[ $2 == demo || $2 == nginx ]] || die_usage "bad --backend: $2 (demo or nginx)"
+            backend_kind=$2
+            shift 2
+            ;;
         --rounds) need_arg "$@"; rounds=$2; shift 2 ;;
         --duration) need_arg "$@"; duration=$2; shift 2 ;;
         --connections) need_arg "$@"; connections=$2; shift 2 ;;
@@ -74,6 +83,7 @@ nginx_bin=$(find_tool nginx) || nginx_bin=""
 haproxy_bin=$(find_tool haproxy) || haproxy_bin=""
 [[ -n $nginx_bin ]] || log "nginx not found: skipped"
 [[ -n $haproxy_bin ]] || log "haproxy not found: skipped"
+[[ $backend_kind == demo || -n $nginx_bin ]] || die "--backend nginx: nginx is not installed"
 # shellcheck source=scripts/bench/proxies.sh
 source scripts/bench/proxies.sh
 # --- build and certificate -----------------------------------------------------------------
@@ -104,11 +114,7 @@ chmod 644 "$key" "$tmp/haproxy.pem"
 # --- proxies ---------------------------------------------------------------------------------
 
 read -r b1 b2 p_lb p_ring p_nginx p_haproxy <<<"$(free_ports 6 "${BENCH_PORTS:-20000-32000}")"
-for b in "$b1" "$b2"; do
-    "$backend_bin" --listen "127.0.0.1:$b" --name "b$b" 2>"$tmp/backend-$b.log" &
-    pids+=($!)
-    wait_ready backend $! "$b" "$tmp/backend-$b.log"
-done
+for b in "$b1" "$b2"; do start_backend "$backend_kind" "b$b" "$b"; done
 
 # Waits until PID answers https://127.0.0.1:PORT/; shows its log and exits if it does not.
 wait_tls_ready() {
@@ -281,6 +287,7 @@ done
 
 # --- report ----------------------------------------------------------------------------------
 
+range() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.1f-%.1f", lo, hi }'; }
 per_cpu_s() { awk -v us="$1" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else print "-" }'; }
 {
     echo "## TLS termination: lb, nginx and HAProxy ($(date -u +%Y-%m-%d))"
@@ -289,7 +296,7 @@ per_cpu_s() { awk -v us="$1" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else 
     echo "\`openssl s_time -new -www /\`, resumed connections from \`wrk -t1 -c$connections\` with"
     echo "\`Connection: close\`, keep-alive from the same without it; $duration per run,"
     echo "$rounds alternating rounds, medians; $(nproc) CPUs shared by the load, the proxy and two"
-    echo "demo backends. RSS per idle connection: $idle_conns connections opened 10 at a time."
+    echo "$backend_kind backends. RSS per idle connection: $idle_conns connections opened 10 at a time."
     echo
     echo "| proxy | full handshakes/s | CPU per handshake | handshakes per CPU second | resumed connections/s | CPU per resumed connection | resumed per CPU second | keep-alive req/s | CPU per request | requests per CPU second | RSS per idle TLS connection |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -298,6 +305,13 @@ per_cpu_s() { awk -v us="$1" 'BEGIN { if (us > 0) printf "%.0f", 1e6 / us; else 
         echo "| ${LABEL[$t]} | $(fmt_int "${HS_RPS[$t]}") | $(fmt_us "${HS_CPU[$t]}") | $(per_cpu_s "$(median "${HS_CPU[$t]}")") |" \
             "$(fmt_int "$(median "${RES_RPS[$t]}")") | $(fmt_us "${RES_CPU[$t]}") | $(per_cpu_s "$res_cpu") |" \
             "$(fmt_int "$(median "${KA_RPS[$t]}")") | $(fmt_us "${KA_CPU[$t]}") | $(per_cpu_s "$ka_cpu") | ${MEM[$t]} KiB |"
+    done
+    echo
+    echo "Ranges over the rounds (lowest-highest): CPU per full handshake, per resumed connection,"
+    echo "per keep-alive request."
+    echo
+    for t in "${targets[@]}"; do
+        echo "- ${LABEL[$t]}: $(range "${HS_CPU[$t]}") µs, $(range "${RES_CPU[$t]}") µs, $(range "${KA_CPU[$t]}") µs"
     done
     echo
     best_hs="" best_res="" best_ka=""

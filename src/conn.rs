@@ -174,7 +174,8 @@ impl Socket {
                 return Filled::Nothing;
             }
             let buf = input_buffer(&mut self.input, self.input_grown, pool);
-            let got = tls.fill(sock, &mut self.readable, &mut self.writable, buf);
+            let readable = (&mut self.readable, self.hung_up);
+            let got = tls.fill(sock, readable, &mut self.writable, buf);
             if got == Filled::Eof {
                 self.read_closed = true;
             }

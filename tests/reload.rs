@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
@@ -12,8 +13,11 @@ use common::*;
 struct File(PathBuf);
 
 impl File {
+    /// A path of its own, even for tests that run side by side with the same `name`.
     fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("lb-test-{name}-{}", std::process::id()));
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("lb-test-{name}-{}-{n}", std::process::id()));
         File(path)
     }
 
@@ -245,21 +249,22 @@ fn a_change_made_through_the_api_lasts_until_the_next_reload() {
 
 /// Two demo backends on one port, at 127.0.0.1 and 127.0.0.2, so that only the address
 /// that a name resolves to tells them apart.
-fn twins() -> (Proc, Proc) {
+fn twins(extra: &[&str]) -> (Proc, Proc) {
     for _ in 0..20 {
-        let one = backend("one", &[]);
+        let one = backend("one", extra);
         let two_addr = format!("127.0.0.2:{}", one.addr.port());
         if std::net::TcpListener::bind(&two_addr).is_ok() {
-            return (one, backend_on("two", &two_addr, &[]));
+            return (one, backend_on("two", &two_addr, extra));
         }
     }
     panic!("no port free on both 127.0.0.1 and 127.0.0.2");
 }
 
 /// lb in front of `lb-test-backend:PORT`, a name that the returned hosts file maps to
-/// 127.0.0.1 (backend "one"); 127.0.0.2 on the same port is backend "two".
-fn by_name(resolve_interval: &str) -> (Proc, Proc, File, Proc) {
-    let (one, two) = twins();
+/// 127.0.0.1 (backend "one"); 127.0.0.2 on the same port is backend "two". Both backends
+/// get `backend_flags`.
+fn by_name(resolve_interval: &str, backend_flags: &[&str]) -> (Proc, Proc, File, Proc) {
+    let (one, two) = twins(backend_flags);
     let hosts = File::new(&format!("hosts-{resolve_interval}"));
     hosts.write("127.0.0.1 lb-test-backend\n");
     let name = format!("lb-test-backend:{}", one.addr.port());
@@ -271,6 +276,8 @@ fn by_name(resolve_interval: &str) -> (Proc, Proc, File, Proc) {
             &flag,
             "--resolve-interval",
             resolve_interval,
+            "--admin",
+            "127.0.0.1:0",
         ],
     );
     assert_eq!(served_by(&get(lb.addr, "/")), "one");
@@ -279,7 +286,7 @@ fn by_name(resolve_interval: &str) -> (Proc, Proc, File, Proc) {
 
 #[test]
 fn a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_address() {
-    let (_one, _two, hosts, lb) = by_name("100ms");
+    let (_one, _two, hosts, lb) = by_name("100ms", &[]);
     hosts.write("127.0.0.2 lb-test-backend\n");
     assert!(
         eventually(Duration::from_secs(5), || served_by(&get(lb.addr, "/"))
@@ -301,9 +308,32 @@ fn a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_address(
     assert!(lb.wait_log("resolves again", Duration::from_secs(5)));
 }
 
+/// A connection that carries a request while its backend's name moves was not among the
+/// idle ones closed then: it must not go back to the pool, where it would serve every
+/// later request from the old address.
+#[test]
+fn a_connection_busy_when_its_name_moves_is_closed_not_pooled() {
+    let (_one, _two, hosts, lb) = by_name("100ms", &["--delay", "3s"]);
+    let admin = admin_addr(&lb);
+    let in_flight = || {
+        get(admin, "/metrics")
+            .text()
+            .lines()
+            .filter(|l| l.starts_with("lb_backend_active{"))
+            .any(|l| l.ends_with(" 1"))
+    };
+    let addr = lb.addr;
+    let slow = std::thread::spawn(move || served_by(&get(addr, "/")));
+    assert!(eventually(Duration::from_secs(5), in_flight));
+    hosts.write("127.0.0.2 lb-test-backend\n");
+    assert!(lb.wait_log("resolves elsewhere now", Duration::from_secs(5)));
+    assert_eq!(slow.join().expect("the slow request"), "one");
+    assert_eq!(served_by(&get(lb.addr, "/")), "two", "{}", lb.log_text());
+}
+
 #[test]
 fn sighup_looks_names_up_again_even_without_a_backends_file() {
-    let (_one, _two, hosts, lb) = by_name("0");
+    let (_one, _two, hosts, lb) = by_name("0", &[]);
     hosts.write("127.0.0.2 lb-test-backend\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(

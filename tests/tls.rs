@@ -414,7 +414,8 @@ fn alpn_offers_h2_on_http_listeners_and_nothing_on_tcp_ones() {
     let b = backend("alpn", &[]);
     let site = Site::new();
     let config = format!(
-        "[listeners.web]\naddress = \"127.0.0.1:0\"\ntls = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n\
+        "[admin]\nlisten = \"off\"\n\n\
+         [listeners.web]\naddress = \"127.0.0.1:0\"\ntls = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n\
          [listeners.raw]\naddress = \"127.0.0.1:0\"\nmode = \"tcp\"\npool = \"raw\"\n\
          tls = [{{ cert = \"{cert}\", key = \"{key}\" }}]\n\n\
          [pools.main]\nbackends = [\"{b}\"]\n\n[pools.raw]\nbackends = [\"{b}\"]\n\n\

@@ -33,6 +33,7 @@ pub(crate) fn open_stream(
     let Some(h) = h2_mut(conns, hkey) else {
         return Err(io::ErrorKind::NotConnected.into());
     };
+    let addr = h.addr;
     let io = h.spare.pop().unwrap_or_else(|| {
         let io = StreamIo::new(
             (hkey, h.serial),
@@ -47,6 +48,7 @@ pub(crate) fn open_stream(
     let mut u = UpstreamConn {
         io: Socket::stream(StreamEnd(Rc::clone(&io))),
         backend,
+        addr,
         serial,
         state: UpstreamState::Connecting(owner),
         timer: None,

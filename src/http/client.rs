@@ -404,9 +404,9 @@ pub(crate) fn close_client(conns: &mut Slab<Conn>, core: &mut Core, key: usize) 
     if let Some(Conn::Client(mut c)) = conns.try_remove(key) {
         core.disarm(&mut c.timer);
         c.io.release_buffers(&mut core.buffers);
-        // A stream's client side is not a connection: its connection counts itself.
+        // A stream's client side is not a connection: its connection counts itself. A
+        // socket leaves the poll as it closes (nothing else holds it): no epoll_ctl call.
         if !c.io.sock.is_stream() {
-            let _ = core.registry.deregister(&mut c.io.sock);
             core.client_closed();
         }
         if let ClientState::AwaitingFanout { job } = c.state {

@@ -2,6 +2,7 @@
 //! serves whoever owns it now: a client's exchange or a fan-out copy.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
@@ -24,6 +25,8 @@ use crate::timer::TimerId;
 pub struct UpstreamConn {
     pub io: Socket,
     pub backend: BackendId,
+    /// Where it connected: its backend's address then, which a name that moves changes.
+    pub addr: SocketAddr,
     pub serial: u32,
     pub state: UpstreamState,
     pub timer: Option<TimerId>,
@@ -66,8 +69,8 @@ pub(crate) fn upstream_mut(conns: &mut Slab<Conn>, key: usize) -> Option<&mut Up
 pub(crate) fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     if let Some(Conn::Upstream(mut u)) = conns.try_remove(key) {
         core.disarm(&mut u.timer);
+        // Its socket leaves the poll as it closes: no epoll_ctl call.
         u.io.release_buffers(&mut core.buffers);
-        let _ = core.registry.deregister(&mut u.io.sock);
         if u.state == UpstreamState::Idle {
             core.backends[u.backend].idle.retain(|&k| k != key);
         }
@@ -128,7 +131,8 @@ pub(crate) fn connect(
         // client's address is in its X-Forwarded-For.
         _ => None,
     };
-    let sock = TcpStream::connect(core.backends[backend].addr)?;
+    let addr = core.backends[backend].addr;
+    let sock = TcpStream::connect(addr)?;
     let mut io = backend_socket(core, sock, backend, source)?;
     let entry = conns.vacant_entry();
     let ukey = entry.key();
@@ -138,6 +142,7 @@ pub(crate) fn connect(
     let mut u = UpstreamConn {
         io,
         backend,
+        addr,
         serial,
         state: UpstreamState::Connecting(owner),
         timer: None,
@@ -177,7 +182,8 @@ pub fn backend_socket(
 }
 
 /// Puts a backend connection back in its pool, or closes it (also when its backend is
-/// out of rotation: drained, in maintenance or removed).
+/// out of rotation: drained, in maintenance or removed, or moved to another address while
+/// this connection was busy, when its idle ones were closed).
 pub(crate) fn release_upstream(
     conns: &mut Slab<Conn>,
     core: &mut Core,
@@ -194,7 +200,8 @@ pub(crate) fn release_upstream(
     let private = settings.send_proxy.is_some();
     // An HTTP/2 stream serves one exchange; its connection is what is reused.
     let stream = u.io.sock.is_stream();
-    if !reusable || private || stream || !b.pools() || b.idle.len() >= settings.pool_size {
+    let moved = u.addr != b.addr;
+    if !reusable || private || stream || moved || !b.pools() || b.idle.len() >= settings.pool_size {
         close_upstream(conns, core, ukey);
         return;
     }

@@ -269,10 +269,9 @@ fn close(conns: &mut Slab<Conn>, core: &mut Core, key: usize, broken: Option<Sid
         end,
     };
     core.access.write(p.peer, took, &entry);
+    // Both sockets leave the poll as they close (nothing else holds them).
     p.client.release_buffers(&mut core.buffers);
     p.backend.release_buffers(&mut core.buffers);
-    let _ = core.registry.deregister(&mut p.client.sock);
-    let _ = core.registry.deregister(&mut p.backend.sock);
     release_backend(core, p.backend_id);
     core.client_closed();
     if p.tunnel {

@@ -4,6 +4,8 @@
 //! verified), and reloads the certificates on SIGHUP.
 
 mod certs;
+#[cfg(feature = "aws-lc-rs")]
+mod hkdf;
 mod session;
 pub mod stats;
 mod x509;
@@ -28,7 +30,8 @@ pub use session::TlsSession;
 #[cfg(feature = "aws-lc-rs")]
 mod provider {
     pub const NAME: &str = "aws-lc-rs";
-    pub use rustls::crypto::aws_lc_rs::{Ticketer, default_provider};
+    pub use super::hkdf::default_provider;
+    pub use rustls::crypto::aws_lc_rs::Ticketer;
 }
 #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
 mod provider {

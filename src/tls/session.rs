@@ -69,10 +69,12 @@ impl TlsSession {
 
     /// Reads plaintext into `buf`, reading and decrypting from `sock` as needed, until
     /// `buf` is full or the socket is drained. Handshake answers are written at once.
+    /// `hung_up`: the peer's end of file or an error was reported, so a read that
+    /// drains the socket must be followed by one more, which will say so.
     pub fn fill(
         &mut self,
         sock: &mut TcpStream,
-        readable: &mut bool,
+        (readable, hung_up): (&mut bool, bool),
         writable: &mut bool,
         buf: &mut Buffer,
     ) -> Filled {
@@ -116,7 +118,11 @@ impl TlsSession {
             if !*readable {
                 break;
             }
-            match self.conn.read_tls(sock) {
+            let mut reader = Drained {
+                sock,
+                drained: false,
+            };
+            match self.conn.read_tls(&mut reader) {
                 Ok(0) => {
                     if self.phase != Phase::Open {
                         self.fail_handshake(HandshakeFailure::Closed, "closed mid-handshake");
@@ -124,6 +130,11 @@ impl TlsSession {
                     }
                 }
                 Ok(_) => {
+                    // A short read drained the socket: epoll reports the next arrival as a
+                    // new edge, so the read that would only say "nothing yet" is saved.
+                    if reader.drained && !hung_up {
+                        *readable = false;
+                    }
                     if self.phase == Phase::Fresh {
                         self.phase = Phase::Handshaking;
                     }
@@ -245,6 +256,20 @@ impl Drop for TlsSession {
 /// Looks at the first byte a client sent: a TLS handshake record starts with 22; a letter
 /// is the method of a plain HTTP request, which gets a plaintext 400 and a half-close.
 /// `Err` while nothing has arrived yet.
+/// The socket as rustls reads it, noting whether a read took less than it had room for.
+struct Drained<'a> {
+    sock: &'a mut TcpStream,
+    drained: bool,
+}
+
+impl Read for Drained<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.drained = n < buf.len();
+        Ok(n)
+    }
+}
+
 fn refuse_plaintext(sock: &mut TcpStream, readable: &mut bool) -> Result<bool, ()> {
     let mut first = [0u8; 1];
     match sock.peek(&mut first) {
