@@ -304,3 +304,21 @@ fn an_https_backend_that_does_not_choose_h2_fails_clearly() {
         outer.log_text()
     );
 }
+
+#[test]
+fn a_backend_that_never_sends_its_settings_is_given_up_at_the_connect_timeout() {
+    // It takes connections and says nothing: no SETTINGS, so no stream is let in.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let dir = TempDir::new();
+    let pool = "connect_timeout = \"1s\"\nserver_timeout = \"60s\"\n";
+    let (_lb, addr) = lb_h2_to(&dir, &[silent_addr.to_string()], "", pool);
+    // Not the server timeout's 504 a minute later: the wait for the server's SETTINGS is
+    // the connect's.
+    let r = get(addr, "/echo");
+    assert_eq!(r.status, 502, "{}", r.text());
+}
