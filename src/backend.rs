@@ -78,6 +78,9 @@ pub struct Backend {
     pub idle: Vec<usize>,
     /// Its HTTP/2 connections (`protocol = "h2"`), by slab key.
     pub h2: Vec<usize>,
+    /// The fewest idle connections it had since the last `trim_idle`: what no request
+    /// needed in that time.
+    pub idle_low: usize,
 }
 
 /// How much one new sample moves the response-time average.
@@ -103,6 +106,7 @@ impl Backend {
             ewma_us: None,
             idle: Vec::new(),
             h2: Vec::new(),
+            idle_low: 0,
         }
     }
 

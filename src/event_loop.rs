@@ -376,6 +376,7 @@ impl EventLoop {
     }
 
     fn housekeeping(&mut self) {
+        http::upstream::trim_idle(&mut self.conns, &mut self.core);
         self.core.buffers.trim_unused();
         let boxes_dropped = self.core.exchanges.trim_unused();
         if self.core.buffers.take_dropped() || boxes_dropped {

@@ -8,6 +8,45 @@ use std::time::Duration;
 
 use common::*;
 
+/// Idle connections to a backend, from lb's /metrics.
+fn idle_connections(admin: std::net::SocketAddr) -> Option<u32> {
+    get(admin, "/metrics")
+        .text()
+        .lines()
+        .find(|l| l.starts_with("lb_backend_idle_connections{"))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// More requests in flight than --pool-size: half of their connections stay pooled as they
+/// finish (each kept while as many others are busy), for the next burst, instead of
+/// closing all but two and connecting again; the housekeeping closes those no request
+/// takes.
+#[test]
+fn a_burst_beyond_the_pool_size_keeps_its_connections_until_they_go_unused() {
+    let b = backend("slow", &["--delay", "1s"]);
+    let lb = lb(&[&b], &["--pool-size", "2", "--admin", "127.0.0.1:0"]);
+    let admin = admin_addr(&lb);
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = lb.addr;
+            std::thread::spawn(move || get(addr, "/").status)
+        })
+        .collect();
+    for request in burst {
+        assert_eq!(request.join().expect("a request of the burst"), 200);
+    }
+    assert_eq!(idle_connections(admin), Some(4), "{}", lb.log_text());
+    assert!(
+        eventually(Duration::from_secs(5), || idle_connections(admin)
+            == Some(2)),
+        "the unused ones are closed: {:?}",
+        idle_connections(admin)
+    );
+}
+
 #[test]
 fn round_robin_rotates_over_three_backends() {
     let b1 = backend("server1", &[]);
