@@ -79,6 +79,8 @@ pub struct Backend {
     pub ewma_us: Option<f64>,
     /// Idle keep-alive connections to this backend, by slab token, most recent last.
     pub idle: Vec<usize>,
+    /// Its HTTP/2 connections (`protocol = "h2"`), by slab key.
+    pub h2: Vec<usize>,
     /// The fewest idle connections it had since the last `trim_idle`: what no request
     /// needed in that time.
     pub idle_low: usize,
@@ -109,6 +111,7 @@ impl Backend {
             active: 0,
             ewma_us: None,
             idle: Vec::new(),
+            h2: Vec::new(),
             idle_low: 0,
             moves: 0,
             busy_peak: 0,

@@ -23,6 +23,7 @@ use crate::config::{BackendSpec, OwnAddrs};
 use crate::drain::{self, Stopped};
 use crate::fanout;
 use crate::front::FrontId;
+use crate::h2_upstream;
 use crate::http;
 use crate::http2;
 use crate::journal::{Doorbell, Replayed};
@@ -369,6 +370,7 @@ impl EventLoop {
             }
             Some(Conn::Pipe(_)) => tcp::resume(&mut self.conns, &mut self.core, key),
             Some(Conn::H2(_)) => http2::drive(&mut self.conns, &mut self.core, key),
+            Some(Conn::H2Upstream(_)) => h2_upstream::drive(&mut self.conns, &mut self.core, key),
             _ => {}
         }
     }
@@ -422,6 +424,10 @@ impl EventLoop {
                 h.io.on_event(event);
                 http2::drive(&mut self.conns, &mut self.core, key);
             }
+            Some(Conn::H2Upstream(h)) => {
+                h.io.on_event(event);
+                h2_upstream::drive(&mut self.conns, &mut self.core, key);
+            }
             None => debug!("event for closed token {key}"),
         }
     }
@@ -466,6 +472,9 @@ impl EventLoop {
             }
             Some(Conn::H2(h)) if h.serial == serial => {
                 http2::timer_fired(&mut self.conns, &mut self.core, key);
+            }
+            Some(Conn::H2Upstream(h)) if h.serial == serial => {
+                h2_upstream::timer_fired(&mut self.conns, &mut self.core, key);
             }
             _ => {}
         }

@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod free_list;
 pub mod front;
 pub mod h2;
+pub mod h2_upstream;
 pub mod health;
 pub mod held_sends;
 pub mod http;

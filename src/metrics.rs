@@ -157,6 +157,9 @@ pub struct BackendMetrics {
     pub latency: Histogram,
     /// Connections to this backend open now.
     pub connections: u64,
+    /// Of them, HTTP/2 connections (`protocol = "h2"`), which carry many exchanges; each
+    /// exchange's stream counts in `connections` too.
+    pub h2_connections: u64,
     /// POST copies: attempts sent, and what became of them.
     pub fanout_sent: u64,
     pub fanout_delivered: u64,
@@ -184,6 +187,7 @@ impl BackendMetrics {
             bytes_received: 0,
             latency: Histogram::new(latency_bounds),
             connections: 0,
+            h2_connections: 0,
             fanout_sent: 0,
             fanout_delivered: 0,
             fanout_refused: 0,

@@ -20,6 +20,7 @@ use crate::config::{BackendSpec, OwnAddrs};
 use crate::conn::{Socket, Woken};
 use crate::fanout;
 use crate::front::{Front, FrontId, Routes};
+use crate::h2_upstream::H2Upstream;
 use crate::held_sends::HeldSends;
 use crate::http::client::ClientConn;
 use crate::http::exchange::ExchangePool;
@@ -75,6 +76,9 @@ pub enum Conn {
     /// An HTTP/2 client; each of its streams is a `Client` of its own. Boxed: its codec
     /// is large, and the HTTP/1 slots stay small.
     H2(Box<H2Conn>),
+    /// An HTTP/2 connection to a backend; each exchange it carries has an `Upstream` whose
+    /// socket is its stream.
+    H2Upstream(Box<H2Upstream>),
 }
 
 /// What a timer is for once it fires.

@@ -2,8 +2,8 @@
 //! every backend, and one route to it, so that flags and a file run the same code.
 
 use super::model::{
-    Action, Admin, Fanout, HeaderEdits, Health, Listener, Pool, Process, Protocol, Route, Site,
-    Source,
+    Action, Admin, BackendProtocol, Fanout, HeaderEdits, Health, Listener, Pool, Process, Protocol,
+    Route, Site, Source,
 };
 use super::{Config, Mode};
 
@@ -91,6 +91,7 @@ impl Config {
             retries: self.retries,
             pool_size: self.pool_size,
             send_proxy: self.send_proxy,
+            backend_protocol: BackendProtocol::Http1,
             fanout: Fanout {
                 count: self.fanout,
                 success_status: self.success_status,

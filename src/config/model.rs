@@ -188,7 +188,27 @@ pub struct Pool {
     pub retries: u32,
     pub pool_size: usize,
     pub send_proxy: Option<proxy_protocol::Version>,
+    /// What lb speaks to the pool's backends.
+    pub backend_protocol: BackendProtocol,
     pub fanout: Fanout,
+}
+
+/// What lb speaks to a pool's backends (`protocol` in a pool's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendProtocol {
+    #[default]
+    Http1,
+    /// HTTP/2: with prior knowledge (h2c) to `http://` backends, by ALPN to `https://`.
+    H2,
+}
+
+impl BackendProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendProtocol::Http1 => "http1",
+            BackendProtocol::H2 => "h2",
+        }
+    }
 }
 
 /// A host a route matches, without a port, in lower case.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::flags::{Unit, number_flag, show};
 use super::model::{Action, FieldMatch, HeaderEdits, HostPattern, PathMatch, Rewrite, Site};
-use super::model::{Fanout, Health, Listener, Pool, Process, Protocol, Route};
+use super::model::{BackendProtocol, Fanout, Health, Listener, Pool, Process, Protocol, Route};
 use super::{AccessLogTo, DEFAULT_ADMIN, JournalSync, LogFormat, RetryOn, StatusSet};
 
 /// A TOML string, quoted and escaped.
@@ -212,6 +212,9 @@ fn pool(p: &Pool, out: &mut String) {
     e.number("pool_size", "pool-size", p.pool_size as u64);
     if let Some(v) = p.send_proxy {
         e.push("send_proxy", q(v.name()));
+    }
+    if p.backend_protocol != BackendProtocol::Http1 {
+        e.push("protocol", q(p.backend_protocol.name()));
     }
     fanout(&p.fanout, &mut e);
     e.lines(out);

@@ -3,7 +3,7 @@
 //! to drive with bytes and take frames from; HPACK, bounded against the header bombs a
 //! client can send (`hpack`); and the mapping between an HTTP/2 stream's header lists and
 //! the HTTP/1.1 heads lb's backends speak (`message`). `client` is the same codec from
-//! the other side, for HTTP/2 backends; the loop does not use it yet.
+//! the other side, for HTTP/2 backends (driven by `h2_upstream`).
 
 pub mod client;
 pub mod connection;

@@ -11,9 +11,11 @@ use slab::Slab;
 use super::client::{ClientState, client_mut, drive};
 use super::exchange::{fail_exchange, retry_elsewhere};
 use crate::backend::BackendId;
+use crate::config::model::BackendProtocol;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core};
 use crate::fanout;
+use crate::h2_upstream;
 use crate::metrics::Failure;
 use crate::probe::observe;
 use crate::proxy_protocol;
@@ -76,11 +78,13 @@ pub(crate) fn close_upstream(conns: &mut Slab<Conn>, core: &mut Core, key: usize
     }
 }
 
-/// Closes the idle keep-alive connections to `backend`: it left rotation or moved.
+/// Closes the idle keep-alive connections to `backend`: it left rotation or moved. Its
+/// HTTP/2 connections finish their streams and close.
 pub(crate) fn close_pool(conns: &mut Slab<Conn>, core: &mut Core, backend: BackendId) {
     for ukey in std::mem::take(&mut core.backends[backend].idle) {
         close_upstream(conns, core, ukey);
     }
+    h2_upstream::close_backend(conns, core, backend);
 }
 
 /// Takes an idle keep-alive connection to `backend` from its pool for `owner`, if any.
@@ -90,6 +94,13 @@ pub(crate) fn take_pooled(
     backend: BackendId,
     (owner, server_timeout): (Owner, Duration),
 ) -> Option<usize> {
+    // Its pool turned to h2 at a reload: what it kept speaks HTTP/1.1.
+    if core.settings(backend).backend_protocol == BackendProtocol::H2 {
+        for ukey in std::mem::take(&mut core.backends[backend].idle) {
+            close_upstream(conns, core, ukey);
+        }
+        return None;
+    }
     let b = &mut core.backends[backend];
     while let Some(ukey) = b.idle.pop() {
         b.idle_low = b.idle_low.min(b.idle.len());
@@ -125,6 +136,9 @@ pub(crate) fn connect(
     (owner, server_timeout): (Owner, Duration),
     backend: BackendId,
 ) -> io::Result<usize> {
+    if core.settings(backend).backend_protocol == BackendProtocol::H2 {
+        return h2_upstream::open_stream(conns, core, (owner, server_timeout), backend);
+    }
     let source = match owner {
         Owner::Client(key) if core.settings(backend).send_proxy.is_some() => {
             client_mut(conns, key).and_then(|c| c.addresses())
@@ -204,10 +218,12 @@ pub(crate) fn release_upstream(
     // A connection that began with a PROXY header speaks for one client only.
     let settings = core.settings(backend);
     let private = settings.send_proxy.is_some();
+    // An HTTP/2 stream serves one exchange; its connection is what is reused.
+    let stream = u.io.sock.is_stream();
     let moved = u.moves != b.moves;
     let room =
         b.idle.len() < settings.pool_size || (settings.pool_size > 0 && b.idle.len() < b.busy_peak);
-    if !reusable || private || moved || !b.pools() || !room {
+    if !reusable || private || stream || moved || !b.pools() || !room {
         close_upstream(conns, core, ukey);
         return;
     }
@@ -260,7 +276,8 @@ pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
             }
         }
         UpstreamState::Connecting(owner) => {
-            if !(u.io.writable || u.io.readable) {
+            // A stream is let in by its HTTP/2 connection (`stream_connected`).
+            if !(u.io.writable || u.io.readable) || u.io.sock.is_stream() {
                 return;
             }
             let connected = match u.io.sock.take_error() {
@@ -283,6 +300,19 @@ pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
     }
 }
 
+/// An HTTP/2 stream's connection has room for it: its owner hands the request over.
+pub(crate) fn stream_connected(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
+    let Some(u) = upstream_mut(conns, ukey) else {
+        return;
+    };
+    let UpstreamState::Connecting(owner) = u.state else {
+        return;
+    };
+    u.state = UpstreamState::Busy(owner);
+    arm_server_timer(core, u, ukey);
+    step_owner(conns, core, owner, ukey);
+}
+
 fn step_owner(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize) {
     match owner {
         Owner::Client(client) => drive(conns, core, client),
@@ -292,7 +322,7 @@ fn step_owner(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize
 
 /// A connect failed (`Failure::Connect`) or timed out (`Failure::Timeout`): the owner
 /// retries elsewhere or later.
-fn connect_failed(
+pub(crate) fn connect_failed(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     owner: Owner,

@@ -484,6 +484,8 @@ pub fn wake(conns: &mut Slab<Conn>, core: &mut Core) {
         for (key, serial) in woken {
             if matches!(conns.get(key), Some(Conn::H2(h)) if h.serial == serial) {
                 drive(conns, core, key);
+            } else {
+                crate::h2_upstream::woken(conns, core, (key, serial));
             }
         }
     }

@@ -294,6 +294,15 @@ pub fn render(v: &View, out: &mut String) {
     per_backend(out, v, "lb_backend_connections_open", |id| {
         m.backends[id].connections as f64
     });
+    family(
+        out,
+        "lb_backend_h2_connections_open",
+        "gauge",
+        "HTTP/2 connections to the backend open now (pools with protocol = \"h2\").",
+    );
+    per_backend(out, v, "lb_backend_h2_connections_open", |id| {
+        m.backends[id].h2_connections as f64
+    });
     if http {
         family(
             out,

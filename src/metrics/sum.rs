@@ -27,6 +27,7 @@ impl BackendMetrics {
         self.bytes_received += o.bytes_received;
         self.latency.add(&o.latency);
         self.connections += o.connections;
+        self.h2_connections += o.h2_connections;
         self.fanout_sent += o.fanout_sent;
         self.fanout_delivered += o.fanout_delivered;
         self.fanout_refused += o.fanout_refused;

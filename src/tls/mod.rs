@@ -54,6 +54,8 @@ pub struct TlsContexts {
     servers: Vec<Option<Arc<ServerConfig>>>,
     /// For `https://` backends; `None` if no root certificates could be found.
     client: Option<Arc<ClientConfig>>,
+    /// The same, offering only `h2` by ALPN: for pools with `protocol = "h2"`.
+    client_h2: Option<Arc<ClientConfig>>,
     /// Each listener's certificates, to read again on SIGHUP.
     pairs: Vec<ListenerTls>,
     /// Kept across reloads, so that tickets issued before a reload still resume.
@@ -88,6 +90,7 @@ impl TlsContexts {
             provider,
             servers: Vec::new(),
             client: None,
+            client_h2: None,
             pairs: settings.pairs.clone(),
             ticketer: None,
             http: settings.http,
@@ -110,7 +113,12 @@ impl TlsContexts {
         // Built even without https backends, which a reload may add; a failure stops lb
         // only if one is there from the start.
         match contexts.client_config(settings.backend_ca) {
-            Ok(config) => contexts.client = Some(config),
+            Ok(config) => {
+                let mut h2 = (*config).clone();
+                h2.alpn_protocols = vec![b"h2".to_vec()];
+                contexts.client_h2 = Some(Arc::new(h2));
+                contexts.client = Some(config);
+            }
             Err(e) if settings.https_backends || settings.backend_ca.is_some() => return Err(e),
             Err(_) => {}
         }
@@ -233,9 +241,19 @@ impl TlsContexts {
 
     /// A session to an `https://` backend, verified for `name`.
     pub fn client_session(&self, name: &ServerName<'static>) -> Result<TlsSession, String> {
-        let config = self
-            .client
-            .as_ref()
+        Self::session(self.client.as_ref(), name)
+    }
+
+    /// A session to an `https://` backend of an h2 pool: it offers only `h2` by ALPN.
+    pub fn client_session_h2(&self, name: &ServerName<'static>) -> Result<TlsSession, String> {
+        Self::session(self.client_h2.as_ref(), name)
+    }
+
+    fn session(
+        config: Option<&Arc<ClientConfig>>,
+        name: &ServerName<'static>,
+    ) -> Result<TlsSession, String> {
+        let config = config
             .ok_or("no root certificates to verify https backends with: give --backend-ca FILE")?;
         ClientConnection::new(Arc::clone(config), name.clone())
             .map(|conn| TlsSession::new(conn.into()))

@@ -200,6 +200,7 @@ fn check_in(text: &str, file: &str, dir: &Path) -> Checked {
 const HTTP_ONLY_POOL: &[&str] = &[
     "server_timeout",
     "pool_size",
+    "protocol",
     "health.path",
     "health.expect",
     "fanout",

@@ -6,7 +6,7 @@ use super::{number_or_default, parsed};
 use crate::config::backends::{parse_line, read_backends_file};
 use crate::config::fanout::{RetryOn, StatusSet};
 use crate::config::flags::{as_duration, number_flag};
-use crate::config::model::{Fanout, Health, KeyPath, Pool};
+use crate::config::model::{BackendProtocol, Fanout, Health, KeyPath, Pool};
 use crate::proxy_protocol;
 use crate::strategy;
 
@@ -22,6 +22,7 @@ pub(super) const POOL: &[&str] = &[
     "retries",
     "pool_size",
     "send_proxy",
+    "protocol",
     "fanout",
 ];
 
@@ -113,6 +114,12 @@ fn read_pool(doc: &mut Doc, t: &Table, name: String) -> Pool {
             "v2" => Ok(proxy_protocol::Version::V2),
             _ => Err(format!("'{s}' is not a PROXY protocol version (v1 or v2)")),
         }),
+        backend_protocol: parsed(doc, t, "protocol", |s| match s {
+            "http1" => Ok(BackendProtocol::Http1),
+            "h2" => Ok(BackendProtocol::H2),
+            _ => Err(format!("'{s}' is not a backend protocol (http1 or h2)")),
+        })
+        .unwrap_or_default(),
         fanout: read_fanout(doc, fanout.as_ref()),
     }
 }

@@ -272,13 +272,14 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]\nserver_timeout = \"5s\"\npool_size = 4\nhealth = { path = \"/x\", expect = \"2xx\", rise = 3 }\nfanout = { count = 1 }",
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]\nserver_timeout = \"5s\"\npool_size = 4\nhealth = { path = \"/x\", expect = \"2xx\", rise = 3 }\nfanout = { count = 1 }\nprotocol = \"h2\"",
         &[
             "16:1: `server_timeout` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
             "17:1: `pool_size` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
             "18:12: `health.path` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
             "18:25: `health.expect` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
             "19:1: `fanout` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+            "20:1: `protocol` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
         ],
     ),
     (
@@ -384,6 +385,10 @@ const BAD: &[(&str, &[&str])] = &[
     (
         "[listeners.secure]\naddress = \"127.0.0.1:8443\"\ntls = [{ cert = \"a.pem\" }]",
         &["12:8: a certificate needs both `cert` (a PEM chain) and `key` (its PEM key)"],
+    ),
+    (
+        "@POOL protocol = \"h3\"",
+        &["6:12: `protocol`: 'h3' is not a backend protocol (http1 or h2)"],
     ),
     (
         "@POOL send_proxy = \"v3\"",
