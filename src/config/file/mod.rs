@@ -202,6 +202,8 @@ const HTTP_ONLY_POOL: &[&str] = &[
     "pool_size",
     "health.path",
     "health.expect",
+    "health.kind",
+    "health.grpc_service",
     "fanout",
 ];
 
