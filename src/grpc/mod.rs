@@ -3,6 +3,8 @@
 //! `grpc.health.v1.Health/Check` call an active health check makes over HTTP/2.
 //! Plain values in and out: the event loop drives them (`probe`, `http::exchange`).
 
+use std::time::Duration;
+
 pub mod health;
 pub mod message;
 pub mod timeout;
@@ -26,4 +28,36 @@ pub fn is_grpc_content_type(value: &[u8]) -> bool {
             value.get(GRPC.len()),
             None | Some(b'+' | b';' | b' ' | b'\t')
         )
+}
+
+/// What lb makes of a request's gRPC header fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallFields {
+    /// A gRPC content type: lb's own timeout is answered the gRPC way.
+    pub grpc: bool,
+    /// The caller's `grpc-timeout`; the tightest when it came more than once.
+    pub deadline: Option<Duration>,
+}
+
+impl CallFields {
+    /// Takes a field if it is one of gRPC's; says whether it was. A `grpc-timeout` that
+    /// breaks the grammar sets no deadline.
+    pub fn read(&mut self, name: &str, value: &[u8]) -> bool {
+        let value = value.trim_ascii();
+        if name.eq_ignore_ascii_case("content-type") {
+            self.grpc = is_grpc_content_type(value);
+        } else if name.eq_ignore_ascii_case("grpc-timeout") {
+            if let Some(t) = timeout::parse(value) {
+                self.deadline = Some(self.deadline.map_or(t, |d| d.min(t)));
+            }
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// The server timeout of the call's exchange: its route's, or its deadline if sooner.
+    pub fn server_timeout(&self, route: Duration) -> Duration {
+        self.deadline.map_or(route, |d| d.min(route))
+    }
 }

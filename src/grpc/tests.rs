@@ -374,3 +374,32 @@ fn call_refuses_http1() {
         "{v:?}"
     );
 }
+
+#[test]
+fn call_fields() {
+    let mut f = super::CallFields::default();
+    assert!(!f.read("host", b"x"));
+    assert!(f.read("Content-Type", b"application/grpc+proto"));
+    assert!(f.grpc);
+    assert!(f.read("grpc-timeout", b" 10S "));
+    assert!(f.read("grpc-timeout", b"200m"));
+    assert!(f.read("grpc-timeout", b"1H"));
+    // A bad one is no deadline: the tightest good one stands.
+    assert!(f.read("grpc-timeout", b"1000000000n"));
+    assert_eq!(f.deadline, Some(Duration::from_millis(200)));
+    assert_eq!(
+        f.server_timeout(Duration::from_secs(30)),
+        Duration::from_millis(200)
+    );
+    assert_eq!(
+        f.server_timeout(Duration::from_millis(50)),
+        Duration::from_millis(50)
+    );
+    let none = super::CallFields::default();
+    assert_eq!(
+        none.server_timeout(Duration::from_secs(30)),
+        Duration::from_secs(30)
+    );
+    f.read("content-type", b"application/json");
+    assert!(!f.grpc);
+}

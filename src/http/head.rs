@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::body::Framing;
 use crate::buffer::Buffer;
+use crate::grpc::CallFields;
 use crate::route::{Action, Edits, RequestView, RouteTable, Sink};
 
 mod fields;
@@ -69,6 +70,7 @@ pub struct RequestHead {
     /// A route that redirects or answers had its answer's head written instead of the
     /// forwarded one.
     pub route: Option<usize>,
+    pub grpc: CallFields,
 }
 
 /// What routes a parsed request: the listener's table, and room for the request's target
@@ -225,6 +227,7 @@ struct Scan<'a> {
     /// The client's X-Request-Id, if it sent a usable one.
     request_id: Option<&'a [u8]>,
     last_xff: Option<usize>,
+    grpc: CallFields,
 }
 
 /// Reads the header lines into `fields` and a `Scan`, refusing what is ambiguous.
@@ -237,7 +240,7 @@ fn scan<'a>(
     let mut ids = 0;
     for (i, h) in headers.iter().enumerate() {
         let name = h.name;
-        if fields.read(i, h).map_err(bad)? {
+        if fields.read(i, h).map_err(bad)? || s.grpc.read(name, h.value) {
         } else if name.eq_ignore_ascii_case("host") {
             s.hosts += 1;
             s.host = Some(trim(h.value));
@@ -408,6 +411,7 @@ pub fn parse_request(
         upgrade,
         request_id: scan.request_id.map_or(info.fresh_id, RequestId::from_bytes),
         route: hit.map(|h| h.index),
+        grpc: scan.grpc,
     }))
 }
 
