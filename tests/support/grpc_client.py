@@ -4,7 +4,7 @@ JSON object per call on stdout: {"call": KIND, "code": "OK" or the status code's
 
 Usage: grpc_client.py ADDR KIND [ARG] [--timeout SECONDS]
   KIND: unary, server-stream, client-stream, bidi, all (the four), health [SERVICE],
-  set-serving SERVING|NOT_SERVING
+  set-serving SERVING|NOT_SERVING, hang (a call the server never answers)
 Exits 0 when every call was made, whatever its status; non-zero on a usage error.
 """
 
@@ -51,6 +51,8 @@ def calls(channel, kind, arg, timeout):
     if kind == "health":
         check = unary("/grpc.health.v1.Health/Check")
         return decode_status(check(encode_service(arg), timeout=timeout))
+    if kind == "hang":
+        return unary("/test.Echo/Hang")(arg.encode(), timeout=timeout).decode()
     if kind == "set-serving":
         return unary("/test.Control/SetServing")(arg.encode(), timeout=timeout).decode()
     raise ValueError(kind)
@@ -63,6 +65,7 @@ DEFAULT_ARG = {
     "bidi": "p,q,r",
     "health": "",
     "set-serving": "SERVING",
+    "hang": "",
 }
 
 

@@ -11,6 +11,7 @@ test.Echo:
   ServerStream   the request split on b",", one response a piece
   ClientStream   the requests joined with b","
   Bidi           each request back as it comes, upper-cased
+  Hang           no answer until the call is cancelled or its deadline passes
 test.Control/SetServing: b"SERVING" or b"NOT_SERVING" sets what Health/Check says
   (for every service); answers with the status set.
 grpc.health.v1.Health/Check: SERVING or NOT_SERVING for "" and "test.Echo";
@@ -76,6 +77,7 @@ class Handlers(grpc.GenericRpcHandler):
                 self.client_stream
             ),
             "/test.Echo/Bidi": grpc.stream_stream_rpc_method_handler(self.bidi),
+            "/test.Echo/Hang": grpc.unary_unary_rpc_method_handler(self.hang),
             "/test.Control/SetServing": grpc.unary_unary_rpc_method_handler(
                 self.set_serving
             ),
@@ -100,6 +102,12 @@ class Handlers(grpc.GenericRpcHandler):
     def bidi(self, requests, context):
         for r in requests:
             yield r.upper()
+
+    def hang(self, request, context):
+        ended = threading.Event()
+        context.add_callback(ended.set)
+        ended.wait()
+        return b""
 
     def set_serving(self, request, context):
         statuses = {b"SERVING": SERVING, b"NOT_SERVING": NOT_SERVING}
