@@ -37,6 +37,9 @@ pub struct CallFields {
     pub grpc: bool,
     /// The caller's `grpc-timeout`; the tightest when it came more than once.
     pub deadline: Option<Duration>,
+    /// `TE: trailers`, which gRPC servers require and which lb, relaying trailers, may
+    /// say again to the next hop (TE itself is hop-by-hop).
+    pub te_trailers: bool,
 }
 
 impl CallFields {
@@ -46,6 +49,10 @@ impl CallFields {
         let value = value.trim_ascii();
         if name.eq_ignore_ascii_case("content-type") {
             self.grpc = is_grpc_content_type(value);
+        } else if name.eq_ignore_ascii_case("te") {
+            self.te_trailers |= value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
         } else if name.eq_ignore_ascii_case("grpc-timeout") {
             if let Some(t) = timeout::parse(value) {
                 self.deadline = Some(self.deadline.map_or(t, |d| d.min(t)));
@@ -54,6 +61,11 @@ impl CallFields {
             return false;
         }
         true
+    }
+
+    /// A gRPC call whose client takes trailers: its forwarded head says `TE: trailers`.
+    pub fn forwards_te(&self) -> bool {
+        self.grpc && self.te_trailers
     }
 
     /// The server timeout of the call's exchange: its route's, or its deadline if sooner.

@@ -136,6 +136,8 @@ struct Added<'a> {
     host: Option<&'a str>,
     /// `Connection: upgrade`, with the client's Upgrade field kept (less any h2c).
     upgrade: bool,
+    /// `TE: trailers` for a gRPC call (`CallFields::forwards_te`).
+    te: bool,
 }
 
 /// Writes the header lines to forward, after the request line: the client's but hop-by-hop
@@ -187,7 +189,8 @@ fn write_request_fields(
     let ours = 2
         + usize::from(added.id)
         + usize::from(added.host.is_some())
-        + 2 * usize::from(added.upgrade);
+        + 2 * usize::from(added.upgrade)
+        + usize::from(added.te);
     within_field_limit(kept + ours)?;
     if last_xff.is_none() {
         write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
@@ -212,6 +215,9 @@ fn write_request_fields(
     }
     if added.upgrade {
         put(out, b"Connection: upgrade\r\n")?;
+    }
+    if added.te {
+        put(out, b"TE: trailers\r\n")?;
     }
     edits.write_added(out).map_err(|_| Overflow)?;
     put(out, b"\r\n")
@@ -354,6 +360,7 @@ pub fn parse_request(
             .authority
             .or((scan.hosts == 0).then_some(info.default_host)),
         upgrade: upgrade.is_some(),
+        te: scan.grpc.forwards_te(),
     };
     let host = match target.authority {
         Some(authority) => authority.as_bytes(),
