@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../fuzz"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(request_head response_head chunked journal_records h2_frames h2_client_frames hpack_decode)
+((${#targets[@]})) || targets=(request_head response_head chunked journal_records h2_frames h2_client_frames hpack_decode grpc_health)
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || {
     echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2
     exit 2

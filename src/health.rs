@@ -3,7 +3,7 @@
 
 mod monitor;
 
-pub use monitor::{HealthMonitor, Known, LastCheck};
+pub use monitor::{Checks, HealthMonitor, Known, LastCheck};
 
 /// Where one backend stands with its health checks. Starts up.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ pub mod event_loop;
 pub mod fanout;
 pub mod free_list;
 pub mod front;
+pub mod grpc;
 pub mod h2;
 pub mod h2_upstream;
 pub mod health;

@@ -1,5 +1,6 @@
 //! Active health checks, run from the event loop: every `--health-interval` each backend
-//! gets a non-blocking `GET --health-path` (HTTP mode) or a bare connect (TCP mode).
+//! gets a non-blocking `GET --health-path` (HTTP mode), a gRPC Health/Check over HTTP/2
+//! (`kind = "grpc"`), or a bare connect (TCP mode).
 //! Results from checks and from real traffic feed one `HealthState` per backend.
 
 use std::io;
@@ -15,6 +16,8 @@ use crate::config::UNRESOLVED;
 use crate::conn::{Filled, Socket};
 use crate::event_loop::{Conn, Core, Timer};
 use crate::fanout;
+use crate::grpc::health::{HealthCall, Verdict};
+use crate::health::Checks;
 use crate::health::Transition;
 pub use crate::health::{HealthMonitor, LastCheck};
 use crate::http::upstream::backend_socket;
@@ -99,6 +102,23 @@ enum ProbeState {
     Sending(usize),
     /// Waiting for the status line.
     Reading,
+    /// A gRPC health call in progress.
+    Calling(Box<GrpcCall>),
+}
+
+/// A gRPC health call and the frames it queued that the socket has not taken yet.
+struct GrpcCall {
+    call: HealthCall,
+    out: Vec<u8>,
+    sent: usize,
+}
+
+/// What a check got.
+enum Answer {
+    /// TCP mode: the connect is the check.
+    Connected,
+    Status(u16),
+    Grpc(Verdict),
 }
 
 /// Arms the next check of `id`, `after` from now.
@@ -223,16 +243,21 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         return;
     };
     let checks = &core.health.checks[p.backend];
-    match step(p, checks.request(), &mut core.buffers) {
+    let label = &core.backends[p.backend].label;
+    let host = label.strip_prefix("https://").unwrap_or(label);
+    match step(p, (checks, host), core.now, &mut core.buffers) {
         Ok(None) => {}
-        // 0: a TCP check, passed by connecting.
-        Ok(Some(status)) if status == 0 || checks.expect.contains(status) => {
+        Ok(Some(Answer::Connected | Answer::Grpc(Ok(())))) => {
             close(conns, core, key, Check::Passed, "")
         }
-        Ok(Some(status)) => {
+        Ok(Some(Answer::Status(status))) if checks.expect.contains(status) => {
+            close(conns, core, key, Check::Passed, "")
+        }
+        Ok(Some(Answer::Status(status))) => {
             let why = format!("status {status}");
             close(conns, core, key, Check::Failed, &why);
         }
+        Ok(Some(Answer::Grpc(Err(why)))) => close(conns, core, key, Check::Failed, &why),
         Err(e) => {
             let why = e.to_string();
             close(conns, core, key, Check::Unanswered, &why);
@@ -240,10 +265,15 @@ pub fn probe_ready(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     }
 }
 
-/// Advances a check as far as the socket allows. `Ok(Some(status))` when it is decided;
-/// a TCP-mode check passes with status 0 as soon as it connects.
-fn step(p: &mut Probe, request: &[u8], pool: &mut BufferPool) -> io::Result<Option<u16>> {
-    let lost = || io::Error::new(io::ErrorKind::BrokenPipe, "connection lost");
+/// Advances a check of the backend at `host` as far as the socket allows; `Ok(Some(_))`
+/// when it is decided.
+fn step(
+    p: &mut Probe,
+    (checks, host): (&Checks, &str),
+    now: Instant,
+    pool: &mut BufferPool,
+) -> io::Result<Option<Answer>> {
+    let request = checks.request();
     loop {
         match &mut p.state {
             ProbeState::Connecting => {
@@ -254,8 +284,19 @@ fn step(p: &mut Probe, request: &[u8], pool: &mut BufferPool) -> io::Result<Opti
                     return Err(e);
                 }
                 match p.io.sock.peer_addr() {
-                    Ok(_) if request.is_empty() => return Ok(Some(0)),
-                    Ok(_) => p.state = ProbeState::Sending(0),
+                    Ok(_) => match &checks.grpc {
+                        Some(service) => {
+                            let call =
+                                HealthCall::new(host, service, now).map_err(io::Error::other)?;
+                            p.state = ProbeState::Calling(Box::new(GrpcCall {
+                                call,
+                                out: Vec::new(),
+                                sent: 0,
+                            }));
+                        }
+                        None if request.is_empty() => return Ok(Some(Answer::Connected)),
+                        None => p.state = ProbeState::Sending(0),
+                    },
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(None),
                     Err(e) => return Err(e),
                 }
@@ -272,21 +313,54 @@ fn step(p: &mut Probe, request: &[u8], pool: &mut BufferPool) -> io::Result<Opti
             },
             ProbeState::Reading => {
                 if p.io.input_len() >= 12 {
-                    return parse_status(&p.io.input_data()[..12]).map(Some);
+                    return parse_status(&p.io.input_data()[..12]).map(|s| Some(Answer::Status(s)));
                 }
-                match p.io.fill(pool) {
-                    Filled::Got => {}
-                    Filled::Nothing => return Ok(None),
-                    Filled::Eof => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "closed without answering",
-                        ));
+                if !read(&mut p.io, pool)? {
+                    return Ok(None);
+                }
+            }
+            ProbeState::Calling(g) => {
+                if g.sent == g.out.len() {
+                    g.out.clear();
+                    g.sent = 0;
+                    g.call.take_output(&mut g.out);
+                }
+                while let Some(rest) = g.out.get(g.sent..).filter(|r| !r.is_empty()) {
+                    match p.io.send(rest) {
+                        Ok(0) => break,
+                        Ok(n) => g.sent += n,
+                        Err(_) => return Err(lost()),
                     }
-                    Filled::Failed => return Err(lost()),
+                }
+                if !read(&mut p.io, pool)? {
+                    return Ok(None);
+                }
+                let (used, verdict) = g.call.receive(p.io.input_data(), now);
+                if let Some(input) = p.io.input.as_mut() {
+                    input.consume(used);
+                }
+                if let Some(verdict) = verdict {
+                    return Ok(Some(Answer::Grpc(verdict)));
                 }
             }
         }
+    }
+}
+
+fn lost() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "connection lost")
+}
+
+/// Reads once more of the answer: false when nothing is there yet.
+fn read(io: &mut Socket, pool: &mut BufferPool) -> io::Result<bool> {
+    match io.fill(pool) {
+        Filled::Got => Ok(true),
+        Filled::Nothing => Ok(false),
+        Filled::Eof => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "closed without answering",
+        )),
+        Filled::Failed => Err(lost()),
     }
 }
 

@@ -2,8 +2,8 @@
 //! every backend, and one route to it, so that flags and a file run the same code.
 
 use super::model::{
-    Action, Admin, BackendProtocol, Fanout, HeaderEdits, Health, Listener, Pool, Process, Protocol,
-    Route, Site, Source,
+    Action, Admin, BackendProtocol, CheckKind, Fanout, HeaderEdits, Health, Listener, Pool,
+    Process, Protocol, Route, Site, Source,
 };
 use super::{Config, Mode};
 
@@ -85,6 +85,7 @@ impl Config {
                 rise: self.rise,
                 fall: self.fall,
                 expect: super::StatusSet::PASSING,
+                kind: CheckKind::Http,
             },
             connect_timeout: self.connect_timeout,
             server_timeout: self.server_timeout,

@@ -155,6 +155,17 @@ pub struct Health {
     pub fall: u32,
     /// Statuses that pass a check.
     pub expect: StatusSet,
+    pub kind: CheckKind,
+}
+
+/// What an active check of an HTTP pool asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `GET path` over HTTP/1.1.
+    Http,
+    /// `grpc.health.v1.Health/Check` over HTTP/2 with prior knowledge, about this service
+    /// ("": the server as a whole).
+    Grpc { service: String },
 }
 
 /// How a pool's POST copies are delivered.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::flags::{Unit, number_flag, show};
 use super::model::{Action, FieldMatch, HeaderEdits, HostPattern, PathMatch, Rewrite, Site};
-use super::model::{BackendProtocol, Fanout, Health, Listener, Pool, Process, Protocol, Route};
+use super::model::{
+    BackendProtocol, CheckKind, Fanout, Health, Listener, Pool, Process, Protocol, Route,
+};
 use super::{AccessLogTo, DEFAULT_ADMIN, JournalSync, LogFormat, RetryOn, StatusSet};
 
 /// A TOML string, quoted and escaped.
@@ -231,6 +233,12 @@ fn health(h: &Health, out: &mut Entries) {
     e.number("fall", "fall", u64::from(h.fall));
     if h.expect != StatusSet::PASSING {
         e.push("expect", q(&h.expect.to_string()));
+    }
+    if let CheckKind::Grpc { service } = &h.kind {
+        e.push("kind", q("grpc"));
+        if !service.is_empty() {
+            e.push("grpc_service", q(service));
+        }
     }
     e.inline("health", out);
 }

@@ -119,6 +119,7 @@ fn stream(
         pool,
         route,
         server_timeout,
+        grpc: false,
         rules: None,
         upstream: ukey,
         backend,

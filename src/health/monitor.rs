@@ -8,7 +8,7 @@ use log::{debug, info, warn};
 use super::{HealthState, Transition};
 use crate::backend::{Backend, BackendId};
 use crate::config::StatusSet;
-use crate::config::model::Protocol;
+use crate::config::model::{CheckKind, Protocol};
 use crate::pool::Pool;
 
 /// How one backend is checked: its pool's settings, taken when it joins.
@@ -19,8 +19,12 @@ pub struct Checks {
     pub timeout: Duration,
     rise: u32,
     fall: u32,
-    /// What a check sends: an HTTP request, or nothing (a TCP connect is the check).
+    /// What a check sends: an HTTP request, or nothing (a TCP connect is the check, or
+    /// `grpc` says what the check asks).
     request: Vec<u8>,
+    /// The service a gRPC health check asks about ("": the whole server); `None`: the
+    /// check is not a gRPC one.
+    pub grpc: Option<String>,
     /// Statuses that pass.
     pub expect: StatusSet,
 }
@@ -29,7 +33,12 @@ impl Checks {
     fn of(pool: &Pool, label: &str) -> Self {
         let h = &pool.settings.health;
         let host = label.strip_prefix("https://").unwrap_or(label);
+        let grpc = match (&h.kind, pool.protocol) {
+            (CheckKind::Grpc { service }, Protocol::Http) => Some(service.clone()),
+            _ => None,
+        };
         let request = match pool.protocol {
+            Protocol::Http if grpc.is_some() => Vec::new(),
             Protocol::Http => format!(
                 "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lb-health-check\r\nConnection: close\r\n\r\n",
                 h.path
@@ -43,6 +52,7 @@ impl Checks {
             rise: h.rise,
             fall: h.fall,
             request,
+            grpc,
             expect: h.expect,
         }
     }

@@ -67,8 +67,11 @@ pub struct Exchange {
     /// The route that took it (its place in the site's list); `None` for a POST resumed
     /// from the journal whose answer streams.
     pub route: Option<usize>,
-    /// How long its backend may take to answer.
+    /// How long its backend may take to answer: its route's timeout, or the gRPC
+    /// deadline of its request if sooner.
     pub server_timeout: Duration,
+    /// A gRPC call: a timeout of lb's is answered with grpc-status DEADLINE_EXCEEDED.
+    pub grpc: bool,
     /// Its route, for the rules on its answer (`None`: it has none).
     pub rules: Option<RouteRef>,
     /// Slab key of the backend connection serving it.
@@ -155,7 +158,8 @@ pub(super) fn dispatch(
     let mut ex = core.exchanges.get(Exchange {
         pool,
         route: Some(routed.route),
-        server_timeout: routed.server_timeout,
+        server_timeout: head.grpc.server_timeout(routed.server_timeout),
+        grpc: head.grpc.grpc,
         rules: routed.rules,
         upstream: usize::MAX,
         backend: 0,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use super::body::Framing;
 use crate::buffer::Buffer;
+use crate::grpc::CallFields;
 use crate::route::{Action, Edits, RequestView, RouteTable, Sink};
 
 mod fields;
@@ -69,6 +70,7 @@ pub struct RequestHead {
     /// A route that redirects or answers had its answer's head written instead of the
     /// forwarded one.
     pub route: Option<usize>,
+    pub grpc: CallFields,
 }
 
 /// What routes a parsed request: the listener's table, and room for the request's target
@@ -134,6 +136,8 @@ struct Added<'a> {
     host: Option<&'a str>,
     /// `Connection: upgrade`, with the client's Upgrade field kept (less any h2c).
     upgrade: bool,
+    /// `TE: trailers` for a gRPC call (`CallFields::forwards_te`).
+    te: bool,
 }
 
 /// Writes the header lines to forward, after the request line: the client's but hop-by-hop
@@ -185,7 +189,8 @@ fn write_request_fields(
     let ours = 2
         + usize::from(added.id)
         + usize::from(added.host.is_some())
-        + 2 * usize::from(added.upgrade);
+        + 2 * usize::from(added.upgrade)
+        + usize::from(added.te);
     within_field_limit(kept + ours)?;
     if last_xff.is_none() {
         write!(out, "X-Forwarded-For: {}\r\n", info.client_ip).map_err(|_| Overflow)?;
@@ -211,6 +216,9 @@ fn write_request_fields(
     if added.upgrade {
         put(out, b"Connection: upgrade\r\n")?;
     }
+    if added.te {
+        put(out, b"TE: trailers\r\n")?;
+    }
     edits.write_added(out).map_err(|_| Overflow)?;
     put(out, b"\r\n")
 }
@@ -225,6 +233,7 @@ struct Scan<'a> {
     /// The client's X-Request-Id, if it sent a usable one.
     request_id: Option<&'a [u8]>,
     last_xff: Option<usize>,
+    grpc: CallFields,
 }
 
 /// Reads the header lines into `fields` and a `Scan`, refusing what is ambiguous.
@@ -237,7 +246,7 @@ fn scan<'a>(
     let mut ids = 0;
     for (i, h) in headers.iter().enumerate() {
         let name = h.name;
-        if fields.read(i, h).map_err(bad)? {
+        if fields.read(i, h).map_err(bad)? || s.grpc.read(name, h.value) {
         } else if name.eq_ignore_ascii_case("host") {
             s.hosts += 1;
             s.host = Some(trim(h.value));
@@ -351,6 +360,7 @@ pub fn parse_request(
             .authority
             .or((scan.hosts == 0).then_some(info.default_host)),
         upgrade: upgrade.is_some(),
+        te: scan.grpc.forwards_te(),
     };
     let host = match target.authority {
         Some(authority) => authority.as_bytes(),
@@ -408,6 +418,7 @@ pub fn parse_request(
         upgrade,
         request_id: scan.request_id.map_or(info.fresh_id, RequestId::from_bytes),
         route: hit.map(|h| h.index),
+        grpc: scan.grpc,
     }))
 }
 

@@ -203,6 +203,8 @@ const HTTP_ONLY_POOL: &[&str] = &[
     "protocol",
     "health.path",
     "health.expect",
+    "health.kind",
+    "health.grpc_service",
     "fanout",
 ];
 

@@ -6,7 +6,8 @@ use super::{number_or_default, parsed};
 use crate::config::backends::{parse_line, read_backends_file};
 use crate::config::fanout::{RetryOn, StatusSet};
 use crate::config::flags::{as_duration, number_flag};
-use crate::config::model::{BackendProtocol, Fanout, Health, KeyPath, Pool};
+use crate::config::model::{BackendProtocol, CheckKind, Fanout, Health, KeyPath, Pool};
+use crate::grpc::message::MAX_SERVICE;
 use crate::proxy_protocol;
 use crate::strategy;
 
@@ -26,7 +27,16 @@ pub(super) const POOL: &[&str] = &[
     "fanout",
 ];
 
-pub(super) const HEALTH: &[&str] = &["path", "interval", "timeout", "rise", "fall", "expect"];
+pub(super) const HEALTH: &[&str] = &[
+    "path",
+    "interval",
+    "timeout",
+    "rise",
+    "fall",
+    "expect",
+    "kind",
+    "grpc_service",
+];
 
 pub(super) const FANOUT: &[&str] = &[
     "count",
@@ -146,7 +156,15 @@ fn read_health(doc: &mut Doc, t: Option<&Table>) -> Health {
     });
     let interval = as_duration(sub_number(doc, t, "interval", "health-interval"));
     if let Some(t) = t.filter(|_| interval.is_zero()) {
-        for key in ["timeout", "path", "rise", "fall", "expect"] {
+        for key in [
+            "timeout",
+            "path",
+            "rise",
+            "fall",
+            "expect",
+            "kind",
+            "grpc_service",
+        ] {
             if t.has(key) {
                 let span = doc.key_span(t, key);
                 doc.warning(
@@ -165,6 +183,48 @@ fn read_health(doc: &mut Doc, t: Option<&Table>) -> Health {
         expect: t
             .and_then(|t| parsed(doc, t, "expect", StatusSet::parse))
             .unwrap_or(StatusSet::PASSING),
+        kind: t.map_or(CheckKind::Http, |t| read_check_kind(doc, t)),
+    }
+}
+
+/// `kind` and what goes with it: a gRPC check has no path or statuses of its own, and a
+/// service name only a gRPC check can ask about.
+fn read_check_kind(doc: &mut Doc, t: &Table) -> CheckKind {
+    let grpc = parsed(doc, t, "kind", |s| match s {
+        "http" => Ok(false),
+        "grpc" => Ok(true),
+        _ => Err(format!(
+            "'{s}' is not a kind of health check (http or grpc)"
+        )),
+    })
+    .unwrap_or(false);
+    let service = parsed(doc, t, "grpc_service", |s| {
+        if s.len() <= MAX_SERVICE && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(s.to_string())
+        } else {
+            Err(format!(
+                "'{s}' is not a gRPC service name (at most {MAX_SERVICE} characters, no spaces)"
+            ))
+        }
+    });
+    if !grpc {
+        if t.has("grpc_service") {
+            let span = doc.key_span(t, "grpc_service");
+            doc.error(span, "`grpc_service` needs `kind = \"grpc\"`");
+        }
+        return CheckKind::Http;
+    }
+    for key in ["path", "expect"] {
+        if t.has(key) {
+            let span = doc.key_span(t, key);
+            doc.error(
+                span,
+                format!("`{key}` does nothing with `kind = \"grpc\"`: the check calls grpc.health.v1.Health/Check"),
+            );
+        }
+    }
+    CheckKind::Grpc {
+        service: service.unwrap_or_default(),
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
-use crate::config::model::{Action, HostPattern, PathMatch, Protocol, Rewrite};
+use crate::config::model::{Action, CheckKind, HostPattern, PathMatch, Protocol, Rewrite};
+use crate::grpc::message::MAX_SERVICE;
 
 /// The issue's example file: every key in it is read, nothing is wrong with it.
 const SAMPLE: &str = r#"
@@ -161,6 +162,33 @@ const BAD: &[(&str, &[&str])] = &[
     (
         "methds = [\"GET\"]",
         &["10:1: unknown key `methds` in a route (did you mean `methods`?)"],
+    ),
+    (
+        "@POOL health = { kind = \"grpcc\" }",
+        &["6:19: `kind`: 'grpcc' is not a kind of health check (http or grpc)"],
+    ),
+    (
+        "[listeners.db]\naddress = \"127.0.0.1:5432\"\nmode = \"tcp\"\npool = \"db\"\n[pools.db]\nbackends = [\"127.0.0.1:5433\"]\nhealth = { kind = \"grpc\" }",
+        &[
+            "16:12: `health.kind` applies to HTTP only and does nothing in pool `db`, which TCP listener `db` uses",
+        ],
+    ),
+    (
+        "@POOL health = { grpc_service = \"app.Svc\" }",
+        &["6:12: `grpc_service` needs `kind = \"grpc\"`"],
+    ),
+    (
+        "@POOL health = { kind = \"grpc\", path = \"/x\", expect = \"2xx\" }",
+        &[
+            "6:27: `path` does nothing with `kind = \"grpc\"`: the check calls grpc.health.v1.Health/Check",
+            "6:40: `expect` does nothing with `kind = \"grpc\"`: the check calls grpc.health.v1.Health/Check",
+        ],
+    ),
+    (
+        "@POOL health = { kind = \"grpc\", grpc_service = \"a b\" }",
+        &[
+            "6:42: `grpc_service`: 'a b' is not a gRPC service name (at most 200 characters, no spaces)",
+        ],
     ),
     (
         "@POOL health = { pth = \"/x\" }",
@@ -574,6 +602,38 @@ fn comparable(mut site: Site) -> String {
         }
     }
     format!("{site:?}")
+}
+
+#[test]
+fn a_grpc_health_check_reads_and_prints() {
+    let text = edited("@POOL health = { kind = \"grpc\", grpc_service = \"app.Svc\" }");
+    let site = check(&text).site.expect("a site");
+    assert_eq!(
+        site.pools[0].health.kind,
+        CheckKind::Grpc {
+            service: "app.Svc".into()
+        }
+    );
+    let printed = site.to_toml();
+    assert!(
+        printed.contains("health = { kind = \"grpc\", grpc_service = \"app.Svc\" }"),
+        "{printed}"
+    );
+    assert_eq!(
+        comparable(check(&printed).site.expect("printed")),
+        comparable(site)
+    );
+    let plain = check(&edited("")).site.expect("a site");
+    assert_eq!(plain.pools[0].health.kind, CheckKind::Http);
+    // At most MAX_SERVICE characters.
+    let long = |n| {
+        edited(&format!(
+            "@POOL health = {{ kind = \"grpc\", grpc_service = \"{}\" }}",
+            "a".repeat(n)
+        ))
+    };
+    assert!(check(&long(MAX_SERVICE)).site.is_some());
+    assert!(check(&long(MAX_SERVICE + 1)).site.is_none());
 }
 
 #[test]

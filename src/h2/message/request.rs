@@ -214,8 +214,8 @@ pub(super) fn put_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Writes the HTTP/1.1 request head equivalent to `request` (checked from `list`): the
-/// request line from `:method` and `:path`, `Host`, the regular fields but `host`, `te`
-/// and `content-length`, the cookie crumbs as one `Cookie` (§8.2.3), and the framing that
+/// request line from `:method` and `:path`, `Host`, the regular fields but `host` and
+/// `content-length` (`te` is only ever `trailers`), the cookie crumbs as one `Cookie` (§8.2.3), and the framing that
 /// `request.body` names. An extended CONNECT becomes the HTTP/1.1 upgrade to its
 /// protocol (for WebSocket the caller adds `Sec-WebSocket-Key`, which RFC 8441 §5 leaves
 /// out of HTTP/2). lb's HTTP/1 code then reads it as any other request and adds its own
@@ -247,7 +247,8 @@ pub fn write_request_head(request: &Request, list: &HeaderList, out: &mut Vec<u8
     let mut first_cookie = true;
     for (name, value) in list.iter() {
         match name {
-            b"host" | b"te" | b"content-length" => {}
+            // `te` can only be `trailers` (`check_request`): gRPC needs it passed on.
+            b"host" | b"content-length" => {}
             _ if name.first() == Some(&b':') => {}
             b"cookie" if first_cookie => {
                 first_cookie = false;

@@ -1,14 +1,21 @@
 //! How an exchange ends: what each pump's outcome leads to (done, a replay, a 502 or
-//! 504 of ours), and a client that stalls, which is never the backend's fault.
+//! 504 of ours, a gRPC call's DEADLINE_EXCEEDED), and a client that stalls, which is
+//! never the backend's fault.
+
+use std::fmt::Write as _;
 
 use log::{debug, warn};
 use slab::Slab;
 
-use super::super::client::{ClientState, Step, answer, become_idle, client_mut, close_client};
+use super::super::client::{
+    ClientConn, ClientState, Step, answer, become_idle, client_mut, close_client,
+};
+use super::super::head::RequestId;
 use super::super::pump::{Pump, pump};
 use super::super::upstream::{close_upstream, release_upstream};
 use super::{Exchange, Replay, replay};
 use crate::event_loop::{Conn, Core};
+use crate::grpc::DEADLINE_EXCEEDED;
 use crate::http::head::Method;
 use crate::metrics::Failure;
 use crate::probe::observe;
@@ -53,8 +60,39 @@ pub(in crate::http) fn fail_exchange(
     if let Some(out) = c.io.output.as_mut() {
         out.clear();
     }
-    answer(c, core, key, status, text, Some(&ex.request_id), close);
+    if status == 504 && ex.grpc {
+        answer_deadline_exceeded(c, core, key, &ex.request_id, close);
+    } else {
+        answer(c, core, key, status, text, Some(&ex.request_id), close);
+    }
     core.exchanges.put(ex);
+}
+
+/// A gRPC call that ran out of time at lb gets what a gRPC client reads as
+/// DEADLINE_EXCEEDED: a trailers-only response, HTTP 200 with the status in its headers
+/// and no body (a 504 would read as UNAVAILABLE).
+fn answer_deadline_exceeded(
+    c: &mut ClientConn,
+    core: &mut Core,
+    key: usize,
+    id: &RequestId,
+    close: bool,
+) {
+    let close = close || core.draining;
+    let out = c.io.output.get_or_insert_with(|| core.buffers.get());
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/grpc\r\nGrpc-Status: {DEADLINE_EXCEEDED}\r\n\
+         Grpc-Message: lb: the backend did not answer before the deadline\r\n\
+         Content-Length: 0\r\nX-Request-Id: {}\r\n",
+        id.as_str()
+    );
+    if close {
+        let _ = out.write_str("Connection: close\r\n");
+    }
+    let _ = out.write_str("\r\n");
+    c.state = ClientState::Answering { close };
+    core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
 }
 
 /// The client stopped sending its body, or taking its response, for --client-timeout:

@@ -142,3 +142,20 @@ fn a_101_must_switch_to_a_protocol_the_request_offered() {
     assert!(switch("", "websocket").is_err(), "a 101 names its protocol");
     assert!(switch("Upgrade: \r\n", "websocket").is_err());
 }
+
+#[test]
+fn a_grpc_call_forwards_te_trailers_and_other_requests_do_not() {
+    let grpc = b"POST /a.B/C HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc\r\n\
+        TE: trailers\r\nContent-Length: 0\r\n\r\n";
+    let (head, out) = request(grpc).unwrap().unwrap();
+    assert!(head.grpc.grpc);
+    assert!(out.contains("\r\nTE: trailers\r\n"), "{out}");
+    for raw in [
+        &b"POST / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\nContent-Length: 0\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/grpc\r\nTE: gzip\r\n\
+          Content-Length: 0\r\n\r\n",
+    ] {
+        let (_, out) = request(raw).unwrap().unwrap();
+        assert!(!out.to_lowercase().contains("te: "), "{out}");
+    }
+}

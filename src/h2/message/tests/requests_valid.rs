@@ -29,10 +29,10 @@ pub(super) const CASES: &[Case] = &[
         ),
     ),
     get(
-        "8.2.2 te: trailers -> accepted, not forwarded (hop-by-hop in HTTP/1.1)",
+        "8.2.2 te: trailers -> accepted, kept for lb's HTTP/1 code (which passes it on for gRPC only)",
         &[("te", "trailers"), ("accept", "*/*")],
         Head(
-            "GET /x HTTP/1.1\r\nhost: a.example\r\naccept: */*\r\n\r\n",
+            "GET /x HTTP/1.1\r\nhost: a.example\r\nte: trailers\r\naccept: */*\r\n\r\n",
             NoBody,
         ),
     ),
