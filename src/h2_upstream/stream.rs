@@ -164,7 +164,13 @@ impl Stream {
 
     /// The response's head (a 1xx or the final one).
     pub fn response(&mut self, list: &HeaderList, end_stream: bool) -> Result<(), Broken> {
-        let response = check_response(list).map_err(Broken)?;
+        let mut response = check_response(list).map_err(Broken)?;
+        // Headers that end the stream (gRPC's trailers-only answer) are a whole answer:
+        // an empty body of known length, not a chunked one whose end comes as DATA.
+        let bodiless = matches!(response.status, 100..=199 | 204 | 304);
+        if end_stream && response.content_length.is_none() && !bodiless {
+            response.content_length = Some(0);
+        }
         let mut io = self.io.borrow_mut();
         let framing = write_response_head(&response, list, &mut io.request);
         self.news = true;
