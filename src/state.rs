@@ -357,6 +357,28 @@ impl Core {
         );
     }
 
+    /// Sets a connection's one timer to `next`, the soonest of its deadlines, unless it
+    /// is set for that already (`set_at` remembers for when).
+    pub fn arm_at(
+        &mut self,
+        (slot, set_at): (&mut Option<TimerId>, &mut Option<Instant>),
+        next: Option<Instant>,
+        key: usize,
+        serial: u32,
+    ) {
+        if next == *set_at {
+            return;
+        }
+        *set_at = next;
+        match next {
+            Some(at) => {
+                let after = at.saturating_duration_since(self.now);
+                self.arm(slot, after, key, serial);
+            }
+            None => self.disarm(slot),
+        }
+    }
+
     pub fn disarm(&mut self, slot: &mut Option<TimerId>) {
         if let Some(id) = slot.take() {
             self.timers.cancel(id);

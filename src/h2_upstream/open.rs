@@ -18,7 +18,7 @@ use crate::event_loop::{Conn, Core};
 use crate::h2::client::{ClientConnection, State};
 use crate::h2::hpack::HeaderList;
 use crate::h2::limits::Limits;
-use crate::http::upstream::{Owner, UpstreamConn, UpstreamState};
+use crate::http::upstream::{Owner, insert_connecting};
 
 /// A new stream to `backend` for `owner`: an `UpstreamConn` in `Connecting`, which its
 /// connection moves on once there is room (`stream_connected`). `Err`: no connection
@@ -43,22 +43,8 @@ pub(crate) fn open_stream(
     });
     let entry = conns.vacant_entry();
     let ukey = entry.key();
-    let serial = core.next_serial();
-    let mut u = UpstreamConn {
-        io: Socket::stream(StreamEnd(Rc::clone(&io))),
-        backend,
-        moves: core.backends[backend].moves,
-        serial,
-        state: UpstreamState::Connecting(owner),
-        timer: None,
-        armed_at: core.now,
-        server_timeout,
-        reused: false,
-    };
-    let timeout = core.settings(backend).connect_timeout;
-    core.arm(&mut u.timer, timeout, ukey, serial);
-    entry.insert(Conn::Upstream(u));
-    core.metrics.backends[backend].connections += 1;
+    let end = Socket::stream(StreamEnd(Rc::clone(&io)));
+    let serial = insert_connecting(entry, core, end, backend, (owner, server_timeout));
     if let Some(h) = h2_mut(conns, hkey) {
         h.streams.push(Stream::new((ukey, serial), io));
         h.idle_since = None;

@@ -153,6 +153,20 @@ pub(crate) fn connect(
     let ukey = entry.key();
     core.register(&mut io.sock, ukey, 0)?;
     let _ = io.sock.set_nodelay(true);
+    insert_connecting(entry, core, io, backend, (owner, server_timeout));
+    Ok(ukey)
+}
+
+/// Puts a backend connection for `owner`, whose connect (or HTTP/2 stream) is under way,
+/// into its slab entry, timed by the connect timeout; returns its serial.
+pub(crate) fn insert_connecting(
+    entry: slab::VacantEntry<'_, Conn>,
+    core: &mut Core,
+    io: Socket,
+    backend: BackendId,
+    (owner, server_timeout): (Owner, Duration),
+) -> u32 {
+    let ukey = entry.key();
     let serial = core.next_serial();
     let mut u = UpstreamConn {
         io,
@@ -170,7 +184,7 @@ pub(crate) fn connect(
     entry.insert(Conn::Upstream(u));
     core.metrics.backends[backend].connections += 1;
     note_busy(core, backend);
-    Ok(ukey)
+    serial
 }
 
 /// How a new connection to `backend` is wrapped: TLS for an `https://` backend, and a

@@ -28,17 +28,7 @@ fn deadline(h: &H2Conn, core: &Core) -> Option<Instant> {
 
 pub(super) fn arm_timer(h: &mut H2Conn, core: &mut Core, key: usize) {
     let next = deadline(h, core);
-    if next == h.timer_at {
-        return;
-    }
-    h.timer_at = next;
-    match next {
-        Some(at) => {
-            let after = at.saturating_duration_since(core.now);
-            core.arm(&mut h.timer, after, key, h.serial);
-        }
-        None => core.disarm(&mut h.timer),
-    }
+    core.arm_at((&mut h.timer, &mut h.timer_at), next, key, h.serial);
 }
 
 /// The connection's timer: whichever deadline passed ends what it guards.
