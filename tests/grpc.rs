@@ -9,26 +9,15 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::python::{grpc_server, python_ready};
 use common::tls::TempDir;
 use common::*;
 use serde_json::{Value, json};
 
-const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/grpc_server.py");
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/grpc_client.py");
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
 fn grpc_ready() -> bool {
-    let why = match Command::new("python3").args(["-c", "import grpc"]).output() {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-        Err(e) => format!("no python3: {e}"),
-    };
-    assert!(!in_ci(), "{why}: in CI, .ci/run installs grpcio");
-    eprintln!("skipped: the grpcio Python package is missing (pip install grpcio): {why}");
-    false
+    python_ready("grpc", "grpcio")
 }
 
 /// The JSON lines grpc_client.py printed for `kind` against `addr`.
@@ -55,12 +44,7 @@ fn calls(addr: &str, args: &[&str]) -> Vec<Value> {
 /// The gRPC server, and lb in front of it: pool `grpc` for every call, and pool `slow`
 /// (the same server, a 300 ms server timeout) for /test.Echo/Hang.
 fn grpc_site(dir: &TempDir) -> (Proc, Proc) {
-    let server = spawn_command(
-        Command::new("python3")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .arg(SERVER)
-            .args(["--name", "g1"]),
-    );
+    let server = grpc_server("g1");
     let pool = |name: &str, timeout: &str| {
         format!(
             "[pools.{name}]\nbackends = [\"{}\"]\nprotocol = \"h2\"\nserver_timeout = \"{timeout}\"\n\

@@ -9,12 +9,9 @@ mod common;
 
 use std::process::Command;
 
+use common::python::in_ci;
 use common::tls::TempDir;
 use common::*;
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
 
 fn have_curl() -> bool {
     if Command::new("curl").arg("--version").output().is_ok() {

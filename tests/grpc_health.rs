@@ -8,37 +8,15 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::python::{grpc_server, python_ready};
 use common::tls::TempDir;
 use common::*;
 use serde_json::Value;
 
-const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/grpc_server.py");
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/grpc_client.py");
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// True when python3 with grpcio is there; outside CI a test without them skips, in CI it
-/// fails.
 fn grpc_ready() -> bool {
-    let why = match Command::new("python3").args(["-c", "import grpc"]).output() {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-        Err(e) => format!("no python3: {e}"),
-    };
-    assert!(!in_ci(), "{why}: in CI, .ci/run installs grpcio");
-    eprintln!("skipped: the grpcio Python package is missing (pip install grpcio): {why}");
-    false
-}
-
-fn grpc_server(name: &str) -> Proc {
-    spawn_command(
-        Command::new("python3")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .arg(SERVER)
-            .args(["--name", name]),
-    )
+    python_ready("grpc", "grpcio")
 }
 
 /// One call of grpc_client.py to `addr`: its JSON line.

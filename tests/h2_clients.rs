@@ -6,12 +6,9 @@ mod common;
 
 use std::process::{Command, Output};
 
+use common::python::in_ci;
 use common::tls::*;
 use common::*;
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
 
 /// True when `tool` runs; outside CI a test without it skips, in CI it fails.
 fn have(tool: &str, package: &str) -> bool {

@@ -9,26 +9,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 
+use common::python::python_ready;
 use common::tls::{Site, tls_addr};
 use common::*;
 use serde_json::Value;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/h2_client.py");
 
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// True when python3 with h2 is there; outside CI a test without them skips, in CI it fails.
 fn h2_ready() -> bool {
-    let why = match Command::new("python3").args(["-c", "import h2"]).output() {
-        Ok(out) if out.status.success() => return true,
-        Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
-        Err(e) => format!("no python3: {e}"),
-    };
-    assert!(!in_ci(), "{why}: in CI, .ci/run installs h2");
-    eprintln!("skipped: the h2 Python package is missing (pip install h2): {why}");
-    false
+    python_ready("h2", "h2")
 }
 
 /// The script against `port`, over TLS with ALPN h2 when `tls`.

@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::python::in_ci;
 use common::*;
 
 const SCRIPT: &str = concat!(
@@ -48,10 +49,6 @@ fn check(scrape: &str, families: &[&str]) -> Checked {
         Some(3) => Checked::Missing(said),
         _ => panic!("{said}\n--- the scrape:\n{scrape}"),
     }
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
 /// A scrape of lb started with `flags` in front of `backends`, after `traffic` ran.

@@ -5,6 +5,7 @@
 pub mod browser;
 mod fd_limit;
 pub mod load;
+pub mod python;
 mod raw;
 #[allow(unused_imports)] // as above: not every test binary uses them
 pub use fd_limit::lb_with_fd_limit;
