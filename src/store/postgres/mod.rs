@@ -51,7 +51,7 @@ pub struct Postgres {
     /// The records of the open batch.
     pending: Vec<Op>,
     /// The batch in the thread: since when, and its records to send again should it fail
-    /// (`Op::kept`: a failed job is refused to its client instead).
+    /// (`Op::if_failed`: a failed job is refused to its client, and withdrawn).
     in_flight: Option<(Instant, Vec<Op>)>,
     /// Why the database cannot be used, until the thread reaches it again.
     down: Option<String>,
@@ -167,7 +167,7 @@ impl Postgres {
             return;
         }
         let ops = std::mem::take(&mut self.queued);
-        let kept = ops.iter().filter(|op| op.kept()).cloned().collect();
+        let kept = ops.iter().map(Op::if_failed).collect();
         let upto = self.queued_upto.take();
         match thread.send(Batch { upto, ops }) {
             Ok(()) => self.in_flight = Some((Instant::now(), kept)),

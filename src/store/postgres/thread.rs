@@ -44,6 +44,11 @@ pub enum Op {
     },
     /// A runtime API change, for the other instances sharing the store.
     Change(BackendChange),
+    /// Job `id` was refused to its client when the commit that carried it failed; that
+    /// commit may have landed all the same (the connection broke before its answer), so
+    /// its rows, if any, are deleted: else they would stay owed, and another instance
+    /// taking over would deliver a write its client was told failed.
+    Withdrawn { id: u128 },
 }
 
 impl Op {
@@ -52,6 +57,15 @@ impl Op {
     /// is refused to its client instead: nothing of it went out.
     pub fn kept(&self) -> bool {
         !matches!(self, Op::Job { .. })
+    }
+
+    /// What must still be committed if the batch holding this fails: itself if kept, a
+    /// job's withdrawal otherwise.
+    pub fn if_failed(&self) -> Op {
+        match self {
+            Op::Job { id, .. } => Op::Withdrawn { id: *id },
+            op => op.clone(),
+        }
     }
 }
 

@@ -111,7 +111,7 @@ fn keyed(ops: &[Op]) -> Vec<(&Op, [u8; 16])> {
     ops.iter()
         .filter_map(|op| match op {
             Op::Job { id, .. } | Op::Finished { id, .. } => Some((op, id.to_le_bytes())),
-            Op::Change(_) => None,
+            Op::Change(_) | Op::Withdrawn { .. } => None,
         })
         .collect()
 }
@@ -220,11 +220,32 @@ pub fn commit(
             _ => Ok(()),
         }
     };
-    if changes.is_empty() {
+    let withdrawn: Vec<[u8; 16]> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Withdrawn { id } => Some(id.to_le_bytes()),
+            _ => None,
+        })
+        .collect();
+    if changes.is_empty() && withdrawn.is_empty() {
         return renewed(client.query_one(&s.commit, &params)?);
     }
     let mut tx = client.transaction()?;
     renewed(tx.query_one(&s.commit, &params)?)?;
+    if !withdrawn.is_empty() {
+        let ids: Bytes = withdrawn.iter().map(|id| &id[..]).collect();
+        tx.execute(WITHDRAW, &[&target.instance, &ids])?;
+    }
     changes::record(&mut tx, &target.instance, &changes)?;
     Ok(tx.commit()?)
 }
+
+/// Deletes the rows of jobs refused to their clients (`Op::Withdrawn`), if a commit whose
+/// answer was lost wrote them: `$1` instance, `$2` job ids. Rare (only after a failed
+/// commit), so a plain statement in the batch's transaction.
+const WITHDRAW: &str = "WITH copies AS (
+    DELETE FROM lb_copies WHERE instance = $1 AND job = ANY ($2::bytea[])
+), given_up AS (
+    DELETE FROM lb_given_up WHERE instance = $1 AND job = ANY ($2::bytea[])
+)
+DELETE FROM lb_jobs WHERE instance = $1 AND id = ANY ($2::bytea[])";

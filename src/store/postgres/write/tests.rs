@@ -66,3 +66,16 @@ fn changes_are_not_columns() {
     let keyed = keyed(&ops);
     assert_eq!(Columns::of(&keyed), Columns::default());
 }
+
+/// A failed batch leaves its finished copies to commit again, and its jobs (refused to
+/// their clients) as withdrawals, which insert nothing.
+#[test]
+fn a_failed_batch_keeps_its_finished_copies_and_withdraws_its_jobs() {
+    let ops = [job(1, &["a"]), finished(9, "a", false)];
+    let again: Vec<Op> = ops.iter().map(Op::if_failed).collect();
+    assert_eq!(again, [Op::Withdrawn { id: 1 }, finished(9, "a", false)]);
+    let keyed = keyed(&again);
+    let c = Columns::of(&keyed);
+    assert!(c.jobs.0.is_empty() && c.owed.0.is_empty());
+    assert_eq!(c.finished.1, ["a"]);
+}
