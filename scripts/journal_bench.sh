@@ -183,9 +183,29 @@ pg_counters() {
             break
         sleep 0.1
     done
-    psql_value "SELECT d.xact_commit, w.wal_sync, round(w.wal_sync_time::numeric, 3)
-        FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = '$1'" | tr '|' ' '
+    echo "$(psql_value "SELECT d.xact_commit, w.wal_sync, round(w.wal_sync_time::numeric, 3),
+        w.wal_bytes FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = '$1'" | tr '|' ' ')" \
+        "$(pg_cpu_ticks)"
 }
+# CPU time (clock ticks) of the PostgreSQL server: the postmaster's own and its children's,
+# those that exited (lb's backends, once it stops) and those running.
+pg_cpu_ticks() {
+    local f rest total=0
+    local -a v
+    for f in /proc/[0-9]*/stat; do
+        rest=$(cat "$f" 2>/dev/null) || continue
+        # Fields after the ")" that ends the command name: state, ppid, ... utime (12th),
+        # stime, cutime, cstime.
+        read -r -a v <<<"${rest##*) }"
+        if [[ $f == "/proc/$pg_pid/stat" ]]; then
+            total=$((total + v[11] + v[12] + v[13] + v[14]))
+        elif [[ ${v[1]} == "$pg_pid" ]]; then
+            total=$((total + v[11] + v[12]))
+        fi
+    done
+    echo "$total"
+}
+clock_ticks=$(getconf CLK_TCK)
 
 cat >"$tmp/post.lua" <<'LUA'
 -- POST /register with a new user name each request, a small form body.
@@ -255,25 +275,29 @@ label_of() {
 is_pg() { [[ $1 == postgres || $1 == baseline ]]; }
 db_of() { [[ $1 == baseline ]] && echo baseline || echo postgres; }
 
-declare -A rps p99 get_p99 get_rps commits_s per_commit wal_s wal_ms
+declare -A rps p99 get_p99 get_rps commits_s per_commit wal_s wal_ms wal_post cpu_post
 log "POST fan-out to three backends, $rounds rounds of $duration"
 for r in $(seq "$rounds"); do
     for c in "${configs[@]}"; do
         set_flags "$c"
-        ! is_pg "$c" || read -r c0 w0 t0 <<<"$(pg_counters "$(db_of "$c")")"
+        ! is_pg "$c" || read -r c0 w0 t0 b0 u0 <<<"$(pg_counters "$(db_of "$c")")"
         start_lb "${flags[@]}"
         read -r a b n <<<"$(wrk_run "$connections" "$tmp/post.lua" "$c$r")"
         stop_lb
         rps[$c]+=" $a" p99[$c]+=" $b"
         log "  round $r  $c: $a POST/s, p99 $b ms"
         if is_pg "$c"; then
-            read -r c1 w1 t1 <<<"$(pg_counters "$(db_of "$c")")"
+            read -r c1 w1 t1 b1 u1 <<<"$(pg_counters "$(db_of "$c")")"
+            read -r wb cpu < <(awk -v n="$n" -v b=$((b1 - b0)) -v u=$((u1 - u0)) -v hz="$clock_ticks" \
+                'BEGIN { printf "%.0f %.0f\n", (n > 0 ? b / n : 0), (n > 0 ? u * 1e6 / hz / n : 0) }')
+            wal_post[$c]+=" $wb" cpu_post[$c]+=" $cpu"
             read -r cs pc ws wm < <(awk -v c=$((c1 - c0)) -v n="$n" -v s="$secs" \
                 -v w=$((w1 - w0)) -v t="$(awk -v a="$t1" -v b="$t0" 'BEGIN { print a - b }')" \
                 'BEGIN { printf "%.0f %.1f %.0f %.3f\n", c / s, (c > 0 ? n / c : 0), w / s, (w > 0 ? t / w : 0) }')
             commits_s[$c]+=" $cs" per_commit[$c]+=" $pc" wal_s[$c]+=" $ws" wal_ms[$c]+=" $wm"
             log "    PostgreSQL: $((c1 - c0)) commits ($cs/s, $pc POSTs each)," \
-                "$((w1 - w0)) WAL syncs ($ws/s, $wm ms each)," \
+                "$((w1 - w0)) WAL syncs ($ws/s, $wm ms each), $wb WAL bytes and $cpu µs of" \
+                "its CPU per POST," \
                 "$(psql_value "SELECT count(*) FROM lb_copies" "$(db_of "$c")") copies left owed"
         fi
     done
@@ -337,17 +361,19 @@ if ((postgres)); then
     echo
     echo "### PostgreSQL during the POST runs (pg_stat_database, pg_stat_wal)"
     echo
-    echo "| lb | commits/s | range | POSTs per commit | range | WAL syncs/s | range | mean WAL sync | range |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| lb | commits/s | range | POSTs per commit | range | WAL syncs/s | range | mean WAL sync | range | WAL bytes per POST | PostgreSQL CPU per POST |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for c in "${configs[@]}"; do
         is_pg "$c" || continue
         echo "| $(label_of "$c") | $(median "${commits_s[$c]}") | $(range "${commits_s[$c]}") |" \
             "$(median "${per_commit[$c]}") | $(range "${per_commit[$c]}") |" \
             "$(median "${wal_s[$c]}") | $(range "${wal_s[$c]}") |" \
-            "$(median "${wal_ms[$c]}") ms | $(range "${wal_ms[$c]}") ms |"
+            "$(median "${wal_ms[$c]}") ms | $(range "${wal_ms[$c]}") ms |" \
+            "$(median "${wal_post[$c]}") | $(median "${cpu_post[$c]}") µs |"
     done
     echo
-    echo "Commits include lb's lease renewals (a few a second) and its start."
+    echo "Commits include lb's lease renewals (a few a second) and its start. PostgreSQL's CPU is" \
+        "every process of its server, from /proc, over the run and lb's stop."
 else
     echo "PostgreSQL store: skipped (not installed, or --no-postgres)."
 fi

@@ -291,6 +291,37 @@ fn a_schema_newer_than_lb_is_refused_at_start() {
     );
 }
 
+#[test]
+fn a_store_that_refuses_lb_says_why_at_start() {
+    let Some(pg) = Postgres::start("refuses") else {
+        return;
+    };
+    let b = backend("b", &[]);
+    let b_addr = b.addr.to_string();
+    // A role the server does not have: the server says which, and lb must pass that on,
+    // not the client library's bare "db error".
+    let url = pg
+        .url("refused")
+        .replace("postgres://lb@", "postgres://nobody_here@");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lb"));
+    cmd.args(lb_args(&[&b_addr], &["--journal", &url]));
+    let mut refused = spawn_exiting(&mut cmd);
+    assert_eq!(
+        refused.exit_code_within(Duration::from_secs(10)),
+        Some(2),
+        "{}",
+        refused.log_text()
+    );
+    assert!(
+        refused.wait_log(
+            "FATAL: role \"nobody_here\" does not exist",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        refused.log_text()
+    );
+}
+
 /// Starts `cmd`, which is expected to exit without listening, keeping its stderr lines.
 fn spawn_exiting(cmd: &mut std::process::Command) -> Proc {
     use std::io::BufRead;
@@ -384,7 +415,7 @@ fn a_dead_instances_copies_are_taken_over_once_its_lease_runs_out() {
     );
 }
 
-/// Rows of `table` (`lb_jobs` or `lb_copies`) that `instance` holds.
+/// Rows of `table` (`lb_jobs`, or the view `lb_copies`) that `instance` holds.
 fn rows_of(pg: &Postgres, table: &str, instance: &str) -> i64 {
     pg.client()
         .query_one(
@@ -415,10 +446,9 @@ fn finished_copies_are_deleted_from_this_instances_rows_only() {
         .batch_execute(
             "INSERT INTO lb_instances (instance, epoch, expires) \
              VALUES ('other', 1, now() + interval '1 hour');
-             INSERT INTO lb_jobs (instance, id, request_id, request) \
-             SELECT 'other', id, request_id, request FROM lb_jobs WHERE instance = 'mine';
-             INSERT INTO lb_copies (instance, job, backend) \
-             SELECT 'other', job, backend FROM lb_copies WHERE instance = 'mine';",
+             INSERT INTO lb_jobs (instance, id, request_id, request, owed) \
+             SELECT 'other', id, request_id, request, owed FROM lb_jobs \
+             WHERE instance = 'mine';",
         )
         .expect("the other instance's rows");
     assert_eq!(rows_of(&pg, "lb_copies", "other"), 20);
@@ -518,7 +548,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
     );
     assert!(
         lb.wait_log(
-            "(schema version 7, instance old): 1 writes still owed",
+            "(schema version 8, instance old): 1 writes still owed",
             Duration::from_secs(5)
         ),
         "{}",
@@ -529,7 +559,7 @@ fn a_store_of_version_1_is_migrated_and_what_it_owes_is_delivered() {
         .query_one("SELECT version FROM lb_schema", &[])
         .and_then(|row| row.try_get(0))
         .expect("the version");
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     assert!(eventually(Duration::from_secs(10), || owed_rows(&pg, "") == 0));
 }
 

@@ -131,11 +131,6 @@ pub fn take_over(
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?;
-    // The copies move with their jobs (no foreign key cascades it since schema 6).
-    tx.execute(
-        "UPDATE lb_copies SET instance = $1 WHERE instance = $2",
-        &[&target.instance, &dead],
-    )?;
     let jobs = replay::jobs(&mut tx, &target.instance, Some(&ids), &target.shown)?;
     tx.commit()?;
     Ok(Some((dead, jobs)))

@@ -31,7 +31,7 @@ mod thread;
 mod view;
 mod write;
 
-use connect::Target;
+use connect::{Target, Why};
 use thread::{Batch, News, Op, Thread};
 
 /// A commit unanswered this long means the database is unreachable in all but name: new
@@ -85,8 +85,10 @@ pub fn open(url: &str, writers: usize, address: &str) -> Result<Vec<Writer>, Str
             schema::migrate(&mut client, &opening.shown)?;
             let epoch = lease::claim(&mut client, &opening).map_err(|e| {
                 format!(
-                    "PostgreSQL at {}: cannot claim instance {}: {e}",
-                    opening.shown, opening.instance
+                    "PostgreSQL at {}: cannot claim instance {}: {}",
+                    opening.shown,
+                    opening.instance,
+                    Why(&e)
                 )
             })?;
             if let Ok(mut claimed) = opening.epoch.lock() {
@@ -94,8 +96,9 @@ pub fn open(url: &str, writers: usize, address: &str) -> Result<Vec<Writer>, Str
             }
             let newest = changes::newest(&mut client).map_err(|e| {
                 format!(
-                    "PostgreSQL at {}: cannot read lb_changes: {e}",
-                    opening.shown
+                    "PostgreSQL at {}: cannot read lb_changes: {}",
+                    opening.shown,
+                    Why(&e)
                 )
             })?;
             let owed = replay::owed(&mut client, &opening.instance, &opening.shown)?;

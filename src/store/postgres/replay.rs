@@ -1,27 +1,19 @@
 //! Reading back what an instance owes, at start and when it takes another's over: each
-//! job with the backends it has copies owed to. At start, jobs left with no copy, and copies
-//! left with no job (which one transaction never leaves, but rows written or deleted by
-//! hand can), are deleted, not resumed.
+//! job with the backends it has copies owed to. At start, jobs left owing no copy (which
+//! a commit never leaves, but rows written by hand can) are deleted, not resumed.
 
 use log::warn;
 use postgres::{Client, GenericClient, Row};
 
+use super::connect::Why;
 use crate::journal::Replayed;
 
 pub fn owed(client: &mut Client, instance: &str, shown: &str) -> Result<Vec<Replayed>, String> {
     let failed =
-        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot read what is owed: {e}");
+        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot read what is owed: {}", Why(&e));
     client
         .execute(
-            "DELETE FROM lb_jobs j WHERE j.instance = $1 \
-             AND NOT EXISTS (SELECT 1 FROM lb_copies c WHERE c.instance = $1 AND c.job = j.id)",
-            &[&instance],
-        )
-        .map_err(failed)?;
-    client
-        .execute(
-            "DELETE FROM lb_copies c WHERE c.instance = $1 \
-             AND NOT EXISTS (SELECT 1 FROM lb_jobs j WHERE j.instance = $1 AND j.id = c.job)",
+            "DELETE FROM lb_jobs WHERE instance = $1 AND cardinality(owed) = 0",
             &[&instance],
         )
         .map_err(failed)?;
@@ -36,10 +28,10 @@ pub fn jobs(
     shown: &str,
 ) -> Result<Vec<Replayed>, postgres::Error> {
     let rows = client.query(
-        "SELECT j.id, j.request_id, j.request, array_agg(c.backend ORDER BY c.backend) \
-         FROM lb_jobs j JOIN lb_copies c ON c.instance = j.instance AND c.job = j.id \
-         WHERE j.instance = $1 AND ($2::bytea[] IS NULL OR j.id = ANY($2)) \
-         GROUP BY j.id, j.request_id, j.request, j.created ORDER BY j.created, j.id",
+        "SELECT id, request_id, request, ARRAY(SELECT b FROM unnest(owed) b ORDER BY b) \
+         FROM lb_jobs \
+         WHERE instance = $1 AND ($2::bytea[] IS NULL OR id = ANY($2)) \
+         AND cardinality(owed) > 0 ORDER BY created, id",
         &[&instance, &ids],
     )?;
     let mut owed = Vec::with_capacity(rows.len());
@@ -47,7 +39,7 @@ pub fn jobs(
         match read(row) {
             Ok(Some(job)) => owed.push(job),
             Ok(None) => warn!("PostgreSQL at {shown}: a job whose id is not 16 bytes: skipped"),
-            Err(e) => warn!("PostgreSQL at {shown}: an unreadable job skipped: {e}"),
+            Err(e) => warn!("PostgreSQL at {shown}: an unreadable job skipped: {}", Why(&e)),
         }
     }
     Ok(owed)

@@ -6,6 +6,8 @@
 
 use postgres::Client;
 
+use super::connect::Why;
+
 /// The steps from version 0 (nothing) up; the version is the number of steps.
 const STEPS: &[&str] = &[
     // 1: a job per owed POST and a row per copy still owed. A copy's key leads with the
@@ -87,6 +89,27 @@ const STEPS: &[&str] = &[
      ALTER TABLE lb_instances SET (fillfactor = 50);",
     // 7: for the cluster view, where each instance listens for clients.
     "ALTER TABLE lb_instances ADD COLUMN address text;",
+    // 8: a job's owed copies are an array in its own row, not a row each. A POST then
+    // costs the store one row inserted and one deleted, where it cost a row per copy
+    // too, each with its wide primary key to maintain: the commit was bound by that
+    // work on PostgreSQL's CPU (twice the commits of half the size ran no faster). A copy
+    // that finishes while others of its job are still owed rewrites the job's row.
+    // `lb_copies` stays, as a view, for operators and for `lb_owed`.
+    "ALTER TABLE lb_jobs ADD COLUMN owed text[] NOT NULL DEFAULT '{}';
+     UPDATE lb_jobs j SET owed = c.backends
+         FROM (SELECT instance, job, array_agg(backend ORDER BY backend) AS backends
+               FROM lb_copies GROUP BY instance, job) c
+         WHERE c.instance = j.instance AND c.job = j.id;
+     DELETE FROM lb_jobs WHERE owed = '{}';
+     ALTER TABLE lb_jobs ALTER COLUMN owed DROP DEFAULT;
+     DROP VIEW lb_owed;
+     DROP TABLE lb_copies;
+     CREATE VIEW lb_copies AS
+         SELECT instance, id AS job, unnest(owed) AS backend FROM lb_jobs;
+     CREATE VIEW lb_owed AS
+         SELECT instance, backend, count(*) AS copies, min(created) AS oldest
+         FROM (SELECT instance, created, unnest(owed) AS backend FROM lb_jobs) c
+         GROUP BY instance, backend;",
 ];
 
 /// Any number, the same for every lb: held while the tables are made or migrated.
@@ -100,7 +123,7 @@ pub fn current() -> i32 {
 /// Makes or migrates the tables to `current()`; refuses a newer version.
 pub fn migrate(client: &mut Client, shown: &str) -> Result<(), String> {
     let failed =
-        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot set up lb's tables: {e}");
+        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot set up lb's tables: {}", Why(&e));
     let mut tx = client.transaction().map_err(failed)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(failed)?;

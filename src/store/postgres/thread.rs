@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use postgres::Client;
 
-use super::connect::Target;
+use super::connect::{Target, Why};
 use super::follow::Follow;
 use super::lease::{self, Failure};
 use super::write::Statements;
@@ -215,8 +215,9 @@ fn connect(target: &Target) -> Option<Conn> {
     let statements = Statements::prepare(&mut client)
         .map_err(|e| {
             warn!(
-                "PostgreSQL at {}: cannot prepare lb's statements: {e}",
-                target.shown
+                "PostgreSQL at {}: cannot prepare lb's statements: {}",
+                target.shown,
+                Why(&e)
             )
         })
         .ok()?;
@@ -250,7 +251,7 @@ fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> (Vec<News>,
     match result {
         Ok(()) => news.push(committed(batch.upto, Ok(()), started)),
         Err(Failure::Db(e)) => {
-            let why = format!("cannot commit to PostgreSQL at {}: {e}", target.shown);
+            let why = format!("cannot commit to PostgreSQL at {}: {}", target.shown, Why(&e));
             return (vec![committed(batch.upto, Err(why), started)], true);
         }
         Err(Failure::Fenced) => {
@@ -320,8 +321,10 @@ fn fenced(target: &Target, c: &mut Conn) -> bool {
         Ok(false) => false,
         Err(e) => {
             warn!(
-                "PostgreSQL at {}: instance {} was taken over, and cannot be claimed again: {e}",
-                target.shown, target.instance
+                "PostgreSQL at {}: instance {} was taken over, and cannot be claimed again: {}",
+                target.shown,
+                target.instance,
+                Why(&e)
             );
             true
         }

@@ -1,19 +1,19 @@
 //! One batch in one statement (group commit), sent in one round trip and committed as its
-//! own transaction: the lease renewed, the new jobs and their owed copies inserted, the
-//! copies given up noted for operators, the finished copies deleted, and the jobs left
-//! with none deleted. Every part reads the lease's `RETURNING`, so if another lb has
-//! raised the epoch the statement changes nothing and says so. Each part works on arrays
-//! (`unnest`), so a batch costs one round trip whatever its size; a commit used to take
-//! seven (`BEGIN`, the lease, four statements, `COMMIT`), each a wake-up of the store
-//! thread and of the PostgreSQL backend. A batch holding runtime API changes wraps the
-//! statement and the changes in one transaction.
+//! own transaction: the lease renewed, the new jobs inserted with the backends they owe
+//! copies to, the copies given up noted for operators, the finished copies taken off
+//! their jobs, and the jobs left owing none deleted. Every part reads the lease's
+//! `RETURNING`, so if another lb has raised the epoch the statement changes nothing and
+//! says so. Each part works on arrays (`unnest`), so a batch costs one round trip whatever
+//! its size; a commit used to take seven (`BEGIN`, the lease, four statements, `COMMIT`),
+//! each a wake-up of the store thread and of the PostgreSQL backend. A batch holding
+//! runtime API changes wraps the statement and the changes in one transaction.
 //!
-//! Rows are found by a lookup on their whole primary key per finished copy (a scalar
-//! subquery) and deleted by `ctid`, so no plan can scan an instance's whole key range,
-//! dead entries included, whatever the table's statistics say. Inserts check no conflict
-//! beyond the primary key's own: a job is inserted once, under a new random 128-bit id
-//! (a batch that fails is never sent again with its jobs, `Op::kept`), and its copies
-//! name distinct backends.
+//! A job with finished copies is found by a lookup on its whole primary key (a scalar
+//! subquery, which no plan turns into a join) and read and changed by `ctid`, so no plan
+//! can scan an instance's whole key range, dead entries included, whatever the table's
+//! statistics say: a plain join did, and PostgreSQL's CPU went to reading dead entries. Inserts check no conflict beyond the primary key's
+//! own: a job is inserted once, under a new random 128-bit id (a batch that fails is never
+//! sent again with its jobs, `Op::kept`).
 
 use std::collections::HashSet;
 
@@ -28,44 +28,47 @@ use super::thread::Op;
 mod tests;
 
 /// The commit's statement: `$1` instance, `$2` epoch, `$3` lease in seconds; new jobs
-/// (`$4` ids, `$5` request ids, `$6` requests); owed copies (`$7` jobs, `$8` backends);
-/// copies finished of jobs committed before (`$9` jobs, `$10` backends, `$11` given up);
-/// copies of this batch's jobs given up at once (`$12` jobs, `$13` backends, `$14` request
-/// ids). Returns the number of lease rows renewed: 0 means fenced, and nothing changed.
+/// (`$4` ids, `$5` request ids, `$6` requests); their owed copies (`$7` jobs, `$8`
+/// backends); copies finished of jobs committed before (`$9` jobs, `$10` backends, `$11`
+/// given up); copies of this batch's jobs given up at once (`$12` jobs, `$13` backends,
+/// `$14` request ids). Returns the number of lease rows renewed: 0 means fenced, and
+/// nothing changed. A job's rows are deleted or rewritten, never both: `emptied` takes
+/// those whose every owed copy finished, `shrunk` the others.
 const COMMIT: &str = "\
 WITH renew AS (
     UPDATE lb_instances SET expires = now() + make_interval(secs => $3), renewed = now()
     WHERE instance = $1 AND epoch = $2 RETURNING instance
 ), new_jobs AS (
-    INSERT INTO lb_jobs (instance, id, request_id, request)
-    SELECT r.instance, n.* FROM renew r, unnest($4::bytea[], $5::bytea[], $6::bytea[]) n
-), new_copies AS (
-    INSERT INTO lb_copies (instance, job, backend)
-    SELECT r.instance, n.* FROM renew r, unnest($7::bytea[], $8::text[]) n
+    INSERT INTO lb_jobs (instance, id, request_id, request, owed)
+    SELECT r.instance, n.id, n.request_id, n.request,
+        ARRAY(SELECT o.backend FROM unnest($7::bytea[], $8::text[]) o (job, backend)
+              WHERE o.job = n.id)
+    FROM renew r, unnest($4::bytea[], $5::bytea[], $6::bytea[]) n (id, request_id, request)
 ), finished AS (
-    SELECT f.job, f.backend, f.given_up,
-        (SELECT c.ctid FROM lb_copies c
-         WHERE c.instance = r.instance AND c.job = f.job AND c.backend = f.backend) AS copy
-    FROM renew r, unnest($9::bytea[], $10::text[], $11::bool[]) f (job, backend, given_up)
-), gone AS (
-    SELECT ARRAY(SELECT copy FROM finished WHERE copy IS NOT NULL) AS copies
+    SELECT f.job, array_agg(f.backend) AS backends
+    FROM unnest($9::bytea[], $10::text[]) f (job, backend) GROUP BY f.job
+), found AS (
+    SELECT f.backends,
+        (SELECT j.ctid FROM lb_jobs j WHERE j.instance = r.instance AND j.id = f.job) AS row
+    FROM renew r, finished f
+), jobs AS (
+    SELECT j.ctid AS row, j.id, j.request_id, j.owed, j.owed <@ f.backends AS emptied
+    FROM found f, lb_jobs j
+    WHERE j.ctid = ANY (ARRAY(SELECT row FROM found WHERE row IS NOT NULL)) AND j.ctid = f.row
 ), noted AS (
     INSERT INTO lb_given_up (instance, job, backend, request_id)
-    SELECT $1, g.job, g.backend, g.request_id FROM (
-        SELECT f.job, f.backend,
-            (SELECT j.request_id FROM lb_jobs j WHERE j.instance = $1 AND j.id = f.job)
-        FROM finished f WHERE f.given_up AND f.copy IS NOT NULL
-    ) g (job, backend, request_id) WHERE g.request_id IS NOT NULL
+    SELECT $1, g.job, g.backend, j.request_id
+    FROM unnest($9::bytea[], $10::text[], $11::bool[]) g (job, backend, given_up), jobs j
+    WHERE g.given_up AND j.id = g.job AND g.backend = ANY (j.owed)
     UNION ALL
     SELECT r.instance, g.* FROM renew r, unnest($12::bytea[], $13::text[], $14::bytea[]) g
-), copies_deleted AS (
-    DELETE FROM lb_copies WHERE ctid = ANY ((SELECT copies FROM gone)::tid[])
-), jobs_deleted AS (
-    DELETE FROM lb_jobs WHERE ctid = ANY (ARRAY(
-        SELECT (SELECT j.ctid FROM lb_jobs j WHERE j.instance = $1 AND j.id = f.job)
-        FROM (SELECT DISTINCT job FROM finished) f
-        WHERE (SELECT true FROM lb_copies c WHERE c.instance = $1 AND c.job = f.job
-            AND c.ctid <> ALL ((SELECT copies FROM gone)::tid[]) LIMIT 1) IS NULL))
+), emptied AS (
+    DELETE FROM lb_jobs WHERE ctid = ANY (ARRAY(SELECT row FROM jobs WHERE emptied))
+), shrunk AS (
+    UPDATE lb_jobs u SET owed = ARRAY(
+        SELECT b FROM unnest(u.owed) b
+        WHERE b <> ALL ((SELECT f.backends FROM finished f WHERE f.job = u.id)::text[]))
+    WHERE u.ctid = ANY (ARRAY(SELECT row FROM jobs WHERE NOT emptied))
 )
 SELECT count(*) FROM renew";
 
@@ -243,9 +246,7 @@ pub fn commit(
 /// Deletes the rows of jobs refused to their clients (`Op::Withdrawn`), if a commit whose
 /// answer was lost wrote them: `$1` instance, `$2` job ids. Rare (only after a failed
 /// commit), so a plain statement in the batch's transaction.
-const WITHDRAW: &str = "WITH copies AS (
-    DELETE FROM lb_copies WHERE instance = $1 AND job = ANY ($2::bytea[])
-), given_up AS (
+const WITHDRAW: &str = "WITH given_up AS (
     DELETE FROM lb_given_up WHERE instance = $1 AND job = ANY ($2::bytea[])
 )
 DELETE FROM lb_jobs WHERE instance = $1 AND id = ANY ($2::bytea[])";
