@@ -249,6 +249,8 @@ const LB_HOLDS: u64 = 1 << 20;
 fn an_upload_to_a_backend_that_opens_every_window_and_stops_reading_stops_at_lbs_bound() {
     let b = h2_backend(&["--stop-reading"]);
     let dir = TempDir::new();
+    // lb drops a backend that leaves its frames unread for the server timeout: not before
+    // the test is done.
     let pool = "server_timeout = \"120s\"\n";
     let backends = [b.addr.to_string()];
     let (lb, addr) = lb_h2_routed(&dir, &backends, "", pool, "fanout = false\n");
@@ -305,6 +307,7 @@ fn an_upload_to_a_backend_that_opens_every_window_and_stops_reading_stops_at_lbs
         "lb took {accepted} bytes: {client_side} and {backend_side} in the kernel's buffers, \
          {backend_read} read by the backend, and {held} it holds"
     );
+    // What lb holds and its allocator's slack; without the bound, it grows by the upload.
     assert!(grown < 8 << 10, "lb's memory grew by {grown} KiB");
 }
 
