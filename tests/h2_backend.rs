@@ -1,13 +1,14 @@
 //! HTTP/2 to backends (`protocol = "h2"`): HTTP/1.1 and HTTP/2 clients through lb to an
 //! h2c backend (tests/support/h2_backend.py, on the Python `h2` package), streams sharing
-//! few connections, trailers, refused streams and a backend that never stops sending.
+//! few connections, trailers, refused streams, a backend that never stops sending and one
+//! that stops reading.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::tls::{Site, TempDir, tls_addr};
 use common::*;
@@ -32,11 +33,22 @@ fn lb_h2_with(dir: &TempDir, backends: &[&Proc], top: &str, extra: &str) -> (Pro
 
 /// `lb_h2_with` before backends written as `backends`.
 fn lb_h2_to(dir: &TempDir, backends: &[String], top: &str, extra: &str) -> (Proc, SocketAddr) {
+    lb_h2_routed(dir, backends, top, extra, "")
+}
+
+/// `lb_h2_to` with `route` in the route's table.
+fn lb_h2_routed(
+    dir: &TempDir,
+    backends: &[String],
+    top: &str,
+    extra: &str,
+    route: &str,
+) -> (Proc, SocketAddr) {
     let list: Vec<String> = backends.iter().map(|b| format!("\"{b}\"")).collect();
     let text = format!(
         "{top}[admin]\nlisten = \"127.0.0.1:0\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n[pools.grpc]\n\
          backends = [{}]\nprotocol = \"h2\"\nhealth = {{ interval = \"0s\" }}\n{extra}\n\
-         [[routes]]\npool = \"grpc\"\n",
+         [[routes]]\npool = \"grpc\"\n{route}",
         list.join(", ")
     );
     let lb = lb_file(&dir.write("lb.toml", &text), &[]);
@@ -221,6 +233,82 @@ fn a_backend_pouring_to_a_client_that_does_not_read_is_held_to_its_window() {
     let sent = stats["endless_sent"].as_u64().expect("endless_sent");
     assert!(sent < 32 << 20, "{stats}");
     drop(idle);
+}
+
+/// The body a client tries to upload to a backend that has stopped reading.
+const UPLOAD: u64 = 256 << 20;
+/// A write that has waited this long without lb taking a byte: lb has stopped reading.
+const STALL: Duration = Duration::from_secs(3);
+/// What lb itself may hold of one upload: the frames of its backend connection (OUT_LIMIT,
+/// 64 KiB, and the one stream's frames taken past it, at most its 32 KiB ANSWER_ROOM), the
+/// stream's own ANSWER_ROOM, and the client side's and the exchange's pooled 32 KiB buffers:
+/// about 224 KiB. A MiB, for the margin.
+const LB_HOLDS: u64 = 1 << 20;
+
+#[test]
+fn an_upload_to_a_backend_that_opens_every_window_and_stops_reading_stops_at_lbs_bound() {
+    let b = h2_backend(&["--stop-reading"]);
+    let dir = TempDir::new();
+    // lb drops a backend that leaves its frames unread for the server timeout: not before
+    // the test is done.
+    let pool = "server_timeout = \"120s\"\n";
+    let backends = [b.addr.to_string()];
+    let (lb, addr) = lb_h2_routed(&dir, &backends, "", pool, "fanout = false\n");
+    let rss_before = lb.rss_kib();
+    let mut client = connect(addr);
+    let head = format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {UPLOAD}\r\n\r\n");
+    client.write_all(head.as_bytes()).expect("send");
+    client.set_write_timeout(Some(STALL)).expect("timeout");
+    // The window of 2 GiB does not stop lb: only what it queues for the backend does. The
+    // backend's kernel buffer fills, then lb's socket's, then lb stops reading the client.
+    let chunk = vec![b'u'; 64 << 10];
+    let mut accepted = 0u64;
+    let mut stalled = false;
+    let end = Instant::now() + Duration::from_secs(120);
+    while !stalled && accepted < UPLOAD && Instant::now() < end {
+        let rest = usize::try_from(UPLOAD - accepted).unwrap_or(chunk.len());
+        match client.write(&chunk[..rest.min(chunk.len())]) {
+            Ok(n) => accepted += n as u64,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                stalled = true;
+            }
+            Err(e) => panic!("the upload failed after {accepted} bytes: {e}"),
+        }
+    }
+    assert!(
+        b.wait_log("stopped reading after", Duration::from_secs(10)),
+        "the backend never got the request: {}",
+        b.log_text()
+    );
+    let backend_read: u64 = b
+        .log_text()
+        .split("stopped reading after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .expect("the bytes the backend read");
+    // What the four sockets' kernel buffers hold (on loopback they grow to MiBs, as the
+    // sysctls net.ipv4.tcp_rmem and tcp_wmem let them): the rest of what the client wrote
+    // lb holds, or the backend read before it stopped.
+    let local = client.local_addr().expect("address");
+    let client_side = tcp_queues::queued(|l, r| (l, r) == (local, addr) || (l, r) == (addr, local));
+    let backend_side = tcp_queues::queued(|l, r| l == b.addr || r == b.addr);
+    let held = accepted.saturating_sub(client_side + backend_side + backend_read);
+    let grown = lb.rss_kib().saturating_sub(rss_before);
+    eprintln!(
+        "accepted {accepted}, kernel client side {client_side}, backend side {backend_side}, \
+         backend read {backend_read}, lb holds {held}, lb's RSS grew {grown} KiB"
+    );
+    assert!(
+        stalled,
+        "lb never stopped taking the body: it queues without bound"
+    );
+    assert!(
+        held < LB_HOLDS,
+        "lb took {accepted} bytes: {client_side} and {backend_side} in the kernel's buffers, \
+         {backend_read} read by the backend, and {held} it holds"
+    );
+    // What lb holds and its allocator's slack; without the bound, it grows by the upload.
+    assert!(grown < 8 << 10, "lb's memory grew by {grown} KiB");
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod fd_limit;
 pub mod load;
 pub mod python;
 mod raw;
+pub mod tcp_queues;
 #[allow(unused_imports)] // as above: not every test binary uses them
 pub use fd_limit::lb_with_fd_limit;
 #[allow(unused_imports)]

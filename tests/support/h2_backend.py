@@ -9,7 +9,9 @@ there), /endless (DATA for as long as the windows open), /stats (JSON: connectio
 accepted, the most open at once, the bytes /endless sent, whether it has waited a second
 for window, and the streams lb reset). --refuse: every stream is reset with
 REFUSED_STREAM. --goaway: each connection gets GOAWAY (last stream 0) on its first
-request. A number N: SETTINGS_MAX_CONCURRENT_STREAMS N.
+request. --stop-reading: windows as wide as HTTP/2 allows, and once a request's HEADERS
+are in, the connection's socket is never read again (its kernel buffer fills): it says
+"stopped reading after N bytes" on stderr. A number N: SETTINGS_MAX_CONCURRENT_STREAMS N.
 """
 import json
 import socket
@@ -36,6 +38,7 @@ SLOW = threading.Condition(LOCK)
 SLOW_WAITING = [0]
 MODE = set(a for a in sys.argv[1:] if a.startswith("--"))
 MAX_STREAMS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 0)
+WIDEST = 2**31 - 1
 
 
 def stats():
@@ -49,13 +52,18 @@ class Conn:
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         )
+        settings = {}
         if MAX_STREAMS:
-            limit = {h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS}
-            self.h2.local_settings = h2.settings.Settings(client=False, initial_values=limit)
+            settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] = MAX_STREAMS
+        if "--stop-reading" in MODE:
+            settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = WIDEST
+        if settings:
+            self.h2.local_settings = h2.settings.Settings(client=False, initial_values=settings)
         self.lock = threading.Lock()
         self.requests = {}
         self.endless = set()
         self.waiting_window = threading.Condition(self.lock)
+        self.deaf = False
 
     def flush(self):
         data = self.h2.data_to_send()
@@ -140,16 +148,24 @@ class Conn:
         try:
             with self.lock:
                 self.h2.initiate_connection()
+                if "--stop-reading" in MODE:
+                    self.h2.increment_flow_control_window(WIDEST - 65535)
                 self.flush()
+            read = 0
             while True:
                 data = self.sock.recv(65536)
                 if not data:
                     return
+                read += len(data)
                 with self.lock:
                     events = self.h2.receive_data(data)
                     self.flush()
                 for event in events:
                     self.on_event(event)
+                if self.deaf:
+                    # The socket stays open and unread until the process is killed.
+                    print(f"stopped reading after {read} bytes", file=sys.stderr, flush=True)
+                    threading.Event().wait()
         except OSError:
             return
         finally:
@@ -163,6 +179,9 @@ class Conn:
     def on_event(self, event):
         if isinstance(event, h2.events.RequestReceived):
             stream = event.stream_id
+            if "--stop-reading" in MODE:
+                self.deaf = True
+                return
             if "--goaway" in MODE:
                 with self.lock:
                     self.h2.close_connection(last_stream_id=0)
