@@ -45,6 +45,9 @@ Options:
   --slow-clients N      slowloris connections (half a request head each) in the memory
                         test (default 4000; 0 for none)
   --lb PATH             measure this lb binary instead of target/release/lb (a baseline)
+  --also NAME=PATH      also measure the lb binary PATH (or a script that execs one), as
+                        "lb NAME", in the HTTP load shapes, alternating with the others:
+                        an A/B of two builds in one run (repeatable)
   --ports LO-HI         take the loopback ports it listens on from this range
                         (default 20000-31999)
   --skip-http           no HTTP load shapes (--backend none does the same)
@@ -71,6 +74,8 @@ idle_conns=5000
 burst=1000
 slow_clients=4000
 lb_override=""
+also_names=()
+also_paths=()
 port_range=20000-31999
 skip_tcp=0
 skip_memory=0
@@ -97,9 +102,16 @@ while [[ $# -gt 0 ]]; do
         --burst) need_arg "$@"; burst=$2; shift 2 ;;
         --slow-clients) need_arg "$@"; slow_clients=$2; shift 2 ;;
         --lb) need_arg "$@"; lb_override=$2; shift 2 ;;
+        --also)
+            need_arg "$@"
+            [[ $2 =~ ^([a-z0-9_-]+)=(.+)$ ]] || die_usage "bad --also: $2 (NAME=PATH)"
+            also_names+=("${BASH_REMATCH[1]}")
+            also_paths+=("${BASH_REMATCH[2]}")
+            shift 2
+            ;;
         --ports) need_arg "$@"; port_range=$2; shift 2 ;;
         --backend=* | --shapes=* | --rounds=* | --duration=* | --connections=* | --threads=* \
-            | --idle-connections=* | --burst=* | --slow-clients=* | --lb=* | --ports=*)
+            | --idle-connections=* | --burst=* | --slow-clients=* | --lb=* | --also=* | --ports=*)
             set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
         --skip-http) backend_kinds=(); shift ;;
         --skip-tcp) skip_tcp=1; shift ;;
@@ -117,6 +129,9 @@ positive "$idle_conns" || die_usage "bad --idle-connections: $idle_conns"
 positive "$burst" || die_usage "bad --burst: $burst"
 [[ $slow_clients =~ ^[0-9]+$ ]] || die_usage "bad --slow-clients: $slow_clients"
 [[ -z $lb_override || -x $lb_override ]] || die_usage "--lb $lb_override is not an executable"
+for p in "${also_paths[@]}"; do
+    [[ -x $p ]] || die_usage "--also $p is not an executable"
+done
 check_port_range "$port_range" 20000-20999
 [[ $duration =~ ^[0-9]+[smh]?$ ]] || die_usage "bad --duration: $duration (e.g. 5s, 1m)"
 ((threads <= base_connections)) || die_usage "--threads must not exceed --connections"
@@ -167,6 +182,10 @@ backend_bin=$tmp/bin/backend
 floor_bin=$tmp/bin/tcp_relay_floor
 # shellcheck source=scripts/bench/proxies.sh
 source "$bench_root/scripts/bench/proxies.sh"
+for i in "${!also_names[@]}"; do
+    cp "${also_paths[$i]}" "$tmp/bin/lb-${also_names[$i]}"
+    LB_BIN[lb-${also_names[$i]}]=$tmp/bin/lb-${also_names[$i]}
+done
 
 # --- machine ---------------------------------------------------------------------------
 
@@ -195,8 +214,9 @@ report=$tmp/report.md
 
 # --- ports and Lua scripts ---------------------------------------------------------------
 
-read -r -a port_pool <<<"$(free_ports 40 "$port_range")"
-((${#port_pool[@]} == 40)) || die "could not find 40 free ports on 127.0.0.1"
+ports_wanted=$((40 + 2 * ${#also_names[@]}))
+read -r -a port_pool <<<"$(free_ports "$ports_wanted" "$port_range")"
+((${#port_pool[@]} == ports_wanted)) || die "could not find $ports_wanted free ports on 127.0.0.1"
 next_port=0
 # Sets `port` to a free port not handed out before.
 take_port() {
@@ -323,6 +343,9 @@ backend_section() {
     add_proxy lb http "lb" "$b1" "$b2"
     [[ -z $nginx_bin ]] || add_proxy nginx http "nginx (1 worker, keepalive 64)" "$b1" "$b2"
     [[ -z $haproxy_bin ]] || add_proxy haproxy http "HAProxy (nbthread 1, http-reuse always)" "$b1" "$b2"
+    for name in "${also_names[@]}"; do
+        add_proxy "lb-$name" http "lb $name" "$b1" "$b2"
+    done
     for shape in small c10 c200 16k 256k mixed; do
         has_shape "$shape" || continue
         shape_setup "$shape"

@@ -158,6 +158,8 @@ EOF
 started_pid=""
 started_log=""
 lb_more=()
+# The binary of each lb kind other than plain "lb" (compare.sh --also).
+declare -A LB_BIN
 start_proxy() {
     local kind=$1 mode=$2 port=$3 name logf b
     shift 3
@@ -167,7 +169,7 @@ start_proxy() {
         lb*)
             local args=(-l "127.0.0.1:$port" -m "$mode" "${lb_extra[@]}" "${lb_more[@]}")
             for b in "$@"; do args+=(-b "127.0.0.1:$b"); done
-            "$lb_bin" "${args[@]}" 2>"$logf" &
+            "${LB_BIN[$kind]:-$lb_bin}" "${args[@]}" 2>"$logf" &
             ;;
         nginx*)
             nginx_conf "$mode" "$port" "$tmp/$name" "$@"
