@@ -127,6 +127,27 @@ fn host_name() -> Result<String, String> {
     Ok(name.trim().to_string())
 }
 
+/// A PostgreSQL error as an operator needs to read it. The client library shows an error
+/// the server sent as "db error" and nothing more; this shows the server's own message,
+/// with its detail and hint when it gave them.
+pub struct Why<'a>(pub &'a postgres::Error);
+
+impl std::fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(db) = self.0.as_db_error() else {
+            return write!(f, "{}", self.0);
+        };
+        write!(f, "{}: {}", db.severity(), db.message())?;
+        if let Some(detail) = db.detail() {
+            write!(f, " ({detail})")?;
+        }
+        if let Some(hint) = db.hint() {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,26 +172,5 @@ mod tests {
             LEASE
         );
         assert!(Target::parse("postgres://lb@h/x?lease=100ms").is_err());
-    }
-}
-
-/// A PostgreSQL error as an operator needs to read it. The client library shows an error
-/// the server sent as "db error" and nothing more; this shows the server's own message,
-/// with its detail and hint when it gave them.
-pub struct Why<'a>(pub &'a postgres::Error);
-
-impl std::fmt::Display for Why<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Some(db) = self.0.as_db_error() else {
-            return write!(f, "{}", self.0);
-        };
-        write!(f, "{}: {}", db.severity(), db.message())?;
-        if let Some(detail) = db.detail() {
-            write!(f, " ({detail})")?;
-        }
-        if let Some(hint) = db.hint() {
-            write!(f, "; hint: {hint}")?;
-        }
-        Ok(())
     }
 }

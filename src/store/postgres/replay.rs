@@ -9,8 +9,12 @@ use super::connect::Why;
 use crate::journal::Replayed;
 
 pub fn owed(client: &mut Client, instance: &str, shown: &str) -> Result<Vec<Replayed>, String> {
-    let failed =
-        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot read what is owed: {}", Why(&e));
+    let failed = |e: postgres::Error| {
+        format!(
+            "PostgreSQL at {shown}: cannot read what is owed: {}",
+            Why(&e)
+        )
+    };
     client
         .execute(
             "DELETE FROM lb_jobs WHERE instance = $1 AND cardinality(owed) = 0",
@@ -39,7 +43,10 @@ pub fn jobs(
         match read(row) {
             Ok(Some(job)) => owed.push(job),
             Ok(None) => warn!("PostgreSQL at {shown}: a job whose id is not 16 bytes: skipped"),
-            Err(e) => warn!("PostgreSQL at {shown}: an unreadable job skipped: {}", Why(&e)),
+            Err(e) => warn!(
+                "PostgreSQL at {shown}: an unreadable job skipped: {}",
+                Why(&e)
+            ),
         }
     }
     Ok(owed)

@@ -122,8 +122,12 @@ pub fn current() -> i32 {
 
 /// Makes or migrates the tables to `current()`; refuses a newer version.
 pub fn migrate(client: &mut Client, shown: &str) -> Result<(), String> {
-    let failed =
-        |e: postgres::Error| format!("PostgreSQL at {shown}: cannot set up lb's tables: {}", Why(&e));
+    let failed = |e: postgres::Error| {
+        format!(
+            "PostgreSQL at {shown}: cannot set up lb's tables: {}",
+            Why(&e)
+        )
+    };
     let mut tx = client.transaction().map_err(failed)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(failed)?;

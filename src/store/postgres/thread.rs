@@ -251,7 +251,11 @@ fn commit(target: &Target, conn: &mut Option<Conn>, batch: Batch) -> (Vec<News>,
     match result {
         Ok(()) => news.push(committed(batch.upto, Ok(()), started)),
         Err(Failure::Db(e)) => {
-            let why = format!("cannot commit to PostgreSQL at {}: {}", target.shown, Why(&e));
+            let why = format!(
+                "cannot commit to PostgreSQL at {}: {}",
+                target.shown,
+                Why(&e)
+            );
             return (vec![committed(batch.upto, Err(why), started)], true);
         }
         Err(Failure::Fenced) => {
