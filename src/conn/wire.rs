@@ -49,6 +49,9 @@ pub struct StreamIo {
     pub closed: bool,
     /// The connection reset the stream: reads and writes fail from now on.
     pub reset: bool,
+    /// The client side gave up on its answer (a gRPC call's deadline passed): the
+    /// connection resets the stream with CANCEL, dropping what is left unsent.
+    pub cancelled: bool,
     /// The connection's slab key and serial, and the list it is woken through.
     parent: (usize, u32),
     woken: Woken,
@@ -72,6 +75,7 @@ impl StreamIo {
             answer_ended: false,
             closed: false,
             reset: false,
+            cancelled: false,
             parent,
             woken,
             parent_woken: false,
@@ -92,6 +96,7 @@ impl StreamIo {
         self.answer_ended = false;
         self.closed = false;
         self.reset = false;
+        self.cancelled = false;
         self.parent_woken = false;
     }
 
@@ -237,6 +242,17 @@ impl Wire {
                 io.answer_ended = true;
                 io.wake_parent();
             }
+        }
+    }
+
+    /// Gives up on the answer under way, as a proxy ends a gRPC call past its deadline:
+    /// a stream is reset with CANCEL. A TCP connection has no such signal: the caller
+    /// closes it.
+    pub fn cancel(&mut self) {
+        if let Wire::Stream(s) = self {
+            let mut io = s.0.borrow_mut();
+            io.cancelled = true;
+            io.wake_parent();
         }
     }
 }

@@ -76,7 +76,7 @@ fn send(conns: &mut Slab<Conn>, core: &mut Core, job: usize, copy: usize) {
     core.metrics.backends[backend].fanout_sent += 1;
     core.backends[backend].request_started();
     let owner = (Owner::Copy { job, copy }, j.server_timeout);
-    if let Some(ukey) = take_pooled(conns, core, backend, owner) {
+    if let Some(ukey) = take_pooled(conns, core, backend, owner, None) {
         return copy_ready(conns, core, ukey);
     }
     if let Err(e) = connect(conns, core, owner, backend) {

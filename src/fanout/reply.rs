@@ -119,6 +119,8 @@ fn stream(
         pool,
         route,
         server_timeout,
+        deadline: None,
+        deadline_timer: None,
         grpc: false,
         rules: None,
         upstream: ukey,
@@ -172,7 +174,7 @@ pub(super) fn unpark(conns: &mut Slab<Conn>, core: &mut Core, job: usize) {
     };
     // The backend is timed again while the rest of its answer is read.
     if let Some(u) = upstream_mut(conns, ukey) {
-        arm_server_timer(core, u, ukey);
+        arm_server_timer(core, u, ukey, None);
     }
     deliver::copy_ready(conns, core, ukey);
 }

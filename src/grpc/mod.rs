@@ -3,7 +3,7 @@
 //! `grpc.health.v1.Health/Check` call an active health check makes over HTTP/2.
 //! Plain values in and out: the event loop drives them (`probe`, `http::exchange`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub mod health;
 pub mod message;
@@ -68,8 +68,9 @@ impl CallFields {
         self.grpc && self.te_trailers
     }
 
-    /// The server timeout of the call's exchange: its route's, or its deadline if sooner.
-    pub fn server_timeout(&self, route: Duration) -> Duration {
-        self.deadline.map_or(route, |d| d.min(route))
+    /// The instant by which the call must end, for a head read at `now`: gRPC's deadline
+    /// is absolute, so bytes that keep flowing do not push it back.
+    pub fn deadline_from(&self, now: Instant) -> Option<Instant> {
+        self.deadline.and_then(|d| now.checked_add(d))
     }
 }

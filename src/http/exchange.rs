@@ -21,9 +21,10 @@ use crate::metrics::Failure;
 use crate::pool::PoolId;
 use crate::probe::observe;
 use crate::strategy::{Members, PickContext};
+use crate::timer::TimerId;
 
 mod outcome;
-pub(super) use outcome::{client_stalled, fail_exchange, proxy_step};
+pub(super) use outcome::{client_stalled, fail_exchange, proxy_step, server_timed_out};
 
 /// Exchanges live in boxes, so that an idle client's slab slot stays small, and the boxes
 /// are reused, so that a request allocates nothing.
@@ -67,9 +68,14 @@ pub struct Exchange {
     /// The route that took it (its place in the site's list); `None` for a POST resumed
     /// from the journal whose answer streams.
     pub route: Option<usize>,
-    /// How long its backend may take to answer: its route's timeout, or the gRPC
-    /// deadline of its request if sooner.
+    /// How long its backend may stay silent: its route's timeout.
     pub server_timeout: Duration,
+    /// A gRPC call's absolute deadline (its `grpc-timeout` from when lb read its head):
+    /// the server timer never runs past it, however the bytes flow.
+    pub deadline: Option<Instant>,
+    /// The backend connection's timer while it runs to `deadline` alone (lb waits on the
+    /// client, not the backend); any other timer there is its server timeout.
+    pub deadline_timer: Option<TimerId>,
     /// A gRPC call: a timeout of lb's is answered with grpc-status DEADLINE_EXCEEDED.
     pub grpc: bool,
     /// Its route, for the rules on its answer (`None`: it has none).
@@ -158,7 +164,9 @@ pub(super) fn dispatch(
     let mut ex = core.exchanges.get(Exchange {
         pool,
         route: Some(routed.route),
-        server_timeout: head.grpc.server_timeout(routed.server_timeout),
+        server_timeout: routed.server_timeout,
+        deadline: head.grpc.deadline_from(core.now),
+        deadline_timer: None,
         grpc: head.grpc.grpc,
         rules: routed.rules,
         upstream: usize::MAX,
@@ -275,7 +283,7 @@ fn attach(
     ex.backend = backend;
     let owner = Owner::Client(client);
     let owner = (owner, ex.server_timeout);
-    let pooled = take_pooled(conns, core, backend, owner);
+    let pooled = take_pooled(conns, core, backend, owner, ex.deadline);
     let ukey = match pooled.map_or_else(|| connect(conns, core, owner, backend), Ok) {
         Ok(ukey) => ukey,
         Err(e) if is_local_exhaustion(&e) => {

@@ -282,8 +282,10 @@ pub(super) fn pump(
 /// is timed by --client-timeout (408) and never blamed on the backend. The backend's
 /// timer and a client's taking its response measure inactivity: bytes that flow push
 /// them back, once per half-period, so that a busy exchange does not churn the wheel. A
-/// body being sent does not push the client's timer back: each window must bring its
-/// quota (`Exchange::body_window_ended`), so that a trickle cannot hold the exchange.
+/// gRPC call's deadline is absolute: it runs whichever side lb waits on
+/// (`time_the_backend`). A body being sent does not push the client's timer back: each
+/// window must bring its quota (`Exchange::body_window_ended`), so that a trickle cannot
+/// hold the exchange.
 /// Output held back for the end of the turn is no one's stall: the pump that sends it
 /// decides.
 fn time_the_stalled_side(
@@ -305,13 +307,7 @@ fn time_the_stalled_side(
     let client_owes = c.io.output_len() > 0 || body_owed;
     // While connecting, the upstream timer is the connect timeout: left alone.
     if matches!(u.state, UpstreamState::Busy(_)) {
-        let due =
-            u.timer.is_none() || (moved && half_passed(core.now, u.armed_at, u.server_timeout));
-        if !backend_owes {
-            core.disarm(&mut u.timer);
-        } else if due {
-            arm_server_timer(core, u, ex.upstream);
-        }
+        time_the_backend(ex, u, core, moved, (backend_owes, response_open));
     }
     let due = c.timer.is_none()
         || (moved
@@ -323,6 +319,37 @@ fn time_the_stalled_side(
         ex.client_armed_at = core.now;
         ex.body_window = 0;
         core.arm(&mut c.timer, core.cfg.client_timeout, key, c.serial);
+    }
+}
+
+/// The backend's timer: its server timeout while it owes lb something, pushed back as
+/// bytes flow and cut short by a gRPC call's deadline; while lb waits on the client, that
+/// deadline alone, which holds all the same (`ex.deadline_timer`); else none.
+fn time_the_backend(
+    ex: &mut Exchange,
+    u: &mut UpstreamConn,
+    core: &mut Core,
+    moved: bool,
+    (backend_owes, response_open): (bool, bool),
+) {
+    let waits_on_client = !backend_owes && response_open;
+    let deadline_only = u.timer.is_some() && u.timer == ex.deadline_timer;
+    match ex.deadline.filter(|_| waits_on_client) {
+        Some(at) if !deadline_only => {
+            let left = at.saturating_duration_since(core.now);
+            core.arm(&mut u.timer, left, ex.upstream, u.serial);
+            ex.deadline_timer = u.timer;
+        }
+        Some(_) => {}
+        None if !backend_owes => core.disarm(&mut u.timer),
+        None => {
+            let due = u.timer.is_none()
+                || deadline_only
+                || (moved && half_passed(core.now, u.armed_at, u.server_timeout));
+            if due {
+                arm_server_timer(core, u, ex.upstream, ex.deadline);
+            }
+        }
     }
 }
 

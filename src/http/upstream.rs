@@ -4,12 +4,12 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::debug;
 use mio::net::TcpStream;
 use slab::Slab;
 
-use super::client::{ClientState, client_mut, drive};
-use super::exchange::{fail_exchange, retry_elsewhere};
+use super::client::{ClientConn, ClientState, client_mut, drive};
+use super::exchange::{fail_exchange, retry_elsewhere, server_timed_out};
 use crate::backend::BackendId;
 use crate::config::model::BackendProtocol;
 use crate::conn::{Filled, Socket};
@@ -87,12 +87,14 @@ pub(crate) fn close_pool(conns: &mut Slab<Conn>, core: &mut Core, backend: Backe
     h2_upstream::close_backend(conns, core, backend);
 }
 
-/// Takes an idle keep-alive connection to `backend` from its pool for `owner`, if any.
+/// Takes an idle keep-alive connection to `backend` from its pool for `owner`, if any;
+/// `deadline` is that of the gRPC call it is for.
 pub(crate) fn take_pooled(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     backend: BackendId,
     (owner, server_timeout): (Owner, Duration),
+    deadline: Option<Instant>,
 ) -> Option<usize> {
     // Its pool turned to h2 at a reload: what it kept speaks HTTP/1.1.
     if core.settings(backend).backend_protocol == BackendProtocol::H2 {
@@ -107,7 +109,7 @@ pub(crate) fn take_pooled(
         if let Some(u) = upstream_mut(conns, ukey) {
             u.state = UpstreamState::Busy(owner);
             u.server_timeout = server_timeout;
-            arm_server_timer(core, u, ukey);
+            arm_server_timer(core, u, ukey, deadline);
             note_busy(core, backend);
             return Some(ukey);
         }
@@ -272,9 +274,36 @@ pub(crate) fn trim_idle(conns: &mut Slab<Conn>, core: &mut Core) {
     }
 }
 
-pub(crate) fn arm_server_timer(core: &mut Core, u: &mut UpstreamConn, ukey: usize) {
+/// Arms `u`'s server timeout, cut short to fire by `deadline`, the absolute deadline of
+/// the gRPC call it carries, when that is sooner.
+pub(crate) fn arm_server_timer(
+    core: &mut Core,
+    u: &mut UpstreamConn,
+    ukey: usize,
+    deadline: Option<Instant>,
+) {
     u.armed_at = core.now;
-    core.arm(&mut u.timer, u.server_timeout, ukey, u.serial);
+    let left = deadline.map_or(u.server_timeout, |d| d.saturating_duration_since(core.now));
+    core.arm(&mut u.timer, u.server_timeout.min(left), ukey, u.serial);
+}
+
+/// Connection `ukey` starts carrying `owner`'s request: its server timer runs, cut short
+/// by the deadline of the gRPC call its owner's exchange is.
+fn start_server_timer(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize, owner: Owner) {
+    let client = match owner {
+        Owner::Client(key) => conns.get(key),
+        Owner::Copy { .. } => None,
+    };
+    let deadline = match client {
+        Some(Conn::Client(ClientConn {
+            state: ClientState::Proxying(ex),
+            ..
+        })) => ex.deadline,
+        _ => None,
+    };
+    if let Some(u) = upstream_mut(conns, ukey) {
+        arm_server_timer(core, u, ukey, deadline);
+    }
 }
 
 pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
@@ -301,7 +330,7 @@ pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
             match connected {
                 Ok(()) => {
                     u.state = UpstreamState::Busy(owner);
-                    arm_server_timer(core, u, ukey);
+                    start_server_timer(conns, core, ukey, owner);
                     step_owner(conns, core, owner, ukey);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
@@ -323,7 +352,7 @@ pub(crate) fn stream_connected(conns: &mut Slab<Conn>, core: &mut Core, ukey: us
         return;
     };
     u.state = UpstreamState::Busy(owner);
-    arm_server_timer(core, u, ukey);
+    start_server_timer(conns, core, ukey, owner);
     step_owner(conns, core, owner, ukey);
 }
 
@@ -390,7 +419,8 @@ pub(crate) fn connect_failed(
     drive(conns, core, client);
 }
 
-/// A backend connection's timer: connect timeout, or response (inactivity) timeout.
+/// A backend connection's timer: connect timeout, or response (inactivity) timeout, cut
+/// short by a gRPC call's deadline.
 pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
     let Some(u) = upstream_mut(conns, key) else {
         return;
@@ -420,27 +450,7 @@ pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         }
         UpstreamState::Busy(Owner::Client(client)) => {
             let backend = u.backend;
-            warn!("backend {} timed out", core.backends[backend].label);
-            observe(core, backend, Some(Failure::Timeout), "response timed out");
-            let Some(c) = client_mut(conns, client) else {
-                close_upstream(conns, core, key);
-                return;
-            };
-            let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle)
-            else {
-                return;
-            };
-            core.backends[backend].request_done();
-            close_upstream(conns, core, key);
-            fail_exchange(
-                conns,
-                core,
-                client,
-                ex,
-                504,
-                "the backend did not answer in time",
-            );
-            drive(conns, core, client);
+            server_timed_out(conns, core, client, (key, backend));
         }
         UpstreamState::Idle => close_upstream(conns, core, key),
     }

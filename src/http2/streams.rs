@@ -36,8 +36,9 @@ pub enum Outcome {
     Continues { wake_client: bool },
     /// Answered and its client side closed: it is over.
     Finished,
-    /// Its client side closed before the answer ended, or the answer could not be relayed:
-    /// the stream was reset, and the client side must be closed if it is not yet.
+    /// Its client side closed before the answer ended or gave up on it, or the answer
+    /// could not be relayed: the stream was reset, and the client side must be closed if
+    /// it is not yet.
     Failed,
 }
 
@@ -113,6 +114,11 @@ impl Stream {
     ) -> Outcome {
         let mut io = self.io.borrow_mut();
         io.parent_woken = false;
+        if io.cancelled && !self.answer.is_done() {
+            codec.send_reset(self.id, ErrorCode::CANCEL);
+            io.reset = true;
+            return Outcome::Failed;
+        }
         let credit = std::mem::take(&mut io.credit);
         if credit > 0 {
             codec.consumed(self.id, credit);

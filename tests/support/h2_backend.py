@@ -3,7 +3,10 @@ thread per connection. Prints "listening on ADDR" on stderr.
 
 Paths: /echo (the method, path and body back, with a content-length), /chunks (a body in
 three DATA frames and no content-length), /hang (no answer), /grpc (as a gRPC server: 400
-without te: trailers, else a body, then trailers grpc-status 0 and grpc-message), /slow
+without te: trailers, else a body, then trailers grpc-status 0 and grpc-message),
+/grpc-stream (a streaming gRPC call that ignores its deadline: answered as soon as its
+head comes, whatever the request still sends, a message every 50 ms for 10 s, then
+trailers grpc-status 0; its head says in grpc-timeout-seen the grpc-timeout it got), /slow
 (answers once 8 streams wait at once: only streams that share connections can all get
 there), /endless (DATA for as long as the windows open), /stats (JSON: connections
 accepted, the most open at once, the bytes /endless sent, whether it has waited a second
@@ -17,6 +20,7 @@ import json
 import socket
 import sys
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -39,6 +43,8 @@ SLOW_WAITING = [0]
 MODE = set(a for a in sys.argv[1:] if a.startswith("--"))
 MAX_STREAMS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 0)
 WIDEST = 2**31 - 1
+TICK = 0.05
+TICKS = 200
 
 
 def stats():
@@ -62,6 +68,7 @@ class Conn:
         self.lock = threading.Lock()
         self.requests = {}
         self.endless = set()
+        self.ticking = set()
         self.waiting_window = threading.Condition(self.lock)
         self.deaf = False
 
@@ -140,6 +147,30 @@ class Conn:
             with LOCK:
                 STATS["endless_sent"] += room
 
+    def tick(self, stream, timeout):
+        head = [(":status", "200"), ("content-type", "application/grpc")]
+        with self.lock:
+            self.h2.send_headers(stream, head + [("grpc-timeout-seen", timeout)])
+            self.flush()
+            self.ticking.add(stream)
+        for _ in range(TICKS):
+            time.sleep(TICK)
+            with self.lock:
+                if stream not in self.ticking:
+                    return
+                try:
+                    self.h2.send_data(stream, b"\x00\x00\x00\x00\x04tick")
+                    self.flush()
+                except (StreamClosedError, FlowControlError, OSError):
+                    return
+        with self.lock:
+            self.ticking.discard(stream)
+            try:
+                self.h2.send_headers(stream, [("grpc-status", "0")], end_stream=True)
+                self.flush()
+            except (StreamClosedError, OSError):
+                return
+
     def serve(self):
         with LOCK:
             STATS["connections"] += 1
@@ -171,6 +202,7 @@ class Conn:
         finally:
             with self.lock:
                 self.endless.clear()
+                self.ticking.clear()
                 self.waiting_window.notify_all()
             with LOCK:
                 STATS["open"] -= 1
@@ -192,7 +224,12 @@ class Conn:
                     self.h2.reset_stream(stream, ErrorCodes.REFUSED_STREAM)
                     self.flush()
                 return
-            self.requests[stream] = (dict(event.headers), bytearray())
+            headers = dict(event.headers)
+            if headers.get(":path") == "/grpc-stream":
+                args = (stream, headers.get("grpc-timeout", ""))
+                threading.Thread(target=self.tick, args=args, daemon=True).start()
+                return
+            self.requests[stream] = (headers, bytearray())
             if event.stream_ended:
                 self.finish(stream)
         elif isinstance(event, h2.events.DataReceived):
@@ -208,6 +245,7 @@ class Conn:
                 STATS["resets"] += 1
             with self.lock:
                 self.endless.discard(event.stream_id)
+                self.ticking.discard(event.stream_id)
         elif isinstance(event, h2.events.WindowUpdated):
             with self.lock:
                 self.waiting_window.notify_all()

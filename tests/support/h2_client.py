@@ -79,6 +79,20 @@ def te_trailers(port, _):
     return finish(c)
 
 
+def bidi(port, arg):
+    """A bidi gRPC call to /grpc-stream with grpc-timeout ARG (default 1S): one message
+    sent and the request left open; waits for the server to end or reset the stream."""
+    c = Polite(port)
+    grpc = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
+    timeout = [(b"grpc-timeout", (arg or "1S").encode())]
+    stream = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(stream, request(b"POST", b"/grpc-stream", grpc + timeout))
+    c.conn.send_data(stream, b"\x00\x00\x00\x00\x04call")
+    c.flush()
+    c.wait(ended(c, [stream]), WAIT)
+    return finish(c)
+
+
 def refused(port, arg):
     """ARG streams opened at once (default 110), each waiting for its body: those past
     the concurrency limit are refused; then every open one is finished and answered."""
@@ -342,6 +356,7 @@ SCENARIOS = {
     "get": get,
     "post": post,
     "te-trailers": te_trailers,
+    "bidi": bidi,
     "refused": refused,
     "rapid-reset": rapid_reset,
     "continuation": continuation,

@@ -1,6 +1,7 @@
 //! How an exchange ends: what each pump's outcome leads to (done, a replay, a 502 or
-//! 504 of ours, a gRPC call's DEADLINE_EXCEEDED), and a client that stalls, which is
-//! never the backend's fault.
+//! 504 of ours, a gRPC call's DEADLINE_EXCEEDED), a backend that times out or a gRPC
+//! call that runs past its deadline, and a client that stalls, which is never the
+//! backend's fault.
 
 use std::fmt::Write as _;
 
@@ -8,12 +9,13 @@ use log::{debug, warn};
 use slab::Slab;
 
 use super::super::client::{
-    ClientConn, ClientState, Step, answer, become_idle, client_mut, close_client,
+    ClientConn, ClientState, Step, answer, become_idle, client_mut, close_client, drive,
 };
 use super::super::head::RequestId;
 use super::super::pump::{Pump, pump};
 use super::super::upstream::{close_upstream, release_upstream};
 use super::{Exchange, Replay, replay};
+use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core};
 use crate::grpc::DEADLINE_EXCEEDED;
 use crate::http::head::Method;
@@ -66,6 +68,46 @@ pub(in crate::http) fn fail_exchange(
         answer(c, core, key, status, text, Some(&ex.request_id), close);
     }
     core.exchanges.put(ex);
+}
+
+/// The server timer of client `key`'s exchange fired, on backend connection `ukey`: its
+/// backend was silent for its server timeout, or the gRPC call's deadline passed. Before
+/// the answer starts, the client gets 504 (DEADLINE_EXCEEDED for a gRPC call). Once it
+/// has started, a call past its deadline is ended as a gRPC proxy ends one: an HTTP/2
+/// stream reset with CANCEL (which a gRPC client reads as DEADLINE_EXCEEDED once its
+/// deadline has passed), an HTTP/1.1 connection closed. The backend is blamed for a
+/// silence, or for a call it had whole and had not begun to answer by its deadline; not
+/// for a client still sending, nor for a streaming call that answered until its deadline.
+/// Either way the backend's connection, or stream, is closed, never reused mid-response.
+pub(in crate::http) fn server_timed_out(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
+    (ukey, backend): (usize, BackendId),
+) {
+    let blame = |core: &mut Core| {
+        warn!("backend {} timed out", core.backends[backend].label);
+        observe(core, backend, Some(Failure::Timeout), "response timed out");
+    };
+    let Some(c) = client_mut(conns, key) else {
+        blame(core);
+        return close_upstream(conns, core, ukey);
+    };
+    let ClientState::Proxying(ex) = std::mem::replace(&mut c.state, ClientState::Idle) else {
+        return blame(core);
+    };
+    let past_deadline = ex.deadline.is_some_and(|d| d <= core.now);
+    if past_deadline && ex.responded {
+        debug!("request {:?}: its gRPC deadline passed", ex.request_id);
+        c.io.sock.cancel();
+    } else if !past_deadline || ex.request_body.is_done() {
+        blame(core);
+    }
+    core.backends[backend].request_done();
+    close_upstream(conns, core, ukey);
+    let text = "the backend did not answer in time";
+    fail_exchange(conns, core, key, ex, 504, text);
+    drive(conns, core, key);
 }
 
 /// A gRPC call that ran out of time at lb gets what a gRPC client reads as
