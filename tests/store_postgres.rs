@@ -275,20 +275,7 @@ fn a_schema_newer_than_lb_is_refused_at_start() {
     pg.client()
         .execute("UPDATE lb_schema SET version = version + 1", &[])
         .expect("pretend a later lb migrated");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lb"));
-    cmd.args(lb_args(&[&b_addr], &["--journal", &url]));
-    let mut refused = spawn_exiting(&mut cmd);
-    assert_eq!(
-        refused.exit_code_within(Duration::from_secs(10)),
-        Some(2),
-        "{}",
-        refused.log_text()
-    );
-    assert!(
-        refused.wait_log("newer than this lb's", Duration::from_secs(5)),
-        "{}",
-        refused.log_text()
-    );
+    refused_at_start(&b_addr, &url, "newer than this lb's");
 }
 
 #[test]
@@ -303,8 +290,14 @@ fn a_store_that_refuses_lb_says_why_at_start() {
     let url = pg
         .url("refused")
         .replace("postgres://lb@", "postgres://nobody_here@");
+    refused_at_start(&b_addr, &url, "FATAL: role \"nobody_here\" does not exist");
+}
+
+/// Starts lb on store `url` in front of `backend`, and sees it exit with status 2 having
+/// said `says`.
+fn refused_at_start(backend: &str, url: &str, says: &str) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lb"));
-    cmd.args(lb_args(&[&b_addr], &["--journal", &url]));
+    cmd.args(lb_args(&[backend], &["--journal", url]));
     let mut refused = spawn_exiting(&mut cmd);
     assert_eq!(
         refused.exit_code_within(Duration::from_secs(10)),
@@ -313,10 +306,7 @@ fn a_store_that_refuses_lb_says_why_at_start() {
         refused.log_text()
     );
     assert!(
-        refused.wait_log(
-            "FATAL: role \"nobody_here\" does not exist",
-            Duration::from_secs(5)
-        ),
+        refused.wait_log(says, Duration::from_secs(5)),
         "{}",
         refused.log_text()
     );
