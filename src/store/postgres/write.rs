@@ -11,9 +11,10 @@
 //! A job with finished copies is found by a lookup on its whole primary key (a scalar
 //! subquery, which no plan turns into a join) and read and changed by `ctid`, so no plan
 //! can scan an instance's whole key range, dead entries included, whatever the table's
-//! statistics say: a plain join did, and PostgreSQL's CPU went to reading dead entries. Inserts check no conflict beyond the primary key's
-//! own: a job is inserted once, under a new random 128-bit id (a batch that fails is never
-//! sent again with its jobs, `Op::kept`).
+//! statistics say: a plain join did, and PostgreSQL's CPU went to reading dead entries.
+//! Inserts check no conflict beyond the primary key's own: a job is inserted once, under
+//! a new random 128-bit id (a batch that fails is never sent again with its jobs,
+//! `Op::kept`).
 
 use std::collections::HashSet;
 
@@ -32,8 +33,8 @@ mod tests;
 /// backends); copies finished of jobs committed before (`$9` jobs, `$10` backends, `$11`
 /// given up); copies of this batch's jobs given up at once (`$12` jobs, `$13` backends,
 /// `$14` request ids). Returns the number of lease rows renewed: 0 means fenced, and
-/// nothing changed. A job's rows are deleted or rewritten, never both: `emptied` takes
-/// those whose every owed copy finished, `shrunk` the others.
+/// nothing changed. A job's row is deleted or rewritten, never both: `emptied` takes those
+/// whose every owed copy finished, `shrunk` the others.
 const COMMIT: &str = "\
 WITH renew AS (
     UPDATE lb_instances SET expires = now() + make_interval(secs => $3), renewed = now()
