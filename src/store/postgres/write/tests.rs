@@ -29,7 +29,8 @@ fn new_jobs_owe_every_copy_and_earlier_jobs_copies_are_finished() {
     let (one, nine) = (&1u128.to_le_bytes()[..], &9u128.to_le_bytes()[..]);
     assert_eq!(c.jobs.0, [one]);
     assert_eq!(c.jobs.1, [&b"r1"[..]]);
-    assert_eq!(c.owed, (vec![one, one], vec!["a", "b"]));
+    assert_eq!((c.jobs.3, c.jobs.4), (vec![1], vec![2]));
+    assert_eq!(c.owed, ["a", "b"]);
     assert_eq!(
         c.finished,
         (vec![nine, nine], vec!["a", "b"], vec![false, true])
@@ -51,7 +52,8 @@ fn a_copy_finished_in_its_jobs_batch_is_never_inserted() {
     // Job 1 still owes b; job 2 owes nothing, so it is not inserted, but its copy given
     // up is noted for operators with its request id.
     assert_eq!(c.jobs.0, [one]);
-    assert_eq!(c.owed, (vec![one], vec!["b"]));
+    assert_eq!((c.jobs.3, c.jobs.4), (vec![1], vec![1]));
+    assert_eq!(c.owed, ["b"]);
     assert!(c.finished.0.is_empty());
     assert_eq!(c.given_up_new, (vec![two], vec!["a"], vec![&b"r2"[..]]));
 }
@@ -76,6 +78,21 @@ fn a_failed_batch_keeps_its_finished_copies_and_withdraws_its_jobs() {
     assert_eq!(again, [Op::Withdrawn { id: 1 }, finished(9, "a", false)]);
     let keyed = keyed(&again);
     let c = Columns::of(&keyed);
-    assert!(c.jobs.0.is_empty() && c.owed.0.is_empty());
+    assert!(c.jobs.0.is_empty() && c.owed.is_empty());
     assert_eq!(c.finished.1, ["a"]);
+}
+
+/// Each new job's owed copies are its own slice of one column, in order.
+#[test]
+fn each_job_owes_its_own_slice_of_the_owed_column() {
+    let ops = [
+        job(1, &["a", "b"]),
+        job(2, &["c"]),
+        job(3, &["a", "b", "c"]),
+        finished(3, "b", false),
+    ];
+    let keyed = keyed(&ops);
+    let c = Columns::of(&keyed);
+    assert_eq!(c.owed, ["a", "b", "c", "a", "c"]);
+    assert_eq!((c.jobs.3, c.jobs.4), (vec![1, 3, 4], vec![2, 3, 5]));
 }
