@@ -450,6 +450,7 @@ impl EventLoop {
             }
             Timer::UpgradeDeadline(pid) => return self.upgrade_timed_out(pid),
             Timer::Gathered => return admin::gathered(&mut self.conns, &mut self.core, true),
+            Timer::StoreDue => return fanout::store_due(&mut self.core),
         };
         match self.conns.get(key) {
             Some(Conn::Client(c)) if c.serial == serial => {

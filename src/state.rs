@@ -106,6 +106,8 @@ pub enum Timer {
     AcceptRetry,
     /// Admin requests waiting for every worker's counters answer with what there is.
     Gathered,
+    /// The journal has records to let go of by itself (`Store::due`).
+    StoreDue,
 }
 
 /// Everything the connection handlers share, apart from the slab itself.

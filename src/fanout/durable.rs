@@ -16,7 +16,7 @@ use slab::Slab;
 use super::{Job, Phase, deliver, insert_job, reply};
 use crate::backend::{Backend, BackendId, Role};
 use crate::config::{FLAGS_POOL, JournalSync};
-use crate::event_loop::{Conn, Core};
+use crate::event_loop::{Conn, Core, Timer};
 use crate::http::head::{ClientSide, Method, RequestId};
 use crate::journal::{
     Done, Doorbell, INHERITED, JobRecord, Journal, Opened, Outcome, Replayed, Uncarried,
@@ -153,8 +153,18 @@ pub fn end_turn(conns: &mut Slab<Conn>, core: &mut Core) {
         return;
     };
     journal.end_turn();
+    if let Some(at) = journal.due().filter(|_| !core.fanout.store_timer) {
+        core.timers.insert(at, Timer::StoreDue);
+        core.fanout.store_timer = true;
+    }
     settle_batches(conns, core);
     carry_forward(core);
+}
+
+/// The store's `Timer::StoreDue` fired: the turn it ends lets go of what is due, and sets
+/// the next.
+pub fn store_due(core: &mut Core) {
+    core.fanout.store_timer = false;
 }
 
 /// An upgraded lb: once the lb it replaces has let go of the journal, worker 0 locks it

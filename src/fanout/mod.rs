@@ -45,7 +45,7 @@ pub use census::refresh_metrics;
 use copy::Response;
 pub use deliver::{backoff, copy_failed, copy_ready, retry_due};
 use durable::Takeover;
-pub use durable::{end_turn, finish_journal, journal_woke, resume, use_journal};
+pub use durable::{end_turn, finish_journal, journal_woke, resume, store_due, use_journal};
 pub use gate::{backend_up, checked, follow_published, moved, unreachable};
 use lane::Lane;
 pub use outcome::Answer;
@@ -67,6 +67,8 @@ pub struct Jobs {
     releasing: bool,
     /// Request bytes held by this worker's jobs, for /metrics (the bound is the process's).
     owed_bytes: u64,
+    /// A `Timer::StoreDue` is set, for what the store lets go of by itself (`Store::due`).
+    store_timer: bool,
 }
 
 impl Jobs {
@@ -81,6 +83,7 @@ impl Jobs {
             unsynced: VecDeque::new(),
             releasing: false,
             owed_bytes: 0,
+            store_timer: false,
         }
     }
 

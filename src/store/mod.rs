@@ -52,6 +52,11 @@ pub trait Store: Send {
     fn cluster(&self) -> Option<&cluster::Cluster> {
         None
     }
+    /// When the store next has records to let go of by itself, with no other event (the
+    /// PostgreSQL store's held copies): the loop takes a turn by then.
+    fn due(&self) -> Option<Instant> {
+        None
+    }
     fn flush(&mut self);
     fn bytes_on_disk(&self) -> u64;
     fn stats(&self) -> &Stats;

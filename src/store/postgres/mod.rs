@@ -24,6 +24,7 @@ use crate::journal::{Done, JobRecord, Outcome, Replayed, Stats, Ticket, Uncarrie
 mod changes;
 mod connect;
 mod follow;
+mod hold;
 mod lease;
 mod replay;
 mod schema;
@@ -32,6 +33,7 @@ mod view;
 mod write;
 
 use connect::{Target, Why};
+use hold::Held;
 use thread::{Batch, News, Op, Thread};
 
 /// A commit unanswered this long means the database is unreachable in all but name: new
@@ -50,6 +52,8 @@ pub struct Postgres {
     queued_upto: Option<u64>,
     /// The records of the open batch.
     pending: Vec<Op>,
+    /// Finished copies held until the other copies of their job finish (`hold.rs`).
+    held: Held,
     /// The batch in the thread: since when, and its records to send again should it fail
     /// (`Op::if_failed`: a failed job is refused to its client, and withdrawn).
     in_flight: Option<(Instant, Vec<Op>)>,
@@ -144,6 +148,7 @@ impl Postgres {
             queued: Vec::new(),
             queued_upto: None,
             pending: Vec::new(),
+            held: Held::default(),
             in_flight: None,
             down: None,
             failed_tries: 0,
@@ -233,6 +238,11 @@ impl Postgres {
                     );
                 }
                 self.down = Some(why.clone());
+                for op in &kept {
+                    if let Op::Withdrawn { id } = op {
+                        self.held.forget(*id);
+                    }
+                }
                 // Finished copies and changes are recorded once it is back, before the
                 // newer records.
                 let later = std::mem::take(&mut self.queued);
@@ -258,6 +268,11 @@ impl Postgres {
         let Some(why) = self.down.clone() else {
             return;
         };
+        for op in &self.queued {
+            if let Op::Job { id, .. } = op {
+                self.held.forget(*id);
+            }
+        }
         self.queued.retain(Op::kept);
         if let Some(batch) = self.queued_upto.take().or(upto) {
             self.done.push_back(Done {
@@ -312,6 +327,7 @@ impl Store for Postgres {
             request: job.request.to_vec(),
             backends: job.backends.iter().map(|b| b.to_string()).collect(),
         });
+        self.held.owes(job.id, job.backends.len());
         Ticket {
             batch: self.batch,
             segment: 0,
@@ -323,11 +339,14 @@ impl Store for Postgres {
     }
 
     fn record(&mut self, id: u128, backend: &str, outcome: Outcome) {
-        self.add(Op::Finished {
+        self.stats.records += 1;
+        let op = Op::Finished {
             id,
             backend: backend.to_string(),
             given_up: outcome == Outcome::Spent,
-        });
+        };
+        self.held
+            .finished(id, op, Instant::now(), &mut self.pending);
     }
 
     fn finished(&mut self, _segment: u64) {}
@@ -339,6 +358,7 @@ impl Store for Postgres {
     }
 
     fn end_turn(&mut self) {
+        self.held.release_due(Instant::now(), &mut self.pending);
         if !self.pending.is_empty() {
             self.queued.append(&mut self.pending);
             self.queued_upto = Some(self.batch);
@@ -386,7 +406,12 @@ impl Store for Postgres {
         self.cluster.as_ref()
     }
 
+    fn due(&self) -> Option<Instant> {
+        self.held.due()
+    }
+
     fn flush(&mut self) {
+        self.held.release_all(&mut self.pending);
         self.end_turn();
         let end = Instant::now() + FLUSH_WAIT;
         while self.in_flight.is_some() || (!self.queued.is_empty() && self.down.is_none()) {
