@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the journal costs: POST fan-out to three backends with no journal, with
 # --journal-sync off, batch and always, and with the PostgreSQL store (a server of its own,
-# started here), in alternating rounds of one run; then GET p99 during a POST storm with no
+# started here), in alternating rounds of one run; then GET p99 during a POST storm (as
+# many POSTs as lb takes, and a paced one every configuration keeps up with) with no
 # journal, with batch and with PostgreSQL, against GET p99 with no storm; PostgreSQL's
 # commits per second and POSTs per commit (pg_stat_database); and the disk's own fdatasync
 # latency. Everything listens on 127.0.0.1 and is stopped on exit.
@@ -16,6 +17,8 @@ Options:
   --rounds N        alternating rounds (default 3)
   --duration DUR    length of each wrk run (default 5s)
   --connections N   wrk connections for the POST load (default 50)
+  --paced N         the paced storm's POSTs per second (default 3000): each connection
+                    waits connections/N s before each POST
   --dir DIR         a directory on the disk you mean to measure; the journals go in a
                     fresh subdirectory, removed at the end (default target; /tmp may be
                     a tmpfs, where a sync costs nothing)
@@ -42,11 +45,13 @@ log() { echo "journal_bench.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 rounds=3 duration=5s connections=50 dir=target port=21000 build=1 postgres=1 baseline=""
+paced=3000
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
+        --paced) paced=$2; shift 2 ;;
         --dir) dir=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
         --no-postgres) postgres=0; shift ;;
@@ -58,6 +63,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds: $rounds"
+[[ $connections =~ ^[1-9][0-9]*$ ]] || die "bad --connections: $connections"
+[[ $paced =~ ^[1-9][0-9]*$ ]] || die "bad --paced: $paced"
 [[ $duration =~ ^([1-9][0-9]*)([sm]?)$ ]] || die "bad --duration: $duration (e.g. 5s, 1m)"
 secs=${BASH_REMATCH[1]}
 [[ ${BASH_REMATCH[2]} != m ]] || secs=$((secs * 60))
@@ -219,6 +226,13 @@ function request()
         ["Content-Type"] = "application/x-www-form-urlencoded" }, body)
 end
 LUA
+# The paced storm's: each connection waits $pause_ms before each POST.
+pause_ms=$(awk -v c="$connections" -v n="$paced" 'BEGIN { printf "%.3f", c * 1000 / n }')
+{
+    cat "$tmp/post.lua"
+    echo "function delay() return $pause_ms end"
+} >"$tmp/paced.lua"
+cp "$tmp/post.lua" "$tmp/flood.lua"
 
 # wrk's answered requests/s, p99 in ms and answered requests: "RPS P99 ANSWERED".
 wrk_run() {
@@ -303,28 +317,38 @@ for r in $(seq "$rounds"); do
     done
 done
 
-# The GETs run inside the storm: it starts half a second before and ends half a second after.
+# The GETs run inside the storm: it starts half a second before and ends half a second
+# after. A flood is as many POSTs as lb takes, so a journal that takes more POSTs also takes
+# more of the CPUs the GETs need; a paced storm is the same POSTs for every configuration.
 storm_configs=(none batch)
 ((postgres)) && storm_configs+=(postgres)
 ((postgres)) && [[ -n $baseline ]] && storm_configs+=(baseline)
+storms=()
+for c in "${storm_configs[@]}"; do storms+=("$c/flood" "$c/paced"); done
 quiet=$( ((postgres)) && echo postgres || echo batch)
-log "GET p99 during a POST storm and without one, $rounds rounds"
+declare -A storm_rps
+log "GET p99 during a POST storm (a flood, and paced at $paced POST/s) and without one," \
+    "$rounds rounds"
 for r in $(seq "$rounds"); do
-    for c in "${storm_configs[@]}" quiet; do
-        set_flags "$([[ $c == quiet ]] && echo "$quiet" || echo "$c")"
+    for s in "${storms[@]}" quiet; do
+        c=${s%/*}
+        set_flags "$([[ $s == quiet ]] && echo "$quiet" || echo "$c")"
         start_lb "${flags[@]}"
         storm=""
-        if [[ $c != quiet ]]; then
-            wrk -t1 -c"$connections" -d$((secs + 1))s -s "$tmp/post.lua" "http://$lb_addr/" -- "s$c$r" \
-                >/dev/null 2>&1 &
+        if [[ $s != quiet ]]; then
+            wrk -t1 -c"$connections" -d$((secs + 1))s -s "$tmp/${s#*/}.lua" \
+                "http://$lb_addr/" -- "s${s/\//}$r" >"$tmp/storm.txt" 2>&1 &
             storm=$!
             sleep 0.5
         fi
         read -r a b _ <<<"$(wrk_run 10 "" "")"
-        [[ -z $storm ]] || wait "$storm" || true
+        if [[ -n $storm ]]; then
+            wait "$storm" || true
+            storm_rps[$s]+=" $(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$tmp/storm.txt")"
+        fi
         stop_lb
-        get_rps[$c]+=" $a" get_p99[$c]+=" $b"
-        log "  round $r  $c: GET $a/s, p99 $b ms"
+        get_rps[$s]+=" $a" get_p99[$s]+=" $b"
+        log "  round $r  $s: GET $a/s, p99 $b ms"
     done
 done
 
@@ -380,24 +404,32 @@ fi
 echo
 echo "### GET during a POST storm (wrk -t1 -c10 GET beside wrk -t1 -c$connections POST)"
 echo
+echo "A flood is as many POSTs as lb takes; a paced storm waits ${pause_ms} ms between a" \
+    "connection's POSTs, $paced POST/s offered."
+echo
 quiet_p99=$(median "${get_p99[quiet]}")
-echo "| journal | POST storm | GET/s | GET p99 | range | of no storm |"
-echo "|---|---|---:|---:|---:|---:|"
-for c in "${storm_configs[@]}" quiet; do
-    if [[ $c == quiet ]]; then
-        label="$(label_of "$quiet") | none"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+echo "| journal | POST storm | its POST/s | GET/s | GET p99 | range | of no storm |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for s in "${storms[@]}" quiet; do
+    if [[ $s == quiet ]]; then
+        label="$(label_of "$quiet") | none | -"
     else
-        label="$(label_of "$c") | beside"
+        label="$(label_of "${s%/*}") | ${s#*/} | $(median "${storm_rps[$s]}")"
     fi
-    m=$(median "${get_p99[$c]}")
-    echo "| $label | $(median "${get_rps[$c]}") | $m ms | $(range "${get_p99[$c]}") ms |" \
-        "$(awk -v a="$m" -v b="$quiet_p99" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') |"
+    m=$(median "${get_p99[$s]}")
+    echo "| $label | $(median "${get_rps[$s]}") | $m ms | $(range "${get_p99[$s]}") ms |" \
+        "$(ratio "$m" "$quiet_p99") |"
 done
 echo
 if ((postgres)); then
-    g=$(awk -v a="$(median "${get_p99[postgres]}")" -v b="$quiet_p99" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    echo "GET p99 beside the storm with the PostgreSQL store / without the storm: $g (goal: at" \
-        "most 1.5, $(awk -v g="$g" 'BEGIN { print (g <= 1.5 ? "met" : "not met") }'))."
+    for kind in flood paced; do
+        g=$(ratio "$(median "${get_p99[postgres/$kind]}")" "$quiet_p99")
+        n=$(ratio "$(median "${get_p99[postgres/$kind]}")" "$(median "${get_p99[none/$kind]}")")
+        echo "GET p99 beside the $kind with the PostgreSQL store / without a storm: $g (goal:" \
+            "at most 1.5, $(awk -v g="$g" 'BEGIN { print (g <= 1.5 ? "met" : "not met") }'));" \
+            "/ beside the same $kind with no journal: $n."
+    done
 fi
 echo "The disk's own fdatasync: ${sync_us} µs (dd oflag=dsync of 4 KiB blocks in $dir: $dd_out)."
 echo "Load average (1, 5, 15 min) at the start: $load_start; at the end:" \
