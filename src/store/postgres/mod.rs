@@ -13,7 +13,7 @@
 //! those of the other instances (`changes.rs`) and the cluster view (`follow.rs`).
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use log::{error, info, warn};
 
@@ -298,8 +298,19 @@ impl Store for Postgres {
         Ok(())
     }
 
+    /// An id whose stored bytes (`to_le_bytes`) begin with the time in microseconds, big
+    /// endian, then 64 random bits: ids compare as bytes in the order they were made, so
+    /// a new job's key goes on the primary key's rightmost leaf, which PostgreSQL keeps at
+    /// hand, rather than on a leaf of its own anywhere in the index. PostgreSQL's CPU per
+    /// POST was a fifth lower than with 128 random bits (journal_bench, alternating).
     fn next_id(&mut self) -> u128 {
-        rand::random()
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&micros.to_be_bytes());
+        bytes[8..].copy_from_slice(&rand::random::<u64>().to_le_bytes());
+        u128::from_le_bytes(bytes)
     }
 
     fn refusing(&self, now: Instant) -> Option<String> {
