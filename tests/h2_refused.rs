@@ -68,7 +68,7 @@ fn a_post_refused_with_rst_stream_goes_to_another_backend_once() {
         .output()
         .expect("curl runs");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "POST /echo 7 h2 body");
-    assert!(stats(&refusing, "refused") >= 3, "round robin sent it some");
+    assert!(stats(&refusing, "refused") >= 1, "round robin sent it some");
     assert_eq!(stats(&good, "processed"), 7, "each POST processed once");
     // Refusing is load shedding, not a failure of the backend's.
     let resets = format!(
