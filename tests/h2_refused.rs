@@ -109,3 +109,26 @@ fn a_post_reset_with_internal_error_is_not_sent_again() {
     assert_eq!(stats(&failing, "refused"), failed);
     assert_eq!(stats(&good, "processed"), 4 - failed);
 }
+
+#[test]
+fn posts_waiting_for_room_on_a_connection_going_away_go_elsewhere_unblamed() {
+    // One stream a connection: the others wait for room, and each connection goes away
+    // at its first request, before they had any.
+    let leaving = h2_backend(&["--goaway", "1"]);
+    let good = h2_backend(&[]);
+    let dir = TempDir::new();
+    let (lb, addr) = lb_h2(&dir, &[&leaving, &good]);
+    let posts: Vec<_> = (0..12)
+        .map(|i| std::thread::spawn(move || post_body(addr, &format!("/echo?{i}"), "b")))
+        .collect();
+    for (i, p) in posts.into_iter().enumerate() {
+        let r = p.join().expect("the POST's thread");
+        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
+    }
+    assert_eq!(stats(&good, "processed"), 12);
+    let failures = format!(
+        "lb_backend_failures_total{{backend=\"{}\",pool=\"grpc\",reason=\"connect\"}}",
+        leaving.addr
+    );
+    assert_eq!(metric(admin_addr(&lb), &failures), 0.0);
+}
