@@ -1,7 +1,8 @@
 //! Streams an h2 backend refuses (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last
 //! stream) were not processed (RFC 9113 §8.7): a POST goes to another backend, once, and
-//! the refusing backend's health is not blamed; a stream reset with another code is a
-//! failure, answered 502 as before. The backends are tests/support/h2_backend.py.
+//! the refusing backend's health is not blamed, nor for the requests that waited for room
+//! on a connection it sent GOAWAY on; a stream reset with another code is a failure,
+//! answered 502 as before. The backends are tests/support/h2_backend.py.
 
 mod common;
 
