@@ -4,6 +4,7 @@
 //! plaintext the same way for both. A client's socket may also be one HTTP/2 stream
 //! (`wire`), which the HTTP/1 code reads and writes like any other.
 
+mod replay;
 mod wire;
 
 use std::io::{self, Read, Write};

@@ -205,7 +205,7 @@ fn refused_streams_and_goaways_go_to_another_backend_or_get_502() {
     let dir = TempDir::new();
     let (_lb, addr) = lb_h2(&dir, &[&refusing], "");
     assert_eq!(get(addr, "/echo").status, 502);
-    // Not replayable once its body went: answered 502, not sent again.
+    // A refused PUT may be sent again (it was not processed), but no other backend is left.
     let put = b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx";
     assert_eq!(request(addr, put).status, 502);
     let dir = TempDir::new();

@@ -16,6 +16,9 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::replay::Replay;
+use crate::buffer::Buffer;
+
 /// The most answer bytes a stream's client side may write before its connection has
 /// framed them: the exchange stops reading from its backend until they are sent.
 pub const ANSWER_ROOM: usize = 32 * 1024;
@@ -52,6 +55,8 @@ pub struct StreamIo {
     /// The client side gave up on its answer (a gRPC call's deadline passed): the
     /// connection resets the stream with CANCEL, dropping what is left unsent.
     pub cancelled: bool,
+    /// A backend stream's request as it went out, should the server refuse the stream.
+    pub replay: Replay,
     /// The connection's slab key and serial, and the list it is woken through.
     parent: (usize, u32),
     woken: Woken,
@@ -76,6 +81,7 @@ impl StreamIo {
             closed: false,
             reset: false,
             cancelled: false,
+            replay: Replay::default(),
             parent,
             woken,
             parent_woken: false,
@@ -97,7 +103,16 @@ impl StreamIo {
         self.closed = false;
         self.reset = false;
         self.cancelled = false;
+        self.replay.clear();
         self.parent_woken = false;
+    }
+
+    /// The first `n` bytes of `answer` were framed: a backend stream's request bytes, kept
+    /// for a refusal.
+    pub fn answer_sent(&mut self, n: usize) {
+        let n = n.min(self.answer.len());
+        self.replay.sent(&self.answer[..n]);
+        self.answer.drain(..n);
     }
 
     /// Request bytes still to be read.
@@ -242,6 +257,28 @@ impl Wire {
                 io.answer_ended = true;
                 io.wake_parent();
             }
+        }
+    }
+
+    /// A backend stream its server refused before answering, while lb held its whole
+    /// request: that request, what went out and then what waited, pushed onto `out`.
+    /// False, with `out` as it was, otherwise.
+    pub fn refused_request(&self, out: &mut Buffer) -> bool {
+        match self {
+            Wire::Tcp(_) => false,
+            Wire::Stream(s) => {
+                let io = s.0.borrow();
+                io.replay.copy_into(&io.answer, out)
+            }
+        }
+    }
+
+    /// A backend stream its server refused before answering (whether or not lb held its
+    /// whole request): it processed none of it.
+    pub fn refused(&self) -> bool {
+        match self {
+            Wire::Tcp(_) => false,
+            Wire::Stream(s) => s.0.borrow().replay.refused(),
         }
     }
 

@@ -256,10 +256,11 @@ fn service(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
         at += 1;
         match waiting {
             // Nothing of its request reached the backend: it goes elsewhere, as after a
-            // refused connect.
+            // refused connect. A GOAWAY (a restart, or lb's own for a backend leaving
+            // rotation) is no fault of the backend's, as a refused stream is not.
             Some(owner) if leaving => {
                 let why = "HTTP/2 connection going away";
-                connect_failed(conns, core, owner, upstream.0, Failure::Connect, why);
+                connect_failed(conns, core, owner, upstream.0, None, why);
             }
             Some(_) if admits => {
                 // Its exchange hands the request over now; its head opens the stream next.
@@ -346,7 +347,7 @@ fn fail(conns: &mut Slab<Conn>, core: &mut Core, key: usize, reason: Failure, wh
         match conns.get(ukey) {
             Some(Conn::Upstream(u)) if u.serial == serial => {
                 if let UpstreamState::Connecting(owner) = u.state {
-                    connect_failed(conns, core, owner, ukey, reason, why);
+                    connect_failed(conns, core, owner, ukey, Some(reason), why);
                 } else {
                     core.revisit.push(ukey);
                 }

@@ -123,7 +123,7 @@ impl Stream {
         };
         self.head_only = method == "HEAD";
         drop(io);
-        self.io.borrow_mut().answer.drain(..used);
+        self.io.borrow_mut().answer_sent(used);
         self.id = Some(id);
         self.sending = match body {
             Framing::Done => Sending::Done,
@@ -154,7 +154,7 @@ impl Stream {
             Sending::Body(framing) => {
                 let before = io.answer.len();
                 let (used, next) = send_body(codec, id, framing, &io, now)?;
-                io.answer.drain(..used);
+                io.answer_sent(used);
                 self.sending = next;
                 self.news |= io.answer.len() < before;
                 Ok(())
@@ -172,6 +172,8 @@ impl Stream {
             response.content_length = Some(0);
         }
         let mut io = self.io.borrow_mut();
+        // Once the server answers, even with a 1xx, it has the request: never replayed.
+        io.replay.give_up();
         let framing = write_response_head(&response, list, &mut io.request);
         self.news = true;
         if response.status < 200 {
@@ -238,6 +240,9 @@ impl Stream {
 
     /// The server reset the stream with `code`: NO_ERROR after a whole response only stops
     /// the request body (§8.1); anything else fails the exchange's next read.
+    /// REFUSED_STREAM before any answer (also a GOAWAY's, for a stream above its last one)
+    /// says the server processed none of the request (§8.7): the exchange may send it
+    /// elsewhere (`Replay`).
     pub fn reset(&mut self, code: ErrorCode) -> Option<Broken> {
         self.news = true;
         if code == ErrorCode::NO_ERROR && self.receiving == Receiving::Done {
@@ -245,6 +250,10 @@ impl Stream {
             return None;
         }
         self.break_off();
+        if code == ErrorCode::REFUSED_STREAM && self.receiving == Receiving::Head {
+            self.io.borrow_mut().replay.refuse();
+            return Some(Broken("stream refused by the backend"));
+        }
         Some(Broken("stream reset by the backend"))
     }
 

@@ -193,3 +193,5 @@ fn a_response_with_a_length_keeps_it_and_its_body_is_passed_as_it_came() {
         "HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\n\r\ngone"
     );
 }
+
+mod refused;

@@ -24,6 +24,7 @@ use crate::strategy::{Members, PickContext};
 use crate::timer::TimerId;
 
 mod outcome;
+mod refused;
 pub(super) use outcome::{client_stalled, fail_exchange, proxy_step, server_timed_out};
 
 /// Exchanges live in boxes, so that an idle client's slab slot stays small, and the boxes

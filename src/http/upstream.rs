@@ -335,7 +335,8 @@ pub fn upstream_ready(conns: &mut Slab<Conn>, core: &mut Core, ukey: usize) {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
                 Err(e) => {
-                    connect_failed(conns, core, owner, ukey, Failure::Connect, &e.to_string());
+                    let why = e.to_string();
+                    connect_failed(conns, core, owner, ukey, Some(Failure::Connect), &why);
                 }
             }
         }
@@ -363,14 +364,16 @@ fn step_owner(conns: &mut Slab<Conn>, core: &mut Core, owner: Owner, ukey: usize
     }
 }
 
-/// A connect failed (`Failure::Connect`) or timed out (`Failure::Timeout`): the owner
-/// retries elsewhere or later.
+/// A connect failed (`Failure::Connect`) or timed out (`Failure::Timeout`), or an HTTP/2
+/// stream's connection went away before it had room (`None`: the backend is not to blame
+/// a client's exchange, though a POST copy counts it as fan-out counts a failed connect):
+/// the owner retries elsewhere or later.
 pub(crate) fn connect_failed(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     owner: Owner,
     ukey: usize,
-    reason: Failure,
+    reason: Option<Failure>,
     why: &str,
 ) {
     let Some(u) = upstream_mut(conns, ukey) else {
@@ -388,13 +391,15 @@ pub(crate) fn connect_failed(
         Owner::Client(client) => client,
         Owner::Copy { job, copy } => {
             let answer = match reason {
-                Failure::Timeout => fanout::Answer::Timeout,
+                Some(Failure::Timeout) => fanout::Answer::Timeout,
                 _ => fanout::Answer::ConnectFailure,
             };
             return fanout::copy_failed(conns, core, job, copy, answer, why);
         }
     };
-    observe(core, backend, Some(reason), why);
+    if reason.is_some() {
+        observe(core, backend, reason, why);
+    }
     core.backends[backend].request_done();
     let Some(c) = client_mut(conns, client) else {
         if let Some(f) = forward {
@@ -433,7 +438,7 @@ pub fn upstream_timer(conns: &mut Slab<Conn>, core: &mut Core, key: usize) {
                 core,
                 owner,
                 key,
-                Failure::Timeout,
+                Some(Failure::Timeout),
                 "connect timed out",
             );
         }

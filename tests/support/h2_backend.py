@@ -10,11 +10,13 @@ trailers grpc-status 0; its head says in grpc-timeout-seen the grpc-timeout it g
 (answers once 8 streams wait at once: only streams that share connections can all get
 there), /endless (DATA for as long as the windows open), /stats (JSON: connections
 accepted, the most open at once, the bytes /endless sent, whether it has waited a second
-for window, and the streams lb reset). --refuse: every stream is reset with
-REFUSED_STREAM. --goaway: each connection gets GOAWAY (last stream 0) on its first
-request. --stop-reading: windows as wide as HTTP/2 allows, and once a request's HEADERS
-are in, the connection's socket is never read again (its kernel buffer fills): it says
-"stopped reading after N bytes" on stderr. A number N: SETTINGS_MAX_CONCURRENT_STREAMS N.
+for window, the streams lb reset, the requests it refused or reset, and the requests it
+processed, /stats aside). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
+each connection gets GOAWAY (last stream 0) on its first request. --reset-internal: every
+stream is reset with INTERNAL_ERROR. --stop-reading: windows as wide as HTTP/2 allows, and
+once a request's HEADERS are in, the connection's socket is never read again (its kernel
+buffer fills): it says "stopped reading after N bytes" on stderr. The modes spare /stats.
+A number N: SETTINGS_MAX_CONCURRENT_STREAMS N.
 """
 import json
 import socket
@@ -37,6 +39,8 @@ STATS = {
     "endless_sent": 0,
     "stalled": False,
     "resets": 0,
+    "refused": 0,
+    "processed": 0,
 }
 SLOW = threading.Condition(LOCK)
 SLOW_WAITING = [0]
@@ -90,6 +94,8 @@ class Conn:
         method = headers.get(":method", "")
         if path == "/stats":
             return self.respond(stream, 200, [("content-type", "application/json")], stats())
+        with LOCK:
+            STATS["processed"] += 1
         if path == "/grpc":
             # As a strict gRPC server: the client must say it takes trailers.
             if headers.get("te") != "trailers":
@@ -211,20 +217,25 @@ class Conn:
     def on_event(self, event):
         if isinstance(event, h2.events.RequestReceived):
             stream = event.stream_id
-            if "--stop-reading" in MODE:
+            headers = dict(event.headers)
+            # /stats is always answered, for the tests to ask.
+            mode = MODE if headers.get(":path") != "/stats" else set()
+            if "--stop-reading" in mode:
                 self.deaf = True
                 return
-            if "--goaway" in MODE:
+            if "--goaway" in mode:
                 with self.lock:
                     self.h2.close_connection(last_stream_id=0)
                     self.flush()
-                return
-            if "--refuse" in MODE:
+                return self.refused()
+            if "--refuse" in mode or "--reset-internal" in mode:
+                code = ErrorCodes.REFUSED_STREAM
+                if "--reset-internal" in mode:
+                    code = ErrorCodes.INTERNAL_ERROR
                 with self.lock:
-                    self.h2.reset_stream(stream, ErrorCodes.REFUSED_STREAM)
+                    self.h2.reset_stream(stream, code)
                     self.flush()
-                return
-            headers = dict(event.headers)
+                return self.refused()
             if headers.get(":path") == "/grpc-stream":
                 args = (stream, headers.get("grpc-timeout", ""))
                 threading.Thread(target=self.tick, args=args, daemon=True).start()
@@ -249,6 +260,10 @@ class Conn:
         elif isinstance(event, h2.events.WindowUpdated):
             with self.lock:
                 self.waiting_window.notify_all()
+
+    def refused(self):
+        with LOCK:
+            STATS["refused"] += 1
 
     def finish(self, stream):
         request = self.requests.pop(stream, None)

@@ -14,7 +14,8 @@ use super::super::client::{
 use super::super::head::RequestId;
 use super::super::pump::{Pump, pump};
 use super::super::upstream::{close_upstream, release_upstream};
-use super::{Exchange, Replay, replay};
+use super::refused::refused_request;
+use super::{Exchange, Replay, replay, retry_elsewhere};
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core};
 use crate::grpc::DEADLINE_EXCEEDED;
@@ -218,6 +219,14 @@ pub(in crate::http) fn proxy_step(
         Pump::UpstreamFailed(why) => {
             let backend = ex.backend;
             core.backends[backend].request_done();
+            // Refused by an h2 backend before answering, with all of it still held: sent
+            // elsewhere as after a refused connect, and not blamed (exchange/refused.rs).
+            if let Some(forward) = refused_request(core, u) {
+                close_upstream(conns, core, ukey);
+                retry_elsewhere(conns, core, key, ex, forward, "stream refused");
+                return Step::Again;
+            }
+            let refused = u.io.sock.refused();
             let replayable = ex.replayable_head.is_some();
             let stale = u.reused && replayable;
             close_upstream(conns, core, ukey);
@@ -229,7 +238,11 @@ pub(in crate::http) fn proxy_step(
                 "backend {} failed request {:?}: {why}",
                 core.backends[backend].label, ex.request_id
             );
-            observe(core, backend, Some(Failure::Reset), why);
+            // A refusal lb could not replay (its body went out beyond what lb keeps) is
+            // answered as a failure, but is still no fault of the backend's.
+            if !refused {
+                observe(core, backend, Some(Failure::Reset), why);
+            }
             if replayable && matches!(ex.client.method, Method::Get | Method::Head) {
                 // Nothing came back, and a GET or HEAD may be sent twice (RFC 9110 9.2.2).
                 return replay(conns, core, key, ex, Replay::Elsewhere);
