@@ -64,7 +64,7 @@ fn post_head(lb: &Proc, headers: &[&str]) -> String {
 fn slow_backend_and_lb(dir: &TempDir, timeout: &str) -> (Proc, Proc) {
     let slow = backend("slow", &["--delay", "60s"]);
     let config = format!(
-        "[admin]\nlisten = \"off\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n\
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n\
          [pools.app]\nbackends = [\"{}\"]\nserver_timeout = \"{timeout}\"\n\
          health = {{ interval = \"0s\" }}\n\n\
          [[routes]]\npool = \"app\"\nfanout = false\n",
@@ -139,7 +139,7 @@ fn streaming_backend_and_lb(dir: &TempDir) -> Option<(Proc, Proc)> {
     }
     let backend = spawn_command(Command::new("python3").arg(H2_BACKEND));
     let config = format!(
-        "[admin]\nlisten = \"off\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n\
+        "[admin]\nlisten = \"127.0.0.1:0\"\n\n[listeners.web]\naddress = \"127.0.0.1:0\"\nh2c = true\n\n\
          [pools.app]\nbackends = [\"{}\"]\nprotocol = \"h2\"\nserver_timeout = \"60s\"\n\
          health = {{ interval = \"0s\" }}\n\n\
          [[routes]]\npool = \"app\"\nfanout = false\n",
@@ -218,6 +218,18 @@ fn a_streaming_call_past_its_deadline_is_reset_with_cancel() {
     // curl: "HTTP/2 stream 1 was not closed cleanly: CANCEL (err 8)".
     assert!(stderr.contains("CANCEL"), "{head}\n{stderr}");
     assert_cut_at_the_deadline(&lb, &call);
+    // The call, counted once, as the 2xx its client got (and the access log says): the
+    // cut counted it a second time, as a 5xx. (The GET is the backend's /stats, above.)
+    let scrape = get(admin_addr(&lb), "/metrics").text();
+    let counted: Vec<&str> = scrape
+        .lines()
+        .filter(|l| l.starts_with("lb_requests_total{") && l.contains("method=\"POST\""))
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    assert!(
+        counted.len() == 1 && counted[0].contains("code=\"2xx\"") && counted[0].ends_with(" 1"),
+        "{counted:?}"
+    );
 }
 
 #[test]

@@ -33,11 +33,16 @@ pub(in crate::http) fn fail_exchange(
     text: &str,
 ) {
     let took = core.now.saturating_duration_since(ex.started);
-    if ex.tried.count() > 0 {
-        core.metrics
-            .request(ex.backend, ex.client.method, status, took);
-    } else {
-        core.metrics.local_response(status);
+    // A response under way was counted when its head came (`pump`), as the status its
+    // client got, which the access log says too; the break is among the backend's
+    // failures. Counting it again here counted one request twice.
+    if !ex.responded {
+        match ex.tried.count() {
+            0 => core.metrics.local_response(status),
+            _ => core
+                .metrics
+                .request(ex.backend, ex.client.method, status, took),
+        }
     }
     let Some(c) = client_mut(conns, key) else {
         return core.exchanges.put(ex);
