@@ -34,8 +34,8 @@ pub(in crate::http) fn fail_exchange(
 ) {
     let took = core.now.saturating_duration_since(ex.started);
     // A response under way was counted when its head came (`pump`), as the status its
-    // client got, which the access log says too; the break is among the backend's
-    // failures. Counting it again here counted one request twice.
+    // client got, which the access log says too; a backend's fault in the break is
+    // counted among its failures. Counting it again here counted one request twice.
     if !ex.responded {
         match ex.tried.count() {
             0 => core.metrics.local_response(status),
