@@ -1,8 +1,9 @@
 //! Streams an h2 backend refuses (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last
-//! stream) were not processed (RFC 9113 §8.7): a POST goes to another backend, once, and
-//! the refusing backend's health is not blamed, nor for the requests that waited for room
-//! on a connection it sent GOAWAY on; a stream reset with another code is a failure,
-//! answered 502 as before. The backends are tests/support/h2_backend.py.
+//! stream) were not processed (RFC 9113 §8.7): a POST goes to another backend, once, or
+//! with no other left to the same one on another connection, within --retries, and the
+//! refusing backend's health is not blamed, nor for the requests that waited for room on a
+//! connection it sent GOAWAY on; a stream reset with another code is a failure, answered
+//! 502 as before. The backends are tests/support/h2_backend.py.
 
 mod common;
 
@@ -132,4 +133,55 @@ fn posts_waiting_for_room_on_a_connection_going_away_go_elsewhere_unblamed() {
         leaving.addr
     );
     assert_eq!(metric(admin_addr(&lb), &failures), 0.0);
+}
+
+#[test]
+fn posts_above_a_restarting_backends_goaway_go_to_it_again_on_a_new_connection() {
+    // The pool's only backend: its first connection takes four POSTs, answers the first
+    // and sends GOAWAY above it, as a server restarting gracefully; its later connections
+    // serve, as the new process would.
+    let restarting = h2_backend(&["--restart"]);
+    let dir = TempDir::new();
+    let (lb, addr) = lb_h2(&dir, &[&restarting]);
+    // The first connection is open, with the server's SETTINGS, before the POSTs come:
+    // they all go on it.
+    assert_eq!(get(addr, "/stats").status, 200);
+    let posts: Vec<_> = (0..4)
+        .map(|i| std::thread::spawn(move || post_body(addr, &format!("/echo?{i}"), "b")))
+        .collect();
+    for (i, p) in posts.into_iter().enumerate() {
+        let r = p.join().expect("the POST's thread");
+        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
+        assert_eq!(r.text(), format!("POST /echo?{i} 1 b"));
+    }
+    assert_eq!(
+        stats(&restarting, "refused"),
+        3,
+        "three were above the GOAWAY"
+    );
+    assert_eq!(
+        stats(&restarting, "processed"),
+        4,
+        "each POST processed once"
+    );
+    for reason in ["connect", "reset"] {
+        let failures = format!(
+            "lb_backend_failures_total{{backend=\"{}\",pool=\"grpc\",reason=\"{reason}\"}}",
+            restarting.addr
+        );
+        assert_eq!(metric(admin_addr(&lb), &failures), 0.0, "{reason}");
+    }
+}
+
+#[test]
+fn a_post_the_only_backend_refuses_every_time_gets_502_after_retries() {
+    let refusing = h2_backend(&["--refuse"]);
+    let dir = TempDir::new();
+    let (_lb, addr) = lb_h2(&dir, &[&refusing]);
+    // The default --retries is 2: three tries in all, each on the same backend, then 502.
+    for round in 1..=2 {
+        let r = post_body(addr, "/echo", "body");
+        assert_eq!(r.status, 502, "round {round}: {}", r.text());
+        assert_eq!(stats(&refusing, "refused"), 3 * round, "round {round}");
+    }
 }

@@ -103,7 +103,8 @@ pub(super) const NUMBERS: &[NumberFlag] = &[
         "retries",
         (2, MAX_RETRIES as u64),
         Zero::Means("tries one backend only"),
-        "connect failures and refused h2 streams retried on another backend",
+        "connect failures and refused h2 streams retried on another backend; a refused stream on \
+         the same one if no other is left",
         false,
     ),
     numeric(

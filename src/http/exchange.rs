@@ -317,9 +317,23 @@ pub(super) fn retry_elsewhere(
     conns: &mut Slab<Conn>,
     core: &mut Core,
     key: usize,
+    ex: Box<Exchange>,
+    forward: Buffer,
+    why: &str,
+) {
+    retry(conns, core, key, ex, forward, why, None);
+}
+
+/// As `retry_elsewhere`; once no other backend is left, `again` (one already tried) may
+/// take the request once more, within --retries (exchange/refused.rs).
+fn retry(
+    conns: &mut Slab<Conn>,
+    core: &mut Core,
+    key: usize,
     mut ex: Box<Exchange>,
     forward: Buffer,
     why: &str,
+    mut again: Option<BackendId>,
 ) {
     debug!(
         "request {:?} to {}: {why}",
@@ -331,7 +345,12 @@ pub(super) fn retry_elsewhere(
             client_ip: client_mut(conns, key).map(|c| c.peer.ip()),
             path: b"",
         };
-        let Some(next) = pick_backend(core, ex.pool, &ctx, &ex.tried) else {
+        let next = pick_backend(core, ex.pool, &ctx, &ex.tried).or_else(|| {
+            again
+                .take()
+                .and_then(|b| refused::pick_again(core, ex.pool, &ctx, b))
+        });
+        let Some(next) = next else {
             break;
         };
         let Some(buf) = forward.take() else {

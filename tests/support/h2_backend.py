@@ -12,7 +12,10 @@ there), /endless (DATA for as long as the windows open), /stats (JSON: connectio
 accepted, the most open at once, the bytes /endless sent, whether it has waited a second
 for window, the streams lb reset, the requests it refused or reset, and the requests it
 processed, /stats aside). --refuse: every stream is reset with REFUSED_STREAM. --goaway:
-each connection gets GOAWAY (last stream 0) on its first request. --reset-internal: every
+each connection gets GOAWAY (last stream 0) on its first request. --restart: as a server
+restarting gracefully, the first connection holds its requests until RESTART_AFTER are
+whole, then sends GOAWAY with the lowest of their streams as the last, answers that one
+and refuses the others; later connections serve as usual. --reset-internal: every
 stream is reset with INTERNAL_ERROR. --stop-reading: windows as wide as HTTP/2 allows, and
 once a request's HEADERS are in, the connection's socket is never read again (its kernel
 buffer fills): it says "stopped reading after N bytes" on stderr. The modes spare /stats.
@@ -30,6 +33,7 @@ import h2.events
 import h2.settings
 from h2.errors import ErrorCodes
 from h2.exceptions import FlowControlError, StreamClosedError
+from hyperframe.frame import GoAwayFrame
 
 LOCK = threading.Lock()
 STATS = {
@@ -49,6 +53,7 @@ MAX_STREAMS = next((int(a) for a in sys.argv[1:] if a.isdigit()), 0)
 WIDEST = 2**31 - 1
 TICK = 0.05
 TICKS = 200
+RESTART_AFTER = 4
 
 
 def stats():
@@ -75,6 +80,9 @@ class Conn:
         self.ticking = set()
         self.waiting_window = threading.Condition(self.lock)
         self.deaf = False
+        # --restart: this connection is the one that goes away; the requests it holds.
+        self.restarting = False
+        self.held = []
 
     def flush(self):
         data = self.h2.data_to_send()
@@ -180,6 +188,7 @@ class Conn:
     def serve(self):
         with LOCK:
             STATS["connections"] += 1
+            self.restarting = "--restart" in MODE and STATS["connections"] == 1
             STATS["open"] += 1
             STATS["most_open"] = max(STATS["most_open"], STATS["open"])
         try:
@@ -269,6 +278,21 @@ class Conn:
         request = self.requests.pop(stream, None)
         if request is None:
             return
+        if self.restarting and request[0].get(":path") != "/stats":
+            self.held.append((stream, request))
+            if len(self.held) < RESTART_AFTER:
+                return
+            self.restarting = False
+            self.held.sort(key=lambda h: h[0])
+            (stream, request), refused = self.held[0], self.held[1:]
+            # Written raw: h2 answers no stream once its own GOAWAY is sent, and a graceful
+            # restart still answers those up to the last stream.
+            goaway = GoAwayFrame(stream_id=0, last_stream_id=stream, error_code=0)
+            with self.lock:
+                self.flush()
+                self.sock.sendall(goaway.serialize())
+            for _ in refused:
+                self.refused()
         headers, body = request
         threading.Thread(
             target=self.handle, args=(stream, headers, bytes(body)), daemon=True

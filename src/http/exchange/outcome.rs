@@ -14,8 +14,8 @@ use super::super::client::{
 use super::super::head::RequestId;
 use super::super::pump::{Pump, pump};
 use super::super::upstream::{close_upstream, release_upstream};
-use super::refused::refused_request;
-use super::{Exchange, Replay, replay, retry_elsewhere};
+use super::refused::{refused_request, retry_refused};
+use super::{Exchange, Replay, replay};
 use crate::backend::BackendId;
 use crate::event_loop::{Conn, Core};
 use crate::grpc::DEADLINE_EXCEEDED;
@@ -225,10 +225,11 @@ pub(in crate::http) fn proxy_step(
             let backend = ex.backend;
             core.backends[backend].request_done();
             // Refused by an h2 backend before answering, with all of it still held: sent
-            // elsewhere as after a refused connect, and not blamed (exchange/refused.rs).
+            // elsewhere as after a refused connect, or to the same backend if no other is
+            // left, and not blamed (exchange/refused.rs).
             if let Some(forward) = refused_request(core, u) {
                 close_upstream(conns, core, ukey);
-                retry_elsewhere(conns, core, key, ex, forward, "stream refused");
+                retry_refused(conns, core, key, ex, forward);
                 return Step::Again;
             }
             let refused = u.io.sock.refused();
