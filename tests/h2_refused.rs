@@ -46,6 +46,27 @@ fn stats(b: &Proc, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
+/// `backend`'s failures for `reason` (connect, reset) in lb's /metrics.
+fn failures(lb: &Proc, backend: &Proc, reason: &str) -> f64 {
+    let series = format!(
+        "lb_backend_failures_total{{backend=\"{}\",pool=\"grpc\",reason=\"{reason}\"}}",
+        backend.addr
+    );
+    metric(admin_addr(lb), &series)
+}
+
+/// `n` POSTs through `addr` at once, each of body "b"; each must come back 200.
+fn concurrent_posts_answered(addr: SocketAddr, n: usize) {
+    let posts: Vec<_> = (0..n)
+        .map(|i| std::thread::spawn(move || post_body(addr, &format!("/echo?{i}"), "b")))
+        .collect();
+    for (i, p) in posts.into_iter().enumerate() {
+        let r = p.join().expect("the POST's thread");
+        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
+        assert_eq!(r.text(), format!("POST /echo?{i} 1 b"));
+    }
+}
+
 /// POSTs `n` bodies through `addr`; each must come back 200 from the backend that took it.
 fn posts_answered(addr: SocketAddr, n: usize) {
     for i in 0..n {
@@ -73,11 +94,7 @@ fn a_post_refused_with_rst_stream_goes_to_another_backend_once() {
     assert!(stats(&refusing, "refused") >= 1, "round robin sent it some");
     assert_eq!(stats(&good, "processed"), 7, "each POST processed once");
     // Refusing is load shedding, not a failure of the backend's.
-    let resets = format!(
-        "lb_backend_failures_total{{backend=\"{}\",pool=\"grpc\",reason=\"reset\"}}",
-        refusing.addr
-    );
-    assert_eq!(metric(admin_addr(&lb), &resets), 0.0);
+    assert_eq!(failures(&lb, &refusing, "reset"), 0.0);
 }
 
 #[test]
@@ -120,19 +137,9 @@ fn posts_waiting_for_room_on_a_connection_going_away_go_elsewhere_unblamed() {
     let good = h2_backend(&[]);
     let dir = TempDir::new();
     let (lb, addr) = lb_h2(&dir, &[&leaving, &good]);
-    let posts: Vec<_> = (0..12)
-        .map(|i| std::thread::spawn(move || post_body(addr, &format!("/echo?{i}"), "b")))
-        .collect();
-    for (i, p) in posts.into_iter().enumerate() {
-        let r = p.join().expect("the POST's thread");
-        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
-    }
+    concurrent_posts_answered(addr, 12);
     assert_eq!(stats(&good, "processed"), 12);
-    let failures = format!(
-        "lb_backend_failures_total{{backend=\"{}\",pool=\"grpc\",reason=\"connect\"}}",
-        leaving.addr
-    );
-    assert_eq!(metric(admin_addr(&lb), &failures), 0.0);
+    assert_eq!(failures(&lb, &leaving, "connect"), 0.0);
 }
 
 #[test]
@@ -146,14 +153,7 @@ fn posts_above_a_restarting_backends_goaway_go_to_it_again_on_a_new_connection()
     // The first connection is open, with the server's SETTINGS, before the POSTs come:
     // they all go on it.
     assert_eq!(get(addr, "/stats").status, 200);
-    let posts: Vec<_> = (0..4)
-        .map(|i| std::thread::spawn(move || post_body(addr, &format!("/echo?{i}"), "b")))
-        .collect();
-    for (i, p) in posts.into_iter().enumerate() {
-        let r = p.join().expect("the POST's thread");
-        assert_eq!(r.status, 200, "POST {i}: {}", r.text());
-        assert_eq!(r.text(), format!("POST /echo?{i} 1 b"));
-    }
+    concurrent_posts_answered(addr, 4);
     assert_eq!(
         stats(&restarting, "refused"),
         3,
@@ -165,11 +165,7 @@ fn posts_above_a_restarting_backends_goaway_go_to_it_again_on_a_new_connection()
         "each POST processed once"
     );
     for reason in ["connect", "reset"] {
-        let failures = format!(
-            "lb_backend_failures_total{{backend=\"{}\",pool=\"grpc\",reason=\"{reason}\"}}",
-            restarting.addr
-        );
-        assert_eq!(metric(admin_addr(&lb), &failures), 0.0, "{reason}");
+        assert_eq!(failures(&lb, &restarting, reason), 0.0, "{reason}");
     }
 }
 
